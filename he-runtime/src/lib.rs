@@ -1,0 +1,1 @@
+//! hetier-he: an RNS-CKKS runtime whose math works on any `AsRef<[u64]>` container.

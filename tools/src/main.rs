@@ -1,0 +1,2 @@
+//! `hetier`: the command-line tool.
+fn main() {}
