@@ -9,12 +9,12 @@ pub enum Error {
     /// The objects that must be in DRAM at once (already pinned plus the new request) exceed
     /// the budget, so the request can never be satisfied by evicting unpinned objects.
     #[error(
-        "pinned set does not fit the DRAM budget: {requested} B requested for object {id} \
+        "pinned set does not fit the DRAM budget: {requested} B requested (object {id:?}) \
          while {pinned} B are pinned (budget {budget} B)"
     )]
     PinnedSetTooLarge {
-        /// Object whose residency was requested.
-        id: ObjectId,
+        /// Object whose residency was requested (`None` for a block writer).
+        id: Option<ObjectId>,
         /// Bytes the request needs.
         requested: u64,
         /// Bytes held by pins (and pinned-for-write blocks) when the request was made.
@@ -36,6 +36,12 @@ pub enum Error {
         /// The id that was looked up.
         id: ObjectId,
     },
+    /// Objects must have at least one byte (the pool cannot store empty ones).
+    #[error("object {id:?} is empty")]
+    EmptyObject {
+        /// The object's id (`None` for a block writer).
+        id: Option<ObjectId>,
+    },
     /// An object with this id already exists; objects are immutable once written.
     #[error("object {id} already exists")]
     DuplicateObject {
@@ -50,14 +56,6 @@ pub enum Error {
         /// Number of live guards.
         pins: u32,
     },
-    /// A block handed to `put_block` has a different length from the one declared.
-    #[error("block holds {actual} B but {expected} B were declared")]
-    LengthMismatch {
-        /// Declared length.
-        expected: u64,
-        /// Actual length.
-        actual: u64,
-    },
     /// A transfer between the tiers failed; the object stays readable from its other copy.
     #[error("transfer of object {id} ({direction}) failed: {reason}")]
     TransferFailed {
@@ -68,6 +66,9 @@ pub enum Error {
         /// The underlying failure, rendered.
         reason: String,
     },
+    /// The persistent-memory pool or the DRAM allocator reported an error.
+    #[error("allocator: {0}")]
+    Allocator(#[from] hetier_allocator::Error),
     /// A trace file is malformed.
     #[error("trace line {line}: {reason}")]
     TraceFormat {

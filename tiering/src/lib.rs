@@ -12,15 +12,18 @@ pub mod error;
 pub mod ids;
 pub mod partition;
 pub mod policy;
+pub mod store;
 pub mod throttle;
 pub mod trace;
 pub mod tracker;
 
 pub use cost::{CostModel, PmDescription, TierCost};
 pub use error::{Error, Result};
+pub use hetier_allocator::{Durability, ObjectKind, Pool, PoolOptions};
 pub use ids::{ObjectId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
 pub use policy::{Policy, PolicyConfig, PolicyReport};
+pub use store::{BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore};
 pub use throttle::{Throttle, ThrottleProfile};
 pub use trace::{
     ObjectClass, Trace, TraceDurability, TraceEvent, TraceHeader, TraceReader, TraceRecorder,

@@ -15,6 +15,7 @@ use crate::ids::ObjectId;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionItem {
     /// The object.
+    #[serde(with = "crate::ids::serde_id")]
     pub id: ObjectId,
     /// Its length in bytes.
     pub len: u64,
@@ -26,6 +27,7 @@ pub struct PartitionItem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Partition {
     /// Objects placed in DRAM, densest first.
+    #[serde(with = "crate::ids::serde_ids")]
     pub dram: Vec<ObjectId>,
     /// Bytes placed in DRAM.
     pub dram_bytes: u64,

@@ -73,6 +73,7 @@ pub enum TraceEvent {
     /// A new object of `len` bytes is written to the store.
     Put {
         /// Object id, unique among live objects.
+        #[serde(with = "crate::ids::serde_id")]
         id: ObjectId,
         /// Object class.
         kind: ObjectClass,
@@ -86,6 +87,7 @@ pub enum TraceEvent {
         /// Operation name (a key into the cost model's per-op table).
         name: String,
         /// Objects that must be DRAM-resident during the operation, in pin order.
+        #[serde(with = "crate::ids::serde_ids")]
         pins: Vec<ObjectId>,
         /// Compute time of the operation on the machine that recorded it.
         compute_ns: u64,
@@ -93,6 +95,7 @@ pub enum TraceEvent {
     /// An object is removed from the store.
     Remove {
         /// Object id.
+        #[serde(with = "crate::ids::serde_id")]
         id: ObjectId,
     },
 }

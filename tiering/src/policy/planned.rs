@@ -2,8 +2,8 @@
 //! objects in plan order, as far ahead as the budget allows.
 //!
 //! The store only prefetches a candidate by evicting objects whose next use is later than the
-//! candidate's, so prefetching never displaces something needed sooner; with equal-sized
-//! objects this makes the sequence of PM reads exactly MIN's.
+//! candidate's, so prefetching never displaces something needed sooner. With prefetch off the
+//! eviction sequence is exactly MIN's (checked against [`crate::belady`] in the tests).
 
 use std::collections::{HashMap, VecDeque};
 
