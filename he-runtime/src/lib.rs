@@ -1,1 +1,6 @@
 //! hetier-he: an RNS-CKKS runtime whose math works on any `AsRef<[u64]>` container.
+
+pub mod error;
+pub mod math;
+
+pub use error::{Error, Result};
