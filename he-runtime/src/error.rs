@@ -1,21 +1,109 @@
-//! The crate's error type: one enum for `math` and `ckks`, with the numbers that explain each case.
+//! The crate's single error type.
 
-/// Every failure of the HE runtime, with structured fields.
+use crate::math::poly::Representation;
+
+/// Every failure `hetier-he` reports; bad input is always one of these, never a panic.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// log2 N is outside the supported range.
-    #[error("log2 N = {log_n} is outside the supported range {min}..={max}")]
-    UnsupportedLogN {
-        /// Requested log2 N.
+    /// A modulus is unusable (even, too small, too large, or not prime where a prime is needed).
+    #[error("invalid modulus {modulus}: {reason}")]
+    InvalidModulus {
+        /// The rejected value.
+        modulus: u64,
+        /// Which requirement it failed.
+        reason: &'static str,
+    },
+    /// Fewer NTT-friendly primes of the requested size exist than were asked for.
+    #[error("only {found} of {wanted} NTT-friendly {bits}-bit primes exist for log N = {log_n}")]
+    NotEnoughPrimes {
+        /// Requested bit size.
+        bits: u32,
+        /// log2 of the ring degree (primes are 1 mod 2N).
+        log_n: u32,
+        /// How many were requested.
+        wanted: usize,
+        /// How many were found.
+        found: usize,
+    },
+    /// A prime size outside what the arithmetic supports for this ring degree.
+    #[error("prime size {bits} bits outside {min}..={max}")]
+    InvalidPrimeBits {
+        /// Requested bit size.
+        bits: u32,
+        /// Smallest supported size.
+        min: u32,
+        /// Largest supported size.
+        max: u32,
+    },
+    /// A ring degree outside the supported range.
+    #[error("log N = {log_n} outside {min}..={max}")]
+    InvalidLogN {
+        /// Requested log2 of the ring degree.
         log_n: u32,
         /// Smallest supported value.
         min: u32,
         /// Largest supported value.
         max: u32,
     },
+    /// Two operands (or an operand and a basis) disagree on the number of RNS limbs.
+    #[error("limb count mismatch: expected {expected}, found {found}")]
+    LimbMismatch {
+        /// What the operation needed.
+        expected: usize,
+        /// What it got.
+        found: usize,
+    },
+    /// Two operands (or an operand and a basis) disagree on the ring degree.
+    #[error("ring degree mismatch: expected {expected}, found {found}")]
+    DegreeMismatch {
+        /// What the operation needed.
+        expected: usize,
+        /// What it got.
+        found: usize,
+    },
+    /// An operand is in coefficient form where NTT form is needed, or the other way round.
+    #[error("representation mismatch: expected {expected:?}, found {found:?}")]
+    RepresentationMismatch {
+        /// What the operation needed.
+        expected: Representation,
+        /// What it got.
+        found: Representation,
+    },
+    /// A buffer (data or scratch) is shorter than the operation needs.
+    #[error("buffer too small: need {needed} words, got {found}")]
+    BufferTooSmall {
+        /// Words needed.
+        needed: usize,
+        /// Words provided.
+        found: usize,
+    },
+    /// A value has no inverse modulo the given modulus.
+    #[error("{value} is not invertible modulo {modulus}")]
+    NotInvertible {
+        /// The value.
+        value: u64,
+        /// The modulus.
+        modulus: u64,
+    },
+    /// An RNS basis contains the same modulus twice (CRT needs pairwise coprime moduli).
+    #[error("modulus {modulus} appears more than once in an RNS basis")]
+    DuplicateModulus {
+        /// The repeated modulus.
+        modulus: u64,
+    },
+    /// A requested SIMD backend is not available on this CPU or for this modulus.
+    #[error("NTT backend unavailable: {reason}")]
+    BackendUnavailable {
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+
+    // ---- ckks ----
     /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.
-    #[error("log2(QP) = {log_qp:.1} bits exceeds the 128-bit bound of {bound} bits at log2 N = {log_n}")]
+    #[error(
+        "log2(QP) = {log_qp:.1} bits exceeds the 128-bit bound of {bound} bits at log2 N = {log_n}"
+    )]
     InsecureParameters {
         /// log2 N of the set.
         log_n: u32,
@@ -31,26 +119,6 @@ pub enum Error {
         name: &'static str,
         /// Why it was rejected.
         reason: String,
-    },
-    /// A modulus is not a prime congruent to 1 mod 2N, or has an unsupported size.
-    #[error("modulus {modulus} is not an NTT-friendly prime for 2N = {two_n} below 2^{max_bits}")]
-    InvalidModulus {
-        /// The offending modulus.
-        modulus: u64,
-        /// 2N for the ring.
-        two_n: u64,
-        /// Largest supported bit size.
-        max_bits: u32,
-    },
-    /// Not enough primes of the requested size exist.
-    #[error("could not find {count} NTT-friendly primes of {bits} bits for 2N = {two_n}")]
-    NotEnoughPrimes {
-        /// Requested count.
-        count: usize,
-        /// Requested bit size.
-        bits: u32,
-        /// 2N for the ring.
-        two_n: u64,
     },
     /// An operation needs a level below 0 (no prime left to rescale by or drop).
     #[error("operation needs level {needed} but the ciphertext is at level {level}")]
@@ -85,7 +153,9 @@ pub enum Error {
         right_log2: f64,
     },
     /// An operand was made under another parameter set.
-    #[error("parameter mismatch: object made under parameters {found:#018x}, expected {expected:#018x}")]
+    #[error(
+        "parameter mismatch: object made under parameters {found:#018x}, expected {expected:#018x}"
+    )]
     ParamsMismatch {
         /// Id of the evaluator's parameters.
         expected: u64,
@@ -162,5 +232,5 @@ pub enum Error {
     },
 }
 
-/// Result alias for the HE runtime.
+/// Result alias for `hetier-he`.
 pub type Result<T> = std::result::Result<T, Error>;

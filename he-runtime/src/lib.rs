@@ -2,5 +2,6 @@
 
 pub mod ckks;
 pub mod error;
+pub mod math;
 
 pub use error::{Error, Result};

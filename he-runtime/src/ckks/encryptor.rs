@@ -36,7 +36,14 @@ impl SeededCiphertext {
         data[..l1 * n].copy_from_slice(&self.c0);
         let idx: Vec<usize> = (0..l1).collect();
         uniform_from_seed(ctx, &self.seed, SYM_STREAM, &idx, &mut data[l1 * n..]);
-        Ok(Ciphertext { data, level: self.level, scale: self.scale, n, parts: 2, params_id: self.params_id })
+        Ok(Ciphertext {
+            data,
+            level: self.level,
+            scale: self.scale,
+            n,
+            parts: 2,
+            params_id: self.params_id,
+        })
     }
     /// Level of the ciphertext.
     pub fn level(&self) -> usize {
@@ -139,7 +146,13 @@ impl Encryptor {
                 o[j] = add_mod(sub_mod(o[j], p.mul(al[j], s[j]), p.q), m[j], p.q);
             }
         });
-        Ok(SeededCiphertext { c0, seed, level: pt.level, scale: pt.scale, params_id: ctx.params().id() })
+        Ok(SeededCiphertext {
+            c0,
+            seed,
+            level: pt.level,
+            scale: pt.scale,
+            params_id: ctx.params().id(),
+        })
     }
 
     /// Secret-key encryption into a full ciphertext.

@@ -40,7 +40,10 @@ impl Evaluator {
     pub(crate) fn check_ct<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<()> {
         self.ctx.check_id(ct.params_id)?;
         if ct.level > self.ctx.params().max_level() {
-            return Err(Error::InvalidLevel { level: ct.level, max: self.ctx.params().max_level() });
+            return Err(Error::InvalidLevel {
+                level: ct.level,
+                max: self.ctx.params().max_level(),
+            });
         }
         Ok(())
     }
@@ -57,7 +60,10 @@ impl Evaluator {
             return Err(Error::LevelMismatch { left: a.level, right: b.level });
         }
         if scale && !scales_match(a.scale, b.scale) {
-            return Err(Error::ScaleMismatch { left_log2: a.scale.log2(), right_log2: b.scale.log2() });
+            return Err(Error::ScaleMismatch {
+                left_log2: a.scale.log2(),
+                right_log2: b.scale.log2(),
+            });
         }
         Ok(())
     }
@@ -74,7 +80,10 @@ impl Evaluator {
             return Err(Error::LevelMismatch { left: a.level, right: p.level });
         }
         if scale && !scales_match(a.scale, p.scale) {
-            return Err(Error::ScaleMismatch { left_log2: a.scale.log2(), right_log2: p.scale.log2() });
+            return Err(Error::ScaleMismatch {
+                left_log2: a.scale.log2(),
+                right_log2: p.scale.log2(),
+            });
         }
         Ok(())
     }
@@ -97,9 +106,10 @@ impl Evaluator {
             }
             if p < b.parts {
                 let bp = &b.part(p)[..l1 * n];
-                o.par_chunks_mut(n).zip(bp.par_chunks(n)).enumerate().for_each(|(i, (ol, bl))| {
-                    f(self.ctx.prime(i).q, ol, bl)
-                });
+                o.par_chunks_mut(n)
+                    .zip(bp.par_chunks(n))
+                    .enumerate()
+                    .for_each(|(i, (ol, bl))| f(self.ctx.prime(i).q, ol, bl));
             }
         }
         out
@@ -165,7 +175,13 @@ impl Evaluator {
         Ok(out)
     }
 
-    fn plain_op<A, B, F>(&self, a: &Ciphertext<A>, p: &Plaintext<B>, parts: usize, f: F) -> Ciphertext
+    fn plain_op<A, B, F>(
+        &self,
+        a: &Ciphertext<A>,
+        p: &Plaintext<B>,
+        parts: usize,
+        f: F,
+    ) -> Ciphertext
     where
         A: AsRef<[u64]>,
         B: AsRef<[u64]>,
@@ -223,13 +239,20 @@ impl Evaluator {
     }
 
     /// Adds the constant `c` to every slot (exact at the ciphertext's scale).
-    pub fn add_const<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>, c: Complex64) -> Result<Ciphertext> {
+    pub fn add_const<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        c: Complex64,
+    ) -> Result<Ciphertext> {
         self.check_ct(a)?;
         let n = self.ctx.n();
         let re = (c.re * a.scale).round();
         let im = (c.im * a.scale).round();
         if !(re.is_finite() && im.is_finite() && re.abs() < 9.0e18 && im.abs() < 9.0e18) {
-            return Err(Error::EncodingOverflow { value: c.re.max(c.im), scale_log2: a.scale.log2() });
+            return Err(Error::EncodingOverflow {
+                value: c.re.max(c.im),
+                scale_log2: a.scale.log2(),
+            });
         }
         let (re, im) = (re as i64, im as i64);
         let mut out = a.to_owned_ct();
@@ -268,7 +291,12 @@ impl Evaluator {
 
     /// Multiplies by the real constant `c` encoded at `scale` (round(c·scale)); the result's
     /// scale is multiplied by `scale`, so rescale afterwards.
-    pub fn mul_const<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>, c: f64, scale: f64) -> Result<Ciphertext> {
+    pub fn mul_const<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        c: f64,
+        scale: f64,
+    ) -> Result<Ciphertext> {
         let v = (c * scale).round();
         if !(v.is_finite() && v.abs() < 9.0e18) {
             return Err(Error::EncodingOverflow { value: c, scale_log2: scale.log2() });
@@ -306,7 +334,8 @@ impl Evaluator {
                 let (a0, a1, b0, b1) = (&a0[r.clone()], &a1[r.clone()], &b0[r.clone()], &b1[r]);
                 for c in 0..n {
                     x0[c] = p.mul(a0[c], b0[c]);
-                    x1[c] = p.reduce_u128(a0[c] as u128 * b1[c] as u128 + a1[c] as u128 * b0[c] as u128);
+                    x1[c] = p
+                        .reduce_u128(a0[c] as u128 * b1[c] as u128 + a1[c] as u128 * b0[c] as u128);
                     x2[c] = p.mul(a1[c], b1[c]);
                 }
             });
@@ -338,11 +367,7 @@ impl Evaluator {
                     let ql_mod = ql.q % p.q;
                     for (tv, &x) in t.iter_mut().zip(last) {
                         // Centred representative of the last limb, so the division rounds.
-                        *tv = if x > half {
-                            sub_mod(x % p.q, ql_mod, p.q)
-                        } else {
-                            x % p.q
-                        };
+                        *tv = if x > half { sub_mod(x % p.q, ql_mod, p.q) } else { x % p.q };
                     }
                     p.ntt(t);
                     let (w, ws) = consts[i];
@@ -357,7 +382,11 @@ impl Evaluator {
     }
 
     /// The same ciphertext restricted to q_0..q_level (no scale change).
-    pub fn drop_to_level<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>, level: usize) -> Result<Ciphertext> {
+    pub fn drop_to_level<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        level: usize,
+    ) -> Result<Ciphertext> {
         self.check_ct(a)?;
         if level > a.level {
             return Err(Error::InvalidLevel { level, max: a.level });
@@ -385,7 +414,11 @@ impl Evaluator {
             return Ok((self.drop_to_level(a, l)?, self.drop_to_level(b, l)?));
         }
         let swap = a.scale > b.scale;
-        let (small, big) = if swap { (b.to_owned_ct(), a.to_owned_ct()) } else { (a.to_owned_ct(), b.to_owned_ct()) };
+        let (small, big) = if swap {
+            (b.to_owned_ct(), a.to_owned_ct())
+        } else {
+            (a.to_owned_ct(), b.to_owned_ct())
+        };
         let t = small.level.min(big.level + 1);
         if t == 0 {
             return Err(Error::LevelExhausted { level: 0, needed: 1 });

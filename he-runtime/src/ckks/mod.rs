@@ -21,9 +21,13 @@ pub use encoder::Encoder;
 pub use encryptor::{Decryptor, Encryptor, SeededCiphertext};
 pub use evaluator::Evaluator;
 pub use fft::Complex64;
-pub use keys::{GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, PublicKey, RelinKey, SecretKey};
+pub use keys::{
+    GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, PublicKey, RelinKey, SecretKey,
+};
 pub use keyswitch::Scratch;
-pub use params::{max_log_qp_128, Params, ParamsBuilder, Preset, MAX_LOG_N, MIN_LOG_N, SECURITY_128_MAX_LOG_QP};
+pub use params::{
+    max_log_qp_128, Params, ParamsBuilder, Preset, MAX_LOG_N, MIN_LOG_N, SECURITY_128_MAX_LOG_QP,
+};
 pub use rotation::HoistedCiphertext;
 pub use sampling::{os_seed, Seed, SIGMA};
 pub use serialize::{blob_kind, BlobKind, FORMAT_VERSION};

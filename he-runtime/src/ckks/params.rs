@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use super::ring::{is_prime, primes_below, primes_near, MAX_PRIME_BITS};
+use super::ring::{primes_below, primes_near, MAX_PRIME_BITS};
 use crate::error::{Error, Result};
+use crate::math::is_prime;
 
 /// Smallest supported log2 N.
 pub const MIN_LOG_N: u32 = 12;
@@ -172,7 +173,7 @@ impl ParamsBuilder {
     pub fn build(&self) -> Result<Params> {
         let log_n = self.log_n;
         if !(MIN_LOG_N..=MAX_LOG_N).contains(&log_n) {
-            return Err(Error::UnsupportedLogN { log_n, min: MIN_LOG_N, max: MAX_LOG_N });
+            return Err(Error::InvalidLogN { log_n, min: MIN_LOG_N, max: MAX_LOG_N });
         }
         let two_n = 2u64 << log_n;
         let q = match &self.q {
@@ -224,8 +225,14 @@ impl ParamsBuilder {
         }
         let all: Vec<u64> = q.iter().chain(&p).copied().collect();
         for (i, &m) in all.iter().enumerate() {
-            if m % two_n != 1 || !is_prime(m) || m >> MAX_PRIME_BITS != 0 {
-                return Err(Error::InvalidModulus { modulus: m, two_n, max_bits: MAX_PRIME_BITS });
+            if m >> MAX_PRIME_BITS != 0 {
+                return Err(Error::InvalidModulus { modulus: m, reason: "must be below 2^61" });
+            }
+            if m % two_n != 1 {
+                return Err(Error::InvalidModulus { modulus: m, reason: "must be 1 mod 2N" });
+            }
+            if !is_prime(m) {
+                return Err(Error::InvalidModulus { modulus: m, reason: "must be prime" });
             }
             if all[..i].contains(&m) {
                 return Err(Error::InvalidParameter {
@@ -404,8 +411,8 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_typed_errors() {
-        assert!(matches!(ParamsBuilder::new(11).build(), Err(Error::UnsupportedLogN { .. })));
-        assert!(matches!(ParamsBuilder::new(18).build(), Err(Error::UnsupportedLogN { .. })));
+        assert!(matches!(ParamsBuilder::new(11).build(), Err(Error::InvalidLogN { .. })));
+        assert!(matches!(ParamsBuilder::new(18).build(), Err(Error::InvalidLogN { .. })));
         let mut b = ParamsBuilder::new(12);
         b.q_primes(&[97]).special_bits(30).dnum(1);
         assert!(matches!(b.build(), Err(Error::InvalidModulus { modulus: 97, .. })));

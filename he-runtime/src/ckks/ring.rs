@@ -1,10 +1,11 @@
-//! Portable RNS ring helpers used by `ckks` (a clearly separate stand-in for `crate::math`).
-//!
-//! Word-sized modular arithmetic (Barrett for products, Shoup for multiplications by a fixed
-//! constant), NTT-friendly prime generation, the negacyclic NTT with lazy Harvey butterflies and
-//! fast RNS basis extension. Everything works on plain `&[u64]` limbs of N words.
+//! The per-prime view `ckks` uses of `crate::math`: each [`Prime`] wraps a `math::NttTable`
+//! (portable or AVX-512 IFMA NTT, chosen at run time) with the scalar helpers the scheme's
+//! hot loops inline. Also the scale-stable prime selection (primes alternating around 2^bits)
+//! and the fast RNS basis extension used by hybrid key switching, which `ckks` keeps here
+//! because it needs per-level, per-digit plans with a two-step (prepare / extend) split.
 
 use crate::error::{Error, Result};
+use crate::math::{is_prime, Modulus, NttTable};
 
 /// Largest supported prime: lazy butterflies keep values below 4q, which must fit in a word.
 pub(crate) const MAX_PRIME_BITS: u32 = 61;
@@ -15,13 +16,7 @@ pub(crate) struct Prime {
     pub(crate) q: u64,
     /// floor(2^128 / q) as (low, high) words.
     ratio: (u64, u64),
-    log_n: u32,
-    psi_rev: Vec<u64>,
-    psi_rev_shoup: Vec<u64>,
-    ipsi_rev: Vec<u64>,
-    ipsi_rev_shoup: Vec<u64>,
-    n_inv: u64,
-    n_inv_shoup: u64,
+    table: NttTable,
 }
 
 #[inline(always)]
@@ -78,54 +73,19 @@ pub(crate) fn neg_mod(a: u64, q: u64) -> u64 {
 impl Prime {
     /// Builds the tables for prime `q` and ring degree 2^log_n; `q` must be ≡ 1 mod 2N.
     pub(crate) fn new(q: u64, log_n: u32) -> Result<Self> {
-        let n = 1u64 << log_n;
-        let two_n = 2 * n;
-        if q < 3 || q >> MAX_PRIME_BITS != 0 || q % two_n != 1 || !is_prime(q) {
-            return Err(Error::InvalidModulus { modulus: q, two_n, max_bits: MAX_PRIME_BITS });
+        let two_n = 2u64 << log_n;
+        if q >> MAX_PRIME_BITS != 0 {
+            return Err(Error::InvalidModulus { modulus: q, reason: "must be below 2^61" });
         }
+        if q % two_n != 1 {
+            return Err(Error::InvalidModulus { modulus: q, reason: "must be 1 mod 2N" });
+        }
+        if !is_prime(q) {
+            return Err(Error::InvalidModulus { modulus: q, reason: "must be prime" });
+        }
+        let table = NttTable::new(Modulus::new(q)?, log_n)?;
         let ratio_full = u128::MAX / q as u128; // floor((2^128-1)/q) == floor(2^128/q) for odd q
-        let ratio = (ratio_full as u64, (ratio_full >> 64) as u64);
-        let mut p = Prime {
-            q,
-            ratio,
-            log_n,
-            psi_rev: Vec::new(),
-            psi_rev_shoup: Vec::new(),
-            ipsi_rev: Vec::new(),
-            ipsi_rev_shoup: Vec::new(),
-            n_inv: 0,
-            n_inv_shoup: 0,
-        };
-        let psi = p.primitive_root(two_n)?;
-        let ipsi = p.pow(psi, two_n - 1);
-        let nn = n as usize;
-        let mut pw = vec![0u64; nn];
-        let mut ipw = vec![0u64; nn];
-        let (mut a, mut b) = (1u64, 1u64);
-        for i in 0..nn {
-            pw[i] = a;
-            ipw[i] = b;
-            a = p.mul(a, psi);
-            b = p.mul(b, ipsi);
-        }
-        p.psi_rev = (0..nn).map(|i| pw[bit_rev(i, log_n)]).collect();
-        p.ipsi_rev = (0..nn).map(|i| ipw[bit_rev(i, log_n)]).collect();
-        p.psi_rev_shoup = p.psi_rev.iter().map(|&w| shoup(w, q)).collect();
-        p.ipsi_rev_shoup = p.ipsi_rev.iter().map(|&w| shoup(w, q)).collect();
-        p.n_inv = p.pow(n, q - 2);
-        p.n_inv_shoup = shoup(p.n_inv, q);
-        Ok(p)
-    }
-
-    fn primitive_root(&self, order: u64) -> Result<u64> {
-        let q = self.q;
-        for x in 2..q.min(1 << 20) {
-            let c = self.pow(x, (q - 1) / order);
-            if self.pow(c, order / 2) == q - 1 {
-                return Ok(c);
-            }
-        }
-        Err(Error::InvalidModulus { modulus: q, two_n: order, max_bits: MAX_PRIME_BITS })
+        Ok(Prime { q, ratio: (ratio_full as u64, (ratio_full >> 64) as u64), table })
     }
 
     /// x mod q for any 128-bit x (Barrett with floor(2^128/q)).
@@ -186,74 +146,16 @@ impl Prime {
         }
     }
 
-    /// Forward negacyclic NTT in place; output in bit-reversed evaluation order, in [0, q).
+    /// Forward negacyclic NTT in place (bit-reversed evaluation order, see `math::ntt`).
+    #[inline]
     pub(crate) fn ntt(&self, a: &mut [u64]) {
-        let q = self.q;
-        let two_q = 2 * q;
-        let n = a.len();
-        debug_assert_eq!(n, 1 << self.log_n);
-        let mut t = n;
-        let mut m = 1;
-        while m < n {
-            t >>= 1;
-            for i in 0..m {
-                let w = self.psi_rev[m + i];
-                let ws = self.psi_rev_shoup[m + i];
-                let (lo, hi) = a[2 * i * t..2 * i * t + 2 * t].split_at_mut(t);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let mut u = *x;
-                    if u >= two_q {
-                        u -= two_q;
-                    }
-                    let v = mul_shoup_lazy(*y, w, ws, q);
-                    *x = u + v;
-                    *y = u + two_q - v;
-                }
-            }
-            m <<= 1;
-        }
-        for x in a.iter_mut() {
-            let mut v = *x;
-            if v >= two_q {
-                v -= two_q;
-            }
-            if v >= q {
-                v -= q;
-            }
-            *x = v;
-        }
+        self.table.forward(a);
     }
 
-    /// Inverse negacyclic NTT in place (input in [0, 2q)); output in [0, q).
+    /// Inverse negacyclic NTT in place, including the N^-1 scaling.
+    #[inline]
     pub(crate) fn intt(&self, a: &mut [u64]) {
-        let q = self.q;
-        let two_q = 2 * q;
-        let n = a.len();
-        let mut t = 1;
-        let mut m = n;
-        while m > 1 {
-            let h = m >> 1;
-            for i in 0..h {
-                let w = self.ipsi_rev[h + i];
-                let ws = self.ipsi_rev_shoup[h + i];
-                let (lo, hi) = a[2 * i * t..2 * i * t + 2 * t].split_at_mut(t);
-                for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-                    let u = *x;
-                    let v = *y;
-                    let mut s = u + v;
-                    if s >= two_q {
-                        s -= two_q;
-                    }
-                    *x = s;
-                    *y = mul_shoup_lazy(u + two_q - v, w, ws, q);
-                }
-            }
-            t <<= 1;
-            m = h;
-        }
-        for x in a.iter_mut() {
-            *x = mul_shoup(*x, self.n_inv, self.n_inv_shoup, q);
-        }
+        self.table.inverse(a);
     }
 }
 
@@ -266,60 +168,16 @@ pub(crate) fn bit_rev(i: usize, bits: u32) -> usize {
     }
 }
 
-fn mul_mod_slow(a: u64, b: u64, m: u64) -> u64 {
-    ((a as u128 * b as u128) % m as u128) as u64
-}
-
-fn pow_mod_slow(mut a: u64, mut e: u64, m: u64) -> u64 {
-    let mut r = 1u64;
-    a %= m;
-    while e > 0 {
-        if e & 1 == 1 {
-            r = mul_mod_slow(r, a, m);
-        }
-        a = mul_mod_slow(a, a, m);
-        e >>= 1;
-    }
-    r
-}
-
-/// Deterministic Miller–Rabin for 64-bit integers.
-pub(crate) fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n % p == 0 {
-            return n == p;
-        }
-    }
-    let mut d = n - 1;
-    let mut s = 0;
-    while d % 2 == 0 {
-        d /= 2;
-        s += 1;
-    }
-    'outer: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        let mut x = pow_mod_slow(a, d, n);
-        if x == 1 || x == n - 1 {
-            continue;
-        }
-        for _ in 1..s {
-            x = mul_mod_slow(x, x, n);
-            if x == n - 1 {
-                continue 'outer;
-            }
-        }
-        return false;
-    }
-    true
-}
-
 /// `count` distinct primes ≡ 1 mod 2N, as close to 2^bits as possible (alternating above and
 /// below, so that rescaling by them keeps a 2^bits scale stable), skipping `exclude`.
-pub(crate) fn primes_near(bits: u32, count: usize, log_n: u32, exclude: &[u64]) -> Result<Vec<u64>> {
+pub(crate) fn primes_near(
+    bits: u32,
+    count: usize,
+    log_n: u32,
+    exclude: &[u64],
+) -> Result<Vec<u64>> {
     let two_n = 2u64 << log_n;
-    let err = Error::NotEnoughPrimes { count, bits, two_n };
+    let err = Error::NotEnoughPrimes { bits, log_n, wanted: count, found: 0 };
     if bits < log_n + 2 || bits > MAX_PRIME_BITS - 1 {
         return Err(err);
     }
@@ -353,30 +211,14 @@ pub(crate) fn primes_near(bits: u32, count: usize, log_n: u32, exclude: &[u64]) 
     Ok(out)
 }
 
-/// `count` distinct primes ≡ 1 mod 2N strictly below 2^bits, largest first.
+/// `count` distinct primes ≡ 1 mod 2N of exactly `bits` bits, largest first.
 pub(crate) fn primes_below(
     bits: u32,
     count: usize,
     log_n: u32,
     exclude: &[u64],
 ) -> Result<Vec<u64>> {
-    let two_n = 2u64 << log_n;
-    let err = Error::NotEnoughPrimes { count, bits, two_n };
-    if bits < log_n + 2 || bits > MAX_PRIME_BITS {
-        return Err(err);
-    }
-    let mut c = (1u64 << bits) - two_n + 1;
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        if c < (1u64 << (bits - 1)) {
-            return Err(err);
-        }
-        if is_prime(c) && !exclude.contains(&c) {
-            out.push(c);
-        }
-        c -= two_n;
-    }
-    Ok(out)
+    crate::math::generate_ntt_primes(bits, log_n, count, exclude)
 }
 
 /// Fast (approximate) basis extension from primes `from` to primes `to` (Halevi–Polyakov–Shoup
@@ -460,7 +302,13 @@ impl BasisExtender {
 
     /// Extends coefficient-form limbs `src` (one per source prime) into `dst` (one per target).
     #[cfg(test)]
-    pub(crate) fn extend(&self, from: &[&Prime], to: &[&Prime], src: &[&[u64]], dst: &mut [&mut [u64]]) {
+    pub(crate) fn extend(
+        &self,
+        from: &[&Prime],
+        to: &[&Prime],
+        src: &[&[u64]],
+        dst: &mut [&mut [u64]],
+    ) {
         let n = src.first().map_or(0, |s| s.len());
         let mut y = vec![0u64; self.n_from * n];
         for (i, b) in from.iter().enumerate() {
@@ -522,7 +370,7 @@ mod tests {
 
     #[test]
     fn basis_extension_is_exact_up_to_multiple_of_source() {
-        let log_n = 3;
+        let log_n = 4;
         let from_q = primes_below(40, 3, log_n, &[]).unwrap();
         let to_q = primes_below(50, 2, log_n, &[]).unwrap();
         let from: Vec<Prime> = from_q.iter().map(|&q| Prime::new(q, log_n).unwrap()).collect();
@@ -532,7 +380,8 @@ mod tests {
         let ext = BasisExtender::new(&fr, &tr);
         // x = small value: the extension must equal x + u·B for a small u ≥ 0.
         let xs: Vec<u64> = vec![0, 1, 12345, 1 << 39, 7];
-        let src: Vec<Vec<u64>> = from_q.iter().map(|&q| xs.iter().map(|&x| x % q).collect()).collect();
+        let src: Vec<Vec<u64>> =
+            from_q.iter().map(|&q| xs.iter().map(|&x| x % q).collect()).collect();
         let srcr: Vec<&[u64]> = src.iter().map(|v| v.as_slice()).collect();
         let mut dst = vec![vec![0u64; xs.len()]; 2];
         {
@@ -543,7 +392,9 @@ mod tests {
             to.iter().map(|c| from_q.iter().fold(1u64, |acc, &b| c.mul(acc, b % c.q))).collect();
         for (j, &x) in xs.iter().enumerate() {
             let ok = (0..=3u64).any(|u| {
-                to.iter().enumerate().all(|(t, c)| dst[t][j] == add_mod(x % c.q, c.mul(u, bmod[t]), c.q))
+                to.iter()
+                    .enumerate()
+                    .all(|(t, c)| dst[t][j] == add_mod(x % c.q, c.mul(u, bmod[t]), c.q))
             });
             assert!(ok, "coefficient {j}");
         }

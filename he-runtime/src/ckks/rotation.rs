@@ -107,7 +107,12 @@ impl Evaluator {
         self.relinearize(&t, rk, scratch)
     }
 
-    fn check_galois<K: AsRef<[u64]>>(&self, key: &GaloisKey<K>, g: u64, step: Option<i64>) -> Result<()> {
+    fn check_galois<K: AsRef<[u64]>>(
+        &self,
+        key: &GaloisKey<K>,
+        g: u64,
+        step: Option<i64>,
+    ) -> Result<()> {
         if key.galois_element != g {
             return Err(Error::MissingGaloisKey { galois_element: g, step });
         }
@@ -149,7 +154,8 @@ impl Evaluator {
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
         let g = self.ctx.galois_element_for_step(step);
-        let key = keys.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(step) })?;
+        let key =
+            keys.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(step) })?;
         self.rotate(a, step, key, scratch)
     }
 
@@ -166,7 +172,11 @@ impl Evaluator {
     }
 
     /// Decomposes c_1 once (ModUp of every digit) for any number of hoisted rotations.
-    pub fn hoist<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>, scratch: &mut Scratch) -> Result<HoistedCiphertext> {
+    pub fn hoist<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        scratch: &mut Scratch,
+    ) -> Result<HoistedCiphertext> {
         self.check_ct(a)?;
         if a.parts != 2 {
             return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
@@ -236,7 +246,9 @@ impl Evaluator {
             .iter()
             .map(|&s| {
                 let g = self.ctx.galois_element_for_step(s);
-                let key = keys.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(s) })?;
+                let key = keys
+                    .get(g)
+                    .ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(s) })?;
                 self.rotate_hoisted(&h, s, key, scratch)
             })
             .collect()

@@ -106,7 +106,11 @@ mod tests {
         let var = e.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / e.len() as f64;
         assert!(mean.abs() < 0.05, "mean {mean}");
         // Rounding adds 1/12 to the variance.
-        assert!((var.sqrt() - (SIGMA * SIGMA + 1.0 / 12.0).sqrt()).abs() < 0.05, "sd {}", var.sqrt());
+        assert!(
+            (var.sqrt() - (SIGMA * SIGMA + 1.0 / 12.0).sqrt()).abs() < 0.05,
+            "sd {}",
+            var.sqrt()
+        );
         assert!(e.iter().all(|&x| x.abs() <= 19));
     }
 

@@ -118,7 +118,9 @@ impl<'a> Reader<'a> {
     fn open(bytes: &'a [u8], kind: BlobKind, ctx: &Context) -> Result<Self> {
         let (found_kind, params_id, body) = parse_header(bytes)?;
         if found_kind != kind {
-            return Err(Error::BadHeader { reason: format!("expected {kind:?}, found {found_kind:?}") });
+            return Err(Error::BadHeader {
+                reason: format!("expected {kind:?}, found {found_kind:?}"),
+            });
         }
         ctx.check_id(params_id)?;
         Ok(Self { buf: body, pos: 0 })
@@ -126,7 +128,11 @@ impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8]> {
         if self.buf.len() - self.pos < len {
             return Err(Error::Corrupt {
-                reason: format!("body ends at {} of {} bytes needed", self.buf.len(), self.pos + len),
+                reason: format!(
+                    "body ends at {} of {} bytes needed",
+                    self.buf.len(),
+                    self.pos + len
+                ),
             });
         }
         let s = &self.buf[self.pos..self.pos + len];
@@ -169,7 +175,9 @@ impl<'a> Reader<'a> {
             bits >>= width;
             nbits -= width;
             if v >= q {
-                return Err(Error::Corrupt { reason: format!("residue {v} not below its prime {q}") });
+                return Err(Error::Corrupt {
+                    reason: format!("residue {v} not below its prime {q}"),
+                });
             }
             *o = v;
         }
@@ -207,10 +215,15 @@ fn parse_header(bytes: &[u8]) -> Result<(BlobKind, u64, &[u8])> {
     let body_len = u64::from_le_bytes(len);
     let needed = (HEADER as u64).saturating_add(body_len).saturating_add(4);
     if (bytes.len() as u64) < needed {
-        return Err(Error::Truncated { needed: needed.min(usize::MAX as u64) as usize, found: bytes.len() });
+        return Err(Error::Truncated {
+            needed: needed.min(usize::MAX as u64) as usize,
+            found: bytes.len(),
+        });
     }
     if bytes.len() as u64 > needed {
-        return Err(Error::Corrupt { reason: format!("{} bytes after the checksum", bytes.len() as u64 - needed) });
+        return Err(Error::Corrupt {
+            reason: format!("{} bytes after the checksum", bytes.len() as u64 - needed),
+        });
     }
     let end = HEADER + body_len as usize;
     let mut c = [0u8; 4];
@@ -401,7 +414,9 @@ fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySwitchKey> {
     let qp = ctx.q_len() + ctx.p_len();
     let dnum = r.u32()? as usize;
     if dnum != ctx.params().dnum() {
-        return Err(Error::Corrupt { reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()) });
+        return Err(Error::Corrupt {
+            reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()),
+        });
     }
     let seed = r.seed()?;
     let mut data = vec![0u64; dnum * 2 * qp * n];
