@@ -1,1 +1,7 @@
 //! hetier-he: an RNS-CKKS runtime whose math works on any `AsRef<[u64]>` container.
+
+pub mod ckks;
+pub mod error;
+pub mod math;
+
+pub use error::{Error, Result};

@@ -1,0 +1,172 @@
+//! The CKKS encoder: complex (or real) slot vectors ↔ plaintext polynomials through the
+//! canonical embedding, at any scale and level.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::ciphertext::Plaintext;
+use super::context::Context;
+use super::fft::Complex64;
+use super::ring::{neg_mod, sub_mod};
+use crate::error::{Error, Result};
+
+/// Encodes and decodes slot vectors; N/2 complex slots, shorter inputs are zero-padded.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    ctx: Arc<Context>,
+}
+
+impl Encoder {
+    /// An encoder for the context's parameters.
+    pub fn new(ctx: &Arc<Context>) -> Self {
+        Self { ctx: Arc::clone(ctx) }
+    }
+
+    /// Encodes real values at `level` and `scale`.
+    pub fn encode_real(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
+        let v: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        self.encode(&v, level, scale)
+    }
+
+    /// Encodes complex values at `level` and `scale`.
+    pub fn encode(&self, values: &[Complex64], level: usize, scale: f64) -> Result<Plaintext> {
+        let ctx = &self.ctx;
+        let n = ctx.n();
+        let slots = ctx.params().slots();
+        if values.len() > slots {
+            return Err(Error::TooManyValues { len: values.len(), slots });
+        }
+        if level > ctx.params().max_level() {
+            return Err(Error::InvalidLevel { level, max: ctx.params().max_level() });
+        }
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(Error::InvalidParameter {
+                name: "scale",
+                reason: format!("scale {scale} must be finite and at least 1"),
+            });
+        }
+        let mut v = vec![Complex64::default(); slots];
+        v[..values.len()].copy_from_slice(values);
+        ctx.fft().inverse(&mut v);
+        let mut coeffs = vec![0f64; n];
+        for (i, z) in v.iter().enumerate() {
+            coeffs[i] = (z.re * scale).round();
+            coeffs[i + slots] = (z.im * scale).round();
+        }
+        if let Some(&bad) = coeffs.iter().find(|c| !c.is_finite()) {
+            return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
+        }
+        let small = coeffs.iter().all(|c| c.abs() < 9.0e18);
+        let mut data = vec![0u64; (level + 1) * n];
+        data.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+            let p = ctx.prime(i);
+            if small {
+                for (o, &c) in limb.iter_mut().zip(&coeffs) {
+                    *o = p.from_i64(c as i64);
+                }
+            } else {
+                for (o, &c) in limb.iter_mut().zip(&coeffs) {
+                    *o = f64_to_residue(c, p);
+                }
+            }
+            p.ntt(limb);
+        });
+        Ok(Plaintext { data, level, scale, n, params_id: ctx.params().id() })
+    }
+
+    /// Decodes a plaintext into its N/2 complex slots.
+    pub fn decode<C: AsRef<[u64]>>(&self, pt: &Plaintext<C>) -> Result<Vec<Complex64>> {
+        let ctx = &self.ctx;
+        ctx.check_id(pt.params_id)?;
+        let n = ctx.n();
+        let slots = n / 2;
+        let l1 = pt.level + 1;
+        let mut coeff = pt.data.as_ref().to_vec();
+        coeff.par_chunks_mut(n).enumerate().for_each(|(i, limb)| ctx.prime(i).intt(limb));
+        let values = crt_center(ctx, &coeff, l1);
+        let inv = 1.0 / pt.scale;
+        let mut v: Vec<Complex64> =
+            (0..slots).map(|i| Complex64::new(values[i] * inv, values[i + slots] * inv)).collect();
+        ctx.fft().forward(&mut v);
+        Ok(v)
+    }
+
+    /// Decodes a plaintext into the real parts of its slots.
+    pub fn decode_real<C: AsRef<[u64]>>(&self, pt: &Plaintext<C>) -> Result<Vec<f64>> {
+        Ok(self.decode(pt)?.into_iter().map(|z| z.re).collect())
+    }
+}
+
+/// x mod q for an integral f64 of any magnitude.
+fn f64_to_residue(x: f64, p: &super::ring::Prime) -> u64 {
+    let bits = x.abs().to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i64 - 1075;
+    let mant = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let r = if exp >= 0 {
+        p.mul(mant % p.q, p.pow(2, exp as u64))
+    } else {
+        (mant >> (-exp).min(63)) % p.q
+    };
+    if x < 0.0 {
+        neg_mod(r, p.q)
+    } else {
+        r
+    }
+}
+
+/// Centred CRT reconstruction of every coefficient from `l1` coefficient-form limbs, as f64.
+/// Mixed-radix (Garner) digits of x + H and of H = (Q-1)/2 are subtracted digit by digit from
+/// the top, so a small centred value is recovered without cancellation.
+fn crt_center(ctx: &Context, coeff: &[u64], l1: usize) -> Vec<f64> {
+    let n = ctx.n();
+    let primes = &ctx.primes()[..l1];
+    if l1 == 1 {
+        let q = primes[0].q;
+        return coeff[..n]
+            .iter()
+            .map(|&x| if x > q / 2 { -((q - x) as f64) } else { x as f64 })
+            .collect();
+    }
+    // inv_prefix[i] = (q_0 ⋯ q_{i-1})^-1 mod q_i.
+    let inv_prefix: Vec<u64> = (0..l1)
+        .map(|i| {
+            let p = &primes[i];
+            let prod = primes[..i].iter().fold(1u64, |acc, pk| p.mul(acc, pk.q % p.q));
+            p.inv(prod)
+        })
+        .collect();
+    let garner = |x: &[u64], digits: &mut [u64]| {
+        for i in 0..l1 {
+            let p = &primes[i];
+            // Value of the digits so far, mod q_i, by Horner from the top digit.
+            let mut acc = 0u64;
+            for k in (0..i).rev() {
+                acc = p.mul(acc, primes[k].q % p.q);
+                acc = super::ring::add_mod(acc, digits[k] % p.q, p.q);
+            }
+            digits[i] = p.mul(sub_mod(x[i], acc, p.q), inv_prefix[i]);
+        }
+    };
+    let h: Vec<u64> = primes.iter().map(|p| (p.q - 1) / 2).collect();
+    let mut h_digits = vec![0u64; l1];
+    garner(&h, &mut h_digits);
+    let mut out = vec![0f64; n];
+    out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
+        let mut x = vec![0u64; l1];
+        let mut d = vec![0u64; l1];
+        for (k, o) in chunk.iter_mut().enumerate() {
+            let j = c * 1024 + k;
+            for i in 0..l1 {
+                x[i] = super::ring::add_mod(coeff[i * n + j], h[i], primes[i].q);
+            }
+            garner(&x, &mut d);
+            let mut v = 0f64;
+            for i in (0..l1).rev() {
+                v = v * primes[i].q as f64 + (d[i] as f64 - h_digits[i] as f64);
+            }
+            *o = v;
+        }
+    });
+    out
+}

@@ -1,0 +1,208 @@
+//! Public-key and secret-key (seeded) encryption, and decryption.
+
+use std::sync::Arc;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+
+use super::ciphertext::{Ciphertext, Plaintext};
+use super::context::Context;
+use super::keys::{PublicKey, SecretKey};
+use super::ring::{add_mod, sub_mod};
+use super::sampling::{gaussian, os_seed, small_to_ntt, ternary, uniform_from_seed, Seed};
+use crate::error::{Error, Result};
+
+/// A symmetric ciphertext stored as (c_0, seed of c_1): half the size of a full ciphertext.
+#[derive(Debug, Clone)]
+pub struct SeededCiphertext {
+    pub(crate) c0: Vec<u64>,
+    pub(crate) seed: Seed,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) params_id: u64,
+}
+
+impl SeededCiphertext {
+    /// Expands c_1 from the seed into a full ciphertext.
+    pub fn expand(&self, ctx: &Context) -> Result<Ciphertext> {
+        ctx.check_id(self.params_id)?;
+        let n = ctx.n();
+        let l1 = self.level + 1;
+        if self.c0.len() != l1 * n {
+            return Err(Error::BufferLength { expected: l1 * n, found: self.c0.len() });
+        }
+        let mut data = vec![0u64; 2 * l1 * n];
+        data[..l1 * n].copy_from_slice(&self.c0);
+        let idx: Vec<usize> = (0..l1).collect();
+        uniform_from_seed(ctx, &self.seed, SYM_STREAM, &idx, &mut data[l1 * n..]);
+        Ok(Ciphertext {
+            data,
+            level: self.level,
+            scale: self.scale,
+            n,
+            parts: 2,
+            params_id: self.params_id,
+        })
+    }
+    /// Level of the ciphertext.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+}
+
+/// Stream id of symmetric-encryption `a` parts (keys use their digit index).
+const SYM_STREAM: u64 = 0xC1;
+
+/// Encrypts plaintexts under a public key or a secret key.
+#[derive(Debug)]
+pub struct Encryptor {
+    ctx: Arc<Context>,
+    rng: ChaCha20Rng,
+}
+
+impl Encryptor {
+    /// An encryptor seeded from the operating system.
+    pub fn new(ctx: &Arc<Context>) -> Self {
+        Self::with_seed(ctx, os_seed())
+    }
+
+    /// A deterministic encryptor (tests and reproducible benchmarks).
+    pub fn with_seed(ctx: &Arc<Context>, seed: Seed) -> Self {
+        Self { ctx: Arc::clone(ctx), rng: ChaCha20Rng::from_seed(seed) }
+    }
+
+    /// Public-key encryption: (u·b + e_0 + m, u·a + e_1) with ternary u.
+    pub fn encrypt_pk<C: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &mut self,
+        pk: &PublicKey<K>,
+        pt: &Plaintext<C>,
+    ) -> Result<Ciphertext> {
+        let ctx = Arc::clone(&self.ctx);
+        ctx.check_id(pk.params_id)?;
+        ctx.check_id(pt.params_id)?;
+        let n = ctx.n();
+        let l1 = pt.level + 1;
+        let lq = ctx.q_len();
+        let u: Vec<i64> = ternary(&mut self.rng, n).into_iter().map(i64::from).collect();
+        let e0 = gaussian(&mut self.rng, n);
+        let e1 = gaussian(&mut self.rng, n);
+        let mut ct = Ciphertext::zeros(2, pt.level, pt.scale, n, ctx.params().id());
+        let (c0, c1) = ct.data.split_at_mut(l1 * n);
+        let pkd: &[u64] = pk.data.as_ref();
+        let ptd: &[u64] = pt.data.as_ref();
+        c0.par_chunks_mut(n).zip(c1.par_chunks_mut(n)).enumerate().for_each(|(i, (a0, a1))| {
+            let p = ctx.prime(i);
+            let mut ul = vec![0u64; n];
+            for (o, &x) in ul.iter_mut().zip(&u) {
+                *o = p.from_i64(x);
+            }
+            p.ntt(&mut ul);
+            for (o, &x) in a0.iter_mut().zip(&e0) {
+                *o = p.from_i64(x);
+            }
+            for (o, &x) in a1.iter_mut().zip(&e1) {
+                *o = p.from_i64(x);
+            }
+            p.ntt(a0);
+            p.ntt(a1);
+            let b = &pkd[i * n..(i + 1) * n];
+            let a = &pkd[(lq + i) * n..(lq + i + 1) * n];
+            let m = &ptd[i * n..(i + 1) * n];
+            for j in 0..n {
+                a0[j] = add_mod(add_mod(a0[j], p.mul(ul[j], b[j]), p.q), m[j], p.q);
+                a1[j] = add_mod(a1[j], p.mul(ul[j], a[j]), p.q);
+            }
+        });
+        Ok(ct)
+    }
+
+    /// Secret-key encryption with c_1 expanded from a fresh seed; keep the seeded form to store
+    /// the ciphertext at half size.
+    pub fn encrypt_sk_seeded<C: AsRef<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        pt: &Plaintext<C>,
+    ) -> Result<SeededCiphertext> {
+        let ctx = Arc::clone(&self.ctx);
+        ctx.check_id(sk.params_id)?;
+        ctx.check_id(pt.params_id)?;
+        let n = ctx.n();
+        let l1 = pt.level + 1;
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let idx: Vec<usize> = (0..l1).collect();
+        let mut a = vec![0u64; l1 * n];
+        uniform_from_seed(&ctx, &seed, SYM_STREAM, &idx, &mut a);
+        let e = gaussian(&mut self.rng, n);
+        let mut c0 = vec![0u64; l1 * n];
+        small_to_ntt(&ctx, &e, &idx, &mut c0);
+        let ptd: &[u64] = pt.data.as_ref();
+        c0.par_chunks_mut(n).zip(a.par_chunks(n)).enumerate().for_each(|(i, (o, al))| {
+            let p = ctx.prime(i);
+            let s = sk.limb(i, n);
+            let m = &ptd[i * n..(i + 1) * n];
+            for j in 0..n {
+                o[j] = add_mod(sub_mod(o[j], p.mul(al[j], s[j]), p.q), m[j], p.q);
+            }
+        });
+        Ok(SeededCiphertext {
+            c0,
+            seed,
+            level: pt.level,
+            scale: pt.scale,
+            params_id: ctx.params().id(),
+        })
+    }
+
+    /// Secret-key encryption into a full ciphertext.
+    pub fn encrypt_sk<C: AsRef<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        pt: &Plaintext<C>,
+    ) -> Result<Ciphertext> {
+        let seeded = self.encrypt_sk_seeded(sk, pt)?;
+        seeded.expand(&self.ctx)
+    }
+}
+
+/// Decrypts ciphertexts with the secret key.
+#[derive(Debug)]
+pub struct Decryptor<'a> {
+    ctx: Arc<Context>,
+    sk: &'a SecretKey,
+}
+
+impl<'a> Decryptor<'a> {
+    /// A decryptor for `sk`.
+    pub fn new(ctx: &Arc<Context>, sk: &'a SecretKey) -> Result<Self> {
+        ctx.check_id(sk.params_id)?;
+        Ok(Self { ctx: Arc::clone(ctx), sk })
+    }
+
+    /// m = c_0 + c_1·s (+ c_2·s²), as a plaintext at the ciphertext's level and scale.
+    pub fn decrypt<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<Plaintext> {
+        let ctx = &self.ctx;
+        ctx.check_id(ct.params_id)?;
+        let n = ctx.n();
+        let l1 = ct.level + 1;
+        let mut data = ct.part(0).to_vec();
+        let c1 = ct.part(1);
+        let c2 = if ct.parts == 3 { Some(ct.part(2)) } else { None };
+        data.par_chunks_mut(n).enumerate().for_each(|(i, o)| {
+            let p = ctx.prime(i);
+            let s = self.sk.limb(i, n);
+            let a = &c1[i * n..(i + 1) * n];
+            for j in 0..n {
+                let mut v = p.mul(a[j], s[j]);
+                if let Some(c2) = c2 {
+                    let s2 = p.mul(s[j], s[j]);
+                    v = add_mod(v, p.mul(c2[i * n + j], s2), p.q);
+                }
+                o[j] = add_mod(o[j], v, p.q);
+            }
+        });
+        debug_assert_eq!(data.len(), l1 * n);
+        Ok(Plaintext { data, level: ct.level, scale: ct.scale, n, params_id: ct.params_id })
+    }
+}

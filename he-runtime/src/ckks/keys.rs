@@ -1,0 +1,315 @@
+//! Secret, public and key-switching keys (relinearisation, rotation, conjugation) and their
+//! generation. Key-switching keys use hybrid decomposition over `dnum` digits with the special
+//! modulus P; every `a` part is expanded from a stored seed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
+use zeroize::Zeroize;
+
+use super::context::Context;
+use super::ring::{add_mod, sub_mod};
+use super::sampling::{gaussian, os_seed, small_to_ntt, ternary, uniform_from_seed, Seed};
+use crate::error::{Error, Result};
+
+/// The ternary secret key s, in NTT form over every Q and P prime. Zeroized on drop; it has
+/// no serialisation and no raw-buffer constructor, so it cannot be written into the store.
+pub struct SecretKey {
+    /// NTT form over q_0..q_L, p_0..p_{K-1}.
+    pub(crate) ntt: Vec<u64>,
+    pub(crate) coeffs: Vec<i8>,
+    pub(crate) params_id: u64,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKey").field("params_id", &self.params_id).finish_non_exhaustive()
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.ntt.zeroize();
+        self.coeffs.zeroize();
+    }
+}
+
+impl SecretKey {
+    /// Fingerprint of the parameters it was made under.
+    pub fn params_id(&self) -> u64 {
+        self.params_id
+    }
+    pub(crate) fn limb(&self, i: usize, n: usize) -> &[u64] {
+        &self.ntt[i * n..(i + 1) * n]
+    }
+}
+
+/// Public key (b, a) = (-a·s + e, a) over Q, in NTT form; `a` comes from `seed`.
+#[derive(Debug, Clone)]
+pub struct PublicKey<C = Vec<u64>> {
+    pub(crate) data: C,
+    pub(crate) seed: Seed,
+    pub(crate) params_id: u64,
+}
+
+impl<C: AsRef<[u64]>> PublicKey<C> {
+    /// Fingerprint of the parameters it was made under.
+    pub fn params_id(&self) -> u64 {
+        self.params_id
+    }
+}
+
+/// A hybrid key-switching key from some s' to s: for each digit j, (b_j, a_j) over QP with
+/// b_j = -a_j·s + e_j + P·[i ∈ digit j]·s'. Layout: `[digit][b|a][limb over QP][N]`.
+#[derive(Debug, Clone)]
+pub struct KeySwitchKey<C = Vec<u64>> {
+    pub(crate) data: C,
+    pub(crate) seed: Seed,
+    pub(crate) dnum: usize,
+    pub(crate) params_id: u64,
+}
+
+impl<C: AsRef<[u64]>> KeySwitchKey<C> {
+    /// Wraps a buffer in the key layout (for instance a pinned store buffer).
+    pub fn from_raw(data: C, seed: Seed, ctx: &Context) -> Result<Self> {
+        let p = ctx.params();
+        let expected = p.dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n();
+        if data.as_ref().len() != expected {
+            return Err(Error::BufferLength { expected, found: data.as_ref().len() });
+        }
+        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id() })
+    }
+    /// The seed the `a` parts are expanded from.
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+    /// The raw words.
+    pub fn as_words(&self) -> &[u64] {
+        self.data.as_ref()
+    }
+    /// Fingerprint of the parameters it was made under.
+    pub fn params_id(&self) -> u64 {
+        self.params_id
+    }
+    /// Limb `i` (QP index) of part `p` (0 = b, 1 = a) of digit `j`.
+    #[inline]
+    pub(crate) fn limb(&self, j: usize, p: usize, i: usize, n: usize, qp: usize) -> &[u64] {
+        let off = ((j * 2 + p) * qp + i) * n;
+        &self.data.as_ref()[off..off + n]
+    }
+}
+
+/// Relinearisation key: switches s² to s.
+#[derive(Debug, Clone)]
+pub struct RelinKey<C = Vec<u64>> {
+    /// The underlying key-switching key.
+    pub key: KeySwitchKey<C>,
+}
+
+/// A Galois key for X → X^g: switches s(X^g) to s. Rotations use g = 5^k mod 2N,
+/// conjugation g = 2N - 1.
+#[derive(Debug, Clone)]
+pub struct GaloisKey<C = Vec<u64>> {
+    /// The Galois element g.
+    pub galois_element: u64,
+    /// The underlying key-switching key.
+    pub key: KeySwitchKey<C>,
+}
+
+/// A set of Galois keys indexed by Galois element.
+#[derive(Debug, Clone, Default)]
+pub struct GaloisKeySet {
+    keys: HashMap<u64, GaloisKey>,
+}
+
+impl GaloisKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds (or replaces) a key.
+    pub fn insert(&mut self, key: GaloisKey) {
+        self.keys.insert(key.galois_element, key);
+    }
+    /// The key for Galois element `g`, if present.
+    pub fn get(&self, g: u64) -> Option<&GaloisKey> {
+        self.keys.get(&g)
+    }
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Generates keys; its randomness comes from the OS or, for reproducible tests, from a seed.
+#[derive(Debug)]
+pub struct KeyGenerator {
+    ctx: Arc<Context>,
+    rng: ChaCha20Rng,
+}
+
+impl KeyGenerator {
+    /// A generator seeded from the operating system.
+    pub fn new(ctx: &Arc<Context>) -> Self {
+        Self::with_seed(ctx, os_seed())
+    }
+
+    /// A deterministic generator (tests and reproducible benchmarks).
+    pub fn with_seed(ctx: &Arc<Context>, seed: Seed) -> Self {
+        Self { ctx: Arc::clone(ctx), rng: ChaCha20Rng::from_seed(seed) }
+    }
+
+    fn next_seed(&mut self) -> Seed {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
+
+    /// A fresh uniform ternary secret key.
+    pub fn secret_key(&mut self) -> SecretKey {
+        let ctx = &self.ctx;
+        let n = ctx.n();
+        let coeffs = ternary(&mut self.rng, n);
+        let wide: Vec<i64> = coeffs.iter().map(|&c| c as i64).collect();
+        let all: Vec<usize> = (0..ctx.q_len() + ctx.p_len()).collect();
+        let mut ntt = vec![0u64; all.len() * n];
+        small_to_ntt(ctx, &wide, &all, &mut ntt);
+        SecretKey { ntt, coeffs, params_id: ctx.params().id() }
+    }
+
+    /// The public key of `sk`.
+    pub fn public_key(&mut self, sk: &SecretKey) -> Result<PublicKey> {
+        let ctx = Arc::clone(&self.ctx);
+        ctx.check_id(sk.params_id)?;
+        let n = ctx.n();
+        let l1 = ctx.q_len();
+        let seed = self.next_seed();
+        let q_idx: Vec<usize> = (0..l1).collect();
+        let mut data = vec![0u64; 2 * l1 * n];
+        let (b, a) = data.split_at_mut(l1 * n);
+        uniform_from_seed(&ctx, &seed, 0, &q_idx, a);
+        let e = gaussian(&mut self.rng, n);
+        small_to_ntt(&ctx, &e, &q_idx, b);
+        b.par_chunks_mut(n).zip(a.par_chunks(n)).enumerate().for_each(|(i, (bl, al))| {
+            let p = ctx.prime(i);
+            let s = sk.limb(i, n);
+            for ((bv, &av), &sv) in bl.iter_mut().zip(al).zip(s) {
+                *bv = sub_mod(*bv, p.mul(av, sv), p.q);
+            }
+        });
+        Ok(PublicKey { data, seed, params_id: ctx.params().id() })
+    }
+
+    /// Key-switching key from s' (NTT form over the Q primes, limb-major) to `sk`.
+    fn switch_key(&mut self, sk: &SecretKey, s_prime: &[u64]) -> KeySwitchKey {
+        let ctx = Arc::clone(&self.ctx);
+        let n = ctx.n();
+        let l1 = ctx.q_len();
+        let qp = l1 + ctx.p_len();
+        let alpha = ctx.params().alpha();
+        let dnum = ctx.params().dnum();
+        let seed = self.next_seed();
+        let all: Vec<usize> = (0..qp).collect();
+        // P mod q_i for the gadget term.
+        let p_mod: Vec<u64> = (0..l1)
+            .map(|i| {
+                let qi = ctx.prime(i);
+                ctx.params().p().iter().fold(1u64, |acc, &pj| qi.mul(acc, pj % qi.q))
+            })
+            .collect();
+        let mut data = vec![0u64; dnum * 2 * qp * n];
+        let errors: Vec<Vec<i64>> = (0..dnum).map(|_| gaussian(&mut self.rng, n)).collect();
+        for (j, chunk) in data.chunks_mut(2 * qp * n).enumerate() {
+            let (b, a) = chunk.split_at_mut(qp * n);
+            uniform_from_seed(&ctx, &seed, j as u64, &all, a);
+            small_to_ntt(&ctx, &errors[j], &all, b);
+            let digit = j * alpha..((j + 1) * alpha).min(l1);
+            b.par_chunks_mut(n).zip(a.par_chunks(n)).enumerate().for_each(|(i, (bl, al))| {
+                let p = ctx.prime(i);
+                let s = sk.limb(i, n);
+                for ((bv, &av), &sv) in bl.iter_mut().zip(al).zip(s) {
+                    *bv = sub_mod(*bv, p.mul(av, sv), p.q);
+                }
+                if digit.contains(&i) {
+                    let sp = &s_prime[i * n..(i + 1) * n];
+                    let pm = p_mod[i];
+                    for (bv, &x) in bl.iter_mut().zip(sp) {
+                        *bv = add_mod(*bv, p.mul(x, pm), p.q);
+                    }
+                }
+            });
+        }
+        KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() }
+    }
+
+    /// The relinearisation key of `sk` (switches s² to s).
+    pub fn relin_key(&mut self, sk: &SecretKey) -> Result<RelinKey> {
+        self.ctx.check_id(sk.params_id)?;
+        let n = self.ctx.n();
+        let l1 = self.ctx.q_len();
+        let mut s2 = vec![0u64; l1 * n];
+        s2.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
+            let p = self.ctx.prime(i);
+            for (o, &s) in out.iter_mut().zip(sk.limb(i, n)) {
+                *o = p.mul(s, s);
+            }
+        });
+        let key = self.switch_key(sk, &s2);
+        s2.zeroize();
+        Ok(RelinKey { key })
+    }
+
+    /// The Galois key for X → X^g (g odd, below 2N).
+    pub fn galois_key(&mut self, sk: &SecretKey, g: u64) -> Result<GaloisKey> {
+        let ctx = Arc::clone(&self.ctx);
+        ctx.check_id(sk.params_id)?;
+        let n = ctx.n();
+        if g % 2 == 0 || g >= 2 * n as u64 {
+            return Err(Error::InvalidParameter {
+                name: "galois element",
+                reason: format!("{g} is not odd and below 2N = {}", 2 * n),
+            });
+        }
+        let l1 = ctx.q_len();
+        let perm = ctx.galois_perm(g);
+        let mut sg = vec![0u64; l1 * n];
+        sg.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
+            let s = sk.limb(i, n);
+            for (o, &p) in out.iter_mut().zip(&perm) {
+                *o = s[p as usize];
+            }
+        });
+        let key = self.switch_key(sk, &sg);
+        sg.zeroize();
+        Ok(GaloisKey { galois_element: g, key })
+    }
+
+    /// The Galois key of a left rotation by `step` slots.
+    pub fn rotation_key(&mut self, sk: &SecretKey, step: i64) -> Result<GaloisKey> {
+        let g = self.ctx.galois_element_for_step(step);
+        self.galois_key(sk, g)
+    }
+
+    /// The Galois key of complex conjugation.
+    pub fn conjugation_key(&mut self, sk: &SecretKey) -> Result<GaloisKey> {
+        let g = self.ctx.galois_element_conjugate();
+        self.galois_key(sk, g)
+    }
+
+    /// Regenerates the `a` parts of a key from its seed into `data` (layout as [`KeySwitchKey`]).
+    pub(crate) fn expand_a(ctx: &Context, seed: &Seed, dnum: usize, data: &mut [u64]) {
+        let n = ctx.n();
+        let qp = ctx.q_len() + ctx.p_len();
+        let all: Vec<usize> = (0..qp).collect();
+        for (j, chunk) in data.chunks_mut(2 * qp * n).enumerate().take(dnum) {
+            uniform_from_seed(ctx, seed, j as u64, &all, &mut chunk[qp * n..]);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Key-switching operations of the evaluator: relinearisation, rotations, conjugation and
+//! hoisted rotations (one ModUp decomposition shared by many rotations of one ciphertext).
+
+use rayon::prelude::*;
+
+use super::ciphertext::Ciphertext;
+use super::evaluator::Evaluator;
+use super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
+use super::keyswitch::{decompose, inner_product, mod_down, Scratch};
+use crate::error::{Error, Result};
+
+/// A ciphertext with its c_1 already decomposed (ModUp of every digit), ready for any number
+/// of rotations at the cost of an inner product and a ModDown each.
+#[derive(Debug, Clone)]
+pub struct HoistedCiphertext {
+    c0: Vec<u64>,
+    dec: Vec<u64>,
+    level: usize,
+    scale: f64,
+    params_id: u64,
+}
+
+impl HoistedCiphertext {
+    /// Level of the hoisted ciphertext.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+}
+
+impl Evaluator {
+    /// Fresh key-switching buffers for this evaluator's parameters.
+    pub fn scratch(&self) -> Scratch {
+        Scratch::new(&self.ctx)
+    }
+
+    fn check_key<K: AsRef<[u64]>>(&self, key: &KeySwitchKey<K>) -> Result<()> {
+        self.ctx.check_id(key.params_id)?;
+        let expected = key.dnum * 2 * (self.ctx.q_len() + self.ctx.p_len()) * self.ctx.n();
+        if key.data.as_ref().len() != expected {
+            return Err(Error::BufferLength { expected, found: key.data.as_ref().len() });
+        }
+        Ok(())
+    }
+
+    /// Key switches `d` (NTT form, level+1 limbs) with `key` under Galois permutation `perm`,
+    /// writing (or adding) the two result polynomials into `out0`, `out1`.
+    #[allow(clippy::too_many_arguments)]
+    fn switch<K: AsRef<[u64]>>(
+        &self,
+        level: usize,
+        key: &KeySwitchKey<K>,
+        perm: Option<&[u32]>,
+        scratch: &mut Scratch,
+        dec_ready: Option<&[u64]>,
+        d: &[u64],
+        out0: &mut [u64],
+        out1: &mut [u64],
+        add: bool,
+    ) {
+        let ctx = &*self.ctx;
+        let n = ctx.n();
+        let width = level + 1 + ctx.p_len();
+        let Scratch { coeff, y, acc, md, dec } = scratch;
+        let dec: &[u64] = match dec_ready {
+            Some(d) => d,
+            None => {
+                decompose(ctx, level, d, coeff, y, dec);
+                dec
+            }
+        };
+        inner_product(ctx, level, dec, key, perm, acc);
+        let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
+        mod_down(ctx, level, acc0, y, md, out0, add);
+        mod_down(ctx, level, acc1, y, md, out1, add);
+    }
+
+    /// Relinearises a degree-2 ciphertext back to degree 1.
+    pub fn relinearize<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        rk: &RelinKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        self.check_ct(a)?;
+        self.check_key(&rk.key)?;
+        if a.parts != 3 {
+            return Err(Error::InvalidDegree { degree: a.degree(), expected: 2 });
+        }
+        let n = self.ctx.n();
+        let l1 = a.level + 1;
+        let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
+        out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
+        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        self.switch(a.level, &rk.key, None, scratch, None, a.part(2), o0, o1, true);
+        Ok(out)
+    }
+
+    /// a·b followed by relinearisation (rescale separately).
+    pub fn mul_relin<A: AsRef<[u64]>, B: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        b: &Ciphertext<B>,
+        rk: &RelinKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let t = self.mul(a, b)?;
+        self.relinearize(&t, rk, scratch)
+    }
+
+    fn check_galois<K: AsRef<[u64]>>(
+        &self,
+        key: &GaloisKey<K>,
+        g: u64,
+        step: Option<i64>,
+    ) -> Result<()> {
+        if key.galois_element != g {
+            return Err(Error::MissingGaloisKey { galois_element: g, step });
+        }
+        self.check_key(&key.key)
+    }
+
+    /// Applies X → X^g with its Galois key to a degree-1 ciphertext.
+    pub fn apply_galois<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        g: u64,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let h = self.hoist(a, scratch)?;
+        self.galois_hoisted(&h, g, None, key, scratch)
+    }
+
+    /// Rotates the slots left by `step` (negative: right) with the matching Galois key.
+    pub fn rotate<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        step: i64,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let g = self.ctx.galois_element_for_step(step);
+        self.check_galois(key, g, Some(step))?;
+        let h = self.hoist(a, scratch)?;
+        self.galois_hoisted(&h, g, Some(step), key, scratch)
+    }
+
+    /// Rotates by `step`, looking the key up in `keys` (a typed error if it is missing).
+    pub fn rotate_with(
+        &self,
+        a: &Ciphertext<impl AsRef<[u64]>>,
+        step: i64,
+        keys: &GaloisKeySet,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let g = self.ctx.galois_element_for_step(step);
+        let key =
+            keys.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(step) })?;
+        self.rotate(a, step, key, scratch)
+    }
+
+    /// Complex conjugation of every slot.
+    pub fn conjugate<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let g = self.ctx.galois_element_conjugate();
+        self.check_galois(key, g, None)?;
+        self.apply_galois(a, g, key, scratch)
+    }
+
+    /// Decomposes c_1 once (ModUp of every digit) for any number of hoisted rotations.
+    pub fn hoist<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        scratch: &mut Scratch,
+    ) -> Result<HoistedCiphertext> {
+        self.check_ct(a)?;
+        if a.parts != 2 {
+            return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
+        }
+        let ctx = &*self.ctx;
+        let n = ctx.n();
+        let width = a.level + 1 + ctx.p_len();
+        let digits = ctx.params().digits_at(a.level);
+        let mut dec = vec![0u64; digits * width * n];
+        decompose(ctx, a.level, a.part(1), &mut scratch.coeff, &mut scratch.y, &mut dec);
+        Ok(HoistedCiphertext {
+            c0: a.part(0).to_vec(),
+            dec,
+            level: a.level,
+            scale: a.scale,
+            params_id: a.params_id,
+        })
+    }
+
+    fn galois_hoisted<K: AsRef<[u64]>>(
+        &self,
+        h: &HoistedCiphertext,
+        g: u64,
+        step: Option<i64>,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        self.ctx.check_id(h.params_id)?;
+        self.check_galois(key, g, step)?;
+        let n = self.ctx.n();
+        let l1 = h.level + 1;
+        let perm = self.ctx.galois_perm(g);
+        let mut out = Ciphertext::zeros(2, h.level, h.scale, n, h.params_id);
+        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        o0.par_chunks_mut(n).zip(h.c0.par_chunks(n)).for_each(|(o, c)| {
+            for (x, &p) in o.iter_mut().zip(&perm) {
+                *x = c[p as usize];
+            }
+        });
+        self.switch(h.level, &key.key, Some(&perm), scratch, Some(&h.dec), &[], o0, o1, true);
+        // o1 started at zero, so adding leaves exactly the switched a-part there.
+        Ok(out)
+    }
+
+    /// Rotates a hoisted ciphertext by `step`.
+    pub fn rotate_hoisted<K: AsRef<[u64]>>(
+        &self,
+        h: &HoistedCiphertext,
+        step: i64,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let g = self.ctx.galois_element_for_step(step);
+        self.galois_hoisted(h, g, Some(step), key, scratch)
+    }
+
+    /// Rotations of one ciphertext by several steps sharing one decomposition.
+    pub fn rotate_many<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        steps: &[i64],
+        keys: &GaloisKeySet,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Ciphertext>> {
+        let h = self.hoist(a, scratch)?;
+        steps
+            .iter()
+            .map(|&s| {
+                let g = self.ctx.galois_element_for_step(s);
+                let key = keys
+                    .get(g)
+                    .ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(s) })?;
+                self.rotate_hoisted(&h, s, key, scratch)
+            })
+            .collect()
+    }
+}

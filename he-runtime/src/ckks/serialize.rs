@@ -1,0 +1,474 @@
+//! Versioned little-endian serialisation with a CRC-32C checksum. Residues are bit-packed to
+//! the width of their prime; keys and symmetric ciphertexts store the seed of their `a` parts
+//! instead of the parts themselves. The secret key has no serialisation at all.
+//!
+//! Layout: magic `HTCK` · version u16 · kind u8 · flags u8 (0) · params id u64 · body length
+//! u64 · body · CRC-32C (u32) of everything before it.
+
+use super::ciphertext::{Ciphertext, Plaintext};
+use super::context::Context;
+use super::encryptor::SeededCiphertext;
+use super::keys::{GaloisKey, KeyGenerator, KeySwitchKey, PublicKey, RelinKey};
+use super::sampling::uniform_from_seed;
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 4] = b"HTCK";
+/// Current format version.
+pub const FORMAT_VERSION: u16 = 1;
+const HEADER: usize = 4 + 2 + 1 + 1 + 8 + 8;
+
+/// What a serialised blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobKind {
+    /// A full ciphertext.
+    Ciphertext = 1,
+    /// A seed-compressed symmetric ciphertext.
+    SeededCiphertext = 2,
+    /// A seed-compressed public key.
+    PublicKey = 3,
+    /// A seed-compressed relinearisation key.
+    RelinKey = 4,
+    /// A seed-compressed Galois key.
+    GaloisKey = 5,
+    /// A plaintext.
+    Plaintext = 6,
+}
+
+impl BlobKind {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Ciphertext,
+            2 => Self::SeededCiphertext,
+            3 => Self::PublicKey,
+            4 => Self::RelinKey,
+            5 => Self::GaloisKey,
+            6 => Self::Plaintext,
+            _ => return None,
+        })
+    }
+}
+
+struct Writer {
+    buf: Vec<u8>,
+    bits: u128,
+    nbits: u32,
+}
+
+impl Writer {
+    fn new(kind: BlobKind, params_id: u64) -> Self {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf.push(kind as u8);
+        buf.push(0);
+        buf.extend_from_slice(&params_id.to_le_bytes());
+        buf.extend_from_slice(&0u64.to_le_bytes());
+        Self { buf, bits: 0, nbits: 0 }
+    }
+    fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
+    }
+    /// Packs one limb of residues at `width` bits each (ends byte-aligned).
+    fn limb(&mut self, words: &[u64], width: u32) {
+        for &w in words {
+            self.bits |= (w as u128) << self.nbits;
+            self.nbits += width;
+            while self.nbits >= 8 {
+                self.buf.push(self.bits as u8);
+                self.bits >>= 8;
+                self.nbits -= 8;
+            }
+        }
+        if self.nbits > 0 {
+            self.buf.push(self.bits as u8);
+            self.bits = 0;
+            self.nbits = 0;
+        }
+    }
+    fn finish(mut self) -> Vec<u8> {
+        let body = (self.buf.len() - HEADER) as u64;
+        self.buf[16..24].copy_from_slice(&body.to_le_bytes());
+        let crc = crc32c::crc32c(&self.buf);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+        self.buf
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn packed_len(n: usize, width: u32) -> usize {
+    (n * width as usize).div_ceil(8)
+}
+
+impl<'a> Reader<'a> {
+    /// Checks magic, version, kind, parameter id, length and checksum.
+    fn open(bytes: &'a [u8], kind: BlobKind, ctx: &Context) -> Result<Self> {
+        let (found_kind, params_id, body) = parse_header(bytes)?;
+        if found_kind != kind {
+            return Err(Error::BadHeader {
+                reason: format!("expected {kind:?}, found {found_kind:?}"),
+            });
+        }
+        ctx.check_id(params_id)?;
+        Ok(Self { buf: body, pos: 0 })
+    }
+    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+        if self.buf.len() - self.pos < len {
+            return Err(Error::Corrupt {
+                reason: format!(
+                    "body ends at {} of {} bytes needed",
+                    self.buf.len(),
+                    self.pos + len
+                ),
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+    fn seed(&mut self) -> Result<[u8; 32]> {
+        let mut s = [0u8; 32];
+        s.copy_from_slice(self.take(32)?);
+        Ok(s)
+    }
+    /// Unpacks one limb, rejecting residues not below `q`.
+    fn limb(&mut self, out: &mut [u64], q: u64) -> Result<()> {
+        let width = 64 - q.leading_zeros();
+        let src = self.take(packed_len(out.len(), width))?;
+        let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+        let mut bits: u128 = 0;
+        let mut nbits = 0u32;
+        let mut it = src.iter();
+        for o in out.iter_mut() {
+            while nbits < width {
+                let b = it.next().copied().unwrap_or(0);
+                bits |= (b as u128) << nbits;
+                nbits += 8;
+            }
+            let v = (bits as u64) & mask;
+            bits >>= width;
+            nbits -= width;
+            if v >= q {
+                return Err(Error::Corrupt {
+                    reason: format!("residue {v} not below its prime {q}"),
+                });
+            }
+            *o = v;
+        }
+        Ok(())
+    }
+    fn end(&self) -> Result<()> {
+        if self.pos != self.buf.len() {
+            return Err(Error::Corrupt {
+                reason: format!("{} trailing bytes", self.buf.len() - self.pos),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn parse_header(bytes: &[u8]) -> Result<(BlobKind, u64, &[u8])> {
+    if bytes.len() < HEADER + 4 {
+        return Err(Error::Truncated { needed: HEADER + 4, found: bytes.len() });
+    }
+    if &bytes[..4] != MAGIC {
+        return Err(Error::BadHeader { reason: "bad magic".into() });
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != FORMAT_VERSION {
+        return Err(Error::BadHeader {
+            reason: format!("format version {version}, this build reads {FORMAT_VERSION}"),
+        });
+    }
+    let kind = BlobKind::from_u8(bytes[6])
+        .ok_or_else(|| Error::BadHeader { reason: format!("unknown kind {}", bytes[6]) })?;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&bytes[8..16]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[16..24]);
+    let body_len = u64::from_le_bytes(len);
+    let needed = (HEADER as u64).saturating_add(body_len).saturating_add(4);
+    if (bytes.len() as u64) < needed {
+        return Err(Error::Truncated {
+            needed: needed.min(usize::MAX as u64) as usize,
+            found: bytes.len(),
+        });
+    }
+    if bytes.len() as u64 > needed {
+        return Err(Error::Corrupt {
+            reason: format!("{} bytes after the checksum", bytes.len() as u64 - needed),
+        });
+    }
+    let end = HEADER + body_len as usize;
+    let mut c = [0u8; 4];
+    c.copy_from_slice(&bytes[end..end + 4]);
+    let stored = u32::from_le_bytes(c);
+    let computed = crc32c::crc32c(&bytes[..end]);
+    if stored != computed {
+        return Err(Error::ChecksumMismatch { stored, computed });
+    }
+    Ok((kind, u64::from_le_bytes(id), &bytes[HEADER..end]))
+}
+
+/// The kind of a blob, after checking its header and checksum.
+pub fn blob_kind(bytes: &[u8]) -> Result<BlobKind> {
+    parse_header(bytes).map(|(k, _, _)| k)
+}
+
+fn width(q: u64) -> u32 {
+    64 - q.leading_zeros()
+}
+
+fn check_level(ctx: &Context, level: usize) -> Result<()> {
+    let max = ctx.params().max_level();
+    if level > max {
+        return Err(Error::Corrupt { reason: format!("level {level} above the maximum {max}") });
+    }
+    Ok(())
+}
+
+fn check_scale(scale: f64) -> Result<()> {
+    if scale.is_finite() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Corrupt { reason: format!("scale {scale} is not a positive number") })
+    }
+}
+
+impl<C: AsRef<[u64]>> Ciphertext<C> {
+    /// Serialises the ciphertext (all polynomials, bit-packed).
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let n = self.n;
+        let mut w = Writer::new(BlobKind::Ciphertext, self.params_id);
+        w.u8(self.parts as u8);
+        w.u32(self.level as u32);
+        w.u64(self.scale.to_bits());
+        for p in 0..self.parts {
+            let part = self.part(p);
+            for i in 0..=self.level {
+                w.limb(&part[i * n..(i + 1) * n], width(ctx.prime(i).q));
+            }
+        }
+        w.finish()
+    }
+}
+
+impl Ciphertext {
+    /// Loads a ciphertext written by [`Ciphertext::to_bytes`] under the same parameters.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::Ciphertext, ctx)?;
+        let parts = r.u8()? as usize;
+        if !(2..=3).contains(&parts) {
+            return Err(Error::Corrupt { reason: format!("{parts} polynomials") });
+        }
+        let level = r.u32()? as usize;
+        check_level(ctx, level)?;
+        let scale = f64::from_bits(r.u64()?);
+        check_scale(scale)?;
+        let n = ctx.n();
+        let mut ct = Ciphertext::zeros(parts, level, scale, n, ctx.params().id());
+        for limb in 0..parts * (level + 1) {
+            let i = limb % (level + 1);
+            r.limb(&mut ct.data[limb * n..(limb + 1) * n], ctx.prime(i).q)?;
+        }
+        r.end()?;
+        Ok(ct)
+    }
+}
+
+impl<C: AsRef<[u64]>> Plaintext<C> {
+    /// Serialises the plaintext.
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let n = self.n;
+        let mut w = Writer::new(BlobKind::Plaintext, self.params_id);
+        w.u32(self.level as u32);
+        w.u64(self.scale.to_bits());
+        for i in 0..=self.level {
+            w.limb(&self.data.as_ref()[i * n..(i + 1) * n], width(ctx.prime(i).q));
+        }
+        w.finish()
+    }
+}
+
+impl Plaintext {
+    /// Loads a plaintext written by [`Plaintext::to_bytes`] under the same parameters.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::Plaintext, ctx)?;
+        let level = r.u32()? as usize;
+        check_level(ctx, level)?;
+        let scale = f64::from_bits(r.u64()?);
+        check_scale(scale)?;
+        let n = ctx.n();
+        let mut data = vec![0u64; (level + 1) * n];
+        for i in 0..=level {
+            r.limb(&mut data[i * n..(i + 1) * n], ctx.prime(i).q)?;
+        }
+        r.end()?;
+        Ok(Plaintext { data, level, scale, n, params_id: ctx.params().id() })
+    }
+}
+
+impl SeededCiphertext {
+    /// Serialises c_0 and the seed of c_1.
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let n = ctx.n();
+        let mut w = Writer::new(BlobKind::SeededCiphertext, self.params_id);
+        w.u32(self.level as u32);
+        w.u64(self.scale.to_bits());
+        w.bytes(&self.seed);
+        for i in 0..=self.level {
+            w.limb(&self.c0[i * n..(i + 1) * n], width(ctx.prime(i).q));
+        }
+        w.finish()
+    }
+
+    /// Loads a seeded ciphertext.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::SeededCiphertext, ctx)?;
+        let level = r.u32()? as usize;
+        check_level(ctx, level)?;
+        let scale = f64::from_bits(r.u64()?);
+        check_scale(scale)?;
+        let seed = r.seed()?;
+        let n = ctx.n();
+        let mut c0 = vec![0u64; (level + 1) * n];
+        for i in 0..=level {
+            r.limb(&mut c0[i * n..(i + 1) * n], ctx.prime(i).q)?;
+        }
+        r.end()?;
+        Ok(Self { c0, seed, level, scale, params_id: ctx.params().id() })
+    }
+}
+
+impl<C: AsRef<[u64]>> PublicKey<C> {
+    /// Serialises b and the seed of a.
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let n = ctx.n();
+        let mut w = Writer::new(BlobKind::PublicKey, self.params_id);
+        w.bytes(&self.seed);
+        for i in 0..ctx.q_len() {
+            w.limb(&self.data.as_ref()[i * n..(i + 1) * n], width(ctx.prime(i).q));
+        }
+        w.finish()
+    }
+}
+
+impl PublicKey {
+    /// Loads a public key, expanding a from its seed.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::PublicKey, ctx)?;
+        let seed = r.seed()?;
+        let n = ctx.n();
+        let l1 = ctx.q_len();
+        let mut data = vec![0u64; 2 * l1 * n];
+        for i in 0..l1 {
+            r.limb(&mut data[i * n..(i + 1) * n], ctx.prime(i).q)?;
+        }
+        r.end()?;
+        let idx: Vec<usize> = (0..l1).collect();
+        uniform_from_seed(ctx, &seed, 0, &idx, &mut data[l1 * n..]);
+        Ok(Self { data, seed, params_id: ctx.params().id() })
+    }
+}
+
+fn write_switch_key<C: AsRef<[u64]>>(w: &mut Writer, ctx: &Context, key: &KeySwitchKey<C>) {
+    let n = ctx.n();
+    let qp = ctx.q_len() + ctx.p_len();
+    w.u32(key.dnum as u32);
+    w.bytes(&key.seed);
+    for j in 0..key.dnum {
+        for i in 0..qp {
+            w.limb(key.limb(j, 0, i, n, qp), width(ctx.prime(i).q));
+        }
+    }
+}
+
+fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySwitchKey> {
+    let n = ctx.n();
+    let qp = ctx.q_len() + ctx.p_len();
+    let dnum = r.u32()? as usize;
+    if dnum != ctx.params().dnum() {
+        return Err(Error::Corrupt {
+            reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()),
+        });
+    }
+    let seed = r.seed()?;
+    let mut data = vec![0u64; dnum * 2 * qp * n];
+    for j in 0..dnum {
+        for i in 0..qp {
+            let off = (j * 2 * qp + i) * n;
+            r.limb(&mut data[off..off + n], ctx.prime(i).q)?;
+        }
+    }
+    KeyGenerator::expand_a(ctx, &seed, dnum, &mut data);
+    Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
+}
+
+impl<C: AsRef<[u64]>> RelinKey<C> {
+    /// Serialises the b parts and the seed of the a parts.
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let mut w = Writer::new(BlobKind::RelinKey, self.key.params_id);
+        write_switch_key(&mut w, ctx, &self.key);
+        w.finish()
+    }
+}
+
+impl RelinKey {
+    /// Loads a relinearisation key, expanding the a parts from the seed.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::RelinKey, ctx)?;
+        let key = read_switch_key(&mut r, ctx)?;
+        r.end()?;
+        Ok(Self { key })
+    }
+}
+
+impl<C: AsRef<[u64]>> GaloisKey<C> {
+    /// Serialises the Galois element, the b parts and the seed of the a parts.
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let mut w = Writer::new(BlobKind::GaloisKey, self.key.params_id);
+        w.u64(self.galois_element);
+        write_switch_key(&mut w, ctx, &self.key);
+        w.finish()
+    }
+}
+
+impl GaloisKey {
+    /// Loads a Galois key, expanding the a parts from the seed.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::GaloisKey, ctx)?;
+        let g = r.u64()?;
+        if g % 2 == 0 || g >= 2 * ctx.n() as u64 {
+            return Err(Error::Corrupt { reason: format!("Galois element {g}") });
+        }
+        let key = read_switch_key(&mut r, ctx)?;
+        r.end()?;
+        Ok(Self { galois_element: g, key })
+    }
+}

@@ -1,0 +1,236 @@
+//! The crate's single error type.
+
+use crate::math::poly::Representation;
+
+/// Every failure `hetier-he` reports; bad input is always one of these, never a panic.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A modulus is unusable (even, too small, too large, or not prime where a prime is needed).
+    #[error("invalid modulus {modulus}: {reason}")]
+    InvalidModulus {
+        /// The rejected value.
+        modulus: u64,
+        /// Which requirement it failed.
+        reason: &'static str,
+    },
+    /// Fewer NTT-friendly primes of the requested size exist than were asked for.
+    #[error("only {found} of {wanted} NTT-friendly {bits}-bit primes exist for log N = {log_n}")]
+    NotEnoughPrimes {
+        /// Requested bit size.
+        bits: u32,
+        /// log2 of the ring degree (primes are 1 mod 2N).
+        log_n: u32,
+        /// How many were requested.
+        wanted: usize,
+        /// How many were found.
+        found: usize,
+    },
+    /// A prime size outside what the arithmetic supports for this ring degree.
+    #[error("prime size {bits} bits outside {min}..={max}")]
+    InvalidPrimeBits {
+        /// Requested bit size.
+        bits: u32,
+        /// Smallest supported size.
+        min: u32,
+        /// Largest supported size.
+        max: u32,
+    },
+    /// A ring degree outside the supported range.
+    #[error("log N = {log_n} outside {min}..={max}")]
+    InvalidLogN {
+        /// Requested log2 of the ring degree.
+        log_n: u32,
+        /// Smallest supported value.
+        min: u32,
+        /// Largest supported value.
+        max: u32,
+    },
+    /// Two operands (or an operand and a basis) disagree on the number of RNS limbs.
+    #[error("limb count mismatch: expected {expected}, found {found}")]
+    LimbMismatch {
+        /// What the operation needed.
+        expected: usize,
+        /// What it got.
+        found: usize,
+    },
+    /// Two operands (or an operand and a basis) disagree on the ring degree.
+    #[error("ring degree mismatch: expected {expected}, found {found}")]
+    DegreeMismatch {
+        /// What the operation needed.
+        expected: usize,
+        /// What it got.
+        found: usize,
+    },
+    /// An operand is in coefficient form where NTT form is needed, or the other way round.
+    #[error("representation mismatch: expected {expected:?}, found {found:?}")]
+    RepresentationMismatch {
+        /// What the operation needed.
+        expected: Representation,
+        /// What it got.
+        found: Representation,
+    },
+    /// A buffer (data or scratch) is shorter than the operation needs.
+    #[error("buffer too small: need {needed} words, got {found}")]
+    BufferTooSmall {
+        /// Words needed.
+        needed: usize,
+        /// Words provided.
+        found: usize,
+    },
+    /// A value has no inverse modulo the given modulus.
+    #[error("{value} is not invertible modulo {modulus}")]
+    NotInvertible {
+        /// The value.
+        value: u64,
+        /// The modulus.
+        modulus: u64,
+    },
+    /// An RNS basis contains the same modulus twice (CRT needs pairwise coprime moduli).
+    #[error("modulus {modulus} appears more than once in an RNS basis")]
+    DuplicateModulus {
+        /// The repeated modulus.
+        modulus: u64,
+    },
+    /// A requested SIMD backend is not available on this CPU or for this modulus.
+    #[error("NTT backend unavailable: {reason}")]
+    BackendUnavailable {
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+
+    // ---- ckks ----
+    /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.
+    #[error(
+        "log2(QP) = {log_qp:.1} bits exceeds the 128-bit bound of {bound} bits at log2 N = {log_n}"
+    )]
+    InsecureParameters {
+        /// log2 N of the set.
+        log_n: u32,
+        /// log2 of the full modulus Q·P.
+        log_qp: f64,
+        /// Largest log2(QP) allowed for 128-bit security.
+        bound: u32,
+    },
+    /// A parameter has an invalid value.
+    #[error("invalid parameter {name}: {reason}")]
+    InvalidParameter {
+        /// Name of the parameter.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// An operation needs a level below 0 (no prime left to rescale by or drop).
+    #[error("operation needs level {needed} but the ciphertext is at level {level}")]
+    LevelExhausted {
+        /// Level of the operand.
+        level: usize,
+        /// Level the operation needs at least.
+        needed: usize,
+    },
+    /// A level is above the maximum of the parameter set or above the operand's level.
+    #[error("level {level} is invalid here (maximum {max})")]
+    InvalidLevel {
+        /// Requested level.
+        level: usize,
+        /// Largest allowed level.
+        max: usize,
+    },
+    /// Two operands are at different levels and the caller did not ask for matching.
+    #[error("level mismatch: {left} vs {right}")]
+    LevelMismatch {
+        /// Level of the left operand.
+        left: usize,
+        /// Level of the right operand.
+        right: usize,
+    },
+    /// Two operands carry different scales.
+    #[error("scale mismatch: 2^{left_log2:.4} vs 2^{right_log2:.4}")]
+    ScaleMismatch {
+        /// log2 of the left scale.
+        left_log2: f64,
+        /// log2 of the right scale.
+        right_log2: f64,
+    },
+    /// An operand was made under another parameter set.
+    #[error(
+        "parameter mismatch: object made under parameters {found:#018x}, expected {expected:#018x}"
+    )]
+    ParamsMismatch {
+        /// Id of the evaluator's parameters.
+        expected: u64,
+        /// Id found on the operand.
+        found: u64,
+    },
+    /// No key for the requested rotation or conjugation was supplied.
+    #[error("missing Galois key for element {galois_element} (rotation step {step:?})")]
+    MissingGaloisKey {
+        /// Galois element X -> X^g that was needed.
+        galois_element: u64,
+        /// The rotation step, if the operation was a rotation.
+        step: Option<i64>,
+    },
+    /// A ciphertext has an unexpected number of polynomials (e.g. relinearising a degree-1 one).
+    #[error("ciphertext degree {degree} is not supported here (expected {expected})")]
+    InvalidDegree {
+        /// Degree found.
+        degree: usize,
+        /// Degree expected.
+        expected: usize,
+    },
+    /// Too many values for the N/2 slots.
+    #[error("{len} values do not fit into {slots} slots")]
+    TooManyValues {
+        /// Number of values given.
+        len: usize,
+        /// Number of slots.
+        slots: usize,
+    },
+    /// A value times the scale is not finite or too large to encode.
+    #[error("value {value} at scale 2^{scale_log2:.2} cannot be encoded")]
+    EncodingOverflow {
+        /// The offending value (real or imaginary part).
+        value: f64,
+        /// log2 of the scale.
+        scale_log2: f64,
+    },
+    /// A storage buffer has the wrong length for the entity it should hold.
+    #[error("buffer of {found} words where {expected} are needed")]
+    BufferLength {
+        /// Words needed.
+        expected: usize,
+        /// Words supplied.
+        found: usize,
+    },
+    /// A serialised blob ends before its declared content.
+    #[error("blob truncated: {found} bytes, at least {needed} needed")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// A serialised blob has a bad magic number, version or kind.
+    #[error("bad blob header: {reason}")]
+    BadHeader {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A serialised blob fails its checksum.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// Checksum in the blob.
+        stored: u32,
+        /// Checksum of the bytes read.
+        computed: u32,
+    },
+    /// A serialised blob has a consistent checksum but invalid content.
+    #[error("corrupt blob: {reason}")]
+    Corrupt {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// Result alias for `hetier-he`.
+pub type Result<T> = std::result::Result<T, Error>;
