@@ -220,9 +220,26 @@ EXACT = {
 }
 
 
+def check_wiring(net: Net) -> list[str]:
+    """Every row reads values that exist earlier and whose shape is the row's input shape."""
+    shapes = {"input": net.rows[0]["input"]}
+    errs = []
+    for r in net.rows:
+        for i, src in enumerate(r["inputs"]):
+            want = r["input"]
+            got = shapes.get(src)
+            if got is None:
+                errs.append(f"{r['name']}: reads unknown {src!r}")
+            elif got != want and not (i == 1 and r.get("shortcut")):
+                errs.append(f"{r['name']}: input {want} but {src!r} gives {got}")
+        shapes[r["name"]] = r["output"]
+    return errs
+
+
 def check_published(net: Net, t: dict) -> list[str]:
     e = EXPECT[net.name]
     errs = [f"{k} {t[k]} != exact {v}" for k, v in EXACT[net.name].items() if t[k] != v]
+    errs += check_wiring(net)
     if t["convolutions"] != e["convolutions"]:
         errs.append(f"convolutions {t['convolutions']} != {e['convolutions']}")
     if t["rows_by_kind"].get("fc", 0) != e["fc"]:
