@@ -1,23 +1,85 @@
-//! SIMD kernels (AVX-512 IFMA), the only `unsafe` code in the crate.
+//! SIMD kernels: the AVX-512 IFMA NTT. This module is the only place in the crate with `unsafe`.
+//!
+//! The safe wrappers here re-check every precondition of the kernels (CPU features, lengths,
+//! modulus size), so no caller can reach an intrinsic on an unsupported CPU or out of bounds.
 
-use crate::math::zq::Modulus;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 
-/// Twiddles in the form the IFMA kernels want; only built when the CPU and prime allow it.
-#[derive(Clone, Debug)]
-pub(crate) struct IfmaTwiddles {}
+/// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
+pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
 
-impl IfmaTwiddles {
-    pub(crate) fn new(
-        _m: &Modulus,
-        _roots: &[u64],
-        _inv_roots: &[u64],
-        _n_inv: u64,
-        _last_inv: u64,
-    ) -> Option<Self> {
-        None
+/// Whether this CPU can run the IFMA kernels (detected once by std, then a cached load).
+#[inline]
+pub(crate) fn ifma_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512ifma")
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
-    pub(crate) fn forward(&self, _a: &mut [u64]) {}
+/// Whether a table for modulus `q` and 2^log_n points can use the IFMA kernels.
+pub(crate) fn ifma_eligible(q: u64, log_n: u32) -> bool {
+    ifma_available() && q >> IFMA_MAX_MODULUS_BITS == 0 && log_n >= 4
+}
 
-    pub(crate) fn inverse(&self, _a: &mut [u64]) {}
+fn check(q: u64, roots: &[u64], roots_shoup: &[u64], a: &[u64]) {
+    let n = a.len();
+    assert!(
+        ifma_available()
+            && q >> IFMA_MAX_MODULUS_BITS == 0
+            && n >= 16
+            && n.is_power_of_two()
+            && roots.len() == n
+            && roots_shoup.len() == n,
+        "IFMA NTT preconditions"
+    );
+}
+
+/// Forward NTT with the IFMA kernels; same contract and bit-identical output as the portable
+/// `NttTable::forward_portable`.
+///
+/// # Panics
+/// If the CPU lacks IFMA, q >= 2^50, or the lengths disagree (the table never lets that happen).
+pub(crate) fn ntt_forward(q: u64, roots: &[u64], roots_shoup: &[u64], a: &mut [u64]) {
+    check(q, roots, roots_shoup, a);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `check` verified avx512f+avx512ifma support, q < 2^50, and that `roots`,
+    // `roots_shoup` and `a` all have the same power-of-two length >= 16.
+    unsafe {
+        ifma::forward(q, roots, roots_shoup, a)
+    }
+}
+
+/// The constants of the last inverse stage: N^{-1} and ψ^{-brv(1)}·N^{-1} with Shoup companions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InverseScale {
+    pub(crate) n_inv: u64,
+    pub(crate) n_inv_shoup: u64,
+    pub(crate) last: u64,
+    pub(crate) last_shoup: u64,
+}
+
+/// Inverse NTT (with N^{-1}) with the IFMA kernels; bit-identical to the portable path.
+///
+/// # Panics
+/// Under the same conditions as [`ntt_forward`].
+pub(crate) fn ntt_inverse(
+    q: u64,
+    inv_roots: &[u64],
+    inv_roots_shoup: &[u64],
+    scale: InverseScale,
+    a: &mut [u64],
+) {
+    check(q, inv_roots, inv_roots_shoup, a);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `ntt_forward`, all preconditions of the kernel were checked just above.
+    unsafe {
+        ifma::inverse(q, inv_roots, inv_roots_shoup, scale, a)
+    }
 }
