@@ -65,10 +65,7 @@ impl Automorphism {
         let n = 1usize << log_n;
         let two_n = 2 * n as u64;
         if galois & 1 == 0 || galois >= two_n {
-            return Err(Error::InvalidModulus {
-                modulus: galois,
-                reason: "Galois element must be odd and below 2N",
-            });
+            return Err(Error::InvalidGaloisElement { galois, two_n });
         }
         let coeff_dst = (0..n as u64)
             .map(|i| {
