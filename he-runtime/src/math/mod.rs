@@ -4,6 +4,8 @@
 //! `[u64]` of `limbs * N` words, limb i in `data[i*N..(i+1)*N]` (limb-major).
 
 pub mod automorphism;
+mod bigint;
+pub mod crt;
 pub mod ntt;
 pub mod poly;
 pub mod primes;
@@ -12,6 +14,7 @@ pub(crate) mod simd;
 pub mod zq;
 
 pub use automorphism::{galois_element_for_conjugation, galois_element_for_rotation, Automorphism};
+pub use crt::CrtReconstructor;
 pub use ntt::{NttBackend, NttTable};
 pub use poly::{Poly, PolyMutView, PolyOwned, PolyView, Representation};
 pub use primes::{generate_ntt_primes, is_prime, primitive_root_2n};
