@@ -4,6 +4,7 @@
 //! `[u64]` of `limbs * N` words, limb i in `data[i*N..(i+1)*N]` (limb-major).
 
 pub mod automorphism;
+pub mod basis_ext;
 mod bigint;
 pub mod crt;
 pub mod ntt;
@@ -14,6 +15,7 @@ pub(crate) mod simd;
 pub mod zq;
 
 pub use automorphism::{galois_element_for_conjugation, galois_element_for_rotation, Automorphism};
+pub use basis_ext::{BasisConverter, Conversion, ModDown, ModUp};
 pub use crt::CrtReconstructor;
 pub use ntt::{NttBackend, NttTable};
 pub use poly::{Poly, PolyMutView, PolyOwned, PolyView, Representation};

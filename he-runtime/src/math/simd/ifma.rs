@@ -271,3 +271,64 @@ pub(super) unsafe fn inverse(
         j += 8;
     }
 }
+
+/// Basis-extension accumulation for one target prime p < 2^50 (see `super::extend_limb`).
+///
+/// Products y·w < 2^100 are split by madd52lo/madd52hi into two accumulators; up to 15 terms
+/// keep (lo >> 52) + hi below 2^52, after which the pair is folded to [0, p) as
+/// lo52 · 1 + (lo >> 52 + hi) · (2^52 mod p) with two 52-bit Shoup products.
+///
+/// # Safety
+/// avx512f+avx512ifma available; `out.len() = n` a multiple of 8; `y.len() = row.len()·n`;
+/// `corr.counts` (if any) is n long. (Correctness also needs y words < 2^52, row words < p.)
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(super) unsafe fn extend_limb(
+    y: &[u64],
+    row: &[u64],
+    fold: super::ExtendFold,
+    corr: Option<super::Correction<'_>>,
+    out: &mut [u64],
+) {
+    const CHUNK: usize = 15;
+    let n = out.len();
+    let c = consts(fold.p);
+    let one = _mm512_set1_epi64(1);
+    let one52 = _mm512_set1_epi64(fold.one_shoup as i64);
+    let c52 = _mm512_set1_epi64(fold.c52 as i64);
+    let c52s = _mm512_set1_epi64(fold.c52_shoup as i64);
+    let zero = _mm512_setzero_si512();
+    let yp = y.as_ptr();
+    let op = out.as_mut_ptr();
+    let mut base = 0;
+    while base < n {
+        let mut r = zero;
+        for (ci, chunk) in row.chunks(CHUNK).enumerate() {
+            let (mut lo, mut hi) = (zero, zero);
+            for (k, &w) in chunk.iter().enumerate() {
+                let i = ci * CHUNK + k;
+                // SAFETY: i < row.len() and base + 8 <= n, so i·n + base + 8 <= y.len().
+                let x = unsafe { _mm512_loadu_si512(yp.add(i * n + base) as *const _) };
+                let wv = _mm512_set1_epi64(w as i64);
+                lo = _mm512_madd52lo_epu64(lo, x, wv);
+                hi = _mm512_madd52hi_epu64(hi, x, wv);
+            }
+            let lo0 = _mm512_and_si512(lo, c.mask);
+            let h = _mm512_add_epi64(_mm512_srli_epi64::<52>(lo), hi);
+            let a = mul_shoup_lazy(c, lo0, one, one52);
+            let b = mul_shoup_lazy(c, h, c52, c52s);
+            let s = reduce_once(reduce_once(_mm512_add_epi64(a, b), c.two_q), c.q);
+            r = reduce_once(_mm512_add_epi64(r, s), c.q);
+        }
+        if let Some(k) = corr {
+            // SAFETY: counts has n words and base + 8 <= n.
+            let cnt = unsafe { _mm512_loadu_si512(k.counts.as_ptr().add(base) as *const _) };
+            let qv = _mm512_set1_epi64(k.q_mod_p as i64);
+            let qs = _mm512_set1_epi64((k.q_mod_p_shoup >> 12) as i64);
+            let sub = reduce_once(mul_shoup_lazy(c, cnt, qv, qs), c.q);
+            r = reduce_once(_mm512_sub_epi64(_mm512_add_epi64(r, c.q), sub), c.q);
+        }
+        // SAFETY: base + 8 <= n = out.len().
+        unsafe { _mm512_storeu_si512(op.add(base) as *mut _, r) };
+        base += 8;
+    }
+}

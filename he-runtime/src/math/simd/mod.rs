@@ -83,3 +83,58 @@ pub(crate) fn ntt_inverse(
         ifma::inverse(q, inv_roots, inv_roots_shoup, scale, a)
     }
 }
+
+/// Per-target constants of the IFMA basis-extension fold: 2^52 mod p and floor(2^52/p) in
+/// 52-bit Shoup form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExtendFold {
+    pub(crate) p: u64,
+    pub(crate) c52: u64,
+    pub(crate) c52_shoup: u64,
+    pub(crate) one_shoup: u64,
+}
+
+impl ExtendFold {
+    /// Constants for target prime `p` (< 2^50).
+    pub(crate) fn new(p: &crate::math::zq::Modulus) -> Self {
+        let c52 = p.reduce(1 << 52);
+        Self { p: p.value(), c52, c52_shoup: p.shoup(c52) >> 12, one_shoup: p.shoup(1) >> 12 }
+    }
+}
+
+/// The HPS correction of a centered basis extension: subtract r[c]·(Q mod p).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Correction<'a> {
+    pub(crate) counts: &'a [u64],
+    pub(crate) q_mod_p: u64,
+    pub(crate) q_mod_p_shoup: u64,
+}
+
+/// out[c] = Σ_i y[i·n + c]·row[i] mod p (minus counts[c]·Q mod p with a correction), fully
+/// reduced; bit-identical to the portable `BasisConverter` kernel.
+///
+/// # Panics
+/// If the CPU lacks IFMA, p >= 2^50, n is not a multiple of 8, or lengths disagree.
+pub(crate) fn extend_limb(
+    y: &[u64],
+    row: &[u64],
+    fold: ExtendFold,
+    corr: Option<Correction<'_>>,
+    out: &mut [u64],
+) {
+    let n = out.len();
+    assert!(
+        ifma_available()
+            && fold.p >> IFMA_MAX_MODULUS_BITS == 0
+            && n.is_multiple_of(8)
+            && y.len() == row.len() * n
+            && row.iter().all(|&w| w < fold.p)
+            && corr.is_none_or(|c| c.counts.len() == n && c.q_mod_p < fold.p),
+        "IFMA basis extension preconditions"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the assertion above checked CPU support, p < 2^50, n % 8 == 0 and every length.
+    unsafe {
+        ifma::extend_limb(y, row, fold, corr, out)
+    }
+}
