@@ -138,3 +138,65 @@ pub(crate) fn extend_limb(
         ifma::extend_limb(y, row, fold, corr, out)
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod ifma_slice;
+
+/// Whether the element-wise IFMA kernels serve modulus `m`.
+#[inline]
+pub(crate) fn slice_eligible(m: &crate::math::zq::Modulus) -> bool {
+    m.bits() <= IFMA_MAX_MODULUS_BITS && ifma_available()
+}
+
+/// Element-wise operations for [`crate::math::zq::Modulus`]'s slice helpers; callers check
+/// [`slice_eligible`] first, and lengths are asserted here so the kernels stay in bounds.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod slices {
+    use super::ifma_slice::{self as k, LaneModulus};
+    use super::slice_eligible;
+    use crate::math::zq::Modulus;
+
+    fn lanes(m: &Modulus) -> LaneModulus {
+        assert!(slice_eligible(m), "IFMA slice kernels need avx512ifma and q < 2^50");
+        LaneModulus::new(m.value())
+    }
+
+    /// a += b mod q.
+    pub(crate) fn add_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal.
+        unsafe { k::add_assign(l, a, b) }
+    }
+
+    /// a −= b mod q.
+    pub(crate) fn sub_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: as in `add_assign`.
+        unsafe { k::sub_assign(l, a, b) }
+    }
+
+    /// a *= b mod q.
+    pub(crate) fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: as in `add_assign`.
+        unsafe { k::mul_assign(l, a, b) }
+    }
+
+    /// acc += a·b mod q.
+    pub(crate) fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        assert!(acc.len() == a.len() && acc.len() == b.len());
+        let l = lanes(m);
+        // SAFETY: as in `add_assign`, with all three lengths equal.
+        unsafe { k::mul_add_assign(l, acc, a, b) }
+    }
+
+    /// a *= w mod q (w < q, Shoup companion `ws`).
+    pub(crate) fn mul_scalar_assign(m: &Modulus, a: &mut [u64], w: u64, ws: u64) {
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; the kernel only touches `a`.
+        unsafe { k::mul_scalar_assign(l, a, w, ws) }
+    }
+}
