@@ -171,7 +171,8 @@ impl BasisConverter {
     /// # Panics
     /// If `t` is out of range or `y.len() != k · out.len()`.
     pub fn extend_limb(&self, t: usize, y: &[u64], out: &mut [u64]) {
-        self.extend_impl(t, y, None, out);
+        let n = out.len();
+        self.extend_block(t, y, n, 0, None, out);
     }
 
     /// Step two with the centering counts of [`rounding_counts`](Self::rounding_counts):
@@ -181,44 +182,55 @@ impl BasisConverter {
     /// If `t` is out of range or the lengths disagree.
     pub fn extend_limb_centered(&self, t: usize, y: &[u64], counts: &[u64], out: &mut [u64]) {
         assert_eq!(counts.len(), out.len());
-        self.extend_impl(t, y, Some(counts), out);
+        let n = out.len();
+        self.extend_block(t, y, n, 0, Some(counts), out);
     }
 
-    fn extend_impl(&self, t: usize, y: &[u64], counts: Option<&[u64]>, out: &mut [u64]) {
-        let n = out.len();
+    /// Target t for coefficients `start..start + out.len()` of prepared limbs `y` (k limbs of
+    /// `n` words); `counts` covers the same block.
+    fn extend_block(
+        &self,
+        t: usize,
+        y: &[u64],
+        n: usize,
+        start: usize,
+        counts: Option<&[u64]>,
+        out: &mut [u64],
+    ) {
         let k = self.from.len();
-        assert_eq!(y.len(), k * n);
+        let len = out.len();
+        assert!(y.len() == k * n && start + len <= n, "basis extension block");
         let row = &self.q_hat_mod_p[t * k..(t + 1) * k];
         let (q_mod_p, q_mod_p_shoup) = self.q_mod_p[t];
-        if let Some(folds) = self.ifma.as_ref().filter(|_| n.is_multiple_of(8)) {
+        if let Some(folds) = self.ifma.as_ref().filter(|_| len.is_multiple_of(8)) {
             let corr = counts.map(|counts| simd::Correction { counts, q_mod_p, q_mod_p_shoup });
-            simd::extend_limb(y, row, folds[t], corr, out);
+            simd::extend_block(y, n, start, row, folds[t], corr, out);
             return;
         }
         let p = &self.to[t];
         const CHUNK: usize = 64;
         let mut acc = [0u128; CHUNK];
         for (ci, oc) in out.chunks_mut(CHUNK).enumerate() {
-            let base = ci * CHUNK;
-            let len = oc.len();
-            acc[..len].fill(0);
+            let base = start + ci * CHUNK;
+            let clen = oc.len();
+            acc[..clen].fill(0);
             for (i, &w) in row.iter().enumerate() {
-                for (a, &v) in acc[..len].iter_mut().zip(&y[i * n + base..i * n + base + len]) {
+                for (a, &v) in acc[..clen].iter_mut().zip(&y[i * n + base..i * n + base + clen]) {
                     *a += v as u128 * w as u128;
                 }
                 if (i + 1) % self.lazy_terms == 0 {
-                    acc[..len].iter_mut().for_each(|a| *a = p.reduce_u128(*a) as u128);
+                    acc[..clen].iter_mut().for_each(|a| *a = p.reduce_u128(*a) as u128);
                 }
             }
             match counts {
                 None => {
-                    for (o, &a) in oc.iter_mut().zip(&acc[..len]) {
+                    for (o, &a) in oc.iter_mut().zip(&acc[..clen]) {
                         *o = p.reduce_u128(a);
                     }
                 }
                 Some(cnt) => {
-                    for ((o, &a), &r) in oc.iter_mut().zip(&acc[..len]).zip(&cnt[base..base + len])
-                    {
+                    let cnt = &cnt[ci * CHUNK..ci * CHUNK + clen];
+                    for ((o, &a), &r) in oc.iter_mut().zip(&acc[..clen]).zip(cnt) {
                         let s = p.mul_shoup(r, q_mod_p, q_mod_p_shoup);
                         *o = p.sub(p.reduce_u128(a), s);
                     }
@@ -251,31 +263,39 @@ impl BasisConverter {
         for (i, (x, yi)) in input.chunks_exact(n).zip(y.chunks_exact_mut(n)).enumerate() {
             self.prepare_limb(i, x, yi);
         }
-        self.extend_prepared(y, output, conversion, &mut rest[..n]);
+        self.extend_all(y, output, conversion, &mut rest[..n]);
         Ok(())
     }
 
-    /// Step two for every target: `output` gets one limb per target from prepared `y`.
-    fn extend_prepared(
+    /// Step two for every target: `output` gets one limb per target from prepared `y`
+    /// (k limbs of n = `counts.len()` words; `counts` is scratch for the centering counts).
+    /// Coefficients are processed in blocks so each block of the source limbs stays in cache
+    /// while every target is produced from it.
+    ///
+    /// # Panics
+    /// If `y.len() != k·n` or `output.len() != |to|·n`.
+    pub fn extend_all(
         &self,
         y: &[u64],
         output: &mut [u64],
         conversion: Conversion,
         counts: &mut [u64],
     ) {
+        /// 512 words × k source limbs (≈ 48 KiB for a 12-prime digit) stay in L2.
+        const BLOCK: usize = 512;
         let n = counts.len();
-        match conversion {
-            Conversion::Approximate => {
-                for (t, o) in output.chunks_exact_mut(n).enumerate() {
-                    self.extend_limb(t, y, o);
-                }
+        assert_eq!(output.len(), self.to.len() * n, "basis extension output");
+        if conversion == Conversion::Centered {
+            self.rounding_counts(y, counts);
+        }
+        let mut start = 0;
+        while start < n {
+            let len = BLOCK.min(n - start);
+            for (t, o) in output.chunks_exact_mut(n).enumerate() {
+                let cnt = (conversion == Conversion::Centered).then(|| &counts[start..start + len]);
+                self.extend_block(t, y, n, start, cnt, &mut o[start..start + len]);
             }
-            Conversion::Centered => {
-                self.rounding_counts(y, counts);
-                for (t, o) in output.chunks_exact_mut(n).enumerate() {
-                    self.extend_limb_centered(t, y, counts, o);
-                }
-            }
+            start += len;
         }
     }
 }
@@ -342,7 +362,7 @@ impl ModUp {
             }
             self.conv.prepare_limb_in_place(i, yi);
         }
-        self.conv.extend_prepared(y, output, self.conversion, &mut rest[..n]);
+        self.conv.extend_all(y, output, self.conversion, &mut rest[..n]);
         if repr == Representation::Ntt {
             self.to.forward(output)?;
         }
@@ -385,7 +405,7 @@ impl ModDown {
 
     /// Scratch words [`apply_in_place`](Self::apply_in_place) needs.
     pub fn scratch_len(&self) -> usize {
-        (self.p.len() + 2) * self.q.n()
+        (self.p.len() + 1 + self.q.len()) * self.q.n()
     }
 
     /// `data` holds the |Q| limbs then the |P| limbs in representation `repr`; afterwards its
@@ -405,23 +425,23 @@ impl ModDown {
         }
         let (q_part, p_part) = data.split_at_mut(l * n);
         let (y, rest) = scratch.split_at_mut(k * n);
-        let (counts, tmp) = rest.split_at_mut(n);
-        let tmp = &mut tmp[..n];
+        let (counts, ext) = rest.split_at_mut(n);
+        let ext = &mut ext[..l * n];
         for (i, (x, yi)) in p_part.chunks_exact_mut(n).zip(y.chunks_exact_mut(n)).enumerate() {
             if repr == Representation::Ntt {
                 self.p.tables()[i].inverse(x);
             }
             self.conv.prepare_limb(i, x, yi);
         }
-        self.conv.rounding_counts(y, counts);
-        for (t, (d, m)) in q_part.chunks_exact_mut(n).zip(self.q.moduli()).enumerate() {
-            self.conv.extend_limb_centered(t, y, counts, tmp);
+        self.conv.extend_all(y, ext, Conversion::Centered, counts);
+        let limbs = q_part.chunks_exact_mut(n).zip(ext.chunks_exact_mut(n));
+        for (t, ((d, e), m)) in limbs.zip(self.q.moduli()).enumerate() {
             if repr == Representation::Ntt {
-                self.q.tables()[t].forward(tmp);
+                self.q.tables()[t].forward(e);
             }
             let (w, ws) = self.p_inv[t];
             let q = m.value();
-            for (a, &b) in d.iter_mut().zip(tmp.iter()) {
+            for (a, &b) in d.iter_mut().zip(e.iter()) {
                 *a = m.mul_shoup(*a + q - b, w, ws);
             }
         }

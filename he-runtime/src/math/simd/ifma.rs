@@ -272,18 +272,22 @@ pub(super) unsafe fn inverse(
     }
 }
 
-/// Basis-extension accumulation for one target prime p < 2^50 (see `super::extend_limb`).
+/// Basis-extension accumulation for one target prime p < 2^50 over one coefficient block (see
+/// `super::extend_block`).
 ///
 /// Products y·w < 2^100 are split by madd52lo/madd52hi into two accumulators; up to 15 terms
 /// keep (lo >> 52) + hi below 2^52, after which the pair is folded to [0, p) as
 /// lo52 · 1 + (lo >> 52 + hi) · (2^52 mod p) with two 52-bit Shoup products.
 ///
 /// # Safety
-/// avx512f+avx512ifma available; `out.len() = n` a multiple of 8; `y.len() = row.len()·n`;
-/// `corr.counts` (if any) is n long. (Correctness also needs y words < 2^52, row words < p.)
+/// avx512f+avx512ifma available; `out.len()` a multiple of 8; `y.len() = row.len()·stride`;
+/// `start + out.len() <= stride`; `corr.counts` (if any) is `out.len()` long. (Correctness
+/// also needs y words < 2^52 and row words < p.)
 #[target_feature(enable = "avx512f,avx512ifma")]
-pub(super) unsafe fn extend_limb(
+pub(super) unsafe fn extend_block(
     y: &[u64],
+    stride: usize,
+    start: usize,
     row: &[u64],
     fold: super::ExtendFold,
     corr: Option<super::Correction<'_>>,
@@ -306,8 +310,10 @@ pub(super) unsafe fn extend_limb(
             let (mut lo, mut hi) = (zero, zero);
             for (k, &w) in chunk.iter().enumerate() {
                 let i = ci * CHUNK + k;
-                // SAFETY: i < row.len() and base + 8 <= n, so i·n + base + 8 <= y.len().
-                let x = unsafe { _mm512_loadu_si512(yp.add(i * n + base) as *const _) };
+                // SAFETY: i < row.len() and start + base + 8 <= stride, so the 8 words lie
+                // inside limb i of y.
+                let x =
+                    unsafe { _mm512_loadu_si512(yp.add(i * stride + start + base) as *const _) };
                 let wv = _mm512_set1_epi64(w as i64);
                 lo = _mm512_madd52lo_epu64(lo, x, wv);
                 hi = _mm512_madd52hi_epu64(hi, x, wv);

@@ -110,32 +110,36 @@ pub(crate) struct Correction<'a> {
     pub(crate) q_mod_p_shoup: u64,
 }
 
-/// out[c] = Σ_i y[i·n + c]·row[i] mod p (minus counts[c]·Q mod p with a correction), fully
-/// reduced; bit-identical to the portable `BasisConverter` kernel.
+/// out[j] = Σ_i y[i·stride + start + j]·row[i] mod p (minus counts[j]·Q mod p with a
+/// correction), fully reduced; bit-identical to the portable `BasisConverter` kernel.
 ///
 /// # Panics
-/// If the CPU lacks IFMA, p >= 2^50, n is not a multiple of 8, or lengths disagree.
-pub(crate) fn extend_limb(
+/// If the CPU lacks IFMA, p >= 2^50, `out.len()` is not a multiple of 8, or the block
+/// `start..start + out.len()` does not fit the `row.len()` limbs of `stride` words in `y`.
+pub(crate) fn extend_block(
     y: &[u64],
+    stride: usize,
+    start: usize,
     row: &[u64],
     fold: ExtendFold,
     corr: Option<Correction<'_>>,
     out: &mut [u64],
 ) {
-    let n = out.len();
+    let len = out.len();
     assert!(
         ifma_available()
             && fold.p >> IFMA_MAX_MODULUS_BITS == 0
-            && n.is_multiple_of(8)
-            && y.len() == row.len() * n
+            && len.is_multiple_of(8)
+            && start + len <= stride
+            && y.len() == row.len() * stride
             && row.iter().all(|&w| w < fold.p)
-            && corr.is_none_or(|c| c.counts.len() == n && c.q_mod_p < fold.p),
+            && corr.is_none_or(|c| c.counts.len() == len && c.q_mod_p < fold.p),
         "IFMA basis extension preconditions"
     );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the assertion above checked CPU support, p < 2^50, n % 8 == 0 and every length.
+    // SAFETY: the assertion above checked CPU support, p < 2^50, the block bounds and lengths.
     unsafe {
-        ifma::extend_limb(y, row, fold, corr, out)
+        ifma::extend_block(y, stride, start, row, fold, corr, out)
     }
 }
 
