@@ -5,13 +5,13 @@
 //!
 //! Run: `cargo bench -p hetier-allocator --bench pool -- --measurement-time 3 --warm-up-time 1`
 //! (set HETIER_BENCH_DIR to choose the disk directory; default: the cargo target dir). After the
-//! criterion output it prints a table of GB/s and ratios from criterion's own estimates.
+//! criterion output it prints a table of GB/s and ratios from criterion's own (median) estimates.
 
 use std::fs::OpenOptions;
 use std::hint::black_box;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool, PoolOptions};
@@ -70,28 +70,40 @@ fn bench_direct(c: &mut Criterion, tier: &DramTier) {
             .custom_flags(libc::O_DIRECT)
             .open(&path)
             .expect("O_DIRECT file");
-        let write_raw = |f: &std::fs::File| {
+        let write_raw = |f: &std::fs::File, sync: bool| {
             for (i, c) in src.chunks(CHUNK).enumerate() {
                 f.write_all_at(c, (i * CHUNK) as u64).expect("pwrite");
             }
-            f.sync_data().expect("fdatasync");
+            if sync {
+                f.sync_data().expect("fdatasync");
+            }
         };
-        write_raw(&raw);
+        write_raw(&raw, true);
         g.bench_function(BenchmarkId::new("raw_pwrite", size / MIB), |b| {
-            b.iter(|| write_raw(&raw))
+            b.iter(|| write_raw(&raw, false))
         });
+        // A durable write also needs the drive's cache flushed; the pool's durable put flushes
+        // twice (data, then table entry).
+        g.bench_function(BenchmarkId::new("raw_pwrite_fdatasync", size / MIB), |b| {
+            b.iter(|| write_raw(&raw, true))
+        });
+        let read_raw = |dst: &mut [u8]| {
+            for (i, c) in dst.chunks_mut(CHUNK).enumerate() {
+                raw.read_exact_at(c, (i * CHUNK) as u64).expect("pread");
+            }
+        };
+        read_raw(&mut dst);
+        assert!(dst[..] == src[..], "raw O_DIRECT read back wrong bytes");
         g.bench_function(BenchmarkId::new("raw_pread", size / MIB), |b| {
-            b.iter(|| {
-                for (i, c) in dst.chunks_mut(CHUNK).enumerate() {
-                    raw.read_exact_at(c, (i * CHUNK) as u64).expect("pread");
-                }
-                black_box(&dst);
-            })
+            b.iter(|| read_raw(black_box(&mut dst)))
         });
-        assert_eq!(&dst[..], &src[..]);
 
         let pool = Pool::create(dir.path().join("pool"), pool_opts(Backend::Direct)).expect("pool");
         let id = ObjectId(1);
+        pool.put(id, ObjectKind::Ciphertext, Durability::Durable, &src).expect("put");
+        dst.fill(0);
+        pool.read_into(id, &mut dst).expect("get");
+        assert!(dst[..] == src[..], "direct pool read back wrong bytes");
         g.bench_function(BenchmarkId::new("pool_put", size / MIB), |b| {
             b.iter_custom(|iters| {
                 let mut t = Duration::ZERO;
@@ -107,7 +119,6 @@ fn bench_direct(c: &mut Criterion, tier: &DramTier) {
         g.bench_function(BenchmarkId::new("pool_get", size / MIB), |b| {
             b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
         });
-        assert_eq!(&dst[..], &src[..]);
     }
     g.finish();
 }
@@ -129,6 +140,10 @@ fn bench_mmap(c: &mut Criterion, tier: &DramTier) {
         let dir = tempfile::tempdir_in(shm_dir()).expect("shm dir");
         let pool = Pool::create(dir.path(), pool_opts(Backend::Mmap)).expect("pool");
         let id = ObjectId(1);
+        pool.put(id, ObjectKind::Ciphertext, Durability::Scratch, &src).expect("put");
+        dst.fill(0);
+        pool.read_into(id, &mut dst).expect("get");
+        assert!(dst[..] == src[..], "mmap pool read back wrong bytes");
         g.bench_function(BenchmarkId::new("pool_put_scratch", size / MIB), |b| {
             b.iter_custom(|iters| {
                 let mut t = Duration::ZERO;
@@ -144,23 +159,26 @@ fn bench_mmap(c: &mut Criterion, tier: &DramTier) {
         g.bench_function(BenchmarkId::new("pool_get", size / MIB), |b| {
             b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
         });
-        assert_eq!(&dst[..], &src[..]);
     }
     g.finish();
 }
 
-/// Mean time per iteration (ns) from criterion's `new/estimates.json`.
-fn mean_ns(group: &str, bench: &str, size_mib: usize) -> Option<f64> {
+/// Median time per iteration (ns) from criterion's `new/estimates.json`, if that file was
+/// written by this run (the median, because the shared machine's disk is noisy).
+fn median_ns(group: &str, bench: &str, size_mib: usize, since: SystemTime) -> Option<f64> {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).parent()?.join("criterion");
     let path = root.join(group).join(bench).join(size_mib.to_string()).join("new/estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
-    let mean = &text[text.find("\"mean\"")?..];
+    let mean = &text[text.find("\"median\"")?..];
     let pe = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
     let end = pe.find([',', '}'])?;
     pe[..end].trim().parse().ok()
 }
 
-fn summary() {
+fn summary(since: SystemTime) {
     let rows = [
         ("direct", "pool_put", "raw_pwrite", "put (durable)"),
         ("direct", "pool_put", "raw_pwrite_fdatasync", "put (durable)"),
@@ -173,7 +191,9 @@ fn summary() {
     for &size in &SIZES {
         for (group, bench, base, op) in rows {
             let mib = size / MIB;
-            let (Some(p), Some(b)) = (mean_ns(group, bench, mib), mean_ns(group, base, mib)) else {
+            let (Some(p), Some(b)) =
+                (median_ns(group, bench, mib, since), median_ns(group, base, mib, since))
+            else {
                 continue;
             };
             let gbs = |ns: f64| size as f64 / ns;
@@ -188,10 +208,11 @@ fn summary() {
 }
 
 fn main() {
+    let since = SystemTime::now();
     let tier = DramTier::new(4 * 32 * MIB);
     let mut c = Criterion::default().configure_from_args();
     bench_direct(&mut c, &tier);
     bench_mmap(&mut c, &tier);
     c.final_summary();
-    summary();
+    summary(since);
 }
