@@ -23,7 +23,9 @@ pub use hetier_allocator::{Durability, ObjectKind, Pool, PoolOptions};
 pub use ids::{ObjectId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
 pub use policy::{Policy, PolicyConfig, PolicyReport};
-pub use store::{BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore};
+pub use store::{
+    BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore,
+};
 pub use throttle::{Throttle, ThrottleProfile};
 pub use trace::{
     ObjectClass, Trace, TraceDurability, TraceEvent, TraceHeader, TraceReader, TraceRecorder,
