@@ -115,6 +115,22 @@ fn a_missing_segment_that_holds_an_extent_is_a_corrupt_entry() {
 }
 
 #[test]
+fn a_gap_in_the_segment_numbering_is_reported() {
+    let dir = disk_dir();
+    let pool = Pool::create(dir.path(), small(Backend::Mmap)).unwrap();
+    pool.put(ObjectId(1), ObjectKind::Blob, Durability::Durable, &pattern(1, 3 << 20)).unwrap();
+    drop(pool);
+    std::fs::remove_file(seg(dir.path(), 1)).unwrap();
+    match open_err(dir.path(), Backend::Mmap) {
+        Error::MissingSegment { path, later } => {
+            assert_eq!(path, seg(dir.path(), 1));
+            assert!(later.to_string_lossy().contains("segment-00000"));
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
 fn flipped_byte_in_the_superblock() {
     let dir = disk_dir();
     make_pool(dir.path());

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io;
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
 
 /// A mapped segment file.
 #[derive(Debug)]
@@ -71,6 +71,16 @@ impl MappedSegment {
             );
         }
         true
+    }
+
+    /// Ask the kernel to map `offset..offset+len` in one go (MADV_POPULATE_READ/WRITE) so a
+    /// large copy does not take one page fault per 4 KiB page. Advice only: failures (older
+    /// kernels, out-of-range) are ignored and the copy simply faults as usual.
+    pub(crate) fn prefault(&self, offset: usize, len: usize, write: bool) {
+        let advice = if write { Advice::PopulateWrite } else { Advice::PopulateRead };
+        if offset.checked_add(len).is_some_and(|end| end <= self.len) {
+            let _ = self.map.advise_range(advice, offset, len);
+        }
     }
 
     /// Write back (msync) the dirty pages covering `offset..offset+len`.
