@@ -4,7 +4,8 @@
 //!
 //! Protocol (shared with [`crate::sim::predict`]): puts before the first op are setup and not
 //! timed; then the timed pin sequence is hinted, initial prefetches are awaited, and the clock
-//! runs over the rest. Every object's first 8 bytes carry its id, checked on every pin.
+//! runs over the rest. Every object is filled in place through `alloc`/`put_block` with its id
+//! in the first 8 bytes, checked on every pin.
 
 use std::time::{Duration, Instant};
 
@@ -51,29 +52,13 @@ fn durability_of(d: TraceDurability) -> Durability {
     }
 }
 
-/// Reusable source bytes for puts, stamped with the id.
-struct Source {
-    buf: Vec<u8>,
-}
-
-impl Source {
-    fn new(trace: &Trace) -> Self {
-        let max = trace.object_lens().values().copied().max().unwrap_or(0) as usize;
-        let mut buf = vec![0u8; max.max(8)];
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let b = x.to_le_bytes();
-            chunk.copy_from_slice(&b[..chunk.len()]);
-        }
-        Self { buf }
+/// Fills a fresh object in place: the id in the first word, a cheap pattern after it.
+fn fill(words: &mut [u64], id: ObjectId) {
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.0;
     }
-
-    fn bytes_for(&mut self, id: ObjectId, len: u64) -> &[u8] {
-        self.buf[..8].copy_from_slice(&id.0.to_le_bytes());
-        &self.buf[..len as usize]
+    if let Some(w) = words.first_mut() {
+        *w = id.0;
     }
 }
 
@@ -95,24 +80,27 @@ fn stamped_id(bytes: &[u8]) -> Option<u64> {
 /// otherwise from the trace.
 pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<ReplayReport> {
     trace.validate()?;
-    let mut src = Source::new(trace);
     let t0 = Instant::now();
     let (setup, timed) = split_setup(trace);
-    let put = |src: &mut Source, e: &TraceEvent| -> Result<()> {
+    // Objects are produced in place in a budgeted block, as the HE runtime does: no source
+    // buffer outside the budget.
+    let put = |e: &TraceEvent| -> Result<()> {
         if let TraceEvent::Put { id, kind, durability, len } = e {
-            if *len < 8 {
+            if *len < 8 || len % 8 != 0 {
                 return Err(Error::InvalidConfig {
                     name: "trace object length",
                     value: len.to_string(),
-                    reason: "the replayer stamps 8-byte ids into every object",
+                    reason: "the replayer needs whole 8-byte words to stamp ids",
                 });
             }
-            store.put(*id, kind_of(*kind), durability_of(*durability), src.bytes_for(*id, *len))?;
+            let mut w = store.alloc(*len)?;
+            fill(w.as_u64s_mut(), *id);
+            store.put_block(*id, kind_of(*kind), durability_of(*durability), w)?;
         }
         Ok(())
     };
     for e in setup {
-        put(&mut src, e)?;
+        put(e)?;
     }
     store.hint(&timed_pins(trace));
     store.quiesce();
@@ -122,7 +110,7 @@ pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<R
     let mut sink = 0u64;
     for e in timed {
         match e {
-            TraceEvent::Put { .. } => put(&mut src, e)?,
+            TraceEvent::Put { .. } => put(e)?,
             TraceEvent::Remove { id } => store.remove(*id)?,
             TraceEvent::Op { name, pins, compute_ns: recorded } => {
                 let guards = store.pin_all(pins)?;

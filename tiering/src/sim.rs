@@ -273,42 +273,32 @@ impl Sim<'_> {
         }
     }
 
-    fn put(&mut self, id: ObjectId, len: u64, durable: bool, timed: bool) {
+    /// Mirrors the replayer's `alloc` + fill + `put_block`: demand room in DRAM, the fill at
+    /// DRAM write bandwidth, and for durable objects a synchronous PM write.
+    fn put(&mut self, id: ObjectId, len: u64, durable: bool, timed: bool) -> bool {
+        let t0 = self.now;
+        self.settle();
+        if !self.room_demand(len) {
+            return false;
+        }
         self.policy.on_insert(id, len);
         self.objs.insert(
             id,
-            Obj { len, in_dram: false, in_pm: false, ready_at: None, prefetched: false, pins: 0 },
+            Obj { len, in_dram: true, in_pm: false, ready_at: None, prefetched: false, pins: 0 },
         );
-        self.settle();
-        let prio = self.policy.evict_priority(id);
-        let mut room = true;
-        while self.used + len > self.budget {
-            match self.victim(Some(prio)) {
-                Some(v) => self.evict(v, true),
-                None => {
-                    room = false;
-                    break;
-                }
-            }
-        }
-        let t0 = self.now;
-        if durable || !room {
-            let end = self.link(self.now, self.model.pm.write_ns(len));
-            self.now = end;
+        self.now += self.model.dram.write_ns(len);
+        if durable {
+            self.now = self.link(self.now, self.model.pm.write_ns(len));
             self.p.pm_write_bytes += len;
         }
-        if room {
-            self.reserve(len);
-            self.now += self.model.dram.write_ns(len);
+        if let Some(o) = self.objs.get_mut(&id) {
+            o.in_pm = durable;
         }
         if !timed {
             self.now = t0;
         }
-        if let Some(o) = self.objs.get_mut(&id) {
-            o.in_dram = room;
-            o.in_pm = durable || !room;
-        }
         self.schedule_prefetch();
+        true
     }
 
     fn pin(&mut self, id: ObjectId) -> bool {
@@ -385,9 +375,17 @@ pub fn predict(
         p: Prediction::default(),
     };
     let (setup, timed) = split_setup(trace);
+    let too_large = |id: ObjectId, len: u64| crate::error::Error::PinnedSetTooLarge {
+        id: Some(id),
+        requested: len,
+        pinned: 0,
+        budget,
+    };
     for e in setup {
         if let TraceEvent::Put { id, len, durability, .. } = e {
-            sim.put(*id, *len, *durability == TraceDurability::Durable, false);
+            if !sim.put(*id, *len, *durability == TraceDurability::Durable, false) {
+                return Err(too_large(*id, *len));
+            }
         }
     }
     let plan = timed_pins(trace);
@@ -404,7 +402,9 @@ pub fn predict(
     for e in timed {
         match e {
             TraceEvent::Put { id, len, durability, .. } => {
-                sim.put(*id, *len, *durability == TraceDurability::Durable, true);
+                if !sim.put(*id, *len, *durability == TraceDurability::Durable, true) {
+                    return Err(too_large(*id, *len));
+                }
             }
             TraceEvent::Remove { id } => sim.remove(*id),
             TraceEvent::Op { name, pins, compute_ns } => {
