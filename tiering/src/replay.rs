@@ -33,6 +33,38 @@ pub struct ReplayReport {
     pub ops: u64,
     /// The store's counters at the end (covering setup too).
     pub stats: StoreStats,
+    /// Counter increments during the timed phase only.
+    pub timed: TimedCounters,
+}
+
+/// What happened while the clock ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedCounters {
+    /// Bytes read PM → DRAM.
+    pub pm_read_bytes: u64,
+    /// Bytes written DRAM → PM.
+    pub pm_write_bytes: u64,
+    /// Pins served from DRAM without waiting.
+    pub hits: u64,
+    /// Pins that loaded on demand.
+    pub misses: u64,
+    /// Pins served by a prefetch.
+    pub prefetch_hits: u64,
+    /// Pins that waited for an in-flight transfer.
+    pub pin_waits: u64,
+}
+
+impl TimedCounters {
+    fn between(a: &StoreStats, b: &StoreStats) -> Self {
+        Self {
+            pm_read_bytes: b.bytes_pm_to_dram - a.bytes_pm_to_dram,
+            pm_write_bytes: b.bytes_dram_to_pm - a.bytes_dram_to_pm,
+            hits: b.hits - a.hits,
+            misses: b.misses - a.misses,
+            prefetch_hits: b.prefetch_hits - a.prefetch_hits,
+            pin_waits: b.pin_waits - a.pin_waits,
+        }
+    }
 }
 
 /// Maps a trace's object class to the allocator's kind.
@@ -79,6 +111,18 @@ fn stamped_id(bytes: &[u8]) -> Option<u64> {
 /// Replays `trace` on `store`. Op compute times come from `model` when it knows the op name,
 /// otherwise from the trace.
 pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<ReplayReport> {
+    replay_with(store, trace, model, false)
+}
+
+/// Like [`replay`]; with `reuse_durable`, a setup `put` of a durable object that the store
+/// already holds with the same length (left by an earlier process, as evaluation keys are) is
+/// skipped instead of rejected.
+pub fn replay_with(
+    store: &TieredStore,
+    trace: &Trace,
+    model: &CostModel,
+    reuse_durable: bool,
+) -> Result<ReplayReport> {
     trace.validate()?;
     let t0 = Instant::now();
     let (setup, timed) = split_setup(trace);
@@ -100,11 +144,20 @@ pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<R
         Ok(())
     };
     for e in setup {
+        if let TraceEvent::Put { id, len, durability: TraceDurability::Durable, .. } = e {
+            let held = store
+                .info(*id)
+                .is_some_and(|i| i.len == *len && i.durability == Durability::Durable);
+            if reuse_durable && held {
+                continue;
+            }
+        }
         put(e)?;
     }
     store.hint(&timed_pins(trace));
     store.quiesce();
     let setup_ns = t0.elapsed().as_nanos() as u64;
+    let before = store.stats();
     let start = Instant::now();
     let (mut compute_ns, mut ops) = (0u64, 0u64);
     let mut sink = 0u64;
@@ -132,11 +185,14 @@ pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<R
         }
     }
     std::hint::black_box(sink);
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let stats = store.stats();
     Ok(ReplayReport {
-        wall_ns: start.elapsed().as_nanos() as u64,
+        wall_ns,
         setup_ns,
         compute_ns,
         ops,
-        stats: store.stats(),
+        timed: TimedCounters::between(&before, &stats),
+        stats,
     })
 }
