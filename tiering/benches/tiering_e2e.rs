@@ -22,7 +22,7 @@ use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool
 use hetier_tiering::busy::busy_work;
 use hetier_tiering::calibrate::{calibrate, calibrate_dram, CalibrationOptions};
 use hetier_tiering::replay::{replay_with, ReplayReport};
-use hetier_tiering::sim::{physical_bound, predict};
+use hetier_tiering::sim::{physical_bound, predict, PredictOptions};
 use hetier_tiering::{
     CostModel, ObjectClass, PolicyConfig, ThrottleProfile, TieredStore, Trace, TraceDurability,
     TraceHeader, TraceRecorder,
@@ -316,6 +316,9 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
+        // Reclaim the page cache charged here first: otherwise the pages survive rmdir
+        // (recharged to the parent) and the next child would find the file already cached.
+        let _ = std::fs::write(self.path.join("memory.force_empty"), "0");
         let _ = std::fs::remove_dir(&self.path);
     }
 }
@@ -512,7 +515,14 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 Some(s) => Some(serde_json::from_str(&s)?),
                 None => None,
             };
-            let pred = predict(&trace, &model, &policy, budget, 2).ok();
+            let pred = predict(
+                &trace,
+                &model,
+                &policy,
+                budget,
+                &PredictOptions { migrator_threads: 2, reuse_durable: true },
+            )
+            .ok();
             let bound = physical_bound(&trace, &model, budget);
             Ok(Row {
                 budget_pct: pct,

@@ -352,14 +352,29 @@ impl Sim<'_> {
     }
 }
 
+/// How the predicted run is set up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictOptions {
+    /// Migrator threads of the store; 0 disables prefetch, as in the store.
+    pub migrator_threads: usize,
+    /// Durable setup objects already sit in the pool from an earlier process (the replayer's
+    /// `reuse_durable`): they start PM-only instead of being written.
+    pub reuse_durable: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self { migrator_threads: 2, reuse_durable: false }
+    }
+}
+
 /// Predicts the timed phase of `trace` under `policy` with a DRAM budget of `budget` bytes.
-/// `migrator_threads == 0` disables prefetch, as in the store.
 pub fn predict(
     trace: &Trace,
     model: &CostModel,
     policy: &PolicyConfig,
     budget: u64,
-    migrator_threads: usize,
+    opts: &PredictOptions,
 ) -> Result<Prediction> {
     trace.validate()?;
     model.validate()?;
@@ -371,7 +386,7 @@ pub fn predict(
         used: 0,
         now: 0.0,
         link_free: 0.0,
-        prefetch: migrator_threads > 0,
+        prefetch: opts.migrator_threads > 0,
         p: Prediction::default(),
     };
     let (setup, timed) = split_setup(trace);
@@ -383,6 +398,21 @@ pub fn predict(
     };
     for e in setup {
         if let TraceEvent::Put { id, len, durability, .. } = e {
+            if opts.reuse_durable && *durability == TraceDurability::Durable {
+                sim.policy.on_insert(*id, *len);
+                sim.objs.insert(
+                    *id,
+                    Obj {
+                        len: *len,
+                        in_dram: false,
+                        in_pm: true,
+                        ready_at: None,
+                        prefetched: false,
+                        pins: 0,
+                    },
+                );
+                continue;
+            }
             if !sim.put(*id, *len, *durability == TraceDurability::Durable, false) {
                 return Err(too_large(*id, *len));
             }
@@ -473,7 +503,8 @@ mod tests {
         let mut m = test_model();
         m.ops_ns.clear();
         let t = cyclic(4, 1_000_000, 12, 5_000_000);
-        let p = predict(&t, &m, &PolicyConfig::Lru, 10_000_000, 2).unwrap();
+        let p =
+            predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &PredictOptions::default()).unwrap();
         assert_eq!(p.pm_read_bytes, 0);
         assert!((p.total_ns - 60e6).abs() < 1.0, "{p:?}");
     }
@@ -485,15 +516,36 @@ mod tests {
         // PM: 1 GB/s → a 1 MB key takes ≈1 ms; compute 2 ms per op hides it.
         let t = cyclic(8, 1_000_000, 64, 2_000_000);
         let budget = 3_250_000; // three keys and the ciphertext
-        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, 2).unwrap();
-        let planned =
-            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, budget, 2).unwrap();
+        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, &PredictOptions::default()).unwrap();
+        let planned = predict(
+            &t,
+            &m,
+            &PolicyConfig::Planned { prefetch: true },
+            budget,
+            &PredictOptions::default(),
+        )
+        .unwrap();
         let bound = physical_bound(&t, &m, budget);
         assert_eq!(lru.misses, 64, "cyclic access is LRU's worst case");
         assert!(lru.total_ns > 64.0 * 2.9e6, "{lru:?}");
         assert!(planned.total_ns < 1.1 * bound.bound_ns, "{planned:?} vs {bound:?}");
         assert!(planned.pm_read_bytes <= lru.pm_read_bytes);
         assert!(planned.peak_dram <= budget && lru.peak_dram <= budget);
+    }
+
+    #[test]
+    fn reused_durable_objects_start_in_pm() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        let t = cyclic(4, 1_000_000, 12, 5_000_000);
+        let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
+        // LRU starts cold: the first cycle reads every key once, then all stay.
+        let lru = predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &opts).unwrap();
+        assert_eq!((lru.pm_read_bytes, lru.misses), (4_000_000, 4));
+        // Planned loads them before the clock starts.
+        let planned =
+            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, 10_000_000, &opts).unwrap();
+        assert_eq!(planned.pm_read_bytes, 0);
     }
 
     #[test]
