@@ -7,11 +7,14 @@
 
 pub mod belady;
 pub mod busy;
+pub mod calibrate;
 pub mod cost;
 pub mod error;
 pub mod ids;
 pub mod partition;
 pub mod policy;
+pub mod replay;
+pub mod sim;
 pub mod store;
 pub mod throttle;
 pub mod trace;
