@@ -23,6 +23,36 @@ pub(crate) fn ifma_available() -> bool {
     }
 }
 
+/// Whether this CPU has AVX-512 DQ (64-bit integer ↔ double conversions).
+#[inline]
+pub(crate) fn dq_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The centering counts of a basis extension on AVX-512 DQ; `false` if the CPU or the length
+/// (a multiple of 8 is needed) rules it out, in which case nothing was written.
+pub(crate) fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) -> bool {
+    let n = r.len();
+    if !dq_available() || !n.is_multiple_of(8) {
+        return false;
+    }
+    assert_eq!(y.len(), inv_q.len() * n, "rounding counts lengths");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: avx512f+avx512dq are present, n % 8 == 0 and y holds inv_q.len() limbs of n.
+    unsafe {
+        ifma::rounding_counts(y, inv_q, r)
+    }
+    true
+}
+
 /// Whether a table for modulus `q` and 2^log_n points can use the IFMA kernels.
 pub(crate) fn ifma_eligible(q: u64, log_n: u32) -> bool {
     ifma_available() && q >> IFMA_MAX_MODULUS_BITS == 0 && log_n >= 4
