@@ -437,11 +437,9 @@ impl ModDown {
             if repr == Representation::Ntt {
                 self.q.tables()[t].forward(e);
             }
-            let (w, ws) = self.p_inv[t];
-            let q = m.value();
-            for (a, &b) in d.iter_mut().zip(e.iter()) {
-                *a = m.mul_shoup(*a + q - b, w, ws);
-            }
+            // Two slice passes so both run on the IFMA kernels when q < 2^50.
+            m.sub_assign_slice(d, e);
+            m.mul_scalar_assign_slice(d, self.p_inv[t].0);
         }
         Ok(())
     }
