@@ -137,7 +137,8 @@ impl BasisConverter {
         self.from[i].mul_scalar_assign_slice(y, self.q_hat_inv[i].0);
     }
 
-    /// The centering counts r[c] = round(Σ_i y_i[c]/q_i) (ties to even) from prepared limbs `y` (k·n words).
+    /// The centering counts `r[c] = round(Σ_i y_i[c] / q_i)` (ties to even) from prepared limbs
+    /// `y` (k·n words).
     ///
     /// # Panics
     /// If `y.len() != k · r.len()`.

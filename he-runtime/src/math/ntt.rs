@@ -1,4 +1,4 @@
-//! Negacyclic number-theoretic transform over Z_q[X]/(X^N + 1) with Harvey lazy butterflies.
+//! Negacyclic number-theoretic transform over `Z_q[X]/(X^N + 1)` with Harvey lazy butterflies.
 //!
 //! **Order.** [`NttTable::forward`] maps coefficients a_0..a_{N-1} (natural order) to
 //! `â[j] = a(ψ^(2·brv(j) + 1))`, where ψ = [`NttTable::psi`] is the table's primitive 2N-th root
