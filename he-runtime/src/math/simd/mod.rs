@@ -5,6 +5,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod ifma;
+#[cfg(target_arch = "x86_64")]
+mod ifma_dot;
 
 /// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
 pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
@@ -233,4 +235,45 @@ pub(crate) mod slices {
         // SAFETY: `lanes` checked CPU support and q < 2^50; the kernel only touches `a`.
         unsafe { k::mul_scalar_assign(l, a, w, ws) }
     }
+}
+
+/// Whether [`dot`] serves modulus `m`, slices of `n` words and `outs` outputs.
+pub(crate) fn dot_supported(m: &crate::math::zq::Modulus, n: usize, outs: usize) -> bool {
+    slice_eligible(m) && n.is_multiple_of(8) && (1..=2).contains(&outs)
+}
+
+/// IFMA sums of products `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for one or two
+/// outputs (see `math::dot`); returns `false` without writing when [`dot_supported`] fails.
+///
+/// # Panics
+/// If the slice lengths disagree.
+pub(crate) fn dot(
+    m: &crate::math::zq::Modulus,
+    a: &[&[u64]],
+    b: &[&[u64]],
+    out: &mut [&mut [u64]],
+) -> bool {
+    let n = out.first().map_or(0, |o| o.len());
+    if !dot_supported(m, n, out.len()) {
+        return false;
+    }
+    assert!(
+        a.iter().all(|s| s.len() == n)
+            && b.iter().all(|s| s.len() == n)
+            && out.iter().all(|s| s.len() == n)
+            && b.len() == out.len() * a.len(),
+        "dot product shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fold = ExtendFold::new(m);
+        match out {
+            // SAFETY: CPU support and q < 2^50 (dot_supported) and equal lengths (assert).
+            [o] => unsafe { ifma_dot::dot::<1>(fold, a, b, [&mut **o]) },
+            // SAFETY: as above.
+            [o0, o1] => unsafe { ifma_dot::dot::<2>(fold, a, b, [&mut **o0, &mut **o1]) },
+            _ => return false,
+        }
+    }
+    true
 }
