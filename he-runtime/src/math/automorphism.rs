@@ -1,4 +1,4 @@
-//! Ring automorphisms X → X^g of Z_q[X]/(X^N + 1) for odd g (Galois elements), in coefficient
+//! Ring automorphisms X → X^g of `Z_q[X]/(X^N + 1)` for odd g (Galois elements), in coefficient
 //! form (an index map with signs) and in NTT form (a pure permutation of the evaluations).
 //!
 //! Slot rotations use g = 5^k mod 2N and conjugation g = 2N − 1, the convention of SEAL and
@@ -96,6 +96,11 @@ impl Automorphism {
     /// The ring degree N.
     pub fn n(&self) -> usize {
         1 << self.log_n
+    }
+
+    /// The NTT-form permutation: `out[j] = in[ntt_source()[j]]`, every entry below N.
+    pub fn ntt_source(&self) -> &[u32] {
+        &self.ntt_src
     }
 
     /// One limb in coefficient form: `output = input(X^g)` modulo `modulus`.

@@ -30,8 +30,8 @@ pub enum Conversion {
 pub struct BasisConverter {
     from: Vec<Modulus>,
     to: Vec<Modulus>,
-    /// [(Q/q_i)^{-1}]_{q_i} with Shoup companion.
-    q_hat_inv: Vec<(u64, u64)>,
+    /// [(Q/q_i)^{-1}]_{q_i}.
+    q_hat_inv: Vec<u64>,
     /// (Q/q_i) mod p_t, row t holds the k values for target t.
     q_hat_mod_p: Vec<u64>,
     /// Q mod p_t with Shoup companion.
@@ -58,10 +58,7 @@ impl BasisConverter {
         let q_hat_inv = from
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let inv = m.inv(prod_except(m, i))?;
-                Ok((inv, m.shoup(inv)))
-            })
+            .map(|(i, m)| m.inv(prod_except(m, i)))
             .collect::<Result<Vec<_>>>()?;
         let mut q_hat_mod_p = Vec::with_capacity(from.len() * to.len());
         let mut q_mod_p = Vec::with_capacity(to.len());
@@ -124,11 +121,8 @@ impl BasisConverter {
     /// # Panics
     /// If `i` is out of range or the slices differ in length.
     pub fn prepare_limb(&self, i: usize, x: &[u64], y: &mut [u64]) {
-        assert_eq!(x.len(), y.len());
-        let (m, (w, ws)) = (&self.from[i], self.q_hat_inv[i]);
-        for (d, &v) in y.iter_mut().zip(x) {
-            *d = m.mul_shoup(v, w, ws);
-        }
+        y.copy_from_slice(x);
+        self.prepare_limb_in_place(i, y);
     }
 
     /// [`prepare_limb`](Self::prepare_limb) in place.
@@ -136,19 +130,21 @@ impl BasisConverter {
     /// # Panics
     /// If `i` is out of range.
     pub fn prepare_limb_in_place(&self, i: usize, y: &mut [u64]) {
-        let (m, (w, ws)) = (&self.from[i], self.q_hat_inv[i]);
-        for d in y.iter_mut() {
-            *d = m.mul_shoup(*d, w, ws);
-        }
+        // The slice helper runs the IFMA kernel when q_i < 2^50.
+        self.from[i].mul_scalar_assign_slice(y, self.q_hat_inv[i]);
     }
 
-    /// The centering counts r[c] = round(Σ_i y_i[c]/q_i) from prepared limbs `y` (k·n words).
+    /// The centering counts `r[c] = round(Σ_i y_i[c] / q_i)` (ties to even) from prepared limbs
+    /// `y` (k·n words).
     ///
     /// # Panics
     /// If `y.len() != k · r.len()`.
     pub fn rounding_counts(&self, y: &[u64], r: &mut [u64]) {
         let n = r.len();
         assert_eq!(y.len(), self.from.len() * n);
+        if self.ifma.is_some() && simd::rounding_counts(y, &self.inv_q, r) {
+            return;
+        }
         const CHUNK: usize = 64;
         let mut acc = [0f64; CHUNK];
         for (ci, rc) in r.chunks_mut(CHUNK).enumerate() {
@@ -161,7 +157,7 @@ impl BasisConverter {
                 }
             }
             for (o, &a) in rc.iter_mut().zip(&acc[..len]) {
-                *o = a.round() as u64;
+                *o = a.round_ties_even() as u64;
             }
         }
     }
@@ -439,11 +435,9 @@ impl ModDown {
             if repr == Representation::Ntt {
                 self.q.tables()[t].forward(e);
             }
-            let (w, ws) = self.p_inv[t];
-            let q = m.value();
-            for (a, &b) in d.iter_mut().zip(e.iter()) {
-                *a = m.mul_shoup(*a + q - b, w, ws);
-            }
+            // Two slice passes so both run on the IFMA kernels when q < 2^50.
+            m.sub_assign_slice(d, e);
+            m.mul_scalar_assign_slice(d, self.p_inv[t].0);
         }
         Ok(())
     }

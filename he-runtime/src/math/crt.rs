@@ -92,7 +92,7 @@ impl CrtReconstructor {
         Ok(())
     }
 
-    /// The unique x in [0, Q) with x ≡ residues[i] (mod q_i), as [`words`](Self::words)
+    /// The unique x in [0, Q) with `x ≡ residues[i] (mod q_i)`, as [`words`](Self::words)
     /// little-endian words in `out`.
     pub fn reconstruct(&self, residues: &[u64], out: &mut [u64]) -> Result<()> {
         self.check(residues)?;

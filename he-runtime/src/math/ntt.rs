@@ -1,4 +1,4 @@
-//! Negacyclic number-theoretic transform over Z_q[X]/(X^N + 1) with Harvey lazy butterflies.
+//! Negacyclic number-theoretic transform over `Z_q[X]/(X^N + 1)` with Harvey lazy butterflies.
 //!
 //! **Order.** [`NttTable::forward`] maps coefficients a_0..a_{N-1} (natural order) to
 //! `â[j] = a(ψ^(2·brv(j) + 1))`, where ψ = [`NttTable::psi`] is the table's primitive 2N-th root
@@ -208,7 +208,7 @@ impl NttTable {
         let two_q = 2 * q;
         let mut t = self.n;
         let mut m = 1;
-        while m < self.n {
+        while m < self.n / 2 {
             t >>= 1;
             let roots = &self.roots[m..2 * m];
             let shoup = &self.roots_shoup[m..2 * m];
@@ -225,9 +225,19 @@ impl NttTable {
             }
             m <<= 1;
         }
-        for x in a.iter_mut() {
-            let v = (*x).min((*x).wrapping_sub(two_q));
-            *x = v.min(v.wrapping_sub(q));
+        // Last stage (t = 1) without an inner loop, fused with the final reduction to [0, q).
+        let half = self.n / 2;
+        let roots = &self.roots[half..];
+        let shoup = &self.roots_shoup[half..];
+        let reduce = |v: u64| {
+            let v = v.min(v.wrapping_sub(two_q));
+            v.min(v.wrapping_sub(q))
+        };
+        for ((pair, &w), &ws) in a.chunks_exact_mut(2).zip(roots).zip(shoup) {
+            let u = pair[0].min(pair[0].wrapping_sub(two_q));
+            let v = m_.mul_shoup_lazy(pair[1], w, ws);
+            pair[0] = reduce(u + v);
+            pair[1] = reduce(u + two_q - v);
         }
     }
 

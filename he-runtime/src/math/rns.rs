@@ -169,10 +169,8 @@ impl RnsBasis {
         let half = q_last >> 1;
         for (i, d) in head.chunks_exact_mut(n).enumerate() {
             let m = &self.moduli[i];
-            let q = m.value();
             let ql_mod = m.reduce(q_last);
             let inv = m.inv(ql_mod)?;
-            let inv_shoup = m.shoup(inv);
             // The centered lift of the last residue, so that x − lift is divisible by q_l and
             // the quotient is x / q_l rounded to nearest.
             for (t, &v) in tmp.iter_mut().zip(last_c.iter()) {
@@ -182,9 +180,9 @@ impl RnsBasis {
             if repr == Representation::Ntt {
                 self.tables[i].forward(tmp);
             }
-            for (a, &b) in d.iter_mut().zip(tmp.iter()) {
-                *a = m.mul_shoup(*a + q - b, inv, inv_shoup);
-            }
+            // Two slice passes so both run on the IFMA kernels when q < 2^50.
+            m.sub_assign_slice(d, tmp);
+            m.mul_scalar_assign_slice(d, inv);
         }
         Ok(())
     }

@@ -201,7 +201,7 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (a[i] + b[i]) mod q.
+    /// `a[i] = (a[i] + b[i]) mod q`.
     ///
     /// # Panics
     /// If the slices differ in length (a programming error inside the crate).
@@ -216,7 +216,7 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (a[i] - b[i]) mod q.
+    /// `a[i] = (a[i] - b[i]) mod q`.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -231,7 +231,7 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (b[i] - a[i]) mod q; saves a copy when the result must land in the subtrahend.
+    /// `a[i] = (b[i] - a[i]) mod q`; saves a copy when the result must land in the subtrahend.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -242,14 +242,14 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (-a[i]) mod q.
+    /// `a[i] = (-a[i]) mod q`.
     pub fn neg_assign_slice(&self, a: &mut [u64]) {
         for x in a.iter_mut() {
             *x = self.neg(*x);
         }
     }
 
-    /// a[i] = (a[i] * b[i]) mod q.
+    /// `a[i] = (a[i] * b[i]) mod q`.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -264,7 +264,7 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (a[i] * s) mod q for a scalar s < q (Shoup, one precomputation for the slice).
+    /// `a[i] = (a[i] * s) mod q` for a scalar s < q (Shoup, one precomputation for the slice).
     pub fn mul_scalar_assign_slice(&self, a: &mut [u64], s: u64) {
         let s = self.reduce(s);
         let s_shoup = self.shoup(s);
@@ -277,7 +277,7 @@ impl Modulus {
         }
     }
 
-    /// acc[i] = (acc[i] + a[i] * b[i]) mod q.
+    /// `acc[i] = (acc[i] + a[i] * b[i]) mod q`.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -293,7 +293,7 @@ impl Modulus {
         }
     }
 
-    /// acc[i] = (acc[i] + a[i] * s) mod q for a scalar s.
+    /// `acc[i] = (acc[i] + a[i] * s) mod q` for a scalar s.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -306,7 +306,7 @@ impl Modulus {
         }
     }
 
-    /// a[i] = a[i] mod q for arbitrary words.
+    /// `a[i] = a[i] mod q` for arbitrary words.
     pub fn reduce_slice(&self, a: &mut [u64]) {
         for x in a.iter_mut() {
             *x = self.reduce(*x);

@@ -272,6 +272,59 @@ pub(super) unsafe fn inverse(
     }
 }
 
+/// Fold constants of one target prime as lane vectors.
+#[derive(Clone, Copy)]
+struct FoldConsts {
+    c: Consts,
+    one: __m512i,
+    one52: __m512i,
+    c52: __m512i,
+    c52s: __m512i,
+}
+
+/// Σ_i y[i·stride + at + lane]·row[i] mod p for V consecutive 8-word vectors at `at`, with V
+/// independent accumulator chains so the 4-cycle IFMA latency is hidden.
+///
+/// # Safety
+/// avx512f+avx512ifma available; `at + 8·V <= stride`; `yp` points to `row.len()` limbs of
+/// `stride` words.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn extend_vectors<const V: usize>(
+    f: FoldConsts,
+    yp: *const u64,
+    stride: usize,
+    at: usize,
+    row: &[u64],
+) -> [__m512i; V] {
+    const CHUNK: usize = 15;
+    let zero = _mm512_setzero_si512();
+    let mut r = [zero; V];
+    for (ci, chunk) in row.chunks(CHUNK).enumerate() {
+        let mut lo = [zero; V];
+        let mut hi = [zero; V];
+        for (k, &w) in chunk.iter().enumerate() {
+            let i = ci * CHUNK + k;
+            let wv = _mm512_set1_epi64(w as i64);
+            for v in 0..V {
+                // SAFETY: i < row.len() and at + 8·v + 8 <= stride: inside limb i of y.
+                let x = unsafe { _mm512_loadu_si512(yp.add(i * stride + at + 8 * v) as *const _) };
+                lo[v] = _mm512_madd52lo_epu64(lo[v], x, wv);
+                hi[v] = _mm512_madd52hi_epu64(hi[v], x, wv);
+            }
+        }
+        for v in 0..V {
+            let lo0 = _mm512_and_si512(lo[v], f.c.mask);
+            let h = _mm512_add_epi64(_mm512_srli_epi64::<52>(lo[v]), hi[v]);
+            let a = mul_shoup_lazy(f.c, lo0, f.one, f.one52);
+            let b = mul_shoup_lazy(f.c, h, f.c52, f.c52s);
+            let s = reduce_once(reduce_once(_mm512_add_epi64(a, b), f.c.two_q), f.c.q);
+            r[v] = reduce_once(_mm512_add_epi64(r[v], s), f.c.q);
+        }
+    }
+    r
+}
+
 /// Basis-extension accumulation for one target prime p < 2^50 over one coefficient block (see
 /// `super::extend_block`).
 ///
@@ -293,48 +346,84 @@ pub(super) unsafe fn extend_block(
     corr: Option<super::Correction<'_>>,
     out: &mut [u64],
 ) {
-    const CHUNK: usize = 15;
-    let n = out.len();
+    let len = out.len();
     let c = consts(fold.p);
-    let one = _mm512_set1_epi64(1);
-    let one52 = _mm512_set1_epi64(fold.one_shoup as i64);
-    let c52 = _mm512_set1_epi64(fold.c52 as i64);
-    let c52s = _mm512_set1_epi64(fold.c52_shoup as i64);
-    let zero = _mm512_setzero_si512();
+    let f = FoldConsts {
+        c,
+        one: _mm512_set1_epi64(1),
+        one52: _mm512_set1_epi64(fold.one_shoup as i64),
+        c52: _mm512_set1_epi64(fold.c52 as i64),
+        c52s: _mm512_set1_epi64(fold.c52_shoup as i64),
+    };
+    let corr = corr.map(|k| {
+        (
+            k.counts.as_ptr(),
+            _mm512_set1_epi64(k.q_mod_p as i64),
+            _mm512_set1_epi64((k.q_mod_p_shoup >> 12) as i64),
+        )
+    });
+    let finish = |r: __m512i, base: usize| -> __m512i {
+        match corr {
+            None => r,
+            Some((cp, qv, qs)) => {
+                // SAFETY: counts has `len` words and base + 8 <= len.
+                let cnt = unsafe { _mm512_loadu_si512(cp.add(base) as *const _) };
+                let sub = reduce_once(mul_shoup_lazy(c, cnt, qv, qs), c.q);
+                reduce_once(_mm512_sub_epi64(_mm512_add_epi64(r, c.q), sub), c.q)
+            }
+        }
+    };
     let yp = y.as_ptr();
     let op = out.as_mut_ptr();
     let mut base = 0;
-    while base < n {
-        let mut r = zero;
-        for (ci, chunk) in row.chunks(CHUNK).enumerate() {
-            let (mut lo, mut hi) = (zero, zero);
-            for (k, &w) in chunk.iter().enumerate() {
-                let i = ci * CHUNK + k;
-                // SAFETY: i < row.len() and start + base + 8 <= stride, so the 8 words lie
-                // inside limb i of y.
-                let x =
-                    unsafe { _mm512_loadu_si512(yp.add(i * stride + start + base) as *const _) };
-                let wv = _mm512_set1_epi64(w as i64);
-                lo = _mm512_madd52lo_epu64(lo, x, wv);
-                hi = _mm512_madd52hi_epu64(hi, x, wv);
-            }
-            let lo0 = _mm512_and_si512(lo, c.mask);
-            let h = _mm512_add_epi64(_mm512_srli_epi64::<52>(lo), hi);
-            let a = mul_shoup_lazy(c, lo0, one, one52);
-            let b = mul_shoup_lazy(c, h, c52, c52s);
-            let s = reduce_once(reduce_once(_mm512_add_epi64(a, b), c.two_q), c.q);
-            r = reduce_once(_mm512_add_epi64(r, s), c.q);
+    while base + 32 <= len {
+        // SAFETY: start + base + 32 <= start + len <= stride.
+        let r = unsafe { extend_vectors::<4>(f, yp, stride, start + base, row) };
+        for (v, rv) in r.into_iter().enumerate() {
+            let o = finish(rv, base + 8 * v);
+            // SAFETY: base + 8·v + 8 <= len = out.len().
+            unsafe { _mm512_storeu_si512(op.add(base + 8 * v) as *mut _, o) };
         }
-        if let Some(k) = corr {
-            // SAFETY: counts has n words and base + 8 <= n.
-            let cnt = unsafe { _mm512_loadu_si512(k.counts.as_ptr().add(base) as *const _) };
-            let qv = _mm512_set1_epi64(k.q_mod_p as i64);
-            let qs = _mm512_set1_epi64((k.q_mod_p_shoup >> 12) as i64);
-            let sub = reduce_once(mul_shoup_lazy(c, cnt, qv, qs), c.q);
-            r = reduce_once(_mm512_sub_epi64(_mm512_add_epi64(r, c.q), sub), c.q);
-        }
-        // SAFETY: base + 8 <= n = out.len().
-        unsafe { _mm512_storeu_si512(op.add(base) as *mut _, r) };
+        base += 32;
+    }
+    while base < len {
+        // SAFETY: start + base + 8 <= stride since len is a multiple of 8.
+        let [r] = unsafe { extend_vectors::<1>(f, yp, stride, start + base, row) };
+        let o = finish(r, base);
+        // SAFETY: base + 8 <= len = out.len().
+        unsafe { _mm512_storeu_si512(op.add(base) as *mut _, o) };
         base += 8;
+    }
+}
+
+/// r[j] = round_ties_even(Σ_i (y[i·n + j] as f64) · inv_q[i]) for j < n, summed in the same
+/// order with the same (unfused) roundings as the portable loop, so results are identical.
+///
+/// # Safety
+/// avx512f+avx512dq available; `r.len() = n` a multiple of 8; `y.len() = inv_q.len()·n`.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) {
+    let n = r.len();
+    let yp = y.as_ptr();
+    let rp = r.as_mut_ptr();
+    let mut base = 0;
+    while base < n {
+        let mut acc = [_mm512_setzero_pd(); 4];
+        let v_count = if base + 32 <= n { 4 } else { 1 };
+        for (i, &inv) in inv_q.iter().enumerate() {
+            let w = _mm512_set1_pd(inv);
+            for (v, a) in acc.iter_mut().enumerate().take(v_count) {
+                // SAFETY: i < inv_q.len() and base + 8·v + 8 <= n: inside limb i of y.
+                let x = unsafe { _mm512_loadu_si512(yp.add(i * n + base + 8 * v) as *const _) };
+                *a = _mm512_add_pd(*a, _mm512_mul_pd(_mm512_cvtepu64_pd(x), w));
+            }
+        }
+        for (v, a) in acc.iter().enumerate().take(v_count) {
+            let rounded =
+                _mm512_cvt_roundpd_epu64::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(*a);
+            // SAFETY: base + 8·v + 8 <= n = r.len().
+            unsafe { _mm512_storeu_si512(rp.add(base + 8 * v) as *mut _, rounded) };
+        }
+        base += 8 * v_count;
     }
 }

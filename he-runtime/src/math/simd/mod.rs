@@ -5,6 +5,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod ifma;
+#[cfg(target_arch = "x86_64")]
+mod ifma_dot;
 
 /// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
 pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
@@ -21,6 +23,36 @@ pub(crate) fn ifma_available() -> bool {
     {
         false
     }
+}
+
+/// Whether this CPU has AVX-512 DQ (64-bit integer ↔ double conversions).
+#[inline]
+pub(crate) fn dq_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The centering counts of a basis extension on AVX-512 DQ; `false` if the CPU or the length
+/// (a multiple of 8 is needed) rules it out, in which case nothing was written.
+pub(crate) fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) -> bool {
+    let n = r.len();
+    if !dq_available() || !n.is_multiple_of(8) {
+        return false;
+    }
+    assert_eq!(y.len(), inv_q.len() * n, "rounding counts lengths");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: avx512f+avx512dq are present, n % 8 == 0 and y holds inv_q.len() limbs of n.
+    unsafe {
+        ifma::rounding_counts(y, inv_q, r)
+    }
+    true
 }
 
 /// Whether a table for modulus `q` and 2^log_n points can use the IFMA kernels.
@@ -203,4 +235,45 @@ pub(crate) mod slices {
         // SAFETY: `lanes` checked CPU support and q < 2^50; the kernel only touches `a`.
         unsafe { k::mul_scalar_assign(l, a, w, ws) }
     }
+}
+
+/// Whether [`dot`] serves modulus `m`, slices of `n` words and `outs` outputs.
+pub(crate) fn dot_supported(m: &crate::math::zq::Modulus, n: usize, outs: usize) -> bool {
+    slice_eligible(m) && n.is_multiple_of(8) && (1..=2).contains(&outs)
+}
+
+/// IFMA sums of products `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for one or two
+/// outputs (see `math::dot`); returns `false` without writing when [`dot_supported`] fails.
+///
+/// # Panics
+/// If the slice lengths disagree.
+pub(crate) fn dot(
+    m: &crate::math::zq::Modulus,
+    a: &[&[u64]],
+    b: &[&[u64]],
+    out: &mut [&mut [u64]],
+) -> bool {
+    let n = out.first().map_or(0, |o| o.len());
+    if !dot_supported(m, n, out.len()) {
+        return false;
+    }
+    assert!(
+        a.iter().all(|s| s.len() == n)
+            && b.iter().all(|s| s.len() == n)
+            && out.iter().all(|s| s.len() == n)
+            && b.len() == out.len() * a.len(),
+        "dot product shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fold = ExtendFold::new(m);
+        match out {
+            // SAFETY: CPU support and q < 2^50 (dot_supported) and equal lengths (assert).
+            [o] => unsafe { ifma_dot::dot::<1>(fold, a, b, [&mut **o]) },
+            // SAFETY: as above.
+            [o0, o1] => unsafe { ifma_dot::dot::<2>(fold, a, b, [&mut **o0, &mut **o1]) },
+            _ => return false,
+        }
+    }
+    true
 }
