@@ -43,9 +43,6 @@ impl Scratch {
     }
 }
 
-/// Coefficients per parallel task of the overflow estimate.
-const OVERFLOW_CHUNK: usize = 4096;
-
 /// Global prime index of position `pos` in a level-`level` extended basis (Q_l then P).
 #[inline]
 pub(crate) fn qp_prime(ctx: &Context, level: usize, pos: usize) -> usize {
@@ -78,13 +75,11 @@ pub(crate) fn decompose(
         let y = &mut y[..dig.len() * n];
         y.par_chunks_mut(n).enumerate().for_each(|(ii, yl)| {
             let i = dig.start + ii;
-            plan.ext.prepare_limb(ii, ctx.prime(i), &coeff[i * n..(i + 1) * n], yl);
+            plan.ext.prepare_limb(ii, &coeff[i * n..(i + 1) * n], yl);
         });
         let y = &*y;
         let v = &mut v[..n];
-        v.par_chunks_mut(OVERFLOW_CHUNK)
-            .enumerate()
-            .for_each(|(c, vc)| plan.ext.overflow(y, n, c * OVERFLOW_CHUNK, vc));
+        plan.ext.overflow(y, v);
         let v = &*v;
         let outj = &mut out[j * width * n..(j + 1) * width * n];
         outj.par_chunks_mut(n).enumerate().for_each(|(pos, limb)| {
@@ -93,7 +88,7 @@ pub(crate) fn decompose(
             } else {
                 let t = if pos < dig.start { pos } else { pos - dig.len() };
                 let p = ctx.prime(qp_prime(ctx, level, pos));
-                plan.ext.extend_limb(t, p, y, v, limb);
+                plan.ext.extend_limb(t, y, v, limb);
                 p.ntt(limb);
             }
         });
@@ -189,13 +184,11 @@ pub(crate) fn mod_down(
     acc_p.par_chunks_mut(n).zip(y.par_chunks_mut(n)).enumerate().for_each(|(t, (limb, yl))| {
         let p = ctx.prime(ctx.q_len() + t);
         p.intt(limb);
-        plan.ext.prepare_limb(t, p, limb, yl);
+        plan.ext.prepare_limb(t, limb, yl);
     });
     let y = &*y;
     let v = &mut v[..n];
-    v.par_chunks_mut(OVERFLOW_CHUNK)
-        .enumerate()
-        .for_each(|(c, vc)| plan.ext.overflow(y, n, c * OVERFLOW_CHUNK, vc));
+    plan.ext.overflow(y, v);
     let v = &*v;
     let md = &mut md[..l1 * n];
     md.par_chunks_mut(n)
@@ -204,7 +197,7 @@ pub(crate) fn mod_down(
         .enumerate()
         .for_each(|(i, ((tmp, o), a))| {
             let p = ctx.prime(i);
-            plan.ext.extend_limb(i, p, y, v, tmp);
+            plan.ext.extend_limb(i, y, v, tmp);
             p.ntt(tmp);
             let (w, ws) = plan.p_inv[i];
             for c in 0..n {

@@ -5,6 +5,7 @@
 //! because it needs per-level, per-digit plans with a two-step (prepare / extend) split.
 
 use crate::error::{Error, Result};
+use crate::math::basis_ext::BasisConverter;
 use crate::math::{is_prime, Modulus, NttTable};
 
 /// Largest supported prime: lazy butterflies keep values below 4q, which must fit in a word.
@@ -14,6 +15,7 @@ pub(crate) const MAX_PRIME_BITS: u32 = 61;
 #[derive(Debug, Clone)]
 pub(crate) struct Prime {
     pub(crate) q: u64,
+    pub(crate) modulus: Modulus,
     /// floor(2^128 / q) as (low, high) words.
     ratio: (u64, u64),
     table: NttTable,
@@ -83,9 +85,10 @@ impl Prime {
         if !is_prime(q) {
             return Err(Error::InvalidModulus { modulus: q, reason: "must be prime" });
         }
-        let table = NttTable::new(Modulus::new(q)?, log_n)?;
+        let modulus = Modulus::new(q)?;
+        let table = NttTable::new(modulus, log_n)?;
         let ratio_full = u128::MAX / q as u128; // floor((2^128-1)/q) == floor(2^128/q) for odd q
-        Ok(Prime { q, ratio: (ratio_full as u64, (ratio_full >> 64) as u64), table })
+        Ok(Prime { q, modulus, ratio: (ratio_full as u64, (ratio_full >> 64) as u64), table })
     }
 
     /// x mod q for any 128-bit x (Barrett with floor(2^128/q)).
@@ -234,130 +237,56 @@ pub(crate) fn primes_below(
 }
 
 /// RNS basis extension from primes `from` to primes `to` of the *centred* representative
-/// x ∈ [-B/2, B/2) of a residue vector, B = Π from: Σ y_i·(B/b_i) − v·B mod c with
-/// y_i = [x_i·(B/b_i)^-1]_{b_i} and v = round(Σ y_i / b_i) estimated in floating point
-/// (Halevi–Polyakov–Shoup). The rounding matters: the plain fast extension leaves an error
-/// v·B with v ∈ [0, |from|), whose mean is a constant polynomial; after ModDown that bias times
-/// s concentrates at the slots near X = 1 and costs two decimal digits at N = 2^16.
+/// x ∈ [-B/2, B/2) of a residue vector, B = Π from (`math::BasisConverter`, IFMA when every
+/// prime is below 2^50), split into the three steps key switching schedules itself:
+/// [`prepare_limb`](Self::prepare_limb) per source limb, [`overflow`](Self::overflow) once,
+/// [`extend_limb`](Self::extend_limb) per target limb. Centring matters: the plain fast
+/// extension leaves an error v·B with v ∈ [0, |from|), whose mean is a constant polynomial;
+/// after ModDown that bias times s concentrates at the slots near X = 1 and costs two decimal
+/// digits of precision at N = 2^16.
 #[derive(Debug, Clone)]
 pub(crate) struct BasisExtender {
-    /// [(B/b_i)^-1]_{b_i} and its Shoup companion, per source prime.
-    inv_punct: Vec<(u64, u64)>,
-    /// (B/b_i) mod c_k, row-major [k][i].
-    punct_mod: Vec<u64>,
-    /// 1 / b_i.
-    inv_b: Vec<f64>,
-    /// (B mod c_k, Shoup) per target.
-    b_mod: Vec<(u64, u64)>,
-    n_from: usize,
+    conv: BasisConverter,
 }
 
 impl BasisExtender {
-    pub(crate) fn new(from: &[&Prime], to: &[&Prime]) -> Self {
-        let inv_punct = from
-            .iter()
-            .enumerate()
-            .map(|(i, bi)| {
-                let mut prod = 1u64;
-                for (j, bj) in from.iter().enumerate() {
-                    if j != i {
-                        prod = bi.mul(prod, bj.q % bi.q);
-                    }
-                }
-                let inv = bi.inv(prod);
-                (inv, shoup(inv, bi.q))
-            })
-            .collect();
-        let mut punct_mod = Vec::with_capacity(to.len() * from.len());
-        for c in to {
-            for i in 0..from.len() {
-                let mut prod = 1u64;
-                for (j, bj) in from.iter().enumerate() {
-                    if j != i {
-                        prod = c.mul(prod, bj.q % c.q);
-                    }
-                }
-                punct_mod.push(prod);
-            }
-        }
-        let inv_b = from.iter().map(|b| 1.0 / b.q as f64).collect();
-        let b_mod = to
-            .iter()
-            .map(|c| {
-                let m = from.iter().fold(1u64, |acc, b| c.mul(acc, b.q % c.q));
-                (m, shoup(m, c.q))
-            })
-            .collect();
-        Self { inv_punct, punct_mod, inv_b, b_mod, n_from: from.len() }
+    pub(crate) fn new(from: &[&Prime], to: &[&Prime]) -> Result<Self> {
+        let f: Vec<Modulus> = from.iter().map(|p| p.modulus).collect();
+        let t: Vec<Modulus> = to.iter().map(|p| p.modulus).collect();
+        Ok(Self { conv: BasisConverter::new(&f, &t)? })
     }
 
-    /// Between the two steps: v = round(Σ_i y_i / b_i) per coefficient (`y` holds |from| limbs
-    /// of `v.len()` words; `first` is the coefficient index of v[0] within those limbs).
-    pub(crate) fn overflow(&self, y: &[u64], n: usize, first: usize, v: &mut [u64]) {
-        for (c, o) in v.iter_mut().enumerate() {
-            let mut s = 0.0f64;
-            for (i, &ib) in self.inv_b.iter().enumerate() {
-                s += y[i * n + first + c] as f64 * ib;
-            }
-            *o = s.round() as u64;
-        }
+    /// Step one: y_i = x_i·(B/b_i)^-1 mod b_i for source limb i (coefficient form).
+    #[inline]
+    pub(crate) fn prepare_limb(&self, i: usize, x: &[u64], y: &mut [u64]) {
+        self.conv.prepare_limb(i, x, y);
     }
 
-    /// First step: y_i = x_i·(B/b_i)^-1 mod b_i for source limb i (coefficient form).
-    pub(crate) fn prepare_limb(&self, i: usize, b: &Prime, x: &[u64], y: &mut [u64]) {
-        let (w, ws) = self.inv_punct[i];
-        for (d, &v) in y.iter_mut().zip(x) {
-            *d = mul_shoup(v, w, ws, b.q);
-        }
+    /// Step two: v = round(Σ_i y_i / b_i) per coefficient (`y` holds |from| limbs of `v.len()`
+    /// words).
+    #[inline]
+    pub(crate) fn overflow(&self, y: &[u64], v: &mut [u64]) {
+        self.conv.rounding_counts(y, v);
     }
 
-    /// Second step: target limb t = Σ_i y_i·(B/b_i) − v·B mod c_t, where `y` holds |from|
-    /// limbs of `out.len()` words and `v` comes from [`BasisExtender::overflow`].
-    pub(crate) fn extend_limb(&self, t: usize, c: &Prime, y: &[u64], v: &[u64], out: &mut [u64]) {
-        const CHUNK: usize = 64;
-        let n = out.len();
-        let k = self.n_from;
-        let row = &self.punct_mod[t * k..(t + 1) * k];
-        let mut acc = [0u128; CHUNK];
-        for (ci, oc) in out.chunks_mut(CHUNK).enumerate() {
-            let base = ci * CHUNK;
-            let len = oc.len();
-            acc[..len].iter_mut().for_each(|a| *a = 0);
-            for (i, &r) in row.iter().enumerate() {
-                let yi = &y[i * n + base..i * n + base + len];
-                for (a, &v) in acc[..len].iter_mut().zip(yi) {
-                    *a += v as u128 * r as u128;
-                }
-                // 32 products of two 61-bit values stay below 2^127: fold before overflow.
-                if i % 32 == 31 {
-                    acc[..len].iter_mut().for_each(|a| *a = c.reduce_u128(*a) as u128);
-                }
-            }
-            let (bm, bms) = self.b_mod[t];
-            for ((o, &a), &vv) in oc.iter_mut().zip(&acc[..len]).zip(&v[base..base + len]) {
-                *o = sub_mod(c.reduce_u128(a), mul_shoup(vv, bm, bms, c.q), c.q);
-            }
-        }
+    /// Step three: target limb t = Σ_i y_i·(B/b_i) − v·B mod c_t.
+    #[inline]
+    pub(crate) fn extend_limb(&self, t: usize, y: &[u64], v: &[u64], out: &mut [u64]) {
+        self.conv.extend_limb_centered(t, y, v, out);
     }
 
     /// Extends coefficient-form limbs `src` (one per source prime) into `dst` (one per target).
     #[cfg(test)]
-    pub(crate) fn extend(
-        &self,
-        from: &[&Prime],
-        to: &[&Prime],
-        src: &[&[u64]],
-        dst: &mut [&mut [u64]],
-    ) {
+    pub(crate) fn extend(&self, src: &[&[u64]], dst: &mut [&mut [u64]]) {
         let n = src.first().map_or(0, |s| s.len());
-        let mut y = vec![0u64; self.n_from * n];
-        for (i, b) in from.iter().enumerate() {
-            self.prepare_limb(i, b, src[i], &mut y[i * n..(i + 1) * n]);
+        let mut y = vec![0u64; src.len() * n];
+        for (i, x) in src.iter().enumerate() {
+            self.prepare_limb(i, x, &mut y[i * n..(i + 1) * n]);
         }
         let mut v = vec![0u64; n];
-        self.overflow(&y, n, 0, &mut v);
-        for (t, c) in to.iter().enumerate() {
-            self.extend_limb(t, c, &y, &v, dst[t]);
+        self.overflow(&y, &mut v);
+        for (t, d) in dst.iter_mut().enumerate() {
+            self.extend_limb(t, &y, &v, d);
         }
     }
 }
@@ -426,7 +355,7 @@ mod tests {
         let to: Vec<Prime> = to_q.iter().map(|&q| Prime::new(q, log_n).unwrap()).collect();
         let fr: Vec<&Prime> = from.iter().collect();
         let tr: Vec<&Prime> = to.iter().collect();
-        let ext = BasisExtender::new(&fr, &tr);
+        let ext = BasisExtender::new(&fr, &tr).unwrap();
         // Centred extension: x in [0, B/2) maps to x, x in [B/2, B) to x − B.
         let bq: u128 = from_q.iter().map(|&q| q as u128).product();
         // (Within ~B·2^-50 of ±B/2 the floating-point estimate may pick either representative.)
@@ -438,7 +367,7 @@ mod tests {
         let mut dst = vec![vec![0u64; xs.len()]; 2];
         {
             let mut dr: Vec<&mut [u64]> = dst.iter_mut().map(|v| v.as_mut_slice()).collect();
-            ext.extend(&fr, &tr, &srcr, &mut dr);
+            ext.extend(&srcr, &mut dr);
         }
         for (j, &x) in xs.iter().enumerate() {
             let centred: i128 = if x < bq / 2 { x as i128 } else { x as i128 - bq as i128 };

@@ -186,7 +186,15 @@ impl Evaluator {
         let width = a.level + 1 + ctx.p_len();
         let digits = ctx.params().digits_at(a.level);
         let mut dec = vec![0u64; digits * width * n];
-        decompose(ctx, a.level, a.part(1), &mut scratch.coeff, &mut scratch.y, &mut scratch.v, &mut dec);
+        decompose(
+            ctx,
+            a.level,
+            a.part(1),
+            &mut scratch.coeff,
+            &mut scratch.y,
+            &mut scratch.v,
+            &mut dec,
+        );
         Ok(HoistedCiphertext {
             c0: a.part(0).to_vec(),
             dec,
