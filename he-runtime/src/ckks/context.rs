@@ -63,17 +63,17 @@ impl Context {
                             .collect();
                         let from: Vec<&Prime> = digit.clone().map(|i| &primes[i]).collect();
                         let to: Vec<&Prime> = targets.iter().map(|&i| &primes[i]).collect();
-                        let ext = BasisExtender::new(&from, &to);
-                        ModUpPlan { digit, ext }
+                        let ext = BasisExtender::new(&from, &to)?;
+                        Ok(ModUpPlan { digit, ext })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let moddown = (0..l1)
             .map(|level| {
                 let from: Vec<&Prime> = p_idx.iter().map(|&i| &primes[i]).collect();
                 let to: Vec<&Prime> = (0..=level).map(|i| &primes[i]).collect();
-                let ext = BasisExtender::new(&from, &to);
+                let ext = BasisExtender::new(&from, &to)?;
                 let p_inv = to
                     .iter()
                     .map(|qi| {
@@ -82,9 +82,9 @@ impl Context {
                         (inv, shoup(inv, qi.q))
                     })
                     .collect();
-                ModDownPlan { ext, p_inv }
+                Ok(ModDownPlan { ext, p_inv })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let rescale = (0..l1)
             .map(|l| {
                 (0..l)

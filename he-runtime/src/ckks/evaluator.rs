@@ -367,7 +367,11 @@ impl Evaluator {
                     let ql_mod = ql.q % p.q;
                     for (tv, &x) in t.iter_mut().zip(last) {
                         // Centred representative of the last limb, so the division rounds.
-                        *tv = if x > half { sub_mod(x % p.q, ql_mod, p.q) } else { x % p.q };
+                        *tv = if x > half {
+                            sub_mod(p.reduce_u64(x), ql_mod, p.q)
+                        } else {
+                            p.reduce_u64(x)
+                        };
                     }
                     p.ntt(t);
                     let (w, ws) = consts[i];

@@ -47,7 +47,7 @@ impl SecretKey {
     }
 }
 
-/// Public key (b, a) = (-a·s + e, a) over Q, in NTT form; `a` comes from `seed`.
+/// Public key (b, a) = (-a·s + e, a) over QP, in NTT form; `a` comes from `seed`.
 #[derive(Debug, Clone)]
 pub struct PublicKey<C = Vec<u64>> {
     pub(crate) data: C,
@@ -189,7 +189,9 @@ impl KeyGenerator {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
         let n = ctx.n();
-        let l1 = ctx.q_len();
+        // Over QP: encryption works modulo QP and divides by P, which shrinks its noise to
+        // rounding size.
+        let l1 = ctx.q_len() + ctx.p_len();
         let seed = self.next_seed();
         let q_idx: Vec<usize> = (0..l1).collect();
         let mut data = vec![0u64; 2 * l1 * n];

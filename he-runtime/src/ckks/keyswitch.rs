@@ -18,6 +18,8 @@ pub struct Scratch {
     pub(crate) acc: Vec<u64>,
     /// ModDown staging, (L+1) limbs.
     pub(crate) md: Vec<u64>,
+    /// Basis-extension overflow counts, one limb.
+    pub(crate) v: Vec<u64>,
     /// The decomposition of the last operand, dnum·(L+1+K) limbs.
     pub(crate) dec: Vec<u64>,
 }
@@ -35,6 +37,7 @@ impl Scratch {
             y: vec![0; alpha.max(k) * n],
             acc: vec![0; 2 * (l1 + k) * n],
             md: vec![0; l1 * n],
+            v: vec![0; n],
             dec: vec![0; dnum * (l1 + k) * n],
         }
     }
@@ -58,6 +61,7 @@ pub(crate) fn decompose(
     d: &[u64],
     coeff: &mut [u64],
     y: &mut [u64],
+    v: &mut [u64],
     out: &mut [u64],
 ) {
     let n = ctx.n();
@@ -71,9 +75,12 @@ pub(crate) fn decompose(
         let y = &mut y[..dig.len() * n];
         y.par_chunks_mut(n).enumerate().for_each(|(ii, yl)| {
             let i = dig.start + ii;
-            plan.ext.prepare_limb(ii, ctx.prime(i), &coeff[i * n..(i + 1) * n], yl);
+            plan.ext.prepare_limb(ii, &coeff[i * n..(i + 1) * n], yl);
         });
         let y = &*y;
+        let v = &mut v[..n];
+        plan.ext.overflow(y, v);
+        let v = &*v;
         let outj = &mut out[j * width * n..(j + 1) * width * n];
         outj.par_chunks_mut(n).enumerate().for_each(|(pos, limb)| {
             if dig.contains(&pos) {
@@ -81,7 +88,7 @@ pub(crate) fn decompose(
             } else {
                 let t = if pos < dig.start { pos } else { pos - dig.len() };
                 let p = ctx.prime(qp_prime(ctx, level, pos));
-                plan.ext.extend_limb(t, p, y, limb);
+                plan.ext.extend_limb(t, y, v, limb);
                 p.ntt(limb);
             }
         });
@@ -163,6 +170,7 @@ pub(crate) fn mod_down(
     level: usize,
     acc: &mut [u64],
     y: &mut [u64],
+    v: &mut [u64],
     md: &mut [u64],
     out: &mut [u64],
     add: bool,
@@ -176,9 +184,12 @@ pub(crate) fn mod_down(
     acc_p.par_chunks_mut(n).zip(y.par_chunks_mut(n)).enumerate().for_each(|(t, (limb, yl))| {
         let p = ctx.prime(ctx.q_len() + t);
         p.intt(limb);
-        plan.ext.prepare_limb(t, p, limb, yl);
+        plan.ext.prepare_limb(t, limb, yl);
     });
     let y = &*y;
+    let v = &mut v[..n];
+    plan.ext.overflow(y, v);
+    let v = &*v;
     let md = &mut md[..l1 * n];
     md.par_chunks_mut(n)
         .zip(out[..l1 * n].par_chunks_mut(n))
@@ -186,7 +197,7 @@ pub(crate) fn mod_down(
         .enumerate()
         .for_each(|(i, ((tmp, o), a))| {
             let p = ctx.prime(i);
-            plan.ext.extend_limb(i, p, y, tmp);
+            plan.ext.extend_limb(i, y, v, tmp);
             p.ntt(tmp);
             let (w, ws) = plan.p_inv[i];
             for c in 0..n {

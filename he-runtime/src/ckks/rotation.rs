@@ -60,18 +60,18 @@ impl Evaluator {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        let Scratch { coeff, y, acc, md, dec } = scratch;
+        let Scratch { coeff, y, acc, md, dec, v } = scratch;
         let dec: &[u64] = match dec_ready {
             Some(d) => d,
             None => {
-                decompose(ctx, level, d, coeff, y, dec);
+                decompose(ctx, level, d, coeff, y, v, dec);
                 dec
             }
         };
         inner_product(ctx, level, dec, key, perm, acc);
         let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
-        mod_down(ctx, level, acc0, y, md, out0, add);
-        mod_down(ctx, level, acc1, y, md, out1, add);
+        mod_down(ctx, level, acc0, y, v, md, out0, add);
+        mod_down(ctx, level, acc1, y, v, md, out1, add);
     }
 
     /// Relinearises a degree-2 ciphertext back to degree 1.
@@ -186,7 +186,15 @@ impl Evaluator {
         let width = a.level + 1 + ctx.p_len();
         let digits = ctx.params().digits_at(a.level);
         let mut dec = vec![0u64; digits * width * n];
-        decompose(ctx, a.level, a.part(1), &mut scratch.coeff, &mut scratch.y, &mut dec);
+        decompose(
+            ctx,
+            a.level,
+            a.part(1),
+            &mut scratch.coeff,
+            &mut scratch.y,
+            &mut scratch.v,
+            &mut dec,
+        );
         Ok(HoistedCiphertext {
             c0: a.part(0).to_vec(),
             dec,
