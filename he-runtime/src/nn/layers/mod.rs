@@ -1,0 +1,7 @@
+//! Layer compilers: each emits its ops into a [`crate::nn::ProgramBuilder`] and has a plain
+//! f64 reference implementation for tests.
+
+pub mod dense;
+pub(crate) mod linear;
+
+pub use dense::Dense;
