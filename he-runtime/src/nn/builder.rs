@@ -412,6 +412,20 @@ impl ProgramBuilder {
         Ok(dst)
     }
 
+    /// `src` reinterpreted at `scale`: the message becomes old/new scale times the old one.
+    pub fn relabel(&mut self, src: ObjId, scale: f64) -> Result<ObjId> {
+        let level = self.level(src)?;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "scale",
+                reason: format!("cannot relabel to scale {scale}"),
+            });
+        }
+        let dst = self.fresh(level, scale);
+        self.emit(Op::Relabel { dst, src, scale }, level);
+        Ok(dst)
+    }
+
     /// Brings `src` to (`level`, `scale`) exactly, spending one level on a constant product
     /// when the scale differs (so `src` must then be above `level`).
     pub fn adjust(&mut self, src: ObjId, level: usize, scale: f64) -> Result<ObjId> {

@@ -249,6 +249,11 @@ impl<'a> Interpreter<'a> {
             Op::LevelDrop { dst, src, level } => {
                 (dst, eval.drop_to_level(read_ct(cts, log, i, src)?, level)?)
             }
+            Op::Relabel { dst, src, scale } => {
+                let mut c = read_ct(cts, log, i, src)?.clone();
+                c.set_scale(scale);
+                (dst, c)
+            }
         };
         self.put(i, dst, out);
         Ok(())
@@ -361,6 +366,10 @@ impl<'a> PlainInterpreter<'a> {
                     (dst, zip(self.get(a)?, self.get(b)?, |x, y| x * y))
                 }
                 Op::Rescale { dst, src } | Op::LevelDrop { dst, src, .. } => (dst, self.get(src)?),
+                Op::Relabel { dst, src, scale } => {
+                    let f = self.program.object(src)?.scale / scale;
+                    (dst, self.get(src)?.into_iter().map(|x| x * f).collect())
+                }
             };
             self.vals.insert(dst, v);
         }

@@ -6,6 +6,7 @@ pub mod builder;
 pub mod interp;
 pub mod layers;
 pub mod layout;
+pub mod poly;
 pub mod program;
 
 pub use builder::ProgramBuilder;

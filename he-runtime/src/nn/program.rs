@@ -229,6 +229,16 @@ pub enum Op {
         /// Input.
         src: ObjId,
     },
+    /// dst = src with its recorded scale set to `scale` (the message is multiplied by
+    /// old/new scale, at no cost beyond a copy; an executor may alias the buffer).
+    Relabel {
+        /// Output.
+        dst: ObjId,
+        /// Input.
+        src: ObjId,
+        /// New scale.
+        scale: f64,
+    },
     /// dst = src restricted to q_0..q_level.
     LevelDrop {
         /// Output.
@@ -298,6 +308,7 @@ impl Op {
             Op::MulRelin { .. } => "mul_relin",
             Op::Rescale { .. } => "rescale",
             Op::LevelDrop { .. } => "level_drop",
+            Op::Relabel { .. } => "relabel",
         }
     }
 
@@ -307,7 +318,7 @@ impl Op {
             Op::Rotate { .. } | Op::Conjugate { .. } | Op::MulRelin { .. } => CostClass::KeySwitch,
             Op::HoistedRotate { .. } => CostClass::Hoisted,
             Op::Rescale { .. } => CostClass::Rescale,
-            Op::LevelDrop { .. } => CostClass::Copy,
+            Op::LevelDrop { .. } | Op::Relabel { .. } => CostClass::Copy,
             _ => CostClass::Elementwise,
         }
     }
@@ -343,7 +354,8 @@ impl Op {
             | Op::MulInt { dst, src, .. }
             | Op::AddConst { dst, src, .. }
             | Op::Rescale { dst, src }
-            | Op::LevelDrop { dst, src, .. } => vec![(src, R), (dst, W)],
+            | Op::LevelDrop { dst, src, .. }
+            | Op::Relabel { dst, src, .. } => vec![(src, R), (dst, W)],
             Op::Add { dst, a, b } | Op::Sub { dst, a, b } => vec![(a, R), (b, R), (dst, W)],
             Op::MulRelin { dst, a, b, key } => vec![(a, R), (b, R), (key, R), (dst, W)],
         }
