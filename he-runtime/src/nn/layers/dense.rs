@@ -90,12 +90,26 @@ impl Dense {
         (n1, m / n1)
     }
 
-    /// Emits the layer for ciphertext `x` in layout `input`; returns the output and its layout.
+    /// Emits the layer for ciphertext `x` in layout `input`; returns the output (at the
+    /// input's scale) and its layout.
     pub fn compile(
         &self,
         b: &mut ProgramBuilder,
         x: ObjId,
         input: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        let s = b.scale(x)?;
+        self.compile_scaled(b, x, input, s)
+    }
+
+    /// As [`Dense::compile`], with the output at `out_scale` (weights encoded at
+    /// q_level·out_scale/input scale), e.g. the scale a following activation prefers.
+    pub fn compile_scaled(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        input: &Layout,
+        out_scale: f64,
     ) -> Result<(ObjId, Layout)> {
         let slots = b.slots();
         input.validate(&self.name, slots)?;
@@ -145,12 +159,12 @@ impl Dense {
                 diag: Arc::new(d),
             })
             .collect();
-        let q = b.prime(level)?;
-        let mut y = match bsgs(b, x, n, terms, q)? {
+        let pt_scale = b.prime(level)? * out_scale / b.scale(x)?;
+        let mut y = match bsgs(b, x, n, terms, pt_scale)? {
             Some(y) => b.rescale(y)?,
             // All-zero weights: x·0 keeps the data flow (and the level) uniform.
             None => {
-                let z = b.mul_const(x, 0.0, q)?;
+                let z = b.mul_const(x, 0.0, pt_scale)?;
                 b.rescale(z)?
             }
         };

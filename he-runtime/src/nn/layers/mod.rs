@@ -2,8 +2,14 @@
 //! f64 reference implementation for tests.
 
 pub mod activation;
+pub mod batchnorm;
+pub mod conv;
 pub mod dense;
 pub(crate) mod linear;
+pub mod residual;
 
 pub use activation::{PolyActivation, Square};
+pub use batchnorm::BatchNorm;
+pub use conv::{AvgPool2d, Conv2d};
 pub use dense::Dense;
+pub use residual::Residual;
