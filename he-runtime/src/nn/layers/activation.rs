@@ -233,7 +233,11 @@ impl<'b> ChebEval<'b> {
         if let Some(&c) = self.t.get(&j) {
             return Ok(c);
         }
-        let a = if j % 2 == 0 { j / 2 } else { 1 << (usize::BITS - 1 - (j - 1).leading_zeros()) };
+        let a = if j.is_multiple_of(2) {
+            j / 2
+        } else {
+            1 << (usize::BITS - 1 - (j - 1).leading_zeros())
+        };
         let bb = j - a;
         let (ta, tb) = (self.power(a)?, self.power(bb)?);
         let lower = a - bb; // 2T_aT_b = T_j + T_{a−b}

@@ -156,7 +156,7 @@ impl Conv2d {
         if period > slots {
             return Err(Error::LayoutTooLarge { layer: self.name.clone(), needed: period, slots });
         }
-        if !period.is_power_of_two() || period % input.period != 0 {
+        if !period.is_power_of_two() || !period.is_multiple_of(input.period) {
             return Err(err(format!(
                 "channel block {} and input period {} do not tile a power-of-two period",
                 input.c_stride, input.period
