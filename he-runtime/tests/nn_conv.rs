@@ -26,8 +26,9 @@ fn single(f: &mut Fixture, layer: &Conv2d, h: usize, w: usize, seed: u64) -> (Pr
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let inl = Layout::image(layer.in_channels, h, w);
-    let (y, yl) = layer.compile(&mut b, x, &inl).unwrap();
-    b.output("y", y).unwrap();
+    let y = layer.compile(&mut b, &Tensor::single(x, inl)).unwrap();
+    let yl = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = uniform(&mut rng(seed), inl.len(), 1.0);
     let run = run(f, &prog, &inl.pack(&xs, params.slots()).unwrap());
@@ -73,12 +74,15 @@ fn strided_conv_pool_and_dense_chain() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let inl = Layout::image(2, 8, 8);
-    let (h1, l1) = c.compile(&mut b, x, &inl).unwrap();
+    let h1 = c.compile(&mut b, &Tensor::single(x, inl)).unwrap();
+    let l1 = h1.layout;
     assert_eq!((l1.height, l1.width, l1.r_stride, l1.s_stride), (4, 4, 16, 2));
-    let (h2, l2) = pool.compile(&mut b, h1, &l1).unwrap();
+    let h2 = pool.compile(&mut b, &h1).unwrap();
+    let l2 = h2.layout;
     assert_eq!((l2.height, l2.width, l2.r_stride, l2.s_stride), (2, 2, 32, 4));
-    let (y, yl) = d.compile(&mut b, h2, &l2).unwrap();
-    b.output("y", y).unwrap();
+    let y = d.compile(&mut b, &h2).unwrap();
+    let yl = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = uniform(&mut r, inl.len(), 1.0);
     let run = run(&mut f, &prog, &inl.pack(&xs, params.slots()).unwrap());
@@ -100,10 +104,12 @@ fn global_avgpool_and_residual() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let inl = Layout::image(2, 8, 8);
-    let (h, hl) = c.compile(&mut b, x, &inl).unwrap();
-    let (s, sl) = res.compile(&mut b, (h, &hl), (x, &inl)).unwrap();
-    let (y, yl) = pool.compile(&mut b, s, &sl).unwrap();
-    b.output("y", y).unwrap();
+    let xt = Tensor::single(x, inl);
+    let h = c.compile(&mut b, &xt).unwrap();
+    let s = res.compile(&mut b, &h, &xt).unwrap();
+    let y = pool.compile(&mut b, &s).unwrap();
+    let yl = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = uniform(&mut rng(10), inl.len(), 1.0);
     let run = run(&mut f, &prog, &inl.pack(&xs, params.slots()).unwrap());
@@ -117,7 +123,7 @@ fn global_avgpool_and_residual() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", 2, params.scale()).unwrap();
     let other = Layout::image(2, 4, 4);
-    match res.compile(&mut b, (x, &inl), (x, &other)) {
+    match res.compile(&mut b, &Tensor::single(x, inl), &Tensor::single(x, other)) {
         Err(hetier_he::Error::LayerShape { layer, .. }) => assert_eq!(layer, "res"),
         r => panic!("{r:?}"),
     }

@@ -15,8 +15,9 @@ fn check(f: &mut Fixture, out: usize, inp: usize, seed: u64) -> (Program, Run) {
     let mut b = ProgramBuilder::new(&params);
     let xin = b.input("x", params.max_level(), params.scale()).unwrap();
     let lay = Layout::vector(inp);
-    let (y, ylay) = layer.compile(&mut b, xin, &lay).unwrap();
-    b.output("y", y).unwrap();
+    let y = layer.compile(&mut b, &Tensor::single(xin, lay)).unwrap();
+    let ylay = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let slots = params.slots();
     let run = run(f, &prog, &lay.pack(&x, slots).unwrap());
@@ -27,7 +28,7 @@ fn check(f: &mut Fixture, out: usize, inp: usize, seed: u64) -> (Program, Run) {
     assert!(e < 1e-4, "{out}x{inp}: encrypted error {e}");
     // The output is replicated with the layout's period everywhere.
     let full = ylay.pack(&want, slots).unwrap();
-    assert!(max_err(&run.slots, &full) < 1e-4);
+    assert!(max_err(&run.slots[0], &full[0]) < 1e-4);
     assert_eq!(prog.depth(), 1);
     assert_eq!(run.level, params.max_level() - 1);
     (prog, run)
@@ -70,7 +71,7 @@ fn dense_shape_errors_are_typed() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", 0, params.scale()).unwrap();
     let d = Dense::new("fc2", 2, 2, vec![1.0; 4], None).unwrap();
-    match d.compile(&mut b, x, &Layout::vector(2)) {
+    match d.compile(&mut b, &Tensor::single(x, Layout::vector(2))) {
         Err(hetier_he::Error::DepthExceeded { layer, needed: 1, available: 0 }) => {
             assert_eq!(layer, "fc2")
         }
@@ -78,7 +79,7 @@ fn dense_shape_errors_are_typed() {
     }
     let x = b.input("x2", 2, params.scale()).unwrap();
     assert!(matches!(
-        d.compile(&mut b, x, &Layout::vector(3)),
+        d.compile(&mut b, &Tensor::single(x, Layout::vector(3))),
         Err(hetier_he::Error::LayerShape { .. })
     ));
 }

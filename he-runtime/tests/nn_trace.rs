@@ -16,10 +16,10 @@ fn symbolic_trace_equals_interpreter_accesses() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     b.begin_layer("fc1");
-    let (h, hl) = d1.compile(&mut b, x, &Layout::vector(30)).unwrap();
+    let h = d1.compile(&mut b, &Tensor::single(x, Layout::vector(30))).unwrap();
     b.begin_layer("fc2");
-    let (y, _) = d2.compile(&mut b, h, &hl).unwrap();
-    b.output("y", y).unwrap();
+    let y = d2.compile(&mut b, &h).unwrap();
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let input = Layout::vector(30).pack(&uniform(&mut r, 30, 1.0), params.slots()).unwrap();
     let run = run(&mut f, &prog, &input);
@@ -79,8 +79,8 @@ fn full_size_programs_are_sized_without_cryptography() {
     let top = params.max_level();
     let x = b.input("x", top, params.scale()).unwrap();
     let d = Dense::new("fc", 1024, 1024, vec![0.01; 1024 * 1024], None).unwrap();
-    let (y, _) = d.compile(&mut b, x, &Layout::vector(1024)).unwrap();
-    b.output("y", y).unwrap();
+    let y = d.compile(&mut b, &Tensor::single(x, Layout::vector(1024))).unwrap();
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     assert_eq!(prog.rotation_steps().len(), 32 + 32 - 2);
     let ct = prog.object(x).unwrap();

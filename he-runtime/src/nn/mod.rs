@@ -12,7 +12,7 @@ pub mod program;
 
 pub use builder::ProgramBuilder;
 pub use interp::{Interpreter, KeyBundle, PlainInterpreter};
-pub use layout::Layout;
+pub use layout::{Layout, Tensor};
 pub use model::{Layer, Model};
 pub use program::{
     Access, AccessMode, CostClass, ObjId, ObjKind, Object, Op, PlainSource, Program, Role,
