@@ -22,7 +22,7 @@ fn run_act(f: &mut Fixture, act: &PolyActivation, scale: f64, seed: u64) -> (Pro
         .iter()
         .map(|u| lo + (hi - lo) * (u + 1.0) / 2.0)
         .collect();
-    let run = run(f, &prog, &[xs.clone()]);
+    let run = run(f, &prog, std::slice::from_ref(&xs));
     let want = act.reference(&xs);
     assert!(max_err(&run.twin[0], &want) < 1e-9, "twin {}", max_err(&run.twin[0], &want));
     (prog, max_err(&run.slots[0], &want))
@@ -39,7 +39,7 @@ fn square_matches_and_costs_one_level() {
     b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = f.random_real();
-    let run = run(&mut f, &prog, &[xs.clone()]);
+    let run = run(&mut f, &prog, std::slice::from_ref(&xs));
     let e = max_err(&run.slots[0], &sq.reference(&xs));
     assert!(e < 1e-6, "{e}");
     assert_eq!(prog.depth(), 1);
