@@ -13,7 +13,7 @@ fn run_act(f: &mut Fixture, act: &PolyActivation, scale: f64, seed: u64) -> (Pro
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), scale).unwrap();
     let lay = Layout::vector(params.slots());
-    let y = act.compile(&mut b, &Tensor::single(x, lay)).unwrap();
+    let y = act.compile_tensor(&mut b, &Tensor::single(x, lay)).unwrap();
     b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let mut r = rng(seed);
@@ -35,7 +35,7 @@ fn square_matches_and_costs_one_level() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let sq = Square::new("sq");
-    let y = sq.compile(&mut b, &Tensor::single(x, Layout::vector(16))).unwrap();
+    let y = sq.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(16))).unwrap();
     b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = f.random_real();
@@ -104,7 +104,7 @@ fn activation_out_of_depth_is_a_typed_error() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let relu = PolyActivation::relu("relu3", -1.0, 1.0, 3).unwrap();
-    match relu.compile(&mut b, &Tensor::single(x, Layout::vector(8))) {
+    match relu.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(8))) {
         Err(hetier_he::Error::DepthExceeded { layer, needed: 3, available: 2 }) => {
             assert_eq!(layer, "relu3")
         }

@@ -31,10 +31,10 @@ fn conv_across_channel_groups() {
     let hoisted = prog.ops().iter().filter(|o| matches!(o.op, Op::HoistedRotate { .. })).count();
     assert_eq!(hoisted, 2);
     let xs = uniform(&mut r, cin * 256, 1.0);
-    let run = run(&mut f, &prog, &inl.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &inl.pack_cts(&xs, params.slots()).unwrap());
     let want = model.reference(&xs).unwrap();
-    assert!(max_err(&out.unpack(&run.twin), &want) < 1e-9);
-    let e = max_err(&out.unpack(&run.slots), &want);
+    assert!(max_err(&out.unpack_cts(&run.twin), &want) < 1e-9);
+    let e = max_err(&out.unpack_cts(&run.slots), &want);
     println!("multi-ct conv err {e:e}");
     assert!(e < 1e-4, "{e}");
     assert_eq!(prog.trace(), run.accesses);
@@ -53,10 +53,10 @@ fn dense_reads_a_split_vector() {
     assert_eq!(inl.ciphertexts(), 2);
     let (prog, out) = model.compile(&params).unwrap();
     let xs = uniform(&mut r, n, 1.0);
-    let run = run(&mut f, &prog, &inl.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &inl.pack_cts(&xs, params.slots()).unwrap());
     let want = model.reference(&xs).unwrap();
-    assert!(max_err(&out.unpack(&run.twin), &want) < 1e-9);
-    let e = max_err(&out.unpack(&run.slots), &want);
+    assert!(max_err(&out.unpack_cts(&run.twin), &want) < 1e-9);
+    let e = max_err(&out.unpack_cts(&run.slots), &want);
     assert!(e < 1e-4, "{e}");
     // 16 diagonals (n1 = n2 = 4) and log2(4096/16) = 8 fold steps.
     assert_eq!(prog.rotation_steps().len(), 3 + 3 + 8);

@@ -16,12 +16,12 @@ fn symbolic_trace_equals_interpreter_accesses() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     b.begin_layer("fc1");
-    let h = d1.compile(&mut b, &Tensor::single(x, Layout::vector(30))).unwrap();
+    let h = d1.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(30))).unwrap();
     b.begin_layer("fc2");
-    let y = d2.compile(&mut b, &h).unwrap();
+    let y = d2.compile_tensor(&mut b, &h).unwrap();
     b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
-    let input = Layout::vector(30).pack(&uniform(&mut r, 30, 1.0), params.slots()).unwrap();
+    let input = Layout::vector(30).pack_cts(&uniform(&mut r, 30, 1.0), params.slots()).unwrap();
     let run = run(&mut f, &prog, &input);
     let trace = prog.trace();
     assert!(!trace.is_empty());
@@ -62,7 +62,7 @@ fn model_trace_with_every_layer_kind_equals_interpreter_accesses() {
     );
     let (prog, _) = model.compile(&params).unwrap();
     let xs = uniform(&mut r, 32, 1.0);
-    let run = run(&mut f, &prog, &model.input.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &model.input.pack_cts(&xs, params.slots()).unwrap());
     assert_eq!(prog.trace(), run.accesses);
     let kinds: std::collections::BTreeSet<&str> = prog.ops().iter().map(|r| r.op.name()).collect();
     for k in ["hoisted_rotate", "rotate", "mul_plain", "mul_relin", "rescale", "relabel"] {
@@ -79,7 +79,7 @@ fn full_size_programs_are_sized_without_cryptography() {
     let top = params.max_level();
     let x = b.input("x", top, params.scale()).unwrap();
     let d = Dense::new("fc", 1024, 1024, vec![0.01; 1024 * 1024], None).unwrap();
-    let y = d.compile(&mut b, &Tensor::single(x, Layout::vector(1024))).unwrap();
+    let y = d.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(1024))).unwrap();
     b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     assert_eq!(prog.rotation_steps().len(), 32 + 32 - 2);

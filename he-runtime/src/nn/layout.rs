@@ -136,8 +136,25 @@ impl Layout {
         Ok(())
     }
 
+    /// The slot vector of a one-ciphertext layout holding `values` (flat, C·H·W).
+    pub fn pack(&self, values: &[f64], slots: usize) -> Result<Vec<f64>> {
+        let mut v = self.pack_cts(values, slots)?;
+        match v.len() {
+            1 => Ok(v.remove(0)),
+            n => Err(Error::LayerShape {
+                layer: "pack".into(),
+                reason: format!("layout spans {n} ciphertexts; use pack_cts"),
+            }),
+        }
+    }
+
+    /// The flat tensor read from the slot vector of a one-ciphertext layout.
+    pub fn unpack(&self, slots: &[f64]) -> Vec<f64> {
+        self.unpack_cts(&[slots.to_vec()])
+    }
+
     /// The slot vectors (one per ciphertext, `slots` long) holding `values` (flat, C·H·W).
-    pub fn pack(&self, values: &[f64], slots: usize) -> Result<Vec<Vec<f64>>> {
+    pub fn pack_cts(&self, values: &[f64], slots: usize) -> Result<Vec<Vec<f64>>> {
         self.validate("pack", slots)?;
         if values.len() != self.len() {
             return Err(Error::LayerShape {
@@ -154,7 +171,7 @@ impl Layout {
     }
 
     /// The flat tensor read from slot vectors (one per ciphertext) in this layout.
-    pub fn unpack(&self, cts: &[Vec<f64>]) -> Vec<f64> {
+    pub fn unpack_cts(&self, cts: &[Vec<f64>]) -> Vec<f64> {
         (0..self.len())
             .map(|f| {
                 let (ct, slot) = self.locate(f);

@@ -121,15 +121,15 @@ fn compile_seq(b: &mut ProgramBuilder, layers: &[Layer], mut x: Tensor) -> Resul
             _ => b.scale(x0)?,
         };
         x = match layer {
-            Layer::Dense(l) => l.compile_scaled(b, &x, out_scale)?,
-            Layer::Conv2d(l) => l.compile_scaled(b, &x, out_scale)?,
-            Layer::AvgPool(l) => l.compile(b, &x)?,
-            Layer::Square(l) => l.compile(b, &x)?,
-            Layer::Activation(l) => l.compile(b, &x)?,
+            Layer::Dense(l) => l.compile_tensor_scaled(b, &x, out_scale)?,
+            Layer::Conv2d(l) => l.compile_tensor_scaled(b, &x, out_scale)?,
+            Layer::AvgPool(l) => l.compile_tensor(b, &x)?,
+            Layer::Square(l) => l.compile_tensor(b, &x)?,
+            Layer::Activation(l) => l.compile_tensor(b, &x)?,
             Layer::Residual { name, body } => {
                 let y = compile_seq(b, body, x.clone())?;
                 b.begin_layer(name);
-                Residual::new(name).compile(b, &y, &x)?
+                Residual::new(name).compile_tensor(b, &y, &x)?
             }
         };
     }

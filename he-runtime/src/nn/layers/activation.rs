@@ -22,9 +22,10 @@
 
 use std::collections::BTreeMap;
 
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
-use crate::nn::layout::Tensor;
+use crate::nn::layout::{Layout, Tensor};
 use crate::nn::poly::{self, depth_for_degree, ChebPoly};
 use crate::nn::program::ObjId;
 
@@ -105,7 +106,7 @@ impl PolyActivation {
 
     /// Emits the activation on every ciphertext of `x`; the outputs have the parameters'
     /// nominal scale.
-    pub fn compile(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
         let cts = x.cts.iter().map(|&c| self.compile_ct(b, c)).collect::<Result<Vec<_>>>()?;
         Tensor::new(cts, x.layout)
     }
@@ -156,6 +157,17 @@ impl PolyActivation {
             Value::Const(_) => unreachable!("degree ≥ 1 polynomials evaluate to a ciphertext"),
         }
     }
+
+    /// Single-ciphertext form of [`PolyActivation::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
+    }
 }
 
 /// The square activation x², one relinearised product and rescale.
@@ -180,7 +192,7 @@ impl Square {
     }
 
     /// Emits x² (scale s²/q_level) on every ciphertext of `x`.
-    pub fn compile(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
         let mut cts = Vec::with_capacity(x.cts.len());
         for &c in &x.cts {
             let level = b.level(c)?;
@@ -195,6 +207,17 @@ impl Square {
             cts.push(b.rescale(y)?);
         }
         Tensor::new(cts, x.layout)
+    }
+
+    /// Single-ciphertext form of [`Square::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
     }
 }
 

@@ -26,10 +26,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::linear::{babies, bsgs, SparseDiag, Term};
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::layout::{Layout, Tensor};
-use crate::nn::program::PlainSource;
+use crate::nn::program::{ObjId, PlainSource};
 
 /// A 2-D convolution with square kernels, zero padding and a stride.
 #[derive(Debug, Clone)]
@@ -176,13 +177,13 @@ impl Conv2d {
     }
 
     /// Emits the convolution for `x`; the output keeps the input's scale.
-    pub fn compile(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
         let s = b.scale(x.cts[0])?;
-        self.compile_scaled(b, x, s)
+        self.compile_tensor_scaled(b, x, s)
     }
 
-    /// As [`Conv2d::compile`] with the output at `out_scale`.
-    pub fn compile_scaled(
+    /// As [`Conv2d::compile_tensor`] with the output at `out_scale`.
+    pub fn compile_tensor_scaled(
         &self,
         b: &mut ProgramBuilder,
         x: &Tensor,
@@ -285,6 +286,28 @@ impl Conv2d {
         }
         Tensor::new(cts, out)
     }
+
+    /// Single-ciphertext form of [`Conv2d::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
+    }
+
+    /// Single-ciphertext form of [`Conv2d::compile_tensor_scaled`].
+    pub fn compile_scaled(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+        out_scale: f64,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor_scaled(b, &Tensor::single(x, *layout), out_scale)?)
+    }
 }
 
 /// Average pooling over kh×kw windows with a stride, without padding.
@@ -347,7 +370,7 @@ impl AvgPool2d {
 
     /// Emits the pooling on each ciphertext: kw − 1 then kh − 1 hoisted rotations summed, then
     /// a mask carrying 1/(kh·kw) at the output slots (the input grid with strides × stride).
-    pub fn compile(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
         let slots = b.slots();
         let input = &x.layout;
         input.validate(&self.name, slots)?;
@@ -399,5 +422,16 @@ impl AvgPool2d {
             cts.push(b.rescale(y)?);
         }
         Tensor::new(cts, out)
+    }
+
+    /// Single-ciphertext form of [`AvgPool2d::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
     }
 }

@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::linear::{babies, bsgs, SparseDiag, Term};
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::layout::{Layout, Tensor};
-use crate::nn::program::PlainSource;
+use crate::nn::program::{ObjId, PlainSource};
 
 /// A fully connected layer with `out × in` weights (row-major) and an optional bias.
 #[derive(Debug, Clone)]
@@ -92,14 +93,14 @@ impl Dense {
     }
 
     /// Emits the layer for tensor `x`; the output (one ciphertext) keeps the input's scale.
-    pub fn compile(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
         let s = b.scale(x.cts[0])?;
-        self.compile_scaled(b, x, s)
+        self.compile_tensor_scaled(b, x, s)
     }
 
-    /// As [`Dense::compile`], with the output at `out_scale` (weights encoded at
+    /// As [`Dense::compile_tensor`], with the output at `out_scale` (weights encoded at
     /// q_level·out_scale/input scale), e.g. the scale a following activation prefers.
-    pub fn compile_scaled(
+    pub fn compile_tensor_scaled(
         &self,
         b: &mut ProgramBuilder,
         x: &Tensor,
@@ -182,5 +183,27 @@ impl Dense {
             y = b.add_values(y, src)?;
         }
         Ok(Tensor::single(y, self.output_layout()))
+    }
+
+    /// Single-ciphertext form of [`Dense::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
+    }
+
+    /// Single-ciphertext form of [`Dense::compile_tensor_scaled`].
+    pub fn compile_scaled(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+        out_scale: f64,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor_scaled(b, &Tensor::single(x, *layout), out_scale)?)
     }
 }

@@ -1,8 +1,9 @@
 //! Residual addition y = a + b of two tensors in the same layout.
 
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::{scales_match, ProgramBuilder};
-use crate::nn::layout::Tensor;
+use crate::nn::layout::{Layout, Tensor};
 use crate::nn::program::ObjId;
 
 /// Adds the skip branch to the main branch: the higher ciphertext is dropped to the lower
@@ -25,8 +26,28 @@ impl Residual {
         a.iter().zip(b).map(|(x, y)| x + y).collect()
     }
 
+    /// Single-ciphertext form of [`Residual::compile_tensor`].
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        main: (ObjId, &Layout),
+        skip: (ObjId, &Layout),
+    ) -> Result<(ObjId, Layout)> {
+        let t = self.compile_tensor(
+            b,
+            &Tensor::single(main.0, *main.1),
+            &Tensor::single(skip.0, *skip.1),
+        )?;
+        single(&self.name, t)
+    }
+
     /// Emits main + skip; both must be in the same layout.
-    pub fn compile(&self, b: &mut ProgramBuilder, main: &Tensor, skip: &Tensor) -> Result<Tensor> {
+    pub fn compile_tensor(
+        &self,
+        b: &mut ProgramBuilder,
+        main: &Tensor,
+        skip: &Tensor,
+    ) -> Result<Tensor> {
         if main.layout != skip.layout || main.cts.len() != skip.cts.len() {
             return Err(Error::LayerShape {
                 layer: self.name.clone(),
