@@ -9,7 +9,7 @@
 //! Output pixel (r, s) is computed *in place* at the slot of input pixel (r·t, s·t) (t the
 //! stride) of block o, so
 //! `y = Σ_δ Σ_(dy,dx) m_{δ,dy,dx} ⊙ rot(x, δ·B + (dy − p)·ρ + (dx − p)·σ)`
-//! where the mask m holds K[o][(o+δ) mod C'][dy][dx] at the output slots whose source pixel
+//! where the mask m holds `K[o][(o+δ) mod C'][dy][dx]` at the output slots whose source pixel
 //! (r·t + dy − p, s·t + dx − p) lies inside the image, and zero elsewhere (zero padding,
 //! stride selection and channel validity all live in the mask). The rotations are split as
 //! baby steps = the k² kernel offsets (hoisted: one decomposition of x) and giant steps = the

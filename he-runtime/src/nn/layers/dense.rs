@@ -4,9 +4,9 @@
 //! Layout: the input is any [`Layout`] with period p (so element f sits at slot pos(f) < p and
 //! repeats every p slots); a tensor split over several ciphertexts contributes the diagonals
 //! of each ciphertext's columns, summed before the giant rotations. Let m' = next_pow2(out) and n = max(p, m'). Scatter W into an
-//! m'×n matrix M with M[i][pos(f)] = W[i][f]; then the "extended diagonals"
-//! d_k[j] = M[j mod m'][(j + k) mod n], k < m', j < n give z = Σ_k d_k ⊙ rot(x, k) with
-//! z[j] = Σ_c M[j mod m'][c]·x[c] over the columns c ≡ j + k — a partial sum of row j mod m'.
+//! m'×n matrix M with `M[i][pos(f)] = W[i][f]`; then the "extended diagonals"
+//! `d_k[j] = M[j mod m'][(j + k) mod n]`, k < m', j < n give `z = Σ_k d_k ⊙ rot(x, k)` with
+//! `z[j] = Σ_c M[j mod m'][c]·x[c]` over the columns c ≡ j + k — a partial sum of row j mod m'.
 //! When n > m', log2(n/m') rotate-and-add steps (by m', 2m', …, n/2) fold the n/m' partial
 //! sums, leaving y repeated with period m' (the output layout is a vector with period m').
 //! With n = n1·n2 diagonals grouped as k = n1·g + b the map needs n1 − 1 baby keys (hoisted)
