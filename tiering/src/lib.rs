@@ -1,2 +1,31 @@
 //! hetier-tiering: a store of immutable objects that keeps hot ones in DRAM under a hard
 //! budget and spills cold ones to the persistent-memory pool.
+//!
+//! Modules: [`tracker`] and [`trace`] record accesses; [`cost`], [`partition`] and [`sim`]
+//! price placements; [`policy`] decides eviction and prefetch; [`throttle`] emulates PM
+//! devices.
+
+pub mod belady;
+pub mod busy;
+pub mod cost;
+pub mod error;
+pub mod ids;
+pub mod partition;
+pub mod policy;
+pub mod store;
+pub mod throttle;
+pub mod trace;
+pub mod tracker;
+
+pub use cost::{CostModel, PmDescription, TierCost};
+pub use error::{Error, Result};
+pub use hetier_allocator::{Durability, ObjectKind, Pool, PoolOptions};
+pub use ids::{ObjectId, Tick};
+pub use partition::{solve_alpha, Partition, PartitionItem};
+pub use policy::{Policy, PolicyConfig, PolicyReport};
+pub use store::{BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore};
+pub use throttle::{Throttle, ThrottleProfile};
+pub use trace::{
+    ObjectClass, Trace, TraceDurability, TraceEvent, TraceHeader, TraceReader, TraceRecorder,
+};
+pub use tracker::{AccessStats, AccessTracker};

@@ -1,0 +1,178 @@
+//! The cost model: per-tier bandwidth and latency plus per-op compute times, saved as a JSON
+//! profile. Predictions of whole runs live in [`crate::sim`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Bandwidth and latency of one tier, as measured (or emulated).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TierCost {
+    /// Sustained read bandwidth in bytes per second for large transfers.
+    pub read_bw: f64,
+    /// Sustained write bandwidth in bytes per second for large transfers.
+    pub write_bw: f64,
+    /// Fixed cost of one read request in nanoseconds.
+    pub read_latency_ns: f64,
+    /// Fixed cost of one write request in nanoseconds.
+    pub write_latency_ns: f64,
+}
+
+impl TierCost {
+    /// Predicted time to read `bytes` in one request, in nanoseconds.
+    pub fn read_ns(&self, bytes: u64) -> f64 {
+        self.read_latency_ns + bytes as f64 / self.read_bw * 1e9
+    }
+
+    /// Predicted time to write `bytes` in one request, in nanoseconds.
+    pub fn write_ns(&self, bytes: u64) -> f64 {
+        self.write_latency_ns + bytes as f64 / self.write_bw * 1e9
+    }
+
+    fn check(&self, tier: &'static str) -> Result<()> {
+        for (v, name) in [
+            (self.read_bw, "read_bw"),
+            (self.write_bw, "write_bw"),
+            (self.read_latency_ns, "read_latency_ns"),
+            (self.write_latency_ns, "write_latency_ns"),
+        ] {
+            let ok = v.is_finite() && v >= 0.0 && (v > 0.0 || name.ends_with("_ns"));
+            if !ok {
+                return Err(Error::InvalidConfig {
+                    name: tier,
+                    value: format!("{name}={v}"),
+                    reason: "bandwidths must be positive and latencies non-negative",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the PM tier of a profile physically was, so every output can say it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PmDescription {
+    /// Human-readable label, e.g. `"ext4 file via O_DIRECT"` or `"tmpfs + optane-dcpmm"`.
+    pub label: String,
+    /// True when bandwidth/latency come from the throttle's emulation, not from hardware.
+    pub emulated: bool,
+}
+
+impl std::fmt::Display for PmDescription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.emulated {
+            write!(f, "{} (emulated)", self.label)
+        } else {
+            f.write_str(&self.label)
+        }
+    }
+}
+
+/// Calibrated costs of a host: DRAM, the PM tier, and the compute time of named operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostModel {
+    /// DRAM tier (memcpy bandwidth, random-access latency).
+    pub dram: TierCost,
+    /// PM tier through the configured backend (and throttle, if any).
+    pub pm: TierCost,
+    /// What the PM tier was.
+    pub pm_description: PmDescription,
+    /// Compute time of each named operation in nanoseconds (keys match trace `op` names).
+    #[serde(default)]
+    pub ops_ns: BTreeMap<String, f64>,
+}
+
+impl CostModel {
+    /// Validates every number (positive bandwidths, finite non-negative latencies and op times).
+    pub fn validate(&self) -> Result<()> {
+        self.dram.check("dram")?;
+        self.pm.check("pm")?;
+        if let Some((k, v)) = self.ops_ns.iter().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+            return Err(Error::InvalidConfig {
+                name: "ops_ns",
+                value: format!("{k}={v}"),
+                reason: "op times must be finite and non-negative",
+            });
+        }
+        Ok(())
+    }
+
+    /// Compute time of the named op, falling back to `recorded_ns` (the trace's own number)
+    /// when the profile does not know the op.
+    pub fn op_ns(&self, name: &str, recorded_ns: u64) -> f64 {
+        self.ops_ns.get(name).copied().unwrap_or(recorded_ns as f64)
+    }
+
+    /// Per-access cost of an object of `len` bytes read from DRAM (ns).
+    pub fn dram_access_ns(&self, len: u64) -> f64 {
+        self.dram.read_ns(len)
+    }
+
+    /// Per-access cost of an object of `len` bytes read from PM (ns).
+    pub fn pm_access_ns(&self, len: u64) -> f64 {
+        self.pm.read_ns(len)
+    }
+
+    /// Writes the profile as pretty JSON.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|source| Error::Json { what: "cost profile", source })?;
+        std::fs::write(path.as_ref(), text).map_err(|e| Error::io(path, e))
+    }
+
+    /// Reads and validates a JSON profile.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let text = std::fs::read_to_string(path.as_ref()).map_err(|e| Error::io(&path, e))?;
+        let m: Self = serde_json::from_str(&text)
+            .map_err(|source| Error::Json { what: "cost profile", source })?;
+        m.validate()?;
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_model() -> CostModel {
+    CostModel {
+        dram: TierCost {
+            read_bw: 10e9,
+            write_bw: 10e9,
+            read_latency_ns: 100.0,
+            write_latency_ns: 100.0,
+        },
+        pm: TierCost {
+            read_bw: 1e9,
+            write_bw: 0.5e9,
+            read_latency_ns: 1000.0,
+            write_latency_ns: 2000.0,
+        },
+        pm_description: PmDescription { label: "test".into(), emulated: true },
+        ops_ns: BTreeMap::from([("key_switch".to_owned(), 1000.0)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_round_trip_and_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("profile.json");
+        let m = test_model();
+        m.save(&p).unwrap();
+        assert_eq!(CostModel::load(&p).unwrap(), m);
+        assert!((m.pm.read_ns(1_000_000) - 1_001_000.0).abs() < 1e-6);
+        assert_eq!(m.op_ns("key_switch", 7), 1000.0);
+        assert_eq!(m.op_ns("other", 7), 7.0);
+        let mut bad = m.clone();
+        bad.pm.read_bw = 0.0;
+        bad.save(&p).unwrap();
+        assert!(matches!(CostModel::load(&p), Err(Error::InvalidConfig { name: "pm", .. })));
+        std::fs::write(&p, "{").unwrap();
+        assert!(matches!(CostModel::load(&p), Err(Error::Json { .. })));
+        assert_eq!(m.pm_description.to_string(), "test (emulated)");
+    }
+}

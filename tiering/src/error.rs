@@ -1,0 +1,126 @@
+//! The crate's single error type.
+
+use crate::ids::ObjectId;
+
+/// Everything that can go wrong in the tiering engine, with the numbers that explain it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The objects that must be in DRAM at once (already pinned plus the new request) exceed
+    /// the budget, so the request can never be satisfied by evicting unpinned objects.
+    #[error(
+        "pinned set does not fit the DRAM budget: {requested} B requested (object {id:?}) \
+         while {pinned} B are pinned (budget {budget} B)"
+    )]
+    PinnedSetTooLarge {
+        /// Object whose residency was requested (`None` for a block writer).
+        id: Option<ObjectId>,
+        /// Bytes the request needs.
+        requested: u64,
+        /// Bytes held by pins (and pinned-for-write blocks) when the request was made.
+        pinned: u64,
+        /// The store's DRAM budget.
+        budget: u64,
+    },
+    /// An object is larger than the whole DRAM budget and can never be pinned.
+    #[error("object of {len} B can never fit the DRAM budget of {budget} B")]
+    ObjectLargerThanBudget {
+        /// Length of the object.
+        len: u64,
+        /// The store's DRAM budget.
+        budget: u64,
+    },
+    /// No object with this id exists in the store.
+    #[error("unknown object {id}")]
+    UnknownObject {
+        /// The id that was looked up.
+        id: ObjectId,
+    },
+    /// Objects must have at least one byte (the pool cannot store empty ones).
+    #[error("object {id:?} is empty")]
+    EmptyObject {
+        /// The object's id (`None` for a block writer).
+        id: Option<ObjectId>,
+    },
+    /// An object with this id already exists; objects are immutable once written.
+    #[error("object {id} already exists")]
+    DuplicateObject {
+        /// The id that was reused.
+        id: ObjectId,
+    },
+    /// The object is pinned and cannot be removed until every guard is dropped.
+    #[error("object {id} is pinned {pins} time(s) and cannot be removed")]
+    ObjectPinned {
+        /// The pinned object.
+        id: ObjectId,
+        /// Number of live guards.
+        pins: u32,
+    },
+    /// A transfer between the tiers failed; the object stays readable from its other copy.
+    #[error("transfer of object {id} ({direction}) failed: {reason}")]
+    TransferFailed {
+        /// Object being moved.
+        id: ObjectId,
+        /// `"pm->dram"` or `"dram->pm"`.
+        direction: &'static str,
+        /// The underlying failure, rendered.
+        reason: String,
+    },
+    /// The persistent-memory pool or the DRAM allocator reported an error.
+    #[error("allocator: {0}")]
+    Allocator(#[from] hetier_allocator::Error),
+    /// A trace file is malformed.
+    #[error("trace line {line}: {reason}")]
+    TraceFormat {
+        /// 1-based line number (the header is line 1).
+        line: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A trace file has a format version this build cannot read.
+    #[error("trace format version {found} is not supported (this build reads {supported})")]
+    TraceVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// Reading or writing a trace or profile file failed.
+    #[error("io on {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A JSON profile or configuration could not be parsed or written.
+    #[error("json ({what}): {source}")]
+    Json {
+        /// What was being parsed.
+        what: &'static str,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {name} = {value} ({reason})")]
+    InvalidConfig {
+        /// Parameter name.
+        name: &'static str,
+        /// Rendered value.
+        value: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// The store's background migrator has shut down (a thread panicked or exited).
+    #[error("migrator is not running")]
+    MigratorDown,
+}
+
+/// Result alias for the tiering crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().display().to_string(), source }
+    }
+}

@@ -1,0 +1,565 @@
+//! The tiered store: immutable objects under a hard DRAM budget over a PM pool.
+//!
+//! One mutex guards all residency state; transfers run with it released and report back
+//! under it, and a condition variable wakes anyone waiting for a transfer or for room. Every
+//! decision about *which* object moves is delegated to the [`Policy`].
+
+mod builder;
+mod guard;
+mod migrator;
+mod state;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind, Pool};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
+pub use guard::{BlockWriter, PinGuard};
+pub use state::Residency;
+pub use stats::StoreStats;
+
+use state::{
+    complete_load, finish_transfer, make_room, schedule_prefetch, start_transfer, Entry, Need,
+    State, Transfer,
+};
+
+use crate::cost::PmDescription;
+use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+use crate::policy::Policy;
+use crate::throttle::{Direction, Throttle};
+use crate::tracker::{AccessStats, AccessTracker};
+
+/// Work for the migrator threads.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Fetch(ObjectId),
+    WriteBack(ObjectId),
+    Stop,
+}
+
+pub(crate) struct Inner {
+    state: Mutex<State>,
+    cond: Condvar,
+    pool: Pool,
+    dram: DramTier,
+    budget: u64,
+    throttle: Option<Throttle>,
+    jobs: Sender<Job>,
+    migrator_threads: usize,
+    pm_description: PmDescription,
+}
+
+impl Inner {
+    fn send(&self, job: Job) -> std::result::Result<(), ()> {
+        self.jobs.send(job).map_err(|_| ())
+    }
+
+    /// Reads an object from PM into a fresh DRAM block (whose bytes the caller reserved).
+    fn pm_read(&self, id: ObjectId, len: u64) -> Result<DramBlock> {
+        let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Read, len));
+        let mut block = self.dram.alloc(len as usize)?;
+        self.pool.read_into(id, block.as_bytes_mut())?;
+        if let Some(s) = slot {
+            s.finish();
+        }
+        Ok(block)
+    }
+
+    /// Writes an object's bytes to PM (flushed if durable).
+    fn pm_write(&self, id: ObjectId, kind: ObjectKind, d: Durability, bytes: &[u8]) -> Result<()> {
+        let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Write, bytes.len() as u64));
+        self.pool.put(id, kind, d, bytes)?;
+        if let Some(s) = slot {
+            s.finish();
+        }
+        Ok(())
+    }
+
+    fn unpin(&self, id: ObjectId) {
+        let mut st = self.state.lock();
+        if let Some(e) = st.objects.get_mut(&id) {
+            e.pins = e.pins.saturating_sub(1);
+            if e.pins == 0 {
+                let len = e.len;
+                st.pinned_bytes -= len;
+                // A scratch write-back that finished while pinned left the copy in DRAM;
+                // nothing else to do: the object is now simply evictable.
+            }
+        }
+        self.cond.notify_all();
+        schedule_prefetch(self, &mut st);
+    }
+
+    fn release_writer(&self, len: u64) {
+        let mut st = self.state.lock();
+        st.used -= len;
+        st.pinned_bytes -= len;
+        self.cond.notify_all();
+        schedule_prefetch(self, &mut st);
+    }
+}
+
+/// A description of one stored object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Length in bytes.
+    pub len: u64,
+    /// What the object holds.
+    pub kind: ObjectKind,
+    /// Durability class.
+    pub durability: Durability,
+    /// Where its bytes are.
+    pub residency: Residency,
+    /// Live pin guards.
+    pub pins: u32,
+}
+
+/// A store of immutable objects with a hard DRAM budget over a persistent-memory pool.
+///
+/// `Send + Sync`: share it by reference (or `Arc`) and pin from many threads at once.
+pub struct TieredStore {
+    inner: Arc<Inner>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TieredStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TieredStore")
+            .field("budget", &self.inner.budget)
+            .field("pm", &self.inner.pm_description)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TieredStore {
+    /// Starts a typestate builder; `dram_budget` and `pool` are required before `build`.
+    pub fn builder() -> StoreBuilder<NoBudget, NoPool> {
+        StoreBuilder::new()
+    }
+
+    /// The DRAM budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.inner.budget
+    }
+
+    /// What the PM tier is (and whether it is emulated).
+    pub fn pm_description(&self) -> &PmDescription {
+        &self.inner.pm_description
+    }
+
+    /// The underlying pool (for inspection; objects should be changed through the store).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Stores `bytes` as a new immutable object. Durable objects are on PM when this returns;
+    /// the DRAM copy is kept if the policy ranks the object above what it would displace.
+    /// A scratch object that cannot stay in DRAM goes straight to PM.
+    pub fn put(
+        &self,
+        id: ObjectId,
+        kind: ObjectKind,
+        durability: Durability,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let len = bytes.len() as u64;
+        if len == 0 {
+            return Err(Error::EmptyObject { id: Some(id) });
+        }
+        let mut st = inner.state.lock();
+        if st.objects.contains_key(&id) {
+            return Err(Error::DuplicateObject { id });
+        }
+        st.policy.on_insert(id, len);
+        st.objects.insert(
+            id,
+            Entry {
+                len,
+                kind,
+                durability,
+                block: None,
+                in_pm: false,
+                pins: 0,
+                transfer: Transfer::None,
+                prefetched: false,
+                failed: None,
+            },
+        );
+        start_transfer(&mut st, id, Transfer::Writing);
+        let priority = st.policy.evict_priority(id);
+        // A failed write-back of some victim only means this object will not stay in DRAM.
+        let room =
+            make_room(inner, &mut st, Some(id), len, Need::Put { priority }).unwrap_or(false);
+        let to_pm = durability == Durability::Durable || !room;
+        let res = MutexGuard::unlocked(&mut st, || -> Result<Option<DramBlock>> {
+            if to_pm {
+                inner.pm_write(id, kind, durability, bytes)?;
+            }
+            if room {
+                let mut b = inner.dram.alloc(len as usize)?;
+                b.as_bytes_mut().copy_from_slice(bytes);
+                return Ok(Some(b));
+            }
+            Ok(None)
+        });
+        finish_transfer(inner, &mut st, id);
+        match res {
+            Ok(block) => {
+                if to_pm {
+                    st.stats.bytes_dram_to_pm += len;
+                }
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.in_pm = to_pm;
+                    e.block = block.map(Arc::new);
+                }
+                schedule_prefetch(inner, &mut st);
+                Ok(())
+            }
+            Err(err) => {
+                if room {
+                    st.used -= len;
+                }
+                st.objects.remove(&id);
+                st.policy.on_remove(id);
+                if to_pm {
+                    // Best effort: the write may have succeeded before the DRAM copy failed.
+                    let _ = MutexGuard::unlocked(&mut st, || inner.pool.remove(id));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Reserves a DRAM buffer of `len` bytes under the budget, to be filled in place and
+    /// stored with [`put_block`](Self::put_block). Counts as pinned until then.
+    pub fn alloc(&self, len: u64) -> Result<BlockWriter<'_>> {
+        let inner = &*self.inner;
+        if len == 0 {
+            return Err(Error::EmptyObject { id: None });
+        }
+        let mut st = inner.state.lock();
+        make_room(inner, &mut st, None, len, Need::Demand)?;
+        st.pinned_bytes += len;
+        drop(st);
+        match inner.dram.alloc(len as usize) {
+            Ok(b) => Ok(BlockWriter { inner, block: Some(b), len }),
+            Err(e) => {
+                inner.release_writer(len);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Stores a filled [`BlockWriter`] as a new object without copying it. A durable object is
+    /// also written to PM before this returns.
+    pub fn put_block(
+        &self,
+        id: ObjectId,
+        kind: ObjectKind,
+        durability: Durability,
+        writer: BlockWriter<'_>,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let len = writer.len();
+        let mut st = inner.state.lock();
+        if st.objects.contains_key(&id) {
+            drop(st);
+            return Err(Error::DuplicateObject { id });
+        }
+        let block = Arc::new(writer.take());
+        st.pinned_bytes -= len;
+        st.policy.on_insert(id, len);
+        st.objects.insert(
+            id,
+            Entry {
+                len,
+                kind,
+                durability,
+                block: Some(Arc::clone(&block)),
+                in_pm: false,
+                pins: 0,
+                transfer: Transfer::None,
+                prefetched: false,
+                failed: None,
+            },
+        );
+        if durability == Durability::Durable {
+            start_transfer(&mut st, id, Transfer::Writing);
+            let res = MutexGuard::unlocked(&mut st, || {
+                inner.pm_write(id, kind, durability, block.as_bytes())
+            });
+            drop(block);
+            finish_transfer(inner, &mut st, id);
+            if let Err(err) = res {
+                st.objects.remove(&id);
+                st.policy.on_remove(id);
+                st.used -= len;
+                inner.cond.notify_all();
+                return Err(err);
+            }
+            st.stats.bytes_dram_to_pm += len;
+            if let Some(e) = st.objects.get_mut(&id) {
+                e.in_pm = true;
+            }
+        }
+        schedule_prefetch(inner, &mut st);
+        Ok(())
+    }
+
+    /// Pins an object: returns once it is in DRAM, and keeps it there while the guard lives.
+    /// Waits for an in-flight transfer of the same object rather than issuing another.
+    pub fn pin(&self, id: ObjectId) -> Result<PinGuard<'_>> {
+        let inner = &*self.inner;
+        let mut st = inner.state.lock();
+        let len = st.objects.get(&id).ok_or(Error::UnknownObject { id })?.len;
+        st.tracker.record(id, len);
+        st.policy.on_access(id);
+        let mut counted = false;
+        let block = loop {
+            let e = st.objects.get_mut(&id).ok_or(Error::UnknownObject { id })?;
+            if let Some(reason) = e.failed.take() {
+                return Err(Error::TransferFailed { id, direction: "pm->dram", reason });
+            }
+            if let Transfer::Loading { prefetch } = e.transfer {
+                if !counted {
+                    counted = true;
+                    st.stats.pin_waits += 1;
+                    if prefetch {
+                        st.stats.prefetch_hits += 1;
+                    } else {
+                        st.stats.hits += 1;
+                    }
+                }
+                inner.cond.wait(&mut st);
+                continue;
+            }
+            if let Some(b) = &e.block {
+                let b = Arc::clone(b);
+                let was_prefetched = std::mem::take(&mut e.prefetched);
+                if e.pins == 0 {
+                    st.pinned_bytes += len;
+                }
+                // Re-borrow: the pinned-bytes update needed `st` mutably.
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.pins += 1;
+                }
+                if !counted {
+                    if was_prefetched {
+                        st.stats.prefetch_hits += 1;
+                    } else {
+                        st.stats.hits += 1;
+                    }
+                }
+                break b;
+            }
+            make_room(inner, &mut st, Some(id), len, Need::Demand)?;
+            // Waiting for room released the lock: someone may have started loading it.
+            let still_absent = st
+                .objects
+                .get(&id)
+                .is_some_and(|e| e.block.is_none() && e.transfer == Transfer::None);
+            if !still_absent {
+                st.used -= len;
+                inner.cond.notify_all();
+                continue;
+            }
+            start_transfer(&mut st, id, Transfer::Loading { prefetch: false });
+            if !counted {
+                counted = true;
+                st.stats.misses += 1;
+            }
+            let res = MutexGuard::unlocked(&mut st, || inner.pm_read(id, len));
+            if let Some(b) = complete_load(inner, &mut st, id, len, res, false)? {
+                st.pinned_bytes += len;
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.pins += 1;
+                    e.prefetched = false;
+                }
+                break b;
+            }
+        };
+        schedule_prefetch(inner, &mut st);
+        Ok(PinGuard { inner, id, block: Some(block) })
+    }
+
+    /// Pins several objects; on failure the ones already pinned are released.
+    pub fn pin_all(&self, ids: &[ObjectId]) -> Result<Vec<PinGuard<'_>>> {
+        ids.iter().map(|&id| self.pin(id)).collect()
+    }
+
+    /// Removes an object from both tiers. Fails while it is pinned; waits for a transfer.
+    pub fn remove(&self, id: ObjectId) -> Result<()> {
+        let inner = &*self.inner;
+        let mut st = inner.state.lock();
+        let e = loop {
+            let e = st.objects.get(&id).ok_or(Error::UnknownObject { id })?;
+            if e.pins > 0 {
+                return Err(Error::ObjectPinned { id, pins: e.pins });
+            }
+            if e.transfer != Transfer::None {
+                inner.cond.wait(&mut st);
+                continue;
+            }
+            match st.objects.remove(&id) {
+                Some(e) => break e,
+                None => return Err(Error::UnknownObject { id }),
+            }
+        };
+        if e.block.is_some() {
+            st.used -= e.len;
+        }
+        st.policy.on_remove(id);
+        st.tracker.forget(id);
+        inner.cond.notify_all();
+        schedule_prefetch(inner, &mut st);
+        drop(st);
+        drop(e);
+        if self.inner.pool.contains(id) {
+            self.inner.pool.remove(id)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the policy the future access sequence (pin order) and starts prefetching.
+    pub fn hint(&self, future: &[ObjectId]) {
+        let inner = &*self.inner;
+        let mut st = inner.state.lock();
+        let lens: HashMap<ObjectId, u64> =
+            future.iter().filter_map(|id| st.objects.get(id).map(|e| (*id, e.len))).collect();
+        let budget = inner.budget;
+        st.policy.on_hint(future, budget, &|id| lens.get(&id).copied());
+        schedule_prefetch(inner, &mut st);
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> StoreStats {
+        let st = self.inner.state.lock();
+        let mut s = st.stats.clone();
+        s.budget = self.inner.budget;
+        s.dram_in_use = st.used;
+        s.policy = Some(st.policy.report());
+        s
+    }
+
+    /// Bytes the DRAM allocator itself has handed out at most (a check on the store's own
+    /// accounting; both must stay within the budget).
+    pub fn allocator_peak(&self) -> u64 {
+        self.inner.dram.peak() as u64
+    }
+
+    /// Where an object's bytes are, or `None` if it does not exist.
+    pub fn residency(&self, id: ObjectId) -> Option<Residency> {
+        self.inner.state.lock().objects.get(&id).map(|e| e.residency())
+    }
+
+    /// Everything the store knows about one object, or `None` if it does not exist.
+    pub fn info(&self, id: ObjectId) -> Option<ObjectInfo> {
+        self.inner.state.lock().objects.get(&id).map(|e| ObjectInfo {
+            len: e.len,
+            kind: e.kind,
+            durability: e.durability,
+            residency: e.residency(),
+            pins: e.pins,
+        })
+    }
+
+    /// Length of an object, or `None` if it does not exist.
+    pub fn len_of(&self, id: ObjectId) -> Option<u64> {
+        self.inner.state.lock().objects.get(&id).map(|e| e.len)
+    }
+
+    /// Whether an object exists.
+    pub fn contains(&self, id: ObjectId) -> bool {
+        self.inner.state.lock().objects.contains_key(&id)
+    }
+
+    /// Access statistics of one object (count, bytes, last use, reuse distance).
+    pub fn access_stats(&self, id: ObjectId) -> Option<AccessStats> {
+        self.inner.state.lock().tracker.get(id).cloned()
+    }
+
+    /// A copy of the whole access tracker (for building an α profile from a run).
+    pub fn tracker(&self) -> AccessTracker {
+        self.inner.state.lock().tracker.clone()
+    }
+
+    /// Waits until no transfer is in flight (prefetches and write-backs have landed).
+    pub fn quiesce(&self) {
+        let mut st = self.inner.state.lock();
+        while st.in_flight > 0 {
+            self.inner.cond.wait(&mut st);
+        }
+    }
+
+    fn from_parts(
+        pool: Pool,
+        budget: u64,
+        policy: Box<dyn Policy>,
+        threads: usize,
+        throttle: Option<Throttle>,
+        pm_description: PmDescription,
+    ) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut objects = HashMap::new();
+        let mut policy = policy;
+        for m in pool.list() {
+            policy.on_insert(m.id, m.len);
+            objects.insert(
+                m.id,
+                Entry {
+                    len: m.len,
+                    kind: m.kind,
+                    durability: m.durability,
+                    block: None,
+                    in_pm: true,
+                    pins: 0,
+                    transfer: Transfer::None,
+                    prefetched: false,
+                    failed: None,
+                },
+            );
+        }
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                objects,
+                used: 0,
+                pinned_bytes: 0,
+                policy,
+                tracker: AccessTracker::new(),
+                stats: StoreStats::default(),
+                in_flight: 0,
+                migrator_down: false,
+            }),
+            cond: Condvar::new(),
+            pool,
+            dram: DramTier::new(budget as usize),
+            budget,
+            throttle,
+            jobs: tx,
+            migrator_threads: threads,
+            pm_description,
+        });
+        let workers = (0..threads)
+            .filter_map(|i| migrator::spawn(Arc::clone(&inner), rx.clone(), i))
+            .collect();
+        Self { inner, workers }
+    }
+}
+
+impl Drop for TieredStore {
+    fn drop(&mut self) {
+        for _ in &self.workers {
+            let _ = self.inner.send(Job::Stop);
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}

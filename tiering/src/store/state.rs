@@ -1,0 +1,324 @@
+//! The store's shared state and the residency decisions made under its lock: reserving DRAM
+//! by evicting or writing back, and scheduling prefetches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hetier_allocator::{DramBlock, Durability, ObjectKind};
+use parking_lot::MutexGuard;
+
+use super::stats::StoreStats;
+use super::{Inner, Job};
+use crate::error::{Error, Result};
+use crate::ids::ObjectId;
+use crate::policy::Policy;
+use crate::tracker::AccessTracker;
+
+/// Where an object's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Residency {
+    /// Only in DRAM: a scratch object never written to PM.
+    DramOnly,
+    /// In DRAM with a clean copy in PM: leaving DRAM costs nothing.
+    Both,
+    /// Only in PM.
+    PmOnly,
+}
+
+/// A transfer in progress for one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Transfer {
+    None,
+    /// PM → DRAM; the bytes are already reserved.
+    Loading {
+        prefetch: bool,
+    },
+    /// DRAM → PM (write-back of scratch, or a put being written); the DRAM copy stays valid.
+    Writing,
+}
+
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub len: u64,
+    pub kind: ObjectKind,
+    pub durability: Durability,
+    pub block: Option<Arc<DramBlock>>,
+    pub in_pm: bool,
+    pub pins: u32,
+    pub transfer: Transfer,
+    /// Arrived by prefetch and not pinned since.
+    pub prefetched: bool,
+    /// A transfer failure not yet reported to a pin.
+    pub failed: Option<String>,
+}
+
+impl Entry {
+    pub fn residency(&self) -> Residency {
+        match (self.block.is_some(), self.in_pm) {
+            (true, false) => Residency::DramOnly,
+            (true, true) => Residency::Both,
+            (false, _) => Residency::PmOnly,
+        }
+    }
+
+    fn evictable(&self) -> bool {
+        self.block.is_some() && self.pins == 0 && self.transfer == Transfer::None
+    }
+}
+
+pub(super) struct State {
+    pub objects: HashMap<ObjectId, Entry>,
+    /// DRAM bytes reserved: resident blocks, in-flight loads and open writers.
+    pub used: u64,
+    /// Bytes of pinned objects plus open writers: what eviction can never free.
+    pub pinned_bytes: u64,
+    pub policy: Box<dyn Policy>,
+    pub tracker: AccessTracker,
+    pub stats: StoreStats,
+    pub in_flight: u64,
+    pub migrator_down: bool,
+}
+
+/// Who needs the room, which decides how hard `make_room` may try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Need {
+    /// A pin or a block writer: may write back inline and wait for in-flight transfers;
+    /// fails only when the pinned set itself is too large.
+    Demand,
+    /// A put keeping its DRAM copy: may evict (and write back inline) only objects the policy
+    /// ranks as leaving before this one; never waits.
+    Put { priority: u64 },
+    /// A prefetch: like `Put`, but write-backs are queued to the migrator instead of done here.
+    Prefetch { priority: u64 },
+}
+
+impl State {
+    pub fn reserve_raw(&mut self, len: u64) {
+        self.used += len;
+        self.stats.peak_dram = self.stats.peak_dram.max(self.used);
+    }
+
+    fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
+        let mut best: Option<(u64, ObjectId)> = None;
+        for (id, e) in &self.objects {
+            if !e.evictable() {
+                continue;
+            }
+            let p = self.policy.evict_priority(*id);
+            if below.is_some_and(|b| p <= b) {
+                continue;
+            }
+            // Ties go to the smaller id so runs are deterministic.
+            let better = match best {
+                None => true,
+                Some((bp, bid)) => p > bp || (p == bp && *id < bid),
+            };
+            if better {
+                best = Some((p, *id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    fn drop_clean(&mut self, id: ObjectId) {
+        if let Some(e) = self.objects.get_mut(&id) {
+            if e.block.take().is_some() {
+                self.used -= e.len;
+                self.stats.evictions += 1;
+                e.prefetched = false;
+            }
+        }
+    }
+}
+
+/// Reserves `len` bytes of DRAM for `id`, evicting as `need` allows. Returns `Ok(true)` when
+/// reserved, `Ok(false)` when a non-demand request gave up.
+pub(super) fn make_room(
+    inner: &Inner,
+    st: &mut MutexGuard<'_, State>,
+    id: Option<ObjectId>,
+    len: u64,
+    need: Need,
+) -> Result<bool> {
+    let budget = inner.budget;
+    if len > budget {
+        return match need {
+            Need::Demand => Err(Error::ObjectLargerThanBudget { len, budget }),
+            _ => Ok(false),
+        };
+    }
+    loop {
+        if st.used + len <= budget {
+            st.reserve_raw(len);
+            return Ok(true);
+        }
+        if need == Need::Demand && st.pinned_bytes + len > budget {
+            return Err(Error::PinnedSetTooLarge {
+                id,
+                requested: len,
+                pinned: st.pinned_bytes,
+                budget,
+            });
+        }
+        let below = match need {
+            Need::Demand => None,
+            Need::Put { priority } | Need::Prefetch { priority } => Some(priority),
+        };
+        let Some(victim) = st.victim(below) else {
+            if need != Need::Demand {
+                return Ok(false);
+            }
+            if st.in_flight > 0 {
+                // Bytes are tied up by transfers that finish without any lock we hold.
+                inner.cond.wait(st);
+                continue;
+            }
+            return Err(Error::PinnedSetTooLarge {
+                id,
+                requested: len,
+                pinned: st.pinned_bytes,
+                budget,
+            });
+        };
+        let e = &st.objects[&victim];
+        if e.in_pm {
+            st.drop_clean(victim);
+            continue;
+        }
+        // A scratch object must be written back before it can leave DRAM.
+        if let Need::Prefetch { .. } = need {
+            start_transfer(st, victim, Transfer::Writing);
+            if inner.send(Job::WriteBack(victim)).is_err() {
+                finish_transfer(inner, st, victim);
+                st.migrator_down = true;
+            }
+            return Ok(false);
+        }
+        write_back_inline(inner, st, victim)?;
+    }
+}
+
+pub(super) fn start_transfer(st: &mut State, id: ObjectId, t: Transfer) {
+    if let Some(e) = st.objects.get_mut(&id) {
+        e.transfer = t;
+        st.in_flight += 1;
+    }
+}
+
+pub(super) fn finish_transfer(inner: &Inner, st: &mut State, id: ObjectId) {
+    if let Some(e) = st.objects.get_mut(&id) {
+        e.transfer = Transfer::None;
+    }
+    st.in_flight = st.in_flight.saturating_sub(1);
+    inner.cond.notify_all();
+}
+
+/// Writes a DRAM-only object to PM with the lock released, then drops its DRAM copy.
+fn write_back_inline(inner: &Inner, st: &mut MutexGuard<'_, State>, id: ObjectId) -> Result<()> {
+    let (block, kind, len) = {
+        let e = &st.objects[&id];
+        (e.block.clone(), e.kind, e.len)
+    };
+    let Some(block) = block else { return Ok(()) };
+    start_transfer(st, id, Transfer::Writing);
+    let res = MutexGuard::unlocked(st, || inner.pm_write(id, kind, Durability::Scratch, &block));
+    drop(block);
+    complete_write_back(inner, st, id, len, res)
+}
+
+/// Records the outcome of a write-back: on success the object is clean and leaves DRAM; on
+/// failure it stays in DRAM (readable) and the error is returned to whoever needed the room.
+pub(super) fn complete_write_back(
+    inner: &Inner,
+    st: &mut State,
+    id: ObjectId,
+    len: u64,
+    res: Result<()>,
+) -> Result<()> {
+    finish_transfer(inner, st, id);
+    match res {
+        Ok(()) => {
+            st.stats.bytes_dram_to_pm += len;
+            st.stats.writebacks += 1;
+            if let Some(e) = st.objects.get_mut(&id) {
+                e.in_pm = true;
+                if e.pins == 0 {
+                    st.drop_clean(id);
+                }
+            }
+            Ok(())
+        }
+        Err(err) => {
+            st.stats.transfer_failures += 1;
+            Err(Error::TransferFailed { id, direction: "dram->pm", reason: err.to_string() })
+        }
+    }
+}
+
+/// Issues prefetches for the policy's candidates, in order, while room can be made for them
+/// without evicting anything needed sooner.
+pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
+    if st.migrator_down || inner.migrator_threads == 0 {
+        return;
+    }
+    for id in st.policy.prefetch_candidates() {
+        let Some(e) = st.objects.get(&id) else { continue };
+        if e.block.is_some() || e.transfer != Transfer::None || e.failed.is_some() {
+            continue;
+        }
+        let len = e.len;
+        let priority = st.policy.evict_priority(id);
+        match make_room(inner, st, Some(id), len, Need::Prefetch { priority }) {
+            Ok(true) => {}
+            _ => break,
+        }
+        start_transfer(st, id, Transfer::Loading { prefetch: true });
+        st.stats.prefetches += 1;
+        if inner.send(Job::Fetch(id)).is_err() {
+            st.used -= len;
+            finish_transfer(inner, st, id);
+            st.migrator_down = true;
+            return;
+        }
+    }
+}
+
+/// Records the outcome of a PM → DRAM load. On success the block is installed (and pinned
+/// once if `pin`); on failure the reservation is returned and the object stays PM-only.
+pub(super) fn complete_load(
+    inner: &Inner,
+    st: &mut State,
+    id: ObjectId,
+    len: u64,
+    res: Result<DramBlock>,
+    prefetch: bool,
+) -> Result<Option<Arc<DramBlock>>> {
+    finish_transfer(inner, st, id);
+    match res {
+        Ok(block) => {
+            st.stats.bytes_pm_to_dram += len;
+            st.stats.pm_reads += 1;
+            let block = Arc::new(block);
+            let Some(e) = st.objects.get_mut(&id) else {
+                st.used -= len;
+                return Ok(None);
+            };
+            e.block = Some(Arc::clone(&block));
+            e.prefetched = prefetch;
+            Ok(Some(block))
+        }
+        Err(err) => {
+            st.used -= len;
+            st.stats.transfer_failures += 1;
+            let reason = err.to_string();
+            // A demand load reports to its own pin; a failed prefetch is kept for the pin
+            // that will need the object.
+            if prefetch {
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.failed = Some(reason.clone());
+                }
+            }
+            Err(Error::TransferFailed { id, direction: "pm->dram", reason })
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use hetier_allocator::{Device, FaultConfig, FaultyDevice};
+use hetier_tiering::{ObjectId, Pool, PoolOptions};
+
+pub fn opts() -> PoolOptions {
+    PoolOptions::default().segment_size(1 << 20).table_slots(1024)
+}
+
+pub fn file_pool(dir: &Path) -> Pool {
+    Pool::create(dir, opts()).unwrap()
+}
+
+/// Deterministic, id-dependent contents so any mix-up between objects is caught.
+pub fn content(id: ObjectId, len: usize) -> Vec<u8> {
+    let mut x = id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A device that fails reads / writes while the flags are set, for transfer-failure tests.
+#[derive(Debug)]
+pub struct Flaky {
+    pub inner: FaultyDevice,
+    pub fail_reads: Arc<AtomicBool>,
+    pub fail_writes: Arc<AtomicBool>,
+}
+
+impl Flaky {
+    pub fn new() -> (Self, Arc<AtomicBool>, Arc<AtomicBool>) {
+        let r = Arc::new(AtomicBool::new(false));
+        let w = Arc::new(AtomicBool::new(false));
+        let inner = FaultyDevice::new(0, FaultConfig::default());
+        (Self { inner, fail_reads: Arc::clone(&r), fail_writes: Arc::clone(&w) }, r, w)
+    }
+}
+
+impl Device for Flaky {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> hetier_allocator::Result<()> {
+        if self.fail_reads.load(Ordering::SeqCst) {
+            return Err(hetier_allocator::Error::InjectedFault { op: "read", index: 0 });
+        }
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> hetier_allocator::Result<()> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(hetier_allocator::Error::InjectedFault { op: "write", index: 0 });
+        }
+        self.inner.write_at(offset, data)
+    }
+    fn flush(&self, offset: u64, len: u64) -> hetier_allocator::Result<()> {
+        self.inner.flush(offset, len)
+    }
+    fn grow(&self, new_len: u64) -> hetier_allocator::Result<()> {
+        self.inner.grow(new_len)
+    }
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+}

@@ -1,0 +1,208 @@
+//! Behaviour of the tiered store: residency, budget errors, prefetch, failures, zero-copy puts.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::{content, file_pool, opts, Flaky};
+use hetier_tiering::{
+    Durability, Error, ObjectId, ObjectKind, Pool, PolicyConfig, Residency, TieredStore,
+};
+
+const K: usize = 4096;
+
+fn store(budget: u64, policy: PolicyConfig, threads: usize) -> (tempfile::TempDir, TieredStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TieredStore::builder()
+        .dram_budget(budget)
+        .pool(file_pool(dir.path()))
+        .policy(policy)
+        .migrator_threads(threads)
+        .build()
+        .unwrap();
+    (dir, s)
+}
+
+#[test]
+fn residency_follows_durability_and_eviction() {
+    let (_d, s) = store(3 * K as u64, PolicyConfig::Lru, 0);
+    let (a, b, c, d) = (ObjectId(1), ObjectId(2), ObjectId(3), ObjectId(4));
+    s.put(a, ObjectKind::Ciphertext, Durability::Scratch, &content(a, K)).unwrap();
+    assert_eq!(s.residency(a), Some(Residency::DramOnly));
+    assert_eq!(s.stats().bytes_dram_to_pm, 0, "scratch is not written on put");
+    s.put(b, ObjectKind::Blob, Durability::Durable, &content(b, K)).unwrap();
+    assert_eq!(s.residency(b), Some(Residency::Both));
+    assert_eq!(s.stats().bytes_dram_to_pm, K as u64);
+    s.put(c, ObjectKind::Blob, Durability::Durable, &content(c, K)).unwrap();
+    // Budget full: putting d evicts a (LRU), which as scratch must be written back first.
+    s.put(d, ObjectKind::Blob, Durability::Durable, &content(d, K)).unwrap();
+    assert_eq!(s.residency(a), Some(Residency::PmOnly));
+    let st = s.stats();
+    assert_eq!(st.writebacks, 1);
+    assert_eq!(st.bytes_dram_to_pm, 4 * K as u64);
+    // Pinning a evicts b, which is clean: no bytes written.
+    let g = s.pin(a).unwrap();
+    assert_eq!(&g[..], &content(a, K)[..]);
+    assert_eq!(s.residency(b), Some(Residency::PmOnly));
+    let st = s.stats();
+    assert_eq!((st.bytes_dram_to_pm, st.misses, st.pm_reads), (4 * K as u64, 1, 1));
+    assert_eq!(s.residency(a), Some(Residency::Both));
+    assert!(st.peak_dram <= 3 * K as u64 && s.allocator_peak() <= 3 * K as u64);
+    assert_eq!(g.as_u64s().len(), K / 8);
+    assert!(matches!(s.remove(a), Err(Error::ObjectPinned { pins: 1, .. })));
+    drop(g);
+    s.remove(a).unwrap();
+    assert!(s.residency(a).is_none());
+    assert!(!s.pool().contains(a));
+    assert!(matches!(s.pin(a), Err(Error::UnknownObject { .. })));
+    assert!(matches!(
+        s.put(b, ObjectKind::Blob, Durability::Scratch, &[1]),
+        Err(Error::DuplicateObject { .. })
+    ));
+    assert!(matches!(
+        s.put(ObjectId(9), ObjectKind::Blob, Durability::Scratch, &[]),
+        Err(Error::EmptyObject { .. })
+    ));
+}
+
+#[test]
+fn too_large_pinned_set_fails_with_numbers() {
+    let (_d, s) = store(10 * K as u64, PolicyConfig::Lru, 1);
+    for i in 0..4 {
+        let id = ObjectId(i);
+        s.put(id, ObjectKind::Blob, Durability::Durable, &content(id, 4 * K)).unwrap();
+    }
+    let g0 = s.pin(ObjectId(0)).unwrap();
+    let g1 = s.pin(ObjectId(1)).unwrap();
+    match s.pin(ObjectId(2)) {
+        Err(Error::PinnedSetTooLarge { id, requested, pinned, budget }) => {
+            assert_eq!(id, Some(ObjectId(2)));
+            assert_eq!((requested, pinned, budget), (4 * K as u64, 8 * K as u64, 10 * K as u64));
+        }
+        other => panic!("expected PinnedSetTooLarge, got {other:?}"),
+    }
+    assert!(matches!(s.pin_all(&[ObjectId(2), ObjectId(3)]), Err(Error::PinnedSetTooLarge { .. })));
+    // The failed pins left nothing behind: releasing one pin makes room again.
+    drop(g1);
+    let g2 = s.pin(ObjectId(2)).unwrap();
+    assert_eq!(&g2[..], &content(ObjectId(2), 4 * K)[..]);
+    drop((g0, g2));
+    let big = ObjectId(7);
+    s.put(big, ObjectKind::Blob, Durability::Durable, &content(big, 12 * K)).unwrap();
+    assert_eq!(s.residency(big), Some(Residency::PmOnly));
+    assert!(matches!(
+        s.pin(big),
+        Err(Error::ObjectLargerThanBudget { len, budget }) if len == 12 * K as u64 && budget == 10 * K as u64
+    ));
+    assert!(s.stats().peak_dram <= 10 * K as u64);
+}
+
+#[test]
+fn block_writer_puts_without_copy_and_counts_against_budget() {
+    let (_d, s) = store(8 * K as u64, PolicyConfig::Lru, 0);
+    let mut w = s.alloc(4 * K as u64).unwrap();
+    w.as_u64s_mut().iter_mut().enumerate().for_each(|(i, x)| *x = i as u64 * 3);
+    let ptr = w.as_ptr();
+    assert_eq!(s.stats().dram_in_use, 4 * K as u64);
+    // While the writer is open its bytes are pinned: a second 5K buffer cannot fit.
+    assert!(matches!(s.alloc(5 * K as u64), Err(Error::PinnedSetTooLarge { id: None, .. })));
+    s.put_block(ObjectId(1), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
+    let g = s.pin(ObjectId(1)).unwrap();
+    assert_eq!(g.as_ptr(), ptr, "pinned bytes are the writer's block, not a copy");
+    assert_eq!(g.as_u64s()[5], 15);
+    drop(g);
+    let w2 = s.alloc(2 * K as u64).unwrap();
+    drop(w2);
+    assert_eq!(s.stats().dram_in_use, 4 * K as u64, "dropped writer returned its bytes");
+    let mut w3 = s.alloc(K as u64).unwrap();
+    w3.as_bytes_mut().fill(9);
+    s.put_block(ObjectId(2), ObjectKind::Blob, Durability::Durable, w3).unwrap();
+    assert_eq!(s.residency(ObjectId(2)), Some(Residency::Both));
+    assert_eq!(s.pool().get(ObjectId(2)).unwrap(), vec![9u8; K]);
+}
+
+/// Objects written to the pool before the store opens it start PM-only.
+fn prefilled(n: u64, len: usize) -> (tempfile::TempDir, Pool) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = file_pool(dir.path());
+    for i in 0..n {
+        let id = ObjectId(i);
+        pool.put(id, ObjectKind::Blob, Durability::Durable, &content(id, len)).unwrap();
+    }
+    (dir, pool)
+}
+
+#[test]
+fn prefetched_object_is_not_read_twice() {
+    let (_d, pool) = prefilled(6, 64 * K);
+    let s = TieredStore::builder()
+        .dram_budget(4 * 64 * K as u64)
+        .pool(pool)
+        .policy(PolicyConfig::Planned { prefetch: true })
+        .migrator_threads(2)
+        .build()
+        .unwrap();
+    let plan: Vec<ObjectId> = [0, 1, 2, 3, 0, 1].iter().map(|&i| ObjectId(i)).collect();
+    s.hint(&plan);
+    // Pin at once: the prefetches may still be in flight, and the pin must wait, not re-read.
+    for id in &plan {
+        let g = s.pin(*id).unwrap();
+        assert_eq!(&g[..], &content(*id, 64 * K)[..]);
+    }
+    let st = s.stats();
+    assert_eq!(st.pm_reads, 4, "each object crossed the PM link once: {st:?}");
+    assert_eq!(st.prefetch_hits + st.hits + st.misses, 6);
+    assert!(st.prefetch_hits >= 3, "{st:?}");
+    assert_eq!(st.bytes_pm_to_dram, 4 * 64 * K as u64);
+}
+
+#[test]
+fn failed_transfers_surface_on_the_pin_and_leave_objects_readable() {
+    let (dev, fail_reads, fail_writes) = Flaky::new();
+    let pool = Pool::create_on(Box::new(dev), opts()).unwrap();
+    let (a, b, c) = (ObjectId(1), ObjectId(2), ObjectId(3));
+    for id in [a, b] {
+        pool.put(id, ObjectKind::Blob, Durability::Durable, &content(id, 16 * K)).unwrap();
+    }
+    let s = TieredStore::builder()
+        .dram_budget(32 * K as u64)
+        .pool(pool)
+        .policy(PolicyConfig::Planned { prefetch: true })
+        .migrator_threads(1)
+        .build()
+        .unwrap();
+    // A failed prefetch is reported to the pin that needed the object, once.
+    fail_reads.store(true, Ordering::SeqCst);
+    s.hint(&[a]);
+    s.quiesce();
+    assert_eq!(s.stats().transfer_failures, 1);
+    assert!(matches!(
+        s.pin(a),
+        Err(Error::TransferFailed { id, direction: "pm->dram", .. }) if id == a
+    ));
+    assert_eq!(s.residency(a), Some(Residency::PmOnly));
+    // A failed demand load errors its own pin.
+    assert!(matches!(s.pin(b), Err(Error::TransferFailed { .. })));
+    assert_eq!(s.stats().dram_in_use, 0, "failed loads returned their reservations");
+    fail_reads.store(false, Ordering::SeqCst);
+    assert_eq!(&s.pin(a).unwrap()[..], &content(a, 16 * K)[..]);
+    assert_eq!(&s.pin(b).unwrap()[..], &content(b, 16 * K)[..]);
+    // A failed write-back: scratch c must leave DRAM for a to come back, and cannot.
+    // The plan needs c first, so it displaces a (clean, dropped for free) on put.
+    s.hint(&[c, b, a]);
+    s.put(c, ObjectKind::Ciphertext, Durability::Scratch, &content(c, 16 * K)).unwrap();
+    fail_writes.store(true, Ordering::SeqCst);
+    let gb = s.pin(b).unwrap();
+    let err = s.pin(a);
+    assert!(
+        matches!(err, Err(Error::TransferFailed { id, direction: "dram->pm", .. }) if id == c),
+        "{err:?}"
+    );
+    assert_eq!(s.residency(c), Some(Residency::DramOnly));
+    assert_eq!(s.residency(a), Some(Residency::PmOnly));
+    assert_eq!(&s.pin(c).unwrap()[..], &content(c, 16 * K)[..]);
+    fail_writes.store(false, Ordering::SeqCst);
+    drop(gb);
+    assert_eq!(&s.pin(a).unwrap()[..], &content(a, 16 * K)[..]);
+    assert!(s.stats().peak_dram <= 32 * K as u64);
+}
