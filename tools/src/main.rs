@@ -1,2 +1,36 @@
-//! `hetier`: the command-line tool.
-fn main() {}
+//! `hetier`: run, profile and place encrypted models; inspect pools.
+//!
+//! The binary is deliberately thin: every subcommand parses its flags, calls the library crates
+//! and formats what they return, as a table for people or JSON for machines.
+
+mod cmd;
+mod fmt;
+
+use clap::{Parser, Subcommand};
+
+/// hetier — encrypted AI models whose ciphertexts and keys exceed DRAM.
+#[derive(Parser, Debug)]
+#[command(name = "hetier", version, about, long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Put durable and scratch objects in a pool, reopen it, verify and time everything.
+    Demo(cmd::demo::DemoArgs),
+    /// Show what a pool holds and check every object's checksum.
+    Inspect(cmd::inspect::InspectArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => cmd::demo::run(&args, cli.json),
+        Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
+    }
+}

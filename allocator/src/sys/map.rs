@@ -1,0 +1,80 @@
+//! One shared, writable mapping of one pool segment file, with bounds-checked copies in and out.
+//!
+//! The mapping is created only after the file's length has been checked against it, and pool
+//! files are held under an exclusive lock, so a cooperating process cannot truncate them under us
+//! (the SIGBUS hole). A non-cooperating process that ignores the lock can still truncate a file;
+//! that is outside what a memory mapping can defend against.
+
+use std::fs::File;
+use std::io;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// A mapped segment file.
+#[derive(Debug)]
+pub(crate) struct MappedSegment {
+    map: MmapRaw,
+    len: usize,
+}
+
+impl MappedSegment {
+    /// Map the first `len` bytes of `file` shared and writable. The caller has checked that the
+    /// file is at least `len` bytes long.
+    pub(crate) fn map(file: &File, len: usize) -> io::Result<MappedSegment> {
+        let actual = file.metadata()?.len();
+        if actual < len as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("segment file is {actual} B, mapping needs {len} B"),
+            ));
+        }
+        let map = MmapOptions::new().len(len).map_raw(file)?;
+        Ok(MappedSegment { map, len })
+    }
+
+    /// Copy `dst.len()` bytes starting at `offset` out of the mapping. Panics never: an
+    /// out-of-range request returns `false` and copies nothing.
+    pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) -> bool {
+        let Some(end) = offset.checked_add(dst.len()) else { return false };
+        if end > self.len {
+            return false;
+        }
+        // SAFETY: `offset..end` lies inside the live mapping (checked above; the file was checked
+        // to be at least `len` long when mapped and is locked against truncation). `dst` is a
+        // distinct Rust allocation, so the ranges do not overlap. The pool never writes an extent
+        // while it is being read; a racing writer elsewhere could only produce wrong bytes (every
+        // bit pattern is a valid u8), which the object checksum then reports.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
+        }
+        true
+    }
+
+    /// Copy `src` into the mapping at `offset`. Returns `false` (copying nothing) if out of range.
+    pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) -> bool {
+        let Some(end) = offset.checked_add(src.len()) else { return false };
+        if end > self.len {
+            return false;
+        }
+        // SAFETY: bounds as in `copy_out`; the mapping is PROT_WRITE and MAP_SHARED. The pool hands
+        // every extent and table slot to one writer at a time and never reads a range while it is
+        // being written, so no Rust reference to these bytes exists during the copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.map.as_mut_ptr().add(offset),
+                src.len(),
+            );
+        }
+        true
+    }
+
+    /// Write back (msync) the dirty pages covering `offset..offset+len`.
+    pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.map.flush_range(offset, len)
+    }
+}
