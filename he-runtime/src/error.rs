@@ -99,6 +99,85 @@ pub enum Error {
         reason: &'static str,
     },
 
+    // ---- model ----
+    /// A model description is not valid JSON of schema `hetier-model/1` (or is inconsistent
+    /// as a whole).
+    #[error("malformed model description: {reason}")]
+    ModelFormat {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A layer of a model description is malformed or its shapes do not fit together.
+    #[error("layer `{layer}`: {reason}")]
+    ModelLayer {
+        /// Name of the layer.
+        layer: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A layer has a `kind` this reader does not know.
+    #[error("layer `{layer}` has unknown kind {kind:?}")]
+    UnknownLayerKind {
+        /// Name of the layer.
+        layer: String,
+        /// The kind found.
+        kind: String,
+    },
+    /// A tensor a layer names is not in the weights file.
+    #[error("layer `{layer}` needs tensor {tensor:?}, which the weights file lacks")]
+    MissingTensor {
+        /// Name of the layer.
+        layer: String,
+        /// Name of the tensor.
+        tensor: String,
+    },
+    /// A tensor has the wrong shape for its layer.
+    #[error("layer `{layer}`: tensor {tensor:?} has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        /// Name of the layer.
+        layer: String,
+        /// Name of the tensor.
+        tensor: String,
+        /// Shape the layer needs.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+    },
+    /// The model needs more multiplicative depth than the parameters give.
+    #[error("layer `{layer}` needs {needed} level(s) but only {available} remain")]
+    ModelTooDeep {
+        /// First layer that runs out of levels.
+        layer: String,
+        /// Levels the layer consumes.
+        needed: usize,
+        /// Levels left at its input.
+        available: usize,
+    },
+    /// A weights or test-set file is not a valid `safetensors` file of the expected content.
+    #[error("bad tensor file {file}: {reason}")]
+    WeightsFormat {
+        /// File name.
+        file: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A model or table file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    ModelIo {
+        /// The path.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// An input sample has the wrong number of values.
+    #[error("input has {found} values, the model expects {expected}")]
+    ModelInput {
+        /// Values expected.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+
     // ---- ckks ----
     /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.
     #[error(

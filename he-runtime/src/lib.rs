@@ -3,5 +3,6 @@
 pub mod ckks;
 pub mod error;
 pub mod math;
+pub mod model;
 
 pub use error::{Error, Result};
