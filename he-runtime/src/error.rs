@@ -309,6 +309,43 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    // ---- nn ----
+    /// A model or layer needs more multiplicative depth than the parameters leave.
+    #[error("layer `{layer}` needs {needed} more level(s) but only {available} remain")]
+    DepthExceeded {
+        /// Name of the layer that ran out of levels.
+        layer: String,
+        /// Levels the layer consumes.
+        needed: usize,
+        /// Levels left at its input.
+        available: usize,
+    },
+    /// A layer's weights, shape or input layout do not fit together.
+    #[error("layer `{layer}`: {reason}")]
+    LayerShape {
+        /// Name of the layer.
+        layer: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A layer's slot layout needs more slots than a ciphertext has.
+    #[error("layer `{layer}` needs {needed} slots but a ciphertext has {slots}")]
+    LayoutTooLarge {
+        /// Name of the layer.
+        layer: String,
+        /// Slots needed.
+        needed: usize,
+        /// Slots available (N/2).
+        slots: usize,
+    },
+    /// A program refers to an object the executor does not hold.
+    #[error("program object {id} is missing ({reason})")]
+    MissingObject {
+        /// Object id within the program.
+        id: u32,
+        /// Why it was looked up.
+        reason: &'static str,
+    },
 }
 
 /// Result alias for `hetier-he`.

@@ -4,5 +4,6 @@ pub mod ckks;
 pub mod error;
 pub mod math;
 pub mod model;
+pub mod nn;
 
 pub use error::{Error, Result};

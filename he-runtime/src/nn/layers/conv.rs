@@ -1,0 +1,382 @@
+//! Encrypted 2-D convolution with channel packing.
+//!
+//! Packing: the input is a C_in×H×W image in a [`Layout`] — channel c in the slot block
+//! starting at c·B (B = `c_stride`), pixel (r, s) at offset r·ρ + s·σ inside it (ρ = `r_stride`,
+//! σ = `s_stride`; a fresh image has ρ = W, σ = 1, B = next_pow2(H·W)). With
+//! C' = next_pow2(max(C_in, C_out)) the layer works on the period P = C'·B: output channel o
+//! is computed in block o from input block (o + δ) mod C' for every channel shift δ < C'.
+//!
+//! Output pixel (r, s) is computed *in place* at the slot of input pixel (r·t, s·t) (t the
+//! stride) of block o, so
+//! `y = Σ_δ Σ_(dy,dx) m_{δ,dy,dx} ⊙ rot(x, δ·B + (dy − p)·ρ + (dx − p)·σ)`
+//! where the mask m holds K[o][(o+δ) mod C'][dy][dx] at the output slots whose source pixel
+//! (r·t + dy − p, s·t + dx − p) lies inside the image, and zero elsewhere (zero padding,
+//! stride selection and channel validity all live in the mask). The rotations are split as
+//! baby steps = the k² kernel offsets (hoisted: one decomposition of x) and giant steps = the
+//! C' − 1 channel shifts δ·B, with the masks pre-rotated by −δ·B: k² − 1 + C' − 1 rotations
+//! and keys, C'·k² weight plaintexts, one level. A stride leaves the output on the input grid
+//! with strides t·ρ, t·σ (no compaction); the following layers read that layout directly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::linear::{bsgs, SparseDiag, Term};
+use crate::error::{Error, Result};
+use crate::nn::builder::ProgramBuilder;
+use crate::nn::layout::Layout;
+use crate::nn::program::{ObjId, PlainSource};
+
+/// A 2-D convolution with square kernels, zero padding and a stride.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    /// Layer name.
+    pub name: String,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel size k (k×k).
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+    /// Weights `[out][in][k][k]`, row-major.
+    pub weights: Vec<f64>,
+    /// Bias per output channel.
+    pub bias: Option<Vec<f64>>,
+}
+
+impl Conv2d {
+    /// Levels consumed.
+    pub const DEPTH: usize = 1;
+
+    /// A convolution; a typed error if the weight or bias length does not match.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        weights: Vec<f64>,
+        bias: Option<Vec<f64>>,
+    ) -> Result<Self> {
+        let err = |reason: String| Error::LayerShape { layer: name.into(), reason };
+        if in_channels == 0 || out_channels == 0 || kernel == 0 || stride == 0 {
+            return Err(err("zero channels, kernel or stride".into()));
+        }
+        let want = out_channels * in_channels * kernel * kernel;
+        if weights.len() != want {
+            return Err(err(format!("{} weights, expected {want}", weights.len())));
+        }
+        if let Some(b) = &bias {
+            if b.len() != out_channels {
+                return Err(err(format!("{} biases for {out_channels} channels", b.len())));
+            }
+        }
+        Ok(Self {
+            name: name.into(),
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            weights,
+            bias,
+        })
+    }
+
+    fn w(&self, o: usize, c: usize, dy: usize, dx: usize) -> f64 {
+        let k = self.kernel;
+        self.weights[((o * self.in_channels + c) * k + dy) * k + dx]
+    }
+
+    /// Output height and width for an H×W input.
+    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let (k, p, t) = (self.kernel, self.padding, self.stride);
+        if h + 2 * p < k || w + 2 * p < k {
+            return Err(Error::LayerShape {
+                layer: self.name.clone(),
+                reason: format!("{h}×{w} input smaller than the {k}×{k} kernel"),
+            });
+        }
+        Ok(((h + 2 * p - k) / t + 1, (w + 2 * p - k) / t + 1))
+    }
+
+    /// The convolution in f64 on a flat `[C_in][H][W]` input, giving `[C_out][H_out][W_out]`.
+    pub fn reference(&self, x: &[f64], h: usize, w: usize) -> Result<Vec<f64>> {
+        let (ho, wo) = self.output_size(h, w)?;
+        let (k, p, t) = (self.kernel as isize, self.padding as isize, self.stride as isize);
+        let mut y = vec![0.0; self.out_channels * ho * wo];
+        for o in 0..self.out_channels {
+            for r in 0..ho {
+                for s in 0..wo {
+                    let mut acc = self.bias.as_ref().map_or(0.0, |b| b[o]);
+                    for c in 0..self.in_channels {
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let (ir, is) = (r as isize * t + dy - p, s as isize * t + dx - p);
+                                if ir < 0 || is < 0 || ir >= h as isize || is >= w as isize {
+                                    continue;
+                                }
+                                acc += self.w(o, c, dy as usize, dx as usize)
+                                    * x[(c * h + ir as usize) * w + is as usize];
+                            }
+                        }
+                    }
+                    y[(o * ho + r) * wo + s] = acc;
+                }
+            }
+        }
+        Ok(y)
+    }
+
+    /// The period and output layout for `input`, checking that the packing works.
+    pub fn plan_layout(&self, input: &Layout, slots: usize) -> Result<(usize, Layout)> {
+        input.validate(&self.name, slots)?;
+        let err = |reason: String| Error::LayerShape { layer: self.name.clone(), reason };
+        if input.channels != self.in_channels {
+            return Err(err(format!(
+                "input has {} channels, layer expects {}",
+                input.channels, self.in_channels
+            )));
+        }
+        let (ho, wo) = self.output_size(input.height, input.width)?;
+        // Output (r, s) sits on input pixel (r·t, s·t), which must exist.
+        if (ho - 1) * self.stride >= input.height || (wo - 1) * self.stride >= input.width {
+            return Err(err(format!(
+                "padding {} too large for in-place output (kernel {})",
+                self.padding, self.kernel
+            )));
+        }
+        let cp = self.in_channels.max(self.out_channels).next_power_of_two();
+        let period = cp * input.c_stride;
+        if period > slots {
+            return Err(Error::LayoutTooLarge { layer: self.name.clone(), needed: period, slots });
+        }
+        if !period.is_power_of_two() || period % input.period != 0 {
+            return Err(err(format!(
+                "channel block {} and input period {} do not tile a power-of-two period",
+                input.c_stride, input.period
+            )));
+        }
+        let out = Layout {
+            channels: self.out_channels,
+            height: ho,
+            width: wo,
+            c_stride: input.c_stride,
+            r_stride: input.r_stride * self.stride,
+            s_stride: input.s_stride * self.stride,
+            period,
+        };
+        Ok((period, out))
+    }
+
+    /// Emits the convolution for `x` in `input`; the output keeps the input's scale.
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        input: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        let s = b.scale(x)?;
+        self.compile_scaled(b, x, input, s)
+    }
+
+    /// As [`Conv2d::compile`] with the output at `out_scale`.
+    pub fn compile_scaled(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        input: &Layout,
+        out_scale: f64,
+    ) -> Result<(ObjId, Layout)> {
+        let slots = b.slots();
+        let (period, out) = self.plan_layout(input, slots)?;
+        let level = b.level(x)?;
+        if level < Self::DEPTH {
+            return Err(Error::DepthExceeded {
+                layer: self.name.clone(),
+                needed: Self::DEPTH,
+                available: level,
+            });
+        }
+        let cp = period / input.c_stride;
+        let (k, p, t) = (self.kernel, self.padding as isize, self.stride as isize);
+        let (h, w) = (input.height as isize, input.width as isize);
+        let mut terms = Vec::new();
+        for delta in 0..cp {
+            for dy in 0..k {
+                for dx in 0..k {
+                    let mut diag: SparseDiag = Vec::new();
+                    for o in 0..self.out_channels {
+                        let c = (o + delta) % cp;
+                        if c >= self.in_channels {
+                            continue;
+                        }
+                        let wv = self.w(o, c, dy, dx);
+                        if wv == 0.0 {
+                            continue;
+                        }
+                        for r in 0..out.height {
+                            for s in 0..out.width {
+                                let ir = r as isize * t + dy as isize - p;
+                                let is = s as isize * t + dx as isize - p;
+                                if ir >= 0 && is >= 0 && ir < h && is < w {
+                                    diag.push((out.slot(o, r, s), wv));
+                                }
+                            }
+                        }
+                    }
+                    if diag.is_empty() {
+                        continue;
+                    }
+                    let off = (dy as isize - p) * input.r_stride as isize
+                        + (dx as isize - p) * input.s_stride as isize;
+                    terms.push(Term {
+                        giant: (delta * input.c_stride) as i64,
+                        baby: off as i64,
+                        diag: Arc::new(diag),
+                    });
+                }
+            }
+        }
+        let pt_scale = b.prime(level)? * out_scale / b.scale(x)?;
+        let y = match bsgs(b, x, period, terms, pt_scale)? {
+            Some(y) => y,
+            None => b.mul_const(x, 0.0, pt_scale)?,
+        };
+        let mut y = b.rescale(y)?;
+        if let Some(bias) = &self.bias {
+            let mut one = vec![0.0; period];
+            for (o, &bv) in bias.iter().enumerate() {
+                for r in 0..out.height {
+                    for s in 0..out.width {
+                        one[out.slot(o, r, s)] = bv;
+                    }
+                }
+            }
+            let src = PlainSource::new(move || one.iter().copied().cycle().take(slots).collect());
+            y = b.add_values(y, src)?;
+        }
+        Ok((y, out))
+    }
+}
+
+/// Average pooling over kh×kw windows with a stride, without padding.
+#[derive(Debug, Clone)]
+pub struct AvgPool2d {
+    /// Layer name.
+    pub name: String,
+    /// Window height.
+    pub kh: usize,
+    /// Window width.
+    pub kw: usize,
+    /// Stride.
+    pub stride: usize,
+}
+
+impl AvgPool2d {
+    /// Levels consumed (the 1/(kh·kw) mask).
+    pub const DEPTH: usize = 1;
+
+    /// A k×k pooling with stride `stride`.
+    pub fn new(name: &str, kernel: usize, stride: usize) -> Self {
+        Self { name: name.into(), kh: kernel, kw: kernel, stride: stride.max(1) }
+    }
+
+    /// Global average pooling of an h×w image (one value per channel).
+    pub fn global(name: &str, h: usize, w: usize) -> Self {
+        Self { name: name.into(), kh: h, kw: w, stride: h.max(w).max(1) }
+    }
+
+    fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        if self.kh == 0 || self.kw == 0 || self.kh > h || self.kw > w {
+            return Err(Error::LayerShape {
+                layer: self.name.clone(),
+                reason: format!("{}×{} window on a {h}×{w} image", self.kh, self.kw),
+            });
+        }
+        Ok(((h - self.kh) / self.stride + 1, (w - self.kw) / self.stride + 1))
+    }
+
+    /// Pooling in f64 on a flat `[C][H][W]` input.
+    pub fn reference(&self, x: &[f64], c: usize, h: usize, w: usize) -> Result<Vec<f64>> {
+        let (ho, wo) = self.out_size(h, w)?;
+        let mut y = Vec::with_capacity(c * ho * wo);
+        let inv = 1.0 / (self.kh * self.kw) as f64;
+        for ch in 0..c {
+            for r in 0..ho {
+                for s in 0..wo {
+                    let mut acc = 0.0;
+                    for dy in 0..self.kh {
+                        for dx in 0..self.kw {
+                            acc += x[(ch * h + r * self.stride + dy) * w + s * self.stride + dx];
+                        }
+                    }
+                    y.push(acc * inv);
+                }
+            }
+        }
+        Ok(y)
+    }
+
+    /// Emits the pooling: kw − 1 then kh − 1 hoisted rotations summed, then a mask carrying
+    /// 1/(kh·kw) at the output slots (which are the input grid with strides × stride).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        input: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        let slots = b.slots();
+        input.validate(&self.name, slots)?;
+        let (ho, wo) = self.out_size(input.height, input.width)?;
+        let level = b.level(x)?;
+        if level < Self::DEPTH {
+            return Err(Error::DepthExceeded {
+                layer: self.name.clone(),
+                needed: Self::DEPTH,
+                available: level,
+            });
+        }
+        let mut acc = x;
+        for (k, stride) in [(self.kw, input.s_stride), (self.kh, input.r_stride)] {
+            if k > 1 {
+                let steps: Vec<i64> = (0..k).map(|d| (d * stride) as i64).collect();
+                let rots = b.rotate_hoisted(acc, &steps)?;
+                acc = b.sum(&rots)?.unwrap_or(acc);
+            }
+        }
+        let out = Layout {
+            channels: input.channels,
+            height: ho,
+            width: wo,
+            c_stride: input.c_stride,
+            r_stride: input.r_stride * self.stride,
+            s_stride: input.s_stride * self.stride,
+            period: input.period,
+        };
+        let mut mask = BTreeMap::new();
+        for c in 0..out.channels {
+            for r in 0..ho {
+                for s in 0..wo {
+                    mask.insert(out.slot(c, r, s), 1.0 / (self.kh * self.kw) as f64);
+                }
+            }
+        }
+        let period = input.period;
+        let src = PlainSource::new(move || {
+            let mut one = vec![0.0; period];
+            for (&j, &v) in &mask {
+                one[j] = v;
+            }
+            one.iter().copied().cycle().take(slots).collect()
+        });
+        let q = b.prime(level)?;
+        let y = b.mul_values(acc, src, q)?;
+        Ok((b.rescale(y)?, out))
+    }
+}
