@@ -3,6 +3,7 @@
 //! before any key is generated; a float64 reference forward pass; and the full-size layer
 //! tables plan mode uses ([`tables`]).
 
+mod compile;
 mod desc;
 mod reference;
 pub mod tables;
@@ -11,6 +12,7 @@ mod weights;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+pub use compile::Compiled;
 pub use desc::{Activation, InputDesc, Layer, LayerKind, MaxAbs, ModelDesc, MODEL_SCHEMA};
 pub use weights::{argmax, load_tensors, Tensor, TestSet};
 
