@@ -178,6 +178,25 @@ pub enum Error {
         found: usize,
     },
 
+    // ---- exec ----
+    /// The tiered store failed (budget too small for the pinned set, pool I/O, corruption).
+    #[error("tiered store: {0}")]
+    Store(#[from] StoreError),
+    /// The key-set manifest in the pool cannot be used.
+    #[error("key-set manifest: {reason}")]
+    KeyManifest {
+        /// What was wrong.
+        reason: String,
+    },
+    /// An executor was asked for something its mode cannot do (e.g. decrypting in plan mode).
+    #[error("executor in {mode} mode cannot {what}")]
+    WrongMode {
+        /// The executor's mode.
+        mode: &'static str,
+        /// The refused request.
+        what: &'static str,
+    },
+
     // ---- ckks ----
     /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.
     #[error(
@@ -346,6 +365,35 @@ pub enum Error {
         /// Why it was looked up.
         reason: &'static str,
     },
+}
+
+/// A tiered-store error, shared behind an `Arc` so that [`Error`] stays `Clone`; two values are
+/// equal when they are the same failure.
+#[derive(Debug, Clone)]
+pub struct StoreError(pub std::sync::Arc<hetier_tiering::Error>);
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl From<hetier_tiering::Error> for Error {
+    fn from(e: hetier_tiering::Error) -> Self {
+        Error::Store(StoreError(std::sync::Arc::new(e)))
+    }
 }
 
 /// Result alias for `hetier-he`.

@@ -2,6 +2,7 @@
 
 pub mod ckks;
 pub mod error;
+pub mod exec;
 pub mod math;
 pub mod model;
 pub mod nn;

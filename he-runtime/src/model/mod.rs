@@ -27,6 +27,7 @@ pub struct Model {
     /// Cumulative depth at each layer's output, in layer order.
     depth_after: Vec<usize>,
     dir: Option<PathBuf>,
+    weights_hash: u64,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -56,12 +57,18 @@ impl Model {
     pub fn from_parts(desc: ModelDesc, weights: &[u8]) -> Result<Self> {
         let tensors = load_tensors(&desc.weights, weights)?;
         let depth_after = validate(&desc, &tensors)?;
-        Ok(Self { desc, tensors, depth_after, dir: None })
+        let weights_hash = xxhash_rust::xxh3::xxh3_64(weights);
+        Ok(Self { desc, tensors, depth_after, dir: None, weights_hash })
     }
 
     /// The description.
     pub fn desc(&self) -> &ModelDesc {
         &self.desc
+    }
+
+    /// A hash of the weights file's bytes (identifies encoded weights stored in a pool).
+    pub fn weights_hash(&self) -> u64 {
+        self.weights_hash
     }
 
     /// Model name.
