@@ -1,5 +1,6 @@
 //! Shared fixture for the CKKS integration tests.
-#![allow(dead_code)]
+// Test-only fixture: not every test binary uses every helper.
+#![allow(dead_code, missing_docs)]
 
 use std::sync::Arc;
 

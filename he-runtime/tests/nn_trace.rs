@@ -40,3 +40,67 @@ fn symbolic_trace_equals_interpreter_accesses() {
     assert!(prog.peak_live_ciphertext_bytes() > 0);
     assert_eq!(prog.depth(), 2);
 }
+
+#[test]
+fn model_trace_with_every_layer_kind_equals_interpreter_accesses() {
+    let mut f = Fixture::new(Preset::N14);
+    let params = f.ctx.params().clone();
+    let mut r = rng(5);
+    use hetier_he::nn::layers::*;
+    let c1 = Conv2d::new("c1", 2, 2, 3, 1, 1, uniform(&mut r, 36, 0.3), None).unwrap();
+    let c2 =
+        Conv2d::new("c2", 2, 4, 3, 2, 1, uniform(&mut r, 72, 0.3), Some(vec![0.1; 4])).unwrap();
+    let fc = Dense::new("fc", 3, 16, uniform(&mut r, 48, 0.3), None).unwrap();
+    let model = Model::new(
+        Layout::image(2, 4, 4),
+        vec![
+            Layer::Residual { name: "res".into(), body: vec![Layer::Conv2d(c1)] },
+            Layer::Conv2d(c2),
+            Layer::Activation(PolyActivation::relu("relu", -2.0, 2.0, 2).unwrap()),
+            Layer::Dense(fc),
+        ],
+    );
+    let (prog, _) = model.compile(&params).unwrap();
+    let xs = uniform(&mut r, 32, 1.0);
+    let run = run(&mut f, &prog, &model.input.pack(&xs, params.slots()).unwrap());
+    assert_eq!(prog.trace(), run.accesses);
+    let kinds: std::collections::BTreeSet<&str> = prog.ops().iter().map(|r| r.op.name()).collect();
+    for k in ["hoisted_rotate", "rotate", "mul_plain", "mul_relin", "rescale", "relabel"] {
+        assert!(kinds.contains(k), "{k} missing from {kinds:?}");
+    }
+}
+
+#[test]
+fn full_size_programs_are_sized_without_cryptography() {
+    // log N = 16: only the primes are generated, no key, no NTT table.
+    let params = hetier_he::ckks::Preset::N16.params().unwrap();
+    let n = 1u64 << 16;
+    let mut b = ProgramBuilder::new(&params);
+    let top = params.max_level();
+    let x = b.input("x", top, params.scale()).unwrap();
+    let d = Dense::new("fc", 1024, 1024, vec![0.01; 1024 * 1024], None).unwrap();
+    let (y, _) = d.compile(&mut b, x, &Layout::vector(1024)).unwrap();
+    b.output("y", y).unwrap();
+    let prog = b.finish();
+    assert_eq!(prog.rotation_steps().len(), 32 + 32 - 2);
+    let ct = prog.object(x).unwrap();
+    assert_eq!(ct.bytes, 2 * (top as u64 + 1) * n * 8);
+    let q = params.q().len() as u64;
+    let p = params.p().len() as u64;
+    let key = prog.keys()[0];
+    assert_eq!(prog.object(key).unwrap().bytes, 3 * 2 * (q + p) * n * 8);
+    let by_kind = prog.bytes_by_kind();
+    assert_eq!(by_kind["key"], 62 * 3 * 2 * (q + p) * n * 8);
+    assert_eq!(by_kind["plaintext"], 1024 * (top as u64 + 1) * n * 8);
+    let trace = prog.trace();
+    assert!(trace.len() > 3 * 1024);
+    assert_eq!(prog.key_switches(), 62);
+    println!(
+        "fc 1024² at log N 16: {} ops, {} accesses, keys {:.1} GB, weights {:.1} GB, peak live ct {:.2} GB",
+        prog.ops().len(),
+        trace.len(),
+        by_kind["key"] as f64 / 1e9,
+        by_kind["plaintext"] as f64 / 1e9,
+        prog.peak_live_ciphertext_bytes() as f64 / 1e9
+    );
+}

@@ -63,7 +63,7 @@ impl Encoder {
             let p = ctx.prime(i);
             if small {
                 for (o, &c) in limb.iter_mut().zip(&coeffs) {
-                    *o = p.from_i64(c as i64);
+                    *o = p.reduce_i64(c as i64);
                 }
             } else {
                 for (o, &c) in limb.iter_mut().zip(&coeffs) {

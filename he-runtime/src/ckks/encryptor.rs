@@ -95,14 +95,14 @@ impl Encryptor {
             let p = ctx.prime(i);
             let mut ul = vec![0u64; n];
             for (o, &x) in ul.iter_mut().zip(&u) {
-                *o = p.from_i64(x);
+                *o = p.reduce_i64(x);
             }
             p.ntt(&mut ul);
             for (o, &x) in a0.iter_mut().zip(&e0) {
-                *o = p.from_i64(x);
+                *o = p.reduce_i64(x);
             }
             for (o, &x) in a1.iter_mut().zip(&e1) {
-                *o = p.from_i64(x);
+                *o = p.reduce_i64(x);
             }
             p.ntt(a0);
             p.ntt(a1);

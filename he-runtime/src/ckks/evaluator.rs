@@ -260,13 +260,13 @@ impl Evaluator {
             let p = self.ctx.prime(i);
             if im == 0 {
                 // A constant polynomial is the same constant at every NTT point.
-                let r = p.from_i64(re);
+                let r = p.reduce_i64(re);
                 o.iter_mut().for_each(|x| *x = add_mod(*x, r, p.q));
             } else {
                 // i ↦ X^(N/2): its evaluation at ζ^(5^j) is i for every slot.
                 let mut t = vec![0u64; n];
-                t[0] = p.from_i64(re);
-                t[n / 2] = p.from_i64(im);
+                t[0] = p.reduce_i64(re);
+                t[n / 2] = p.reduce_i64(im);
                 p.ntt(&mut t);
                 o.iter_mut().zip(&t).for_each(|(x, &y)| *x = add_mod(*x, y, p.q));
             }
@@ -282,7 +282,7 @@ impl Evaluator {
         let mut out = a.to_owned_ct();
         out.data.par_chunks_mut(n).enumerate().for_each(|(idx, o)| {
             let p = self.ctx.prime(idx % l1);
-            let w = p.from_i64(k);
+            let w = p.reduce_i64(k);
             let ws = shoup(w, p.q);
             o.iter_mut().for_each(|x| *x = mul_shoup(*x, w, ws, p.q));
         });

@@ -271,7 +271,7 @@ impl KeyGenerator {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
         let n = ctx.n();
-        if g % 2 == 0 || g >= 2 * n as u64 {
+        if g.is_multiple_of(2) || g >= 2 * n as u64 {
             return Err(Error::InvalidParameter {
                 name: "galois element",
                 reason: format!("{g} is not odd and below 2N = {}", 2 * n),

@@ -137,7 +137,7 @@ impl Prime {
 
     /// Reduces a signed integer into [0, q).
     #[inline(always)]
-    pub(crate) fn from_i64(&self, x: i64) -> u64 {
+    pub(crate) fn reduce_i64(&self, x: i64) -> u64 {
         let r = (x.unsigned_abs()) % self.q;
         if x < 0 {
             neg_mod(r, self.q)

@@ -61,7 +61,7 @@ pub(crate) fn small_to_ntt(ctx: &Context, coeffs: &[i64], primes: &[usize], out:
     out.par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &pi)| {
         let p = ctx.prime(pi);
         for (o, &c) in limb.iter_mut().zip(coeffs) {
-            *o = p.from_i64(c);
+            *o = p.reduce_i64(c);
         }
         p.ntt(limb);
     });

@@ -464,7 +464,7 @@ impl GaloisKey {
     pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::open(bytes, BlobKind::GaloisKey, ctx)?;
         let g = r.u64()?;
-        if g % 2 == 0 || g >= 2 * ctx.n() as u64 {
+        if g.is_multiple_of(2) || g >= 2 * ctx.n() as u64 {
             return Err(Error::Corrupt { reason: format!("Galois element {g}") });
         }
         let key = read_switch_key(&mut r, ctx)?;

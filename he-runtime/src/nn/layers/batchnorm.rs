@@ -45,7 +45,9 @@ impl BatchNorm {
                 ),
             });
         }
-        if let Some(v) = var.iter().find(|&&v| !(v + eps > 0.0)) {
+        if let Some(v) =
+            var.iter().find(|&&v| (v + eps).partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater))
+        {
             return Err(Error::LayerShape {
                 layer: name.into(),
                 reason: format!("variance {v} + ε {eps} is not positive"),

@@ -1,0 +1,97 @@
+//! Serialisation: round trips of every stored kind, seed compression, and typed errors for
+//! truncated, corrupted, mislabelled and other-parameter blobs.
+mod common;
+use common::*;
+use hetier_he::ckks::*;
+use hetier_he::Error;
+
+#[test]
+fn round_trips_and_seed_compression() {
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let bytes = ct.to_bytes(&ctx);
+    assert_eq!(blob_kind(&bytes).unwrap(), BlobKind::Ciphertext);
+    let back = Ciphertext::from_bytes(&ctx, &bytes).unwrap();
+    assert_eq!(back.as_words(), ct.as_words());
+    assert_eq!(back.level(), ct.level());
+    assert_eq!(back.scale(), ct.scale());
+
+    // Residues are bit-packed to their prime's width: smaller than 8 bytes per word.
+    assert!(bytes.len() < ct.as_words().len() * 8 * 7 / 10);
+
+    let pt = f.enc.encode_real(&a, 1, ctx.params().scale()).unwrap();
+    let pb = Plaintext::from_bytes(&ctx, &pt.to_bytes(&ctx)).unwrap();
+    assert_eq!(pb.as_words(), pt.as_words());
+
+    // Symmetric ciphertexts store c0 and the seed of c1: about half a full ciphertext.
+    let top = ctx.params().max_level();
+    let ptop = f.enc.encode_real(&a, top, ctx.params().scale()).unwrap();
+    let seeded = f.encryptor.encrypt_sk_seeded(&f.sk, &ptop).unwrap();
+    let sb = seeded.to_bytes(&ctx);
+    assert!(sb.len() * 10 < bytes.len() * 6, "{} vs {}", sb.len(), bytes.len());
+    let restored = SeededCiphertext::from_bytes(&ctx, &sb).unwrap().expand(&ctx).unwrap();
+    assert!(max_err(&f.decrypt_real(&restored), &a) < 1e-6);
+
+    // Keys regenerate their `a` parts from the seed and still work.
+    let pk2 = PublicKey::from_bytes(&ctx, &f.pk.to_bytes(&ctx)).unwrap();
+    let ct2 = f.encryptor.encrypt_pk(&pk2, &ptop).unwrap();
+    assert!(max_err(&f.decrypt_real(&ct2), &a) < 1e-6);
+    let rk2 = RelinKey::from_bytes(&ctx, &f.rk.to_bytes(&ctx)).unwrap();
+    assert_eq!(rk2.key.as_words(), f.rk.key.as_words());
+    let gk = f.keygen().rotation_key(&f.sk, 3).unwrap();
+    let gb = gk.to_bytes(&ctx);
+    let gk2 = GaloisKey::from_bytes(&ctx, &gb).unwrap();
+    assert_eq!(gk2.galois_element, gk.galois_element);
+    assert_eq!(gk2.key.as_words(), gk.key.as_words());
+    let mut s = f.eval.scratch();
+    let r = f.eval.rotate(&ct, 3, &gk2, &mut s).unwrap();
+    let mut want = a.clone();
+    want.rotate_left(3);
+    assert!(max_err(&f.decrypt_real(&r), &want) < 1e-5);
+    // A stored rotation key holds only the b halves, bit-packed: under 40% of the raw words.
+    let raw = gk.key.as_words().len() * 8;
+    assert!(gb.len() * 10 < raw * 4, "{} of {raw}", gb.len());
+}
+
+#[test]
+fn bad_blobs_are_typed_errors() {
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let bytes = ct.to_bytes(&ctx);
+
+    // Truncated anywhere: header or body.
+    for cut in [0, 3, 20, 27, bytes.len() / 2, bytes.len() - 1] {
+        let r = Ciphertext::from_bytes(&ctx, &bytes[..cut]);
+        assert!(matches!(r, Err(Error::Truncated { .. })), "cut {cut}: {r:?}");
+    }
+    // Any flipped byte in the body or the checksum.
+    for pos in [30, bytes.len() / 2, bytes.len() - 2] {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x40;
+        assert!(matches!(Ciphertext::from_bytes(&ctx, &b), Err(Error::ChecksumMismatch { .. })));
+    }
+    // Bad magic, future version, wrong kind.
+    let mut b = bytes.clone();
+    b[0] = b'X';
+    assert!(matches!(Ciphertext::from_bytes(&ctx, &b), Err(Error::BadHeader { .. })));
+    let mut b = bytes.clone();
+    b[4] = 9;
+    assert!(matches!(Ciphertext::from_bytes(&ctx, &b), Err(Error::BadHeader { .. })));
+    assert!(matches!(RelinKey::from_bytes(&ctx, &bytes), Err(Error::BadHeader { .. })));
+    // Trailing garbage.
+    let mut b = bytes.clone();
+    b.push(0);
+    assert!(matches!(Ciphertext::from_bytes(&ctx, &b), Err(Error::Corrupt { .. })));
+
+    // Made under other parameters.
+    let mut pb = ParamsBuilder::new(13);
+    pb.q_bits(50, &[40, 40]).special_bits(49).dnum(3);
+    let other = Context::new(&pb.build().unwrap()).unwrap();
+    assert!(matches!(Ciphertext::from_bytes(&other, &bytes), Err(Error::ParamsMismatch { .. })));
+    let gk = f.keygen().rotation_key(&f.sk, 1).unwrap().to_bytes(&ctx);
+    assert!(matches!(GaloisKey::from_bytes(&other, &gk), Err(Error::ParamsMismatch { .. })));
+}
