@@ -7,11 +7,14 @@
 
 pub mod belady;
 pub mod busy;
+pub mod calibrate;
 pub mod cost;
 pub mod error;
 pub mod ids;
 pub mod partition;
 pub mod policy;
+pub mod replay;
+pub mod sim;
 pub mod store;
 pub mod throttle;
 pub mod trace;
@@ -23,7 +26,9 @@ pub use hetier_allocator::{Durability, ObjectKind, Pool, PoolOptions};
 pub use ids::{ObjectId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
 pub use policy::{Policy, PolicyConfig, PolicyReport};
-pub use store::{BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore};
+pub use store::{
+    BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore,
+};
 pub use throttle::{Throttle, ThrottleProfile};
 pub use trace::{
     ObjectClass, Trace, TraceDurability, TraceEvent, TraceHeader, TraceReader, TraceRecorder,

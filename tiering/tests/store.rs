@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use common::{content, file_pool, opts, Flaky};
 use hetier_tiering::{
-    Durability, Error, ObjectId, ObjectKind, Pool, PolicyConfig, Residency, TieredStore,
+    Durability, Error, ObjectId, ObjectKind, PolicyConfig, Pool, Residency, TieredStore,
 };
 
 const K: usize = 4096;

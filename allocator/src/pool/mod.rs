@@ -7,6 +7,7 @@
 
 mod open;
 mod options;
+mod stream;
 
 pub use options::{Backend, FsckReport, OpenReport, PoolOptions, PoolStats};
 
@@ -153,12 +154,8 @@ impl Pool {
         slot: u64,
         bytes: &[u8],
     ) -> std::result::Result<ObjectMeta, (Error, bool)> {
-        let chunk = self.dev.io_chunk();
-        let mut crc = 0u32;
-        for (i, piece) in bytes.chunks(chunk).enumerate() {
-            crc = crc32c::crc32c_append(crc, piece);
-            self.dev.write_at(meta.offset.0 + (i * chunk) as u64, piece).map_err(|e| (e, false))?;
-        }
+        let crc = stream::write_with_crc(&*self.dev, meta.offset.0, bytes, self.dev.io_chunk())
+            .map_err(|e| (e, false))?;
         meta.checksum = crc;
         let durable = meta.durability == Durability::Durable;
         if durable {
@@ -258,12 +255,7 @@ impl Pool {
     }
 
     fn read_verified(&self, meta: &ObjectMeta, buf: &mut [u8]) -> Result<()> {
-        let chunk = self.dev.io_chunk();
-        let mut crc = 0u32;
-        for (i, piece) in buf.chunks_mut(chunk).enumerate() {
-            self.dev.read_at(meta.offset.0 + (i * chunk) as u64, piece)?;
-            crc = crc32c::crc32c_append(crc, piece);
-        }
+        let crc = stream::read_with_crc(&*self.dev, meta.offset.0, buf, self.dev.io_chunk())?;
         if crc != meta.checksum {
             return Err(Error::DataChecksum { id: meta.id, stored: meta.checksum, computed: crc });
         }

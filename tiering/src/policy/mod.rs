@@ -45,6 +45,16 @@ pub trait Policy: Send + std::fmt::Debug {
     /// leaves first. Prefetching `c` may only evict objects whose priority exceeds `c`'s.
     fn evict_priority(&self, id: ObjectId) -> u64;
 
+    /// How a prefetch of `candidate` ranks the DRAM-resident object `id`: `(rank, needed_first)`.
+    /// The store evicts for a prefetch only the object of highest rank among all unpinned
+    /// resident ones, only if its rank exceeds the candidate's own (`prefetch_rank(c, c)`),
+    /// and only if it is not `needed_first` (used before the candidate). The default ranks by
+    /// [`evict_priority`](Self::evict_priority) and never reports `needed_first`.
+    fn prefetch_rank(&self, id: ObjectId, candidate: ObjectId) -> (u64, bool) {
+        let _ = candidate;
+        (self.evict_priority(id), false)
+    }
+
     /// Objects worth bringing into DRAM ahead of their use, most urgent first.
     fn prefetch_candidates(&self) -> Vec<ObjectId> {
         Vec::new()

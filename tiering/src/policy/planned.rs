@@ -1,9 +1,15 @@
 //! Plan-driven policy: Belady/MIN eviction over the hinted future and prefetch of the next
 //! objects in plan order, as far ahead as the budget allows.
 //!
-//! The store only prefetches a candidate by evicting objects whose next use is later than the
-//! candidate's, so prefetching never displaces something needed sooner. With prefetch off the
-//! eviction sequence is exactly MIN's (checked against [`crate::belady`] in the tests).
+//! Prefetching follows the "conservative" integrated prefetching rule (Cao, Felten, Karlin and
+//! Li, 1995): a prefetch of the next missing object `c` evicts exactly the object MIN would
+//! evict when `c` is used — the one whose use at or after `c`'s is farthest — and waits while
+//! that object is still needed before `c`. So the PM traffic is MIN's, issued as early as
+//! possible. Pinned objects are left out of the choice (they cannot leave now, and waiting for
+//! them would serialise every transfer behind the op using them), which keeps one slot rotating
+//! for the in-flight transfer: the traffic then lies between MIN's with the full budget and
+//! MIN's with one object less. With prefetch off the eviction sequence is exactly MIN's (both
+//! checked against [`crate::belady`] in the tests).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -91,6 +97,17 @@ impl Policy for PlannedPolicy {
 
     fn evict_priority(&self, id: ObjectId) -> u64 {
         self.next_use(id).map_or(u64::MAX, |p| p as u64)
+    }
+
+    fn prefetch_rank(&self, id: ObjectId, candidate: ObjectId) -> (u64, bool) {
+        let Some(tc) = self.next_use(candidate) else {
+            return (self.evict_priority(id), false);
+        };
+        let Some(q) = self.positions.get(&id) else { return (u64::MAX, false) };
+        let needed_first = q.front().is_some_and(|&p| p < tc);
+        // First use at or after the candidate's: what MIN would compare at that moment.
+        let k = q.partition_point(|&p| p < tc);
+        (q.get(k).map_or(u64::MAX, |&p| p as u64), needed_first)
     }
 
     fn prefetch_candidates(&self) -> Vec<ObjectId> {

@@ -340,6 +340,11 @@ impl TieredStore {
                 inner.cond.wait(&mut st);
                 continue;
             }
+            if e.block.is_none() && e.transfer == Transfer::Writing {
+                // Its `put` is still writing it to PM: wait rather than read a partial object.
+                inner.cond.wait(&mut st);
+                continue;
+            }
             if let Some(b) = &e.block {
                 let b = Arc::clone(b);
                 let was_prefetched = std::mem::take(&mut e.prefetched);
@@ -412,15 +417,17 @@ impl TieredStore {
                 None => return Err(Error::UnknownObject { id }),
             }
         };
+        // Free the block before the bytes are released under the lock, so the allocator's
+        // count never lags behind the store's (another thread may allocate them at once).
         if e.block.is_some() {
             st.used -= e.len;
         }
+        drop(e);
         st.policy.on_remove(id);
         st.tracker.forget(id);
         inner.cond.notify_all();
         schedule_prefetch(inner, &mut st);
         drop(st);
-        drop(e);
         if self.inner.pool.contains(id) {
             self.inner.pool.remove(id)?;
         }

@@ -88,8 +88,9 @@ pub(super) enum Need {
     /// A put keeping its DRAM copy: may evict (and write back inline) only objects the policy
     /// ranks as leaving before this one; never waits.
     Put { priority: u64 },
-    /// A prefetch: like `Put`, but write-backs are queued to the migrator instead of done here.
-    Prefetch { priority: u64 },
+    /// A prefetch: evicts only what the policy's [`Policy::prefetch_rank`] allows, queues
+    /// write-backs to the migrator instead of doing them here, never waits.
+    Prefetch,
 }
 
 impl State {
@@ -118,6 +119,31 @@ impl State {
             }
         }
         best.map(|(_, id)| id)
+    }
+
+    /// The victim a prefetch of `c` may take now, if any (see [`Policy::prefetch_rank`]).
+    fn prefetch_victim(&self, c: ObjectId) -> Option<ObjectId> {
+        let own = self.policy.prefetch_rank(c, c).0;
+        let mut best: Option<(u64, ObjectId, bool)> = None;
+        for (id, e) in &self.objects {
+            let resident = e.block.is_some() || matches!(e.transfer, Transfer::Loading { .. });
+            if !resident || e.pins > 0 || *id == c {
+                continue;
+            }
+            let (rank, needed_first) = self.policy.prefetch_rank(*id, c);
+            let blocked = needed_first || !e.evictable();
+            let better = match best {
+                None => true,
+                Some((br, bid, _)) => rank > br || (rank == br && *id < bid),
+            };
+            if better {
+                best = Some((rank, *id, blocked));
+            }
+        }
+        match best {
+            Some((rank, id, false)) if rank > own => Some(id),
+            _ => None,
+        }
     }
 
     fn drop_clean(&mut self, id: ObjectId) {
@@ -160,11 +186,12 @@ pub(super) fn make_room(
                 budget,
             });
         }
-        let below = match need {
-            Need::Demand => None,
-            Need::Put { priority } | Need::Prefetch { priority } => Some(priority),
+        let found = match need {
+            Need::Demand => st.victim(None),
+            Need::Put { priority } => st.victim(Some(priority)),
+            Need::Prefetch => id.and_then(|c| st.prefetch_victim(c)),
         };
-        let Some(victim) = st.victim(below) else {
+        let Some(victim) = found else {
             if need != Need::Demand {
                 return Ok(false);
             }
@@ -186,7 +213,7 @@ pub(super) fn make_room(
             continue;
         }
         // A scratch object must be written back before it can leave DRAM.
-        if let Need::Prefetch { .. } = need {
+        if need == Need::Prefetch {
             start_transfer(st, victim, Transfer::Writing);
             if inner.send(Job::WriteBack(victim)).is_err() {
                 finish_transfer(inner, st, victim);
@@ -267,8 +294,7 @@ pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
             continue;
         }
         let len = e.len;
-        let priority = st.policy.evict_priority(id);
-        match make_room(inner, st, Some(id), len, Need::Prefetch { priority }) {
+        match make_room(inner, st, Some(id), len, Need::Prefetch) {
             Ok(true) => {}
             _ => break,
         }

@@ -1,0 +1,209 @@
+//! Host calibration: measures DRAM (memcpy bandwidth, dependent-load latency) and a PM tier
+//! (large-object read/write bandwidth and small-object latency through a real pool with the
+//! chosen backend in the chosen directory), producing a [`CostModel`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool, PoolOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::cost::{CostModel, PmDescription, TierCost};
+use crate::error::{Error, Result};
+use crate::throttle::ThrottleProfile;
+
+/// What to measure and where.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationOptions {
+    /// Bytes per DRAM copy buffer (two are allocated).
+    pub dram_bytes: usize,
+    /// Directory for the temporary PM pool (must be on the tier being measured).
+    pub pm_dir: PathBuf,
+    /// `true` for the O_DIRECT backend, `false` for mmap.
+    pub direct: bool,
+    /// Size of each large object used for bandwidth.
+    pub object_bytes: u64,
+    /// How many large objects to write and read.
+    pub objects: u32,
+    /// Emulated device laid over the measured one, if any.
+    pub throttle: Option<ThrottleProfile>,
+    /// Label for reports, e.g. `"ext4 /var/tmp"`.
+    pub label: String,
+}
+
+impl CalibrationOptions {
+    /// Defaults that take a few seconds: 128 MiB DRAM buffers, 4 × 64 MiB PM objects.
+    pub fn new(pm_dir: impl Into<PathBuf>, direct: bool, label: impl Into<String>) -> Self {
+        Self {
+            dram_bytes: 128 << 20,
+            pm_dir: pm_dir.into(),
+            direct,
+            object_bytes: 64 << 20,
+            objects: 4,
+            throttle: None,
+            label: label.into(),
+        }
+    }
+}
+
+/// Measures DRAM: best of three memcpy passes for bandwidth, a random pointer chase for latency.
+pub fn calibrate_dram(bytes: usize) -> TierCost {
+    let bytes = bytes.max(1 << 20);
+    let src = vec![0x5au8; bytes];
+    let mut dst = vec![0u8; bytes];
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&mut dst);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let bw = bytes as f64 / best.max(1e-9);
+    TierCost { read_bw: bw, write_bw: bw, read_latency_ns: chase_ns(bytes), write_latency_ns: 0.0 }
+}
+
+/// Average latency of a dependent random load over `bytes` of memory (ns).
+fn chase_ns(bytes: usize) -> f64 {
+    let n = (bytes / 4).max(1024);
+    // Sattolo's algorithm: one cycle through all slots, so the chase never short-circuits.
+    let mut next: Vec<u32> = (0..n as u32).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % i as u64) as usize;
+        next.swap(i, j);
+    }
+    let steps = 1_000_000usize;
+    let mut p = 0u32;
+    let t = Instant::now();
+    for _ in 0..steps {
+        p = next[p as usize];
+    }
+    std::hint::black_box(p);
+    t.elapsed().as_nanos() as f64 / steps as f64
+}
+
+/// Measures the PM tier through a temporary pool in `opts.pm_dir`.
+pub fn calibrate_pm(opts: &CalibrationOptions) -> Result<TierCost> {
+    if opts.objects == 0 || opts.object_bytes == 0 {
+        return Err(Error::InvalidConfig {
+            name: "calibration objects",
+            value: format!("{} x {}", opts.objects, opts.object_bytes),
+            reason: "need at least one non-empty object",
+        });
+    }
+    let dir = tempdir_in(&opts.pm_dir)?;
+    let backend = if opts.direct { Backend::Direct } else { Backend::Mmap };
+    let total = opts.object_bytes * opts.objects as u64 + (64 << 20);
+    // Segments must divide the pool's maximum size (a power of two).
+    let seg = (256u64 << 20).min(total.next_power_of_two());
+    let popts = PoolOptions::default().backend(backend).segment_size(seg).table_slots(1024);
+    let res = (|| {
+        let pool = Pool::create(&dir, popts)?;
+        let data = vec![0xa5u8; opts.object_bytes as usize];
+        let t = Instant::now();
+        for i in 0..opts.objects {
+            pool.put(ObjectId(i as u64), ObjectKind::Blob, Durability::Durable, &data)?;
+        }
+        let write_s = t.elapsed().as_secs_f64();
+        let dram = DramTier::new(opts.object_bytes as usize);
+        let mut block = dram.alloc(opts.object_bytes as usize)?;
+        let t = Instant::now();
+        for i in 0..opts.objects {
+            pool.read_into(ObjectId(i as u64), block.as_bytes_mut())?;
+        }
+        let read_s = t.elapsed().as_secs_f64();
+        // Small objects: per-request cost once bandwidth is negligible.
+        let small = vec![0x3cu8; 4096];
+        let n_small = 64u64;
+        let t = Instant::now();
+        for i in 0..n_small {
+            pool.put(ObjectId(1_000_000 + i), ObjectKind::Blob, Durability::Durable, &small)?;
+        }
+        let small_write_ns = t.elapsed().as_nanos() as f64 / n_small as f64;
+        let t = Instant::now();
+        for i in 0..n_small {
+            pool.read_into(ObjectId(1_000_000 + i), &mut block.as_bytes_mut()[..4096])?;
+        }
+        let small_read_ns = t.elapsed().as_nanos() as f64 / n_small as f64;
+        let bytes = (opts.object_bytes * opts.objects as u64) as f64;
+        Ok::<_, Error>(TierCost {
+            read_bw: bytes / read_s.max(1e-9),
+            write_bw: bytes / write_s.max(1e-9),
+            read_latency_ns: small_read_ns,
+            write_latency_ns: small_write_ns,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let measured = res?;
+    Ok(match &opts.throttle {
+        Some(p) => emulate(&measured, p),
+        None => measured,
+    })
+}
+
+/// The tier a throttle produces over a measured device: the slower of the two in every field.
+pub fn emulate(measured: &TierCost, p: &ThrottleProfile) -> TierCost {
+    TierCost {
+        read_bw: measured.read_bw.min(p.read_bw),
+        write_bw: measured.write_bw.min(p.write_bw),
+        read_latency_ns: measured.read_latency_ns.max(p.read_latency_ns),
+        write_latency_ns: measured.write_latency_ns.max(p.write_latency_ns),
+    }
+}
+
+fn tempdir_in(parent: &std::path::Path) -> Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("hetier-calibrate-{}-{nanos}", std::process::id());
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Calibrates DRAM and the PM tier and returns the cost model (with no op times yet).
+pub fn calibrate(opts: &CalibrationOptions) -> Result<CostModel> {
+    let dram = calibrate_dram(opts.dram_bytes);
+    let pm = calibrate_pm(opts)?;
+    let backend = if opts.direct { "O_DIRECT" } else { "mmap" };
+    let (label, emulated) = match &opts.throttle {
+        Some(p) => (format!("{} ({backend}) + {}", opts.label, p.name), true),
+        None => (format!("{} ({backend})", opts.label), false),
+    };
+    let m = CostModel {
+        dram,
+        pm,
+        pm_description: PmDescription { label, emulated },
+        ops_ns: Default::default(),
+    };
+    m.validate()?;
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibrates_a_small_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = CalibrationOptions::new(dir.path(), false, "tmp");
+        o.dram_bytes = 4 << 20;
+        o.object_bytes = 1 << 20;
+        o.objects = 2;
+        let m = calibrate(&o).unwrap();
+        assert!(m.dram.read_bw > 1e8 && m.pm.read_bw > 1e6 && m.dram.read_latency_ns > 0.0);
+        assert!(!m.pm_description.emulated);
+        o.throttle = Some(ThrottleProfile::optane_dcpmm());
+        let m = calibrate(&o).unwrap();
+        assert!(m.pm.read_bw <= 6.6e9 && m.pm.read_latency_ns >= 305.0);
+        assert!(m.pm_description.to_string().ends_with("(emulated)"));
+        // Nothing left behind in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        o.objects = 0;
+        assert!(matches!(calibrate(&o), Err(Error::InvalidConfig { .. })));
+    }
+}
