@@ -18,6 +18,7 @@
 mod costs;
 pub mod ids;
 mod keys;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use hetier_tiering::{
 pub use costs::OpCosts;
 pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
+pub use session::Session;
 
 use crate::ckks::{
     Ciphertext, Complex64, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeyGenerator,

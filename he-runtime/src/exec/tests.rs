@@ -67,11 +67,7 @@ fn run_real(
     for i in samples {
         let x = m.prepare_input(ts.image(i)).unwrap();
         let pt = enc
-            .encode_real(
-                &c.input_layout.pack(&x, params.slots()).unwrap(),
-                params.max_level(),
-                params.scale(),
-            )
+            .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
             .unwrap();
         let ct = Encryptor::with_seed(ctx, [i as u8; 32]).encrypt_sk(&sk, &pt).unwrap();
         ex.run(Some(&ct)).unwrap();

@@ -1,18 +1,21 @@
 //! Compiles a validated [`Model`] into an HE op [`Program`] with the `nn` layers.
 //!
-//! Packing: one sample per ciphertext, the input a flat vector (PyTorch flatten order) in slots
-//! 0..len, replicated with period next_pow2(len). Dense layers use the BSGS diagonal method of
-//! [`Dense`]. Convolutions and average pools are linear maps on that vector, so they are
-//! lowered to their exact (sparse) matrix and run as a BSGS dense layer — this handles the
-//! asymmetric padding of CryptoNets and keeps one layout throughout; `flatten` is then a
-//! no-op. Squares are one relinearised product and a rescale. Depth is checked with
+//! Packing: one sample per ciphertext. A vector input is a flat vector in slots 0..len,
+//! replicated with period next_pow2(len); an image input whose first layer is a convolution
+//! is packed as a [`Layout::image`] for the channel-packed [`Conv2d`] of `nn` — with the
+//! first convolution's zero padding applied by the client when it is asymmetric (CryptoNets
+//! pads one row on top and one column on the left), so the layer itself runs unpadded.
+//! Dense layers use the BSGS diagonal method of [`Dense`] and read any layout, so `flatten`
+//! is a no-op. Other convolutions (asymmetric padding, groups, non-square kernels) and average
+//! pools are linear maps on the vector, lowered to their exact matrix and run as a BSGS dense
+//! layer. Squares are one relinearised product and a rescale. Depth is checked with
 //! [`Model::check_depth`] first, so a model that is too deep fails naming its layer before any
 //! key is generated.
 
 use super::{Activation, LayerKind, Model};
 use crate::ckks::Params;
 use crate::error::{Error, Result};
-use crate::nn::layers::{Dense, Square};
+use crate::nn::layers::{Conv2d, Dense, Square};
 use crate::nn::{Layout, Program, ProgramBuilder};
 
 /// A compiled model: the program plus how to pack its input and read its output.
@@ -28,6 +31,34 @@ pub struct Compiled {
     pub input_name: String,
     /// Name of the program output.
     pub output_name: String,
+    /// Zero padding (top, bottom, left, right) the client applies to a `[C, H, W]` input
+    /// before packing it.
+    pub input_padding: [usize; 4],
+    /// Shape of the model input (`[n]` or `[C, H, W]`, before padding).
+    pub input_shape: Vec<usize>,
+}
+
+impl Compiled {
+    /// The slot vector of one prepared input sample (padded as needed, then packed).
+    pub fn pack(&self, x: &[f64], slots: usize) -> Result<Vec<f64>> {
+        let [pt, pb, pl, pr] = self.input_padding;
+        if let (&[c, h, w], true) = (&self.input_shape[..], self.input_padding != [0; 4]) {
+            if x.len() != c * h * w {
+                return Err(Error::ModelInput { expected: c * h * w, found: x.len() });
+            }
+            let (hp, wp) = (h + pt + pb, w + pl + pr);
+            let mut padded = vec![0.0; c * hp * wp];
+            for cc in 0..c {
+                for r in 0..h {
+                    let src = &x[(cc * h + r) * w..(cc * h + r + 1) * w];
+                    let at = (cc * hp + r + pt) * wp + pl;
+                    padded[at..at + w].copy_from_slice(src);
+                }
+            }
+            return self.input_layout.pack(&padded, slots);
+        }
+        self.input_layout.pack(x, slots)
+    }
 }
 
 /// The dense matrix `[out, in]` of a grouped 2-D convolution on flat `[C, H, W]` vectors.
@@ -90,8 +121,28 @@ impl Model {
     pub fn compile(&self, params: &Params) -> Result<Compiled> {
         self.check_depth(params)?;
         let mut b = ProgramBuilder::new(params);
-        let in_len: usize = self.desc().input.shape.iter().product();
-        let input_layout = Layout::vector(in_len);
+        let in_shape = self.desc().input.shape.clone();
+        let in_len: usize = in_shape.iter().product();
+        let mut input_layout = Layout::vector(in_len);
+        let mut input_padding = [0; 4];
+        // The first layer: a convolution on the image runs channel-packed.
+        let first_conv = match (self.layers().first().map(|l| &l.kind), &in_shape[..]) {
+            (Some(LayerKind::Conv2d { kernel, stride, padding, groups: 1, .. }), &[c, h, w])
+                if kernel[0] == kernel[1] && stride[0] == stride[1] =>
+            {
+                let sym = padding.iter().all(|&p| p == padding[0]);
+                let pad = if sym { [0; 4] } else { *padding };
+                let lay = Layout::image(c, h + pad[0] + pad[1], w + pad[2] + pad[3]);
+                if lay.period <= params.slots() {
+                    input_layout = lay;
+                    input_padding = pad;
+                    Some(if sym { padding[0] } else { 0 })
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         let mut x = b.input("input", params.max_level(), params.scale())?;
         let mut layout = input_layout;
         for l in self.layers() {
@@ -130,6 +181,30 @@ impl Model {
                         bias_of(bias, 1)?,
                     )?;
                     d.compile(&mut b, x, &layout)?
+                }
+                LayerKind::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    weight,
+                    bias,
+                    ..
+                } if first_conv.is_some() && std::ptr::eq(l, &self.layers()[0]) => {
+                    let conv = Conv2d::new(
+                        &l.name,
+                        *in_channels,
+                        *out_channels,
+                        kernel[0],
+                        stride[0],
+                        first_conv.unwrap_or(0),
+                        self.tensor(weight)?.data.clone(),
+                        match bias {
+                            Some(b) => Some(self.tensor(b)?.data.clone()),
+                            None => None,
+                        },
+                    )?;
+                    conv.compile(&mut b, x, &layout)?
                 }
                 LayerKind::Conv2d { kernel, stride, padding, groups, weight, bias, .. } => {
                     let m = conv_matrix(
@@ -176,6 +251,8 @@ impl Model {
             output_layout: layout,
             input_name: "input".into(),
             output_name: "logits".into(),
+            input_padding,
+            input_shape: in_shape,
         })
     }
 }
@@ -227,7 +304,7 @@ mod encrypted_tests {
         let ts = m.test_set().unwrap();
         for i in 0..2 {
             let x = m.prepare_input(ts.image(i)).unwrap();
-            let slots = c.input_layout.pack(&x, params.slots()).unwrap();
+            let slots = c.pack(&x, params.slots()).unwrap();
             let pt = enc.encode_real(&slots, params.max_level(), params.scale()).unwrap();
             let ct = Encryptor::with_seed(&ctx, [i as u8; 32]).encrypt_sk(&sk, &pt).unwrap();
             let mut it = Interpreter::new(&ctx, &c.program, &keys).unwrap();
