@@ -16,6 +16,7 @@
 //! than three objects. The manifest itself is bookkeeping and is not traced.
 
 mod costs;
+mod fullsize;
 pub mod ids;
 mod keys;
 mod session;
@@ -30,6 +31,7 @@ use hetier_tiering::{
 };
 
 pub use costs::OpCosts;
+pub use fullsize::{FullPlanner, PlanSummary, BOOTSTRAP_LEVELS, RELU_DEGREE};
 pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
 pub use session::Session;
