@@ -107,6 +107,104 @@ pub enum Error {
         reason: &'static str,
     },
 
+    // ---- model ----
+    /// A model description is not valid JSON of schema `hetier-model/1` (or is inconsistent
+    /// as a whole).
+    #[error("malformed model description: {reason}")]
+    ModelFormat {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A layer of a model description is malformed or its shapes do not fit together.
+    #[error("layer `{layer}`: {reason}")]
+    ModelLayer {
+        /// Name of the layer.
+        layer: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A layer has a `kind` this reader does not know.
+    #[error("layer `{layer}` has unknown kind {kind:?}")]
+    UnknownLayerKind {
+        /// Name of the layer.
+        layer: String,
+        /// The kind found.
+        kind: String,
+    },
+    /// A tensor a layer names is not in the weights file.
+    #[error("layer `{layer}` needs tensor {tensor:?}, which the weights file lacks")]
+    MissingTensor {
+        /// Name of the layer.
+        layer: String,
+        /// Name of the tensor.
+        tensor: String,
+    },
+    /// A tensor has the wrong shape for its layer.
+    #[error("layer `{layer}`: tensor {tensor:?} has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        /// Name of the layer.
+        layer: String,
+        /// Name of the tensor.
+        tensor: String,
+        /// Shape the layer needs.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+    },
+    /// The model needs more multiplicative depth than the parameters give.
+    #[error("layer `{layer}` needs {needed} level(s) but only {available} remain")]
+    ModelTooDeep {
+        /// First layer that runs out of levels.
+        layer: String,
+        /// Levels the layer consumes.
+        needed: usize,
+        /// Levels left at its input.
+        available: usize,
+    },
+    /// A weights or test-set file is not a valid `safetensors` file of the expected content.
+    #[error("bad tensor file {file}: {reason}")]
+    WeightsFormat {
+        /// File name.
+        file: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A model or table file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    ModelIo {
+        /// The path.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// An input sample has the wrong number of values.
+    #[error("input has {found} values, the model expects {expected}")]
+    ModelInput {
+        /// Values expected.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+
+    // ---- exec ----
+    /// The tiered store failed (budget too small for the pinned set, pool I/O, corruption).
+    #[error("tiered store: {0}")]
+    Store(#[from] StoreError),
+    /// The key-set manifest in the pool cannot be used.
+    #[error("key-set manifest: {reason}")]
+    KeyManifest {
+        /// What was wrong.
+        reason: String,
+    },
+    /// An executor was asked for something its mode cannot do (e.g. decrypting in plan mode).
+    #[error("executor in {mode} mode cannot {what}")]
+    WrongMode {
+        /// The executor's mode.
+        mode: &'static str,
+        /// The refused request.
+        what: &'static str,
+    },
+
     // ---- ckks ----
     /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.
     #[error(
@@ -275,6 +373,35 @@ pub enum Error {
         /// Why it was looked up.
         reason: &'static str,
     },
+}
+
+/// A tiered-store error, shared behind an `Arc` so that [`Error`] stays `Clone`; two values are
+/// equal when they are the same failure.
+#[derive(Debug, Clone)]
+pub struct StoreError(pub std::sync::Arc<hetier_tiering::Error>);
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl From<hetier_tiering::Error> for Error {
+    fn from(e: hetier_tiering::Error) -> Self {
+        Error::Store(StoreError(std::sync::Arc::new(e)))
+    }
 }
 
 /// Result alias for `hetier-he`.

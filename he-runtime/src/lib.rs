@@ -2,7 +2,9 @@
 
 pub mod ckks;
 pub mod error;
+pub mod exec;
 pub mod math;
+pub mod model;
 pub mod nn;
 
 pub use error::{Error, Result};

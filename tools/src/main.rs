@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run an encrypted model with every ciphertext and key in the tiered store.
+    Run(cmd::run::RunArgs),
     /// Put durable and scratch objects in a pool, reopen it, verify and time everything.
     Demo(cmd::demo::DemoArgs),
     /// Show what a pool holds and check every object's checksum.
@@ -30,6 +32,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => cmd::run::run(&args, cli.json),
         Command::Demo(args) => cmd::demo::run(&args, cli.json),
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
     }

@@ -39,3 +39,30 @@ fn inspect_of_a_missing_pool_fails_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("opening pool"));
 }
+
+#[test]
+fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let run = || {
+        let out = hetier()
+            .args(["--json", "run", "--images", "2", "--dram-mib", "24", "--dir"])
+            .arg(&pool)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["images"], 2);
+    assert_eq!(first["agree_with_plaintext"], 2);
+    assert!(first["max_logit_error"].as_f64().unwrap() <= 1e-3);
+    assert!(first["store_peak_dram"].as_u64().unwrap() <= 24 << 20);
+    assert!(first["keys_generated"].as_u64().unwrap() > 0);
+    // A second process over the same pool reuses the durable keys and weights.
+    let second = run();
+    assert_eq!(second["keys_generated"], 0);
+    assert_eq!(second["keys_reused"], first["keys_generated"]);
+    assert_eq!(second["weights_encoded"], 0);
+    assert_eq!(second["agree_with_plaintext"], 2);
+}

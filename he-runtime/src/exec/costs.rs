@@ -1,0 +1,88 @@
+//! Per-op compute-time estimates for plan mode: each op kind's time per unit of work, measured
+//! on this host under given parameters, scaled to the level an op runs at. Key-switching ops
+//! scale with the number of Q+P limbs they touch, element-wise ops with the Q limbs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ckks::{Complex64, Context, Encoder, Encryptor, Evaluator, KeyGenerator, Params};
+use crate::error::Result;
+
+/// Measured nanoseconds per op kind at the top level of one parameter set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpCosts {
+    /// log2 N the times were measured at.
+    pub log_n: u32,
+    /// Q limbs at the top level (L + 1).
+    pub q_len: usize,
+    /// P limbs.
+    pub p_len: usize,
+    /// Time of each op kind (trace op names) at the top level, in nanoseconds.
+    pub top_ns: BTreeMap<String, f64>,
+}
+
+fn is_key_switch(name: &str) -> bool {
+    matches!(name, "rotate" | "conjugate" | "mul_relin" | "hoist" | "rotate_hoisted")
+}
+
+impl OpCosts {
+    /// Estimated time of op `name` on operands at `level` (nanoseconds, rounded).
+    pub fn estimate(&self, name: &str, level: usize) -> u64 {
+        let top = self.top_ns.get(name).copied().unwrap_or(0.0);
+        let ratio = if is_key_switch(name) {
+            (level + 1 + self.p_len) as f64 / (self.q_len + self.p_len) as f64
+        } else {
+            (level + 1) as f64 / self.q_len as f64
+        };
+        (top * ratio).round() as u64
+    }
+
+    /// Times every op kind once (after a warm-up) at the top level of `params`. Generates one
+    /// rotation key and the relinearisation key, so it costs a few key generations.
+    pub fn calibrate(params: &Params) -> Result<Self> {
+        let ctx: Arc<Context> = Context::new(params)?;
+        let mut kg = KeyGenerator::with_seed(&ctx, [0x5a; 32]);
+        let sk = kg.secret_key();
+        let rot = kg.rotation_key(&sk, 1)?;
+        let conj = kg.conjugation_key(&sk)?;
+        let rk = kg.relin_key(&sk)?;
+        let enc = Encoder::new(&ctx);
+        let eval = Evaluator::new(&ctx);
+        let mut scratch = eval.scratch();
+        let vals: Vec<f64> = (0..params.slots()).map(|i| (i as f64 * 0.01).sin()).collect();
+        let top = params.max_level();
+        let pt = enc.encode_real(&vals, top, params.scale())?;
+        let ct = Encryptor::with_seed(&ctx, [1; 32]).encrypt_sk(&sk, &pt)?;
+        let mut top_ns = BTreeMap::new();
+        let mut time = |name: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+            f()?;
+            let t = Instant::now();
+            f()?;
+            top_ns.insert(name.to_owned(), t.elapsed().as_nanos() as f64);
+            Ok(())
+        };
+        time("rotate", &mut || eval.rotate(&ct, 1, &rot, &mut scratch).map(drop))?;
+        time("conjugate", &mut || eval.conjugate(&ct, &conj, &mut scratch).map(drop))?;
+        time("mul_relin", &mut || eval.mul_relin(&ct, &ct, &rk, &mut scratch).map(drop))?;
+        time("hoist", &mut || eval.hoist(&ct, &mut scratch).map(drop))?;
+        let h = eval.hoist(&ct, &mut scratch)?;
+        time("rotate_hoisted", &mut || eval.rotate_hoisted(&h, 1, &rot, &mut scratch).map(drop))?;
+        time("rescale", &mut || eval.rescale(&ct).map(drop))?;
+        time("mul_plain", &mut || eval.mul_plain(&ct, &pt).map(drop))?;
+        time("add_plain", &mut || eval.add_plain(&ct, &pt).map(drop))?;
+        time("add", &mut || eval.add(&ct, &ct).map(drop))?;
+        time("sub", &mut || eval.sub(&ct, &ct).map(drop))?;
+        time("mul_const", &mut || eval.mul_const(&ct, 0.5, params.scale()).map(drop))?;
+        time("mul_int", &mut || eval.mul_integer(&ct, 3).map(drop))?;
+        time("add_const", &mut || eval.add_const(&ct, Complex64::new(0.5, 0.0)).map(drop))?;
+        time("level_drop", &mut || eval.drop_to_level(&ct, top - 1).map(drop))?;
+        time("relabel", &mut || {
+            drop(ct.to_owned_ct());
+            Ok(())
+        })?;
+        Ok(Self { log_n: params.log_n(), q_len: params.q().len(), p_len: params.p().len(), top_ns })
+    }
+}

@@ -1,0 +1,555 @@
+//! The executor of an nn [`Program`] over the [`TieredStore`], in two modes that share one
+//! code path:
+//!
+//! - **real**: every ciphertext, encoded weight and evaluation key is a store object (keys and
+//!   weights durable, each rotation key its own object; ciphertexts scratch), pinned only while
+//!   a step uses it. Before running, the pin sequence is handed to the store with `hint` so the
+//!   `planned` policy can prefetch. Keys are found through a key-set manifest and reused by
+//!   later processes.
+//! - **plan**: the same walk without cryptography, emitting the same events with sizes from the
+//!   parameters and compute times from [`OpCosts`].
+//!
+//! Both record a trace in the tiering crate's format: `put` of each key, weight and ciphertext,
+//! one `op` per step with the objects it pins, `remove` of each dead ciphertext. A hoisted
+//! rotation is one `hoist` step (pins the source; its decomposition then lives in process
+//! memory) and one `rotate_hoisted` step per rotation (pins that key), so no step pins more
+//! than three objects. The manifest itself is bookkeeping and is not traced.
+
+mod costs;
+mod fullsize;
+pub mod ids;
+mod keys;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hetier_tiering::{
+    Durability, ObjectClass, ObjectId, ObjectKind, PinGuard, TieredStore, Trace, TraceDurability,
+    TraceEvent, TraceHeader,
+};
+
+pub use costs::OpCosts;
+pub use fullsize::{FullPlanner, PlanSummary, BOOTSTRAP_LEVELS, RELU_DEGREE};
+pub use ids::{weights_tag, KeySetId};
+pub use keys::{KeyReport, KeySet, StoredKey};
+pub use session::Session;
+
+use crate::ckks::{
+    Ciphertext, Complex64, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeyGenerator,
+    KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
+};
+use crate::error::{Error, Result};
+use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
+
+/// One pinning step of an op.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    name: &'static str,
+    pins: Vec<ObjId>,
+    writes: Vec<ObjId>,
+}
+
+/// The steps of op `op` (a hoisted rotation is split; everything else is one step).
+fn steps(op: &Op) -> Vec<Step> {
+    if let Op::HoistedRotate { src, rots } = op {
+        let mut v = vec![Step { name: "hoist", pins: vec![*src], writes: vec![] }];
+        v.extend(rots.iter().map(|&(_, key, dst)| Step {
+            name: "rotate_hoisted",
+            pins: vec![key],
+            writes: vec![dst],
+        }));
+        return v;
+    }
+    let acc = op.accesses();
+    vec![Step {
+        name: op.name(),
+        pins: acc.iter().filter(|(_, m)| *m == AccessMode::Read).map(|(o, _)| *o).collect(),
+        writes: acc.iter().filter(|(_, m)| *m == AccessMode::Write).map(|(o, _)| *o).collect(),
+    }]
+}
+
+/// The cryptographic state of a real executor.
+struct Real<'s> {
+    store: &'s TieredStore,
+    ctx: Arc<Context>,
+    eval: Evaluator,
+    encoder: Encoder,
+    scratch: Scratch,
+    keys: KeySet,
+    /// (level, scale) of each live ciphertext.
+    meta: HashMap<ObjId, (usize, f64)>,
+    hoisted: Option<HoistedCiphertext>,
+}
+
+enum Backend<'s> {
+    Plan(OpCosts),
+    Real(Box<Real<'s>>),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunReport {
+    /// Steps executed.
+    pub steps: usize,
+    /// Sum of the steps' compute times (measured in real mode, estimated in plan mode).
+    pub compute_ns: u64,
+}
+
+/// Runs one program, really over a store or symbolically; see the module docs.
+pub struct Executor<'s> {
+    program: &'s Program,
+    weights_tag: u64,
+    ids: Vec<ObjectId>,
+    backend: Backend<'s>,
+    events: Vec<TraceEvent>,
+    source: String,
+}
+
+fn class(kind: ObjKind) -> ObjectClass {
+    match kind {
+        ObjKind::Ciphertext => ObjectClass::Ciphertext,
+        ObjKind::Plaintext => ObjectClass::Plaintext,
+        ObjKind::GaloisKey { .. } | ObjKind::RelinKey => ObjectClass::EvalKey,
+    }
+}
+
+fn galois_of(kind: ObjKind) -> Option<u64> {
+    match kind {
+        ObjKind::GaloisKey { galois_element, .. } => Some(galois_element),
+        ObjKind::RelinKey => Some(0),
+        _ => None,
+    }
+}
+
+impl<'s> Executor<'s> {
+    fn new(program: &'s Program, weights_tag: u64, keyset: KeySetId, backend: Backend<'s>) -> Self {
+        let pid = program.params().id();
+        let ids = program
+            .objects()
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let obj = ObjId(i as u32);
+                match galois_of(o.kind) {
+                    Some(g) => ids::key_id(keyset, pid, g),
+                    None if o.kind == ObjKind::Plaintext => ids::weight_id(weights_tag, obj),
+                    None => ids::ct_id(obj),
+                }
+            })
+            .collect();
+        let source = format!(
+            "hetier-he executor: log N = {}, L = {}, {} ops",
+            program.params().log_n(),
+            program.params().max_level(),
+            program.ops().len()
+        );
+        Self { program, weights_tag, ids, backend, events: Vec::new(), source }
+    }
+
+    /// A plan-mode executor: no store, no cryptography; op times from `costs`. The key-set id
+    /// only determines the key object ids (use the client's to compare with a real trace).
+    pub fn plan(program: &'s Program, weights_tag: u64, keyset: KeySetId, costs: OpCosts) -> Self {
+        Self::new(program, weights_tag, keyset, Backend::Plan(costs))
+    }
+
+    /// A real executor over `store` under `ctx` (whose parameters must be the program's).
+    pub fn real(
+        program: &'s Program,
+        weights_tag: u64,
+        keyset: KeySetId,
+        store: &'s TieredStore,
+        ctx: &Arc<Context>,
+    ) -> Result<Self> {
+        if ctx.params() != program.params() {
+            return Err(Error::ParamsMismatch {
+                expected: program.params().id(),
+                found: ctx.params().id(),
+            });
+        }
+        let eval = Evaluator::new(ctx);
+        let real = Real {
+            store,
+            ctx: Arc::clone(ctx),
+            encoder: Encoder::new(ctx),
+            scratch: eval.scratch(),
+            eval,
+            keys: KeySet::default(),
+            meta: HashMap::new(),
+            hoisted: None,
+        };
+        Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
+    }
+
+    fn mode(&self) -> &'static str {
+        match self.backend {
+            Backend::Plan(_) => "plan",
+            Backend::Real(_) => "real",
+        }
+    }
+
+    /// The store id of program object `obj`.
+    pub fn object_id(&self, obj: ObjId) -> ObjectId {
+        self.ids[obj.index()]
+    }
+
+    fn put_event(&mut self, obj: ObjId, len: u64) {
+        let o = &self.program.objects()[obj.index()];
+        let durability = match o.kind {
+            ObjKind::Ciphertext => TraceDurability::Scratch,
+            _ => TraceDurability::Durable,
+        };
+        self.events.push(TraceEvent::Put {
+            id: self.ids[obj.index()],
+            kind: class(o.kind),
+            durability,
+            len,
+        });
+    }
+
+    /// Makes every evaluation key the program needs available: in real mode from the pool's
+    /// manifest when present, otherwise generated with `kg` from `sk` and put (durable). Plan
+    /// mode records a put for each key (as for an empty pool) and needs no keys.
+    pub fn prepare_keys(
+        &mut self,
+        kg: Option<&mut KeyGenerator>,
+        sk: Option<&SecretKey>,
+        keyset: KeySetId,
+    ) -> Result<KeyReport> {
+        let keys = self.program.keys();
+        match &mut self.backend {
+            Backend::Plan(_) => {
+                for k in &keys {
+                    let len = self.program.objects()[k.index()].bytes;
+                    self.put_event(*k, len);
+                }
+                Ok(KeyReport { generated: keys.len(), reused: 0, bytes_generated: 0 })
+            }
+            Backend::Real(real) => {
+                let (Some(kg), Some(sk)) = (kg, sk) else {
+                    return Err(Error::WrongMode {
+                        mode: "real",
+                        what: "prepare keys without a secret key",
+                    });
+                };
+                let mut needed = Vec::new();
+                for k in &keys {
+                    if let Some(g) = galois_of(self.program.objects()[k.index()].kind) {
+                        needed.push(g);
+                    }
+                }
+                let mut put = Vec::new();
+                let (set, report) =
+                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |id, len| {
+                        put.push((id, len))
+                    })?;
+                real.keys = set;
+                for (id, len) in put {
+                    if let Some(k) = keys.iter().find(|k| self.ids[k.index()] == id) {
+                        self.put_event(*k, len);
+                    }
+                }
+                Ok(report)
+            }
+        }
+    }
+
+    /// Encodes every weight plaintext and puts it (durable), reusing ones already in the pool
+    /// under the same weights tag. Returns how many were encoded.
+    pub fn prepare_weights(&mut self) -> Result<usize> {
+        let mut encoded = 0;
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if o.kind != ObjKind::Plaintext {
+                continue;
+            }
+            let obj = ObjId(i as u32);
+            let id = self.ids[i];
+            let len = match &mut self.backend {
+                Backend::Plan(_) => o.bytes,
+                Backend::Real(real) => {
+                    if real.store.len_of(id) == Some(o.bytes) {
+                        continue;
+                    }
+                    let src = o.plain.as_ref().ok_or(Error::MissingObject {
+                        id: obj.0,
+                        reason: "plaintext without values",
+                    })?;
+                    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+                    let len = pt.as_words().len() as u64 * 8;
+                    let mut w = real.store.alloc(len)?;
+                    w.as_u64s_mut().copy_from_slice(pt.as_words());
+                    real.store.put_block(id, ObjectKind::Plaintext, Durability::Durable, w)?;
+                    len
+                }
+            };
+            encoded += 1;
+            self.put_event(obj, len);
+        }
+        Ok(encoded)
+    }
+
+    /// The store ids every step will pin, in order (what `hint` receives).
+    pub fn pin_sequence(&self) -> Vec<ObjectId> {
+        self.program
+            .ops()
+            .iter()
+            .flat_map(|r| steps(&r.op))
+            .flat_map(|s| s.pins)
+            .map(|o| self.ids[o.index()])
+            .collect()
+    }
+
+    /// Runs the program once. Real mode needs `input` (the encrypted sample at the program's
+    /// input level and scale); plan mode ignores it. The output stays in the store until
+    /// [`Executor::finish`].
+    pub fn run(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
+        let program = self.program;
+        let &[(_, in_obj)] = program.inputs() else {
+            return Err(Error::InvalidParameter {
+                name: "program",
+                reason: "needs exactly one input".into(),
+            });
+        };
+        // The input ciphertext.
+        let in_len = match &mut self.backend {
+            Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
+            Backend::Real(real) => {
+                let ct =
+                    input.ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
+                real.meta.insert(in_obj, (ct.level(), ct.scale()));
+                put_ct(real, self.ids[in_obj.index()], ct)?
+            }
+        };
+        self.put_event(in_obj, in_len);
+        if let Backend::Real(real) = &self.backend {
+            real.store.hint(&self.pin_sequence());
+        }
+        let mut report = RunReport::default();
+        for (i, rec) in program.ops().iter().enumerate() {
+            for step in steps(&rec.op) {
+                let pins: Vec<ObjectId> = step.pins.iter().map(|o| self.ids[o.index()]).collect();
+                let (ns, written) = match &mut self.backend {
+                    Backend::Plan(costs) => {
+                        let ns = costs.estimate(step.name, rec.level);
+                        let lens = step
+                            .writes
+                            .iter()
+                            .map(|w| (*w, program.objects()[w.index()].bytes))
+                            .collect();
+                        (ns, lens)
+                    }
+                    Backend::Real(real) => exec_step(real, program, &self.ids, &rec.op, &step)?,
+                };
+                report.steps += 1;
+                report.compute_ns += ns;
+                self.events.push(TraceEvent::Op {
+                    name: step.name.to_owned(),
+                    pins,
+                    compute_ns: ns,
+                });
+                for (w, len) in written {
+                    self.put_event(w, len);
+                }
+            }
+            for &dead in program.frees_after(i) {
+                let id = self.ids[dead.index()];
+                if let Backend::Real(real) = &mut self.backend {
+                    real.store.remove(id)?;
+                    real.meta.remove(&dead);
+                }
+                self.events.push(TraceEvent::Remove { id });
+            }
+        }
+        if let Backend::Real(real) = &mut self.backend {
+            real.hoisted = None;
+        }
+        Ok(report)
+    }
+
+    /// A copy of the output ciphertext named `name` (real mode).
+    pub fn output(&self, name: &str) -> Result<Ciphertext> {
+        let Backend::Real(real) = &self.backend else {
+            return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
+        };
+        let obj = self.program.outputs().iter().find(|(n, _)| n == name).map(|(_, o)| *o).ok_or(
+            Error::InvalidParameter { name: "output", reason: format!("no output {name}") },
+        )?;
+        let g = real.store.pin(self.ids[obj.index()])?;
+        let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program: self.program };
+        Ok(v.ct(obj, &g)?.to_owned_ct())
+    }
+
+    /// Removes the outputs of the last run from the store (and records it), ready for the next.
+    pub fn finish(&mut self) -> Result<()> {
+        for &(_, obj) in self.program.outputs() {
+            let id = self.ids[obj.index()];
+            if let Backend::Real(real) = &mut self.backend {
+                real.store.remove(id)?;
+                real.meta.remove(&obj);
+            }
+            self.events.push(TraceEvent::Remove { id });
+        }
+        Ok(())
+    }
+
+    /// The events recorded so far.
+    pub fn events(&self) -> &[TraceEvent] {
+        &self.events
+    }
+
+    /// The recorded trace (header names the mode and parameters).
+    pub fn trace(&self) -> Trace {
+        Trace {
+            header: TraceHeader::new(format!(
+                "{} ({} mode, weights {:#x})",
+                self.source,
+                self.mode(),
+                self.weights_tag
+            )),
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// Puts a ciphertext as a scratch object; returns its length in bytes.
+fn put_ct<C: AsRef<[u64]>>(real: &Real<'_>, id: ObjectId, ct: &Ciphertext<C>) -> Result<u64> {
+    let words = ct.as_words();
+    let len = words.len() as u64 * 8;
+    let mut w = real.store.alloc(len)?;
+    w.as_u64s_mut().copy_from_slice(words);
+    real.store.put_block(id, ObjectKind::Ciphertext, Durability::Scratch, w)?;
+    Ok(len)
+}
+
+/// Read-only views of pinned objects.
+struct Views<'r> {
+    ctx: &'r Context,
+    keys: &'r KeySet,
+    meta: &'r HashMap<ObjId, (usize, f64)>,
+    program: &'r Program,
+}
+
+impl Views<'_> {
+    fn ct<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<Ciphertext<&'g [u64]>> {
+        let &(level, scale) = self
+            .meta
+            .get(&obj)
+            .ok_or(Error::MissingObject { id: obj.0, reason: "ciphertext metadata" })?;
+        let p = self.ctx.params();
+        Ciphertext::from_raw(g.as_u64s(), 2, level, scale, p.n(), p.id())
+    }
+
+    fn pt<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<Plaintext<&'g [u64]>> {
+        let o = self.program.object(obj)?;
+        let p = self.ctx.params();
+        Plaintext::from_raw(g.as_u64s(), o.level, o.scale, p.n(), p.id())
+    }
+
+    fn ksk<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<(u64, KeySwitchKey<&'g [u64]>)> {
+        let ge = galois_of(self.program.object(obj)?.kind)
+            .ok_or(Error::MissingObject { id: obj.0, reason: "not a key" })?;
+        let k =
+            self.keys.get(ge).ok_or(Error::MissingGaloisKey { galois_element: ge, step: None })?;
+        Ok((ge, KeySwitchKey::from_raw(g.as_u64s(), k.seed, self.ctx)?))
+    }
+
+    fn galois<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<GaloisKey<&'g [u64]>> {
+        let (galois_element, key) = self.ksk(obj, g)?;
+        Ok(GaloisKey { galois_element, key })
+    }
+
+    fn relin<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<RelinKey<&'g [u64]>> {
+        Ok(RelinKey { key: self.ksk(obj, g)?.1 })
+    }
+}
+
+/// Pins a step's objects, computes it, releases the pins and puts its results. Returns the
+/// compute time and the (object, length) of each result.
+fn exec_step(
+    real: &mut Real<'_>,
+    program: &Program,
+    ids: &[ObjectId],
+    op: &Op,
+    step: &Step,
+) -> Result<(u64, Vec<(ObjId, u64)>)> {
+    let Real { store, ctx, eval, scratch, keys, meta, hoisted, .. } = real;
+    let store: &TieredStore = store;
+    let guards = step
+        .pins
+        .iter()
+        .map(|o| store.pin(ids[o.index()]))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let v = Views { ctx, keys, meta, program };
+    let g = |k: usize| &guards[k];
+    let t = Instant::now();
+    let out: Option<(ObjId, Ciphertext)> = match op {
+        Op::Rotate { dst, src, step: s, key } => {
+            Some((*dst, eval.rotate(&v.ct(*src, g(0))?, *s, &v.galois(*key, g(1))?, scratch)?))
+        }
+        Op::Conjugate { dst, src, key } => {
+            Some((*dst, eval.conjugate(&v.ct(*src, g(0))?, &v.galois(*key, g(1))?, scratch)?))
+        }
+        Op::HoistedRotate { src, rots } => {
+            if step.name == "hoist" {
+                *hoisted = Some(eval.hoist(&v.ct(*src, g(0))?, scratch)?);
+                None
+            } else {
+                let dst = step.writes[0];
+                let &(s, key, _) = rots
+                    .iter()
+                    .find(|r| r.2 == dst)
+                    .ok_or(Error::MissingObject { id: dst.0, reason: "hoisted rotation" })?;
+                let h = hoisted
+                    .as_ref()
+                    .ok_or(Error::MissingObject { id: src.0, reason: "hoisted decomposition" })?;
+                Some((dst, eval.rotate_hoisted(h, s, &v.galois(key, g(0))?, scratch)?))
+            }
+        }
+        Op::MulPlain { dst, ct, pt } => {
+            Some((*dst, eval.mul_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?))
+        }
+        Op::AddPlain { dst, ct, pt } => {
+            Some((*dst, eval.add_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?))
+        }
+        Op::MulConst { dst, src, value, scale } => {
+            Some((*dst, eval.mul_const(&v.ct(*src, g(0))?, *value, *scale)?))
+        }
+        Op::MulInt { dst, src, k } => Some((*dst, eval.mul_integer(&v.ct(*src, g(0))?, *k)?)),
+        Op::AddConst { dst, src, value } => {
+            Some((*dst, eval.add_const(&v.ct(*src, g(0))?, Complex64::new(*value, 0.0))?))
+        }
+        Op::Add { dst, a, b } => Some((*dst, eval.add(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)),
+        Op::Sub { dst, a, b } => Some((*dst, eval.sub(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)),
+        Op::MulRelin { dst, a, b, key } => Some((
+            *dst,
+            eval.mul_relin(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?, &v.relin(*key, g(2))?, scratch)?,
+        )),
+        Op::Rescale { dst, src } => Some((*dst, eval.rescale(&v.ct(*src, g(0))?)?)),
+        Op::Relabel { dst, src, scale } => {
+            let mut c = v.ct(*src, g(0))?.to_owned_ct();
+            c.set_scale(*scale);
+            Some((*dst, c))
+        }
+        Op::LevelDrop { dst, src, level } => {
+            Some((*dst, eval.drop_to_level(&v.ct(*src, g(0))?, *level)?))
+        }
+    };
+    let ns = t.elapsed().as_nanos() as u64;
+    drop(guards);
+    let mut written = Vec::new();
+    if let Some((dst, ct)) = out {
+        meta.insert(dst, (ct.level(), ct.scale()));
+        let words = ct.as_words();
+        let len = words.len() as u64 * 8;
+        let mut w = store.alloc(len)?;
+        w.as_u64s_mut().copy_from_slice(words);
+        drop(ct);
+        store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
+        written.push((dst, len));
+    }
+    Ok((ns, written))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! A client-side session over the real executor: encrypt a sample, run the program over the
+//! store, decrypt and unpack the logits — what `hetier run` and the accuracy tests drive.
+
+use std::sync::Arc;
+
+use hetier_tiering::TieredStore;
+
+use super::{weights_tag, Executor, KeyReport, KeySetId, RunReport};
+use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
+use crate::error::Result;
+use crate::model::{Compiled, Model};
+
+/// Keys, weights and an executor ready to run one model sample after sample.
+pub struct Session<'s> {
+    model: &'s Model,
+    compiled: &'s Compiled,
+    ctx: Arc<Context>,
+    sk: SecretKey,
+    encoder: Encoder,
+    encryptor: Encryptor,
+    executor: Executor<'s>,
+    /// What preparing the keys did (generated or reused from the pool).
+    pub keys: KeyReport,
+    /// Weight plaintexts encoded and put (0 when all were reused).
+    pub weights_encoded: usize,
+}
+
+impl<'s> Session<'s> {
+    /// Derives the secret key from `sk_seed`, makes sure every key and weight is in `store`
+    /// (reusing what an earlier process left), and prepares the executor.
+    pub fn new(
+        model: &'s Model,
+        compiled: &'s Compiled,
+        store: &'s TieredStore,
+        sk_seed: Seed,
+    ) -> Result<Self> {
+        let params = compiled.program.params();
+        let ctx = Context::new(params)?;
+        let mut kg = KeyGenerator::with_seed(&ctx, sk_seed);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&sk_seed);
+        let tag = weights_tag(model.weights_hash(), params.id());
+        let mut executor = Executor::real(&compiled.program, tag, keyset, store, &ctx)?;
+        let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
+        let weights_encoded = executor.prepare_weights()?;
+        Ok(Self {
+            model,
+            compiled,
+            encoder: Encoder::new(&ctx),
+            encryptor: Encryptor::new(&ctx),
+            ctx,
+            sk,
+            executor,
+            keys,
+            weights_encoded,
+        })
+    }
+
+    /// Encrypts one raw sample, runs the program over the store and returns the decrypted
+    /// logits with the run's report.
+    pub fn infer(&mut self, raw: &[u8]) -> Result<(Vec<f64>, RunReport)> {
+        let p = self.ctx.params();
+        let x = self.model.prepare_input(raw)?;
+        let slots = self.compiled.pack(&x, p.slots())?;
+        let pt = self.encoder.encode_real(&slots, p.max_level(), p.scale())?;
+        let ct = self.encryptor.encrypt_sk(&self.sk, &pt)?;
+        let report = self.executor.run(Some(&ct))?;
+        let out = self.executor.output(&self.compiled.output_name)?;
+        self.executor.finish()?;
+        let dec = Decryptor::new(&self.ctx, &self.sk)?.decrypt(&out)?;
+        Ok((self.compiled.output_layout.unpack(&self.encoder.decode_real(&dec)?), report))
+    }
+
+    /// The executor (for its trace).
+    pub fn executor(&self) -> &Executor<'s> {
+        &self.executor
+    }
+}

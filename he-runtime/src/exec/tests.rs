@@ -1,0 +1,155 @@
+use std::path::PathBuf;
+
+use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
+
+use super::*;
+use crate::ckks::{Decryptor, Encryptor, Preset};
+use crate::model::{argmax, Compiled, Model};
+
+const SK_SEED: [u8; 32] = [42; 32];
+
+fn digits() -> (Model, Compiled, Arc<Context>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let m = Model::load(dir.join("digits.json")).unwrap();
+    let params = Preset::N14.params().unwrap();
+    let c = m.compile(&params).unwrap();
+    let ctx = Context::new(&params).unwrap();
+    (m, c, ctx)
+}
+
+fn store(dir: &std::path::Path, budget: u64, create: bool) -> TieredStore {
+    let opts = PoolOptions::default().segment_size(32 << 20);
+    let pool =
+        if create { Pool::create(dir, opts).unwrap() } else { Pool::open(dir, opts).unwrap().0 };
+    TieredStore::builder()
+        .dram_budget(budget)
+        .pool(pool)
+        .policy(PolicyConfig::Planned { prefetch: true })
+        .build()
+        .unwrap()
+}
+
+fn costs() -> OpCosts {
+    OpCosts { log_n: 14, q_len: 6, p_len: 2, top_ns: [("rotate".to_owned(), 1000.0)].into() }
+}
+
+/// Events without compute times (those are measured in real mode, estimated in plan mode).
+fn shape(events: &[TraceEvent]) -> Vec<TraceEvent> {
+    events
+        .iter()
+        .map(|e| match e {
+            TraceEvent::Op { name, pins, .. } => {
+                TraceEvent::Op { name: name.clone(), pins: pins.clone(), compute_ns: 0 }
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+fn run_real(
+    m: &Model,
+    c: &Compiled,
+    ctx: &Arc<Context>,
+    st: &TieredStore,
+    samples: std::ops::Range<usize>,
+) -> (Vec<TraceEvent>, KeyReport, f64) {
+    let params = ctx.params();
+    let keyset = KeySetId::from_seed(&SK_SEED);
+    let tag = weights_tag(m.weights_hash(), params.id());
+    let mut kg = KeyGenerator::with_seed(ctx, SK_SEED);
+    let sk = kg.secret_key();
+    let mut ex = Executor::real(&c.program, tag, keyset, st, ctx).unwrap();
+    let report = ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    ex.prepare_weights().unwrap();
+    let ts = m.test_set().unwrap();
+    let enc = Encoder::new(ctx);
+    let mut worst = 0.0f64;
+    for i in samples {
+        let x = m.prepare_input(ts.image(i)).unwrap();
+        let pt = enc
+            .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
+            .unwrap();
+        let ct = Encryptor::with_seed(ctx, [i as u8; 32]).encrypt_sk(&sk, &pt).unwrap();
+        ex.run(Some(&ct)).unwrap();
+        let out = ex.output("logits").unwrap();
+        ex.finish().unwrap();
+        let y = c.output_layout.unpack(
+            &enc.decode_real(&Decryptor::new(ctx, &sk).unwrap().decrypt(&out).unwrap()).unwrap(),
+        );
+        let want = ts.reference_logits(i);
+        worst = worst.max(y.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
+        assert_eq!(argmax(&y), argmax(want), "sample {i}");
+    }
+    (ex.events().to_vec(), report, worst)
+}
+
+#[test]
+fn plan_trace_equals_real_trace_and_real_run_is_correct() {
+    let (m, c, ctx) = digits();
+    let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
+    let dir = tempfile::tempdir().unwrap();
+    // A budget of a third of the footprint: keys and weights must move between the tiers.
+    let st = store(dir.path(), footprint / 3, true);
+    let (real, report, worst) = run_real(&m, &c, &ctx, &st, 0..2);
+    assert!(worst < 1e-3, "max logit error {worst}");
+    assert_eq!(report.generated, c.program.keys().len());
+    assert_eq!(report.reused, 0);
+    let stats = st.stats();
+    assert!(stats.peak_dram <= footprint / 3);
+    assert!(stats.bytes_pm_to_dram > 0, "{stats:?}");
+
+    let keyset = KeySetId::from_seed(&SK_SEED);
+    let tag = weights_tag(m.weights_hash(), ctx.params().id());
+    let mut plan = Executor::plan(&c.program, tag, keyset, costs());
+    plan.prepare_keys(None, None, keyset).unwrap();
+    plan.prepare_weights().unwrap();
+    for _ in 0..2 {
+        plan.run(None).unwrap();
+        plan.finish().unwrap();
+    }
+    assert_eq!(shape(plan.events()), shape(&real));
+    plan.trace().validate().unwrap();
+    // Plan mode carries estimates: every rotation priced, nothing measured.
+    assert!(plan.events().iter().any(|e| matches!(e, TraceEvent::Op { name, compute_ns, .. } if name == "rotate" && *compute_ns > 0)) || c.program.ops().iter().all(|r| r.op.name() != "rotate"));
+    // The trace round-trips through the tiering crate's file format.
+    let p = dir.path().join("plan.jsonl");
+    plan.trace().save(&p).unwrap();
+    assert_eq!(hetier_tiering::Trace::load(&p).unwrap().events, plan.events());
+}
+
+#[test]
+fn keys_and_weights_are_reused_by_a_later_process() {
+    let (m, c, ctx) = digits();
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 64 << 20;
+    {
+        let st = store(dir.path(), budget, true);
+        let (_, report, _) = run_real(&m, &c, &ctx, &st, 0..1);
+        assert_eq!(report.generated, c.program.keys().len());
+    }
+    // A new store over the reopened pool: keys come from the manifest, weights from the pool.
+    let st = store(dir.path(), budget, false);
+    let (events, report, worst) = run_real(&m, &c, &ctx, &st, 1..2);
+    assert_eq!(
+        report,
+        KeyReport { generated: 0, reused: c.program.keys().len(), bytes_generated: 0 }
+    );
+    assert!(worst < 1e-3);
+    let puts_of_durable = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                TraceEvent::Put { durability: hetier_tiering::TraceDurability::Durable, .. }
+            )
+        })
+        .count();
+    assert_eq!(puts_of_durable, 0);
+}
+
+#[test]
+fn plan_mode_refuses_real_only_requests() {
+    let (_, c, _) = digits();
+    let ex = Executor::plan(&c.program, 1, KeySetId(1), costs());
+    assert!(matches!(ex.output("logits"), Err(Error::WrongMode { mode: "plan", .. })));
+}

@@ -1,0 +1,271 @@
+//! `hetier run`: the main job. Runs an encrypted model on its held-out images with every
+//! ciphertext, weight and evaluation key in the tiered store — by default the digits model on
+//! an embedded copy, a pool in a temporary directory and a small DRAM budget — and reports
+//! agreement with the plaintext model, time, the budget, peak RSS and the bytes moved.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use hetier_allocator::{Backend, Pool, PoolOptions};
+use hetier_he::ckks::Preset;
+use hetier_he::exec::Session;
+use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
+use hetier_tiering::{PolicyConfig, TieredStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::fmt;
+
+/// The models compiled into the binary (description, weights, test set).
+const EMBEDDED: [(&str, &str, &[u8], &[u8]); 2] = [
+    (
+        "digits",
+        include_str!("../../../models/digits.json"),
+        include_bytes!("../../../models/digits.safetensors"),
+        include_bytes!("../../../models/digits.test.safetensors"),
+    ),
+    (
+        "cryptonets",
+        include_str!("../../../models/cryptonets.json"),
+        include_bytes!("../../../models/cryptonets.safetensors"),
+        include_bytes!("../../../models/cryptonets.test.safetensors"),
+    ),
+];
+
+/// Models `hetier run` knows.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelArg {
+    /// 8×8 digits MLP (dense 64→32, square, dense 32→10).
+    Digits,
+    /// The CryptoNets network on 28×28 MNIST.
+    Cryptonets,
+}
+
+impl ModelArg {
+    fn name(self) -> &'static str {
+        match self {
+            ModelArg::Digits => "digits",
+            ModelArg::Cryptonets => "cryptonets",
+        }
+    }
+}
+
+/// Placement policies selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PolicyArg {
+    /// Least recently used, no prefetch.
+    Lru,
+    /// Static α-partition from the hinted profile.
+    Alpha,
+    /// Belady eviction and prefetch over the hinted plan.
+    Planned,
+}
+
+/// Flags of `hetier run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Which model to run.
+    #[arg(long, value_enum, default_value_t = ModelArg::Digits)]
+    model: ModelArg,
+    /// Number of held-out images to run (default: 32; the whole split with `--all`).
+    #[arg(long, default_value_t = 32)]
+    images: usize,
+    /// Run the whole held-out split.
+    #[arg(long)]
+    all: bool,
+    /// DRAM budget of the store in MiB.
+    #[arg(long, default_value_t = 32)]
+    dram_mib: u64,
+    /// Placement policy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
+    policy: PolicyArg,
+    /// Pool directory (default: a fresh temporary directory, removed afterwards). Reusing a
+    /// directory reuses its keys and encoded weights.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Use O_DIRECT for the pool (so the page cache cannot hold "PM" data in DRAM).
+    #[arg(long)]
+    direct: bool,
+    /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
+    #[arg(long, default_value = "6865746965722064656661756c7420736563726574206b657920736565642121")]
+    sk_seed: String,
+}
+
+#[derive(Serialize)]
+struct RunReport {
+    model: String,
+    log_n: u32,
+    depth: usize,
+    images: usize,
+    agree_with_plaintext: usize,
+    correct_labels: usize,
+    max_logit_error: f64,
+    setup_seconds: f64,
+    seconds_per_image: f64,
+    images_per_second: f64,
+    dram_budget: u64,
+    store_peak_dram: u64,
+    peak_rss: Option<u64>,
+    bytes_pm_to_dram: u64,
+    bytes_dram_to_pm: u64,
+    keys_generated: usize,
+    keys_reused: usize,
+    weights_encoded: usize,
+    policy: &'static str,
+    pool: String,
+}
+
+fn parse_seed(s: &str) -> Result<[u8; 32]> {
+    if s.len() != 64 {
+        bail!("--sk-seed needs 64 hex digits, got {}", s.len());
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).context("--sk-seed is not hex")?;
+    }
+    Ok(out)
+}
+
+/// Peak resident set of this process (`VmHWM` of /proc/self/status), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs `hetier run`.
+pub fn run(args: &RunArgs, json: bool) -> Result<()> {
+    let name = args.model.name();
+    let (_, desc_text, weights, test) =
+        EMBEDDED.iter().find(|e| e.0 == name).copied().context("model not embedded")?;
+    let model = Model::from_parts(ModelDesc::from_json(desc_text)?, weights)?;
+    let tests = TestSet::from_bytes(&format!("{name}.test.safetensors"), test)?;
+    // The smallest 128-bit preset with enough levels.
+    let preset = [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
+        .into_iter()
+        .find(|p| p.depth() >= model.depth())
+        .context("no preset has enough levels")?;
+    let params = preset.params()?;
+    let compiled = model.compile(&params)?;
+
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().join("pool")
+        }
+    };
+    let backend = if args.direct { Backend::Direct } else { Backend::Mmap };
+    let opts = PoolOptions::default().backend(backend).segment_size(64 << 20);
+    let pool = if dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
+        Pool::open(&dir, opts).with_context(|| format!("opening pool {}", dir.display()))?.0
+    } else {
+        Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
+    };
+    let budget = args.dram_mib << 20;
+    let policy = match args.policy {
+        PolicyArg::Lru => PolicyConfig::Lru,
+        PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
+        PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
+    };
+    let store =
+        TieredStore::builder().dram_budget(budget).pool(pool).policy(policy.clone()).build()?;
+
+    let t0 = Instant::now();
+    let mut session = Session::new(&model, &compiled, &store, parse_seed(&args.sk_seed)?)
+        .context("preparing keys and weights")?;
+    let setup = t0.elapsed().as_secs_f64();
+
+    let n = if args.all { tests.len() } else { args.images.min(tests.len()) };
+    let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(n as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {elapsed} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("encrypted {name}"));
+    let (mut agree, mut correct, mut max_err) = (0, 0, 0.0f64);
+    let t1 = Instant::now();
+    for i in 0..n {
+        let (y, _) = session.infer(tests.image(i))?;
+        let want = tests.reference_logits(i);
+        max_err = max_err.max(y.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
+        agree += usize::from(argmax(&y) == argmax(want));
+        correct += usize::from(argmax(&y).map(|a| a as i64) == Some(tests.labels[i]));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let secs = t1.elapsed().as_secs_f64();
+    let st = store.stats();
+    let out = RunReport {
+        model: name.into(),
+        log_n: params.log_n(),
+        depth: model.depth(),
+        images: n,
+        agree_with_plaintext: agree,
+        correct_labels: correct,
+        max_logit_error: max_err,
+        setup_seconds: setup,
+        seconds_per_image: secs / n.max(1) as f64,
+        images_per_second: n as f64 / secs.max(1e-9),
+        dram_budget: budget,
+        store_peak_dram: st.peak_dram,
+        peak_rss: peak_rss(),
+        bytes_pm_to_dram: st.bytes_pm_to_dram,
+        bytes_dram_to_pm: st.bytes_dram_to_pm,
+        keys_generated: session.keys.generated,
+        keys_reused: session.keys.reused,
+        weights_encoded: session.weights_encoded,
+        policy: policy.name(),
+        pool: format!("{} ({})", dir.display(), store.pm_description()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "hetier run — encrypted {} (log N = {}, depth {}), {} policy, pool {}",
+        out.model, out.log_n, out.depth, out.policy, out.pool
+    );
+    let rss = out.peak_rss.map_or_else(|| "unknown".into(), fmt::bytes);
+    let rows = vec![
+        vec![
+            "agreement with plaintext".into(),
+            format!("{}/{} argmax, max logit error {:.2e}", agree, n, max_err),
+        ],
+        vec!["accuracy (labels)".into(), format!("{}/{}", correct, n)],
+        vec![
+            "setup (keys, weights)".into(),
+            format!(
+                "{:.2} s — {} keys generated, {} reused, {} weights encoded",
+                setup, out.keys_generated, out.keys_reused, out.weights_encoded
+            ),
+        ],
+        vec![
+            "time".into(),
+            format!(
+                "{:.3} s/image, {:.2} images/s ({:.1} s total)",
+                out.seconds_per_image, out.images_per_second, secs
+            ),
+        ],
+        vec![
+            "DRAM budget".into(),
+            format!("{} (store peak {})", fmt::bytes(budget), fmt::bytes(st.peak_dram)),
+        ],
+        vec!["peak RSS".into(), rss],
+        vec![
+            "bytes moved".into(),
+            format!(
+                "PM→DRAM {}, DRAM→PM {}",
+                fmt::bytes(st.bytes_pm_to_dram),
+                fmt::bytes(st.bytes_dram_to_pm)
+            ),
+        ],
+    ];
+    fmt::table(&["", "value"], &rows);
+    Ok(())
+}
