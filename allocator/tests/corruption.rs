@@ -263,3 +263,15 @@ fn truncated_devices_through_the_device_seam() {
     let (pool, _) = Pool::open_on(Box::new(d)).unwrap();
     assert_eq!(pool.get(ObjectId(1)).unwrap(), pattern(1, 5000));
 }
+
+#[test]
+fn a_segment_truncated_behind_an_open_pool_is_an_error_not_sigbus() {
+    // Another process ignoring the lock truncates a segment while the pool is open.
+    let dir = disk_dir();
+    let pool = Pool::create(dir.path(), small(Backend::Mmap)).unwrap();
+    pool.put(ObjectId(1), ObjectKind::Blob, Durability::Durable, &pattern(1, 300_000)).unwrap();
+    truncate(&seg(dir.path(), 0), 8192);
+    assert!(matches!(pool.get(ObjectId(1)), Err(Error::Truncated { found: 8192, .. })));
+    let r = pool.put(ObjectId(2), ObjectKind::Blob, Durability::Durable, &pattern(2, 1000));
+    assert!(matches!(r, Err(Error::Truncated { .. })), "{r:?}");
+}
