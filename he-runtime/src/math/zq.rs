@@ -201,7 +201,7 @@ impl Modulus {
         }
     }
 
-    /// `a[i] = (a[i] + b[i]) mod q`.
+    /// `a[i] = (a[i] + b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length (a programming error inside the crate).
@@ -216,7 +216,7 @@ impl Modulus {
         }
     }
 
-    /// `a[i] = (a[i] - b[i]) mod q`.
+    /// `a[i] = (a[i] - b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -249,7 +249,7 @@ impl Modulus {
         }
     }
 
-    /// `a[i] = (a[i] * b[i]) mod q`.
+    /// `a[i] = (a[i] * b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -277,7 +277,7 @@ impl Modulus {
         }
     }
 
-    /// `acc[i] = (acc[i] + a[i] * b[i]) mod q`.
+    /// `acc[i] = (acc[i] + a[i] * b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
