@@ -435,9 +435,7 @@ impl ModDown {
             if repr == Representation::Ntt {
                 self.q.tables()[t].forward(e);
             }
-            // Two slice passes so both run on the IFMA kernels when q < 2^50.
-            m.sub_assign_slice(d, e);
-            m.mul_scalar_assign_slice(d, self.p_inv[t].0);
+            m.sub_mul_scalar_assign_slice(d, e, self.p_inv[t].0);
         }
         Ok(())
     }

@@ -229,6 +229,24 @@ pub(crate) mod slices {
         unsafe { k::mul_add_assign(l, acc, a, b) }
     }
 
+    /// a = (a − b)·w mod q (w < q, Shoup companion `ws`).
+    pub(crate) fn sub_mul_scalar_assign(m: &Modulus, a: &mut [u64], b: &[u64], w: u64, ws: u64) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal.
+        unsafe { k::sub_mul_scalar_assign(l, a, b, w, ws) }
+    }
+
+    /// dst = centered_p(src) mod q for src words below p < 2^52.
+    pub(crate) fn lift_centered(m: &Modulus, src: &[u64], dst: &mut [u64], p: &Modulus) {
+        assert!(src.len() == dst.len() && p.bits() <= 52);
+        let l = lanes(m);
+        let p_mod = m.reduce(p.value());
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal; src words are
+        // below p < 2^52 by the caller's contract (a wrong word gives a wrong value, not UB).
+        unsafe { k::lift_centered(l, src, dst, p.value() >> 1, p_mod, m.shoup(1)) }
+    }
+
     /// a *= w mod q (w < q, Shoup companion `ws`).
     pub(crate) fn mul_scalar_assign(m: &Modulus, a: &mut [u64], w: u64, ws: u64) {
         let l = lanes(m);
