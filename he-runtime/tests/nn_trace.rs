@@ -104,3 +104,53 @@ fn full_size_programs_are_sized_without_cryptography() {
         prog.peak_live_ciphertext_bytes() as f64 / 1e9
     );
 }
+
+#[test]
+fn resnet20_first_stage_plans_at_log_n_16() {
+    // Symbolic only: CIFAR 3×32×32 → conv 16 → 3 residual blocks (conv, x², conv) → x², with
+    // the square standing in for the activation; no key, no encryption.
+    use hetier_he::nn::layers::*;
+    let params = hetier_he::ckks::Preset::N16.params().unwrap();
+    let mut r = rng(20);
+    let mut conv = |name: &str, cin: usize| {
+        let w = uniform(&mut r, 16 * cin * 9, 0.1);
+        Layer::Conv2d(Conv2d::new(name, cin, 16, 3, 1, 1, w, None).unwrap())
+    };
+    let mut layers = vec![conv("conv0", 3), Layer::Square(Square::new("act0"))];
+    for i in 0..3 {
+        layers.push(Layer::Residual {
+            name: format!("block{i}"),
+            body: vec![
+                conv(&format!("block{i}.conv1"), 16),
+                Layer::Square(Square::new(&format!("block{i}.act"))),
+                conv(&format!("block{i}.conv2"), 16),
+            ],
+        });
+        layers.push(Layer::Square(Square::new(&format!("act{}", i + 1))));
+    }
+    let model = Model::new(Layout::image(3, 32, 32), layers);
+    let (prog, out) = model.compile(&params).unwrap();
+    assert_eq!(out.ciphertexts(), 1);
+    assert_eq!(prog.depth(), 2 + 3 * 4);
+    // 8 kernel offsets + 15 channel shifts of 1024 slots.
+    assert_eq!(prog.rotation_steps().len(), 8 + 15);
+    let kinds = prog.bytes_by_kind();
+    let trace = prog.trace();
+    assert_eq!(trace.iter().filter(|a| a.mode == AccessMode::Write).count(), {
+        let writes: usize = prog
+            .ops()
+            .iter()
+            .map(|o| o.op.accesses().iter().filter(|(_, m)| *m == AccessMode::Write).count())
+            .sum();
+        writes
+    });
+    println!(
+        "resnet20 stage 1 at log N 16: {} ops, {} key switches, keys {:.2} GB, weights {:.2} GB, \
+         peak live ct {:.2} GB",
+        prog.ops().len(),
+        prog.key_switches(),
+        kinds["key"] as f64 / 1e9,
+        kinds["plaintext"] as f64 / 1e9,
+        prog.peak_live_ciphertext_bytes() as f64 / 1e9
+    );
+}

@@ -206,9 +206,12 @@ impl Conv2d {
         }
         let period = out.period;
         let kb = period / input.c_stride;
-        let (k, p, t) = (self.kernel, self.padding as isize, self.stride as isize);
-        let (h, w) = (input.height as isize, input.width as isize);
+        let (k, p) = (self.kernel, self.padding as isize);
         let per_in = input.per_ct;
+        // Masks are generated on demand from the shared weights (a full-size plan never holds
+        // them); a term exists when some (output, input) channel pair has a non-zero weight and
+        // the kernel offset reaches some pixel of the image.
+        let me = Arc::new(self.clone());
         let mut groups: Vec<Vec<Term>> = Vec::new();
         for go in 0..out.ciphertexts() {
             let mut terms = Vec::new();
@@ -216,41 +219,18 @@ impl Conv2d {
                 for delta in 0..kb {
                     for dy in 0..k {
                         for dx in 0..k {
-                            let mut diag: SparseDiag = Vec::new();
-                            for j in 0..kb {
-                                let o = go * out.per_ct + j;
-                                let cl = (j + delta) % kb;
-                                let c = gi * per_in + cl;
-                                if j >= out.per_ct || o >= self.out_channels || cl >= per_in {
-                                    continue;
-                                }
-                                if c >= self.in_channels {
-                                    continue;
-                                }
-                                let wv = self.w(o, c, dy, dx);
-                                if wv == 0.0 {
-                                    continue;
-                                }
-                                for r in 0..out.height {
-                                    for s in 0..out.width {
-                                        let ir = r as isize * t + dy as isize - p;
-                                        let is = s as isize * t + dx as isize - p;
-                                        if ir >= 0 && is >= 0 && ir < h && is < w {
-                                            diag.push((out.slot(j, r, s), wv));
-                                        }
-                                    }
-                                }
-                            }
-                            if diag.is_empty() {
+                            let geo = ConvTerm { go, gi, delta, dy, dx, kb, per_in, out };
+                            if !geo.reaches_image(&me, input) || !geo.has_weight(&me) {
                                 continue;
                             }
                             let off = (dy as isize - p) * input.r_stride as isize
                                 + (dx as isize - p) * input.s_stride as isize;
+                            let (me, inl) = (Arc::clone(&me), *input);
                             terms.push(Term {
                                 input: gi,
                                 giant: (delta * input.c_stride) as i64,
                                 baby: off as i64,
-                                diag: Arc::new(diag),
+                                diag: Arc::new(move || geo.mask(&me, &inl)),
                             });
                         }
                     }
@@ -307,6 +287,73 @@ impl Conv2d {
         out_scale: f64,
     ) -> Result<(ObjId, Layout)> {
         single(&self.name, self.compile_tensor_scaled(b, &Tensor::single(x, *layout), out_scale)?)
+    }
+}
+
+/// Geometry of one convolution term: output group, input group, channel shift and offset.
+#[derive(Debug, Clone, Copy)]
+struct ConvTerm {
+    go: usize,
+    gi: usize,
+    delta: usize,
+    dy: usize,
+    dx: usize,
+    kb: usize,
+    per_in: usize,
+    out: Layout,
+}
+
+impl ConvTerm {
+    /// (output block j, output channel, input channel) triples this term connects.
+    fn pairs(&self, conv: &Conv2d) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let (in_c, out_c) = (conv.in_channels, conv.out_channels);
+        (0..self.kb.min(self.out.per_ct)).filter_map(move |j| {
+            let o = self.go * self.out.per_ct + j;
+            let cl = (j + self.delta) % self.kb;
+            let c = self.gi * self.per_in + cl;
+            (o < out_c && cl < self.per_in && c < in_c).then_some((j, o, c))
+        })
+    }
+
+    /// Whether some output pixel's source pixel for this offset lies inside the image.
+    fn reaches_image(&self, conv: &Conv2d, input: &Layout) -> bool {
+        let (t, p) = (conv.stride as isize, conv.padding as isize);
+        let inside = |n: usize, d: usize, lim: usize| {
+            (0..n as isize).any(|r| (0..lim as isize).contains(&(r * t + d as isize - p)))
+        };
+        inside(self.out.height, self.dy, input.height)
+            && inside(self.out.width, self.dx, input.width)
+    }
+
+    /// Whether some connected channel pair has a non-zero weight at this tap.
+    fn has_weight(&self, conv: &Conv2d) -> bool {
+        self.pairs(conv).any(|(_, o, c)| conv.w(o, c, self.dy, self.dx) != 0.0)
+    }
+
+    /// The mask: weight K[o][c][dy][dx] at every output slot whose source pixel is inside.
+    fn mask(&self, conv: &Conv2d, input: &Layout) -> SparseDiag {
+        let (t, p) = (conv.stride as isize, conv.padding as isize);
+        let (h, w) = (input.height as isize, input.width as isize);
+        let mut diag = Vec::new();
+        for (j, o, c) in self.pairs(conv) {
+            let wv = conv.w(o, c, self.dy, self.dx);
+            if wv == 0.0 {
+                continue;
+            }
+            for r in 0..self.out.height {
+                let ir = r as isize * t + self.dy as isize - p;
+                if ir < 0 || ir >= h {
+                    continue;
+                }
+                for s in 0..self.out.width {
+                    let is = s as isize * t + self.dx as isize - p;
+                    if is >= 0 && is < w {
+                        diag.push((self.out.slot(j, r, s), wv));
+                    }
+                }
+            }
+        }
+        diag
     }
 }
 

@@ -15,7 +15,6 @@
 //! one rescale the layer costs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use super::linear::{babies, bsgs, SparseDiag, Term};
 use super::single;
@@ -153,12 +152,7 @@ impl Dense {
         let (n1, _) = Self::bsgs_split(m);
         let terms: Vec<Term> = diags
             .into_iter()
-            .map(|((ct, k), d)| Term {
-                input: ct,
-                giant: (k - k % n1) as i64,
-                baby: (k % n1) as i64,
-                diag: Arc::new(d),
-            })
+            .map(|((ct, k), d)| Term::fixed(ct, (k - k % n1) as i64, (k % n1) as i64, d))
             .collect();
         let pt_scale = b.prime(level)? * out_scale / b.scale(x0)?;
         let bab = babies(b, &x.cts, &terms)?;

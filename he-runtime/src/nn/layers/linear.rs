@@ -19,14 +19,25 @@ use crate::nn::program::{ObjId, PlainSource};
 /// A sparse diagonal: (slot within the period, value) pairs.
 pub(crate) type SparseDiag = Vec<(usize, f64)>;
 
+/// Produces a diagonal on demand, so a full-size plan never materialises its weights.
+pub(crate) type DiagFn = Arc<dyn Fn() -> SparseDiag + Send + Sync>;
+
 /// One term of a BSGS linear map on input ciphertext `input`: rotation = giant + baby,
-/// plaintext = `diag` (period n).
-#[derive(Debug, Clone)]
+/// plaintext = `diag()` (period n).
+#[derive(Clone)]
 pub(crate) struct Term {
     pub input: usize,
     pub giant: i64,
     pub baby: i64,
-    pub diag: Arc<SparseDiag>,
+    pub diag: DiagFn,
+}
+
+impl Term {
+    /// A term whose diagonal is already computed.
+    pub fn fixed(input: usize, giant: i64, baby: i64, diag: SparseDiag) -> Self {
+        let d = Arc::new(diag);
+        Self { input, giant, baby, diag: Arc::new(move || d.as_ref().clone()) }
+    }
 }
 
 /// The period-n vector `diag` rotated right by `giant`, repeated over `slots`.
@@ -77,7 +88,7 @@ pub(crate) fn bsgs(
         let mut inner = Vec::with_capacity(ts.len());
         for t in ts {
             let diag = Arc::clone(&t.diag);
-            let src = PlainSource::new(move || expand(&diag, giant, n, slots));
+            let src = PlainSource::new(move || expand(&diag(), giant, n, slots));
             let x = babies.get(&(t.input, t.baby)).copied().ok_or(Error::MissingObject {
                 id: u32::MAX,
                 reason: "baby rotation not prepared",
