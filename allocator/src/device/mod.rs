@@ -59,6 +59,12 @@ pub trait Device: Send + Sync + std::fmt::Debug {
         1 << 20
     }
 
+    /// Whether transfers wait on I/O rather than on the CPU, so checksumming on a second thread
+    /// while the next chunk transfers is free time (true for O_DIRECT, false for memory copies).
+    fn io_bound(&self) -> bool {
+        false
+    }
+
     /// A short name for reports ("mmap", "direct", "faulty").
     fn name(&self) -> &'static str;
 }

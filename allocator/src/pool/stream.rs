@@ -4,6 +4,8 @@
 //! chunk by chunk (the chunk is still in cache when it is checksummed), and the parts' crc32c
 //! values are combined. With one thread this is the plain serial loop.
 
+use std::sync::mpsc;
+
 use crate::device::Device;
 use crate::error::Result;
 
@@ -42,6 +44,46 @@ fn combine(parts: Vec<(Result<u32>, usize)>) -> Result<u32> {
     Ok(crc)
 }
 
+/// I/O-bound device, one thread: the (immutable) source is checksummed on a helper thread while
+/// the main thread writes it.
+fn write_overlapped(dev: &dyn Device, offset: u64, bytes: &[u8], chunk: usize) -> Result<u32> {
+    std::thread::scope(|s| {
+        let h = s.spawn(|| crc32c::crc32c(bytes));
+        let mut written = Ok(());
+        for (i, piece) in bytes.chunks(chunk).enumerate() {
+            if let Err(e) = dev.write_at(offset + (i * chunk) as u64, piece) {
+                written = Err(e);
+                break;
+            }
+        }
+        let crc = join(h);
+        written.map(|()| crc)
+    })
+}
+
+/// I/O-bound device, one thread: each chunk, once read, is handed (read-only) to a hasher thread
+/// while the next chunk is read.
+fn read_overlapped(dev: &dyn Device, offset: u64, buf: &mut [u8], chunk: usize) -> Result<u32> {
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<&[u8]>(8);
+        let h = s.spawn(move || rx.into_iter().fold(0u32, crc32c::crc32c_append));
+        let mut result = Ok(());
+        for (i, piece) in buf.chunks_mut(chunk).enumerate() {
+            if let Err(e) = dev.read_at(offset + (i * chunk) as u64, piece) {
+                result = Err(e);
+                break;
+            }
+            let done: &[u8] = piece;
+            if tx.send(done).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let crc = join(h);
+        result.map(|()| crc)
+    })
+}
+
 fn write_part(dev: &dyn Device, offset: u64, bytes: &[u8], chunk: usize) -> Result<u32> {
     let mut crc = 0u32;
     for (i, piece) in bytes.chunks(chunk).enumerate() {
@@ -69,6 +111,9 @@ pub(crate) fn write_with_crc(
 ) -> Result<u32> {
     let lens = part_lens(bytes.len(), threads);
     if lens.len() <= 1 {
+        if dev.io_bound() && bytes.len() >= PARALLEL_MIN {
+            return write_overlapped(dev, offset, bytes, chunk);
+        }
         return write_part(dev, offset, bytes, chunk);
     }
     let mut parts = Vec::with_capacity(lens.len());
@@ -103,6 +148,9 @@ pub(crate) fn read_with_crc(
 ) -> Result<u32> {
     let lens = part_lens(buf.len(), threads);
     if lens.len() <= 1 {
+        if dev.io_bound() && buf.len() >= PARALLEL_MIN {
+            return read_overlapped(dev, offset, buf, chunk);
+        }
         return read_part(dev, offset, buf, chunk);
     }
     let mut parts = Vec::with_capacity(lens.len());
