@@ -42,7 +42,8 @@ pub trait Policy: Send + std::fmt::Debug {
     );
 
     /// Eviction order: among unpinned DRAM-resident objects the one with the largest value
-    /// leaves first. Prefetching `c` may only evict objects whose priority exceeds `c`'s.
+    /// leaves first — among clean objects first, since a scratch object leaving DRAM costs a
+    /// write-back, so scratch ones are chosen only when no clean object qualifies.
     fn evict_priority(&self, id: ObjectId) -> u64;
 
     /// How a prefetch of `candidate` ranks the DRAM-resident object `id`: `(rank, needed_first)`.

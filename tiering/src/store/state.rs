@@ -113,8 +113,12 @@ impl State {
         self.stats.peak_dram = self.stats.peak_dram.max(self.used);
     }
 
+    /// The next object to leave DRAM: the policy's choice among clean objects, and among
+    /// scratch ones (which cost a write-back) only when no clean object qualifies.
     fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
-        let mut best: Option<(u64, ObjectId)> = None;
+        // (clean, priority, id): clean first, then highest priority, ties to the smaller id
+        // so runs are deterministic.
+        let mut best: Option<(bool, u64, ObjectId)> = None;
         for (id, e) in &self.objects {
             if !e.evictable() {
                 continue;
@@ -123,16 +127,17 @@ impl State {
             if below.is_some_and(|b| p <= b) {
                 continue;
             }
-            // Ties go to the smaller id so runs are deterministic.
             let better = match best {
                 None => true,
-                Some((bp, bid)) => p > bp || (p == bp && *id < bid),
+                Some((bc, bp, bid)) => {
+                    (e.in_pm, p, std::cmp::Reverse(*id)) > (bc, bp, std::cmp::Reverse(bid))
+                }
             };
             if better {
-                best = Some((p, *id));
+                best = Some((e.in_pm, p, *id));
             }
         }
-        best.map(|(_, id)| id)
+        best.map(|(_, _, id)| id)
     }
 
     /// The victim a prefetch of `c` may take now, if any (see [`Policy::prefetch_rank`]).
