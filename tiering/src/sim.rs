@@ -252,8 +252,12 @@ impl Sim<'_> {
                 continue;
             }
             let len = o.len;
+            let headroom = self.policy.prefetch_headroom(c);
+            if len + headroom > self.budget {
+                break;
+            }
             let mut ok = true;
-            while self.used + len > self.budget {
+            while self.used + len + headroom > self.budget {
                 match self.prefetch_victim(c) {
                     // A scratch victim's write-back is queued on the link, not inline.
                     Some(v) => self.evict(v, false),

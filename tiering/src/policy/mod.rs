@@ -56,6 +56,13 @@ pub trait Policy: Send + std::fmt::Debug {
         (self.evict_priority(id), false)
     }
 
+    /// Bytes a prefetch of `candidate` must leave free for objects that do not exist yet but
+    /// will be written (and used) before it, e.g. the results of the next operations.
+    fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {
+        let _ = candidate;
+        0
+    }
+
     /// Objects worth bringing into DRAM ahead of their use, most urgent first.
     fn prefetch_candidates(&self) -> Vec<ObjectId> {
         Vec::new()

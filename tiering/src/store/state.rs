@@ -200,13 +200,26 @@ pub(super) fn make_room(
             _ => Ok(Room::Refused),
         };
     }
+    // A prefetch also leaves room for results that will be written before its object is used.
+    let headroom = match (need, id) {
+        (Need::Prefetch, Some(c)) => st.policy.prefetch_headroom(c),
+        _ => 0,
+    };
+    if need == Need::Prefetch && len + headroom > budget {
+        return Ok(Room::Refused);
+    }
     loop {
-        if let Some(i) = st.spares.iter().position(|b| b.len() as u64 == len) {
+        if need == Need::Prefetch && st.used + len + headroom <= budget {
+            st.reserve_raw(len);
+            return Ok(Room::Reserved(None));
+        }
+        let spare_ok = need != Need::Prefetch || st.used + headroom <= budget;
+        if let Some(i) = st.spares.iter().position(|b| spare_ok && b.len() as u64 == len) {
             // Its bytes are already counted: they become this reservation.
             st.stats.block_reuses += 1;
             return Ok(Room::Reserved(Some(st.spares.swap_remove(i))));
         }
-        if st.used + len <= budget {
+        if need != Need::Prefetch && st.used + len <= budget {
             st.reserve_raw(len);
             return Ok(Room::Reserved(None));
         }
