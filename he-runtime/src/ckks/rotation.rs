@@ -7,6 +7,7 @@ use super::ciphertext::Ciphertext;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
 use super::keyswitch::{decompose, inner_product, mod_down, Scratch};
+use super::ring::add_mod;
 use crate::error::{Error, Result};
 
 /// A ciphertext with its c_1 already decomposed (ModUp of every digit), ready for any number
@@ -219,14 +220,19 @@ impl Evaluator {
         let mut tmp = std::mem::take(&mut scratch.rot);
         let (t0, t1) = tmp[..2 * l1 * n].split_at_mut(l1 * n);
         self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
-        t0.par_chunks_mut(n).zip(h.c0.par_chunks(n)).enumerate().for_each(|(i, (t, c))| {
-            self.ctx.prime(i).modulus.add_assign_slice(t, c);
-        });
         let perm = self.ctx.galois_perm(g);
         let mut out = Ciphertext::zeros(2, h.level, h.scale, n, h.params_id);
-        out.data.par_chunks_mut(n).zip(tmp[..2 * l1 * n].par_chunks(n)).for_each(|(o, c)| {
-            for (x, &p) in o.iter_mut().zip(&perm) {
-                *x = c[p as usize];
+        // One gather pass per limb: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
+        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        let (t0, t1) = (&*t0, &*t1);
+        o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().for_each(|(i, (x0, x1))| {
+            let q = self.ctx.prime(i).q;
+            let r = i * n..(i + 1) * n;
+            let (a, b, c) = (&t0[r.clone()], &t1[r.clone()], &h.c0[r]);
+            for ((y0, y1), &p) in x0.iter_mut().zip(x1.iter_mut()).zip(&perm) {
+                let p = p as usize;
+                *y0 = add_mod(a[p], c[p], q);
+                *y1 = b[p];
             }
         });
         scratch.rot = tmp;
