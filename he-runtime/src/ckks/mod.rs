@@ -45,7 +45,8 @@ pub use encryptor::{Decryptor, Encryptor, SeededCiphertext};
 pub use evaluator::Evaluator;
 pub use fft::Complex64;
 pub use keys::{
-    GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, PublicKey, RelinKey, SecretKey,
+    GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, KeySwitchKeyView, PublicKey, RelinKey,
+    SecretKey,
 };
 pub use keyswitch::Scratch;
 pub use params::{
