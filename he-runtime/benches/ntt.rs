@@ -1,7 +1,9 @@
 //! Math kernels, portable vs AVX-512 IFMA, in the same run:
 //! - `ntt_forward` / `ntt_inverse`: one 50-bit prime, log N = 13..16;
 //! - `basis_extend`: one ModUp digit, 11 → 24 primes (50-bit), log N = 13..16;
-//! - `mul_slice`: pointwise a·b mod q over N words (50-bit prime), log N = 13..16.
+//! - `mul_slice`: pointwise a·b mod q over N words (50-bit prime), log N = 13..16;
+//! - `dot_rotated`: one limb of the key-switching inner product under a rotation's Galois
+//!   permutation, 3 digits × 2 key parts (50-bit prime), scalar u128 loop vs `dot_product`.
 //!
 //! Run: `cargo bench -p hetier-he --bench ntt`. The ratio is portable / ifma per row pair.
 //! IFMA rows are skipped on CPUs without avx512ifma.
@@ -11,7 +13,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use hetier_he::math::{
-    generate_ntt_primes, BasisConverter, Conversion, Modulus, NttBackend, NttTable,
+    dot_product, galois_element_for_rotation, generate_ntt_primes, Automorphism, BasisConverter,
+    Conversion, Modulus, NttBackend, NttTable,
 };
 use std::hint::black_box;
 
@@ -125,5 +128,42 @@ fn bench_mul_slice(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_ntt, bench_basis_extend, bench_mul_slice);
+fn bench_dot(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dot_rotated");
+    for log_n in 13..=16u32 {
+        let n = 1usize << log_n;
+        let q = primes(50, log_n, 1, &[])[0];
+        let m = Modulus::new(q).expect("prime");
+        let g = galois_element_for_rotation(1, log_n).expect("valid degree");
+        let auto = Automorphism::new(log_n, g).expect("valid element");
+        let a: Vec<Vec<u64>> = (0..3).map(|j| pseudo_random(n, q, j)).collect();
+        let b: Vec<Vec<u64>> = (0..6).map(|j| pseudo_random(n, q, 10 + j)).collect();
+        let ar: Vec<&[u64]> = a.iter().map(|v| v.as_slice()).collect();
+        let br: Vec<&[u64]> = b.iter().map(|v| v.as_slice()).collect();
+        let (mut o0, mut o1) = (vec![0u64; n], vec![0u64; n]);
+        let perm = auto.ntt_source();
+        group.bench_with_input(BenchmarkId::new("scalar", log_n), &log_n, |bch, _| {
+            bch.iter(|| {
+                for c in 0..n {
+                    let (mut s0, mut s1) = (0u128, 0u128);
+                    for j in 0..3 {
+                        let x = ar[j][perm[c] as usize] as u128;
+                        s0 += x * br[j][c] as u128;
+                        s1 += x * br[3 + j][c] as u128;
+                    }
+                    o0[c] = m.reduce_u128(s0);
+                    o1[c] = m.reduce_u128(s1);
+                }
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("dispatched", log_n), &log_n, |bch, _| {
+            bch.iter(|| {
+                dot_product(&m, &ar, &br, Some(&auto), &mut [&mut o0, &mut o1]).expect("shapes")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_ntt, bench_basis_extend, bench_mul_slice, bench_dot);
 criterion_main!(benches);

@@ -98,6 +98,11 @@ impl Automorphism {
         1 << self.log_n
     }
 
+    /// The NTT-form permutation: `out[j] = in[ntt_source()[j]]`, every entry below N.
+    pub fn ntt_source(&self) -> &[u32] {
+        &self.ntt_src
+    }
+
     /// One limb in coefficient form: `output = input(X^g)` modulo `modulus`.
     ///
     /// # Panics

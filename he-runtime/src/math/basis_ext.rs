@@ -30,8 +30,8 @@ pub enum Conversion {
 pub struct BasisConverter {
     from: Vec<Modulus>,
     to: Vec<Modulus>,
-    /// [(Q/q_i)^{-1}]_{q_i} with Shoup companion.
-    q_hat_inv: Vec<(u64, u64)>,
+    /// [(Q/q_i)^{-1}]_{q_i}.
+    q_hat_inv: Vec<u64>,
     /// (Q/q_i) mod p_t, row t holds the k values for target t.
     q_hat_mod_p: Vec<u64>,
     /// Q mod p_t with Shoup companion.
@@ -58,10 +58,7 @@ impl BasisConverter {
         let q_hat_inv = from
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let inv = m.inv(prod_except(m, i))?;
-                Ok((inv, m.shoup(inv)))
-            })
+            .map(|(i, m)| m.inv(prod_except(m, i)))
             .collect::<Result<Vec<_>>>()?;
         let mut q_hat_mod_p = Vec::with_capacity(from.len() * to.len());
         let mut q_mod_p = Vec::with_capacity(to.len());
@@ -134,7 +131,7 @@ impl BasisConverter {
     /// If `i` is out of range.
     pub fn prepare_limb_in_place(&self, i: usize, y: &mut [u64]) {
         // The slice helper runs the IFMA kernel when q_i < 2^50.
-        self.from[i].mul_scalar_assign_slice(y, self.q_hat_inv[i].0);
+        self.from[i].mul_scalar_assign_slice(y, self.q_hat_inv[i]);
     }
 
     /// The centering counts `r[c] = round(Σ_i y_i[c] / q_i)` (ties to even) from prepared limbs
@@ -438,9 +435,7 @@ impl ModDown {
             if repr == Representation::Ntt {
                 self.q.tables()[t].forward(e);
             }
-            // Two slice passes so both run on the IFMA kernels when q < 2^50.
-            m.sub_assign_slice(d, e);
-            m.mul_scalar_assign_slice(d, self.p_inv[t].0);
+            m.sub_mul_scalar_assign_slice(d, e, self.p_inv[t].0);
         }
         Ok(())
     }

@@ -367,11 +367,16 @@ mod tests {
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+        let mut sizes_tested = 0;
         for log_n in MIN_LOG_N..=MAX_LOG_N {
-            for bits in [log_n + 2, 30, 36, 40, 45, 49, 50] {
-                let Ok(qs) = generate_ntt_primes(bits.max(log_n + 2), log_n, 2, &[]) else {
+            // Every prime size the IFMA path accepts at this degree: log N + 2 ..= 50 bits.
+            for bits in log_n + 2..=simd::IFMA_MAX_MODULUS_BITS {
+                let count = if bits == simd::IFMA_MAX_MODULUS_BITS { 3 } else { 1 };
+                // The smallest sizes may hold no prime ≡ 1 mod 2N at all.
+                let Ok(qs) = generate_ntt_primes(bits, log_n, count, &[]) else {
                     continue;
                 };
+                sizes_tested += 1;
                 for q in qs {
                     let mut t = NttTable::new(Modulus::new(q).unwrap(), log_n).unwrap();
                     assert_eq!(t.backend(), NttBackend::Ifma);
@@ -394,6 +399,8 @@ mod tests {
                 }
             }
         }
+        // 539 (log N, size) pairs exist; only a handful of the smallest have no prime.
+        assert!(sizes_tested > 500, "{sizes_tested}");
     }
 
     #[test]

@@ -165,24 +165,17 @@ impl RnsBasis {
         if repr == Representation::Ntt {
             self.tables[l].inverse(last_c);
         }
-        let q_last = self.moduli[l].value();
-        let half = q_last >> 1;
+        let last_m = self.moduli[l];
         for (i, d) in head.chunks_exact_mut(n).enumerate() {
             let m = &self.moduli[i];
-            let ql_mod = m.reduce(q_last);
-            let inv = m.inv(ql_mod)?;
+            let inv = m.inv(m.reduce(last_m.value()))?;
             // The centered lift of the last residue, so that x − lift is divisible by q_l and
             // the quotient is x / q_l rounded to nearest.
-            for (t, &v) in tmp.iter_mut().zip(last_c.iter()) {
-                let r = m.reduce(v);
-                *t = if v > half { m.sub(r, ql_mod) } else { r };
-            }
+            m.lift_centered_slice(last_c, &last_m, tmp);
             if repr == Representation::Ntt {
                 self.tables[i].forward(tmp);
             }
-            // Two slice passes so both run on the IFMA kernels when q < 2^50.
-            m.sub_assign_slice(d, tmp);
-            m.mul_scalar_assign_slice(d, inv);
+            m.sub_mul_scalar_assign_slice(d, tmp, inv);
         }
         Ok(())
     }

@@ -201,7 +201,7 @@ impl Modulus {
         }
     }
 
-    /// `a[i] = (a[i] + b[i]) mod q`.
+    /// `a[i] = (a[i] + b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length (a programming error inside the crate).
@@ -216,7 +216,7 @@ impl Modulus {
         }
     }
 
-    /// `a[i] = (a[i] - b[i]) mod q`.
+    /// `a[i] = (a[i] - b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -249,7 +249,7 @@ impl Modulus {
         }
     }
 
-    /// `a[i] = (a[i] * b[i]) mod q`.
+    /// `a[i] = (a[i] * b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -277,7 +277,7 @@ impl Modulus {
         }
     }
 
-    /// `acc[i] = (acc[i] + a[i] * b[i]) mod q`.
+    /// `acc[i] = (acc[i] + a[i] * b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -303,6 +303,43 @@ impl Modulus {
         let s_shoup = self.shoup(s);
         for (r, &x) in acc.iter_mut().zip(a) {
             *r = self.add(*r, self.mul_shoup(x, s, s_shoup));
+        }
+    }
+
+    /// `a[i] = (a[i] - b[i]) * s mod q` in one pass (the combine step of rescaling and
+    /// ModDown); every input word must be below q.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn sub_mul_scalar_assign_slice(&self, a: &mut [u64], b: &[u64], s: u64) {
+        assert_eq!(a.len(), b.len());
+        let s = self.reduce(s);
+        let s_shoup = self.shoup(s);
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::sub_mul_scalar_assign(self, a, b, s, s_shoup);
+        }
+        for (x, &y) in a.iter_mut().zip(b) {
+            *x = self.mul_shoup(*x + self.value - y, s, s_shoup);
+        }
+    }
+
+    /// `dst[i]` = the centered representative of `src[i]` modulo `p` (in (−p/2, p/2]), reduced
+    /// modulo q; `src` words must be below p. The lift that makes divisions by p round.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn lift_centered_slice(&self, src: &[u64], p: &Modulus, dst: &mut [u64]) {
+        assert_eq!(src.len(), dst.len());
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) && p.bits() <= 52 {
+            return simd::slices::lift_centered(self, src, dst, p);
+        }
+        let half = p.value() >> 1;
+        let p_mod = self.reduce(p.value());
+        for (d, &v) in dst.iter_mut().zip(src) {
+            let r = self.reduce(v);
+            *d = if v > half { self.sub(r, p_mod) } else { r };
         }
     }
 
@@ -381,6 +418,33 @@ mod tests {
                 let mut t = a.clone();
                 m.mul_scalar_assign_slice(&mut t, s);
                 assert!((0..len).all(|i| t[i] == r(a[i] as u128 * s as u128)));
+                let mut t = a.clone();
+                m.sub_mul_scalar_assign_slice(&mut t, &b, s);
+                assert!((0..len)
+                    .all(|i| t[i] == r((a[i] as u128 + q as u128 - b[i] as u128) * s as u128)));
+                // Lift from moduli below and above q (up to 52 bits on the IFMA path, 61 beyond).
+                for pbits in [bits.max(2), 40, 52, 61] {
+                    let p = Modulus::new(((1u64 << pbits) - 1) | 1).unwrap();
+                    let src: Vec<u64> = (0..len)
+                        .map(|i| match i % 4 {
+                            0 => p.value() >> 1,
+                            1 => (p.value() >> 1) + 1,
+                            _ => rng.gen_range(0..p.value()),
+                        })
+                        .collect();
+                    let mut t = vec![0u64; len];
+                    m.lift_centered_slice(&src, &p, &mut t);
+                    for i in 0..len {
+                        let v = p.center(src[i]) as i128;
+                        assert_eq!(
+                            t[i] as i128,
+                            v.rem_euclid(q as i128),
+                            "lift p={} q={q} v={}",
+                            p.value(),
+                            src[i]
+                        );
+                    }
+                }
             }
         }
     }

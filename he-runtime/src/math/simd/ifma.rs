@@ -4,9 +4,10 @@
 //! right by 12), `est = hi52(y·w')` and `r = lo52(y·w) + lo52(est·(2^52 - q)) mod 2^52` lies in
 //! [0, 2q) for any y < 2^52. Lazy values stay below 4q < 2^52, hence q < 2^50.
 //!
-//! Stages with butterfly distance t >= 8 broadcast one twiddle per group; the last three
-//! (t = 4, 2, 1) gather X/Y operands from two vectors with `permutex2var` and expand the
-//! twiddles with `permutexvar`, then scatter the results back.
+//! Stages with butterfly distance t >= 8 broadcast one twiddle per group; the three with
+//! t = 4, 2, 1 run fused per 16-word block, gathering X/Y operands with `permutex2var` (each
+//! stage's scatter composed with the next stage's gather) and expanding the twiddles with
+//! `permutexvar`.
 
 use std::arch::x86_64::*;
 
@@ -69,30 +70,43 @@ fn gs(c: Consts, x: __m512i, y: __m512i, w: __m512i, w52: __m512i) -> (__m512i, 
     (s, mul_shoup_lazy(c, d, w, w52))
 }
 
-/// Index vectors (gather X, gather Y, scatter low, scatter high) for butterfly distance t < 8.
-#[target_feature(enable = "avx512f")]
-fn shuffles(t: usize) -> [__m512i; 4] {
-    let v = |a: [i64; 8]| _mm512_setr_epi64(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+/// Index tables (gather X, gather Y, scatter low, scatter high) over a 16-word block for
+/// butterfly distance t < 8: X/Y gather the two halves of every butterfly, the scatters put
+/// them back (indices 0–7 name the first operand of `permutex2var`, 8–15 the second).
+fn shuffle_table(t: usize) -> [[i64; 8]; 4] {
     match t {
         4 => [
-            v([0, 1, 2, 3, 8, 9, 10, 11]),
-            v([4, 5, 6, 7, 12, 13, 14, 15]),
-            v([0, 1, 2, 3, 8, 9, 10, 11]),
-            v([4, 5, 6, 7, 12, 13, 14, 15]),
+            [0, 1, 2, 3, 8, 9, 10, 11],
+            [4, 5, 6, 7, 12, 13, 14, 15],
+            [0, 1, 2, 3, 8, 9, 10, 11],
+            [4, 5, 6, 7, 12, 13, 14, 15],
         ],
         2 => [
-            v([0, 1, 4, 5, 8, 9, 12, 13]),
-            v([2, 3, 6, 7, 10, 11, 14, 15]),
-            v([0, 1, 8, 9, 2, 3, 10, 11]),
-            v([4, 5, 12, 13, 6, 7, 14, 15]),
+            [0, 1, 4, 5, 8, 9, 12, 13],
+            [2, 3, 6, 7, 10, 11, 14, 15],
+            [0, 1, 8, 9, 2, 3, 10, 11],
+            [4, 5, 12, 13, 6, 7, 14, 15],
         ],
         _ => [
-            v([0, 2, 4, 6, 8, 10, 12, 14]),
-            v([1, 3, 5, 7, 9, 11, 13, 15]),
-            v([0, 8, 1, 9, 2, 10, 3, 11]),
-            v([4, 12, 5, 13, 6, 14, 7, 15]),
+            [0, 2, 4, 6, 8, 10, 12, 14],
+            [1, 3, 5, 7, 9, 11, 13, 15],
+            [0, 8, 1, 9, 2, 10, 3, 11],
+            [4, 12, 5, 13, 6, 14, 7, 15],
         ],
     }
+}
+
+/// The gather of the next stage applied directly to the (X, Y) pair of the previous one:
+/// block position p came from pool index scatter[p], so lane l of the next gather reads
+/// scatter[gather[l]].
+fn compose(scatter_lo: [i64; 8], scatter_hi: [i64; 8], gather: [i64; 8]) -> [i64; 8] {
+    gather.map(|g| if g < 8 { scatter_lo[g as usize] } else { scatter_hi[g as usize - 8] })
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn idx(a: [i64; 8]) -> __m512i {
+    _mm512_setr_epi64(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
 }
 
 /// Twiddle expansion for distance t < 8: each of the 16/(2t) groups in a 16-word block owns t
@@ -113,53 +127,100 @@ fn splat_twiddle(w: u64, w_shoup64: u64) -> (__m512i, __m512i) {
     (_mm512_set1_epi64(w as i64), _mm512_set1_epi64((w_shoup64 >> 12) as i64))
 }
 
-/// One stage with distance t < 8 over all 16-word blocks; `last_reduce` fully reduces outputs
-/// (used by the final forward stage, whose outputs are in [0, 4q)).
+/// Twiddles of block `b` (16 words) at distance t < 8: groups b·8/t.. of stage m = n/(2t).
+///
+/// # Safety
+/// avx512f available; `m + b·8/t + 8 <= roots.len() = roots_shoup.len()` (true for every block
+/// when n >= 16, see `small_stages`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_twiddles(
+    roots: &[u64],
+    roots_shoup: &[u64],
+    n: usize,
+    t: usize,
+    b: usize,
+    spread: __m512i,
+) -> (__m512i, __m512i) {
+    let at = n / (2 * t) + b * (8 / t);
+    // SAFETY: the caller guarantees at + 8 <= len for both twiddle tables.
+    unsafe {
+        let wr = _mm512_loadu_si512(roots.as_ptr().add(at) as *const _);
+        let ws = _mm512_loadu_si512(roots_shoup.as_ptr().add(at) as *const _);
+        (
+            _mm512_permutexvar_epi64(spread, wr),
+            _mm512_srli_epi64::<12>(_mm512_permutexvar_epi64(spread, ws)),
+        )
+    }
+}
+
+/// The three stages with distance t < 8 (forward: t = 4, 2, 1 with the final reduction;
+/// inverse: t = 1, 2, 4) fused per 16-word block: one load and one store per block, and the
+/// scatter of each stage composed with the gather of the next into one permutation.
 ///
 /// # Safety
 /// avx512f+avx512ifma available; `a.len() == roots.len() == roots_shoup.len() = n`, n >= 16 a
-/// power of two, m = n/(2t), so every 8-word twiddle load at m + i (i < m, i step 16/(2t)) stays
-/// below n.
+/// power of two. Twiddle loads stay in bounds: at distance t the block b reads 8 words at
+/// n/(2t) + b·8/t <= n/(2t) + (n/16 − 1)·8/t, which plus 8 is at most n for every t in {1, 2, 4}.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma")]
-unsafe fn small_stage<const FORWARD: bool>(
+unsafe fn small_stages<const FORWARD: bool>(
     c: Consts,
     a: &mut [u64],
     roots: &[u64],
     roots_shoup: &[u64],
-    t: usize,
-    last_reduce: bool,
 ) {
     let n = a.len();
-    let m = n / (2 * t);
-    let groups_per_block = 8 / t;
-    let [gx, gy, s0, s1] = shuffles(t);
-    let spread = twiddle_spread(t);
+    let ts: [usize; 3] = if FORWARD { [4, 2, 1] } else { [1, 2, 4] };
+    let tab = ts.map(shuffle_table);
+    let (gx0, gy0) = (idx(tab[0][0]), idx(tab[0][1]));
+    let (gx1, gy1) = (
+        idx(compose(tab[0][2], tab[0][3], tab[1][0])),
+        idx(compose(tab[0][2], tab[0][3], tab[1][1])),
+    );
+    let (gx2, gy2) = (
+        idx(compose(tab[1][2], tab[1][3], tab[2][0])),
+        idx(compose(tab[1][2], tab[1][3], tab[2][1])),
+    );
+    let (s0, s1) = (idx(tab[2][2]), idx(tab[2][3]));
+    #[allow(clippy::redundant_closure)] // target-feature fn items do not implement Fn.
+    let spreads = ts.map(|t| twiddle_spread(t));
+    let bfly = |x, y, w, w52| if FORWARD { ct(c, x, y, w, w52) } else { gs(c, x, y, w, w52) };
     let ap = a.as_mut_ptr();
-    let mut i = 0;
-    while i < m {
-        let base = 2 * t * i;
-        // SAFETY: m + i + 8 <= n (see the function contract), base + 16 <= n because blocks
-        // of 16 words tile [0, n).
+    for b in 0..n / 16 {
+        // SAFETY: block b covers words 16b..16b + 16 <= n; twiddle loads per the contract.
         unsafe {
-            let wr = _mm512_loadu_si512(roots.as_ptr().add(m + i) as *const _);
-            let ws = _mm512_loadu_si512(roots_shoup.as_ptr().add(m + i) as *const _);
-            let w = _mm512_permutexvar_epi64(spread, wr);
-            let w52 = _mm512_srli_epi64::<12>(_mm512_permutexvar_epi64(spread, ws));
-            let p = ap.add(base);
+            let p = ap.add(16 * b);
             let v0 = _mm512_loadu_si512(p as *const _);
             let v1 = _mm512_loadu_si512(p.add(8) as *const _);
-            let x = _mm512_permutex2var_epi64(v0, gx, v1);
-            let y = _mm512_permutex2var_epi64(v0, gy, v1);
-            let (mut x, mut y) = if FORWARD { ct(c, x, y, w, w52) } else { gs(c, x, y, w, w52) };
-            if last_reduce {
+            let (w, w52) = block_twiddles(roots, roots_shoup, n, ts[0], b, spreads[0]);
+            let (x, y) = bfly(
+                _mm512_permutex2var_epi64(v0, gx0, v1),
+                _mm512_permutex2var_epi64(v0, gy0, v1),
+                w,
+                w52,
+            );
+            let (w, w52) = block_twiddles(roots, roots_shoup, n, ts[1], b, spreads[1]);
+            let (x, y) = bfly(
+                _mm512_permutex2var_epi64(x, gx1, y),
+                _mm512_permutex2var_epi64(x, gy1, y),
+                w,
+                w52,
+            );
+            let (w, w52) = block_twiddles(roots, roots_shoup, n, ts[2], b, spreads[2]);
+            let (mut x, mut y) = bfly(
+                _mm512_permutex2var_epi64(x, gx2, y),
+                _mm512_permutex2var_epi64(x, gy2, y),
+                w,
+                w52,
+            );
+            if FORWARD {
                 x = reduce_once(reduce_once(x, c.two_q), c.q);
                 y = reduce_once(reduce_once(y, c.two_q), c.q);
             }
             _mm512_storeu_si512(p as *mut _, _mm512_permutex2var_epi64(x, s0, y));
             _mm512_storeu_si512(p.add(8) as *mut _, _mm512_permutex2var_epi64(x, s1, y));
         }
-        i += groups_per_block;
     }
 }
 
@@ -214,12 +275,8 @@ pub(super) unsafe fn forward(q: u64, roots: &[u64], roots_shoup: &[u64], a: &mut
         unsafe { wide_stage::<true>(c, a, roots, roots_shoup, t) };
         t /= 2;
     }
-    // SAFETY: n >= 16, so each small stage's twiddle loads stay in bounds (see small_stage).
-    unsafe {
-        small_stage::<true>(c, a, roots, roots_shoup, 4, false);
-        small_stage::<true>(c, a, roots, roots_shoup, 2, false);
-        small_stage::<true>(c, a, roots, roots_shoup, 1, true);
-    }
+    // SAFETY: n >= 16 and equal lengths, as `small_stages` requires.
+    unsafe { small_stages::<true>(c, a, roots, roots_shoup) };
 }
 
 /// Inverse negacyclic NTT including N^{-1}, bit-reversed order in (values < 2q), natural order
@@ -237,12 +294,8 @@ pub(super) unsafe fn inverse(
 ) {
     let c = consts(q);
     let n = a.len();
-    // SAFETY: n >= 16, so each small stage's twiddle loads stay in bounds (see small_stage).
-    unsafe {
-        small_stage::<false>(c, a, inv_roots, inv_roots_shoup, 1, false);
-        small_stage::<false>(c, a, inv_roots, inv_roots_shoup, 2, false);
-        small_stage::<false>(c, a, inv_roots, inv_roots_shoup, 4, false);
-    }
+    // SAFETY: n >= 16 and equal lengths, as `small_stages` requires.
+    unsafe { small_stages::<false>(c, a, inv_roots, inv_roots_shoup) };
     let mut t = 8;
     while t < n / 2 {
         // SAFETY: t >= 8 and the lengths are as the contract states.

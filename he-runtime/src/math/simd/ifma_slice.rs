@@ -166,3 +166,78 @@ pub(crate) unsafe fn mul_scalar_assign(m: LaneModulus, a: &mut [u64], w: u64, w_
         i += 8;
     }
 }
+
+/// a[i] = (a[i] − b[i])·w mod q with w < q and its 64-bit Shoup companion.
+///
+/// # Safety
+/// avx512f+avx512ifma available; `a.len() == b.len()`; all words < q < 2^50.
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn sub_mul_scalar_assign(
+    m: LaneModulus,
+    a: &mut [u64],
+    b: &[u64],
+    w: u64,
+    w_shoup: u64,
+) {
+    let c = mul_consts(m);
+    let wv = _mm512_set1_epi64(w as i64);
+    let ws = _mm512_set1_epi64((w_shoup >> 12) as i64);
+    let zero = _mm512_setzero_si512();
+    let len = a.len();
+    let (ap, bp) = (a.as_mut_ptr(), b.as_ptr());
+    let mut i = 0;
+    while i < len {
+        let k = lane_mask(i, len);
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
+            let y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
+            let d = _mm512_sub_epi64(_mm512_add_epi64(x, c.q), y);
+            let est = _mm512_madd52hi_epu64(zero, d, ws);
+            let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, d, wv), est, c.neg_q);
+            let r = reduce_once(_mm512_and_si512(r, c.mask), c.q);
+            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, r);
+        }
+        i += 8;
+    }
+}
+
+/// dst[i] = centered(src[i]) mod q, where centered maps v < p to v − p when v > p/2
+/// (`half` = floor(p/2), `p_mod` = p mod q, `one_shoup` = Shoup companion of 1 mod q).
+///
+/// # Safety
+/// avx512f+avx512ifma available; `src.len() == dst.len()`; src words < 2^52; q < 2^50.
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn lift_centered(
+    m: LaneModulus,
+    src: &[u64],
+    dst: &mut [u64],
+    half: u64,
+    p_mod: u64,
+    one_shoup: u64,
+) {
+    let c = mul_consts(m);
+    let one = _mm512_set1_epi64(1);
+    let one52 = _mm512_set1_epi64((one_shoup >> 12) as i64);
+    let halfv = _mm512_set1_epi64(half as i64);
+    let fix = _mm512_set1_epi64((m.q - p_mod) as i64);
+    let zero = _mm512_setzero_si512();
+    let len = src.len();
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    let mut i = 0;
+    while i < len {
+        let k = lane_mask(i, len);
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
+        unsafe {
+            let v = _mm512_maskz_loadu_epi64(k, sp.add(i) as *const _);
+            let est = _mm512_madd52hi_epu64(zero, v, one52);
+            let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, v, one), est, c.neg_q);
+            let r = reduce_once(_mm512_and_si512(r, c.mask), c.q);
+            let neg = _mm512_cmpgt_epu64_mask(v, halfv);
+            let shifted = reduce_once(_mm512_add_epi64(r, fix), c.q);
+            let out = _mm512_mask_blend_epi64(neg, r, shifted);
+            _mm512_mask_storeu_epi64(dp.add(i) as *mut _, k, out);
+        }
+        i += 8;
+    }
+}

@@ -5,6 +5,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod ifma;
+#[cfg(target_arch = "x86_64")]
+mod ifma_dot;
 
 /// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
 pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
@@ -227,10 +229,69 @@ pub(crate) mod slices {
         unsafe { k::mul_add_assign(l, acc, a, b) }
     }
 
+    /// a = (a − b)·w mod q (w < q, Shoup companion `ws`).
+    pub(crate) fn sub_mul_scalar_assign(m: &Modulus, a: &mut [u64], b: &[u64], w: u64, ws: u64) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal.
+        unsafe { k::sub_mul_scalar_assign(l, a, b, w, ws) }
+    }
+
+    /// dst = centered_p(src) mod q for src words below p < 2^52.
+    pub(crate) fn lift_centered(m: &Modulus, src: &[u64], dst: &mut [u64], p: &Modulus) {
+        assert!(src.len() == dst.len() && p.bits() <= 52);
+        let l = lanes(m);
+        let p_mod = m.reduce(p.value());
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal; src words are
+        // below p < 2^52 by the caller's contract (a wrong word gives a wrong value, not UB).
+        unsafe { k::lift_centered(l, src, dst, p.value() >> 1, p_mod, m.shoup(1)) }
+    }
+
     /// a *= w mod q (w < q, Shoup companion `ws`).
     pub(crate) fn mul_scalar_assign(m: &Modulus, a: &mut [u64], w: u64, ws: u64) {
         let l = lanes(m);
         // SAFETY: `lanes` checked CPU support and q < 2^50; the kernel only touches `a`.
         unsafe { k::mul_scalar_assign(l, a, w, ws) }
     }
+}
+
+/// Whether [`dot`] serves modulus `m`, slices of `n` words and `outs` outputs.
+pub(crate) fn dot_supported(m: &crate::math::zq::Modulus, n: usize, outs: usize) -> bool {
+    slice_eligible(m) && n.is_multiple_of(8) && (1..=2).contains(&outs)
+}
+
+/// IFMA sums of products `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for one or two
+/// outputs (see `math::dot`); returns `false` without writing when [`dot_supported`] fails.
+///
+/// # Panics
+/// If the slice lengths disagree.
+pub(crate) fn dot(
+    m: &crate::math::zq::Modulus,
+    a: &[&[u64]],
+    b: &[&[u64]],
+    out: &mut [&mut [u64]],
+) -> bool {
+    let n = out.first().map_or(0, |o| o.len());
+    if !dot_supported(m, n, out.len()) {
+        return false;
+    }
+    assert!(
+        a.iter().all(|s| s.len() == n)
+            && b.iter().all(|s| s.len() == n)
+            && out.iter().all(|s| s.len() == n)
+            && b.len() == out.len() * a.len(),
+        "dot product shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fold = ExtendFold::new(m);
+        match out {
+            // SAFETY: CPU support and q < 2^50 (dot_supported) and equal lengths (assert).
+            [o] => unsafe { ifma_dot::dot::<1>(fold, a, b, [&mut **o]) },
+            // SAFETY: as above.
+            [o0, o1] => unsafe { ifma_dot::dot::<2>(fold, a, b, [&mut **o0, &mut **o1]) },
+            _ => return false,
+        }
+    }
+    true
 }
