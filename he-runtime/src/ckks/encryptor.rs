@@ -83,7 +83,7 @@ impl Encryptor {
     ) -> Result<Ciphertext> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(pk.params_id)?;
-        ctx.check_id(pt.params_id)?;
+        ctx.check_plain(pt)?;
         let n = ctx.n();
         let level = pt.level;
         let l1 = level + 1;
@@ -133,7 +133,7 @@ impl Encryptor {
     ) -> Result<SeededCiphertext> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
-        ctx.check_id(pt.params_id)?;
+        ctx.check_plain(pt)?;
         let n = ctx.n();
         let l1 = pt.level + 1;
         let mut seed = [0u8; 32];
@@ -191,6 +191,12 @@ impl<'a> Decryptor<'a> {
     pub fn decrypt<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<Plaintext> {
         let ctx = &self.ctx;
         ctx.check_id(ct.params_id)?;
+        if ct.n != ctx.n() {
+            return Err(Error::DegreeMismatch { expected: ctx.n(), found: ct.n });
+        }
+        if ct.level > ctx.params().max_level() {
+            return Err(Error::InvalidLevel { level: ct.level, max: ctx.params().max_level() });
+        }
         let n = ctx.n();
         let l1 = ct.level + 1;
         let mut data = ct.part(0).to_vec();

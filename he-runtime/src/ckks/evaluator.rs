@@ -40,6 +40,9 @@ impl Evaluator {
 
     pub(crate) fn check_ct<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<()> {
         self.ctx.check_id(ct.params_id)?;
+        if ct.n != self.ctx.n() {
+            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: ct.n });
+        }
         if ct.level > self.ctx.params().max_level() {
             return Err(Error::InvalidLevel {
                 level: ct.level,
@@ -77,6 +80,9 @@ impl Evaluator {
     ) -> Result<()> {
         self.check_ct(a)?;
         self.ctx.check_id(p.params_id)?;
+        if p.n != self.ctx.n() {
+            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: p.n });
+        }
         if p.level < a.level {
             return Err(Error::LevelMismatch { left: a.level, right: p.level });
         }
