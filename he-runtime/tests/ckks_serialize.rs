@@ -95,3 +95,67 @@ fn bad_blobs_are_typed_errors() {
     let gk = f.keygen().rotation_key(&f.sk, 1).unwrap().to_bytes(&ctx);
     assert!(matches!(GaloisKey::from_bytes(&other, &gk), Err(Error::ParamsMismatch { .. })));
 }
+
+#[test]
+fn borrowed_buffers_are_used_in_place() {
+    // A store would hand out pinned word buffers: wrap them as views, no copy.
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let gk = f.keygen().rotation_key(&f.sk, 2).unwrap();
+    let ct_words: &[u64] = ct.as_words();
+    let view =
+        CiphertextView::from_raw(ct_words, 2, ct.level(), ct.scale(), ctx.n(), ctx.params().id())
+            .unwrap();
+    let key_view = GaloisKey {
+        galois_element: gk.galois_element,
+        key: KeySwitchKeyView::from_raw(gk.key.as_words(), *gk.key.seed(), &ctx).unwrap(),
+    };
+    let mut s = f.eval.scratch();
+    let r = f.eval.rotate(&view, 2, &key_view, &mut s).unwrap();
+    let mut want = a.clone();
+    want.rotate_left(2);
+    assert!(max_err(&f.decrypt_real(&r), &want) < 1e-5);
+    // Wrong lengths are typed errors.
+    assert!(matches!(
+        CiphertextView::from_raw(
+            &ct_words[1..],
+            2,
+            ct.level(),
+            ct.scale(),
+            ctx.n(),
+            ctx.params().id()
+        ),
+        Err(Error::BufferLength { .. })
+    ));
+    assert!(matches!(
+        KeySwitchKeyView::from_raw(&gk.key.as_words()[8..], *gk.key.seed(), &ctx),
+        Err(Error::BufferLength { .. })
+    ));
+}
+
+#[test]
+fn raw_buffers_with_wrong_shape_are_typed_errors() {
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let n = ctx.n();
+    let id = ctx.params().id();
+    // The right number of words for another ring degree: rejected before any slicing.
+    let words = ct.as_words();
+    let half =
+        CiphertextView::from_raw(&words[..2 * 3 * n / 2], 2, 2, ct.scale(), n / 2, id).unwrap();
+    assert!(matches!(f.eval.add(&half, &half), Err(Error::DegreeMismatch { .. })));
+    assert!(matches!(
+        Decryptor::new(&ctx, &f.sk).unwrap().decrypt(&half),
+        Err(Error::DegreeMismatch { .. })
+    ));
+    // A level above the parameter set's maximum.
+    let deep = vec![0u64; 2 * 4 * n];
+    let deep = CiphertextView::from_raw(&deep[..], 2, 3, ct.scale(), n, id).unwrap();
+    assert!(matches!(f.eval.negate(&deep), Err(Error::InvalidLevel { .. })));
+    let pt = PlaintextView::from_raw(&words[..4 * n], 3, ct.scale(), n, id).unwrap();
+    assert!(matches!(f.enc.decode(&pt), Err(Error::InvalidLevel { .. })));
+}

@@ -336,3 +336,6 @@ pub(crate) fn inverse_mod_2n(g: u64, n: u64) -> u64 {
     }
     r
 }
+
+/// A key-switching key borrowing its words (e.g. a pinned store buffer, used in place).
+pub type KeySwitchKeyView<'a> = KeySwitchKey<&'a [u64]>;

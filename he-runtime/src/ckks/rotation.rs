@@ -7,6 +7,7 @@ use super::ciphertext::Ciphertext;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
 use super::keyswitch::{decompose, inner_product, mod_down, Scratch};
+use super::ring::add_mod;
 use crate::error::{Error, Result};
 
 /// A ciphertext with its c_1 already decomposed (ModUp of every digit), ready for any number
@@ -55,7 +56,7 @@ impl Evaluator {
         out0: &mut [u64],
         out1: &mut [u64],
         add: bool,
-    ) {
+    ) -> Result<()> {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
@@ -67,10 +68,11 @@ impl Evaluator {
                 dec
             }
         };
-        inner_product(ctx, level, dec, key, acc);
+        inner_product(ctx, level, dec, key, acc)?;
         let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
         mod_down(ctx, level, acc0, y, v, md, out0, add, None);
         mod_down(ctx, level, acc1, y, v, md, out1, add, None);
+        Ok(())
     }
 
     /// Relinearises a degree-2 ciphertext back to degree 1.
@@ -90,7 +92,7 @@ impl Evaluator {
         let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
         out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
         let (o0, o1) = out.data.split_at_mut(l1 * n);
-        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, true);
+        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, true)?;
         Ok(out)
     }
 
@@ -218,15 +220,24 @@ impl Evaluator {
         // Key-switch c_1 from s to σ^-1(s), add c_0, then apply σ to both polynomials.
         let mut tmp = std::mem::take(&mut scratch.rot);
         let (t0, t1) = tmp[..2 * l1 * n].split_at_mut(l1 * n);
-        self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
-        t0.par_chunks_mut(n).zip(h.c0.par_chunks(n)).enumerate().for_each(|(i, (t, c))| {
-            self.ctx.prime(i).modulus.add_assign_slice(t, c);
-        });
+        let switched = self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
+        if let Err(e) = switched {
+            scratch.rot = tmp;
+            return Err(e);
+        }
         let perm = self.ctx.galois_perm(g);
         let mut out = Ciphertext::zeros(2, h.level, h.scale, n, h.params_id);
-        out.data.par_chunks_mut(n).zip(tmp[..2 * l1 * n].par_chunks(n)).for_each(|(o, c)| {
-            for (x, &p) in o.iter_mut().zip(&perm) {
-                *x = c[p as usize];
+        // One gather pass per limb: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
+        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        let (t0, t1) = (&*t0, &*t1);
+        o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().for_each(|(i, (x0, x1))| {
+            let q = self.ctx.prime(i).q;
+            let r = i * n..(i + 1) * n;
+            let (a, b, c) = (&t0[r.clone()], &t1[r.clone()], &h.c0[r]);
+            for ((y0, y1), &p) in x0.iter_mut().zip(x1.iter_mut()).zip(&perm) {
+                let p = p as usize;
+                *y0 = add_mod(a[p], c[p], q);
+                *y1 = b[p];
             }
         });
         scratch.rot = tmp;
