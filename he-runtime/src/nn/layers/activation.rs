@@ -111,7 +111,7 @@ impl PolyActivation {
         Tensor::new(cts, x.layout)
     }
 
-    fn compile_ct(&self, b: &mut ProgramBuilder, x: ObjId) -> Result<ObjId> {
+    pub(crate) fn compile_ct(&self, b: &mut ProgramBuilder, x: ObjId) -> Result<ObjId> {
         let nominal = b.params().scale();
         let (level, s) = (b.level(x)?, b.scale(x)?);
         let needed = self.depth(s, nominal);

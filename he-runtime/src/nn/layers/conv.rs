@@ -384,7 +384,7 @@ impl AvgPool2d {
         Self { name: name.into(), kh: h, kw: w, stride: h.max(w).max(1) }
     }
 
-    fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+    pub(crate) fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         if self.kh == 0 || self.kw == 0 || self.kh > h || self.kw > w {
             return Err(Error::LayerShape {
                 layer: self.name.clone(),
