@@ -89,6 +89,8 @@ fn full_size_programs_are_sized_without_cryptography() {
     let p = params.p().len() as u64;
     let key = prog.keys()[0];
     assert_eq!(prog.object(key).unwrap().bytes, 3 * 2 * (q + p) * n * 8);
+    let digits = params.digits_at(top) as u64;
+    assert_eq!(prog.sizes().decomposition(top), digits * (top as u64 + 1 + p) * n * 8);
     let by_kind = prog.bytes_by_kind();
     assert_eq!(by_kind["key"], 62 * 3 * 2 * (q + p) * n * 8);
     assert_eq!(by_kind["plaintext"], 1024 * (top as u64 + 1) * n * 8);
