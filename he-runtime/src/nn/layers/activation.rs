@@ -111,7 +111,7 @@ impl PolyActivation {
         Tensor::new(cts, x.layout)
     }
 
-    fn compile_ct(&self, b: &mut ProgramBuilder, x: ObjId) -> Result<ObjId> {
+    pub(crate) fn compile_ct(&self, b: &mut ProgramBuilder, x: ObjId) -> Result<ObjId> {
         let nominal = b.params().scale();
         let (level, s) = (b.level(x)?, b.scale(x)?);
         let needed = self.depth(s, nominal);
@@ -154,7 +154,10 @@ impl PolyActivation {
         let mut ev = ChebEval::new(b, t, depth)?;
         match ev.eval(&self.poly.coeffs, top - depth, nominal)? {
             Value::Ct(y) => Ok(y),
-            Value::Const(_) => unreachable!("degree ≥ 1 polynomials evaluate to a ciphertext"),
+            Value::Const(_) => Err(Error::LayerShape {
+                layer: self.name.clone(),
+                reason: "polynomial evaluated to a constant".into(),
+            }),
         }
     }
 

@@ -63,7 +63,7 @@ impl Residual {
         Tensor::new(cts, main.layout)
     }
 
-    fn add_ct(&self, b: &mut ProgramBuilder, main: ObjId, skip: ObjId) -> Result<ObjId> {
+    pub(crate) fn add_ct(&self, b: &mut ProgramBuilder, main: ObjId, skip: ObjId) -> Result<ObjId> {
         let (lm, sm) = (b.level(main)?, b.scale(main)?);
         let (ls, ss) = (b.level(skip)?, b.scale(skip)?);
         let (m, s) = if scales_match(sm, ss) {
