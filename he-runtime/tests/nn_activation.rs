@@ -13,8 +13,8 @@ fn run_act(f: &mut Fixture, act: &PolyActivation, scale: f64, seed: u64) -> (Pro
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), scale).unwrap();
     let lay = Layout::vector(params.slots());
-    let (y, _) = act.compile(&mut b, x, &lay).unwrap();
-    b.output("y", y).unwrap();
+    let y = act.compile_tensor(&mut b, &Tensor::single(x, lay)).unwrap();
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let mut r = rng(seed);
     let (lo, hi) = (act.poly.a, act.poly.b);
@@ -22,10 +22,10 @@ fn run_act(f: &mut Fixture, act: &PolyActivation, scale: f64, seed: u64) -> (Pro
         .iter()
         .map(|u| lo + (hi - lo) * (u + 1.0) / 2.0)
         .collect();
-    let run = run(f, &prog, &xs);
+    let run = run(f, &prog, std::slice::from_ref(&xs));
     let want = act.reference(&xs);
-    assert!(max_err(&run.twin, &want) < 1e-9, "twin {}", max_err(&run.twin, &want));
-    (prog, max_err(&run.slots, &want))
+    assert!(max_err(&run.twin[0], &want) < 1e-9, "twin {}", max_err(&run.twin[0], &want));
+    (prog, max_err(&run.slots[0], &want))
 }
 
 #[test]
@@ -35,12 +35,12 @@ fn square_matches_and_costs_one_level() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let sq = Square::new("sq");
-    let (y, _) = sq.compile(&mut b, x, &Layout::vector(16)).unwrap();
-    b.output("y", y).unwrap();
+    let y = sq.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(16))).unwrap();
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = f.random_real();
-    let run = run(&mut f, &prog, &xs);
-    let e = max_err(&run.slots, &sq.reference(&xs));
+    let run = run(&mut f, &prog, std::slice::from_ref(&xs));
+    let e = max_err(&run.slots[0], &sq.reference(&xs));
     assert!(e < 1e-6, "{e}");
     assert_eq!(prog.depth(), 1);
 }
@@ -104,7 +104,7 @@ fn activation_out_of_depth_is_a_typed_error() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let relu = PolyActivation::relu("relu3", -1.0, 1.0, 3).unwrap();
-    match relu.compile(&mut b, x, &Layout::vector(8)) {
+    match relu.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(8))) {
         Err(hetier_he::Error::DepthExceeded { layer, needed: 3, available: 2 }) => {
             assert_eq!(layer, "relu3")
         }

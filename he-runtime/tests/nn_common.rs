@@ -10,35 +10,40 @@ pub use common::*;
 use hetier_he::nn::*;
 use rand::{Rng, SeedableRng};
 
-/// Output of one encrypted run.
+/// Output of one encrypted run: decrypted and twin slot vectors, one per program output.
 pub struct Run {
-    pub slots: Vec<f64>,
-    pub twin: Vec<f64>,
+    pub slots: Vec<Vec<f64>>,
+    pub twin: Vec<Vec<f64>>,
     pub accesses: Vec<Access>,
     pub level: usize,
 }
 
-/// Encrypts `input` (slot values) at the program input's level and scale, runs the program
-/// encrypted and as its plaintext twin, and decrypts output "y".
-pub fn run(f: &mut Fixture, prog: &Program, input: &[f64]) -> Run {
-    let (name, id) = prog.inputs()[0].clone();
-    let o = prog.object(id).unwrap();
-    let pt = f.enc.encode_real(input, o.level, o.scale).unwrap();
-    let ct = f.encryptor.encrypt_pk(&f.pk, &pt).unwrap();
+/// Encrypts `inputs` (slot values, one vector per program input in order) at the inputs'
+/// levels and scales, runs the program encrypted and as its plaintext twin, and decrypts the
+/// outputs.
+pub fn run(f: &mut Fixture, prog: &Program, inputs: &[Vec<f64>]) -> Run {
+    assert_eq!(inputs.len(), prog.inputs().len());
     let keys = KeyBundle::generate(&mut f.keygen(), &f.sk, prog).unwrap();
     let mut it = Interpreter::new(&f.ctx, prog, &keys).unwrap();
-    it.set_input(&name, ct).unwrap();
-    it.run().unwrap();
-    let out = it.output("y").unwrap().clone();
     let mut tw = PlainInterpreter::new(prog);
-    tw.set_input(&name, input).unwrap();
-    tw.run().unwrap();
-    Run {
-        slots: f.decrypt_real(&out),
-        twin: tw.output("y").unwrap().to_vec(),
-        accesses: it.accesses().to_vec(),
-        level: out.level(),
+    for ((name, id), v) in prog.inputs().iter().zip(inputs) {
+        let o = prog.object(*id).unwrap();
+        let pt = f.enc.encode_real(v, o.level, o.scale).unwrap();
+        it.set_input(name, f.encryptor.encrypt_pk(&f.pk, &pt).unwrap()).unwrap();
+        tw.set_input(name, v).unwrap();
     }
+    it.run().unwrap();
+    tw.run().unwrap();
+    let mut slots = Vec::new();
+    let mut twin = Vec::new();
+    let mut level = usize::MAX;
+    for (name, _) in prog.outputs() {
+        let ct = it.output(name).unwrap();
+        level = level.min(ct.level());
+        slots.push(f.decrypt_real(ct));
+        twin.push(tw.output(name).unwrap().to_vec());
+    }
+    Run { slots, twin, accesses: it.accesses().to_vec(), level }
 }
 
 pub fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {

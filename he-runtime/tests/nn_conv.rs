@@ -26,14 +26,15 @@ fn single(f: &mut Fixture, layer: &Conv2d, h: usize, w: usize, seed: u64) -> (Pr
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let inl = Layout::image(layer.in_channels, h, w);
-    let (y, yl) = layer.compile(&mut b, x, &inl).unwrap();
-    b.output("y", y).unwrap();
+    let y = layer.compile_tensor(&mut b, &Tensor::single(x, inl)).unwrap();
+    let yl = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = uniform(&mut rng(seed), inl.len(), 1.0);
-    let run = run(f, &prog, &inl.pack(&xs, params.slots()).unwrap());
+    let run = run(f, &prog, &inl.pack_cts(&xs, params.slots()).unwrap());
     let want = layer.reference(&xs, h, w).unwrap();
-    assert!(max_err(&yl.unpack(&run.twin), &want) < 1e-9, "twin");
-    (prog, max_err(&yl.unpack(&run.slots), &want))
+    assert!(max_err(&yl.unpack_cts(&run.twin), &want) < 1e-9, "twin");
+    (prog, max_err(&yl.unpack_cts(&run.slots), &want))
 }
 
 #[test]
@@ -73,18 +74,21 @@ fn strided_conv_pool_and_dense_chain() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let inl = Layout::image(2, 8, 8);
-    let (h1, l1) = c.compile(&mut b, x, &inl).unwrap();
+    let h1 = c.compile_tensor(&mut b, &Tensor::single(x, inl)).unwrap();
+    let l1 = h1.layout;
     assert_eq!((l1.height, l1.width, l1.r_stride, l1.s_stride), (4, 4, 16, 2));
-    let (h2, l2) = pool.compile(&mut b, h1, &l1).unwrap();
+    let h2 = pool.compile_tensor(&mut b, &h1).unwrap();
+    let l2 = h2.layout;
     assert_eq!((l2.height, l2.width, l2.r_stride, l2.s_stride), (2, 2, 32, 4));
-    let (y, yl) = d.compile(&mut b, h2, &l2).unwrap();
-    b.output("y", y).unwrap();
+    let y = d.compile_tensor(&mut b, &h2).unwrap();
+    let yl = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = uniform(&mut r, inl.len(), 1.0);
-    let run = run(&mut f, &prog, &inl.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &inl.pack_cts(&xs, params.slots()).unwrap());
     let want = d.reference(&pool.reference(&c.reference(&xs, 8, 8).unwrap(), 4, 4, 4).unwrap());
-    assert!(max_err(&yl.unpack(&run.twin), &want) < 1e-9);
-    let e = max_err(&yl.unpack(&run.slots), &want);
+    assert!(max_err(&yl.unpack_cts(&run.twin), &want) < 1e-9);
+    let e = max_err(&yl.unpack_cts(&run.slots), &want);
     println!("conv→pool→dense: err {e:e}");
     assert!(e < 3e-5, "{e}");
     assert_eq!(prog.depth(), 3);
@@ -100,24 +104,26 @@ fn global_avgpool_and_residual() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     let inl = Layout::image(2, 8, 8);
-    let (h, hl) = c.compile(&mut b, x, &inl).unwrap();
-    let (s, sl) = res.compile(&mut b, (h, &hl), (x, &inl)).unwrap();
-    let (y, yl) = pool.compile(&mut b, s, &sl).unwrap();
-    b.output("y", y).unwrap();
+    let xt = Tensor::single(x, inl);
+    let h = c.compile_tensor(&mut b, &xt).unwrap();
+    let s = res.compile_tensor(&mut b, &h, &xt).unwrap();
+    let y = pool.compile_tensor(&mut b, &s).unwrap();
+    let yl = y.layout;
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     let xs = uniform(&mut rng(10), inl.len(), 1.0);
-    let run = run(&mut f, &prog, &inl.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &inl.pack_cts(&xs, params.slots()).unwrap());
     let sum = res.reference(&c.reference(&xs, 8, 8).unwrap(), &xs);
     let want = pool.reference(&sum, 2, 8, 8).unwrap();
     assert_eq!(want.len(), 2);
-    assert!(max_err(&yl.unpack(&run.twin), &want) < 1e-9);
-    let e = max_err(&yl.unpack(&run.slots), &want);
+    assert!(max_err(&yl.unpack_cts(&run.twin), &want) < 1e-9);
+    let e = max_err(&yl.unpack_cts(&run.slots), &want);
     assert!(e < 1e-5, "{e}");
     // Mismatched layouts are a typed error naming the layer.
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", 2, params.scale()).unwrap();
     let other = Layout::image(2, 4, 4);
-    match res.compile(&mut b, (x, &inl), (x, &other)) {
+    match res.compile_tensor(&mut b, &Tensor::single(x, inl), &Tensor::single(x, other)) {
         Err(hetier_he::Error::LayerShape { layer, .. }) => assert_eq!(layer, "res"),
         r => panic!("{r:?}"),
     }

@@ -15,19 +15,21 @@ fn check(f: &mut Fixture, out: usize, inp: usize, seed: u64) -> (Program, Run) {
     let mut b = ProgramBuilder::new(&params);
     let xin = b.input("x", params.max_level(), params.scale()).unwrap();
     let lay = Layout::vector(inp);
+    // The single-ciphertext API.
     let (y, ylay) = layer.compile(&mut b, xin, &lay).unwrap();
     b.output("y", y).unwrap();
     let prog = b.finish();
     let slots = params.slots();
-    let run = run(f, &prog, &lay.pack(&x, slots).unwrap());
+    let run = run(f, &prog, &[lay.pack(&x, slots).unwrap()]);
     let want = layer.reference(&x);
-    assert!(max_err(&ylay.unpack(&run.twin), &want) < 1e-9, "twin disagrees with reference");
-    let e = max_err(&ylay.unpack(&run.slots), &want);
+    assert!(max_err(&ylay.unpack_cts(&run.twin), &want) < 1e-9, "twin disagrees with reference");
+    let e = max_err(&ylay.unpack_cts(&run.slots), &want);
     println!("{out}x{inp}: max err {e:e}, keys {}", prog.rotation_steps().len());
     assert!(e < 1e-4, "{out}x{inp}: encrypted error {e}");
     // The output is replicated with the layout's period everywhere.
     let full = ylay.pack(&want, slots).unwrap();
-    assert!(max_err(&run.slots, &full) < 1e-4);
+    assert!(max_err(&run.slots[0], &full) < 1e-4);
+    assert!(max_err(&ylay.unpack(&run.slots[0]), &want) < 1e-4);
     assert_eq!(prog.depth(), 1);
     assert_eq!(run.level, params.max_level() - 1);
     (prog, run)
@@ -70,7 +72,7 @@ fn dense_shape_errors_are_typed() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", 0, params.scale()).unwrap();
     let d = Dense::new("fc2", 2, 2, vec![1.0; 4], None).unwrap();
-    match d.compile(&mut b, x, &Layout::vector(2)) {
+    match d.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(2))) {
         Err(hetier_he::Error::DepthExceeded { layer, needed: 1, available: 0 }) => {
             assert_eq!(layer, "fc2")
         }
@@ -78,7 +80,7 @@ fn dense_shape_errors_are_typed() {
     }
     let x = b.input("x2", 2, params.scale()).unwrap();
     assert!(matches!(
-        d.compile(&mut b, x, &Layout::vector(3)),
+        d.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(3))),
         Err(hetier_he::Error::LayerShape { .. })
     ));
 }

@@ -39,11 +39,11 @@ fn model_runs_encrypted_and_matches_reference() {
     // + 1 (square) + 1 (fc2) = 6 > 5 levels: N = 2^14 with depth 6.
     assert_eq!(prog.depth(), 6);
     let xs = uniform(&mut rng(2), 64, 1.0);
-    let run = run(&mut f, &prog, &model.input.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &model.input.pack_cts(&xs, params.slots()).unwrap());
     let want = model.reference(&xs).unwrap();
     assert_eq!(want.len(), 4);
-    assert!(max_err(&out.unpack(&run.twin), &want) < 1e-9);
-    let e = max_err(&out.unpack(&run.slots), &want);
+    assert!(max_err(&out.unpack_cts(&run.twin), &want) < 1e-9);
+    let e = max_err(&out.unpack_cts(&run.slots), &want);
     println!("model err {e:e}, keys {}, ops {}", prog.rotation_steps().len(), prog.ops().len());
     assert!(e < 1e-4, "{e}");
     // Ops are attributed to their layers.
@@ -88,10 +88,10 @@ fn residual_block_model() {
     );
     let (prog, out) = model.compile(&params).unwrap();
     let xs = uniform(&mut r, 32, 1.0);
-    let run = run(&mut f, &prog, &model.input.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &model.input.pack_cts(&xs, params.slots()).unwrap());
     let want = model.reference(&xs).unwrap();
-    assert!(max_err(&out.unpack(&run.twin), &want) < 1e-9);
-    let e = max_err(&out.unpack(&run.slots), &want);
+    assert!(max_err(&out.unpack_cts(&run.twin), &want) < 1e-9);
+    let e = max_err(&out.unpack_cts(&run.slots), &want);
     assert!(e < 1e-4, "{e}");
     assert_eq!(prog.depth(), 1 + 2 + 1 + 1);
 }

@@ -16,12 +16,12 @@ fn symbolic_trace_equals_interpreter_accesses() {
     let mut b = ProgramBuilder::new(&params);
     let x = b.input("x", params.max_level(), params.scale()).unwrap();
     b.begin_layer("fc1");
-    let (h, hl) = d1.compile(&mut b, x, &Layout::vector(30)).unwrap();
+    let h = d1.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(30))).unwrap();
     b.begin_layer("fc2");
-    let (y, _) = d2.compile(&mut b, h, &hl).unwrap();
-    b.output("y", y).unwrap();
+    let y = d2.compile_tensor(&mut b, &h).unwrap();
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
-    let input = Layout::vector(30).pack(&uniform(&mut r, 30, 1.0), params.slots()).unwrap();
+    let input = Layout::vector(30).pack_cts(&uniform(&mut r, 30, 1.0), params.slots()).unwrap();
     let run = run(&mut f, &prog, &input);
     let trace = prog.trace();
     assert!(!trace.is_empty());
@@ -62,7 +62,7 @@ fn model_trace_with_every_layer_kind_equals_interpreter_accesses() {
     );
     let (prog, _) = model.compile(&params).unwrap();
     let xs = uniform(&mut r, 32, 1.0);
-    let run = run(&mut f, &prog, &model.input.pack(&xs, params.slots()).unwrap());
+    let run = run(&mut f, &prog, &model.input.pack_cts(&xs, params.slots()).unwrap());
     assert_eq!(prog.trace(), run.accesses);
     let kinds: std::collections::BTreeSet<&str> = prog.ops().iter().map(|r| r.op.name()).collect();
     for k in ["hoisted_rotate", "rotate", "mul_plain", "mul_relin", "rescale", "relabel"] {
@@ -79,8 +79,8 @@ fn full_size_programs_are_sized_without_cryptography() {
     let top = params.max_level();
     let x = b.input("x", top, params.scale()).unwrap();
     let d = Dense::new("fc", 1024, 1024, vec![0.01; 1024 * 1024], None).unwrap();
-    let (y, _) = d.compile(&mut b, x, &Layout::vector(1024)).unwrap();
-    b.output("y", y).unwrap();
+    let y = d.compile_tensor(&mut b, &Tensor::single(x, Layout::vector(1024))).unwrap();
+    b.output("y", y.cts[0]).unwrap();
     let prog = b.finish();
     assert_eq!(prog.rotation_steps().len(), 32 + 32 - 2);
     let ct = prog.object(x).unwrap();
@@ -101,6 +101,56 @@ fn full_size_programs_are_sized_without_cryptography() {
         trace.len(),
         by_kind["key"] as f64 / 1e9,
         by_kind["plaintext"] as f64 / 1e9,
+        prog.peak_live_ciphertext_bytes() as f64 / 1e9
+    );
+}
+
+#[test]
+fn resnet20_first_stage_plans_at_log_n_16() {
+    // Symbolic only: CIFAR 3×32×32 → conv 16 → 3 residual blocks (conv, x², conv) → x², with
+    // the square standing in for the activation; no key, no encryption.
+    use hetier_he::nn::layers::*;
+    let params = hetier_he::ckks::Preset::N16.params().unwrap();
+    let mut r = rng(20);
+    let mut conv = |name: &str, cin: usize| {
+        let w = uniform(&mut r, 16 * cin * 9, 0.1);
+        Layer::Conv2d(Conv2d::new(name, cin, 16, 3, 1, 1, w, None).unwrap())
+    };
+    let mut layers = vec![conv("conv0", 3), Layer::Square(Square::new("act0"))];
+    for i in 0..3 {
+        layers.push(Layer::Residual {
+            name: format!("block{i}"),
+            body: vec![
+                conv(&format!("block{i}.conv1"), 16),
+                Layer::Square(Square::new(&format!("block{i}.act"))),
+                conv(&format!("block{i}.conv2"), 16),
+            ],
+        });
+        layers.push(Layer::Square(Square::new(&format!("act{}", i + 1))));
+    }
+    let model = Model::new(Layout::image(3, 32, 32), layers);
+    let (prog, out) = model.compile(&params).unwrap();
+    assert_eq!(out.ciphertexts(), 1);
+    assert_eq!(prog.depth(), 2 + 3 * 4);
+    // 8 kernel offsets + 15 channel shifts of 1024 slots.
+    assert_eq!(prog.rotation_steps().len(), 8 + 15);
+    let kinds = prog.bytes_by_kind();
+    let trace = prog.trace();
+    assert_eq!(trace.iter().filter(|a| a.mode == AccessMode::Write).count(), {
+        let writes: usize = prog
+            .ops()
+            .iter()
+            .map(|o| o.op.accesses().iter().filter(|(_, m)| *m == AccessMode::Write).count())
+            .sum();
+        writes
+    });
+    println!(
+        "resnet20 stage 1 at log N 16: {} ops, {} key switches, keys {:.2} GB, weights {:.2} GB, \
+         peak live ct {:.2} GB",
+        prog.ops().len(),
+        prog.key_switches(),
+        kinds["key"] as f64 / 1e9,
+        kinds["plaintext"] as f64 / 1e9,
         prog.peak_live_ciphertext_bytes() as f64 / 1e9
     );
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Relative tolerance under which two scales count as equal (the evaluator's).
 pub(crate) const SCALE_TOL: f64 = 1e-12;
 
-/// Whether two scales are equal up to [`SCALE_TOL`].
+/// Whether two scales are equal up to a relative 1e-12 (the evaluator's tolerance).
 pub fn scales_match(a: f64, b: f64) -> bool {
     (a - b).abs() <= SCALE_TOL * a.abs().max(b.abs())
 }

@@ -8,10 +8,15 @@
 //! pooling leaves its output in place on the input grid with the strides multiplied (no
 //! compaction), and a dense layer reads a vector from any such layout.
 //!
+//! A tensor too large for one ciphertext is split by channels: `per_ct` channels per
+//! ciphertext (channel c in ciphertext c / per_ct, block c mod per_ct), each ciphertext laid out
+//! as above with period N/2. An encrypted tensor is a [`Tensor`]: its ciphertexts and layout.
+//!
 //! Slots not mapped to an element are zero after a linear layer; after an activation p they
 //! hold p(0). Every linear layer multiplies them by zero weights, so they never leak.
 
 use crate::error::{Error, Result};
+use crate::nn::program::ObjId;
 
 /// Where a C×H×W tensor lives in the slots (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +35,8 @@ pub struct Layout {
     pub s_stride: usize,
     /// Replication period (power of two).
     pub period: usize,
+    /// Channels per ciphertext (all of them when the tensor fits one ciphertext).
+    pub per_ct: usize,
 }
 
 impl Layout {
@@ -43,6 +50,7 @@ impl Layout {
             r_stride: 1,
             s_stride: 1,
             period: len.max(1).next_power_of_two(),
+            per_ct: len.max(1),
         }
     }
 
@@ -58,7 +66,30 @@ impl Layout {
             r_stride: width,
             s_stride: 1,
             period: channels.max(1).next_power_of_two() * block,
+            per_ct: channels.max(1),
         }
+    }
+
+    /// The same layout split over as many ciphertexts of `slots` slots as needed (unchanged
+    /// when it fits one).
+    pub fn split(mut self, slots: usize) -> Self {
+        if self.period > slots && self.c_stride <= slots {
+            self.per_ct = (slots / self.c_stride).max(1);
+            self.period = slots;
+        }
+        self
+    }
+
+    /// Number of ciphertexts holding the tensor.
+    pub fn ciphertexts(&self) -> usize {
+        self.channels.div_ceil(self.per_ct.max(1)).max(1)
+    }
+
+    /// (ciphertext, slot) of flat element f = (c·H + r)·W + s (PyTorch flatten order).
+    pub fn locate(&self, f: usize) -> (usize, usize) {
+        let hw = self.height * self.width;
+        let (c, rem) = (f / hw, f % hw);
+        (c / self.per_ct, self.slot(c % self.per_ct, rem / self.width, rem % self.width))
     }
 
     /// Number of tensor elements C·H·W.
@@ -76,13 +107,6 @@ impl Layout {
         c * self.c_stride + r * self.r_stride + s * self.s_stride
     }
 
-    /// Slot of flat element index f = (c·H + r)·W + s (PyTorch flatten order).
-    pub fn slot_of(&self, f: usize) -> usize {
-        let hw = self.height * self.width;
-        let (c, rem) = (f / hw, f % hw);
-        self.slot(c, rem / self.width, rem % self.width)
-    }
-
     /// Checks the layout fits `slots` and its elements do not collide.
     pub fn validate(&self, layer: &str, slots: usize) -> Result<()> {
         if !self.period.is_power_of_two() || self.period > slots {
@@ -91,7 +115,13 @@ impl Layout {
         if self.is_empty() {
             return Ok(());
         }
-        let last = self.slot(self.channels - 1, self.height - 1, self.width - 1);
+        if self.per_ct == 0 || (self.per_ct < self.channels && self.period != slots) {
+            return Err(Error::LayerShape {
+                layer: layer.into(),
+                reason: format!("split layout {self:?} must use all {slots} slots"),
+            });
+        }
+        let last = self.slot(self.per_ct.min(self.channels) - 1, self.height - 1, self.width - 1);
         let block = (self.height - 1) * self.r_stride + (self.width - 1) * self.s_stride;
         let row = (self.width - 1) * self.s_stride;
         if last >= self.period
@@ -106,8 +136,25 @@ impl Layout {
         Ok(())
     }
 
-    /// The slot vector (length `slots`) holding `values` (flat, C·H·W) in this layout.
+    /// The slot vector of a one-ciphertext layout holding `values` (flat, C·H·W).
     pub fn pack(&self, values: &[f64], slots: usize) -> Result<Vec<f64>> {
+        let mut v = self.pack_cts(values, slots)?;
+        match v.len() {
+            1 => Ok(v.remove(0)),
+            n => Err(Error::LayerShape {
+                layer: "pack".into(),
+                reason: format!("layout spans {n} ciphertexts; use pack_cts"),
+            }),
+        }
+    }
+
+    /// The flat tensor read from the slot vector of a one-ciphertext layout.
+    pub fn unpack(&self, slots: &[f64]) -> Vec<f64> {
+        self.unpack_cts(&[slots.to_vec()])
+    }
+
+    /// The slot vectors (one per ciphertext, `slots` long) holding `values` (flat, C·H·W).
+    pub fn pack_cts(&self, values: &[f64], slots: usize) -> Result<Vec<Vec<f64>>> {
         self.validate("pack", slots)?;
         if values.len() != self.len() {
             return Err(Error::LayerShape {
@@ -115,15 +162,52 @@ impl Layout {
                 reason: format!("{} values for a layout of {} elements", values.len(), self.len()),
             });
         }
-        let mut one = vec![0.0; self.period];
+        let mut one = vec![vec![0.0; self.period]; self.ciphertexts()];
         for (f, &v) in values.iter().enumerate() {
-            one[self.slot_of(f)] = v;
+            let (ct, slot) = self.locate(f);
+            one[ct][slot] = v;
         }
-        Ok(one.iter().copied().cycle().take(slots).collect())
+        Ok(one.into_iter().map(|o| o.iter().copied().cycle().take(slots).collect()).collect())
     }
 
-    /// The flat tensor read from a slot vector in this layout.
-    pub fn unpack(&self, slots: &[f64]) -> Vec<f64> {
-        (0..self.len()).map(|f| slots.get(self.slot_of(f)).copied().unwrap_or(0.0)).collect()
+    /// The flat tensor read from slot vectors (one per ciphertext) in this layout.
+    pub fn unpack_cts(&self, cts: &[Vec<f64>]) -> Vec<f64> {
+        (0..self.len())
+            .map(|f| {
+                let (ct, slot) = self.locate(f);
+                cts.get(ct).and_then(|v| v.get(slot)).copied().unwrap_or(0.0)
+            })
+            .collect()
+    }
+}
+
+/// An encrypted tensor: one ciphertext per channel group, and where the elements are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tensor {
+    /// The ciphertexts, channel group 0 first.
+    pub cts: Vec<ObjId>,
+    /// Layout of the elements.
+    pub layout: Layout,
+}
+
+impl Tensor {
+    /// A tensor; a typed error if the number of ciphertexts does not match the layout.
+    pub fn new(cts: Vec<ObjId>, layout: Layout) -> Result<Self> {
+        if cts.len() != layout.ciphertexts() {
+            return Err(Error::LayerShape {
+                layer: "tensor".into(),
+                reason: format!(
+                    "{} ciphertexts for a layout of {}",
+                    cts.len(),
+                    layout.ciphertexts()
+                ),
+            });
+        }
+        Ok(Self { cts, layout })
+    }
+
+    /// A tensor in one ciphertext.
+    pub fn single(ct: ObjId, layout: Layout) -> Self {
+        Self { cts: vec![ct], layout }
     }
 }

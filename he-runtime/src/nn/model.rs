@@ -7,8 +7,8 @@ use crate::ckks::Params;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::layers::{AvgPool2d, Conv2d, Dense, PolyActivation, Residual, Square};
-use crate::nn::layout::Layout;
-use crate::nn::program::{ObjId, Program};
+use crate::nn::layout::{Layout, Tensor};
+use crate::nn::program::Program;
 
 /// One layer of a [`Model`].
 #[derive(Debug, Clone)]
@@ -58,25 +58,46 @@ pub struct Model {
     pub layers: Vec<Layer>,
 }
 
-/// Name of the program input.
+/// Base name of the program inputs.
 pub const INPUT: &str = "x";
-/// Name of the program output.
+/// Base name of the program outputs.
 pub const OUTPUT: &str = "y";
 
+/// Name of ciphertext `i` of `count` of a tensor named `base`: `base` itself for one
+/// ciphertext, `base.i` otherwise.
+pub fn ct_name(base: &str, i: usize, count: usize) -> String {
+    if count == 1 {
+        base.to_string()
+    } else {
+        format!("{base}.{i}")
+    }
+}
+
 impl Model {
-    /// A model on inputs packed as `input`.
+    /// A model on inputs packed as `input` (split over ciphertexts at compile time if needed).
     pub fn new(input: Layout, layers: Vec<Layer>) -> Self {
         Self { input, layers }
     }
 
-    /// Compiles the model: input [`INPUT`] at the top level and nominal scale, output
-    /// [`OUTPUT`]; returns the program and the output layout.
+    /// The input layout under `params` (the client packs its tensor this way).
+    pub fn input_layout(&self, params: &Params) -> Layout {
+        self.input.split(params.slots())
+    }
+
+    /// Compiles the model: inputs named after [`INPUT`] at the top level and nominal scale,
+    /// outputs after [`OUTPUT`] (see [`ct_name`]); returns the program and the output layout.
     pub fn compile(&self, params: &Params) -> Result<(Program, Layout)> {
         let mut b = ProgramBuilder::new(params);
-        let x = b.input(INPUT, params.max_level(), params.scale())?;
-        let (y, lay) = compile_seq(&mut b, &self.layers, x, self.input)?;
-        b.output(OUTPUT, y)?;
-        Ok((b.finish(), lay))
+        let lay = self.input_layout(params);
+        let n = lay.ciphertexts();
+        let cts = (0..n)
+            .map(|i| b.input(&ct_name(INPUT, i, n), params.max_level(), params.scale()))
+            .collect::<Result<Vec<_>>>()?;
+        let y = compile_seq(&mut b, &self.layers, Tensor::new(cts, lay)?)?;
+        for (i, &c) in y.cts.iter().enumerate() {
+            b.output(&ct_name(OUTPUT, i, y.cts.len()), c)?;
+        }
+        Ok((b.finish(), y.layout))
     }
 
     /// The model in f64 on a flat input tensor.
@@ -86,34 +107,33 @@ impl Model {
     }
 }
 
-fn compile_seq(
-    b: &mut ProgramBuilder,
-    layers: &[Layer],
-    mut x: ObjId,
-    mut lay: Layout,
-) -> Result<(ObjId, Layout)> {
+fn compile_seq(b: &mut ProgramBuilder, layers: &[Layer], mut x: Tensor) -> Result<Tensor> {
     let nominal = b.params().scale();
     for (i, layer) in layers.iter().enumerate() {
         b.begin_layer(layer.name());
+        let x0 = *x.cts.first().ok_or(Error::LayerShape {
+            layer: layer.name().into(),
+            reason: "empty tensor".into(),
+        })?;
         // A linear layer emits at the scale the next activation maps to t for free.
         let out_scale = match layers.get(i + 1) {
             Some(Layer::Activation(a)) => a.preferred_input_scale(nominal),
-            _ => b.scale(x)?,
+            _ => b.scale(x0)?,
         };
-        (x, lay) = match layer {
-            Layer::Dense(l) => l.compile_scaled(b, x, &lay, out_scale)?,
-            Layer::Conv2d(l) => l.compile_scaled(b, x, &lay, out_scale)?,
-            Layer::AvgPool(l) => l.compile(b, x, &lay)?,
-            Layer::Square(l) => l.compile(b, x, &lay)?,
-            Layer::Activation(l) => l.compile(b, x, &lay)?,
+        x = match layer {
+            Layer::Dense(l) => l.compile_tensor_scaled(b, &x, out_scale)?,
+            Layer::Conv2d(l) => l.compile_tensor_scaled(b, &x, out_scale)?,
+            Layer::AvgPool(l) => l.compile_tensor(b, &x)?,
+            Layer::Square(l) => l.compile_tensor(b, &x)?,
+            Layer::Activation(l) => l.compile_tensor(b, &x)?,
             Layer::Residual { name, body } => {
-                let (y, ylay) = compile_seq(b, body, x, lay)?;
+                let y = compile_seq(b, body, x.clone())?;
                 b.begin_layer(name);
-                Residual::new(name).compile(b, (y, &ylay), (x, &lay))?
+                Residual::new(name).compile_tensor(b, &y, &x)?
             }
         };
     }
-    Ok((x, lay))
+    Ok(x)
 }
 
 fn reference_seq(layers: &[Layer], mut x: Vec<f64>, mut shape: Shape) -> Result<(Vec<f64>, Shape)> {

@@ -22,9 +22,10 @@
 
 use std::collections::BTreeMap;
 
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
-use crate::nn::layout::Layout;
+use crate::nn::layout::{Layout, Tensor};
 use crate::nn::poly::{self, depth_for_degree, ChebPoly};
 use crate::nn::program::ObjId;
 
@@ -103,13 +104,14 @@ impl PolyActivation {
         self.poly.depth() + usize::from(!self.map_is_free(input_scale, nominal))
     }
 
-    /// Emits the activation on `x`; the output has the parameters' nominal scale.
-    pub fn compile(
-        &self,
-        b: &mut ProgramBuilder,
-        x: ObjId,
-        layout: &Layout,
-    ) -> Result<(ObjId, Layout)> {
+    /// Emits the activation on every ciphertext of `x`; the outputs have the parameters'
+    /// nominal scale.
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+        let cts = x.cts.iter().map(|&c| self.compile_ct(b, c)).collect::<Result<Vec<_>>>()?;
+        Tensor::new(cts, x.layout)
+    }
+
+    pub(crate) fn compile_ct(&self, b: &mut ProgramBuilder, x: ObjId) -> Result<ObjId> {
         let nominal = b.params().scale();
         let (level, s) = (b.level(x)?, b.scale(x)?);
         let needed = self.depth(s, nominal);
@@ -150,12 +152,21 @@ impl PolyActivation {
         let top = b.level(t)?;
         let depth = self.poly.depth();
         let mut ev = ChebEval::new(b, t, depth)?;
-        let out = ev.eval(&self.poly.coeffs, top - depth, nominal)?;
-        let y = match out {
-            Value::Ct(y) => y,
+        match ev.eval(&self.poly.coeffs, top - depth, nominal)? {
+            Value::Ct(y) => Ok(y),
             Value::Const(_) => unreachable!("degree ≥ 1 polynomials evaluate to a ciphertext"),
-        };
-        Ok((y, *layout))
+        }
+    }
+
+    /// Single-ciphertext form of [`PolyActivation::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
     }
 }
 
@@ -180,23 +191,33 @@ impl Square {
         x.iter().map(|v| v * v).collect()
     }
 
-    /// Emits x² (scale s²/q_level).
+    /// Emits x² (scale s²/q_level) on every ciphertext of `x`.
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+        let mut cts = Vec::with_capacity(x.cts.len());
+        for &c in &x.cts {
+            let level = b.level(c)?;
+            if level < Self::DEPTH {
+                return Err(Error::DepthExceeded {
+                    layer: self.name.clone(),
+                    needed: Self::DEPTH,
+                    available: level,
+                });
+            }
+            let y = b.mul_relin(c, c)?;
+            cts.push(b.rescale(y)?);
+        }
+        Tensor::new(cts, x.layout)
+    }
+
+    /// Single-ciphertext form of [`Square::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
     pub fn compile(
         &self,
         b: &mut ProgramBuilder,
         x: ObjId,
         layout: &Layout,
     ) -> Result<(ObjId, Layout)> {
-        let level = b.level(x)?;
-        if level < Self::DEPTH {
-            return Err(Error::DepthExceeded {
-                layer: self.name.clone(),
-                needed: Self::DEPTH,
-                available: level,
-            });
-        }
-        let y = b.mul_relin(x, x)?;
-        Ok((b.rescale(y)?, *layout))
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
     }
 }
 
@@ -233,7 +254,11 @@ impl<'b> ChebEval<'b> {
         if let Some(&c) = self.t.get(&j) {
             return Ok(c);
         }
-        let a = if j % 2 == 0 { j / 2 } else { 1 << (usize::BITS - 1 - (j - 1).leading_zeros()) };
+        let a = if j.is_multiple_of(2) {
+            j / 2
+        } else {
+            1 << (usize::BITS - 1 - (j - 1).leading_zeros())
+        };
         let bb = j - a;
         let (ta, tb) = (self.power(a)?, self.power(bb)?);
         let lower = a - bb; // 2T_aT_b = T_j + T_{a−b}

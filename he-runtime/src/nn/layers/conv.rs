@@ -9,21 +9,27 @@
 //! Output pixel (r, s) is computed *in place* at the slot of input pixel (r·t, s·t) (t the
 //! stride) of block o, so
 //! `y = Σ_δ Σ_(dy,dx) m_{δ,dy,dx} ⊙ rot(x, δ·B + (dy − p)·ρ + (dx − p)·σ)`
-//! where the mask m holds K[o][(o+δ) mod C'][dy][dx] at the output slots whose source pixel
+//! where the mask m holds `K[o][(o+δ) mod C'][dy][dx]` at the output slots whose source pixel
 //! (r·t + dy − p, s·t + dx − p) lies inside the image, and zero elsewhere (zero padding,
 //! stride selection and channel validity all live in the mask). The rotations are split as
 //! baby steps = the k² kernel offsets (hoisted: one decomposition of x) and giant steps = the
 //! C' − 1 channel shifts δ·B, with the masks pre-rotated by −δ·B: k² − 1 + C' − 1 rotations
 //! and keys, C'·k² weight plaintexts, one level. A stride leaves the output on the input grid
 //! with strides t·ρ, t·σ (no compaction); the following layers read that layout directly.
+//!
+//! Tensors split over several ciphertexts (K = N/(2B) channels each): output group g_o sums,
+//! over every input ciphertext g_i, the same masked kernel-offset/channel-shift terms (output
+//! block j reads block (j + δ) mod K of g_i); the baby rotations of each input ciphertext are
+//! made once and shared by all output groups, the giant rotations are per output group.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::linear::{bsgs, SparseDiag, Term};
+use super::linear::{babies, bsgs, SparseDiag, Term};
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
-use crate::nn::layout::Layout;
+use crate::nn::layout::{Layout, Tensor};
 use crate::nn::program::{ObjId, PlainSource};
 
 /// A 2-D convolution with square kernels, zero padding and a stride.
@@ -133,8 +139,8 @@ impl Conv2d {
         Ok(y)
     }
 
-    /// The period and output layout for `input`, checking that the packing works.
-    pub fn plan_layout(&self, input: &Layout, slots: usize) -> Result<(usize, Layout)> {
+    /// The output layout for `input`, checking that the packing works.
+    pub fn plan_layout(&self, input: &Layout, slots: usize) -> Result<Layout> {
         input.validate(&self.name, slots)?;
         let err = |reason: String| Error::LayerShape { layer: self.name.clone(), reason };
         if input.channels != self.in_channels {
@@ -151,51 +157,46 @@ impl Conv2d {
                 self.padding, self.kernel
             )));
         }
-        let cp = self.in_channels.max(self.out_channels).next_power_of_two();
-        let period = cp * input.c_stride;
-        if period > slots {
-            return Err(Error::LayoutTooLarge { layer: self.name.clone(), needed: period, slots });
+        let block = input.c_stride;
+        if block > slots || !block.is_power_of_two() || !input.period.is_multiple_of(block) {
+            return Err(Error::LayoutTooLarge { layer: self.name.clone(), needed: block, slots });
         }
-        if !period.is_power_of_two() || period % input.period != 0 {
-            return Err(err(format!(
-                "channel block {} and input period {} do not tile a power-of-two period",
-                input.c_stride, input.period
-            )));
-        }
-        let out = Layout {
+        let k_in = input.period / block;
+        let k = k_in.max(self.out_channels.next_power_of_two()).min(slots / block);
+        let per_ct = if self.out_channels <= k { self.out_channels } else { k };
+        Ok(Layout {
             channels: self.out_channels,
             height: ho,
             width: wo,
-            c_stride: input.c_stride,
+            c_stride: block,
             r_stride: input.r_stride * self.stride,
             s_stride: input.s_stride * self.stride,
-            period,
-        };
-        Ok((period, out))
+            period: k * block,
+            per_ct,
+        })
     }
 
-    /// Emits the convolution for `x` in `input`; the output keeps the input's scale.
-    pub fn compile(
-        &self,
-        b: &mut ProgramBuilder,
-        x: ObjId,
-        input: &Layout,
-    ) -> Result<(ObjId, Layout)> {
-        let s = b.scale(x)?;
-        self.compile_scaled(b, x, input, s)
+    /// Emits the convolution for `x`; the output keeps the input's scale.
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+        let s = b.scale(x.cts[0])?;
+        self.compile_tensor_scaled(b, x, s)
     }
 
-    /// As [`Conv2d::compile`] with the output at `out_scale`.
-    pub fn compile_scaled(
+    /// As [`Conv2d::compile_tensor`] with the output at `out_scale`.
+    pub fn compile_tensor_scaled(
         &self,
         b: &mut ProgramBuilder,
-        x: ObjId,
-        input: &Layout,
+        x: &Tensor,
         out_scale: f64,
-    ) -> Result<(ObjId, Layout)> {
+    ) -> Result<Tensor> {
         let slots = b.slots();
-        let (period, out) = self.plan_layout(input, slots)?;
-        let level = b.level(x)?;
+        let input = &x.layout;
+        let out = self.plan_layout(input, slots)?;
+        let x0 = *x.cts.first().ok_or(Error::LayerShape {
+            layer: self.name.clone(),
+            reason: "input tensor has no ciphertext".into(),
+        })?;
+        let level = b.level(x0)?;
         if level < Self::DEPTH {
             return Err(Error::DepthExceeded {
                 layer: self.name.clone(),
@@ -203,65 +204,156 @@ impl Conv2d {
                 available: level,
             });
         }
-        let cp = period / input.c_stride;
-        let (k, p, t) = (self.kernel, self.padding as isize, self.stride as isize);
-        let (h, w) = (input.height as isize, input.width as isize);
-        let mut terms = Vec::new();
-        for delta in 0..cp {
-            for dy in 0..k {
-                for dx in 0..k {
-                    let mut diag: SparseDiag = Vec::new();
-                    for o in 0..self.out_channels {
-                        let c = (o + delta) % cp;
-                        if c >= self.in_channels {
-                            continue;
-                        }
-                        let wv = self.w(o, c, dy, dx);
-                        if wv == 0.0 {
-                            continue;
-                        }
-                        for r in 0..out.height {
-                            for s in 0..out.width {
-                                let ir = r as isize * t + dy as isize - p;
-                                let is = s as isize * t + dx as isize - p;
-                                if ir >= 0 && is >= 0 && ir < h && is < w {
-                                    diag.push((out.slot(o, r, s), wv));
-                                }
+        let period = out.period;
+        let kb = period / input.c_stride;
+        let (k, p) = (self.kernel, self.padding as isize);
+        let per_in = input.per_ct;
+        // Masks are generated on demand from the shared weights (a full-size plan never holds
+        // them); a term exists when some (output, input) channel pair has a non-zero weight and
+        // the kernel offset reaches some pixel of the image.
+        let me = Arc::new(self.clone());
+        let mut groups: Vec<Vec<Term>> = Vec::new();
+        for go in 0..out.ciphertexts() {
+            let mut terms = Vec::new();
+            for gi in 0..input.ciphertexts() {
+                for delta in 0..kb {
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            let geo = ConvTerm { go, gi, delta, dy, dx, kb, per_in, out };
+                            if !geo.reaches_image(&me, input) || !geo.has_weight(&me) {
+                                continue;
                             }
+                            let off = (dy as isize - p) * input.r_stride as isize
+                                + (dx as isize - p) * input.s_stride as isize;
+                            let (me, inl) = (Arc::clone(&me), *input);
+                            terms.push(Term {
+                                input: gi,
+                                giant: (delta * input.c_stride) as i64,
+                                baby: off as i64,
+                                diag: Arc::new(move || geo.mask(&me, &inl)),
+                            });
                         }
                     }
-                    if diag.is_empty() {
-                        continue;
-                    }
-                    let off = (dy as isize - p) * input.r_stride as isize
-                        + (dx as isize - p) * input.s_stride as isize;
-                    terms.push(Term {
-                        giant: (delta * input.c_stride) as i64,
-                        baby: off as i64,
-                        diag: Arc::new(diag),
-                    });
                 }
             }
+            groups.push(terms);
         }
-        let pt_scale = b.prime(level)? * out_scale / b.scale(x)?;
-        let y = match bsgs(b, x, period, terms, pt_scale)? {
-            Some(y) => y,
-            None => b.mul_const(x, 0.0, pt_scale)?,
+        let pt_scale = b.prime(level)? * out_scale / b.scale(x0)?;
+        let all: Vec<Term> = groups.iter().flatten().cloned().collect();
+        let bab = babies(b, &x.cts, &all)?;
+        let mut cts = Vec::with_capacity(groups.len());
+        for (go, terms) in groups.into_iter().enumerate() {
+            let y = match bsgs(b, &bab, period, terms, pt_scale)? {
+                Some(y) => y,
+                None => b.mul_const(x0, 0.0, pt_scale)?,
+            };
+            let mut y = b.rescale(y)?;
+            if let Some(bias) = &self.bias {
+                let mut one = vec![0.0; period];
+                for j in 0..out.per_ct {
+                    let Some(&bv) = bias.get(go * out.per_ct + j) else { continue };
+                    for r in 0..out.height {
+                        for s in 0..out.width {
+                            one[out.slot(j, r, s)] = bv;
+                        }
+                    }
+                }
+                let src =
+                    PlainSource::new(move || one.iter().copied().cycle().take(slots).collect());
+                y = b.add_values(y, src)?;
+            }
+            cts.push(y);
+        }
+        Tensor::new(cts, out)
+    }
+
+    /// Single-ciphertext form of [`Conv2d::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
+    }
+
+    /// Single-ciphertext form of [`Conv2d::compile_tensor_scaled`].
+    pub fn compile_scaled(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+        out_scale: f64,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor_scaled(b, &Tensor::single(x, *layout), out_scale)?)
+    }
+}
+
+/// Geometry of one convolution term: output group, input group, channel shift and offset.
+#[derive(Debug, Clone, Copy)]
+struct ConvTerm {
+    go: usize,
+    gi: usize,
+    delta: usize,
+    dy: usize,
+    dx: usize,
+    kb: usize,
+    per_in: usize,
+    out: Layout,
+}
+
+impl ConvTerm {
+    /// (output block j, output channel, input channel) triples this term connects.
+    fn pairs(&self, conv: &Conv2d) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let (in_c, out_c) = (conv.in_channels, conv.out_channels);
+        (0..self.kb.min(self.out.per_ct)).filter_map(move |j| {
+            let o = self.go * self.out.per_ct + j;
+            let cl = (j + self.delta) % self.kb;
+            let c = self.gi * self.per_in + cl;
+            (o < out_c && cl < self.per_in && c < in_c).then_some((j, o, c))
+        })
+    }
+
+    /// Whether some output pixel's source pixel for this offset lies inside the image.
+    fn reaches_image(&self, conv: &Conv2d, input: &Layout) -> bool {
+        let (t, p) = (conv.stride as isize, conv.padding as isize);
+        let inside = |n: usize, d: usize, lim: usize| {
+            (0..n as isize).any(|r| (0..lim as isize).contains(&(r * t + d as isize - p)))
         };
-        let mut y = b.rescale(y)?;
-        if let Some(bias) = &self.bias {
-            let mut one = vec![0.0; period];
-            for (o, &bv) in bias.iter().enumerate() {
-                for r in 0..out.height {
-                    for s in 0..out.width {
-                        one[out.slot(o, r, s)] = bv;
+        inside(self.out.height, self.dy, input.height)
+            && inside(self.out.width, self.dx, input.width)
+    }
+
+    /// Whether some connected channel pair has a non-zero weight at this tap.
+    fn has_weight(&self, conv: &Conv2d) -> bool {
+        self.pairs(conv).any(|(_, o, c)| conv.w(o, c, self.dy, self.dx) != 0.0)
+    }
+
+    /// The mask: weight K[o][c][dy][dx] at every output slot whose source pixel is inside.
+    fn mask(&self, conv: &Conv2d, input: &Layout) -> SparseDiag {
+        let (t, p) = (conv.stride as isize, conv.padding as isize);
+        let (h, w) = (input.height as isize, input.width as isize);
+        let mut diag = Vec::new();
+        for (j, o, c) in self.pairs(conv) {
+            let wv = conv.w(o, c, self.dy, self.dx);
+            if wv == 0.0 {
+                continue;
+            }
+            for r in 0..self.out.height {
+                let ir = r as isize * t + self.dy as isize - p;
+                if ir < 0 || ir >= h {
+                    continue;
+                }
+                for s in 0..self.out.width {
+                    let is = s as isize * t + self.dx as isize - p;
+                    if is >= 0 && is < w {
+                        diag.push((self.out.slot(j, r, s), wv));
                     }
                 }
             }
-            let src = PlainSource::new(move || one.iter().copied().cycle().take(slots).collect());
-            y = b.add_values(y, src)?;
         }
-        Ok((y, out))
+        diag
     }
 }
 
@@ -292,7 +384,7 @@ impl AvgPool2d {
         Self { name: name.into(), kh: h, kw: w, stride: h.max(w).max(1) }
     }
 
-    fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+    pub(crate) fn out_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         if self.kh == 0 || self.kw == 0 || self.kh > h || self.kw > w {
             return Err(Error::LayerShape {
                 layer: self.name.clone(),
@@ -323,60 +415,70 @@ impl AvgPool2d {
         Ok(y)
     }
 
-    /// Emits the pooling: kw − 1 then kh − 1 hoisted rotations summed, then a mask carrying
-    /// 1/(kh·kw) at the output slots (which are the input grid with strides × stride).
+    /// Emits the pooling on each ciphertext: kw − 1 then kh − 1 hoisted rotations summed, then
+    /// a mask carrying 1/(kh·kw) at the output slots (the input grid with strides × stride).
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+        let slots = b.slots();
+        let input = &x.layout;
+        input.validate(&self.name, slots)?;
+        let (ho, wo) = self.out_size(input.height, input.width)?;
+        let out = Layout {
+            height: ho,
+            width: wo,
+            r_stride: input.r_stride * self.stride,
+            s_stride: input.s_stride * self.stride,
+            ..*input
+        };
+        let mut cts = Vec::with_capacity(x.cts.len());
+        for (g, &ct) in x.cts.iter().enumerate() {
+            let level = b.level(ct)?;
+            if level < Self::DEPTH {
+                return Err(Error::DepthExceeded {
+                    layer: self.name.clone(),
+                    needed: Self::DEPTH,
+                    available: level,
+                });
+            }
+            let mut acc = ct;
+            for (k, stride) in [(self.kw, input.s_stride), (self.kh, input.r_stride)] {
+                if k > 1 {
+                    let steps: Vec<i64> = (0..k).map(|d| (d * stride) as i64).collect();
+                    let rots = b.rotate_hoisted(acc, &steps)?;
+                    acc = b.sum(&rots)?.unwrap_or(acc);
+                }
+            }
+            let mut mask = BTreeMap::new();
+            let channels = out.per_ct.min(out.channels - g * out.per_ct);
+            for c in 0..channels {
+                for r in 0..ho {
+                    for s in 0..wo {
+                        mask.insert(out.slot(c, r, s), 1.0 / (self.kh * self.kw) as f64);
+                    }
+                }
+            }
+            let period = input.period;
+            let src = PlainSource::new(move || {
+                let mut one = vec![0.0; period];
+                for (&j, &v) in &mask {
+                    one[j] = v;
+                }
+                one.iter().copied().cycle().take(slots).collect()
+            });
+            let q = b.prime(level)?;
+            let y = b.mul_values(acc, src, q)?;
+            cts.push(b.rescale(y)?);
+        }
+        Tensor::new(cts, out)
+    }
+
+    /// Single-ciphertext form of [`AvgPool2d::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
     pub fn compile(
         &self,
         b: &mut ProgramBuilder,
         x: ObjId,
-        input: &Layout,
+        layout: &Layout,
     ) -> Result<(ObjId, Layout)> {
-        let slots = b.slots();
-        input.validate(&self.name, slots)?;
-        let (ho, wo) = self.out_size(input.height, input.width)?;
-        let level = b.level(x)?;
-        if level < Self::DEPTH {
-            return Err(Error::DepthExceeded {
-                layer: self.name.clone(),
-                needed: Self::DEPTH,
-                available: level,
-            });
-        }
-        let mut acc = x;
-        for (k, stride) in [(self.kw, input.s_stride), (self.kh, input.r_stride)] {
-            if k > 1 {
-                let steps: Vec<i64> = (0..k).map(|d| (d * stride) as i64).collect();
-                let rots = b.rotate_hoisted(acc, &steps)?;
-                acc = b.sum(&rots)?.unwrap_or(acc);
-            }
-        }
-        let out = Layout {
-            channels: input.channels,
-            height: ho,
-            width: wo,
-            c_stride: input.c_stride,
-            r_stride: input.r_stride * self.stride,
-            s_stride: input.s_stride * self.stride,
-            period: input.period,
-        };
-        let mut mask = BTreeMap::new();
-        for c in 0..out.channels {
-            for r in 0..ho {
-                for s in 0..wo {
-                    mask.insert(out.slot(c, r, s), 1.0 / (self.kh * self.kw) as f64);
-                }
-            }
-        }
-        let period = input.period;
-        let src = PlainSource::new(move || {
-            let mut one = vec![0.0; period];
-            for (&j, &v) in &mask {
-                one[j] = v;
-            }
-            one.iter().copied().cycle().take(slots).collect()
-        });
-        let q = b.prime(level)?;
-        let y = b.mul_values(acc, src, q)?;
-        Ok((b.rescale(y)?, out))
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
     }
 }

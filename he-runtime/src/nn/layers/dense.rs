@@ -2,10 +2,11 @@
 //! and hoisted baby rotations).
 //!
 //! Layout: the input is any [`Layout`] with period p (so element f sits at slot pos(f) < p and
-//! repeats every p slots). Let m' = next_pow2(out) and n = max(p, m'). Scatter W into an
-//! m'×n matrix M with M[i][pos(f)] = W[i][f]; then the "extended diagonals"
-//! d_k[j] = M[j mod m'][(j + k) mod n], k < m', j < n give z = Σ_k d_k ⊙ rot(x, k) with
-//! z[j] = Σ_c M[j mod m'][c]·x[c] over the columns c ≡ j + k — a partial sum of row j mod m'.
+//! repeats every p slots); a tensor split over several ciphertexts contributes the diagonals
+//! of each ciphertext's columns, summed before the giant rotations. Let m' = next_pow2(out) and n = max(p, m'). Scatter W into an
+//! m'×n matrix M with `M[i][pos(f)] = W[i][f]`; then the "extended diagonals"
+//! `d_k[j] = M[j mod m'][(j + k) mod n]`, k < m', j < n give `z = Σ_k d_k ⊙ rot(x, k)` with
+//! `z[j] = Σ_c M[j mod m'][c]·x[c]` over the columns c ≡ j + k — a partial sum of row j mod m'.
 //! When n > m', log2(n/m') rotate-and-add steps (by m', 2m', …, n/2) fold the n/m' partial
 //! sums, leaving y repeated with period m' (the output layout is a vector with period m').
 //! With n = n1·n2 diagonals grouped as k = n1·g + b the map needs n1 − 1 baby keys (hoisted)
@@ -14,12 +15,12 @@
 //! one rescale the layer costs.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use super::linear::{bsgs, SparseDiag, Term};
+use super::linear::{babies, bsgs, SparseDiag, Term};
+use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
-use crate::nn::layout::Layout;
+use crate::nn::layout::{Layout, Tensor};
 use crate::nn::program::{ObjId, PlainSource};
 
 /// A fully connected layer with `out × in` weights (row-major) and an optional bias.
@@ -90,28 +91,22 @@ impl Dense {
         (n1, m / n1)
     }
 
-    /// Emits the layer for ciphertext `x` in layout `input`; returns the output (at the
-    /// input's scale) and its layout.
-    pub fn compile(
-        &self,
-        b: &mut ProgramBuilder,
-        x: ObjId,
-        input: &Layout,
-    ) -> Result<(ObjId, Layout)> {
-        let s = b.scale(x)?;
-        self.compile_scaled(b, x, input, s)
+    /// Emits the layer for tensor `x`; the output (one ciphertext) keeps the input's scale.
+    pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
+        let s = b.scale(x.cts[0])?;
+        self.compile_tensor_scaled(b, x, s)
     }
 
-    /// As [`Dense::compile`], with the output at `out_scale` (weights encoded at
+    /// As [`Dense::compile_tensor`], with the output at `out_scale` (weights encoded at
     /// q_level·out_scale/input scale), e.g. the scale a following activation prefers.
-    pub fn compile_scaled(
+    pub fn compile_tensor_scaled(
         &self,
         b: &mut ProgramBuilder,
-        x: ObjId,
-        input: &Layout,
+        x: &Tensor,
         out_scale: f64,
-    ) -> Result<(ObjId, Layout)> {
+    ) -> Result<Tensor> {
         let slots = b.slots();
+        let input = &x.layout;
         input.validate(&self.name, slots)?;
         if input.len() != self.in_features {
             return Err(Error::LayerShape {
@@ -123,7 +118,11 @@ impl Dense {
                 ),
             });
         }
-        let level = b.level(x)?;
+        let x0 = *x.cts.first().ok_or(Error::LayerShape {
+            layer: self.name.clone(),
+            reason: "input tensor has no ciphertext".into(),
+        })?;
+        let level = b.level(x0)?;
         if level < Self::DEPTH {
             return Err(Error::DepthExceeded {
                 layer: self.name.clone(),
@@ -137,34 +136,31 @@ impl Dense {
             return Err(Error::LayoutTooLarge { layer: self.name.clone(), needed: n, slots });
         }
         // Entry (i, c) of M lands on diagonal k = (c − i) mod m' at position j = (c − k) mod n.
-        let mut diags: BTreeMap<usize, SparseDiag> = BTreeMap::new();
+        let mut diags: BTreeMap<(usize, usize), SparseDiag> = BTreeMap::new();
         for i in 0..self.out_features {
             for f in 0..self.in_features {
                 let w = self.weights[i * self.in_features + f];
                 if w == 0.0 {
                     continue;
                 }
-                let c = input.slot_of(f);
+                let (ct, c) = input.locate(f);
                 let k = (c + m - i % m) % m;
                 let j = (c + n - k) % n;
-                diags.entry(k).or_default().push((j, w));
+                diags.entry((ct, k)).or_default().push((j, w));
             }
         }
         let (n1, _) = Self::bsgs_split(m);
-        let terms = diags
+        let terms: Vec<Term> = diags
             .into_iter()
-            .map(|(k, d)| Term {
-                giant: (k - k % n1) as i64,
-                baby: (k % n1) as i64,
-                diag: Arc::new(d),
-            })
+            .map(|((ct, k), d)| Term::fixed(ct, (k - k % n1) as i64, (k % n1) as i64, d))
             .collect();
-        let pt_scale = b.prime(level)? * out_scale / b.scale(x)?;
-        let mut y = match bsgs(b, x, n, terms, pt_scale)? {
+        let pt_scale = b.prime(level)? * out_scale / b.scale(x0)?;
+        let bab = babies(b, &x.cts, &terms)?;
+        let mut y = match bsgs(b, &bab, n, terms, pt_scale)? {
             Some(y) => b.rescale(y)?,
             // All-zero weights: x·0 keeps the data flow (and the level) uniform.
             None => {
-                let z = b.mul_const(x, 0.0, pt_scale)?;
+                let z = b.mul_const(x0, 0.0, pt_scale)?;
                 b.rescale(z)?
             }
         };
@@ -180,6 +176,28 @@ impl Dense {
             let src = PlainSource::new(move || one.iter().copied().cycle().take(slots).collect());
             y = b.add_values(y, src)?;
         }
-        Ok((y, self.output_layout()))
+        Ok(Tensor::single(y, self.output_layout()))
+    }
+
+    /// Single-ciphertext form of [`Dense::compile_tensor`]: `x` in `layout`, one output
+    /// ciphertext (a typed error if the output would need several).
+    pub fn compile(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor(b, &Tensor::single(x, *layout))?)
+    }
+
+    /// Single-ciphertext form of [`Dense::compile_tensor_scaled`].
+    pub fn compile_scaled(
+        &self,
+        b: &mut ProgramBuilder,
+        x: ObjId,
+        layout: &Layout,
+        out_scale: f64,
+    ) -> Result<(ObjId, Layout)> {
+        single(&self.name, self.compile_tensor_scaled(b, &Tensor::single(x, *layout), out_scale)?)
     }
 }

@@ -5,24 +5,39 @@
 //! `Σ_g rot( Σ_b rot(d_{g,b}, −g) ⊙ rot(x, b), g )` — the baby rotations rot(x, b) are computed
 //! once and hoisted (one decomposition of x), each giant rotation is one key switch, and the
 //! pre-rotated diagonals rot(d, −g) are the weight plaintexts. Keys: one per distinct non-zero
-//! baby step plus one per distinct non-zero giant step.
+//! baby step plus one per distinct non-zero giant step. A tensor split over several
+//! ciphertexts contributes terms from each; their products are summed per giant step before
+//! the one giant rotation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::program::{ObjId, PlainSource};
 
 /// A sparse diagonal: (slot within the period, value) pairs.
 pub(crate) type SparseDiag = Vec<(usize, f64)>;
 
-/// One term of a BSGS linear map: rotation = giant + baby, plaintext = `diag` (period n).
-#[derive(Debug, Clone)]
+/// Produces a diagonal on demand, so a full-size plan never materialises its weights.
+pub(crate) type DiagFn = Arc<dyn Fn() -> SparseDiag + Send + Sync>;
+
+/// One term of a BSGS linear map on input ciphertext `input`: rotation = giant + baby,
+/// plaintext = `diag()` (period n).
+#[derive(Clone)]
 pub(crate) struct Term {
+    pub input: usize,
     pub giant: i64,
     pub baby: i64,
-    pub diag: Arc<SparseDiag>,
+    pub diag: DiagFn,
+}
+
+impl Term {
+    /// A term whose diagonal is already computed.
+    pub fn fixed(input: usize, giant: i64, baby: i64, diag: SparseDiag) -> Self {
+        let d = Arc::new(diag);
+        Self { input, giant, baby, diag: Arc::new(move || d.as_ref().clone()) }
+    }
 }
 
 /// The period-n vector `diag` rotated right by `giant`, repeated over `slots`.
@@ -34,21 +49,36 @@ fn expand(diag: &SparseDiag, giant: i64, n: usize, slots: usize) -> Vec<f64> {
     one.iter().copied().cycle().take(slots).collect()
 }
 
-/// Emits Σ_t d_t ⊙ rot(x, g_t + b_t) with weights encoded at `pt_scale`, not yet rescaled.
-/// Returns None when there are no terms.
+/// Baby-step rotations of each input, keyed by (input, step): one hoisted decomposition per
+/// input ciphertext, shared by every output that uses it.
+pub(crate) type Babies = BTreeMap<(usize, i64), ObjId>;
+
+/// Emits the hoisted baby rotations the `terms` need.
+pub(crate) fn babies(b: &mut ProgramBuilder, inputs: &[ObjId], terms: &[Term]) -> Result<Babies> {
+    let mut out = Babies::new();
+    for (i, &x) in inputs.iter().enumerate() {
+        let mut steps: Vec<i64> = terms.iter().filter(|t| t.input == i).map(|t| t.baby).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        if steps.is_empty() {
+            continue;
+        }
+        let rotated = b.rotate_hoisted(x, &steps)?;
+        out.extend(steps.into_iter().zip(rotated).map(|(s, r)| ((i, s), r)));
+    }
+    Ok(out)
+}
+
+/// Emits Σ_t d_t ⊙ rot(x_t, g_t + b_t) with weights encoded at `pt_scale`, not yet rescaled,
+/// from precomputed baby rotations. Returns None when there are no terms.
 pub(crate) fn bsgs(
     b: &mut ProgramBuilder,
-    x: ObjId,
+    babies: &Babies,
     n: usize,
     terms: Vec<Term>,
     pt_scale: f64,
 ) -> Result<Option<ObjId>> {
     let slots = b.slots();
-    let mut babies: Vec<i64> = terms.iter().map(|t| t.baby).collect();
-    babies.sort_unstable();
-    babies.dedup();
-    let rotated = b.rotate_hoisted(x, &babies)?;
-    let baby_ct: BTreeMap<i64, ObjId> = babies.iter().copied().zip(rotated).collect();
     let mut by_giant: BTreeMap<i64, Vec<Term>> = BTreeMap::new();
     for t in terms {
         by_giant.entry(t.giant).or_default().push(t);
@@ -58,8 +88,12 @@ pub(crate) fn bsgs(
         let mut inner = Vec::with_capacity(ts.len());
         for t in ts {
             let diag = Arc::clone(&t.diag);
-            let src = PlainSource::new(move || expand(&diag, giant, n, slots));
-            inner.push(b.mul_values(baby_ct[&t.baby], src, pt_scale)?);
+            let src = PlainSource::new(move || expand(&diag(), giant, n, slots));
+            let x = babies.get(&(t.input, t.baby)).copied().ok_or(Error::MissingObject {
+                id: u32::MAX,
+                reason: "baby rotation not prepared",
+            })?;
+            inner.push(b.mul_values(x, src, pt_scale)?);
         }
         if let Some(s) = b.sum(&inner)? {
             outer.push(b.rotate(s, giant)?);
