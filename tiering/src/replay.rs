@@ -4,7 +4,8 @@
 //!
 //! Protocol (shared with [`crate::sim::predict`]): puts before the first op are setup and not
 //! timed; then the timed pin sequence is hinted, initial prefetches are awaited, and the clock
-//! runs over the rest. Every object's first 8 bytes carry its id, checked on every pin.
+//! runs over the rest. Every object is filled in place through `alloc`/`put_block` with its id
+//! in the first 8 bytes, checked on every pin.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,38 @@ pub struct ReplayReport {
     pub ops: u64,
     /// The store's counters at the end (covering setup too).
     pub stats: StoreStats,
+    /// Counter increments during the timed phase only.
+    pub timed: TimedCounters,
+}
+
+/// What happened while the clock ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedCounters {
+    /// Bytes read PM → DRAM.
+    pub pm_read_bytes: u64,
+    /// Bytes written DRAM → PM.
+    pub pm_write_bytes: u64,
+    /// Pins served from DRAM without waiting.
+    pub hits: u64,
+    /// Pins that loaded on demand.
+    pub misses: u64,
+    /// Pins served by a prefetch.
+    pub prefetch_hits: u64,
+    /// Pins that waited for an in-flight transfer.
+    pub pin_waits: u64,
+}
+
+impl TimedCounters {
+    fn between(a: &StoreStats, b: &StoreStats) -> Self {
+        Self {
+            pm_read_bytes: b.bytes_pm_to_dram - a.bytes_pm_to_dram,
+            pm_write_bytes: b.bytes_dram_to_pm - a.bytes_dram_to_pm,
+            hits: b.hits - a.hits,
+            misses: b.misses - a.misses,
+            prefetch_hits: b.prefetch_hits - a.prefetch_hits,
+            pin_waits: b.pin_waits - a.pin_waits,
+        }
+    }
 }
 
 /// Maps a trace's object class to the allocator's kind.
@@ -51,29 +84,13 @@ fn durability_of(d: TraceDurability) -> Durability {
     }
 }
 
-/// Reusable source bytes for puts, stamped with the id.
-struct Source {
-    buf: Vec<u8>,
-}
-
-impl Source {
-    fn new(trace: &Trace) -> Self {
-        let max = trace.object_lens().values().copied().max().unwrap_or(0) as usize;
-        let mut buf = vec![0u8; max.max(8)];
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let b = x.to_le_bytes();
-            chunk.copy_from_slice(&b[..chunk.len()]);
-        }
-        Self { buf }
+/// Fills a fresh object in place: the id in the first word, a cheap pattern after it.
+fn fill(words: &mut [u64], id: ObjectId) {
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.0;
     }
-
-    fn bytes_for(&mut self, id: ObjectId, len: u64) -> &[u8] {
-        self.buf[..8].copy_from_slice(&id.0.to_le_bytes());
-        &self.buf[..len as usize]
+    if let Some(w) = words.first_mut() {
+        *w = id.0;
     }
 }
 
@@ -94,35 +111,59 @@ fn stamped_id(bytes: &[u8]) -> Option<u64> {
 /// Replays `trace` on `store`. Op compute times come from `model` when it knows the op name,
 /// otherwise from the trace.
 pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<ReplayReport> {
+    replay_with(store, trace, model, false)
+}
+
+/// Like [`replay`]; with `reuse_durable`, a setup `put` of a durable object that the store
+/// already holds with the same length (left by an earlier process, as evaluation keys are) is
+/// skipped instead of rejected.
+pub fn replay_with(
+    store: &TieredStore,
+    trace: &Trace,
+    model: &CostModel,
+    reuse_durable: bool,
+) -> Result<ReplayReport> {
     trace.validate()?;
-    let mut src = Source::new(trace);
     let t0 = Instant::now();
     let (setup, timed) = split_setup(trace);
-    let put = |src: &mut Source, e: &TraceEvent| -> Result<()> {
+    // Objects are produced in place in a budgeted block, as the HE runtime does: no source
+    // buffer outside the budget.
+    let put = |e: &TraceEvent| -> Result<()> {
         if let TraceEvent::Put { id, kind, durability, len } = e {
-            if *len < 8 {
+            if *len < 8 || len % 8 != 0 {
                 return Err(Error::InvalidConfig {
                     name: "trace object length",
                     value: len.to_string(),
-                    reason: "the replayer stamps 8-byte ids into every object",
+                    reason: "the replayer needs whole 8-byte words to stamp ids",
                 });
             }
-            store.put(*id, kind_of(*kind), durability_of(*durability), src.bytes_for(*id, *len))?;
+            let mut w = store.alloc(*len)?;
+            fill(w.as_u64s_mut(), *id);
+            store.put_block(*id, kind_of(*kind), durability_of(*durability), w)?;
         }
         Ok(())
     };
     for e in setup {
-        put(&mut src, e)?;
+        if let TraceEvent::Put { id, len, durability: TraceDurability::Durable, .. } = e {
+            let held = store
+                .info(*id)
+                .is_some_and(|i| i.len == *len && i.durability == Durability::Durable);
+            if reuse_durable && held {
+                continue;
+            }
+        }
+        put(e)?;
     }
     store.hint(&timed_pins(trace));
     store.quiesce();
     let setup_ns = t0.elapsed().as_nanos() as u64;
+    let before = store.stats();
     let start = Instant::now();
     let (mut compute_ns, mut ops) = (0u64, 0u64);
     let mut sink = 0u64;
     for e in timed {
         match e {
-            TraceEvent::Put { .. } => put(&mut src, e)?,
+            TraceEvent::Put { .. } => put(e)?,
             TraceEvent::Remove { id } => store.remove(*id)?,
             TraceEvent::Op { name, pins, compute_ns: recorded } => {
                 let guards = store.pin_all(pins)?;
@@ -144,11 +185,14 @@ pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<R
         }
     }
     std::hint::black_box(sink);
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let stats = store.stats();
     Ok(ReplayReport {
-        wall_ns: start.elapsed().as_nanos() as u64,
+        wall_ns,
         setup_ns,
         compute_ns,
         ops,
-        stats: store.stats(),
+        timed: TimedCounters::between(&before, &stats),
+        stats,
     })
 }

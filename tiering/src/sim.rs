@@ -273,42 +273,32 @@ impl Sim<'_> {
         }
     }
 
-    fn put(&mut self, id: ObjectId, len: u64, durable: bool, timed: bool) {
+    /// Mirrors the replayer's `alloc` + fill + `put_block`: demand room in DRAM, the fill at
+    /// DRAM write bandwidth, and for durable objects a synchronous PM write.
+    fn put(&mut self, id: ObjectId, len: u64, durable: bool, timed: bool) -> bool {
+        let t0 = self.now;
+        self.settle();
+        if !self.room_demand(len) {
+            return false;
+        }
         self.policy.on_insert(id, len);
         self.objs.insert(
             id,
-            Obj { len, in_dram: false, in_pm: false, ready_at: None, prefetched: false, pins: 0 },
+            Obj { len, in_dram: true, in_pm: false, ready_at: None, prefetched: false, pins: 0 },
         );
-        self.settle();
-        let prio = self.policy.evict_priority(id);
-        let mut room = true;
-        while self.used + len > self.budget {
-            match self.victim(Some(prio)) {
-                Some(v) => self.evict(v, true),
-                None => {
-                    room = false;
-                    break;
-                }
-            }
-        }
-        let t0 = self.now;
-        if durable || !room {
-            let end = self.link(self.now, self.model.pm.write_ns(len));
-            self.now = end;
+        self.now += self.model.dram.write_ns(len);
+        if durable {
+            self.now = self.link(self.now, self.model.pm.write_ns(len));
             self.p.pm_write_bytes += len;
         }
-        if room {
-            self.reserve(len);
-            self.now += self.model.dram.write_ns(len);
+        if let Some(o) = self.objs.get_mut(&id) {
+            o.in_pm = durable;
         }
         if !timed {
             self.now = t0;
         }
-        if let Some(o) = self.objs.get_mut(&id) {
-            o.in_dram = room;
-            o.in_pm = durable || !room;
-        }
         self.schedule_prefetch();
+        true
     }
 
     fn pin(&mut self, id: ObjectId) -> bool {
@@ -362,14 +352,29 @@ impl Sim<'_> {
     }
 }
 
+/// How the predicted run is set up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictOptions {
+    /// Migrator threads of the store; 0 disables prefetch, as in the store.
+    pub migrator_threads: usize,
+    /// Durable setup objects already sit in the pool from an earlier process (the replayer's
+    /// `reuse_durable`): they start PM-only instead of being written.
+    pub reuse_durable: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self { migrator_threads: 2, reuse_durable: false }
+    }
+}
+
 /// Predicts the timed phase of `trace` under `policy` with a DRAM budget of `budget` bytes.
-/// `migrator_threads == 0` disables prefetch, as in the store.
 pub fn predict(
     trace: &Trace,
     model: &CostModel,
     policy: &PolicyConfig,
     budget: u64,
-    migrator_threads: usize,
+    opts: &PredictOptions,
 ) -> Result<Prediction> {
     trace.validate()?;
     model.validate()?;
@@ -381,13 +386,36 @@ pub fn predict(
         used: 0,
         now: 0.0,
         link_free: 0.0,
-        prefetch: migrator_threads > 0,
+        prefetch: opts.migrator_threads > 0,
         p: Prediction::default(),
     };
     let (setup, timed) = split_setup(trace);
+    let too_large = |id: ObjectId, len: u64| crate::error::Error::PinnedSetTooLarge {
+        id: Some(id),
+        requested: len,
+        pinned: 0,
+        budget,
+    };
     for e in setup {
         if let TraceEvent::Put { id, len, durability, .. } = e {
-            sim.put(*id, *len, *durability == TraceDurability::Durable, false);
+            if opts.reuse_durable && *durability == TraceDurability::Durable {
+                sim.policy.on_insert(*id, *len);
+                sim.objs.insert(
+                    *id,
+                    Obj {
+                        len: *len,
+                        in_dram: false,
+                        in_pm: true,
+                        ready_at: None,
+                        prefetched: false,
+                        pins: 0,
+                    },
+                );
+                continue;
+            }
+            if !sim.put(*id, *len, *durability == TraceDurability::Durable, false) {
+                return Err(too_large(*id, *len));
+            }
         }
     }
     let plan = timed_pins(trace);
@@ -404,7 +432,9 @@ pub fn predict(
     for e in timed {
         match e {
             TraceEvent::Put { id, len, durability, .. } => {
-                sim.put(*id, *len, *durability == TraceDurability::Durable, true);
+                if !sim.put(*id, *len, *durability == TraceDurability::Durable, true) {
+                    return Err(too_large(*id, *len));
+                }
             }
             TraceEvent::Remove { id } => sim.remove(*id),
             TraceEvent::Op { name, pins, compute_ns } => {
@@ -473,7 +503,8 @@ mod tests {
         let mut m = test_model();
         m.ops_ns.clear();
         let t = cyclic(4, 1_000_000, 12, 5_000_000);
-        let p = predict(&t, &m, &PolicyConfig::Lru, 10_000_000, 2).unwrap();
+        let p =
+            predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &PredictOptions::default()).unwrap();
         assert_eq!(p.pm_read_bytes, 0);
         assert!((p.total_ns - 60e6).abs() < 1.0, "{p:?}");
     }
@@ -485,15 +516,36 @@ mod tests {
         // PM: 1 GB/s → a 1 MB key takes ≈1 ms; compute 2 ms per op hides it.
         let t = cyclic(8, 1_000_000, 64, 2_000_000);
         let budget = 3_250_000; // three keys and the ciphertext
-        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, 2).unwrap();
-        let planned =
-            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, budget, 2).unwrap();
+        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, &PredictOptions::default()).unwrap();
+        let planned = predict(
+            &t,
+            &m,
+            &PolicyConfig::Planned { prefetch: true },
+            budget,
+            &PredictOptions::default(),
+        )
+        .unwrap();
         let bound = physical_bound(&t, &m, budget);
         assert_eq!(lru.misses, 64, "cyclic access is LRU's worst case");
         assert!(lru.total_ns > 64.0 * 2.9e6, "{lru:?}");
         assert!(planned.total_ns < 1.1 * bound.bound_ns, "{planned:?} vs {bound:?}");
         assert!(planned.pm_read_bytes <= lru.pm_read_bytes);
         assert!(planned.peak_dram <= budget && lru.peak_dram <= budget);
+    }
+
+    #[test]
+    fn reused_durable_objects_start_in_pm() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        let t = cyclic(4, 1_000_000, 12, 5_000_000);
+        let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
+        // LRU starts cold: the first cycle reads every key once, then all stay.
+        let lru = predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &opts).unwrap();
+        assert_eq!((lru.pm_read_bytes, lru.misses), (4_000_000, 4));
+        // Planned loads them before the clock starts.
+        let planned =
+            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, 10_000_000, &opts).unwrap();
+        assert_eq!(planned.pm_read_bytes, 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::file_pool;
 use hetier_tiering::replay::replay;
-use hetier_tiering::sim::predict;
+use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{
     CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, TierCost, TieredStore, Trace,
     TraceHeader, TraceRecorder,
@@ -71,7 +71,7 @@ fn replays_a_recorded_trace() {
         assert_eq!(r.compute_ns, 18 * 200_000);
         assert!(r.wall_ns >= r.compute_ns);
         assert!(r.stats.peak_dram <= budget);
-        let p = predict(&trace, &model(), &policy, budget, 2).unwrap();
+        let p = predict(&trace, &model(), &policy, budget, &PredictOptions::default()).unwrap();
         assert!(p.peak_dram <= budget);
         if policy == PolicyConfig::Lru {
             // LRU has no timing-dependent decisions: the model's traffic is the store's.

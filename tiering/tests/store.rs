@@ -49,6 +49,8 @@ fn residency_follows_durability_and_eviction() {
     assert_eq!(s.residency(a), Some(Residency::Both));
     assert!(st.peak_dram <= 3 * K as u64 && s.allocator_peak() <= 3 * K as u64);
     assert_eq!(g.as_u64s().len(), K / 8);
+    // Equal sizes: d's put reused a's evicted block, and a's load reused b's.
+    assert_eq!(st.block_reuses, 2);
     assert!(matches!(s.remove(a), Err(Error::ObjectPinned { pins: 1, .. })));
     drop(g);
     s.remove(a).unwrap();

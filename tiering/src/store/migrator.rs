@@ -20,12 +20,12 @@ fn run(inner: &Inner, rx: &Receiver<Job>) {
     while let Ok(job) = rx.recv() {
         match job {
             Job::Stop => return,
-            Job::Fetch(id) => {
+            Job::Fetch(id, spare) => {
                 let len = match inner.state.lock().objects.get(&id) {
                     Some(e) => e.len,
                     None => continue,
                 };
-                let res = inner.pm_read(id, len);
+                let res = inner.pm_read(id, len, spare);
                 let mut st = inner.state.lock();
                 // A failure is recorded on the object and reported to the pin that needs it.
                 let _ = complete_load(inner, &mut st, id, len, res, true);

@@ -25,7 +25,7 @@ pub use stats::StoreStats;
 
 use state::{
     complete_load, finish_transfer, make_room, schedule_prefetch, start_transfer, Entry, Need,
-    State, Transfer,
+    Room, State, Transfer,
 };
 
 use crate::cost::PmDescription;
@@ -38,7 +38,8 @@ use crate::tracker::{AccessStats, AccessTracker};
 /// Work for the migrator threads.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Fetch(ObjectId),
+    /// Load an object, into the given spare block if any (its bytes are reserved).
+    Fetch(ObjectId, Option<DramBlock>),
     WriteBack(ObjectId),
     Stop,
 }
@@ -56,14 +57,18 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    fn send(&self, job: Job) -> std::result::Result<(), ()> {
-        self.jobs.send(job).map_err(|_| ())
+    fn send(&self, job: Job) -> std::result::Result<(), Job> {
+        self.jobs.send(job).map_err(|e| e.into_inner())
     }
 
-    /// Reads an object from PM into a fresh DRAM block (whose bytes the caller reserved).
-    fn pm_read(&self, id: ObjectId, len: u64) -> Result<DramBlock> {
+    /// Reads an object from PM into `spare` or a fresh DRAM block (whose bytes the caller
+    /// reserved).
+    fn pm_read(&self, id: ObjectId, len: u64, spare: Option<DramBlock>) -> Result<DramBlock> {
         let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Read, len));
-        let mut block = self.dram.alloc(len as usize)?;
+        let mut block = match spare {
+            Some(b) => b,
+            None => self.dram.alloc(len as usize)?,
+        };
         self.pool.read_into(id, block.as_bytes_mut())?;
         if let Some(s) = slot {
             s.finish();
@@ -195,15 +200,20 @@ impl TieredStore {
         start_transfer(&mut st, id, Transfer::Writing);
         let priority = st.policy.evict_priority(id);
         // A failed write-back of some victim only means this object will not stay in DRAM.
-        let room =
-            make_room(inner, &mut st, Some(id), len, Need::Put { priority }).unwrap_or(false);
+        let (room, spare) = match make_room(inner, &mut st, Some(id), len, Need::Put { priority }) {
+            Ok(Room::Reserved(spare)) => (true, spare),
+            _ => (false, None),
+        };
         let to_pm = durability == Durability::Durable || !room;
         let res = MutexGuard::unlocked(&mut st, || -> Result<Option<DramBlock>> {
             if to_pm {
                 inner.pm_write(id, kind, durability, bytes)?;
             }
             if room {
-                let mut b = inner.dram.alloc(len as usize)?;
+                let mut b = match spare {
+                    Some(b) => b,
+                    None => inner.dram.alloc(len as usize)?,
+                };
                 b.as_bytes_mut().copy_from_slice(bytes);
                 return Ok(Some(b));
             }
@@ -245,7 +255,18 @@ impl TieredStore {
             return Err(Error::EmptyObject { id: None });
         }
         let mut st = inner.state.lock();
-        make_room(inner, &mut st, None, len, Need::Demand)?;
+        // Writers hand out zeroed memory, so a spare's old bytes are not reused here.
+        match make_room(inner, &mut st, None, len, Need::Demand)? {
+            Room::Reserved(spare) => drop(spare),
+            Room::Refused => {
+                return Err(Error::PinnedSetTooLarge {
+                    id: None,
+                    requested: len,
+                    pinned: st.pinned_bytes,
+                    budget: inner.budget,
+                })
+            }
+        }
         st.pinned_bytes += len;
         drop(st);
         match inner.dram.alloc(len as usize) {
@@ -364,13 +385,25 @@ impl TieredStore {
                 }
                 break b;
             }
-            make_room(inner, &mut st, Some(id), len, Need::Demand)?;
+            let spare = match make_room(inner, &mut st, Some(id), len, Need::Demand)? {
+                Room::Reserved(spare) => spare,
+                // Demand requests are never refused; a refusal would mean nothing is reserved.
+                Room::Refused => {
+                    return Err(Error::PinnedSetTooLarge {
+                        id: Some(id),
+                        requested: len,
+                        pinned: st.pinned_bytes,
+                        budget: inner.budget,
+                    })
+                }
+            };
             // Waiting for room released the lock: someone may have started loading it.
             let still_absent = st
                 .objects
                 .get(&id)
                 .is_some_and(|e| e.block.is_none() && e.transfer == Transfer::None);
             if !still_absent {
+                drop(spare);
                 st.used -= len;
                 inner.cond.notify_all();
                 continue;
@@ -380,7 +413,7 @@ impl TieredStore {
                 counted = true;
                 st.stats.misses += 1;
             }
-            let res = MutexGuard::unlocked(&mut st, || inner.pm_read(id, len));
+            let res = MutexGuard::unlocked(&mut st, || inner.pm_read(id, len, spare));
             if let Some(b) = complete_load(inner, &mut st, id, len, res, false)? {
                 st.pinned_bytes += len;
                 if let Some(e) = st.objects.get_mut(&id) {
@@ -543,6 +576,7 @@ impl TieredStore {
                 stats: StoreStats::default(),
                 in_flight: 0,
                 migrator_down: false,
+                spares: Vec::new(),
             }),
             cond: Condvar::new(),
             pool,

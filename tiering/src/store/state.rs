@@ -66,6 +66,9 @@ impl Entry {
     }
 }
 
+/// Evicted blocks kept for reuse at most (each still counts against the budget).
+const MAX_SPARES: usize = 2;
+
 pub(super) struct State {
     pub objects: HashMap<ObjectId, Entry>,
     /// DRAM bytes reserved: resident blocks, in-flight loads and open writers.
@@ -77,6 +80,17 @@ pub(super) struct State {
     pub stats: StoreStats,
     pub in_flight: u64,
     pub migrator_down: bool,
+    /// Evicted blocks awaiting reuse; their bytes are part of `used`.
+    pub spares: Vec<DramBlock>,
+}
+
+/// Outcome of [`make_room`].
+#[derive(Debug)]
+pub(super) enum Room {
+    /// A non-demand request gave up; nothing was reserved.
+    Refused,
+    /// `len` bytes are reserved, backed by this spare block of exactly `len` bytes if any.
+    Reserved(Option<DramBlock>),
 }
 
 /// Who needs the room, which decides how hard `make_room` may try.
@@ -146,37 +160,56 @@ impl State {
         }
     }
 
+    /// Drops a clean object's DRAM copy. The block is kept as a spare (still counted in
+    /// `used`) when nobody else holds it, so the next load of the same size skips allocating
+    /// and faulting in fresh pages.
     fn drop_clean(&mut self, id: ObjectId) {
-        if let Some(e) = self.objects.get_mut(&id) {
-            if e.block.take().is_some() {
-                self.used -= e.len;
-                self.stats.evictions += 1;
-                e.prefetched = false;
+        let Some(e) = self.objects.get_mut(&id) else { return };
+        let Some(arc) = e.block.take() else { return };
+        let len = e.len;
+        e.prefetched = false;
+        self.stats.evictions += 1;
+        match Arc::try_unwrap(arc) {
+            Ok(b) if self.spares.len() < MAX_SPARES => self.spares.push(b),
+            other => {
+                drop(other);
+                self.used -= len;
             }
         }
     }
 }
 
-/// Reserves `len` bytes of DRAM for `id`, evicting as `need` allows. Returns `Ok(true)` when
-/// reserved, `Ok(false)` when a non-demand request gave up.
+/// Reserves `len` bytes of DRAM for `id`, evicting as `need` allows; a non-demand request
+/// that cannot be met is refused, a demand request fails only with a typed error.
 pub(super) fn make_room(
     inner: &Inner,
     st: &mut MutexGuard<'_, State>,
     id: Option<ObjectId>,
     len: u64,
     need: Need,
-) -> Result<bool> {
+) -> Result<Room> {
     let budget = inner.budget;
     if len > budget {
         return match need {
             Need::Demand => Err(Error::ObjectLargerThanBudget { len, budget }),
-            _ => Ok(false),
+            _ => Ok(Room::Refused),
         };
     }
     loop {
+        if let Some(i) = st.spares.iter().position(|b| b.len() as u64 == len) {
+            // Its bytes are already counted: they become this reservation.
+            st.stats.block_reuses += 1;
+            return Ok(Room::Reserved(Some(st.spares.swap_remove(i))));
+        }
         if st.used + len <= budget {
             st.reserve_raw(len);
-            return Ok(true);
+            return Ok(Room::Reserved(None));
+        }
+        if let Some(b) = st.spares.pop() {
+            let l = b.len() as u64;
+            drop(b);
+            st.used -= l;
+            continue;
         }
         if need == Need::Demand && st.pinned_bytes + len > budget {
             return Err(Error::PinnedSetTooLarge {
@@ -193,7 +226,7 @@ pub(super) fn make_room(
         };
         let Some(victim) = found else {
             if need != Need::Demand {
-                return Ok(false);
+                return Ok(Room::Refused);
             }
             if st.in_flight > 0 {
                 // Bytes are tied up by transfers that finish without any lock we hold.
@@ -219,7 +252,7 @@ pub(super) fn make_room(
                 finish_transfer(inner, st, victim);
                 st.migrator_down = true;
             }
-            return Ok(false);
+            return Ok(Room::Refused);
         }
         write_back_inline(inner, st, victim)?;
     }
@@ -294,13 +327,14 @@ pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
             continue;
         }
         let len = e.len;
-        match make_room(inner, st, Some(id), len, Need::Prefetch) {
-            Ok(true) => {}
+        let spare = match make_room(inner, st, Some(id), len, Need::Prefetch) {
+            Ok(Room::Reserved(spare)) => spare,
             _ => break,
-        }
+        };
         start_transfer(st, id, Transfer::Loading { prefetch: true });
         st.stats.prefetches += 1;
-        if inner.send(Job::Fetch(id)).is_err() {
+        if let Err(job) = inner.send(Job::Fetch(id, spare)) {
+            drop(job);
             st.used -= len;
             finish_transfer(inner, st, id);
             st.migrator_down = true;

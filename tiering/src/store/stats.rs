@@ -33,6 +33,8 @@ pub struct StoreStats {
     pub writebacks: u64,
     /// Objects dropped from DRAM (clean copies, free).
     pub evictions: u64,
+    /// Loads and puts that reused an evicted block instead of allocating fresh pages.
+    pub block_reuses: u64,
     /// Transfers that failed.
     pub transfer_failures: u64,
     /// What the policy reports (α for the α-partition).

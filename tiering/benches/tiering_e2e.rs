@@ -1,0 +1,707 @@
+//! End-to-end benchmark: HE-shaped key-switch traces replayed under DRAM budgets, side by side
+//! with all-DRAM, kernel paging (cgroup v1 limit), `lru`, `alpha` and `planned`.
+//!
+//! ```text
+//! cargo bench -p hetier-tiering --bench tiering_e2e -- --quick
+//! cargo bench -p hetier-tiering --bench tiering_e2e -- --scale 0.25 --ops 48 --dir /var/tmp
+//! ```
+//! Each op pins one ciphertext and one of `--keys` rotation keys (cyclic: LRU's worst case),
+//! computes for `--compute-factor` × the calibrated time to read a key from the PM tier, and
+//! writes a new ciphertext. Every configuration runs in its own child process so its peak
+//! memory is observed from outside (sampled `/proc/<pid>/status`, and the cgroup's
+//! `memory.max_usage_in_bytes` on the disk tier).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool, PoolOptions};
+use hetier_tiering::busy::busy_work;
+use hetier_tiering::calibrate::{calibrate, calibrate_dram, CalibrationOptions};
+use hetier_tiering::replay::{replay_with, ReplayReport};
+use hetier_tiering::sim::{physical_bound, predict, PredictOptions};
+use hetier_tiering::{
+    CostModel, ObjectClass, PolicyConfig, ThrottleProfile, TieredStore, Trace, TraceDurability,
+    TraceHeader, TraceRecorder,
+};
+use serde::{Deserialize, Serialize};
+
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const O_DIRECT: i32 = 0o40000; // x86-64 Linux value of O_DIRECT.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Tier {
+    /// A file on the local disk through the O_DIRECT backend.
+    Disk,
+    /// tmpfs (/dev/shm) through the mmap backend, throttled to the Optane profile.
+    Tmpfs,
+}
+
+#[derive(Debug)]
+struct Args {
+    quick: bool,
+    scale: f64,
+    keys: u64,
+    ops: u64,
+    budgets: Vec<u32>,
+    tiers: Vec<Tier>,
+    dir: PathBuf,
+    compute_factor: f64,
+    policies: Vec<String>,
+    paging: bool,
+}
+
+fn parse_args(argv: &[String]) -> R<Args> {
+    let mut a = Args {
+        quick: false,
+        scale: 1.0,
+        keys: 24,
+        ops: 48,
+        budgets: vec![10, 25, 50, 100],
+        tiers: vec![Tier::Disk, Tier::Tmpfs],
+        dir: PathBuf::from("/var/tmp"),
+        compute_factor: 1.2,
+        policies: vec!["lru".into(), "alpha".into(), "planned".into()],
+        paging: true,
+    };
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--scale" => a.scale = val()?.parse()?,
+            "--keys" => a.keys = val()?.parse()?,
+            "--ops" => a.ops = val()?.parse()?,
+            "--budgets" => {
+                a.budgets = val()?.split(',').map(str::parse).collect::<Result<_, _>>()?
+            }
+            "--tiers" => {
+                a.tiers = val()?
+                    .split(',')
+                    .map(|t| match t {
+                        "disk" => Ok(Tier::Disk),
+                        "tmpfs" => Ok(Tier::Tmpfs),
+                        other => Err(format!("unknown tier {other}")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--dir" => a.dir = PathBuf::from(val()?),
+            "--compute-factor" => a.compute_factor = val()?.parse()?,
+            "--policies" => a.policies = val()?.split(',').map(str::to_owned).collect(),
+            "--no-paging" => a.paging = false,
+            // cargo passes --bench to harness = false targets.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if a.quick {
+        a.scale = a.scale.min(1.0 / 32.0);
+        a.ops = a.ops.min(24);
+        a.budgets = vec![25];
+    }
+    Ok(a)
+}
+
+/// Lengths rounded to whole 4 KiB pages (O_DIRECT needs it for the paging file).
+fn scaled(bytes: f64, scale: f64) -> u64 {
+    ((bytes * scale) as u64).div_ceil(4096).max(1) * 4096
+}
+
+fn main() -> R<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match argv.first().map(String::as_str) {
+        Some("--child-store") => child_store(argv.get(1).ok_or("job path")?),
+        Some("--child-paging") => child_paging(argv.get(1).ok_or("job path")?),
+        _ => parent(parse_args(&argv)?),
+    }
+}
+
+// ---------------------------------------------------------------- the workload
+
+struct Workload {
+    key_len: u64,
+    ct_len: u64,
+    keys: u64,
+    ops: u64,
+    footprint: u64,
+}
+
+const CT0: u64 = 1_000_000;
+
+fn key_switch_trace(w: &Workload, compute_ns: u64) -> Trace {
+    let mut ev = Vec::new();
+    for k in 0..w.keys {
+        ev.push(hetier_tiering::TraceEvent::Put {
+            id: ObjectId(k),
+            kind: ObjectClass::EvalKey,
+            durability: TraceDurability::Durable,
+            len: w.key_len,
+        });
+    }
+    ev.push(hetier_tiering::TraceEvent::Put {
+        id: ObjectId(CT0),
+        kind: ObjectClass::Ciphertext,
+        durability: TraceDurability::Scratch,
+        len: w.ct_len,
+    });
+    for i in 0..w.ops {
+        ev.push(hetier_tiering::TraceEvent::Op {
+            name: "key_switch".into(),
+            pins: vec![ObjectId(CT0 + i), ObjectId(i % w.keys)],
+            compute_ns,
+        });
+        ev.push(hetier_tiering::TraceEvent::Put {
+            id: ObjectId(CT0 + i + 1),
+            kind: ObjectClass::Ciphertext,
+            durability: TraceDurability::Scratch,
+            len: w.ct_len,
+        });
+        ev.push(hetier_tiering::TraceEvent::Remove { id: ObjectId(CT0 + i) });
+    }
+    Trace {
+        header: TraceHeader::new(format!(
+            "synthetic key switches: {} keys x {} B cyclic, ciphertext {} B, {} ops",
+            w.keys, w.key_len, w.ct_len, w.ops
+        )),
+        events: ev,
+    }
+}
+
+// ---------------------------------------------------------------- child processes
+
+#[derive(Serialize, Deserialize)]
+struct StoreJob {
+    trace: PathBuf,
+    model: PathBuf,
+    pool_dir: PathBuf,
+    direct: bool,
+    budget: u64,
+    policy: PolicyConfig,
+    throttle: Option<ThrottleProfile>,
+    label: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoreResult {
+    report: ReplayReport,
+}
+
+fn wait_for_go() -> R<()> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(())
+}
+
+fn child_store(job: &str) -> R<()> {
+    let job: StoreJob = serde_json::from_str(&std::fs::read_to_string(job)?)?;
+    wait_for_go()?;
+    let trace = Trace::load(&job.trace)?;
+    let model = CostModel::load(&job.model)?;
+    let backend = if job.direct { Backend::Direct } else { Backend::Mmap };
+    let (pool, _) = Pool::open(&job.pool_dir, pool_options(backend))?;
+    let mut b = TieredStore::builder()
+        .dram_budget(job.budget)
+        .pool(pool)
+        .policy(job.policy)
+        .cost_model(model.clone())
+        .migrator_threads(2)
+        .pm_label(job.label);
+    if let Some(t) = job.throttle {
+        b = b.throttle(t);
+    }
+    let store = b.build()?;
+    let report = replay_with(&store, &trace, &model, true)?;
+    drop(store);
+    println!("{}", serde_json::to_string(&StoreResult { report })?);
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct PagingJob {
+    file: PathBuf,
+    key_len: u64,
+    ct_len: u64,
+    key_of_op: Vec<u64>,
+    compute_ns: u64,
+    warm_bytes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PagingResult {
+    wall_ns: u64,
+}
+
+fn read_key(f: &std::fs::File, key: u64, key_len: u64, buf: &mut [u8]) -> R<u64> {
+    let mut acc = 0u64;
+    let mut off = 0u64;
+    while off < key_len {
+        let n = (key_len - off).min(buf.len() as u64) as usize;
+        f.read_exact_at(&mut buf[..n], key * key_len + off)?;
+        for page in buf[..n].chunks(4096) {
+            acc = acc.wrapping_add(page[0] as u64);
+        }
+        off += n as u64;
+    }
+    Ok(acc)
+}
+
+fn child_paging(job: &str) -> R<()> {
+    let job: PagingJob = serde_json::from_str(&std::fs::read_to_string(job)?)?;
+    wait_for_go()?;
+    let f = std::fs::File::open(&job.file)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut sink = 0u64;
+    // Warm-up outside the clock, like the store's initial prefetch: first keys in plan order.
+    let mut warmed = Vec::new();
+    for &k in &job.key_of_op {
+        if warmed.contains(&k) {
+            continue;
+        }
+        if (warmed.len() as u64 + 1) * job.key_len > job.warm_bytes {
+            break;
+        }
+        sink = sink.wrapping_add(read_key(&f, k, job.key_len, &mut buf)?);
+        warmed.push(k);
+    }
+    let start = Instant::now();
+    let mut ct = vec![1u8; job.ct_len as usize];
+    for (i, &k) in job.key_of_op.iter().enumerate() {
+        sink = sink.wrapping_add(read_key(&f, k, job.key_len, &mut buf)?);
+        for page in ct.chunks(4096) {
+            sink = sink.wrapping_add(page[0] as u64);
+        }
+        sink = sink.wrapping_add(busy_work(Duration::from_nanos(job.compute_ns)));
+        // The result is anonymous memory: without swap the kernel cannot page it at all.
+        let mut next = vec![0u8; job.ct_len as usize];
+        next.iter_mut().step_by(4096).for_each(|b| *b = i as u8);
+        ct = next;
+    }
+    std::hint::black_box((sink, &ct));
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    println!("{}", serde_json::to_string(&PagingResult { wall_ns })?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- running children
+
+/// A cgroup v1 memory group for one child; removed on drop.
+struct Cgroup {
+    path: PathBuf,
+}
+
+impl Cgroup {
+    fn create(name: &str, limit: Option<u64>) -> R<Self> {
+        let path = Path::new("/sys/fs/cgroup/memory").join(name);
+        std::fs::create_dir(&path)?;
+        let cg = Self { path };
+        if let Some(l) = limit {
+            std::fs::write(cg.path.join("memory.limit_in_bytes"), l.to_string())?;
+        }
+        Ok(cg)
+    }
+
+    fn add(&self, pid: u32) -> R<()> {
+        Ok(std::fs::write(self.path.join("cgroup.procs"), pid.to_string())?)
+    }
+
+    fn read(&self, file: &str) -> R<u64> {
+        Ok(std::fs::read_to_string(self.path.join(file))?.trim().parse()?)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Reclaim the page cache charged here first: otherwise the pages survive rmdir
+        // (recharged to the parent) and the next child would find the file already cached.
+        let _ = std::fs::write(self.path.join("memory.force_empty"), "0");
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+#[derive(Default)]
+struct Observed {
+    peak_anon: u64,
+    hwm: u64,
+    cgroup_max: Option<u64>,
+    killed: bool,
+}
+
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs one child: moves it into `cgroup` (if any) before it starts, samples its memory until
+/// it exits and returns its JSON line.
+fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<String>, Observed)> {
+    let exe = std::env::current_exe()?;
+    let mut child: Child = Command::new(exe)
+        .arg(mode)
+        .arg(job)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = child.id();
+    if let Some(cg) = cgroup {
+        cg.add(pid)?;
+    }
+    child.stdin.take().ok_or("child stdin")?.write_all(b"go\n")?;
+    let mut obs = Observed::default();
+    let status = loop {
+        if let Some(anon) = status_kb(pid, "RssAnon:") {
+            obs.peak_anon = obs.peak_anon.max(anon * 1024);
+        }
+        if let Some(h) = status_kb(pid, "VmHWM:") {
+            obs.hwm = obs.hwm.max(h * 1024);
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    };
+    if let Some(cg) = cgroup {
+        obs.cgroup_max = cg.read("memory.max_usage_in_bytes").ok();
+    }
+    let mut out = String::new();
+    if let Some(s) = child.stdout.take() {
+        BufReader::new(s).read_line(&mut out)?;
+    }
+    if !status.success() {
+        obs.killed = true;
+        return Ok((None, obs));
+    }
+    Ok((Some(out), obs))
+}
+
+// ---------------------------------------------------------------- the parent
+
+fn pool_options(backend: Backend) -> PoolOptions {
+    PoolOptions::default().backend(backend).segment_size(256 << 20).table_slots(4096)
+}
+
+struct Row {
+    budget_pct: u32,
+    name: String,
+    wall_s: Option<f64>,
+    predicted_s: Option<f64>,
+    bound_s: f64,
+    pm_read_mb: Option<f64>,
+    predicted_read_mb: Option<f64>,
+    obs: Observed,
+    budget: u64,
+    alpha: Option<f64>,
+}
+
+fn temp_dir_in(parent: &Path, tag: &str) -> R<PathBuf> {
+    let d = parent.join(format!("hetier-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+fn write_paging_file(path: &Path, w: &Workload) -> R<()> {
+    // O_DIRECT from an aligned DRAM block: the file's pages never enter the page cache here,
+    // so each paging child starts cold and every page it caches is charged to its cgroup.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(O_DIRECT)
+        .open(path)?;
+    let tier = DramTier::new(1 << 20);
+    let mut block = tier.alloc(1 << 20)?;
+    let total = w.keys * w.key_len;
+    let mut off = 0u64;
+    while off < total {
+        let n = (total - off).min(1 << 20) as usize;
+        block.as_bytes_mut()[..n].fill((off >> 20) as u8 | 1);
+        f.write_all_at(&block.as_bytes()[..n], off)?;
+        off += n as u64;
+    }
+    f.sync_all()?;
+    Ok(())
+}
+
+fn prefill_pool(dir: &Path, backend: Backend, w: &Workload) -> R<()> {
+    let pool = Pool::create(dir, pool_options(backend))?;
+    let tier = DramTier::new(w.key_len as usize);
+    let mut block = tier.alloc(w.key_len as usize)?;
+    for k in 0..w.keys {
+        for (i, x) in block.as_u64s_mut().iter_mut().enumerate() {
+            *x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ k;
+        }
+        block.as_u64s_mut()[0] = k;
+        pool.put(ObjectId(k), ObjectKind::Blob, Durability::Durable, block.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost) -> R<Vec<Row>> {
+    let (base, direct, throttle, label) = match tier {
+        Tier::Disk => {
+            (a.dir.clone(), true, None, format!("file on local disk {}", a.dir.display()))
+        }
+        Tier::Tmpfs => (
+            PathBuf::from("/dev/shm"),
+            false,
+            Some(ThrottleProfile::optane_dcpmm()),
+            "tmpfs /dev/shm".to_owned(),
+        ),
+    };
+    let work = temp_dir_in(&base, if direct { "disk" } else { "tmpfs" })?;
+    let res = (|| -> R<Vec<Row>> {
+        // Calibrate this PM tier (with the throttle for tmpfs) with objects the size of a key.
+        let mut co = CalibrationOptions::new(&work, direct, label.clone());
+        co.dram_bytes = 64 << 20;
+        co.object_bytes = w.key_len.min(64 << 20);
+        co.objects = if a.quick { 2 } else { 4 };
+        co.throttle = throttle.clone();
+        let mut model = calibrate(&co)?;
+        model.dram = dram.clone();
+        let compute_ns = (a.compute_factor * model.pm.read_ns(w.key_len)) as u64;
+        model.ops_ns.insert("key_switch".into(), compute_ns as f64);
+        println!(
+            "\n## PM tier: {}\ncalibrated: PM read {:.2} GB/s, write {:.2} GB/s, read latency {:.1} us; \
+             DRAM copy {:.1} GB/s; op compute = {:.2} x key read = {:.1} ms",
+            model.pm_description,
+            model.pm.read_bw / 1e9,
+            model.pm.write_bw / 1e9,
+            model.pm.read_latency_ns / 1e3,
+            model.dram.read_bw / 1e9,
+            a.compute_factor,
+            compute_ns as f64 / 1e6
+        );
+        let trace = key_switch_trace(w, compute_ns);
+        let trace_path = work.join("trace.jsonl");
+        let mut rec = TraceRecorder::create(&trace_path, trace.header.clone())?;
+        for e in &trace.events {
+            rec.record(e)?;
+        }
+        rec.finish()?;
+        let model_path = work.join("profile.json");
+        model.save(&model_path)?;
+        let pool_dir = work.join("pool");
+        prefill_pool(&pool_dir, if direct { Backend::Direct } else { Backend::Mmap }, w)?;
+
+        let mut rows = Vec::new();
+        let store_run = |pct: u32, name: &str, budget: u64, policy: PolicyConfig| -> R<Row> {
+            let job = StoreJob {
+                trace: trace_path.clone(),
+                model: model_path.clone(),
+                pool_dir: pool_dir.clone(),
+                direct,
+                budget,
+                policy: policy.clone(),
+                throttle: throttle.clone(),
+                label: label.clone(),
+            };
+            let job_path = work.join("job.json");
+            std::fs::write(&job_path, serde_json::to_string(&job)?)?;
+            let cg = if direct {
+                Cgroup::create(&format!("hetier-bench-{}-{name}-{pct}", std::process::id()), None)
+                    .ok()
+            } else {
+                None
+            };
+            let (out, obs) = run_child("--child-store", &job_path, cg.as_ref())?;
+            let result: Option<StoreResult> = match out {
+                Some(s) => Some(serde_json::from_str(&s)?),
+                None => None,
+            };
+            let pred = predict(
+                &trace,
+                &model,
+                &policy,
+                budget,
+                &PredictOptions { migrator_threads: 2, reuse_durable: true },
+            )
+            .ok();
+            let bound = physical_bound(&trace, &model, budget);
+            Ok(Row {
+                budget_pct: pct,
+                name: name.to_owned(),
+                wall_s: result.as_ref().map(|r| r.report.wall_ns as f64 / 1e9),
+                predicted_s: pred.as_ref().map(|p| p.total_ns / 1e9),
+                bound_s: bound.bound_ns / 1e9,
+                pm_read_mb: result.as_ref().map(|r| r.report.timed.pm_read_bytes as f64 / MIB),
+                predicted_read_mb: pred.as_ref().map(|p| p.pm_read_bytes as f64 / MIB),
+                obs,
+                budget,
+                alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
+            })
+        };
+        // All-DRAM: a budget above the footprint, everything loaded before the clock starts.
+        rows.push(store_run(
+            100,
+            "all-DRAM",
+            w.footprint * 2,
+            PolicyConfig::Planned { prefetch: true },
+        )?);
+        for &pct in &a.budgets {
+            let budget = w.footprint * pct as u64 / 100;
+            for p in &a.policies {
+                let cfg = PolicyConfig::parse(p).ok_or_else(|| format!("unknown policy {p}"))?;
+                rows.push(store_run(pct, p, budget, cfg)?);
+            }
+            if a.paging && direct {
+                rows.push(paging_run(a, w, &work, pct, budget, compute_ns, &trace, &model)?);
+            }
+        }
+        Ok(rows)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    res
+}
+
+#[allow(clippy::too_many_arguments)]
+fn paging_run(
+    _a: &Args,
+    w: &Workload,
+    work: &Path,
+    pct: u32,
+    budget: u64,
+    compute_ns: u64,
+    trace: &Trace,
+    model: &CostModel,
+) -> R<Row> {
+    let file = work.join("paging.bin");
+    if !file.exists() {
+        write_paging_file(&file, w)?;
+    }
+    let job = PagingJob {
+        file,
+        key_len: w.key_len,
+        ct_len: w.ct_len,
+        key_of_op: (0..w.ops).map(|i| i % w.keys).collect(),
+        compute_ns,
+        warm_bytes: budget.saturating_sub(2 * w.ct_len),
+    };
+    let job_path = work.join("paging-job.json");
+    std::fs::write(&job_path, serde_json::to_string(&job)?)?;
+    let cg =
+        Cgroup::create(&format!("hetier-bench-{}-paging-{pct}", std::process::id()), Some(budget))?;
+    let (out, mut obs) = run_child("--child-paging", &job_path, Some(&cg))?;
+    if let Ok(oom) = std::fs::read_to_string(cg.path.join("memory.oom_control")) {
+        obs.killed |= oom.lines().any(|l| l.starts_with("oom_kill ") && !l.ends_with(" 0"));
+    }
+    let result: Option<PagingResult> = match out {
+        Some(s) => Some(serde_json::from_str(&s)?),
+        None => None,
+    };
+    Ok(Row {
+        budget_pct: pct,
+        name: "kernel paging".into(),
+        wall_s: result.map(|r| r.wall_ns as f64 / 1e9),
+        predicted_s: None,
+        bound_s: physical_bound(trace, model, budget).bound_ns / 1e9,
+        pm_read_mb: None,
+        predicted_read_mb: None,
+        obs,
+        budget,
+        alpha: None,
+    })
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn print_rows(rows: &[Row]) {
+    let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
+    println!(
+        "| budget | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | peak anon MiB | VmHWM MiB | cgroup max MiB | budget+64 MiB | alpha |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
+    for r in rows {
+        by_budget.entry(r.budget_pct).or_default().push(r);
+    }
+    for r in rows {
+        let ratio = match (r.wall_s, ideal) {
+            (Some(t), Some(i)) if i > 0.0 => format!("{:.3}", t / i),
+            _ => "-".into(),
+        };
+        let xb = r.wall_s.map(|t| t / r.bound_s.max(1e-12));
+        let err = match (r.wall_s, r.predicted_s) {
+            (Some(t), Some(p)) if t > 0.0 => format!("{:+.1}%", (p - t) / t * 100.0),
+            _ => "-".into(),
+        };
+        let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
+        println!(
+            "| {}% | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {} |",
+            r.budget_pct,
+            r.name,
+            time,
+            ratio,
+            fmt_opt(xb, 3),
+            fmt_opt(r.predicted_s, 3),
+            err,
+            match r.pm_read_mb {
+                Some(m) => format!("{m:.0} ({})", fmt_opt(r.predicted_read_mb, 0)),
+                None => "-".into(),
+            },
+            r.obs.peak_anon as f64 / MIB,
+            r.obs.hwm as f64 / MIB,
+            fmt_opt(r.obs.cgroup_max.map(|b| b as f64 / MIB), 0),
+            r.budget as f64 / MIB + 64.0,
+            fmt_opt(r.alpha, 3),
+        );
+    }
+    // Margins of planned over every other run at each budget below 100 %.
+    let mut pcts: Vec<u32> = by_budget.keys().copied().filter(|p| *p < 100).collect();
+    pcts.sort_unstable();
+    for pct in pcts {
+        let rs = &by_budget[&pct];
+        let Some(planned) = rs.iter().find(|r| r.name == "planned").and_then(|r| r.wall_s) else {
+            continue;
+        };
+        let margins: Vec<String> = rs
+            .iter()
+            .filter(|r| r.name != "planned")
+            .map(|r| match r.wall_s {
+                Some(t) => format!("{} {:.2}x", r.name, t / planned),
+                None => format!("{} killed", r.name),
+            })
+            .collect();
+        println!("budget {pct}%: planned is faster than: {}", margins.join(", "));
+    }
+}
+
+fn parent(a: Args) -> R<()> {
+    let w = {
+        let key_len = scaled(122e6, a.scale);
+        let ct_len = scaled(32e6, a.scale);
+        Workload {
+            key_len,
+            ct_len,
+            keys: a.keys,
+            ops: a.ops,
+            footprint: a.keys * key_len + 2 * ct_len,
+        }
+    };
+    println!(
+        "# hetier tiering e2e{}: {} keys x {:.1} MiB (cyclic), ciphertext {:.1} MiB, {} ops, footprint {:.0} MiB",
+        if a.quick { " (quick)" } else { "" },
+        w.keys,
+        w.key_len as f64 / MIB,
+        w.ct_len as f64 / MIB,
+        w.ops,
+        w.footprint as f64 / MIB
+    );
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", l.trim());
+    }
+    let dram = calibrate_dram(64 << 20);
+    for &tier in &a.tiers {
+        let rows = run_tier(&a, tier, &w, &dram)?;
+        print_rows(&rows);
+    }
+    Ok(())
+}
