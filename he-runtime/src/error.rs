@@ -92,6 +92,14 @@ pub enum Error {
         /// The repeated modulus.
         modulus: u64,
     },
+    /// A Galois element that is even or not below 2N.
+    #[error("invalid Galois element {galois}: must be odd and below 2N = {two_n}")]
+    InvalidGaloisElement {
+        /// The rejected element.
+        galois: u64,
+        /// 2N for the ring in question.
+        two_n: u64,
+    },
     /// A requested SIMD backend is not available on this CPU or for this modulus.
     #[error("NTT backend unavailable: {reason}")]
     BackendUnavailable {

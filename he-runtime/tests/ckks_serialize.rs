@@ -95,3 +95,42 @@ fn bad_blobs_are_typed_errors() {
     let gk = f.keygen().rotation_key(&f.sk, 1).unwrap().to_bytes(&ctx);
     assert!(matches!(GaloisKey::from_bytes(&other, &gk), Err(Error::ParamsMismatch { .. })));
 }
+
+#[test]
+fn borrowed_buffers_are_used_in_place() {
+    // A store would hand out pinned word buffers: wrap them as views, no copy.
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let gk = f.keygen().rotation_key(&f.sk, 2).unwrap();
+    let ct_words: &[u64] = ct.as_words();
+    let view =
+        CiphertextView::from_raw(ct_words, 2, ct.level(), ct.scale(), ctx.n(), ctx.params().id())
+            .unwrap();
+    let key_view = GaloisKey {
+        galois_element: gk.galois_element,
+        key: KeySwitchKeyView::from_raw(gk.key.as_words(), *gk.key.seed(), &ctx).unwrap(),
+    };
+    let mut s = f.eval.scratch();
+    let r = f.eval.rotate(&view, 2, &key_view, &mut s).unwrap();
+    let mut want = a.clone();
+    want.rotate_left(2);
+    assert!(max_err(&f.decrypt_real(&r), &want) < 1e-5);
+    // Wrong lengths are typed errors.
+    assert!(matches!(
+        CiphertextView::from_raw(
+            &ct_words[1..],
+            2,
+            ct.level(),
+            ct.scale(),
+            ctx.n(),
+            ctx.params().id()
+        ),
+        Err(Error::BufferLength { .. })
+    ));
+    assert!(matches!(
+        KeySwitchKeyView::from_raw(&gk.key.as_words()[8..], *gk.key.seed(), &ctx),
+        Err(Error::BufferLength { .. })
+    ));
+}

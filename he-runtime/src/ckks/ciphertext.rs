@@ -134,3 +134,10 @@ impl Ciphertext {
         self.data
     }
 }
+
+/// A ciphertext borrowing its words (e.g. a buffer pinned in the tiered store).
+pub type CiphertextView<'a> = Ciphertext<&'a [u64]>;
+/// A ciphertext mutably borrowing its words.
+pub type CiphertextMutView<'a> = Ciphertext<&'a mut [u64]>;
+/// A plaintext borrowing its words.
+pub type PlaintextView<'a> = Plaintext<&'a [u64]>;

@@ -24,6 +24,8 @@ pub(crate) struct ModDownPlan {
     pub(crate) ext: BasisExtender,
     /// (P^-1 mod q_i, Shoup) for i ≤ l.
     pub(crate) p_inv: Vec<(u64, u64)>,
+    /// (P mod q_i, Shoup) for i ≤ l.
+    pub(crate) p_mod: Vec<(u64, u64)>,
 }
 
 /// All precomputation for a [`Params`]; build once and share (`Arc`) between encoder,
@@ -63,28 +65,35 @@ impl Context {
                             .collect();
                         let from: Vec<&Prime> = digit.clone().map(|i| &primes[i]).collect();
                         let to: Vec<&Prime> = targets.iter().map(|&i| &primes[i]).collect();
-                        let ext = BasisExtender::new(&from, &to);
-                        ModUpPlan { digit, ext }
+                        let ext = BasisExtender::new(&from, &to)?;
+                        Ok(ModUpPlan { digit, ext })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let moddown = (0..l1)
             .map(|level| {
                 let from: Vec<&Prime> = p_idx.iter().map(|&i| &primes[i]).collect();
                 let to: Vec<&Prime> = (0..=level).map(|i| &primes[i]).collect();
-                let ext = BasisExtender::new(&from, &to);
-                let p_inv = to
+                let ext = BasisExtender::new(&from, &to)?;
+                let p_mod: Vec<(u64, u64)> = to
                     .iter()
                     .map(|qi| {
                         let pm = from.iter().fold(1u64, |acc, pj| qi.mul(acc, pj.q % qi.q));
+                        (pm, shoup(pm, qi.q))
+                    })
+                    .collect();
+                let p_inv = to
+                    .iter()
+                    .zip(&p_mod)
+                    .map(|(qi, &(pm, _))| {
                         let inv = qi.inv(pm);
                         (inv, shoup(inv, qi.q))
                     })
                     .collect();
-                ModDownPlan { ext, p_inv }
+                Ok(ModDownPlan { ext, p_inv, p_mod })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let rescale = (0..l1)
             .map(|l| {
                 (0..l)

@@ -136,14 +136,17 @@ fn crt_center(ctx: &Context, coeff: &[u64], l1: usize) -> Vec<f64> {
             p.inv(prod)
         })
         .collect();
+    // q_mod[i][k] = q_k mod q_i.
+    let q_mod: Vec<Vec<u64>> =
+        primes.iter().map(|p| primes.iter().map(|pk| pk.q % p.q).collect()).collect();
     let garner = |x: &[u64], digits: &mut [u64]| {
         for i in 0..l1 {
             let p = &primes[i];
             // Value of the digits so far, mod q_i, by Horner from the top digit.
             let mut acc = 0u64;
             for k in (0..i).rev() {
-                acc = p.mul(acc, primes[k].q % p.q);
-                acc = super::ring::add_mod(acc, digits[k] % p.q, p.q);
+                acc = p.mul(acc, q_mod[i][k]);
+                acc = super::ring::add_mod(acc, p.reduce_u64(digits[k]), p.q);
             }
             digits[i] = p.mul(sub_mod(x[i], acc, p.q), inv_prefix[i]);
         }

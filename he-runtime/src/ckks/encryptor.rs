@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::context::Context;
 use super::keys::{PublicKey, SecretKey};
+use super::keyswitch::{mod_down, qp_prime};
 use super::ring::{add_mod, sub_mod};
 use super::sampling::{gaussian, os_seed, small_to_ntt, ternary, uniform_from_seed, Seed};
 use crate::error::{Error, Result};
@@ -72,7 +73,8 @@ impl Encryptor {
         Self { ctx: Arc::clone(ctx), rng: ChaCha20Rng::from_seed(seed) }
     }
 
-    /// Public-key encryption: (u·b + e_0 + m, u·a + e_1) with ternary u.
+    /// Public-key encryption: (u·b, u·a) computed modulo Q_l·P with ternary u and divided by P
+    /// (ModDown, as SEAL does) so the u·e noise shrinks to rounding size, then + (m + e_0, e_1).
     pub fn encrypt_pk<C: AsRef<[u64]>, K: AsRef<[u64]>>(
         &mut self,
         pk: &PublicKey<K>,
@@ -82,38 +84,37 @@ impl Encryptor {
         ctx.check_id(pk.params_id)?;
         ctx.check_id(pt.params_id)?;
         let n = ctx.n();
-        let l1 = pt.level + 1;
-        let lq = ctx.q_len();
+        let level = pt.level;
+        let l1 = level + 1;
+        let qp = ctx.q_len() + ctx.p_len();
+        let width = l1 + ctx.p_len();
         let u: Vec<i64> = ternary(&mut self.rng, n).into_iter().map(i64::from).collect();
         let e0 = gaussian(&mut self.rng, n);
         let e1 = gaussian(&mut self.rng, n);
-        let mut ct = Ciphertext::zeros(2, pt.level, pt.scale, n, ctx.params().id());
-        let (c0, c1) = ct.data.split_at_mut(l1 * n);
         let pkd: &[u64] = pk.data.as_ref();
-        let ptd: &[u64] = pt.data.as_ref();
-        c0.par_chunks_mut(n).zip(c1.par_chunks_mut(n)).enumerate().for_each(|(i, (a0, a1))| {
-            let p = ctx.prime(i);
-            let mut ul = vec![0u64; n];
-            for (o, &x) in ul.iter_mut().zip(&u) {
-                *o = p.reduce_i64(x);
-            }
-            p.ntt(&mut ul);
-            for (o, &x) in a0.iter_mut().zip(&e0) {
-                *o = p.reduce_i64(x);
-            }
-            for (o, &x) in a1.iter_mut().zip(&e1) {
+        let mut ext = vec![0u64; 2 * width * n];
+        let (x0, x1) = ext.split_at_mut(width * n);
+        x0.par_chunks_mut(n).zip(x1.par_chunks_mut(n)).enumerate().for_each(|(pos, (a0, a1))| {
+            let gi = qp_prime(&ctx, level, pos);
+            let p = ctx.prime(gi);
+            // u in NTT form, then u·b and u·a on the slice kernels.
+            for (o, &x) in a0.iter_mut().zip(&u) {
                 *o = p.reduce_i64(x);
             }
             p.ntt(a0);
-            p.ntt(a1);
-            let b = &pkd[i * n..(i + 1) * n];
-            let a = &pkd[(lq + i) * n..(lq + i + 1) * n];
-            let m = &ptd[i * n..(i + 1) * n];
-            for j in 0..n {
-                a0[j] = add_mod(add_mod(a0[j], p.mul(ul[j], b[j]), p.q), m[j], p.q);
-                a1[j] = add_mod(a1[j], p.mul(ul[j], a[j]), p.q);
-            }
+            a1.copy_from_slice(a0);
+            p.modulus.mul_assign_slice(a0, &pkd[gi * n..(gi + 1) * n]);
+            p.modulus.mul_assign_slice(a1, &pkd[(qp + gi) * n..(qp + gi + 1) * n]);
         });
+        let mut ct = Ciphertext::zeros(2, level, pt.scale, n, ctx.params().id());
+        let (c0, c1) = ct.data.split_at_mut(l1 * n);
+        let mut y = vec![0u64; ctx.p_len() * n];
+        let mut v = vec![0u64; n];
+        let mut md = vec![0u64; l1 * n];
+        c0.copy_from_slice(&pt.data.as_ref()[..l1 * n]);
+        // The errors e_0, e_1 join after the division by P (inside ModDown, at no NTT cost).
+        mod_down(&ctx, level, x0, &mut y, &mut v, &mut md, c0, true, Some(&e0));
+        mod_down(&ctx, level, x1, &mut y, &mut v, &mut md, c1, false, Some(&e1));
         Ok(ct)
     }
 

@@ -12,6 +12,7 @@ use super::context::Context;
 use super::fft::Complex64;
 use super::ring::{add_mod, mul_shoup, neg_mod, shoup, sub_mod};
 use crate::error::{Error, Result};
+use crate::math::Modulus;
 
 /// Relative tolerance under which two scales count as equal.
 const SCALE_TOL: f64 = 1e-12;
@@ -93,7 +94,7 @@ impl Evaluator {
     where
         A: AsRef<[u64]>,
         B: AsRef<[u64]>,
-        F: Fn(u64, &mut [u64], &[u64]) + Sync,
+        F: Fn(&Modulus, &mut [u64], &[u64]) + Sync,
     {
         let n = self.ctx.n();
         let l1 = a.level + 1;
@@ -109,7 +110,7 @@ impl Evaluator {
                 o.par_chunks_mut(n)
                     .zip(bp.par_chunks(n))
                     .enumerate()
-                    .for_each(|(i, (ol, bl))| f(self.ctx.prime(i).q, ol, bl));
+                    .for_each(|(i, (ol, bl))| f(&self.ctx.prime(i).modulus, ol, bl));
             }
         }
         out
@@ -122,9 +123,7 @@ impl Evaluator {
         b: &Ciphertext<B>,
     ) -> Result<Ciphertext> {
         self.check_pair(a, b, true)?;
-        Ok(self.zip_limbs(a, b, |q, o, x| {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = add_mod(*o, x, q))
-        }))
+        Ok(self.zip_limbs(a, b, |m, o, x| m.add_assign_slice(o, x)))
     }
 
     /// a − b (same level and scale).
@@ -134,9 +133,7 @@ impl Evaluator {
         b: &Ciphertext<B>,
     ) -> Result<Ciphertext> {
         self.check_pair(a, b, true)?;
-        Ok(self.zip_limbs(a, b, |q, o, x| {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = sub_mod(*o, x, q))
-        }))
+        Ok(self.zip_limbs(a, b, |m, o, x| m.sub_assign_slice(o, x)))
     }
 
     /// a += b in place (same level and scale, b of degree at most a's).
@@ -154,8 +151,7 @@ impl Evaluator {
             let bp = b.part(p);
             a.part_mut(p).par_chunks_mut(n).zip(bp.par_chunks(n)).enumerate().for_each(
                 |(i, (o, x))| {
-                    let q = self.ctx.prime(i).q;
-                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = add_mod(*o, x, q));
+                    self.ctx.prime(i).modulus.add_assign_slice(o, x);
                 },
             );
         }
@@ -207,9 +203,7 @@ impl Evaluator {
         p: &Plaintext<B>,
     ) -> Result<Ciphertext> {
         self.check_plain(a, p, true)?;
-        Ok(self.plain_op(a, p, 1, |pr, o, x| {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = add_mod(*o, x, pr.q))
-        }))
+        Ok(self.plain_op(a, p, 1, |pr, o, x| pr.modulus.add_assign_slice(o, x)))
     }
 
     /// ct − pt (pt at the ciphertext's level or above, same scale).
@@ -219,9 +213,7 @@ impl Evaluator {
         p: &Plaintext<B>,
     ) -> Result<Ciphertext> {
         self.check_plain(a, p, true)?;
-        Ok(self.plain_op(a, p, 1, |pr, o, x| {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = sub_mod(*o, x, pr.q))
-        }))
+        Ok(self.plain_op(a, p, 1, |pr, o, x| pr.modulus.sub_assign_slice(o, x)))
     }
 
     /// ct · pt; the result's scale is the product of the scales.
@@ -231,9 +223,7 @@ impl Evaluator {
         p: &Plaintext<B>,
     ) -> Result<Ciphertext> {
         self.check_plain(a, p, false)?;
-        let mut out = self.plain_op(a, p, a.parts, |pr, o, x| {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = pr.mul(*o, x))
-        });
+        let mut out = self.plain_op(a, p, a.parts, |pr, o, x| pr.modulus.mul_assign_slice(o, x));
         out.scale = a.scale * p.scale;
         Ok(out)
     }
@@ -332,12 +322,14 @@ impl Evaluator {
                 let p = self.ctx.prime(i);
                 let r = i * n..(i + 1) * n;
                 let (a0, a1, b0, b1) = (&a0[r.clone()], &a1[r.clone()], &b0[r.clone()], &b1[r]);
-                for c in 0..n {
-                    x0[c] = p.mul(a0[c], b0[c]);
-                    x1[c] = p
-                        .reduce_u128(a0[c] as u128 * b1[c] as u128 + a1[c] as u128 * b0[c] as u128);
-                    x2[c] = p.mul(a1[c], b1[c]);
-                }
+                let m = &p.modulus;
+                x0.copy_from_slice(a0);
+                m.mul_assign_slice(x0, b0);
+                x1.copy_from_slice(a0);
+                m.mul_assign_slice(x1, b1);
+                m.mul_add_assign_slice(x1, a1, b0);
+                x2.copy_from_slice(a1);
+                m.mul_assign_slice(x2, b1);
             });
         Ok(out)
     }
@@ -367,14 +359,17 @@ impl Evaluator {
                     let ql_mod = ql.q % p.q;
                     for (tv, &x) in t.iter_mut().zip(last) {
                         // Centred representative of the last limb, so the division rounds.
-                        *tv = if x > half { sub_mod(x % p.q, ql_mod, p.q) } else { x % p.q };
+                        *tv = if x > half {
+                            sub_mod(p.reduce_u64(x), ql_mod, p.q)
+                        } else {
+                            p.reduce_u64(x)
+                        };
                     }
                     p.ntt(t);
-                    let (w, ws) = consts[i];
-                    let s = &src[i * n..(i + 1) * n];
-                    for c in 0..n {
-                        o[c] = mul_shoup(sub_mod(s[c], t[c], p.q), w, ws, p.q);
-                    }
+                    let m = &p.modulus;
+                    o.copy_from_slice(&src[i * n..(i + 1) * n]);
+                    m.sub_assign_slice(o, t);
+                    m.mul_scalar_assign_slice(o, consts[i].0);
                 },
             );
         }

@@ -47,7 +47,7 @@ impl SecretKey {
     }
 }
 
-/// Public key (b, a) = (-a·s + e, a) over Q, in NTT form; `a` comes from `seed`.
+/// Public key (b, a) = (-a·s + e, a) over QP, in NTT form; `a` comes from `seed`.
 #[derive(Debug, Clone)]
 pub struct PublicKey<C = Vec<u64>> {
     pub(crate) data: C,
@@ -189,7 +189,9 @@ impl KeyGenerator {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
         let n = ctx.n();
-        let l1 = ctx.q_len();
+        // Over QP: encryption works modulo QP and divides by P, which shrinks its noise to
+        // rounding size.
+        let l1 = ctx.q_len() + ctx.p_len();
         let seed = self.next_seed();
         let q_idx: Vec<usize> = (0..l1).collect();
         let mut data = vec![0u64; 2 * l1 * n];
@@ -207,8 +209,9 @@ impl KeyGenerator {
         Ok(PublicKey { data, seed, params_id: ctx.params().id() })
     }
 
-    /// Key-switching key from s' (NTT form over the Q primes, limb-major) to `sk`.
-    fn switch_key(&mut self, sk: &SecretKey, s_prime: &[u64]) -> KeySwitchKey {
+    /// Key-switching key from s' (NTT form over the Q primes, limb-major) to the secret `t`
+    /// (NTT form over QP, limb-major).
+    fn switch_key(&mut self, t: &[u64], s_prime: &[u64]) -> KeySwitchKey {
         let ctx = Arc::clone(&self.ctx);
         let n = ctx.n();
         let l1 = ctx.q_len();
@@ -233,7 +236,7 @@ impl KeyGenerator {
             let digit = j * alpha..((j + 1) * alpha).min(l1);
             b.par_chunks_mut(n).zip(a.par_chunks(n)).enumerate().for_each(|(i, (bl, al))| {
                 let p = ctx.prime(i);
-                let s = sk.limb(i, n);
+                let s = &t[i * n..(i + 1) * n];
                 for ((bv, &av), &sv) in bl.iter_mut().zip(al).zip(s) {
                     *bv = sub_mod(*bv, p.mul(av, sv), p.q);
                 }
@@ -261,7 +264,7 @@ impl KeyGenerator {
                 *o = p.mul(s, s);
             }
         });
-        let key = self.switch_key(sk, &s2);
+        let key = self.switch_key(&sk.ntt, &s2);
         s2.zeroize();
         Ok(RelinKey { key })
     }
@@ -277,17 +280,21 @@ impl KeyGenerator {
                 reason: format!("{g} is not odd and below 2N = {}", 2 * n),
             });
         }
-        let l1 = ctx.q_len();
-        let perm = ctx.galois_perm(g);
-        let mut sg = vec![0u64; l1 * n];
-        sg.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
+        // The key switches s to σ_g^-1(s): the evaluator key-switches c_1 first and applies
+        // σ_g to the two output polynomials, so the shared (hoisted) decomposition needs no
+        // permutation and each rotation permutes only 2·(l+1) limbs.
+        let qp = ctx.q_len() + ctx.p_len();
+        let g_inv = inverse_mod_2n(g, n as u64);
+        let perm = ctx.galois_perm(g_inv);
+        let mut t = vec![0u64; qp * n];
+        t.par_chunks_mut(n).enumerate().for_each(|(i, out)| {
             let s = sk.limb(i, n);
             for (o, &p) in out.iter_mut().zip(&perm) {
                 *o = s[p as usize];
             }
         });
-        let key = self.switch_key(sk, &sg);
-        sg.zeroize();
+        let key = self.switch_key(&t, &sk.ntt[..ctx.q_len() * n]);
+        t.zeroize();
         Ok(GaloisKey { galois_element: g, key })
     }
 
@@ -313,3 +320,22 @@ impl KeyGenerator {
         }
     }
 }
+
+/// g^-1 mod 2N for odd g (the Galois group is (Z/2N)^*, of order N).
+pub(crate) fn inverse_mod_2n(g: u64, n: u64) -> u64 {
+    let m = 2 * n;
+    let mut r = 1u64;
+    let mut b = g % m;
+    let mut e = n - 1;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = r * b % m;
+        }
+        b = b * b % m;
+        e >>= 1;
+    }
+    r
+}
+
+/// A key-switching key borrowing its words (e.g. a pinned store buffer, used in place).
+pub type KeySwitchKeyView<'a> = KeySwitchKey<&'a [u64]>;

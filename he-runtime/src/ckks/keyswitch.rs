@@ -14,10 +14,14 @@ pub struct Scratch {
     pub(crate) coeff: Vec<u64>,
     /// Basis-extension staging, max(α, K) limbs.
     pub(crate) y: Vec<u64>,
+    /// Key-switched polynomials before the Galois permutation, 2·(L+1) limbs.
+    pub(crate) rot: Vec<u64>,
     /// Inner-product accumulators, 2·(L+1+K) limbs.
     pub(crate) acc: Vec<u64>,
     /// ModDown staging, (L+1) limbs.
     pub(crate) md: Vec<u64>,
+    /// Basis-extension overflow counts, one limb.
+    pub(crate) v: Vec<u64>,
     /// The decomposition of the last operand, dnum·(L+1+K) limbs.
     pub(crate) dec: Vec<u64>,
 }
@@ -34,7 +38,9 @@ impl Scratch {
             coeff: vec![0; l1 * n],
             y: vec![0; alpha.max(k) * n],
             acc: vec![0; 2 * (l1 + k) * n],
+            rot: vec![0; 2 * l1 * n],
             md: vec![0; l1 * n],
+            v: vec![0; n],
             dec: vec![0; dnum * (l1 + k) * n],
         }
     }
@@ -58,6 +64,7 @@ pub(crate) fn decompose(
     d: &[u64],
     coeff: &mut [u64],
     y: &mut [u64],
+    v: &mut [u64],
     out: &mut [u64],
 ) {
     let n = ctx.n();
@@ -71,9 +78,12 @@ pub(crate) fn decompose(
         let y = &mut y[..dig.len() * n];
         y.par_chunks_mut(n).enumerate().for_each(|(ii, yl)| {
             let i = dig.start + ii;
-            plan.ext.prepare_limb(ii, ctx.prime(i), &coeff[i * n..(i + 1) * n], yl);
+            plan.ext.prepare_limb(ii, &coeff[i * n..(i + 1) * n], yl);
         });
         let y = &*y;
+        let v = &mut v[..n];
+        plan.ext.overflow(y, v);
+        let v = &*v;
         let outj = &mut out[j * width * n..(j + 1) * width * n];
         outj.par_chunks_mut(n).enumerate().for_each(|(pos, limb)| {
             if dig.contains(&pos) {
@@ -81,21 +91,20 @@ pub(crate) fn decompose(
             } else {
                 let t = if pos < dig.start { pos } else { pos - dig.len() };
                 let p = ctx.prime(qp_prime(ctx, level, pos));
-                plan.ext.extend_limb(t, p, y, limb);
+                plan.ext.extend_limb(t, y, v, limb);
                 p.ntt(limb);
             }
         });
     }
 }
 
-/// acc = Σ_j dec_j ⊙ key_j (both parts), with dec_j read through the Galois permutation
-/// `perm` if given. `acc` holds 2·(level+1+K) limbs: part b then part a.
+/// acc = Σ_j dec_j ⊙ key_j for both key parts; `acc` holds 2·(level+1+K) limbs: part b then
+/// part a. Runs on the slice kernels (IFMA for primes below 2^50).
 pub(crate) fn inner_product<K: AsRef<[u64]>>(
     ctx: &Context,
     level: usize,
     dec: &[u64],
     key: &KeySwitchKey<K>,
-    perm: Option<&[u32]>,
     acc: &mut [u64],
 ) {
     let n = ctx.n();
@@ -110,62 +119,36 @@ pub(crate) fn inner_product<K: AsRef<[u64]>>(
     };
     acc0.par_chunks_mut(n).zip(acc1.par_chunks_mut(n)).enumerate().for_each(|(pos, (o0, o1))| {
         let gi = qp_prime(ctx, level, pos);
-        let p = ctx.prime(gi);
-        const CH: usize = 128;
-        let mut s0 = [0u128; CH];
-        let mut s1 = [0u128; CH];
-        for start in (0..n).step_by(CH) {
-            let len = CH.min(n - start);
-            s0[..len].iter_mut().for_each(|v| *v = 0);
-            s1[..len].iter_mut().for_each(|v| *v = 0);
-            for j in 0..digits {
-                let dl = &dec[(j * width + pos) * n..(j * width + pos + 1) * n];
-                let kb = &klimb(j, 0, gi)[start..start + len];
-                let ka = &klimb(j, 1, gi)[start..start + len];
-                match perm {
-                    None => {
-                        let dl = &dl[start..start + len];
-                        for c in 0..len {
-                            let x = dl[c] as u128;
-                            s0[c] += x * kb[c] as u128;
-                            s1[c] += x * ka[c] as u128;
-                        }
-                    }
-                    Some(perm) => {
-                        let pm = &perm[start..start + len];
-                        for c in 0..len {
-                            let x = dl[pm[c] as usize] as u128;
-                            s0[c] += x * kb[c] as u128;
-                            s1[c] += x * ka[c] as u128;
-                        }
-                    }
-                }
-                // Fold before 32 products of 61-bit values could overflow 128 bits.
-                if j % 32 == 31 {
-                    for c in 0..len {
-                        s0[c] = p.reduce_u128(s0[c]) as u128;
-                        s1[c] = p.reduce_u128(s1[c]) as u128;
-                    }
-                }
-            }
-            for c in 0..len {
-                o0[start + c] = p.reduce_u128(s0[c]);
-                o1[start + c] = p.reduce_u128(s1[c]);
+        let m = &ctx.prime(gi).modulus;
+        for j in 0..digits {
+            let dl = &dec[(j * width + pos) * n..(j * width + pos + 1) * n];
+            if j == 0 {
+                o0.copy_from_slice(dl);
+                o1.copy_from_slice(dl);
+                m.mul_assign_slice(o0, klimb(j, 0, gi));
+                m.mul_assign_slice(o1, klimb(j, 1, gi));
+            } else {
+                m.mul_add_assign_slice(o0, dl, klimb(j, 0, gi));
+                m.mul_add_assign_slice(o1, dl, klimb(j, 1, gi));
             }
         }
     });
 }
 
-/// out (level+1 limbs, NTT) = (acc − ModUp_P→Q(acc mod P))·P^-1, added to `out` if `add`.
-/// `acc` holds level+1+K limbs (its P limbs are overwritten).
+/// out (level+1 limbs, NTT) = (acc − ModUp_P→Q(acc mod P))·P^-1 + `plus`, added to `out` if
+/// `add`. `acc` holds level+1+K limbs (its P limbs are overwritten); `plus` is an optional small
+/// coefficient-form polynomial (an encryption error), folded in before the NTT for free.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn mod_down(
     ctx: &Context,
     level: usize,
     acc: &mut [u64],
     y: &mut [u64],
+    v: &mut [u64],
     md: &mut [u64],
     out: &mut [u64],
     add: bool,
+    plus: Option<&[i64]>,
 ) {
     let n = ctx.n();
     let l1 = level + 1;
@@ -176,9 +159,12 @@ pub(crate) fn mod_down(
     acc_p.par_chunks_mut(n).zip(y.par_chunks_mut(n)).enumerate().for_each(|(t, (limb, yl))| {
         let p = ctx.prime(ctx.q_len() + t);
         p.intt(limb);
-        plan.ext.prepare_limb(t, p, limb, yl);
+        plan.ext.prepare_limb(t, limb, yl);
     });
     let y = &*y;
+    let v = &mut v[..n];
+    plan.ext.overflow(y, v);
+    let v = &*v;
     let md = &mut md[..l1 * n];
     md.par_chunks_mut(n)
         .zip(out[..l1 * n].par_chunks_mut(n))
@@ -186,12 +172,26 @@ pub(crate) fn mod_down(
         .enumerate()
         .for_each(|(i, ((tmp, o), a))| {
             let p = ctx.prime(i);
-            plan.ext.extend_limb(i, p, y, tmp);
-            p.ntt(tmp);
-            let (w, ws) = plan.p_inv[i];
-            for c in 0..n {
-                let v = mul_shoup(sub_mod(a[c], tmp[c], p.q), w, ws, p.q);
-                o[c] = if add { super::ring::add_mod(o[c], v, p.q) } else { v };
+            let m = &p.modulus;
+            // Without accumulation the result is built in `out` directly.
+            let finish = |dst: &mut [u64]| {
+                plan.ext.extend_limb(i, y, v, dst);
+                if let Some(e) = plus {
+                    // (acc − (ext − P·e))·P^-1 = (acc − ext)·P^-1 + e.
+                    let (pm, pms) = plan.p_mod[i];
+                    for (x, &ev) in dst.iter_mut().zip(e) {
+                        *x = sub_mod(*x, mul_shoup(p.reduce_i64(ev), pm, pms, p.q), p.q);
+                    }
+                }
+                p.ntt(dst);
+                m.sub_from_slice(dst, a);
+                m.mul_scalar_assign_slice(dst, plan.p_inv[i].0);
+            };
+            if add {
+                finish(tmp);
+                m.add_assign_slice(o, tmp);
+            } else {
+                finish(o);
             }
         });
 }

@@ -7,6 +7,7 @@ use super::ciphertext::Ciphertext;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
 use super::keyswitch::{decompose, inner_product, mod_down, Scratch};
+use super::ring::add_mod;
 use crate::error::{Error, Result};
 
 /// A ciphertext with its c_1 already decomposed (ModUp of every digit), ready for any number
@@ -42,14 +43,13 @@ impl Evaluator {
         Ok(())
     }
 
-    /// Key switches `d` (NTT form, level+1 limbs) with `key` under Galois permutation `perm`,
+    /// Key switches `d` (NTT form, level+1 limbs, or its ready decomposition) with `key`,
     /// writing (or adding) the two result polynomials into `out0`, `out1`.
     #[allow(clippy::too_many_arguments)]
     fn switch<K: AsRef<[u64]>>(
         &self,
         level: usize,
         key: &KeySwitchKey<K>,
-        perm: Option<&[u32]>,
         scratch: &mut Scratch,
         dec_ready: Option<&[u64]>,
         d: &[u64],
@@ -60,18 +60,18 @@ impl Evaluator {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        let Scratch { coeff, y, acc, md, dec } = scratch;
+        let Scratch { coeff, y, acc, md, dec, v, .. } = scratch;
         let dec: &[u64] = match dec_ready {
             Some(d) => d,
             None => {
-                decompose(ctx, level, d, coeff, y, dec);
+                decompose(ctx, level, d, coeff, y, v, dec);
                 dec
             }
         };
-        inner_product(ctx, level, dec, key, perm, acc);
+        inner_product(ctx, level, dec, key, acc);
         let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
-        mod_down(ctx, level, acc0, y, md, out0, add);
-        mod_down(ctx, level, acc1, y, md, out1, add);
+        mod_down(ctx, level, acc0, y, v, md, out0, add, None);
+        mod_down(ctx, level, acc1, y, v, md, out1, add, None);
     }
 
     /// Relinearises a degree-2 ciphertext back to degree 1.
@@ -91,7 +91,7 @@ impl Evaluator {
         let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
         out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
         let (o0, o1) = out.data.split_at_mut(l1 * n);
-        self.switch(a.level, &rk.key, None, scratch, None, a.part(2), o0, o1, true);
+        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, true);
         Ok(out)
     }
 
@@ -186,7 +186,15 @@ impl Evaluator {
         let width = a.level + 1 + ctx.p_len();
         let digits = ctx.params().digits_at(a.level);
         let mut dec = vec![0u64; digits * width * n];
-        decompose(ctx, a.level, a.part(1), &mut scratch.coeff, &mut scratch.y, &mut dec);
+        decompose(
+            ctx,
+            a.level,
+            a.part(1),
+            &mut scratch.coeff,
+            &mut scratch.y,
+            &mut scratch.v,
+            &mut dec,
+        );
         Ok(HoistedCiphertext {
             c0: a.part(0).to_vec(),
             dec,
@@ -208,16 +216,26 @@ impl Evaluator {
         self.check_galois(key, g, step)?;
         let n = self.ctx.n();
         let l1 = h.level + 1;
+        // Key-switch c_1 from s to σ^-1(s), add c_0, then apply σ to both polynomials.
+        let mut tmp = std::mem::take(&mut scratch.rot);
+        let (t0, t1) = tmp[..2 * l1 * n].split_at_mut(l1 * n);
+        self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
         let perm = self.ctx.galois_perm(g);
         let mut out = Ciphertext::zeros(2, h.level, h.scale, n, h.params_id);
+        // One gather pass per limb: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
         let (o0, o1) = out.data.split_at_mut(l1 * n);
-        o0.par_chunks_mut(n).zip(h.c0.par_chunks(n)).for_each(|(o, c)| {
-            for (x, &p) in o.iter_mut().zip(&perm) {
-                *x = c[p as usize];
+        let (t0, t1) = (&*t0, &*t1);
+        o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().for_each(|(i, (x0, x1))| {
+            let q = self.ctx.prime(i).q;
+            let r = i * n..(i + 1) * n;
+            let (a, b, c) = (&t0[r.clone()], &t1[r.clone()], &h.c0[r]);
+            for ((y0, y1), &p) in x0.iter_mut().zip(x1.iter_mut()).zip(&perm) {
+                let p = p as usize;
+                *y0 = add_mod(a[p], c[p], q);
+                *y1 = b[p];
             }
         });
-        self.switch(h.level, &key.key, Some(&perm), scratch, Some(&h.dec), &[], o0, o1, true);
-        // o1 started at zero, so adding leaves exactly the switched a-part there.
+        scratch.rot = tmp;
         Ok(out)
     }
 

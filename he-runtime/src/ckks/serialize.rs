@@ -372,7 +372,7 @@ impl<C: AsRef<[u64]>> PublicKey<C> {
         let n = ctx.n();
         let mut w = Writer::new(BlobKind::PublicKey, self.params_id);
         w.bytes(&self.seed);
-        for i in 0..ctx.q_len() {
+        for i in 0..ctx.q_len() + ctx.p_len() {
             w.limb(&self.data.as_ref()[i * n..(i + 1) * n], width(ctx.prime(i).q));
         }
         w.finish()
@@ -385,7 +385,7 @@ impl PublicKey {
         let mut r = Reader::open(bytes, BlobKind::PublicKey, ctx)?;
         let seed = r.seed()?;
         let n = ctx.n();
-        let l1 = ctx.q_len();
+        let l1 = ctx.q_len() + ctx.p_len();
         let mut data = vec![0u64; 2 * l1 * n];
         for i in 0..l1 {
             r.limb(&mut data[i * n..(i + 1) * n], ctx.prime(i).q)?;

@@ -1,4 +1,4 @@
-//! Negacyclic number-theoretic transform over Z_q[X]/(X^N + 1) with Harvey lazy butterflies.
+//! Negacyclic number-theoretic transform over `Z_q[X]/(X^N + 1)` with Harvey lazy butterflies.
 //!
 //! **Order.** [`NttTable::forward`] maps coefficients a_0..a_{N-1} (natural order) to
 //! `â[j] = a(ψ^(2·brv(j) + 1))`, where ψ = [`NttTable::psi`] is the table's primitive 2N-th root
@@ -60,7 +60,8 @@ pub struct NttTable {
     last_inv: u64,
     last_inv_shoup: u64,
     backend: NttBackend,
-    ifma: Option<simd::IfmaTwiddles>,
+    /// Whether the IFMA kernels can serve this table (CPU support and q < 2^50).
+    ifma_ok: bool,
 }
 
 impl NttTable {
@@ -88,8 +89,8 @@ impl NttTable {
         let inv_roots_shoup = inv_roots.iter().map(|&w| modulus.shoup(w)).collect();
         let n_inv = modulus.inv(n as u64)?;
         let last_inv = modulus.mul(inv_roots[1], n_inv);
-        let ifma = simd::IfmaTwiddles::new(&modulus, &roots, &inv_roots, n_inv, last_inv);
-        let backend = if ifma.is_some() { NttBackend::Ifma } else { NttBackend::Portable };
+        let ifma_ok = simd::ifma_eligible(q, log_n);
+        let backend = if ifma_ok { NttBackend::Ifma } else { NttBackend::Portable };
         Ok(Self {
             modulus,
             log_n,
@@ -104,7 +105,7 @@ impl NttTable {
             last_inv,
             last_inv_shoup: modulus.shoup(last_inv),
             backend,
-            ifma,
+            ifma_ok,
         })
     }
 
@@ -140,12 +141,12 @@ impl NttTable {
 
     /// Whether the IFMA backend can serve this table (CPU feature present and q < 2^50).
     pub fn ifma_supported(&self) -> bool {
-        self.ifma.is_some()
+        self.ifma_ok
     }
 
     /// Chooses the backend, e.g. to force the portable path in tests and benchmarks.
     pub fn set_backend(&mut self, backend: NttBackend) -> Result<()> {
-        if backend == NttBackend::Ifma && self.ifma.is_none() {
+        if backend == NttBackend::Ifma && !self.ifma_ok {
             return Err(Error::BackendUnavailable {
                 reason: "needs avx512ifma on this CPU and a prime below 2^50",
             });
@@ -161,9 +162,11 @@ impl NttTable {
     #[inline]
     pub fn forward(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
-        match (self.backend, &self.ifma) {
-            (NttBackend::Ifma, Some(t)) => t.forward(a),
-            _ => self.forward_portable(a),
+        match self.backend {
+            NttBackend::Ifma => {
+                simd::ntt_forward(self.modulus.value(), &self.roots, &self.roots_shoup, a)
+            }
+            NttBackend::Portable => self.forward_portable(a),
         }
     }
 
@@ -174,9 +177,23 @@ impl NttTable {
     #[inline]
     pub fn inverse(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
-        match (self.backend, &self.ifma) {
-            (NttBackend::Ifma, Some(t)) => t.inverse(a),
-            _ => self.inverse_portable(a),
+        match self.backend {
+            NttBackend::Ifma => {
+                let scale = simd::InverseScale {
+                    n_inv: self.n_inv,
+                    n_inv_shoup: self.n_inv_shoup,
+                    last: self.last_inv,
+                    last_shoup: self.last_inv_shoup,
+                };
+                simd::ntt_inverse(
+                    self.modulus.value(),
+                    &self.inv_roots,
+                    &self.inv_roots_shoup,
+                    scale,
+                    a,
+                )
+            }
+            NttBackend::Portable => self.inverse_portable(a),
         }
     }
 
@@ -191,7 +208,7 @@ impl NttTable {
         let two_q = 2 * q;
         let mut t = self.n;
         let mut m = 1;
-        while m < self.n {
+        while m < self.n / 2 {
             t >>= 1;
             let roots = &self.roots[m..2 * m];
             let shoup = &self.roots_shoup[m..2 * m];
@@ -199,10 +216,8 @@ impl NttTable {
                 let (lo, hi) = chunk.split_at_mut(t);
                 for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
                     // Invariant: x, y in [0, 4q); u in [0, 2q), v in [0, 2q).
-                    let mut u = *x;
-                    if u >= two_q {
-                        u -= two_q;
-                    }
+                    // min(u, u - 2q) is a branch-free conditional subtraction.
+                    let u = (*x).min((*x).wrapping_sub(two_q));
                     let v = m_.mul_shoup_lazy(*y, w, ws);
                     *x = u + v;
                     *y = u + two_q - v;
@@ -210,15 +225,19 @@ impl NttTable {
             }
             m <<= 1;
         }
-        for x in a.iter_mut() {
-            let mut v = *x;
-            if v >= two_q {
-                v -= two_q;
-            }
-            if v >= q {
-                v -= q;
-            }
-            *x = v;
+        // Last stage (t = 1) without an inner loop, fused with the final reduction to [0, q).
+        let half = self.n / 2;
+        let roots = &self.roots[half..];
+        let shoup = &self.roots_shoup[half..];
+        let reduce = |v: u64| {
+            let v = v.min(v.wrapping_sub(two_q));
+            v.min(v.wrapping_sub(q))
+        };
+        for ((pair, &w), &ws) in a.chunks_exact_mut(2).zip(roots).zip(shoup) {
+            let u = pair[0].min(pair[0].wrapping_sub(two_q));
+            let v = m_.mul_shoup_lazy(pair[1], w, ws);
+            pair[0] = reduce(u + v);
+            pair[1] = reduce(u + two_q - v);
         }
     }
 
@@ -241,11 +260,8 @@ impl NttTable {
                 for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
                     // Invariant: x, y in [0, 2q).
                     let (u, v) = (*x, *y);
-                    let mut s = u + v;
-                    if s >= two_q {
-                        s -= two_q;
-                    }
-                    *x = s;
+                    let s = u + v;
+                    *x = s.min(s.wrapping_sub(two_q));
                     *y = m_.mul_shoup_lazy(u + two_q - v, w, ws);
                 }
             }
@@ -341,6 +357,57 @@ mod tests {
             t.inverse(&mut g);
             assert_eq!(g, a);
         }
+    }
+
+    /// Every supported N and prime sizes up to the IFMA limit: both paths give identical words.
+    #[test]
+    fn ifma_matches_portable_bit_for_bit() {
+        if !simd::ifma_available() {
+            eprintln!("skipped: no avx512ifma on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+        let mut sizes_tested = 0;
+        for log_n in MIN_LOG_N..=MAX_LOG_N {
+            // Every prime size the IFMA path accepts at this degree: log N + 2 ..= 50 bits.
+            for bits in log_n + 2..=simd::IFMA_MAX_MODULUS_BITS {
+                let count = if bits == simd::IFMA_MAX_MODULUS_BITS { 3 } else { 1 };
+                // The smallest sizes may hold no prime ≡ 1 mod 2N at all.
+                let Ok(qs) = generate_ntt_primes(bits, log_n, count, &[]) else {
+                    continue;
+                };
+                sizes_tested += 1;
+                for q in qs {
+                    let mut t = NttTable::new(Modulus::new(q).unwrap(), log_n).unwrap();
+                    assert_eq!(t.backend(), NttBackend::Ifma);
+                    let a: Vec<u64> = (0..t.n()).map(|_| rng.gen_range(0..q)).collect();
+                    // Include the extremes of the accepted input ranges.
+                    let mut a_fwd = a.clone();
+                    a_fwd[0] = q - 1;
+                    let mut inv_in: Vec<u64> =
+                        (0..t.n()).map(|_| rng.gen_range(0..2 * q)).collect();
+                    inv_in[1] = 2 * q - 1;
+                    let (mut f1, mut i1) = (a_fwd.clone(), inv_in.clone());
+                    t.forward(&mut f1);
+                    t.inverse(&mut i1);
+                    t.set_backend(NttBackend::Portable).unwrap();
+                    let (mut f2, mut i2) = (a_fwd.clone(), inv_in.clone());
+                    t.forward(&mut f2);
+                    t.inverse(&mut i2);
+                    assert_eq!(f1, f2, "forward log_n={log_n} q={q}");
+                    assert_eq!(i1, i2, "inverse log_n={log_n} q={q}");
+                }
+            }
+        }
+        // 539 (log N, size) pairs exist; only a handful of the smallest have no prime.
+        assert!(sizes_tested > 500, "{sizes_tested}");
+    }
+
+    #[test]
+    fn ifma_is_refused_for_large_primes() {
+        let mut t = table(55, 12);
+        assert!(!t.ifma_supported());
+        assert!(matches!(t.set_backend(NttBackend::Ifma), Err(Error::BackendUnavailable { .. })));
     }
 
     proptest! {

@@ -309,6 +309,16 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> Poly<C> {
         Ok(())
     }
 
+    /// Divides by the last prime with rounding (CKKS rescale) and drops that limb; works in
+    /// either representation. `scratch` needs [`RnsBasis::rescale_scratch_len`] words.
+    pub fn rescale_last(&mut self, basis: &RnsBasis, scratch: &mut [u64]) -> Result<()> {
+        self.check_basis(basis)?;
+        let repr = self.repr;
+        basis.rescale_last(self.as_mut_slice(), repr, scratch)?;
+        self.limbs -= 1;
+        Ok(())
+    }
+
     /// Coefficient form → NTT form, limb i with table i of `basis`.
     pub fn to_ntt(&mut self, basis: &RnsBasis) -> Result<()> {
         self.check_repr(Representation::Coefficient)?;
@@ -433,6 +443,15 @@ mod tests {
         z.fill_zero();
         assert!(x.limb(0).iter().all(|&c| c == 0));
         assert_eq!(x.limb(1), copy.limb(1));
+        let mut r = copy.clone();
+        let mut scratch = vec![0u64; b.rescale_scratch_len()];
+        r.rescale_last(&b, &mut scratch).unwrap();
+        assert_eq!(r.limbs(), 2);
+        r.rescale_last(&b, &mut scratch).unwrap();
+        assert!(matches!(
+            r.rescale_last(&b, &mut scratch),
+            Err(Error::LimbMismatch { expected: 2, found: 1 })
+        ));
         let mut w = PolyOwned::zero(b.n(), 3, Representation::Ntt);
         w.copy_from(&copy).unwrap();
         assert_eq!(w, copy);

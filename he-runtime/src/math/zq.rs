@@ -2,8 +2,13 @@
 //! slice kernels used by every higher layer.
 //!
 //! The 2^62 bound leaves two spare bits so lazy (Harvey) values in [0, 4q) fit in a `u64`.
+//!
+//! The slice helpers take fully reduced inputs (< q) and run AVX-512 IFMA kernels when the CPU
+//! has them and q < 2^50; results are canonical, hence identical on both paths.
 
 use crate::error::{Error, Result};
+#[cfg(target_arch = "x86_64")]
+use crate::math::simd;
 
 /// Largest supported modulus bit size (lazy NTT values up to 4q must fit a word).
 pub const MAX_MODULUS_BITS: u32 = 62;
@@ -196,29 +201,37 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (a[i] + b[i]) mod q.
+    /// `a[i] = (a[i] + b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length (a programming error inside the crate).
     pub fn add_assign_slice(&self, a: &mut [u64], b: &[u64]) {
         assert_eq!(a.len(), b.len());
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::add_assign(self, a, b);
+        }
         for (x, &y) in a.iter_mut().zip(b) {
             *x = self.add(*x, y);
         }
     }
 
-    /// a[i] = (a[i] - b[i]) mod q.
+    /// `a[i] = (a[i] - b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
     pub fn sub_assign_slice(&self, a: &mut [u64], b: &[u64]) {
         assert_eq!(a.len(), b.len());
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::sub_assign(self, a, b);
+        }
         for (x, &y) in a.iter_mut().zip(b) {
             *x = self.sub(*x, y);
         }
     }
 
-    /// a[i] = (b[i] - a[i]) mod q; saves a copy when the result must land in the subtrahend.
+    /// `a[i] = (b[i] - a[i]) mod q`; saves a copy when the result must land in the subtrahend.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -229,46 +242,58 @@ impl Modulus {
         }
     }
 
-    /// a[i] = (-a[i]) mod q.
+    /// `a[i] = (-a[i]) mod q`.
     pub fn neg_assign_slice(&self, a: &mut [u64]) {
         for x in a.iter_mut() {
             *x = self.neg(*x);
         }
     }
 
-    /// a[i] = (a[i] * b[i]) mod q.
+    /// `a[i] = (a[i] * b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
     pub fn mul_assign_slice(&self, a: &mut [u64], b: &[u64]) {
         assert_eq!(a.len(), b.len());
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::mul_assign(self, a, b);
+        }
         for (x, &y) in a.iter_mut().zip(b) {
             *x = self.mul(*x, y);
         }
     }
 
-    /// a[i] = (a[i] * s) mod q for a scalar s < q (Shoup, one precomputation for the slice).
+    /// `a[i] = (a[i] * s) mod q` for a scalar s < q (Shoup, one precomputation for the slice).
     pub fn mul_scalar_assign_slice(&self, a: &mut [u64], s: u64) {
         let s = self.reduce(s);
         let s_shoup = self.shoup(s);
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::mul_scalar_assign(self, a, s, s_shoup);
+        }
         for x in a.iter_mut() {
             *x = self.mul_shoup(*x, s, s_shoup);
         }
     }
 
-    /// acc[i] = (acc[i] + a[i] * b[i]) mod q.
+    /// `acc[i] = (acc[i] + a[i] * b[i]) mod q`; every input word must be below q (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
     pub fn mul_add_assign_slice(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
         assert_eq!(acc.len(), a.len());
         assert_eq!(acc.len(), b.len());
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::mul_add_assign(self, acc, a, b);
+        }
         for ((r, &x), &y) in acc.iter_mut().zip(a).zip(b) {
             *r = self.reduce_u128(x as u128 * y as u128 + *r as u128);
         }
     }
 
-    /// acc[i] = (acc[i] + a[i] * s) mod q for a scalar s.
+    /// `acc[i] = (acc[i] + a[i] * s) mod q` for a scalar s.
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -281,7 +306,44 @@ impl Modulus {
         }
     }
 
-    /// a[i] = a[i] mod q for arbitrary words.
+    /// `a[i] = (a[i] - b[i]) * s mod q` in one pass (the combine step of rescaling and
+    /// ModDown); every input word must be below q.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn sub_mul_scalar_assign_slice(&self, a: &mut [u64], b: &[u64], s: u64) {
+        assert_eq!(a.len(), b.len());
+        let s = self.reduce(s);
+        let s_shoup = self.shoup(s);
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::sub_mul_scalar_assign(self, a, b, s, s_shoup);
+        }
+        for (x, &y) in a.iter_mut().zip(b) {
+            *x = self.mul_shoup(*x + self.value - y, s, s_shoup);
+        }
+    }
+
+    /// `dst[i]` = the centered representative of `src[i]` modulo `p` (in (−p/2, p/2]), reduced
+    /// modulo q; `src` words must be below p. The lift that makes divisions by p round.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn lift_centered_slice(&self, src: &[u64], p: &Modulus, dst: &mut [u64]) {
+        assert_eq!(src.len(), dst.len());
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) && p.bits() <= 52 {
+            return simd::slices::lift_centered(self, src, dst, p);
+        }
+        let half = p.value() >> 1;
+        let p_mod = self.reduce(p.value());
+        for (d, &v) in dst.iter_mut().zip(src) {
+            let r = self.reduce(v);
+            *d = if v > half { self.sub(r, p_mod) } else { r };
+        }
+    }
+
+    /// `a[i] = a[i] mod q` for arbitrary words.
     pub fn reduce_slice(&self, a: &mut [u64]) {
         for x in a.iter_mut() {
             *x = self.reduce(*x);
@@ -321,6 +383,70 @@ mod tests {
         }
         let m = Modulus::new(15).unwrap();
         assert_eq!(m.inv(5), Err(Error::NotInvertible { value: 5, modulus: 15 }));
+    }
+
+    /// The IFMA slice kernels against scalar formulas, all sizes up to 50 bits, with tails.
+    #[test]
+    fn ifma_slice_kernels_match_scalar() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for bits in [2u32, 3, 17, 30, 31, 32, 40, 47, 49, 50] {
+            let q = ((1u64 << bits) - 1) | 1;
+            let q = if q < 3 { 3 } else { q };
+            let m = Modulus::new(q).unwrap();
+            for len in [1usize, 7, 8, 9, 64, 1000] {
+                let mut gen = || -> Vec<u64> {
+                    let mut v: Vec<u64> = (0..len).map(|_| rng.gen_range(0..q)).collect();
+                    v[0] = q - 1;
+                    v
+                };
+                let (a, b, c) = (gen(), gen(), gen());
+                let s = rng.gen_range(0..q);
+                let r = |x: u128| (x % q as u128) as u64;
+                let mut t = a.clone();
+                m.mul_assign_slice(&mut t, &b);
+                assert!((0..len).all(|i| t[i] == r(a[i] as u128 * b[i] as u128)), "mul q={q}");
+                let mut t = c.clone();
+                m.mul_add_assign_slice(&mut t, &a, &b);
+                assert!((0..len).all(|i| t[i] == r(a[i] as u128 * b[i] as u128 + c[i] as u128)));
+                let mut t = a.clone();
+                m.add_assign_slice(&mut t, &b);
+                assert!((0..len).all(|i| t[i] == r(a[i] as u128 + b[i] as u128)));
+                let mut t = a.clone();
+                m.sub_assign_slice(&mut t, &b);
+                assert!((0..len).all(|i| t[i] == r(a[i] as u128 + q as u128 - b[i] as u128)));
+                let mut t = a.clone();
+                m.mul_scalar_assign_slice(&mut t, s);
+                assert!((0..len).all(|i| t[i] == r(a[i] as u128 * s as u128)));
+                let mut t = a.clone();
+                m.sub_mul_scalar_assign_slice(&mut t, &b, s);
+                assert!((0..len)
+                    .all(|i| t[i] == r((a[i] as u128 + q as u128 - b[i] as u128) * s as u128)));
+                // Lift from moduli below and above q (up to 52 bits on the IFMA path, 61 beyond).
+                for pbits in [bits.max(2), 40, 52, 61] {
+                    let p = Modulus::new(((1u64 << pbits) - 1) | 1).unwrap();
+                    let src: Vec<u64> = (0..len)
+                        .map(|i| match i % 4 {
+                            0 => p.value() >> 1,
+                            1 => (p.value() >> 1) + 1,
+                            _ => rng.gen_range(0..p.value()),
+                        })
+                        .collect();
+                    let mut t = vec![0u64; len];
+                    m.lift_centered_slice(&src, &p, &mut t);
+                    for i in 0..len {
+                        let v = p.center(src[i]) as i128;
+                        assert_eq!(
+                            t[i] as i128,
+                            v.rem_euclid(q as i128),
+                            "lift p={} q={q} v={}",
+                            p.value(),
+                            src[i]
+                        );
+                    }
+                }
+            }
+        }
     }
 
     proptest! {

@@ -1,23 +1,297 @@
-//! SIMD kernels (AVX-512 IFMA), the only `unsafe` code in the crate.
+//! SIMD kernels: the AVX-512 IFMA NTT. This module is the only place in the crate with `unsafe`.
+//!
+//! The safe wrappers here re-check every precondition of the kernels (CPU features, lengths,
+//! modulus size), so no caller can reach an intrinsic on an unsupported CPU or out of bounds.
 
-use crate::math::zq::Modulus;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
+#[cfg(target_arch = "x86_64")]
+mod ifma_dot;
 
-/// Twiddles in the form the IFMA kernels want; only built when the CPU and prime allow it.
-#[derive(Clone, Debug)]
-pub(crate) struct IfmaTwiddles {}
+/// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
+pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
 
-impl IfmaTwiddles {
-    pub(crate) fn new(
-        _m: &Modulus,
-        _roots: &[u64],
-        _inv_roots: &[u64],
-        _n_inv: u64,
-        _last_inv: u64,
-    ) -> Option<Self> {
-        None
+/// Whether this CPU can run the IFMA kernels (detected once by std, then a cached load).
+#[inline]
+pub(crate) fn ifma_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512ifma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU has AVX-512 DQ (64-bit integer ↔ double conversions).
+#[inline]
+pub(crate) fn dq_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The centering counts of a basis extension on AVX-512 DQ; `false` if the CPU or the length
+/// (a multiple of 8 is needed) rules it out, in which case nothing was written.
+pub(crate) fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) -> bool {
+    let n = r.len();
+    if !dq_available() || !n.is_multiple_of(8) {
+        return false;
+    }
+    assert_eq!(y.len(), inv_q.len() * n, "rounding counts lengths");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: avx512f+avx512dq are present, n % 8 == 0 and y holds inv_q.len() limbs of n.
+    unsafe {
+        ifma::rounding_counts(y, inv_q, r)
+    }
+    true
+}
+
+/// Whether a table for modulus `q` and 2^log_n points can use the IFMA kernels.
+pub(crate) fn ifma_eligible(q: u64, log_n: u32) -> bool {
+    ifma_available() && q >> IFMA_MAX_MODULUS_BITS == 0 && log_n >= 4
+}
+
+fn check(q: u64, roots: &[u64], roots_shoup: &[u64], a: &[u64]) {
+    let n = a.len();
+    assert!(
+        ifma_available()
+            && q >> IFMA_MAX_MODULUS_BITS == 0
+            && n >= 16
+            && n.is_power_of_two()
+            && roots.len() == n
+            && roots_shoup.len() == n,
+        "IFMA NTT preconditions"
+    );
+}
+
+/// Forward NTT with the IFMA kernels; same contract and bit-identical output as the portable
+/// `NttTable::forward_portable`.
+///
+/// # Panics
+/// If the CPU lacks IFMA, q >= 2^50, or the lengths disagree (the table never lets that happen).
+pub(crate) fn ntt_forward(q: u64, roots: &[u64], roots_shoup: &[u64], a: &mut [u64]) {
+    check(q, roots, roots_shoup, a);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `check` verified avx512f+avx512ifma support, q < 2^50, and that `roots`,
+    // `roots_shoup` and `a` all have the same power-of-two length >= 16.
+    unsafe {
+        ifma::forward(q, roots, roots_shoup, a)
+    }
+}
+
+/// The constants of the last inverse stage: N^{-1} and ψ^{-brv(1)}·N^{-1} with Shoup companions.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InverseScale {
+    pub(crate) n_inv: u64,
+    pub(crate) n_inv_shoup: u64,
+    pub(crate) last: u64,
+    pub(crate) last_shoup: u64,
+}
+
+/// Inverse NTT (with N^{-1}) with the IFMA kernels; bit-identical to the portable path.
+///
+/// # Panics
+/// Under the same conditions as [`ntt_forward`].
+pub(crate) fn ntt_inverse(
+    q: u64,
+    inv_roots: &[u64],
+    inv_roots_shoup: &[u64],
+    scale: InverseScale,
+    a: &mut [u64],
+) {
+    check(q, inv_roots, inv_roots_shoup, a);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `ntt_forward`, all preconditions of the kernel were checked just above.
+    unsafe {
+        ifma::inverse(q, inv_roots, inv_roots_shoup, scale, a)
+    }
+}
+
+/// Per-target constants of the IFMA basis-extension fold: 2^52 mod p and floor(2^52/p) in
+/// 52-bit Shoup form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExtendFold {
+    pub(crate) p: u64,
+    pub(crate) c52: u64,
+    pub(crate) c52_shoup: u64,
+    pub(crate) one_shoup: u64,
+}
+
+impl ExtendFold {
+    /// Constants for target prime `p` (< 2^50).
+    pub(crate) fn new(p: &crate::math::zq::Modulus) -> Self {
+        let c52 = p.reduce(1 << 52);
+        Self { p: p.value(), c52, c52_shoup: p.shoup(c52) >> 12, one_shoup: p.shoup(1) >> 12 }
+    }
+}
+
+/// The HPS correction of a centered basis extension: subtract r[c]·(Q mod p).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Correction<'a> {
+    pub(crate) counts: &'a [u64],
+    pub(crate) q_mod_p: u64,
+    pub(crate) q_mod_p_shoup: u64,
+}
+
+/// out[j] = Σ_i y[i·stride + start + j]·row[i] mod p (minus counts[j]·Q mod p with a
+/// correction), fully reduced; bit-identical to the portable `BasisConverter` kernel.
+///
+/// # Panics
+/// If the CPU lacks IFMA, p >= 2^50, `out.len()` is not a multiple of 8, or the block
+/// `start..start + out.len()` does not fit the `row.len()` limbs of `stride` words in `y`.
+pub(crate) fn extend_block(
+    y: &[u64],
+    stride: usize,
+    start: usize,
+    row: &[u64],
+    fold: ExtendFold,
+    corr: Option<Correction<'_>>,
+    out: &mut [u64],
+) {
+    let len = out.len();
+    assert!(
+        ifma_available()
+            && fold.p >> IFMA_MAX_MODULUS_BITS == 0
+            && len.is_multiple_of(8)
+            && start + len <= stride
+            && y.len() == row.len() * stride
+            && row.iter().all(|&w| w < fold.p)
+            && corr.is_none_or(|c| c.counts.len() == len && c.q_mod_p < fold.p),
+        "IFMA basis extension preconditions"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the assertion above checked CPU support, p < 2^50, the block bounds and lengths.
+    unsafe {
+        ifma::extend_block(y, stride, start, row, fold, corr, out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod ifma_slice;
+
+/// Whether the element-wise IFMA kernels serve modulus `m`.
+#[inline]
+pub(crate) fn slice_eligible(m: &crate::math::zq::Modulus) -> bool {
+    m.bits() <= IFMA_MAX_MODULUS_BITS && ifma_available()
+}
+
+/// Element-wise operations for [`crate::math::zq::Modulus`]'s slice helpers; callers check
+/// [`slice_eligible`] first, and lengths are asserted here so the kernels stay in bounds.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod slices {
+    use super::ifma_slice::{self as k, LaneModulus};
+    use super::slice_eligible;
+    use crate::math::zq::Modulus;
+
+    fn lanes(m: &Modulus) -> LaneModulus {
+        assert!(slice_eligible(m), "IFMA slice kernels need avx512ifma and q < 2^50");
+        LaneModulus::new(m.value())
     }
 
-    pub(crate) fn forward(&self, _a: &mut [u64]) {}
+    /// a += b mod q.
+    pub(crate) fn add_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal.
+        unsafe { k::add_assign(l, a, b) }
+    }
 
-    pub(crate) fn inverse(&self, _a: &mut [u64]) {}
+    /// a −= b mod q.
+    pub(crate) fn sub_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: as in `add_assign`.
+        unsafe { k::sub_assign(l, a, b) }
+    }
+
+    /// a *= b mod q.
+    pub(crate) fn mul_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: as in `add_assign`.
+        unsafe { k::mul_assign(l, a, b) }
+    }
+
+    /// acc += a·b mod q.
+    pub(crate) fn mul_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        assert!(acc.len() == a.len() && acc.len() == b.len());
+        let l = lanes(m);
+        // SAFETY: as in `add_assign`, with all three lengths equal.
+        unsafe { k::mul_add_assign(l, acc, a, b) }
+    }
+
+    /// a = (a − b)·w mod q (w < q, Shoup companion `ws`).
+    pub(crate) fn sub_mul_scalar_assign(m: &Modulus, a: &mut [u64], b: &[u64], w: u64, ws: u64) {
+        assert_eq!(a.len(), b.len());
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal.
+        unsafe { k::sub_mul_scalar_assign(l, a, b, w, ws) }
+    }
+
+    /// dst = centered_p(src) mod q for src words below p < 2^52.
+    pub(crate) fn lift_centered(m: &Modulus, src: &[u64], dst: &mut [u64], p: &Modulus) {
+        assert!(src.len() == dst.len() && p.bits() <= 52);
+        let l = lanes(m);
+        let p_mod = m.reduce(p.value());
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal; src words are
+        // below p < 2^52 by the caller's contract (a wrong word gives a wrong value, not UB).
+        unsafe { k::lift_centered(l, src, dst, p.value() >> 1, p_mod, m.shoup(1)) }
+    }
+
+    /// a *= w mod q (w < q, Shoup companion `ws`).
+    pub(crate) fn mul_scalar_assign(m: &Modulus, a: &mut [u64], w: u64, ws: u64) {
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; the kernel only touches `a`.
+        unsafe { k::mul_scalar_assign(l, a, w, ws) }
+    }
+}
+
+/// Whether [`dot`] serves modulus `m`, slices of `n` words and `outs` outputs.
+pub(crate) fn dot_supported(m: &crate::math::zq::Modulus, n: usize, outs: usize) -> bool {
+    slice_eligible(m) && n.is_multiple_of(8) && (1..=2).contains(&outs)
+}
+
+/// IFMA sums of products `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for one or two
+/// outputs (see `math::dot`); returns `false` without writing when [`dot_supported`] fails.
+///
+/// # Panics
+/// If the slice lengths disagree.
+pub(crate) fn dot(
+    m: &crate::math::zq::Modulus,
+    a: &[&[u64]],
+    b: &[&[u64]],
+    out: &mut [&mut [u64]],
+) -> bool {
+    let n = out.first().map_or(0, |o| o.len());
+    if !dot_supported(m, n, out.len()) {
+        return false;
+    }
+    assert!(
+        a.iter().all(|s| s.len() == n)
+            && b.iter().all(|s| s.len() == n)
+            && out.iter().all(|s| s.len() == n)
+            && b.len() == out.len() * a.len(),
+        "dot product shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fold = ExtendFold::new(m);
+        match out {
+            // SAFETY: CPU support and q < 2^50 (dot_supported) and equal lengths (assert).
+            [o] => unsafe { ifma_dot::dot::<1>(fold, a, b, [&mut **o]) },
+            // SAFETY: as above.
+            [o0, o1] => unsafe { ifma_dot::dot::<2>(fold, a, b, [&mut **o0, &mut **o1]) },
+            _ => return false,
+        }
+    }
+    true
 }
