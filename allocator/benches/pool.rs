@@ -116,6 +116,19 @@ fn bench_direct(c: &mut Criterion, tier: &DramTier) {
                 t
             })
         });
+        // Scratch puts skip both flushes: the pool's write path against the plain pwrite loop.
+        g.bench_function(BenchmarkId::new("pool_put_scratch", size / MIB), |b| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    let _ = pool.remove(id);
+                    let start = Instant::now();
+                    pool.put(id, ObjectKind::Ciphertext, Durability::Scratch, &src).expect("put");
+                    t += start.elapsed();
+                }
+                t
+            })
+        });
         g.bench_function(BenchmarkId::new("pool_get", size / MIB), |b| {
             b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
         });
@@ -182,6 +195,7 @@ fn summary(since: SystemTime) {
     let rows = [
         ("direct", "pool_put", "raw_pwrite", "put (durable)"),
         ("direct", "pool_put", "raw_pwrite_fdatasync", "put (durable)"),
+        ("direct", "pool_put_scratch", "raw_pwrite", "put (scratch)"),
         ("direct", "pool_get", "raw_pread", "get"),
         ("mmap_shm", "pool_put_scratch", "memcpy", "put (scratch)"),
         ("mmap_shm", "pool_get", "memcpy", "get"),

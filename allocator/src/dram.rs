@@ -249,6 +249,38 @@ mod tests {
         assert!(t.peak() <= 1 << 20);
     }
 
+    /// The VMA flags ("VmFlags:" line of /proc/self/smaps) of the mapping containing `addr`.
+    fn vm_flags(addr: usize) -> Option<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((a, b)) = range.split_once('-') {
+                    if let (Ok(a), Ok(b)) =
+                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                    {
+                        inside = a <= addr && addr < b;
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(flags) = line.strip_prefix("VmFlags:") {
+                    return Some(flags.to_string());
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn large_blocks_are_advised_for_huge_pages() {
+        let t = DramTier::new(64 << 20);
+        let big = t.alloc(4 << 20).unwrap();
+        let flags = vm_flags(big.as_ptr() as usize).expect("block mapping in smaps");
+        assert!(flags.split_whitespace().any(|f| f == "hg"), "no MADV_HUGEPAGE: {flags}");
+    }
+
     #[test]
     fn blocks_are_send_and_sync() {
         fn check<T: Send + Sync>() {}

@@ -59,6 +59,14 @@ pub enum Error {
         /// The pool directory.
         path: PathBuf,
     },
+    /// A segment file is missing while a later one exists.
+    #[error("pool segment {path:?} is missing (a later segment, {later:?}, exists)")]
+    MissingSegment {
+        /// The missing file.
+        path: PathBuf,
+        /// A later segment file that is present.
+        later: PathBuf,
+    },
     /// A pool file or device is shorter than the format says it must be.
     #[error("pool truncated: {what} is {found} B, expected {expected} B")]
     Truncated {

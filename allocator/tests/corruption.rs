@@ -115,6 +115,22 @@ fn a_missing_segment_that_holds_an_extent_is_a_corrupt_entry() {
 }
 
 #[test]
+fn a_gap_in_the_segment_numbering_is_reported() {
+    let dir = disk_dir();
+    let pool = Pool::create(dir.path(), small(Backend::Mmap)).unwrap();
+    pool.put(ObjectId(1), ObjectKind::Blob, Durability::Durable, &pattern(1, 3 << 20)).unwrap();
+    drop(pool);
+    std::fs::remove_file(seg(dir.path(), 1)).unwrap();
+    match open_err(dir.path(), Backend::Mmap) {
+        Error::MissingSegment { path, later } => {
+            assert_eq!(path, seg(dir.path(), 1));
+            assert!(later.to_string_lossy().contains("segment-00000"));
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
 fn flipped_byte_in_the_superblock() {
     let dir = disk_dir();
     make_pool(dir.path());
@@ -246,4 +262,16 @@ fn truncated_devices_through_the_device_seam() {
     let d = FaultyDevice::from_image(image, FaultConfig::default());
     let (pool, _) = Pool::open_on(Box::new(d)).unwrap();
     assert_eq!(pool.get(ObjectId(1)).unwrap(), pattern(1, 5000));
+}
+
+#[test]
+fn a_segment_truncated_behind_an_open_pool_is_an_error_not_sigbus() {
+    // Another process ignoring the lock truncates a segment while the pool is open.
+    let dir = disk_dir();
+    let pool = Pool::create(dir.path(), small(Backend::Mmap)).unwrap();
+    pool.put(ObjectId(1), ObjectKind::Blob, Durability::Durable, &pattern(1, 300_000)).unwrap();
+    truncate(&seg(dir.path(), 0), 8192);
+    assert!(matches!(pool.get(ObjectId(1)), Err(Error::Truncated { found: 8192, .. })));
+    let r = pool.put(ObjectId(2), ObjectKind::Blob, Durability::Durable, &pattern(2, 1000));
+    assert!(matches!(r, Err(Error::Truncated { .. })), "{r:?}");
 }

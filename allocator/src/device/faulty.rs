@@ -115,6 +115,14 @@ impl FaultyDevice {
         }
     }
 
+    /// Switch torn crashes on or off (with a new seed) for the next crash.
+    pub fn set_tearing(&self, torn: bool, seed: u64) {
+        let mut g = self.inner.lock();
+        g.cfg.torn = torn;
+        g.cfg.seed = seed;
+        g.rng = seed | 1;
+    }
+
     /// Whether the device has crashed.
     pub fn has_crashed(&self) -> bool {
         self.inner.lock().crashed.is_some()

@@ -87,6 +87,24 @@ impl SegmentFiles {
         if files.is_empty() {
             return Err(Error::NoPool { path: dir.to_path_buf() });
         }
+        // A gap in the numbering would let the pool silently shrink and later collide on growth.
+        let entries = fs::read_dir(dir).map_err(|e| Error::io("read dir", dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let index = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("segment-"))
+                .and_then(|n| n.strip_suffix(".hpool"))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(i) = index {
+                if i >= files.len() {
+                    return Err(Error::MissingSegment {
+                        path: segment_path(dir, files.len()),
+                        later: entry.path(),
+                    });
+                }
+            }
+        }
         Ok(SegmentFiles { dir: dir.to_path_buf(), _lock: lock, files })
     }
 

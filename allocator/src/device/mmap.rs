@@ -10,6 +10,9 @@ use super::{check_bounds, segment_pieces, Device, SegmentFiles};
 use crate::error::{Error, Result};
 use crate::sys::map::MappedSegment;
 
+/// Copies at least this long prefault their pages with one madvise call first.
+const PREFAULT_MIN: usize = 64 << 10;
+
 /// A pool directory accessed through shared memory mappings.
 #[derive(Debug)]
 pub struct MmapDevice {
@@ -31,6 +34,16 @@ impl MmapDevice {
     fn snapshot(&self) -> Vec<Arc<MappedSegment>> {
         self.segs.read().clone()
     }
+
+    /// Refuse to touch a segment whose file has become shorter than its mapping.
+    fn check_file(&self, seg: &MappedSegment, index: usize) -> Result<()> {
+        let path = || self.files.lock().get(index).0.display().to_string();
+        let found = seg.file_len().map_err(|e| Error::io("stat", path(), e))?;
+        if found < self.seg_size {
+            return Err(Error::Truncated { what: path(), expected: self.seg_size, found });
+        }
+        Ok(())
+    }
 }
 
 fn map_one(files: &SegmentFiles, i: usize, seg_size: u64) -> Result<MappedSegment> {
@@ -50,6 +63,10 @@ impl Device for MmapDevice {
         let segs = self.snapshot();
         check_bounds(offset, buf.len(), segs.len() as u64 * self.seg_size)?;
         for (s, in_seg, pos, n) in segment_pieces(offset, buf.len(), self.seg_size) {
+            self.check_file(&segs[s], s)?;
+            if n >= PREFAULT_MIN {
+                segs[s].prefault(in_seg as usize, n, false);
+            }
             // Bounds were checked above, so copy_out cannot refuse; stay defensive anyway.
             if !segs[s].copy_out(in_seg as usize, &mut buf[pos..pos + n]) {
                 return Err(Error::OutOfBounds {
@@ -66,6 +83,10 @@ impl Device for MmapDevice {
         let segs = self.snapshot();
         check_bounds(offset, data.len(), segs.len() as u64 * self.seg_size)?;
         for (s, in_seg, pos, n) in segment_pieces(offset, data.len(), self.seg_size) {
+            self.check_file(&segs[s], s)?;
+            if n >= PREFAULT_MIN {
+                segs[s].prefault(in_seg as usize, n, true);
+            }
             if !segs[s].copy_in(in_seg as usize, &data[pos..pos + n]) {
                 return Err(Error::OutOfBounds {
                     offset,

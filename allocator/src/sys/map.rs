@@ -7,14 +7,24 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Advice, MmapOptions, MmapRaw};
+
+/// Granularity of the "already prefaulted" bookkeeping.
+const REGION: usize = 2 << 20;
 
 /// A mapped segment file.
 #[derive(Debug)]
 pub(crate) struct MappedSegment {
     map: MmapRaw,
     len: usize,
+    /// A duplicate of the file's descriptor, to re-check its length before each copy.
+    file: File,
+    /// One bit per 2 MiB region that has been prefaulted for reading (`read_done`) or writing
+    /// (`write_done`), so steady-state copies make no madvise calls at all.
+    read_done: Vec<AtomicU64>,
+    write_done: Vec<AtomicU64>,
 }
 
 impl MappedSegment {
@@ -29,7 +39,17 @@ impl MappedSegment {
             ));
         }
         let map = MmapOptions::new().len(len).map_raw(file)?;
-        Ok(MappedSegment { map, len })
+        let words = len.div_ceil(REGION).div_ceil(64);
+        let bits = || (0..words).map(|_| AtomicU64::new(0)).collect();
+        let file = file.try_clone()?;
+        Ok(MappedSegment { map, len, file, read_done: bits(), write_done: bits() })
+    }
+
+    /// The file's current length. Checked before every copy: a process that ignores the pool lock
+    /// and truncates the file then gets a typed error instead of SIGBUS (short of truncating in
+    /// the microseconds between this check and the copy, which no mapping can prevent).
+    pub(crate) fn file_len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
     }
 
     /// Copy `dst.len()` bytes starting at `offset` out of the mapping. Panics never: an
@@ -71,6 +91,36 @@ impl MappedSegment {
             );
         }
         true
+    }
+
+    /// Ask the kernel to map `offset..offset+len` in one go (MADV_POPULATE_READ/WRITE) so a
+    /// large copy does not take one page fault per 4 KiB page. Advice only: failures (older
+    /// kernels, out-of-range) are ignored and the copy simply faults as usual.
+    /// Each 2 MiB region is populated once per mapping (re-populating a mapped range costs about
+    /// as much as the faults it avoids).
+    pub(crate) fn prefault(&self, offset: usize, len: usize, write: bool) {
+        let Some(end) = offset.checked_add(len).filter(|&e| e <= self.len && len > 0) else {
+            return;
+        };
+        let (advice, done) = if write {
+            (Advice::PopulateWrite, &self.write_done)
+        } else {
+            (Advice::PopulateRead, &self.read_done)
+        };
+        for region in offset / REGION..=(end - 1) / REGION {
+            let (word, bit) = (region / 64, 1u64 << (region % 64));
+            if done[word].load(Ordering::Relaxed) & bit != 0 {
+                continue;
+            }
+            let start = region * REGION;
+            let n = REGION.min(self.len - start);
+            if self.map.advise_range(advice, start, n).is_ok() {
+                done[word].fetch_or(bit, Ordering::Relaxed);
+                if write {
+                    self.read_done[word].fetch_or(bit, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// Write back (msync) the dirty pages covering `offset..offset+len`.
