@@ -13,7 +13,7 @@ use hetier_he::ckks::Preset;
 use hetier_he::exec::{FullPlanner, OpCosts, PlanSummary};
 use hetier_he::model::tables::LayerTable;
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
-use hetier_tiering::sim::predict;
+use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{CostModel, PolicyConfig};
 use serde::Serialize;
 
@@ -140,7 +140,9 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
         let budget = (summary.peak_live_bytes as f64 * pct / 100.0) as u64;
         for policy in &policies {
             let t = Instant::now();
-            let p = predict(&trace, &model, policy, budget, 2)?;
+            // Keys and weights were put by an earlier process: they start in the pool (PM).
+            let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
+            let p = predict(&trace, &model, policy, budget, &opts)?;
             if !json {
                 eprintln!(
                     "  predicted {pct}% / {}: {:.1} s ({:.1} s to simulate)",
