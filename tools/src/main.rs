@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Plan a full-size network (MobileNetV2, ResNet-50, ResNet-20) at log N = 16.
+    Plan(cmd::plan::PlanArgs),
     /// Run an encrypted model with every ciphertext and key in the tiered store.
     Run(cmd::run::RunArgs),
     /// Put durable and scratch objects in a pool, reopen it, verify and time everything.
@@ -32,6 +34,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Plan(args) => cmd::plan::run(&args, cli.json),
         Command::Run(args) => cmd::run::run(&args, cli.json),
         Command::Demo(args) => cmd::demo::run(&args, cli.json),
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),

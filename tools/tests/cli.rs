@@ -66,3 +66,43 @@ fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
     assert_eq!(second["weights_encoded"], 0);
     assert_eq!(second["agree_with_plaintext"], 2);
 }
+
+#[test]
+fn plan_resnet20_reports_keys_bytes_and_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let costs = dir.path().join("ops.json");
+    std::fs::write(
+        &costs,
+        r#"{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6}}"#,
+    )
+    .unwrap();
+    let model = dir.path().join("cost.json");
+    std::fs::write(
+        &model,
+        r#"{"dram":{"read_bw":1e10,"write_bw":1e10,"read_latency_ns":100,"write_latency_ns":100},
+            "pm":{"read_bw":2e9,"write_bw":1e9,"read_latency_ns":10000,"write_latency_ns":10000},
+            "pm_description":{"label":"test","emulated":true}}"#,
+    )
+    .unwrap();
+    let out = hetier()
+        .args(["--json", "plan", "--model", "resnet20", "--budgets", "10,100", "--op-costs"])
+        .arg(&costs)
+        .arg("--cost-model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["summary"];
+    assert!(s["rotation_keys"].as_u64().unwrap() > 10);
+    assert!(s["bootstraps"].as_u64().unwrap() > 0);
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 2);
+    let t10 = preds[0]["predicted_seconds"].as_f64().unwrap();
+    let t100 = preds[1]["predicted_seconds"].as_f64().unwrap();
+    // A smaller budget can only move more bytes and take longer.
+    assert!(t10 >= t100, "{t10} < {t100}");
+    assert!(
+        preds[0]["pm_read_bytes"].as_u64().unwrap() >= preds[1]["pm_read_bytes"].as_u64().unwrap()
+    );
+}

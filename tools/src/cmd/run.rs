@@ -89,7 +89,10 @@ pub struct RunArgs {
     #[arg(long)]
     direct: bool,
     /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
-    #[arg(long, default_value = "6865746965722064656661756c7420736563726574206b657920736565642121")]
+    #[arg(
+        long,
+        default_value = "6865746965722064656661756c7420736563726574206b657920736565642121"
+    )]
     sk_seed: String,
 }
 

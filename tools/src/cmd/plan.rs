@@ -1,0 +1,214 @@
+//! `hetier plan`: plan mode for the full-size networks. Emits the access trace of one encrypted
+//! inference of MobileNetV2, ResNet-50 or ResNet-20 at log N = 16 (documented packing, ReLU as
+//! a degree-15 Chebyshev polynomial, bootstrapping *modelled*), and reports distinct rotation
+//! keys, bytes by kind, peak live set, key switches and the cost model's predicted time at DRAM
+//! budgets from 5% to 100% of the peak live set.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use hetier_he::ckks::Preset;
+use hetier_he::exec::{FullPlanner, OpCosts, PlanSummary};
+use hetier_he::model::tables::LayerTable;
+use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
+use hetier_tiering::sim::{predict, PredictOptions};
+use hetier_tiering::{CostModel, PolicyConfig};
+use serde::Serialize;
+
+use crate::fmt;
+
+/// Networks with an embedded layer table.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NetArg {
+    /// MobileNetV2 1.0-224 (ImageNet).
+    Mobilenetv2,
+    /// ResNet-50 v1.5 (ImageNet).
+    Resnet50,
+    /// ResNet-20 (CIFAR-10).
+    Resnet20,
+}
+
+impl NetArg {
+    fn table(self) -> &'static str {
+        match self {
+            NetArg::Mobilenetv2 => include_str!("../../../models/tables/mobilenet_v2_1.0_224.json"),
+            NetArg::Resnet50 => include_str!("../../../models/tables/resnet50_v1.5.json"),
+            NetArg::Resnet20 => include_str!("../../../models/tables/resnet20_cifar10.json"),
+        }
+    }
+}
+
+/// Flags of `hetier plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Which network.
+    #[arg(long, value_enum)]
+    model: NetArg,
+    /// DRAM budgets, in percent of the peak live set.
+    #[arg(long, value_delimiter = ',', default_value = "5,10,25,50,75,100")]
+    budgets: Vec<f64>,
+    /// Cost profile (JSON, tiering `CostModel`); default: calibrate DRAM and a PM file in
+    /// `--pm-dir` now (a few seconds).
+    #[arg(long)]
+    cost_model: Option<PathBuf>,
+    /// Directory on the PM tier for calibration (default: the system temp dir).
+    #[arg(long)]
+    pm_dir: Option<PathBuf>,
+    /// Op-time profile (JSON, `OpCosts`); default: time every op at log N = 16 now (~a minute,
+    /// it generates a few 132 MB keys).
+    #[arg(long)]
+    op_costs: Option<PathBuf>,
+    /// Write the op-time profile measured now to this file (for `--op-costs` next time).
+    #[arg(long)]
+    save_op_costs: Option<PathBuf>,
+    /// Write the cost profile calibrated now to this file (for `--cost-model` next time).
+    #[arg(long)]
+    save_cost_model: Option<PathBuf>,
+    /// Policies to predict with (`lru`, `planned`, `alpha`). `planned` is simulated with the
+    /// store's own policy, whose prefetch scan grows with the plan: seconds per budget for
+    /// ResNet-20, far longer for MobileNetV2 / ResNet-50.
+    #[arg(long, value_delimiter = ',', default_value = "lru")]
+    policies: Vec<String>,
+    /// Write the trace (JSON lines, tiering trace format) to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct BudgetRow {
+    percent: f64,
+    budget: u64,
+    policy: &'static str,
+    predicted_seconds: f64,
+    stall_seconds: f64,
+    pm_read_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct PlanReport {
+    summary: PlanSummary,
+    pm: String,
+    predictions: Vec<BudgetRow>,
+    bootstrapping: &'static str,
+}
+
+/// Runs `hetier plan`.
+pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
+    let table = LayerTable::from_json(args.model.table())?;
+    let params = Preset::N16.params()?;
+    let costs: OpCosts = match &args.op_costs {
+        Some(p) => serde_json::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => {
+            if !json {
+                eprintln!("timing CKKS ops at log N = 16 (use --op-costs to skip) …");
+            }
+            OpCosts::calibrate(&params)?
+        }
+    };
+    if let Some(p) = &args.save_op_costs {
+        std::fs::write(p, serde_json::to_string_pretty(&costs)?)?;
+    }
+    let model: CostModel = match &args.cost_model {
+        Some(p) => CostModel::load(p)?,
+        None => {
+            let dir = args.pm_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let mut o = CalibrationOptions::new(&dir, true, format!("file in {}", dir.display()));
+            o.object_bytes = 32 << 20;
+            calibrate(&o)?
+        }
+    };
+    if let Some(p) = &args.save_cost_model {
+        model.save(p)?;
+    }
+    let policies = args
+        .policies
+        .iter()
+        .map(|p| PolicyConfig::parse(p).with_context(|| format!("unknown policy {p:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    let t = Instant::now();
+    let (trace, summary) = FullPlanner::new(&params, &costs)?.plan(&table)?;
+    let plan_secs = t.elapsed().as_secs_f64();
+    if let Some(p) = &args.trace {
+        trace.save(p)?;
+    }
+    let mut predictions = Vec::new();
+    for &pct in &args.budgets {
+        let budget = (summary.peak_live_bytes as f64 * pct / 100.0) as u64;
+        for policy in &policies {
+            let t = Instant::now();
+            // Keys and weights were put by an earlier process: they start in the pool (PM).
+            let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
+            let p = predict(&trace, &model, policy, budget, &opts)?;
+            if !json {
+                eprintln!(
+                    "  predicted {pct}% / {}: {:.1} s ({:.1} s to simulate)",
+                    policy.name(),
+                    p.total_ns / 1e9,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            predictions.push(BudgetRow {
+                percent: pct,
+                budget,
+                policy: policy.name(),
+                predicted_seconds: p.total_ns / 1e9,
+                stall_seconds: p.stall_ns / 1e9,
+                pm_read_bytes: p.pm_read_bytes,
+            });
+        }
+    }
+    let out = PlanReport {
+        summary,
+        pm: model.pm_description.to_string(),
+        predictions,
+        bootstrapping: "modelled (rotation keys, levels and diagonals of CoeffToSlot/EvalMod/SlotToCoeff; not implemented)",
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let s = &out.summary;
+    println!(
+        "hetier plan — {} at log N = {}, L = {} (planned in {plan_secs:.1} s; bootstrapping modelled)",
+        s.model, s.log_n, s.max_level
+    );
+    let rows = vec![
+        vec![
+            "distinct rotation keys".into(),
+            format!("{} (+ relinearisation, conjugation)", s.rotation_keys),
+        ],
+        vec!["evaluation keys".into(), fmt::bytes(s.key_bytes)],
+        vec!["encoded weights".into(), fmt::bytes(s.weight_bytes)],
+        vec!["ciphertexts written".into(), fmt::bytes(s.ciphertext_bytes_written)],
+        vec!["peak live ciphertexts".into(), fmt::bytes(s.peak_live_ciphertext_bytes)],
+        vec!["peak live set".into(), fmt::bytes(s.peak_live_bytes)],
+        vec!["key switches".into(), s.key_switches.to_string()],
+        vec!["bootstraps (modelled)".into(), s.bootstraps.to_string()],
+        vec![
+            "ops / compute".into(),
+            format!("{} ops, {:.1} s of compute", s.ops, s.compute_ns as f64 / 1e9),
+        ],
+    ];
+    fmt::table(&["", "value"], &rows);
+    println!("\npredicted time (PM: {})", out.pm);
+    let rows: Vec<Vec<String>> = out
+        .predictions
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{:.0}%", r.percent),
+                fmt::bytes(r.budget),
+                r.policy.into(),
+                format!("{:.1} s", r.predicted_seconds),
+                format!("{:.1} s", r.stall_seconds),
+                fmt::bytes(r.pm_read_bytes),
+            ]
+        })
+        .collect();
+    fmt::table(&["budget", "bytes", "policy", "predicted", "stall", "PM reads"], &rows);
+    Ok(())
+}
