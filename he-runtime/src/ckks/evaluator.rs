@@ -105,12 +105,14 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let parts = a.parts.max(b.parts);
-        let mut out = Ciphertext::zeros(parts, a.level, a.scale, n, a.params_id);
+        // Copy a (no zero-fill pass) and extend with zero parts if b has more.
+        let mut data = Vec::with_capacity(parts * l1 * n);
+        data.extend_from_slice(a.data.as_ref());
+        data.resize(parts * l1 * n, 0);
+        let mut out =
+            Ciphertext { data, level: a.level, scale: a.scale, n, parts, params_id: a.params_id };
         for p in 0..parts {
             let o = out.part_mut(p);
-            if p < a.parts {
-                o.copy_from_slice(a.part(p));
-            }
             if p < b.parts {
                 let bp = &b.part(p)[..l1 * n];
                 o.par_chunks_mut(n)
