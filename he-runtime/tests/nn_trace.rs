@@ -89,6 +89,8 @@ fn full_size_programs_are_sized_without_cryptography() {
     let p = params.p().len() as u64;
     let key = prog.keys()[0];
     assert_eq!(prog.object(key).unwrap().bytes, 3 * 2 * (q + p) * n * 8);
+    let digits = params.digits_at(top) as u64;
+    assert_eq!(prog.sizes().decomposition(top), digits * (top as u64 + 1 + p) * n * 8);
     let by_kind = prog.bytes_by_kind();
     assert_eq!(by_kind["key"], 62 * 3 * 2 * (q + p) * n * 8);
     assert_eq!(by_kind["plaintext"], 1024 * (top as u64 + 1) * n * 8);
@@ -153,4 +155,39 @@ fn resnet20_first_stage_plans_at_log_n_16() {
         kinds["plaintext"] as f64 / 1e9,
         prog.peak_live_ciphertext_bytes() as f64 / 1e9
     );
+}
+
+#[test]
+fn conjugate_sub_and_scalar_ops_run_and_trace() {
+    let mut f = Fixture::new(Preset::N13);
+    let params = f.ctx.params().clone();
+    let mut b = ProgramBuilder::new(&params);
+    let x = b.input("x", params.max_level(), params.scale()).unwrap();
+    let c = b.conjugate(x).unwrap(); // real slots: conj(x) = x
+    let t = b.mul_int(c, 3).unwrap(); // 3x
+    let d = b.sub(t, x).unwrap(); // 2x
+    let e = b.add_const(d, 0.25).unwrap(); // 2x + 1/4
+    let l = b.drop_to(e, 1).unwrap();
+    b.output("y", l).unwrap();
+    let prog = b.finish();
+    assert!(matches!(
+        prog.object(prog.keys()[0]).unwrap().kind,
+        ObjKind::GaloisKey { step: None, .. }
+    ));
+    let xs = uniform(&mut rng(3), params.slots(), 1.0);
+    let run = run(&mut f, &prog, std::slice::from_ref(&xs));
+    let want: Vec<f64> = xs.iter().map(|v| 2.0 * v + 0.25).collect();
+    assert!(max_err(&run.twin[0], &want) < 1e-12);
+    assert!(max_err(&run.slots[0], &want) < 1e-5);
+    assert_eq!(run.level, 1);
+    assert_eq!(prog.trace(), run.accesses);
+    // Mismatched operands are typed errors.
+    let mut b = ProgramBuilder::new(&params);
+    let x = b.input("x", 2, params.scale()).unwrap();
+    let y = b.input("y", 1, params.scale()).unwrap();
+    assert!(matches!(b.add(x, y), Err(hetier_he::Error::LevelMismatch { .. })));
+    let z = b.mul_const(x, 1.0, 3.0).unwrap();
+    assert!(matches!(b.add(x, z), Err(hetier_he::Error::ScaleMismatch { .. })));
+    let r = b.rescale(y).unwrap();
+    assert!(matches!(b.rescale(r), Err(hetier_he::Error::LevelExhausted { .. })));
 }

@@ -79,6 +79,7 @@ impl Dense {
         x: &BatchTensor,
         out_scale: f64,
     ) -> Result<BatchTensor> {
+        self.check()?;
         check_len(&self.name, x, self.in_features)?;
         let mut cts = Vec::with_capacity(self.out_features);
         for i in 0..self.out_features {

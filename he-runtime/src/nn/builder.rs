@@ -160,14 +160,9 @@ impl ProgramBuilder {
         let top = self.params.max_level();
         let kind = match r {
             KeyRef::Relin => ObjKind::RelinKey,
-            KeyRef::Galois(g) => {
-                let slots = self.slots() as i64;
-                let conj = 2 * self.params.n() as u64 - 1;
-                let step = (g != conj).then(|| {
-                    (0..slots).find(|&s| galois_element(self.params.log_n(), s) == g).unwrap_or(0)
-                });
-                ObjKind::GaloisKey { galois_element: g, step }
-            }
+            // Rotation keys come from `rotation_key`, which records the step; this path makes
+            // the conjugation key.
+            KeyRef::Galois(g) => ObjKind::GaloisKey { galois_element: g, step: None },
         };
         let id = self.push_obj(kind, Role::Key, top, 1.0);
         self.keys.insert(r, id);

@@ -408,6 +408,15 @@ impl SizeModel {
     pub fn key(&self) -> u64 {
         self.dnum * 2 * (self.q_len + self.p_len) * self.n * 8
     }
+    /// Bytes of the transient decomposition a key switch at `level` holds (ModUp of every
+    /// non-empty digit over Q_level·P) — kept for the whole of a [`Op::HoistedRotate`]; not an
+    /// object, but an executor's DRAM budget must leave room for it.
+    pub fn decomposition(&self, level: usize) -> u64 {
+        let l1 = level as u64 + 1;
+        let alpha = self.q_len.div_ceil(self.dnum.max(1));
+        let digits = l1.div_ceil(alpha.max(1));
+        digits * (l1 + self.p_len) * self.n * 8
+    }
 }
 
 /// The Galois element 5^step mod 2N of a left rotation by `step` slots (N = 2^log_n).

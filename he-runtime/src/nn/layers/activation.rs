@@ -154,7 +154,10 @@ impl PolyActivation {
         let mut ev = ChebEval::new(b, t, depth)?;
         match ev.eval(&self.poly.coeffs, top - depth, nominal)? {
             Value::Ct(y) => Ok(y),
-            Value::Const(_) => unreachable!("degree ≥ 1 polynomials evaluate to a ciphertext"),
+            Value::Const(_) => Err(Error::LayerShape {
+                layer: self.name.clone(),
+                reason: "polynomial evaluated to a constant".into(),
+            }),
         }
     }
 

@@ -76,6 +76,13 @@ impl BatchNorm {
     }
 
     fn check(&self, layer: &str, channels: usize) -> Result<()> {
+        let n = self.gamma.len();
+        if self.beta.len() != n || self.mean.len() != n || self.var.len() != n {
+            return Err(Error::LayerShape {
+                layer: self.name.clone(),
+                reason: "γ, β, μ, σ² lengths differ".into(),
+            });
+        }
         if self.gamma.len() != channels {
             return Err(Error::LayerShape {
                 layer: layer.into(),
@@ -91,6 +98,7 @@ impl BatchNorm {
 
     /// Folds the normalisation into a convolution's weights and bias.
     pub fn fold_into_conv(&self, conv: &mut Conv2d) -> Result<()> {
+        conv.check()?;
         self.check(&conv.name, conv.out_channels)?;
         let per_out = conv.in_channels * conv.kernel * conv.kernel;
         let bias = conv.bias.get_or_insert_with(|| vec![0.0; conv.out_channels]);
@@ -103,6 +111,7 @@ impl BatchNorm {
 
     /// Folds the normalisation into a dense layer's weights and bias (one channel per output).
     pub fn fold_into_dense(&self, dense: &mut Dense) -> Result<()> {
+        dense.check()?;
         self.check(&dense.name, dense.out_features)?;
         let n = dense.in_features;
         let bias = dense.bias.get_or_insert_with(|| vec![0.0; dense.out_features]);

@@ -69,20 +69,7 @@ impl Conv2d {
         weights: Vec<f64>,
         bias: Option<Vec<f64>>,
     ) -> Result<Self> {
-        let err = |reason: String| Error::LayerShape { layer: name.into(), reason };
-        if in_channels == 0 || out_channels == 0 || kernel == 0 || stride == 0 {
-            return Err(err("zero channels, kernel or stride".into()));
-        }
-        let want = out_channels * in_channels * kernel * kernel;
-        if weights.len() != want {
-            return Err(err(format!("{} weights, expected {want}", weights.len())));
-        }
-        if let Some(b) = &bias {
-            if b.len() != out_channels {
-                return Err(err(format!("{} biases for {out_channels} channels", b.len())));
-            }
-        }
-        Ok(Self {
+        let c = Self {
             name: name.into(),
             in_channels,
             out_channels,
@@ -91,7 +78,28 @@ impl Conv2d {
             padding,
             weights,
             bias,
-        })
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Checks that the (public) fields are consistent.
+    pub fn check(&self) -> Result<()> {
+        let err = |reason: String| Error::LayerShape { layer: self.name.clone(), reason };
+        let (ci, co, k) = (self.in_channels, self.out_channels, self.kernel);
+        if ci == 0 || co == 0 || k == 0 || self.stride == 0 {
+            return Err(err("zero channels, kernel or stride".into()));
+        }
+        let want = co * ci * k * k;
+        if self.weights.len() != want {
+            return Err(err(format!("{} weights, expected {want}", self.weights.len())));
+        }
+        if let Some(b) = &self.bias {
+            if b.len() != co {
+                return Err(err(format!("{} biases for {co} channels", b.len())));
+            }
+        }
+        Ok(())
     }
 
     fn w(&self, o: usize, c: usize, dy: usize, dx: usize) -> f64 {
@@ -101,6 +109,7 @@ impl Conv2d {
 
     /// Output height and width for an H×W input.
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        self.check()?;
         let (k, p, t) = (self.kernel, self.padding, self.stride);
         if h + 2 * p < k || w + 2 * p < k {
             return Err(Error::LayerShape {

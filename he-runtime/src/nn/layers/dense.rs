@@ -50,22 +50,30 @@ impl Dense {
         weights: Vec<f64>,
         bias: Option<Vec<f64>>,
     ) -> Result<Self> {
-        let shape_err = |reason: String| Error::LayerShape { layer: name.into(), reason };
+        let d = Self { name: name.into(), out_features, in_features, weights, bias };
+        d.check()?;
+        Ok(d)
+    }
+
+    /// Checks that the (public) fields are consistent.
+    pub fn check(&self) -> Result<()> {
+        let shape_err = |reason: String| Error::LayerShape { layer: self.name.clone(), reason };
+        let (out_features, in_features) = (self.out_features, self.in_features);
         if out_features == 0 || in_features == 0 {
             return Err(shape_err("zero-sized layer".into()));
         }
-        if weights.len() != out_features * in_features {
+        if self.weights.len() != out_features * in_features {
             return Err(shape_err(format!(
                 "{} weights for {out_features}×{in_features}",
-                weights.len()
+                self.weights.len()
             )));
         }
-        if let Some(b) = &bias {
+        if let Some(b) = &self.bias {
             if b.len() != out_features {
                 return Err(shape_err(format!("{} biases for {out_features} outputs", b.len())));
             }
         }
-        Ok(Self { name: name.into(), out_features, in_features, weights, bias })
+        Ok(())
     }
 
     /// y = W·x + b in f64.
@@ -105,6 +113,7 @@ impl Dense {
         x: &Tensor,
         out_scale: f64,
     ) -> Result<Tensor> {
+        self.check()?;
         let slots = b.slots();
         let input = &x.layout;
         input.validate(&self.name, slots)?;
