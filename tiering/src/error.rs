@@ -111,9 +111,6 @@ pub enum Error {
         /// Why it is invalid.
         reason: &'static str,
     },
-    /// The store's background migrator has shut down (a thread panicked or exited).
-    #[error("migrator is not running")]
-    MigratorDown,
 }
 
 /// Result alias for the tiering crate.

@@ -1,5 +1,6 @@
 //! hetier-tiering: a store of immutable objects that keeps hot ones in DRAM under a hard
 //! budget and spills cold ones to the persistent-memory pool.
+#![doc = include_str!("../README.md")]
 //!
 //! Modules: [`tracker`] and [`trace`] record accesses; [`cost`], [`partition`] and [`sim`]
 //! price placements; [`policy`] decides eviction and prefetch; [`throttle`] emulates PM

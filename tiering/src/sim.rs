@@ -150,8 +150,9 @@ impl Sim<'_> {
         o.in_dram && o.pins == 0 && o.ready_at.is_none()
     }
 
+    /// Clean objects first, then the policy's priority, ties to the smaller id (as the store).
     fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
-        let mut best: Option<(u64, ObjectId)> = None;
+        let mut best: Option<(bool, u64, ObjectId)> = None;
         for (id, o) in &self.objs {
             if !Self::evictable(o) {
                 continue;
@@ -160,11 +161,14 @@ impl Sim<'_> {
             if below.is_some_and(|b| p <= b) {
                 continue;
             }
-            if best.map_or(true, |(bp, bid)| p > bp || (p == bp && *id < bid)) {
-                best = Some((p, *id));
+            let better = best.map_or(true, |(bc, bp, bid)| {
+                (o.in_pm, p, std::cmp::Reverse(*id)) > (bc, bp, std::cmp::Reverse(bid))
+            });
+            if better {
+                best = Some((o.in_pm, p, *id));
             }
         }
-        best.map(|(_, id)| id)
+        best.map(|(_, _, id)| id)
     }
 
     fn prefetch_victim(&self, c: ObjectId) -> Option<ObjectId> {
@@ -248,8 +252,12 @@ impl Sim<'_> {
                 continue;
             }
             let len = o.len;
+            let headroom = self.policy.prefetch_headroom(c);
+            if len + headroom > self.budget {
+                break;
+            }
             let mut ok = true;
-            while self.used + len > self.budget {
+            while self.used + len + headroom > self.budget {
                 match self.prefetch_victim(c) {
                     // A scratch victim's write-back is queued on the link, not inline.
                     Some(v) => self.evict(v, false),

@@ -34,23 +34,33 @@ fn residency_follows_durability_and_eviction() {
     assert_eq!(s.residency(b), Some(Residency::Both));
     assert_eq!(s.stats().bytes_dram_to_pm, K as u64);
     s.put(c, ObjectKind::Blob, Durability::Durable, &content(c, K)).unwrap();
-    // Budget full: putting d evicts a (LRU), which as scratch must be written back first.
+    // Budget full: putting d evicts b, the least recently used *clean* object; scratch a
+    // stays because leaving would cost a write-back.
     s.put(d, ObjectKind::Blob, Durability::Durable, &content(d, K)).unwrap();
+    assert_eq!(s.residency(b), Some(Residency::PmOnly));
+    assert_eq!(s.residency(a), Some(Residency::DramOnly));
+    assert_eq!((s.stats().writebacks, s.stats().bytes_dram_to_pm), (0, 3 * K as u64));
+    // With c and d pinned, loading b can only displace a, which must be written back first.
+    let (gc, gd) = (s.pin(c).unwrap(), s.pin(d).unwrap());
+    let gb = s.pin(b).unwrap();
+    assert_eq!(&gb[..], &content(b, K)[..]);
     assert_eq!(s.residency(a), Some(Residency::PmOnly));
     let st = s.stats();
-    assert_eq!(st.writebacks, 1);
-    assert_eq!(st.bytes_dram_to_pm, 4 * K as u64);
-    // Pinning a evicts b, which is clean: no bytes written.
+    assert_eq!(
+        (st.writebacks, st.bytes_dram_to_pm, st.misses, st.pm_reads),
+        (1, 4 * K as u64, 1, 1)
+    );
+    drop((gb, gc, gd));
+    // Loading a back displaces a clean object: nothing is written.
     let g = s.pin(a).unwrap();
     assert_eq!(&g[..], &content(a, K)[..]);
-    assert_eq!(s.residency(b), Some(Residency::PmOnly));
-    let st = s.stats();
-    assert_eq!((st.bytes_dram_to_pm, st.misses, st.pm_reads), (4 * K as u64, 1, 1));
     assert_eq!(s.residency(a), Some(Residency::Both));
+    let st = s.stats();
+    assert_eq!((st.bytes_dram_to_pm, st.misses, st.pm_reads), (4 * K as u64, 2, 2));
     assert!(st.peak_dram <= 3 * K as u64 && s.allocator_peak() <= 3 * K as u64);
     assert_eq!(g.as_u64s().len(), K / 8);
-    // Equal sizes: d's put reused a's evicted block, and a's load reused b's.
-    assert_eq!(st.block_reuses, 2);
+    // Equal sizes: every eviction's block was reused by the next put or load.
+    assert_eq!(st.block_reuses, 3);
     assert!(matches!(s.remove(a), Err(Error::ObjectPinned { pins: 1, .. })));
     drop(g);
     s.remove(a).unwrap();

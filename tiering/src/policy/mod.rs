@@ -42,7 +42,8 @@ pub trait Policy: Send + std::fmt::Debug {
     );
 
     /// Eviction order: among unpinned DRAM-resident objects the one with the largest value
-    /// leaves first. Prefetching `c` may only evict objects whose priority exceeds `c`'s.
+    /// leaves first — among clean objects first, since a scratch object leaving DRAM costs a
+    /// write-back, so scratch ones are chosen only when no clean object qualifies.
     fn evict_priority(&self, id: ObjectId) -> u64;
 
     /// How a prefetch of `candidate` ranks the DRAM-resident object `id`: `(rank, needed_first)`.
@@ -53,6 +54,13 @@ pub trait Policy: Send + std::fmt::Debug {
     fn prefetch_rank(&self, id: ObjectId, candidate: ObjectId) -> (u64, bool) {
         let _ = candidate;
         (self.evict_priority(id), false)
+    }
+
+    /// Bytes a prefetch of `candidate` must leave free for objects that do not exist yet but
+    /// will be written (and used) before it, e.g. the results of the next operations.
+    fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {
+        let _ = candidate;
+        0
     }
 
     /// Objects worth bringing into DRAM ahead of their use, most urgent first.

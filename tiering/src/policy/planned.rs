@@ -29,6 +29,8 @@ pub struct PlannedPolicy {
     positions: HashMap<ObjectId, VecDeque<usize>>,
     lens: HashMap<ObjectId, u64>,
     budget: u64,
+    /// Length of the most recently written object: the estimate for results not yet written.
+    last_insert_len: u64,
 }
 
 impl PlannedPolicy {
@@ -62,6 +64,7 @@ impl Policy for PlannedPolicy {
 
     fn on_insert(&mut self, id: ObjectId, len: u64) {
         self.lens.insert(id, len);
+        self.last_insert_len = len;
     }
 
     fn on_access(&mut self, id: ObjectId) {
@@ -110,6 +113,20 @@ impl Policy for PlannedPolicy {
         (q.get(k).map_or(u64::MAX, |&p| p as u64), needed_first)
     }
 
+    fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {
+        let Some(tc) = self.next_use(candidate) else { return 0 };
+        let start = self.cursor.min(self.plan.len());
+        let end = tc.min(self.plan.len());
+        let mut unknown: Vec<ObjectId> = self.plan[start..end]
+            .iter()
+            .copied()
+            .filter(|id| !self.lens.contains_key(id))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown.len() as u64 * self.last_insert_len
+    }
+
     fn prefetch_candidates(&self) -> Vec<ObjectId> {
         if !self.prefetch {
             return Vec::new();
@@ -123,7 +140,7 @@ impl Policy for PlannedPolicy {
             }
             // Objects not yet written cannot be fetched, but they will occupy DRAM when they
             // are; stop once the distinct upcoming objects fill the budget.
-            bytes += self.lens.get(id).copied().unwrap_or(0);
+            bytes += self.lens.get(id).copied().unwrap_or(self.last_insert_len);
             if bytes > self.budget {
                 break;
             }

@@ -113,8 +113,12 @@ impl State {
         self.stats.peak_dram = self.stats.peak_dram.max(self.used);
     }
 
+    /// The next object to leave DRAM: the policy's choice among clean objects, and among
+    /// scratch ones (which cost a write-back) only when no clean object qualifies.
     fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
-        let mut best: Option<(u64, ObjectId)> = None;
+        // (clean, priority, id): clean first, then highest priority, ties to the smaller id
+        // so runs are deterministic.
+        let mut best: Option<(bool, u64, ObjectId)> = None;
         for (id, e) in &self.objects {
             if !e.evictable() {
                 continue;
@@ -123,16 +127,17 @@ impl State {
             if below.is_some_and(|b| p <= b) {
                 continue;
             }
-            // Ties go to the smaller id so runs are deterministic.
             let better = match best {
                 None => true,
-                Some((bp, bid)) => p > bp || (p == bp && *id < bid),
+                Some((bc, bp, bid)) => {
+                    (e.in_pm, p, std::cmp::Reverse(*id)) > (bc, bp, std::cmp::Reverse(bid))
+                }
             };
             if better {
-                best = Some((p, *id));
+                best = Some((e.in_pm, p, *id));
             }
         }
-        best.map(|(_, id)| id)
+        best.map(|(_, _, id)| id)
     }
 
     /// The victim a prefetch of `c` may take now, if any (see [`Policy::prefetch_rank`]).
@@ -195,13 +200,26 @@ pub(super) fn make_room(
             _ => Ok(Room::Refused),
         };
     }
+    // A prefetch also leaves room for results that will be written before its object is used.
+    let headroom = match (need, id) {
+        (Need::Prefetch, Some(c)) => st.policy.prefetch_headroom(c),
+        _ => 0,
+    };
+    if need == Need::Prefetch && len + headroom > budget {
+        return Ok(Room::Refused);
+    }
     loop {
-        if let Some(i) = st.spares.iter().position(|b| b.len() as u64 == len) {
+        if need == Need::Prefetch && st.used + len + headroom <= budget {
+            st.reserve_raw(len);
+            return Ok(Room::Reserved(None));
+        }
+        let spare_ok = need != Need::Prefetch || st.used + headroom <= budget;
+        if let Some(i) = st.spares.iter().position(|b| spare_ok && b.len() as u64 == len) {
             // Its bytes are already counted: they become this reservation.
             st.stats.block_reuses += 1;
             return Ok(Room::Reserved(Some(st.spares.swap_remove(i))));
         }
-        if st.used + len <= budget {
+        if need != Need::Prefetch && st.used + len <= budget {
             st.reserve_raw(len);
             return Ok(Room::Reserved(None));
         }
