@@ -134,3 +134,28 @@ fn borrowed_buffers_are_used_in_place() {
         Err(Error::BufferLength { .. })
     ));
 }
+
+#[test]
+fn raw_buffers_with_wrong_shape_are_typed_errors() {
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let n = ctx.n();
+    let id = ctx.params().id();
+    // The right number of words for another ring degree: rejected before any slicing.
+    let words = ct.as_words();
+    let half =
+        CiphertextView::from_raw(&words[..2 * 3 * n / 2], 2, 2, ct.scale(), n / 2, id).unwrap();
+    assert!(matches!(f.eval.add(&half, &half), Err(Error::DegreeMismatch { .. })));
+    assert!(matches!(
+        Decryptor::new(&ctx, &f.sk).unwrap().decrypt(&half),
+        Err(Error::DegreeMismatch { .. })
+    ));
+    // A level above the parameter set's maximum.
+    let deep = vec![0u64; 2 * 4 * n];
+    let deep = CiphertextView::from_raw(&deep[..], 2, 3, ct.scale(), n, id).unwrap();
+    assert!(matches!(f.eval.negate(&deep), Err(Error::InvalidLevel { .. })));
+    let pt = PlaintextView::from_raw(&words[..4 * n], 3, ct.scale(), n, id).unwrap();
+    assert!(matches!(f.enc.decode(&pt), Err(Error::InvalidLevel { .. })));
+}

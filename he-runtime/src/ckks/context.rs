@@ -162,6 +162,21 @@ impl Context {
         &self.rescale[level]
     }
 
+    /// Checks a plaintext's parameters, degree and level against this context.
+    pub(crate) fn check_plain<C: AsRef<[u64]>>(
+        &self,
+        pt: &super::ciphertext::Plaintext<C>,
+    ) -> Result<()> {
+        self.check_id(pt.params_id)?;
+        if pt.n != self.n() {
+            return Err(Error::DegreeMismatch { expected: self.n(), found: pt.n });
+        }
+        if pt.level > self.params.max_level() {
+            return Err(Error::InvalidLevel { level: pt.level, max: self.params.max_level() });
+        }
+        Ok(())
+    }
+
     /// Checks that an object made under parameters `id` belongs to this context.
     pub(crate) fn check_id(&self, id: u64) -> Result<()> {
         if id == self.params.id() {

@@ -78,7 +78,7 @@ impl Encoder {
     /// Decodes a plaintext into its N/2 complex slots.
     pub fn decode<C: AsRef<[u64]>>(&self, pt: &Plaintext<C>) -> Result<Vec<Complex64>> {
         let ctx = &self.ctx;
-        ctx.check_id(pt.params_id)?;
+        ctx.check_plain(pt)?;
         let n = ctx.n();
         let slots = n / 2;
         let l1 = pt.level + 1;

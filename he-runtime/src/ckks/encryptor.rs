@@ -73,8 +73,9 @@ impl Encryptor {
         Self { ctx: Arc::clone(ctx), rng: ChaCha20Rng::from_seed(seed) }
     }
 
-    /// Public-key encryption: (u·b, u·a) computed modulo Q_l·P with ternary u and divided by P
-    /// (ModDown, as SEAL does) so the u·e noise shrinks to rounding size, then + (m + e_0, e_1).
+    /// Public-key encryption: (u·b, u·a + e_1) computed modulo Q_l·P with ternary u and divided
+    /// by P (ModDown, as SEAL does) so the u·e and e_1·s noise shrinks to rounding size, then
+    /// + (m + e_0, 0).
     pub fn encrypt_pk<C: AsRef<[u64]>, K: AsRef<[u64]>>(
         &mut self,
         pk: &PublicKey<K>,
@@ -82,7 +83,7 @@ impl Encryptor {
     ) -> Result<Ciphertext> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(pk.params_id)?;
-        ctx.check_id(pt.params_id)?;
+        ctx.check_plain(pt)?;
         let n = ctx.n();
         let level = pt.level;
         let l1 = level + 1;
@@ -97,14 +98,18 @@ impl Encryptor {
         x0.par_chunks_mut(n).zip(x1.par_chunks_mut(n)).enumerate().for_each(|(pos, (a0, a1))| {
             let gi = qp_prime(&ctx, level, pos);
             let p = ctx.prime(gi);
-            // u in NTT form, then u·b and u·a on the slice kernels.
+            // u and e_1 in NTT form, then u·b and u·a + e_1 on the slice kernels. e_1 must be
+            // divided by P with the rest: decryption multiplies it by s.
             for (o, &x) in a0.iter_mut().zip(&u) {
                 *o = p.reduce_i64(x);
             }
             p.ntt(a0);
-            a1.copy_from_slice(a0);
+            for (o, &x) in a1.iter_mut().zip(&e1) {
+                *o = p.reduce_i64(x);
+            }
+            p.ntt(a1);
+            p.modulus.mul_add_assign_slice(a1, a0, &pkd[(qp + gi) * n..(qp + gi + 1) * n]);
             p.modulus.mul_assign_slice(a0, &pkd[gi * n..(gi + 1) * n]);
-            p.modulus.mul_assign_slice(a1, &pkd[(qp + gi) * n..(qp + gi + 1) * n]);
         });
         let mut ct = Ciphertext::zeros(2, level, pt.scale, n, ctx.params().id());
         let (c0, c1) = ct.data.split_at_mut(l1 * n);
@@ -112,9 +117,10 @@ impl Encryptor {
         let mut v = vec![0u64; n];
         let mut md = vec![0u64; l1 * n];
         c0.copy_from_slice(&pt.data.as_ref()[..l1 * n]);
-        // The errors e_0, e_1 join after the division by P (inside ModDown, at no NTT cost).
+        // e_0 joins after the division by P (inside ModDown, at no NTT cost): decryption
+        // does not multiply it by s, so its σ = 3.2 is negligible at any scale.
         mod_down(&ctx, level, x0, &mut y, &mut v, &mut md, c0, true, Some(&e0));
-        mod_down(&ctx, level, x1, &mut y, &mut v, &mut md, c1, false, Some(&e1));
+        mod_down(&ctx, level, x1, &mut y, &mut v, &mut md, c1, false, None);
         Ok(ct)
     }
 
@@ -127,7 +133,7 @@ impl Encryptor {
     ) -> Result<SeededCiphertext> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
-        ctx.check_id(pt.params_id)?;
+        ctx.check_plain(pt)?;
         let n = ctx.n();
         let l1 = pt.level + 1;
         let mut seed = [0u8; 32];
@@ -185,6 +191,12 @@ impl<'a> Decryptor<'a> {
     pub fn decrypt<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<Plaintext> {
         let ctx = &self.ctx;
         ctx.check_id(ct.params_id)?;
+        if ct.n != ctx.n() {
+            return Err(Error::DegreeMismatch { expected: ctx.n(), found: ct.n });
+        }
+        if ct.level > ctx.params().max_level() {
+            return Err(Error::InvalidLevel { level: ct.level, max: ctx.params().max_level() });
+        }
         let n = ctx.n();
         let l1 = ct.level + 1;
         let mut data = ct.part(0).to_vec();

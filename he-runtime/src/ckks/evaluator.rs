@@ -40,6 +40,9 @@ impl Evaluator {
 
     pub(crate) fn check_ct<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<()> {
         self.ctx.check_id(ct.params_id)?;
+        if ct.n != self.ctx.n() {
+            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: ct.n });
+        }
         if ct.level > self.ctx.params().max_level() {
             return Err(Error::InvalidLevel {
                 level: ct.level,
@@ -77,6 +80,9 @@ impl Evaluator {
     ) -> Result<()> {
         self.check_ct(a)?;
         self.ctx.check_id(p.params_id)?;
+        if p.n != self.ctx.n() {
+            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: p.n });
+        }
         if p.level < a.level {
             return Err(Error::LevelMismatch { left: a.level, right: p.level });
         }
@@ -99,12 +105,14 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let parts = a.parts.max(b.parts);
-        let mut out = Ciphertext::zeros(parts, a.level, a.scale, n, a.params_id);
+        // Copy a (no zero-fill pass) and extend with zero parts if b has more.
+        let mut data = Vec::with_capacity(parts * l1 * n);
+        data.extend_from_slice(a.data.as_ref());
+        data.resize(parts * l1 * n, 0);
+        let mut out =
+            Ciphertext { data, level: a.level, scale: a.scale, n, parts, params_id: a.params_id };
         for p in 0..parts {
             let o = out.part_mut(p);
-            if p < a.parts {
-                o.copy_from_slice(a.part(p));
-            }
             if p < b.parts {
                 let bp = &b.part(p)[..l1 * n];
                 o.par_chunks_mut(n)

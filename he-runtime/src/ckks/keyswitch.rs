@@ -6,6 +6,8 @@ use rayon::prelude::*;
 use super::context::Context;
 use super::keys::KeySwitchKey;
 use super::ring::{mul_shoup, sub_mod};
+use crate::error::Result;
+use crate::math::dot_product;
 
 /// Reusable buffers for key switching at any level of one parameter set.
 #[derive(Debug)]
@@ -99,14 +101,14 @@ pub(crate) fn decompose(
 }
 
 /// acc = Σ_j dec_j ⊙ key_j for both key parts; `acc` holds 2·(level+1+K) limbs: part b then
-/// part a. Runs on the slice kernels (IFMA for primes below 2^50).
+/// part a.
 pub(crate) fn inner_product<K: AsRef<[u64]>>(
     ctx: &Context,
     level: usize,
     dec: &[u64],
     key: &KeySwitchKey<K>,
     acc: &mut [u64],
-) {
+) -> Result<()> {
     let n = ctx.n();
     let width = level + 1 + ctx.p_len();
     let qp = ctx.q_len() + ctx.p_len();
@@ -117,22 +119,21 @@ pub(crate) fn inner_product<K: AsRef<[u64]>>(
         let off = ((j * 2 + p) * qp + i) * n;
         &kd[off..off + n]
     };
-    acc0.par_chunks_mut(n).zip(acc1.par_chunks_mut(n)).enumerate().for_each(|(pos, (o0, o1))| {
-        let gi = qp_prime(ctx, level, pos);
-        let m = &ctx.prime(gi).modulus;
-        for j in 0..digits {
-            let dl = &dec[(j * width + pos) * n..(j * width + pos + 1) * n];
-            if j == 0 {
-                o0.copy_from_slice(dl);
-                o1.copy_from_slice(dl);
-                m.mul_assign_slice(o0, klimb(j, 0, gi));
-                m.mul_assign_slice(o1, klimb(j, 1, gi));
-            } else {
-                m.mul_add_assign_slice(o0, dl, klimb(j, 0, gi));
-                m.mul_add_assign_slice(o1, dl, klimb(j, 1, gi));
-            }
-        }
-    });
+    acc0.par_chunks_mut(n).zip(acc1.par_chunks_mut(n)).enumerate().try_for_each(
+        |(pos, (o0, o1))| {
+            let gi = qp_prime(ctx, level, pos);
+            let m = &ctx.prime(gi).modulus;
+            // One fused pass (math::dot_product, IFMA): both parts, every digit.
+            let a: Vec<&[u64]> = (0..digits)
+                .map(|j| &dec[(j * width + pos) * n..(j * width + pos + 1) * n])
+                .collect();
+            let b: Vec<&[u64]> = (0..2)
+                .flat_map(|p| (0..digits).map(move |j| (j, p)))
+                .map(|(j, p)| klimb(j, p, gi))
+                .collect();
+            dot_product(m, &a, &b, None, &mut [o0, o1])
+        },
+    )
 }
 
 /// out (level+1 limbs, NTT) = (acc − ModUp_P→Q(acc mod P))·P^-1 + `plus`, added to `out` if

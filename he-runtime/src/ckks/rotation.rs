@@ -56,7 +56,7 @@ impl Evaluator {
         out0: &mut [u64],
         out1: &mut [u64],
         add: bool,
-    ) {
+    ) -> Result<()> {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
@@ -68,10 +68,11 @@ impl Evaluator {
                 dec
             }
         };
-        inner_product(ctx, level, dec, key, acc);
+        inner_product(ctx, level, dec, key, acc)?;
         let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
         mod_down(ctx, level, acc0, y, v, md, out0, add, None);
         mod_down(ctx, level, acc1, y, v, md, out1, add, None);
+        Ok(())
     }
 
     /// Relinearises a degree-2 ciphertext back to degree 1.
@@ -91,7 +92,7 @@ impl Evaluator {
         let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
         out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
         let (o0, o1) = out.data.split_at_mut(l1 * n);
-        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, true);
+        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, true)?;
         Ok(out)
     }
 
@@ -219,7 +220,11 @@ impl Evaluator {
         // Key-switch c_1 from s to σ^-1(s), add c_0, then apply σ to both polynomials.
         let mut tmp = std::mem::take(&mut scratch.rot);
         let (t0, t1) = tmp[..2 * l1 * n].split_at_mut(l1 * n);
-        self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
+        let switched = self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
+        if let Err(e) = switched {
+            scratch.rot = tmp;
+            return Err(e);
+        }
         let perm = self.ctx.galois_perm(g);
         let mut out = Ciphertext::zeros(2, h.level, h.scale, n, h.params_id);
         // One gather pass per limb: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
