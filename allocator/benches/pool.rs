@@ -132,6 +132,11 @@ fn bench_direct(c: &mut Criterion, tier: &DramTier) {
         g.bench_function(BenchmarkId::new("pool_get", size / MIB), |b| {
             b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
         });
+        let mut pool = pool;
+        pool.set_io_threads(2);
+        g.bench_function(BenchmarkId::new("pool_get_2threads", size / MIB), |b| {
+            b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
+        });
     }
     g.finish();
 }
@@ -172,6 +177,11 @@ fn bench_mmap(c: &mut Criterion, tier: &DramTier) {
         g.bench_function(BenchmarkId::new("pool_get", size / MIB), |b| {
             b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
         });
+        let mut pool = pool;
+        pool.set_io_threads(2);
+        g.bench_function(BenchmarkId::new("pool_get_2threads", size / MIB), |b| {
+            b.iter(|| black_box(pool.read_into(id, &mut dst).expect("get")))
+        });
     }
     g.finish();
 }
@@ -197,8 +207,10 @@ fn summary(since: SystemTime) {
         ("direct", "pool_put", "raw_pwrite_fdatasync", "put (durable)"),
         ("direct", "pool_put_scratch", "raw_pwrite", "put (scratch)"),
         ("direct", "pool_get", "raw_pread", "get"),
+        ("direct", "pool_get_2threads", "raw_pread", "get, 2 threads"),
         ("mmap_shm", "pool_put_scratch", "memcpy", "put (scratch)"),
         ("mmap_shm", "pool_get", "memcpy", "get"),
+        ("mmap_shm", "pool_get_2threads", "memcpy", "get, 2 threads"),
     ];
     println!("\n| size | backend | op | pool GB/s | baseline | baseline GB/s | ratio |");
     println!("|---|---|---|---|---|---|---|");

@@ -232,6 +232,10 @@ impl Device for DirectDevice {
         8 << 20
     }
 
+    fn io_bound(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "direct"
     }

@@ -98,6 +98,36 @@ impl Device for MmapDevice {
         Ok(())
     }
 
+    fn read_at_crc(&self, offset: u64, buf: &mut [u8], mut crc: u32) -> Result<u32> {
+        let segs = self.snapshot();
+        check_bounds(offset, buf.len(), segs.len() as u64 * self.seg_size)?;
+        for (s, in_seg, pos, n) in segment_pieces(offset, buf.len(), self.seg_size) {
+            self.check_file(&segs[s], s)?;
+            if n >= PREFAULT_MIN {
+                segs[s].prefault(in_seg as usize, n, false);
+            }
+            crc = segs[s].copy_out_crc(in_seg as usize, &mut buf[pos..pos + n], crc).ok_or(
+                Error::OutOfBounds { offset, len: buf.len() as u64, device_len: self.len() },
+            )?;
+        }
+        Ok(crc)
+    }
+
+    fn write_at_crc(&self, offset: u64, data: &[u8], mut crc: u32) -> Result<u32> {
+        let segs = self.snapshot();
+        check_bounds(offset, data.len(), segs.len() as u64 * self.seg_size)?;
+        for (s, in_seg, pos, n) in segment_pieces(offset, data.len(), self.seg_size) {
+            self.check_file(&segs[s], s)?;
+            if n >= PREFAULT_MIN {
+                segs[s].prefault(in_seg as usize, n, true);
+            }
+            crc = segs[s].copy_in_crc(in_seg as usize, &data[pos..pos + n], crc).ok_or(
+                Error::OutOfBounds { offset, len: data.len() as u64, device_len: self.len() },
+            )?;
+        }
+        Ok(crc)
+    }
+
     fn flush(&self, offset: u64, len: u64) -> Result<()> {
         let segs = self.snapshot();
         let len = usize::try_from(len).unwrap_or(usize::MAX);

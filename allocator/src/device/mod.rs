@@ -34,6 +34,20 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     /// Write `data` at `offset` (not yet durable).
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
 
+    /// Fill `buf` from `offset` and return `crc32c_append(crc, buf)`; devices that copy through
+    /// the CPU override this to checksum while copying.
+    fn read_at_crc(&self, offset: u64, buf: &mut [u8], crc: u32) -> Result<u32> {
+        self.read_at(offset, buf)?;
+        Ok(crc32c::crc32c_append(crc, buf))
+    }
+
+    /// Write `data` at `offset` and return `crc32c_append(crc, data)`.
+    fn write_at_crc(&self, offset: u64, data: &[u8], crc: u32) -> Result<u32> {
+        let c = crc32c::crc32c_append(crc, data);
+        self.write_at(offset, data)?;
+        Ok(c)
+    }
+
     /// Make every earlier write inside `offset..offset+len` durable.
     fn flush(&self, offset: u64, len: u64) -> Result<()>;
 
@@ -43,6 +57,12 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     /// The read/write chunk size the pool should use when streaming through this device.
     fn io_chunk(&self) -> usize {
         1 << 20
+    }
+
+    /// Whether transfers wait on I/O rather than on the CPU, so checksumming on a second thread
+    /// while the next chunk transfers is free time (true for O_DIRECT, false for memory copies).
+    fn io_bound(&self) -> bool {
+        false
     }
 
     /// A short name for reports ("mmap", "direct", "faulty").

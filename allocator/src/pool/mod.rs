@@ -67,9 +67,20 @@ pub struct Pool {
     state: Mutex<State>,
     space: Arc<Mutex<Space>>,
     path: Option<PathBuf>,
+    io_threads: usize,
 }
 
 impl Pool {
+    /// Use up to `threads` threads (at least 1) to copy and checksum one large object.
+    pub fn set_io_threads(&mut self, threads: usize) {
+        self.io_threads = threads.max(1);
+    }
+
+    /// Threads used per large get or put.
+    pub fn io_threads(&self) -> usize {
+        self.io_threads
+    }
+
     /// The superblock geometry.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
@@ -154,7 +165,8 @@ impl Pool {
         slot: u64,
         bytes: &[u8],
     ) -> std::result::Result<ObjectMeta, (Error, bool)> {
-        let crc = stream::write_with_crc(&*self.dev, meta.offset.0, bytes, self.dev.io_chunk())
+        let chunk = self.dev.io_chunk();
+        let crc = stream::write_with_crc(&*self.dev, meta.offset.0, bytes, chunk, self.io_threads)
             .map_err(|e| (e, false))?;
         meta.checksum = crc;
         let durable = meta.durability == Durability::Durable;
@@ -255,7 +267,8 @@ impl Pool {
     }
 
     fn read_verified(&self, meta: &ObjectMeta, buf: &mut [u8]) -> Result<()> {
-        let crc = stream::read_with_crc(&*self.dev, meta.offset.0, buf, self.dev.io_chunk())?;
+        let chunk = self.dev.io_chunk();
+        let crc = stream::read_with_crc(&*self.dev, meta.offset.0, buf, chunk, self.io_threads)?;
         if crc != meta.checksum {
             return Err(Error::DataChecksum { id: meta.id, stored: meta.checksum, computed: crc });
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::options::DEFAULT_IO_THREADS;
 use super::{Backend, Live, OpenReport, Pool, PoolOptions, Slot, Space, State};
 use crate::device::{Device, DirectDevice, MmapDevice, SegmentFiles};
 use crate::error::{Error, Result};
@@ -45,6 +46,7 @@ impl Pool {
         let dev = file_device(files, sb.segment_size, opts.backend)?;
         let mut pool = Pool::format(dev, sb)?;
         pool.path = Some(dir.to_path_buf());
+        pool.set_io_threads(opts.io_threads);
         Ok(pool)
     }
 
@@ -59,6 +61,7 @@ impl Pool {
         let dev = file_device(files, sb.segment_size, opts.backend)?;
         let (mut pool, report) = Pool::recover(dev, sb)?;
         pool.path = Some(dir.to_path_buf());
+        pool.set_io_threads(opts.io_threads);
         Ok((pool, report))
     }
 
@@ -69,10 +72,13 @@ impl Pool {
         if dev.len() < sb.segment_size {
             dev.grow(sb.segment_size)?;
         }
-        Pool::format(dev, sb)
+        let mut pool = Pool::format(dev, sb)?;
+        pool.set_io_threads(opts.io_threads);
+        Ok(pool)
     }
 
-    /// Open a pool that lives on an arbitrary device.
+    /// Open a pool that lives on an arbitrary device (with the default I/O threads; see
+    /// [`Pool::set_io_threads`]).
     pub fn open_on(dev: Box<dyn Device>) -> Result<(Pool, OpenReport)> {
         let dev_len = dev.len();
         if dev_len < SUPERBLOCK_LEN as u64 {
@@ -125,6 +131,7 @@ impl Pool {
             }),
             space: Arc::new(Mutex::new(space)),
             path: None,
+            io_threads: DEFAULT_IO_THREADS,
         })
     }
 
@@ -221,6 +228,7 @@ impl Pool {
             state: Mutex::new(State { objects, free_slots, next_seq: max_seq + 1 }),
             space,
             path: None,
+            io_threads: DEFAULT_IO_THREADS,
         };
         Ok((pool, report))
     }

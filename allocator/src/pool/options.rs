@@ -12,6 +12,10 @@ pub enum Backend {
     Direct,
 }
 
+/// Threads per large get/put unless configured otherwise: serial, because the tiering layer
+/// already runs transfers of different objects in parallel.
+pub(crate) const DEFAULT_IO_THREADS: usize = 1;
+
 /// Options for creating or opening a pool. Geometry fields are used only by `create`; `open`
 /// takes them from the superblock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +28,9 @@ pub struct PoolOptions {
     pub table_slots: u64,
     /// The pool never grows beyond this many bytes (a multiple of `segment_size`).
     pub max_pool_bytes: u64,
+    /// Threads that copy and checksum one object of 2 MiB or more, each a contiguous part
+    /// (1 = serial). Not stored on disk.
+    pub io_threads: usize,
 }
 
 impl Default for PoolOptions {
@@ -33,6 +40,7 @@ impl Default for PoolOptions {
             segment_size: 256 << 20,
             table_slots: 16384,
             max_pool_bytes: 1 << 40,
+            io_threads: DEFAULT_IO_THREADS,
         }
     }
 }
@@ -53,6 +61,12 @@ impl PoolOptions {
     /// Use a table of `slots` entries.
     pub fn table_slots(mut self, slots: u64) -> Self {
         self.table_slots = slots;
+        self
+    }
+
+    /// Use `threads` threads per large get/put.
+    pub fn io_threads(mut self, threads: usize) -> Self {
+        self.io_threads = threads;
         self
     }
 

@@ -123,6 +123,30 @@ impl MappedSegment {
         }
     }
 
+    /// Like `copy_out`, checksumming the bytes as they are copied; returns the extended crc32c.
+    pub(crate) fn copy_out_crc(&self, offset: usize, dst: &mut [u8], crc: u32) -> Option<u32> {
+        let end = offset.checked_add(dst.len())?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: `offset..end` is inside the live mapping and disjoint from `dst`, as in
+        // `copy_out`.
+        Some(unsafe { super::crc::copy_from_raw_with_crc(dst, self.map.as_ptr().add(offset), crc) })
+    }
+
+    /// Like `copy_in`, checksumming the bytes as they are copied; returns the extended crc32c.
+    pub(crate) fn copy_in_crc(&self, offset: usize, src: &[u8], crc: u32) -> Option<u32> {
+        let end = offset.checked_add(src.len())?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: `offset..end` is inside the live, writable mapping, disjoint from `src` and not
+        // accessed by anyone else while it is written, as in `copy_in`.
+        Some(unsafe {
+            super::crc::copy_to_raw_with_crc(self.map.as_mut_ptr().add(offset), src, crc)
+        })
+    }
+
     /// Write back (msync) the dirty pages covering `offset..offset+len`.
     pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
         self.map.flush_range(offset, len)
