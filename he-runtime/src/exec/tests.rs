@@ -9,8 +9,12 @@ use crate::model::{argmax, Compiled, Model};
 const SK_SEED: [u8; 32] = [42; 32];
 
 fn digits() -> (Model, Compiled, Arc<Context>) {
+    load("digits")
+}
+
+fn load(name: &str) -> (Model, Compiled, Arc<Context>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
-    let m = Model::load(dir.join("digits.json")).unwrap();
+    let m = Model::load(dir.join(format!("{name}.json"))).unwrap();
     let params = Preset::N14.params().unwrap();
     let c = m.compile(&params).unwrap();
     let ctx = Context::new(&params).unwrap();
@@ -85,7 +89,17 @@ fn run_real(
 
 #[test]
 fn plan_trace_equals_real_trace_and_real_run_is_correct() {
-    let (m, c, ctx) = digits();
+    plan_equals_real("digits");
+}
+
+#[test]
+fn plan_equals_real_larger_models() {
+    plan_equals_real("cryptonets");
+    plan_equals_real("digits_wide");
+}
+
+fn plan_equals_real(name: &str) {
+    let (m, c, ctx) = load(name);
     let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
     let dir = tempfile::tempdir().unwrap();
     // A budget of a third of the footprint: keys and weights must move between the tiers.
@@ -96,7 +110,10 @@ fn plan_trace_equals_real_trace_and_real_run_is_correct() {
     assert_eq!(report.reused, 0);
     let stats = st.stats();
     assert!(stats.peak_dram <= footprint / 3);
-    assert!(stats.bytes_pm_to_dram > 0, "{stats:?}");
+    if name == "digits" {
+        // Its 13 keys alone exceed the budget: they must be read back from the pool.
+        assert!(stats.bytes_pm_to_dram > 0, "{stats:?}");
+    }
 
     let keyset = KeySetId::from_seed(&SK_SEED);
     let tag = weights_tag(m.weights_hash(), ctx.params().id());
