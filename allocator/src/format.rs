@@ -75,7 +75,7 @@ impl Superblock {
     /// Check that the geometry is self-consistent.
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(Error::CorruptSuperblock { reason });
-        if self.segment_size == 0 || self.segment_size % EXTENT_UNIT != 0 {
+        if self.segment_size == 0 || !self.segment_size.is_multiple_of(EXTENT_UNIT) {
             return bad(format!(
                 "segment size {} is not a positive multiple of 4096",
                 self.segment_size
@@ -93,7 +93,9 @@ impl Superblock {
                 data_offset + EXTENT_UNIT
             ));
         }
-        if self.max_pool_bytes < self.segment_size || self.max_pool_bytes % self.segment_size != 0 {
+        if self.max_pool_bytes < self.segment_size
+            || !self.max_pool_bytes.is_multiple_of(self.segment_size)
+        {
             return bad(format!(
                 "max pool size {} is not a positive multiple of the segment size {}",
                 self.max_pool_bytes, self.segment_size

@@ -161,7 +161,7 @@ impl Sim<'_> {
             if below.is_some_and(|b| p <= b) {
                 continue;
             }
-            let better = best.map_or(true, |(bc, bp, bid)| {
+            let better = best.is_none_or(|(bc, bp, bid)| {
                 (o.in_pm, p, std::cmp::Reverse(*id)) > (bc, bp, std::cmp::Reverse(bid))
             });
             if better {
@@ -180,7 +180,7 @@ impl Sim<'_> {
             }
             let (rank, needed_first) = self.policy.prefetch_rank(*id, c);
             let blocked = needed_first || !Self::evictable(o);
-            if best.map_or(true, |(br, bid, _)| rank > br || (rank == br && *id < bid)) {
+            if best.is_none_or(|(br, bid, _)| rank > br || (rank == br && *id < bid)) {
                 best = Some((rank, *id, blocked));
             }
         }

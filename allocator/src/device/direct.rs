@@ -47,13 +47,13 @@ fn open_direct(files: &SegmentFiles, i: usize) -> Result<Seg> {
 }
 
 fn is_aligned(x: usize) -> bool {
-    x % DIRECT_BLOCK == 0
+    x.is_multiple_of(DIRECT_BLOCK)
 }
 
 impl DirectDevice {
     /// Reopen every segment of `files` with O_DIRECT (lengths already checked by the caller).
     pub(crate) fn new(files: SegmentFiles, seg_size: u64) -> Result<DirectDevice> {
-        if seg_size % DIRECT_BLOCK as u64 != 0 {
+        if !seg_size.is_multiple_of(DIRECT_BLOCK as u64) {
             return Err(Error::InvalidOptions {
                 reason: format!("segment size {seg_size} is not a multiple of {DIRECT_BLOCK}"),
             });

@@ -91,7 +91,7 @@ impl Pool {
         let mut head = [0u8; SUPERBLOCK_LEN];
         dev.read_at(0, &mut head)?;
         let sb = Superblock::decode(&head)?;
-        if dev_len < sb.segment_size || dev_len % sb.segment_size != 0 {
+        if dev_len < sb.segment_size || !dev_len.is_multiple_of(sb.segment_size) {
             return Err(Error::Truncated {
                 what: "device".into(),
                 expected: align_up(dev_len, sb.segment_size)
@@ -244,7 +244,7 @@ fn check_extent(slot: u64, m: &ObjectMeta, data_offset: u64, dev_len: u64) -> Re
     if m.len == 0 {
         return bad(format!("object {} has length 0", m.id));
     }
-    if m.offset.0 % EXTENT_UNIT != 0 || m.offset.0 < data_offset {
+    if !m.offset.0.is_multiple_of(EXTENT_UNIT) || m.offset.0 < data_offset {
         return bad(format!("extent offset {} not a 4 KiB-aligned data offset", m.offset.0));
     }
     match align_up(m.len, EXTENT_UNIT).and_then(|l| m.offset.0.checked_add(l)) {
