@@ -302,8 +302,33 @@ impl<'s> Executor<'s> {
 
     /// Runs the program once. Real mode needs `input` (the encrypted sample at the program's
     /// input level and scale); plan mode ignores it. The output stays in the store until
-    /// [`Executor::finish`].
+    /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
+    /// executor (and the store) can run again.
     pub fn run(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
+        let result = self.run_program(input);
+        if result.is_err() {
+            self.discard_live();
+        }
+        result
+    }
+
+    /// Removes every ciphertext a failed run left in the store, recording the removals so the
+    /// trace stays balanced.
+    fn discard_live(&mut self) {
+        let Backend::Real(real) = &mut self.backend else { return };
+        real.hoisted = None;
+        let mut live: Vec<ObjId> = real.meta.drain().map(|(obj, _)| obj).collect();
+        live.sort_by_key(|o| o.index());
+        for obj in live {
+            let id = self.ids[obj.index()];
+            // Best effort: the object that failed to be put is not in the store at all.
+            if real.store.remove(id).is_ok() {
+                self.events.push(TraceEvent::Remove { id });
+            }
+        }
+    }
+
+    fn run_program(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
         let program = self.program;
         let &[(_, in_obj)] = program.inputs() else {
             return Err(Error::InvalidParameter {

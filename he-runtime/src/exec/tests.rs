@@ -170,3 +170,50 @@ fn plan_mode_refuses_real_only_requests() {
     let ex = Executor::plan(&c.program, 1, KeySetId(1), costs());
     assert!(matches!(ex.output("logits"), Err(Error::WrongMode { mode: "plan", .. })));
 }
+
+/// The tiering error behind a store failure, if that is what `e` is.
+fn store_error(e: &Error) -> Option<&hetier_tiering::Error> {
+    match e {
+        Error::Store(crate::error::StoreError(inner)) => Some(inner),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reason() {
+    let (m, c, ctx) = digits();
+    let params = ctx.params();
+    let objects = c.program.objects();
+    let largest = |want: fn(&ObjKind) -> bool| {
+        objects.iter().filter(|o| want(&o.kind)).map(|o| o.bytes).max().unwrap()
+    };
+    let key = largest(|k| matches!(k, ObjKind::GaloisKey { .. }));
+    let ct = largest(|k| matches!(k, ObjKind::Ciphertext));
+    // Every key fits alone, but no key fits beside a ciphertext: the first rotation must fail
+    // after the input (and perhaps intermediates) were put.
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), key + ct / 2, true);
+    let keyset = KeySetId::from_seed(&SK_SEED);
+    let tag = weights_tag(m.weights_hash(), params.id());
+    let mut kg = KeyGenerator::with_seed(&ctx, SK_SEED);
+    let sk = kg.secret_key();
+    let mut ex = Executor::real(&c.program, tag, keyset, &st, &ctx).unwrap();
+    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    ex.prepare_weights().unwrap();
+    let x = m.prepare_input(m.test_set().unwrap().image(0)).unwrap();
+    let pt = Encoder::new(&ctx)
+        .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
+        .unwrap();
+    let input = Encryptor::with_seed(&ctx, [9; 32]).encrypt_sk(&sk, &pt).unwrap();
+    let in_use_before = st.stats().dram_in_use;
+    for attempt in 0..2 {
+        let err = ex.run(Some(&input)).unwrap_err();
+        assert!(
+            matches!(store_error(&err), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
+            "attempt {attempt}: {err:?}"
+        );
+    }
+    // Nothing scratch is left behind: the input id is free again and the trace is balanced.
+    assert!(st.stats().dram_in_use <= in_use_before.max(key), "{:?}", st.stats());
+    ex.trace().validate().unwrap();
+}
