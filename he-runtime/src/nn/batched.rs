@@ -12,7 +12,7 @@ use crate::ckks::Params;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::layers::{AvgPool2d, Conv2d, Dense, Residual};
-use crate::nn::model::{ct_name, Layer, Model, INPUT, OUTPUT};
+use crate::nn::model::{ct_name, layer_output_scale, Layer, Model, INPUT, OUTPUT};
 use crate::nn::program::{ObjId, Program};
 
 /// A batch-major tensor: one ciphertext per element (flat C·H·W order), shape (C, H, W).
@@ -188,17 +188,9 @@ fn batched_seq(
     layers: &[Layer],
     mut x: BatchTensor,
 ) -> Result<BatchTensor> {
-    let nominal = b.params().scale();
     for (i, layer) in layers.iter().enumerate() {
         b.begin_layer(layer.name());
-        let x0 = *x.cts.first().ok_or(Error::LayerShape {
-            layer: layer.name().into(),
-            reason: "empty tensor".into(),
-        })?;
-        let out_scale = match layers.get(i + 1) {
-            Some(Layer::Activation(a)) => a.preferred_input_scale(nominal),
-            _ => b.scale(x0)?,
-        };
+        let out_scale = layer_output_scale(b, layers, i, &x.cts)?;
         x = match layer {
             Layer::Dense(l) => l.compile_batched(b, &x, out_scale)?,
             Layer::Conv2d(l) => l.compile_batched(b, &x, out_scale)?,

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::layers::{AvgPool2d, Conv2d, Dense, PolyActivation, Residual, Square};
 use crate::nn::layout::{Layout, Tensor};
-use crate::nn::program::Program;
+use crate::nn::program::{ObjId, Program};
 
 /// One layer of a [`Model`].
 #[derive(Debug, Clone)]
@@ -107,19 +107,29 @@ impl Model {
     }
 }
 
+/// The scale layer `i` should emit at, given its input ciphertexts: a linear layer in front of an
+/// activation emits at the scale that activation maps to t for free; anything else keeps the
+/// input's scale. Shared by the slot-packed and the batch-major compilers.
+pub(crate) fn layer_output_scale(
+    b: &ProgramBuilder,
+    layers: &[Layer],
+    i: usize,
+    input: &[ObjId],
+) -> Result<f64> {
+    let x0 = *input.first().ok_or(Error::LayerShape {
+        layer: layers[i].name().into(),
+        reason: "empty tensor".into(),
+    })?;
+    match layers.get(i + 1) {
+        Some(Layer::Activation(a)) => Ok(a.preferred_input_scale(b.params().scale())),
+        _ => b.scale(x0),
+    }
+}
+
 fn compile_seq(b: &mut ProgramBuilder, layers: &[Layer], mut x: Tensor) -> Result<Tensor> {
-    let nominal = b.params().scale();
     for (i, layer) in layers.iter().enumerate() {
         b.begin_layer(layer.name());
-        let x0 = *x.cts.first().ok_or(Error::LayerShape {
-            layer: layer.name().into(),
-            reason: "empty tensor".into(),
-        })?;
-        // A linear layer emits at the scale the next activation maps to t for free.
-        let out_scale = match layers.get(i + 1) {
-            Some(Layer::Activation(a)) => a.preferred_input_scale(nominal),
-            _ => b.scale(x0)?,
-        };
+        let out_scale = layer_output_scale(b, layers, i, &x.cts)?;
         x = match layer {
             Layer::Dense(l) => l.compile_tensor_scaled(b, &x, out_scale)?,
             Layer::Conv2d(l) => l.compile_tensor_scaled(b, &x, out_scale)?,
