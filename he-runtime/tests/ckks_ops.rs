@@ -163,6 +163,23 @@ fn rotations(f: &mut Fixture) {
         assert!(e < ROT_BOUND, "hoisted rotate {st}: {e:e}");
         assert!(max_err(&f.decrypt_real(h), &f.decrypt_real(p)) < ROT_BOUND);
     }
+    // Into a caller's buffer (a borrowed slice, as a store block would be): the same words as
+    // the allocating forms, and a buffer of the wrong size is a typed error.
+    let h = f.eval.hoist(&ca, &mut s).unwrap();
+    let mut buf = vec![u64::MAX; plain[0].as_words().len()];
+    for ((p, hc), &st) in plain.iter().zip(&hoisted).zip(&steps) {
+        let key = keys.get(f.ctx.galois_element_for_step(st)).unwrap();
+        let r = f.eval.rotate_into(&ca, st, key, &mut s, &mut buf[..]).unwrap();
+        assert_eq!(r.as_words(), p.as_words(), "rotate_into {st}");
+        let r = f.eval.rotate_hoisted_into(&h, st, key, &mut s, &mut buf[..]).unwrap();
+        assert_eq!(r.as_words(), hc.as_words(), "rotate_hoisted_into {st}");
+    }
+    let key = keys.get(f.ctx.galois_element_for_step(steps[0])).unwrap();
+    let short = &mut buf[1..];
+    assert!(matches!(
+        f.eval.rotate_into(&ca, steps[0], key, &mut s, short),
+        Err(hetier_he::Error::BufferLength { .. })
+    ));
     // Rotation at a lower level and after a product.
     let low = f.eval.drop_to_level(&ca, 1).unwrap();
     let r = f.eval.rotate_with(&low, 2, &keys, &mut s).unwrap();

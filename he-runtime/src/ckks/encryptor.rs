@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::context::Context;
 use super::keys::{PublicKey, SecretKey};
-use super::keyswitch::{mod_down, qp_prime};
+use super::keyswitch::{mod_down, qp_prime, Finish};
 use super::ring::{add_mod, sub_mod};
 use super::sampling::{gaussian, os_seed, small_to_ntt, ternary, uniform_from_seed, Seed};
 use crate::error::{Error, Result};
@@ -119,8 +119,8 @@ impl Encryptor {
         c0.copy_from_slice(&pt.data.as_ref()[..l1 * n]);
         // e_0 joins after the division by P (inside ModDown, at no NTT cost): decryption
         // does not multiply it by s, so its σ = 3.2 is negligible at any scale.
-        mod_down(&ctx, level, x0, &mut y, &mut v, &mut md, c0, true, Some(&e0));
-        mod_down(&ctx, level, x1, &mut y, &mut v, &mut md, c1, false, None);
+        mod_down(&ctx, level, x0, &mut y, &mut v, &mut md, c0, Finish::Add, Some(&e0));
+        mod_down(&ctx, level, x1, &mut y, &mut v, &mut md, c1, Finish::Store, None);
         Ok(ct)
     }
 

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::context::Context;
 use super::keys::KeySwitchKey;
-use super::ring::{mul_shoup, sub_mod};
+use super::ring::{add_mod, mul_shoup, sub_mod};
 use crate::error::Result;
 use crate::math::dot_product;
 
@@ -16,8 +16,6 @@ pub struct Scratch {
     pub(crate) coeff: Vec<u64>,
     /// Basis-extension staging, max(α, K) limbs.
     pub(crate) y: Vec<u64>,
-    /// Key-switched polynomials before the Galois permutation, 2·(L+1) limbs.
-    pub(crate) rot: Vec<u64>,
     /// Inner-product accumulators, 2·(L+1+K) limbs.
     pub(crate) acc: Vec<u64>,
     /// ModDown staging, (L+1) limbs.
@@ -40,7 +38,6 @@ impl Scratch {
             coeff: vec![0; l1 * n],
             y: vec![0; alpha.max(k) * n],
             acc: vec![0; 2 * (l1 + k) * n],
-            rot: vec![0; 2 * l1 * n],
             md: vec![0; l1 * n],
             v: vec![0; n],
             dec: vec![0; dnum * (l1 + k) * n],
@@ -136,9 +133,27 @@ pub(crate) fn inner_product<K: AsRef<[u64]>>(
     )
 }
 
-/// out (level+1 limbs, NTT) = (acc − ModUp_P→Q(acc mod P))·P^-1 + `plus`, added to `out` if
-/// `add`. `acc` holds level+1+K limbs (its P limbs are overwritten); `plus` is an optional small
-/// coefficient-form polynomial (an encryption error), folded in before the NTT for free.
+/// What [`mod_down`] does with each finished limb of the result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Finish<'a> {
+    /// Write it to `out`.
+    Store,
+    /// Add it to `out`.
+    Add,
+    /// `out[j] = limb[perm[j]] (+ plus[perm[j]])`: a Galois automorphism in NTT form (plus the
+    /// unswitched c_0 of a rotation), applied while the limb is still in cache instead of in a
+    /// second pass over the whole polynomial.
+    Permute {
+        /// The automorphism as a slot permutation.
+        perm: &'a [u32],
+        /// A polynomial (level+1 limbs) added before permuting.
+        plus: Option<&'a [u64]>,
+    },
+}
+
+/// out (level+1 limbs, NTT) = (acc − ModUp_P→Q(acc mod P))·P^-1 + `err`, delivered to `out` as
+/// `finish` says. `acc` holds level+1+K limbs (its P limbs are overwritten); `err` is an optional
+/// small coefficient-form polynomial (an encryption error), folded in before the NTT for free.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn mod_down(
     ctx: &Context,
@@ -148,8 +163,8 @@ pub(crate) fn mod_down(
     v: &mut [u64],
     md: &mut [u64],
     out: &mut [u64],
-    add: bool,
-    plus: Option<&[i64]>,
+    finish: Finish<'_>,
+    err: Option<&[i64]>,
 ) {
     let n = ctx.n();
     let l1 = level + 1;
@@ -174,10 +189,9 @@ pub(crate) fn mod_down(
         .for_each(|(i, ((tmp, o), a))| {
             let p = ctx.prime(i);
             let m = &p.modulus;
-            // Without accumulation the result is built in `out` directly.
-            let finish = |dst: &mut [u64]| {
+            let build = |dst: &mut [u64]| {
                 plan.ext.extend_limb(i, y, v, dst);
-                if let Some(e) = plus {
+                if let Some(e) = err {
                     // (acc − (ext − P·e))·P^-1 = (acc − ext)·P^-1 + e.
                     let (pm, pms) = plan.p_mod[i];
                     for (x, &ev) in dst.iter_mut().zip(e) {
@@ -188,11 +202,30 @@ pub(crate) fn mod_down(
                 m.sub_from_slice(dst, a);
                 m.mul_scalar_assign_slice(dst, plan.p_inv[i].0);
             };
-            if add {
-                finish(tmp);
-                m.add_assign_slice(o, tmp);
-            } else {
-                finish(o);
+            match finish {
+                // Without accumulation the result is built in `out` directly.
+                Finish::Store => build(o),
+                Finish::Add => {
+                    build(tmp);
+                    m.add_assign_slice(o, tmp);
+                }
+                Finish::Permute { perm, plus } => {
+                    build(tmp);
+                    match plus {
+                        Some(c) => {
+                            let (c, q) = (&c[i * n..(i + 1) * n], p.q);
+                            for (y, &j) in o.iter_mut().zip(perm) {
+                                let j = j as usize;
+                                *y = add_mod(tmp[j], c[j], q);
+                            }
+                        }
+                        None => {
+                            for (y, &j) in o.iter_mut().zip(perm) {
+                                *y = tmp[j as usize];
+                            }
+                        }
+                    }
+                }
             }
         });
 }

@@ -1,13 +1,10 @@
 //! Key-switching operations of the evaluator: relinearisation, rotations, conjugation and
 //! hoisted rotations (one ModUp decomposition shared by many rotations of one ciphertext).
 
-use rayon::prelude::*;
-
 use super::ciphertext::Ciphertext;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
-use super::keyswitch::{decompose, inner_product, mod_down, Scratch};
-use super::ring::add_mod;
+use super::keyswitch::{decompose, inner_product, mod_down, Finish, Scratch};
 use crate::error::{Error, Result};
 
 /// A ciphertext with its c_1 already decomposed (ModUp of every digit), ready for any number
@@ -44,7 +41,7 @@ impl Evaluator {
     }
 
     /// Key switches `d` (NTT form, level+1 limbs, or its ready decomposition) with `key`,
-    /// writing (or adding) the two result polynomials into `out0`, `out1`.
+    /// delivering the two result polynomials to `out0`, `out1` as `finish0`, `finish1` say.
     #[allow(clippy::too_many_arguments)]
     fn switch<K: AsRef<[u64]>>(
         &self,
@@ -55,12 +52,13 @@ impl Evaluator {
         d: &[u64],
         out0: &mut [u64],
         out1: &mut [u64],
-        add: bool,
+        finish0: Finish<'_>,
+        finish1: Finish<'_>,
     ) -> Result<()> {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        let Scratch { coeff, y, acc, md, dec, v, .. } = scratch;
+        let Scratch { coeff, y, acc, md, dec, v } = scratch;
         let dec: &[u64] = match dec_ready {
             Some(d) => d,
             None => {
@@ -70,8 +68,8 @@ impl Evaluator {
         };
         inner_product(ctx, level, dec, key, acc)?;
         let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
-        mod_down(ctx, level, acc0, y, v, md, out0, add, None);
-        mod_down(ctx, level, acc1, y, v, md, out1, add, None);
+        mod_down(ctx, level, acc0, y, v, md, out0, finish0, None);
+        mod_down(ctx, level, acc1, y, v, md, out1, finish1, None);
         Ok(())
     }
 
@@ -92,7 +90,7 @@ impl Evaluator {
         let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
         out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
         let (o0, o1) = out.data.split_at_mut(l1 * n);
-        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, true)?;
+        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, Finish::Add, Finish::Add)?;
         Ok(out)
     }
 
@@ -128,8 +126,9 @@ impl Evaluator {
         key: &GaloisKey<K>,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
-        let h = self.hoist(a, scratch)?;
-        self.galois_hoisted(&h, g, None, key, scratch)
+        self.check_galois(key, g, None)?;
+        let out = self.output_for(a)?;
+        self.galois_into(a, g, None, key, scratch, out)
     }
 
     /// Rotates the slots left by `step` (negative: right) with the matching Galois key.
@@ -140,10 +139,53 @@ impl Evaluator {
         key: &GaloisKey<K>,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
+        let out = self.output_for(a)?;
+        self.rotate_into(a, step, key, scratch, out)
+    }
+
+    /// [`Self::rotate`] into a caller's buffer of 2·(level+1)·N words (e.g. a store block being
+    /// written), returned as the result ciphertext; nothing is allocated.
+    pub fn rotate_into<A: AsRef<[u64]>, K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        step: i64,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+        out: O,
+    ) -> Result<Ciphertext<O>> {
         let g = self.ctx.galois_element_for_step(step);
-        self.check_galois(key, g, Some(step))?;
-        let h = self.hoist(a, scratch)?;
-        self.galois_hoisted(&h, g, Some(step), key, scratch)
+        self.galois_into(a, g, Some(step), key, scratch, out)
+    }
+
+    /// A zeroed result buffer shaped like the degree-1 ciphertext `a`.
+    fn output_for<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>) -> Result<Vec<u64>> {
+        self.check_ct(a)?;
+        Ok(vec![0; 2 * (a.level + 1) * a.n])
+    }
+
+    /// Key switching of c_1 with the decomposition computed into `scratch`, then σ_g.
+    fn galois_into<A: AsRef<[u64]>, K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        g: u64,
+        step: Option<i64>,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+        out: O,
+    ) -> Result<Ciphertext<O>> {
+        self.check_ct(a)?;
+        if a.parts != 2 {
+            return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
+        }
+        self.check_galois(key, g, step)?;
+        let mut out = Ciphertext::from_raw(out, 2, a.level, a.scale, a.n, a.params_id)?;
+        let l1 = a.level + 1;
+        let perm = self.ctx.galois_perm(g);
+        let (o0, o1) = out.data.as_mut()[..2 * l1 * a.n].split_at_mut(l1 * a.n);
+        let p0 = Finish::Permute { perm: &perm, plus: Some(a.part(0)) };
+        let p1 = Finish::Permute { perm: &perm, plus: None };
+        self.switch(a.level, &key.key, scratch, None, a.part(1), o0, o1, p0, p1)?;
+        Ok(out)
     }
 
     /// Rotates by `step`, looking the key up in `keys` (a typed error if it is missing).
@@ -205,42 +247,27 @@ impl Evaluator {
         })
     }
 
-    fn galois_hoisted<K: AsRef<[u64]>>(
+    fn galois_hoisted<K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         h: &HoistedCiphertext,
         g: u64,
         step: Option<i64>,
         key: &GaloisKey<K>,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+        out: O,
+    ) -> Result<Ciphertext<O>> {
         self.ctx.check_id(h.params_id)?;
         self.check_galois(key, g, step)?;
         let n = self.ctx.n();
         let l1 = h.level + 1;
-        // Key-switch c_1 from s to σ^-1(s), add c_0, then apply σ to both polynomials.
-        let mut tmp = std::mem::take(&mut scratch.rot);
-        let (t0, t1) = tmp[..2 * l1 * n].split_at_mut(l1 * n);
-        let switched = self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], t0, t1, false);
-        if let Err(e) = switched {
-            scratch.rot = tmp;
-            return Err(e);
-        }
+        let mut out = Ciphertext::from_raw(out, 2, h.level, h.scale, n, h.params_id)?;
+        // Key-switch c_1 from s to σ^-1(s); σ is applied to each limb as ModDown finishes it,
+        // c_0 added on the way: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
         let perm = self.ctx.galois_perm(g);
-        let mut out = Ciphertext::zeros(2, h.level, h.scale, n, h.params_id);
-        // One gather pass per limb: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
-        let (o0, o1) = out.data.split_at_mut(l1 * n);
-        let (t0, t1) = (&*t0, &*t1);
-        o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().for_each(|(i, (x0, x1))| {
-            let q = self.ctx.prime(i).q;
-            let r = i * n..(i + 1) * n;
-            let (a, b, c) = (&t0[r.clone()], &t1[r.clone()], &h.c0[r]);
-            for ((y0, y1), &p) in x0.iter_mut().zip(x1.iter_mut()).zip(&perm) {
-                let p = p as usize;
-                *y0 = add_mod(a[p], c[p], q);
-                *y1 = b[p];
-            }
-        });
-        scratch.rot = tmp;
+        let (o0, o1) = out.data.as_mut()[..2 * l1 * n].split_at_mut(l1 * n);
+        let p0 = Finish::Permute { perm: &perm, plus: Some(&h.c0) };
+        let p1 = Finish::Permute { perm: &perm, plus: None };
+        self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], o0, o1, p0, p1)?;
         Ok(out)
     }
 
@@ -252,8 +279,22 @@ impl Evaluator {
         key: &GaloisKey<K>,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
+        let out = vec![0; 2 * (h.level + 1) * self.ctx.n()];
+        self.rotate_hoisted_into(h, step, key, scratch, out)
+    }
+
+    /// [`Self::rotate_hoisted`] into a caller's buffer of 2·(level+1)·N words, returned as the
+    /// result ciphertext; nothing is allocated.
+    pub fn rotate_hoisted_into<K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        h: &HoistedCiphertext,
+        step: i64,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+        out: O,
+    ) -> Result<Ciphertext<O>> {
         let g = self.ctx.galois_element_for_step(step);
-        self.galois_hoisted(h, g, Some(step), key, scratch)
+        self.galois_hoisted(h, g, Some(step), key, scratch, out)
     }
 
     /// Rotations of one ciphertext by several steps sharing one decomposition.
