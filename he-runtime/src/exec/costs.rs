@@ -70,6 +70,7 @@ impl OpCosts {
         time("hoist", &mut || eval.hoist(&ct, &mut scratch).map(drop))?;
         let h = eval.hoist(&ct, &mut scratch)?;
         time("rotate_hoisted", &mut || eval.rotate_hoisted(&h, 1, &rot, &mut scratch).map(drop))?;
+        time("encode", &mut || enc.encode_real(&vals, top, params.scale()).map(drop))?;
         time("rescale", &mut || eval.rescale(&ct).map(drop))?;
         time("mul_plain", &mut || eval.mul_plain(&ct, &pt).map(drop))?;
         time("add_plain", &mut || eval.add_plain(&ct, &pt).map(drop))?;

@@ -31,7 +31,7 @@ use hetier_tiering::{
 };
 
 pub use costs::OpCosts;
-pub use fullsize::{FullPlanner, PlanSummary, BOOTSTRAP_LEVELS, RELU_DEGREE};
+pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};
 pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
 pub use session::Session;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use hetier_he::ckks::Preset;
-use hetier_he::exec::{FullPlanner, OpCosts, PlanSummary};
+use hetier_he::exec::{FullPlanner, OpCosts, PlanSummary, WeightMode};
 use hetier_he::model::tables::LayerTable;
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::sim::{predict, PredictOptions};
@@ -74,6 +74,17 @@ pub struct PlanArgs {
     /// Write the trace (JSON lines, tiering trace format) to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Keep every encoded weight diagonal in the store (`stored`), or keep raw weights and
+    /// encode each diagonal just before its product (`on-the-fly`: less memory, more compute).
+    #[arg(long, value_enum, default_value = "stored")]
+    weights: WeightArg,
+}
+
+/// Where the plan keeps weights.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WeightArg {
+    Stored,
+    OnTheFly,
 }
 
 #[derive(Serialize)]
@@ -130,7 +141,12 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
         .map(|p| PolicyConfig::parse(p).with_context(|| format!("unknown policy {p:?}")))
         .collect::<Result<Vec<_>>>()?;
     let t = Instant::now();
-    let (trace, summary) = FullPlanner::new(&params, &costs)?.plan(&table)?;
+    let mode = match args.weights {
+        WeightArg::Stored => WeightMode::Stored,
+        WeightArg::OnTheFly => WeightMode::OnTheFly,
+    };
+    let (trace, summary) =
+        FullPlanner::new(&params, &costs)?.with_weight_mode(mode)?.plan(&table)?;
     let plan_secs = t.elapsed().as_secs_f64();
     if let Some(p) = &args.trace {
         trace.save(p)?;
@@ -182,7 +198,11 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
             format!("{} (+ relinearisation, conjugation)", s.rotation_keys),
         ],
         vec!["evaluation keys".into(), fmt::bytes(s.key_bytes)],
-        vec!["encoded weights".into(), fmt::bytes(s.weight_bytes)],
+        vec!["encoded weights (stored)".into(), fmt::bytes(s.weight_bytes)],
+        vec![
+            "raw weights (encoded on the fly)".into(),
+            format!("{} ({} encodes)", fmt::bytes(s.raw_weight_bytes), s.encodes),
+        ],
         vec!["ciphertexts written".into(), fmt::bytes(s.ciphertext_bytes_written)],
         vec!["peak live ciphertexts".into(), fmt::bytes(s.peak_live_ciphertext_bytes)],
         vec!["peak live set".into(), fmt::bytes(s.peak_live_bytes)],

@@ -149,6 +149,7 @@ impl FullPlanner<'_> {
     }
 
     pub(super) fn layer(&mut self, r: &Row, inputs: &[Value]) -> Result<Value> {
+        self.raw_len.insert(r.name.clone(), (r.weights + r.bias) * 8);
         let x = &inputs[0];
         let [oh, ow, oc] = r.output;
         let (block, cb, n_out) = self.pack(oh, ow, oc);

@@ -28,6 +28,12 @@
 //!   squarings: 8 levels) and SlotToCoeff (3 stages as CoeffToSlot), landing at level
 //!   `L − 14`. The rotation keys, levels and diagonal plaintexts are those of the stages; the
 //!   arithmetic is not implemented — these numbers are a model until bootstrapping exists.
+//! * **Weights** ([`WeightMode`]): either every encoded diagonal is a durable plaintext object
+//!   (encode once, read on every inference), or each layer's raw weights are one durable blob of
+//!   f64s and every diagonal is encoded just before its product into a transient plaintext that
+//!   is removed right after — trading an encode per product for the memory of the encoded
+//!   weights, as published ResNet runs do. Bootstrapping diagonals count as the slot values of
+//!   their 63 diagonals (complex f64) per stage.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -71,6 +77,16 @@ struct Template {
     in_level: usize,
 }
 
+/// Where a full-size plan keeps its weights (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum WeightMode {
+    /// Every encoded diagonal is a durable plaintext object.
+    #[default]
+    Stored,
+    /// Raw weights per layer are a durable blob; diagonals are encoded per use.
+    OnTheFly,
+}
+
 /// Summary of a full-size plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanSummary {
@@ -84,8 +100,15 @@ pub struct PlanSummary {
     pub rotation_keys: usize,
     /// Bytes of all evaluation keys.
     pub key_bytes: u64,
-    /// Bytes of all encoded weight plaintexts (incl. the modelled bootstrapping diagonals).
+    /// How weights are kept.
+    pub weight_mode: WeightMode,
+    /// Bytes of all stored encoded weight plaintexts (incl. the modelled bootstrapping
+    /// diagonals); zero when weights are encoded on the fly.
     pub weight_bytes: u64,
+    /// Bytes of the raw weight blobs (on-the-fly mode).
+    pub raw_weight_bytes: u64,
+    /// Plaintexts encoded during the inference (on-the-fly mode).
+    pub encodes: u64,
     /// Bytes of all ciphertexts ever written.
     pub ciphertext_bytes_written: u64,
     /// Largest total size of live ciphertexts.
@@ -113,6 +136,11 @@ pub struct FullPlanner<'c> {
     keys: BTreeMap<i64, ObjectId>,
     special_keys: HashMap<&'static str, ObjectId>,
     weights: HashMap<(String, usize), ObjectId>,
+    weight_mode: WeightMode,
+    /// Raw weight bytes of each layer seen so far, by layer name.
+    raw_len: HashMap<String, u64>,
+    /// The raw weight blob of each layer (on-the-fly mode).
+    blobs: HashMap<String, ObjectId>,
     refs: HashMap<ObjectId, usize>,
     live_ct: u64,
     summary: PlanSummary,
@@ -146,6 +174,9 @@ impl<'c> FullPlanner<'c> {
             keys: BTreeMap::new(),
             special_keys: HashMap::new(),
             weights: HashMap::new(),
+            weight_mode: WeightMode::Stored,
+            raw_len: HashMap::new(),
+            blobs: HashMap::new(),
             refs: HashMap::new(),
             live_ct: 0,
             summary: PlanSummary {
@@ -154,7 +185,10 @@ impl<'c> FullPlanner<'c> {
                 max_level: params.max_level(),
                 rotation_keys: 0,
                 key_bytes: 0,
+                weight_mode: WeightMode::Stored,
                 weight_bytes: 0,
+                raw_weight_bytes: 0,
+                encodes: 0,
                 ciphertext_bytes_written: 0,
                 peak_live_ciphertext_bytes: 0,
                 peak_live_bytes: 0,
@@ -166,6 +200,19 @@ impl<'c> FullPlanner<'c> {
             relu,
             evalmod,
         })
+    }
+
+    /// Keeps weights as `mode` says; encoding on the fly needs an `encode` time in the op costs.
+    pub fn with_weight_mode(mut self, mode: WeightMode) -> Result<Self> {
+        if mode == WeightMode::OnTheFly && !self.costs.top_ns.contains_key("encode") {
+            return Err(Error::InvalidParameter {
+                name: "op costs",
+                reason: "no `encode` time to plan weights encoded on the fly (recalibrate)".into(),
+            });
+        }
+        self.weight_mode = mode;
+        self.summary.weight_mode = mode;
+        Ok(self)
     }
 
     fn fresh_id(&mut self) -> ObjectId {
@@ -229,6 +276,48 @@ impl<'c> FullPlanner<'c> {
         });
         self.summary.weight_bytes += len;
         self.weights.insert((tag, level), id);
+        id
+    }
+
+    /// The plaintext operand for diagonal `tag` at `level`: a stored object, or (on the fly)
+    /// a transient plaintext encoded from its layer's raw weights, `true` if the caller must
+    /// drop it after use.
+    fn plain_operand(&mut self, tag: String, level: usize) -> (ObjectId, bool) {
+        if self.weight_mode == WeightMode::Stored {
+            return (self.weight(tag, level), false);
+        }
+        let layer = tag.split('/').next().unwrap_or_default().to_owned();
+        let blob = self.raw_blob(layer);
+        self.op("encode", vec![blob], level, None);
+        self.summary.encodes += 1;
+        let id = self.fresh_id();
+        let len = self.sizes.plaintext(level);
+        self.timed.push(TraceEvent::Put {
+            id,
+            kind: ObjectClass::Plaintext,
+            durability: TraceDurability::Scratch,
+            len,
+        });
+        (id, true)
+    }
+
+    /// The durable blob of `layer`'s raw weights (f64), put on first use.
+    fn raw_blob(&mut self, layer: String) -> ObjectId {
+        if let Some(&b) = self.blobs.get(&layer) {
+            return b;
+        }
+        // Layers of the table report their weights; a bootstrapping stage holds the slot
+        // values of its diagonals as complex f64.
+        let len = self.raw_len.get(&layer).copied().unwrap_or(63 * self.slots() as u64 * 16);
+        let id = self.fresh_id();
+        self.setup.push(TraceEvent::Put {
+            id,
+            kind: ObjectClass::Blob,
+            durability: TraceDurability::Durable,
+            len,
+        });
+        self.summary.raw_weight_bytes += len;
+        self.blobs.insert(layer, id);
         id
     }
 
@@ -351,8 +440,11 @@ impl<'c> FullPlanner<'c> {
     fn dot(&mut self, xs: &[Ct], tag: &str) -> Ct {
         let mut acc: Option<Ct> = None;
         for (t, &x) in xs.iter().enumerate() {
-            let w = self.weight(format!("{tag}/{t}"), x.level);
+            let (w, transient) = self.plain_operand(format!("{tag}/{t}"), x.level);
             let p = self.mul_plain(x, w);
+            if transient {
+                self.timed.push(TraceEvent::Remove { id: w });
+            }
             acc = Some(match acc {
                 None => p,
                 Some(a) => self.add(a, p),
@@ -446,10 +538,11 @@ impl<'c> FullPlanner<'c> {
         events.extend(std::mem::take(&mut self.timed));
         let trace = Trace {
             header: TraceHeader::new(format!(
-                "hetier plan {}: log N = {}, L = {}, channel-blocked packing, ReLU Chebyshev degree {RELU_DEGREE}, bootstrapping modelled",
+                "hetier plan {}: log N = {}, L = {}, channel-blocked packing, ReLU Chebyshev degree {RELU_DEGREE}, bootstrapping modelled, weights {:?}",
                 table.model,
                 self.params.log_n(),
-                self.params.max_level()
+                self.params.max_level(),
+                self.weight_mode
             )),
             events,
         };

@@ -63,3 +63,57 @@ fn resnet20_plan_is_a_valid_trace_with_bootstraps() {
     let key = SizeModel::new(&params).key();
     assert_eq!(s.key_bytes, key * (s.rotation_keys as u64 + 2));
 }
+
+#[test]
+fn weights_encoded_on_the_fly_trade_encodes_for_memory() {
+    let table = LayerTable::load(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tables/resnet20_cifar10.json"),
+    )
+    .unwrap();
+    let params = Preset::N16.params().unwrap();
+    let c = costs();
+    // Without an encode time the mode is refused rather than planned as free.
+    assert!(matches!(
+        FullPlanner::new(&params, &c).unwrap().with_weight_mode(WeightMode::OnTheFly),
+        Err(Error::InvalidParameter { .. })
+    ));
+    let mut c_enc = c.clone();
+    c_enc.top_ns.insert("encode".into(), 2e7);
+    let (stored_trace, stored) = FullPlanner::new(&params, &c_enc).unwrap().plan(&table).unwrap();
+    let (trace, s) = FullPlanner::new(&params, &c_enc)
+        .unwrap()
+        .with_weight_mode(WeightMode::OnTheFly)
+        .unwrap()
+        .plan(&table)
+        .unwrap();
+    trace.validate().unwrap();
+    assert_eq!(s.weight_bytes, 0);
+    // Same cryptographic work, one encode per plaintext product.
+    assert_eq!(s.key_switches, stored.key_switches);
+    let products = |t: &Trace| {
+        t.events
+            .iter()
+            .filter(|e| matches!(e, TraceEvent::Op { name, .. } if name == "mul_plain"))
+            .count()
+    };
+    assert_eq!(products(&trace), products(&stored_trace));
+    assert_eq!(s.encodes as usize, products(&trace));
+    // Raw weights: every table layer's parameters as f64, plus the bootstrapping stages.
+    let table_params: u64 = table.layers.iter().map(|r| r.weights + r.bias).sum();
+    let dft = 63 * params.slots() as u64 * 16;
+    assert!(s.raw_weight_bytes >= table_params * 8);
+    assert_eq!(
+        (s.raw_weight_bytes - table_params * 8) % dft,
+        0,
+        "bootstrap stages are whole blobs"
+    );
+    // The encoded weights were most of the stored plan's peak; on the fly they are not stored.
+    assert!(
+        s.peak_live_bytes < stored.peak_live_bytes / 2,
+        "{} vs {}",
+        s.peak_live_bytes,
+        stored.peak_live_bytes
+    );
+    assert!(s.compute_ns > stored.compute_ns);
+}
