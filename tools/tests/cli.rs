@@ -155,3 +155,25 @@ fn bench_model_refuses_an_unknown_policy() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown policy"));
 }
+
+#[test]
+fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
+    for policy in ["lru", "alpha", "planned"] {
+        let out = hetier()
+            .args(["--json", "run", "--images", "1", "--dram-mib", "24", "--policy", policy])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{policy}: {}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["agree_with_plaintext"], 1, "{policy}");
+        assert_eq!(r["policy"], policy);
+        assert!(r["store_peak_dram"].as_u64().unwrap() <= 24 << 20);
+        // O_DIRECT by default: no pool page is mapped into the process.
+        assert!(r["pool"].as_str().unwrap().contains("direct"), "{}", r["pool"]);
+        let stages: Vec<&str> =
+            r["rss"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["store ready", "keys and weights ready", "after the images"]);
+        let end = &r["rss"][2];
+        assert!(end["hwm"].as_u64().unwrap() >= end["rss"].as_u64().unwrap());
+    }
+}

@@ -12,6 +12,7 @@ use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::ckks::Preset;
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
+use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::{PolicyConfig, TieredStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -182,8 +183,16 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
         PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
     };
-    let store =
-        TieredStore::builder().dram_budget(budget).pool(pool).policy(policy.clone()).build()?;
+    let mut builder = TieredStore::builder().dram_budget(budget).pool(pool).policy(policy.clone());
+    if matches!(policy, PolicyConfig::Alpha { .. }) {
+        // α prices DRAM against PM: calibrate both tiers briefly next to the pool.
+        let parent = dir.parent().map_or_else(std::env::temp_dir, |p| p.to_path_buf());
+        let label = format!("file in {}", parent.display());
+        let mut o = CalibrationOptions::new(&parent, backend == Backend::Direct, label);
+        (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
+        builder = builder.cost_model(calibrate(&o).context("calibrating the tiers for alpha")?);
+    }
+    let store = builder.build()?;
 
     let mut stages = vec![rss::sample("store ready")];
     let t0 = Instant::now();
