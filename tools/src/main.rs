@@ -29,6 +29,15 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Show what a pool holds and check every object's checksum.
     Inspect(cmd::inspect::InspectArgs),
+    /// The larger-than-DRAM benchmark: a model at log N = 16 under lru / alpha / planned, each
+    /// run a child in a cgroup memory limit, against an all-DRAM run.
+    BenchModel(cmd::bench_model::BenchModelArgs),
+    /// One child run of `bench-model` (internal).
+    #[command(hide = true)]
+    BenchModelChild {
+        /// The job, as JSON.
+        job: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => cmd::run::run(&args, cli.json),
         Command::Demo(args) => cmd::demo::run(&args, cli.json),
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
+        Command::BenchModel(args) => cmd::bench_model::run(&args, cli.json),
+        Command::BenchModelChild { job } => cmd::bench_model::child_main(&job),
     }
 }

@@ -106,3 +106,74 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
         preds[0]["pm_read_bytes"].as_u64().unwrap() >= preds[1]["pm_read_bytes"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn bench_model_runs_every_policy_to_the_all_dram_outputs_and_reuses_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let run = || {
+        let out = hetier()
+            .args(["--json", "bench-model", "--log-n", "14", "--dram-mib", "40", "--images", "1"])
+            .args(["--no-cgroup", "--policies", "lru,alpha,planned", "--dir"])
+            .arg(&pool)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["setup"]["keys_generated"], 31);
+    let runs = first["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    for r in runs {
+        assert_eq!(r["outputs_equal_all_dram"], true, "{}", r["name"]);
+        assert!(r["hwm"].as_u64().unwrap() > 0);
+    }
+    // Under the small budget the store stays within it and moves bytes; all-DRAM moves none back.
+    let lru = &runs[1]["report"]["stats"];
+    assert!(lru["peak_dram"].as_u64().unwrap() <= 40 << 20);
+    assert!(lru["bytes_pm_to_dram"].as_u64().unwrap() > 0);
+    assert_eq!(runs[0]["report"]["stats"]["writebacks"], 0);
+    for a in first["plaintext_agreement"].as_array().unwrap() {
+        assert_eq!(a[1], a[2], "{a}");
+    }
+    // A second invocation finds every key and weight in the durable pool.
+    let second = run();
+    assert_eq!(second["setup"]["keys_generated"], 0);
+    assert_eq!(second["setup"]["keys_reused"], 31);
+    assert_eq!(second["setup"]["weights_encoded"], 0);
+}
+
+#[test]
+fn bench_model_refuses_an_unknown_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hetier()
+        .args(["bench-model", "--no-cgroup", "--policies", "fifo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown policy"));
+}
+
+#[test]
+fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
+    for policy in ["lru", "alpha", "planned"] {
+        let out = hetier()
+            .args(["--json", "run", "--images", "1", "--dram-mib", "24", "--policy", policy])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{policy}: {}", String::from_utf8_lossy(&out.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["agree_with_plaintext"], 1, "{policy}");
+        assert_eq!(r["policy"], policy);
+        assert!(r["store_peak_dram"].as_u64().unwrap() <= 24 << 20);
+        // O_DIRECT by default: no pool page is mapped into the process.
+        assert!(r["pool"].as_str().unwrap().contains("direct"), "{}", r["pool"]);
+        let stages: Vec<&str> =
+            r["rss"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+        assert_eq!(stages, ["store ready", "keys and weights ready", "after the images"]);
+        let end = &r["rss"][2];
+        assert!(end["hwm"].as_u64().unwrap() >= end["rss"].as_u64().unwrap());
+    }
+}

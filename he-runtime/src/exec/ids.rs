@@ -43,9 +43,20 @@ pub fn key_id(keyset: KeySetId, params_id: u64, g: u64) -> ObjectId {
     ObjectId(KEY_SPACE | (hash(&[keyset.0, params_id, g]) & LOW))
 }
 
-/// Id of the key-set manifest.
+/// Id of the key-set manifest in slot 0 (the one a single write leaves).
 pub fn manifest_id(keyset: KeySetId, params_id: u64) -> ObjectId {
-    ObjectId(MANIFEST_SPACE | (hash(&[keyset.0, params_id, 0x6d61_6e69]) & LOW))
+    manifest_slot_id(keyset, params_id, 0)
+}
+
+/// Id of the key-set manifest in `slot` (0 or 1): an update writes the slot not in use and only
+/// then removes the other, so a crash at any point leaves at least one complete manifest.
+pub fn manifest_slot_id(keyset: KeySetId, params_id: u64, slot: u64) -> ObjectId {
+    let h = if slot == 0 {
+        hash(&[keyset.0, params_id, 0x6d61_6e69])
+    } else {
+        hash(&[keyset.0, params_id, 0x6d61_6e69, slot])
+    };
+    ObjectId(MANIFEST_SPACE | (h & LOW))
 }
 
 /// Id of an encoded weight plaintext of the model identified by `weights_tag`.

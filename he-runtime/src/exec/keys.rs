@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use hetier_tiering::{Durability, ObjectKind, TieredStore};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{key_id, manifest_id, KeySetId};
+use super::ids::{key_id, manifest_slot_id, KeySetId};
 use crate::ckks::{Context, KeyGenerator, SecretKey, Seed};
 use crate::error::{Error, Result};
 
@@ -26,7 +26,81 @@ struct Manifest {
     format: String,
     params_id: u64,
     keyset: u64,
+    /// Incremented by every update; the highest complete one wins (0 in manifests written
+    /// before updates were two-slot).
+    #[serde(default)]
+    generation: u64,
     keys: Vec<ManifestKey>,
+}
+
+/// Reads the manifest slots of a key set and returns the newest valid one with its slot.
+/// Both slots exist only after a crash between writing a new manifest and removing the old;
+/// an unreadable slot is then ignored in favour of the other, and is an error only when it is
+/// the only one.
+fn read_manifest(
+    store: &TieredStore,
+    keyset: KeySetId,
+    params_id: u64,
+) -> Result<Option<(u64, Manifest)>> {
+    let mut best: Option<(u64, Manifest)> = None;
+    let mut first_err = None;
+    for slot in 0..2 {
+        let id = manifest_slot_id(keyset, params_id, slot);
+        if !store.contains(id) {
+            continue;
+        }
+        match parse_manifest(store.pin(id)?.as_bytes(), keyset, params_id) {
+            Ok(m) => {
+                if best.as_ref().is_none_or(|(_, b)| m.generation > b.generation) {
+                    best = Some((slot, m));
+                }
+            }
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+    }
+    match (best, first_err) {
+        (Some(b), _) => Ok(Some(b)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manifest> {
+    let m: Manifest =
+        serde_json::from_slice(text).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
+    if m.format != MANIFEST_FORMAT || m.params_id != params_id || m.keyset != keyset.0 {
+        return Err(Error::KeyManifest {
+            reason: format!(
+                "manifest is {} for params {:#x} / key set {:#x}, expected {MANIFEST_FORMAT} for {:#x} / {:#x}",
+                m.format, m.params_id, m.keyset, params_id, keyset.0
+            ),
+        });
+    }
+    Ok(m)
+}
+
+/// Replaces the manifest crash-safely: objects are immutable, so the new one goes to the slot
+/// not in use (durable when `put` returns) and only then is the old one removed. A crash before
+/// the put leaves the old manifest; one after it leaves both, and the newer generation wins.
+fn write_manifest(
+    store: &TieredStore,
+    keyset: KeySetId,
+    params_id: u64,
+    current: Option<u64>,
+    m: &Manifest,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(m).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
+    let slot = current.map_or(0, |c| 1 - c);
+    let new_id = manifest_slot_id(keyset, params_id, slot);
+    if store.contains(new_id) {
+        // A stale older manifest left by a crash: the current one stays while this goes.
+        store.remove(new_id)?;
+    }
+    store.put(new_id, ObjectKind::Blob, Durability::Durable, &bytes)?;
+    if let Some(c) = current {
+        store.remove(manifest_slot_id(keyset, params_id, c))?;
+    }
+    Ok(())
 }
 
 fn hex(seed: &Seed) -> String {
@@ -93,21 +167,10 @@ impl KeySet {
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
         let params = ctx.params();
-        let mid = manifest_id(keyset, params.id());
+        let current = read_manifest(store, keyset, params.id())?;
         let mut set = Self::default();
-        if store.contains(mid) {
-            let text = store.pin(mid)?.as_bytes().to_vec();
-            let m: Manifest = serde_json::from_slice(&text)
-                .map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-            if m.format != MANIFEST_FORMAT || m.params_id != params.id() || m.keyset != keyset.0 {
-                return Err(Error::KeyManifest {
-                    reason: format!(
-                        "manifest is {} for params {:#x} / key set {:#x}, expected {MANIFEST_FORMAT} for {:#x} / {:#x}",
-                        m.format, m.params_id, m.keyset, params.id(), keyset.0
-                    ),
-                });
-            }
-            for k in m.keys {
+        if let Some((_, m)) = &current {
+            for k in &m.keys {
                 let id = hetier_tiering::ObjectId(k.id);
                 // A key listed but gone (or of another size) is regenerated below.
                 if store.len_of(id) == Some(k.len) {
@@ -125,22 +188,19 @@ impl KeySet {
                 report.reused += 1;
                 continue;
             }
-            let (words, seed) = if g == 0 {
-                let k = kg.relin_key(sk)?;
-                (k.key.as_words().to_vec(), *k.key.seed())
-            } else {
-                let k = kg.galois_key(sk, g)?;
-                (k.key.as_words().to_vec(), *k.key.seed())
-            };
+            // The generated key is copied once, straight into its store block (no second
+            // heap copy: at log N = 16 one key is 126 MiB).
+            let key = if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key };
+            let seed = *key.seed();
             let id = key_id(keyset, params.id(), g);
             if store.contains(id) {
                 // An orphan from an interrupted run (not in the manifest): replace it.
                 store.remove(id)?;
             }
-            let len = words.len() as u64 * 8;
+            let len = key.as_words().len() as u64 * 8;
             let mut w = store.alloc(len)?;
-            w.as_u64s_mut().copy_from_slice(&words);
-            drop(words);
+            w.as_u64s_mut().copy_from_slice(key.as_words());
+            drop(key);
             let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit: 0 };
             store.put_block(id, kind, Durability::Durable, w)?;
             on_put(id, len);
@@ -153,6 +213,7 @@ impl KeySet {
                 format: MANIFEST_FORMAT.into(),
                 params_id: params.id(),
                 keyset: keyset.0,
+                generation: current.as_ref().map_or(1, |(_, m)| m.generation + 1),
                 keys: set
                     .keys
                     .iter()
@@ -164,15 +225,106 @@ impl KeySet {
                     })
                     .collect(),
             };
-            let bytes =
-                serde_json::to_vec(&m).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-            // Objects are immutable: replace the manifest. A crash in between loses only the
-            // manifest, and the keys are then regenerated.
-            if store.contains(mid) {
-                store.remove(mid)?;
-            }
-            store.put(mid, ObjectKind::Blob, Durability::Durable, &bytes)?;
+            write_manifest(store, keyset, params.id(), current.map(|(slot, _)| slot), &m)?;
         }
         Ok((set, report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use hetier_tiering::{PolicyConfig, Pool, PoolOptions};
+
+    use super::*;
+    use crate::ckks::Preset;
+
+    const SEED: [u8; 32] = [7; 32];
+
+    fn open(dir: &Path, create: bool) -> TieredStore {
+        let opts = PoolOptions::default().segment_size(32 << 20);
+        let pool = if create {
+            Pool::create(dir, opts).unwrap()
+        } else {
+            Pool::open(dir, opts).unwrap().0
+        };
+        TieredStore::builder()
+            .dram_budget(64 << 20)
+            .pool(pool)
+            .policy(PolicyConfig::Lru)
+            .build()
+            .unwrap()
+    }
+
+    fn ensure(st: &TieredStore, ctx: &Arc<Context>, needed: &[u64]) -> Result<KeyReport> {
+        let mut kg = KeyGenerator::with_seed(ctx, SEED);
+        let sk = kg.secret_key();
+        KeySet::ensure(st, ctx, &mut kg, &sk, KeySetId::from_seed(&SEED), needed, |_, _| {})
+            .map(|(_, r)| r)
+    }
+
+    fn slots(st: &TieredStore, ctx: &Context) -> [bool; 2] {
+        let ks = KeySetId::from_seed(&SEED);
+        [0, 1].map(|s| st.contains(manifest_slot_id(ks, ctx.params().id(), s)))
+    }
+
+    #[test]
+    fn manifest_updates_survive_a_crash_at_any_point() {
+        let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
+        let (g1, g2) = (ctx.galois_element_for_step(1), ctx.galois_element_for_step(2));
+        let ks = KeySetId::from_seed(&SEED);
+        let pid = ctx.params().id();
+        let dir = tempfile::tempdir().unwrap();
+        let st = open(dir.path(), true);
+        let r = ensure(&st, &ctx, &[g1]).unwrap();
+        assert_eq!((r.generated, r.reused), (1, 0));
+        assert_eq!(slots(&st, &ctx), [true, false]);
+        let gen1 = st.pin(manifest_slot_id(ks, pid, 0)).unwrap().as_bytes().to_vec();
+
+        // An update writes the other slot, then removes the old one.
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (1, 1));
+        assert_eq!(slots(&st, &ctx), [false, true]);
+
+        // A crash after the new manifest was put but before the old was removed leaves both:
+        // after a restart the newer generation wins and nothing is regenerated.
+        st.put(manifest_slot_id(ks, pid, 0), ObjectKind::Blob, Durability::Durable, &gen1).unwrap();
+        drop(st);
+        let st = open(dir.path(), false);
+        assert_eq!(slots(&st, &ctx), [true, true]);
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (0, 2));
+
+        // A crash before the new manifest was put leaves only the old one: its keys are
+        // reused, the key it does not list is regenerated, and one manifest remains.
+        st.remove(manifest_slot_id(ks, pid, 1)).unwrap();
+        drop(st);
+        let st = open(dir.path(), false);
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (1, 1));
+        assert_eq!(slots(&st, &ctx), [false, true]);
+        drop(st);
+        let st = open(dir.path(), false);
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (0, 2));
+
+        // A garbled older slot next to a good newer one is ignored.
+        st.put(manifest_slot_id(ks, pid, 0), ObjectKind::Blob, Durability::Durable, b"{oops")
+            .unwrap();
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (0, 2));
+    }
+
+    #[test]
+    fn a_lone_unreadable_manifest_is_a_typed_error() {
+        let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let st = open(dir.path(), true);
+        let id = manifest_slot_id(KeySetId::from_seed(&SEED), ctx.params().id(), 1);
+        st.put(id, ObjectKind::Blob, Durability::Durable, b"not json").unwrap();
+        let g = ctx.galois_element_for_step(1);
+        assert!(matches!(ensure(&st, &ctx, &[g]), Err(Error::KeyManifest { .. })));
     }
 }

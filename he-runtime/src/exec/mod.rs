@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hetier_tiering::{
-    Durability, ObjectClass, ObjectId, ObjectKind, PinGuard, TieredStore, Trace, TraceDurability,
-    TraceEvent, TraceHeader,
+    BlockWriter, Durability, ObjectClass, ObjectId, ObjectKind, PinGuard, TieredStore, Trace,
+    TraceDurability, TraceEvent, TraceHeader,
 };
 
 pub use costs::OpCosts;
@@ -81,6 +81,18 @@ struct Real<'s> {
     /// (level, scale) of each live ciphertext.
     meta: HashMap<ObjId, (usize, f64)>,
     hoisted: Option<HoistedCiphertext>,
+    /// The store's budget charged for `hoisted` while it lives: an untouched reservation
+    /// (`alloc` maps zero pages lazily), so DRAM objects plus the decomposition stay within
+    /// the budget although the decomposition itself is process memory.
+    hoist_charge: Option<BlockWriter<'s>>,
+}
+
+impl Real<'_> {
+    /// Drops the hoisted decomposition and gives its bytes back to the budget.
+    fn drop_hoisted(&mut self) {
+        self.hoisted = None;
+        self.hoist_charge = None;
+    }
 }
 
 enum Backend<'s> {
@@ -178,6 +190,7 @@ impl<'s> Executor<'s> {
             keys: KeySet::default(),
             meta: HashMap::new(),
             hoisted: None,
+            hoist_charge: None,
         };
         Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
     }
@@ -316,7 +329,7 @@ impl<'s> Executor<'s> {
     /// trace stays balanced.
     fn discard_live(&mut self) {
         let Backend::Real(real) = &mut self.backend else { return };
-        real.hoisted = None;
+        real.drop_hoisted();
         let mut live: Vec<ObjId> = real.meta.drain().map(|(obj, _)| obj).collect();
         live.sort_by_key(|o| o.index());
         for obj in live {
@@ -387,7 +400,7 @@ impl<'s> Executor<'s> {
             }
         }
         if let Backend::Real(real) = &mut self.backend {
-            real.hoisted = None;
+            real.drop_hoisted();
         }
         Ok(report)
     }
@@ -491,15 +504,25 @@ impl Views<'_> {
 
 /// Pins a step's objects, computes it, releases the pins and puts its results. Returns the
 /// compute time and the (object, length) of each result.
-fn exec_step(
-    real: &mut Real<'_>,
+fn exec_step<'s>(
+    real: &mut Real<'s>,
     program: &Program,
     ids: &[ObjectId],
     op: &Op,
     step: &Step,
 ) -> Result<(u64, Vec<(ObjId, u64)>)> {
-    let Real { store, ctx, eval, scratch, keys, meta, hoisted, .. } = real;
-    let store: &TieredStore = store;
+    if step.name == "hoist" {
+        // The previous decomposition is dead; charge the new one before making it.
+        real.drop_hoisted();
+        if let Op::HoistedRotate { src, .. } = op {
+            let level = real.meta.get(src).map_or(0, |m| m.0);
+            let sizes = program.sizes();
+            real.hoist_charge =
+                Some(real.store.alloc(sizes.decomposition(level) + sizes.plaintext(level))?);
+        }
+    }
+    let Real { store, ctx, eval, scratch, keys, meta, hoisted, hoist_charge, .. } = real;
+    let store: &'s TieredStore = store;
     let guards = step
         .pins
         .iter()
@@ -562,6 +585,13 @@ fn exec_step(
     };
     let ns = t.elapsed().as_nanos() as u64;
     drop(guards);
+    if let Op::HoistedRotate { rots, .. } = op {
+        if step.writes.first().is_some_and(|w| rots.last().map(|r| r.2) == Some(*w)) {
+            // The last rotation of the group: the decomposition is dead before the put.
+            *hoisted = None;
+            *hoist_charge = None;
+        }
+    }
     let mut written = Vec::new();
     if let Some((dst, ct)) = out {
         meta.insert(dst, (ct.level(), ct.scale()));

@@ -217,3 +217,67 @@ fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reaso
     assert!(st.stats().dram_in_use <= in_use_before.max(key), "{:?}", st.stats());
     ex.trace().validate().unwrap();
 }
+
+/// DRAM a step holds at once: its pins, or (after they are released) its result, plus the
+/// hoisted decomposition while a hoisted rotation runs when `charge_hoist`.
+fn step_need(c: &Compiled, charge_hoist: bool) -> u64 {
+    let p = &c.program;
+    let bytes = |o: &ObjId| p.objects()[o.index()].bytes;
+    let sizes = p.sizes();
+    p.ops()
+        .iter()
+        .flat_map(|r| {
+            let charge = match &r.op {
+                Op::HoistedRotate { src, .. } if charge_hoist => {
+                    let l = p.objects()[src.index()].level;
+                    sizes.decomposition(l) + sizes.plaintext(l)
+                }
+                _ => 0,
+            };
+            steps(&r.op).into_iter().map(move |s| {
+                let pins: u64 = s.pins.iter().map(bytes).sum();
+                let writes: u64 = s.writes.iter().map(bytes).sum();
+                pins.max(writes) + charge
+            })
+        })
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn the_hoisted_decomposition_is_charged_to_the_budget() {
+    let (m, c, ctx) = digits();
+    let without = step_need(&c, false);
+    let with = step_need(&c, true);
+    assert!(with > without, "a hoisted step must be the largest once charged");
+    let slack = 64 << 10;
+    // Enough for every step's objects, but not for a hoisted step's objects plus its
+    // decomposition: the run fails with a typed error instead of exceeding the budget.
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), without + slack, true);
+    let keyset = KeySetId::from_seed(&SK_SEED);
+    let tag = weights_tag(m.weights_hash(), ctx.params().id());
+    let mut kg = KeyGenerator::with_seed(&ctx, SK_SEED);
+    let sk = kg.secret_key();
+    let mut ex = Executor::real(&c.program, tag, keyset, &st, &ctx).unwrap();
+    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    ex.prepare_weights().unwrap();
+    let params = ctx.params();
+    let x = m.prepare_input(m.test_set().unwrap().image(0)).unwrap();
+    let pt = Encoder::new(&ctx)
+        .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
+        .unwrap();
+    let input = Encryptor::with_seed(&ctx, [9; 32]).encrypt_sk(&sk, &pt).unwrap();
+    let err = ex.run(Some(&input)).unwrap_err();
+    assert!(
+        matches!(store_error(&err), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
+        "{err:?}"
+    );
+    drop(ex);
+    drop(st);
+    // With room for the decomposition too, the same run completes within the budget.
+    let st = store(dir.path(), with + slack, false);
+    let (_, _, worst) = run_real(&m, &c, &ctx, &st, 0..1);
+    assert!(worst < 1e-3);
+    assert!(st.stats().peak_dram <= with + slack);
+}

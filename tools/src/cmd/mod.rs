@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod bench_model;
 pub mod demo;
 pub mod inspect;
 pub mod plan;
+pub mod rss;
 pub mod run;

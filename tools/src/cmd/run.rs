@@ -12,10 +12,12 @@ use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::ckks::Preset;
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
+use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::{PolicyConfig, TieredStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::cmd::rss::{self, RssSample};
 use crate::fmt;
 
 /// The models compiled into the binary (description, weights, test set).
@@ -85,9 +87,13 @@ pub struct RunArgs {
     /// directory reuses its keys and encoded weights.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Use O_DIRECT for the pool (so the page cache cannot hold "PM" data in DRAM).
-    #[arg(long)]
+    /// Use O_DIRECT for the pool (the default: the page cache cannot hold "PM" data in DRAM,
+    /// and the process's RSS is then the store's budget plus its own working memory).
+    #[arg(long, hide = true, conflicts_with = "mmap")]
     direct: bool,
+    /// Map the pool files instead (faster on tmpfs/DAX; touched pool pages then count in RSS).
+    #[arg(long)]
+    mmap: bool,
     /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
     #[arg(
         long,
@@ -111,6 +117,8 @@ struct RunReport {
     dram_budget: u64,
     store_peak_dram: u64,
     peak_rss: Option<u64>,
+    /// The process's memory at each stage (VmRSS, VmHWM, anonymous and file-backed pages).
+    rss: Vec<RssSample>,
     bytes_pm_to_dram: u64,
     bytes_dram_to_pm: u64,
     keys_generated: usize,
@@ -162,7 +170,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
             tmp.path().join("pool")
         }
     };
-    let backend = if args.direct { Backend::Direct } else { Backend::Mmap };
+    let backend = if args.mmap { Backend::Mmap } else { Backend::Direct };
     let opts = PoolOptions::default().backend(backend).segment_size(64 << 20);
     let pool = if dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
         Pool::open(&dir, opts).with_context(|| format!("opening pool {}", dir.display()))?.0
@@ -175,13 +183,23 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
         PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
     };
-    let store =
-        TieredStore::builder().dram_budget(budget).pool(pool).policy(policy.clone()).build()?;
+    let mut builder = TieredStore::builder().dram_budget(budget).pool(pool).policy(policy.clone());
+    if matches!(policy, PolicyConfig::Alpha { .. }) {
+        // α prices DRAM against PM: calibrate both tiers briefly next to the pool.
+        let parent = dir.parent().map_or_else(std::env::temp_dir, |p| p.to_path_buf());
+        let label = format!("file in {}", parent.display());
+        let mut o = CalibrationOptions::new(&parent, backend == Backend::Direct, label);
+        (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
+        builder = builder.cost_model(calibrate(&o).context("calibrating the tiers for alpha")?);
+    }
+    let store = builder.build()?;
 
+    let mut stages = vec![rss::sample("store ready")];
     let t0 = Instant::now();
     let mut session = Session::new(&model, &compiled, &store, parse_seed(&args.sk_seed)?)
         .context("preparing keys and weights")?;
     let setup = t0.elapsed().as_secs_f64();
+    stages.push(rss::sample("keys and weights ready"));
 
     let n = if args.all { tests.len() } else { args.images.min(tests.len()) };
     let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(n as u64) };
@@ -203,6 +221,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     }
     bar.finish_and_clear();
     let secs = t1.elapsed().as_secs_f64();
+    stages.push(rss::sample("after the images"));
     let st = store.stats();
     let out = RunReport {
         model: name.into(),
@@ -218,6 +237,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         dram_budget: budget,
         store_peak_dram: st.peak_dram,
         peak_rss: peak_rss(),
+        rss: stages,
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,
@@ -234,7 +254,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         "hetier run — encrypted {} (log N = {}, depth {}), {} policy, pool {}",
         out.model, out.log_n, out.depth, out.policy, out.pool
     );
-    let rss = out.peak_rss.map_or_else(|| "unknown".into(), fmt::bytes);
+    let rss = rss_summary(&out);
     let rows = vec![
         vec![
             "agreement with plaintext".into(),
@@ -256,10 +276,14 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
             ),
         ],
         vec![
-            "DRAM budget".into(),
-            format!("{} (store peak {})", fmt::bytes(budget), fmt::bytes(st.peak_dram)),
+            "store DRAM budget".into(),
+            format!(
+                "{} (store peak {}; objects and the hoisted decomposition)",
+                fmt::bytes(budget),
+                fmt::bytes(st.peak_dram)
+            ),
         ],
-        vec!["peak RSS".into(), rss],
+        vec!["process peak RSS".into(), rss],
         vec![
             "bytes moved".into(),
             format!(
@@ -271,4 +295,25 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     ];
     fmt::table(&["", "value"], &rows);
     Ok(())
+}
+
+/// The process's peak RSS and what it is made of: the store's DRAM (≤ budget) is anonymous
+/// memory; the rest is the CKKS context, key-switch scratch, key-generation transients of the
+/// setup and the binary; file-backed pages are the binary and, with `--mmap`, the pool.
+fn rss_summary(out: &RunReport) -> String {
+    let Some(peak) = out.peak_rss else { return "unknown".into() };
+    let at = |stage: &str| out.rss.iter().find(|r| r.stage == stage);
+    let (Some(start), Some(setup), Some(end)) =
+        (at("store ready"), at("keys and weights ready"), at("after the images"))
+    else {
+        return fmt::bytes(peak);
+    };
+    format!(
+        "{} (VmHWM, read by the process) — at start {}, peak after setup {}, at the end {} anon + {} file-backed",
+        fmt::bytes(peak),
+        fmt::bytes(start.rss),
+        fmt::bytes(setup.hwm),
+        fmt::bytes(end.anon),
+        fmt::bytes(end.file),
+    )
 }

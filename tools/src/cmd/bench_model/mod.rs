@@ -1,0 +1,413 @@
+//! `hetier bench-model`: the model-larger-than-DRAM benchmark (issue #6, section 5), an
+//! end-to-end run rather than a criterion suite.
+//!
+//! 1. A `setup` child generates the evaluation keys and encodes the weights into a durable
+//!    pool (O_DIRECT by default) once; later invocations find them and generate nothing.
+//! 2. An all-DRAM child (budget ≥ footprint) runs the encrypted model on a few held-out images
+//!    with fixed encryption seeds: the baseline time and the reference output ciphertexts.
+//! 3. One child per policy (`lru`, `alpha`, `planned`) runs the same images under the small
+//!    budget, each in its own cgroup v1 memory group whose hard limit is the budget plus a
+//!    stated headroom for what lives outside the store (CKKS context, the hoisted
+//!    decomposition, the ciphertext being computed, the client's keys and buffers).
+//!
+//! Memory is observed from outside (sampled VmHWM and the group's max usage). The output
+//! ciphertexts of every run must hash equal to the all-DRAM run's; the decrypted logits are
+//! also compared with the plaintext model. The result is printed as a markdown table.
+
+mod cgroup;
+mod child;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
+use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
+use hetier_tiering::{CostModel, PolicyConfig};
+use serde::Serialize;
+
+use cgroup::{run_child, Cgroup, Observed};
+use child::{ChildReport, Job, JobMode};
+
+use crate::fmt;
+
+pub use child::run as child_main;
+
+/// Flags of `hetier bench-model`.
+#[derive(Args, Debug)]
+pub struct BenchModelArgs {
+    /// Pool directory: keys and weights are generated there once and reused by later runs.
+    #[arg(long, default_value = "/var/tmp/hetier-bench-model")]
+    dir: PathBuf,
+    /// The store's DRAM budget for the tiered runs, MiB.
+    #[arg(long, default_value_t = 1024)]
+    dram_mib: u64,
+    /// Memory the cgroup allows above the budget (process memory outside the store), MiB.
+    #[arg(long, default_value_t = 512)]
+    headroom_mib: u64,
+    /// Policies to run under the budget (comma-separated: lru, alpha, planned,
+    /// planned-noprefetch).
+    #[arg(long, default_value = "lru,alpha,planned")]
+    policies: String,
+    /// Held-out images per run (the first is cold: keys and weights start in the pool).
+    #[arg(long, default_value_t = 2)]
+    images: usize,
+    /// log2 N (the preset of that size: 16 is L = 30, dnum 3).
+    #[arg(long, default_value_t = 16)]
+    log_n: u32,
+    /// A model description to run instead of the embedded digits_wide.
+    #[arg(long)]
+    model_file: Option<PathBuf>,
+    /// Use the mmap pool backend (its page cache counts against the cgroup) instead of O_DIRECT.
+    #[arg(long)]
+    mmap: bool,
+    /// Run without cgroups (no limit; memory still sampled from /proc).
+    #[arg(long)]
+    no_cgroup: bool,
+    /// Only prepare the pool (keys and weights), then stop.
+    #[arg(long)]
+    setup_only: bool,
+}
+
+/// The fixed secret-key seed of the benchmark's key set.
+const SK_SEED: [u8; 32] = *b"hetier bench-model secret seed!!";
+
+#[derive(Serialize)]
+struct RunRow {
+    name: String,
+    policy: String,
+    budget: u64,
+    cgroup_limit: Option<u64>,
+    report: Option<ChildReport>,
+    hwm: u64,
+    peak_anon: u64,
+    cgroup_max: Option<u64>,
+    cgroup_failcnt: Option<u64>,
+    failed: bool,
+    oom_killed: bool,
+    outputs_equal_all_dram: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    model: String,
+    pool: String,
+    setup: ChildReport,
+    setup_hwm: u64,
+    runs: Vec<RunRow>,
+    plaintext_agreement: Vec<(String, usize, usize, f64)>,
+}
+
+fn child_args(job: &Job) -> Result<Vec<String>> {
+    Ok(vec!["bench-model-child".into(), serde_json::to_string(job)?])
+}
+
+fn run_one(job: &Job, name: &str, limit: Option<u64>) -> Result<(Option<ChildReport>, Observed)> {
+    let cg = match limit {
+        Some(l) => Some(Cgroup::create(
+            &format!("hetier-bench-model-{}-{name}", std::process::id()),
+            Some(l),
+        )?),
+        None => None,
+    };
+    let (out, obs) = run_child(&child_args(job)?, cg.as_ref())?;
+    let report = match out {
+        Some(line) => {
+            Some(serde_json::from_str(&line).with_context(|| format!("{name}: parsing {line:?}"))?)
+        }
+        None => None,
+    };
+    Ok((report, obs))
+}
+
+fn model_name(args: &BenchModelArgs) -> Result<String> {
+    Ok(match &args.model_file {
+        Some(p) => Model::load(p)?.name().to_owned(),
+        None => child::DEFAULT_MODEL.0.to_owned(),
+    })
+}
+
+fn test_set(args: &BenchModelArgs) -> Result<TestSet> {
+    Ok(match &args.model_file {
+        Some(p) => Model::load(p)?.test_set()?,
+        None => {
+            let (name, desc, weights, test) = child::DEFAULT_MODEL;
+            let _ = Model::from_parts(ModelDesc::from_json(desc)?, weights)?;
+            TestSet::from_bytes(&format!("{name}.test.safetensors"), test)?
+        }
+    })
+}
+
+/// The tier cost model the policies use: calibrated once next to the pool (a few seconds of
+/// large-object reads and writes through the same backend) and reused by later invocations.
+fn cost_model(args: &BenchModelArgs, json: bool) -> Result<PathBuf> {
+    let path = args.dir.with_extension("cost-model.json");
+    if CostModel::load(&path).is_ok() {
+        return Ok(path);
+    }
+    let parent = args.dir.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+    if !json {
+        eprintln!("calibrating DRAM and the PM tier in {} ...", parent.display());
+    }
+    let o = CalibrationOptions::new(&parent, !args.mmap, format!("file in {}", parent.display()));
+    let m = calibrate(&o)?;
+    m.save(&path)?;
+    Ok(path)
+}
+
+/// Runs `hetier bench-model`.
+pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
+    let policies: Vec<(String, PolicyConfig)> = args
+        .policies
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            PolicyConfig::parse(s)
+                .map(|p| (s.to_owned(), p))
+                .context(format!("unknown policy {s:?}"))
+        })
+        .collect::<Result<_>>()?;
+    let use_cgroup = !args.no_cgroup;
+    if use_cgroup && !Cgroup::available() {
+        bail!("no cgroup v1 memory controller at /sys/fs/cgroup/memory (pass --no-cgroup)");
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let budget = args.dram_mib << 20;
+    let headroom = args.headroom_mib << 20;
+    let mut job = Job {
+        mode: JobMode::Setup,
+        pool_dir: args.dir.clone(),
+        model_file: args.model_file.clone(),
+        log_n: args.log_n,
+        budget: budget.max(1 << 30),
+        policy: PolicyConfig::Lru,
+        images: args.images,
+        sk_seed: SK_SEED,
+        direct: !args.mmap,
+        cost_model: None,
+    };
+    let name = model_name(args)?;
+    if !json {
+        eprintln!(
+            "setup: keys and weights of {name} at log N = {} into {} ...",
+            args.log_n,
+            args.dir.display()
+        );
+    }
+    let (setup, setup_obs) = run_one(&job, "setup", None)?;
+    let setup = setup.context("the setup child failed")?;
+    let fp = setup.footprint;
+    if !json {
+        eprintln!(
+            "setup: {} keys generated, {} reused, {} weights encoded in {:.1} s; footprint {}",
+            setup.keys_generated,
+            setup.keys_reused,
+            setup.weights_encoded,
+            setup.prepare_seconds,
+            fmt::bytes(fp.total())
+        );
+    }
+    if args.setup_only {
+        return Ok(());
+    }
+
+    job.mode = JobMode::Run;
+    job.cost_model = Some(cost_model(args, json)?);
+    // Room for everything at once, plus the ciphertexts being written and slack.
+    let all_dram = fp.total() + fp.total() / 20 + (256 << 20);
+    let mut plan = vec![("all-DRAM".to_owned(), PolicyConfig::Lru, all_dram)];
+    plan.extend(policies.into_iter().map(|(n, p)| (n, p, budget)));
+    let mut rows: Vec<RunRow> = Vec::new();
+    for (run_name, policy, b) in plan {
+        job.policy = policy.clone();
+        job.budget = b;
+        let limit = use_cgroup.then_some(b + headroom);
+        if !json {
+            eprintln!(
+                "run {run_name}: budget {}, cgroup limit {} ...",
+                fmt::bytes(b),
+                limit.map_or("none".into(), fmt::bytes)
+            );
+        }
+        let (report, obs) = run_one(&job, &run_name, limit)?;
+        rows.push(RunRow {
+            name: run_name,
+            policy: policy.name().to_owned(),
+            budget: b,
+            cgroup_limit: limit,
+            report,
+            hwm: obs.hwm,
+            peak_anon: obs.peak_anon,
+            cgroup_max: obs.cgroup_max,
+            cgroup_failcnt: obs.cgroup_failcnt,
+            failed: obs.failed,
+            oom_killed: obs.oom_killed,
+            outputs_equal_all_dram: None,
+        });
+    }
+    let base_hashes: Option<Vec<u64>> =
+        rows[0].report.as_ref().map(|r| r.images.iter().map(|i| i.output_hash).collect());
+    for row in rows.iter_mut() {
+        if let (Some(base), Some(r)) = (&base_hashes, &row.report) {
+            let hashes: Vec<u64> = r.images.iter().map(|i| i.output_hash).collect();
+            row.outputs_equal_all_dram = Some(&hashes == base);
+        }
+    }
+    let tests = test_set(args)?;
+    let agreement = rows
+        .iter()
+        .filter_map(|row| {
+            let r = row.report.as_ref()?;
+            let mut agree = 0;
+            let mut err = 0.0f64;
+            for im in &r.images {
+                let want = tests.reference_logits(im.index);
+                agree += usize::from(argmax(&im.logits) == argmax(want));
+                err = im.logits.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(err, f64::max);
+            }
+            Some((row.name.clone(), agree, r.images.len(), err))
+        })
+        .collect();
+    let pm = rows.iter().find_map(|r| r.report.as_ref()).map_or(setup.pm.clone(), |r| r.pm.clone());
+    let report = BenchReport {
+        model: name,
+        pool: format!("{} ({pm})", args.dir.display()),
+        setup,
+        setup_hwm: setup_obs.hwm,
+        runs: rows,
+        plaintext_agreement: agreement,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report, headroom);
+    }
+    let bad: Vec<&str> = report
+        .runs
+        .iter()
+        .filter(|r| r.failed || r.outputs_equal_all_dram != Some(true))
+        .map(|r| r.name.as_str())
+        .collect();
+    if !bad.is_empty() {
+        bail!("runs failed or differ from the all-DRAM outputs: {}", bad.join(", "));
+    }
+    Ok(())
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.0}", b as f64 / (1u64 << 20) as f64)
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.2}", b as f64 / (1u64 << 30) as f64)
+}
+
+fn print_report(r: &BenchReport, headroom: u64) {
+    let s = &r.setup;
+    let fp = s.footprint;
+    let budget = r.runs.get(1).map_or(0, |x| x.budget);
+    println!(
+        "## hetier bench-model — encrypted {} at log N = {} (L = {}), pool {}\n",
+        r.model, s.log_n, s.max_level, r.pool
+    );
+    println!(
+        "Footprint: keys {} ({} objects) + encoded weights {} ({} objects) + peak live ciphertexts {} \
+         = **{}** ({} of ciphertexts written per inference); keys + ciphertexts alone {}. \
+         DRAM budget {} → footprint **{:.1}×** the budget (keys + ciphertexts {:.1}×). \
+         cgroup limit = budget + {} headroom. Setup (this invocation): {} keys generated, {} reused, \
+         {} weights encoded, {:.1} s.\n",
+        fmt::bytes(fp.keys),
+        fp.key_count,
+        fmt::bytes(fp.weights),
+        fp.weight_count,
+        fmt::bytes(fp.peak_live_ciphertexts),
+        fmt::bytes(fp.total()),
+        fmt::bytes(fp.ciphertexts_written),
+        fmt::bytes(fp.keys + fp.peak_live_ciphertexts),
+        fmt::bytes(budget),
+        fp.total() as f64 / budget.max(1) as f64,
+        (fp.keys + fp.peak_live_ciphertexts) as f64 / budget.max(1) as f64,
+        fmt::bytes(headroom),
+        s.keys_generated,
+        s.keys_reused,
+        s.weights_encoded,
+        s.prepare_seconds,
+    );
+    let base = r
+        .runs
+        .first()
+        .and_then(|x| x.report.as_ref())
+        .and_then(|x| x.images.last())
+        .map(|i| i.seconds);
+    println!("| run | DRAM budget MiB | cgroup limit MiB | image 1 (cold) s | last image s | × all-DRAM | compute s | PM→DRAM GiB | DRAM→PM GiB | store peak MiB | peak RSS (VmHWM) MiB | cgroup max MiB | outputs = all-DRAM |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in &r.runs {
+        let limit = row.cgroup_limit.map_or("–".into(), mib);
+        let cg = row.cgroup_max.map_or("–".into(), mib);
+        let Some(rep) = &row.report else {
+            println!(
+                "| {} | {} | {} | failed{} | | | | | | | {} | {} | |",
+                row.name,
+                mib(row.budget),
+                limit,
+                if row.oom_killed { " (OOM-killed)" } else { "" },
+                mib(row.hwm),
+                cg
+            );
+            continue;
+        };
+        let first = rep.images.first();
+        let last = rep.images.last();
+        let moved_in: u64 = rep.images.iter().map(|i| i.pm_to_dram).sum();
+        let moved_out: u64 = rep.images.iter().map(|i| i.dram_to_pm).sum();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            mib(row.budget),
+            limit,
+            first.map_or("–".into(), |i| format!("{:.1}", i.seconds)),
+            last.map_or("–".into(), |i| format!("{:.1}", i.seconds)),
+            match (last, base) {
+                (Some(l), Some(b)) => format!("{:.2}", l.seconds / b),
+                _ => "–".into(),
+            },
+            last.map_or("–".into(), |i| format!("{:.1}", i.compute_seconds)),
+            gib(moved_in),
+            gib(moved_out),
+            mib(rep.stats.peak_dram),
+            mib(row.hwm),
+            cg,
+            match row.outputs_equal_all_dram {
+                Some(true) => "yes (bit-equal)",
+                Some(false) => "**NO**",
+                None => "–",
+            }
+        );
+    }
+    println!();
+    println!(
+        "Times are wall seconds per encrypted image; × all-DRAM compares the last image (steady \
+         state); compute is the sum of the steps' own times in that image (the rest is waiting \
+         for the store). PM→DRAM / DRAM→PM are the store's bytes moved over all {} images of the \
+         run. Peak RSS and cgroup max are read from outside the child. PM tier: {}.",
+        r.runs.first().and_then(|x| x.report.as_ref()).map_or(0, |x| x.images.len()),
+        r.pool
+    );
+    println!();
+    for row in &r.runs {
+        let Some(rep) = &row.report else { continue };
+        let ctx = rep.rss.iter().find(|x| x.stage == "CKKS context").map_or(0, |x| x.rss);
+        println!(
+            "- {}: process memory outside the store = peak RSS − store peak = {} MiB (CKKS context \
+             and process start {} MiB; the rest is key-switch scratch, the result being written, \
+             the client's ciphertext, plaintext and secret key)",
+            row.name,
+            mib(row.hwm.saturating_sub(rep.stats.peak_dram)),
+            mib(ctx)
+        );
+    }
+    for (name, agree, n, err) in &r.plaintext_agreement {
+        println!("- {name}: argmax = plaintext on {agree}/{n} images, max logit error {err:.2e}");
+    }
+}

@@ -1,0 +1,63 @@
+//! The process's own memory, read from `/proc/self/status`: what makes up the resident set
+//! (anonymous memory vs mapped file pages) at named stages of a run.
+
+use serde::{Deserialize, Serialize};
+
+/// The resident set at one stage of a run, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RssSample {
+    /// What had just happened.
+    pub stage: String,
+    /// Resident set now (VmRSS).
+    pub rss: u64,
+    /// Peak resident set so far (VmHWM).
+    pub hwm: u64,
+    /// Anonymous resident memory (heap, the store's DRAM tier, stacks).
+    pub anon: u64,
+    /// Resident pages of mapped files (the binary, an mmap'd pool).
+    pub file: u64,
+}
+
+fn field(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Parses the memory fields of a `/proc/<pid>/status` text.
+pub fn parse(stage: &str, status: &str) -> RssSample {
+    RssSample {
+        stage: stage.to_owned(),
+        rss: field(status, "VmRSS:"),
+        hwm: field(status, "VmHWM:"),
+        anon: field(status, "RssAnon:"),
+        file: field(status, "RssFile:"),
+    }
+}
+
+/// Samples this process now (all zero where /proc is unavailable).
+pub fn sample(stage: &str) -> RssSample {
+    parse(stage, &std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_status_fields_in_bytes() {
+        let s = "Name:\thetier\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nRssAnon:\t 512 kB\nRssFile:\t 256 kB\n";
+        let r = parse("x", s);
+        assert_eq!((r.rss, r.hwm, r.anon, r.file), (1 << 20, 2 << 20, 512 << 10, 256 << 10));
+        assert_eq!(parse("y", "").rss, 0);
+    }
+
+    #[test]
+    fn this_process_has_a_resident_set() {
+        let r = sample("now");
+        assert!(r.rss > 0 && r.hwm >= r.rss && r.anon > 0);
+    }
+}
