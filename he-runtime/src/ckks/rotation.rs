@@ -214,6 +214,18 @@ impl Evaluator {
         self.apply_galois(a, g, key, scratch)
     }
 
+    /// [`Self::conjugate`] into a caller's buffer of 2·(level+1)·N words.
+    pub fn conjugate_into<A: AsRef<[u64]>, K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        key: &GaloisKey<K>,
+        scratch: &mut Scratch,
+        out: O,
+    ) -> Result<Ciphertext<O>> {
+        let g = self.ctx.galois_element_conjugate();
+        self.galois_into(a, g, None, key, scratch, out)
+    }
+
     /// Decomposes c_1 once (ModUp of every digit) for any number of hoisted rotations.
     pub fn hoist<A: AsRef<[u64]>>(
         &self,

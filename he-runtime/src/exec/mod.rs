@@ -531,12 +531,35 @@ fn exec_step<'s>(
     let v = Views { ctx, keys, meta, program };
     let g = |k: usize| &guards[k];
     let t = Instant::now();
-    let out: Option<(ObjId, Ciphertext)> = match op {
+    // Key-switch results are computed straight into their store block: no heap result, no
+    // copy, no fresh pages (the block's bytes count against the budget from the start).
+    let block = |level: usize| -> Result<BlockWriter<'s>> {
+        Ok(store.alloc(program.sizes().ciphertext(level))?)
+    };
+    let level_of = |o: &ObjId| meta.get(o).map_or(0, |m| m.0);
+    let out: Option<(ObjId, Output<'s>)> = match op {
         Op::Rotate { dst, src, step: s, key } => {
-            Some((*dst, eval.rotate(&v.ct(*src, g(0))?, *s, &v.galois(*key, g(1))?, scratch)?))
+            let mut w = block(level_of(src))?;
+            let c = eval.rotate_into(
+                &v.ct(*src, g(0))?,
+                *s,
+                &v.galois(*key, g(1))?,
+                scratch,
+                w.as_u64s_mut(),
+            )?;
+            let (level, scale) = (c.level(), c.scale());
+            Some((*dst, Output::Block { w, level, scale }))
         }
         Op::Conjugate { dst, src, key } => {
-            Some((*dst, eval.conjugate(&v.ct(*src, g(0))?, &v.galois(*key, g(1))?, scratch)?))
+            let mut w = block(level_of(src))?;
+            let c = eval.conjugate_into(
+                &v.ct(*src, g(0))?,
+                &v.galois(*key, g(1))?,
+                scratch,
+                w.as_u64s_mut(),
+            )?;
+            let (level, scale) = (c.level(), c.scale());
+            Some((*dst, Output::Block { w, level, scale }))
         }
         Op::HoistedRotate { src, rots } => {
             if step.name == "hoist" {
@@ -551,36 +574,57 @@ fn exec_step<'s>(
                 let h = hoisted
                     .as_ref()
                     .ok_or(Error::MissingObject { id: src.0, reason: "hoisted decomposition" })?;
-                Some((dst, eval.rotate_hoisted(h, s, &v.galois(key, g(0))?, scratch)?))
+                let mut w = block(h.level())?;
+                let c = eval.rotate_hoisted_into(
+                    h,
+                    s,
+                    &v.galois(key, g(0))?,
+                    scratch,
+                    w.as_u64s_mut(),
+                )?;
+                let (level, scale) = (c.level(), c.scale());
+                Some((dst, Output::Block { w, level, scale }))
             }
         }
         Op::MulPlain { dst, ct, pt } => {
-            Some((*dst, eval.mul_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?))
+            Some((*dst, Output::Heap(eval.mul_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?)))
         }
         Op::AddPlain { dst, ct, pt } => {
-            Some((*dst, eval.add_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?))
+            Some((*dst, Output::Heap(eval.add_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?)))
         }
         Op::MulConst { dst, src, value, scale } => {
-            Some((*dst, eval.mul_const(&v.ct(*src, g(0))?, *value, *scale)?))
+            Some((*dst, Output::Heap(eval.mul_const(&v.ct(*src, g(0))?, *value, *scale)?)))
         }
-        Op::MulInt { dst, src, k } => Some((*dst, eval.mul_integer(&v.ct(*src, g(0))?, *k)?)),
-        Op::AddConst { dst, src, value } => {
-            Some((*dst, eval.add_const(&v.ct(*src, g(0))?, Complex64::new(*value, 0.0))?))
+        Op::MulInt { dst, src, k } => {
+            Some((*dst, Output::Heap(eval.mul_integer(&v.ct(*src, g(0))?, *k)?)))
         }
-        Op::Add { dst, a, b } => Some((*dst, eval.add(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)),
-        Op::Sub { dst, a, b } => Some((*dst, eval.sub(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)),
+        Op::AddConst { dst, src, value } => Some((
+            *dst,
+            Output::Heap(eval.add_const(&v.ct(*src, g(0))?, Complex64::new(*value, 0.0))?),
+        )),
+        Op::Add { dst, a, b } => {
+            Some((*dst, Output::Heap(eval.add(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)))
+        }
+        Op::Sub { dst, a, b } => {
+            Some((*dst, Output::Heap(eval.sub(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)))
+        }
         Op::MulRelin { dst, a, b, key } => Some((
             *dst,
-            eval.mul_relin(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?, &v.relin(*key, g(2))?, scratch)?,
+            Output::Heap(eval.mul_relin(
+                &v.ct(*a, g(0))?,
+                &v.ct(*b, g(1))?,
+                &v.relin(*key, g(2))?,
+                scratch,
+            )?),
         )),
-        Op::Rescale { dst, src } => Some((*dst, eval.rescale(&v.ct(*src, g(0))?)?)),
+        Op::Rescale { dst, src } => Some((*dst, Output::Heap(eval.rescale(&v.ct(*src, g(0))?)?))),
         Op::Relabel { dst, src, scale } => {
             let mut c = v.ct(*src, g(0))?.to_owned_ct();
             c.set_scale(*scale);
-            Some((*dst, c))
+            Some((*dst, Output::Heap(c)))
         }
         Op::LevelDrop { dst, src, level } => {
-            Some((*dst, eval.drop_to_level(&v.ct(*src, g(0))?, *level)?))
+            Some((*dst, Output::Heap(eval.drop_to_level(&v.ct(*src, g(0))?, *level)?)))
         }
     };
     let ns = t.elapsed().as_nanos() as u64;
@@ -593,17 +637,29 @@ fn exec_step<'s>(
         }
     }
     let mut written = Vec::new();
-    if let Some((dst, ct)) = out {
-        meta.insert(dst, (ct.level(), ct.scale()));
-        let words = ct.as_words();
-        let len = words.len() as u64 * 8;
-        let mut w = store.alloc(len)?;
-        w.as_u64s_mut().copy_from_slice(words);
-        drop(ct);
+    if let Some((dst, out)) = out {
+        let (w, level, scale) = match out {
+            Output::Block { w, level, scale } => (w, level, scale),
+            Output::Heap(ct) => {
+                let words = ct.as_words();
+                let mut w = store.alloc(words.len() as u64 * 8)?;
+                w.as_u64s_mut().copy_from_slice(words);
+                (w, ct.level(), ct.scale())
+            }
+        };
+        meta.insert(dst, (level, scale));
+        let len = w.len() as u64;
         store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
         written.push((dst, len));
     }
     Ok((ns, written))
+}
+
+/// A step's result: computed on the heap (copied into a store block after the pins drop), or
+/// straight into its store block.
+enum Output<'s> {
+    Heap(Ciphertext),
+    Block { w: BlockWriter<'s>, level: usize, scale: f64 },
 }
 
 #[cfg(test)]
