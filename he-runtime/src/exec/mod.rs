@@ -648,7 +648,7 @@ fn exec_step<'s>(
             }
         };
         meta.insert(dst, (level, scale));
-        let len = w.len() as u64;
+        let len = w.len();
         store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
         written.push((dst, len));
     }
