@@ -88,6 +88,38 @@ fn linear_ops(f: &mut Fixture) {
     let m = f.eval.rescale(&m).unwrap();
     let want: Vec<f64> = a.iter().map(|x| 0.3 * x).collect();
     assert!(max_err(&f.decrypt_real(&m), &want) < MUL_BOUND);
+
+    // In-place and into-buffer forms (as a runtime computing in its own blocks uses them) give
+    // the allocating forms' exact words; a buffer of the wrong size is a typed error.
+    let words = ca.as_words().len();
+    let mut buf = vec![u64::MAX; words];
+    let mut x = f.eval.copy_into(&ca, &mut buf[..]).unwrap();
+    f.eval.mul_plain_assign(&mut x, &pb).unwrap();
+    assert_eq!(x.as_words(), f.eval.mul_plain(&ca, &pb).unwrap().as_words());
+    assert_eq!(x.scale(), ca.scale() * pb.scale());
+    let mut x = f.eval.copy_into(&ca, &mut buf[..]).unwrap();
+    f.eval.sub_assign(&mut x, &cb).unwrap();
+    assert_eq!(x.as_words(), f.eval.sub(&ca, &cb).unwrap().as_words());
+    let mut x = f.eval.copy_into(&ca, &mut buf[..]).unwrap();
+    f.eval.add_plain_assign(&mut x, &pb).unwrap();
+    f.eval.sub_plain_assign(&mut x, &pb).unwrap();
+    f.eval.add_const_assign(&mut x, c).unwrap();
+    f.eval.mul_const_assign(&mut x, 0.3, scale).unwrap();
+    let y = f.eval.mul_const(&f.eval.add_const(&ca, c).unwrap(), 0.3, scale).unwrap();
+    assert_eq!(x.as_words(), y.as_words());
+    let low = words / (top + 1) * top;
+    let r = f.eval.rescale_into(&y, &mut buf[..low]).unwrap();
+    assert_eq!(r.as_words(), f.eval.rescale(&y).unwrap().as_words());
+    let r = f.eval.drop_to_level_into(&ca, top - 1, &mut buf[..low]).unwrap();
+    assert_eq!(r.as_words(), f.eval.drop_to_level(&ca, top - 1).unwrap().as_words());
+    assert!(matches!(
+        f.eval.rescale_into(&y, &mut buf[..]),
+        Err(hetier_he::Error::BufferLength { .. })
+    ));
+    assert!(matches!(
+        f.eval.copy_into(&ca, &mut buf[1..]),
+        Err(hetier_he::Error::BufferLength { .. })
+    ));
 }
 
 fn products(f: &mut Fixture) {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::context::Context;
 use super::fft::Complex64;
-use super::ring::{add_mod, mul_shoup, neg_mod, shoup, sub_mod};
+use super::ring::neg_mod;
 use crate::error::{Error, Result};
 use crate::math::Modulus;
 
@@ -52,7 +52,7 @@ impl Evaluator {
         Ok(())
     }
 
-    fn check_pair<A: AsRef<[u64]>, B: AsRef<[u64]>>(
+    pub(crate) fn check_pair<A: AsRef<[u64]>, B: AsRef<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         b: &Ciphertext<B>,
@@ -72,7 +72,7 @@ impl Evaluator {
         Ok(())
     }
 
-    fn check_plain<A: AsRef<[u64]>, B: AsRef<[u64]>>(
+    pub(crate) fn check_plain<A: AsRef<[u64]>, B: AsRef<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         p: &Plaintext<B>,
@@ -179,39 +179,15 @@ impl Evaluator {
         Ok(out)
     }
 
-    fn plain_op<A, B, F>(
-        &self,
-        a: &Ciphertext<A>,
-        p: &Plaintext<B>,
-        parts: usize,
-        f: F,
-    ) -> Ciphertext
-    where
-        A: AsRef<[u64]>,
-        B: AsRef<[u64]>,
-        F: Fn(&super::ring::Prime, &mut [u64], &[u64]) + Sync,
-    {
-        let n = self.ctx.n();
-        let mut out = a.to_owned_ct();
-        let l1 = a.level + 1;
-        let pd: &[u64] = p.data.as_ref();
-        for part in 0..parts {
-            out.part_mut(part).par_chunks_mut(n).enumerate().for_each(|(i, o)| {
-                f(self.ctx.prime(i), o, &pd[i * n..(i + 1) * n]);
-            });
-        }
-        debug_assert!(l1 <= p.level + 1);
-        out
-    }
-
     /// ct + pt (pt at the ciphertext's level or above, same scale).
     pub fn add_plain<A: AsRef<[u64]>, B: AsRef<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         p: &Plaintext<B>,
     ) -> Result<Ciphertext> {
-        self.check_plain(a, p, true)?;
-        Ok(self.plain_op(a, p, 1, |pr, o, x| pr.modulus.add_assign_slice(o, x)))
+        let mut out = a.to_owned_ct();
+        self.add_plain_assign(&mut out, p)?;
+        Ok(out)
     }
 
     /// ct − pt (pt at the ciphertext's level or above, same scale).
@@ -220,8 +196,9 @@ impl Evaluator {
         a: &Ciphertext<A>,
         p: &Plaintext<B>,
     ) -> Result<Ciphertext> {
-        self.check_plain(a, p, true)?;
-        Ok(self.plain_op(a, p, 1, |pr, o, x| pr.modulus.sub_assign_slice(o, x)))
+        let mut out = a.to_owned_ct();
+        self.sub_plain_assign(&mut out, p)?;
+        Ok(out)
     }
 
     /// ct · pt; the result's scale is the product of the scales.
@@ -230,9 +207,8 @@ impl Evaluator {
         a: &Ciphertext<A>,
         p: &Plaintext<B>,
     ) -> Result<Ciphertext> {
-        self.check_plain(a, p, false)?;
-        let mut out = self.plain_op(a, p, a.parts, |pr, o, x| pr.modulus.mul_assign_slice(o, x));
-        out.scale = a.scale * p.scale;
+        let mut out = a.to_owned_ct();
+        self.mul_plain_assign(&mut out, p)?;
         Ok(out)
     }
 
@@ -242,48 +218,15 @@ impl Evaluator {
         a: &Ciphertext<A>,
         c: Complex64,
     ) -> Result<Ciphertext> {
-        self.check_ct(a)?;
-        let n = self.ctx.n();
-        let re = (c.re * a.scale).round();
-        let im = (c.im * a.scale).round();
-        if !(re.is_finite() && im.is_finite() && re.abs() < 9.0e18 && im.abs() < 9.0e18) {
-            return Err(Error::EncodingOverflow {
-                value: c.re.max(c.im),
-                scale_log2: a.scale.log2(),
-            });
-        }
-        let (re, im) = (re as i64, im as i64);
         let mut out = a.to_owned_ct();
-        out.part_mut(0).par_chunks_mut(n).enumerate().for_each(|(i, o)| {
-            let p = self.ctx.prime(i);
-            if im == 0 {
-                // A constant polynomial is the same constant at every NTT point.
-                let r = p.reduce_i64(re);
-                o.iter_mut().for_each(|x| *x = add_mod(*x, r, p.q));
-            } else {
-                // i ↦ X^(N/2): its evaluation at ζ^(5^j) is i for every slot.
-                let mut t = vec![0u64; n];
-                t[0] = p.reduce_i64(re);
-                t[n / 2] = p.reduce_i64(im);
-                p.ntt(&mut t);
-                o.iter_mut().zip(&t).for_each(|(x, &y)| *x = add_mod(*x, y, p.q));
-            }
-        });
+        self.add_const_assign(&mut out, c)?;
         Ok(out)
     }
 
     /// Multiplies by the integer `k` (no scale change).
     pub fn mul_integer<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>, k: i64) -> Result<Ciphertext> {
-        self.check_ct(a)?;
-        let n = self.ctx.n();
-        let l1 = a.level + 1;
         let mut out = a.to_owned_ct();
-        out.data.par_chunks_mut(n).enumerate().for_each(|(idx, o)| {
-            let p = self.ctx.prime(idx % l1);
-            let w = p.reduce_i64(k);
-            let ws = shoup(w, p.q);
-            o.iter_mut().for_each(|x| *x = mul_shoup(*x, w, ws, p.q));
-        });
+        self.mul_integer_assign(&mut out, k)?;
         Ok(out)
     }
 
@@ -295,12 +238,8 @@ impl Evaluator {
         c: f64,
         scale: f64,
     ) -> Result<Ciphertext> {
-        let v = (c * scale).round();
-        if !(v.is_finite() && v.abs() < 9.0e18) {
-            return Err(Error::EncodingOverflow { value: c, scale_log2: scale.log2() });
-        }
-        let mut out = self.mul_integer(a, v as i64)?;
-        out.scale = a.scale * scale;
+        let mut out = a.to_owned_ct();
+        self.mul_const_assign(&mut out, c, scale)?;
         Ok(out)
     }
 
@@ -346,42 +285,9 @@ impl Evaluator {
     /// by q_level.
     pub fn rescale<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>) -> Result<Ciphertext> {
         self.check_ct(a)?;
-        let l = a.level;
-        if l == 0 {
-            return Err(Error::LevelExhausted { level: 0, needed: 1 });
-        }
-        let n = self.ctx.n();
-        let ql = self.ctx.prime(l);
-        let consts = self.ctx.rescale_consts(l);
-        let mut out = Ciphertext::zeros(a.parts, l - 1, a.scale / ql.q as f64, n, a.params_id);
-        for part in 0..a.parts {
-            let src = a.part(part);
-            let mut last = src[l * n..(l + 1) * n].to_vec();
-            ql.intt(&mut last);
-            let last = &last;
-            let half = ql.q / 2;
-            out.part_mut(part).par_chunks_mut(n).enumerate().for_each_init(
-                || vec![0u64; n],
-                |t, (i, o)| {
-                    let p = self.ctx.prime(i);
-                    let ql_mod = ql.q % p.q;
-                    for (tv, &x) in t.iter_mut().zip(last) {
-                        // Centred representative of the last limb, so the division rounds.
-                        *tv = if x > half {
-                            sub_mod(p.reduce_u64(x), ql_mod, p.q)
-                        } else {
-                            p.reduce_u64(x)
-                        };
-                    }
-                    p.ntt(t);
-                    let m = &p.modulus;
-                    o.copy_from_slice(&src[i * n..(i + 1) * n]);
-                    m.sub_assign_slice(o, t);
-                    m.mul_scalar_assign_slice(o, consts[i].0);
-                },
-            );
-        }
-        Ok(out)
+        let level = a.level.checked_sub(1).ok_or(Error::LevelExhausted { level: 0, needed: 1 })?;
+        let out = vec![0; a.parts * (level + 1) * a.n];
+        self.rescale_into(a, out)
     }
 
     /// The same ciphertext restricted to q_0..q_level (no scale change).
@@ -394,12 +300,7 @@ impl Evaluator {
         if level > a.level {
             return Err(Error::InvalidLevel { level, max: a.level });
         }
-        let n = self.ctx.n();
-        let mut out = Ciphertext::zeros(a.parts, level, a.scale, n, a.params_id);
-        for p in 0..a.parts {
-            out.part_mut(p).copy_from_slice(&a.part(p)[..(level + 1) * n]);
-        }
-        Ok(out)
+        self.drop_to_level_into(a, level, vec![0; a.parts * (level + 1) * a.n])
     }
 
     /// Brings two ciphertexts to a common level and scale: the higher one is dropped, and if

@@ -30,6 +30,7 @@ mod encoder;
 mod encryptor;
 mod evaluator;
 mod fft;
+mod in_place;
 mod keys;
 mod keyswitch;
 mod params;
