@@ -99,6 +99,11 @@ impl<C: AsRef<[u64]>> Ciphertext<C> {
         let len = (self.level + 1) * self.n;
         &self.data.as_ref()[p * len..(p + 1) * len]
     }
+    /// The container holding the words (e.g. a store block the ciphertext was computed into).
+    pub fn into_data(self) -> C {
+        self.data
+    }
+
     /// A copy with owned storage.
     pub fn to_owned_ct(&self) -> Ciphertext {
         Ciphertext {

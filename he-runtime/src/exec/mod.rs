@@ -531,35 +531,24 @@ fn exec_step<'s>(
     let v = Views { ctx, keys, meta, program };
     let g = |k: usize| &guards[k];
     let t = Instant::now();
-    // Key-switch results are computed straight into their store block: no heap result, no
-    // copy, no fresh pages (the block's bytes count against the budget from the start).
+    // Results are computed straight into their store block: no heap result, no copy, no fresh
+    // pages (the block's bytes count against the budget while the operands are pinned). Only
+    // mul_relin's degree-2 intermediate lives on the heap.
     let block = |level: usize| -> Result<BlockWriter<'s>> {
         Ok(store.alloc(program.sizes().ciphertext(level))?)
     };
-    let level_of = |o: &ObjId| meta.get(o).map_or(0, |m| m.0);
     let out: Option<(ObjId, Output<'s>)> = match op {
         Op::Rotate { dst, src, step: s, key } => {
-            let mut w = block(level_of(src))?;
-            let c = eval.rotate_into(
-                &v.ct(*src, g(0))?,
-                *s,
-                &v.galois(*key, g(1))?,
-                scratch,
-                w.as_u64s_mut(),
-            )?;
-            let (level, scale) = (c.level(), c.scale());
-            Some((*dst, Output::Block { w, level, scale }))
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level())?;
+            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, scratch, out)?;
+            Some((*dst, Output::written(c)))
         }
         Op::Conjugate { dst, src, key } => {
-            let mut w = block(level_of(src))?;
-            let c = eval.conjugate_into(
-                &v.ct(*src, g(0))?,
-                &v.galois(*key, g(1))?,
-                scratch,
-                w.as_u64s_mut(),
-            )?;
-            let (level, scale) = (c.level(), c.scale());
-            Some((*dst, Output::Block { w, level, scale }))
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level())?;
+            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, scratch, out)?;
+            Some((*dst, Output::written(c)))
         }
         Op::HoistedRotate { src, rots } => {
             if step.name == "hoist" {
@@ -574,39 +563,52 @@ fn exec_step<'s>(
                 let h = hoisted
                     .as_ref()
                     .ok_or(Error::MissingObject { id: src.0, reason: "hoisted decomposition" })?;
-                let mut w = block(h.level())?;
-                let c = eval.rotate_hoisted_into(
-                    h,
-                    s,
-                    &v.galois(key, g(0))?,
-                    scratch,
-                    w.as_u64s_mut(),
-                )?;
-                let (level, scale) = (c.level(), c.scale());
-                Some((dst, Output::Block { w, level, scale }))
+                let out = block(h.level())?;
+                let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, scratch, out)?;
+                Some((dst, Output::written(c)))
             }
         }
         Op::MulPlain { dst, ct, pt } => {
-            Some((*dst, Output::Heap(eval.mul_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?)))
+            let x = v.ct(*ct, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            Some((*dst, Output::written(c)))
         }
         Op::AddPlain { dst, ct, pt } => {
-            Some((*dst, Output::Heap(eval.add_plain(&v.ct(*ct, g(0))?, &v.pt(*pt, g(1))?)?)))
+            let x = v.ct(*ct, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            Some((*dst, Output::written(c)))
         }
         Op::MulConst { dst, src, value, scale } => {
-            Some((*dst, Output::Heap(eval.mul_const(&v.ct(*src, g(0))?, *value, *scale)?)))
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_const_assign(&mut c, *value, *scale)?;
+            Some((*dst, Output::written(c)))
         }
         Op::MulInt { dst, src, k } => {
-            Some((*dst, Output::Heap(eval.mul_integer(&v.ct(*src, g(0))?, *k)?)))
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_integer_assign(&mut c, *k)?;
+            Some((*dst, Output::written(c)))
         }
-        Op::AddConst { dst, src, value } => Some((
-            *dst,
-            Output::Heap(eval.add_const(&v.ct(*src, g(0))?, Complex64::new(*value, 0.0))?),
-        )),
+        Op::AddConst { dst, src, value } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_const_assign(&mut c, Complex64::new(*value, 0.0))?;
+            Some((*dst, Output::written(c)))
+        }
         Op::Add { dst, a, b } => {
-            Some((*dst, Output::Heap(eval.add(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)))
+            let x = v.ct(*a, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_assign(&mut c, &v.ct(*b, g(1))?)?;
+            Some((*dst, Output::written(c)))
         }
         Op::Sub { dst, a, b } => {
-            Some((*dst, Output::Heap(eval.sub(&v.ct(*a, g(0))?, &v.ct(*b, g(1))?)?)))
+            let x = v.ct(*a, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.sub_assign(&mut c, &v.ct(*b, g(1))?)?;
+            Some((*dst, Output::written(c)))
         }
         Op::MulRelin { dst, a, b, key } => Some((
             *dst,
@@ -617,14 +619,20 @@ fn exec_step<'s>(
                 scratch,
             )?),
         )),
-        Op::Rescale { dst, src } => Some((*dst, Output::Heap(eval.rescale(&v.ct(*src, g(0))?)?))),
+        Op::Rescale { dst, src } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level().saturating_sub(1))?;
+            Some((*dst, Output::written(eval.rescale_into(&x, out)?)))
+        }
         Op::Relabel { dst, src, scale } => {
-            let mut c = v.ct(*src, g(0))?.to_owned_ct();
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
             c.set_scale(*scale);
-            Some((*dst, Output::Heap(c)))
+            Some((*dst, Output::written(c)))
         }
         Op::LevelDrop { dst, src, level } => {
-            Some((*dst, Output::Heap(eval.drop_to_level(&v.ct(*src, g(0))?, *level)?)))
+            let x = v.ct(*src, g(0))?;
+            Some((*dst, Output::written(eval.drop_to_level_into(&x, *level, block(*level)?)?)))
         }
     };
     let ns = t.elapsed().as_nanos() as u64;
@@ -660,6 +668,14 @@ fn exec_step<'s>(
 enum Output<'s> {
     Heap(Ciphertext),
     Block { w: BlockWriter<'s>, level: usize, scale: f64 },
+}
+
+impl<'s> Output<'s> {
+    /// A ciphertext computed in its store block.
+    fn written(c: Ciphertext<BlockWriter<'s>>) -> Self {
+        let (level, scale) = (c.level(), c.scale());
+        Output::Block { w: c.into_data(), level, scale }
+    }
 }
 
 #[cfg(test)]

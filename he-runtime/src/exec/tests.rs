@@ -234,10 +234,9 @@ fn step_need(c: &Compiled, charge_hoist: bool) -> u64 {
                 }
                 _ => 0,
             };
-            // Key switches compute into their result's store block while their operands are
-            // pinned; other ops compute on the heap and put after the pins drop.
-            let into_block =
-                matches!(r.op, Op::Rotate { .. } | Op::Conjugate { .. } | Op::HoistedRotate { .. });
+            // Steps compute into their result's store block while their operands are pinned;
+            // only mul_relin computes on the heap and puts after the pins drop.
+            let into_block = !matches!(r.op, Op::MulRelin { .. });
             steps(&r.op).into_iter().map(move |s| {
                 let pins: u64 = s.pins.iter().map(bytes).sum();
                 let writes: u64 = s.writes.iter().map(bytes).sum();

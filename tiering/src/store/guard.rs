@@ -145,6 +145,23 @@ impl DerefMut for BlockWriter<'_> {
     }
 }
 
+/// The block as RNS words, so HE code generic over `AsRef<[u64]>` can compute straight into a
+/// block before it is put.
+impl AsRef<[u64]> for BlockWriter<'_> {
+    fn as_ref(&self) -> &[u64] {
+        match &self.block {
+            Some(b) => b.as_u64s(),
+            None => unreachable_block(),
+        }
+    }
+}
+
+impl AsMut<[u64]> for BlockWriter<'_> {
+    fn as_mut(&mut self) -> &mut [u64] {
+        self.as_u64s_mut()
+    }
+}
+
 impl Drop for BlockWriter<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.block.take() {
