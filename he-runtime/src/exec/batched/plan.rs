@@ -1,0 +1,580 @@
+//! Lowering a validated [`Model`] to a batch-major [`BatchPlan`]: one ciphertext per tensor
+//! element, slot b of every ciphertext = sample b.
+//!
+//! * **Linear layers** (dense, convolution of any padding / groups, average pooling) become
+//!   constant linear combinations. Outputs with the same input set (all outputs of a dense
+//!   layer; every channel of one convolution position) form a block whose weights are a K×J
+//!   matrix; the block's inputs are consumed in chunks of at most [`MAX_PINS`] ciphertexts
+//!   (one `lincomb` step each, accumulating into per-output sums held by the executor), then
+//!   one `lincomb_finish` step rescales every sum once, adds the biases and puts the outputs.
+//!   A block whose sums would exceed [`ACC_LIMIT`] bytes is split (its inputs are read again).
+//! * **Element-wise layers** (square, polynomial / Chebyshev activations, residual adds) are
+//!   one small nn [`Program`] — a template with inputs `a` (and `b`) and output `y`, compiled
+//!   once per layer by the nn layers themselves — applied to every element (one `map` step
+//!   each, pinning the element(s) and the relinearisation key when the template uses it).
+//!
+//! Scales: a linear layer emits at the nominal scale, or at the scale a following Chebyshev
+//! activation maps to its variable for free; its weights are encoded at q_ℓ·out/in so the single
+//! rescale lands exactly there.
+
+use std::collections::HashMap;
+
+use crate::ckks::Params;
+use crate::error::{Error, Result};
+use crate::model::{Activation, LayerKind, Model};
+use crate::nn::layers::{PolyActivation, Residual};
+use crate::nn::poly::ChebPoly;
+use crate::nn::{ObjKind, Program, ProgramBuilder};
+
+/// Most ciphertexts one `lincomb` step pins.
+pub const MAX_PINS: usize = 32;
+/// Largest total size of the per-output sums of one linear block (bytes).
+pub const ACC_LIMIT: u64 = 64 << 20;
+
+/// Parameters for a batch-major run of `depth` levels at ring degree 2^`log_n`, 128-bit secure
+/// through the builder: scaling primes of s bits (the largest s ≤ 40 that fits), a first prime
+/// of s + 6 bits (room for |outputs| up to 32), one key-switching digit per prime (dnum = L + 1,
+/// so a single special prime of s + 7 bits suffices — the smallest P), scale 2^s.
+pub fn batch_params(log_n: u32, depth: usize) -> Result<Params> {
+    let bound = crate::ckks::max_log_qp_128(log_n).ok_or(Error::InvalidLogN {
+        log_n,
+        min: crate::ckks::MIN_LOG_N,
+        max: crate::ckks::MAX_LOG_N,
+    })?;
+    // (s + 6) + depth·s + (s + 7) ≤ bound − 2 (prime sizes are approximate).
+    let s = (bound.saturating_sub(15) as usize / (depth + 2)).min(40) as u32;
+    if s < 20 {
+        return Err(Error::InvalidParameter {
+            name: "depth",
+            reason: format!("{depth} levels leave {s}-bit primes at log N = {log_n}"),
+        });
+    }
+    crate::ckks::ParamsBuilder::new(log_n)
+        .q_bits(s + 6, &vec![s; depth])
+        .special_bits(s + 7)
+        .dnum(depth + 1)
+        .log_scale(f64::from(s))
+        .build()
+}
+
+/// A ciphertext of the plan (one tensor element for the whole batch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchObj {
+    /// Level.
+    pub level: usize,
+    /// Exact scale.
+    pub scale: f64,
+    /// Size in bytes (two polynomials over level + 1 limbs).
+    pub bytes: u64,
+}
+
+/// Outputs of one linear layer sharing their inputs, accumulated together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinBlock {
+    /// Layer name.
+    pub layer: String,
+    /// Output objects.
+    pub outputs: Vec<u32>,
+    /// Bias of each output.
+    pub bias: Vec<f64>,
+    /// Level and scale of the inputs.
+    pub in_level: usize,
+    /// Scale of the inputs.
+    pub in_scale: f64,
+    /// Scale the weights are encoded at (q_level·out_scale/in_scale).
+    pub pt_scale: f64,
+}
+
+/// An element-wise layer: an nn program with inputs `a` (and `b`) and output `y`.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Layer name.
+    pub layer: String,
+    /// The per-element program.
+    pub program: Program,
+    /// Whether it needs the relinearisation key.
+    pub relin: bool,
+}
+
+/// One step of the plan (one trace `op`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchStep {
+    /// Adds Σ w·x over `inputs` to the sums of `block`; `weights` is K×J row-major.
+    Accumulate {
+        /// Index into [`BatchPlan::blocks`].
+        block: usize,
+        /// Input objects (pinned).
+        inputs: Vec<u32>,
+        /// Weights, output-major.
+        weights: Vec<f64>,
+    },
+    /// Rescales the sums of `block`, adds the biases and puts the outputs.
+    Finish {
+        /// Index into [`BatchPlan::blocks`].
+        block: usize,
+    },
+    /// Runs `template` on `inputs`, writing `output`.
+    Map {
+        /// Index into [`BatchPlan::templates`].
+        template: usize,
+        /// Input objects (pinned).
+        inputs: Vec<u32>,
+        /// Output object.
+        output: u32,
+    },
+}
+
+impl BatchStep {
+    /// The step's name in traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Accumulate { .. } => "lincomb",
+            Self::Finish { .. } => "lincomb_finish",
+            Self::Map { .. } => "map",
+        }
+    }
+}
+
+/// A model lowered to batch-major steps under one parameter set.
+#[derive(Debug, Clone)]
+pub struct BatchPlan {
+    params: Params,
+    objects: Vec<BatchObj>,
+    inputs: Vec<u32>,
+    outputs: Vec<u32>,
+    blocks: Vec<LinBlock>,
+    templates: Vec<Template>,
+    steps: Vec<BatchStep>,
+    frees: Vec<Vec<u32>>,
+}
+
+/// A tensor during lowering: its element objects.
+type Elems = Vec<u32>;
+
+struct Lowering<'p> {
+    params: &'p Params,
+    objects: Vec<BatchObj>,
+    blocks: Vec<LinBlock>,
+    templates: Vec<Template>,
+    steps: Vec<BatchStep>,
+}
+
+impl Lowering<'_> {
+    fn obj(&mut self, level: usize, scale: f64) -> u32 {
+        let n = self.params.n() as u64;
+        self.objects.push(BatchObj { level, scale, bytes: 2 * (level as u64 + 1) * n * 8 });
+        (self.objects.len() - 1) as u32
+    }
+
+    /// A linear layer given as rows: output i = Σ (input index, weight) + bias[i].
+    fn linear(
+        &mut self,
+        layer: &str,
+        x: &[u32],
+        rows: Vec<Vec<(usize, f64)>>,
+        bias: Vec<f64>,
+        out_scale: f64,
+    ) -> Result<Elems> {
+        let x0 = *x.first().ok_or_else(|| Error::LayerShape {
+            layer: layer.into(),
+            reason: "empty input".into(),
+        })?;
+        let BatchObj { level, scale, bytes } = self.objects[x0 as usize];
+        if level == 0 {
+            return Err(Error::DepthExceeded { layer: layer.into(), needed: 1, available: 0 });
+        }
+        let q = self.params.q()[level] as f64;
+        let pt_scale = q * out_scale / scale;
+        // Group outputs by their input set, in order of first appearance.
+        let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<Vec<usize>, usize> = HashMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            let support: Vec<usize> = row.iter().map(|t| t.0).collect();
+            match index.get(&support) {
+                Some(&g) => groups[g].1.push(i),
+                None => {
+                    index.insert(support.clone(), groups.len());
+                    groups.push((support, vec![i]));
+                }
+            }
+        }
+        let out: Vec<u32> = (0..rows.len()).map(|_| self.obj(level - 1, out_scale)).collect();
+        let per_block = (ACC_LIMIT / bytes).max(1) as usize;
+        for (support, outs) in groups {
+            for ks in outs.chunks(per_block) {
+                let block = self.blocks.len();
+                self.blocks.push(LinBlock {
+                    layer: layer.into(),
+                    outputs: ks.iter().map(|&i| out[i]).collect(),
+                    bias: ks.iter().map(|&i| bias[i]).collect(),
+                    in_level: level,
+                    in_scale: scale,
+                    pt_scale,
+                });
+                for (c, cols) in support.chunks(MAX_PINS).enumerate() {
+                    let mut weights = Vec::with_capacity(ks.len() * cols.len());
+                    for &i in ks {
+                        let row = &rows[i][c * MAX_PINS..c * MAX_PINS + cols.len()];
+                        weights.extend(row.iter().map(|t| t.1));
+                    }
+                    let inputs = cols.iter().map(|&j| x[j]).collect();
+                    self.steps.push(BatchStep::Accumulate { block, inputs, weights });
+                }
+                self.steps.push(BatchStep::Finish { block });
+            }
+        }
+        Ok(out)
+    }
+
+    /// An element-wise layer: `emit` builds the per-element program from its inputs.
+    fn map(
+        &mut self,
+        layer: &str,
+        args: &[&[u32]],
+        emit: impl FnOnce(&mut ProgramBuilder, &[crate::nn::ObjId]) -> Result<crate::nn::ObjId>,
+    ) -> Result<Elems> {
+        let len = args[0].len();
+        if let Some(bad) = args.iter().find(|a| a.len() != len) {
+            return Err(Error::LayerShape {
+                layer: layer.into(),
+                reason: format!("inputs of {} and {} elements", len, bad.len()),
+            });
+        }
+        let Some(firsts) = args.iter().map(|a| a.first().copied()).collect::<Option<Vec<_>>>()
+        else {
+            return Ok(Vec::new());
+        };
+        let mut b = ProgramBuilder::new(self.params);
+        b.begin_layer(layer);
+        let ins = firsts
+            .iter()
+            .zip(["a", "b"])
+            .map(|(&o, name)| {
+                let BatchObj { level, scale, .. } = self.objects[o as usize];
+                b.input(name, level, scale)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let y = emit(&mut b, &ins)?;
+        let (level, scale) = (b.level(y)?, b.scale(y)?);
+        b.output("y", y)?;
+        let program = b.finish();
+        let relin = program.objects().iter().any(|o| o.kind == ObjKind::RelinKey);
+        let template = self.templates.len();
+        self.templates.push(Template { layer: layer.into(), program, relin });
+        let mut out = Vec::with_capacity(len);
+        for i in 0..len {
+            let output = self.obj(level, scale);
+            let inputs = args.iter().map(|a| a[i]).collect();
+            self.steps.push(BatchStep::Map { template, inputs, output });
+            out.push(output);
+        }
+        Ok(out)
+    }
+}
+
+/// The scale a linear layer should emit at: what a following Chebyshev activation maps to its
+/// variable for free, else the nominal scale.
+fn out_scale(model: &Model, i: usize, nominal: f64) -> Result<f64> {
+    let name = &model.layers()[i].name;
+    let next = model.layers().iter().skip(i + 1).find(|l| l.inputs.first() == Some(name));
+    Ok(match next {
+        Some(l) => match &l.kind {
+            LayerKind::Activation(a @ (Activation::Chebyshev { .. } | Activation::Poly { .. })) => {
+                activation(&l.name, a)?.preferred_input_scale(nominal)
+            }
+            _ => nominal,
+        },
+        None => nominal,
+    })
+}
+
+/// The nn activation of a description's polynomial activation (a monomial polynomial is
+/// expressed exactly in the Chebyshev basis of [−1, 1]).
+pub(crate) fn activation(layer: &str, a: &Activation) -> Result<PolyActivation> {
+    let poly = match a {
+        Activation::Square => ChebPoly::from_monomial(&[0.0, 0.0, 1.0], -1.0, 1.0)?,
+        Activation::Poly { coeffs } => ChebPoly::from_monomial(coeffs, -1.0, 1.0)?,
+        Activation::Chebyshev { range, coeffs, .. } => {
+            ChebPoly { a: range[0], b: range[1], coeffs: coeffs.clone() }
+        }
+    };
+    Ok(PolyActivation::new(layer, poly))
+}
+
+/// Rows of a grouped convolution (zero padding top, bottom, left, right).
+#[allow(clippy::too_many_arguments)]
+fn conv_rows(
+    in_shape: &[usize],
+    out_shape: &[usize],
+    w: &[f64],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    groups: usize,
+) -> Vec<Vec<(usize, f64)>> {
+    let (c, h, wd) = (in_shape[0], in_shape[1], in_shape[2]);
+    let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
+    let (cin_g, cout_g) = (c / groups.max(1), oc / groups.max(1));
+    let mut rows = Vec::with_capacity(oc * oh * ow);
+    for o in 0..oc {
+        let g = o / cout_g.max(1);
+        for r in 0..oh {
+            for s in 0..ow {
+                let mut row = Vec::new();
+                for ci in 0..cin_g {
+                    let cc = g * cin_g + ci;
+                    for ky in 0..kernel[0] {
+                        let yy = (r * stride[0] + ky) as isize - padding[0] as isize;
+                        for kx in 0..kernel[1] {
+                            let xx = (s * stride[1] + kx) as isize - padding[2] as isize;
+                            if yy < 0 || xx < 0 || yy as usize >= h || xx as usize >= wd {
+                                continue;
+                            }
+                            let wi = ((o * cin_g + ci) * kernel[0] + ky) * kernel[1] + kx;
+                            row.push(((cc * h + yy as usize) * wd + xx as usize, w[wi]));
+                        }
+                    }
+                }
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
+impl BatchPlan {
+    /// Lowers `model` for `params` (after checking its depth against them); see the module docs.
+    pub fn compile(model: &Model, params: &Params) -> Result<Self> {
+        model.check_depth(params)?;
+        let nominal = params.scale();
+        let mut lw = Lowering {
+            params,
+            objects: Vec::new(),
+            blocks: Vec::new(),
+            templates: Vec::new(),
+            steps: Vec::new(),
+        };
+        let in_len: usize = model.desc().input.shape.iter().product();
+        let inputs: Elems = (0..in_len).map(|_| lw.obj(params.max_level(), nominal)).collect();
+        let mut values: HashMap<&str, Elems> = HashMap::new();
+        values.insert("input", inputs.clone());
+        let mut last = inputs.clone();
+        for (i, l) in model.layers().iter().enumerate() {
+            let get = |n: &str| {
+                values.get(n).cloned().ok_or_else(|| Error::ModelLayer {
+                    layer: l.name.clone(),
+                    reason: format!("reads {n:?}, which is not computed before it"),
+                })
+            };
+            let x = get(l.inputs.first().map_or("input", |s| s.as_str()))?;
+            let want: usize = l.in_shape.iter().product();
+            if x.len() != want {
+                return Err(Error::LayerShape {
+                    layer: l.name.clone(),
+                    reason: format!("input has {} elements, layer expects {want}", x.len()),
+                });
+            }
+            let tensor = |n: &str| model.tensor(n).map(|t| t.data.clone());
+            let y = match &l.kind {
+                LayerKind::Dense { in_features, out_features, weight, bias } => {
+                    let w = tensor(weight)?;
+                    let rows = (0..*out_features)
+                        .map(|o| {
+                            (0..*in_features).map(|j| (j, w[o * in_features + j])).collect()
+                        })
+                        .collect();
+                    let b = match bias {
+                        Some(b) => tensor(b)?,
+                        None => vec![0.0; *out_features],
+                    };
+                    lw.linear(&l.name, &x, rows, b, out_scale(model, i, nominal)?)?
+                }
+                LayerKind::Conv2d { out_channels, kernel, stride, padding, groups, weight, bias, .. } => {
+                    let w = tensor(weight)?;
+                    let rows =
+                        conv_rows(&l.in_shape, &l.out_shape, &w, *kernel, *stride, *padding, *groups);
+                    let per = l.out_shape[1] * l.out_shape[2];
+                    let b = match bias {
+                        Some(b) => tensor(b)?.iter().flat_map(|&v| std::iter::repeat_n(v, per)).collect(),
+                        None => vec![0.0; out_channels * per],
+                    };
+                    lw.linear(&l.name, &x, rows, b, out_scale(model, i, nominal)?)?
+                }
+                LayerKind::AvgPool { kernel, stride, padding } => {
+                    let c = l.in_shape[0];
+                    let w = vec![1.0 / (kernel[0] * kernel[1]) as f64; c * kernel[0] * kernel[1]];
+                    let rows = conv_rows(&l.in_shape, &l.out_shape, &w, *kernel, *stride, *padding, c);
+                    let n = rows.len();
+                    lw.linear(&l.name, &x, rows, vec![0.0; n], out_scale(model, i, nominal)?)?
+                }
+                LayerKind::Flatten => x,
+                LayerKind::Activation(Activation::Square) => {
+                    let name = l.name.clone();
+                    lw.map(&l.name, &[&x], |b, ins| {
+                        if b.level(ins[0])? == 0 {
+                            return Err(Error::DepthExceeded { layer: name, needed: 1, available: 0 });
+                        }
+                        let p = b.mul_relin(ins[0], ins[0])?;
+                        b.rescale(p)
+                    })?
+                }
+                LayerKind::Activation(a) => {
+                    let act = activation(&l.name, a)?;
+                    lw.map(&l.name, &[&x], |b, ins| act.compile_ct(b, ins[0]))?
+                }
+                LayerKind::Add => {
+                    let other = get(l.inputs.get(1).map_or("", |s| s.as_str()))?;
+                    let res = Residual::new(&l.name);
+                    lw.map(&l.name, &[&x, &other], |b, ins| res.add_ct(b, ins[0], ins[1]))?
+                }
+            };
+            let want: usize = l.out_shape.iter().product();
+            if y.len() != want {
+                return Err(Error::LayerShape {
+                    layer: l.name.clone(),
+                    reason: format!("output has {} elements, description says {want}", y.len()),
+                });
+            }
+            values.insert(l.name.as_str(), y.clone());
+            last = y;
+        }
+        let outputs = last;
+        let frees = liveness(&lw.steps, &lw.blocks, &inputs, &outputs, lw.objects.len());
+        Ok(Self {
+            params: params.clone(),
+            objects: lw.objects,
+            inputs,
+            outputs,
+            blocks: lw.blocks,
+            templates: lw.templates,
+            steps: lw.steps,
+            frees,
+        })
+    }
+
+    /// The parameter set.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Every ciphertext of the plan.
+    pub fn objects(&self) -> &[BatchObj] {
+        &self.objects
+    }
+
+    /// Input elements in flat (C·H·W) order.
+    pub fn inputs(&self) -> &[u32] {
+        &self.inputs
+    }
+
+    /// Output elements (logits) in order.
+    pub fn outputs(&self) -> &[u32] {
+        &self.outputs
+    }
+
+    /// Linear blocks.
+    pub fn blocks(&self) -> &[LinBlock] {
+        &self.blocks
+    }
+
+    /// Element-wise templates.
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
+    }
+
+    /// The steps in execution order.
+    pub fn steps(&self) -> &[BatchStep] {
+        &self.steps
+    }
+
+    /// Ciphertexts dead after step `i` (removed from the store).
+    pub fn frees_after(&self, i: usize) -> &[u32] {
+        &self.frees[i]
+    }
+
+    /// Whether any step needs the relinearisation key.
+    pub fn needs_relin(&self) -> bool {
+        self.templates.iter().any(|t| t.relin)
+    }
+
+    /// Samples one run processes at most (one per slot).
+    pub fn batch_capacity(&self) -> usize {
+        self.params.slots()
+    }
+
+    /// The objects step `i` pins, in order.
+    pub fn pins(&self, i: usize) -> &[u32] {
+        match &self.steps[i] {
+            BatchStep::Accumulate { inputs, .. } | BatchStep::Map { inputs, .. } => inputs,
+            BatchStep::Finish { .. } => &[],
+        }
+    }
+
+    /// The objects step `i` writes, in order.
+    pub fn writes(&self, i: usize) -> &[u32] {
+        match &self.steps[i] {
+            BatchStep::Accumulate { .. } => &[],
+            BatchStep::Finish { block } => &self.blocks[*block].outputs,
+            BatchStep::Map { output, .. } => std::slice::from_ref(output),
+        }
+    }
+
+    /// Most bytes of ciphertexts alive at once in the store.
+    pub fn peak_live_bytes(&self) -> u64 {
+        let mut live: u64 = self.inputs.iter().map(|&o| self.objects[o as usize].bytes).sum();
+        let mut peak = live;
+        for i in 0..self.steps.len() {
+            live += self.writes(i).iter().map(|&o| self.objects[o as usize].bytes).sum::<u64>();
+            peak = peak.max(live);
+            live -= self.frees[i].iter().map(|&o| self.objects[o as usize].bytes).sum::<u64>();
+        }
+        peak
+    }
+}
+
+/// For each step, the ciphertexts whose last use it is (never the outputs); an object nobody
+/// reads dies right after the step that wrote it.
+fn liveness(
+    steps: &[BatchStep],
+    blocks: &[LinBlock],
+    inputs: &[u32],
+    outputs: &[u32],
+    count: usize,
+) -> Vec<Vec<u32>> {
+    let mut last: Vec<Option<usize>> = vec![None; count];
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            BatchStep::Accumulate { inputs, .. } | BatchStep::Map { inputs, .. } => {
+                inputs.iter().for_each(|&o| last[o as usize] = Some(i));
+            }
+            BatchStep::Finish { .. } => {}
+        }
+    }
+    for (i, s) in steps.iter().enumerate() {
+        let written: &[u32] = match s {
+            BatchStep::Finish { block } => &blocks[*block].outputs,
+            BatchStep::Map { output, .. } => std::slice::from_ref(output),
+            BatchStep::Accumulate { .. } => &[],
+        };
+        for &o in written {
+            if last[o as usize].is_none() {
+                last[o as usize] = Some(i);
+            }
+        }
+    }
+    let mut frees = vec![Vec::new(); steps.len()];
+    let keep: std::collections::HashSet<u32> = outputs.iter().copied().collect();
+    for (o, l) in last.iter().enumerate() {
+        let o = o as u32;
+        if keep.contains(&o) {
+            continue;
+        }
+        match l {
+            Some(i) => frees[*i].push(o),
+            // An input nobody reads: dropped after the first step.
+            None if inputs.contains(&o) && !steps.is_empty() => frees[0].push(o),
+            None => {}
+        }
+    }
+    frees
+}
