@@ -28,7 +28,9 @@ use hetier_tiering::{
 };
 use rayon::prelude::*;
 
-pub use plan::{batch_params, BatchObj, BatchPlan, BatchStep, LinBlock, Template, ACC_LIMIT, MAX_PINS};
+pub use plan::{
+    batch_params, BatchObj, BatchPlan, BatchStep, LinBlock, Template, ACC_LIMIT, MAX_PINS,
+};
 pub use session::{BatchOutput, BatchSession};
 
 use super::ids::{ct_id, key_id, KeySetId};
@@ -218,17 +220,13 @@ impl<'s> BatchExecutor<'s> {
     /// The store ids every step will pin, in order (what `hint` receives).
     pub fn pin_sequence(&self) -> Vec<ObjectId> {
         let mut v = Vec::new();
-        for (i, s) in self.plan.steps().iter().enumerate() {
+        for i in 0..self.plan.steps().len() {
             v.extend(self.plan.pins(i).iter().map(|&o| id(o)));
-            if self.map_needs_key(s) {
+            if self.plan.pins_relin_key(i) {
                 v.push(self.relin_id);
             }
         }
         v
-    }
-
-    fn map_needs_key(&self, s: &BatchStep) -> bool {
-        matches!(s, BatchStep::Map { template, .. } if self.plan.templates()[*template].relin)
     }
 
     /// Runs every step. Real mode needs every input put first; plan mode records the input
@@ -276,7 +274,7 @@ impl<'s> BatchExecutor<'s> {
         let mut report = RunReport::default();
         for (i, step) in plan.steps().iter().enumerate() {
             let mut pins: Vec<ObjectId> = plan.pins(i).iter().map(|&o| id(o)).collect();
-            if self.map_needs_key(step) {
+            if plan.pins_relin_key(i) {
                 pins.push(self.relin_id);
             }
             let ns = match &mut self.backend {
@@ -312,7 +310,8 @@ impl<'s> BatchExecutor<'s> {
         let g = real.store.pin(id(o))?;
         let obj = self.plan.objects()[o as usize];
         let p = real.ctx.params();
-        Ok(Ciphertext::from_raw(g.as_u64s(), 2, obj.level, obj.scale, p.n(), p.id())?.to_owned_ct())
+        let ct = Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, p.n(), p.id())?;
+        Ok(ct.to_owned_ct())
     }
 
     /// Removes the outputs of the last run from the store (and records it).
@@ -357,9 +356,18 @@ fn estimate(plan: &BatchPlan, costs: &OpCosts, step: &BatchStep) -> u64 {
         }
         BatchStep::Finish { block } => {
             let b = &plan.blocks()[*block];
-            let per = costs.estimate("rescale", b.in_level)
-                + costs.estimate("add_const", b.in_level.saturating_sub(1));
+            let mut per = costs.estimate("rescale", b.in_level);
+            let mut out_level = b.in_level.saturating_sub(1);
+            if b.in_parts == 3 {
+                per += costs.estimate("relinearize", b.in_level)
+                    + costs.estimate("rescale", out_level);
+                out_level = out_level.saturating_sub(1);
+            }
+            per += costs.estimate("add_const", out_level);
             b.outputs.len() as u64 * per
+        }
+        BatchStep::Square { input, .. } => {
+            costs.estimate("square", plan.objects()[*input as usize].level)
         }
         BatchStep::Map { template, .. } => plan.templates()[*template]
             .program
@@ -389,7 +397,11 @@ struct Args<'a> {
 }
 
 impl Args<'_> {
-    fn get<'v>(&'v self, vals: &'v [Option<Ciphertext>], o: ObjId) -> Result<Ciphertext<&'v [u64]>> {
+    fn get<'v>(
+        &'v self,
+        vals: &'v [Option<Ciphertext>],
+        o: ObjId,
+    ) -> Result<Ciphertext<&'v [u64]>> {
         if let Some(k) = self.inputs_of.iter().position(|&i| i == o) {
             let obj = self.prog.object(o)?;
             let g = self
@@ -405,6 +417,16 @@ impl Args<'_> {
     }
 }
 
+/// The relinearisation key over its pinned buffer, if pinned.
+fn relin_view<'g>(
+    real: &Real<'_>,
+    g: Option<&'g hetier_tiering::PinGuard<'_>>,
+) -> Result<Option<RelinKey<&'g [u64]>>> {
+    let Some(g) = g else { return Ok(None) };
+    let k = real.keys.get(0).ok_or(Error::MissingGaloisKey { galois_element: 0, step: None })?;
+    Ok(Some(RelinKey { key: KeySwitchKey::from_raw(g.as_u64s(), k.seed, &real.ctx)? }))
+}
+
 /// Runs one step for real; returns its compute time in nanoseconds.
 fn exec_step(
     real: &mut Real<'_>,
@@ -417,7 +439,7 @@ fn exec_step(
         BatchStep::Accumulate { block, inputs, weights } => {
             let b = &plan.blocks()[*block];
             let l1 = b.in_level + 1;
-            let words = 2 * l1 * n;
+            let words = b.in_parts * l1 * n;
             let guards = inputs
                 .iter()
                 .map(|&o| real.store.pin(id(o)))
@@ -450,7 +472,7 @@ fn exec_step(
                         .collect::<Result<Vec<u64>>>()
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut per: Vec<Vec<&mut [u64]>> = (0..2 * l1).map(|_| Vec::new()).collect();
+            let mut per: Vec<Vec<&mut [u64]>> = (0..b.in_parts * l1).map(|_| Vec::new()).collect();
             for s in real.sums.iter_mut() {
                 for (t, ch) in s.chunks_mut(n).enumerate() {
                     per[t].push(ch);
@@ -466,7 +488,9 @@ fn exec_step(
         }
         BatchStep::Finish { block } => {
             let b = &plan.blocks()[*block];
+            let key_guard = if b.in_parts == 3 { Some(real.store.pin(relin_id)?) } else { None };
             let t = Instant::now();
+            let relin = relin_view(real, key_guard.as_ref())?;
             let sums = std::mem::take(&mut real.sums);
             if sums.len() != b.outputs.len() {
                 return Err(Error::MissingObject {
@@ -477,15 +501,35 @@ fn exec_step(
             let pid = real.ctx.params().id();
             let scale = b.in_scale * b.pt_scale;
             for ((sum, &o), &bias) in sums.into_iter().zip(&b.outputs).zip(&b.bias) {
-                let ct = Ciphertext::from_raw(sum, 2, b.in_level, scale, n, pid)?;
-                let mut y = real.eval.rescale(&ct)?;
-                drop(ct);
+                let ct = Ciphertext::from_raw(sum, b.in_parts, b.in_level, scale, n, pid)?;
+                // Relinearise before the rescale, which then divides the key-switching noise
+                // by q_level too.
+                let mut y = match &relin {
+                    Some(rk) => {
+                        let r = real.eval.relinearize(&ct, rk, &mut real.scratch)?;
+                        drop(ct);
+                        real.eval.rescale(&real.eval.rescale(&r)?)?
+                    }
+                    None => real.eval.rescale(&ct)?,
+                };
                 if bias != 0.0 {
                     y = real.eval.add_const(&y, Complex64::new(bias, 0.0))?;
                 }
                 put_words(real, o, y.as_words())?;
             }
             Ok(t.elapsed().as_nanos() as u64)
+        }
+        BatchStep::Square { input, output } => {
+            let obj = plan.objects()[*input as usize];
+            let g = real.store.pin(id(*input))?;
+            let t = Instant::now();
+            let p = real.ctx.params();
+            let x = Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, n, p.id())?;
+            let y = real.eval.mul(&x, &x)?;
+            drop(g);
+            let ns = t.elapsed().as_nanos() as u64;
+            put_words(real, *output, y.as_words())?;
+            Ok(ns)
         }
         BatchStep::Map { template, inputs, output } => {
             let tpl = &plan.templates()[*template];
@@ -495,16 +539,7 @@ fn exec_step(
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let key_guard = if tpl.relin { Some(real.store.pin(relin_id)?) } else { None };
             let t = Instant::now();
-            let relin = match &key_guard {
-                Some(g) => {
-                    let k = real.keys.get(0).ok_or(Error::MissingGaloisKey {
-                        galois_element: 0,
-                        step: None,
-                    })?;
-                    Some(RelinKey { key: KeySwitchKey::from_raw(g.as_u64s(), k.seed, &real.ctx)? })
-                }
-                None => None,
-            };
+            let relin = relin_view(real, key_guard.as_ref())?;
             let prog = &tpl.program;
             let ctx = Arc::clone(&real.ctx);
             let p = ctx.params();
@@ -517,10 +552,13 @@ fn exec_step(
                     Op::MulConst { dst, src, value, scale } => {
                         (*dst, eval.mul_const(&args.get(&vals, *src)?, *value, *scale)?)
                     }
-                    Op::MulInt { dst, src, k } => (*dst, eval.mul_integer(&args.get(&vals, *src)?, *k)?),
-                    Op::AddConst { dst, src, value } => {
-                        (*dst, eval.add_const(&args.get(&vals, *src)?, Complex64::new(*value, 0.0))?)
+                    Op::MulInt { dst, src, k } => {
+                        (*dst, eval.mul_integer(&args.get(&vals, *src)?, *k)?)
                     }
+                    Op::AddConst { dst, src, value } => (
+                        *dst,
+                        eval.add_const(&args.get(&vals, *src)?, Complex64::new(*value, 0.0))?,
+                    ),
                     Op::Add { dst, a, b } => {
                         (*dst, eval.add(&args.get(&vals, *a)?, &args.get(&vals, *b)?)?)
                     }
@@ -528,10 +566,9 @@ fn exec_step(
                         (*dst, eval.sub(&args.get(&vals, *a)?, &args.get(&vals, *b)?)?)
                     }
                     Op::MulRelin { dst, a, b, .. } => {
-                        let rk = relin.as_ref().ok_or(Error::MissingGaloisKey {
-                            galois_element: 0,
-                            step: None,
-                        })?;
+                        let rk = relin
+                            .as_ref()
+                            .ok_or(Error::MissingGaloisKey { galois_element: 0, step: None })?;
                         let (x, y) = (args.get(&vals, *a)?, args.get(&vals, *b)?);
                         (*dst, eval.mul_relin(&x, &y, rk, scratch)?)
                     }
@@ -553,10 +590,10 @@ fn exec_step(
                 };
                 vals[dst.index()] = Some(c);
             }
-            let (_, y) = prog.outputs().first().ok_or(Error::MissingObject {
-                id: *output,
-                reason: "template output",
-            })?;
+            let (_, y) = prog
+                .outputs()
+                .first()
+                .ok_or(Error::MissingObject { id: *output, reason: "template output" })?;
             let y = vals[y.index()]
                 .take()
                 .ok_or(Error::MissingObject { id: *output, reason: "template output" })?;

@@ -29,7 +29,7 @@ use crate::nn::{ObjKind, Program, ProgramBuilder};
 /// Most ciphertexts one `lincomb` step pins.
 pub const MAX_PINS: usize = 32;
 /// Largest total size of the per-output sums of one linear block (bytes).
-pub const ACC_LIMIT: u64 = 64 << 20;
+pub const ACC_LIMIT: u64 = 128 << 20;
 
 /// Parameters for a batch-major run of `depth` levels at ring degree 2^`log_n`, 128-bit secure
 /// through the builder: scaling primes of s bits (the largest s ≤ 40 that fits), a first prime
@@ -64,7 +64,10 @@ pub struct BatchObj {
     pub level: usize,
     /// Exact scale.
     pub scale: f64,
-    /// Size in bytes (two polynomials over level + 1 limbs).
+    /// Polynomials: 2, or 3 for a square whose relinearisation is deferred to the linear layer
+    /// it feeds.
+    pub parts: usize,
+    /// Size in bytes (parts polynomials over level + 1 limbs).
     pub bytes: u64,
 }
 
@@ -83,6 +86,10 @@ pub struct LinBlock {
     pub in_scale: f64,
     /// Scale the weights are encoded at (q_level·out_scale/in_scale).
     pub pt_scale: f64,
+    /// Polynomials of the inputs; 3 means the inputs are unrescaled squares: the sums are
+    /// relinearised (once per output) at the finish step, which then pins the
+    /// relinearisation key, and rescaled twice (the square's rescale and the layer's).
+    pub in_parts: usize,
 }
 
 /// An element-wise layer: an nn program with inputs `a` (and `b`) and output `y`.
@@ -113,6 +120,16 @@ pub enum BatchStep {
         /// Index into [`BatchPlan::blocks`].
         block: usize,
     },
+    /// x² without relinearisation or rescale: a 3-polynomial ciphertext for the linear layer it
+    /// feeds, which relinearises and rescales its K outputs instead of this layer's every
+    /// element. (Rescaling the third polynomial here would multiply its rounding error by s²
+    /// at decryption.)
+    Square {
+        /// Input object (pinned).
+        input: u32,
+        /// Output object.
+        output: u32,
+    },
     /// Runs `template` on `inputs`, writing `output`.
     Map {
         /// Index into [`BatchPlan::templates`].
@@ -130,6 +147,7 @@ impl BatchStep {
         match self {
             Self::Accumulate { .. } => "lincomb",
             Self::Finish { .. } => "lincomb_finish",
+            Self::Square { .. } => "square",
             Self::Map { .. } => "map",
         }
     }
@@ -160,9 +178,10 @@ struct Lowering<'p> {
 }
 
 impl Lowering<'_> {
-    fn obj(&mut self, level: usize, scale: f64) -> u32 {
+    fn obj(&mut self, level: usize, scale: f64, parts: usize) -> u32 {
         let n = self.params.n() as u64;
-        self.objects.push(BatchObj { level, scale, bytes: 2 * (level as u64 + 1) * n * 8 });
+        let bytes = parts as u64 * (level as u64 + 1) * n * 8;
+        self.objects.push(BatchObj { level, scale, parts, bytes });
         (self.objects.len() - 1) as u32
     }
 
@@ -179,11 +198,18 @@ impl Lowering<'_> {
             layer: layer.into(),
             reason: "empty input".into(),
         })?;
-        let BatchObj { level, scale, bytes } = self.objects[x0 as usize];
-        if level == 0 {
-            return Err(Error::DepthExceeded { layer: layer.into(), needed: 1, available: 0 });
+        let BatchObj { level, scale, parts, bytes } = self.objects[x0 as usize];
+        // Unrescaled squares (3 polynomials) carry their rescale into this layer.
+        let rescales = if parts == 3 { 2 } else { 1 };
+        if level < rescales {
+            return Err(Error::DepthExceeded {
+                layer: layer.into(),
+                needed: rescales,
+                available: level,
+            });
         }
-        let q = self.params.q()[level] as f64;
+        let q: f64 =
+            self.params.q()[level + 1 - rescales..=level].iter().map(|&q| q as f64).product();
         let pt_scale = q * out_scale / scale;
         // Group outputs by their input set, in order of first appearance.
         let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
@@ -198,7 +224,8 @@ impl Lowering<'_> {
                 }
             }
         }
-        let out: Vec<u32> = (0..rows.len()).map(|_| self.obj(level - 1, out_scale)).collect();
+        let out: Vec<u32> =
+            (0..rows.len()).map(|_| self.obj(level - rescales, out_scale, 2)).collect();
         let per_block = (ACC_LIMIT / bytes).max(1) as usize;
         for (support, outs) in groups {
             for ks in outs.chunks(per_block) {
@@ -210,6 +237,7 @@ impl Lowering<'_> {
                     in_level: level,
                     in_scale: scale,
                     pt_scale,
+                    in_parts: parts,
                 });
                 for (c, cols) in support.chunks(MAX_PINS).enumerate() {
                     let mut weights = Vec::with_capacity(ks.len() * cols.len());
@@ -222,6 +250,27 @@ impl Lowering<'_> {
                 }
                 self.steps.push(BatchStep::Finish { block });
             }
+        }
+        Ok(out)
+    }
+
+    /// x² of every element without relinearisation (see [`BatchStep::Square`]).
+    fn square_lazy(&mut self, layer: &str, x: &[u32]) -> Result<Elems> {
+        let mut out = Vec::with_capacity(x.len());
+        for &input in x {
+            let BatchObj { level, scale, parts, .. } = self.objects[input as usize];
+            if level == 0 {
+                return Err(Error::DepthExceeded { layer: layer.into(), needed: 1, available: 0 });
+            }
+            if parts != 2 {
+                return Err(Error::LayerShape {
+                    layer: layer.into(),
+                    reason: "input not relinearised".into(),
+                });
+            }
+            let output = self.obj(level, scale * scale, 3);
+            self.steps.push(BatchStep::Square { input, output });
+            out.push(output);
         }
         Ok(out)
     }
@@ -250,7 +299,13 @@ impl Lowering<'_> {
             .iter()
             .zip(["a", "b"])
             .map(|(&o, name)| {
-                let BatchObj { level, scale, .. } = self.objects[o as usize];
+                let BatchObj { level, scale, parts, .. } = self.objects[o as usize];
+                if parts != 2 {
+                    return Err(Error::LayerShape {
+                        layer: layer.into(),
+                        reason: "input not relinearised".into(),
+                    });
+                }
                 b.input(name, level, scale)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -263,13 +318,30 @@ impl Lowering<'_> {
         self.templates.push(Template { layer: layer.into(), program, relin });
         let mut out = Vec::with_capacity(len);
         for i in 0..len {
-            let output = self.obj(level, scale);
+            let output = self.obj(level, scale, 2);
             let inputs = args.iter().map(|a| a[i]).collect();
             self.steps.push(BatchStep::Map { template, inputs, output });
             out.push(output);
         }
         Ok(out)
     }
+}
+
+/// Whether layer `i`'s output is read only by linear layers (through flattens), so it may stay
+/// unrelinearised; the model output must be relinearised.
+fn feeds_only_linear(model: &Model, i: usize) -> bool {
+    let layers = model.layers();
+    let name = &layers[i].name;
+    let readers: Vec<usize> =
+        (i + 1..layers.len()).filter(|&j| layers[j].inputs.iter().any(|n| n == name)).collect();
+    !readers.is_empty()
+        && readers.iter().all(|&j| match &layers[j].kind {
+            LayerKind::Flatten => feeds_only_linear(model, j),
+            LayerKind::Dense { .. } | LayerKind::Conv2d { .. } | LayerKind::AvgPool { .. } => {
+                layers[j].inputs.len() == 1
+            }
+            _ => false,
+        })
 }
 
 /// The scale a linear layer should emit at: what a following Chebyshev activation maps to its
@@ -355,7 +427,7 @@ impl BatchPlan {
             steps: Vec::new(),
         };
         let in_len: usize = model.desc().input.shape.iter().product();
-        let inputs: Elems = (0..in_len).map(|_| lw.obj(params.max_level(), nominal)).collect();
+        let inputs: Elems = (0..in_len).map(|_| lw.obj(params.max_level(), nominal, 2)).collect();
         let mut values: HashMap<&str, Elems> = HashMap::new();
         values.insert("input", inputs.clone());
         let mut last = inputs.clone();
@@ -379,9 +451,7 @@ impl BatchPlan {
                 LayerKind::Dense { in_features, out_features, weight, bias } => {
                     let w = tensor(weight)?;
                     let rows = (0..*out_features)
-                        .map(|o| {
-                            (0..*in_features).map(|j| (j, w[o * in_features + j])).collect()
-                        })
+                        .map(|o| (0..*in_features).map(|j| (j, w[o * in_features + j])).collect())
                         .collect();
                     let b = match bias {
                         Some(b) => tensor(b)?,
@@ -389,13 +459,31 @@ impl BatchPlan {
                     };
                     lw.linear(&l.name, &x, rows, b, out_scale(model, i, nominal)?)?
                 }
-                LayerKind::Conv2d { out_channels, kernel, stride, padding, groups, weight, bias, .. } => {
+                LayerKind::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    groups,
+                    weight,
+                    bias,
+                    ..
+                } => {
                     let w = tensor(weight)?;
-                    let rows =
-                        conv_rows(&l.in_shape, &l.out_shape, &w, *kernel, *stride, *padding, *groups);
+                    let rows = conv_rows(
+                        &l.in_shape,
+                        &l.out_shape,
+                        &w,
+                        *kernel,
+                        *stride,
+                        *padding,
+                        *groups,
+                    );
                     let per = l.out_shape[1] * l.out_shape[2];
                     let b = match bias {
-                        Some(b) => tensor(b)?.iter().flat_map(|&v| std::iter::repeat_n(v, per)).collect(),
+                        Some(b) => {
+                            tensor(b)?.iter().flat_map(|&v| std::iter::repeat_n(v, per)).collect()
+                        }
                         None => vec![0.0; out_channels * per],
                     };
                     lw.linear(&l.name, &x, rows, b, out_scale(model, i, nominal)?)?
@@ -403,16 +491,24 @@ impl BatchPlan {
                 LayerKind::AvgPool { kernel, stride, padding } => {
                     let c = l.in_shape[0];
                     let w = vec![1.0 / (kernel[0] * kernel[1]) as f64; c * kernel[0] * kernel[1]];
-                    let rows = conv_rows(&l.in_shape, &l.out_shape, &w, *kernel, *stride, *padding, c);
+                    let rows =
+                        conv_rows(&l.in_shape, &l.out_shape, &w, *kernel, *stride, *padding, c);
                     let n = rows.len();
                     lw.linear(&l.name, &x, rows, vec![0.0; n], out_scale(model, i, nominal)?)?
                 }
                 LayerKind::Flatten => x,
+                LayerKind::Activation(Activation::Square) if feeds_only_linear(model, i) => {
+                    lw.square_lazy(&l.name, &x)?
+                }
                 LayerKind::Activation(Activation::Square) => {
                     let name = l.name.clone();
                     lw.map(&l.name, &[&x], |b, ins| {
                         if b.level(ins[0])? == 0 {
-                            return Err(Error::DepthExceeded { layer: name, needed: 1, available: 0 });
+                            return Err(Error::DepthExceeded {
+                                layer: name,
+                                needed: 1,
+                                available: 0,
+                            });
                         }
                         let p = b.mul_relin(ins[0], ins[0])?;
                         b.rescale(p)
@@ -494,7 +590,7 @@ impl BatchPlan {
 
     /// Whether any step needs the relinearisation key.
     pub fn needs_relin(&self) -> bool {
-        self.templates.iter().any(|t| t.relin)
+        (0..self.steps.len()).any(|i| self.pins_relin_key(i))
     }
 
     /// Samples one run processes at most (one per slot).
@@ -506,6 +602,7 @@ impl BatchPlan {
     pub fn pins(&self, i: usize) -> &[u32] {
         match &self.steps[i] {
             BatchStep::Accumulate { inputs, .. } | BatchStep::Map { inputs, .. } => inputs,
+            BatchStep::Square { input, .. } => std::slice::from_ref(input),
             BatchStep::Finish { .. } => &[],
         }
     }
@@ -515,7 +612,18 @@ impl BatchPlan {
         match &self.steps[i] {
             BatchStep::Accumulate { .. } => &[],
             BatchStep::Finish { block } => &self.blocks[*block].outputs,
-            BatchStep::Map { output, .. } => std::slice::from_ref(output),
+            BatchStep::Map { output, .. } | BatchStep::Square { output, .. } => {
+                std::slice::from_ref(output)
+            }
+        }
+    }
+
+    /// Whether step `i` also pins the relinearisation key (after its ciphertexts).
+    pub fn pins_relin_key(&self, i: usize) -> bool {
+        match &self.steps[i] {
+            BatchStep::Map { template, .. } => self.templates[*template].relin,
+            BatchStep::Finish { block } => self.blocks[*block].in_parts == 3,
+            _ => false,
         }
     }
 
@@ -547,13 +655,16 @@ fn liveness(
             BatchStep::Accumulate { inputs, .. } | BatchStep::Map { inputs, .. } => {
                 inputs.iter().for_each(|&o| last[o as usize] = Some(i));
             }
+            BatchStep::Square { input, .. } => last[*input as usize] = Some(i),
             BatchStep::Finish { .. } => {}
         }
     }
     for (i, s) in steps.iter().enumerate() {
         let written: &[u32] = match s {
             BatchStep::Finish { block } => &blocks[*block].outputs,
-            BatchStep::Map { output, .. } => std::slice::from_ref(output),
+            BatchStep::Map { output, .. } | BatchStep::Square { output, .. } => {
+                std::slice::from_ref(output)
+            }
             BatchStep::Accumulate { .. } => &[],
         };
         for &o in written {

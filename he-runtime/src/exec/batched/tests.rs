@@ -48,12 +48,25 @@ fn run_batch(name: &str, images: usize, budget: u64) -> (usize, f64, Vec<TraceEv
     let raw: Vec<&[u8]> = (0..images).map(|i| ts.image(i % ts.len())).collect();
     let mut s = BatchSession::new(&m, &plan, &st, SK_SEED).unwrap();
     let out = s.infer(&raw).unwrap();
+    eprintln!(
+        "{name} x{images}: encrypt {:.2} s, run {:.2} s, decrypt {:.2} s",
+        out.encrypt_seconds, out.run_seconds, out.decrypt_seconds
+    );
     let (mut agree, mut worst) = (0, 0.0f64);
     for (i, y) in out.logits.iter().enumerate() {
         let want = ts.reference_logits(i % ts.len());
         worst = worst.max(y.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
         agree += usize::from(argmax(y) == argmax(want));
     }
+    let mut by: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+    for e in s.executor().events() {
+        if let TraceEvent::Op { name, compute_ns, .. } = e {
+            let v = by.entry(name.clone()).or_default();
+            v.0 += 1;
+            v.1 += compute_ns;
+        }
+    }
+    eprintln!("{name} x{images}: compute by step kind {by:?}");
     let real = shape(s.executor().events());
     let mut p = BatchExecutor::plan(&plan, KeySetId::from_seed(&SK_SEED), costs());
     p.prepare_keys(None, None, KeySetId::from_seed(&SK_SEED)).unwrap();

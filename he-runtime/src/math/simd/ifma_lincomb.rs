@@ -70,13 +70,13 @@ unsafe fn block<const B: usize>(
             let j1 = (j0 + chunk).min(terms);
             let mut lo = [zero; B];
             let mut hi = [zero; B];
-            for j in j0..j1 {
+            for (j, xj) in x.iter().enumerate().take(j1).skip(j0) {
                 // SAFETY: x[j] has n words and c + 8 <= n.
-                let xv = unsafe { _mm512_loadu_si512(x[j].as_ptr().add(c) as *const _) };
+                let xv = unsafe { _mm512_loadu_si512(xj.as_ptr().add(c) as *const _) };
                 for b in 0..B {
                     // SAFETY: w has acc.len()·terms words and (k0 + b)·terms + j is below that.
-                    let wv = _mm512_set1_epi64(unsafe { *w.get_unchecked((k0 + b) * terms + j) }
-                        as i64);
+                    let wv =
+                        _mm512_set1_epi64(unsafe { *w.get_unchecked((k0 + b) * terms + j) } as i64);
                     lo[b] = _mm512_madd52lo_epu64(lo[b], xv, wv);
                     hi[b] = _mm512_madd52hi_epu64(hi[b], xv, wv);
                 }
