@@ -4,3 +4,4 @@ pub mod demo;
 pub mod inspect;
 pub mod plan;
 pub mod run;
+mod run_batch;

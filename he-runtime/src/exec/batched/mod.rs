@@ -18,7 +18,7 @@
 mod plan;
 mod session;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,8 +52,9 @@ struct Real<'s> {
     eval: Evaluator,
     scratch: Scratch,
     keys: KeySet,
-    /// Per-output sums of the linear block being accumulated.
-    sums: Vec<Vec<u64>>,
+    /// Per-output sums of the linear blocks being accumulated (several at once: the schedule
+    /// interleaves layers).
+    sums: HashMap<usize, Vec<Vec<u64>>>,
     /// Ciphertexts currently in the store.
     live: BTreeSet<u32>,
 }
@@ -120,7 +121,7 @@ impl<'s> BatchExecutor<'s> {
             scratch: eval.scratch(),
             eval,
             keys: KeySet::default(),
-            sums: Vec::new(),
+            sums: HashMap::new(),
             live: BTreeSet::new(),
         };
         Ok(Self::new(plan, keyset, Backend::Real(Box::new(real))))
@@ -449,9 +450,8 @@ fn exec_step(
             if let Some(bad) = xs.iter().find(|x| x.len() != words) {
                 return Err(Error::BufferLength { expected: words, found: bad.len() });
             }
-            if real.sums.is_empty() {
-                real.sums = vec![vec![0u64; words]; b.outputs.len()];
-            }
+            let sums =
+                real.sums.entry(*block).or_insert_with(|| vec![vec![0u64; words]; b.outputs.len()]);
             // The integer weight of every term, per limb (a constant product is one integer).
             let wl = (0..l1)
                 .map(|i| {
@@ -473,7 +473,7 @@ fn exec_step(
                 })
                 .collect::<Result<Vec<_>>>()?;
             let mut per: Vec<Vec<&mut [u64]>> = (0..b.in_parts * l1).map(|_| Vec::new()).collect();
-            for s in real.sums.iter_mut() {
+            for s in sums.iter_mut() {
                 for (t, ch) in s.chunks_mut(n).enumerate() {
                     per[t].push(ch);
                 }
@@ -491,7 +491,7 @@ fn exec_step(
             let key_guard = if b.in_parts == 3 { Some(real.store.pin(relin_id)?) } else { None };
             let t = Instant::now();
             let relin = relin_view(real, key_guard.as_ref())?;
-            let sums = std::mem::take(&mut real.sums);
+            let sums = real.sums.remove(block).unwrap_or_default();
             if sums.len() != b.outputs.len() {
                 return Err(Error::MissingObject {
                     id: b.outputs.first().copied().unwrap_or(0),

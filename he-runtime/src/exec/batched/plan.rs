@@ -172,16 +172,28 @@ type Elems = Vec<u32>;
 struct Lowering<'p> {
     params: &'p Params,
     objects: Vec<BatchObj>,
+    /// For each object, the index of the linear finish step its value comes from (through
+    /// element-wise steps); 0 for inputs. Orders a block's inputs by when they appear.
+    origin: Vec<usize>,
     blocks: Vec<LinBlock>,
     templates: Vec<Template>,
     steps: Vec<BatchStep>,
+    /// Index of the model layer that emitted each step (the scheduler's priority).
+    stage: Vec<usize>,
+    layer: usize,
 }
 
 impl Lowering<'_> {
+    fn push(&mut self, s: BatchStep) {
+        self.steps.push(s);
+        self.stage.push(self.layer);
+    }
+
     fn obj(&mut self, level: usize, scale: f64, parts: usize) -> u32 {
         let n = self.params.n() as u64;
         let bytes = parts as u64 * (level as u64 + 1) * n * 8;
         self.objects.push(BatchObj { level, scale, parts, bytes });
+        self.origin.push(0);
         (self.objects.len() - 1) as u32
     }
 
@@ -228,6 +240,9 @@ impl Lowering<'_> {
             (0..rows.len()).map(|_| self.obj(level - rescales, out_scale, 2)).collect();
         let per_block = (ACC_LIMIT / bytes).max(1) as usize;
         for (support, outs) in groups {
+            // Inputs in the order they are produced, so each chunk is complete early.
+            let mut perm: Vec<usize> = (0..support.len()).collect();
+            perm.sort_by_key(|&p| self.origin[x[support[p]] as usize]);
             for ks in outs.chunks(per_block) {
                 let block = self.blocks.len();
                 self.blocks.push(LinBlock {
@@ -239,16 +254,19 @@ impl Lowering<'_> {
                     pt_scale,
                     in_parts: parts,
                 });
-                for (c, cols) in support.chunks(MAX_PINS).enumerate() {
+                for cols in perm.chunks(MAX_PINS) {
                     let mut weights = Vec::with_capacity(ks.len() * cols.len());
                     for &i in ks {
-                        let row = &rows[i][c * MAX_PINS..c * MAX_PINS + cols.len()];
-                        weights.extend(row.iter().map(|t| t.1));
+                        weights.extend(cols.iter().map(|&p| rows[i][p].1));
                     }
-                    let inputs = cols.iter().map(|&j| x[j]).collect();
-                    self.steps.push(BatchStep::Accumulate { block, inputs, weights });
+                    let inputs = cols.iter().map(|&p| x[support[p]]).collect();
+                    self.push(BatchStep::Accumulate { block, inputs, weights });
                 }
-                self.steps.push(BatchStep::Finish { block });
+                self.push(BatchStep::Finish { block });
+                let at = self.steps.len() - 1;
+                for &i in ks {
+                    self.origin[out[i] as usize] = at;
+                }
             }
         }
         Ok(out)
@@ -269,7 +287,8 @@ impl Lowering<'_> {
                 });
             }
             let output = self.obj(level, scale * scale, 3);
-            self.steps.push(BatchStep::Square { input, output });
+            self.origin[output as usize] = self.origin[input as usize];
+            self.push(BatchStep::Square { input, output });
             out.push(output);
         }
         Ok(out)
@@ -319,8 +338,10 @@ impl Lowering<'_> {
         let mut out = Vec::with_capacity(len);
         for i in 0..len {
             let output = self.obj(level, scale, 2);
+            self.origin[output as usize] =
+                args.iter().map(|a| self.origin[a[i] as usize]).max().unwrap_or(0);
             let inputs = args.iter().map(|a| a[i]).collect();
-            self.steps.push(BatchStep::Map { template, inputs, output });
+            self.push(BatchStep::Map { template, inputs, output });
             out.push(output);
         }
         Ok(out)
@@ -422,9 +443,12 @@ impl BatchPlan {
         let mut lw = Lowering {
             params,
             objects: Vec::new(),
+            origin: Vec::new(),
             blocks: Vec::new(),
             templates: Vec::new(),
             steps: Vec::new(),
+            stage: Vec::new(),
+            layer: 0,
         };
         let in_len: usize = model.desc().input.shape.iter().product();
         let inputs: Elems = (0..in_len).map(|_| lw.obj(params.max_level(), nominal, 2)).collect();
@@ -432,6 +456,7 @@ impl BatchPlan {
         values.insert("input", inputs.clone());
         let mut last = inputs.clone();
         for (i, l) in model.layers().iter().enumerate() {
+            lw.layer = i;
             let get = |n: &str| {
                 values.get(n).cloned().ok_or_else(|| Error::ModelLayer {
                     layer: l.name.clone(),
@@ -535,6 +560,7 @@ impl BatchPlan {
             last = y;
         }
         let outputs = last;
+        lw.steps = schedule(std::mem::take(&mut lw.steps), &lw.stage, &lw.blocks, lw.objects.len());
         let frees = liveness(&lw.steps, &lw.blocks, &inputs, &outputs, lw.objects.len());
         Ok(Self {
             params: params.clone(),
@@ -638,6 +664,74 @@ impl BatchPlan {
         }
         peak
     }
+}
+
+/// Reorders the steps so that each runs as soon as its inputs exist, preferring a ready step of
+/// the latest layer (and within a layer the original order): a layer's output is consumed by the next layer while it is being
+/// produced (a dense layer accumulates each chunk of squares as soon as the convolution
+/// positions behind it are done), so the live set stays near the inputs alone instead of a
+/// whole intermediate tensor.
+fn schedule(
+    steps: Vec<BatchStep>,
+    stage: &[usize],
+    blocks: &[LinBlock],
+    objects: usize,
+) -> Vec<BatchStep> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let count = steps.len();
+    let mut producer: Vec<Option<usize>> = vec![None; objects];
+    let mut last_of_block: Vec<Option<usize>> = vec![None; blocks.len()];
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, s) in steps.iter().enumerate() {
+        let (reads, block): (&[u32], Option<usize>) = match s {
+            BatchStep::Accumulate { block, inputs, .. } => (inputs, Some(*block)),
+            BatchStep::Finish { block } => (&[], Some(*block)),
+            BatchStep::Map { inputs, .. } => (inputs, None),
+            BatchStep::Square { input, .. } => (std::slice::from_ref(input), None),
+        };
+        deps[i].extend(reads.iter().filter_map(|&o| producer[o as usize]));
+        if let Some(b) = block {
+            // A block's steps keep their order (its sums are one accumulator).
+            deps[i].extend(last_of_block[b]);
+            last_of_block[b] = Some(i);
+        }
+        let writes: &[u32] = match s {
+            BatchStep::Finish { block } => &blocks[*block].outputs,
+            BatchStep::Map { output, .. } | BatchStep::Square { output, .. } => {
+                std::slice::from_ref(output)
+            }
+            BatchStep::Accumulate { .. } => &[],
+        };
+        for &o in writes {
+            producer[o as usize] = Some(i);
+        }
+    }
+    let mut waiting: Vec<usize> = vec![0; count];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, d) in deps.iter_mut().enumerate() {
+        d.sort_unstable();
+        d.dedup();
+        waiting[i] = d.len();
+        for &p in d.iter() {
+            users[p].push(i);
+        }
+    }
+    let key = |i: usize| (stage[i], Reverse(i));
+    let mut ready: BinaryHeap<(usize, Reverse<usize>)> =
+        (0..count).filter(|&i| waiting[i] == 0).map(key).collect();
+    let mut order = Vec::with_capacity(count);
+    while let Some((_, Reverse(i))) = ready.pop() {
+        order.push(i);
+        for &u in &users[i] {
+            waiting[u] -= 1;
+            if waiting[u] == 0 {
+                ready.push(key(u));
+            }
+        }
+    }
+    let mut slots: Vec<Option<BatchStep>> = steps.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// For each step, the ciphertexts whose last use it is (never the outputs); an object nobody

@@ -144,6 +144,16 @@ fn plan_shapes_cryptonets() {
 }
 
 #[test]
+fn schedule_keeps_the_live_set_near_the_inputs() {
+    let m = load("cryptonets");
+    let params = batch_params(13, m.depth()).unwrap();
+    let plan = BatchPlan::compile(&m, &params).unwrap();
+    let inputs: u64 = plan.inputs().iter().map(|&o| plan.objects()[o as usize].bytes).sum();
+    // Without interleaving, all 845 squares (3 polynomials, 5 limbs) would wait for fc1.
+    assert!(plan.peak_live_bytes() < inputs + (48 << 20), "{}", plan.peak_live_bytes());
+}
+
+#[test]
 fn too_few_levels_is_a_typed_error_naming_the_layer() {
     let m = load("cryptonets");
     let params = batch_params(13, 3).unwrap();
