@@ -70,9 +70,12 @@ unsafe fn block<const B: usize>(
             let j1 = (j0 + chunk).min(terms);
             let mut lo = [zero; B];
             let mut hi = [zero; B];
-            for (j, xj) in x.iter().enumerate().take(j1).skip(j0) {
-                // SAFETY: x[j] has n words and c + 8 <= n.
-                let xv = unsafe { _mm512_loadu_si512(xj.as_ptr().add(c) as *const _) };
+            // An index loop: iterator adaptors are not inlined into this target_feature function.
+            #[allow(clippy::needless_range_loop)]
+            for j in j0..j1 {
+                // SAFETY: j < terms = x.len(); x[j] has n words and c + 8 <= n.
+                let xv =
+                    unsafe { _mm512_loadu_si512(x.get_unchecked(j).as_ptr().add(c) as *const _) };
                 for b in 0..B {
                     // SAFETY: w has acc.len()·terms words and (k0 + b)·terms + j is below that.
                     let wv =
