@@ -21,9 +21,9 @@ use std::collections::HashMap;
 
 use crate::ckks::Params;
 use crate::error::{Error, Result};
+use crate::model::compile::{linear_out_scale, poly_activation};
 use crate::model::{Activation, LayerKind, Model};
-use crate::nn::layers::{PolyActivation, Residual};
-use crate::nn::poly::ChebPoly;
+use crate::nn::layers::Residual;
 use crate::nn::{ObjKind, Program, ProgramBuilder};
 
 /// Most ciphertexts one `lincomb` step pins.
@@ -365,35 +365,6 @@ fn feeds_only_linear(model: &Model, i: usize) -> bool {
         })
 }
 
-/// The scale a linear layer should emit at: what a following Chebyshev activation maps to its
-/// variable for free, else the nominal scale.
-fn out_scale(model: &Model, i: usize, nominal: f64) -> Result<f64> {
-    let name = &model.layers()[i].name;
-    let next = model.layers().iter().skip(i + 1).find(|l| l.inputs.first() == Some(name));
-    Ok(match next {
-        Some(l) => match &l.kind {
-            LayerKind::Activation(a @ (Activation::Chebyshev { .. } | Activation::Poly { .. })) => {
-                activation(&l.name, a)?.preferred_input_scale(nominal)
-            }
-            _ => nominal,
-        },
-        None => nominal,
-    })
-}
-
-/// The nn activation of a description's polynomial activation (a monomial polynomial is
-/// expressed exactly in the Chebyshev basis of [−1, 1]).
-pub(crate) fn activation(layer: &str, a: &Activation) -> Result<PolyActivation> {
-    let poly = match a {
-        Activation::Square => ChebPoly::from_monomial(&[0.0, 0.0, 1.0], -1.0, 1.0)?,
-        Activation::Poly { coeffs } => ChebPoly::from_monomial(coeffs, -1.0, 1.0)?,
-        Activation::Chebyshev { range, coeffs, .. } => {
-            ChebPoly { a: range[0], b: range[1], coeffs: coeffs.clone() }
-        }
-    };
-    Ok(PolyActivation::new(layer, poly))
-}
-
 /// Rows of a grouped convolution (zero padding top, bottom, left, right).
 #[allow(clippy::too_many_arguments)]
 fn conv_rows(
@@ -482,7 +453,13 @@ impl BatchPlan {
                         Some(b) => tensor(b)?,
                         None => vec![0.0; *out_features],
                     };
-                    lw.linear(&l.name, &x, rows, b, out_scale(model, i, nominal)?)?
+                    lw.linear(
+                        &l.name,
+                        &x,
+                        rows,
+                        b,
+                        linear_out_scale(model, i, nominal)?.unwrap_or(nominal),
+                    )?
                 }
                 LayerKind::Conv2d {
                     out_channels,
@@ -511,7 +488,13 @@ impl BatchPlan {
                         }
                         None => vec![0.0; out_channels * per],
                     };
-                    lw.linear(&l.name, &x, rows, b, out_scale(model, i, nominal)?)?
+                    lw.linear(
+                        &l.name,
+                        &x,
+                        rows,
+                        b,
+                        linear_out_scale(model, i, nominal)?.unwrap_or(nominal),
+                    )?
                 }
                 LayerKind::AvgPool { kernel, stride, padding } => {
                     let c = l.in_shape[0];
@@ -519,7 +502,13 @@ impl BatchPlan {
                     let rows =
                         conv_rows(&l.in_shape, &l.out_shape, &w, *kernel, *stride, *padding, c);
                     let n = rows.len();
-                    lw.linear(&l.name, &x, rows, vec![0.0; n], out_scale(model, i, nominal)?)?
+                    lw.linear(
+                        &l.name,
+                        &x,
+                        rows,
+                        vec![0.0; n],
+                        linear_out_scale(model, i, nominal)?.unwrap_or(nominal),
+                    )?
                 }
                 LayerKind::Flatten => x,
                 LayerKind::Activation(Activation::Square) if feeds_only_linear(model, i) => {
@@ -540,7 +529,7 @@ impl BatchPlan {
                     })?
                 }
                 LayerKind::Activation(a) => {
-                    let act = activation(&l.name, a)?;
+                    let act = poly_activation(&l.name, a)?;
                     lw.map(&l.name, &[&x], |b, ins| act.compile_ct(b, ins[0]))?
                 }
                 LayerKind::Add => {
