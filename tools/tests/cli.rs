@@ -75,6 +75,8 @@ fn run_batch_layout_agrees_with_plaintext_and_reuses_the_pooled_key() {
         let out = hetier()
             .args(["--json", "run", "--batch", "--images", "24", "--dram-mib", "32", "--dir"])
             .arg(&pool)
+            .arg("--trace")
+            .arg(dir.path().join("trace.jsonl"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -90,6 +92,8 @@ fn run_batch_layout_agrees_with_plaintext_and_reuses_the_pooled_key() {
     assert!(first["images_per_second"].as_f64().unwrap() > 0.0);
     assert!(first["store_peak_dram"].as_u64().unwrap() <= 32 << 20);
     assert_eq!(first["keys_generated"], 1);
+    let trace = std::fs::read_to_string(dir.path().join("trace.jsonl")).unwrap();
+    assert!(trace.lines().count() > 100, "{} trace lines", trace.lines().count());
     let second = run();
     assert_eq!(second["keys_generated"], 0);
     assert_eq!(second["keys_reused"], 1);

@@ -104,6 +104,9 @@ pub struct RunArgs {
     /// directory reuses its keys and encoded weights.
     #[arg(long)]
     pub(crate) dir: Option<PathBuf>,
+    /// Write the access trace of the batch-layout run (tiering trace format, JSON lines).
+    #[arg(long)]
+    pub(crate) trace: Option<PathBuf>,
     /// Use O_DIRECT for the pool (so the page cache cannot hold "PM" data in DRAM).
     #[arg(long)]
     pub(crate) direct: bool,

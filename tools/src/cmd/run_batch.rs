@@ -95,6 +95,11 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         bar.inc(imgs.len() as u64);
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.trace {
+        // A key reused from the pool has no put in this process's trace.
+        let trace = session.executor().trace();
+        trace.save(path).with_context(|| format!("writing {}", path.display()))?;
+    }
     let st = store.stats();
     let out = BatchReport {
         model: name.into(),

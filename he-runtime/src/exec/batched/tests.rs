@@ -73,6 +73,8 @@ fn run_batch(name: &str, images: usize, budget: u64) -> (usize, f64, Vec<TraceEv
     p.run().unwrap();
     p.finish().unwrap();
     assert_eq!(shape(p.events()), real, "plan trace == real trace");
+    p.trace().validate().unwrap();
+    s.executor().trace().validate().unwrap();
     (agree, worst, real)
 }
 
