@@ -129,3 +129,31 @@ fn too_deep_relu_is_a_typed_error_naming_the_layer() {
     // A zero degree is rejected while parsing, naming the layer.
     assert!(matches!(relu_residual(0), Err(Error::ModelLayer { layer, .. }) if layer == "act1"));
 }
+
+#[test]
+fn activation_whose_input_map_costs_a_level_is_depth_exceeded() {
+    // fc1 → square → fc2 → add(fc2, fc2) → relu: the ReLU reads an add, not a linear layer,
+    // so mapping x to its Chebyshev variable costs a rescale on top of its 2 levels. The
+    // description's depth (5) fits; compiling finds 3 levels needed with 2 left.
+    let text = std::fs::read_to_string(models_dir().join("digits.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let layers = v["layers"].as_array_mut().unwrap();
+    layers.push(json!({
+        "name": "add1", "kind": "add", "inputs": ["fc2", "fc2"], "in_shape": [10], "out_shape": [10]
+    }));
+    layers.push(json!({
+        "name": "act2", "kind": "activation", "activation": { "type": "relu", "range": [-8, 8], "degree": 3 },
+        "in_shape": [10], "out_shape": [10]
+    }));
+    let desc = ModelDesc::from_json(&v.to_string()).unwrap();
+    let m =
+        Model::from_parts(desc, &std::fs::read(models_dir().join("digits.safetensors")).unwrap())
+            .unwrap();
+    assert_eq!(m.depth(), 5);
+    for err in [
+        m.compile(&Preset::N14.params().unwrap()).unwrap_err(),
+        BatchPlan::compile(&m, &batch_params(13, 5).unwrap()).unwrap_err(),
+    ] {
+        assert_eq!(err, Error::DepthExceeded { layer: "act2".into(), needed: 3, available: 2 });
+    }
+}
