@@ -179,3 +179,18 @@ fn bad_batches_are_typed_errors() {
     let p = BatchExecutor::plan(&plan, KeySetId::from_seed(&SK_SEED), costs());
     assert!(matches!(p.output(0), Err(Error::WrongMode { .. })));
 }
+
+#[test]
+fn calibrated_costs_give_a_plan_time() {
+    let m = load("digits");
+    let params = batch_params(13, m.depth()).unwrap();
+    let costs = OpCosts::calibrate(&params).unwrap();
+    for k in ["lincomb_term", "square", "relinearize", "rescale"] {
+        assert!(costs.top_ns.get(k).copied().unwrap_or(0.0) > 0.0, "{k}");
+    }
+    let plan = BatchPlan::compile(&m, &params).unwrap();
+    let mut p = BatchExecutor::plan(&plan, KeySetId::from_seed(&SK_SEED), costs);
+    let r = p.run().unwrap();
+    assert_eq!(r.steps, plan.steps().len());
+    assert!(r.compute_ns > 0);
+}
