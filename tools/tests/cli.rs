@@ -68,6 +68,38 @@ fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
 }
 
 #[test]
+fn run_batch_layout_agrees_with_plaintext_and_reuses_the_pooled_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let run = || {
+        let out = hetier()
+            .args(["--json", "run", "--batch", "--images", "24", "--dram-mib", "32", "--dir"])
+            .arg(&pool)
+            .arg("--trace")
+            .arg(dir.path().join("trace.jsonl"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run();
+    assert_eq!(first["layout"], "batch");
+    assert_eq!(first["log_n"], 13);
+    assert_eq!(first["images"], 24);
+    assert_eq!(first["runs"], 1);
+    assert_eq!(first["agree_with_plaintext"], 24);
+    assert!(first["max_logit_error"].as_f64().unwrap() <= 1e-3);
+    assert!(first["images_per_second"].as_f64().unwrap() > 0.0);
+    assert!(first["store_peak_dram"].as_u64().unwrap() <= 32 << 20);
+    assert_eq!(first["keys_generated"], 1);
+    let trace = std::fs::read_to_string(dir.path().join("trace.jsonl")).unwrap();
+    assert!(trace.lines().count() > 100, "{} trace lines", trace.lines().count());
+    let second = run();
+    assert_eq!(second["keys_generated"], 0);
+    assert_eq!(second["keys_reused"], 1);
+}
+
+#[test]
 fn plan_resnet20_reports_keys_bytes_and_predictions() {
     let dir = tempfile::tempdir().unwrap();
     let costs = dir.path().join("ops.json");

@@ -80,10 +80,28 @@ impl OpCosts {
         time("mul_int", &mut || eval.mul_integer(&ct, 3).map(drop))?;
         time("add_const", &mut || eval.add_const(&ct, Complex64::new(0.5, 0.0)).map(drop))?;
         time("level_drop", &mut || eval.drop_to_level(&ct, top - 1).map(drop))?;
+        let prod = eval.mul(&ct, &ct)?;
+        time("square", &mut || eval.mul(&ct, &ct).map(drop))?;
+        time("relinearize", &mut || eval.relinearize(&prod, &rk, &mut scratch).map(drop))?;
+        // One weight·ciphertext term of a batch-major linear combination (16 terms, averaged).
+        let n = params.n();
+        let words = ct.as_words();
+        let mut acc = vec![0u64; words.len()];
+        time("lincomb_16", &mut || {
+            for (t, a) in acc.chunks_mut(n).enumerate() {
+                let m = &ctx.prime(t % (top + 1)).modulus;
+                let x = vec![&words[t * n..(t + 1) * n]; 16];
+                crate::math::lincomb::lin_comb_acc(m, &x, &[3; 16], &mut [a])?;
+            }
+            Ok(())
+        })?;
         time("relabel", &mut || {
             drop(ct.to_owned_ct());
             Ok(())
         })?;
+        if let Some(t16) = top_ns.remove("lincomb_16") {
+            top_ns.insert("lincomb_term".to_owned(), t16 / 16.0);
+        }
         Ok(Self { log_n: params.log_n(), q_len: params.q().len(), p_len: params.p().len(), top_ns })
     }
 }

@@ -15,6 +15,7 @@
 //! memory) and one `rotate_hoisted` step per rotation (pins that key), so no step pins more
 //! than three objects. The manifest itself is bookkeeping and is not traced.
 
+pub mod batched;
 mod costs;
 mod fullsize;
 pub mod ids;
@@ -30,6 +31,7 @@ use hetier_tiering::{
     TraceDurability, TraceEvent, TraceHeader,
 };
 
+pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use costs::OpCosts;
 pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};
 pub use ids::{weights_tag, KeySetId};

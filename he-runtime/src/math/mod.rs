@@ -30,6 +30,7 @@ pub mod basis_ext;
 mod bigint;
 pub mod crt;
 pub mod dot;
+pub mod lincomb;
 pub mod ntt;
 pub mod poly;
 pub mod primes;

@@ -12,11 +12,41 @@
 //! [`Model::check_depth`] first, so a model that is too deep fails naming its layer before any
 //! key is generated.
 
+use std::collections::HashMap;
+
 use super::{Activation, LayerKind, Model};
 use crate::ckks::Params;
 use crate::error::{Error, Result};
-use crate::nn::layers::{Conv2d, Dense, Square};
-use crate::nn::{Layout, Program, ProgramBuilder};
+use crate::nn::layers::{Conv2d, Dense, PolyActivation, Residual, Square};
+use crate::nn::poly::ChebPoly;
+use crate::nn::{Layout, ObjId, Program, ProgramBuilder};
+
+/// The nn activation of a description's polynomial activation: a Chebyshev series on its
+/// range as given, a monomial polynomial expressed exactly in the Chebyshev basis of [−1, 1].
+pub(crate) fn poly_activation(layer: &str, a: &Activation) -> Result<PolyActivation> {
+    let poly = match a {
+        Activation::Square => ChebPoly::from_monomial(&[0.0, 0.0, 1.0], -1.0, 1.0)?,
+        Activation::Poly { coeffs } => ChebPoly::from_monomial(coeffs, -1.0, 1.0)?,
+        Activation::Chebyshev { range, coeffs, .. } => {
+            ChebPoly { a: range[0], b: range[1], coeffs: coeffs.clone() }
+        }
+    };
+    Ok(PolyActivation::new(layer, poly))
+}
+
+/// The scale linear layer `i` should emit at when a polynomial activation reads it: the scale
+/// at which that activation maps x to its Chebyshev variable for free (`None` otherwise).
+pub(crate) fn linear_out_scale(model: &Model, i: usize, nominal: f64) -> Result<Option<f64>> {
+    let name = &model.layers()[i].name;
+    let reader = model.layers().iter().skip(i + 1).find(|l| l.inputs.iter().any(|n| n == name));
+    match reader.map(|l| (&l.name, &l.kind)) {
+        Some((
+            n,
+            LayerKind::Activation(a @ (Activation::Chebyshev { .. } | Activation::Poly { .. })),
+        )) => Ok(Some(poly_activation(n, a)?.preferred_input_scale(nominal))),
+        _ => Ok(None),
+    }
+}
 
 /// A compiled model: the program plus how to pack its input and read its output.
 #[derive(Debug, Clone)]
@@ -143,17 +173,25 @@ impl Model {
             }
             _ => None,
         };
-        let mut x = b.input("input", params.max_level(), params.scale())?;
-        let mut layout = input_layout;
-        for l in self.layers() {
+        let x0 = b.input("input", params.max_level(), params.scale())?;
+        let mut values: HashMap<&str, (ObjId, Layout)> = HashMap::new();
+        values.insert("input", (x0, input_layout));
+        let (mut x, mut layout) = (x0, input_layout);
+        let nominal = params.scale();
+        for (li, l) in self.layers().iter().enumerate() {
             b.begin_layer(&l.name);
-            if l.inputs.len() != 1 {
-                return Err(Error::ModelLayer {
+            let value = |n: Option<&String>| {
+                n.and_then(|n| values.get(n.as_str()).copied()).ok_or_else(|| Error::ModelLayer {
                     layer: l.name.clone(),
-                    reason: "only sequential models compile to HE programs yet (no residual adds)"
-                        .into(),
-                });
-            }
+                    reason: format!("reads {n:?}, which is not computed before it"),
+                })
+            };
+            (x, layout) = value(l.inputs.first())?;
+            // Linear layers keep their input's scale unless an activation prefers another.
+            let out_scale = match linear_out_scale(self, li, nominal)? {
+                Some(s) => s,
+                None => b.scale(x)?,
+            };
             let lowered = |m: Vec<f64>, bias: Option<Vec<f64>>| -> Result<Dense> {
                 let out: usize = l.out_shape.iter().product();
                 let inp: usize = l.in_shape.iter().product();
@@ -180,7 +218,7 @@ impl Model {
                         self.tensor(weight)?.data.clone(),
                         bias_of(bias, 1)?,
                     )?;
-                    d.compile(&mut b, x, &layout)?
+                    d.compile_scaled(&mut b, x, &layout, out_scale)?
                 }
                 LayerKind::Conv2d {
                     in_channels,
@@ -204,7 +242,7 @@ impl Model {
                             None => None,
                         },
                     )?;
-                    conv.compile(&mut b, x, &layout)?
+                    conv.compile_scaled(&mut b, x, &layout, out_scale)?
                 }
                 LayerKind::Conv2d { kernel, stride, padding, groups, weight, bias, .. } => {
                     let m = conv_matrix(
@@ -217,32 +255,28 @@ impl Model {
                         *groups,
                     );
                     let per = l.out_shape[1] * l.out_shape[2];
-                    lowered(m, bias_of(bias, per)?)?.compile(&mut b, x, &layout)?
+                    lowered(m, bias_of(bias, per)?)?
+                        .compile_scaled(&mut b, x, &layout, out_scale)?
                 }
                 LayerKind::AvgPool { kernel, stride, padding } => {
                     let m = pool_matrix(&l.in_shape, &l.out_shape, *kernel, *stride, *padding);
-                    lowered(m, None)?.compile(&mut b, x, &layout)?
+                    lowered(m, None)?.compile_scaled(&mut b, x, &layout, out_scale)?
                 }
                 LayerKind::Activation(Activation::Square) => {
                     Square::new(&l.name).compile(&mut b, x, &layout)?
                 }
+                // Chebyshev (ReLU, SiLU, …) and monomial polynomials: Paterson–Stockmeyer
+                // evaluation; a layer needing more levels than are left is DepthExceeded.
                 LayerKind::Activation(a) => {
-                    return Err(Error::ModelLayer {
-                        layer: l.name.clone(),
-                        reason: format!(
-                            "activation of degree {} is not compiled to HE yet (square only)",
-                            a.degree()
-                        ),
-                    })
+                    poly_activation(&l.name, a)?.compile(&mut b, x, &layout)?
                 }
                 LayerKind::Flatten => (x, layout),
                 LayerKind::Add => {
-                    return Err(Error::ModelLayer {
-                        layer: l.name.clone(),
-                        reason: "residual adds are not compiled to HE yet".into(),
-                    })
+                    let (skip, skip_layout) = value(l.inputs.get(1))?;
+                    Residual::new(&l.name).compile(&mut b, (x, &layout), (skip, &skip_layout))?
                 }
             };
+            values.insert(l.name.as_str(), (x, layout));
         }
         b.output("logits", x)?;
         Ok(Compiled {

@@ -274,6 +274,36 @@ enum RawActivation {
         degree: usize,
         coeffs: Vec<f64>,
     },
+    /// ReLU interpolated at the Chebyshev nodes of `range` (degree d: depth ⌈log2(d+1)⌉).
+    Relu {
+        range: [f64; 2],
+        degree: usize,
+    },
+    /// SiLU, likewise.
+    Silu {
+        range: [f64; 2],
+        degree: usize,
+    },
+}
+
+/// Largest degree of an interpolated activation (depth 8).
+const MAX_INTERPOLATED_DEGREE: usize = 255;
+
+/// The Chebyshev interpolant of `func` on `range` as a description activation.
+fn interpolated(layer: &str, func: &str, range: [f64; 2], degree: usize) -> Result<Activation> {
+    if degree == 0 || degree > MAX_INTERPOLATED_DEGREE {
+        return Err(layer_err(
+            layer,
+            format!("{func} degree {degree} outside 1..={MAX_INTERPOLATED_DEGREE}"),
+        ));
+    }
+    let f = match func {
+        "relu" => crate::nn::poly::relu,
+        _ => crate::nn::poly::silu,
+    };
+    let p = crate::nn::poly::ChebPoly::interpolate(f, range[0], range[1], degree)
+        .map_err(|e| layer_err(layer, e.to_string()))?;
+    Ok(Activation::Chebyshev { func: func.into(), range, degree, coeffs: p.coeffs })
 }
 
 /// A parsed model description (graph only; weights are loaded separately).
@@ -360,6 +390,12 @@ impl ModelDesc {
                         RawActivation::Poly { coeffs } => Activation::Poly { coeffs },
                         RawActivation::Chebyshev { func, range, degree, coeffs } => {
                             Activation::Chebyshev { func, range, degree, coeffs }
+                        }
+                        RawActivation::Relu { range, degree } => {
+                            interpolated(name, "relu", range, degree)?
+                        }
+                        RawActivation::Silu { range, degree } => {
+                            interpolated(name, "silu", range, degree)?
                         }
                     })
                 }

@@ -3,7 +3,7 @@
 //! before any key is generated; a float64 reference forward pass; and the full-size layer
 //! tables plan mode uses ([`tables`]).
 
-mod compile;
+pub(crate) mod compile;
 mod desc;
 mod reference;
 pub mod tables;
@@ -319,3 +319,5 @@ fn infer(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_relu;

@@ -6,3 +6,4 @@ pub mod inspect;
 pub mod plan;
 pub mod rss;
 pub mod run;
+mod run_batch;

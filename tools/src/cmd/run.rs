@@ -46,12 +46,22 @@ pub enum ModelArg {
 }
 
 impl ModelArg {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ModelArg::Digits => "digits",
             ModelArg::Cryptonets => "cryptonets",
         }
     }
+}
+
+/// Data layouts `hetier run` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// Slot-packed: one image per ciphertext (the latency layout).
+    Slot,
+    /// Batch-major: one ciphertext per tensor element, slot b = image b (the throughput
+    /// layout; up to N/2 images per run).
+    Batch,
 }
 
 /// Placement policies selectable on the command line.
@@ -70,36 +80,48 @@ pub enum PolicyArg {
 pub struct RunArgs {
     /// Which model to run.
     #[arg(long, value_enum, default_value_t = ModelArg::Digits)]
-    model: ModelArg,
+    pub(crate) model: ModelArg,
     /// Number of held-out images to run (default: 32; the whole split with `--all`).
     #[arg(long, default_value_t = 32)]
-    images: usize,
+    pub(crate) images: usize,
     /// Run the whole held-out split.
     #[arg(long)]
-    all: bool,
+    pub(crate) all: bool,
+    /// Data layout: `slot` (one image per ciphertext) or `batch` (every slot an image).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Slot)]
+    pub(crate) layout: LayoutArg,
+    /// Shorthand for `--layout batch`. `--images` beyond the held-out split cycle through it.
+    #[arg(long)]
+    pub(crate) batch: bool,
+    /// log2 N of the batch layout (13: 4096 images per run; 14: 8192 and more precision).
+    #[arg(long, default_value_t = 13)]
+    pub(crate) log_n: u32,
     /// DRAM budget of the store in MiB.
     #[arg(long, default_value_t = 32)]
-    dram_mib: u64,
+    pub(crate) dram_mib: u64,
     /// Placement policy.
     #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
-    policy: PolicyArg,
+    pub(crate) policy: PolicyArg,
     /// Pool directory (default: a fresh temporary directory, removed afterwards). Reusing a
     /// directory reuses its keys and encoded weights.
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
+    /// Write the access trace of the batch-layout run (tiering trace format, JSON lines).
+    #[arg(long)]
+    pub(crate) trace: Option<PathBuf>,
     /// Use O_DIRECT for the pool (the default: the page cache cannot hold "PM" data in DRAM,
     /// and the process's RSS is then the store's budget plus its own working memory).
     #[arg(long, hide = true, conflicts_with = "mmap")]
-    direct: bool,
+    pub(crate) direct: bool,
     /// Map the pool files instead (faster on tmpfs/DAX; touched pool pages then count in RSS).
     #[arg(long)]
-    mmap: bool,
+    pub(crate) mmap: bool,
     /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
     #[arg(
         long,
         default_value = "6865746965722064656661756c7420736563726574206b657920736565642121"
     )]
-    sk_seed: String,
+    pub(crate) sk_seed: String,
 }
 
 #[derive(Serialize)]
@@ -128,7 +150,48 @@ struct RunReport {
     pool: String,
 }
 
-fn parse_seed(s: &str) -> Result<[u8; 32]> {
+/// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool
+/// directory and the temporary directory that must outlive it.
+pub(crate) fn open_store(
+    args: &RunArgs,
+) -> Result<(TieredStore, PathBuf, Option<tempfile::TempDir>, PolicyConfig)> {
+    let mut tmp = None;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            let t = tempfile::tempdir()?;
+            let d = t.path().join("pool");
+            tmp = Some(t);
+            d
+        }
+    };
+    let backend = if args.mmap { Backend::Mmap } else { Backend::Direct };
+    let opts = PoolOptions::default().backend(backend).segment_size(64 << 20);
+    let pool = if dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
+        Pool::open(&dir, opts).with_context(|| format!("opening pool {}", dir.display()))?.0
+    } else {
+        Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
+    };
+    let policy = match args.policy {
+        PolicyArg::Lru => PolicyConfig::Lru,
+        PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
+        PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
+    };
+    let mut builder =
+        TieredStore::builder().dram_budget(args.dram_mib << 20).pool(pool).policy(policy.clone());
+    if matches!(policy, PolicyConfig::Alpha { .. }) {
+        // α prices DRAM against PM: calibrate both tiers briefly next to the pool.
+        let parent = dir.parent().map_or_else(std::env::temp_dir, |p| p.to_path_buf());
+        let label = format!("file in {}", parent.display());
+        let mut o = CalibrationOptions::new(&parent, backend == Backend::Direct, label);
+        (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
+        builder = builder.cost_model(calibrate(&o).context("calibrating the tiers for alpha")?);
+    }
+    let store = builder.build()?;
+    Ok((store, dir, tmp, policy))
+}
+
+pub(crate) fn parse_seed(s: &str) -> Result<[u8; 32]> {
     if s.len() != 64 {
         bail!("--sk-seed needs 64 hex digits, got {}", s.len());
     }
@@ -154,6 +217,9 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         EMBEDDED.iter().find(|e| e.0 == name).copied().context("model not embedded")?;
     let model = Model::from_parts(ModelDesc::from_json(desc_text)?, weights)?;
     let tests = TestSet::from_bytes(&format!("{name}.test.safetensors"), test)?;
+    if args.batch || args.layout == LayoutArg::Batch {
+        return super::run_batch::run(args, json, &model, &tests);
+    }
     // The smallest 128-bit preset with enough levels.
     let preset = [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
         .into_iter()
@@ -162,37 +228,8 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     let params = preset.params()?;
     let compiled = model.compile(&params)?;
 
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().join("pool")
-        }
-    };
-    let backend = if args.mmap { Backend::Mmap } else { Backend::Direct };
-    let opts = PoolOptions::default().backend(backend).segment_size(64 << 20);
-    let pool = if dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
-        Pool::open(&dir, opts).with_context(|| format!("opening pool {}", dir.display()))?.0
-    } else {
-        Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
-    };
+    let (store, dir, _tmp, policy) = open_store(args)?;
     let budget = args.dram_mib << 20;
-    let policy = match args.policy {
-        PolicyArg::Lru => PolicyConfig::Lru,
-        PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
-        PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
-    };
-    let mut builder = TieredStore::builder().dram_budget(budget).pool(pool).policy(policy.clone());
-    if matches!(policy, PolicyConfig::Alpha { .. }) {
-        // α prices DRAM against PM: calibrate both tiers briefly next to the pool.
-        let parent = dir.parent().map_or_else(std::env::temp_dir, |p| p.to_path_buf());
-        let label = format!("file in {}", parent.display());
-        let mut o = CalibrationOptions::new(&parent, backend == Backend::Direct, label);
-        (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
-        builder = builder.cost_model(calibrate(&o).context("calibrating the tiers for alpha")?);
-    }
-    let store = builder.build()?;
 
     let mut stages = vec![rss::sample("store ready")];
     let t0 = Instant::now();

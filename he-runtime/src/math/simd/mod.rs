@@ -7,6 +7,8 @@
 mod ifma;
 #[cfg(target_arch = "x86_64")]
 mod ifma_dot;
+#[cfg(target_arch = "x86_64")]
+mod ifma_lincomb;
 
 /// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
 pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
@@ -292,6 +294,47 @@ pub(crate) fn dot(
             [o0, o1] => unsafe { ifma_dot::dot::<2>(fold, a, b, [&mut **o0, &mut **o1]) },
             _ => return false,
         }
+    }
+    true
+}
+
+/// Terms the IFMA linear combination may sum before folding, for moduli of `bits` bits: the
+/// high halves (each below 2^max(2·bits − 52, 0)) plus the carries out of the low halves must
+/// stay below 2^52, and the low halves below 2^64.
+pub(crate) fn lincomb_chunk(bits: u32) -> usize {
+    let hi = 1u64 << (2 * bits).saturating_sub(52).min(51);
+    (((1u64 << 52) - 1) / (1 + hi)).min(4095) as usize
+}
+
+/// IFMA constant linear combinations `acc[k][c] += Σ_j w[k·J + j]·x[j][c] mod q` (see
+/// `math::lincomb`); returns `false` without writing when the CPU, the modulus or the length
+/// (a multiple of 8) rules the kernel out.
+///
+/// # Panics
+/// If the slice lengths disagree or a weight is not below q.
+pub(crate) fn lincomb(
+    m: &crate::math::zq::Modulus,
+    x: &[&[u64]],
+    w: &[u64],
+    acc: &mut [&mut [u64]],
+) -> bool {
+    let n = acc.first().map_or(0, |o| o.len());
+    if !slice_eligible(m) || !n.is_multiple_of(8) {
+        return false;
+    }
+    assert!(
+        x.iter().all(|s| s.len() == n)
+            && acc.iter().all(|s| s.len() == n)
+            && w.len() == x.len() * acc.len()
+            && w.iter().all(|&v| v < m.value()),
+        "linear combination shapes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fold = ExtendFold::new(m);
+        // SAFETY: CPU support and q < 2^50 (slice_eligible), n % 8 == 0 and the lengths
+        // (assert); the chunk bound comes from lincomb_chunk.
+        unsafe { ifma_lincomb::lincomb(fold, lincomb_chunk(m.bits()), x, w, acc) };
     }
     true
 }

@@ -1,0 +1,119 @@
+//! A client-side session over the batch executor: encrypt a batch of samples element by
+//! element (slot b = sample b), run the plan over the store, decrypt and read each sample's
+//! logits — what `hetier run --layout batch` and the batch accuracy tests drive.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hetier_tiering::TieredStore;
+use rayon::prelude::*;
+
+use super::{BatchExecutor, BatchPlan};
+use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
+use crate::error::{Error, Result};
+use crate::exec::{KeyReport, KeySetId, RunReport};
+use crate::model::Model;
+
+/// Input elements encrypted in parallel before they are put (bounds the memory they hold).
+const ENCRYPT_CHUNK: usize = 16;
+
+/// What one batch run returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutput {
+    /// Logits of each sample, in input order.
+    pub logits: Vec<Vec<f64>>,
+    /// Client time to encode, encrypt and put the inputs (seconds).
+    pub encrypt_seconds: f64,
+    /// Server time of the run over the store (seconds).
+    pub run_seconds: f64,
+    /// Client time to decrypt and decode the outputs (seconds).
+    pub decrypt_seconds: f64,
+    /// The executor's report.
+    pub report: RunReport,
+}
+
+/// Keys and an executor ready to run batches of one model.
+pub struct BatchSession<'s> {
+    model: &'s Model,
+    plan: &'s BatchPlan,
+    ctx: Arc<Context>,
+    sk: SecretKey,
+    encoder: Encoder,
+    executor: BatchExecutor<'s>,
+    /// What preparing the keys did.
+    pub keys: KeyReport,
+}
+
+impl<'s> BatchSession<'s> {
+    /// Derives the secret key from `sk_seed`, makes sure the relinearisation key is in `store`
+    /// (reusing one an earlier process left) and prepares the executor.
+    pub fn new(
+        model: &'s Model,
+        plan: &'s BatchPlan,
+        store: &'s TieredStore,
+        sk_seed: Seed,
+    ) -> Result<Self> {
+        let ctx = Context::new(plan.params())?;
+        let mut kg = KeyGenerator::with_seed(&ctx, sk_seed);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&sk_seed);
+        let mut executor = BatchExecutor::real(plan, keyset, store, &ctx)?;
+        let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
+        Ok(Self { model, plan, encoder: Encoder::new(&ctx), ctx, sk, executor, keys })
+    }
+
+    /// Encrypts `images` (raw samples, at most N/2) batch-major, runs the plan and returns every
+    /// sample's logits with the timings.
+    pub fn infer(&mut self, images: &[&[u8]]) -> Result<BatchOutput> {
+        let p = self.ctx.params();
+        if images.is_empty() || images.len() > p.slots() {
+            return Err(Error::InvalidParameter {
+                name: "batch",
+                reason: format!("{} samples, one run takes 1..={}", images.len(), p.slots()),
+            });
+        }
+        let xs = images.iter().map(|r| self.model.prepare_input(r)).collect::<Result<Vec<_>>>()?;
+        let elems = self.plan.inputs().len();
+        if xs[0].len() != elems {
+            return Err(Error::ModelInput { expected: elems, found: xs[0].len() });
+        }
+        let t0 = Instant::now();
+        let (ctx, sk, enc) = (&self.ctx, &self.sk, &self.encoder);
+        for start in (0..elems).step_by(ENCRYPT_CHUNK) {
+            let end = (start + ENCRYPT_CHUNK).min(elems);
+            let cts = (start..end)
+                .into_par_iter()
+                .map(|f| {
+                    let slots: Vec<f64> = xs.iter().map(|x| x[f]).collect();
+                    let pt = enc.encode_real(&slots, p.max_level(), p.scale())?;
+                    Encryptor::new(ctx).encrypt_sk(sk, &pt)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (f, ct) in (start..end).zip(&cts) {
+                self.executor.put_input(f, ct)?;
+            }
+        }
+        let encrypt_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let report = self.executor.run()?;
+        let run_seconds = t1.elapsed().as_secs_f64();
+        let t2 = Instant::now();
+        let dec = Decryptor::new(&self.ctx, &self.sk)?;
+        let mut logits = vec![Vec::with_capacity(self.plan.outputs().len()); images.len()];
+        for k in 0..self.plan.outputs().len() {
+            let ct = self.executor.output(k)?;
+            let v = self.encoder.decode_real(&dec.decrypt(&ct)?)?;
+            for (b, l) in logits.iter_mut().enumerate() {
+                l.push(v[b]);
+            }
+        }
+        self.executor.finish()?;
+        let decrypt_seconds = t2.elapsed().as_secs_f64();
+        Ok(BatchOutput { logits, encrypt_seconds, run_seconds, decrypt_seconds, report })
+    }
+
+    /// The executor (for its trace).
+    pub fn executor(&self) -> &BatchExecutor<'s> {
+        &self.executor
+    }
+}
