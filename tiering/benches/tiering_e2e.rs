@@ -394,6 +394,8 @@ struct Row {
     bound_s: f64,
     pm_read_mb: Option<f64>,
     predicted_read_mb: Option<f64>,
+    wasted: Option<u64>,
+    predicted_wasted: Option<u64>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -532,6 +534,8 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 bound_s: bound.bound_ns / 1e9,
                 pm_read_mb: result.as_ref().map(|r| r.report.timed.pm_read_bytes as f64 / MIB),
                 predicted_read_mb: pred.as_ref().map(|p| p.pm_read_bytes as f64 / MIB),
+                wasted: result.as_ref().map(|r| r.report.timed.prefetch_evicted_unused),
+                predicted_wasted: pred.as_ref().map(|p| p.prefetch_evicted_unused),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -603,6 +607,8 @@ fn paging_run(
         bound_s: physical_bound(trace, model, budget).bound_ns / 1e9,
         pm_read_mb: None,
         predicted_read_mb: None,
+        wasted: None,
+        predicted_wasted: None,
         obs,
         budget,
         alpha: None,
@@ -616,9 +622,9 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | peak anon MiB | VmHWM MiB | cgroup max MiB | budget+64 MiB | alpha |"
+        "| budget | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | wasted prefetches (pred) | peak anon MiB | VmHWM MiB | cgroup max MiB | budget+64 MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -635,7 +641,7 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {} |",
+            "| {}% | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {} |",
             r.budget_pct,
             r.name,
             time,
@@ -645,6 +651,11 @@ fn print_rows(rows: &[Row]) {
             err,
             match r.pm_read_mb {
                 Some(m) => format!("{m:.0} ({})", fmt_opt(r.predicted_read_mb, 0)),
+                None => "-".into(),
+            },
+            match r.wasted {
+                Some(n) =>
+                    format!("{n} ({})", r.predicted_wasted.map_or("-".into(), |p| p.to_string())),
                 None => "-".into(),
             },
             r.obs.peak_anon as f64 / MIB,

@@ -52,6 +52,9 @@ pub struct TimedCounters {
     pub prefetch_hits: u64,
     /// Pins that waited for an in-flight transfer.
     pub pin_waits: u64,
+    /// Prefetched objects evicted before any pin used them.
+    #[serde(default)]
+    pub prefetch_evicted_unused: u64,
 }
 
 impl TimedCounters {
@@ -63,6 +66,7 @@ impl TimedCounters {
             misses: b.misses - a.misses,
             prefetch_hits: b.prefetch_hits - a.prefetch_hits,
             pin_waits: b.pin_waits - a.pin_waits,
+            prefetch_evicted_unused: b.prefetch_evicted_unused - a.prefetch_evicted_unused,
         }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::belady::simulate_min;
+use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
 use crate::cost::CostModel;
 use crate::error::Result;
 use crate::ids::ObjectId;
@@ -38,6 +39,9 @@ pub struct Prediction {
     pub misses: u64,
     /// Highest DRAM reservation.
     pub peak_dram: u64,
+    /// Prefetched objects evicted before any pin used them.
+    #[serde(default)]
+    pub prefetch_evicted_unused: u64,
 }
 
 /// The physical lower bound on a run: compute, or the bytes MIN must move over the PM link.
@@ -150,44 +154,20 @@ impl Sim<'_> {
         o.in_dram && o.pins == 0 && o.ready_at.is_none()
     }
 
-    /// Clean objects first, then the policy's priority, ties to the smaller id (as the store).
-    fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
-        let mut best: Option<(bool, u64, ObjectId)> = None;
-        for (id, o) in &self.objs {
-            if !Self::evictable(o) {
-                continue;
-            }
-            let p = self.policy.evict_priority(*id);
-            if below.is_some_and(|b| p <= b) {
-                continue;
-            }
-            let better = best.is_none_or(|(bc, bp, bid)| {
-                (o.in_pm, p, std::cmp::Reverse(*id)) > (bc, bp, std::cmp::Reverse(bid))
-            });
-            if better {
-                best = Some((o.in_pm, p, *id));
-            }
-        }
-        best.map(|(_, _, id)| id)
+    fn occupants(&self) -> impl Iterator<Item = Occupant> + '_ {
+        self.objs.iter().filter_map(|(id, o)| {
+            (o.in_dram || o.ready_at.is_some()).then_some(Occupant {
+                id: *id,
+                len: o.len,
+                clean: o.in_pm,
+                evictable: Self::evictable(o),
+                held: o.pins > 0,
+            })
+        })
     }
 
-    fn prefetch_victim(&self, c: ObjectId) -> Option<ObjectId> {
-        let own = self.policy.prefetch_rank(c, c).0;
-        let mut best: Option<(u64, ObjectId, bool)> = None;
-        for (id, o) in &self.objs {
-            if !(o.in_dram || o.ready_at.is_some()) || o.pins > 0 || *id == c {
-                continue;
-            }
-            let (rank, needed_first) = self.policy.prefetch_rank(*id, c);
-            let blocked = needed_first || !Self::evictable(o);
-            if best.is_none_or(|(br, bid, _)| rank > br || (rank == br && *id < bid)) {
-                best = Some((rank, *id, blocked));
-            }
-        }
-        match best {
-            Some((rank, id, false)) if rank > own => Some(id),
-            _ => None,
-        }
+    fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
+        demand_victim(&*self.policy, below, self.occupants())
     }
 
     /// Drops `v` from DRAM, writing it back first if it has no PM copy. `inline` write-backs
@@ -208,7 +188,9 @@ impl Sim<'_> {
         if let Some(o) = self.objs.get_mut(&v) {
             o.in_pm = true;
             o.in_dram = false;
-            o.prefetched = false;
+            if std::mem::take(&mut o.prefetched) {
+                self.p.prefetch_evicted_unused += 1;
+            }
         }
         self.used -= len;
     }
@@ -253,12 +235,13 @@ impl Sim<'_> {
             }
             let len = o.len;
             let headroom = self.policy.prefetch_headroom(c);
-            if len + headroom > self.budget {
+            let scan = prefetch_scan(&*self.policy, c, self.occupants());
+            if !prefetch_fits(scan.protected, len, headroom, self.budget) {
                 break;
             }
             let mut ok = true;
-            while self.used + len + headroom > self.budget {
-                match self.prefetch_victim(c) {
+            while self.used + len > self.budget {
+                match prefetch_scan(&*self.policy, c, self.occupants()).victim {
                     // A scratch victim's write-back is queued on the link, not inline.
                     Some(v) => self.evict(v, false),
                     None => {

@@ -195,6 +195,7 @@ impl TieredStore {
                 transfer: Transfer::None,
                 prefetched: false,
                 failed: None,
+                waiters: 0,
             },
         );
         start_transfer(&mut st, id, Transfer::Writing);
@@ -309,6 +310,7 @@ impl TieredStore {
                 transfer: Transfer::None,
                 prefetched: false,
                 failed: None,
+                waiters: 0,
             },
         );
         if durability == Durability::Durable {
@@ -358,7 +360,15 @@ impl TieredStore {
                         st.stats.hits += 1;
                     }
                 }
+                // Registered as a waiter, the object cannot be evicted between landing and
+                // this pin taking it (which would waste the transfer and read it again).
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.waiters += 1;
+                }
                 inner.cond.wait(&mut st);
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.waiters = e.waiters.saturating_sub(1);
+                }
                 continue;
             }
             if e.block.is_none() && e.transfer == Transfer::Writing {
@@ -563,6 +573,7 @@ impl TieredStore {
                     transfer: Transfer::None,
                     prefetched: false,
                     failed: None,
+                    waiters: 0,
                 },
             );
         }

@@ -33,6 +33,9 @@ pub struct StoreStats {
     pub writebacks: u64,
     /// Objects dropped from DRAM (clean copies, free).
     pub evictions: u64,
+    /// Prefetched objects dropped from DRAM before any pin used them: wasted PM reads.
+    #[serde(default)]
+    pub prefetch_evicted_unused: u64,
     /// Loads and puts that reused an evicted block instead of allocating fresh pages.
     pub block_reuses: u64,
     /// Transfers that failed.
