@@ -131,6 +131,9 @@ struct Sim<'a> {
     now: f64,
     link_free: f64,
     prefetch: bool,
+    /// Time spent writing results since the last op: part of the next op's compute, as in
+    /// the replayer.
+    credit: f64,
     p: Prediction,
 }
 
@@ -277,7 +280,11 @@ impl Sim<'_> {
             id,
             Obj { len, in_dram: true, in_pm: false, ready_at: None, prefetched: false, pins: 0 },
         );
-        self.now += self.model.dram.write_ns(len);
+        let fill = self.model.dram.write_ns(len);
+        self.now += fill;
+        if timed {
+            self.credit += fill;
+        }
         if durable {
             self.now = self.link(self.now, self.model.pm.write_ns(len));
             self.p.pm_write_bytes += len;
@@ -378,6 +385,7 @@ pub fn predict(
         now: 0.0,
         link_free: 0.0,
         prefetch: opts.migrator_threads > 0,
+        credit: 0.0,
         p: Prediction::default(),
     };
     let (setup, timed) = split_setup(trace);
@@ -420,6 +428,7 @@ pub fn predict(
     sim.p = Prediction { peak_dram: sim.p.peak_dram, ..Prediction::default() };
     sim.now = 0.0;
     sim.link_free = 0.0;
+    sim.credit = 0.0;
     for e in timed {
         match e {
             TraceEvent::Put { id, len, durability, .. } => {
@@ -444,7 +453,7 @@ pub fn predict(
                     }
                 }
                 let c = model.op_ns(name, *compute_ns);
-                sim.now += c;
+                sim.now += (c - std::mem::take(&mut sim.credit)).max(0.0);
                 sim.p.compute_ns += c;
                 for id in pins {
                     sim.unpin(*id);

@@ -64,24 +64,28 @@ impl Inner {
     /// Reads an object from PM into `spare` or a fresh DRAM block (whose bytes the caller
     /// reserved).
     fn pm_read(&self, id: ObjectId, len: u64, spare: Option<DramBlock>) -> Result<DramBlock> {
-        let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Read, len));
         let mut block = match spare {
             Some(b) => b,
             None => self.dram.alloc(len as usize)?,
         };
-        self.pool.read_into(id, block.as_bytes_mut())?;
-        if let Some(s) = slot {
-            s.finish();
+        match &self.throttle {
+            Some(t) => {
+                t.transfer(Direction::Read, len, || self.pool.read_into(id, block.as_bytes_mut()))?;
+            }
+            None => {
+                self.pool.read_into(id, block.as_bytes_mut())?;
+            }
         }
         Ok(block)
     }
 
     /// Writes an object's bytes to PM (flushed if durable).
     fn pm_write(&self, id: ObjectId, kind: ObjectKind, d: Durability, bytes: &[u8]) -> Result<()> {
-        let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Write, bytes.len() as u64));
-        self.pool.put(id, kind, d, bytes)?;
-        if let Some(s) = slot {
-            s.finish();
+        match &self.throttle {
+            Some(t) => t.transfer(Direction::Write, bytes.len() as u64, || {
+                self.pool.put(id, kind, d, bytes)
+            })?,
+            None => self.pool.put(id, kind, d, bytes)?,
         }
         Ok(())
     }
