@@ -1,115 +1,16 @@
-//! Predicts a trace's run time under a policy and budget with the cost model, by replaying it
-//! in virtual time with the store's residency rules and the same [`Policy`] objects.
-//!
-//! Model: one compute thread; one PM link serving transfers first come, first served (the
-//! throttle enforces exactly this; a real disk shares bandwidth between concurrent transfers,
-//! which totals the same). Demand loads and inline write-backs stall the compute thread;
-//! prefetches run on the link while it computes. Events before the first `op` are setup
-//! (untimed), after which the plan is hinted and initial prefetches complete before the clock
-//! starts — the same protocol as [`crate::replay`].
+//! The reference simulation: the store's rules applied by scanning every object at every
+//! decision (O(objects) per event). Exact but slow; the fast engine in [`super::fast`] must
+//! agree with it.
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-use crate::belady::simulate_min;
+use super::{split_setup, timed_pins, PredictOptions, Prediction};
 use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
 use crate::cost::CostModel;
 use crate::error::Result;
 use crate::ids::ObjectId;
 use crate::policy::{Policy, PolicyConfig};
 use crate::trace::{Trace, TraceDurability, TraceEvent};
-
-/// What the model predicts for one run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Prediction {
-    /// Predicted wall time of the timed phase (ns).
-    pub total_ns: f64,
-    /// Compute time alone (ns).
-    pub compute_ns: f64,
-    /// Time the compute thread waited for transfers (ns).
-    pub stall_ns: f64,
-    /// Bytes read PM → DRAM.
-    pub pm_read_bytes: u64,
-    /// Bytes written DRAM → PM.
-    pub pm_write_bytes: u64,
-    /// Pins that found the object resident (including finished prefetches).
-    pub hits: u64,
-    /// Pins that loaded on demand.
-    pub misses: u64,
-    /// Highest DRAM reservation.
-    pub peak_dram: u64,
-    /// Prefetched objects evicted before any pin used them.
-    #[serde(default)]
-    pub prefetch_evicted_unused: u64,
-}
-
-/// The physical lower bound on a run: compute, or the bytes MIN must move over the PM link.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PhysicalBound {
-    /// Total compute time (ns).
-    pub compute_ns: f64,
-    /// Bytes MIN must read from PM after filling the budget once (ns).
-    pub min_read_bytes: u64,
-    /// Those bytes at the PM read bandwidth (ns).
-    pub io_ns: f64,
-    /// `max(compute_ns, io_ns)`.
-    pub bound_ns: f64,
-}
-
-/// Splits a trace into setup (events before the first op) and the timed rest.
-pub fn split_setup(trace: &Trace) -> (&[TraceEvent], &[TraceEvent]) {
-    let k = trace
-        .events
-        .iter()
-        .position(|e| matches!(e, TraceEvent::Op { .. }))
-        .unwrap_or(trace.events.len());
-    trace.events.split_at(k)
-}
-
-/// The pins of the timed phase, in order: what the replayer hints.
-pub fn timed_pins(trace: &Trace) -> Vec<ObjectId> {
-    let (_, timed) = split_setup(trace);
-    timed
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::Op { pins, .. } => Some(pins.iter().copied()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
-}
-
-/// Computes the physical bound of the timed phase under `budget`.
-pub fn physical_bound(trace: &Trace, model: &CostModel, budget: u64) -> PhysicalBound {
-    let (_, timed) = split_setup(trace);
-    let compute_ns: f64 = timed
-        .iter()
-        .map(|e| match e {
-            TraceEvent::Op { name, compute_ns, .. } => model.op_ns(name, *compute_ns),
-            _ => 0.0,
-        })
-        .sum();
-    let seq = timed_pins(trace);
-    let lens = trace.object_lens();
-    let min = simulate_min(&seq, &lens, budget);
-    let mut bytes: u64 = min.misses.iter().map(|&t| lens.get(&seq[t]).copied().unwrap_or(0)).sum();
-    // The first distinct objects that fit are loaded before the clock starts.
-    let mut seen = std::collections::HashSet::new();
-    let mut pre = 0u64;
-    for id in &seq {
-        if seen.insert(*id) {
-            let l = lens.get(id).copied().unwrap_or(0);
-            if pre + l > budget {
-                break;
-            }
-            pre += l;
-        }
-    }
-    bytes = bytes.saturating_sub(pre);
-    let io_ns = bytes as f64 / model.pm.read_bw * 1e9;
-    PhysicalBound { compute_ns, min_read_bytes: bytes, io_ns, bound_ns: compute_ns.max(io_ns) }
-}
 
 #[derive(Debug)]
 struct Obj {
@@ -350,24 +251,9 @@ impl Sim<'_> {
     }
 }
 
-/// How the predicted run is set up.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PredictOptions {
-    /// Migrator threads of the store; 0 disables prefetch, as in the store.
-    pub migrator_threads: usize,
-    /// Durable setup objects already sit in the pool from an earlier process (the replayer's
-    /// `reuse_durable`): they start PM-only instead of being written.
-    pub reuse_durable: bool,
-}
-
-impl Default for PredictOptions {
-    fn default() -> Self {
-        Self { migrator_threads: 2, reuse_durable: false }
-    }
-}
-
-/// Predicts the timed phase of `trace` under `policy` with a DRAM budget of `budget` bytes.
-pub fn predict(
+/// The straightforward simulation: every decision scans all objects, exactly as the store
+/// does. Kept as the reference the fast engine is tested against (small traces only).
+pub fn predict_reference(
     trace: &Trace,
     model: &CostModel,
     policy: &PolicyConfig,
@@ -463,105 +349,4 @@ pub fn predict(
     }
     sim.p.total_ns = sim.now;
     Ok(sim.p)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cost::test_model;
-    use crate::trace::{ObjectClass, TraceHeader};
-
-    /// `keys` keys of `klen` bytes cycled by `ops` ops, each also pinning one ciphertext.
-    fn cyclic(keys: u64, klen: u64, ops: u64, compute_ns: u64) -> Trace {
-        let mut ev = Vec::new();
-        for k in 0..keys {
-            ev.push(TraceEvent::Put {
-                id: ObjectId(k),
-                kind: ObjectClass::EvalKey,
-                durability: TraceDurability::Durable,
-                len: klen,
-            });
-        }
-        ev.push(TraceEvent::Put {
-            id: ObjectId(1000),
-            kind: ObjectClass::Ciphertext,
-            durability: TraceDurability::Scratch,
-            len: klen / 4,
-        });
-        for i in 0..ops {
-            ev.push(TraceEvent::Op {
-                name: "key_switch".into(),
-                pins: vec![ObjectId(1000), ObjectId(i % keys)],
-                compute_ns,
-            });
-        }
-        Trace { header: TraceHeader::new("test"), events: ev }
-    }
-
-    #[test]
-    fn all_dram_is_pure_compute() {
-        let mut m = test_model();
-        m.ops_ns.clear();
-        let t = cyclic(4, 1_000_000, 12, 5_000_000);
-        let p =
-            predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &PredictOptions::default()).unwrap();
-        assert_eq!(p.pm_read_bytes, 0);
-        assert!((p.total_ns - 60e6).abs() < 1.0, "{p:?}");
-    }
-
-    #[test]
-    fn planned_overlaps_and_lru_stalls() {
-        let mut m = test_model();
-        m.ops_ns.clear();
-        // PM: 1 GB/s → a 1 MB key takes ≈1 ms; compute 2 ms per op hides it.
-        let t = cyclic(8, 1_000_000, 64, 2_000_000);
-        let budget = 3_250_000; // three keys and the ciphertext
-        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, &PredictOptions::default()).unwrap();
-        let planned = predict(
-            &t,
-            &m,
-            &PolicyConfig::Planned { prefetch: true },
-            budget,
-            &PredictOptions::default(),
-        )
-        .unwrap();
-        let bound = physical_bound(&t, &m, budget);
-        assert_eq!(lru.misses, 64, "cyclic access is LRU's worst case");
-        assert!(lru.total_ns > 64.0 * 2.9e6, "{lru:?}");
-        assert!(planned.total_ns < 1.1 * bound.bound_ns, "{planned:?} vs {bound:?}");
-        assert!(planned.pm_read_bytes <= lru.pm_read_bytes);
-        assert!(planned.peak_dram <= budget && lru.peak_dram <= budget);
-    }
-
-    #[test]
-    fn reused_durable_objects_start_in_pm() {
-        let mut m = test_model();
-        m.ops_ns.clear();
-        let t = cyclic(4, 1_000_000, 12, 5_000_000);
-        let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
-        // LRU starts cold: the first cycle reads every key once, then all stay.
-        let lru = predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &opts).unwrap();
-        assert_eq!((lru.pm_read_bytes, lru.misses), (4_000_000, 4));
-        // Planned loads them before the clock starts.
-        let planned =
-            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, 10_000_000, &opts).unwrap();
-        assert_eq!(planned.pm_read_bytes, 0);
-    }
-
-    #[test]
-    fn bound_counts_min_traffic() {
-        let mut m = test_model();
-        m.ops_ns.clear();
-        let t = cyclic(4, 1000, 12, 0);
-        // Budget: the ciphertext and two keys.
-        let b = physical_bound(&t, &m, 2250);
-        // MIN's traffic minus the ciphertext and k0, k1, which fill the budget before the
-        // clock starts.
-        let seq = timed_pins(&t);
-        let lens = t.object_lens();
-        let min = simulate_min(&seq, &lens, 2250);
-        let raw: u64 = min.misses.iter().map(|&i| lens[&seq[i]]).sum();
-        assert_eq!(b.min_read_bytes, raw - 2250);
-        assert!(b.min_read_bytes > 0 && b.bound_ns == b.io_ns);
-    }
 }
