@@ -54,11 +54,13 @@ pub(crate) struct PrefetchScan {
 
 /// Scans DRAM's occupants for a prefetch of `c` (see [`Policy::prefetch_rank`]).
 ///
-/// The victim is the occupant ranked highest (latest use at or after `c`'s, ties: clean
-/// first, then the smaller id), and only if its rank exceeds `c`'s own, it is not needed
-/// before `c`, it can leave now, and it is not a scratch object the plan never uses again —
-/// such an object is about to be removed, and writing it back would spend the PM link on
-/// bytes nobody reads; the prefetch waits for the removal instead.
+/// The victim is the unpinned occupant not needed before `c` ranked highest (latest use at or
+/// after `c`'s; ties: clean first, then the smaller id), and only if its rank exceeds `c`'s
+/// own, it can leave now, and it is not a scratch object the plan never uses again — such an
+/// object is about to be removed, and writing it back would spend the PM link on bytes nobody
+/// reads; the prefetch waits for the removal instead. It also waits while an occupant needed
+/// before `c` (pinned or not) has a strictly higher rank: once used, that object is what MIN
+/// would evict at `c`'s use (Cao et al.'s conservative rule).
 pub(crate) fn prefetch_scan(
     policy: &dyn Policy,
     c: ObjectId,
@@ -66,7 +68,8 @@ pub(crate) fn prefetch_scan(
 ) -> PrefetchScan {
     let own = policy.prefetch_rank(c, c).0;
     let mut protected = 0u64;
-    // ((rank, clean, smaller id first), blocked)
+    let mut blocker_rank: Option<u64> = None;
+    // ((rank, clean, smaller id first), can leave now)
     type Ranked = ((u64, bool, std::cmp::Reverse<ObjectId>), bool);
     let mut best: Option<Ranked> = None;
     for o in occupants {
@@ -76,19 +79,24 @@ pub(crate) fn prefetch_scan(
         let (rank, needed_first) = policy.prefetch_rank(o.id, c);
         if needed_first {
             protected += o.len;
+            blocker_rank = blocker_rank.max(Some(rank));
+            continue;
         }
         if o.held {
             continue;
         }
         let dead_scratch = !o.clean && rank == u64::MAX;
-        let blocked = needed_first || !o.evictable || dead_scratch;
         let key = (rank, o.clean, std::cmp::Reverse(o.id));
         if best.is_none_or(|(b, _)| key > b) {
-            best = Some((key, blocked));
+            best = Some((key, o.evictable && !dead_scratch));
         }
     }
     let victim = match best {
-        Some(((rank, _, std::cmp::Reverse(id)), false)) if rank > own => Some(id),
+        Some(((rank, _, std::cmp::Reverse(id)), true))
+            if rank > own && blocker_rank.is_none_or(|b| b <= rank) =>
+        {
+            Some(id)
+        }
         _ => None,
     };
     PrefetchScan { protected, victim }

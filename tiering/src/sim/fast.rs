@@ -19,7 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
-use super::fenwick::Fenwick;
+use super::fenwick::{Fenwick, MaxTree};
 use super::{split_setup, timed_pins, PredictOptions, Prediction};
 use crate::choice::prefetch_fits;
 use crate::cost::CostModel;
@@ -105,8 +105,12 @@ struct Fast<'a> {
     pending: Fenwick,
     pending_at: HashMap<ObjectId, usize>,
     last_insert_len: u64,
-    /// The occupant that blocked the last prefetch, checked first next time.
-    last_blocker: Option<ObjectId>,
+    /// Per plan position: the position of the same object's next use (`u64::MAX` if none).
+    next_after: Vec<u64>,
+    /// Each object's plan positions.
+    positions: HashMap<ObjectId, Vec<usize>>,
+    /// `next_after` at the positions of existing objects, 0 elsewhere.
+    after: MaxTree,
 }
 
 impl Fast<'_> {
@@ -257,55 +261,51 @@ impl Fast<'_> {
     }
 
     /// The victim a prefetch of `c` may take now (the rules of `choice::prefetch_scan`).
-    fn prefetch_victim(&mut self, c: ObjectId) -> Option<ObjectId> {
-        let &(prio, clean, Reverse(id)) = self.unheld.last()?;
+    fn prefetch_victim(&self, c: ObjectId) -> Option<ObjectId> {
         let own = match self.planned() {
-            Some(p) => {
-                let tc = p.next_use(c)?;
-                if prio < tc as u64 {
-                    // Every unpinned occupant is needed before the candidate.
-                    return None;
-                }
-                let best: RankKey = (prio, clean, Reverse(id));
-                if self.blocked(tc, best) {
-                    return None;
-                }
-                tc as u64
-            }
+            Some(p) => p.next_use(c)? as u64,
             None => self.objs.get(&c).map_or(u64::MAX, |o| o.prio),
         };
+        // The best unpinned occupant; below `own` all are needed before the candidate (the
+        // planned policy's priority is the next use) or rank too low.
+        let &(prio, _, Reverse(id)) = self.unheld.last()?;
+        if prio <= own {
+            return None;
+        }
         let o = self.objs.get(&id)?;
         let dead_scratch = !o.in_pm && prio == u64::MAX;
-        (o.evictable() && !dead_scratch && prio > own).then_some(id)
+        if !o.evictable() || dead_scratch || self.blocked(own as usize, prio) {
+            return None;
+        }
+        Some(id)
     }
 
-    /// Whether an unpinned occupant needed before position `tc` outranks `best` (its first use
-    /// from `tc` on comes later), which blocks the prefetch. The last blocker found is checked
-    /// first (it usually still blocks: nothing about it changed); otherwise the occupants
-    /// needed before `tc` are scanned, latest use first.
-    fn blocked(&mut self, tc: usize, best: RankKey) -> bool {
-        let Some(p) = self.planned() else { return false };
-        let rank_key = |o: ObjectId, ob: &Obj| {
-            (p.use_at_or_after(o, tc).map_or(u64::MAX, |x| x as u64), ob.in_pm, Reverse(o))
-        };
-        if let Some(o) = self.last_blocker {
-            if let Some(ob) = self.objs.get(&o) {
-                let still = ob.occupant() && ob.pins == 0 && ob.next.is_some_and(|n| n < tc);
-                if still && rank_key(o, ob) > best {
-                    return true;
-                }
-            }
+    /// Whether an occupant needed before position `tc` has a first use from `tc` on later
+    /// than `rank`, which blocks the prefetch.
+    ///
+    /// Every plan position `q` of an existing object holds the position of that object's use
+    /// after `q`; over `cursor..tc` the maximum of these is the latest "first use from `tc` on"
+    /// of any object used in the window (earlier uses of the same object hold values below
+    /// `tc < rank`, so they never decide), and every object used in the window is an occupant
+    /// (the candidates before this one were all fetched).
+    fn blocked(&self, tc: usize, rank: u64) -> bool {
+        match self.planned() {
+            Some(p) => self.after.max(p.cursor(), tc) > rank,
+            None => false,
         }
-        let mut found = None;
-        for &(_, o) in self.occ_next.range(..(tc, ObjectId(0))).rev() {
-            let Some(ob) = self.objs.get(&o) else { continue };
-            if ob.pins == 0 && rank_key(o, ob) > best {
-                found = Some(o);
-                break;
-            }
+    }
+
+    /// Makes the plan positions of `id` from the cursor on count in [`Self::blocked`] (or
+    /// stop counting, for an object that no longer exists).
+    fn mark_positions(&mut self, id: ObjectId, exists: bool) {
+        let Some(p) = self.planned() else { return };
+        let cursor = p.cursor();
+        let Some(ps) = self.positions.get(&id) else { return };
+        let from = ps.partition_point(|&q| q < cursor);
+        for &q in &ps[from..] {
+            let v = if exists { self.next_after[q] } else { 0 };
+            self.after.set(q, v);
         }
-        self.last_blocker = found;
-        found.is_some()
     }
 
     fn headroom_and_protected(&self, c: ObjectId) -> (u64, u64) {
@@ -363,6 +363,7 @@ impl Fast<'_> {
         self.last_insert_len = len;
         if let Some(pos) = self.pending_at.remove(&id) {
             self.pending.add(pos, -1);
+            self.mark_positions(id, true);
         }
         self.objs.insert(
             id,
@@ -455,6 +456,7 @@ impl Fast<'_> {
             }
         }
         self.pol.get_mut().on_remove(id);
+        self.mark_positions(id, false);
         // Still in the plan (only in odd traces): it counts as not written yet again.
         if let Some(n) = self.planned().and_then(|p| p.next_use(id)) {
             if self.pending_at.insert(id, n).is_none() {
@@ -484,6 +486,22 @@ impl Fast<'_> {
         self.unheld.clear();
         self.absent.clear();
         if matches!(self.pol, Pol::Planned(..)) {
+            self.positions.clear();
+            for (i, id) in plan.iter().enumerate() {
+                self.positions.entry(*id).or_default().push(i);
+            }
+            self.next_after = vec![u64::MAX; plan.len()];
+            for ps in self.positions.values() {
+                for w in ps.windows(2) {
+                    self.next_after[w[0]] = w[1] as u64;
+                }
+            }
+            self.after = MaxTree::new(plan.len());
+            for (i, id) in plan.iter().enumerate() {
+                if self.objs.contains_key(id) {
+                    self.after.set(i, self.next_after[i]);
+                }
+            }
             for (i, id) in plan.iter().enumerate() {
                 if !self.objs.contains_key(id) && !self.pending_at.contains_key(id) {
                     self.pending_at.insert(*id, i);
@@ -539,7 +557,9 @@ pub(super) fn predict(
         pending: Fenwick::new(0),
         pending_at: HashMap::new(),
         last_insert_len: 0,
-        last_blocker: None,
+        next_after: Vec::new(),
+        positions: HashMap::new(),
+        after: MaxTree::new(0),
     };
     let (setup, timed) = split_setup(trace);
     let too_large = |id: ObjectId, len: u64| Error::PinnedSetTooLarge {
