@@ -260,9 +260,8 @@ impl TieredStore {
             return Err(Error::EmptyObject { id: None });
         }
         let mut st = inner.state.lock();
-        // Writers hand out zeroed memory, so a spare's old bytes are not reused here.
-        match make_room(inner, &mut st, None, len, Need::Demand)? {
-            Room::Reserved(spare) => drop(spare),
+        let spare = match make_room(inner, &mut st, None, len, Need::Demand)? {
+            Room::Reserved(spare) => spare,
             Room::Refused => {
                 return Err(Error::PinnedSetTooLarge {
                     id: None,
@@ -271,10 +270,19 @@ impl TieredStore {
                     budget: inner.budget,
                 })
             }
-        }
+        };
         st.pinned_bytes += len;
         drop(st);
-        match inner.dram.alloc(len as usize) {
+        let block = match spare {
+            // Writers hand out zeroed memory. Zeroing a recycled block costs far less than
+            // faulting in fresh pages (with huge pages, the kernel may compact memory first).
+            Some(mut b) => {
+                b.as_bytes_mut().fill(0);
+                Ok(b)
+            }
+            None => inner.dram.alloc(len as usize),
+        };
+        match block {
             Ok(b) => Ok(BlockWriter { inner, block: Some(b), len }),
             Err(e) => {
                 inner.release_writer(len);
@@ -464,10 +472,18 @@ impl TieredStore {
                 None => return Err(Error::UnknownObject { id }),
             }
         };
-        // Free the block before the bytes are released under the lock, so the allocator's
-        // count never lags behind the store's (another thread may allocate them at once).
-        if e.block.is_some() {
-            st.used -= e.len;
+        // The block is kept as a spare (its bytes stay counted) for the next object of its
+        // size; otherwise it is freed before the bytes are released under the lock, so the
+        // allocator's count never lags behind the store's (another thread may allocate them).
+        let mut e = e;
+        if let Some(arc) = e.block.take() {
+            match Arc::try_unwrap(arc) {
+                Ok(b) if st.spares.len() < state::MAX_SPARES => st.spares.push(b),
+                other => {
+                    drop(other);
+                    st.used -= e.len;
+                }
+            }
         }
         drop(e);
         st.policy.on_remove(id);

@@ -72,8 +72,9 @@ impl Entry {
     }
 }
 
-/// Evicted blocks kept for reuse at most (each still counts against the budget).
-const MAX_SPARES: usize = 2;
+/// Evicted or removed blocks kept for reuse at most (each still counts against the budget,
+/// and is freed as soon as room is needed for something of another size).
+pub(super) const MAX_SPARES: usize = 4;
 
 pub(super) struct State {
     pub objects: HashMap<ObjectId, Entry>,
