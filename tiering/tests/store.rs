@@ -141,6 +141,7 @@ fn removed_blocks_are_recycled_zeroed_for_writers() {
     let ptr = w.as_ptr();
     s.put_block(ObjectId(1), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
     s.remove(ObjectId(1)).unwrap();
+    assert_eq!((s.stats().dram_in_use, s.stats().dram_spare), (0, 2 * K as u64));
     // The block stays (as a spare within the budget) and the next writer of its size gets it,
     // zeroed: no fresh pages to fault in.
     let before = s.stats().block_reuses;

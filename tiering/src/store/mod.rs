@@ -513,7 +513,9 @@ impl TieredStore {
         let st = self.inner.state.lock();
         let mut s = st.stats.clone();
         s.budget = self.inner.budget;
-        s.dram_in_use = st.used;
+        let spare: u64 = st.spares.iter().map(|b| b.len() as u64).sum();
+        s.dram_in_use = st.used - spare;
+        s.dram_spare = spare;
         s.policy = Some(st.policy.report());
         s
     }

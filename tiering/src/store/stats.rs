@@ -11,7 +11,11 @@ pub struct StoreStats {
     pub budget: u64,
     /// DRAM bytes held right now (resident objects, in-flight loads, open block writers).
     pub dram_in_use: u64,
-    /// Highest `dram_in_use` ever reached.
+    /// DRAM bytes of freed blocks kept for reuse (not in `dram_in_use`; they count against the
+    /// budget and are released as soon as room is needed).
+    #[serde(default)]
+    pub dram_spare: u64,
+    /// Highest DRAM reservation ever reached, spare blocks included.
     pub peak_dram: u64,
     /// Pins that found the object already in DRAM (not counting prefetch hits).
     pub hits: u64,
