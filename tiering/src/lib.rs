@@ -9,6 +9,7 @@
 pub mod belady;
 pub mod busy;
 pub mod calibrate;
+mod choice;
 pub mod cost;
 pub mod error;
 pub mod ids;

@@ -5,6 +5,9 @@
 //! saving under the capacity is a 0/1 knapsack; ranking objects by saving per byte (access
 //! density) gives the LP bound, and a branch-and-bound over that order turns it into the exact
 //! optimum (a node cap keeps it bounded; [`Partition::exact`] says whether it was reached).
+//! Past [`EXACT_MAX_ITEMS`] candidates (full-size model plans offer a hundred thousand
+//! objects) the search is skipped for the greedy fill in density order, which is within one
+//! object's saving of the LP bound.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +49,9 @@ pub struct Partition {
 /// Branch-and-bound node cap; past it the best placement found so far is returned.
 const NODE_CAP: u64 = 2_000_000;
 
+/// Most candidates the branch-and-bound is run on (its recursion is as deep as the list).
+pub const EXACT_MAX_ITEMS: usize = 256;
+
 /// Solves the α-partition for `items` under `capacity` bytes of DRAM.
 pub fn solve_alpha(items: &[PartitionItem], capacity: u64, model: &CostModel) -> Partition {
     let pm_cost = |it: &PartitionItem| it.accesses as f64 * model.pm_access_ns(it.len);
@@ -74,8 +80,19 @@ pub fn solve_alpha(items: &[PartitionItem], capacity: u64, model: &CostModel) ->
         best_save: -1.0,
         nodes: 0,
     };
-    bb.search(0, capacity, 0.0);
-    let exact = bb.nodes <= NODE_CAP;
+    let exact = if cand.len() <= EXACT_MAX_ITEMS {
+        bb.search(0, capacity, 0.0);
+        bb.nodes <= NODE_CAP
+    } else {
+        let mut room = capacity;
+        for (k, &len) in lens.iter().enumerate() {
+            if len <= room {
+                room -= len;
+                bb.best[k] = true;
+            }
+        }
+        false
+    };
 
     let mut dram = Vec::new();
     let mut dram_bytes = 0;
@@ -202,6 +219,22 @@ mod tests {
         let p = solve_alpha(&items, 100, &m);
         assert_eq!(p.dram, vec![ObjectId(2), ObjectId(3)]);
         assert!((p.cost_ns - brute_force(&items, 100, &m)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn many_items_fill_greedily_without_deep_recursion() {
+        let m = test_model();
+        let items: Vec<_> = (0..200_000u64)
+            .map(|i| PartitionItem { id: ObjectId(i), len: 1000 + i % 7, accesses: 1 + i % 5 })
+            .collect();
+        let cap = 50_000_000;
+        let p = solve_alpha(&items, cap, &m);
+        assert!(!p.exact && p.dram_bytes <= cap);
+        // Greedy fill: what is left is smaller than any object not taken.
+        assert!(cap - p.dram_bytes < 1000);
+        // Densest first: every object accessed 5 times fits before any accessed once.
+        let taken: std::collections::HashSet<_> = p.dram.iter().copied().collect();
+        assert!(items.iter().filter(|i| i.accesses == 5).all(|i| taken.contains(&i.id)));
     }
 
     proptest! {

@@ -5,7 +5,9 @@
 //! Protocol (shared with [`crate::sim::predict`]): puts before the first op are setup and not
 //! timed; then the timed pin sequence is hinted, initial prefetches are awaited, and the clock
 //! runs over the rest. Every object is filled in place through `alloc`/`put_block` with its id
-//! in the first 8 bytes, checked on every pin.
+//! in the first 8 bytes, checked on every pin. An op's compute time covers its own memory
+//! work — reading its pinned operands and writing the result put after it — and busy work
+//! makes up the rest, so an all-DRAM replay takes the trace's compute time.
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,9 @@ pub struct TimedCounters {
     pub prefetch_hits: u64,
     /// Pins that waited for an in-flight transfer.
     pub pin_waits: u64,
+    /// Prefetched objects evicted before any pin used them.
+    #[serde(default)]
+    pub prefetch_evicted_unused: u64,
 }
 
 impl TimedCounters {
@@ -63,6 +68,7 @@ impl TimedCounters {
             misses: b.misses - a.misses,
             prefetch_hits: b.prefetch_hits - a.prefetch_hits,
             pin_waits: b.pin_waits - a.pin_waits,
+            prefetch_evicted_unused: b.prefetch_evicted_unused - a.prefetch_evicted_unused,
         }
     }
 }
@@ -85,7 +91,7 @@ fn durability_of(d: TraceDurability) -> Durability {
 }
 
 /// Fills a fresh object in place: the id in the first word, a cheap pattern after it.
-fn fill(words: &mut [u64], id: ObjectId) {
+pub(crate) fn fill(words: &mut [u64], id: ObjectId) {
     for (i, w) in words.iter_mut().enumerate() {
         *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.0;
     }
@@ -127,8 +133,10 @@ pub fn replay_with(
     let t0 = Instant::now();
     let (setup, timed) = split_setup(trace);
     // Objects are produced in place in a budgeted block, as the HE runtime does: no source
-    // buffer outside the budget.
-    let put = |e: &TraceEvent| -> Result<()> {
+    // buffer outside the budget. Writing a result is part of the op that produced it, so the
+    // time spent filling is returned and credited against the next op's busy work.
+    let put = |e: &TraceEvent| -> Result<Duration> {
+        let mut filled = Duration::ZERO;
         if let TraceEvent::Put { id, kind, durability, len } = e {
             if *len < 8 || len % 8 != 0 {
                 return Err(Error::InvalidConfig {
@@ -137,11 +145,19 @@ pub fn replay_with(
                     reason: "the replayer needs whole 8-byte words to stamp ids",
                 });
             }
+            // Allocating (zeroing a recycled block) and filling is producing the result; an
+            // allocation that had to write a victim back to PM stalled instead, and is not
+            // credited.
+            let writebacks = store.stats().writebacks;
+            let t = Instant::now();
             let mut w = store.alloc(*len)?;
             fill(w.as_u64s_mut(), *id);
+            if store.stats().writebacks == writebacks {
+                filled = t.elapsed();
+            }
             store.put_block(*id, kind_of(*kind), durability_of(*durability), w)?;
         }
-        Ok(())
+        Ok(filled)
     };
     for e in setup {
         if let TraceEvent::Put { id, len, durability: TraceDurability::Durable, .. } = e {
@@ -161,12 +177,16 @@ pub fn replay_with(
     let start = Instant::now();
     let (mut compute_ns, mut ops) = (0u64, 0u64);
     let mut sink = 0u64;
+    // Time already spent on the op's own memory work (reading its operands, writing the
+    // previous result): the busy work only makes up the rest of its compute time.
+    let mut credit = Duration::ZERO;
     for e in timed {
         match e {
-            TraceEvent::Put { .. } => put(e)?,
+            TraceEvent::Put { .. } => credit += put(e)?,
             TraceEvent::Remove { id } => store.remove(*id)?,
             TraceEvent::Op { name, pins, compute_ns: recorded } => {
                 let guards = store.pin_all(pins)?;
+                let op_start = Instant::now();
                 for g in &guards {
                     if stamped_id(g) != Some(g.id().0) {
                         return Err(Error::TraceFormat {
@@ -177,7 +197,11 @@ pub fn replay_with(
                     sink = sink.wrapping_add(touch(g));
                 }
                 let c = model.op_ns(name, *recorded).max(0.0) as u64;
-                sink = sink.wrapping_add(busy_work(Duration::from_nanos(c)));
+                let spent = op_start.elapsed() + std::mem::take(&mut credit);
+                let rest = Duration::from_nanos(c).saturating_sub(spent);
+                if !rest.is_zero() {
+                    sink = sink.wrapping_add(busy_work(rest));
+                }
                 compute_ns += c;
                 ops += 1;
                 drop(guards);

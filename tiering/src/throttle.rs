@@ -1,9 +1,11 @@
 //! PM emulation: a throttle that makes a fast device (tmpfs, page cache) behave like a slower
 //! persistent-memory tier with a given bandwidth and latency. Always reported as *emulated*.
 //!
-//! The link is modelled as one shared server: each transfer occupies it for
-//! `latency + bytes / bandwidth` after the previous transfer ends, and the caller sleeps until
-//! its slot ends (or returns at once if the real I/O already took longer).
+//! The link is one shared server, first come first served: a transfer waits for the link,
+//! does its real I/O, then holds the link until `latency + bytes / bandwidth` has passed since
+//! it started (longer if the real I/O took longer). Waiting is sleeping, never spinning, and
+//! at most one real copy runs at a time: on a small machine, concurrent copies would steal
+//! the cores the computation runs on, which a real PM device's DMA would not.
 
 use std::time::{Duration, Instant};
 
@@ -87,7 +89,8 @@ impl ThrottleProfile {
 #[derive(Debug)]
 pub struct Throttle {
     profile: ThrottleProfile,
-    busy_until: Mutex<Option<Instant>>,
+    /// Held for the whole of each transfer: the link serves one at a time.
+    link: Mutex<()>,
 }
 
 /// Direction of a throttled transfer.
@@ -99,27 +102,10 @@ pub enum Direction {
     Write,
 }
 
-/// A reserved slot on the emulated link; [`Slot::finish`] waits until it ends.
-#[derive(Debug)]
-#[must_use = "a slot does nothing unless finished after the real I/O"]
-pub struct Slot {
-    end: Instant,
-}
-
-impl Slot {
-    /// Sleeps until the emulated transfer would have finished (no-op if already past).
-    pub fn finish(self) {
-        let now = Instant::now();
-        if self.end > now {
-            std::thread::sleep(self.end - now);
-        }
-    }
-}
-
 impl Throttle {
     /// A throttle with the given profile.
     pub fn new(profile: ThrottleProfile) -> Self {
-        Self { profile, busy_until: Mutex::new(None) }
+        Self { profile, link: Mutex::new(()) }
     }
 
     /// The profile in force.
@@ -127,19 +113,28 @@ impl Throttle {
         &self.profile
     }
 
-    /// Reserves the link for one transfer of `bytes`; do the real I/O, then `finish` the slot.
-    pub fn reserve(&self, dir: Direction, bytes: u64) -> Slot {
+    /// Emulated duration of one transfer of `bytes`.
+    pub fn duration(&self, dir: Direction, bytes: u64) -> Duration {
         let (bw, lat) = match dir {
             Direction::Read => (self.profile.read_bw, self.profile.read_latency_ns),
             Direction::Write => (self.profile.write_bw, self.profile.write_latency_ns),
         };
-        let dur = Duration::from_nanos((lat + bytes as f64 / bw * 1e9) as u64);
-        let now = Instant::now();
-        let mut busy = self.busy_until.lock();
-        let start = busy.map_or(now, |b| b.max(now));
+        Duration::from_nanos((lat + bytes as f64 / bw * 1e9) as u64)
+    }
+
+    /// Runs the real I/O `io` of one transfer of `bytes` on the emulated link: waits for the
+    /// link, runs `io`, and returns no earlier than the emulated duration after the start.
+    pub fn transfer<R>(&self, dir: Direction, bytes: u64, io: impl FnOnce() -> R) -> R {
+        let dur = self.duration(dir, bytes);
+        let _link = self.link.lock();
+        let start = Instant::now();
+        let out = io();
         let end = start + dur;
-        *busy = Some(end);
-        Slot { end }
+        let now = Instant::now();
+        if end > now {
+            std::thread::sleep(end - now);
+        }
+        out
     }
 }
 
@@ -165,7 +160,8 @@ mod tests {
 
     #[test]
     fn transfers_queue_on_the_link() {
-        // 1 GB/s: three 2 MB reads occupy the link back to back for ≈6 ms in total.
+        // 1 GB/s: three 2 MB reads from three threads occupy the link back to back (≈6 ms),
+        // and their real I/O never overlaps.
         let t = Throttle::new(ThrottleProfile {
             name: "t".into(),
             read_bw: 1e9,
@@ -174,11 +170,24 @@ mod tests {
             write_latency_ns: 0.0,
             source: String::new(),
         });
+        let active = std::sync::atomic::AtomicU32::new(0);
+        let max_active = std::sync::atomic::AtomicU32::new(0);
         let start = Instant::now();
-        let slots: Vec<_> = (0..3).map(|_| t.reserve(Direction::Read, 2_000_000)).collect();
-        let last_end = slots[2].end;
-        assert!(last_end - start >= Duration::from_micros(5_900));
-        slots.into_iter().for_each(Slot::finish);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    t.transfer(Direction::Read, 2_000_000, || {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let n = active.fetch_add(1, SeqCst) + 1;
+                        max_active.fetch_max(n, SeqCst);
+                        std::thread::sleep(Duration::from_micros(200));
+                        active.fetch_sub(1, SeqCst);
+                    })
+                });
+            }
+        });
         assert!(start.elapsed() >= Duration::from_micros(5_900));
+        assert_eq!(max_active.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(t.duration(Direction::Write, 1_000_000), Duration::from_millis(1));
     }
 }

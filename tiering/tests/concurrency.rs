@@ -121,7 +121,7 @@ fn run(budget_kb: u64, policy: PolicyConfig, threads: Vec<Vec<Op>>) {
                                 assert!(store.residency(ObjectId(*id)).is_some());
                             }
                             let st = store.stats();
-                            assert!(st.dram_in_use <= st.budget);
+                            assert!(st.dram_in_use + st.dram_spare <= st.budget);
                         }
                         Op::Remove { id } => match store.remove(ObjectId(id)) {
                             Ok(()) => gens[id as usize].store(0, Ordering::SeqCst),

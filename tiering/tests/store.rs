@@ -133,6 +133,30 @@ fn block_writer_puts_without_copy_and_counts_against_budget() {
     assert_eq!(s.pool().get(ObjectId(2)).unwrap(), vec![9u8; K]);
 }
 
+#[test]
+fn removed_blocks_are_recycled_zeroed_for_writers() {
+    let (_d, s) = store(8 * K as u64, PolicyConfig::Lru, 0);
+    let mut w = s.alloc(2 * K as u64).unwrap();
+    w.as_bytes_mut().fill(0xab);
+    let ptr = w.as_ptr();
+    s.put_block(ObjectId(1), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
+    s.remove(ObjectId(1)).unwrap();
+    assert_eq!((s.stats().dram_in_use, s.stats().dram_spare), (0, 2 * K as u64));
+    // The block stays (as a spare within the budget) and the next writer of its size gets it,
+    // zeroed: no fresh pages to fault in.
+    let before = s.stats().block_reuses;
+    let w = s.alloc(2 * K as u64).unwrap();
+    assert_eq!(s.stats().block_reuses, before + 1);
+    assert_eq!(w.as_ptr(), ptr);
+    assert!(w.iter().all(|&b| b == 0));
+    assert!(s.stats().dram_in_use <= 8 * K as u64);
+    drop(w);
+    // A spare never blocks room for something else: the whole budget is still usable.
+    let big = s.alloc(8 * K as u64).unwrap();
+    assert_eq!(s.stats().dram_in_use, 8 * K as u64);
+    drop(big);
+}
+
 /// Objects written to the pool before the store opens it start PM-only.
 fn prefilled(n: u64, len: usize) -> (tempfile::TempDir, Pool) {
     let dir = tempfile::tempdir().unwrap();

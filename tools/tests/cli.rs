@@ -129,13 +129,19 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
     assert!(s["rotation_keys"].as_u64().unwrap() > 10);
     assert!(s["bootstraps"].as_u64().unwrap() > 0);
     let preds = v["predictions"].as_array().unwrap();
-    assert_eq!(preds.len(), 2);
-    let t10 = preds[0]["predicted_seconds"].as_f64().unwrap();
-    let t100 = preds[1]["predicted_seconds"].as_f64().unwrap();
-    // A smaller budget can only move more bytes and take longer.
-    assert!(t10 >= t100, "{t10} < {t100}");
+    // Every policy (lru, alpha, planned by default) at each budget, budgets in order.
+    assert_eq!(preds.len(), 6);
+    let secs = |i: usize| preds[i]["predicted_seconds"].as_f64().unwrap();
+    for k in 0..3 {
+        assert_eq!(preds[k]["policy"], preds[k + 3]["policy"]);
+        // A smaller budget can only move more bytes and take longer.
+        assert!(secs(k) >= secs(k + 3), "{} < {}", secs(k), secs(k + 3));
+    }
+    // Knowing the plan beats reacting to it at 10 %.
+    assert_eq!(preds[2]["policy"], "planned");
+    assert!(secs(2) <= secs(0), "planned {} > lru {}", secs(2), secs(0));
     assert!(
-        preds[0]["pm_read_bytes"].as_u64().unwrap() >= preds[1]["pm_read_bytes"].as_u64().unwrap()
+        preds[0]["pm_read_bytes"].as_u64().unwrap() >= preds[3]["pm_read_bytes"].as_u64().unwrap()
     );
 }
 

@@ -44,6 +44,17 @@ impl PlannedPolicy {
         self.positions.get(&id).and_then(|q| q.front().copied())
     }
 
+    /// Plan position of the next access the policy expects.
+    pub fn cursor(&self) -> usize {
+        self.cursor.min(self.plan.len())
+    }
+
+    /// Plan position of the first use of `id` at or after position `pos`.
+    pub fn use_at_or_after(&self, id: ObjectId, pos: usize) -> Option<usize> {
+        let q = self.positions.get(&id)?;
+        q.get(q.partition_point(|&p| p < pos)).copied()
+    }
+
     fn advance_to(&mut self, end: usize) {
         while self.cursor < end {
             let id = self.plan[self.cursor];

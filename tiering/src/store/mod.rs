@@ -64,24 +64,28 @@ impl Inner {
     /// Reads an object from PM into `spare` or a fresh DRAM block (whose bytes the caller
     /// reserved).
     fn pm_read(&self, id: ObjectId, len: u64, spare: Option<DramBlock>) -> Result<DramBlock> {
-        let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Read, len));
         let mut block = match spare {
             Some(b) => b,
             None => self.dram.alloc(len as usize)?,
         };
-        self.pool.read_into(id, block.as_bytes_mut())?;
-        if let Some(s) = slot {
-            s.finish();
+        match &self.throttle {
+            Some(t) => {
+                t.transfer(Direction::Read, len, || self.pool.read_into(id, block.as_bytes_mut()))?;
+            }
+            None => {
+                self.pool.read_into(id, block.as_bytes_mut())?;
+            }
         }
         Ok(block)
     }
 
     /// Writes an object's bytes to PM (flushed if durable).
     fn pm_write(&self, id: ObjectId, kind: ObjectKind, d: Durability, bytes: &[u8]) -> Result<()> {
-        let slot = self.throttle.as_ref().map(|t| t.reserve(Direction::Write, bytes.len() as u64));
-        self.pool.put(id, kind, d, bytes)?;
-        if let Some(s) = slot {
-            s.finish();
+        match &self.throttle {
+            Some(t) => t.transfer(Direction::Write, bytes.len() as u64, || {
+                self.pool.put(id, kind, d, bytes)
+            })?,
+            None => self.pool.put(id, kind, d, bytes)?,
         }
         Ok(())
     }
@@ -195,6 +199,7 @@ impl TieredStore {
                 transfer: Transfer::None,
                 prefetched: false,
                 failed: None,
+                waiters: 0,
             },
         );
         start_transfer(&mut st, id, Transfer::Writing);
@@ -255,9 +260,8 @@ impl TieredStore {
             return Err(Error::EmptyObject { id: None });
         }
         let mut st = inner.state.lock();
-        // Writers hand out zeroed memory, so a spare's old bytes are not reused here.
-        match make_room(inner, &mut st, None, len, Need::Demand)? {
-            Room::Reserved(spare) => drop(spare),
+        let spare = match make_room(inner, &mut st, None, len, Need::Demand)? {
+            Room::Reserved(spare) => spare,
             Room::Refused => {
                 return Err(Error::PinnedSetTooLarge {
                     id: None,
@@ -266,10 +270,19 @@ impl TieredStore {
                     budget: inner.budget,
                 })
             }
-        }
+        };
         st.pinned_bytes += len;
         drop(st);
-        match inner.dram.alloc(len as usize) {
+        let block = match spare {
+            // Writers hand out zeroed memory. Zeroing a recycled block costs far less than
+            // faulting in fresh pages (with huge pages, the kernel may compact memory first).
+            Some(mut b) => {
+                b.as_bytes_mut().fill(0);
+                Ok(b)
+            }
+            None => inner.dram.alloc(len as usize),
+        };
+        match block {
             Ok(b) => Ok(BlockWriter { inner, block: Some(b), len }),
             Err(e) => {
                 inner.release_writer(len);
@@ -309,6 +322,7 @@ impl TieredStore {
                 transfer: Transfer::None,
                 prefetched: false,
                 failed: None,
+                waiters: 0,
             },
         );
         if durability == Durability::Durable {
@@ -358,7 +372,15 @@ impl TieredStore {
                         st.stats.hits += 1;
                     }
                 }
+                // Registered as a waiter, the object cannot be evicted between landing and
+                // this pin taking it (which would waste the transfer and read it again).
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.waiters += 1;
+                }
                 inner.cond.wait(&mut st);
+                if let Some(e) = st.objects.get_mut(&id) {
+                    e.waiters = e.waiters.saturating_sub(1);
+                }
                 continue;
             }
             if e.block.is_none() && e.transfer == Transfer::Writing {
@@ -450,10 +472,18 @@ impl TieredStore {
                 None => return Err(Error::UnknownObject { id }),
             }
         };
-        // Free the block before the bytes are released under the lock, so the allocator's
-        // count never lags behind the store's (another thread may allocate them at once).
-        if e.block.is_some() {
-            st.used -= e.len;
+        // The block is kept as a spare (its bytes stay counted) for the next object of its
+        // size; otherwise it is freed before the bytes are released under the lock, so the
+        // allocator's count never lags behind the store's (another thread may allocate them).
+        let mut e = e;
+        if let Some(arc) = e.block.take() {
+            match Arc::try_unwrap(arc) {
+                Ok(b) if st.spares.len() < state::MAX_SPARES => st.spares.push(b),
+                other => {
+                    drop(other);
+                    st.used -= e.len;
+                }
+            }
         }
         drop(e);
         st.policy.on_remove(id);
@@ -483,7 +513,9 @@ impl TieredStore {
         let st = self.inner.state.lock();
         let mut s = st.stats.clone();
         s.budget = self.inner.budget;
-        s.dram_in_use = st.used;
+        let spare: u64 = st.spares.iter().map(|b| b.len() as u64).sum();
+        s.dram_in_use = st.used - spare;
+        s.dram_spare = spare;
         s.policy = Some(st.policy.report());
         s
     }
@@ -563,6 +595,7 @@ impl TieredStore {
                     transfer: Transfer::None,
                     prefetched: false,
                     failed: None,
+                    waiters: 0,
                 },
             );
         }

@@ -9,6 +9,7 @@ use parking_lot::MutexGuard;
 
 use super::stats::StoreStats;
 use super::{Inner, Job};
+use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 use crate::policy::Policy;
@@ -50,6 +51,8 @@ pub(super) struct Entry {
     pub prefetched: bool,
     /// A transfer failure not yet reported to a pin.
     pub failed: Option<String>,
+    /// Pins waiting for this object's load: once it lands it must stay for them.
+    pub waiters: u32,
 }
 
 impl Entry {
@@ -62,12 +65,16 @@ impl Entry {
     }
 
     fn evictable(&self) -> bool {
-        self.block.is_some() && self.pins == 0 && self.transfer == Transfer::None
+        self.block.is_some()
+            && self.pins == 0
+            && self.waiters == 0
+            && self.transfer == Transfer::None
     }
 }
 
-/// Evicted blocks kept for reuse at most (each still counts against the budget).
-const MAX_SPARES: usize = 2;
+/// Evicted or removed blocks kept for reuse at most (each still counts against the budget,
+/// and is freed as soon as room is needed for something of another size).
+pub(super) const MAX_SPARES: usize = 4;
 
 pub(super) struct State {
     pub objects: HashMap<ObjectId, Entry>,
@@ -113,56 +120,23 @@ impl State {
         self.stats.peak_dram = self.stats.peak_dram.max(self.used);
     }
 
-    /// The next object to leave DRAM: the policy's choice among clean objects, and among
-    /// scratch ones (which cost a write-back) only when no clean object qualifies.
-    fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
-        // (clean, priority, id): clean first, then highest priority, ties to the smaller id
-        // so runs are deterministic.
-        let mut best: Option<(bool, u64, ObjectId)> = None;
-        for (id, e) in &self.objects {
-            if !e.evictable() {
-                continue;
-            }
-            let p = self.policy.evict_priority(*id);
-            if below.is_some_and(|b| p <= b) {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some((bc, bp, bid)) => {
-                    (e.in_pm, p, std::cmp::Reverse(*id)) > (bc, bp, std::cmp::Reverse(bid))
-                }
-            };
-            if better {
-                best = Some((e.in_pm, p, *id));
-            }
-        }
-        best.map(|(_, _, id)| id)
+    /// Every object occupying DRAM (resident or loading), as the shared choice rules see it.
+    fn occupants(&self) -> impl Iterator<Item = Occupant> + '_ {
+        self.objects.iter().filter_map(|(id, e)| {
+            let loading = matches!(e.transfer, Transfer::Loading { .. });
+            (e.block.is_some() || loading).then_some(Occupant {
+                id: *id,
+                len: e.len,
+                clean: e.in_pm,
+                evictable: e.evictable(),
+                held: e.pins > 0 || e.waiters > 0,
+            })
+        })
     }
 
-    /// The victim a prefetch of `c` may take now, if any (see [`Policy::prefetch_rank`]).
-    fn prefetch_victim(&self, c: ObjectId) -> Option<ObjectId> {
-        let own = self.policy.prefetch_rank(c, c).0;
-        let mut best: Option<(u64, ObjectId, bool)> = None;
-        for (id, e) in &self.objects {
-            let resident = e.block.is_some() || matches!(e.transfer, Transfer::Loading { .. });
-            if !resident || e.pins > 0 || *id == c {
-                continue;
-            }
-            let (rank, needed_first) = self.policy.prefetch_rank(*id, c);
-            let blocked = needed_first || !e.evictable();
-            let better = match best {
-                None => true,
-                Some((br, bid, _)) => rank > br || (rank == br && *id < bid),
-            };
-            if better {
-                best = Some((rank, *id, blocked));
-            }
-        }
-        match best {
-            Some((rank, id, false)) if rank > own => Some(id),
-            _ => None,
-        }
+    /// The next object to leave DRAM for a demand or a put (see [`demand_victim`]).
+    fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
+        demand_victim(&*self.policy, below, self.occupants())
     }
 
     /// Drops a clean object's DRAM copy. The block is kept as a spare (still counted in
@@ -172,7 +146,9 @@ impl State {
         let Some(e) = self.objects.get_mut(&id) else { return };
         let Some(arc) = e.block.take() else { return };
         let len = e.len;
-        e.prefetched = false;
+        if std::mem::take(&mut e.prefetched) {
+            self.stats.prefetch_evicted_unused += 1;
+        }
         self.stats.evictions += 1;
         match Arc::try_unwrap(arc) {
             Ok(b) if self.spares.len() < MAX_SPARES => self.spares.push(b),
@@ -200,26 +176,23 @@ pub(super) fn make_room(
             _ => Ok(Room::Refused),
         };
     }
-    // A prefetch also leaves room for results that will be written before its object is used.
-    let headroom = match (need, id) {
-        (Need::Prefetch, Some(c)) => st.policy.prefetch_headroom(c),
-        _ => 0,
-    };
-    if need == Need::Prefetch && len + headroom > budget {
-        return Ok(Room::Refused);
+    if need == Need::Prefetch {
+        let Some(c) = id else { return Ok(Room::Refused) };
+        // Results written before the candidate's use need room too.
+        let headroom = st.policy.prefetch_headroom(c);
+        let scan = prefetch_scan(&*st.policy, c, st.occupants());
+        if !prefetch_fits(scan.protected, len, headroom, budget) {
+            return Ok(Room::Refused);
+        }
     }
     loop {
-        if need == Need::Prefetch && st.used + len + headroom <= budget {
-            st.reserve_raw(len);
-            return Ok(Room::Reserved(None));
-        }
-        let spare_ok = need != Need::Prefetch || st.used + headroom <= budget;
-        if let Some(i) = st.spares.iter().position(|b| spare_ok && b.len() as u64 == len) {
-            // Its bytes are already counted: they become this reservation.
+        if let Some(i) = st.spares.iter().position(|b| b.len() as u64 == len) {
+            // Its bytes are already counted: they become this reservation, and its pages are
+            // already faulted in.
             st.stats.block_reuses += 1;
             return Ok(Room::Reserved(Some(st.spares.swap_remove(i))));
         }
-        if need != Need::Prefetch && st.used + len <= budget {
+        if st.used + len <= budget {
             st.reserve_raw(len);
             return Ok(Room::Reserved(None));
         }
@@ -240,7 +213,7 @@ pub(super) fn make_room(
         let found = match need {
             Need::Demand => st.victim(None),
             Need::Put { priority } => st.victim(Some(priority)),
-            Need::Prefetch => id.and_then(|c| st.prefetch_victim(c)),
+            Need::Prefetch => id.and_then(|c| prefetch_scan(&*st.policy, c, st.occupants()).victim),
         };
         let Some(victim) = found else {
             if need != Need::Demand {

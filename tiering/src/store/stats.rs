@@ -11,7 +11,11 @@ pub struct StoreStats {
     pub budget: u64,
     /// DRAM bytes held right now (resident objects, in-flight loads, open block writers).
     pub dram_in_use: u64,
-    /// Highest `dram_in_use` ever reached.
+    /// DRAM bytes of freed blocks kept for reuse (not in `dram_in_use`; they count against the
+    /// budget and are released as soon as room is needed).
+    #[serde(default)]
+    pub dram_spare: u64,
+    /// Highest DRAM reservation ever reached, spare blocks included.
     pub peak_dram: u64,
     /// Pins that found the object already in DRAM (not counting prefetch hits).
     pub hits: u64,
@@ -33,6 +37,9 @@ pub struct StoreStats {
     pub writebacks: u64,
     /// Objects dropped from DRAM (clean copies, free).
     pub evictions: u64,
+    /// Prefetched objects dropped from DRAM before any pin used them: wasted PM reads.
+    #[serde(default)]
+    pub prefetch_evicted_unused: u64,
     /// Loads and puts that reused an evicted block instead of allocating fresh pages.
     pub block_reuses: u64,
     /// Transfers that failed.

@@ -66,10 +66,10 @@ pub struct PlanArgs {
     /// Write the cost profile calibrated now to this file (for `--cost-model` next time).
     #[arg(long)]
     save_cost_model: Option<PathBuf>,
-    /// Policies to predict with (`lru`, `planned`, `alpha`). `planned` is simulated with the
-    /// store's own policy, whose prefetch scan grows with the plan: seconds per budget for
-    /// ResNet-20, far longer for MobileNetV2 / ResNet-50.
-    #[arg(long, value_delimiter = ',', default_value = "lru")]
+    /// Policies to predict with (`lru`, `alpha`, `planned`), each simulated with the store's own
+    /// rules by the cost model's fast engine: about a second per budget for MobileNetV2, a few
+    /// seconds for ResNet-50.
+    #[arg(long, value_delimiter = ',', default_value = "lru,alpha,planned")]
     policies: Vec<String>,
     /// Write the trace (JSON lines, tiering trace format) to this file.
     #[arg(long)]

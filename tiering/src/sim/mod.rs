@@ -1,0 +1,404 @@
+//! Predicts a trace's run time under a policy and budget with the cost model, by replaying it
+//! in virtual time with the store's residency rules and the same [`Policy`] objects.
+//!
+//! Model: one compute thread; one PM link serving transfers first come, first served (the
+//! throttle enforces exactly this; a real disk shares bandwidth between concurrent transfers,
+//! which totals the same). Demand loads and inline write-backs stall the compute thread;
+//! prefetches run on the link while it computes. Events before the first `op` are setup
+//! (untimed), after which the plan is hinted and initial prefetches complete before the clock
+//! starts — the same protocol as [`crate::replay`].
+//!
+//! [`predict`] runs the fast engine ([`fast`]: indexed sets and Fenwick trees, O(log n) per
+//! event for the common decisions), which makes exactly the decisions of the straightforward
+//! [`reference`] engine — the tests check both on the same traces.
+
+mod fast;
+mod fenwick;
+pub mod reference;
+
+use serde::{Deserialize, Serialize};
+
+use crate::belady::simulate_min;
+use crate::cost::CostModel;
+use crate::error::Result;
+use crate::ids::ObjectId;
+use crate::policy::PolicyConfig;
+use crate::trace::{Trace, TraceEvent};
+
+/// What the model predicts for one run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Predicted wall time of the timed phase (ns).
+    pub total_ns: f64,
+    /// Compute time alone (ns).
+    pub compute_ns: f64,
+    /// Time the compute thread waited for transfers (ns).
+    pub stall_ns: f64,
+    /// Bytes read PM → DRAM.
+    pub pm_read_bytes: u64,
+    /// Bytes written DRAM → PM.
+    pub pm_write_bytes: u64,
+    /// Pins that found the object resident (including finished prefetches).
+    pub hits: u64,
+    /// Pins that loaded on demand.
+    pub misses: u64,
+    /// Highest DRAM reservation.
+    pub peak_dram: u64,
+    /// Prefetched objects evicted before any pin used them.
+    #[serde(default)]
+    pub prefetch_evicted_unused: u64,
+}
+
+/// The physical lower bound on a run: compute, or the bytes MIN must move over the PM link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhysicalBound {
+    /// Total compute time (ns).
+    pub compute_ns: f64,
+    /// Bytes MIN must read from PM after filling the budget once (ns).
+    pub min_read_bytes: u64,
+    /// Those bytes at the PM read bandwidth (ns).
+    pub io_ns: f64,
+    /// `max(compute_ns, io_ns)`.
+    pub bound_ns: f64,
+}
+
+/// Splits a trace into setup (events before the first op) and the timed rest.
+pub fn split_setup(trace: &Trace) -> (&[TraceEvent], &[TraceEvent]) {
+    let k = trace
+        .events
+        .iter()
+        .position(|e| matches!(e, TraceEvent::Op { .. }))
+        .unwrap_or(trace.events.len());
+    trace.events.split_at(k)
+}
+
+/// The pins of the timed phase, in order: what the replayer hints.
+pub fn timed_pins(trace: &Trace) -> Vec<ObjectId> {
+    let (_, timed) = split_setup(trace);
+    timed
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Op { pins, .. } => Some(pins.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Computes the physical bound of the timed phase under `budget`.
+pub fn physical_bound(trace: &Trace, model: &CostModel, budget: u64) -> PhysicalBound {
+    let (_, timed) = split_setup(trace);
+    let compute_ns: f64 = timed
+        .iter()
+        .map(|e| match e {
+            TraceEvent::Op { name, compute_ns, .. } => model.op_ns(name, *compute_ns),
+            _ => 0.0,
+        })
+        .sum();
+    let seq = timed_pins(trace);
+    let lens = trace.object_lens();
+    let min = simulate_min(&seq, &lens, budget);
+    let mut bytes: u64 = min.misses.iter().map(|&t| lens.get(&seq[t]).copied().unwrap_or(0)).sum();
+    // The first distinct objects that fit are loaded before the clock starts.
+    let mut seen = std::collections::HashSet::new();
+    let mut pre = 0u64;
+    for id in &seq {
+        if seen.insert(*id) {
+            let l = lens.get(id).copied().unwrap_or(0);
+            if pre + l > budget {
+                break;
+            }
+            pre += l;
+        }
+    }
+    bytes = bytes.saturating_sub(pre);
+    let io_ns = bytes as f64 / model.pm.read_bw * 1e9;
+    PhysicalBound { compute_ns, min_read_bytes: bytes, io_ns, bound_ns: compute_ns.max(io_ns) }
+}
+
+/// How the predicted run is set up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictOptions {
+    /// Migrator threads of the store; 0 disables prefetch, as in the store.
+    pub migrator_threads: usize,
+    /// Durable setup objects already sit in the pool from an earlier process (the replayer's
+    /// `reuse_durable`): they start PM-only instead of being written.
+    pub reuse_durable: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self { migrator_threads: 2, reuse_durable: false }
+    }
+}
+
+/// Predicts the timed phase of `trace` under `policy` with a DRAM budget of `budget` bytes.
+pub fn predict(
+    trace: &Trace,
+    model: &CostModel,
+    policy: &PolicyConfig,
+    budget: u64,
+    opts: &PredictOptions,
+) -> Result<Prediction> {
+    fast::predict(trace, model, policy, budget, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::belady::simulate_min;
+    use crate::cost::test_model;
+    use crate::trace::{ObjectClass, TraceDurability, TraceHeader};
+
+    /// `keys` keys of `klen` bytes cycled by `ops` ops, each also pinning one ciphertext.
+    fn cyclic(keys: u64, klen: u64, ops: u64, compute_ns: u64) -> Trace {
+        let mut ev = Vec::new();
+        for k in 0..keys {
+            ev.push(TraceEvent::Put {
+                id: ObjectId(k),
+                kind: ObjectClass::EvalKey,
+                durability: TraceDurability::Durable,
+                len: klen,
+            });
+        }
+        ev.push(TraceEvent::Put {
+            id: ObjectId(1000),
+            kind: ObjectClass::Ciphertext,
+            durability: TraceDurability::Scratch,
+            len: klen / 4,
+        });
+        for i in 0..ops {
+            ev.push(TraceEvent::Op {
+                name: "key_switch".into(),
+                pins: vec![ObjectId(1000), ObjectId(i % keys)],
+                compute_ns,
+            });
+        }
+        Trace { header: TraceHeader::new("test"), events: ev }
+    }
+
+    #[test]
+    fn all_dram_is_pure_compute() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        let t = cyclic(4, 1_000_000, 12, 5_000_000);
+        let p =
+            predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &PredictOptions::default()).unwrap();
+        assert_eq!(p.pm_read_bytes, 0);
+        assert!((p.total_ns - 60e6).abs() < 1.0, "{p:?}");
+    }
+
+    #[test]
+    fn planned_overlaps_and_lru_stalls() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        // PM: 1 GB/s → a 1 MB key takes ≈1 ms; compute 2 ms per op hides it.
+        let t = cyclic(8, 1_000_000, 64, 2_000_000);
+        let budget = 3_250_000; // three keys and the ciphertext
+        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, &PredictOptions::default()).unwrap();
+        let planned = predict(
+            &t,
+            &m,
+            &PolicyConfig::Planned { prefetch: true },
+            budget,
+            &PredictOptions::default(),
+        )
+        .unwrap();
+        let bound = physical_bound(&t, &m, budget);
+        assert_eq!(lru.misses, 64, "cyclic access is LRU's worst case");
+        assert!(lru.total_ns > 64.0 * 2.9e6, "{lru:?}");
+        assert!(planned.total_ns < 1.1 * bound.bound_ns, "{planned:?} vs {bound:?}");
+        assert!(planned.pm_read_bytes <= lru.pm_read_bytes);
+        assert!(planned.peak_dram <= budget && lru.peak_dram <= budget);
+    }
+
+    #[test]
+    fn reused_durable_objects_start_in_pm() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        let t = cyclic(4, 1_000_000, 12, 5_000_000);
+        let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
+        // LRU starts cold: the first cycle reads every key once, then all stay.
+        let lru = predict(&t, &m, &PolicyConfig::Lru, 10_000_000, &opts).unwrap();
+        assert_eq!((lru.pm_read_bytes, lru.misses), (4_000_000, 4));
+        // Planned loads them before the clock starts.
+        let planned =
+            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, 10_000_000, &opts).unwrap();
+        assert_eq!(planned.pm_read_bytes, 0);
+    }
+
+    #[test]
+    fn bound_counts_min_traffic() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        let t = cyclic(4, 1000, 12, 0);
+        // Budget: the ciphertext and two keys.
+        let b = physical_bound(&t, &m, 2250);
+        // MIN's traffic minus the ciphertext and k0, k1, which fill the budget before the
+        // clock starts.
+        let seq = timed_pins(&t);
+        let lens = t.object_lens();
+        let min = simulate_min(&seq, &lens, 2250);
+        let raw: u64 = min.misses.iter().map(|&i| lens[&seq[i]]).sum();
+        assert_eq!(b.min_read_bytes, raw - 2250);
+        assert!(b.min_read_bytes > 0 && b.bound_ns == b.io_ns);
+    }
+
+    /// A random HE-shaped trace: durable keys and weights of mixed sizes, ops pinning a chain
+    /// of ciphertexts plus one or two of them, results written and inputs removed.
+    fn random_trace(seed: u64) -> Trace {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let keys = 2 + rnd(7);
+        let mut ev = Vec::new();
+        for k in 0..keys {
+            ev.push(TraceEvent::Put {
+                id: ObjectId(k),
+                kind: ObjectClass::EvalKey,
+                durability: TraceDurability::Durable,
+                len: (1 + rnd(6)) * 4096,
+            });
+        }
+        let ct_len = (1 + rnd(3)) * 4096;
+        let mut live = vec![ObjectId(100)];
+        ev.push(TraceEvent::Put {
+            id: ObjectId(100),
+            kind: ObjectClass::Ciphertext,
+            durability: TraceDurability::Scratch,
+            len: ct_len,
+        });
+        let ops = 10 + rnd(40);
+        for next in 101..101 + ops {
+            let ct = live[rnd(live.len() as u64) as usize];
+            let mut pins = vec![ct, ObjectId(rnd(keys))];
+            if rnd(3) == 0 {
+                let k2 = ObjectId(rnd(keys));
+                if !pins.contains(&k2) {
+                    pins.push(k2);
+                }
+            }
+            ev.push(TraceEvent::Op { name: "op".into(), pins, compute_ns: 2_000 + rnd(30_000) });
+            ev.push(TraceEvent::Put {
+                id: ObjectId(next),
+                kind: ObjectClass::Ciphertext,
+                durability: if rnd(5) == 0 {
+                    TraceDurability::Durable
+                } else {
+                    TraceDurability::Scratch
+                },
+                len: ct_len,
+            });
+            live.push(ObjectId(next));
+            if live.len() > 2 && rnd(2) == 0 {
+                let victim = live.swap_remove(rnd(live.len() as u64) as usize);
+                ev.push(TraceEvent::Remove { id: victim });
+            }
+        }
+        Trace { header: TraceHeader::new("random"), events: ev }
+    }
+
+    #[test]
+    fn fast_engine_equals_reference() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        m.pm.read_bw = 0.3e9;
+        m.pm.write_bw = 0.2e9;
+        let policies = [
+            PolicyConfig::Lru,
+            PolicyConfig::Alpha { reserve_bytes: None },
+            PolicyConfig::Planned { prefetch: true },
+            PolicyConfig::Planned { prefetch: false },
+        ];
+        let mut compared = 0;
+        for seed in 0..150 {
+            let t = random_trace(seed);
+            let lens = t.object_lens();
+            let total: u64 = lens.values().sum();
+            for pct in [15, 30, 55, 80, 120] {
+                let budget = total * pct / 100;
+                for policy in &policies {
+                    for reuse in [false, true] {
+                        let opts = PredictOptions { migrator_threads: 2, reuse_durable: reuse };
+                        let fast = predict(&t, &m, policy, budget, &opts);
+                        let slow = reference::predict_reference(&t, &m, policy, budget, &opts);
+                        match (fast, slow) {
+                            (Ok(f), Ok(s)) => {
+                                let ctx = format!("seed {seed} {pct}% {policy:?} reuse {reuse}");
+                                assert_eq!(
+                                    (f.pm_read_bytes, f.pm_write_bytes, f.hits, f.misses),
+                                    (s.pm_read_bytes, s.pm_write_bytes, s.hits, s.misses),
+                                    "{ctx}"
+                                );
+                                assert_eq!(f.prefetch_evicted_unused, s.prefetch_evicted_unused);
+                                assert_eq!(f.peak_dram, s.peak_dram, "{ctx}");
+                                assert!(
+                                    (f.total_ns - s.total_ns).abs() < 1e-6 * s.total_ns.max(1.0),
+                                    "{ctx}"
+                                );
+                                compared += 1;
+                            }
+                            (Err(_), Err(_)) => {}
+                            (f, s) => panic!("seed {seed} {pct}% {policy:?}: {f:?} vs {s:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 3000, "{compared}");
+    }
+
+    #[test]
+    #[ignore = "large: cargo test --release -p hetier-tiering fast_engine_scales -- --ignored"]
+    fn fast_engine_scales() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        // 200 000 pins over 40 keys and 100 000 ciphertexts: finishes in seconds.
+        let keys = 40;
+        let mut ev = Vec::new();
+        for k in 0..keys {
+            ev.push(TraceEvent::Put {
+                id: ObjectId(k),
+                kind: ObjectClass::EvalKey,
+                durability: TraceDurability::Durable,
+                len: 1 << 20,
+            });
+        }
+        ev.push(TraceEvent::Put {
+            id: ObjectId(1000),
+            kind: ObjectClass::Ciphertext,
+            durability: TraceDurability::Scratch,
+            len: 1 << 18,
+        });
+        for i in 0..100_000u64 {
+            ev.push(TraceEvent::Op {
+                name: "ks".into(),
+                pins: vec![ObjectId(1000 + i), ObjectId((i * 7) % keys)],
+                compute_ns: 1_000_000,
+            });
+            ev.push(TraceEvent::Put {
+                id: ObjectId(1001 + i),
+                kind: ObjectClass::Ciphertext,
+                durability: TraceDurability::Scratch,
+                len: 1 << 18,
+            });
+            ev.push(TraceEvent::Remove { id: ObjectId(1000 + i) });
+        }
+        let t = Trace { header: TraceHeader::new("big"), events: ev };
+        for policy in [
+            PolicyConfig::Lru,
+            PolicyConfig::Alpha { reserve_bytes: None },
+            PolicyConfig::Planned { prefetch: true },
+        ] {
+            for pct in [5u64, 25, 50, 100] {
+                let budget = (keys << 20) * pct / 100 + (1 << 19);
+                let p = predict(&t, &m, &policy, budget, &PredictOptions::default()).unwrap();
+                assert!(p.total_ns >= p.compute_ns);
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The cost model's simulation and the real store agree on a deterministic key-switch trace:
+//! same bytes read from PM, and no prefetched object is evicted before it is used.
+
+mod common;
+
+use common::file_pool;
+use hetier_tiering::replay::replay;
+use hetier_tiering::sim::{predict, PredictOptions};
+use hetier_tiering::{
+    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, ThrottleProfile, TierCost,
+    TieredStore, Trace, TraceDurability, TraceEvent, TraceHeader,
+};
+
+const CT0: u64 = 1_000_000;
+
+/// The benchmark's workload: `keys` keys cycled by `ops` key switches, each writing a new
+/// ciphertext and removing the old one.
+fn key_switches(keys: u64, key_len: u64, ct_len: u64, ops: u64, compute_ns: u64) -> Trace {
+    let mut ev = Vec::new();
+    for k in 0..keys {
+        ev.push(TraceEvent::Put {
+            id: ObjectId(k),
+            kind: ObjectClass::EvalKey,
+            durability: TraceDurability::Durable,
+            len: key_len,
+        });
+    }
+    ev.push(TraceEvent::Put {
+        id: ObjectId(CT0),
+        kind: ObjectClass::Ciphertext,
+        durability: TraceDurability::Scratch,
+        len: ct_len,
+    });
+    for i in 0..ops {
+        ev.push(TraceEvent::Op {
+            name: "key_switch".into(),
+            pins: vec![ObjectId(CT0 + i), ObjectId(i % keys)],
+            compute_ns,
+        });
+        ev.push(TraceEvent::Put {
+            id: ObjectId(CT0 + i + 1),
+            kind: ObjectClass::Ciphertext,
+            durability: TraceDurability::Scratch,
+            len: ct_len,
+        });
+        ev.push(TraceEvent::Remove { id: ObjectId(CT0 + i) });
+    }
+    Trace { header: TraceHeader::new("key switches"), events: ev }
+}
+
+fn model(read_bw: f64) -> CostModel {
+    let pm = TierCost { read_bw, write_bw: read_bw, read_latency_ns: 0.0, write_latency_ns: 0.0 };
+    CostModel {
+        dram: TierCost {
+            read_bw: 20e9,
+            write_bw: 20e9,
+            read_latency_ns: 0.0,
+            write_latency_ns: 0.0,
+        },
+        pm,
+        pm_description: PmDescription { label: "test".into(), emulated: true },
+        ops_ns: Default::default(),
+    }
+}
+
+#[test]
+fn store_reads_what_the_simulator_predicts() {
+    let (key_len, ct_len, keys, ops) = (120 << 10, 32 << 10, 24u64, 48u64);
+    let footprint = keys * key_len + 2 * ct_len;
+    let m = model(1e9);
+    let compute_ns = (1.2 * key_len as f64 / 1e9 * 1e9) as u64;
+    let trace = key_switches(keys, key_len, ct_len, ops, compute_ns);
+    for pct in [10u64, 25, 50] {
+        let budget = footprint * pct / 100;
+        let dir = tempfile::tempdir().unwrap();
+        let store = TieredStore::builder()
+            .dram_budget(budget)
+            .pool(file_pool(dir.path()))
+            .policy(PolicyConfig::Planned { prefetch: true })
+            .cost_model(m.clone())
+            .migrator_threads(2)
+            .throttle(ThrottleProfile {
+                name: "test".into(),
+                read_bw: 1e9,
+                write_bw: 1e9,
+                read_latency_ns: 0.0,
+                write_latency_ns: 0.0,
+                source: String::new(),
+            })
+            .build()
+            .unwrap();
+        let r = replay(&store, &trace, &m).unwrap();
+        let p = predict(
+            &trace,
+            &m,
+            &PolicyConfig::Planned { prefetch: true },
+            budget,
+            &PredictOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(r.timed.prefetch_evicted_unused, 0, "{pct}%: {:?}", r.timed);
+        assert_eq!(r.timed.pm_read_bytes, p.pm_read_bytes, "{pct}%");
+    }
+}
