@@ -1,76 +1,20 @@
 //! The DRAM tier: zeroed, 64-byte aligned blocks of anonymous memory under a hard byte budget.
 //! An allocation that would exceed the budget fails with the numbers instead of risking an OOM
 //! kill; a block gives its bytes back to the budget when dropped.
-//!
-//! Large blocks (anonymous mappings) are recycled: a dropped one is kept, still resident and
-//! still counted against the budget, and the next block of the same mapping size reuses it
-//! instead of mapping, faulting and zeroing fresh pages — for 32–130 MB HE objects that is a
-//! memory-bandwidth pass saved on every put and every PM→DRAM load. Kept blocks are given back
-//! (unmapped) the moment an allocation needs their share of the budget, so the budget bounds
-//! resident memory, kept blocks included.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use crate::error::{Error, Result};
 use crate::sys::mem::RawBlock;
-
-/// Most recycled blocks kept at once (a bound on the lookup, not on memory: the budget is).
-const MAX_KEPT: usize = 64;
 
 #[derive(Debug)]
 struct Budget {
     limit: usize,
-    /// Bytes in blocks handed out.
     in_use: AtomicUsize,
-    /// Bytes handed out plus bytes of kept blocks: what is resident; never above `limit`.
-    resident: AtomicUsize,
     peak: AtomicUsize,
-    /// Dropped large blocks kept for reuse, oldest first.
-    kept: Mutex<Vec<RawBlock>>,
-}
-
-impl Budget {
-    /// Charge `len` more resident bytes if they fit under the limit.
-    fn try_charge(&self, len: usize) -> bool {
-        let mut cur = self.resident.load(Ordering::Acquire);
-        loop {
-            let next = match cur.checked_add(len) {
-                Some(n) if n <= self.limit => n,
-                _ => return false,
-            };
-            match self.resident.compare_exchange_weak(
-                cur,
-                next,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.peak.fetch_max(next, Ordering::AcqRel);
-                    return true;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// Unmaps the oldest kept block; `false` if none is kept.
-    fn release_kept(&self) -> bool {
-        let oldest = {
-            let mut kept = self.kept.lock();
-            if kept.is_empty() {
-                return false;
-            }
-            kept.remove(0)
-        };
-        self.resident.fetch_sub(oldest.len(), Ordering::AcqRel);
-        drop(oldest);
-        true
-    }
 }
 
 /// A DRAM tier with a hard budget; cheap to clone (clones share the budget).
@@ -86,9 +30,7 @@ impl DramTier {
             budget: Arc::new(Budget {
                 limit: budget_bytes,
                 in_use: AtomicUsize::new(0),
-                resident: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
-                kept: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -96,82 +38,38 @@ impl DramTier {
     /// Allocate a zeroed block of `len` bytes (64-byte aligned; 4 KiB aligned from 4 KiB up;
     /// advised for transparent huge pages from 2 MiB up). The block is charged `len` bytes.
     pub fn alloc(&self, len: usize) -> Result<DramBlock> {
-        self.alloc_inner(len, true)
-    }
-
-    /// Like [`Self::alloc`], but the contents are unspecified: zeroes for a fresh block, the
-    /// bytes of an earlier block of this tier when a kept one is reused. For callers that
-    /// overwrite every byte (a load from PM, an object being written), which then skip a
-    /// zeroing pass. The bytes are always initialised; they may be another object's.
-    pub fn alloc_for_overwrite(&self, len: usize) -> Result<DramBlock> {
-        self.alloc_inner(len, false)
-    }
-
-    fn alloc_inner(&self, len: usize, zero: bool) -> Result<DramBlock> {
-        if let Some(mut raw) = self.take_kept(len) {
-            if zero {
-                raw.as_mut_slice().fill(0);
-            }
-            self.budget.in_use.fetch_add(len, Ordering::AcqRel);
-            return Ok(DramBlock { raw, budget: Arc::clone(&self.budget) });
-        }
         self.reserve(len)?;
         match RawBlock::zeroed(len) {
-            Some(raw) => {
-                self.budget.in_use.fetch_add(len, Ordering::AcqRel);
-                Ok(DramBlock { raw, budget: Arc::clone(&self.budget) })
-            }
+            Some(raw) => Ok(DramBlock { raw, budget: Arc::clone(&self.budget) }),
             None => {
-                self.budget.resident.fetch_sub(len, Ordering::AcqRel);
+                self.budget.in_use.fetch_sub(len, Ordering::AcqRel);
                 Err(Error::OutOfMemory { requested: len })
             }
         }
     }
 
-    /// A kept block with the mapping size `len` needs, re-targeted and charged at `len`.
-    fn take_kept(&self, len: usize) -> Option<RawBlock> {
-        let map_len = RawBlock::mapping_len_for(len)?;
-        let b = &self.budget;
-        let mut raw = {
-            let mut kept = b.kept.lock();
-            let i = kept.iter().position(|r| r.mapped_len() == Some(map_len))?;
-            kept.remove(i)
-        };
-        let old = raw.len();
-        // The block's charge moves to the new block; only the difference (< one page) changes.
-        if len <= old || b.try_charge(len - old) {
-            b.resident.fetch_sub(old.saturating_sub(len), Ordering::AcqRel);
-            raw.reuse_as(len);
-            Some(raw)
-        } else {
-            b.resident.fetch_sub(old, Ordering::AcqRel);
-            None
-        }
-    }
-
-    /// Charge `len` resident bytes, giving back kept blocks if they are in the way.
     fn reserve(&self, len: usize) -> Result<()> {
         let b = &self.budget;
+        let mut cur = b.in_use.load(Ordering::Acquire);
         loop {
-            if b.try_charge(len) {
-                return Ok(());
-            }
-            let in_use = b.in_use.load(Ordering::Acquire);
-            let fits_without_kept = in_use.checked_add(len).is_some_and(|n| n <= b.limit);
-            if !fits_without_kept || !b.release_kept() {
-                return Err(Error::BudgetExceeded { requested: len, in_use, budget: b.limit });
+            let next = match cur.checked_add(len) {
+                Some(n) if n <= b.limit => n,
+                _ => {
+                    return Err(Error::BudgetExceeded {
+                        requested: len,
+                        in_use: cur,
+                        budget: b.limit,
+                    })
+                }
+            };
+            match b.in_use.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    b.peak.fetch_max(next, Ordering::AcqRel);
+                    return Ok(());
+                }
+                Err(actual) => cur = actual,
             }
         }
-    }
-
-    /// Unmaps every kept block (their bytes leave the process's resident set).
-    pub fn release_kept(&self) {
-        while self.budget.release_kept() {}
-    }
-
-    /// Bytes in kept (recycled, not handed out) blocks: resident, reclaimable on demand.
-    pub fn kept(&self) -> usize {
-        self.budget.resident.load(Ordering::Acquire).saturating_sub(self.in_use())
     }
 
     /// Bytes currently handed out.
@@ -189,7 +87,7 @@ impl DramTier {
         self.budget().saturating_sub(self.in_use())
     }
 
-    /// The highest resident byte count (handed out plus kept) since the tier was created.
+    /// The highest `in_use` seen since the tier was created.
     pub fn peak(&self) -> usize {
         self.budget.peak.load(Ordering::Acquire)
     }
@@ -282,23 +180,7 @@ impl AsMut<[u64]> for DramBlock {
 
 impl Drop for DramBlock {
     fn drop(&mut self) {
-        let raw = std::mem::replace(&mut self.raw, RawBlock::empty());
-        let b = &self.budget;
-        let len = raw.len();
-        // Keep large blocks for reuse: their charge stays in `resident`.
-        let keep = raw.mapped_len().is_some() && {
-            let mut kept = b.kept.lock();
-            if kept.len() < MAX_KEPT {
-                kept.push(raw);
-                true
-            } else {
-                false
-            }
-        };
-        if !keep {
-            b.resident.fetch_sub(len, Ordering::AcqRel);
-        }
-        b.in_use.fetch_sub(len, Ordering::AcqRel);
+        self.budget.in_use.fetch_sub(self.raw.len(), Ordering::AcqRel);
     }
 }
 
@@ -324,66 +206,6 @@ mod tests {
         drop(b);
         assert_eq!(t.in_use(), 0);
         assert_eq!(t.peak(), 10_000);
-    }
-
-    #[test]
-    fn large_blocks_are_recycled_within_the_budget() {
-        const MIB: usize = 1 << 20;
-        let t = DramTier::new(10 * MIB);
-        let mut a = t.alloc(4 * MIB).unwrap();
-        a.fill(0xab);
-        let addr = a.as_ptr();
-        drop(a);
-        // Kept: still resident and charged, but not in use.
-        assert_eq!((t.in_use(), t.kept()), (0, 4 * MIB));
-        // Same mapping size (a page-rounded length): the same memory, zeroed for `alloc`.
-        let b = t.alloc(4 * MIB - 100).unwrap();
-        assert_eq!(b.as_ptr(), addr);
-        assert!(b.iter().all(|&x| x == 0));
-        assert_eq!((t.in_use(), t.kept()), (4 * MIB - 100, 0));
-        let mut b = b;
-        b.fill(0xcd);
-        drop(b);
-        // `alloc_for_overwrite` skips the zeroing: the earlier bytes are still there.
-        let c = t.alloc_for_overwrite(4 * MIB).unwrap();
-        assert_eq!(c.as_ptr(), addr);
-        assert!(c[..4 * MIB - 100].iter().all(|&x| x == 0xcd));
-        drop(c);
-        // A block that only fits if the kept one goes: it is unmapped to make room.
-        let d = t.alloc(8 * MIB).unwrap();
-        assert_eq!((t.in_use(), t.kept()), (8 * MIB, 0));
-        assert!(t.peak() <= 10 * MIB, "resident peak {} over the budget", t.peak());
-        // A request over the budget with nothing kept still fails with the numbers.
-        assert!(matches!(
-            t.alloc(3 * MIB),
-            Err(Error::BudgetExceeded { requested, in_use, .. }) if requested == 3 * MIB && in_use == 8 * MIB
-        ));
-        drop(d);
-        t.release_kept();
-        assert_eq!((t.in_use(), t.kept()), (0, 0));
-    }
-
-    #[test]
-    fn concurrent_recycling_keeps_resident_bytes_under_the_budget() {
-        const MIB: usize = 1 << 20;
-        let t = DramTier::new(24 * MIB);
-        std::thread::scope(|s| {
-            for k in 0..4usize {
-                let t = t.clone();
-                s.spawn(move || {
-                    for i in 0..200usize {
-                        let len = (2 + (i + k) % 5) * MIB;
-                        if let Ok(mut b) = t.alloc_for_overwrite(len) {
-                            b[0] = 1;
-                            b[len - 1] = 1;
-                            assert!(t.in_use() + t.kept() <= 24 * MIB);
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(t.in_use(), 0);
-        assert!(t.peak() <= 24 * MIB, "resident peak {}", t.peak());
     }
 
     #[test]

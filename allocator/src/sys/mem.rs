@@ -41,7 +41,9 @@ impl RawBlock {
     /// Returns `None` when the OS refuses.
     pub(crate) fn zeroed(len: usize) -> Option<RawBlock> {
         if len == 0 {
-            return Some(Self::empty());
+            // A dangling but well-aligned pointer is valid for zero-length slices.
+            let ptr = NonNull::new(MIN_ALIGN as *mut u8)?;
+            return Some(RawBlock { ptr, len, backing: Backing::Empty });
         }
         if len >= HUGE_THRESHOLD {
             return Self::mapped(len);
@@ -54,17 +56,8 @@ impl RawBlock {
         Some(RawBlock { ptr, len, backing: Backing::Heap(layout) })
     }
 
-    /// A zero-length block that owns nothing.
-    pub(crate) fn empty() -> RawBlock {
-        /// A type whose dangling pointer is MIN_ALIGN-aligned.
-        #[repr(C, align(64))]
-        struct Aligned([u8; MIN_ALIGN]);
-        // A dangling but well-aligned pointer is valid for zero-length slices.
-        RawBlock { ptr: NonNull::<Aligned>::dangling().cast(), len: 0, backing: Backing::Empty }
-    }
-
     fn mapped(len: usize) -> Option<RawBlock> {
-        let map_len = Self::mapping_len_for(len)?;
+        let map_len = len.checked_add(PAGE_ALIGN - 1)? & !(PAGE_ALIGN - 1);
         // SAFETY: an anonymous private mapping with no address hint touches no existing memory;
         // the result is checked against MAP_FAILED before use.
         let raw = unsafe {
@@ -92,30 +85,6 @@ impl RawBlock {
     /// Length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Length of the anonymous mapping behind a large block (`None` for heap and empty blocks).
-    pub(crate) fn mapped_len(&self) -> Option<usize> {
-        match self.backing {
-            Backing::Map(m) => Some(m),
-            _ => None,
-        }
-    }
-
-    /// The mapping length a large block of `len` bytes gets.
-    pub(crate) fn mapping_len_for(len: usize) -> Option<usize> {
-        Some(len.checked_add(PAGE_ALIGN - 1)? & !(PAGE_ALIGN - 1))
-    }
-
-    /// Re-targets a mapped block at `len` bytes of the same mapping (for reuse). Its bytes stay
-    /// initialised (zeroes or earlier contents). Returns `false`, unchanged, if `len` needs a
-    /// different mapping length.
-    pub(crate) fn reuse_as(&mut self, len: usize) -> bool {
-        let fits = self.mapped_len().is_some_and(|m| Self::mapping_len_for(len) == Some(m));
-        if fits {
-            self.len = len;
-        }
-        fits
     }
 
     /// The bytes.
