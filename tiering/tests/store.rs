@@ -150,6 +150,14 @@ fn removed_blocks_are_recycled_zeroed_for_writers() {
     assert_eq!(w.as_ptr(), ptr);
     assert!(w.iter().all(|&b| b == 0));
     assert!(s.stats().dram_in_use <= 8 * K as u64);
+    let mut w = w;
+    w.as_bytes_mut().fill(0xcd);
+    s.put_block(ObjectId(2), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
+    s.remove(ObjectId(2)).unwrap();
+    // A writer that overwrites everything skips the zeroing: it sees the spare's old bytes.
+    let w = s.alloc_for_overwrite(2 * K as u64).unwrap();
+    assert_eq!(w.as_ptr(), ptr);
+    assert!(w.iter().all(|&b| b == 0xcd));
     drop(w);
     // A spare never blocks room for something else: the whole budget is still usable.
     let big = s.alloc(8 * K as u64).unwrap();

@@ -519,8 +519,10 @@ fn exec_step<'s>(
         if let Op::HoistedRotate { src, .. } = op {
             let level = real.meta.get(src).map_or(0, |m| m.0);
             let sizes = program.sizes();
-            real.hoist_charge =
-                Some(real.store.alloc(sizes.decomposition(level) + sizes.plaintext(level))?);
+            real.hoist_charge = Some(
+                real.store
+                    .alloc_for_overwrite(sizes.decomposition(level) + sizes.plaintext(level))?,
+            );
         }
     }
     let Real { store, ctx, eval, scratch, keys, meta, hoisted, hoist_charge, .. } = real;
@@ -537,7 +539,7 @@ fn exec_step<'s>(
     // pages (the block's bytes count against the budget while the operands are pinned). Only
     // mul_relin's degree-2 intermediate lives on the heap.
     let block = |level: usize| -> Result<BlockWriter<'s>> {
-        Ok(store.alloc(program.sizes().ciphertext(level))?)
+        Ok(store.alloc_for_overwrite(program.sizes().ciphertext(level))?)
     };
     let out: Option<(ObjId, Output<'s>)> = match op {
         Op::Rotate { dst, src, step: s, key } => {

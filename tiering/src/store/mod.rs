@@ -252,9 +252,20 @@ impl TieredStore {
         }
     }
 
-    /// Reserves a DRAM buffer of `len` bytes under the budget, to be filled in place and
+    /// Reserves a zeroed DRAM buffer of `len` bytes under the budget, to be filled in place and
     /// stored with [`put_block`](Self::put_block). Counts as pinned until then.
     pub fn alloc(&self, len: u64) -> Result<BlockWriter<'_>> {
+        self.alloc_inner(len, true)
+    }
+
+    /// Like [`Self::alloc`], but a recycled block is not zeroed first: its bytes are those of
+    /// an object that left DRAM. For writers that overwrite every byte (a computed result), and
+    /// for reservations that are never read.
+    pub fn alloc_for_overwrite(&self, len: u64) -> Result<BlockWriter<'_>> {
+        self.alloc_inner(len, false)
+    }
+
+    fn alloc_inner(&self, len: u64, zero: bool) -> Result<BlockWriter<'_>> {
         let inner = &*self.inner;
         if len == 0 {
             return Err(Error::EmptyObject { id: None });
@@ -277,7 +288,9 @@ impl TieredStore {
             // Writers hand out zeroed memory. Zeroing a recycled block costs far less than
             // faulting in fresh pages (with huge pages, the kernel may compact memory first).
             Some(mut b) => {
-                b.as_bytes_mut().fill(0);
+                if zero {
+                    b.as_bytes_mut().fill(0);
+                }
                 Ok(b)
             }
             None => inner.dram.alloc(len as usize),
