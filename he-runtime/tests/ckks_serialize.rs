@@ -33,6 +33,15 @@ fn round_trips_and_seed_compression() {
     assert!(sb.len() * 10 < bytes.len() * 6, "{} vs {}", sb.len(), bytes.len());
     let restored = SeededCiphertext::from_bytes(&ctx, &sb).unwrap().expand(&ctx).unwrap();
     assert!(max_err(&f.decrypt_real(&restored), &a) < 1e-6);
+    // A full secret-key encryption is exactly the expansion of the seeded one (same RNG stream):
+    // it samples `a` once instead of re-deriving it from the seed.
+    let full = Encryptor::with_seed(&ctx, [7; 32]).encrypt_sk(&f.sk, &ptop).unwrap();
+    let via_seed = Encryptor::with_seed(&ctx, [7; 32])
+        .encrypt_sk_seeded(&f.sk, &ptop)
+        .unwrap()
+        .expand(&ctx)
+        .unwrap();
+    assert_eq!(full.as_words(), via_seed.as_words());
 
     // Keys regenerate their `a` parts from the seed and still work.
     let pk2 = PublicKey::from_bytes(&ctx, &f.pk.to_bytes(&ctx)).unwrap();

@@ -131,6 +131,16 @@ impl Encryptor {
         sk: &SecretKey,
         pt: &Plaintext<C>,
     ) -> Result<SeededCiphertext> {
+        let (seeded, _a) = self.encrypt_sk_with_a(sk, pt)?;
+        Ok(seeded)
+    }
+
+    /// The seeded ciphertext and its expanded uniform part `a`, sampled once.
+    fn encrypt_sk_with_a<C: AsRef<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        pt: &Plaintext<C>,
+    ) -> Result<(SeededCiphertext, Vec<u64>)> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
         ctx.check_plain(pt)?;
@@ -153,23 +163,27 @@ impl Encryptor {
                 o[j] = add_mod(sub_mod(o[j], p.mul(al[j], s[j]), p.q), m[j], p.q);
             }
         });
-        Ok(SeededCiphertext {
+        let seeded = SeededCiphertext {
             c0,
             seed,
             level: pt.level,
             scale: pt.scale,
             params_id: ctx.params().id(),
-        })
+        };
+        Ok((seeded, a))
     }
 
-    /// Secret-key encryption into a full ciphertext.
+    /// Secret-key encryption into a full ciphertext (the uniform part is sampled once, not
+    /// re-expanded from its seed).
     pub fn encrypt_sk<C: AsRef<[u64]>>(
         &mut self,
         sk: &SecretKey,
         pt: &Plaintext<C>,
     ) -> Result<Ciphertext> {
-        let seeded = self.encrypt_sk_seeded(sk, pt)?;
-        seeded.expand(&self.ctx)
+        let (seeded, a) = self.encrypt_sk_with_a(sk, pt)?;
+        let SeededCiphertext { mut c0, level, scale, params_id, .. } = seeded;
+        c0.extend_from_slice(&a);
+        Ok(Ciphertext { data: c0, level, scale, n: self.ctx.n(), parts: 2, params_id })
     }
 }
 
