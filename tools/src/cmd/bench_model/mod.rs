@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
+use hetier_he::model::{argmax, Model, TestSet};
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::{CostModel, PolicyConfig};
 use serde::Serialize;
@@ -131,8 +131,7 @@ fn test_set(args: &BenchModelArgs) -> Result<TestSet> {
     Ok(match &args.model_file {
         Some(p) => Model::load(p)?.test_set()?,
         None => {
-            let (name, desc, weights, test) = child::DEFAULT_MODEL;
-            let _ = Model::from_parts(ModelDesc::from_json(desc)?, weights)?;
+            let (name, _, _, test) = child::DEFAULT_MODEL;
             TestSet::from_bytes(&format!("{name}.test.safetensors"), test)?
         }
     })
@@ -167,6 +166,9 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
                 .context(format!("unknown policy {s:?}"))
         })
         .collect::<Result<_>>()?;
+    if args.images == 0 {
+        bail!("--images must be at least 1");
+    }
     let use_cgroup = !args.no_cgroup;
     if use_cgroup && !Cgroup::available() {
         bail!("no cgroup v1 memory controller at /sys/fs/cgroup/memory (pass --no-cgroup)");
