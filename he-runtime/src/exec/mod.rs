@@ -224,8 +224,9 @@ impl<'s> Executor<'s> {
     }
 
     /// Makes every evaluation key the program needs available: in real mode from the pool's
-    /// manifest when present, otherwise generated with `kg` from `sk` and put (durable). Plan
-    /// mode records a put for each key (as for an empty pool) and needs no keys.
+    /// manifest when present, otherwise generated with `kg` from `sk` and put (durable). Both
+    /// modes record a durable `put` for every key, reused or not (a replay's `reuse_durable`
+    /// says whether they start in the pool).
     pub fn prepare_keys(
         &mut self,
         kg: Option<&mut KeyGenerator>,
@@ -254,16 +255,15 @@ impl<'s> Executor<'s> {
                         needed.push(g);
                     }
                 }
-                let mut put = Vec::new();
                 let (set, report) =
-                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |id, len| {
-                        put.push((id, len))
-                    })?;
+                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?;
                 real.keys = set;
-                for (id, len) in put {
-                    if let Some(k) = keys.iter().find(|k| self.ids[k.index()] == id) {
-                        self.put_event(*k, len);
-                    }
+                // Every key is recorded, generated or reused: the trace describes the objects
+                // the program uses, and a replay decides whether durable setup objects are
+                // written or already in the pool (`reuse_durable`), so plan == real either way.
+                for k in &keys {
+                    let len = self.program.objects()[k.index()].bytes;
+                    self.put_event(*k, len);
                 }
                 Ok(report)
             }
@@ -284,6 +284,8 @@ impl<'s> Executor<'s> {
                 Backend::Plan(_) => o.bytes,
                 Backend::Real(real) => {
                     if real.store.len_of(id) == Some(o.bytes) {
+                        // Reused from the pool: recorded like a key (see `prepare_keys`).
+                        self.put_event(obj, o.bytes);
                         continue;
                     }
                     let src = o.plain.as_ref().ok_or(Error::MissingObject {

@@ -176,15 +176,12 @@ impl<'s> BatchExecutor<'s> {
                         what: "prepare keys without a secret key",
                     });
                 };
-                let mut put = Vec::new();
                 let (set, report) =
-                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &[0], |id, len| {
-                        put.push((id, len))
-                    })?;
+                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &[0], |_, _| {})?;
                 real.keys = set;
-                for (id, len) in put {
-                    put_event(&mut self.events, id, len);
-                }
+                // Recorded whether generated or reused, as in the slot-packed executor: a
+                // replay's `reuse_durable` says whether it starts in the pool.
+                put_event(&mut self.events, self.relin_id, key_len);
                 Ok(report)
             }
         }

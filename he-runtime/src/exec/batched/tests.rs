@@ -194,3 +194,24 @@ fn calibrated_costs_give_a_plan_time() {
     assert_eq!(r.steps, plan.steps().len());
     assert!(r.compute_ns > 0);
 }
+
+#[test]
+fn a_reused_key_is_still_in_the_trace() {
+    let m = load("digits");
+    let params = batch_params(13, m.depth()).unwrap();
+    let plan = BatchPlan::compile(&m, &params).unwrap();
+    let ts = m.test_set().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), 64 << 20);
+    let raw: Vec<&[u8]> = (0..2).map(|i| ts.image(i)).collect();
+    let mut first = BatchSession::new(&m, &plan, &st, SK_SEED).unwrap();
+    first.infer(&raw).unwrap();
+    let first_trace = shape(first.executor().events());
+    drop(first);
+    // A second session over the same store finds the key in the pool and records it anyway,
+    // so its trace is complete (it validates) and has the shape of the first.
+    let mut second = BatchSession::new(&m, &plan, &st, SK_SEED).unwrap();
+    second.infer(&raw).unwrap();
+    second.executor().trace().validate().unwrap();
+    assert_eq!(shape(second.executor().events()), first_trace);
+}
