@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::context::Context;
 use super::keys::KeySwitchKey;
-use super::ring::{add_mod, mul_shoup, sub_mod};
+use super::ring::{mul_shoup, sub_mod};
 use crate::error::Result;
 use crate::math::dot_product;
 
@@ -211,19 +211,13 @@ pub(crate) fn mod_down(
                 }
                 Finish::Permute { perm, plus } => {
                     build(tmp);
-                    match plus {
-                        Some(c) => {
-                            let (c, q) = (&c[i * n..(i + 1) * n], p.q);
-                            for (y, &j) in o.iter_mut().zip(perm) {
-                                let j = j as usize;
-                                *y = add_mod(tmp[j], c[j], q);
-                            }
-                        }
-                        None => {
-                            for (y, &j) in o.iter_mut().zip(perm) {
-                                *y = tmp[j as usize];
-                            }
-                        }
+                    if let Some(c) = plus {
+                        // Added before the gather: a sequential pass over c instead of random
+                        // reads of it.
+                        m.add_assign_slice(tmp, &c[i * n..(i + 1) * n]);
+                    }
+                    for (y, &j) in o.iter_mut().zip(perm) {
+                        *y = tmp[j as usize];
                     }
                 }
             }
