@@ -144,28 +144,6 @@ impl Evaluator {
         Ok(self.zip_limbs(a, b, |m, o, x| m.sub_assign_slice(o, x)))
     }
 
-    /// a += b in place (same level and scale, b of degree at most a's).
-    pub fn add_assign<A, B>(&self, a: &mut Ciphertext<A>, b: &Ciphertext<B>) -> Result<()>
-    where
-        A: AsRef<[u64]> + AsMut<[u64]>,
-        B: AsRef<[u64]>,
-    {
-        self.check_pair(a, b, true)?;
-        if b.parts > a.parts {
-            return Err(Error::InvalidDegree { degree: b.degree(), expected: a.degree() });
-        }
-        let n = self.ctx.n();
-        for p in 0..b.parts {
-            let bp = b.part(p);
-            a.part_mut(p).par_chunks_mut(n).zip(bp.par_chunks(n)).enumerate().for_each(
-                |(i, (o, x))| {
-                    self.ctx.prime(i).modulus.add_assign_slice(o, x);
-                },
-            );
-        }
-        Ok(())
-    }
-
     /// −a.
     pub fn negate<A: AsRef<[u64]>>(&self, a: &Ciphertext<A>) -> Result<Ciphertext> {
         self.check_ct(a)?;

@@ -10,13 +10,33 @@ use super::evaluator::Evaluator;
 use super::fft::Complex64;
 use super::ring::{add_mod, mul_shoup, shoup, sub_mod, Prime};
 use crate::error::{Error, Result};
+use crate::math::Modulus;
 
 impl Evaluator {
+    /// a += b in place (same level and scale, b of degree at most a's).
+    pub fn add_assign<A, B>(&self, a: &mut Ciphertext<A>, b: &Ciphertext<B>) -> Result<()>
+    where
+        A: AsRef<[u64]> + AsMut<[u64]>,
+        B: AsRef<[u64]>,
+    {
+        self.zip_assign(a, b, |m, o, x| m.add_assign_slice(o, x))
+    }
+
     /// a −= b in place (same level and scale, b of degree at most a's).
     pub fn sub_assign<A, B>(&self, a: &mut Ciphertext<A>, b: &Ciphertext<B>) -> Result<()>
     where
         A: AsRef<[u64]> + AsMut<[u64]>,
         B: AsRef<[u64]>,
+    {
+        self.zip_assign(a, b, |m, o, x| m.sub_assign_slice(o, x))
+    }
+
+    /// Applies `f(modulus, a_limb, b_limb)` to every limb of every part of `b`.
+    fn zip_assign<A, B, F>(&self, a: &mut Ciphertext<A>, b: &Ciphertext<B>, f: F) -> Result<()>
+    where
+        A: AsRef<[u64]> + AsMut<[u64]>,
+        B: AsRef<[u64]>,
+        F: Fn(&Modulus, &mut [u64], &[u64]) + Sync,
     {
         self.check_pair(a, b, true)?;
         if b.parts > a.parts {
@@ -29,7 +49,7 @@ impl Evaluator {
                 .par_chunks_mut(n)
                 .zip(bp.par_chunks(n))
                 .enumerate()
-                .for_each(|(i, (o, x))| self.ctx.prime(i).modulus.sub_assign_slice(o, x));
+                .for_each(|(i, (o, x))| f(&self.ctx.prime(i).modulus, o, x));
         }
         Ok(())
     }

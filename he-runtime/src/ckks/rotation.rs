@@ -126,7 +126,6 @@ impl Evaluator {
         key: &GaloisKey<K>,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
-        self.check_galois(key, g, None)?;
         let out = self.output_for(a)?;
         self.galois_into(a, g, None, key, scratch, out)
     }
@@ -209,9 +208,8 @@ impl Evaluator {
         key: &GaloisKey<K>,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
-        let g = self.ctx.galois_element_conjugate();
-        self.check_galois(key, g, None)?;
-        self.apply_galois(a, g, key, scratch)
+        let out = self.output_for(a)?;
+        self.conjugate_into(a, key, scratch, out)
     }
 
     /// [`Self::conjugate`] into a caller's buffer of 2·(level+1)·N words.

@@ -224,6 +224,13 @@ impl<'c> FullPlanner<'c> {
         self.params.slots()
     }
 
+    /// A fresh durable object written in setup (a key, a stored weight, a raw weight blob).
+    fn durable_setup_object(&mut self, kind: ObjectClass, len: u64) -> ObjectId {
+        let id = self.fresh_id();
+        self.setup.push(TraceEvent::Put { id, kind, durability: TraceDurability::Durable, len });
+        id
+    }
+
     fn rot_key(&mut self, step: i64) -> Option<ObjectId> {
         let step = step.rem_euclid(self.slots() as i64);
         if step == 0 {
@@ -232,14 +239,8 @@ impl<'c> FullPlanner<'c> {
         if let Some(&k) = self.keys.get(&step) {
             return Some(k);
         }
-        let id = self.fresh_id();
         let len = self.sizes.key();
-        self.setup.push(TraceEvent::Put {
-            id,
-            kind: ObjectClass::EvalKey,
-            durability: TraceDurability::Durable,
-            len,
-        });
+        let id = self.durable_setup_object(ObjectClass::EvalKey, len);
         self.summary.key_bytes += len;
         self.keys.insert(step, id);
         Some(id)
@@ -249,14 +250,8 @@ impl<'c> FullPlanner<'c> {
         if let Some(&k) = self.special_keys.get(name) {
             return k;
         }
-        let id = self.fresh_id();
         let len = self.sizes.key();
-        self.setup.push(TraceEvent::Put {
-            id,
-            kind: ObjectClass::EvalKey,
-            durability: TraceDurability::Durable,
-            len,
-        });
+        let id = self.durable_setup_object(ObjectClass::EvalKey, len);
         self.summary.key_bytes += len;
         self.special_keys.insert(name, id);
         id
@@ -266,14 +261,8 @@ impl<'c> FullPlanner<'c> {
         if let Some(&w) = self.weights.get(&(tag.clone(), level)) {
             return w;
         }
-        let id = self.fresh_id();
         let len = self.sizes.plaintext(level);
-        self.setup.push(TraceEvent::Put {
-            id,
-            kind: ObjectClass::Plaintext,
-            durability: TraceDurability::Durable,
-            len,
-        });
+        let id = self.durable_setup_object(ObjectClass::Plaintext, len);
         self.summary.weight_bytes += len;
         self.weights.insert((tag, level), id);
         id
@@ -309,13 +298,7 @@ impl<'c> FullPlanner<'c> {
         // Layers of the table report their weights; a bootstrapping stage holds the slot
         // values of its diagonals as complex f64.
         let len = self.raw_len.get(&layer).copied().unwrap_or(63 * self.slots() as u64 * 16);
-        let id = self.fresh_id();
-        self.setup.push(TraceEvent::Put {
-            id,
-            kind: ObjectClass::Blob,
-            durability: TraceDurability::Durable,
-            len,
-        });
+        let id = self.durable_setup_object(ObjectClass::Blob, len);
         self.summary.raw_weight_bytes += len;
         self.blobs.insert(layer, id);
         id
