@@ -102,16 +102,38 @@ fn conv_matrix(
     padding: [usize; 4],
     groups: usize,
 ) -> Vec<f64> {
+    let n_in = in_shape[0] * in_shape[1] * in_shape[2];
+    let rows = conv_rows(in_shape, out_shape, w, kernel, stride, padding, groups);
+    let mut m = vec![0.0; rows.len() * n_in];
+    for (r, row) in rows.iter().enumerate() {
+        for &(col, v) in row {
+            m[r * n_in + col] += v;
+        }
+    }
+    m
+}
+
+/// The sparse rows `(input index, weight)` of a grouped 2-D convolution on flat `[C, H, W]`
+/// vectors, one per output element (zero padding top, bottom, left, right).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_rows(
+    in_shape: &[usize],
+    out_shape: &[usize],
+    w: &[f64],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    groups: usize,
+) -> Vec<Vec<(usize, f64)>> {
     let (c, h, wd) = (in_shape[0], in_shape[1], in_shape[2]);
     let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
-    let n_in = c * h * wd;
-    let (cin_g, cout_g) = (c / groups, oc / groups);
-    let mut m = vec![0.0; oc * oh * ow * n_in];
+    let (cin_g, cout_g) = (c / groups.max(1), oc / groups.max(1));
+    let mut rows = Vec::with_capacity(oc * oh * ow);
     for o in 0..oc {
-        let g = o / cout_g;
+        let g = o / cout_g.max(1);
         for r in 0..oh {
             for s in 0..ow {
-                let row = (o * oh + r) * ow + s;
+                let mut row = Vec::new();
                 for ci in 0..cin_g {
                     let cc = g * cin_g + ci;
                     for ky in 0..kernel[0] {
@@ -121,16 +143,16 @@ fn conv_matrix(
                             if yy < 0 || xx < 0 || yy as usize >= h || xx as usize >= wd {
                                 continue;
                             }
-                            let col = (cc * h + yy as usize) * wd + xx as usize;
                             let wi = ((o * cin_g + ci) * kernel[0] + ky) * kernel[1] + kx;
-                            m[row * n_in + col] += w[wi];
+                            row.push(((cc * h + yy as usize) * wd + xx as usize, w[wi]));
                         }
                     }
                 }
+                rows.push(row);
             }
         }
     }
-    m
+    rows
 }
 
 /// The matrix of an average pool (a depthwise convolution with weights 1/(kh·kw)).

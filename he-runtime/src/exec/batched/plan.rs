@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use crate::ckks::Params;
 use crate::error::{Error, Result};
-use crate::model::compile::{linear_out_scale, poly_activation};
+use crate::model::compile::{conv_rows, linear_out_scale, poly_activation};
 use crate::model::{Activation, LayerKind, Model};
 use crate::nn::layers::Residual;
 use crate::nn::{ObjKind, Program, ProgramBuilder};
@@ -363,47 +363,6 @@ fn feeds_only_linear(model: &Model, i: usize) -> bool {
             }
             _ => false,
         })
-}
-
-/// Rows of a grouped convolution (zero padding top, bottom, left, right).
-#[allow(clippy::too_many_arguments)]
-fn conv_rows(
-    in_shape: &[usize],
-    out_shape: &[usize],
-    w: &[f64],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 4],
-    groups: usize,
-) -> Vec<Vec<(usize, f64)>> {
-    let (c, h, wd) = (in_shape[0], in_shape[1], in_shape[2]);
-    let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
-    let (cin_g, cout_g) = (c / groups.max(1), oc / groups.max(1));
-    let mut rows = Vec::with_capacity(oc * oh * ow);
-    for o in 0..oc {
-        let g = o / cout_g.max(1);
-        for r in 0..oh {
-            for s in 0..ow {
-                let mut row = Vec::new();
-                for ci in 0..cin_g {
-                    let cc = g * cin_g + ci;
-                    for ky in 0..kernel[0] {
-                        let yy = (r * stride[0] + ky) as isize - padding[0] as isize;
-                        for kx in 0..kernel[1] {
-                            let xx = (s * stride[1] + kx) as isize - padding[2] as isize;
-                            if yy < 0 || xx < 0 || yy as usize >= h || xx as usize >= wd {
-                                continue;
-                            }
-                            let wi = ((o * cin_g + ci) * kernel[0] + ky) * kernel[1] + kx;
-                            row.push(((cc * h + yy as usize) * wd + xx as usize, w[wi]));
-                        }
-                    }
-                }
-                rows.push(row);
-            }
-        }
-    }
-    rows
 }
 
 impl BatchPlan {
