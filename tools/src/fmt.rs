@@ -24,6 +24,14 @@ pub fn gbps(bytes: u64, secs: f64) -> String {
     format!("{:.2} GB/s", bytes as f64 / secs / 1e9)
 }
 
+/// The "bytes moved" row of a run's report: the store's traffic each way between the tiers.
+pub fn bytes_moved_row(st: &hetier_tiering::StoreStats) -> Vec<String> {
+    vec![
+        "bytes moved".into(),
+        format!("PM→DRAM {}, DRAM→PM {}", bytes(st.bytes_pm_to_dram), bytes(st.bytes_dram_to_pm)),
+    ]
+}
+
 /// Print rows as an aligned text table with a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

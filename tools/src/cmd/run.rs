@@ -321,14 +321,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
             ),
         ],
         vec!["process peak RSS".into(), rss],
-        vec![
-            "bytes moved".into(),
-            format!(
-                "PM→DRAM {}, DRAM→PM {}",
-                fmt::bytes(st.bytes_pm_to_dram),
-                fmt::bytes(st.bytes_dram_to_pm)
-            ),
-        ],
+        fmt::bytes_moved_row(&st),
     ];
     fmt::table(&["", "value"], &rows);
     Ok(())
