@@ -2,6 +2,7 @@
 
 pub mod ckks;
 pub mod error;
+#[cfg(feature = "store")]
 pub mod exec;
 pub mod math;
 pub mod model;

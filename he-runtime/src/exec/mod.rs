@@ -17,6 +17,7 @@
 
 pub mod batched;
 mod costs;
+mod error;
 mod fullsize;
 pub mod ids;
 mod keys;
@@ -33,6 +34,7 @@ use hetier_tiering::{
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use costs::OpCosts;
+pub use error::{Error, Result, StoreError};
 pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};
 pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
@@ -42,7 +44,7 @@ use crate::ckks::{
     Ciphertext, Complex64, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeyGenerator,
     KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
 
 /// One pinning step of an op.
@@ -177,10 +179,11 @@ impl<'s> Executor<'s> {
         ctx: &Arc<Context>,
     ) -> Result<Self> {
         if ctx.params() != program.params() {
-            return Err(Error::ParamsMismatch {
+            return Err(CoreError::ParamsMismatch {
                 expected: program.params().id(),
                 found: ctx.params().id(),
-            });
+            }
+            .into());
         }
         let eval = Evaluator::new(ctx);
         let real = Real {
@@ -288,7 +291,7 @@ impl<'s> Executor<'s> {
                         self.put_event(obj, o.bytes);
                         continue;
                     }
-                    let src = o.plain.as_ref().ok_or(Error::MissingObject {
+                    let src = o.plain.as_ref().ok_or(CoreError::MissingObject {
                         id: obj.0,
                         reason: "plaintext without values",
                     })?;
@@ -348,10 +351,11 @@ impl<'s> Executor<'s> {
     fn run_program(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
         let program = self.program;
         let &[(_, in_obj)] = program.inputs() else {
-            return Err(Error::InvalidParameter {
+            return Err(CoreError::InvalidParameter {
                 name: "program",
                 reason: "needs exactly one input".into(),
-            });
+            }
+            .into());
         };
         // The input ciphertext.
         let in_len = match &mut self.backend {
@@ -415,7 +419,7 @@ impl<'s> Executor<'s> {
             return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
         };
         let obj = self.program.outputs().iter().find(|(n, _)| n == name).map(|(_, o)| *o).ok_or(
-            Error::InvalidParameter { name: "output", reason: format!("no output {name}") },
+            CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
         )?;
         let g = real.store.pin(self.ids[obj.index()])?;
         let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program: self.program };
@@ -473,16 +477,16 @@ struct Views<'r> {
 }
 
 impl Views<'_> {
-    fn ct<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<Ciphertext<&'g [u64]>> {
+    fn ct<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> CoreResult<Ciphertext<&'g [u64]>> {
         let &(level, scale) = self
             .meta
             .get(&obj)
-            .ok_or(Error::MissingObject { id: obj.0, reason: "ciphertext metadata" })?;
+            .ok_or(CoreError::MissingObject { id: obj.0, reason: "ciphertext metadata" })?;
         let p = self.ctx.params();
         Ciphertext::from_raw(g.as_u64s(), 2, level, scale, p.n(), p.id())
     }
 
-    fn pt<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<Plaintext<&'g [u64]>> {
+    fn pt<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> CoreResult<Plaintext<&'g [u64]>> {
         let o = self.program.object(obj)?;
         let p = self.ctx.params();
         Plaintext::from_raw(g.as_u64s(), o.level, o.scale, p.n(), p.id())
@@ -490,9 +494,11 @@ impl Views<'_> {
 
     fn ksk<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<(u64, KeySwitchKey<&'g [u64]>)> {
         let ge = galois_of(self.program.object(obj)?.kind)
-            .ok_or(Error::MissingObject { id: obj.0, reason: "not a key" })?;
-        let k =
-            self.keys.get(ge).ok_or(Error::MissingGaloisKey { galois_element: ge, step: None })?;
+            .ok_or(CoreError::MissingObject { id: obj.0, reason: "not a key" })?;
+        let k = self
+            .keys
+            .get(ge)
+            .ok_or(CoreError::MissingGaloisKey { galois_element: ge, step: None })?;
         Ok((ge, KeySwitchKey::from_raw(g.as_u64s(), k.seed, self.ctx)?))
     }
 
@@ -565,10 +571,11 @@ fn exec_step<'s>(
                 let &(s, key, _) = rots
                     .iter()
                     .find(|r| r.2 == dst)
-                    .ok_or(Error::MissingObject { id: dst.0, reason: "hoisted rotation" })?;
-                let h = hoisted
-                    .as_ref()
-                    .ok_or(Error::MissingObject { id: src.0, reason: "hoisted decomposition" })?;
+                    .ok_or(CoreError::MissingObject { id: dst.0, reason: "hoisted rotation" })?;
+                let h = hoisted.as_ref().ok_or(CoreError::MissingObject {
+                    id: src.0,
+                    reason: "hoisted decomposition",
+                })?;
                 let out = block(h.level())?;
                 let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, scratch, out)?;
                 Some((dst, Output::written(c)))

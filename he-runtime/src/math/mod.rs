@@ -34,6 +34,7 @@ pub mod lincomb;
 pub mod ntt;
 pub mod poly;
 pub mod primes;
+pub(crate) mod representation;
 pub mod rns;
 pub(crate) mod simd;
 pub mod zq;

@@ -40,7 +40,8 @@ use crate::ckks::{
     Ciphertext, Complex64, Context, Evaluator, KeyGenerator, KeySwitchKey, RelinKey, Scratch,
     SecretKey,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error as CoreError, Result as CoreResult};
+use crate::exec::error::{Error, Result};
 use crate::math::lincomb::lin_comb_acc;
 use crate::nn::program::SizeModel;
 use crate::nn::{ObjId, Op};
@@ -109,10 +110,11 @@ impl<'s> BatchExecutor<'s> {
         ctx: &Arc<Context>,
     ) -> Result<Self> {
         if ctx.params() != plan.params() {
-            return Err(Error::ParamsMismatch {
+            return Err(CoreError::ParamsMismatch {
                 expected: plan.params().id(),
                 found: ctx.params().id(),
-            });
+            }
+            .into());
         }
         let eval = Evaluator::new(ctx);
         let real = Real {
@@ -191,20 +193,22 @@ impl<'s> BatchExecutor<'s> {
     /// at the top level and nominal scale). Inputs are put in order, before [`Self::run`].
     pub fn put_input(&mut self, f: usize, ct: &Ciphertext) -> Result<()> {
         let Some(&o) = self.plan.inputs().get(f) else {
-            return Err(Error::InvalidParameter {
+            return Err(CoreError::InvalidParameter {
                 name: "input",
                 reason: format!("element {f} of {}", self.plan.inputs().len()),
-            });
+            }
+            .into());
         };
         if f != self.inputs_put {
-            return Err(Error::InvalidParameter {
+            return Err(CoreError::InvalidParameter {
                 name: "input",
                 reason: format!("element {f} put out of order (next is {})", self.inputs_put),
-            });
+            }
+            .into());
         }
         let want = self.plan.objects()[o as usize];
         if ct.level() != want.level || ct.degree() != 1 {
-            return Err(Error::InvalidLevel { level: ct.level(), max: want.level });
+            return Err(CoreError::InvalidLevel { level: ct.level(), max: want.level }.into());
         }
         let Backend::Real(real) = &mut self.backend else {
             return Err(Error::WrongMode { mode: "plan", what: "put an input ciphertext" });
@@ -260,10 +264,11 @@ impl<'s> BatchExecutor<'s> {
             }
             Backend::Real(real) => {
                 if self.inputs_put != plan.inputs().len() {
-                    return Err(Error::MissingObject {
+                    return Err(CoreError::MissingObject {
                         id: self.inputs_put as u32,
                         reason: "input element not put before the run",
-                    });
+                    }
+                    .into());
                 }
                 real.store.hint(&self.pin_sequence());
             }
@@ -301,7 +306,7 @@ impl<'s> BatchExecutor<'s> {
         let Backend::Real(real) = &self.backend else {
             return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
         };
-        let &o = self.plan.outputs().get(k).ok_or(Error::InvalidParameter {
+        let &o = self.plan.outputs().get(k).ok_or(CoreError::InvalidParameter {
             name: "output",
             reason: format!("element {k} of {}", self.plan.outputs().len()),
         })?;
@@ -399,19 +404,19 @@ impl Args<'_> {
         &'v self,
         vals: &'v [Option<Ciphertext>],
         o: ObjId,
-    ) -> Result<Ciphertext<&'v [u64]>> {
+    ) -> CoreResult<Ciphertext<&'v [u64]>> {
         if let Some(k) = self.inputs_of.iter().position(|&i| i == o) {
             let obj = self.prog.object(o)?;
             let g = self
                 .guards
                 .get(k)
-                .ok_or(Error::MissingObject { id: o.0, reason: "template input not pinned" })?;
+                .ok_or(CoreError::MissingObject { id: o.0, reason: "template input not pinned" })?;
             return Ciphertext::from_raw(g.as_u64s(), 2, obj.level, obj.scale, self.n, self.pid);
         }
         vals[o.index()]
             .as_ref()
             .map(view)
-            .ok_or(Error::MissingObject { id: o.0, reason: "template value" })
+            .ok_or(CoreError::MissingObject { id: o.0, reason: "template value" })
     }
 }
 
@@ -421,7 +426,8 @@ fn relin_view<'g>(
     g: Option<&'g hetier_tiering::PinGuard<'_>>,
 ) -> Result<Option<RelinKey<&'g [u64]>>> {
     let Some(g) = g else { return Ok(None) };
-    let k = real.keys.get(0).ok_or(Error::MissingGaloisKey { galois_element: 0, step: None })?;
+    let k =
+        real.keys.get(0).ok_or(CoreError::MissingGaloisKey { galois_element: 0, step: None })?;
     Ok(Some(RelinKey { key: KeySwitchKey::from_raw(g.as_u64s(), k.seed, &real.ctx)? }))
 }
 
@@ -445,7 +451,7 @@ fn exec_step(
             let t = Instant::now();
             let xs: Vec<&[u64]> = guards.iter().map(|g| g.as_u64s()).collect();
             if let Some(bad) = xs.iter().find(|x| x.len() != words) {
-                return Err(Error::BufferLength { expected: words, found: bad.len() });
+                return Err(CoreError::BufferLength { expected: words, found: bad.len() }.into());
             }
             let sums =
                 real.sums.entry(*block).or_insert_with(|| vec![vec![0u64; words]; b.outputs.len()]);
@@ -460,15 +466,15 @@ fn exec_step(
                             if v.is_finite() && v.abs() < 9.0e18 {
                                 Ok(p.reduce_i64(v as i64))
                             } else {
-                                Err(Error::EncodingOverflow {
+                                Err(CoreError::EncodingOverflow {
                                     value: w,
                                     scale_log2: b.pt_scale.log2(),
                                 })
                             }
                         })
-                        .collect::<Result<Vec<u64>>>()
+                        .collect::<CoreResult<Vec<u64>>>()
                 })
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<CoreResult<Vec<_>>>()?;
             let mut per: Vec<Vec<&mut [u64]>> = (0..b.in_parts * l1).map(|_| Vec::new()).collect();
             for s in sums.iter_mut() {
                 for (t, ch) in s.chunks_mut(n).enumerate() {
@@ -490,10 +496,11 @@ fn exec_step(
             let relin = relin_view(real, key_guard.as_ref())?;
             let sums = real.sums.remove(block).unwrap_or_default();
             if sums.len() != b.outputs.len() {
-                return Err(Error::MissingObject {
+                return Err(CoreError::MissingObject {
                     id: b.outputs.first().copied().unwrap_or(0),
                     reason: "linear block finished without its sums",
-                });
+                }
+                .into());
             }
             let pid = real.ctx.params().id();
             let scale = b.in_scale * b.pt_scale;
@@ -565,7 +572,7 @@ fn exec_step(
                     Op::MulRelin { dst, a, b, .. } => {
                         let rk = relin
                             .as_ref()
-                            .ok_or(Error::MissingGaloisKey { galois_element: 0, step: None })?;
+                            .ok_or(CoreError::MissingGaloisKey { galois_element: 0, step: None })?;
                         let (x, y) = (args.get(&vals, *a)?, args.get(&vals, *b)?);
                         (*dst, eval.mul_relin(&x, &y, rk, scratch)?)
                     }
@@ -579,10 +586,11 @@ fn exec_step(
                         (*dst, eval.drop_to_level(&args.get(&vals, *src)?, *level)?)
                     }
                     other => {
-                        return Err(Error::InvalidParameter {
+                        return Err(CoreError::InvalidParameter {
                             name: "batch template",
                             reason: format!("op {} has no batch-major form", other.name()),
-                        })
+                        }
+                        .into())
                     }
                 };
                 vals[dst.index()] = Some(c);
@@ -590,10 +598,10 @@ fn exec_step(
             let (_, y) = prog
                 .outputs()
                 .first()
-                .ok_or(Error::MissingObject { id: *output, reason: "template output" })?;
+                .ok_or(CoreError::MissingObject { id: *output, reason: "template output" })?;
             let y = vals[y.index()]
                 .take()
-                .ok_or(Error::MissingObject { id: *output, reason: "template output" })?;
+                .ok_or(CoreError::MissingObject { id: *output, reason: "template output" })?;
             drop(vals);
             drop(guards);
             drop(key_guard);

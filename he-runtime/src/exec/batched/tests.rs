@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
+use crate::error::Error as CoreError;
 use crate::model::{argmax, Model};
 
 const SK_SEED: [u8; 32] = [9; 32];
@@ -160,7 +161,7 @@ fn too_few_levels_is_a_typed_error_naming_the_layer() {
     let m = load("cryptonets");
     let params = batch_params(13, 3).unwrap();
     match BatchPlan::compile(&m, &params) {
-        Err(Error::ModelTooDeep { layer, .. }) => assert_eq!(layer, "act2"),
+        Err(CoreError::ModelTooDeep { layer, .. }) => assert_eq!(layer, "act2"),
         other => panic!("{other:?}"),
     }
 }
@@ -173,9 +174,9 @@ fn bad_batches_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path(), 64 << 20);
     let mut s = BatchSession::new(&m, &plan, &st, SK_SEED).unwrap();
-    assert!(matches!(s.infer(&[]), Err(Error::InvalidParameter { .. })));
+    assert!(matches!(s.infer(&[]), Err(Error::Core(CoreError::InvalidParameter { .. }))));
     let short = [0u8; 3];
-    assert!(matches!(s.infer(&[&short[..]]), Err(Error::ModelInput { .. })));
+    assert!(matches!(s.infer(&[&short[..]]), Err(Error::Core(CoreError::ModelInput { .. }))));
     let p = BatchExecutor::plan(&plan, KeySetId::from_seed(&SK_SEED), costs());
     assert!(matches!(p.output(0), Err(Error::WrongMode { .. })));
 }
