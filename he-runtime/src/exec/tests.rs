@@ -4,6 +4,7 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
 use crate::ckks::{Decryptor, Encryptor, Preset};
+use crate::exec::weights_tag;
 use crate::model::{argmax, Compiled, Model};
 
 const SK_SEED: [u8; 32] = [42; 32];

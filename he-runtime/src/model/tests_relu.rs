@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, Preset};
+use crate::error::{Error, Result};
 #[cfg(feature = "store")]
 use crate::exec::batched::{batch_params, BatchPlan, BatchSession};
 use crate::nn::{Interpreter, KeyBundle};

@@ -4,6 +4,7 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
 use crate::error::Error as CoreError;
+use crate::exec::batched::{batch_params, BatchSession, MAX_PINS};
 use crate::model::{argmax, Model};
 
 const SK_SEED: [u8; 32] = [9; 32];
