@@ -18,4 +18,4 @@ pub use weights::{argmax, load_tensors, Tensor, TestSet};
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_relu;
+pub(crate) mod tests_relu;
