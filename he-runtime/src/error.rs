@@ -1,8 +1,9 @@
-//! The crate's single error type.
+//! The CKKS core's error type (math, ckks, nn, model). It names nothing outside the core: the
+//! executor's own failures and the store's are in `exec::Error` (feature `store`).
 
-use crate::math::poly::Representation;
+use crate::math::representation::Representation;
 
-/// Every failure `hetier-he` reports; bad input is always one of these, never a panic.
+/// Every failure the CKKS core reports; bad input is always one of these, never a panic.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -186,25 +187,6 @@ pub enum Error {
         found: usize,
     },
 
-    // ---- exec ----
-    /// The tiered store failed (budget too small for the pinned set, pool I/O, corruption).
-    #[error("tiered store: {0}")]
-    Store(#[from] StoreError),
-    /// The key-set manifest in the pool cannot be used.
-    #[error("key-set manifest: {reason}")]
-    KeyManifest {
-        /// What was wrong.
-        reason: String,
-    },
-    /// An executor was asked for something its mode cannot do (e.g. decrypting in plan mode).
-    #[error("executor in {mode} mode cannot {what}")]
-    WrongMode {
-        /// The executor's mode.
-        mode: &'static str,
-        /// The refused request.
-        what: &'static str,
-    },
-
     // ---- ckks ----
     /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.
     #[error(
@@ -375,34 +357,5 @@ pub enum Error {
     },
 }
 
-/// A tiered-store error, shared behind an `Arc` so that [`Error`] stays `Clone`; two values are
-/// equal when they are the same failure.
-#[derive(Debug, Clone)]
-pub struct StoreError(pub std::sync::Arc<hetier_tiering::Error>);
-
-impl PartialEq for StoreError {
-    fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
-    }
-}
-
-impl From<hetier_tiering::Error> for Error {
-    fn from(e: hetier_tiering::Error) -> Self {
-        Error::Store(StoreError(std::sync::Arc::new(e)))
-    }
-}
-
-/// Result alias for `hetier-he`.
+/// Result alias for the CKKS core.
 pub type Result<T> = std::result::Result<T, Error>;

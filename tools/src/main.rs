@@ -24,7 +24,7 @@ enum Command {
     /// Plan a full-size network (MobileNetV2, ResNet-50, ResNet-20) at log N = 16.
     Plan(cmd::plan::PlanArgs),
     /// Run an encrypted model with every ciphertext and key in the tiered store.
-    Run(cmd::run::RunArgs),
+    Run(cmd::run_setup::RunArgs),
     /// Put durable and scratch objects in a pool, reopen it, verify and time everything.
     Demo(cmd::demo::DemoArgs),
     /// Show what a pool holds and check every object's checksum.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
 use crate::ckks::{Context, KeyGenerator, SecretKey, Seed};
-use crate::error::{Error, Result};
+use crate::exec::error::{Error, Result};
 
 const MANIFEST_FORMAT: &str = "hetier-keyset/1";
 

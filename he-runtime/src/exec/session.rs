@@ -7,7 +7,7 @@ use hetier_tiering::TieredStore;
 
 use super::{weights_tag, Executor, KeyReport, KeySetId, RunReport};
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
-use crate::error::Result;
+use crate::exec::error::Result;
 use crate::model::{Compiled, Model};
 
 /// Keys, weights and an executor ready to run one model sample after sample.

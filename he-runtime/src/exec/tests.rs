@@ -4,6 +4,7 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
 use crate::ckks::{Decryptor, Encryptor, Preset};
+use crate::exec::weights_tag;
 use crate::model::{argmax, Compiled, Model};
 
 const SK_SEED: [u8; 32] = [42; 32];
@@ -187,14 +188,6 @@ fn plan_mode_refuses_real_only_requests() {
     assert!(matches!(ex.output("logits"), Err(Error::WrongMode { mode: "plan", .. })));
 }
 
-/// The tiering error behind a store failure, if that is what `e` is.
-fn store_error(e: &Error) -> Option<&hetier_tiering::Error> {
-    match e {
-        Error::Store(crate::error::StoreError(inner)) => Some(inner),
-        _ => None,
-    }
-}
-
 #[test]
 fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reason() {
     let (m, c, ctx) = digits();
@@ -225,7 +218,7 @@ fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reaso
     for attempt in 0..2 {
         let err = ex.run(Some(&input)).unwrap_err();
         assert!(
-            matches!(store_error(&err), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
+            matches!(err.store(), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
             "attempt {attempt}: {err:?}"
         );
     }
@@ -289,7 +282,7 @@ fn the_hoisted_decomposition_is_charged_to_the_budget() {
     let input = Encryptor::with_seed(&ctx, [9; 32]).encrypt_sk(&sk, &pt).unwrap();
     let err = ex.run(Some(&input)).unwrap_err();
     assert!(
-        matches!(store_error(&err), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
+        matches!(err.store(), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
         "{err:?}"
     );
     drop(ex);

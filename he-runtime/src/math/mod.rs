@@ -34,9 +34,11 @@ pub mod lincomb;
 pub mod ntt;
 pub mod poly;
 pub mod primes;
+pub(crate) mod representation;
 pub mod rns;
 pub(crate) mod simd;
 pub mod zq;
+mod zq_slice;
 
 pub use automorphism::{galois_element_for_conjugation, galois_element_for_rotation, Automorphism};
 pub use basis_ext::{BasisConverter, Conversion, ModDown, ModUp};

@@ -13,13 +13,9 @@
 
 use crate::error::{Error, Result};
 use crate::math::primes::primitive_root_2n;
+pub use crate::math::primes::{MAX_LOG_N, MIN_LOG_N};
 use crate::math::simd;
 use crate::math::zq::Modulus;
-
-/// Smallest supported log2 of the ring degree (the SIMD kernels need N >= 16).
-pub const MIN_LOG_N: u32 = 4;
-/// Largest supported log2 of the ring degree.
-pub const MAX_LOG_N: u32 = 17;
 
 /// Which implementation runs the transforms of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,16 +6,8 @@
 //! belongs to the polynomial, which makes dropping limbs free on every kind of storage.
 
 use crate::error::{Error, Result};
+pub use crate::math::representation::Representation;
 use crate::math::rns::RnsBasis;
-
-/// Whether a polynomial holds coefficients or NTT evaluations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Representation {
-    /// Coefficients a_0..a_{N-1} in natural order.
-    Coefficient,
-    /// Evaluations in the bit-reversed order documented in [`crate::math::ntt`].
-    Ntt,
-}
 
 /// An RNS polynomial of degree N with `limbs` residues, stored in `C`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,12 @@
 use crate::error::{Error, Result};
 use crate::math::zq::{Modulus, MAX_MODULUS_BITS};
 
+/// Smallest supported log2 of the ring degree (the SIMD NTT kernels need N >= 16). Defined here,
+/// under the NTT that imports this file, and re-exported as `math::ntt::MIN_LOG_N`.
+pub const MIN_LOG_N: u32 = 4;
+/// Largest supported log2 of the ring degree (re-exported as `math::ntt::MAX_LOG_N`).
+pub const MAX_LOG_N: u32 = 17;
+
 fn mul_mod(a: u64, b: u64, m: u64) -> u64 {
     (a as u128 * b as u128 % m as u128) as u64
 }
@@ -63,8 +69,8 @@ pub fn generate_ntt_primes(
     count: usize,
     exclude: &[u64],
 ) -> Result<Vec<u64>> {
-    if !(1..=crate::math::ntt::MAX_LOG_N).contains(&log_n) {
-        return Err(Error::InvalidLogN { log_n, min: 1, max: crate::math::ntt::MAX_LOG_N });
+    if !(1..=MAX_LOG_N).contains(&log_n) {
+        return Err(Error::InvalidLogN { log_n, min: 1, max: MAX_LOG_N });
     }
     let min = min_prime_bits(log_n);
     if bits < min || bits > MAX_MODULUS_BITS {

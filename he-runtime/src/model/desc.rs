@@ -40,12 +40,12 @@ pub struct MaxAbs {
 pub enum Activation {
     /// x².
     Square,
-    /// Σ coeffs[k]·x^k (ascending powers).
+    /// Σ coeffs\[k\]·x^k (ascending powers).
     Poly {
         /// Coefficients c0, c1, ….
         coeffs: Vec<f64>,
     },
-    /// Σ coeffs[k]·T_k(t) with t = (2x − lo − hi)/(hi − lo).
+    /// Σ coeffs\[k\]·T_k(t) with t = (2x − lo − hi)/(hi − lo).
     Chebyshev {
         /// The approximated function (`relu`, `silu` or `sigmoid`).
         func: String,

@@ -6,6 +6,7 @@ use safetensors::Dtype;
 
 use super::*;
 use crate::ckks::Preset;
+use crate::error::{Error, Result};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")

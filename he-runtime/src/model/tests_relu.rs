@@ -1,5 +1,7 @@
-//! ReLU (Chebyshev) activations and residual adds in model descriptions: compiled slot-packed
-//! and batch-major, checked against the plaintext reference ([`Model::forward`]).
+//! ReLU (Chebyshev) activations and residual adds in model descriptions, compiled slot-packed
+//! and checked against the plaintext reference ([`Model::forward`]). The batch-major half of
+//! these tests is in `exec/batched/tests.rs` (the batch-major lowering lives in `exec`); it
+//! builds its models with the helpers here.
 
 use std::path::PathBuf;
 
@@ -7,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, Preset};
-use crate::exec::batched::{batch_params, BatchPlan, BatchSession};
+use crate::error::{Error, Result};
 use crate::nn::{Interpreter, KeyBundle};
 
 fn models_dir() -> PathBuf {
@@ -16,7 +18,7 @@ fn models_dir() -> PathBuf {
 
 /// The digits network with its square replaced by a ReLU of `degree` on [−1.2, 1.2] and a
 /// residual add of the ReLU and its input: fc1 → relu → add(relu, fc1) → fc2.
-fn relu_residual(degree: usize) -> Result<Model> {
+pub(crate) fn relu_residual(degree: usize) -> Result<Model> {
     let text = std::fs::read_to_string(models_dir().join("digits.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let layers = v["layers"].as_array_mut().unwrap();
@@ -32,13 +34,31 @@ fn relu_residual(degree: usize) -> Result<Model> {
     Model::from_parts(desc, &std::fs::read(models_dir().join("digits.safetensors")).unwrap())
 }
 
-fn test_set() -> TestSet {
+pub(crate) fn test_set() -> TestSet {
     let bytes = std::fs::read(models_dir().join("digits.test.safetensors")).unwrap();
     TestSet::from_bytes("digits.test.safetensors", &bytes).unwrap()
 }
 
-fn max_err(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn max_err(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// fc1 → square → fc2 → add(fc2, fc2) → relu: the ReLU reads an add, not a linear layer, so
+/// mapping x to its Chebyshev variable costs a rescale on top of its 2 levels.
+pub(crate) fn add_then_relu() -> Model {
+    let text = std::fs::read_to_string(models_dir().join("digits.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let layers = v["layers"].as_array_mut().unwrap();
+    layers.push(json!({
+        "name": "add1", "kind": "add", "inputs": ["fc2", "fc2"], "in_shape": [10], "out_shape": [10]
+    }));
+    layers.push(json!({
+        "name": "act2", "kind": "activation", "activation": { "type": "relu", "range": [-8, 8], "degree": 3 },
+        "in_shape": [10], "out_shape": [10]
+    }));
+    let desc = ModelDesc::from_json(&v.to_string()).unwrap();
+    Model::from_parts(desc, &std::fs::read(models_dir().join("digits.safetensors")).unwrap())
+        .unwrap()
 }
 
 #[test]
@@ -85,43 +105,14 @@ fn relu_and_residual_run_slot_packed() {
 }
 
 #[test]
-fn relu_and_residual_run_batch_major() {
-    let m = relu_residual(7).unwrap();
-    let params = batch_params(13, m.depth()).unwrap();
-    let plan = BatchPlan::compile(&m, &params).unwrap();
-    let ts = test_set();
-    let dir = tempfile::tempdir().unwrap();
-    let pool = hetier_tiering::Pool::create(dir.path(), Default::default()).unwrap();
-    let store = hetier_tiering::TieredStore::builder()
-        .dram_budget(64 << 20)
-        .pool(pool)
-        .policy(hetier_tiering::PolicyConfig::Lru)
-        .build()
-        .unwrap();
-    let raw: Vec<&[u8]> = (0..12).map(|i| ts.image(i)).collect();
-    let mut s = BatchSession::new(&m, &plan, &store, [4; 32]).unwrap();
-    let out = s.infer(&raw).unwrap();
-    for (i, y) in out.logits.iter().enumerate() {
-        let want = m.forward(&m.prepare_input(raw[i]).unwrap()).unwrap();
-        let err = max_err(y, &want);
-        assert!(err < 1e-3, "sample {i}: {err}");
-        assert_eq!(argmax(y), argmax(&want), "sample {i}");
-    }
-}
-
-#[test]
 fn too_deep_relu_is_a_typed_error_naming_the_layer() {
     // Degree 31 needs 5 levels: fc1 + 5 = 6 > 5 already at the activation.
     let m = relu_residual(31).unwrap();
-    for err in [
-        m.compile(&Preset::N14.params().unwrap()).unwrap_err(),
-        BatchPlan::compile(&m, &batch_params(13, 5).unwrap()).unwrap_err(),
-    ] {
-        assert!(
-            matches!(&err, Error::ModelTooDeep { layer, needed: 5, .. } if layer == "act1"),
-            "{err:?}"
-        );
-    }
+    let err = m.compile(&Preset::N14.params().unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, Error::ModelTooDeep { layer, needed: 5, .. } if layer == "act1"),
+        "{err:?}"
+    );
     // Degree 15 fits the activation but leaves no level for fc2, which is named.
     let m = relu_residual(15).unwrap();
     let err = m.compile(&Preset::N14.params().unwrap()).unwrap_err();
@@ -132,28 +123,9 @@ fn too_deep_relu_is_a_typed_error_naming_the_layer() {
 
 #[test]
 fn activation_whose_input_map_costs_a_level_is_depth_exceeded() {
-    // fc1 → square → fc2 → add(fc2, fc2) → relu: the ReLU reads an add, not a linear layer,
-    // so mapping x to its Chebyshev variable costs a rescale on top of its 2 levels. The
-    // description's depth (5) fits; compiling finds 3 levels needed with 2 left.
-    let text = std::fs::read_to_string(models_dir().join("digits.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let layers = v["layers"].as_array_mut().unwrap();
-    layers.push(json!({
-        "name": "add1", "kind": "add", "inputs": ["fc2", "fc2"], "in_shape": [10], "out_shape": [10]
-    }));
-    layers.push(json!({
-        "name": "act2", "kind": "activation", "activation": { "type": "relu", "range": [-8, 8], "degree": 3 },
-        "in_shape": [10], "out_shape": [10]
-    }));
-    let desc = ModelDesc::from_json(&v.to_string()).unwrap();
-    let m =
-        Model::from_parts(desc, &std::fs::read(models_dir().join("digits.safetensors")).unwrap())
-            .unwrap();
+    // The description's depth (5) fits; compiling finds 3 levels needed with 2 left.
+    let m = add_then_relu();
     assert_eq!(m.depth(), 5);
-    for err in [
-        m.compile(&Preset::N14.params().unwrap()).unwrap_err(),
-        BatchPlan::compile(&m, &batch_params(13, 5).unwrap()).unwrap_err(),
-    ] {
-        assert_eq!(err, Error::DepthExceeded { layer: "act2".into(), needed: 3, available: 2 });
-    }
+    let err = m.compile(&Preset::N14.params().unwrap()).unwrap_err();
+    assert_eq!(err, Error::DepthExceeded { layer: "act2".into(), needed: 3, available: 2 });
 }

@@ -211,3 +211,14 @@ impl Tensor {
         Self { cts: vec![ct], layout }
     }
 }
+
+/// The one ciphertext of `t`, or a typed error naming `layer` if it has several.
+pub(crate) fn single(layer: &str, t: Tensor) -> Result<(ObjId, Layout)> {
+    match t.cts.as_slice() {
+        [c] => Ok((*c, t.layout)),
+        cts => Err(Error::LayerShape {
+            layer: layer.into(),
+            reason: format!("output spans {} ciphertexts; use compile_tensor", cts.len()),
+        }),
+    }
+}

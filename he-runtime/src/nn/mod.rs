@@ -33,7 +33,6 @@
 //! residual adds, folded batch norm and polynomial activations into a [`ProgramBuilder`];
 //! [`Model`] sequences them with level bookkeeping. Data layouts are in [`layout`].
 
-pub mod batched;
 pub mod builder;
 pub mod interp;
 pub mod layers;
@@ -42,7 +41,6 @@ pub mod model;
 pub mod poly;
 pub mod program;
 
-pub use batched::BatchTensor;
 pub use builder::ProgramBuilder;
 pub use interp::{Interpreter, KeyBundle, PlainInterpreter};
 pub use layout::{Layout, Tensor};

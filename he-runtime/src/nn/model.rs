@@ -109,8 +109,8 @@ impl Model {
 
 /// The scale layer `i` should emit at, given its input ciphertexts: a linear layer in front of an
 /// activation emits at the scale that activation maps to t for free; anything else keeps the
-/// input's scale. Shared by the slot-packed and the batch-major compilers.
-pub(crate) fn layer_output_scale(
+/// input's scale.
+fn layer_output_scale(
     b: &ProgramBuilder,
     layers: &[Layer],
     i: usize,

@@ -2,88 +2,19 @@
 //! config enum for choosing one at run time (`lru`, `alpha`, `planned`).
 
 mod alpha;
+mod interface;
 mod lru;
 mod planned;
 
 pub use alpha::AlphaPolicy;
+pub use interface::{Policy, PolicyReport};
 pub use lru::LruPolicy;
 pub use planned::PlannedPolicy;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostModel;
-use crate::ids::ObjectId;
 use crate::partition::Partition;
-
-/// Decides which DRAM-resident object leaves first and what to fetch ahead of time.
-///
-/// The store calls every method with its state lock held, so implementations need no locking
-/// and must not block.
-pub trait Policy: Send + std::fmt::Debug {
-    /// Short name used in reports (`"lru"`, `"alpha"`, `"planned"`).
-    fn name(&self) -> &'static str;
-
-    /// A new object of `len` bytes now exists.
-    fn on_insert(&mut self, id: ObjectId, len: u64);
-
-    /// The object was pinned (one access).
-    fn on_access(&mut self, id: ObjectId);
-
-    /// The object was removed from the store.
-    fn on_remove(&mut self, id: ObjectId);
-
-    /// The future access sequence (pin order) from now on; replaces any earlier hint.
-    /// `budget` is the DRAM budget and `len_of` gives lengths of objects that already exist.
-    fn on_hint(
-        &mut self,
-        future: &[ObjectId],
-        budget: u64,
-        len_of: &dyn Fn(ObjectId) -> Option<u64>,
-    );
-
-    /// Eviction order: among unpinned DRAM-resident objects the one with the largest value
-    /// leaves first — among clean objects first, since a scratch object leaving DRAM costs a
-    /// write-back, so scratch ones are chosen only when no clean object qualifies.
-    fn evict_priority(&self, id: ObjectId) -> u64;
-
-    /// How a prefetch of `candidate` ranks the DRAM-resident object `id`: `(rank, needed_first)`.
-    /// The store evicts for a prefetch only the object of highest rank among all unpinned
-    /// resident ones, only if its rank exceeds the candidate's own (`prefetch_rank(c, c)`),
-    /// and only if it is not `needed_first` (used before the candidate). The default ranks by
-    /// [`evict_priority`](Self::evict_priority) and never reports `needed_first`.
-    fn prefetch_rank(&self, id: ObjectId, candidate: ObjectId) -> (u64, bool) {
-        let _ = candidate;
-        (self.evict_priority(id), false)
-    }
-
-    /// Bytes a prefetch of `candidate` must leave free for objects that do not exist yet but
-    /// will be written (and used) before it, e.g. the results of the next operations.
-    fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {
-        let _ = candidate;
-        0
-    }
-
-    /// Objects worth bringing into DRAM ahead of their use, most urgent first.
-    fn prefetch_candidates(&self) -> Vec<ObjectId> {
-        Vec::new()
-    }
-
-    /// Summary numbers for reports (α for the α-partition policy).
-    fn report(&self) -> PolicyReport {
-        PolicyReport { name: self.name().to_owned(), alpha: None, planned_ahead: None }
-    }
-}
-
-/// What a policy reports about its decisions.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PolicyReport {
-    /// Policy name.
-    pub name: String,
-    /// α of the static partition (α-policy only).
-    pub alpha: Option<f64>,
-    /// Remaining hinted accesses (planned policy only).
-    pub planned_ahead: Option<u64>,
-}
 
 /// Run-time choice of policy, as read from CLI flags or JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]

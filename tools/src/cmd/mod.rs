@@ -7,3 +7,4 @@ pub mod plan;
 pub mod rss;
 pub mod run;
 mod run_batch;
+pub mod run_setup;

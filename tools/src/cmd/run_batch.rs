@@ -14,7 +14,7 @@ use hetier_he::model::{argmax, Model, TestSet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::run::{open_store, parse_seed, peak_rss, RunArgs};
+use super::run_setup::{open_store, parse_seed, peak_rss, RunArgs};
 use crate::fmt;
 
 #[derive(Serialize)]

@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use super::{BatchExecutor, BatchPlan};
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
-use crate::error::{Error, Result};
+use crate::error::{Error as CoreError, Result as CoreResult};
+use crate::exec::error::Result;
 use crate::exec::{KeyReport, KeySetId, RunReport};
 use crate::model::Model;
 
@@ -67,15 +68,17 @@ impl<'s> BatchSession<'s> {
     pub fn infer(&mut self, images: &[&[u8]]) -> Result<BatchOutput> {
         let p = self.ctx.params();
         if images.is_empty() || images.len() > p.slots() {
-            return Err(Error::InvalidParameter {
+            return Err(CoreError::InvalidParameter {
                 name: "batch",
                 reason: format!("{} samples, one run takes 1..={}", images.len(), p.slots()),
-            });
+            }
+            .into());
         }
-        let xs = images.iter().map(|r| self.model.prepare_input(r)).collect::<Result<Vec<_>>>()?;
+        let xs =
+            images.iter().map(|r| self.model.prepare_input(r)).collect::<CoreResult<Vec<_>>>()?;
         let elems = self.plan.inputs().len();
         if xs[0].len() != elems {
-            return Err(Error::ModelInput { expected: elems, found: xs[0].len() });
+            return Err(CoreError::ModelInput { expected: elems, found: xs[0].len() }.into());
         }
         let t0 = Instant::now();
         let (ctx, sk, enc) = (&self.ctx, &self.sk, &self.encoder);
@@ -88,7 +91,7 @@ impl<'s> BatchSession<'s> {
                     let pt = enc.encode_real(&slots, p.max_level(), p.scale())?;
                     Encryptor::new(ctx).encrypt_sk(sk, &pt)
                 })
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<CoreResult<Vec<_>>>()?;
             for (f, ct) in (start..end).zip(&cts) {
                 self.executor.put_input(f, ct)?;
             }

@@ -3,6 +3,9 @@ use std::path::PathBuf;
 use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
+use crate::error::Error as CoreError;
+use crate::exec::batched::{batch_params, BatchSession, MAX_PINS};
+use crate::model::tests_relu::{add_then_relu, max_err, relu_residual, test_set as relu_test_set};
 use crate::model::{argmax, Model};
 
 const SK_SEED: [u8; 32] = [9; 32];
@@ -160,7 +163,7 @@ fn too_few_levels_is_a_typed_error_naming_the_layer() {
     let m = load("cryptonets");
     let params = batch_params(13, 3).unwrap();
     match BatchPlan::compile(&m, &params) {
-        Err(Error::ModelTooDeep { layer, .. }) => assert_eq!(layer, "act2"),
+        Err(CoreError::ModelTooDeep { layer, .. }) => assert_eq!(layer, "act2"),
         other => panic!("{other:?}"),
     }
 }
@@ -173,9 +176,9 @@ fn bad_batches_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path(), 64 << 20);
     let mut s = BatchSession::new(&m, &plan, &st, SK_SEED).unwrap();
-    assert!(matches!(s.infer(&[]), Err(Error::InvalidParameter { .. })));
+    assert!(matches!(s.infer(&[]), Err(Error::Core(CoreError::InvalidParameter { .. }))));
     let short = [0u8; 3];
-    assert!(matches!(s.infer(&[&short[..]]), Err(Error::ModelInput { .. })));
+    assert!(matches!(s.infer(&[&short[..]]), Err(Error::Core(CoreError::ModelInput { .. }))));
     let p = BatchExecutor::plan(&plan, KeySetId::from_seed(&SK_SEED), costs());
     assert!(matches!(p.output(0), Err(Error::WrongMode { .. })));
 }
@@ -214,4 +217,38 @@ fn a_reused_key_is_still_in_the_trace() {
     second.infer(&raw).unwrap();
     second.executor().trace().validate().unwrap();
     assert_eq!(shape(second.executor().events()), first_trace);
+}
+
+/// The batch-major half of `model/tests_relu.rs`: ReLU and residual adds run batch-major and
+/// agree with the plaintext model.
+#[test]
+fn relu_and_residual_run_batch_major() {
+    let m = relu_residual(7).unwrap();
+    let params = batch_params(13, m.depth()).unwrap();
+    let plan = BatchPlan::compile(&m, &params).unwrap();
+    let ts = relu_test_set();
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), 64 << 20);
+    let raw: Vec<&[u8]> = (0..12).map(|i| ts.image(i)).collect();
+    let mut s = BatchSession::new(&m, &plan, &st, [4; 32]).unwrap();
+    let out = s.infer(&raw).unwrap();
+    for (i, y) in out.logits.iter().enumerate() {
+        let want = m.forward(&m.prepare_input(raw[i]).unwrap()).unwrap();
+        let err = max_err(y, &want);
+        assert!(err < 1e-3, "sample {i}: {err}");
+        assert_eq!(argmax(y), argmax(&want), "sample {i}");
+    }
+}
+
+/// Too deep for the batch-major lowering: typed errors naming the layer, as slot-packed.
+#[test]
+fn relu_depth_errors_batch_major_name_the_layer() {
+    let m = relu_residual(31).unwrap();
+    let err = BatchPlan::compile(&m, &batch_params(13, 5).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, CoreError::ModelTooDeep { layer, needed: 5, .. } if layer == "act1"),
+        "{err:?}"
+    );
+    let err = BatchPlan::compile(&add_then_relu(), &batch_params(13, 5).unwrap()).unwrap_err();
+    assert_eq!(err, CoreError::DepthExceeded { layer: "act2".into(), needed: 3, available: 2 });
 }

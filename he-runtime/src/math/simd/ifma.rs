@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use super::InverseScale;
+use super::kernel_args::{Correction, ExtendFold, InverseScale};
 
 const MASK52: u64 = (1 << 52) - 1;
 
@@ -395,8 +395,8 @@ pub(super) unsafe fn extend_block(
     stride: usize,
     start: usize,
     row: &[u64],
-    fold: super::ExtendFold,
-    corr: Option<super::Correction<'_>>,
+    fold: ExtendFold,
+    corr: Option<Correction<'_>>,
     out: &mut [u64],
 ) {
     let len = out.len();

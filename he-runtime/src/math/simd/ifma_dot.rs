@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::ExtendFold;
+use super::kernel_args::ExtendFold;
 
 /// 52-bit Shoup and reduction helpers, duplicated from `ifma` to keep each kernel file whole.
 #[inline]

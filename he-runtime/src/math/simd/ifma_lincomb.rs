@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::ExtendFold;
+use super::kernel_args::ExtendFold;
 
 /// Words of each input processed before moving on to the next tile (keeps J tiles in L2).
 const TILE: usize = 512;

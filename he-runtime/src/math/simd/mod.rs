@@ -9,6 +9,9 @@ mod ifma;
 mod ifma_dot;
 #[cfg(target_arch = "x86_64")]
 mod ifma_lincomb;
+mod kernel_args;
+
+pub(crate) use kernel_args::{Correction, ExtendFold, InverseScale};
 
 /// IFMA kernels keep lazy values below 4q inside 52-bit lanes, so q must be below 2^50.
 pub(crate) const IFMA_MAX_MODULUS_BITS: u32 = 50;
@@ -90,15 +93,6 @@ pub(crate) fn ntt_forward(q: u64, roots: &[u64], roots_shoup: &[u64], a: &mut [u
     }
 }
 
-/// The constants of the last inverse stage: N^{-1} and ψ^{-brv(1)}·N^{-1} with Shoup companions.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct InverseScale {
-    pub(crate) n_inv: u64,
-    pub(crate) n_inv_shoup: u64,
-    pub(crate) last: u64,
-    pub(crate) last_shoup: u64,
-}
-
 /// Inverse NTT (with N^{-1}) with the IFMA kernels; bit-identical to the portable path.
 ///
 /// # Panics
@@ -116,32 +110,6 @@ pub(crate) fn ntt_inverse(
     unsafe {
         ifma::inverse(q, inv_roots, inv_roots_shoup, scale, a)
     }
-}
-
-/// Per-target constants of the IFMA basis-extension fold: 2^52 mod p and floor(2^52/p) in
-/// 52-bit Shoup form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ExtendFold {
-    pub(crate) p: u64,
-    pub(crate) c52: u64,
-    pub(crate) c52_shoup: u64,
-    pub(crate) one_shoup: u64,
-}
-
-impl ExtendFold {
-    /// Constants for target prime `p` (< 2^50).
-    pub(crate) fn new(p: &crate::math::zq::Modulus) -> Self {
-        let c52 = p.reduce(1 << 52);
-        Self { p: p.value(), c52, c52_shoup: p.shoup(c52) >> 12, one_shoup: p.shoup(1) >> 12 }
-    }
-}
-
-/// The HPS correction of a centered basis extension: subtract r[c]·(Q mod p).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Correction<'a> {
-    pub(crate) counts: &'a [u64],
-    pub(crate) q_mod_p: u64,
-    pub(crate) q_mod_p_shoup: u64,
 }
 
 /// out[j] = Σ_i y[i·stride + start + j]·row[i] mod p (minus counts[j]·Q mod p with a

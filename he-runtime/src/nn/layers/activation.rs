@@ -22,9 +22,9 @@
 
 use std::collections::BTreeMap;
 
-use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
+use crate::nn::layout::single;
 use crate::nn::layout::{Layout, Tensor};
 use crate::nn::poly::{self, depth_for_degree, ChebPoly};
 use crate::nn::program::ObjId;

@@ -26,9 +26,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::linear::{babies, bsgs, SparseDiag, Term};
-use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
+use crate::nn::layout::single;
 use crate::nn::layout::{Layout, Tensor};
 use crate::nn::program::{ObjId, PlainSource};
 

@@ -13,18 +13,3 @@ pub use batchnorm::BatchNorm;
 pub use conv::{AvgPool2d, Conv2d};
 pub use dense::Dense;
 pub use residual::Residual;
-
-use crate::error::{Error, Result};
-use crate::nn::layout::{Layout, Tensor};
-use crate::nn::program::ObjId;
-
-/// The one ciphertext of `t`, or a typed error naming `layer` if it has several.
-pub(crate) fn single(layer: &str, t: Tensor) -> Result<(ObjId, Layout)> {
-    match t.cts.as_slice() {
-        [c] => Ok((*c, t.layout)),
-        cts => Err(Error::LayerShape {
-            layer: layer.into(),
-            reason: format!("output spans {} ciphertexts; use compile_tensor", cts.len()),
-        }),
-    }
-}

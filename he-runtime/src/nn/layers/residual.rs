@@ -1,8 +1,8 @@
 //! Residual addition y = a + b of two tensors in the same layout.
 
-use super::single;
 use crate::error::{Error, Result};
 use crate::nn::builder::{scales_match, ProgramBuilder};
+use crate::nn::layout::single;
 use crate::nn::layout::{Layout, Tensor};
 use crate::nn::program::ObjId;
 

@@ -1,0 +1,662 @@
+//! [`Executor`]: runs one nn program over the tiered store (real mode) or symbolically (plan
+//! mode); see the module docs of [`crate::exec`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hetier_tiering::{
+    BlockWriter, Durability, ObjectClass, ObjectId, ObjectKind, PinGuard, TieredStore, Trace,
+    TraceDurability, TraceEvent, TraceHeader,
+};
+
+use super::costs::OpCosts;
+use super::error::{Error, Result};
+use super::ids::{self, KeySetId};
+use super::keys::{KeyReport, KeySet};
+use super::report::RunReport;
+use crate::ckks::{
+    Ciphertext, Complex64, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeyGenerator,
+    KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
+};
+use crate::error::{Error as CoreError, Result as CoreResult};
+use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
+
+/// One pinning step of an op.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    name: &'static str,
+    pins: Vec<ObjId>,
+    writes: Vec<ObjId>,
+}
+
+/// The steps of op `op` (a hoisted rotation is split; everything else is one step).
+fn steps(op: &Op) -> Vec<Step> {
+    if let Op::HoistedRotate { src, rots } = op {
+        let mut v = vec![Step { name: "hoist", pins: vec![*src], writes: vec![] }];
+        v.extend(rots.iter().map(|&(_, key, dst)| Step {
+            name: "rotate_hoisted",
+            pins: vec![key],
+            writes: vec![dst],
+        }));
+        return v;
+    }
+    let acc = op.accesses();
+    vec![Step {
+        name: op.name(),
+        pins: acc.iter().filter(|(_, m)| *m == AccessMode::Read).map(|(o, _)| *o).collect(),
+        writes: acc.iter().filter(|(_, m)| *m == AccessMode::Write).map(|(o, _)| *o).collect(),
+    }]
+}
+
+/// The cryptographic state of a real executor.
+struct Real<'s> {
+    store: &'s TieredStore,
+    ctx: Arc<Context>,
+    eval: Evaluator,
+    encoder: Encoder,
+    scratch: Scratch,
+    keys: KeySet,
+    /// (level, scale) of each live ciphertext.
+    meta: HashMap<ObjId, (usize, f64)>,
+    hoisted: Option<HoistedCiphertext>,
+    /// The store's budget charged for `hoisted` while it lives: an untouched reservation
+    /// (`alloc` maps zero pages lazily), so DRAM objects plus the decomposition stay within
+    /// the budget although the decomposition itself is process memory.
+    hoist_charge: Option<BlockWriter<'s>>,
+}
+
+impl Real<'_> {
+    /// Drops the hoisted decomposition and gives its bytes back to the budget.
+    fn drop_hoisted(&mut self) {
+        self.hoisted = None;
+        self.hoist_charge = None;
+    }
+}
+
+enum Backend<'s> {
+    Plan(OpCosts),
+    Real(Box<Real<'s>>),
+}
+
+/// Runs one program, really over a store or symbolically; see the module docs.
+pub struct Executor<'s> {
+    program: &'s Program,
+    weights_tag: u64,
+    ids: Vec<ObjectId>,
+    backend: Backend<'s>,
+    events: Vec<TraceEvent>,
+    source: String,
+}
+
+fn class(kind: ObjKind) -> ObjectClass {
+    match kind {
+        ObjKind::Ciphertext => ObjectClass::Ciphertext,
+        ObjKind::Plaintext => ObjectClass::Plaintext,
+        ObjKind::GaloisKey { .. } | ObjKind::RelinKey => ObjectClass::EvalKey,
+    }
+}
+
+fn galois_of(kind: ObjKind) -> Option<u64> {
+    match kind {
+        ObjKind::GaloisKey { galois_element, .. } => Some(galois_element),
+        ObjKind::RelinKey => Some(0),
+        _ => None,
+    }
+}
+
+impl<'s> Executor<'s> {
+    fn new(program: &'s Program, weights_tag: u64, keyset: KeySetId, backend: Backend<'s>) -> Self {
+        let pid = program.params().id();
+        let ids = program
+            .objects()
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let obj = ObjId(i as u32);
+                match galois_of(o.kind) {
+                    Some(g) => ids::key_id(keyset, pid, g),
+                    None if o.kind == ObjKind::Plaintext => ids::weight_id(weights_tag, obj),
+                    None => ids::ct_id(obj),
+                }
+            })
+            .collect();
+        let source = format!(
+            "hetier-he executor: log N = {}, L = {}, {} ops",
+            program.params().log_n(),
+            program.params().max_level(),
+            program.ops().len()
+        );
+        Self { program, weights_tag, ids, backend, events: Vec::new(), source }
+    }
+
+    /// A plan-mode executor: no store, no cryptography; op times from `costs`. The key-set id
+    /// only determines the key object ids (use the client's to compare with a real trace).
+    pub fn plan(program: &'s Program, weights_tag: u64, keyset: KeySetId, costs: OpCosts) -> Self {
+        Self::new(program, weights_tag, keyset, Backend::Plan(costs))
+    }
+
+    /// A real executor over `store` under `ctx` (whose parameters must be the program's).
+    pub fn real(
+        program: &'s Program,
+        weights_tag: u64,
+        keyset: KeySetId,
+        store: &'s TieredStore,
+        ctx: &Arc<Context>,
+    ) -> Result<Self> {
+        if ctx.params() != program.params() {
+            return Err(CoreError::ParamsMismatch {
+                expected: program.params().id(),
+                found: ctx.params().id(),
+            }
+            .into());
+        }
+        let eval = Evaluator::new(ctx);
+        let real = Real {
+            store,
+            ctx: Arc::clone(ctx),
+            encoder: Encoder::new(ctx),
+            scratch: eval.scratch(),
+            eval,
+            keys: KeySet::default(),
+            meta: HashMap::new(),
+            hoisted: None,
+            hoist_charge: None,
+        };
+        Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
+    }
+
+    fn mode(&self) -> &'static str {
+        match self.backend {
+            Backend::Plan(_) => "plan",
+            Backend::Real(_) => "real",
+        }
+    }
+
+    /// The store id of program object `obj`.
+    pub fn object_id(&self, obj: ObjId) -> ObjectId {
+        self.ids[obj.index()]
+    }
+
+    fn put_event(&mut self, obj: ObjId, len: u64) {
+        let o = &self.program.objects()[obj.index()];
+        let durability = match o.kind {
+            ObjKind::Ciphertext => TraceDurability::Scratch,
+            _ => TraceDurability::Durable,
+        };
+        self.events.push(TraceEvent::Put {
+            id: self.ids[obj.index()],
+            kind: class(o.kind),
+            durability,
+            len,
+        });
+    }
+
+    /// Makes every evaluation key the program needs available: in real mode from the pool's
+    /// manifest when present, otherwise generated with `kg` from `sk` and put (durable). Both
+    /// modes record a durable `put` for every key, reused or not (a replay's `reuse_durable`
+    /// says whether they start in the pool).
+    pub fn prepare_keys(
+        &mut self,
+        kg: Option<&mut KeyGenerator>,
+        sk: Option<&SecretKey>,
+        keyset: KeySetId,
+    ) -> Result<KeyReport> {
+        let keys = self.program.keys();
+        match &mut self.backend {
+            Backend::Plan(_) => {
+                for k in &keys {
+                    let len = self.program.objects()[k.index()].bytes;
+                    self.put_event(*k, len);
+                }
+                Ok(KeyReport { generated: keys.len(), reused: 0, bytes_generated: 0 })
+            }
+            Backend::Real(real) => {
+                let (Some(kg), Some(sk)) = (kg, sk) else {
+                    return Err(Error::WrongMode {
+                        mode: "real",
+                        what: "prepare keys without a secret key",
+                    });
+                };
+                let mut needed = Vec::new();
+                for k in &keys {
+                    if let Some(g) = galois_of(self.program.objects()[k.index()].kind) {
+                        needed.push(g);
+                    }
+                }
+                let (set, report) =
+                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?;
+                real.keys = set;
+                // Every key is recorded, generated or reused: the trace describes the objects
+                // the program uses, and a replay decides whether durable setup objects are
+                // written or already in the pool (`reuse_durable`), so plan == real either way.
+                for k in &keys {
+                    let len = self.program.objects()[k.index()].bytes;
+                    self.put_event(*k, len);
+                }
+                Ok(report)
+            }
+        }
+    }
+
+    /// Encodes every weight plaintext and puts it (durable), reusing ones already in the pool
+    /// under the same weights tag. Returns how many were encoded.
+    pub fn prepare_weights(&mut self) -> Result<usize> {
+        let mut encoded = 0;
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if o.kind != ObjKind::Plaintext {
+                continue;
+            }
+            let obj = ObjId(i as u32);
+            let id = self.ids[i];
+            let len = match &mut self.backend {
+                Backend::Plan(_) => o.bytes,
+                Backend::Real(real) => {
+                    if real.store.len_of(id) == Some(o.bytes) {
+                        // Reused from the pool: recorded like a key (see `prepare_keys`).
+                        self.put_event(obj, o.bytes);
+                        continue;
+                    }
+                    let src = o.plain.as_ref().ok_or(CoreError::MissingObject {
+                        id: obj.0,
+                        reason: "plaintext without values",
+                    })?;
+                    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+                    let len = pt.as_words().len() as u64 * 8;
+                    let mut w = real.store.alloc(len)?;
+                    w.as_u64s_mut().copy_from_slice(pt.as_words());
+                    real.store.put_block(id, ObjectKind::Plaintext, Durability::Durable, w)?;
+                    len
+                }
+            };
+            encoded += 1;
+            self.put_event(obj, len);
+        }
+        Ok(encoded)
+    }
+
+    /// The store ids every step will pin, in order (what `hint` receives).
+    pub fn pin_sequence(&self) -> Vec<ObjectId> {
+        self.program
+            .ops()
+            .iter()
+            .flat_map(|r| steps(&r.op))
+            .flat_map(|s| s.pins)
+            .map(|o| self.ids[o.index()])
+            .collect()
+    }
+
+    /// Runs the program once. Real mode needs `input` (the encrypted sample at the program's
+    /// input level and scale); plan mode ignores it. The output stays in the store until
+    /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
+    /// executor (and the store) can run again.
+    pub fn run(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
+        let result = self.run_program(input);
+        if result.is_err() {
+            self.discard_live();
+        }
+        result
+    }
+
+    /// Removes every ciphertext a failed run left in the store, recording the removals so the
+    /// trace stays balanced.
+    fn discard_live(&mut self) {
+        let Backend::Real(real) = &mut self.backend else { return };
+        real.drop_hoisted();
+        let mut live: Vec<ObjId> = real.meta.drain().map(|(obj, _)| obj).collect();
+        live.sort_by_key(|o| o.index());
+        for obj in live {
+            let id = self.ids[obj.index()];
+            // Best effort: the object that failed to be put is not in the store at all.
+            if real.store.remove(id).is_ok() {
+                self.events.push(TraceEvent::Remove { id });
+            }
+        }
+    }
+
+    fn run_program(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
+        let program = self.program;
+        let &[(_, in_obj)] = program.inputs() else {
+            return Err(CoreError::InvalidParameter {
+                name: "program",
+                reason: "needs exactly one input".into(),
+            }
+            .into());
+        };
+        // The input ciphertext.
+        let in_len = match &mut self.backend {
+            Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
+            Backend::Real(real) => {
+                let ct =
+                    input.ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
+                real.meta.insert(in_obj, (ct.level(), ct.scale()));
+                put_ct(real, self.ids[in_obj.index()], ct)?
+            }
+        };
+        self.put_event(in_obj, in_len);
+        if let Backend::Real(real) = &self.backend {
+            real.store.hint(&self.pin_sequence());
+        }
+        let mut report = RunReport::default();
+        for (i, rec) in program.ops().iter().enumerate() {
+            for step in steps(&rec.op) {
+                let pins: Vec<ObjectId> = step.pins.iter().map(|o| self.ids[o.index()]).collect();
+                let (ns, written) = match &mut self.backend {
+                    Backend::Plan(costs) => {
+                        let ns = costs.estimate(step.name, rec.level);
+                        let lens = step
+                            .writes
+                            .iter()
+                            .map(|w| (*w, program.objects()[w.index()].bytes))
+                            .collect();
+                        (ns, lens)
+                    }
+                    Backend::Real(real) => exec_step(real, program, &self.ids, &rec.op, &step)?,
+                };
+                report.steps += 1;
+                report.compute_ns += ns;
+                self.events.push(TraceEvent::Op {
+                    name: step.name.to_owned(),
+                    pins,
+                    compute_ns: ns,
+                });
+                for (w, len) in written {
+                    self.put_event(w, len);
+                }
+            }
+            for &dead in program.frees_after(i) {
+                let id = self.ids[dead.index()];
+                if let Backend::Real(real) = &mut self.backend {
+                    real.store.remove(id)?;
+                    real.meta.remove(&dead);
+                }
+                self.events.push(TraceEvent::Remove { id });
+            }
+        }
+        if let Backend::Real(real) = &mut self.backend {
+            real.drop_hoisted();
+        }
+        Ok(report)
+    }
+
+    /// A copy of the output ciphertext named `name` (real mode).
+    pub fn output(&self, name: &str) -> Result<Ciphertext> {
+        let Backend::Real(real) = &self.backend else {
+            return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
+        };
+        let obj = self.program.outputs().iter().find(|(n, _)| n == name).map(|(_, o)| *o).ok_or(
+            CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
+        )?;
+        let g = real.store.pin(self.ids[obj.index()])?;
+        let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program: self.program };
+        Ok(v.ct(obj, &g)?.to_owned_ct())
+    }
+
+    /// Removes the outputs of the last run from the store (and records it), ready for the next.
+    pub fn finish(&mut self) -> Result<()> {
+        for &(_, obj) in self.program.outputs() {
+            let id = self.ids[obj.index()];
+            if let Backend::Real(real) = &mut self.backend {
+                real.store.remove(id)?;
+                real.meta.remove(&obj);
+            }
+            self.events.push(TraceEvent::Remove { id });
+        }
+        Ok(())
+    }
+
+    /// The events recorded so far.
+    pub fn events(&self) -> &[TraceEvent] {
+        &self.events
+    }
+
+    /// The recorded trace (header names the mode and parameters).
+    pub fn trace(&self) -> Trace {
+        Trace {
+            header: TraceHeader::new(format!(
+                "{} ({} mode, weights {:#x})",
+                self.source,
+                self.mode(),
+                self.weights_tag
+            )),
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// Puts a ciphertext as a scratch object; returns its length in bytes.
+fn put_ct<C: AsRef<[u64]>>(real: &Real<'_>, id: ObjectId, ct: &Ciphertext<C>) -> Result<u64> {
+    let words = ct.as_words();
+    let len = words.len() as u64 * 8;
+    let mut w = real.store.alloc(len)?;
+    w.as_u64s_mut().copy_from_slice(words);
+    real.store.put_block(id, ObjectKind::Ciphertext, Durability::Scratch, w)?;
+    Ok(len)
+}
+
+/// Read-only views of pinned objects.
+struct Views<'r> {
+    ctx: &'r Context,
+    keys: &'r KeySet,
+    meta: &'r HashMap<ObjId, (usize, f64)>,
+    program: &'r Program,
+}
+
+impl Views<'_> {
+    fn ct<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> CoreResult<Ciphertext<&'g [u64]>> {
+        let &(level, scale) = self
+            .meta
+            .get(&obj)
+            .ok_or(CoreError::MissingObject { id: obj.0, reason: "ciphertext metadata" })?;
+        let p = self.ctx.params();
+        Ciphertext::from_raw(g.as_u64s(), 2, level, scale, p.n(), p.id())
+    }
+
+    fn pt<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> CoreResult<Plaintext<&'g [u64]>> {
+        let o = self.program.object(obj)?;
+        let p = self.ctx.params();
+        Plaintext::from_raw(g.as_u64s(), o.level, o.scale, p.n(), p.id())
+    }
+
+    fn ksk<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<(u64, KeySwitchKey<&'g [u64]>)> {
+        let ge = galois_of(self.program.object(obj)?.kind)
+            .ok_or(CoreError::MissingObject { id: obj.0, reason: "not a key" })?;
+        let k = self
+            .keys
+            .get(ge)
+            .ok_or(CoreError::MissingGaloisKey { galois_element: ge, step: None })?;
+        Ok((ge, KeySwitchKey::from_raw(g.as_u64s(), k.seed, self.ctx)?))
+    }
+
+    fn galois<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<GaloisKey<&'g [u64]>> {
+        let (galois_element, key) = self.ksk(obj, g)?;
+        Ok(GaloisKey { galois_element, key })
+    }
+
+    fn relin<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<RelinKey<&'g [u64]>> {
+        Ok(RelinKey { key: self.ksk(obj, g)?.1 })
+    }
+}
+
+/// Pins a step's objects, computes it, releases the pins and puts its results. Returns the
+/// compute time and the (object, length) of each result.
+fn exec_step<'s>(
+    real: &mut Real<'s>,
+    program: &Program,
+    ids: &[ObjectId],
+    op: &Op,
+    step: &Step,
+) -> Result<(u64, Vec<(ObjId, u64)>)> {
+    if step.name == "hoist" {
+        // The previous decomposition is dead; charge the new one before making it.
+        real.drop_hoisted();
+        if let Op::HoistedRotate { src, .. } = op {
+            let level = real.meta.get(src).map_or(0, |m| m.0);
+            let sizes = program.sizes();
+            real.hoist_charge = Some(
+                real.store
+                    .alloc_for_overwrite(sizes.decomposition(level) + sizes.plaintext(level))?,
+            );
+        }
+    }
+    let Real { store, ctx, eval, scratch, keys, meta, hoisted, hoist_charge, .. } = real;
+    let store: &'s TieredStore = store;
+    let guards = step
+        .pins
+        .iter()
+        .map(|o| store.pin(ids[o.index()]))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let v = Views { ctx, keys, meta, program };
+    let g = |k: usize| &guards[k];
+    let t = Instant::now();
+    // Results are computed straight into their store block: no heap result, no copy, no fresh
+    // pages (the block's bytes count against the budget while the operands are pinned). Only
+    // mul_relin's degree-2 intermediate lives on the heap.
+    let block = |level: usize| -> Result<BlockWriter<'s>> {
+        Ok(store.alloc_for_overwrite(program.sizes().ciphertext(level))?)
+    };
+    let out: Option<(ObjId, Output<'s>)> = match op {
+        Op::Rotate { dst, src, step: s, key } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level())?;
+            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, scratch, out)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Conjugate { dst, src, key } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level())?;
+            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, scratch, out)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::HoistedRotate { src, rots } => {
+            if step.name == "hoist" {
+                *hoisted = Some(eval.hoist(&v.ct(*src, g(0))?, scratch)?);
+                None
+            } else {
+                let dst = step.writes[0];
+                let &(s, key, _) = rots
+                    .iter()
+                    .find(|r| r.2 == dst)
+                    .ok_or(CoreError::MissingObject { id: dst.0, reason: "hoisted rotation" })?;
+                let h = hoisted.as_ref().ok_or(CoreError::MissingObject {
+                    id: src.0,
+                    reason: "hoisted decomposition",
+                })?;
+                let out = block(h.level())?;
+                let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, scratch, out)?;
+                Some((dst, Output::written(c)))
+            }
+        }
+        Op::MulPlain { dst, ct, pt } => {
+            let x = v.ct(*ct, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::AddPlain { dst, ct, pt } => {
+            let x = v.ct(*ct, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::MulConst { dst, src, value, scale } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_const_assign(&mut c, *value, *scale)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::MulInt { dst, src, k } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_integer_assign(&mut c, *k)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::AddConst { dst, src, value } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_const_assign(&mut c, Complex64::new(*value, 0.0))?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Add { dst, a, b } => {
+            let x = v.ct(*a, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_assign(&mut c, &v.ct(*b, g(1))?)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Sub { dst, a, b } => {
+            let x = v.ct(*a, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.sub_assign(&mut c, &v.ct(*b, g(1))?)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::MulRelin { dst, a, b, key } => Some((
+            *dst,
+            Output::Heap(eval.mul_relin(
+                &v.ct(*a, g(0))?,
+                &v.ct(*b, g(1))?,
+                &v.relin(*key, g(2))?,
+                scratch,
+            )?),
+        )),
+        Op::Rescale { dst, src } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level().saturating_sub(1))?;
+            Some((*dst, Output::written(eval.rescale_into(&x, out)?)))
+        }
+        Op::Relabel { dst, src, scale } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            c.set_scale(*scale);
+            Some((*dst, Output::written(c)))
+        }
+        Op::LevelDrop { dst, src, level } => {
+            let x = v.ct(*src, g(0))?;
+            Some((*dst, Output::written(eval.drop_to_level_into(&x, *level, block(*level)?)?)))
+        }
+    };
+    let ns = t.elapsed().as_nanos() as u64;
+    drop(guards);
+    if let Op::HoistedRotate { rots, .. } = op {
+        if step.writes.first().is_some_and(|w| rots.last().map(|r| r.2) == Some(*w)) {
+            // The last rotation of the group: the decomposition is dead before the put.
+            *hoisted = None;
+            *hoist_charge = None;
+        }
+    }
+    let mut written = Vec::new();
+    if let Some((dst, out)) = out {
+        let (w, level, scale) = match out {
+            Output::Block { w, level, scale } => (w, level, scale),
+            Output::Heap(ct) => {
+                let words = ct.as_words();
+                let mut w = store.alloc(words.len() as u64 * 8)?;
+                w.as_u64s_mut().copy_from_slice(words);
+                (w, ct.level(), ct.scale())
+            }
+        };
+        meta.insert(dst, (level, scale));
+        let len = w.len();
+        store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
+        written.push((dst, len));
+    }
+    Ok((ns, written))
+}
+
+/// A step's result: computed on the heap (copied into a store block after the pins drop), or
+/// straight into its store block.
+enum Output<'s> {
+    Heap(Ciphertext),
+    Block { w: BlockWriter<'s>, level: usize, scale: f64 },
+}
+
+impl<'s> Output<'s> {
+    /// A ciphertext computed in its store block.
+    fn written(c: Ciphertext<BlockWriter<'s>>) -> Self {
+        let (level, scale) = (c.level(), c.scale());
+        Output::Block { w: c.into_data(), level, scale }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

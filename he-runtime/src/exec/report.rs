@@ -1,0 +1,11 @@
+//! [`RunReport`]: what one run of an executor did, shared by the slot-packed and the
+//! batch-major executors.
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunReport {
+    /// Steps executed.
+    pub steps: usize,
+    /// Sum of the steps' compute times (measured in real mode, estimated in plan mode).
+    pub compute_ns: u64,
+}

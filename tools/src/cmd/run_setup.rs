@@ -1,0 +1,159 @@
+//! The flags of `hetier run` and what both of its layouts build from them: the pool and the
+//! store, the secret-key seed, the peak-RSS probe. `run.rs` (slot layout) and `run_batch.rs`
+//! (batch layout) both import this file and not each other's.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use hetier_allocator::{Backend, Pool, PoolOptions};
+use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
+use hetier_tiering::{PolicyConfig, TieredStore};
+
+/// Models `hetier run` knows.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelArg {
+    /// 8×8 digits MLP (dense 64→32, square, dense 32→10).
+    Digits,
+    /// The CryptoNets network on 28×28 MNIST.
+    Cryptonets,
+}
+
+impl ModelArg {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ModelArg::Digits => "digits",
+            ModelArg::Cryptonets => "cryptonets",
+        }
+    }
+}
+
+/// Data layouts `hetier run` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// Slot-packed: one image per ciphertext (the latency layout).
+    Slot,
+    /// Batch-major: one ciphertext per tensor element, slot b = image b (the throughput
+    /// layout; up to N/2 images per run).
+    Batch,
+}
+
+/// Placement policies selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PolicyArg {
+    /// Least recently used, no prefetch.
+    Lru,
+    /// Static α-partition from the hinted profile.
+    Alpha,
+    /// Belady eviction and prefetch over the hinted plan.
+    Planned,
+}
+
+/// Flags of `hetier run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Which model to run.
+    #[arg(long, value_enum, default_value_t = ModelArg::Digits)]
+    pub(crate) model: ModelArg,
+    /// Number of held-out images to run (default: 32; the whole split with `--all`).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) images: usize,
+    /// Run the whole held-out split.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Data layout: `slot` (one image per ciphertext) or `batch` (every slot an image).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Slot)]
+    pub(crate) layout: LayoutArg,
+    /// Shorthand for `--layout batch`. `--images` beyond the held-out split cycle through it.
+    #[arg(long)]
+    pub(crate) batch: bool,
+    /// log2 N of the batch layout (13: 4096 images per run; 14: 8192 and more precision).
+    #[arg(long, default_value_t = 13)]
+    pub(crate) log_n: u32,
+    /// DRAM budget of the store in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) dram_mib: u64,
+    /// Placement policy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
+    pub(crate) policy: PolicyArg,
+    /// Pool directory (default: a fresh temporary directory, removed afterwards). Reusing a
+    /// directory reuses its keys and encoded weights.
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Write the access trace of the batch-layout run (tiering trace format, JSON lines).
+    #[arg(long)]
+    pub(crate) trace: Option<PathBuf>,
+    /// Use O_DIRECT for the pool (the default: the page cache cannot hold "PM" data in DRAM,
+    /// and the process's RSS is then the store's budget plus its own working memory).
+    #[arg(long, hide = true, conflicts_with = "mmap")]
+    pub(crate) direct: bool,
+    /// Map the pool files instead (faster on tmpfs/DAX; touched pool pages then count in RSS).
+    #[arg(long)]
+    pub(crate) mmap: bool,
+    /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
+    #[arg(
+        long,
+        default_value = "6865746965722064656661756c7420736563726574206b657920736565642121"
+    )]
+    pub(crate) sk_seed: String,
+}
+
+/// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool
+/// directory and the temporary directory that must outlive it.
+pub(crate) fn open_store(
+    args: &RunArgs,
+) -> Result<(TieredStore, PathBuf, Option<tempfile::TempDir>, PolicyConfig)> {
+    let mut tmp = None;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            let t = tempfile::tempdir()?;
+            let d = t.path().join("pool");
+            tmp = Some(t);
+            d
+        }
+    };
+    let backend = if args.mmap { Backend::Mmap } else { Backend::Direct };
+    let opts = PoolOptions::default().backend(backend).segment_size(64 << 20);
+    let pool = if dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
+        Pool::open(&dir, opts).with_context(|| format!("opening pool {}", dir.display()))?.0
+    } else {
+        Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
+    };
+    let policy = match args.policy {
+        PolicyArg::Lru => PolicyConfig::Lru,
+        PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
+        PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
+    };
+    let mut builder =
+        TieredStore::builder().dram_budget(args.dram_mib << 20).pool(pool).policy(policy.clone());
+    if matches!(policy, PolicyConfig::Alpha { .. }) {
+        // α prices DRAM against PM: calibrate both tiers briefly next to the pool.
+        let parent = dir.parent().map_or_else(std::env::temp_dir, |p| p.to_path_buf());
+        let label = format!("file in {}", parent.display());
+        let mut o = CalibrationOptions::new(&parent, backend == Backend::Direct, label);
+        (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
+        builder = builder.cost_model(calibrate(&o).context("calibrating the tiers for alpha")?);
+    }
+    let store = builder.build()?;
+    Ok((store, dir, tmp, policy))
+}
+
+pub(crate) fn parse_seed(s: &str) -> Result<[u8; 32]> {
+    if s.len() != 64 {
+        bail!("--sk-seed needs 64 hex digits, got {}", s.len());
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).context("--sk-seed is not hex")?;
+    }
+    Ok(out)
+}
+
+/// Peak resident set of this process (`VmHWM` of /proc/self/status), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
