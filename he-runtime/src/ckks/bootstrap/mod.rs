@@ -1,0 +1,469 @@
+//! CKKS bootstrapping: a ciphertext with no levels left becomes one with
+//! [`Bootstrapper::output_level`] levels, encrypting the same slots.
+//!
+//! The pipeline, for N/2 complex slots:
+//! 1. **Sparse-secret encapsulation** (optional, on by default): at level 0 the ciphertext is
+//!    switched to an ephemeral secret of Hamming weight h (32 by default), so that the
+//!    overflow I of ModRaise stays within a few units and EvalMod's range K can be small.
+//! 2. **ModRaise**: the level-0 residues, centred, are read modulo every prime of the chain.
+//!    The ciphertext now decrypts to m + q_0·I; it is switched back to the dense secret.
+//! 3. **CoeffToSlot**: the homomorphic inverse special DFT, factorised into `cts_levels` baby-
+//!    step giant-step transforms (the level budget), puts the coefficients (over q_0·K, in
+//!    bit-reversed order) into the slots; a conjugation splits real and imaginary parts.
+//! 4. **EvalMod**: x ↦ sin(2πx)/(2π) ≈ x mod 1, as a Chebyshev interpolant of a scaled cosine
+//!    followed by `double_angle` double-angle steps (Han–Ki), on both halves.
+//! 5. **SlotToCoeff**: the forward special DFT in `stc_levels` factors brings the reduced
+//!    coefficients back, at the input's scale.
+//!
+//! [`Bootstrapper::galois_elements`] lists every key a configuration needs, so a caller can
+//! generate, store and load them one at a time.
+
+mod chebyshev;
+mod dft;
+mod linear;
+mod params;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use self::chebyshev::{ChebyshevEvaluator, Powers};
+use self::linear::LinearTransform;
+use super::ciphertext::Ciphertext;
+use super::context::Context;
+use super::encoder::Encoder;
+use super::evaluator::Evaluator;
+use super::fft::Complex64;
+use super::keys::{GaloisKeySet, KeyGenerator, KeySwitchKey, RelinKey, SecretKey};
+use super::keyswitch::Scratch;
+use crate::error::{Error, Result};
+use crate::nn::poly::ChebPoly;
+
+pub use self::params::BootstrapPreset;
+
+/// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 16,
+/// three double-angle steps and a sparse ephemeral secret of weight 32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapConfig {
+    /// Levels (BSGS factors) of CoeffToSlot.
+    pub cts_levels: usize,
+    /// Levels (BSGS factors) of SlotToCoeff.
+    pub stc_levels: usize,
+    /// EvalMod's input range: ModRaise overflows |I| < K are removed.
+    pub k: f64,
+    /// Double-angle steps after the cosine interpolant.
+    pub double_angle: u32,
+    /// Hamming weight of the ephemeral sparse secret, or `None` to bootstrap under the dense
+    /// secret (then K must cover its much larger overflow).
+    pub sparse_secret: Option<usize>,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self { cts_levels: 3, stc_levels: 3, k: 16.0, double_angle: 3, sparse_secret: Some(32) }
+    }
+}
+
+impl BootstrapConfig {
+    /// The Chebyshev coefficients on [−1, 1] of cos(2π(K·t − 1/4)/2^r), of the lowest degree
+    /// whose interpolation error is below 2^-45.
+    fn cosine(&self) -> Result<ChebPoly> {
+        if !(self.k.is_finite() && self.k >= 1.0 && self.k <= 1024.0) {
+            return Err(Error::InvalidParameter {
+                name: "bootstrap K",
+                reason: format!("K = {} must be in 1..=1024", self.k),
+            });
+        }
+        if self.double_angle > 8 {
+            return Err(Error::InvalidParameter {
+                name: "double-angle steps",
+                reason: format!("{} steps; at most 8 are supported", self.double_angle),
+            });
+        }
+        let (k, r) = (self.k, self.double_angle);
+        let f = move |t: f64| {
+            (2.0 * std::f64::consts::PI * (k * t - 0.25) / f64::from(1u32 << r)).cos()
+        };
+        let mut best = None;
+        for degree in 8..=255 {
+            let p = ChebPoly::interpolate(f, -1.0, 1.0, degree)?;
+            if p.max_error(f, 4001) < 2f64.powi(-45) {
+                best = Some(p);
+                break;
+            }
+        }
+        best.ok_or(Error::InvalidParameter {
+            name: "bootstrap K",
+            reason: format!("no interpolant of degree ≤ 255 for K = {k} with {r} double angles"),
+        })
+    }
+
+    /// Levels the circuit consumes: CoeffToSlot, EvalMod, SlotToCoeff.
+    pub fn depth(&self) -> Result<(usize, usize, usize)> {
+        for (name, v) in [("cts_levels", self.cts_levels), ("stc_levels", self.stc_levels)] {
+            if v == 0 {
+                return Err(Error::InvalidParameter {
+                    name,
+                    reason: "a DFT needs at least one level".into(),
+                });
+            }
+        }
+        let p = self.cosine()?;
+        let poly = chebyshev::depth(&p.coeffs, 64).ok_or(Error::InvalidParameter {
+            name: "bootstrap K",
+            reason: "the EvalMod polynomial needs more than 64 levels".into(),
+        })?;
+        Ok((self.cts_levels, poly + self.double_angle as usize, self.stc_levels))
+    }
+}
+
+/// The evaluation keys a bootstrap uses: relinearisation, the Galois keys of
+/// [`Bootstrapper::galois_elements`], and the two encapsulation switching keys.
+#[derive(Debug, Clone)]
+pub struct BootstrapKeys {
+    /// Relinearisation key (EvalMod's products).
+    pub relin: RelinKey,
+    /// Rotation and conjugation keys.
+    pub galois: GaloisKeySet,
+    /// Dense → sparse secret, used at level 0.
+    pub to_sparse: Option<KeySwitchKey>,
+    /// Sparse → dense secret, used after ModRaise.
+    pub from_sparse: Option<KeySwitchKey>,
+}
+
+impl BootstrapKeys {
+    /// Generates every key `bs` needs for the secret `sk` (and a fresh sparse secret, which is
+    /// dropped, zeroized, before this returns).
+    pub fn generate(kg: &mut KeyGenerator, sk: &SecretKey, bs: &Bootstrapper) -> Result<Self> {
+        let relin = kg.relin_key(sk)?;
+        let mut galois = GaloisKeySet::new();
+        for g in bs.galois_elements() {
+            galois.insert(kg.galois_key(sk, g)?);
+        }
+        let (to_sparse, from_sparse) = match bs.config.sparse_secret {
+            Some(h) => {
+                let sparse = kg.sparse_secret_key(h)?;
+                (Some(kg.switching_key(sk, &sparse)?), Some(kg.switching_key(&sparse, sk)?))
+            }
+            None => (None, None),
+        };
+        Ok(Self { relin, galois, to_sparse, from_sparse })
+    }
+
+    /// Words of every key together (each key expanded; a seed-compressed copy is about half).
+    pub fn words(&self, ctx: &Context) -> usize {
+        let per_key = ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n();
+        let switching =
+            usize::from(self.to_sparse.is_some()) + usize::from(self.from_sparse.is_some());
+        per_key * (1 + self.galois.len() + switching)
+    }
+}
+
+/// Wall-clock time of each phase of one bootstrap.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PhaseTimes {
+    /// Encapsulation, ModRaise and the switch back, in seconds.
+    pub mod_raise: f64,
+    /// CoeffToSlot and the real/imaginary split, in seconds.
+    pub coeff_to_slot: f64,
+    /// EvalMod of both halves, in seconds.
+    pub eval_mod: f64,
+    /// SlotToCoeff, in seconds.
+    pub slot_to_coeff: f64,
+}
+
+/// A bootstrapping circuit for one parameter set: the DFT factors and the EvalMod polynomial,
+/// precomputed once and shared.
+#[derive(Debug)]
+pub struct Bootstrapper {
+    ctx: Arc<Context>,
+    config: BootstrapConfig,
+    cts: Vec<LinearTransform>,
+    stc: Vec<LinearTransform>,
+    cosine: Vec<f64>,
+    /// NTT form of X^(N/2) (multiplication by i) over every Q prime.
+    i_ntt: Vec<u64>,
+    eval_mod_depth: usize,
+}
+
+impl Bootstrapper {
+    /// Precomputes the circuit; a typed error if the chain has too few levels for it.
+    pub fn new(ctx: &Arc<Context>, config: &BootstrapConfig) -> Result<Self> {
+        let params = ctx.params();
+        let (cts_levels, eval_mod_depth, stc_levels) = config.depth()?;
+        let needed = cts_levels + eval_mod_depth + stc_levels;
+        if params.max_level() < needed {
+            return Err(Error::CannotBootstrap {
+                needed,
+                available: params.max_level(),
+                reason: "the modulus chain is shorter than the bootstrapping circuit",
+            });
+        }
+        let slots = params.slots();
+        let fft = ctx.fft();
+        let mut cts_maps = dft::coeff_to_slot(fft, slots, cts_levels);
+        let mut stc_maps = dft::slot_to_coeff(fft, slots, stc_levels);
+        // Constants on the last factors: CoeffToSlot maps onto t = x/K with the 1/2 of the
+        // real/imaginary split; SlotToCoeff undoes EvalMod's 2π/q_0 (the scale goes back to
+        // the input's by relabelling).
+        let q0 = params.q()[0] as f64;
+        if let Some(last) = cts_maps.last_mut() {
+            last.scale(Complex64::new(0.5 / config.k, 0.0));
+        }
+        // Divided by the nominal scale so that the last factor encodes at q·Δ/S, well above 1.
+        if let Some(last) = stc_maps.last_mut() {
+            last.scale(Complex64::new(q0 / (2.0 * std::f64::consts::PI * params.scale()), 0.0));
+        }
+        let cts = cts_maps.iter().map(LinearTransform::new).collect();
+        let stc = stc_maps.iter().map(LinearTransform::new).collect();
+        let n = ctx.n();
+        let mut i_ntt = vec![0u64; params.q().len() * n];
+        i_ntt.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+            limb[n / 2] = 1;
+            ctx.prime(i).ntt(limb);
+        });
+        Ok(Self {
+            ctx: Arc::clone(ctx),
+            config: config.clone(),
+            cts,
+            stc,
+            cosine: config.cosine()?.coeffs,
+            i_ntt,
+            eval_mod_depth,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BootstrapConfig {
+        &self.config
+    }
+
+    /// The level of a bootstrapped ciphertext: the levels left for computation.
+    pub fn output_level(&self) -> usize {
+        self.ctx.params().max_level() - self.cts.len() - self.eval_mod_depth - self.stc.len()
+    }
+
+    /// Every rotation step of the two DFTs.
+    pub fn rotation_steps(&self) -> Vec<i64> {
+        let mut s: Vec<i64> = self.cts.iter().chain(&self.stc).flat_map(|t| t.steps()).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+
+    /// Every Galois element a bootstrap needs a key for (rotations and conjugation), sorted.
+    pub fn galois_elements(&self) -> Vec<u64> {
+        let mut g: Vec<u64> =
+            self.rotation_steps().iter().map(|&s| self.ctx.galois_element_for_step(s)).collect();
+        g.push(self.ctx.galois_element_conjugate());
+        g.sort_unstable();
+        g.dedup();
+        g
+    }
+
+    /// Key switches in one bootstrap (rotations, conjugation, encapsulation, relinearisations
+    /// excluded).
+    pub fn rotations_per_bootstrap(&self) -> usize {
+        self.cts.iter().chain(&self.stc).map(|t| t.key_switches()).sum::<usize>() + 1
+    }
+
+    /// Bootstraps `ct` (any level, degree 1) to [`Self::output_level`] at the same scale.
+    pub fn bootstrap<C: AsRef<[u64]>>(
+        &self,
+        ct: &Ciphertext<C>,
+        keys: &BootstrapKeys,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        self.bootstrap_timed(ct, keys, scratch).map(|(c, _)| c)
+    }
+
+    /// [`Self::bootstrap`], with the time of each phase.
+    pub fn bootstrap_timed<C: AsRef<[u64]>>(
+        &self,
+        ct: &Ciphertext<C>,
+        keys: &BootstrapKeys,
+        scratch: &mut Scratch,
+    ) -> Result<(Ciphertext, PhaseTimes)> {
+        let eval = Evaluator::new(&self.ctx);
+        let enc = Encoder::new(&self.ctx);
+        eval.check_ct(ct)?;
+        if ct.degree() != 1 {
+            return Err(Error::InvalidDegree { degree: ct.degree(), expected: 1 });
+        }
+        let q0 = self.ctx.params().q()[0] as f64;
+        let scale_in = ct.scale();
+        // The coefficients Δ·m must stay well inside (−q_0/2, q_0/2), and EvalMod's sine is
+        // accurate only for small (Δ/q_0)·m.
+        if !(scale_in >= 1.0 && scale_in <= q0 / 64.0) {
+            return Err(Error::BootstrapScale {
+                scale_log2: scale_in.log2(),
+                max_log2: (q0 / 64.0).log2(),
+            });
+        }
+        let mut times = PhaseTimes::default();
+        let clock = std::time::Instant::now();
+        let mut x = eval.drop_to_level(ct, 0)?;
+        if self.config.sparse_secret.is_some() {
+            let key = keys
+                .to_sparse
+                .as_ref()
+                .ok_or(Error::MissingKey { what: "dense-to-sparse switching key" })?;
+            x = eval.key_switch(&x, key, scratch)?;
+        }
+        let mut x = self.mod_raise(&x)?;
+        if self.config.sparse_secret.is_some() {
+            let key = keys
+                .from_sparse
+                .as_ref()
+                .ok_or(Error::MissingKey { what: "sparse-to-dense switching key" })?;
+            x = eval.key_switch(&x, key, scratch)?;
+        }
+        // Decrypts to Δ·m + q_0·I: read at scale q_0, the slots hold m·Δ/q_0 + I.
+        x.set_scale(q0);
+        times.mod_raise = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let (last, rest) = self.cts.split_last().ok_or(Error::InvalidParameter {
+            name: "cts_levels",
+            reason: "no CoeffToSlot factor".into(),
+        })?;
+        for t in rest {
+            let s = x.scale();
+            x = t.apply(&eval, &enc, &x, &keys.galois, scratch, s)?;
+        }
+        // EvalMod's squarings keep the scale when it equals the prime they divide by.
+        let mod_scale = self.ctx.prime(x.level() - 1).q as f64;
+        x = last.apply(&eval, &enc, &x, &keys.galois, scratch, mod_scale)?;
+        let conj_g = self.ctx.galois_element_conjugate();
+        let conj_key = keys
+            .galois
+            .get(conj_g)
+            .ok_or(Error::MissingGaloisKey { galois_element: conj_g, step: None })?;
+        let conj = eval.conjugate(&x, conj_key, scratch)?;
+        let re = eval.add(&x, &conj)?;
+        let mut im = eval.sub(&conj, &x)?;
+        self.mul_i_assign(&mut im);
+        drop((x, conj));
+        times.coeff_to_slot = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let re = self.eval_mod(&eval, re, &keys.relin, scratch)?;
+        let im = self.eval_mod(&eval, im, &keys.relin, scratch)?;
+        let mut x = im;
+        self.mul_i_assign(&mut x);
+        eval.add_assign(&mut x, &re)?;
+        drop(re);
+        times.eval_mod = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let (last, rest) = self.stc.split_last().ok_or(Error::InvalidParameter {
+            name: "stc_levels",
+            reason: "no SlotToCoeff factor".into(),
+        })?;
+        for t in rest {
+            let s = x.scale();
+            x = t.apply(&eval, &enc, &x, &keys.galois, scratch, s)?;
+        }
+        // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
+        let nominal = self.ctx.params().scale();
+        let mut out = last.apply(&eval, &enc, &x, &keys.galois, scratch, nominal)?;
+        out.set_scale(scale_in);
+        times.slot_to_coeff = clock.elapsed().as_secs_f64();
+        Ok((out, times))
+    }
+
+    /// CoeffToSlot then SlotToCoeff (no EvalMod between), with the two transforms' constants
+    /// relabelled away: the identity on the slots, up to the transforms' noise. `x` must be at
+    /// the top level.
+    pub fn dft_round_trip<C: AsRef<[u64]>>(
+        &self,
+        x: &Ciphertext<C>,
+        keys: &GaloisKeySet,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let eval = Evaluator::new(&self.ctx);
+        let enc = Encoder::new(&self.ctx);
+        let mut y = x.to_owned_ct();
+        let scale = y.scale();
+        for t in self.cts.iter().chain(&self.stc) {
+            let s = y.scale();
+            y = t.apply(&eval, &enc, &y, keys, scratch, s)?;
+        }
+        let q0 = self.ctx.params().q()[0] as f64;
+        let c = q0 / (4.0 * std::f64::consts::PI * self.config.k * self.ctx.params().scale());
+        y.set_scale(scale * c);
+        Ok(y)
+    }
+
+    /// EvalMod alone on slots t (real, in [−1, 1]): sin(2πK·t), consuming
+    /// [`BootstrapConfig::depth`]'s EvalMod levels.
+    pub fn eval_mod_only(
+        &self,
+        t: Ciphertext,
+        rk: &RelinKey,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        self.eval_mod(&Evaluator::new(&self.ctx), t, rk, scratch)
+    }
+
+    /// The level-0 ciphertext read modulo every prime of the chain (centred lift).
+    fn mod_raise(&self, x: &Ciphertext) -> Result<Ciphertext> {
+        let ctx = &*self.ctx;
+        let n = ctx.n();
+        let top = ctx.params().max_level();
+        let q0 = &ctx.prime(0).modulus;
+        let mut out = Ciphertext::zeros(2, top, x.scale(), n, x.params_id());
+        for p in 0..2 {
+            let mut coeff = x.part(p)[..n].to_vec();
+            ctx.prime(0).intt(&mut coeff);
+            out.part_mut(p).par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+                let prime = ctx.prime(i);
+                prime.modulus.lift_centered_slice(&coeff, q0, limb);
+                prime.ntt(limb);
+            });
+        }
+        Ok(out)
+    }
+
+    /// Multiplies the slots by i (the monomial X^(N/2)), exactly.
+    fn mul_i_assign(&self, x: &mut Ciphertext) {
+        let ctx = &*self.ctx;
+        let n = ctx.n();
+        let l1 = x.level() + 1;
+        for p in 0..2 {
+            x.part_mut(p).par_chunks_mut(n).enumerate().take(l1).for_each(|(i, limb)| {
+                ctx.prime(i).modulus.mul_assign_slice(limb, &self.i_ntt[i * n..(i + 1) * n]);
+            });
+        }
+    }
+
+    /// sin(2πK·t) for slots t ∈ [−1, 1]: the cosine interpolant, then the double angles.
+    fn eval_mod(
+        &self,
+        eval: &Evaluator,
+        t: Ciphertext,
+        rk: &RelinKey,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let mut powers = Powers::new(eval, rk, t);
+        let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
+        let level = cheb.output_level(&self.cosine).ok_or(Error::CannotBootstrap {
+            needed: self.eval_mod_depth,
+            available: 0,
+            reason: "EvalMod ran out of levels",
+        })?;
+        let scale = self.ctx.prime(level).q as f64;
+        let mut c = cheb.eval(&self.cosine, level, scale, scratch)?;
+        drop(powers);
+        for _ in 0..self.config.double_angle {
+            // cos 2θ = 2cos²θ − 1.
+            let mut sq = eval.mul_relin(&c, &c, rk, scratch)?;
+            eval.mul_integer_assign(&mut sq, 2)?;
+            eval.add_const_assign(&mut sq, Complex64::new(-1.0, 0.0))?;
+            c = eval.rescale(&sq)?;
+        }
+        Ok(c)
+    }
+}
