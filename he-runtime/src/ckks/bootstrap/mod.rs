@@ -162,7 +162,7 @@ impl BootstrapKeys {
 }
 
 /// Wall-clock time of each phase of one bootstrap.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct PhaseTimes {
     /// Encapsulation, ModRaise and the switch back, in seconds.
     pub mod_raise: f64,

@@ -41,7 +41,7 @@ impl BootstrapPreset {
         Self {
             log_n: 16,
             compute_levels: 9,
-            dnum: 5,
+            dnum: 4,
             eval_mod_bits: 59,
             config: BootstrapConfig::default(),
             insecure: false,
@@ -51,7 +51,7 @@ impl BootstrapPreset {
     /// N = 2^16 tuned for latency: 3 levels left, so every key switch of the circuit runs over
     /// fewer primes.
     pub fn n16_fast() -> Self {
-        Self { compute_levels: 3, ..Self::n16_deep() }
+        Self { compute_levels: 3, dnum: 3, ..Self::n16_deep() }
     }
 
     /// A small ring (log N 12..=15) for tests and examples; far below 128-bit security, which

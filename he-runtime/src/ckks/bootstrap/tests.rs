@@ -217,3 +217,20 @@ fn eval_mod_matches_the_sine() {
     eprintln!("EvalMod: {max_bits:.1} bits max, {mean_bits:.1} mean, level {}", out.level());
     assert!(max_bits >= 30.0, "precision {max_bits:.1} bits");
 }
+
+#[test]
+fn n16_presets_are_secure_and_leave_their_levels() {
+    for (preset, levels) in [(BootstrapPreset::n16_deep(), 9), (BootstrapPreset::n16_fast(), 3)] {
+        let p = preset.params().unwrap();
+        eprintln!(
+            "log N 16, {levels} levels: log QP {:.1}, L+1 = {}, K = {}, dnum {}",
+            p.log_qp(),
+            p.q().len(),
+            p.p().len(),
+            p.dnum()
+        );
+        assert!(p.is_secure(), "log QP {:.1}", p.log_qp());
+        let (cts, eval_mod, stc) = preset.config.depth().unwrap();
+        assert_eq!(p.max_level(), levels + cts + eval_mod + stc);
+    }
+}
