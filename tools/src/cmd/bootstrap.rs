@@ -6,9 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use hetier_he::ckks::bootstrap::{BootstrapKeys, BootstrapPreset, Bootstrapper, PhaseTimes};
-use hetier_he::ckks::{
-    Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator, KeyGenerator,
-};
+use hetier_he::ckks::{Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator, KeyGenerator};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 

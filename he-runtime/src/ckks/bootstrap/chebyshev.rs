@@ -9,30 +9,30 @@
 //!   products and a single rescale. Every part is produced at the exact (level, scale) its
 //!   consumer asks for, so additions never need matching.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::ciphertext::Ciphertext;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
-use super::super::keys::RelinKey;
 use super::super::keyswitch::Scratch;
+use super::key_source::KeySource;
 use crate::error::{Error, Result};
 
 /// Chebyshev powers of one input ciphertext, made on demand.
-pub(crate) struct Powers<'a> {
+pub(crate) struct Powers<'a, K: KeySource> {
     eval: &'a Evaluator,
-    rk: &'a RelinKey,
+    keys: &'a K,
     cache: BTreeMap<usize, Ciphertext>,
     top: usize,
 }
 
-impl<'a> Powers<'a> {
+impl<'a, K: KeySource> Powers<'a, K> {
     /// Powers of `t` (slots in [−1, 1]).
-    pub(crate) fn new(eval: &'a Evaluator, rk: &'a RelinKey, t: Ciphertext) -> Self {
+    pub(crate) fn new(eval: &'a Evaluator, keys: &'a K, t: Ciphertext) -> Self {
         let top = t.level();
         let mut cache = BTreeMap::new();
         cache.insert(1, t);
-        Self { eval, rk, cache, top }
+        Self { eval, keys, cache, top }
     }
 
     fn product(
@@ -46,7 +46,7 @@ impl<'a> Powers<'a> {
         let l = x.level().min(y.level());
         let eval = self.eval;
         let (x, y) = (eval.drop_to_level(&x, l)?, eval.drop_to_level(&y, l)?);
-        let mut p = eval.mul_relin(&x, &y, self.rk, scratch)?;
+        let mut p = eval.mul_relin(&x, &y, &self.keys.relin()?, scratch)?;
         eval.mul_integer_assign(&mut p, 2)?;
         let target = p.scale();
         if minus == 0 {
@@ -138,15 +138,60 @@ pub(crate) fn depth(c: &[f64], limit: usize) -> Option<usize> {
     output_level(c, top, baby_bound(degree(c))).map(|l| top - l)
 }
 
+/// Relinearised products one evaluation of `c` makes: every power it needs (and the powers
+/// those are built from) plus one per giant step whose quotient is not a constant.
+pub(crate) fn products(c: &[f64]) -> usize {
+    fn collect(c: &[f64], baby: usize, powers: &mut BTreeSet<usize>, splits: &mut usize) {
+        let d = degree(c);
+        if d == 0 {
+            return;
+        }
+        if d < baby {
+            powers.extend((1..=d).filter(|&j| c[j] != 0.0));
+            return;
+        }
+        let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
+        let (q, r) = divide(&c[..=d], m);
+        powers.insert(m);
+        if degree(&q) > 0 {
+            *splits += 1;
+            collect(&q, baby, powers, splits);
+        }
+        collect(&r, baby, powers, splits);
+    }
+    fn close(j: usize, made: &mut BTreeSet<usize>) {
+        if made.contains(&j) {
+            return;
+        }
+        if j.is_power_of_two() {
+            close(j / 2, made);
+        } else {
+            let a = 1usize << (usize::BITS - 1 - j.leading_zeros());
+            close(a, made);
+            close(j - a, made);
+            close(2 * a - j, made);
+        }
+        made.insert(j);
+    }
+    let mut powers = BTreeSet::new();
+    let mut splits = 0;
+    collect(c, baby_bound(degree(c)), &mut powers, &mut splits);
+    let mut made = BTreeSet::from([1usize]);
+    for j in powers {
+        close(j, &mut made);
+    }
+    made.len() - 1 + splits
+}
+
 /// Evaluates p = Σ c_k T_k(t) and the powers it needs.
-pub(crate) struct ChebyshevEvaluator<'p, 'a> {
-    powers: &'p mut Powers<'a>,
+pub(crate) struct ChebyshevEvaluator<'p, 'a, K: KeySource> {
+    powers: &'p mut Powers<'a, K>,
     baby: usize,
 }
 
-impl<'p, 'a> ChebyshevEvaluator<'p, 'a> {
+impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
     /// An evaluator for polynomials of degree up to `max_degree` over `powers`.
-    pub(crate) fn new(powers: &'p mut Powers<'a>, max_degree: usize) -> Self {
+    pub(crate) fn new(powers: &'p mut Powers<'a, K>, max_degree: usize) -> Self {
         Self { powers, baby: baby_bound(max_degree) }
     }
 
@@ -205,7 +250,7 @@ impl<'p, 'a> ChebyshevEvaluator<'p, 'a> {
         } else {
             let qs = target / tm.scale();
             let qc = self.eval(&q, level + 1, qs, scratch)?;
-            let mut p = eval.mul_relin(&qc, &tm, self.powers.rk, scratch)?;
+            let mut p = eval.mul_relin(&qc, &tm, &self.powers.keys.relin()?, scratch)?;
             p.set_scale(target);
             p
         };

@@ -8,9 +8,9 @@ use super::super::ciphertext::Ciphertext;
 use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
-use super::super::keys::GaloisKeySet;
 use super::super::keyswitch::Scratch;
 use super::dft::DiagonalMap;
+use super::key_source::KeySource;
 use crate::error::{Error, Result};
 
 /// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it.
@@ -67,6 +67,12 @@ impl LinearTransform {
         s
     }
 
+    /// The rotation steps of one application, in the order [`Self::apply`] uses their keys.
+    pub(crate) fn steps_in_order(&self) -> Vec<i64> {
+        let babies = self.babies.iter().copied().filter(|&j| j != 0);
+        babies.chain(self.giants.iter().map(|g| g.step).filter(|&g| g != 0)).collect()
+    }
+
     /// Number of key switches one application costs.
     pub(crate) fn key_switches(&self) -> usize {
         self.babies.iter().filter(|&&j| j != 0).count()
@@ -80,7 +86,7 @@ impl LinearTransform {
         eval: &Evaluator,
         enc: &Encoder,
         x: &Ciphertext<C>,
-        keys: &GaloisKeySet,
+        keys: &impl KeySource,
         scratch: &mut Scratch,
         out_scale: f64,
     ) -> Result<Ciphertext> {
@@ -93,7 +99,12 @@ impl LinearTransform {
         let pt_scale = q * out_scale / x.scale();
         let key = |step: i64| {
             let g = ctx.galois_element_for_step(step);
-            keys.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(step) })
+            keys.galois(g).map_err(|e| match e {
+                Error::MissingGaloisKey { galois_element, .. } => {
+                    Error::MissingGaloisKey { galois_element, step: Some(step) }
+                }
+                other => other,
+            })
         };
         let hoisted = eval.hoist(x, scratch)?;
         let mut rotated: BTreeMap<i64, Ciphertext> = BTreeMap::new();
@@ -101,7 +112,7 @@ impl LinearTransform {
             let ct = if j == 0 {
                 x.to_owned_ct()
             } else {
-                eval.rotate_hoisted(&hoisted, j, key(j)?, scratch)?
+                eval.rotate_hoisted(&hoisted, j, &key(j)?, scratch)?
             };
             rotated.insert(j, ct);
         }
@@ -125,7 +136,7 @@ impl LinearTransform {
             }
             let Some(mut inner) = inner else { continue };
             if giant.step != 0 {
-                inner = eval.rotate(&inner, giant.step, key(giant.step)?, scratch)?;
+                inner = eval.rotate(&inner, giant.step, &key(giant.step)?, scratch)?;
             }
             match acc.as_mut() {
                 None => acc = Some(inner),

@@ -20,6 +20,7 @@
 
 mod chebyshev;
 mod dft;
+mod key_source;
 mod linear;
 mod params;
 #[cfg(test)]
@@ -36,15 +37,18 @@ use super::context::Context;
 use super::encoder::Encoder;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
-use super::keys::{GaloisKeySet, KeyGenerator, KeySwitchKey, RelinKey, SecretKey};
+
 use super::keyswitch::Scratch;
 use crate::error::{Error, Result};
 use crate::nn::poly::ChebPoly;
 
+pub use self::key_source::{BootstrapKeys, KeySource, KeyUse};
 pub use self::params::BootstrapPreset;
 
-/// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 16,
-/// three double-angle steps and a sparse ephemeral secret of weight 32.
+/// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 12,
+/// three double-angle steps, the arcsine correction and a sparse ephemeral secret of weight 32
+/// (whose ModRaise overflow has σ ≈ 1.7, so |I| < 12 fails with probability ~10^-12 per
+/// coefficient).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BootstrapConfig {
     /// Levels (BSGS factors) of CoeffToSlot.
@@ -58,17 +62,29 @@ pub struct BootstrapConfig {
     /// Hamming weight of the ephemeral sparse secret, or `None` to bootstrap under the dense
     /// secret (then K must cover its much larger overflow).
     pub sparse_secret: Option<usize>,
+    /// Follow the sine by arcsin(u)/(2π) ≈ (u + u³/6)/(2π) (two more levels): removes the
+    /// sine's relative error (2πε)²/6, which dominates for messages concentrated in few
+    /// coefficients (a constant vector).
+    pub arcsine: bool,
 }
 
 impl Default for BootstrapConfig {
     fn default() -> Self {
-        Self { cts_levels: 3, stc_levels: 3, k: 16.0, double_angle: 3, sparse_secret: Some(32) }
+        Self {
+            cts_levels: 3,
+            stc_levels: 3,
+            k: 12.0,
+            double_angle: 3,
+            sparse_secret: Some(32),
+            arcsine: true,
+        }
     }
 }
 
 impl BootstrapConfig {
     /// The Chebyshev coefficients on [−1, 1] of cos(2π(K·t − 1/4)/2^r), of the lowest degree
-    /// whose interpolation error is below 2^-45.
+    /// whose interpolation error is below 2^-41 (the double angles scale it by 4^r, to about
+    /// the noise of the levels it runs on).
     fn cosine(&self) -> Result<ChebPoly> {
         if !(self.k.is_finite() && self.k >= 1.0 && self.k <= 1024.0) {
             return Err(Error::InvalidParameter {
@@ -89,7 +105,7 @@ impl BootstrapConfig {
         let mut best = None;
         for degree in 8..=255 {
             let p = ChebPoly::interpolate(f, -1.0, 1.0, degree)?;
-            if p.max_error(f, 4001) < 2f64.powi(-45) {
+            if p.max_error(f, 4001) < 2f64.powi(-41) {
                 best = Some(p);
                 break;
             }
@@ -115,49 +131,8 @@ impl BootstrapConfig {
             name: "bootstrap K",
             reason: "the EvalMod polynomial needs more than 64 levels".into(),
         })?;
-        Ok((self.cts_levels, poly + self.double_angle as usize, self.stc_levels))
-    }
-}
-
-/// The evaluation keys a bootstrap uses: relinearisation, the Galois keys of
-/// [`Bootstrapper::galois_elements`], and the two encapsulation switching keys.
-#[derive(Debug, Clone)]
-pub struct BootstrapKeys {
-    /// Relinearisation key (EvalMod's products).
-    pub relin: RelinKey,
-    /// Rotation and conjugation keys.
-    pub galois: GaloisKeySet,
-    /// Dense → sparse secret, used at level 0.
-    pub to_sparse: Option<KeySwitchKey>,
-    /// Sparse → dense secret, used after ModRaise.
-    pub from_sparse: Option<KeySwitchKey>,
-}
-
-impl BootstrapKeys {
-    /// Generates every key `bs` needs for the secret `sk` (and a fresh sparse secret, which is
-    /// dropped, zeroized, before this returns).
-    pub fn generate(kg: &mut KeyGenerator, sk: &SecretKey, bs: &Bootstrapper) -> Result<Self> {
-        let relin = kg.relin_key(sk)?;
-        let mut galois = GaloisKeySet::new();
-        for g in bs.galois_elements() {
-            galois.insert(kg.galois_key(sk, g)?);
-        }
-        let (to_sparse, from_sparse) = match bs.config.sparse_secret {
-            Some(h) => {
-                let sparse = kg.sparse_secret_key(h)?;
-                (Some(kg.switching_key(sk, &sparse)?), Some(kg.switching_key(&sparse, sk)?))
-            }
-            None => (None, None),
-        };
-        Ok(Self { relin, galois, to_sparse, from_sparse })
-    }
-
-    /// Words of every key together (each key expanded; a seed-compressed copy is about half).
-    pub fn words(&self, ctx: &Context) -> usize {
-        let per_key = ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n();
-        let switching =
-            usize::from(self.to_sparse.is_some()) + usize::from(self.from_sparse.is_some());
-        per_key * (1 + self.galois.len() + switching)
+        let arcsine = if self.arcsine { 2 } else { 0 };
+        Ok((self.cts_levels, poly + self.double_angle as usize + arcsine, self.stc_levels))
     }
 }
 
@@ -263,6 +238,28 @@ impl Bootstrapper {
         g
     }
 
+    /// Every key use of one bootstrap, in the order [`Self::bootstrap`] asks its
+    /// [`KeySource`] for them: the access plan a tiered store prefetches from.
+    pub fn key_sequence(&self) -> Vec<KeyUse> {
+        let mut seq = Vec::new();
+        if self.config.sparse_secret.is_some() {
+            seq.extend([KeyUse::ToSparse, KeyUse::FromSparse]);
+        }
+        let galois = |s: i64| KeyUse::Galois(self.ctx.galois_element_for_step(s));
+        for t in &self.cts {
+            seq.extend(t.steps_in_order().into_iter().map(galois));
+        }
+        seq.push(KeyUse::Galois(self.ctx.galois_element_conjugate()));
+        let products = chebyshev::products(&self.cosine)
+            + self.config.double_angle as usize
+            + if self.config.arcsine { 2 } else { 0 };
+        seq.extend(std::iter::repeat_n(KeyUse::Relin, 2 * products));
+        for t in &self.stc {
+            seq.extend(t.steps_in_order().into_iter().map(galois));
+        }
+        seq
+    }
+
     /// Key switches in one bootstrap (rotations, conjugation, encapsulation, relinearisations
     /// excluded).
     pub fn rotations_per_bootstrap(&self) -> usize {
@@ -273,7 +270,7 @@ impl Bootstrapper {
     pub fn bootstrap<C: AsRef<[u64]>>(
         &self,
         ct: &Ciphertext<C>,
-        keys: &BootstrapKeys,
+        keys: &impl KeySource,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
         self.bootstrap_timed(ct, keys, scratch).map(|(c, _)| c)
@@ -283,7 +280,7 @@ impl Bootstrapper {
     pub fn bootstrap_timed<C: AsRef<[u64]>>(
         &self,
         ct: &Ciphertext<C>,
-        keys: &BootstrapKeys,
+        keys: &impl KeySource,
         scratch: &mut Scratch,
     ) -> Result<(Ciphertext, PhaseTimes)> {
         let eval = Evaluator::new(&self.ctx);
@@ -306,19 +303,11 @@ impl Bootstrapper {
         let clock = std::time::Instant::now();
         let mut x = eval.drop_to_level(ct, 0)?;
         if self.config.sparse_secret.is_some() {
-            let key = keys
-                .to_sparse
-                .as_ref()
-                .ok_or(Error::MissingKey { what: "dense-to-sparse switching key" })?;
-            x = eval.key_switch(&x, key, scratch)?;
+            x = eval.key_switch(&x, &keys.switching(KeyUse::ToSparse)?, scratch)?;
         }
         let mut x = self.mod_raise(&x)?;
         if self.config.sparse_secret.is_some() {
-            let key = keys
-                .from_sparse
-                .as_ref()
-                .ok_or(Error::MissingKey { what: "sparse-to-dense switching key" })?;
-            x = eval.key_switch(&x, key, scratch)?;
+            x = eval.key_switch(&x, &keys.switching(KeyUse::FromSparse)?, scratch)?;
         }
         // Decrypts to Δ·m + q_0·I: read at scale q_0, the slots hold m·Δ/q_0 + I.
         x.set_scale(q0);
@@ -331,17 +320,13 @@ impl Bootstrapper {
         })?;
         for t in rest {
             let s = x.scale();
-            x = t.apply(&eval, &enc, &x, &keys.galois, scratch, s)?;
+            x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
         }
         // EvalMod's squarings keep the scale when it equals the prime they divide by.
         let mod_scale = self.ctx.prime(x.level() - 1).q as f64;
-        x = last.apply(&eval, &enc, &x, &keys.galois, scratch, mod_scale)?;
+        x = last.apply(&eval, &enc, &x, keys, scratch, mod_scale)?;
         let conj_g = self.ctx.galois_element_conjugate();
-        let conj_key = keys
-            .galois
-            .get(conj_g)
-            .ok_or(Error::MissingGaloisKey { galois_element: conj_g, step: None })?;
-        let conj = eval.conjugate(&x, conj_key, scratch)?;
+        let conj = eval.conjugate(&x, &keys.galois(conj_g)?, scratch)?;
         let re = eval.add(&x, &conj)?;
         let mut im = eval.sub(&conj, &x)?;
         self.mul_i_assign(&mut im);
@@ -349,8 +334,8 @@ impl Bootstrapper {
         times.coeff_to_slot = clock.elapsed().as_secs_f64();
 
         let clock = std::time::Instant::now();
-        let re = self.eval_mod(&eval, re, &keys.relin, scratch)?;
-        let im = self.eval_mod(&eval, im, &keys.relin, scratch)?;
+        let re = self.eval_mod(&eval, re, keys, scratch)?;
+        let im = self.eval_mod(&eval, im, keys, scratch)?;
         let mut x = im;
         self.mul_i_assign(&mut x);
         eval.add_assign(&mut x, &re)?;
@@ -364,11 +349,11 @@ impl Bootstrapper {
         })?;
         for t in rest {
             let s = x.scale();
-            x = t.apply(&eval, &enc, &x, &keys.galois, scratch, s)?;
+            x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
         }
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
         let nominal = self.ctx.params().scale();
-        let mut out = last.apply(&eval, &enc, &x, &keys.galois, scratch, nominal)?;
+        let mut out = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
         out.set_scale(scale_in);
         times.slot_to_coeff = clock.elapsed().as_secs_f64();
         Ok((out, times))
@@ -380,7 +365,7 @@ impl Bootstrapper {
     pub fn dft_round_trip<C: AsRef<[u64]>>(
         &self,
         x: &Ciphertext<C>,
-        keys: &GaloisKeySet,
+        keys: &impl KeySource,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
         let eval = Evaluator::new(&self.ctx);
@@ -402,10 +387,10 @@ impl Bootstrapper {
     pub fn eval_mod_only(
         &self,
         t: Ciphertext,
-        rk: &RelinKey,
+        keys: &impl KeySource,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
-        self.eval_mod(&Evaluator::new(&self.ctx), t, rk, scratch)
+        self.eval_mod(&Evaluator::new(&self.ctx), t, keys, scratch)
     }
 
     /// The level-0 ciphertext read modulo every prime of the chain (centred lift).
@@ -444,10 +429,10 @@ impl Bootstrapper {
         &self,
         eval: &Evaluator,
         t: Ciphertext,
-        rk: &RelinKey,
+        keys: &impl KeySource,
         scratch: &mut Scratch,
     ) -> Result<Ciphertext> {
-        let mut powers = Powers::new(eval, rk, t);
+        let mut powers = Powers::new(eval, keys, t);
         let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
         let level = cheb.output_level(&self.cosine).ok_or(Error::CannotBootstrap {
             needed: self.eval_mod_depth,
@@ -459,11 +444,33 @@ impl Bootstrapper {
         drop(powers);
         for _ in 0..self.config.double_angle {
             // cos 2θ = 2cos²θ − 1.
-            let mut sq = eval.mul_relin(&c, &c, rk, scratch)?;
+            let mut sq = eval.mul_relin(&c, &c, &keys.relin()?, scratch)?;
             eval.mul_integer_assign(&mut sq, 2)?;
             eval.add_const_assign(&mut sq, Complex64::new(-1.0, 0.0))?;
             c = eval.rescale(&sq)?;
         }
+        if self.config.arcsine {
+            c = Self::arcsine(eval, &c, keys, scratch)?;
+        }
         Ok(c)
+    }
+
+    /// u + u³/6 in two levels: u³ = (u·u)·u with the 1/6 folded into its scale, and u brought to
+    /// that scale by an integer product before the last rescale.
+    fn arcsine(
+        eval: &Evaluator,
+        u: &Ciphertext,
+        keys: &impl KeySource,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        let sq = eval.rescale(&eval.mul_relin(u, u, &keys.relin()?, scratch)?)?;
+        let low = eval.drop_to_level(u, sq.level())?;
+        let mut cube = eval.mul_relin(&sq, &low, &keys.relin()?, scratch)?;
+        let target = 6.0 * cube.scale();
+        cube.set_scale(target);
+        let mut lin = eval.mul_const(&low, 1.0, target / low.scale())?;
+        lin.set_scale(target);
+        eval.add_assign(&mut cube, &lin)?;
+        eval.rescale(&cube)
     }
 }

@@ -25,12 +25,15 @@ pub struct BootstrapPreset {
     insecure: bool,
 }
 
-/// Bits of q_0: the ratio q_0/Δ = 2^10 bounds the message coefficients and EvalMod's error.
-const Q0_BITS: u32 = 50;
+/// Bits of q_0. The bootstrap's error grows with q_0/Δ (EvalMod's noise is scaled up by it on
+/// the way back) while the sine's approximation error shrinks with it; 2^7 with the arcsine
+/// correction balances the two.
+const Q0_BITS: u32 = 47;
 /// Bits of a computation prime (and the default scale).
 const COMPUTE_BITS: u32 = 40;
-/// Bits of a SlotToCoeff prime: near 2^49, below the 2^50 of the IFMA kernels.
-const STC_BITS: u32 = 49;
+/// Bits of a SlotToCoeff and CoeffToSlot prime: IFMA-sized (below 2^50), and small enough that
+/// the deep N = 2^16 preset fits the 128-bit bound.
+const STC_BITS: u32 = 48;
 /// Bits of a special prime (IFMA-sized; as many as the largest digit needs).
 const SPECIAL_BITS: u32 = 50;
 
@@ -41,7 +44,7 @@ impl BootstrapPreset {
         Self {
             log_n: 16,
             compute_levels: 9,
-            dnum: 4,
+            dnum: 5,
             eval_mod_bits: 59,
             config: BootstrapConfig::default(),
             insecure: false,
@@ -71,8 +74,11 @@ impl BootstrapPreset {
     pub fn builder(&self) -> Result<ParamsBuilder> {
         let (cts, eval_mod, stc) = self.config.depth()?;
         let mut scaling = vec![COMPUTE_BITS; self.compute_levels];
+        // CoeffToSlot runs at scale q_0 until its last factor lands on the first EvalMod prime,
+        // so its own primes only need to encode the diagonals precisely.
         scaling.extend(std::iter::repeat_n(STC_BITS, stc));
-        scaling.extend(std::iter::repeat_n(self.eval_mod_bits, eval_mod + cts));
+        scaling.extend(std::iter::repeat_n(self.eval_mod_bits, eval_mod));
+        scaling.extend(std::iter::repeat_n(STC_BITS, cts));
         // P must cover the largest key-switching digit (α consecutive primes) or the
         // key-switching noise grows by their ratio.
         let mut bits = vec![Q0_BITS];
