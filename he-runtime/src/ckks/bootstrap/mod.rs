@@ -45,6 +45,9 @@ use crate::nn::poly::ChebPoly;
 pub use self::key_source::{BootstrapKeys, KeySource, KeyUse};
 pub use self::params::BootstrapPreset;
 
+/// The exact integer the raised ciphertext is multiplied by before CoeffToSlot (see there).
+const COEFF_TO_SLOT_GAIN: i64 = 1 << 10;
+
 /// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 12,
 /// three double-angle steps, the arcsine correction and a sparse ephemeral secret of weight 32
 /// (whose ModRaise overflow has σ ≈ 1.7, so |I| < 12 fails with probability ~10^-12 per
@@ -306,11 +309,15 @@ impl Bootstrapper {
             x = eval.key_switch(&x, &keys.switching(KeyUse::ToSparse)?, scratch)?;
         }
         let mut x = self.mod_raise(&x)?;
+        // The raised ciphertext is exact, and every key switch after it adds noise of a fixed
+        // size: scaling the content up by an exact integer first makes that noise relatively
+        // small through CoeffToSlot, whose error EvalMod multiplies by 2πK.
+        eval.mul_integer_assign(&mut x, COEFF_TO_SLOT_GAIN)?;
         if self.config.sparse_secret.is_some() {
             x = eval.key_switch(&x, &keys.switching(KeyUse::FromSparse)?, scratch)?;
         }
-        // Decrypts to Δ·m + q_0·I: read at scale q_0, the slots hold m·Δ/q_0 + I.
-        x.set_scale(q0);
+        // Decrypts to G·(Δ·m + q_0·I): read at scale G·q_0, the slots hold m·Δ/q_0 + I.
+        x.set_scale(q0 * COEFF_TO_SLOT_GAIN as f64);
         times.mod_raise = clock.elapsed().as_secs_f64();
 
         let clock = std::time::Instant::now();
