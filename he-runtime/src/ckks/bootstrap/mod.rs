@@ -49,7 +49,7 @@ pub use self::params::BootstrapPreset;
 const COEFF_TO_SLOT_GAIN: i64 = 1 << 10;
 
 /// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 12,
-/// three double-angle steps, the arcsine correction and a sparse ephemeral secret of weight 32
+/// two double-angle steps (each multiplies EvalMod's noise by up to 4), the arcsine correction and a sparse ephemeral secret of weight 32
 /// (whose ModRaise overflow has σ ≈ 1.7, so |I| < 12 fails with probability ~10^-12 per
 /// coefficient).
 #[derive(Debug, Clone, PartialEq)]
@@ -77,7 +77,7 @@ impl Default for BootstrapConfig {
             cts_levels: 3,
             stc_levels: 3,
             k: 12.0,
-            double_angle: 3,
+            double_angle: 2,
             sparse_secret: Some(32),
             arcsine: true,
         }

@@ -44,8 +44,8 @@ impl BootstrapPreset {
         Self {
             log_n: 16,
             compute_levels: 9,
-            dnum: 5,
-            eval_mod_bits: 59,
+            dnum: 4,
+            eval_mod_bits: 60,
             config: BootstrapConfig::default(),
             insecure: false,
         }
