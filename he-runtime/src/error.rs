@@ -382,7 +382,7 @@ pub enum Error {
     BootstrapScale {
         /// log2 of the ciphertext's scale.
         scale_log2: f64,
-        /// log2 of the largest scale allowed (q_0 / 64).
+        /// log2 of the largest scale allowed (q_0 / 32).
         max_log2: f64,
     },
     /// A key an operation needs was not supplied.

@@ -16,6 +16,7 @@
 //! than three objects. The manifest itself is bookkeeping and is not traced.
 
 pub mod batched;
+mod bootstrap;
 mod costs;
 mod fullsize;
 pub mod ids;
@@ -32,6 +33,7 @@ use hetier_tiering::{
 };
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
+pub use bootstrap::StoredBootstrapKeys;
 pub use costs::OpCosts;
 pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};
 pub use ids::{weights_tag, KeySetId};

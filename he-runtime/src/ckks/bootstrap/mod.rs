@@ -46,7 +46,7 @@ pub use self::key_source::{BootstrapKeys, KeySource, KeyUse};
 pub use self::params::BootstrapPreset;
 
 /// The exact integer the raised ciphertext is multiplied by before CoeffToSlot (see there).
-const COEFF_TO_SLOT_GAIN: i64 = 1 << 10;
+const COEFF_TO_SLOT_GAIN: i64 = 1 << 12;
 
 /// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 12,
 /// two double-angle steps (each multiplies EvalMod's noise by up to 4), the arcsine correction and a sparse ephemeral secret of weight 32
@@ -296,10 +296,10 @@ impl Bootstrapper {
         let scale_in = ct.scale();
         // The coefficients Δ·m must stay well inside (−q_0/2, q_0/2), and EvalMod's sine is
         // accurate only for small (Δ/q_0)·m.
-        if !(scale_in >= 1.0 && scale_in <= q0 / 64.0) {
+        if !(scale_in >= 1.0 && scale_in <= q0 / 32.0) {
             return Err(Error::BootstrapScale {
                 scale_log2: scale_in.log2(),
-                max_log2: (q0 / 64.0).log2(),
+                max_log2: (q0 / 32.0).log2(),
             });
         }
         let mut times = PhaseTimes::default();
@@ -354,12 +354,16 @@ impl Bootstrapper {
             name: "stc_levels",
             reason: "no SlotToCoeff factor".into(),
         })?;
+        // EvalMod leaves a scale near its 60-bit primes; stepping it down to the nominal Δ over
+        // all the factors, rather than in the last, keeps every factor's diagonals encoded at
+        // about q·(Δ/S)^(1/levels), far above 2^30.
+        let nominal = self.ctx.params().scale();
+        let step = (nominal / x.scale()).powf(1.0 / self.stc.len() as f64);
         for t in rest {
-            let s = x.scale();
+            let s = x.scale() * step;
             x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
         }
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
-        let nominal = self.ctx.params().scale();
         let mut out = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
         out.set_scale(scale_in);
         times.slot_to_coeff = clock.elapsed().as_secs_f64();

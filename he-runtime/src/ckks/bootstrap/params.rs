@@ -28,7 +28,7 @@ pub struct BootstrapPreset {
 /// Bits of q_0. The bootstrap's error grows with q_0/Δ (EvalMod's noise is scaled up by it on
 /// the way back) while the sine's approximation error shrinks with it; 2^7 with the arcsine
 /// correction balances the two.
-const Q0_BITS: u32 = 47;
+const Q0_BITS: u32 = 46;
 /// Bits of a computation prime (and the default scale).
 const COMPUTE_BITS: u32 = 40;
 /// Bits of a SlotToCoeff and CoeffToSlot prime: IFMA-sized (below 2^50), and small enough that
