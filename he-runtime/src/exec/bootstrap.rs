@@ -131,6 +131,7 @@ fn unreachable_key() -> Result<KeySwitchKey> {
 }
 
 impl<'s> KeySource for StoredBootstrapKeys<'s> {
+    type Error = Error;
     type Words<'a>
         = PinGuard<'s>
     where

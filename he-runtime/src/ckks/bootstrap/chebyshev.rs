@@ -16,7 +16,7 @@ use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
 use super::super::keyswitch::Scratch;
 use super::key_source::KeySource;
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// Chebyshev powers of one input ciphertext, made on demand.
 pub(crate) struct Powers<'a, K: KeySource> {
@@ -41,7 +41,7 @@ impl<'a, K: KeySource> Powers<'a, K> {
         b: usize,
         minus: usize,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         let (x, y) = (self.get(a, scratch)?, self.get(b, scratch)?);
         let l = x.level().min(y.level());
         let eval = self.eval;
@@ -58,11 +58,15 @@ impl<'a, K: KeySource> Powers<'a, K> {
             m.set_scale(target);
             eval.sub_assign(&mut p, &m)?;
         }
-        eval.rescale(&p)
+        Ok(eval.rescale(&p)?)
     }
 
     /// T_j (j ≥ 1).
-    pub(crate) fn get(&mut self, j: usize, scratch: &mut Scratch) -> Result<Ciphertext> {
+    pub(crate) fn get(
+        &mut self,
+        j: usize,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<Ciphertext, K::Error> {
         if let Some(c) = self.cache.get(&j) {
             return Ok(c.clone());
         }
@@ -207,7 +211,7 @@ impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
         level: usize,
         scale: f64,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         let d = degree(c);
         let eval = self.powers.eval;
         let ctx = eval.context();

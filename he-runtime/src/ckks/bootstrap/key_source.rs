@@ -24,17 +24,23 @@ pub enum KeyUse {
 
 /// A provider of evaluation keys, borrowed one at a time.
 pub trait KeySource {
+    /// What a failed lookup reports (a store's error for a store-backed source); bootstrapping
+    /// reports its own failures in it too.
+    type Error: From<Error>;
     /// The words of a borrowed key (a slice, or a guard pinning a store block).
     type Words<'a>: AsRef<[u64]>
     where
         Self: 'a;
 
     /// The Galois key of element `g`.
-    fn galois(&self, g: u64) -> Result<GaloisKey<Self::Words<'_>>>;
+    fn galois(&self, g: u64) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error>;
     /// The relinearisation key.
-    fn relin(&self) -> Result<RelinKey<Self::Words<'_>>>;
+    fn relin(&self) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error>;
     /// An encapsulation switching key ([`KeyUse::ToSparse`] or [`KeyUse::FromSparse`]).
-    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<Self::Words<'_>>>;
+    fn switching(
+        &self,
+        which: KeyUse,
+    ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error>;
 }
 
 /// Every key a bootstrap uses, held in memory.
@@ -88,6 +94,7 @@ fn view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
 }
 
 impl KeySource for BootstrapKeys {
+    type Error = Error;
     type Words<'a> = &'a [u64];
 
     fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {

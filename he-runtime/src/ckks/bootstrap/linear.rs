@@ -11,7 +11,7 @@ use super::super::fft::Complex64;
 use super::super::keyswitch::Scratch;
 use super::dft::DiagonalMap;
 use super::key_source::KeySource;
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it.
 #[derive(Debug, Clone)]
@@ -81,30 +81,25 @@ impl LinearTransform {
 
     /// `M x` on a ciphertext, consuming one level; the result has scale `out_scale` (the
     /// diagonals are encoded at q_level · out_scale / scale(x), so the rescale lands on it).
-    pub(crate) fn apply<C: AsRef<[u64]>>(
+    pub(crate) fn apply<K: KeySource, C: AsRef<[u64]>>(
         &self,
         eval: &Evaluator,
         enc: &Encoder,
         x: &Ciphertext<C>,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
         out_scale: f64,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         let ctx = eval.context();
         let level = x.level();
         if level == 0 {
-            return Err(Error::LevelExhausted { level: 0, needed: 1 });
+            return Err(Error::LevelExhausted { level: 0, needed: 1 }.into());
         }
         let q = ctx.prime(level).q as f64;
         let pt_scale = q * out_scale / x.scale();
         let key = |step: i64| {
             let g = ctx.galois_element_for_step(step);
-            keys.galois(g).map_err(|e| match e {
-                Error::MissingGaloisKey { galois_element, .. } => {
-                    Error::MissingGaloisKey { galois_element, step: Some(step) }
-                }
-                other => other,
-            })
+            keys.galois(g)
         };
         let hoisted = eval.hoist(x, scratch)?;
         let mut rotated: BTreeMap<i64, Ciphertext> = BTreeMap::new();

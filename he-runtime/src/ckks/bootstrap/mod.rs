@@ -270,27 +270,27 @@ impl Bootstrapper {
     }
 
     /// Bootstraps `ct` (any level, degree 1) to [`Self::output_level`] at the same scale.
-    pub fn bootstrap<C: AsRef<[u64]>>(
+    pub fn bootstrap<K: KeySource, C: AsRef<[u64]>>(
         &self,
         ct: &Ciphertext<C>,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         self.bootstrap_timed(ct, keys, scratch).map(|(c, _)| c)
     }
 
     /// [`Self::bootstrap`], with the time of each phase.
-    pub fn bootstrap_timed<C: AsRef<[u64]>>(
+    pub fn bootstrap_timed<K: KeySource, C: AsRef<[u64]>>(
         &self,
         ct: &Ciphertext<C>,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
-    ) -> Result<(Ciphertext, PhaseTimes)> {
+    ) -> std::result::Result<(Ciphertext, PhaseTimes), K::Error> {
         let eval = Evaluator::new(&self.ctx);
         let enc = Encoder::new(&self.ctx);
         eval.check_ct(ct)?;
         if ct.degree() != 1 {
-            return Err(Error::InvalidDegree { degree: ct.degree(), expected: 1 });
+            return Err(Error::InvalidDegree { degree: ct.degree(), expected: 1 }.into());
         }
         let q0 = self.ctx.params().q()[0] as f64;
         let scale_in = ct.scale();
@@ -300,7 +300,8 @@ impl Bootstrapper {
             return Err(Error::BootstrapScale {
                 scale_log2: scale_in.log2(),
                 max_log2: (q0 / 32.0).log2(),
-            });
+            }
+            .into());
         }
         let mut times = PhaseTimes::default();
         let clock = std::time::Instant::now();
@@ -373,12 +374,12 @@ impl Bootstrapper {
     /// CoeffToSlot then SlotToCoeff (no EvalMod between), with the two transforms' constants
     /// relabelled away: the identity on the slots, up to the transforms' noise. `x` must be at
     /// the top level.
-    pub fn dft_round_trip<C: AsRef<[u64]>>(
+    pub fn dft_round_trip<K: KeySource, C: AsRef<[u64]>>(
         &self,
         x: &Ciphertext<C>,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         let eval = Evaluator::new(&self.ctx);
         let enc = Encoder::new(&self.ctx);
         let mut y = x.to_owned_ct();
@@ -395,12 +396,12 @@ impl Bootstrapper {
 
     /// EvalMod alone on slots t (real, in [−1, 1]): sin(2πK·t), consuming
     /// [`BootstrapConfig::depth`]'s EvalMod levels.
-    pub fn eval_mod_only(
+    pub fn eval_mod_only<K: KeySource>(
         &self,
         t: Ciphertext,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         self.eval_mod(&Evaluator::new(&self.ctx), t, keys, scratch)
     }
 
@@ -436,13 +437,13 @@ impl Bootstrapper {
     }
 
     /// sin(2πK·t) for slots t ∈ [−1, 1]: the cosine interpolant, then the double angles.
-    fn eval_mod(
+    fn eval_mod<K: KeySource>(
         &self,
         eval: &Evaluator,
         t: Ciphertext,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         let mut powers = Powers::new(eval, keys, t);
         let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
         let level = cheb.output_level(&self.cosine).ok_or(Error::CannotBootstrap {
@@ -468,12 +469,12 @@ impl Bootstrapper {
 
     /// u + u³/6 in two levels: u³ = (u·u)·u with the 1/6 folded into its scale, and u brought to
     /// that scale by an integer product before the last rescale.
-    fn arcsine(
+    fn arcsine<K: KeySource>(
         eval: &Evaluator,
         u: &Ciphertext,
-        keys: &impl KeySource,
+        keys: &K,
         scratch: &mut Scratch,
-    ) -> Result<Ciphertext> {
+    ) -> std::result::Result<Ciphertext, K::Error> {
         let sq = eval.rescale(&eval.mul_relin(u, u, &keys.relin()?, scratch)?)?;
         let low = eval.drop_to_level(u, sq.level())?;
         let mut cube = eval.mul_relin(&sq, &low, &keys.relin()?, scratch)?;
@@ -482,6 +483,6 @@ impl Bootstrapper {
         let mut lin = eval.mul_const(&low, 1.0, target / low.scale())?;
         lin.set_scale(target);
         eval.add_assign(&mut cube, &lin)?;
-        eval.rescale(&cube)
+        Ok(eval.rescale(&cube)?)
     }
 }

@@ -245,6 +245,7 @@ struct Recording<'k> {
 }
 
 impl KeySource for Recording<'_> {
+    type Error = Error;
     type Words<'a>
         = &'a [u64]
     where
