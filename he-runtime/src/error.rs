@@ -347,6 +347,32 @@ pub enum Error {
         /// Slots available (N/2).
         slots: usize,
     },
+    // ---- bootstrapping ----
+    /// A parameter set's modulus chain cannot hold a bootstrapping circuit (or leaves nothing
+    /// after it).
+    #[error("cannot bootstrap: {reason} (needs {needed} levels, the chain has {available})")]
+    CannotBootstrap {
+        /// Levels the circuit (or the request) needs.
+        needed: usize,
+        /// Levels available.
+        available: usize,
+        /// What does not fit.
+        reason: &'static str,
+    },
+    /// A ciphertext's scale is too large for bootstrapping's modulus q_0.
+    #[error("cannot bootstrap a ciphertext at scale 2^{scale_log2:.2}: at most 2^{max_log2:.2}")]
+    BootstrapScale {
+        /// log2 of the ciphertext's scale.
+        scale_log2: f64,
+        /// log2 of the largest scale allowed (q_0 / 32).
+        max_log2: f64,
+    },
+    /// A key an operation needs was not supplied.
+    #[error("missing key: {what}")]
+    MissingKey {
+        /// Which key.
+        what: &'static str,
+    },
     /// A program refers to an object the executor does not hold.
     #[error("program object {id} is missing ({reason})")]
     MissingObject {

@@ -32,6 +32,8 @@ enum Command {
     /// The larger-than-DRAM benchmark: a model at log N = 16 under lru / alpha / planned, each
     /// run a child in a cgroup memory limit, against an all-DRAM run.
     BenchModel(cmd::bench_model::BenchModelArgs),
+    /// Bootstrap random data: time by phase, precision, levels left, keys, peak RSS.
+    Bootstrap(cmd::bootstrap::BootstrapArgs),
     /// One child run of `bench-model` (internal).
     #[command(hide = true)]
     BenchModelChild {
@@ -48,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(&args, cli.json),
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
         Command::BenchModel(args) => cmd::bench_model::run(&args, cli.json),
+        Command::Bootstrap(args) => cmd::bootstrap::run(&args, cli.json),
         Command::BenchModelChild { job } => cmd::bench_model::child_main(&job),
     }
 }

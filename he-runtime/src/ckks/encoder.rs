@@ -99,7 +99,7 @@ impl Encoder {
 }
 
 /// x mod q for an integral f64 of any magnitude.
-fn f64_to_residue(x: f64, p: &super::ring::Prime) -> u64 {
+pub(crate) fn f64_to_residue(x: f64, p: &super::ring::Prime) -> u64 {
     let bits = x.abs().to_bits();
     let exp = ((bits >> 52) & 0x7ff) as i64 - 1075;
     let mant = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);

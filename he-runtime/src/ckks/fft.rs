@@ -83,6 +83,15 @@ impl SpecialFft {
         Self { m, rot_group, roots }
     }
 
+    /// The butterfly twiddle of stage `len` (a power of two, 2..=slots) at offset `j < len/2`:
+    /// the root [`Self::forward`] multiplies the upper half by; [`Self::inverse`] uses its
+    /// conjugate. Homomorphic DFTs (bootstrapping) build their factors from these.
+    pub(crate) fn twiddle(&self, len: usize, j: usize) -> Complex64 {
+        let lenq = len << 2;
+        let gap = self.m / lenq;
+        self.roots[(self.rot_group[j] % lenq) * gap]
+    }
+
     /// Slot values → the complex vector whose real/imaginary parts are the coefficient halves.
     pub(crate) fn inverse(&self, vals: &mut [Complex64]) {
         let size = vals.len();

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::ciphertext::{Ciphertext, Plaintext};
+use super::encoder::f64_to_residue;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
 use super::ring::{add_mod, mul_shoup, shoup, sub_mod, Prime};
@@ -114,24 +115,25 @@ impl Evaluator {
         let n = self.ctx.n();
         let re = (c.re * a.scale).round();
         let im = (c.im * a.scale).round();
-        if !(re.is_finite() && im.is_finite() && re.abs() < 9.0e18 && im.abs() < 9.0e18) {
+        // Products before their rescale carry scales far above 2^63 (bootstrapping's EvalMod
+        // adds constants at ~2^98), so the rounded constant is reduced from its f64 value.
+        if !(re.is_finite() && im.is_finite()) {
             return Err(Error::EncodingOverflow {
                 value: c.re.max(c.im),
                 scale_log2: a.scale.log2(),
             });
         }
-        let (re, im) = (re as i64, im as i64);
         a.part_mut(0).par_chunks_mut(n).enumerate().for_each(|(i, o)| {
             let p = self.ctx.prime(i);
-            if im == 0 {
+            if im == 0.0 {
                 // A constant polynomial is the same constant at every NTT point.
-                let r = p.reduce_i64(re);
+                let r = f64_to_residue(re, p);
                 o.iter_mut().for_each(|x| *x = add_mod(*x, r, p.q));
             } else {
                 // i ↦ X^(N/2): its evaluation at ζ^(5^j) is i for every slot.
                 let mut t = vec![0u64; n];
-                t[0] = p.reduce_i64(re);
-                t[n / 2] = p.reduce_i64(im);
+                t[0] = f64_to_residue(re, p);
+                t[n / 2] = f64_to_residue(im, p);
                 p.ntt(&mut t);
                 o.iter_mut().zip(&t).for_each(|(x, &y)| *x = add_mod(*x, y, p.q));
             }

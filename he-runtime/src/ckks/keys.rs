@@ -184,6 +184,42 @@ impl KeyGenerator {
         SecretKey { ntt, coeffs, params_id: ctx.params().id() }
     }
 
+    /// A ternary secret key with exactly `h` non-zero coefficients (±1 at uniform positions):
+    /// the ephemeral sparse secret of bootstrapping's sparse-secret encapsulation.
+    pub fn sparse_secret_key(&mut self, h: usize) -> Result<SecretKey> {
+        let ctx = &self.ctx;
+        let n = ctx.n();
+        if h == 0 || h > n {
+            return Err(Error::InvalidParameter {
+                name: "hamming weight",
+                reason: format!("h = {h} must be in 1..={n}"),
+            });
+        }
+        let mut coeffs = vec![0i8; n];
+        let mut placed = 0;
+        while placed < h {
+            let pos = (self.rng.next_u64() % n as u64) as usize;
+            if coeffs[pos] == 0 {
+                coeffs[pos] = if self.rng.next_u32() & 1 == 0 { 1 } else { -1 };
+                placed += 1;
+            }
+        }
+        let wide: Vec<i64> = coeffs.iter().map(|&c| c as i64).collect();
+        let all: Vec<usize> = (0..ctx.q_len() + ctx.p_len()).collect();
+        let mut ntt = vec![0u64; all.len() * n];
+        small_to_ntt(ctx, &wide, &all, &mut ntt);
+        Ok(SecretKey { ntt, coeffs, params_id: ctx.params().id() })
+    }
+
+    /// A key-switching key from `from` to `to`: a ciphertext under `from` becomes one under `to`
+    /// ([`crate::ckks::Evaluator::key_switch`]).
+    pub fn switching_key(&mut self, from: &SecretKey, to: &SecretKey) -> Result<KeySwitchKey> {
+        self.ctx.check_id(from.params_id)?;
+        self.ctx.check_id(to.params_id)?;
+        let q = self.ctx.q_len() * self.ctx.n();
+        Ok(self.switch_key(&to.ntt, &from.ntt[..q]))
+    }
+
     /// The public key of `sk`.
     pub fn public_key(&mut self, sk: &SecretKey) -> Result<PublicKey> {
         let ctx = Arc::clone(&self.ctx);

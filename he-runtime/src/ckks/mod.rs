@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+pub mod bootstrap;
 mod ciphertext;
 mod context;
 mod encoder;

@@ -73,6 +73,28 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Switches a degree-1 ciphertext to the secret of `key`
+    /// ([`super::KeyGenerator::switching_key`]): (c_0 + ks_0(c_1), ks_1(c_1)).
+    pub fn key_switch<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        key: &KeySwitchKey<K>,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        self.check_ct(a)?;
+        self.check_key(key)?;
+        if a.parts != 2 {
+            return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
+        }
+        let n = self.ctx.n();
+        let l1 = a.level + 1;
+        let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
+        out.data[..l1 * n].copy_from_slice(a.part(0));
+        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        self.switch(a.level, key, scratch, None, a.part(1), o0, o1, Finish::Add, Finish::Store)?;
+        Ok(out)
+    }
+
     /// Relinearises a degree-2 ciphertext back to degree 1.
     pub fn relinearize<A: AsRef<[u64]>, K: AsRef<[u64]>>(
         &self,

@@ -8,7 +8,7 @@ use hetier_tiering::{Durability, ObjectKind, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
-use crate::ckks::{Context, KeyGenerator, SecretKey, Seed};
+use crate::ckks::{Context, KeyGenerator, KeySwitchKey, SecretKey, Seed};
 use crate::exec::error::{Error, Result};
 
 const MANIFEST_FORMAT: &str = "hetier-keyset/1";
@@ -154,6 +154,11 @@ impl KeySet {
         self.keys.get(&g)
     }
 
+    /// Every stored key by tag.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &StoredKey)> {
+        self.keys.iter().map(|(&g, k)| (g, k))
+    }
+
     /// Reads the manifest (if any) and makes sure every key in `needed` (Galois elements, 0
     /// for relinearisation) is in the store, generating and putting only the missing ones.
     /// `on_put` is told of each key put (for the trace).
@@ -164,6 +169,22 @@ impl KeySet {
         sk: &SecretKey,
         keyset: KeySetId,
         needed: &[u64],
+        on_put: impl FnMut(hetier_tiering::ObjectId, u64),
+    ) -> Result<(Self, KeyReport)> {
+        let make = |g: u64| -> Result<KeySwitchKey> {
+            Ok(if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key })
+        };
+        Self::ensure_with(store, ctx, keyset, needed, make, on_put)
+    }
+
+    /// [`Self::ensure`] with the missing keys made by `make` (given the key's tag: a Galois
+    /// element, 0 for relinearisation, or another even tag the caller defines).
+    pub fn ensure_with(
+        store: &TieredStore,
+        ctx: &Context,
+        keyset: KeySetId,
+        needed: &[u64],
+        mut make: impl FnMut(u64) -> Result<KeySwitchKey>,
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
         let params = ctx.params();
@@ -190,7 +211,7 @@ impl KeySet {
             }
             // The generated key is copied once, straight into its store block (no second
             // heap copy: at log N = 16 one key is 126 MiB).
-            let key = if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key };
+            let key = make(g)?;
             let seed = *key.seed();
             let id = key_id(keyset, params.id(), g);
             if store.contains(id) {

@@ -17,6 +17,7 @@
 //! than three objects. The manifest itself is bookkeeping and is not traced.
 
 pub mod batched;
+mod bootstrap;
 mod costs;
 mod error;
 mod executor;
@@ -27,6 +28,7 @@ mod report;
 mod session;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
+pub use bootstrap::StoredBootstrapKeys;
 pub use costs::OpCosts;
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;

@@ -40,7 +40,9 @@ pub struct BasisConverter {
     /// Terms a u128 accumulator takes before it must be folded (portable path).
     lazy_terms: usize,
     /// IFMA fold constants per target, when every prime allows the IFMA path.
-    ifma: Option<Vec<simd::ExtendFold>>,
+    /// IFMA folds per target (None for a target of 50 bits or more); the whole field is None
+    /// when a source prime is too wide or the CPU lacks IFMA.
+    ifma: Option<Vec<Option<simd::ExtendFold>>>,
 }
 
 impl BasisConverter {
@@ -77,8 +79,10 @@ impl BasisConverter {
             ((u128::MAX - max_to) / (max_from * max_to)).min(1 << 20) as usize
         };
         let fits = |m: &Modulus| m.bits() <= simd::IFMA_MAX_MODULUS_BITS;
-        let ifma = (simd::ifma_available() && from.iter().all(fits) && to.iter().all(fits))
-            .then(|| to.iter().map(simd::ExtendFold::new).collect());
+        // Per target: a chain that mixes wide primes (bootstrapping's EvalMod levels) keeps the
+        // kernel for its narrow targets.
+        let ifma = (simd::ifma_available() && from.iter().all(fits))
+            .then(|| to.iter().map(|m| fits(m).then(|| simd::ExtendFold::new(m))).collect());
         Ok(Self {
             from: from.to_vec(),
             to: to.to_vec(),
@@ -101,9 +105,9 @@ impl BasisConverter {
         &self.to
     }
 
-    /// Whether the accumulation runs on the IFMA kernel.
+    /// Whether the accumulation runs on the IFMA kernel (for every target).
     pub fn uses_ifma(&self) -> bool {
-        self.ifma.is_some()
+        self.ifma.as_ref().is_some_and(|f| f.iter().all(Option::is_some))
     }
 
     /// Forces the portable accumulation (for tests and benchmarks).
@@ -198,9 +202,10 @@ impl BasisConverter {
         assert!(y.len() == k * n && start + len <= n, "basis extension block");
         let row = &self.q_hat_mod_p[t * k..(t + 1) * k];
         let (q_mod_p, q_mod_p_shoup) = self.q_mod_p[t];
-        if let Some(folds) = self.ifma.as_ref().filter(|_| len.is_multiple_of(8)) {
+        let fold = self.ifma.as_ref().and_then(|f| f[t]).filter(|_| len.is_multiple_of(8));
+        if let Some(fold) = fold {
             let corr = counts.map(|counts| simd::Correction { counts, q_mod_p, q_mod_p_shoup });
-            simd::extend_block(y, n, start, row, folds[t], corr, out);
+            simd::extend_block(y, n, start, row, fold, corr, out);
             return;
         }
         let p = &self.to[t];
@@ -621,6 +626,39 @@ mod tests {
         conv.force_portable();
         let mut b = vec![0u64; 24 * n];
         conv.convert(&x, &mut b, Conversion::Centered, &mut scratch).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn narrow_targets_keep_ifma_next_to_wide_ones() {
+        // Bootstrapping chains mix 60-bit EvalMod primes with IFMA-sized ones: the narrow
+        // targets run the kernel, the wide ones the portable path, and both agree with it.
+        let from = basis(50, 12, 6, &[]);
+        let narrow = basis(
+            48,
+            12,
+            4,
+            from.moduli().iter().map(|m| m.value()).collect::<Vec<_>>().as_slice(),
+        );
+        let wide = basis(60, 12, 3, &[]);
+        let to: Vec<Modulus> = narrow.moduli().iter().chain(wide.moduli()).copied().collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let x = random_limbs(&from, &mut rng);
+        let conv = BasisConverter::new(from.moduli(), &to).unwrap();
+        if !simd::ifma_available() {
+            eprintln!("skipped: no avx512ifma on this CPU");
+            return;
+        }
+        assert!(!conv.uses_ifma());
+        assert!(conv.ifma.as_ref().is_some_and(|f| f.iter().filter(|x| x.is_some()).count() == 4));
+        let n = from.n();
+        let mut scratch = vec![0u64; conv.scratch_len(n)];
+        let mut a = vec![0u64; to.len() * n];
+        conv.convert(&x, &mut a, Conversion::Centered, &mut scratch).unwrap();
+        let mut portable = conv.clone();
+        portable.force_portable();
+        let mut b = vec![0u64; to.len() * n];
+        portable.convert(&x, &mut b, Conversion::Centered, &mut scratch).unwrap();
         assert_eq!(a, b);
     }
 

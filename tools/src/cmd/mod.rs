@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench_model;
+pub mod bootstrap;
 pub mod demo;
 pub mod inspect;
 pub mod plan;

@@ -1,0 +1,117 @@
+//! Where a bootstrap's evaluation keys come from. Each key is asked for just before the step
+//! that uses it and dropped right after, so a tiered store can keep most of them out of DRAM;
+//! [`super::Bootstrapper::key_sequence`] tells such a store the whole order in advance.
+
+use super::super::context::Context;
+use super::super::keys::{
+    GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
+};
+use super::Bootstrapper;
+use crate::error::{Error, Result};
+
+/// One use of an evaluation key by a bootstrap, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyUse {
+    /// The relinearisation key.
+    Relin,
+    /// The Galois key of this element (a rotation or the conjugation).
+    Galois(u64),
+    /// The dense-to-sparse switching key of the encapsulation.
+    ToSparse,
+    /// The sparse-to-dense switching key of the encapsulation.
+    FromSparse,
+}
+
+/// A provider of evaluation keys, borrowed one at a time.
+pub trait KeySource {
+    /// What a failed lookup reports (a store's error for a store-backed source); bootstrapping
+    /// reports its own failures in it too.
+    type Error: From<Error>;
+    /// The words of a borrowed key (a slice, or a guard pinning a store block).
+    type Words<'a>: AsRef<[u64]>
+    where
+        Self: 'a;
+
+    /// The Galois key of element `g`.
+    fn galois(&self, g: u64) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error>;
+    /// The relinearisation key.
+    fn relin(&self) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error>;
+    /// An encapsulation switching key ([`KeyUse::ToSparse`] or [`KeyUse::FromSparse`]).
+    fn switching(
+        &self,
+        which: KeyUse,
+    ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error>;
+}
+
+/// Every key a bootstrap uses, held in memory.
+#[derive(Debug, Clone)]
+pub struct BootstrapKeys {
+    /// Relinearisation key (EvalMod's products).
+    pub relin: RelinKey,
+    /// Rotation and conjugation keys.
+    pub galois: GaloisKeySet,
+    /// Dense → sparse secret, used at level 0.
+    pub to_sparse: Option<KeySwitchKey>,
+    /// Sparse → dense secret, used after ModRaise.
+    pub from_sparse: Option<KeySwitchKey>,
+}
+
+impl BootstrapKeys {
+    /// Generates every key `bs` needs for the secret `sk` (and a fresh sparse secret, which is
+    /// dropped, zeroized, before this returns).
+    pub fn generate(kg: &mut KeyGenerator, sk: &SecretKey, bs: &Bootstrapper) -> Result<Self> {
+        let relin = kg.relin_key(sk)?;
+        let mut galois = GaloisKeySet::new();
+        for g in bs.galois_elements() {
+            galois.insert(kg.galois_key(sk, g)?);
+        }
+        let (to_sparse, from_sparse) = match bs.config().sparse_secret {
+            Some(h) => {
+                let sparse = kg.sparse_secret_key(h)?;
+                (Some(kg.switching_key(sk, &sparse)?), Some(kg.switching_key(&sparse, sk)?))
+            }
+            None => (None, None),
+        };
+        Ok(Self { relin, galois, to_sparse, from_sparse })
+    }
+
+    /// Number of keys.
+    pub fn count(&self) -> usize {
+        1 + self.galois.len()
+            + usize::from(self.to_sparse.is_some())
+            + usize::from(self.from_sparse.is_some())
+    }
+
+    /// Words of every key together (each key expanded; a seed-compressed copy is half).
+    pub fn words(&self, ctx: &Context) -> usize {
+        let per_key = ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n();
+        per_key * self.count()
+    }
+}
+
+fn view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
+    KeySwitchKey { data: k.data.as_slice(), seed: k.seed, dnum: k.dnum, params_id: k.params_id }
+}
+
+impl KeySource for BootstrapKeys {
+    type Error = Error;
+    type Words<'a> = &'a [u64];
+
+    fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {
+        let k =
+            self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
+        Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
+    }
+
+    fn relin(&self) -> Result<RelinKey<&[u64]>> {
+        Ok(RelinKey { key: view(&self.relin.key) })
+    }
+
+    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<&[u64]>> {
+        let (key, what) = match which {
+            KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
+            _ => (&self.from_sparse, "sparse-to-dense switching key"),
+        };
+        key.as_ref().map(view).ok_or(Error::MissingKey { what })
+    }
+}

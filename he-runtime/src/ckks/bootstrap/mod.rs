@@ -1,0 +1,488 @@
+//! CKKS bootstrapping: a ciphertext with no levels left becomes one with
+//! [`Bootstrapper::output_level`] levels, encrypting the same slots.
+//!
+//! The pipeline, for N/2 complex slots:
+//! 1. **Sparse-secret encapsulation** (optional, on by default): at level 0 the ciphertext is
+//!    switched to an ephemeral secret of Hamming weight h (32 by default), so that the
+//!    overflow I of ModRaise stays within a few units and EvalMod's range K can be small.
+//! 2. **ModRaise**: the level-0 residues, centred, are read modulo every prime of the chain.
+//!    The ciphertext now decrypts to m + q_0·I; it is switched back to the dense secret.
+//! 3. **CoeffToSlot**: the homomorphic inverse special DFT, factorised into `cts_levels` baby-
+//!    step giant-step transforms (the level budget), puts the coefficients (over q_0·K, in
+//!    bit-reversed order) into the slots; a conjugation splits real and imaginary parts.
+//! 4. **EvalMod**: x ↦ sin(2πx)/(2π) ≈ x mod 1, as a Chebyshev interpolant of a scaled cosine
+//!    followed by `double_angle` double-angle steps (Han–Ki), on both halves.
+//! 5. **SlotToCoeff**: the forward special DFT in `stc_levels` factors brings the reduced
+//!    coefficients back, at the input's scale.
+//!
+//! [`Bootstrapper::galois_elements`] lists every key a configuration needs, so a caller can
+//! generate, store and load them one at a time.
+
+mod chebyshev;
+mod dft;
+mod key_source;
+mod linear;
+mod params;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use self::chebyshev::{ChebyshevEvaluator, Powers};
+use self::linear::LinearTransform;
+use super::ciphertext::Ciphertext;
+use super::context::Context;
+use super::encoder::Encoder;
+use super::evaluator::Evaluator;
+use super::fft::Complex64;
+
+use super::keyswitch::Scratch;
+use crate::error::{Error, Result};
+use crate::nn::poly::ChebPoly;
+
+pub use self::key_source::{BootstrapKeys, KeySource, KeyUse};
+pub use self::params::BootstrapPreset;
+
+/// The exact integer the raised ciphertext is multiplied by before CoeffToSlot (see there).
+const COEFF_TO_SLOT_GAIN: i64 = 1 << 12;
+
+/// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 12,
+/// two double-angle steps (each multiplies EvalMod's noise by up to 4), the arcsine correction and a sparse ephemeral secret of weight 32
+/// (whose ModRaise overflow has σ ≈ 1.7, so |I| < 12 fails with probability ~10^-12 per
+/// coefficient).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapConfig {
+    /// Levels (BSGS factors) of CoeffToSlot.
+    pub cts_levels: usize,
+    /// Levels (BSGS factors) of SlotToCoeff.
+    pub stc_levels: usize,
+    /// EvalMod's input range: ModRaise overflows |I| < K are removed.
+    pub k: f64,
+    /// Double-angle steps after the cosine interpolant.
+    pub double_angle: u32,
+    /// Hamming weight of the ephemeral sparse secret, or `None` to bootstrap under the dense
+    /// secret (then K must cover its much larger overflow).
+    pub sparse_secret: Option<usize>,
+    /// Follow the sine by arcsin(u)/(2π) ≈ (u + u³/6)/(2π) (two more levels): removes the
+    /// sine's relative error (2πε)²/6, which dominates for messages concentrated in few
+    /// coefficients (a constant vector).
+    pub arcsine: bool,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            cts_levels: 3,
+            stc_levels: 3,
+            k: 12.0,
+            double_angle: 2,
+            sparse_secret: Some(32),
+            arcsine: true,
+        }
+    }
+}
+
+impl BootstrapConfig {
+    /// The Chebyshev coefficients on [−1, 1] of cos(2π(K·t − 1/4)/2^r), of the lowest degree
+    /// whose interpolation error is below 2^-41 (the double angles scale it by 4^r, to about
+    /// the noise of the levels it runs on).
+    fn cosine(&self) -> Result<ChebPoly> {
+        if !(self.k.is_finite() && self.k >= 1.0 && self.k <= 1024.0) {
+            return Err(Error::InvalidParameter {
+                name: "bootstrap K",
+                reason: format!("K = {} must be in 1..=1024", self.k),
+            });
+        }
+        if self.double_angle > 8 {
+            return Err(Error::InvalidParameter {
+                name: "double-angle steps",
+                reason: format!("{} steps; at most 8 are supported", self.double_angle),
+            });
+        }
+        let (k, r) = (self.k, self.double_angle);
+        let f = move |t: f64| {
+            (2.0 * std::f64::consts::PI * (k * t - 0.25) / f64::from(1u32 << r)).cos()
+        };
+        let mut best = None;
+        for degree in 8..=255 {
+            let p = ChebPoly::interpolate(f, -1.0, 1.0, degree)?;
+            if p.max_error(f, 4001) < 2f64.powi(-41) {
+                best = Some(p);
+                break;
+            }
+        }
+        best.ok_or(Error::InvalidParameter {
+            name: "bootstrap K",
+            reason: format!("no interpolant of degree ≤ 255 for K = {k} with {r} double angles"),
+        })
+    }
+
+    /// Levels the circuit consumes: CoeffToSlot, EvalMod, SlotToCoeff.
+    pub fn depth(&self) -> Result<(usize, usize, usize)> {
+        for (name, v) in [("cts_levels", self.cts_levels), ("stc_levels", self.stc_levels)] {
+            if v == 0 {
+                return Err(Error::InvalidParameter {
+                    name,
+                    reason: "a DFT needs at least one level".into(),
+                });
+            }
+        }
+        let p = self.cosine()?;
+        let poly = chebyshev::depth(&p.coeffs, 64).ok_or(Error::InvalidParameter {
+            name: "bootstrap K",
+            reason: "the EvalMod polynomial needs more than 64 levels".into(),
+        })?;
+        let arcsine = if self.arcsine { 2 } else { 0 };
+        Ok((self.cts_levels, poly + self.double_angle as usize + arcsine, self.stc_levels))
+    }
+}
+
+/// Wall-clock time of each phase of one bootstrap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct PhaseTimes {
+    /// Encapsulation, ModRaise and the switch back, in seconds.
+    pub mod_raise: f64,
+    /// CoeffToSlot and the real/imaginary split, in seconds.
+    pub coeff_to_slot: f64,
+    /// EvalMod of both halves, in seconds.
+    pub eval_mod: f64,
+    /// SlotToCoeff, in seconds.
+    pub slot_to_coeff: f64,
+}
+
+/// A bootstrapping circuit for one parameter set: the DFT factors and the EvalMod polynomial,
+/// precomputed once and shared.
+#[derive(Debug)]
+pub struct Bootstrapper {
+    ctx: Arc<Context>,
+    config: BootstrapConfig,
+    cts: Vec<LinearTransform>,
+    stc: Vec<LinearTransform>,
+    cosine: Vec<f64>,
+    /// NTT form of X^(N/2) (multiplication by i) over every Q prime.
+    i_ntt: Vec<u64>,
+    eval_mod_depth: usize,
+}
+
+impl Bootstrapper {
+    /// Precomputes the circuit; a typed error if the chain has too few levels for it.
+    pub fn new(ctx: &Arc<Context>, config: &BootstrapConfig) -> Result<Self> {
+        let params = ctx.params();
+        let (cts_levels, eval_mod_depth, stc_levels) = config.depth()?;
+        let needed = cts_levels + eval_mod_depth + stc_levels;
+        if params.max_level() < needed {
+            return Err(Error::CannotBootstrap {
+                needed,
+                available: params.max_level(),
+                reason: "the modulus chain is shorter than the bootstrapping circuit",
+            });
+        }
+        let slots = params.slots();
+        let fft = ctx.fft();
+        let mut cts_maps = dft::coeff_to_slot(fft, slots, cts_levels);
+        let mut stc_maps = dft::slot_to_coeff(fft, slots, stc_levels);
+        // Constants on the last factors: CoeffToSlot maps onto t = x/K with the 1/2 of the
+        // real/imaginary split; SlotToCoeff undoes EvalMod's 2π/q_0 (the scale goes back to
+        // the input's by relabelling).
+        let q0 = params.q()[0] as f64;
+        if let Some(last) = cts_maps.last_mut() {
+            last.scale(Complex64::new(0.5 / config.k, 0.0));
+        }
+        // Divided by the nominal scale so that the last factor encodes at q·Δ/S, well above 1.
+        if let Some(last) = stc_maps.last_mut() {
+            last.scale(Complex64::new(q0 / (2.0 * std::f64::consts::PI * params.scale()), 0.0));
+        }
+        let cts = cts_maps.iter().map(LinearTransform::new).collect();
+        let stc = stc_maps.iter().map(LinearTransform::new).collect();
+        let n = ctx.n();
+        let mut i_ntt = vec![0u64; params.q().len() * n];
+        i_ntt.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+            limb[n / 2] = 1;
+            ctx.prime(i).ntt(limb);
+        });
+        Ok(Self {
+            ctx: Arc::clone(ctx),
+            config: config.clone(),
+            cts,
+            stc,
+            cosine: config.cosine()?.coeffs,
+            i_ntt,
+            eval_mod_depth,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BootstrapConfig {
+        &self.config
+    }
+
+    /// The level of a bootstrapped ciphertext: the levels left for computation.
+    pub fn output_level(&self) -> usize {
+        self.ctx.params().max_level() - self.cts.len() - self.eval_mod_depth - self.stc.len()
+    }
+
+    /// Every rotation step of the two DFTs.
+    pub fn rotation_steps(&self) -> Vec<i64> {
+        let mut s: Vec<i64> = self.cts.iter().chain(&self.stc).flat_map(|t| t.steps()).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+
+    /// Every Galois element a bootstrap needs a key for (rotations and conjugation), sorted.
+    pub fn galois_elements(&self) -> Vec<u64> {
+        let mut g: Vec<u64> =
+            self.rotation_steps().iter().map(|&s| self.ctx.galois_element_for_step(s)).collect();
+        g.push(self.ctx.galois_element_conjugate());
+        g.sort_unstable();
+        g.dedup();
+        g
+    }
+
+    /// Every key use of one bootstrap, in the order [`Self::bootstrap`] asks its
+    /// [`KeySource`] for them: the access plan a tiered store prefetches from.
+    pub fn key_sequence(&self) -> Vec<KeyUse> {
+        let mut seq = Vec::new();
+        if self.config.sparse_secret.is_some() {
+            seq.extend([KeyUse::ToSparse, KeyUse::FromSparse]);
+        }
+        let galois = |s: i64| KeyUse::Galois(self.ctx.galois_element_for_step(s));
+        for t in &self.cts {
+            seq.extend(t.steps_in_order().into_iter().map(galois));
+        }
+        seq.push(KeyUse::Galois(self.ctx.galois_element_conjugate()));
+        let products = chebyshev::products(&self.cosine)
+            + self.config.double_angle as usize
+            + if self.config.arcsine { 2 } else { 0 };
+        seq.extend(std::iter::repeat_n(KeyUse::Relin, 2 * products));
+        for t in &self.stc {
+            seq.extend(t.steps_in_order().into_iter().map(galois));
+        }
+        seq
+    }
+
+    /// Key switches in one bootstrap (rotations, conjugation, encapsulation, relinearisations
+    /// excluded).
+    pub fn rotations_per_bootstrap(&self) -> usize {
+        self.cts.iter().chain(&self.stc).map(|t| t.key_switches()).sum::<usize>() + 1
+    }
+
+    /// Bootstraps `ct` (any level, degree 1) to [`Self::output_level`] at the same scale.
+    pub fn bootstrap<K: KeySource, C: AsRef<[u64]>>(
+        &self,
+        ct: &Ciphertext<C>,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<Ciphertext, K::Error> {
+        self.bootstrap_timed(ct, keys, scratch).map(|(c, _)| c)
+    }
+
+    /// [`Self::bootstrap`], with the time of each phase.
+    pub fn bootstrap_timed<K: KeySource, C: AsRef<[u64]>>(
+        &self,
+        ct: &Ciphertext<C>,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<(Ciphertext, PhaseTimes), K::Error> {
+        let eval = Evaluator::new(&self.ctx);
+        let enc = Encoder::new(&self.ctx);
+        eval.check_ct(ct)?;
+        if ct.degree() != 1 {
+            return Err(Error::InvalidDegree { degree: ct.degree(), expected: 1 }.into());
+        }
+        let q0 = self.ctx.params().q()[0] as f64;
+        let scale_in = ct.scale();
+        // The coefficients Δ·m must stay well inside (−q_0/2, q_0/2), and EvalMod's sine is
+        // accurate only for small (Δ/q_0)·m.
+        if !(scale_in >= 1.0 && scale_in <= q0 / 32.0) {
+            return Err(Error::BootstrapScale {
+                scale_log2: scale_in.log2(),
+                max_log2: (q0 / 32.0).log2(),
+            }
+            .into());
+        }
+        let mut times = PhaseTimes::default();
+        let clock = std::time::Instant::now();
+        let mut x = eval.drop_to_level(ct, 0)?;
+        if self.config.sparse_secret.is_some() {
+            x = eval.key_switch(&x, &keys.switching(KeyUse::ToSparse)?, scratch)?;
+        }
+        let mut x = self.mod_raise(&x)?;
+        // The raised ciphertext is exact, and every key switch after it adds noise of a fixed
+        // size: scaling the content up by an exact integer first makes that noise relatively
+        // small through CoeffToSlot, whose error EvalMod multiplies by 2πK.
+        eval.mul_integer_assign(&mut x, COEFF_TO_SLOT_GAIN)?;
+        if self.config.sparse_secret.is_some() {
+            x = eval.key_switch(&x, &keys.switching(KeyUse::FromSparse)?, scratch)?;
+        }
+        // Decrypts to G·(Δ·m + q_0·I): read at scale G·q_0, the slots hold m·Δ/q_0 + I.
+        x.set_scale(q0 * COEFF_TO_SLOT_GAIN as f64);
+        times.mod_raise = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let (last, rest) = self.cts.split_last().ok_or(Error::InvalidParameter {
+            name: "cts_levels",
+            reason: "no CoeffToSlot factor".into(),
+        })?;
+        for t in rest {
+            let s = x.scale();
+            x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
+        }
+        // EvalMod's squarings keep the scale when it equals the prime they divide by.
+        let mod_scale = self.ctx.prime(x.level() - 1).q as f64;
+        x = last.apply(&eval, &enc, &x, keys, scratch, mod_scale)?;
+        let conj_g = self.ctx.galois_element_conjugate();
+        let conj = eval.conjugate(&x, &keys.galois(conj_g)?, scratch)?;
+        let re = eval.add(&x, &conj)?;
+        let mut im = eval.sub(&conj, &x)?;
+        self.mul_i_assign(&mut im);
+        drop((x, conj));
+        times.coeff_to_slot = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let re = self.eval_mod(&eval, re, keys, scratch)?;
+        let im = self.eval_mod(&eval, im, keys, scratch)?;
+        let mut x = im;
+        self.mul_i_assign(&mut x);
+        eval.add_assign(&mut x, &re)?;
+        drop(re);
+        times.eval_mod = clock.elapsed().as_secs_f64();
+
+        let clock = std::time::Instant::now();
+        let (last, rest) = self.stc.split_last().ok_or(Error::InvalidParameter {
+            name: "stc_levels",
+            reason: "no SlotToCoeff factor".into(),
+        })?;
+        // EvalMod leaves a scale near its 60-bit primes; stepping it down to the nominal Δ over
+        // all the factors, rather than in the last, keeps every factor's diagonals encoded at
+        // about q·(Δ/S)^(1/levels), far above 2^30.
+        let nominal = self.ctx.params().scale();
+        let step = (nominal / x.scale()).powf(1.0 / self.stc.len() as f64);
+        for t in rest {
+            let s = x.scale() * step;
+            x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
+        }
+        // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
+        let mut out = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
+        out.set_scale(scale_in);
+        times.slot_to_coeff = clock.elapsed().as_secs_f64();
+        Ok((out, times))
+    }
+
+    /// CoeffToSlot then SlotToCoeff (no EvalMod between), with the two transforms' constants
+    /// relabelled away: the identity on the slots, up to the transforms' noise. `x` must be at
+    /// the top level.
+    pub fn dft_round_trip<K: KeySource, C: AsRef<[u64]>>(
+        &self,
+        x: &Ciphertext<C>,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<Ciphertext, K::Error> {
+        let eval = Evaluator::new(&self.ctx);
+        let enc = Encoder::new(&self.ctx);
+        let mut y = x.to_owned_ct();
+        let scale = y.scale();
+        for t in self.cts.iter().chain(&self.stc) {
+            let s = y.scale();
+            y = t.apply(&eval, &enc, &y, keys, scratch, s)?;
+        }
+        let q0 = self.ctx.params().q()[0] as f64;
+        let c = q0 / (4.0 * std::f64::consts::PI * self.config.k * self.ctx.params().scale());
+        y.set_scale(scale * c);
+        Ok(y)
+    }
+
+    /// EvalMod alone on slots t (real, in [−1, 1]): sin(2πK·t), consuming
+    /// [`BootstrapConfig::depth`]'s EvalMod levels.
+    pub fn eval_mod_only<K: KeySource>(
+        &self,
+        t: Ciphertext,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<Ciphertext, K::Error> {
+        self.eval_mod(&Evaluator::new(&self.ctx), t, keys, scratch)
+    }
+
+    /// The level-0 ciphertext read modulo every prime of the chain (centred lift).
+    fn mod_raise(&self, x: &Ciphertext) -> Result<Ciphertext> {
+        let ctx = &*self.ctx;
+        let n = ctx.n();
+        let top = ctx.params().max_level();
+        let q0 = &ctx.prime(0).modulus;
+        let mut out = Ciphertext::zeros(2, top, x.scale(), n, x.params_id());
+        for p in 0..2 {
+            let mut coeff = x.part(p)[..n].to_vec();
+            ctx.prime(0).intt(&mut coeff);
+            out.part_mut(p).par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+                let prime = ctx.prime(i);
+                prime.modulus.lift_centered_slice(&coeff, q0, limb);
+                prime.ntt(limb);
+            });
+        }
+        Ok(out)
+    }
+
+    /// Multiplies the slots by i (the monomial X^(N/2)), exactly.
+    fn mul_i_assign(&self, x: &mut Ciphertext) {
+        let ctx = &*self.ctx;
+        let n = ctx.n();
+        let l1 = x.level() + 1;
+        for p in 0..2 {
+            x.part_mut(p).par_chunks_mut(n).enumerate().take(l1).for_each(|(i, limb)| {
+                ctx.prime(i).modulus.mul_assign_slice(limb, &self.i_ntt[i * n..(i + 1) * n]);
+            });
+        }
+    }
+
+    /// sin(2πK·t) for slots t ∈ [−1, 1]: the cosine interpolant, then the double angles.
+    fn eval_mod<K: KeySource>(
+        &self,
+        eval: &Evaluator,
+        t: Ciphertext,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<Ciphertext, K::Error> {
+        let mut powers = Powers::new(eval, keys, t);
+        let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
+        let level = cheb.output_level(&self.cosine).ok_or(Error::CannotBootstrap {
+            needed: self.eval_mod_depth,
+            available: 0,
+            reason: "EvalMod ran out of levels",
+        })?;
+        let scale = self.ctx.prime(level).q as f64;
+        let mut c = cheb.eval(&self.cosine, level, scale, scratch)?;
+        drop(powers);
+        for _ in 0..self.config.double_angle {
+            // cos 2θ = 2cos²θ − 1.
+            let mut sq = eval.mul_relin(&c, &c, &keys.relin()?, scratch)?;
+            eval.mul_integer_assign(&mut sq, 2)?;
+            eval.add_const_assign(&mut sq, Complex64::new(-1.0, 0.0))?;
+            c = eval.rescale(&sq)?;
+        }
+        if self.config.arcsine {
+            c = Self::arcsine(eval, &c, keys, scratch)?;
+        }
+        Ok(c)
+    }
+
+    /// u + u³/6 in two levels: u³ = (u·u)·u with the 1/6 folded into its scale, and u brought to
+    /// that scale by an integer product before the last rescale.
+    fn arcsine<K: KeySource>(
+        eval: &Evaluator,
+        u: &Ciphertext,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<Ciphertext, K::Error> {
+        let sq = eval.rescale(&eval.mul_relin(u, u, &keys.relin()?, scratch)?)?;
+        let low = eval.drop_to_level(u, sq.level())?;
+        let mut cube = eval.mul_relin(&sq, &low, &keys.relin()?, scratch)?;
+        let target = 6.0 * cube.scale();
+        cube.set_scale(target);
+        let mut lin = eval.mul_const(&low, 1.0, target / low.scale())?;
+        lin.set_scale(target);
+        eval.add_assign(&mut cube, &lin)?;
+        Ok(eval.rescale(&cube)?)
+    }
+}

@@ -1,0 +1,296 @@
+//! Bootstrapping against the plaintext: precision of full-slot bootstraps, the DFT identity,
+//! EvalMod against the sine, repeated bootstraps, and typed errors.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::ckks::{Decryptor, Encryptor, GaloisKeySet, KeyGenerator, SecretKey};
+
+struct Fixture {
+    ctx: Arc<Context>,
+    sk: SecretKey,
+    bs: Bootstrapper,
+    keys: BootstrapKeys,
+}
+
+fn fixture(log_n: u32, compute: usize, config: BootstrapConfig) -> Fixture {
+    let mut preset = BootstrapPreset::insecure_test(log_n, compute);
+    preset.config = config;
+    let params = preset.params().unwrap();
+    let ctx = Context::new(&params).unwrap();
+    let mut kg = KeyGenerator::with_seed(&ctx, [7; 32]);
+    let sk = kg.secret_key();
+    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+    let keys = BootstrapKeys::generate(&mut kg, &sk, &bs).unwrap();
+    Fixture { ctx, sk, bs, keys }
+}
+
+fn random_slots(n: usize, complex: bool, seed: u64) -> Vec<Complex64> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let im = if complex { rng.gen_range(-1.0..1.0) } else { 0.0 };
+            Complex64::new(rng.gen_range(-1.0..1.0), im)
+        })
+        .collect()
+}
+
+/// (−log2 max error, −log2 mean error) over all slots.
+fn precision(got: &[Complex64], want: &[Complex64]) -> (f64, f64) {
+    let errs: Vec<f64> = got.iter().zip(want).map(|(a, b)| (*a - *b).abs()).collect();
+    let max = errs.iter().fold(0.0f64, |m, &e| m.max(e));
+    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+    (-max.log2(), -mean.log2())
+}
+
+fn encrypt_at(f: &Fixture, z: &[Complex64], level: usize) -> Ciphertext {
+    encrypt_scaled(f, z, level, f.ctx.params().scale())
+}
+
+fn encrypt_scaled(f: &Fixture, z: &[Complex64], level: usize, scale: f64) -> Ciphertext {
+    let enc = Encoder::new(&f.ctx);
+    let pt = enc.encode(z, level, scale).unwrap();
+    Encryptor::with_seed(&f.ctx, [9; 32]).encrypt_sk(&f.sk, &pt).unwrap()
+}
+
+fn decrypt(f: &Fixture, ct: &Ciphertext) -> Vec<Complex64> {
+    let pt = Decryptor::new(&f.ctx, &f.sk).unwrap().decrypt(ct).unwrap();
+    Encoder::new(&f.ctx).decode(&pt).unwrap()
+}
+
+#[test]
+fn full_slot_bootstrap_restores_levels_and_precision() {
+    let f = fixture(12, 2, BootstrapConfig::default());
+    let slots = f.ctx.params().slots();
+    for complex in [false, true] {
+        let z = random_slots(slots, complex, 1 + complex as u64);
+        let ct = encrypt_at(&f, &z, 0);
+        let mut scratch = Evaluator::new(&f.ctx).scratch();
+        let (out, times) = f.bs.bootstrap_timed(&ct, &f.keys, &mut scratch).unwrap();
+        assert_eq!(out.level(), f.bs.output_level());
+        assert_eq!(out.level(), 2);
+        assert_eq!(out.scale(), ct.scale());
+        let (max_bits, mean_bits) = precision(&decrypt(&f, &out), &z);
+        eprintln!("complex={complex}: {max_bits:.1} bits max, {mean_bits:.1} mean, {times:?}");
+        assert!(max_bits >= 22.0, "precision {max_bits:.1} bits");
+    }
+}
+
+#[test]
+fn every_level_budget_bootstraps() {
+    for (cts, stc) in [(2, 2), (4, 3)] {
+        let config = BootstrapConfig { cts_levels: cts, stc_levels: stc, ..Default::default() };
+        let f = fixture(12, 1, config);
+        let z = random_slots(f.ctx.params().slots(), true, 10 + cts as u64);
+        let ct = encrypt_at(&f, &z, 0);
+        let mut scratch = Evaluator::new(&f.ctx).scratch();
+        let out = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+        assert_eq!(out.level(), 1);
+        let (max_bits, _) = precision(&decrypt(&f, &out), &z);
+        eprintln!("budget {{{cts},{stc}}}: {max_bits:.1} bits");
+        assert!(max_bits >= 20.0, "budget {{{cts},{stc}}}: {max_bits:.1} bits");
+    }
+}
+
+#[test]
+fn repeated_bootstraps_with_a_product_between_keep_precision() {
+    let f = fixture(12, 2, BootstrapConfig::default());
+    let eval = Evaluator::new(&f.ctx);
+    let mut scratch = eval.scratch();
+    let slots = f.ctx.params().slots();
+    // Multiplying by itself would shrink or blow up the values; multiply by a plaintext-known
+    // ciphertext of ±1 instead, so every round checks a fresh product.
+    let mut want = random_slots(slots, false, 20);
+    let mut ct = encrypt_at(&f, &want, 0);
+    for round in 0..5 {
+        ct = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+        let signs: Vec<Complex64> = (0..slots)
+            .map(|i| Complex64::new(if (i + round) % 3 == 0 { -1.0 } else { 1.0 }, 0.0))
+            .collect();
+        let s = encrypt_at(&f, &signs, ct.level());
+        ct = eval.rescale(&eval.mul_relin(&ct, &s, &f.keys.relin, &mut scratch).unwrap()).unwrap();
+        want = want.iter().zip(&signs).map(|(a, b)| *a * *b).collect();
+        let (bits, _) = precision(&decrypt(&f, &ct), &want);
+        eprintln!("round {round}: {bits:.1} bits at level {}", ct.level());
+        assert!(bits >= 20.0, "round {round}: {bits:.1} bits");
+    }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let mut scratch = Evaluator::new(&f.ctx).scratch();
+    let z = random_slots(f.ctx.params().slots(), false, 30);
+    // A scale too close to q_0: the message would overflow the modular reduction.
+    let q0 = f.ctx.params().q()[0] as f64;
+    let big = encrypt_scaled(&f, &z, 0, q0 / 8.0);
+    assert!(matches!(
+        f.bs.bootstrap(&big, &f.keys, &mut scratch),
+        Err(Error::BootstrapScale { .. })
+    ));
+    // A missing rotation key.
+    let ct = encrypt_at(&f, &z, 0);
+    let mut keys = f.keys.clone();
+    keys.galois = GaloisKeySet::new();
+    assert!(matches!(
+        f.bs.bootstrap(&ct, &keys, &mut scratch),
+        Err(Error::MissingGaloisKey { .. })
+    ));
+    // A missing encapsulation key.
+    let mut keys = f.keys.clone();
+    keys.to_sparse = None;
+    assert!(matches!(f.bs.bootstrap(&ct, &keys, &mut scratch), Err(Error::MissingKey { .. })));
+    // A degree-2 ciphertext.
+    let eval = Evaluator::new(&f.ctx);
+    let ct1 = encrypt_at(&f, &z, 1);
+    let sq = eval.mul(&ct1, &ct1).unwrap();
+    assert!(matches!(
+        f.bs.bootstrap(&sq, &f.keys, &mut scratch),
+        Err(Error::InvalidDegree { degree: 2, .. })
+    ));
+    // A chain too short for the circuit.
+    let mut b = crate::ckks::ParamsBuilder::new(12);
+    b.q_bits(50, &[40; 6]).allow_insecure();
+    let ctx = Context::new(&b.build().unwrap()).unwrap();
+    match Bootstrapper::new(&ctx, &BootstrapConfig::default()) {
+        Err(Error::CannotBootstrap { available: 6, needed, .. }) => assert!(needed > 6),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn galois_elements_cover_the_circuit_and_nothing_twice() {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let ctx = Context::new(&preset.params().unwrap()).unwrap();
+    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+    let g = bs.galois_elements();
+    let mut sorted = g.clone();
+    sorted.dedup();
+    assert_eq!(g, sorted);
+    assert!(g.contains(&ctx.galois_element_conjugate()));
+    for s in bs.rotation_steps() {
+        assert!(g.contains(&ctx.galois_element_for_step(s)), "step {s}");
+    }
+    // A level budget of 3 over 11 butterfly stages: about 2·√(2^5) rotations per level.
+    assert!(g.len() < 60, "{} keys", g.len());
+}
+
+#[test]
+fn dft_round_trip_is_the_identity() {
+    let f = fixture(12, 2, BootstrapConfig::default());
+    let slots = f.ctx.params().slots();
+    let z = random_slots(slots, true, 5);
+    // At the scale q_0 the bootstrap runs its CoeffToSlot at.
+    let q0 = f.ctx.params().q()[0] as f64;
+    let ct = encrypt_scaled(&f, &z, f.ctx.params().max_level(), q0);
+    let mut scratch = Evaluator::new(&f.ctx).scratch();
+    let out = f.bs.dft_round_trip(&ct, &f.keys, &mut scratch).unwrap();
+    let (max_bits, mean_bits) = precision(&decrypt(&f, &out), &z);
+    eprintln!("DFT round trip: {max_bits:.1} bits max, {mean_bits:.1} mean");
+    assert!(max_bits >= 24.0, "precision {max_bits:.1} bits");
+}
+
+#[test]
+fn eval_mod_matches_the_sine() {
+    let f = fixture(12, 2, BootstrapConfig::default());
+    let slots = f.ctx.params().slots();
+    let k = f.bs.config().k;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    // x = I + ε: an integer overflow within ±(K−1) plus a small message.
+    let x: Vec<f64> = (0..slots)
+        .map(|_| rng.gen_range(-(k as i64) + 1..k as i64) as f64 + rng.gen_range(-0.01..0.01))
+        .collect();
+    let t: Vec<Complex64> = x.iter().map(|&v| Complex64::new(v / k, 0.0)).collect();
+    let level = f.ctx.params().max_level() - f.bs.config().cts_levels;
+    let enc = Encoder::new(&f.ctx);
+    let scale = f.ctx.prime(level).q as f64;
+    let pt = enc.encode(&t, level, scale).unwrap();
+    let ct = Encryptor::with_seed(&f.ctx, [3; 32]).encrypt_sk(&f.sk, &pt).unwrap();
+    let mut scratch = Evaluator::new(&f.ctx).scratch();
+    let out = f.bs.eval_mod_only(ct, &f.keys, &mut scratch).unwrap();
+    let got = decrypt(&f, &out);
+    // With the arcsine correction EvalMod is 2π·(x mod 1), centred; without it, sin(2πx).
+    let want: Vec<Complex64> = x
+        .iter()
+        .map(|&v| Complex64::new(2.0 * std::f64::consts::PI * (v - v.round()), 0.0))
+        .collect();
+    let (max_bits, mean_bits) = precision(&got, &want);
+    eprintln!("EvalMod: {max_bits:.1} bits max, {mean_bits:.1} mean, level {}", out.level());
+    assert!(max_bits >= 22.0, "precision {max_bits:.1} bits");
+}
+
+#[test]
+fn n16_presets_are_secure_and_leave_their_levels() {
+    for (preset, levels) in [(BootstrapPreset::n16_deep(), 9), (BootstrapPreset::n16_fast(), 3)] {
+        let p = preset.params().unwrap();
+        eprintln!(
+            "log N 16, {levels} levels: log QP {:.1}, L+1 = {}, K = {}, dnum {}",
+            p.log_qp(),
+            p.q().len(),
+            p.p().len(),
+            p.dnum()
+        );
+        assert!(p.is_secure(), "log QP {:.1}", p.log_qp());
+        let (cts, eval_mod, stc) = preset.config.depth().unwrap();
+        assert_eq!(p.max_level(), levels + cts + eval_mod + stc);
+    }
+}
+
+/// Records every key a bootstrap asks for.
+struct Recording<'k> {
+    keys: &'k BootstrapKeys,
+    log: std::cell::RefCell<Vec<KeyUse>>,
+}
+
+impl KeySource for Recording<'_> {
+    type Error = Error;
+    type Words<'a>
+        = &'a [u64]
+    where
+        Self: 'a;
+
+    fn galois(&self, g: u64) -> Result<crate::ckks::GaloisKey<&[u64]>> {
+        self.log.borrow_mut().push(KeyUse::Galois(g));
+        self.keys.galois(g)
+    }
+    fn relin(&self) -> Result<crate::ckks::RelinKey<&[u64]>> {
+        self.log.borrow_mut().push(KeyUse::Relin);
+        self.keys.relin()
+    }
+    fn switching(&self, which: KeyUse) -> Result<crate::ckks::KeySwitchKey<&[u64]>> {
+        self.log.borrow_mut().push(which);
+        self.keys.switching(which)
+    }
+}
+
+#[test]
+fn key_sequence_is_exactly_the_order_of_use() {
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let rec = Recording { keys: &f.keys, log: Default::default() };
+    let z = random_slots(f.ctx.params().slots(), false, 40);
+    let ct = encrypt_at(&f, &z, 0);
+    let mut scratch = Evaluator::new(&f.ctx).scratch();
+    f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
+    assert_eq!(rec.log.into_inner(), f.bs.key_sequence());
+}
+
+#[test]
+fn structured_inputs_bootstrap_too() {
+    // A constant vector puts the whole message in one coefficient, the worst case for the
+    // sine's approximation of the modular reduction.
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let slots = f.ctx.params().slots();
+    let mut scratch = Evaluator::new(&f.ctx).scratch();
+    for (name, z) in [
+        ("constant", vec![Complex64::new(0.9, 0.0); slots]),
+        ("ramp", (0..slots).map(|i| Complex64::new(i as f64 / slots as f64, 0.0)).collect()),
+    ] {
+        let ct = encrypt_at(&f, &z, 0);
+        let out = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+        let (bits, _) = precision(&decrypt(&f, &out), &z);
+        eprintln!("{name}: {bits:.1} bits");
+        assert!(bits >= 12.0, "{name}: {bits:.1} bits");
+    }
+}

@@ -1,0 +1,190 @@
+//! `hetier bootstrap`: generate a bootstrapping key set and bootstrap random data, reporting
+//! time by phase, precision against the plaintext, levels left, keys and peak memory.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use hetier_he::ckks::bootstrap::{BootstrapKeys, BootstrapPreset, Bootstrapper, PhaseTimes};
+use hetier_he::ckks::{Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator, KeyGenerator};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::rss;
+use crate::fmt;
+
+/// Flags of `hetier bootstrap`.
+#[derive(Args, Debug)]
+pub struct BootstrapArgs {
+    /// log2 of the ring degree; 16 is the secure size, 12..=15 need --insecure-test-params.
+    #[arg(long, default_value_t = 16)]
+    pub log_n: u32,
+    /// Levels a bootstrapped ciphertext keeps for computation: 9 (deep) or 3 (latency).
+    #[arg(long, default_value_t = 9)]
+    pub levels: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Bootstraps to time (the first is reported separately as a warm-up when > 1).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Real-valued inputs (default: complex, both halves in [−1, 1]).
+    #[arg(long)]
+    pub real: bool,
+    /// Accept a ring below N = 2^16 (far from 128-bit security): for tests only.
+    #[arg(long)]
+    pub insecure_test_params: bool,
+}
+
+/// What one `hetier bootstrap` run measured.
+#[derive(Debug, Serialize)]
+pub struct BootstrapReport {
+    /// log2 N.
+    pub log_n: u32,
+    /// Slots bootstrapped.
+    pub slots: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Seconds of the (last) bootstrap.
+    pub seconds: f64,
+    /// Its phases.
+    pub phases: PhaseTimes,
+    /// −log2 of the largest slot error.
+    pub precision_bits: f64,
+    /// −log2 of the mean slot error.
+    pub mean_precision_bits: f64,
+    /// Levels of the bootstrapped ciphertext.
+    pub levels_after: usize,
+    /// Evaluation keys (relinearisation, Galois, switching).
+    pub key_count: usize,
+    /// Their bytes, expanded.
+    pub key_bytes: u64,
+    /// Their bytes with every `a` part stored as its seed.
+    pub key_bytes_stored: u64,
+    /// Seconds to generate the keys.
+    pub keygen_seconds: f64,
+    /// log2(QP) of the parameters.
+    pub log_qp: f64,
+    /// Peak resident set of the process, bytes.
+    pub peak_rss: u64,
+}
+
+/// Runs `hetier bootstrap`.
+pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
+    let report = measure(args)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let p = &report.phases;
+    fmt::table(
+        &["what", "value"],
+        &[
+            vec!["ring".into(), format!("N = 2^{}, {} slots", report.log_n, report.slots)],
+            vec!["threads".into(), report.threads.to_string()],
+            vec!["bootstrap".into(), format!("{:.3} s", report.seconds)],
+            vec!["  ModRaise".into(), format!("{:.3} s", p.mod_raise)],
+            vec!["  CoeffToSlot".into(), format!("{:.3} s", p.coeff_to_slot)],
+            vec!["  EvalMod".into(), format!("{:.3} s", p.eval_mod)],
+            vec!["  SlotToCoeff".into(), format!("{:.3} s", p.slot_to_coeff)],
+            vec![
+                "precision".into(),
+                format!(
+                    "{:.1} bits max error, {:.1} bits mean",
+                    report.precision_bits, report.mean_precision_bits
+                ),
+            ],
+            vec!["levels after".into(), report.levels_after.to_string()],
+            vec![
+                "keys".into(),
+                format!(
+                    "{} keys, {} expanded, {} seed-compressed",
+                    report.key_count,
+                    fmt::bytes(report.key_bytes),
+                    fmt::bytes(report.key_bytes_stored)
+                ),
+            ],
+            vec!["key generation".into(), format!("{:.1} s", report.keygen_seconds)],
+            vec!["log2 QP".into(), format!("{:.1}", report.log_qp)],
+            vec!["peak RSS".into(), fmt::bytes(report.peak_rss)],
+        ],
+    );
+    Ok(())
+}
+
+fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
+    if args.log_n < 16 && !args.insecure_test_params {
+        bail!(
+            "log N = {} is far below 128-bit security; pass --insecure-test-params to run it anyway",
+            args.log_n
+        );
+    }
+    if args.log_n < 16 {
+        eprintln!("WARNING: insecure test parameters (log N = {}): for tests only", args.log_n);
+    }
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    if let Some(t) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let preset = match (args.log_n, args.levels) {
+        (16, 9) => BootstrapPreset::n16_deep(),
+        (16, 3) => BootstrapPreset::n16_fast(),
+        (16, l) => bail!("--levels {l}: the log N = 16 presets leave 9 or 3 levels"),
+        (n, l) => BootstrapPreset::insecure_test(n, l),
+    };
+    let params = preset.params()?;
+    let ctx = Context::new(&params)?;
+    let bs = Bootstrapper::new(&ctx, &preset.config)?;
+    // A random secret: the run decrypts only to measure precision.
+    let mut kg = KeyGenerator::new(&ctx);
+    let sk = kg.secret_key();
+    let clock = Instant::now();
+    let keys = BootstrapKeys::generate(&mut kg, &sk, &bs)?;
+    let keygen_seconds = clock.elapsed().as_secs_f64();
+    let key_words = keys.words(&ctx) as u64;
+
+    let slots = params.slots();
+    let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
+    let z: Vec<Complex64> = (0..slots)
+        .map(|_| {
+            let im = if args.real { 0.0 } else { rng.gen_range(-1.0..1.0) };
+            Complex64::new(rng.gen_range(-1.0..1.0), im)
+        })
+        .collect();
+    let enc = Encoder::new(&ctx);
+    let ct = Encryptor::new(&ctx).encrypt_sk(&sk, &enc.encode(&z, 0, params.scale())?)?;
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let mut last = None;
+    for _ in 0..args.repeat {
+        let clock = Instant::now();
+        let (out, phases) = bs.bootstrap_timed(&ct, &keys, &mut scratch)?;
+        last = Some((out, phases, clock.elapsed().as_secs_f64()));
+    }
+    let Some((out, phases, seconds)) = last else { bail!("no bootstrap ran") };
+    let got = enc.decode(&Decryptor::new(&ctx, &sk)?.decrypt(&out)?)?;
+    let errs: Vec<f64> = got.iter().zip(&z).map(|(a, b)| (*a - *b).abs()).collect();
+    let max = errs.iter().fold(0.0f64, |m, &e| m.max(e));
+    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+    let key_count = 1 + keys.galois.len() + 2 * usize::from(keys.to_sparse.is_some());
+    Ok(BootstrapReport {
+        log_n: args.log_n,
+        slots,
+        threads: rayon::current_num_threads(),
+        seconds,
+        phases,
+        precision_bits: -max.log2(),
+        mean_precision_bits: -mean.log2(),
+        levels_after: out.level(),
+        key_count,
+        key_bytes: key_words * 8,
+        key_bytes_stored: key_words * 4,
+        keygen_seconds,
+        log_qp: params.log_qp(),
+        peak_rss: rss::sample("bootstrap").hwm,
+    })
+}
