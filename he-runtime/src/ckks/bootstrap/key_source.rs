@@ -1,12 +1,9 @@
 //! Where a bootstrap's evaluation keys come from. Each key is asked for just before the step
 //! that uses it and dropped right after, so a tiered store can keep most of them out of DRAM;
-//! [`super::Bootstrapper::key_sequence`] tells such a store the whole order in advance.
+//! `Bootstrapper::key_sequence` tells such a store the whole order in advance.
 
 use super::super::context::Context;
-use super::super::keys::{
-    GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
-};
-use super::Bootstrapper;
+use super::super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
 use crate::error::{Error, Result};
 
 /// One use of an evaluation key by a bootstrap, in order.
@@ -57,24 +54,6 @@ pub struct BootstrapKeys {
 }
 
 impl BootstrapKeys {
-    /// Generates every key `bs` needs for the secret `sk` (and a fresh sparse secret, which is
-    /// dropped, zeroized, before this returns).
-    pub fn generate(kg: &mut KeyGenerator, sk: &SecretKey, bs: &Bootstrapper) -> Result<Self> {
-        let relin = kg.relin_key(sk)?;
-        let mut galois = GaloisKeySet::new();
-        for g in bs.galois_elements() {
-            galois.insert(kg.galois_key(sk, g)?);
-        }
-        let (to_sparse, from_sparse) = match bs.config().sparse_secret {
-            Some(h) => {
-                let sparse = kg.sparse_secret_key(h)?;
-                (Some(kg.switching_key(sk, &sparse)?), Some(kg.switching_key(&sparse, sk)?))
-            }
-            None => (None, None),
-        };
-        Ok(Self { relin, galois, to_sparse, from_sparse })
-    }
-
     /// Number of keys.
     pub fn count(&self) -> usize {
         1 + self.galois.len()

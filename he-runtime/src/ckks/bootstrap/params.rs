@@ -1,7 +1,7 @@
 //! Parameter sets built around a bootstrapping circuit: the modulus chain is laid out bottom up
 //! as q_0, the computation levels, then SlotToCoeff, EvalMod and CoeffToSlot levels.
 
-use super::BootstrapConfig;
+use super::config::BootstrapConfig;
 use crate::ckks::params::{Params, ParamsBuilder};
 use crate::error::{Error, Result};
 
