@@ -1,5 +1,6 @@
 //! The CLI end to end: the demo leaves a pool that `inspect` reads back and checks.
 
+use std::path::Path;
 use std::process::Command;
 
 fn hetier() -> Command {
@@ -40,19 +41,33 @@ fn inspect_of_a_missing_pool_fails_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("opening pool"));
 }
 
+fn run_digits(pool: &Path, extra: &[&str]) -> std::process::Output {
+    hetier()
+        .args(["--json", "run", "--images", "2", "--dram-mib", "24", "--dir"])
+        .arg(pool)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn any_file_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
 #[test]
 fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
-    let run = || {
-        let out = hetier()
-            .args(["--json", "run", "--images", "2", "--dram-mib", "24", "--dir"])
-            .arg(&pool)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let run = || json_of(&run_digits(&pool, &[]));
     let first = run();
     assert_eq!(first["images"], 2);
     assert_eq!(first["agree_with_plaintext"], 2);
@@ -65,6 +80,50 @@ fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
     assert_eq!(second["keys_reused"], first["keys_generated"]);
     assert_eq!(second["weights_encoded"], 0);
     assert_eq!(second["agree_with_plaintext"], 2);
+    assert_eq!(second["eval_key_fingerprint"], first["eval_key_fingerprint"]);
+}
+
+#[test]
+fn run_without_a_seed_keeps_a_random_0600_key_outside_the_pool() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let ra = json_of(&run_digits(&a, &[]));
+    let rb = json_of(&run_digits(&b, &[]));
+    // Two fresh pools, two random secret keys: different public keys.
+    let (fa, fb) = (&ra["eval_key_fingerprint"], &rb["eval_key_fingerprint"]);
+    assert!(fa.is_string() && fb.is_string(), "{fa} {fb}");
+    assert_ne!(fa, fb);
+    let key_file = dir.path().join("a.secret");
+    assert_eq!(ra["key_file"], key_file.display().to_string());
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The pool holds public material only: neither the seed nor its hex is in any pool file,
+    // and every object is a key, a weight or a manifest.
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let hex = text.lines().nth(1).unwrap().to_owned();
+    let seed: Vec<u8> =
+        (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    assert!(!any_file_contains(&a, &seed));
+    assert!(!any_file_contains(&a, hex.as_bytes()));
+    let out = hetier().args(["--json", "inspect"]).arg(&a).output().unwrap();
+    let inspect = json_of(&out);
+    let kinds: Vec<&String> = inspect["by_kind"].as_object().unwrap().keys().collect();
+    for k in kinds {
+        assert!(["relinearisation key", "galois key", "plaintext", "blob"].contains(&k.as_str()));
+    }
+    // A key file others can read is refused.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run_digits(&a, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mode 0640"));
+    // --sk-seed works, says loudly that its key is not secret, and writes no key file.
+    let c = dir.path().join("c");
+    let out = run_digits(&c, &["--sk-seed", &"ab".repeat(32)]);
+    let rc = json_of(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT secret"));
+    assert!(rc["key_file"].is_null());
+    assert!(!dir.path().join("c.secret").exists());
 }
 
 #[test]

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use hetier_he::ckks::Preset;
-use hetier_he::exec::Session;
+use hetier_he::exec::{KeySetId, Session};
 use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cmd::rss::{self, RssSample};
-use crate::cmd::run_setup::{open_store, parse_seed, peak_rss, LayoutArg, RunArgs};
+use crate::cmd::run_setup::{eval_key_fingerprint, open_store, peak_rss, LayoutArg, RunArgs};
 use crate::fmt;
 
 /// The models compiled into the binary (description, weights, test set).
@@ -54,6 +54,10 @@ struct RunReport {
     keys_generated: usize,
     keys_reused: usize,
     weights_encoded: usize,
+    /// The client's key file (`None`: an insecure `--sk-seed` key).
+    key_file: Option<String>,
+    /// A fingerprint of the relinearisation key (public material) in the pool.
+    eval_key_fingerprint: Option<String>,
     policy: &'static str,
     pool: String,
 }
@@ -81,7 +85,8 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
 
     let mut stages = vec![rss::sample("store ready")];
     let t0 = Instant::now();
-    let mut session = Session::new(&model, &compiled, &store, parse_seed(&args.sk_seed)?)
+    let secret = args.secret.resolve(&dir)?;
+    let mut session = Session::new(&model, &compiled, &store, *secret.seed)
         .context("preparing keys and weights")?;
     let setup = t0.elapsed().as_secs_f64();
     stages.push(rss::sample("keys and weights ready"));
@@ -128,6 +133,13 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         keys_generated: session.keys.generated,
         keys_reused: session.keys.reused,
         weights_encoded: session.weights_encoded,
+        key_file: secret.origin.key_file().map(|p| p.display().to_string()),
+        eval_key_fingerprint: eval_key_fingerprint(
+            &store,
+            KeySetId::from_seed(&secret.seed),
+            params.id(),
+            0,
+        )?,
         policy: policy.name(),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
