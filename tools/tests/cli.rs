@@ -1,6 +1,8 @@
 //! The CLI end to end: the demo leaves a pool that `inspect` reads back and checks.
 
 use std::path::Path;
+
+use hetier_allocator::{ObjectKind, ObjectMeta, Pool, PoolOptions};
 use std::process::Command;
 
 fn hetier() -> Command {
@@ -31,6 +33,63 @@ fn demo_then_inspect_reports_the_durable_objects_only() {
     assert_eq!(inspect["by_kind"]["relinearisation key"]["objects"], 1);
     assert_eq!(inspect["fsck_objects_checked"], 3);
     assert_eq!(inspect["fsck_corrupt"].as_array().unwrap().len(), 0);
+}
+
+/// Flips one bit in the middle of each object `pick` selects, in the pool files under `dir`
+/// (closed); returns how many objects it damaged.
+fn damage(dir: &Path, pick: impl Fn(&ObjectMeta) -> bool) -> usize {
+    use std::os::unix::fs::FileExt;
+    let (pool, _) = Pool::open(dir, PoolOptions::default()).unwrap();
+    let seg = pool.superblock().segment_size;
+    let victims: Vec<ObjectMeta> = pool.list().into_iter().filter(|m| pick(m)).collect();
+    drop(pool);
+    for m in &victims {
+        let at = m.offset.0 + m.len / 2;
+        let path = dir.join(format!("segment-{:06}.hpool", at / seg));
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at % seg).unwrap();
+        b[0] ^= 0x10;
+        f.write_all_at(&b, at % seg).unwrap();
+        f.sync_all().unwrap();
+    }
+    victims.len()
+}
+
+#[test]
+fn inspect_fails_on_a_damaged_object_and_repair_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let out = hetier()
+        .args(["--json", "demo", "--durable", "3", "--scratch", "0", "--object-mib", "1"])
+        .arg("--dir")
+        .arg(&pool)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let galois = |m: &ObjectMeta| matches!(m.kind, ObjectKind::EvalKey { galois_element, .. } if galois_element != 0);
+    assert_eq!(damage(&pool, |m| galois(m) && m.id.0 == 2), 1);
+    let inspect = |extra: &[&str]| {
+        hetier().args(["--json", "inspect"]).args(extra).arg(&pool).output().unwrap()
+    };
+    let out = inspect(&[]);
+    assert!(!out.status.success(), "inspect of a damaged pool exited 0");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let corrupt = v["fsck_corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1);
+    assert!(corrupt[0].as_str().unwrap().contains("Galois key for element"), "{corrupt:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repair"));
+
+    let out = inspect(&["--repair"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["repaired"].as_array().unwrap().len(), 1);
+
+    let out = inspect(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["durable_objects"], 2);
+    assert_eq!(v["fsck_corrupt"].as_array().unwrap().len(), 0);
 }
 
 #[test]
