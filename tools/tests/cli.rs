@@ -37,7 +37,7 @@ fn demo_then_inspect_reports_the_durable_objects_only() {
 
 /// Flips one bit in the middle of each object `pick` selects, in the pool files under `dir`
 /// (closed); returns how many objects it damaged.
-fn damage(dir: &Path, pick: impl Fn(&ObjectMeta) -> bool) -> usize {
+fn damage(dir: &Path, mut pick: impl FnMut(&ObjectMeta) -> bool) -> usize {
     use std::os::unix::fs::FileExt;
     let (pool, _) = Pool::open(dir, PoolOptions::default()).unwrap();
     let seg = pool.superblock().segment_size;
@@ -90,6 +90,47 @@ fn inspect_fails_on_a_damaged_object_and_repair_removes_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["durable_objects"], 2);
     assert_eq!(v["fsck_corrupt"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_kept_pool_with_damaged_keys_and_weights_heals_on_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let first = json_of(&run_digits(&pool, &[]));
+    assert_eq!(first["objects_healed"], 0);
+    // Flip a bit in two evaluation keys and two encoded weights.
+    let (mut keys, mut weights) = (0, 0);
+    let n = damage(&pool, |m| match m.kind {
+        ObjectKind::EvalKey { .. } if keys < 2 => {
+            keys += 1;
+            true
+        }
+        ObjectKind::Plaintext if weights < 2 => {
+            weights += 1;
+            true
+        }
+        _ => false,
+    });
+    assert_eq!(n, 4);
+    let inspect = || hetier().args(["--json", "inspect"]).arg(&pool).output().unwrap();
+    assert!(!inspect().status.success(), "inspect of a damaged pool exited 0");
+
+    let out = run_digits(&pool, &[]);
+    let second = json_of(&out);
+    assert_eq!(second["objects_healed"], 4);
+    assert_eq!(second["agree_with_plaintext"], 2);
+    assert!(second["max_logit_error"].as_f64().unwrap() <= 1e-3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("healed: ")).collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert_eq!(lines.iter().filter(|l| l.contains("weight plaintext")).count(), 2, "{stderr}");
+    assert_eq!(lines.iter().filter(|l| l.contains(" key")).count(), 2, "{stderr}");
+    // Replaced durably: the pool is clean, and a third run heals nothing.
+    let out = inspect();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let third = json_of(&run_digits(&pool, &[]));
+    assert_eq!(third["objects_healed"], 0);
+    assert_eq!(third["keys_generated"], 0);
 }
 
 #[test]
