@@ -330,6 +330,52 @@ mod tests {
         assert_eq!((r.generated, r.reused), (0, 2));
     }
 
+    fn valid_manifest() -> Vec<u8> {
+        let m = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            params_id: 9,
+            keyset: 5,
+            generation: 2,
+            keys: (0..3)
+                .map(|g| ManifestKey {
+                    galois_element: g,
+                    id: 100 + g,
+                    len: 4096,
+                    seed: hex(&SEED),
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&m).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 128, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// The key-set manifest is read from the pool: random bytes, truncations and flips
+        /// give a typed error (or, for a flip that keeps it valid, a manifest), never a panic.
+        #[test]
+        fn manifest_decoder_refuses_bad_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in proptest::prelude::any::<usize>(),
+        ) {
+            proptest::prop_assert!(parse_manifest(&bytes, KeySetId(5), 9).is_err());
+            let v = valid_manifest();
+            proptest::prop_assert!(parse_manifest(&v, KeySetId(5), 9).is_ok());
+            let c = cut.index(v.len());
+            proptest::prop_assert!(parse_manifest(&v[..c], KeySetId(5), 9).is_err());
+            let mut f = v.clone();
+            f[(bit / 8) % v.len()] ^= 1 << (bit % 8);
+            if let Ok(m) = parse_manifest(&f, KeySetId(5), 9) {
+                for k in &m.keys {
+                    let _ = unhex(&k.seed);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_lone_unreadable_manifest_is_a_typed_error() {
         let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
