@@ -66,8 +66,22 @@ pub enum Error {
         /// The underlying failure, rendered.
         reason: String,
     },
-    /// The persistent-memory pool or the DRAM allocator reported an error.
-    #[error("allocator: {0}")]
+    /// An object's bytes in the pool fail the checksum recorded when they were written: the
+    /// pool's copy is damaged (the object stays in the store until removed).
+    #[error(
+        "object {id} is damaged in the pool: checksum stored {stored:#010x}, computed {computed:#010x}"
+    )]
+    Damaged {
+        /// The damaged object.
+        id: ObjectId,
+        /// Checksum recorded when it was written.
+        stored: u32,
+        /// Checksum of the bytes read.
+        computed: u32,
+    },
+    /// The persistent-memory pool or the DRAM allocator reported an error (its own message,
+    /// said once).
+    #[error(transparent)]
     Allocator(#[from] hetier_allocator::Error),
     /// A trace file is malformed.
     #[error("trace line {line}: {reason}")]

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod fmt;
+mod secret;
 
 use clap::{Parser, Subcommand};
 

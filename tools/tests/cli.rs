@@ -1,5 +1,8 @@
 //! The CLI end to end: the demo leaves a pool that `inspect` reads back and checks.
 
+use std::path::Path;
+
+use hetier_allocator::{ObjectKind, ObjectMeta, Pool, PoolOptions};
 use std::process::Command;
 
 fn hetier() -> Command {
@@ -32,6 +35,129 @@ fn demo_then_inspect_reports_the_durable_objects_only() {
     assert_eq!(inspect["fsck_corrupt"].as_array().unwrap().len(), 0);
 }
 
+/// Flips one bit in the middle of each object `pick` selects, in the pool files under `dir`
+/// (closed); returns how many objects it damaged.
+fn damage(dir: &Path, mut pick: impl FnMut(&ObjectMeta) -> bool) -> usize {
+    use std::os::unix::fs::FileExt;
+    let (pool, _) = Pool::open(dir, PoolOptions::default()).unwrap();
+    let seg = pool.superblock().segment_size;
+    let victims: Vec<ObjectMeta> = pool.list().into_iter().filter(|m| pick(m)).collect();
+    drop(pool);
+    for m in &victims {
+        let at = m.offset.0 + m.len / 2;
+        let path = dir.join(format!("segment-{:06}.hpool", at / seg));
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at % seg).unwrap();
+        b[0] ^= 0x10;
+        f.write_all_at(&b, at % seg).unwrap();
+        f.sync_all().unwrap();
+    }
+    victims.len()
+}
+
+#[test]
+fn inspect_fails_on_a_damaged_object_and_repair_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let out = hetier()
+        .args(["--json", "demo", "--durable", "3", "--scratch", "0", "--object-mib", "1"])
+        .arg("--dir")
+        .arg(&pool)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let galois = |m: &ObjectMeta| matches!(m.kind, ObjectKind::EvalKey { galois_element, .. } if galois_element != 0);
+    assert_eq!(damage(&pool, |m| galois(m) && m.id.0 == 2), 1);
+    let inspect = |extra: &[&str]| {
+        hetier().args(["--json", "inspect"]).args(extra).arg(&pool).output().unwrap()
+    };
+    let out = inspect(&[]);
+    assert!(!out.status.success(), "inspect of a damaged pool exited 0");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let corrupt = v["fsck_corrupt"].as_array().unwrap();
+    assert_eq!(corrupt.len(), 1);
+    assert!(corrupt[0].as_str().unwrap().contains("Galois key for element"), "{corrupt:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repair"));
+
+    let out = inspect(&["--repair"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["repaired"].as_array().unwrap().len(), 1);
+
+    let out = inspect(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["durable_objects"], 2);
+    assert_eq!(v["fsck_corrupt"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_kept_pool_with_damaged_keys_and_weights_heals_on_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let first = json_of(&run_digits(&pool, &[]));
+    assert_eq!(first["objects_healed"], 0);
+    // Flip a bit in two evaluation keys and two encoded weights.
+    let (mut keys, mut weights) = (0, 0);
+    let n = damage(&pool, |m| match m.kind {
+        ObjectKind::EvalKey { .. } if keys < 2 => {
+            keys += 1;
+            true
+        }
+        ObjectKind::Plaintext if weights < 2 => {
+            weights += 1;
+            true
+        }
+        _ => false,
+    });
+    assert_eq!(n, 4);
+    let inspect = || hetier().args(["--json", "inspect"]).arg(&pool).output().unwrap();
+    assert!(!inspect().status.success(), "inspect of a damaged pool exited 0");
+
+    let out = run_digits(&pool, &[]);
+    let second = json_of(&out);
+    assert_eq!(second["objects_healed"], 4);
+    assert_eq!(second["agree_with_plaintext"], 2);
+    assert!(second["max_logit_error"].as_f64().unwrap() <= 1e-3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("healed: ")).collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert_eq!(lines.iter().filter(|l| l.contains("weight plaintext")).count(), 2, "{stderr}");
+    assert_eq!(lines.iter().filter(|l| l.contains(" key")).count(), 2, "{stderr}");
+    // Replaced durably: the pool is clean, and a third run heals nothing.
+    let out = inspect();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let third = json_of(&run_digits(&pool, &[]));
+    assert_eq!(third["objects_healed"], 0);
+    assert_eq!(third["keys_generated"], 0);
+}
+
+#[test]
+fn the_batch_layout_heals_a_damaged_relinearisation_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let run = || {
+        hetier()
+            .args(["--json", "run", "--batch", "--images", "8", "--dram-mib", "32", "--dir"])
+            .arg(&pool)
+            .output()
+            .unwrap()
+    };
+    let first = json_of(&run());
+    let relin = |m: &ObjectMeta| matches!(m.kind, ObjectKind::EvalKey { galois_element: 0, .. });
+    assert_eq!(damage(&pool, relin), 1);
+    let out = run();
+    let second = json_of(&out);
+    assert_eq!(second["objects_healed"], 1);
+    assert_eq!(second["agree_with_plaintext"], 8);
+    // The key generator is deterministic from the key file: the regenerated key is the same.
+    assert_eq!(second["eval_key_fingerprint"], first["eval_key_fingerprint"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("healed: the relinearisation key was damaged"), "{stderr}");
+    assert_eq!(json_of(&run())["objects_healed"], 0);
+}
+
 #[test]
 fn inspect_of_a_missing_pool_fails_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,19 +166,33 @@ fn inspect_of_a_missing_pool_fails_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("opening pool"));
 }
 
+fn run_digits(pool: &Path, extra: &[&str]) -> std::process::Output {
+    hetier()
+        .args(["--json", "run", "--images", "2", "--dram-mib", "24", "--dir"])
+        .arg(pool)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn any_file_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    })
+}
+
 #[test]
 fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
-    let run = || {
-        let out = hetier()
-            .args(["--json", "run", "--images", "2", "--dram-mib", "24", "--dir"])
-            .arg(&pool)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let run = || json_of(&run_digits(&pool, &[]));
     let first = run();
     assert_eq!(first["images"], 2);
     assert_eq!(first["agree_with_plaintext"], 2);
@@ -65,6 +205,50 @@ fn run_digits_agrees_with_plaintext_and_reuses_pooled_keys() {
     assert_eq!(second["keys_reused"], first["keys_generated"]);
     assert_eq!(second["weights_encoded"], 0);
     assert_eq!(second["agree_with_plaintext"], 2);
+    assert_eq!(second["eval_key_fingerprint"], first["eval_key_fingerprint"]);
+}
+
+#[test]
+fn run_without_a_seed_keeps_a_random_0600_key_outside_the_pool() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let ra = json_of(&run_digits(&a, &[]));
+    let rb = json_of(&run_digits(&b, &[]));
+    // Two fresh pools, two random secret keys: different public keys.
+    let (fa, fb) = (&ra["eval_key_fingerprint"], &rb["eval_key_fingerprint"]);
+    assert!(fa.is_string() && fb.is_string(), "{fa} {fb}");
+    assert_ne!(fa, fb);
+    let key_file = dir.path().join("a.secret");
+    assert_eq!(ra["key_file"], key_file.display().to_string());
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The pool holds public material only: neither the seed nor its hex is in any pool file,
+    // and every object is a key, a weight or a manifest.
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    let hex = text.lines().nth(1).unwrap().to_owned();
+    let seed: Vec<u8> =
+        (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    assert!(!any_file_contains(&a, &seed));
+    assert!(!any_file_contains(&a, hex.as_bytes()));
+    let out = hetier().args(["--json", "inspect"]).arg(&a).output().unwrap();
+    let inspect = json_of(&out);
+    let kinds: Vec<&String> = inspect["by_kind"].as_object().unwrap().keys().collect();
+    for k in kinds {
+        assert!(["relinearisation key", "galois key", "plaintext", "blob"].contains(&k.as_str()));
+    }
+    // A key file others can read is refused.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run_digits(&a, &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mode 0640"));
+    // --sk-seed works, says loudly that its key is not secret, and writes no key file.
+    let c = dir.path().join("c");
+    let out = run_digits(&c, &["--sk-seed", &"ab".repeat(32)]);
+    let rc = json_of(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT secret"));
+    assert!(rc["key_file"].is_null());
+    assert!(!dir.path().join("c.secret").exists());
 }
 
 #[test]

@@ -183,6 +183,31 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+    /// Checks, before anything is allocated, that the rest of the body is exactly `copies`
+    /// times one packed limb for each prime index in `primes` (plus `extra` bytes first): a
+    /// header that claims more data than the blob holds is refused without allocating it.
+    fn expect_limbs(
+        &self,
+        ctx: &Context,
+        what: &str,
+        copies: usize,
+        primes: std::ops::Range<usize>,
+        extra: usize,
+    ) -> Result<()> {
+        let n = ctx.n();
+        let per_copy: usize = primes.map(|i| packed_len(n, width(ctx.prime(i).q))).sum();
+        let needed = per_copy.saturating_mul(copies).saturating_add(extra);
+        let left = self.buf.len() - self.pos;
+        if left != needed {
+            return Err(Error::Corrupt {
+                reason: format!(
+                    "{what} needs {needed} more body bytes, the blob has {left} (nothing \
+                     allocated)"
+                ),
+            });
+        }
+        Ok(())
+    }
     fn end(&self) -> Result<()> {
         if self.pos != self.buf.len() {
             return Err(Error::Corrupt {
@@ -291,6 +316,8 @@ impl Ciphertext {
         check_level(ctx, level)?;
         let scale = f64::from_bits(r.u64()?);
         check_scale(scale)?;
+        let what = format!("a ciphertext of {parts} polynomials at level {level}");
+        r.expect_limbs(ctx, &what, parts, 0..level + 1, 0)?;
         let n = ctx.n();
         let mut ct = Ciphertext::zeros(parts, level, scale, n, ctx.params().id());
         for limb in 0..parts * (level + 1) {
@@ -324,6 +351,7 @@ impl Plaintext {
         check_level(ctx, level)?;
         let scale = f64::from_bits(r.u64()?);
         check_scale(scale)?;
+        r.expect_limbs(ctx, &format!("a plaintext at level {level}"), 1, 0..level + 1, 0)?;
         let n = ctx.n();
         let mut data = vec![0u64; (level + 1) * n];
         for i in 0..=level {
@@ -355,6 +383,8 @@ impl SeededCiphertext {
         check_level(ctx, level)?;
         let scale = f64::from_bits(r.u64()?);
         check_scale(scale)?;
+        let what = format!("a seeded ciphertext at level {level}");
+        r.expect_limbs(ctx, &what, 1, 0..level + 1, 32)?;
         let seed = r.seed()?;
         let n = ctx.n();
         let mut c0 = vec![0u64; (level + 1) * n];
@@ -383,9 +413,10 @@ impl PublicKey {
     /// Loads a public key, expanding a from its seed.
     pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::open(bytes, BlobKind::PublicKey, ctx)?;
-        let seed = r.seed()?;
         let n = ctx.n();
         let l1 = ctx.q_len() + ctx.p_len();
+        r.expect_limbs(ctx, "a public key", 1, 0..l1, 32)?;
+        let seed = r.seed()?;
         let mut data = vec![0u64; 2 * l1 * n];
         for i in 0..l1 {
             r.limb(&mut data[i * n..(i + 1) * n], ctx.prime(i).q)?;
@@ -418,6 +449,7 @@ fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySwitchKey> {
             reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()),
         });
     }
+    r.expect_limbs(ctx, &format!("a switching key of {dnum} digits"), dnum, 0..qp, 32)?;
     let seed = r.seed()?;
     let mut data = vec![0u64; dnum * 2 * qp * n];
     for j in 0..dnum {

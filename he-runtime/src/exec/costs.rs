@@ -44,7 +44,7 @@ impl OpCosts {
     /// rotation key and the relinearisation key, so it costs a few key generations.
     pub fn calibrate(params: &Params) -> Result<Self> {
         let ctx: Arc<Context> = Context::new(params)?;
-        let mut kg = KeyGenerator::with_seed(&ctx, [0x5a; 32]);
+        let mut kg = KeyGenerator::new(&ctx);
         let sk = kg.secret_key();
         let rot = kg.rotation_key(&sk, 1)?;
         let conj = kg.conjugation_key(&sk)?;
@@ -55,7 +55,7 @@ impl OpCosts {
         let vals: Vec<f64> = (0..params.slots()).map(|i| (i as f64 * 0.01).sin()).collect();
         let top = params.max_level();
         let pt = enc.encode_real(&vals, top, params.scale())?;
-        let ct = Encryptor::with_seed(&ctx, [1; 32]).encrypt_sk(&sk, &pt)?;
+        let ct = Encryptor::new(&ctx).encrypt_sk(&sk, &pt)?;
         let mut top_ns = BTreeMap::new();
         let mut time = |name: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
             f()?;

@@ -16,6 +16,25 @@ pub enum Error {
     /// The tiered store failed (budget too small for the pinned set, pool I/O, corruption).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An object of a run is damaged in the pool (its bytes fail their checksum).
+    #[error(
+        "{what} is damaged in the pool (object {id:#x}: checksum stored {stored:#010x}, \
+         computed {computed:#010x}); {remedy}"
+    )]
+    Damaged {
+        /// What the object is to the run, e.g. "the Galois key for rotation step 3".
+        what: String,
+        /// Whether it can be derived again (evaluation keys, encoded weights).
+        derivable: bool,
+        /// Its store object id.
+        id: u64,
+        /// Checksum recorded when it was written.
+        stored: u32,
+        /// Checksum of the bytes read.
+        computed: u32,
+        /// What to do about it.
+        remedy: &'static str,
+    },
     /// The key-set manifest in the pool cannot be used.
     #[error("key-set manifest: {reason}")]
     KeyManifest {

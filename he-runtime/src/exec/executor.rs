@@ -12,6 +12,7 @@ use hetier_tiering::{
 
 use super::costs::OpCosts;
 use super::error::{Error, Result};
+use super::heal::{healed_line, pin_as, program_role};
 use super::ids::{self, KeySetId};
 use super::keys::{KeyReport, KeySet};
 use super::report::RunReport;
@@ -209,7 +210,7 @@ impl<'s> Executor<'s> {
                     let len = self.program.objects()[k.index()].bytes;
                     self.put_event(*k, len);
                 }
-                Ok(KeyReport { generated: keys.len(), reused: 0, bytes_generated: 0 })
+                Ok(KeyReport { generated: keys.len(), ..KeyReport::default() })
             }
             Backend::Real(real) => {
                 let (Some(kg), Some(sk)) = (kg, sk) else {
@@ -257,22 +258,71 @@ impl<'s> Executor<'s> {
                         self.put_event(obj, o.bytes);
                         continue;
                     }
-                    let src = o.plain.as_ref().ok_or(CoreError::MissingObject {
-                        id: obj.0,
-                        reason: "plaintext without values",
-                    })?;
-                    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
-                    let len = pt.as_words().len() as u64 * 8;
-                    let mut w = real.store.alloc(len)?;
-                    w.as_u64s_mut().copy_from_slice(pt.as_words());
-                    real.store.put_block(id, ObjectKind::Plaintext, Durability::Durable, w)?;
-                    len
+                    put_weight(real, self.program, obj, id)?
                 }
             };
             encoded += 1;
             self.put_event(obj, len);
         }
         Ok(encoded)
+    }
+
+    /// Replaces the damaged store object `id` (an evaluation key or an encoded weight; see
+    /// [`super::derivable_damage`]) with a fresh one derived from its source: a weight is encoded
+    /// again from the model, a key generated again with `kg` from the client's `sk`. Returns
+    /// the line that reports it. A ciphertext cannot be healed.
+    pub fn heal(
+        &mut self,
+        id: ObjectId,
+        kg: Option<&mut KeyGenerator>,
+        sk: Option<&SecretKey>,
+        keyset: KeySetId,
+    ) -> Result<String> {
+        let program = self.program;
+        let obj = self.ids.iter().position(|&x| x == id).map(|i| ObjId(i as u32)).ok_or(
+            CoreError::InvalidParameter {
+                name: "heal",
+                reason: format!("object {id} is not one of this program's"),
+            },
+        )?;
+        let role = program_role(program, obj);
+        let Backend::Real(real) = &mut self.backend else {
+            return Err(Error::WrongMode { mode: "plan", what: "heal an object" });
+        };
+        let source = match program.objects()[obj.index()].kind {
+            ObjKind::Plaintext => {
+                real.store.remove(id)?;
+                put_weight(real, program, obj, id)?;
+                "the model's weights"
+            }
+            ObjKind::GaloisKey { .. } | ObjKind::RelinKey => {
+                let (Some(kg), Some(sk)) = (kg, sk) else {
+                    return Err(Error::WrongMode {
+                        mode: "real",
+                        what: "regenerate a key without the client's secret key",
+                    });
+                };
+                real.store.remove(id)?;
+                // The manifest lists the key but the store no longer holds it: `ensure`
+                // generates it again and records its new seed.
+                let needed: Vec<u64> = program
+                    .keys()
+                    .iter()
+                    .filter_map(|k| galois_of(program.objects()[k.index()].kind))
+                    .collect();
+                real.keys =
+                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?.0;
+                "the client's secret key"
+            }
+            ObjKind::Ciphertext => {
+                return Err(CoreError::InvalidParameter {
+                    name: "heal",
+                    reason: format!("{} cannot be derived again", role.what),
+                }
+                .into())
+            }
+        };
+        Ok(healed_line(&role.what, source))
     }
 
     /// The store ids every step will pin, in order (what `hint` receives).
@@ -387,7 +437,7 @@ impl<'s> Executor<'s> {
         let obj = self.program.outputs().iter().find(|(n, _)| n == name).map(|(_, o)| *o).ok_or(
             CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
         )?;
-        let g = real.store.pin(self.ids[obj.index()])?;
+        let g = pin_as(real.store, self.ids[obj.index()], || program_role(self.program, obj))?;
         let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program: self.program };
         Ok(v.ct(obj, &g)?.to_owned_ct())
     }
@@ -422,6 +472,22 @@ impl<'s> Executor<'s> {
             events: self.events.clone(),
         }
     }
+}
+
+/// Encodes weight plaintext `obj` from the model's values and puts it (durable) as `id`;
+/// returns its length in bytes.
+fn put_weight(real: &Real<'_>, program: &Program, obj: ObjId, id: ObjectId) -> Result<u64> {
+    let o = program.object(obj)?;
+    let src = o
+        .plain
+        .as_ref()
+        .ok_or(CoreError::MissingObject { id: obj.0, reason: "plaintext without values" })?;
+    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+    let len = pt.as_words().len() as u64 * 8;
+    let mut w = real.store.alloc(len)?;
+    w.as_u64s_mut().copy_from_slice(pt.as_words());
+    real.store.put_block(id, ObjectKind::Plaintext, Durability::Durable, w)?;
+    Ok(len)
 }
 
 /// Puts a ciphertext as a scratch object; returns its length in bytes.
@@ -504,8 +570,8 @@ fn exec_step<'s>(
     let guards = step
         .pins
         .iter()
-        .map(|o| store.pin(ids[o.index()]))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|&o| pin_as(store, ids[o.index()], || program_role(program, o)))
+        .collect::<Result<Vec<_>>>()?;
     let v = Views { ctx, keys, meta, program };
     let g = |k: usize| &guards[k];
     let t = Instant::now();

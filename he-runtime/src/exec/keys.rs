@@ -33,23 +33,34 @@ struct Manifest {
     keys: Vec<ManifestKey>,
 }
 
-/// Reads the manifest slots of a key set and returns the newest valid one with its slot.
-/// Both slots exist only after a crash between writing a new manifest and removing the old;
-/// an unreadable slot is then ignored in favour of the other, and is an error only when it is
-/// the only one.
+/// Reads the manifest slots of a key set and returns the newest valid one with its slot, and
+/// how many damaged slots it dropped. Both slots exist only after a crash between writing a
+/// new manifest and removing the old; an unreadable slot is then ignored in favour of the
+/// other, and is an error only when it is the only one. A slot damaged in the pool is removed:
+/// the keys it listed are then regenerated (they derive from the secret key).
 fn read_manifest(
     store: &TieredStore,
     keyset: KeySetId,
     params_id: u64,
-) -> Result<Option<(u64, Manifest)>> {
+) -> Result<(Option<(u64, Manifest)>, usize)> {
     let mut best: Option<(u64, Manifest)> = None;
     let mut first_err = None;
+    let mut dropped = 0;
     for slot in 0..2 {
         let id = manifest_slot_id(keyset, params_id, slot);
         if !store.contains(id) {
             continue;
         }
-        match parse_manifest(store.pin(id)?.as_bytes(), keyset, params_id) {
+        let pin = match store.pin(id) {
+            Ok(p) => p,
+            Err(hetier_tiering::Error::Damaged { .. }) => {
+                store.remove(id)?;
+                dropped += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match parse_manifest(pin.as_bytes(), keyset, params_id) {
             Ok(m) => {
                 if best.as_ref().is_none_or(|(_, b)| m.generation > b.generation) {
                     best = Some((slot, m));
@@ -59,9 +70,9 @@ fn read_manifest(
         }
     }
     match (best, first_err) {
-        (Some(b), _) => Ok(Some(b)),
+        (Some(b), _) => Ok((Some(b), dropped)),
         (None, Some(e)) => Err(e),
-        (None, None) => Ok(None),
+        (None, None) => Ok((None, dropped)),
     }
 }
 
@@ -139,6 +150,8 @@ pub struct KeyReport {
     pub reused: usize,
     /// Bytes of the generated keys.
     pub bytes_generated: u64,
+    /// Key-set manifests found damaged in the pool and dropped (their keys are regenerated).
+    pub manifests_healed: usize,
 }
 
 /// The evaluation keys of one key set under one parameter set, by Galois element (0 =
@@ -188,7 +201,7 @@ impl KeySet {
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
         let params = ctx.params();
-        let current = read_manifest(store, keyset, params.id())?;
+        let (current, manifests_healed) = read_manifest(store, keyset, params.id())?;
         let mut set = Self::default();
         if let Some((_, m)) = &current {
             for k in &m.keys {
@@ -202,7 +215,7 @@ impl KeySet {
                 }
             }
         }
-        let mut report = KeyReport::default();
+        let mut report = KeyReport { manifests_healed, ..KeyReport::default() };
         let top = params.max_level() as u32;
         for &g in needed {
             if set.keys.contains_key(&g) {
@@ -336,6 +349,52 @@ mod tests {
             .unwrap();
         let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
         assert_eq!((r.generated, r.reused), (0, 2));
+    }
+
+    fn valid_manifest() -> Vec<u8> {
+        let m = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            params_id: 9,
+            keyset: 5,
+            generation: 2,
+            keys: (0..3)
+                .map(|g| ManifestKey {
+                    galois_element: g,
+                    id: 100 + g,
+                    len: 4096,
+                    seed: hex(&SEED),
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&m).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 128, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// The key-set manifest is read from the pool: random bytes, truncations and flips
+        /// give a typed error (or, for a flip that keeps it valid, a manifest), never a panic.
+        #[test]
+        fn manifest_decoder_refuses_bad_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in proptest::prelude::any::<usize>(),
+        ) {
+            proptest::prop_assert!(parse_manifest(&bytes, KeySetId(5), 9).is_err());
+            let v = valid_manifest();
+            proptest::prop_assert!(parse_manifest(&v, KeySetId(5), 9).is_ok());
+            let c = cut.index(v.len());
+            proptest::prop_assert!(parse_manifest(&v[..c], KeySetId(5), 9).is_err());
+            let mut f = v.clone();
+            f[(bit / 8) % v.len()] ^= 1 << (bit % 8);
+            if let Ok(m) = parse_manifest(&f, KeySetId(5), 9) {
+                for k in &m.keys {
+                    let _ = unhex(&k.seed);
+                }
+            }
+        }
     }
 
     #[test]

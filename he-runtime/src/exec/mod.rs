@@ -22,6 +22,7 @@ mod costs;
 mod error;
 mod executor;
 mod fullsize;
+mod heal;
 pub mod ids;
 mod keys;
 mod report;
@@ -33,6 +34,9 @@ pub use costs::OpCosts;
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
 pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};
+pub use heal::{
+    derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
+};
 pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
 pub use report::RunReport;

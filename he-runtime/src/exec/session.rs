@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hetier_tiering::TieredStore;
 
-use super::{weights_tag, Executor, KeyReport, KeySetId, RunReport};
+use super::{derivable_damage, weights_tag, Executor, KeyReport, KeySetId, RunReport};
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
 use crate::exec::error::Result;
 use crate::model::{Compiled, Model};
@@ -19,10 +19,14 @@ pub struct Session<'s> {
     encoder: Encoder,
     encryptor: Encryptor,
     executor: Executor<'s>,
+    kg: KeyGenerator,
+    keyset: KeySetId,
     /// What preparing the keys did (generated or reused from the pool).
     pub keys: KeyReport,
     /// Weight plaintexts encoded and put (0 when all were reused).
     pub weights_encoded: usize,
+    /// One line per damaged object regenerated since the last [`Session::take_healed`].
+    healed: Vec<String>,
 }
 
 impl<'s> Session<'s> {
@@ -51,8 +55,11 @@ impl<'s> Session<'s> {
             ctx,
             sk,
             executor,
+            kg,
+            keyset,
             keys,
             weights_encoded,
+            healed: Vec::new(),
         })
     }
 
@@ -64,11 +71,32 @@ impl<'s> Session<'s> {
         let slots = self.compiled.pack(&x, p.slots())?;
         let pt = self.encoder.encode_real(&slots, p.max_level(), p.scale())?;
         let ct = self.encryptor.encrypt_sk(&self.sk, &pt)?;
-        let report = self.executor.run(Some(&ct))?;
+        // A damaged key or weight is regenerated and the run repeated; each object at most
+        // once per call, so a pool that keeps damaging what is written to it cannot loop.
+        let mut healed: Vec<hetier_tiering::ObjectId> = Vec::new();
+        let mut report = loop {
+            let r = self.executor.run(Some(&ct));
+            match derivable_damage(&r) {
+                Some((id, _)) if !healed.contains(&id) => {
+                    let line =
+                        self.executor.heal(id, Some(&mut self.kg), Some(&self.sk), self.keyset)?;
+                    self.healed.push(line);
+                    healed.push(id);
+                }
+                _ => break r?,
+            }
+        };
+        report.healed = healed.len();
         let out = self.executor.output(&self.compiled.output_name)?;
         self.executor.finish()?;
         let dec = Decryptor::new(&self.ctx, &self.sk)?.decrypt(&out)?;
         Ok((self.compiled.output_layout.unpack(&self.encoder.decode_real(&dec)?), report))
+    }
+
+    /// The lines describing each damaged object regenerated since the last call (for the
+    /// caller to report, one line each).
+    pub fn take_healed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.healed)
     }
 
     /// The executor (for its trace).

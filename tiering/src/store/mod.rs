@@ -372,8 +372,8 @@ impl TieredStore {
         let mut counted = false;
         let block = loop {
             let e = st.objects.get_mut(&id).ok_or(Error::UnknownObject { id })?;
-            if let Some(reason) = e.failed.take() {
-                return Err(Error::TransferFailed { id, direction: "pm->dram", reason });
+            if let Some(failure) = e.failed.take() {
+                return Err(failure.into_error(id));
             }
             if let Transfer::Loading { prefetch } = e.transfer {
                 if !counted {

@@ -38,6 +38,44 @@ pub(super) enum Transfer {
     Writing,
 }
 
+/// Why a PM→DRAM load failed, kept for the pin that needs the object.
+#[derive(Debug, Clone)]
+pub(super) enum LoadFailure {
+    /// The pool's copy fails its checksum.
+    Damaged {
+        /// Checksum recorded when written.
+        stored: u32,
+        /// Checksum of the bytes read.
+        computed: u32,
+    },
+    /// Anything else, rendered.
+    Other(String),
+}
+
+impl LoadFailure {
+    fn of(err: &Error) -> Self {
+        match err {
+            Error::Allocator(hetier_allocator::Error::DataChecksum {
+                stored, computed, ..
+            })
+            | Error::Damaged { stored, computed, .. } => {
+                LoadFailure::Damaged { stored: *stored, computed: *computed }
+            }
+            e => LoadFailure::Other(e.to_string()),
+        }
+    }
+
+    /// The error a pin of `id` reports for this failure.
+    pub fn into_error(self, id: ObjectId) -> Error {
+        match self {
+            LoadFailure::Damaged { stored, computed } => Error::Damaged { id, stored, computed },
+            LoadFailure::Other(reason) => {
+                Error::TransferFailed { id, direction: "pm->dram", reason }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Entry {
     pub len: u64,
@@ -50,7 +88,7 @@ pub(super) struct Entry {
     /// Arrived by prefetch and not pinned since.
     pub prefetched: bool,
     /// A transfer failure not yet reported to a pin.
-    pub failed: Option<String>,
+    pub failed: Option<LoadFailure>,
     /// Pins waiting for this object's load: once it lands it must stay for them.
     pub waiters: u32,
 }
@@ -361,15 +399,15 @@ pub(super) fn complete_load(
         Err(err) => {
             st.used -= len;
             st.stats.transfer_failures += 1;
-            let reason = err.to_string();
+            let failure = LoadFailure::of(&err);
             // A demand load reports to its own pin; a failed prefetch is kept for the pin
             // that will need the object.
             if prefetch {
                 if let Some(e) = st.objects.get_mut(&id) {
-                    e.failed = Some(reason.clone());
+                    e.failed = Some(failure.clone());
                 }
             }
-            Err(Error::TransferFailed { id, direction: "pm->dram", reason })
+            Err(failure.into_error(id))
         }
     }
 }

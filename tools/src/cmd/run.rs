@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use hetier_he::ckks::Preset;
-use hetier_he::exec::Session;
+use hetier_he::exec::{KeySetId, Session};
 use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cmd::rss::{self, RssSample};
-use crate::cmd::run_setup::{open_store, parse_seed, peak_rss, LayoutArg, RunArgs};
+use crate::cmd::run_setup::{eval_key_fingerprint, open_store, peak_rss, LayoutArg, RunArgs};
 use crate::fmt;
 
 /// The models compiled into the binary (description, weights, test set).
@@ -54,6 +54,12 @@ struct RunReport {
     keys_generated: usize,
     keys_reused: usize,
     weights_encoded: usize,
+    /// Damaged keys and weights regenerated from their source during the run.
+    objects_healed: usize,
+    /// The client's key file (`None`: an insecure `--sk-seed` key).
+    key_file: Option<String>,
+    /// A fingerprint of the relinearisation key (public material) in the pool.
+    eval_key_fingerprint: Option<String>,
     policy: &'static str,
     pool: String,
 }
@@ -81,7 +87,8 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
 
     let mut stages = vec![rss::sample("store ready")];
     let t0 = Instant::now();
-    let mut session = Session::new(&model, &compiled, &store, parse_seed(&args.sk_seed)?)
+    let secret = args.secret.resolve(&dir)?;
+    let mut session = Session::new(&model, &compiled, &store, *secret.seed)
         .context("preparing keys and weights")?;
     let setup = t0.elapsed().as_secs_f64();
     stages.push(rss::sample("keys and weights ready"));
@@ -94,10 +101,14 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
             .progress_chars("=> "),
     );
     bar.set_message(format!("encrypted {name}"));
-    let (mut agree, mut correct, mut max_err) = (0, 0, 0.0f64);
+    let (mut agree, mut correct, mut max_err, mut healed) = (0, 0, 0.0f64, 0);
     let t1 = Instant::now();
     for i in 0..n {
-        let (y, _) = session.infer(tests.image(i))?;
+        let (y, r) = session.infer(tests.image(i))?;
+        healed += r.healed;
+        for line in session.take_healed() {
+            bar.suspend(|| eprintln!("{line}"));
+        }
         let want = tests.reference_logits(i);
         max_err = max_err.max(y.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max));
         agree += usize::from(argmax(&y) == argmax(want));
@@ -128,6 +139,14 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         keys_generated: session.keys.generated,
         keys_reused: session.keys.reused,
         weights_encoded: session.weights_encoded,
+        objects_healed: healed + session.keys.manifests_healed,
+        key_file: secret.origin.key_file().map(|p| p.display().to_string()),
+        eval_key_fingerprint: eval_key_fingerprint(
+            &store,
+            KeySetId::from_seed(&secret.seed),
+            params.id(),
+            0,
+        )?,
         policy: policy.name(),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
@@ -168,6 +187,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
                 fmt::bytes(st.peak_dram)
             ),
         ],
+        vec!["damaged objects healed".into(), out.objects_healed.to_string()],
         vec!["process peak RSS".into(), rss],
         fmt::bytes_moved_row(&st),
     ];

@@ -14,7 +14,9 @@ use hetier_he::model::{argmax, Model, TestSet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::run_setup::{open_store, parse_seed, peak_rss, RunArgs};
+use hetier_he::exec::KeySetId;
+
+use super::run_setup::{eval_key_fingerprint, open_store, peak_rss, RunArgs};
 use crate::fmt;
 
 #[derive(Serialize)]
@@ -46,6 +48,12 @@ struct BatchReport {
     bytes_dram_to_pm: u64,
     keys_generated: usize,
     keys_reused: usize,
+    /// Damaged objects regenerated from their source during the run.
+    objects_healed: usize,
+    /// The client's key file (`None`: an insecure `--sk-seed` key).
+    key_file: Option<String>,
+    /// A fingerprint of the relinearisation key (public material) in the pool.
+    eval_key_fingerprint: Option<String>,
     policy: &'static str,
     pool: String,
 }
@@ -60,8 +68,9 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
     let budget = args.dram_mib << 20;
 
     let t0 = Instant::now();
-    let mut session = BatchSession::new(model, &plan, &store, parse_seed(&args.sk_seed)?)
-        .context("preparing keys")?;
+    let secret = args.secret.resolve(&dir)?;
+    let mut session =
+        BatchSession::new(model, &plan, &store, *secret.seed).context("preparing keys")?;
     let setup = t0.elapsed().as_secs_f64();
 
     // Beyond the held-out split, images cycle through it (to fill every slot).
@@ -75,12 +84,16 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
             .progress_chars("=> "),
     );
     bar.set_message(format!("encrypted {name}, batch layout"));
-    let (mut agree, mut correct, mut max_err) = (0, 0, 0.0f64);
+    let (mut agree, mut correct, mut max_err, mut healed) = (0, 0, 0.0f64, 0);
     let (mut enc, mut srv, mut dec) = (0.0, 0.0, 0.0);
     for r in 0..runs {
         let range = r * cap..((r + 1) * cap).min(n);
         let imgs: Vec<&[u8]> = range.clone().map(|i| tests.image(i % tests.len())).collect();
         let out = session.infer(&imgs)?;
+        healed += out.report.healed;
+        for line in session.take_healed() {
+            bar.suspend(|| eprintln!("{line}"));
+        }
         for (i, y) in range.zip(&out.logits) {
             let k = i % tests.len();
             let want = tests.reference_logits(k);
@@ -129,6 +142,14 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,
         keys_reused: session.keys.reused,
+        objects_healed: healed + session.keys.manifests_healed,
+        key_file: secret.origin.key_file().map(|p| p.display().to_string()),
+        eval_key_fingerprint: eval_key_fingerprint(
+            &store,
+            KeySetId::from_seed(&secret.seed),
+            params.id(),
+            0,
+        )?,
         policy: policy.name(),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
@@ -179,6 +200,7 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
                 fmt::bytes(out.plan_peak_live_bytes)
             ),
         ],
+        vec!["damaged objects healed".into(), out.objects_healed.to_string()],
         vec!["peak RSS".into(), rss],
         fmt::bytes_moved_row(&st),
     ];

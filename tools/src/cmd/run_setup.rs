@@ -1,14 +1,19 @@
 //! The flags of `hetier run` and what both of its layouts build from them: the pool and the
-//! store, the secret-key seed, the peak-RSS probe. `run.rs` (slot layout) and `run_batch.rs`
+//! store, the client's secret key, the peak-RSS probe. `run.rs` (slot layout) and `run_batch.rs`
 //! (batch layout) both import this file and not each other's.
 
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use hetier_allocator::{Backend, Pool, PoolOptions};
+use hetier_he::exec::ids::key_id;
+use hetier_he::exec::KeySetId;
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::{PolicyConfig, TieredStore};
+
+use crate::secret::SecretArgs;
 
 /// Models `hetier run` knows.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -90,12 +95,9 @@ pub struct RunArgs {
     /// Map the pool files instead (faster on tmpfs/DAX; touched pool pages then count in RSS).
     #[arg(long)]
     pub(crate) mmap: bool,
-    /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
-    #[arg(
-        long,
-        default_value = "6865746965722064656661756c7420736563726574206b657920736565642121"
-    )]
-    pub(crate) sk_seed: String,
+    /// The client's secret key (a 0600 key file beside the pool, or an insecure seed).
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
 }
 
 /// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool
@@ -139,15 +141,23 @@ pub(crate) fn open_store(
     Ok((store, dir, tmp, policy))
 }
 
-pub(crate) fn parse_seed(s: &str) -> Result<[u8; 32]> {
-    if s.len() != 64 {
-        bail!("--sk-seed needs 64 hex digits, got {}", s.len());
+/// A fingerprint of the public evaluation key of `keyset` for Galois element `g` (0: the
+/// relinearisation key) as the pool holds it: two clients with different secret keys have
+/// different fingerprints. `None` when the pool does not hold that key.
+pub(crate) fn eval_key_fingerprint(
+    store: &TieredStore,
+    keyset: KeySetId,
+    params_id: u64,
+    g: u64,
+) -> Result<Option<String>> {
+    let id = key_id(keyset, params_id, g);
+    if !store.contains(id) {
+        return Ok(None);
     }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).context("--sk-seed is not hex")?;
-    }
-    Ok(out)
+    let pin = store.pin(id)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pin.as_bytes().hash(&mut h);
+    Ok(Some(format!("{:016x}", h.finish())))
 }
 
 /// Peak resident set of this process (`VmHWM` of /proc/self/status), in bytes.

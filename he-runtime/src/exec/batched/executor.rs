@@ -19,6 +19,7 @@ use crate::ckks::{
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::exec::costs::OpCosts;
 use crate::exec::error::{Error, Result};
+use crate::exec::heal::{healed_line, pin_as, ObjectRole};
 use crate::exec::ids::{ct_id, key_id, KeySetId};
 use crate::exec::keys::{KeyReport, KeySet};
 use crate::exec::report::RunReport;
@@ -149,7 +150,7 @@ impl<'s> BatchExecutor<'s> {
         match &mut self.backend {
             Backend::Plan(_) => {
                 put_event(&mut self.events, self.relin_id, key_len);
-                Ok(KeyReport { generated: 1, reused: 0, bytes_generated: 0 })
+                Ok(KeyReport { generated: 1, ..KeyReport::default() })
             }
             Backend::Real(real) => {
                 let (Some(kg), Some(sk)) = (kg, sk) else {
@@ -167,6 +168,31 @@ impl<'s> BatchExecutor<'s> {
                 Ok(report)
             }
         }
+    }
+
+    /// Replaces the damaged relinearisation key (store id `key`) with one generated again with
+    /// `kg` from the client's `sk`; returns the line that reports it. Nothing else a batch run
+    /// pins can be derived again.
+    pub fn heal(
+        &mut self,
+        key: ObjectId,
+        kg: &mut KeyGenerator,
+        sk: &SecretKey,
+        keyset: KeySetId,
+    ) -> Result<String> {
+        let Backend::Real(real) = &mut self.backend else {
+            return Err(Error::WrongMode { mode: "plan", what: "heal an object" });
+        };
+        if key != self.relin_id {
+            return Err(CoreError::InvalidParameter {
+                name: "heal",
+                reason: format!("object {key} is not this plan's relinearisation key"),
+            }
+            .into());
+        }
+        real.store.remove(key)?;
+        real.keys = KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &[0], |_, _| {})?.0;
+        Ok(healed_line(&ObjectRole::relin_key().what, "the client's secret key"))
     }
 
     /// Puts input element `f` (its ciphertext holds that element of every sample of the batch,
@@ -290,7 +316,7 @@ impl<'s> BatchExecutor<'s> {
             name: "output",
             reason: format!("element {k} of {}", self.plan.outputs().len()),
         })?;
-        let g = real.store.pin(id(o))?;
+        let g = pin_as(real.store, id(o), || ct_role(self.plan, o))?;
         let obj = self.plan.objects()[o as usize];
         let p = real.ctx.params();
         let ct = Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, p.n(), p.id())?;
@@ -426,8 +452,8 @@ fn exec_step(
             let words = b.in_parts * l1 * n;
             let guards = inputs
                 .iter()
-                .map(|&o| real.store.pin(id(o)))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+                .map(|&o| pin_as(real.store, id(o), || ct_role(plan, o)))
+                .collect::<Result<Vec<_>>>()?;
             let t = Instant::now();
             let xs: Vec<&[u64]> = guards.iter().map(|g| g.as_u64s()).collect();
             if let Some(bad) = xs.iter().find(|x| x.len() != words) {
@@ -471,7 +497,11 @@ fn exec_step(
         }
         BatchStep::Finish { block } => {
             let b = &plan.blocks()[*block];
-            let key_guard = if b.in_parts == 3 { Some(real.store.pin(relin_id)?) } else { None };
+            let key_guard = if b.in_parts == 3 {
+                Some(pin_as(real.store, relin_id, ObjectRole::relin_key)?)
+            } else {
+                None
+            };
             let t = Instant::now();
             let relin = relin_view(real, key_guard.as_ref())?;
             let sums = real.sums.remove(block).unwrap_or_default();
@@ -505,7 +535,7 @@ fn exec_step(
         }
         BatchStep::Square { input, output } => {
             let obj = plan.objects()[*input as usize];
-            let g = real.store.pin(id(*input))?;
+            let g = pin_as(real.store, id(*input), || ct_role(plan, *input))?;
             let t = Instant::now();
             let p = real.ctx.params();
             let x = Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, n, p.id())?;
@@ -519,9 +549,13 @@ fn exec_step(
             let tpl = &plan.templates()[*template];
             let guards = inputs
                 .iter()
-                .map(|&o| real.store.pin(id(o)))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let key_guard = if tpl.relin { Some(real.store.pin(relin_id)?) } else { None };
+                .map(|&o| pin_as(real.store, id(o), || ct_role(plan, o)))
+                .collect::<Result<Vec<_>>>()?;
+            let key_guard = if tpl.relin {
+                Some(pin_as(real.store, relin_id, ObjectRole::relin_key)?)
+            } else {
+                None
+            };
             let t = Instant::now();
             let relin = relin_view(real, key_guard.as_ref())?;
             let prog = &tpl.program;
@@ -590,6 +624,14 @@ fn exec_step(
             Ok(ns)
         }
     }
+}
+
+/// The role of batch object `o` (a ciphertext: an input element or an intermediate).
+fn ct_role(plan: &BatchPlan, o: u32) -> ObjectRole {
+    ObjectRole::ciphertext(match plan.inputs().iter().position(|&i| i == o) {
+        Some(f) => format!("the input ciphertext of element {f}"),
+        None => format!("intermediate ciphertext {o} of the batch run"),
+    })
 }
 
 #[cfg(test)]

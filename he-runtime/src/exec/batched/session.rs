@@ -12,7 +12,7 @@ use super::{BatchExecutor, BatchPlan};
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::exec::error::Result;
-use crate::exec::{KeyReport, KeySetId, RunReport};
+use crate::exec::{derivable_damage, KeyReport, KeySetId, RunReport};
 use crate::model::Model;
 
 /// Input elements encrypted in parallel before they are put (bounds the memory they hold).
@@ -41,8 +41,12 @@ pub struct BatchSession<'s> {
     sk: SecretKey,
     encoder: Encoder,
     executor: BatchExecutor<'s>,
+    kg: KeyGenerator,
+    keyset: KeySetId,
     /// What preparing the keys did.
     pub keys: KeyReport,
+    /// One line per damaged object regenerated since the last [`BatchSession::take_healed`].
+    healed: Vec<String>,
 }
 
 impl<'s> BatchSession<'s> {
@@ -60,7 +64,23 @@ impl<'s> BatchSession<'s> {
         let keyset = KeySetId::from_seed(&sk_seed);
         let mut executor = BatchExecutor::real(plan, keyset, store, &ctx)?;
         let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
-        Ok(Self { model, plan, encoder: Encoder::new(&ctx), ctx, sk, executor, keys })
+        Ok(Self {
+            model,
+            plan,
+            encoder: Encoder::new(&ctx),
+            ctx,
+            sk,
+            executor,
+            kg,
+            keyset,
+            keys,
+            healed: Vec::new(),
+        })
+    }
+
+    /// The lines describing each damaged object regenerated since the last call.
+    pub fn take_healed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.healed)
     }
 
     /// Encrypts `images` (raw samples, at most N/2) batch-major, runs the plan and returns every
@@ -80,6 +100,30 @@ impl<'s> BatchSession<'s> {
         if xs[0].len() != elems {
             return Err(CoreError::ModelInput { expected: elems, found: xs[0].len() }.into());
         }
+        // A damaged relinearisation key is regenerated and the batch run again (once: a pool
+        // that keeps damaging what is written to it must not loop).
+        let mut healed = 0;
+        loop {
+            let r = self.attempt(&xs, images.len());
+            match derivable_damage(&r) {
+                Some((id, _)) if healed == 0 => {
+                    let line = self.executor.heal(id, &mut self.kg, &self.sk, self.keyset)?;
+                    self.healed.push(line);
+                    healed += 1;
+                }
+                _ => {
+                    let mut out = r?;
+                    out.report.healed = healed;
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
+    /// One encrypt–run–decrypt pass over the prepared samples `xs`.
+    fn attempt(&mut self, xs: &[Vec<f64>], samples: usize) -> Result<BatchOutput> {
+        let p = self.ctx.params();
+        let elems = self.plan.inputs().len();
         let t0 = Instant::now();
         let (ctx, sk, enc) = (&self.ctx, &self.sk, &self.encoder);
         for start in (0..elems).step_by(ENCRYPT_CHUNK) {
@@ -102,7 +146,7 @@ impl<'s> BatchSession<'s> {
         let run_seconds = t1.elapsed().as_secs_f64();
         let t2 = Instant::now();
         let dec = Decryptor::new(&self.ctx, &self.sk)?;
-        let mut logits = vec![Vec::with_capacity(self.plan.outputs().len()); images.len()];
+        let mut logits = vec![Vec::with_capacity(self.plan.outputs().len()); samples];
         for k in 0..self.plan.outputs().len() {
             let ct = self.executor.output(k)?;
             let v = self.encoder.decode_real(&dec.decrypt(&ct)?)?;

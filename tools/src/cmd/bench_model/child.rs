@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use hetier_allocator::{Backend, ObjectKind, Pool, PoolOptions};
-use hetier_he::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, Preset};
+use hetier_he::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, Preset, Seed};
 use hetier_he::exec::{weights_tag, Executor, KeySetId};
 use hetier_he::model::{Compiled, Model, ModelDesc, TestSet};
 use hetier_he::nn::ObjKind;
@@ -19,6 +19,7 @@ use hetier_tiering::{CostModel, PolicyConfig, StoreStats, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::rss::{self, RssSample};
+use crate::secret::{parse_seed, ClientSecret, Origin, SecretArgs};
 
 /// The model the benchmark runs by default (compiled into the binary).
 pub const DEFAULT_MODEL: (&str, &str, &[u8], &[u8]) = (
@@ -38,6 +39,30 @@ pub enum JobMode {
     Run,
 }
 
+/// The client's secret key as a job names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JobKey {
+    /// A 0600 key file (read by the child).
+    KeyFile(PathBuf),
+    /// An insecure `--sk-seed` seed, in hex (it is public anyway).
+    InsecureSeed(String),
+}
+
+impl JobKey {
+    fn seed(&self, pool_dir: &std::path::Path) -> Result<zeroize::Zeroizing<Seed>> {
+        match self {
+            JobKey::KeyFile(p) => {
+                let args = SecretArgs { key_file: Some(p.clone()), sk_seed: None };
+                match args.resolve(pool_dir)? {
+                    ClientSecret { seed, origin: Origin::Loaded(_) } => Ok(seed),
+                    _ => bail!("key file {} vanished during the benchmark", p.display()),
+                }
+            }
+            JobKey::InsecureSeed(hex) => parse_seed(hex),
+        }
+    }
+}
+
 /// One child's instructions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
@@ -55,8 +80,10 @@ pub struct Job {
     pub policy: PolicyConfig,
     /// Held-out images to run (the first `images`).
     pub images: usize,
-    /// Secret-key seed (the key set in the pool belongs to it).
-    pub sk_seed: [u8; 32],
+    /// Where the secret key comes from (the key set in the pool belongs to it). A key file
+    /// path, never the key itself: a job travels on the command line, which other users
+    /// can read.
+    pub key: JobKey,
     /// O_DIRECT pool backend (else mmap).
     pub direct: bool,
     /// The calibrated cost model (tier bandwidths) the policies use, as saved JSON.
@@ -216,13 +243,14 @@ pub fn run(job_json: &str) -> Result<()> {
         builder = builder.pm_label(m.pm_description.label.clone()).cost_model(m);
     }
     let store = builder.build()?;
-    let keyset = KeySetId::from_seed(&job.sk_seed);
+    let sk_seed = job.key.seed(&job.pool_dir)?;
+    let keyset = KeySetId::from_seed(&sk_seed);
     let tag = weights_tag(model.weights_hash(), params.id());
     let mut ex = Executor::real(&compiled.program, tag, keyset, &store, &ctx)?;
     if job.mode == JobMode::Run {
         check_prepared(&compiled, &ex, &store)?;
     }
-    let mut kg = KeyGenerator::with_seed(&ctx, job.sk_seed);
+    let mut kg = KeyGenerator::with_seed(&ctx, *sk_seed);
     let sk = kg.secret_key();
     let keys = ex.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
     drop(kg);

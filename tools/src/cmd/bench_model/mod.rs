@@ -27,9 +27,10 @@ use hetier_tiering::{CostModel, PolicyConfig};
 use serde::Serialize;
 
 use cgroup::{run_child, Cgroup, Observed};
-use child::{ChildReport, Job, JobMode};
+use child::{ChildReport, Job, JobKey, JobMode};
 
 use crate::fmt;
+use crate::secret::SecretArgs;
 
 pub use child::run as child_main;
 
@@ -67,10 +68,10 @@ pub struct BenchModelArgs {
     /// Only prepare the pool (keys and weights), then stop.
     #[arg(long)]
     setup_only: bool,
+    /// The client's secret key (a 0600 key file beside the pool, or an insecure seed).
+    #[command(flatten)]
+    secret: SecretArgs,
 }
-
-/// The fixed secret-key seed of the benchmark's key set.
-const SK_SEED: [u8; 32] = *b"hetier bench-model secret seed!!";
 
 #[derive(Serialize)]
 struct RunRow {
@@ -177,6 +178,13 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let budget = args.dram_mib << 20;
     let headroom = args.headroom_mib << 20;
+    let secret = args.secret.resolve(&args.dir)?;
+    let key = match (&secret.origin.key_file(), &args.secret.sk_seed) {
+        (Some(p), _) => JobKey::KeyFile(p.to_path_buf()),
+        (None, Some(hex)) => JobKey::InsecureSeed(hex.clone()),
+        (None, None) => bail!("no secret key: neither a key file nor --sk-seed"),
+    };
+    drop(secret);
     let mut job = Job {
         mode: JobMode::Setup,
         pool_dir: args.dir.clone(),
@@ -185,7 +193,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         budget: budget.max(1 << 30),
         policy: PolicyConfig::Lru,
         images: args.images,
-        sk_seed: SK_SEED,
+        key,
         direct: !args.mmap,
         cost_model: None,
     };
