@@ -22,6 +22,20 @@ pub enum Error {
         /// The hard limit.
         budget: usize,
     },
+    /// The budget has room for the block, but no free extent of the DRAM arena is large enough
+    /// to hold it in one piece (freeing neighbouring blocks makes room).
+    #[error(
+        "DRAM arena fragmented: {requested} B requested, {free} B free but the largest free \
+         extent is {largest_free} B"
+    )]
+    Fragmented {
+        /// Bytes asked for.
+        requested: usize,
+        /// Free bytes in the arena.
+        free: u64,
+        /// The largest free extent.
+        largest_free: u64,
+    },
     /// The operating system refused to give us memory even though the budget allowed it.
     #[error("the OS refused an allocation of {requested} B")]
     OutOfMemory {

@@ -23,6 +23,25 @@ impl ExtentAllocator {
         Some(off)
     }
 
+    /// Take a `len`-byte piece starting at a multiple of `align` (a power of two) from the
+    /// smallest free extent that holds one; the padding in front of it stays free.
+    pub(crate) fn alloc_aligned(&mut self, len: u64, align: u64) -> Option<u64> {
+        let mask = align - 1;
+        let (size, off, start) = self.by_size.range((len, 0)..).find_map(|&(size, off)| {
+            let start = off.checked_add(mask)? & !mask;
+            (start - off + len <= size).then_some((size, off, start))
+        })?;
+        self.remove(off, size);
+        if start > off {
+            self.insert(off, start - off);
+        }
+        let end = start + len;
+        if off + size > end {
+            self.insert(end, off + size - end);
+        }
+        Some(start)
+    }
+
     /// Return `off..off+len` to the free space, merging with free neighbours.
     pub(crate) fn free(&mut self, mut off: u64, mut len: u64) {
         if len == 0 {
@@ -112,6 +131,19 @@ mod tests {
         assert_eq!(a.alloc(4096), Some(4096 * 10));
         assert_eq!(a.alloc(4096 * 5), None);
         assert_eq!(a.largest(), 4096 * 4);
+    }
+
+    #[test]
+    fn aligned_pieces_leave_their_padding_free() {
+        let mut a = ExtentAllocator::default();
+        a.free(64, 3 * 4096);
+        assert_eq!(a.alloc_aligned(4096, 4096), Some(4096));
+        assert_eq!(a.extents(), vec![(64, 4096 - 64), (8192, 4096 + 64)]);
+        assert_eq!(a.alloc_aligned(8192, 4096), None);
+        assert_eq!(a.alloc_aligned(128, 64), Some(64));
+        a.free(64, 128);
+        a.free(4096, 4096);
+        assert_eq!(a.extents(), vec![(64, 3 * 4096)]);
     }
 
     proptest! {
