@@ -23,6 +23,7 @@ mod extent;
 pub mod format;
 mod object;
 mod pool;
+mod resident;
 mod sys;
 pub mod usage;
 

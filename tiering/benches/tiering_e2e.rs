@@ -442,7 +442,7 @@ fn temp_dir_in(parent: &Path, tag: &str) -> R<PathBuf> {
 /// caches is charged to its cgroup.
 fn write_paging_pool(dir: &Path, w: &Workload) -> R<()> {
     let pool = Pool::create(dir, paging_pool_options(Backend::Direct))?;
-    let tier = DramTier::new(PAGING_CHUNK as usize);
+    let tier = DramTier::new(PAGING_CHUNK as usize)?;
     let mut block = tier.alloc(PAGING_CHUNK as usize)?;
     for k in 0..w.keys {
         for (id, n) in paging_chunks(k, w.key_len) {
@@ -455,7 +455,7 @@ fn write_paging_pool(dir: &Path, w: &Workload) -> R<()> {
 
 fn prefill_pool(dir: &Path, backend: Backend, w: &Workload) -> R<()> {
     let pool = Pool::create(dir, pool_options(backend))?;
-    let tier = DramTier::new(w.key_len as usize);
+    let tier = DramTier::new(w.key_len as usize)?;
     let mut block = tier.alloc(w.key_len as usize)?;
     for k in 0..w.keys {
         for (i, x) in block.as_u64s_mut().iter_mut().enumerate() {

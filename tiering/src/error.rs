@@ -15,9 +15,10 @@ pub enum Error {
     PinnedSetTooLarge {
         /// Object whose residency was requested (`None` for a block writer).
         id: Option<ObjectId>,
-        /// Bytes the request needs.
+        /// Bytes the request needs (its length in whole pages, as DRAM is placed).
         requested: u64,
-        /// Bytes held by pins (and pinned-for-write blocks) when the request was made.
+        /// Bytes held by pins (and pinned-for-write blocks), in whole pages, when the request
+        /// was made.
         pinned: u64,
         /// The store's DRAM budget.
         budget: u64,

@@ -134,34 +134,41 @@ fn block_writer_puts_without_copy_and_counts_against_budget() {
 }
 
 #[test]
-fn removed_blocks_are_recycled_zeroed_for_writers() {
+fn removed_blocks_are_reused_at_any_size_zeroed_for_writers() {
     let (_d, s) = store(8 * K as u64, PolicyConfig::Lru, 0);
     let mut w = s.alloc(2 * K as u64).unwrap();
     w.as_bytes_mut().fill(0xab);
     let ptr = w.as_ptr();
     s.put_block(ObjectId(1), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
     s.remove(ObjectId(1)).unwrap();
-    assert_eq!((s.stats().dram_in_use, s.stats().dram_spare), (0, 2 * K as u64));
-    // The block stays (as a spare within the budget) and the next writer of its size gets it,
-    // zeroed: no fresh pages to fault in.
+    let st = s.stats();
+    assert_eq!(
+        (st.dram_in_use, st.dram_free_largest, st.dram_resident),
+        (0, 8 * K as u64, 2 * K as u64)
+    );
+    // The freed memory goes to the next writer of any size, zeroed: no fresh pages to fault in.
     let before = s.stats().block_reuses;
-    let w = s.alloc(2 * K as u64).unwrap();
+    let w = s.alloc(K as u64 + 100).unwrap();
     assert_eq!(s.stats().block_reuses, before + 1);
     assert_eq!(w.as_ptr(), ptr);
     assert!(w.iter().all(|&b| b == 0));
-    assert!(s.stats().dram_in_use <= 8 * K as u64);
     let mut w = w;
     w.as_bytes_mut().fill(0xcd);
     s.put_block(ObjectId(2), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
     s.remove(ObjectId(2)).unwrap();
-    // A writer that overwrites everything skips the zeroing: it sees the spare's old bytes.
-    let w = s.alloc_for_overwrite(2 * K as u64).unwrap();
+    // A writer that overwrites everything skips the zeroing: it sees the old bytes.
+    let w = s.alloc_for_overwrite(K as u64).unwrap();
     assert_eq!(w.as_ptr(), ptr);
     assert!(w.iter().all(|&b| b == 0xcd));
     drop(w);
-    // A spare never blocks room for something else: the whole budget is still usable.
+    // Freed memory never blocks room for something else: the whole budget is still usable.
     let big = s.alloc(8 * K as u64).unwrap();
-    assert_eq!(s.stats().dram_in_use, 8 * K as u64);
+    assert!(big.iter().all(|&b| b == 0));
+    let st = s.stats();
+    assert_eq!(
+        (st.dram_in_use, st.dram_free_largest, st.dram_resident),
+        (8 * K as u64, 0, 8 * K as u64)
+    );
     drop(big);
 }
 

@@ -1,7 +1,12 @@
-//! The DRAM arena's memory: one anonymous mapping reserved up front (advised for transparent huge
-//! pages) and carved into non-overlapping spans by the coalescing extent allocator. Pages are
-//! faulted in on first touch and never given back while the arena lives, so a freed span is
-//! reused at any size without new faults; the mapping's length bounds what can be resident.
+//! The DRAM arena's memory: one anonymous mapping reserved up front, twice the budget in
+//! address space, carved into non-overlapping page-aligned spans by the coalescing extent
+//! allocator. Address space is cheap, so fragmentation rarely refuses a block; memory is not,
+//! so the [`ResidentSet`] holds resident pages to the budget: a freed span stays faulted in and
+//! is reused at any size without new faults, and only when a span elsewhere needs fresh pages
+//! beyond the budget are freed pages given back to the OS (`MADV_DONTNEED`).
+//!
+//! The mapping is advised against transparent huge pages: a huge page makes 2 MiB resident on
+//! one touch and cannot be released piecewise, which would break the exact bound.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -9,24 +14,29 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::extent::ExtentAllocator;
+use crate::resident::ResidentSet;
 use crate::sys::mem::{MIN_ALIGN, PAGE_ALIGN};
 
-/// Alignment of the mapping (one transparent huge page), so huge pages can back all of it.
-const HUGE_PAGE: usize = 2 << 20;
+/// Address space reserved per byte of budget.
+const SPACE_FACTOR: usize = 2;
 
-/// Free space and the high-water mark of the arena.
+/// Free space and residency of the arena.
 #[derive(Debug)]
 struct Places {
     free: ExtentAllocator,
-    /// Every byte at or above this offset has never been handed out, so it is still the zero
-    /// page the kernel mapped: spans carved from there need no zeroing.
-    touched: u64,
+    resident: ResidentSet,
+    /// Spans carved so far, and how many of them lay wholly in resident (freed) memory.
+    carves: u64,
+    reused: u64,
 }
 
-/// One reserved mapping of `capacity` bytes and the free space inside it.
+/// One reserved mapping and the free space and resident pages inside it.
 #[derive(Debug)]
 pub(crate) struct Arena {
     base: NonNull<u8>,
+    /// Bytes of address space mapped.
+    space: usize,
+    /// The most that may be resident (the budget rounded up to a page).
     capacity: usize,
     state: Mutex<Places>,
 }
@@ -37,108 +47,147 @@ unsafe impl Send for Arena {}
 // SAFETY: as above; `&Arena` only allows carving and releasing, both under the mutex.
 unsafe impl Sync for Arena {}
 
-/// A snapshot of the arena's free space.
+/// A snapshot of the arena's free space and residency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ArenaUsage {
-    /// Free bytes (including alignment padding between spans).
+    /// Bytes that live spans could still grow by: capacity minus live (page-rounded) spans.
     pub free: u64,
-    /// The largest free extent: the biggest span that can be carved right now.
+    /// The largest span that can be carved right now (bounded by `free` and by the largest
+    /// free extent of address space).
     pub largest_free: u64,
-    /// Number of free extents.
+    /// Number of free extents of address space.
     pub free_extents: usize,
-    /// Bytes ever handed out from the front of the mapping (an upper bound on the pages the
-    /// arena has faulted in).
-    pub touched: u64,
+    /// Bytes resident: live spans plus freed pages kept for reuse (never above capacity).
+    pub resident: u64,
+    /// Non-empty spans carved so far.
+    pub carves: u64,
+    /// Of those, spans that lay wholly in resident freed memory (no new page faults).
+    pub reused: u64,
 }
 
 impl Arena {
-    /// Reserves `capacity` bytes (rounded up to whole pages). `None` when the OS refuses the
-    /// mapping (address space, not memory: nothing is faulted in yet).
+    /// Reserves address space for at most `capacity` resident bytes (rounded up to whole
+    /// pages). `None` when the OS refuses the mapping (address space, not memory: nothing is
+    /// faulted in yet).
     pub(crate) fn reserve(capacity: usize) -> Option<Arena> {
-        let capacity = capacity.checked_add(PAGE_ALIGN - 1)? & !(PAGE_ALIGN - 1);
-        let mut free = ExtentAllocator::default();
-        if capacity == 0 {
-            let base = NonNull::new(MIN_ALIGN as *mut u8)?;
-            return Some(Arena { base, capacity, state: Mutex::new(Places { free, touched: 0 }) });
-        }
-        let base = map_aligned(capacity)?;
-        free.free(0, capacity as u64);
-        Some(Arena { base, capacity, state: Mutex::new(Places { free, touched: 0 }) })
+        Self::reserve_with_space(capacity, SPACE_FACTOR)
     }
 
-    /// The mapping's length in bytes.
+    /// [`Self::reserve`] with `factor` bytes of address space per byte of capacity.
+    pub(crate) fn reserve_with_space(capacity: usize, factor: usize) -> Option<Arena> {
+        let capacity = capacity.checked_add(PAGE_ALIGN - 1)? & !(PAGE_ALIGN - 1);
+        let space = capacity.checked_mul(factor)?;
+        let mut free = ExtentAllocator::default();
+        let resident = ResidentSet::new(capacity as u64);
+        let base = if space == 0 { NonNull::new(MIN_ALIGN as *mut u8)? } else { map(space)? };
+        free.free(0, space as u64);
+        let state = Mutex::new(Places { free, resident, carves: 0, reused: 0 });
+        Some(Arena { base, space, capacity, state })
+    }
+
+    /// The most the arena may hold resident, in bytes.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// Carves a span of `len` bytes: 64-byte aligned, page aligned (and page-rounded) from one
-    /// page up. Returns the span and how many of its leading bytes may hold old data (the rest
-    /// is still zero from the kernel), or `None` when no free extent is large enough.
+    /// Carves a span of `len` bytes, page aligned and placed in whole pages. Returns the span
+    /// and how many of its leading bytes may hold old data (the rest is still zero from the
+    /// kernel), or `None` when neither address space nor the residency limit allows it.
     pub(crate) fn carve(self: &Arc<Self>, len: usize) -> Option<(Span, usize)> {
         if len == 0 {
             let ptr = NonNull::new(MIN_ALIGN as *mut u8)?;
             return Some((Span { arena: Arc::clone(self), ptr, off: 0, placed: 0, len }, 0));
         }
-        let (align, placed) = placement(len)?;
+        let placed = (len as u64).checked_add(PAGE_ALIGN as u64 - 1)? & !(PAGE_ALIGN as u64 - 1);
         let mut st = self.state.lock();
-        let off = st.free.alloc_aligned(placed, align)?;
-        let dirty = st.touched.saturating_sub(off).min(len as u64) as usize;
-        st.touched = st.touched.max(off + placed);
+        let off = st.free.alloc_aligned(placed, PAGE_ALIGN as u64)?;
+        let Some(taken) = st.resident.take(off, off + placed) else {
+            st.free.free(off, placed);
+            return None;
+        };
+        st.carves += 1;
+        if taken.reused == placed {
+            st.reused += 1;
+        }
+        for (a, l) in taken.release {
+            // SAFETY: `a..a+l` is a page-aligned range inside the mapping that no live span
+            // covers (the resident set only holds freed ranges), so dropping its pages (they
+            // read back as zero) affects no one. Failure would only leave them resident.
+            unsafe {
+                libc::madvise(
+                    self.base.as_ptr().add(a as usize).cast(),
+                    l as usize,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
         drop(st);
-        // SAFETY: `off + placed <= capacity` (the extent allocator only holds extents inside
-        // `0..capacity`), so the offset stays inside the mapping that starts at `base`.
+        let stale = (taken.stale_end - off).min(len as u64) as usize;
+        // SAFETY: `off + placed <= space` (the extent allocator only holds extents inside
+        // `0..space`), so the offset stays inside the mapping that starts at `base`.
         let ptr = unsafe { self.base.add(off as usize) };
-        Some((Span { arena: Arc::clone(self), ptr, off, placed, len }, dirty))
+        Some((Span { arena: Arc::clone(self), ptr, off, placed, len }, stale))
     }
 
     fn release(&self, off: u64, placed: u64) {
         if placed > 0 {
-            self.state.lock().free.free(off, placed);
+            let mut st = self.state.lock();
+            st.free.free(off, placed);
+            st.resident.give_back(off, off + placed);
         }
     }
 
-    /// Free space, fragmentation and the touched high-water mark.
+    /// Bytes of the mapping the kernel has resident right now (`mincore`), for tests that check
+    /// the bookkeeping against the kernel's view.
+    #[cfg(test)]
+    pub(crate) fn kernel_resident(&self) -> Option<usize> {
+        if self.space == 0 {
+            return Some(0);
+        }
+        let mut vec = vec![0u8; self.space / PAGE_ALIGN];
+        // SAFETY: `base..base+space` is our page-aligned mapping and `vec` has one byte per page
+        // of it, as mincore requires.
+        let rc = unsafe { libc::mincore(self.base.as_ptr().cast(), self.space, vec.as_mut_ptr()) };
+        (rc == 0).then(|| vec.iter().filter(|&&b| b & 1 == 1).count() * PAGE_ALIGN)
+    }
+
+    /// Free space, fragmentation and residency.
     pub(crate) fn usage(&self) -> ArenaUsage {
         let st = self.state.lock();
+        let free = st.resident.limit() - st.resident.live();
         ArenaUsage {
-            free: st.free.free_bytes(),
-            largest_free: st.free.largest(),
+            free,
+            largest_free: st.free.largest().min(free),
             free_extents: st.free.extent_count(),
-            touched: st.touched,
+            resident: st.resident.resident(),
+            carves: st.carves,
+            reused: st.reused,
         }
     }
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        if self.capacity > 0 {
-            // SAFETY: `base..base+capacity` is the mapping made in `reserve`; every span holds an
+        if self.space > 0 {
+            // SAFETY: `base..base+space` is the mapping made in `reserve`; every span holds an
             // `Arc` of the arena, so none is alive now. munmap only fails on bad arguments.
             unsafe {
-                libc::munmap(self.base.as_ptr().cast(), self.capacity);
+                libc::munmap(self.base.as_ptr().cast(), self.space);
             }
         }
     }
 }
 
-/// Alignment and placed length of a `len`-byte span (`None` on overflow).
-fn placement(len: usize) -> Option<(u64, u64)> {
-    let align = if len >= PAGE_ALIGN { PAGE_ALIGN } else { MIN_ALIGN } as u64;
-    let placed = (len as u64).checked_add(align - 1)? & !(align - 1);
-    Some((align, placed))
-}
-
-/// Maps `len` (a page multiple) bytes of private anonymous memory starting on a huge-page
-/// boundary, advised for transparent huge pages. Nothing is faulted in.
-fn map_aligned(len: usize) -> Option<NonNull<u8>> {
-    let total = len.checked_add(HUGE_PAGE)?;
+/// Maps `len` (a page multiple) bytes of private anonymous memory, advised against transparent
+/// huge pages. Nothing is faulted in.
+fn map(len: usize) -> Option<NonNull<u8>> {
     // SAFETY: an anonymous private mapping with no address hint touches no existing memory;
     // the result is checked against MAP_FAILED before use. MAP_NORESERVE: only the pages that
-    // are touched count, and the budget bounds those.
+    // are touched count, and the resident set bounds those.
     let raw = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            total,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
@@ -148,28 +197,12 @@ fn map_aligned(len: usize) -> Option<NonNull<u8>> {
     if raw == libc::MAP_FAILED {
         return None;
     }
-    let start = raw as usize;
-    let aligned = (start + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
-    let head = aligned - start;
-    let tail = total - head - len;
-    // SAFETY: `start..aligned` and `aligned+len..start+total` are the parts of the mapping just
-    // made that lie outside the aligned window (both page multiples: mmap returns page-aligned
-    // addresses and `len` is a page multiple); nothing refers to them. A failed munmap would only
-    // leave untouched address space mapped.
+    // SAFETY: `raw..raw+len` is the mapping just made; MADV_NOHUGEPAGE is advice only and its
+    // failure (a kernel without THP) is harmless, so the return value is ignored.
     unsafe {
-        if head > 0 {
-            libc::munmap(raw, head);
-        }
-        if tail > 0 {
-            libc::munmap((aligned + len) as *mut libc::c_void, tail);
-        }
+        libc::madvise(raw, len, libc::MADV_NOHUGEPAGE);
     }
-    // SAFETY: `aligned..aligned+len` is inside the mapping; MADV_HUGEPAGE is advice only and its
-    // failure (THP disabled or unavailable) is harmless, so the return value is ignored.
-    unsafe {
-        libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
-    }
-    NonNull::new(aligned as *mut u8)
+    NonNull::new(raw.cast::<u8>())
 }
 
 /// A span of the arena owned by one block: returned to the arena's free space on drop.
