@@ -8,8 +8,9 @@
 //! Each op pins one ciphertext and one of `--keys` rotation keys (cyclic: LRU's worst case),
 //! computes for `--compute-factor` × the calibrated time to read a key from the PM tier, and
 //! writes a new ciphertext. Every configuration runs in its own child process so its peak
-//! memory is observed from outside (sampled `/proc/<pid>/status`, and the cgroup's
-//! `memory.max_usage_in_bytes` on the disk tier).
+//! memory is observed from outside (sampled `/proc/<pid>/status`, and on the disk tier the
+//! cgroup's `memory.max_usage_in_bytes`, printed next to its limit: a store run is limited to
+//! its budget + 64 MiB, so a store that overran its budget would be OOM-killed and say so).
 //!
 //! Kernel paging: the keys sit in one file (a one-segment pool written with O_DIRECT, so it
 //! starts uncached), read through a shared memory mapping of it, by a process in a cgroup v1
@@ -36,6 +37,10 @@ use serde::{Deserialize, Serialize};
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// What a store run may hold beyond its DRAM budget (binary, heap, thread stacks, the trace)
+/// under its cgroup limit.
+const STORE_SLACK: u64 = 64 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Tier {
@@ -330,6 +335,12 @@ impl Cgroup {
         Ok(cg)
     }
 
+    /// Whether the kernel OOM-killed anything in the group.
+    fn oom_killed(&self) -> bool {
+        std::fs::read_to_string(self.path.join("memory.oom_control"))
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("oom_kill ") && !l.ends_with(" 0")))
+    }
+
     fn add(&self, pid: u32) -> R<()> {
         Ok(std::fs::write(self.path.join("cgroup.procs"), pid.to_string())?)
     }
@@ -352,6 +363,8 @@ impl Drop for Cgroup {
 struct Observed {
     peak_anon: u64,
     hwm: u64,
+    /// The cgroup's `memory.limit_in_bytes` (a huge number when unlimited).
+    cgroup_limit: Option<u64>,
     cgroup_max: Option<u64>,
     killed: bool,
 }
@@ -397,6 +410,7 @@ fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<Strin
     };
     if let Some(cg) = cgroup {
         obs.cgroup_max = cg.read("memory.max_usage_in_bytes").ok();
+        obs.cgroup_limit = cg.read("memory.limit_in_bytes").ok();
     }
     let mut out = String::new();
     if let Some(s) = child.stdout.take() {
@@ -529,12 +543,16 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
             let job_path = work.join("job.json");
             std::fs::write(&job_path, serde_json::to_string(&job)?)?;
             let cg = if direct {
-                Cgroup::create(&format!("hetier-bench-{}-{name}-{pct}", std::process::id()), None)
-                    .ok()
+                let limit = budget + STORE_SLACK;
+                let name = format!("hetier-bench-{}-{name}-{pct}", std::process::id());
+                Cgroup::create(&name, Some(limit)).ok()
             } else {
                 None
             };
-            let (out, obs) = run_child("--child-store", &job_path, cg.as_ref())?;
+            let (out, mut obs) = run_child("--child-store", &job_path, cg.as_ref())?;
+            if let Some(cg) = &cg {
+                obs.killed |= cg.oom_killed();
+            }
             let result: Option<StoreResult> = match out {
                 Some(s) => Some(serde_json::from_str(&s)?),
                 None => None,
@@ -614,9 +632,7 @@ fn paging_run(
     let cg =
         Cgroup::create(&format!("hetier-bench-{}-paging-{pct}", std::process::id()), Some(budget))?;
     let (out, mut obs) = run_child("--child-paging", &job_path, Some(&cg))?;
-    if let Ok(oom) = std::fs::read_to_string(cg.path.join("memory.oom_control")) {
-        obs.killed |= oom.lines().any(|l| l.starts_with("oom_kill ") && !l.ends_with(" 0"));
-    }
+    obs.killed |= cg.oom_killed();
     let result: Option<PagingResult> = match out {
         Some(s) => Some(serde_json::from_str(&s)?),
         None => None,
@@ -644,7 +660,7 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | wasted prefetches (pred) | peak anon MiB | VmHWM MiB | cgroup max MiB | budget+64 MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | wasted prefetches (pred) | peak anon MiB | VmHWM MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
@@ -663,8 +679,9 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
             r.budget_pct,
+            r.budget as f64 / MIB,
             r.name,
             time,
             ratio,
@@ -682,8 +699,13 @@ fn print_rows(rows: &[Row]) {
             },
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,
+            // An unlimited group reads as a page-rounded i64::MAX.
+            match r.obs.cgroup_limit {
+                Some(l) if l < 1 << 60 => format!("{:.0}", l as f64 / MIB),
+                Some(_) => "none".into(),
+                None => "-".into(),
+            },
             fmt_opt(r.obs.cgroup_max.map(|b| b as f64 / MIB), 0),
-            r.budget as f64 / MIB + 64.0,
             fmt_opt(r.alpha, 3),
         );
     }
