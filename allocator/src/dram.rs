@@ -75,6 +75,12 @@ pub struct DramStats {
     pub allocations: u64,
     /// Of those, blocks placed wholly in memory an earlier block had used: no new page faults.
     pub reused_allocations: u64,
+    /// Bytes of blocks placed in memory that was not resident (faulted in on first touch),
+    /// since creation.
+    pub faulted: u64,
+    /// Bytes of freed memory given back to the OS to keep resident memory within the budget
+    /// when blocks had to go to fresh memory, since creation.
+    pub released: u64,
 }
 
 impl DramStats {
@@ -210,6 +216,8 @@ impl DramTier {
             resident: u.resident,
             allocations: u.carves,
             reused_allocations: u.reused,
+            faulted: u.faulted,
+            released: u.released,
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::extent::ExtentAllocator;
+
 /// Resident bytes of the arena: live spans plus freed-but-not-released ("dirty") ranges.
 #[derive(Debug)]
 pub(crate) struct ResidentSet {
@@ -16,6 +18,9 @@ pub(crate) struct ResidentSet {
     resident: u64,
     /// The most that may be resident.
     limit: u64,
+    /// Bytes taken fresh (faulted in on first touch) and released to the OS, since creation.
+    faulted: u64,
+    released: u64,
 }
 
 /// What taking a range for a new span means for residency.
@@ -33,7 +38,14 @@ pub(crate) struct Taken {
 impl ResidentSet {
     /// Nothing resident, at most `limit` bytes ever.
     pub(crate) fn new(limit: u64) -> ResidentSet {
-        ResidentSet { dirty: BTreeMap::new(), dirty_bytes: 0, resident: 0, limit }
+        ResidentSet {
+            dirty: BTreeMap::new(),
+            dirty_bytes: 0,
+            resident: 0,
+            limit,
+            faulted: 0,
+            released: 0,
+        }
     }
 
     /// Bytes resident now (live spans and dirty ranges).
@@ -51,6 +63,11 @@ impl ResidentSet {
         self.limit
     }
 
+    /// Bytes taken fresh (to be faulted in) and bytes released to the OS, since creation.
+    pub(crate) fn churn(&self) -> (u64, u64) {
+        (self.faulted, self.released)
+    }
+
     /// The dirty pieces inside `s..e`.
     fn overlaps(&self, s: u64, e: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
@@ -61,6 +78,45 @@ impl ResidentSet {
         }
         out.extend(self.dirty.range(s..e).map(|(&a, &l)| (a, l)));
         out
+    }
+
+    /// Dirty bytes inside `s..e`.
+    fn overlap(&self, s: u64, e: u64) -> u64 {
+        self.overlaps(s, e).iter().map(|&(a, l)| (a + l).min(e) - a.max(s)).sum()
+    }
+
+    /// Chooses where a span of `placed` bytes goes and takes it from `free`: where it reuses
+    /// the most resident (dirty) memory, so that it needs the fewest fresh pages — and so the
+    /// fewest releases elsewhere — preferring the tightest dirty range (so a small block does
+    /// not split a large block's hole); otherwise the smallest free extent that holds it.
+    pub(crate) fn place(&self, free: &mut ExtentAllocator, placed: u64, align: u64) -> Option<u64> {
+        // (reused bytes, dirty range length, start): most reuse first, then tightest fit.
+        let mut best: Option<(u64, u64, u64)> = None;
+        for (&a, &l) in &self.dirty {
+            let Some((eo, el)) = free.containing(a) else { continue };
+            // Start at the dirty range, or end where it ends (reaching back over free space).
+            let end_aligned = (a + l).saturating_sub(placed).max(eo);
+            for s in [a, end_aligned] {
+                if s % align != 0 || s + placed > eo + el {
+                    continue;
+                }
+                let score = self.overlap(s, s + placed);
+                let better = match best {
+                    None => true,
+                    Some((b, bl, _)) => score > b || (score == b && l < bl),
+                };
+                if better {
+                    best = Some((score, l, s));
+                }
+            }
+            if best.is_some_and(|(b, bl, _)| b == placed && bl == placed) {
+                break;
+            }
+        }
+        match best {
+            Some((score, _, s)) if score > 0 && free.take_at(s, placed) => Some(s),
+            _ => free.alloc_aligned(placed, align),
+        }
     }
 
     /// Takes `s..e` (free space) for a live span, or returns `None` (changing nothing) when
@@ -86,6 +142,7 @@ impl ResidentSet {
         }
         self.dirty_bytes -= reused;
         self.resident += fresh;
+        self.faulted += fresh;
         let mut release = Vec::new();
         // Release from the top of the address space: low addresses stay warm for reuse.
         while self.resident > self.limit {
@@ -98,6 +155,7 @@ impl ResidentSet {
             release.push((a + l - cut, cut));
             self.dirty_bytes -= cut;
             self.resident -= cut;
+            self.released += cut;
         }
         Some(Taken { reused, stale_end, release })
     }
@@ -148,6 +206,45 @@ mod tests {
         r.give_back(10 * P, 12 * P);
         r.give_back(P, 3 * P);
         assert_eq!((r.resident(), r.live()), (4 * P, 0));
+        assert_eq!(r.churn(), (5 * P, P));
+    }
+
+    #[test]
+    fn placement_prefers_resident_memory_over_a_better_fitting_fresh_hole() {
+        let mut free = ExtentAllocator::default();
+        free.free(0, 64 * P);
+        let mut r = ResidentSet::new(16 * P);
+        // A 6-page span is freed (dirty) and a 2-page one is placed: it goes into the dirty
+        // range, not the fresh space at the end.
+        let s = r.place(&mut free, 6 * P, P).unwrap();
+        r.take(s, s + 6 * P).unwrap();
+        free.free(s, 6 * P);
+        r.give_back(s, s + 6 * P);
+        let t = r.place(&mut free, 2 * P, P).unwrap();
+        assert_eq!(t, s);
+        assert_eq!(r.take(t, t + 2 * P).unwrap().reused, 2 * P);
+        // A 5-page span overlaps the remaining 4 dirty pages and one fresh page.
+        let u = r.place(&mut free, 5 * P, P).unwrap();
+        assert_eq!(u, 2 * P);
+        assert_eq!(r.take(u, u + 5 * P).unwrap().reused, 4 * P);
+        // Nothing dirty left: best fit.
+        assert_eq!(r.place(&mut free, P, P), Some(7 * P));
+    }
+
+    #[test]
+    fn a_small_block_takes_the_tightest_dirty_hole() {
+        let mut free = ExtentAllocator::default();
+        free.free(0, 64 * P);
+        let mut r = ResidentSet::new(64 * P);
+        // A large hole at 0..8 and a small one at 10..12, both dirty, with live spans between.
+        r.take(0, 13 * P).unwrap();
+        assert!(free.take_at(0, 13 * P));
+        for (s, e) in [(0, 8 * P), (10 * P, 12 * P)] {
+            free.free(s, e - s);
+            r.give_back(s, e);
+        }
+        assert_eq!(r.place(&mut free, 2 * P, P), Some(10 * P));
+        assert_eq!(r.place(&mut free, 8 * P, P), Some(0));
     }
 
     #[test]

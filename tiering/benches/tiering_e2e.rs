@@ -437,8 +437,12 @@ struct Row {
     bound_s: f64,
     pm_read_mb: Option<f64>,
     predicted_read_mb: Option<f64>,
+    pm_write_mb: Option<f64>,
+    predicted_write_mb: Option<f64>,
     wasted: Option<u64>,
     predicted_wasted: Option<u64>,
+    /// DRAM the store faulted in (fresh pages) over the whole run, setup included.
+    faulted_mb: Option<f64>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -574,8 +578,11 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 bound_s: bound.bound_ns / 1e9,
                 pm_read_mb: result.as_ref().map(|r| r.report.timed.pm_read_bytes as f64 / MIB),
                 predicted_read_mb: pred.as_ref().map(|p| p.pm_read_bytes as f64 / MIB),
+                pm_write_mb: result.as_ref().map(|r| r.report.timed.pm_write_bytes as f64 / MIB),
+                predicted_write_mb: pred.as_ref().map(|p| p.pm_write_bytes as f64 / MIB),
                 wasted: result.as_ref().map(|r| r.report.timed.prefetch_evicted_unused),
                 predicted_wasted: pred.as_ref().map(|p| p.prefetch_evicted_unused),
+                faulted_mb: result.as_ref().map(|r| r.report.stats.dram_faulted as f64 / MIB),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -645,8 +652,11 @@ fn paging_run(
         bound_s: physical_bound(trace, model, budget).bound_ns / 1e9,
         pm_read_mb: None,
         predicted_read_mb: None,
+        pm_write_mb: None,
+        predicted_write_mb: None,
         wasted: None,
         predicted_wasted: None,
+        faulted_mb: None,
         obs,
         budget,
         alpha: None,
@@ -660,9 +670,9 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | wasted prefetches (pred) | peak anon MiB | VmHWM MiB | cgroup limit MiB | cgroup max MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | store faulted MiB | peak anon MiB | VmHWM MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -679,7 +689,7 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
             r.budget_pct,
             r.budget as f64 / MIB,
             r.name,
@@ -692,11 +702,16 @@ fn print_rows(rows: &[Row]) {
                 Some(m) => format!("{m:.0} ({})", fmt_opt(r.predicted_read_mb, 0)),
                 None => "-".into(),
             },
+            match r.pm_write_mb {
+                Some(m) => format!("{m:.0} ({})", fmt_opt(r.predicted_write_mb, 0)),
+                None => "-".into(),
+            },
             match r.wasted {
                 Some(n) =>
                     format!("{n} ({})", r.predicted_wasted.map_or("-".into(), |p| p.to_string())),
                 None => "-".into(),
             },
+            fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,
             // An unlimited group reads as a page-rounded i64::MAX.

@@ -110,6 +110,25 @@ fn too_large_pinned_set_fails_with_numbers() {
 }
 
 #[test]
+fn a_plan_whose_step_cannot_fit_is_refused_up_front_with_the_smallest_budget() {
+    let (_d, s) = store(10 * K as u64, PolicyConfig::Lru, 0);
+    // Objects count in whole pages: 4K + 1 bytes take five.
+    let plan =
+        vec![vec![4 * K as u64, K as u64], vec![4 * K as u64 + 1, 4 * K as u64, 100], vec![]];
+    assert_eq!(TieredStore::working_set_need(plan.clone()), (10 * K as u64, 1));
+    s.check_working_sets(plan.clone()).unwrap();
+    let (_d, s) = store(10 * K as u64 - 1, PolicyConfig::Lru, 0);
+    match s.check_working_sets(plan) {
+        Err(Error::BudgetTooSmall { budget, needed, step }) => {
+            assert_eq!((budget, needed, step), (10 * K as u64 - 1, 10 * K as u64, 1));
+        }
+        other => panic!("expected BudgetTooSmall, got {other:?}"),
+    }
+    // The check reserved nothing.
+    assert_eq!(s.stats().dram_in_use, 0);
+}
+
+#[test]
 fn block_writer_puts_without_copy_and_counts_against_budget() {
     let (_d, s) = store(8 * K as u64, PolicyConfig::Lru, 0);
     let mut w = s.alloc(4 * K as u64).unwrap();

@@ -63,6 +63,11 @@ pub(crate) struct ArenaUsage {
     pub carves: u64,
     /// Of those, spans that lay wholly in resident freed memory (no new page faults).
     pub reused: u64,
+    /// Bytes carved from memory that was not resident (faulted in on first touch), and bytes
+    /// of freed memory released to the OS to make room for them, since creation.
+    pub faulted: u64,
+    /// See `faulted`.
+    pub released: u64,
 }
 
 impl Arena {
@@ -100,7 +105,8 @@ impl Arena {
         }
         let placed = (len as u64).checked_add(PAGE_ALIGN as u64 - 1)? & !(PAGE_ALIGN as u64 - 1);
         let mut st = self.state.lock();
-        let off = st.free.alloc_aligned(placed, PAGE_ALIGN as u64)?;
+        let Places { free, resident, .. } = &mut *st;
+        let off = resident.place(free, placed, PAGE_ALIGN as u64)?;
         let Some(taken) = st.resident.take(off, off + placed) else {
             st.free.free(off, placed);
             return None;
@@ -162,6 +168,8 @@ impl Arena {
             resident: st.resident.resident(),
             carves: st.carves,
             reused: st.reused,
+            faulted: st.resident.churn().0,
+            released: st.resident.churn().1,
         }
     }
 }

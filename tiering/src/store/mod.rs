@@ -492,6 +492,38 @@ impl TieredStore {
         schedule_prefetch(inner, &mut st);
     }
 
+    /// The DRAM a plan needs: for each of its steps, the lengths of the objects it holds in
+    /// DRAM at once (pins, blocks being written, reservations), in whole pages as the store
+    /// places them. Returns the most any step needs and the first step that needs it.
+    pub fn working_set_need<S>(sets: impl IntoIterator<Item = S>) -> (u64, usize)
+    where
+        S: IntoIterator<Item = u64>,
+    {
+        let mut worst = (0, 0);
+        for (i, set) in sets.into_iter().enumerate() {
+            let need = set.into_iter().map(footprint).fold(0u64, u64::saturating_add);
+            if need > worst.0 {
+                worst = (need, i);
+            }
+        }
+        worst
+    }
+
+    /// Checks a plan against the budget before any of its work starts (see
+    /// [`Self::working_set_need`]): a step that could never fit fails now with
+    /// [`Error::BudgetTooSmall`], naming the smallest workable budget, rather than halfway
+    /// through the plan.
+    pub fn check_working_sets<S>(&self, sets: impl IntoIterator<Item = S>) -> Result<()>
+    where
+        S: IntoIterator<Item = u64>,
+    {
+        let (needed, step) = Self::working_set_need(sets);
+        if needed > self.inner.budget {
+            return Err(Error::BudgetTooSmall { budget: self.inner.budget, needed, step });
+        }
+        Ok(())
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> StoreStats {
         let st = self.inner.state.lock();
@@ -503,6 +535,8 @@ impl TieredStore {
         s.dram_fragmentation = d.fragmentation();
         s.dram_resident = d.resident;
         s.block_reuses = d.reused_allocations;
+        s.dram_faulted = d.faulted;
+        s.dram_released = d.released;
         s.policy = Some(st.policy.report());
         s
     }

@@ -48,6 +48,14 @@ pub struct StoreStats {
     /// Prefetched objects dropped from DRAM before any pin used them: wasted PM reads.
     #[serde(default)]
     pub prefetch_evicted_unused: u64,
+    /// Bytes of DRAM blocks placed in memory that was not resident (faulted in, zeroed by the
+    /// kernel), since the store started.
+    #[serde(default)]
+    pub dram_faulted: u64,
+    /// Bytes of freed DRAM given back to the OS to keep resident memory within the budget,
+    /// since the store started (each is faulted in again when reused).
+    #[serde(default)]
+    pub dram_released: u64,
     /// DRAM blocks (loads, puts, writers) placed wholly in arena memory that earlier blocks had
     /// used: no fresh pages faulted in.
     pub block_reuses: u64,
