@@ -81,6 +81,9 @@ pub struct DramStats {
     /// Bytes of freed memory given back to the OS to keep resident memory within the budget
     /// when blocks had to go to fresh memory, since creation.
     pub released: u64,
+    /// Bytes of freed resident pages moved (`mremap`) into blocks placed in fresh memory, in
+    /// place of a release and a fault, since creation.
+    pub relocated: u64,
 }
 
 impl DramStats {
@@ -218,6 +221,7 @@ impl DramTier {
             reused_allocations: u.reused,
             faulted: u.faulted,
             released: u.released,
+            relocated: u.moved,
         }
     }
 }

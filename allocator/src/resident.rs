@@ -31,7 +31,11 @@ pub(crate) struct Taken {
     /// End of the last dirty piece inside the range (the range's start if none): everything
     /// from here on is fresh, still zero from the kernel.
     pub stale_end: u64,
-    /// Dirty ranges elsewhere to release to the OS so the limit holds.
+    /// Pieces of the range that were not resident, in address order (to be faulted in, or
+    /// filled with pages moved from `release`).
+    pub fresh: Vec<(u64, u64)>,
+    /// Dirty ranges elsewhere to release to the OS so the limit holds (at most as many bytes
+    /// as `fresh` holds).
     pub release: Vec<(u64, u64)>,
 }
 
@@ -130,7 +134,13 @@ impl ResidentSet {
             return None;
         }
         let mut stale_end = s;
+        let mut fresh_pieces = Vec::new();
+        let mut cur = s;
         for (a, l) in pieces {
+            if a > cur {
+                fresh_pieces.push((cur, a - cur));
+            }
+            cur = (a + l).min(e);
             self.dirty.remove(&a);
             if a < s {
                 self.dirty.insert(a, s - a);
@@ -139,6 +149,9 @@ impl ResidentSet {
                 self.dirty.insert(e, a + l - e);
             }
             stale_end = stale_end.max((a + l).min(e));
+        }
+        if cur < e {
+            fresh_pieces.push((cur, e - cur));
         }
         self.dirty_bytes -= reused;
         self.resident += fresh;
@@ -157,7 +170,7 @@ impl ResidentSet {
             self.resident -= cut;
             self.released += cut;
         }
-        Some(Taken { reused, stale_end, release })
+        Some(Taken { reused, stale_end, fresh: fresh_pieces, release })
     }
 
     /// A live span `s..e` was freed: its pages stay resident, as a dirty range.
@@ -190,11 +203,14 @@ mod tests {
     fn freed_pages_are_reused_then_released_when_the_limit_needs_them() {
         let mut r = ResidentSet::new(4 * P);
         let t = r.take(0, 2 * P).unwrap();
-        assert_eq!(t, Taken { reused: 0, stale_end: 0, release: vec![] });
+        assert_eq!(t, Taken { reused: 0, stale_end: 0, fresh: vec![(0, 2 * P)], release: vec![] });
         r.give_back(0, 2 * P);
         // Part of the dirty range reused, the rest fresh.
         let t = r.take(P, 3 * P).unwrap();
-        assert_eq!(t, Taken { reused: P, stale_end: 2 * P, release: vec![] });
+        assert_eq!(
+            t,
+            Taken { reused: P, stale_end: 2 * P, fresh: vec![(2 * P, P)], release: vec![] }
+        );
         assert_eq!((r.resident(), r.live()), (3 * P, 2 * P));
         // Fresh pages elsewhere push the total over: the leftover dirty page is released.
         let t = r.take(10 * P, 12 * P).unwrap();
@@ -256,7 +272,7 @@ mod tests {
         r.give_back(2 * P, 4 * P);
         assert_eq!(r.dirty.iter().map(|(&a, &l)| (a, l)).collect::<Vec<_>>(), vec![(0, 6 * P)]);
         let t = r.take(2 * P, 3 * P).unwrap();
-        assert_eq!((t.reused, t.stale_end), (P, 3 * P));
+        assert_eq!((t.reused, t.stale_end, t.fresh), (P, 3 * P, vec![]));
         assert_eq!(r.dirty.len(), 2);
     }
 }

@@ -149,12 +149,17 @@ fn resident_memory_stays_within_the_budget_when_free_space_is_scattered() {
         (8 * PAGE as u64, 8 * PAGE as u64, 16 * PAGE as u64)
     );
     // A three-page block fits no hole: it goes to fresh address space, and three freed pages
-    // are given back to the OS so that resident memory stays at the budget.
+    // are moved there so that resident memory stays at the budget: no faults, old bytes
+    // zeroed on request.
+    let faults = crate::usage::thread_minor_faults().expect("getrusage");
     let mut big = t.alloc(3 * PAGE).unwrap();
+    assert!(big.iter().all(|&x| x == 0));
     big.fill(2);
+    assert_eq!(crate::usage::thread_minor_faults().expect("getrusage"), faults, "no faults");
     assert!(big.as_ptr() as usize >= first + 16 * PAGE);
     let s = t.stats();
     assert_eq!((s.free, s.resident), (5 * PAGE as u64, 16 * PAGE as u64));
+    assert_eq!((s.relocated, s.faulted, s.released), (3 * PAGE as u64, 16 * PAGE as u64, 0));
     assert_eq!(t.kernel_resident(), 16 * PAGE, "the kernel agrees");
     // The two-page holes are still there for blocks that fit them.
     let small = t.alloc(2 * PAGE).unwrap();

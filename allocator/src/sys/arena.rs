@@ -3,7 +3,8 @@
 //! allocator. Address space is cheap, so fragmentation rarely refuses a block; memory is not,
 //! so the [`ResidentSet`] holds resident pages to the budget: a freed span stays faulted in and
 //! is reused at any size without new faults, and only when a span elsewhere needs fresh pages
-//! beyond the budget are freed pages given back to the OS (`MADV_DONTNEED`).
+//! beyond the budget are freed pages given back to the OS — moved into the new block with
+//! `mremap` where the kernel allows (no faults, no zeroing), else dropped (`MADV_DONTNEED`).
 //!
 //! The mapping is advised against transparent huge pages: a huge page makes 2 MiB resident on
 //! one touch and cannot be released piecewise, which would break the exact bound.
@@ -20,6 +21,10 @@ use crate::sys::mem::{MIN_ALIGN, PAGE_ALIGN};
 /// Address space reserved per byte of budget.
 const SPACE_FACTOR: usize = 2;
 
+/// Page moves per arena at most: each can split the mapping into more kernel VMAs (bounded
+/// by `vm.max_map_count`), so past this the arena releases and faults pages instead.
+const MAX_MOVES: u64 = 8192;
+
 /// Free space and residency of the arena.
 #[derive(Debug)]
 struct Places {
@@ -28,6 +33,9 @@ struct Places {
     /// Spans carved so far, and how many of them lay wholly in resident (freed) memory.
     carves: u64,
     reused: u64,
+    /// Page moves done so far, and the bytes they moved.
+    moves: u64,
+    moved: u64,
 }
 
 /// One reserved mapping and the free space and resident pages inside it.
@@ -64,10 +72,14 @@ pub(crate) struct ArenaUsage {
     /// Of those, spans that lay wholly in resident freed memory (no new page faults).
     pub reused: u64,
     /// Bytes carved from memory that was not resident (faulted in on first touch), and bytes
-    /// of freed memory released to the OS to make room for them, since creation.
+    /// of freed memory released to the OS to make room for them, since creation (pages moved
+    /// from one to the other are in neither).
     pub faulted: u64,
     /// See `faulted`.
     pub released: u64,
+    /// Bytes of freed resident pages moved into new blocks (no faults, no zeroing by the
+    /// kernel), since creation.
+    pub moved: u64,
 }
 
 impl Arena {
@@ -86,7 +98,7 @@ impl Arena {
         let resident = ResidentSet::new(capacity as u64);
         let base = if space == 0 { NonNull::new(MIN_ALIGN as *mut u8)? } else { map(space)? };
         free.free(0, space as u64);
-        let state = Mutex::new(Places { free, resident, carves: 0, reused: 0 });
+        let state = Mutex::new(Places { free, resident, carves: 0, reused: 0, moves: 0, moved: 0 });
         Some(Arena { base, space, capacity, state })
     }
 
@@ -115,24 +127,72 @@ impl Arena {
         if taken.reused == placed {
             st.reused += 1;
         }
+        // Pages released elsewhere are moved into the fresh pieces instead, when the kernel
+        // allows: the block then takes no faults and the kernel zeroes nothing.
+        let mut fresh = taken.fresh.iter().copied();
+        let mut dst = fresh.next();
+        let mut moved_any = false;
         for (a, l) in taken.release {
-            // SAFETY: `a..a+l` is a page-aligned range inside the mapping that no live span
-            // covers (the resident set only holds freed ranges), so dropping its pages (they
-            // read back as zero) affects no one. Failure would only leave them resident.
-            unsafe {
-                libc::madvise(
-                    self.base.as_ptr().add(a as usize).cast(),
-                    l as usize,
-                    libc::MADV_DONTNEED,
-                );
+            let mut done = 0;
+            while done < l {
+                let Some((fs, fl)) = dst else { break };
+                let n = (l - done).min(fl);
+                if st.moves < MAX_MOVES && self.move_pages(a + done, fs, n) {
+                    st.moves += 1;
+                    st.moved += n;
+                    moved_any = true;
+                } else {
+                    self.drop_pages(a + done, n);
+                }
+                done += n;
+                dst = if n < fl { Some((fs + n, fl - n)) } else { fresh.next() };
+            }
+            if done < l {
+                self.drop_pages(a + done, l - done);
             }
         }
         drop(st);
-        let stale = (taken.stale_end - off).min(len as u64) as usize;
+        // Moved pages hold old data: the whole block may need zeroing.
+        let stale = if moved_any { len } else { (taken.stale_end - off).min(len as u64) as usize };
         // SAFETY: `off + placed <= space` (the extent allocator only holds extents inside
         // `0..space`), so the offset stays inside the mapping that starts at `base`.
         let ptr = unsafe { self.base.add(off as usize) };
         Some((Span { arena: Arc::clone(self), ptr, off, placed, len }, stale))
+    }
+
+    /// Moves the resident pages of `src..src+n` to `dst..dst+n` (both inside the mapping and
+    /// free: no span covers them), leaving `src` mapped and empty. `false` if the kernel
+    /// refused (then nothing moved).
+    fn move_pages(&self, src: u64, dst: u64, n: u64) -> bool {
+        // SAFETY: both ranges are page-aligned, inside our mapping, and covered by no live span
+        // (`src` is a freed range being released, `dst` a fresh piece of the span being carved
+        // under the same lock), so moving the pages changes no memory anyone can see.
+        // MREMAP_DONTUNMAP keeps `src` mapped (empty, reading back as zero) and MREMAP_FIXED
+        // replaces the untouched mapping at `dst`.
+        let r = unsafe {
+            libc::mremap(
+                self.base.as_ptr().add(src as usize).cast(),
+                n as usize,
+                n as usize,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+                self.base.as_ptr().add(dst as usize).cast::<libc::c_void>(),
+            )
+        };
+        r != libc::MAP_FAILED
+    }
+
+    /// Gives the pages of `off..off+n` (free, covered by no span) back to the OS.
+    fn drop_pages(&self, off: u64, n: u64) {
+        // SAFETY: `off..off+n` is a page-aligned range inside the mapping that no live span
+        // covers (the resident set only releases freed ranges), so dropping its pages (they
+        // read back as zero) affects no one. Failure would only leave them resident.
+        unsafe {
+            libc::madvise(
+                self.base.as_ptr().add(off as usize).cast(),
+                n as usize,
+                libc::MADV_DONTNEED,
+            );
+        }
     }
 
     fn release(&self, off: u64, placed: u64) {
@@ -168,8 +228,9 @@ impl Arena {
             resident: st.resident.resident(),
             carves: st.carves,
             reused: st.reused,
-            faulted: st.resident.churn().0,
-            released: st.resident.churn().1,
+            faulted: st.resident.churn().0 - st.moved,
+            released: st.resident.churn().1 - st.moved,
+            moved: st.moved,
         }
     }
 }
