@@ -235,7 +235,7 @@ fn summary(since: SystemTime) {
 
 fn main() {
     let since = SystemTime::now();
-    let tier = DramTier::new(4 * 32 * MIB);
+    let tier = DramTier::new(4 * 32 * MIB).expect("DRAM arena");
     let mut c = Criterion::default().configure_from_args();
     bench_direct(&mut c, &tier);
     bench_mmap(&mut c, &tier);

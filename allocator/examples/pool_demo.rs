@@ -80,7 +80,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let dir = tmp.path().join("pool");
     let opts = PoolOptions::default().backend(args.backend).segment_size(256 << 20);
     // Two blocks in flight at a time: the DRAM budget is a hard limit, not a hint.
-    let dram = DramTier::new(2 * len);
+    let dram = DramTier::new(2 * len)?;
     println!(
         "pool in {} ({:?} backend), {} durable keys + {} scratch ciphertexts of {} MiB, DRAM budget {} MiB",
         dir.display(),

@@ -15,12 +15,27 @@ pub enum Error {
     /// A DRAM allocation would push the tier over its hard budget.
     #[error("DRAM budget exceeded: requested {requested} B with {in_use} B in use of a {budget} B budget")]
     BudgetExceeded {
-        /// Bytes asked for.
+        /// Bytes asked for (a DRAM block's footprint: its length in whole pages).
         requested: usize,
         /// Bytes already handed out.
         in_use: usize,
         /// The hard limit.
         budget: usize,
+    },
+    /// The budget has room for the block's bytes, but the DRAM arena cannot place it: its
+    /// live blocks, counted in whole pages, leave less room than the block needs, or no free
+    /// extent of address space is large enough (freeing blocks makes room).
+    #[error(
+        "DRAM arena cannot place {requested} B: it can place at most {largest_free} B now \
+         ({free} B of its resident limit are not held by live blocks)"
+    )]
+    Fragmented {
+        /// Bytes asked for.
+        requested: usize,
+        /// The arena's resident limit minus its live blocks in whole pages.
+        free: u64,
+        /// The biggest block it could place now.
+        largest_free: u64,
     },
     /// The operating system refused to give us memory even though the budget allowed it.
     #[error("the OS refused an allocation of {requested} B")]

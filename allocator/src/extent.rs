@@ -23,6 +23,48 @@ impl ExtentAllocator {
         Some(off)
     }
 
+    /// Take a `len`-byte piece starting at a multiple of `align` (a power of two) from the
+    /// smallest free extent that holds one; the padding in front of it stays free.
+    pub(crate) fn alloc_aligned(&mut self, len: u64, align: u64) -> Option<u64> {
+        let mask = align - 1;
+        let (size, off, start) = self.by_size.range((len, 0)..).find_map(|&(size, off)| {
+            let start = off.checked_add(mask)? & !mask;
+            (start - off + len <= size).then_some((size, off, start))
+        })?;
+        self.remove(off, size);
+        if start > off {
+            self.insert(off, start - off);
+        }
+        let end = start + len;
+        if off + size > end {
+            self.insert(end, off + size - end);
+        }
+        Some(start)
+    }
+
+    /// The free extent that contains offset `off`, if any, as `(start, len)`.
+    pub(crate) fn containing(&self, off: u64) -> Option<(u64, u64)> {
+        let (&o, &l) = self.by_offset.range(..=off).next_back()?;
+        (off < o + l).then_some((o, l))
+    }
+
+    /// Take exactly `off..off+len`, which must lie inside one free extent (`false`, changing
+    /// nothing, if it does not).
+    pub(crate) fn take_at(&mut self, off: u64, len: u64) -> bool {
+        let Some((o, l)) = self.containing(off) else { return false };
+        if off + len > o + l {
+            return false;
+        }
+        self.remove(o, l);
+        if off > o {
+            self.insert(o, off - o);
+        }
+        if o + l > off + len {
+            self.insert(off + len, o + l - off - len);
+        }
+        true
+    }
+
     /// Return `off..off+len` to the free space, merging with free neighbours.
     pub(crate) fn free(&mut self, mut off: u64, mut len: u64) {
         if len == 0 {
@@ -112,6 +154,33 @@ mod tests {
         assert_eq!(a.alloc(4096), Some(4096 * 10));
         assert_eq!(a.alloc(4096 * 5), None);
         assert_eq!(a.largest(), 4096 * 4);
+    }
+
+    #[test]
+    fn a_piece_is_taken_at_a_chosen_offset() {
+        let mut a = ExtentAllocator::default();
+        a.free(0, 10 * 4096);
+        assert!(a.take_at(3 * 4096, 2 * 4096));
+        assert_eq!(a.extents(), vec![(0, 3 * 4096), (5 * 4096, 5 * 4096)]);
+        assert!(!a.take_at(2 * 4096, 2 * 4096), "overlaps a taken piece");
+        assert!(!a.take_at(9 * 4096, 2 * 4096), "runs past the free space");
+        assert_eq!(a.containing(4 * 4096), None);
+        assert_eq!(a.containing(6 * 4096), Some((5 * 4096, 5 * 4096)));
+        a.free(3 * 4096, 2 * 4096);
+        assert_eq!(a.extents(), vec![(0, 10 * 4096)]);
+    }
+
+    #[test]
+    fn aligned_pieces_leave_their_padding_free() {
+        let mut a = ExtentAllocator::default();
+        a.free(64, 3 * 4096);
+        assert_eq!(a.alloc_aligned(4096, 4096), Some(4096));
+        assert_eq!(a.extents(), vec![(64, 4096 - 64), (8192, 4096 + 64)]);
+        assert_eq!(a.alloc_aligned(8192, 4096), None);
+        assert_eq!(a.alloc_aligned(128, 64), Some(64));
+        a.free(64, 128);
+        a.free(4096, 4096);
+        assert_eq!(a.extents(), vec![(64, 3 * 4096)]);
     }
 
     proptest! {

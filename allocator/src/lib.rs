@@ -23,10 +23,12 @@ mod extent;
 pub mod format;
 mod object;
 mod pool;
+mod resident;
 mod sys;
+pub mod usage;
 
 pub use device::{Device, DirectDevice, FaultConfig, FaultyDevice, MmapDevice};
-pub use dram::{DramBlock, DramTier};
+pub use dram::{DramBlock, DramStats, DramTier};
 pub use error::{Error, Result};
 pub use object::{ByteOffset, Durability, ObjectId, ObjectKind, ObjectMeta};
 pub use pool::{Backend, FsckReport, OpenReport, Pool, PoolOptions, PoolStats};

@@ -107,7 +107,7 @@ fn mmap_and_direct_backends_agree_byte_for_byte() {
 
 #[test]
 fn read_into_a_dram_block_without_copy_on_both_backends() {
-    let tier = DramTier::new(8 << 20);
+    let tier = DramTier::new(8 << 20).unwrap();
     for backend in BACKENDS {
         let dir = disk_dir();
         let pool = Pool::create(dir.path(), small(backend)).unwrap();

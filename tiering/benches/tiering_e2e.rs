@@ -8,8 +8,9 @@
 //! Each op pins one ciphertext and one of `--keys` rotation keys (cyclic: LRU's worst case),
 //! computes for `--compute-factor` × the calibrated time to read a key from the PM tier, and
 //! writes a new ciphertext. Every configuration runs in its own child process so its peak
-//! memory is observed from outside (sampled `/proc/<pid>/status`, and the cgroup's
-//! `memory.max_usage_in_bytes` on the disk tier).
+//! memory is observed from outside (sampled `/proc/<pid>/status`, and on the disk tier the
+//! cgroup's `memory.max_usage_in_bytes`, printed next to its limit: a store run is limited to
+//! its budget + 64 MiB, so a store that overran its budget would be OOM-killed and say so).
 //!
 //! Kernel paging: the keys sit in one file (a one-segment pool written with O_DIRECT, so it
 //! starts uncached), read through a shared memory mapping of it, by a process in a cgroup v1
@@ -36,6 +37,10 @@ use serde::{Deserialize, Serialize};
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// What a store run may hold beyond its DRAM budget (binary, heap, thread stacks, the trace)
+/// under its cgroup limit.
+const STORE_SLACK: u64 = 64 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Tier {
@@ -330,6 +335,12 @@ impl Cgroup {
         Ok(cg)
     }
 
+    /// Whether the kernel OOM-killed anything in the group.
+    fn oom_killed(&self) -> bool {
+        std::fs::read_to_string(self.path.join("memory.oom_control"))
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("oom_kill ") && !l.ends_with(" 0")))
+    }
+
     fn add(&self, pid: u32) -> R<()> {
         Ok(std::fs::write(self.path.join("cgroup.procs"), pid.to_string())?)
     }
@@ -352,6 +363,8 @@ impl Drop for Cgroup {
 struct Observed {
     peak_anon: u64,
     hwm: u64,
+    /// The cgroup's `memory.limit_in_bytes` (a huge number when unlimited).
+    cgroup_limit: Option<u64>,
     cgroup_max: Option<u64>,
     killed: bool,
 }
@@ -397,6 +410,7 @@ fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<Strin
     };
     if let Some(cg) = cgroup {
         obs.cgroup_max = cg.read("memory.max_usage_in_bytes").ok();
+        obs.cgroup_limit = cg.read("memory.limit_in_bytes").ok();
     }
     let mut out = String::new();
     if let Some(s) = child.stdout.take() {
@@ -423,8 +437,12 @@ struct Row {
     bound_s: f64,
     pm_read_mb: Option<f64>,
     predicted_read_mb: Option<f64>,
+    pm_write_mb: Option<f64>,
+    predicted_write_mb: Option<f64>,
     wasted: Option<u64>,
     predicted_wasted: Option<u64>,
+    /// DRAM the store faulted in (fresh pages) over the whole run, setup included.
+    faulted_mb: Option<f64>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -442,7 +460,7 @@ fn temp_dir_in(parent: &Path, tag: &str) -> R<PathBuf> {
 /// caches is charged to its cgroup.
 fn write_paging_pool(dir: &Path, w: &Workload) -> R<()> {
     let pool = Pool::create(dir, paging_pool_options(Backend::Direct))?;
-    let tier = DramTier::new(PAGING_CHUNK as usize);
+    let tier = DramTier::new(PAGING_CHUNK as usize)?;
     let mut block = tier.alloc(PAGING_CHUNK as usize)?;
     for k in 0..w.keys {
         for (id, n) in paging_chunks(k, w.key_len) {
@@ -455,7 +473,7 @@ fn write_paging_pool(dir: &Path, w: &Workload) -> R<()> {
 
 fn prefill_pool(dir: &Path, backend: Backend, w: &Workload) -> R<()> {
     let pool = Pool::create(dir, pool_options(backend))?;
-    let tier = DramTier::new(w.key_len as usize);
+    let tier = DramTier::new(w.key_len as usize)?;
     let mut block = tier.alloc(w.key_len as usize)?;
     for k in 0..w.keys {
         for (i, x) in block.as_u64s_mut().iter_mut().enumerate() {
@@ -529,12 +547,16 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
             let job_path = work.join("job.json");
             std::fs::write(&job_path, serde_json::to_string(&job)?)?;
             let cg = if direct {
-                Cgroup::create(&format!("hetier-bench-{}-{name}-{pct}", std::process::id()), None)
-                    .ok()
+                let limit = budget + STORE_SLACK;
+                let name = format!("hetier-bench-{}-{name}-{pct}", std::process::id());
+                Cgroup::create(&name, Some(limit)).ok()
             } else {
                 None
             };
-            let (out, obs) = run_child("--child-store", &job_path, cg.as_ref())?;
+            let (out, mut obs) = run_child("--child-store", &job_path, cg.as_ref())?;
+            if let Some(cg) = &cg {
+                obs.killed |= cg.oom_killed();
+            }
             let result: Option<StoreResult> = match out {
                 Some(s) => Some(serde_json::from_str(&s)?),
                 None => None,
@@ -556,8 +578,11 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 bound_s: bound.bound_ns / 1e9,
                 pm_read_mb: result.as_ref().map(|r| r.report.timed.pm_read_bytes as f64 / MIB),
                 predicted_read_mb: pred.as_ref().map(|p| p.pm_read_bytes as f64 / MIB),
+                pm_write_mb: result.as_ref().map(|r| r.report.timed.pm_write_bytes as f64 / MIB),
+                predicted_write_mb: pred.as_ref().map(|p| p.pm_write_bytes as f64 / MIB),
                 wasted: result.as_ref().map(|r| r.report.timed.prefetch_evicted_unused),
                 predicted_wasted: pred.as_ref().map(|p| p.prefetch_evicted_unused),
+                faulted_mb: result.as_ref().map(|r| r.report.stats.dram_faulted as f64 / MIB),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -614,9 +639,7 @@ fn paging_run(
     let cg =
         Cgroup::create(&format!("hetier-bench-{}-paging-{pct}", std::process::id()), Some(budget))?;
     let (out, mut obs) = run_child("--child-paging", &job_path, Some(&cg))?;
-    if let Ok(oom) = std::fs::read_to_string(cg.path.join("memory.oom_control")) {
-        obs.killed |= oom.lines().any(|l| l.starts_with("oom_kill ") && !l.ends_with(" 0"));
-    }
+    obs.killed |= cg.oom_killed();
     let result: Option<PagingResult> = match out {
         Some(s) => Some(serde_json::from_str(&s)?),
         None => None,
@@ -629,8 +652,11 @@ fn paging_run(
         bound_s: physical_bound(trace, model, budget).bound_ns / 1e9,
         pm_read_mb: None,
         predicted_read_mb: None,
+        pm_write_mb: None,
+        predicted_write_mb: None,
         wasted: None,
         predicted_wasted: None,
+        faulted_mb: None,
         obs,
         budget,
         alpha: None,
@@ -644,9 +670,9 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | wasted prefetches (pred) | peak anon MiB | VmHWM MiB | cgroup max MiB | budget+64 MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | store faulted MiB | peak anon MiB | VmHWM MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -663,8 +689,9 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {:.0} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
             r.budget_pct,
+            r.budget as f64 / MIB,
             r.name,
             time,
             ratio,
@@ -675,15 +702,25 @@ fn print_rows(rows: &[Row]) {
                 Some(m) => format!("{m:.0} ({})", fmt_opt(r.predicted_read_mb, 0)),
                 None => "-".into(),
             },
+            match r.pm_write_mb {
+                Some(m) => format!("{m:.0} ({})", fmt_opt(r.predicted_write_mb, 0)),
+                None => "-".into(),
+            },
             match r.wasted {
                 Some(n) =>
                     format!("{n} ({})", r.predicted_wasted.map_or("-".into(), |p| p.to_string())),
                 None => "-".into(),
             },
+            fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,
+            // An unlimited group reads as a page-rounded i64::MAX.
+            match r.obs.cgroup_limit {
+                Some(l) if l < 1 << 60 => format!("{:.0}", l as f64 / MIB),
+                Some(_) => "none".into(),
+                None => "-".into(),
+            },
             fmt_opt(r.obs.cgroup_max.map(|b| b as f64 / MIB), 0),
-            r.budget as f64 / MIB + 64.0,
             fmt_opt(r.alpha, 3),
         );
     }

@@ -62,10 +62,9 @@ pub fn calibrate_dram(bytes: usize) -> TierCost {
     }
     let bw = bytes as f64 / best.max(1e-9);
     drop((src, dst));
-    let tier = DramTier::new(bytes);
     let mut fill_s = 0.0;
     let rounds = 4u32;
-    if let Ok(mut b) = tier.alloc(bytes) {
+    if let Ok(mut b) = DramTier::new(bytes).and_then(|tier| tier.alloc(bytes)) {
         // The first round faults the block in; the store recycles blocks, so the rest zero
         // and refill the same pages, as producing a result in a recycled block does.
         for i in 0..=rounds {
@@ -128,7 +127,7 @@ pub fn calibrate_pm(opts: &CalibrationOptions) -> Result<TierCost> {
             pool.put(ObjectId(i as u64), ObjectKind::Blob, Durability::Durable, &data)?;
         }
         let write_s = t.elapsed().as_secs_f64();
-        let dram = DramTier::new(opts.object_bytes as usize);
+        let dram = DramTier::new(opts.object_bytes as usize)?;
         let mut block = dram.alloc(opts.object_bytes as usize)?;
         // Fault the destination in first (the store reads into resident blocks), and time the
         // second of two passes: the store reads the same objects over and over.

@@ -15,12 +15,27 @@ pub enum Error {
     PinnedSetTooLarge {
         /// Object whose residency was requested (`None` for a block writer).
         id: Option<ObjectId>,
-        /// Bytes the request needs.
+        /// Bytes the request needs (its length in whole pages, as DRAM is placed).
         requested: u64,
-        /// Bytes held by pins (and pinned-for-write blocks) when the request was made.
+        /// Bytes held by pins (and pinned-for-write blocks), in whole pages, when the request
+        /// was made.
         pinned: u64,
         /// The store's DRAM budget.
         budget: u64,
+    },
+    /// A plan holds more DRAM at once in one of its steps than the budget allows; found before
+    /// any of its work starts.
+    #[error(
+        "DRAM budget of {budget} B is too small for this plan: step {step} holds {needed} B at \
+         once (in whole pages); the smallest workable budget is {needed} B"
+    )]
+    BudgetTooSmall {
+        /// The store's DRAM budget.
+        budget: u64,
+        /// The most any step holds at once: the smallest budget the plan can run in.
+        needed: u64,
+        /// Index of the first step that needs that much.
+        step: usize,
     },
     /// An object is larger than the whole DRAM budget and can never be pinned.
     #[error("object of {len} B can never fit the DRAM budget of {budget} B")]

@@ -110,6 +110,25 @@ fn too_large_pinned_set_fails_with_numbers() {
 }
 
 #[test]
+fn a_plan_whose_step_cannot_fit_is_refused_up_front_with_the_smallest_budget() {
+    let (_d, s) = store(10 * K as u64, PolicyConfig::Lru, 0);
+    // Objects count in whole pages: 4K + 1 bytes take five.
+    let plan =
+        vec![vec![4 * K as u64, K as u64], vec![4 * K as u64 + 1, 4 * K as u64, 100], vec![]];
+    assert_eq!(TieredStore::working_set_need(plan.clone()), (10 * K as u64, 1));
+    s.check_working_sets(plan.clone()).unwrap();
+    let (_d, s) = store(10 * K as u64 - 1, PolicyConfig::Lru, 0);
+    match s.check_working_sets(plan) {
+        Err(Error::BudgetTooSmall { budget, needed, step }) => {
+            assert_eq!((budget, needed, step), (10 * K as u64 - 1, 10 * K as u64, 1));
+        }
+        other => panic!("expected BudgetTooSmall, got {other:?}"),
+    }
+    // The check reserved nothing.
+    assert_eq!(s.stats().dram_in_use, 0);
+}
+
+#[test]
 fn block_writer_puts_without_copy_and_counts_against_budget() {
     let (_d, s) = store(8 * K as u64, PolicyConfig::Lru, 0);
     let mut w = s.alloc(4 * K as u64).unwrap();
@@ -134,34 +153,41 @@ fn block_writer_puts_without_copy_and_counts_against_budget() {
 }
 
 #[test]
-fn removed_blocks_are_recycled_zeroed_for_writers() {
+fn removed_blocks_are_reused_at_any_size_zeroed_for_writers() {
     let (_d, s) = store(8 * K as u64, PolicyConfig::Lru, 0);
     let mut w = s.alloc(2 * K as u64).unwrap();
     w.as_bytes_mut().fill(0xab);
     let ptr = w.as_ptr();
     s.put_block(ObjectId(1), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
     s.remove(ObjectId(1)).unwrap();
-    assert_eq!((s.stats().dram_in_use, s.stats().dram_spare), (0, 2 * K as u64));
-    // The block stays (as a spare within the budget) and the next writer of its size gets it,
-    // zeroed: no fresh pages to fault in.
+    let st = s.stats();
+    assert_eq!(
+        (st.dram_in_use, st.dram_free_largest, st.dram_resident),
+        (0, 8 * K as u64, 2 * K as u64)
+    );
+    // The freed memory goes to the next writer of any size, zeroed: no fresh pages to fault in.
     let before = s.stats().block_reuses;
-    let w = s.alloc(2 * K as u64).unwrap();
+    let w = s.alloc(K as u64 + 100).unwrap();
     assert_eq!(s.stats().block_reuses, before + 1);
     assert_eq!(w.as_ptr(), ptr);
     assert!(w.iter().all(|&b| b == 0));
-    assert!(s.stats().dram_in_use <= 8 * K as u64);
     let mut w = w;
     w.as_bytes_mut().fill(0xcd);
     s.put_block(ObjectId(2), ObjectKind::Ciphertext, Durability::Scratch, w).unwrap();
     s.remove(ObjectId(2)).unwrap();
-    // A writer that overwrites everything skips the zeroing: it sees the spare's old bytes.
-    let w = s.alloc_for_overwrite(2 * K as u64).unwrap();
+    // A writer that overwrites everything skips the zeroing: it sees the old bytes.
+    let w = s.alloc_for_overwrite(K as u64).unwrap();
     assert_eq!(w.as_ptr(), ptr);
     assert!(w.iter().all(|&b| b == 0xcd));
     drop(w);
-    // A spare never blocks room for something else: the whole budget is still usable.
+    // Freed memory never blocks room for something else: the whole budget is still usable.
     let big = s.alloc(8 * K as u64).unwrap();
-    assert_eq!(s.stats().dram_in_use, 8 * K as u64);
+    assert!(big.iter().all(|&b| b == 0));
+    let st = s.stats();
+    assert_eq!(
+        (st.dram_in_use, st.dram_free_largest, st.dram_resident),
+        (8 * K as u64, 0, 8 * K as u64)
+    );
     drop(big);
 }
 

@@ -399,3 +399,79 @@ fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
         assert!(end["hwm"].as_u64().unwrap() >= end["rss"].as_u64().unwrap());
     }
 }
+
+/// A cgroup v1 memory group for one child process, removed on drop.
+struct MemoryGroup(std::path::PathBuf);
+
+impl MemoryGroup {
+    /// Creates the group with a hard limit, or says why it cannot (no cgroup v1 memory
+    /// controller, or no permission to write it).
+    fn create(name: &str, limit: u64) -> Result<MemoryGroup, String> {
+        let root = std::path::Path::new("/sys/fs/cgroup/memory");
+        if !root.join("memory.limit_in_bytes").exists() {
+            return Err(format!("no cgroup v1 memory controller at {}", root.display()));
+        }
+        let path = root.join(name);
+        std::fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let g = MemoryGroup(path);
+        std::fs::write(g.0.join("memory.limit_in_bytes"), limit.to_string())
+            .map_err(|e| format!("cannot set the limit of {}: {e}", g.0.display()))?;
+        Ok(g)
+    }
+
+    fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.0.join(file)).unwrap()
+    }
+}
+
+impl Drop for MemoryGroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn run_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
+    const MIB: u64 = 1 << 20;
+    let budget = 32 * MIB;
+    let limit = budget + 64 * MIB;
+    let name = format!("hetier-cli-test-{}", std::process::id());
+    let group = match MemoryGroup::create(&name, limit) {
+        Ok(g) => g,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The shell joins the group and then becomes hetier, so everything hetier maps is charged.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(&group.0)
+        .arg(env!("CARGO_BIN_EXE_hetier"))
+        .args(["--json", "run", "--images", "4", "--dram-mib", "32", "--dir"])
+        .arg(dir.path().join("pool"))
+        .output()
+        .unwrap();
+    let max: u64 = group.read("memory.max_usage_in_bytes").trim().parse().unwrap();
+    let killed = group
+        .read("memory.oom_control")
+        .lines()
+        .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0");
+    assert!(!killed, "OOM-killed under {} MiB (max {} MiB)", limit / MIB, max / MIB);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["agree_with_plaintext"], 4);
+    assert!(r["max_logit_error"].as_f64().unwrap() <= 1e-3);
+    let peak_rss = r["peak_rss"].as_u64().unwrap();
+    println!(
+        "budget {} MiB, cgroup limit {} MiB, cgroup max {:.1} MiB, peak RSS {:.1} MiB",
+        budget / MIB,
+        limit / MIB,
+        max as f64 / MIB as f64,
+        peak_rss as f64 / MIB as f64
+    );
+    assert!(max <= limit && peak_rss <= limit);
+}

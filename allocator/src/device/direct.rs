@@ -265,6 +265,6 @@ mod tests {
         // Aligned buffer at an aligned offset goes straight to the file.
         let mut blk = RawBlock::zeroed(3 * DIRECT_BLOCK + 5).unwrap();
         dev.read_at(4096, blk.as_mut_slice()).unwrap();
-        assert_eq!(blk.as_slice(), &data[4096 - 1001..4096 - 1001 + 3 * DIRECT_BLOCK + 5]);
+        assert_eq!(&*blk.as_mut_slice(), &data[4096 - 1001..4096 - 1001 + 3 * DIRECT_BLOCK + 5]);
     }
 }

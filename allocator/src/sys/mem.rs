@@ -82,35 +82,11 @@ impl RawBlock {
         Some(RawBlock { ptr, len, backing: Backing::Map(map_len) })
     }
 
-    /// Length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// The bytes.
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` is valid for `len` initialised (zeroed at allocation) bytes owned by self,
-        // and the shared borrow of self prevents concurrent mutation.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
     /// The bytes, mutably.
     pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`, and `&mut self` guarantees exclusive access.
+        // SAFETY: `ptr` is valid for `len` initialised (zeroed at allocation) bytes owned by self,
+        // and `&mut self` guarantees exclusive access.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-
-    /// The bytes as little-endian-agnostic native `u64` words (a trailing partial word is omitted).
-    pub(crate) fn as_u64s(&self) -> &[u64] {
-        // SAFETY: the pointer is at least 64-byte aligned (so 8-byte aligned for u64), valid for
-        // `len / 8 * 8` initialised bytes, and every bit pattern is a valid u64.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast::<u64>(), self.len / 8) }
-    }
-
-    /// The bytes as mutable `u64` words (a trailing partial word is omitted).
-    pub(crate) fn as_u64s_mut(&mut self) -> &mut [u64] {
-        // SAFETY: as in `as_u64s`, and `&mut self` guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u64>(), self.len / 8) }
     }
 }
 
@@ -141,18 +117,15 @@ mod tests {
     fn blocks_are_zeroed_and_aligned() {
         for len in [0usize, 1, 63, 64, 4095, 4096, 100_000, HUGE_THRESHOLD, HUGE_THRESHOLD + 1] {
             let mut b = RawBlock::zeroed(len).unwrap();
-            assert_eq!(b.len(), len);
-            assert!(b.as_slice().iter().all(|&x| x == 0));
-            let addr = b.as_slice().as_ptr() as usize;
+            assert_eq!(b.as_mut_slice().len(), len);
+            assert!(b.as_mut_slice().iter().all(|&x| x == 0));
+            let addr = b.as_mut_slice().as_ptr() as usize;
             assert_eq!(addr % MIN_ALIGN, 0, "len {len}");
             if len >= PAGE_ALIGN {
                 assert_eq!(addr % PAGE_ALIGN, 0, "len {len}");
             }
             b.as_mut_slice().iter_mut().enumerate().for_each(|(i, x)| *x = i as u8);
-            assert_eq!(b.as_u64s().len(), len / 8);
-            if len >= 8 {
-                assert_eq!(b.as_u64s()[0], u64::from_ne_bytes([0, 1, 2, 3, 4, 5, 6, 7]));
-            }
+            assert!(b.as_mut_slice().iter().enumerate().all(|(i, &x)| x == i as u8));
         }
     }
 }

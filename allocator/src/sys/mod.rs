@@ -1,7 +1,10 @@
-//! Every piece of OS-facing `unsafe` in the crate: aligned and anonymous memory, memory-mapped
-//! segment copies, advisory file locks. The rest of the crate is safe code over these wrappers.
+//! Every piece of OS-facing `unsafe` in the crate: aligned and anonymous memory, the DRAM arena's
+//! reserved mapping, memory-mapped segment copies, advisory file locks, resource counters. The
+//! rest of the crate is safe code over these wrappers.
 
+pub(crate) mod arena;
 pub(crate) mod crc;
 pub(crate) mod lock;
 pub(crate) mod map;
 pub(crate) mod mem;
+pub(crate) mod usage;

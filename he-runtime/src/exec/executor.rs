@@ -336,6 +336,38 @@ impl<'s> Executor<'s> {
             .collect()
     }
 
+    /// For every step, the lengths of the objects it holds in DRAM at once: its pins and the
+    /// block it computes its result into, plus the hoisted decomposition's reservation while a
+    /// hoisted rotation runs. `mul_relin` computes on the heap and puts its result after its
+    /// pins are released: its pins and its result are two sets. Checked against the store's
+    /// budget before a real run starts.
+    pub fn working_sets(&self) -> Vec<Vec<u64>> {
+        let p = self.program;
+        let bytes = |o: &ObjId| p.objects()[o.index()].bytes;
+        let sizes = p.sizes();
+        let mut sets = Vec::new();
+        for r in p.ops() {
+            let charge = match &r.op {
+                Op::HoistedRotate { src, .. } => {
+                    let l = p.objects()[src.index()].level;
+                    Some(sizes.decomposition(l) + sizes.plaintext(l))
+                }
+                _ => None,
+            };
+            for s in steps(&r.op) {
+                let pins = s.pins.iter().map(bytes);
+                let writes = s.writes.iter().map(bytes);
+                if matches!(r.op, Op::MulRelin { .. }) {
+                    sets.push(pins.collect());
+                    sets.push(writes.collect());
+                } else {
+                    sets.push(charge.into_iter().chain(pins).chain(writes).collect());
+                }
+            }
+        }
+        sets
+    }
+
     /// Runs the program once. Real mode needs `input` (the encrypted sample at the program's
     /// input level and scale); plan mode ignores it. The output stays in the store until
     /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
@@ -373,6 +405,10 @@ impl<'s> Executor<'s> {
             }
             .into());
         };
+        // A budget that some step can never fit fails here, before anything is put.
+        if let Backend::Real(real) = &self.backend {
+            real.store.check_working_sets(self.working_sets())?;
+        }
         // The input ciphertext.
         let in_len = match &mut self.backend {
             Backend::Plan(_) => program.objects()[in_obj.index()].bytes,

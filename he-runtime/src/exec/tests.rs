@@ -189,7 +189,7 @@ fn plan_mode_refuses_real_only_requests() {
 }
 
 #[test]
-fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reason() {
+fn a_budget_too_small_for_a_step_fails_before_anything_is_put() {
     let (m, c, ctx) = digits();
     let params = ctx.params();
     let objects = c.program.objects();
@@ -198,8 +198,8 @@ fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reaso
     };
     let key = largest(|k| matches!(k, ObjKind::GaloisKey { .. }));
     let ct = largest(|k| matches!(k, ObjKind::Ciphertext));
-    // Every key fits alone, but no key fits beside a ciphertext: the first rotation must fail
-    // after the input (and perhaps intermediates) were put.
+    // Every key fits alone, but no key fits beside a ciphertext: the plan can never run, and
+    // says so before the input is put.
     let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path(), key + ct / 2, true);
     let keyset = KeySetId::from_seed(&SK_SEED);
@@ -214,16 +214,20 @@ fn a_failed_run_removes_its_ciphertexts_so_the_next_run_fails_for_the_same_reaso
         .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
         .unwrap();
     let input = Encryptor::with_seed(&ctx, [9; 32]).encrypt_sk(&sk, &pt).unwrap();
-    let in_use_before = st.stats().dram_in_use;
+    let (needed, _) = TieredStore::working_set_need(ex.working_sets());
+    assert!(needed >= key + ct, "a rotation holds a key and a ciphertext at once");
+    let (in_use_before, events_before) = (st.stats().dram_in_use, ex.events().len());
     for attempt in 0..2 {
         let err = ex.run(Some(&input)).unwrap_err();
-        assert!(
-            matches!(err.store(), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
-            "attempt {attempt}: {err:?}"
-        );
+        match err.store() {
+            Some(hetier_tiering::Error::BudgetTooSmall { budget, needed: n, .. }) => {
+                assert_eq!((*budget, *n), (key + ct / 2, needed), "attempt {attempt}");
+            }
+            other => panic!("attempt {attempt}: expected BudgetTooSmall, got {other:?}"),
+        }
     }
-    // Nothing scratch is left behind: the input id is free again and the trace is balanced.
-    assert!(st.stats().dram_in_use <= in_use_before.max(key), "{:?}", st.stats());
+    // Nothing was put or recorded.
+    assert_eq!((st.stats().dram_in_use, ex.events().len()), (in_use_before, events_before));
     ex.trace().validate().unwrap();
 }
 
@@ -280,15 +284,20 @@ fn the_hoisted_decomposition_is_charged_to_the_budget() {
         .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
         .unwrap();
     let input = Encryptor::with_seed(&ctx, [9; 32]).encrypt_sk(&sk, &pt).unwrap();
+    let (needed, _) = TieredStore::working_set_need(ex.working_sets());
+    assert!(needed >= with, "the plan's need counts the decomposition");
     let err = ex.run(Some(&input)).unwrap_err();
     assert!(
-        matches!(err.store(), Some(hetier_tiering::Error::PinnedSetTooLarge { .. })),
+        matches!(
+            err.store(),
+            Some(hetier_tiering::Error::BudgetTooSmall { needed: n, .. }) if *n == needed
+        ),
         "{err:?}"
     );
     drop(ex);
     drop(st);
-    // With room for the decomposition too, the same run completes within the budget.
-    let st = store(dir.path(), with + slack, false);
+    // The smallest workable budget the error names is workable: the same run completes in it.
+    let st = store(dir.path(), needed, false);
     let (_, _, worst) = run_real(&m, &c, &ctx, &st, 0..1);
     assert!(worst < 1e-3);
     assert!(st.stats().peak_dram <= with + slack);

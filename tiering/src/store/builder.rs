@@ -150,7 +150,7 @@ impl StoreBuilder<WithBudget, WithPool> {
             }
             None => (None, PmDescription { label: base, emulated: false }),
         };
-        Ok(TieredStore::from_parts(pool, budget, policy, o.threads, throttle, pm_description))
+        TieredStore::from_parts(pool, budget, policy, o.threads, throttle, pm_description)
     }
 }
 

@@ -24,8 +24,8 @@ pub use state::Residency;
 pub use stats::StoreStats;
 
 use state::{
-    complete_load, finish_transfer, make_room, schedule_prefetch, start_transfer, Entry, Need,
-    Room, State, Transfer,
+    complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer, Entry,
+    Need, Room, State, Transfer,
 };
 
 use crate::cost::PmDescription;
@@ -38,8 +38,8 @@ use crate::tracker::{AccessStats, AccessTracker};
 /// Work for the migrator threads.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// Load an object, into the given spare block if any (its bytes are reserved).
-    Fetch(ObjectId, Option<DramBlock>),
+    /// Load an object into the given block (its bytes are reserved).
+    Fetch(ObjectId, DramBlock),
     WriteBack(ObjectId),
     Stop,
 }
@@ -61,13 +61,8 @@ impl Inner {
         self.jobs.send(job).map_err(|e| e.into_inner())
     }
 
-    /// Reads an object from PM into `spare` or a fresh DRAM block (whose bytes the caller
-    /// reserved).
-    fn pm_read(&self, id: ObjectId, len: u64, spare: Option<DramBlock>) -> Result<DramBlock> {
-        let mut block = match spare {
-            Some(b) => b,
-            None => self.dram.alloc(len as usize)?,
-        };
+    /// Reads an object from PM into `block` (whose bytes the caller reserved).
+    fn pm_read(&self, id: ObjectId, len: u64, mut block: DramBlock) -> Result<DramBlock> {
         match &self.throttle {
             Some(t) => {
                 t.transfer(Direction::Read, len, || self.pool.read_into(id, block.as_bytes_mut()))?;
@@ -96,7 +91,7 @@ impl Inner {
             e.pins = e.pins.saturating_sub(1);
             if e.pins == 0 {
                 let len = e.len;
-                st.pinned_bytes -= len;
+                st.pinned_bytes -= footprint(len);
                 // A scratch write-back that finished while pinned left the copy in DRAM;
                 // nothing else to do: the object is now simply evictable.
             }
@@ -107,8 +102,8 @@ impl Inner {
 
     fn release_writer(&self, len: u64) {
         let mut st = self.state.lock();
-        st.used -= len;
-        st.pinned_bytes -= len;
+        st.used -= footprint(len);
+        st.pinned_bytes -= footprint(len);
         self.cond.notify_all();
         schedule_prefetch(self, &mut st);
     }
@@ -205,8 +200,8 @@ impl TieredStore {
         start_transfer(&mut st, id, Transfer::Writing);
         let priority = st.policy.evict_priority(id);
         // A failed write-back of some victim only means this object will not stay in DRAM.
-        let (room, spare) = match make_room(inner, &mut st, Some(id), len, Need::Put { priority }) {
-            Ok(Room::Reserved(spare)) => (true, spare),
+        let (room, block) = match make_room(inner, &mut st, Some(id), len, Need::Put { priority }) {
+            Ok(Room::Reserved(block)) => (true, Some(block)),
             _ => (false, None),
         };
         let to_pm = durability == Durability::Durable || !room;
@@ -214,15 +209,10 @@ impl TieredStore {
             if to_pm {
                 inner.pm_write(id, kind, durability, bytes)?;
             }
-            if room {
-                let mut b = match spare {
-                    Some(b) => b,
-                    None => inner.dram.alloc(len as usize)?,
-                };
+            Ok(block.map(|mut b| {
                 b.as_bytes_mut().copy_from_slice(bytes);
-                return Ok(Some(b));
-            }
-            Ok(None)
+                b
+            }))
         });
         finish_transfer(inner, &mut st, id);
         match res {
@@ -239,7 +229,7 @@ impl TieredStore {
             }
             Err(err) => {
                 if room {
-                    st.used -= len;
+                    st.used -= footprint(len);
                 }
                 st.objects.remove(&id);
                 st.policy.on_remove(id);
@@ -258,8 +248,8 @@ impl TieredStore {
         self.alloc_inner(len, true)
     }
 
-    /// Like [`Self::alloc`], but a recycled block is not zeroed first: its bytes are those of
-    /// an object that left DRAM. For writers that overwrite every byte (a computed result), and
+    /// Like [`Self::alloc`], but the buffer is not zeroed first: its bytes may be those of an
+    /// object that left DRAM. For writers that overwrite every byte (a computed result), and
     /// for reservations that are never read.
     pub fn alloc_for_overwrite(&self, len: u64) -> Result<BlockWriter<'_>> {
         self.alloc_inner(len, false)
@@ -271,8 +261,8 @@ impl TieredStore {
             return Err(Error::EmptyObject { id: None });
         }
         let mut st = inner.state.lock();
-        let spare = match make_room(inner, &mut st, None, len, Need::Demand)? {
-            Room::Reserved(spare) => spare,
+        let mut block = match make_room(inner, &mut st, None, len, Need::Demand)? {
+            Room::Reserved(block) => block,
             Room::Refused => {
                 return Err(Error::PinnedSetTooLarge {
                     id: None,
@@ -282,26 +272,13 @@ impl TieredStore {
                 })
             }
         };
-        st.pinned_bytes += len;
+        st.pinned_bytes += footprint(len);
         drop(st);
-        let block = match spare {
-            // Writers hand out zeroed memory. Zeroing a recycled block costs far less than
-            // faulting in fresh pages (with huge pages, the kernel may compact memory first).
-            Some(mut b) => {
-                if zero {
-                    b.as_bytes_mut().fill(0);
-                }
-                Ok(b)
-            }
-            None => inner.dram.alloc(len as usize),
-        };
-        match block {
-            Ok(b) => Ok(BlockWriter { inner, block: Some(b), len }),
-            Err(e) => {
-                inner.release_writer(len);
-                Err(e.into())
-            }
+        if zero {
+            // Only bytes an earlier block used are written: fresh arena pages are still zero.
+            block.zero_fill();
         }
+        Ok(BlockWriter { inner, block: Some(block), len })
     }
 
     /// Stores a filled [`BlockWriter`] as a new object without copying it. A durable object is
@@ -321,7 +298,7 @@ impl TieredStore {
             return Err(Error::DuplicateObject { id });
         }
         let block = Arc::new(writer.take());
-        st.pinned_bytes -= len;
+        st.pinned_bytes -= footprint(len);
         st.policy.on_insert(id, len);
         st.objects.insert(
             id,
@@ -348,7 +325,7 @@ impl TieredStore {
             if let Err(err) = res {
                 st.objects.remove(&id);
                 st.policy.on_remove(id);
-                st.used -= len;
+                st.used -= footprint(len);
                 inner.cond.notify_all();
                 return Err(err);
             }
@@ -405,7 +382,7 @@ impl TieredStore {
                 let b = Arc::clone(b);
                 let was_prefetched = std::mem::take(&mut e.prefetched);
                 if e.pins == 0 {
-                    st.pinned_bytes += len;
+                    st.pinned_bytes += footprint(len);
                 }
                 // Re-borrow: the pinned-bytes update needed `st` mutably.
                 if let Some(e) = st.objects.get_mut(&id) {
@@ -420,8 +397,8 @@ impl TieredStore {
                 }
                 break b;
             }
-            let spare = match make_room(inner, &mut st, Some(id), len, Need::Demand)? {
-                Room::Reserved(spare) => spare,
+            let block = match make_room(inner, &mut st, Some(id), len, Need::Demand)? {
+                Room::Reserved(block) => block,
                 // Demand requests are never refused; a refusal would mean nothing is reserved.
                 Room::Refused => {
                     return Err(Error::PinnedSetTooLarge {
@@ -438,8 +415,8 @@ impl TieredStore {
                 .get(&id)
                 .is_some_and(|e| e.block.is_none() && e.transfer == Transfer::None);
             if !still_absent {
-                drop(spare);
-                st.used -= len;
+                drop(block);
+                st.used -= footprint(len);
                 inner.cond.notify_all();
                 continue;
             }
@@ -448,9 +425,9 @@ impl TieredStore {
                 counted = true;
                 st.stats.misses += 1;
             }
-            let res = MutexGuard::unlocked(&mut st, || inner.pm_read(id, len, spare));
+            let res = MutexGuard::unlocked(&mut st, || inner.pm_read(id, len, block));
             if let Some(b) = complete_load(inner, &mut st, id, len, res, false)? {
-                st.pinned_bytes += len;
+                st.pinned_bytes += footprint(len);
                 if let Some(e) = st.objects.get_mut(&id) {
                     e.pins += 1;
                     e.prefetched = false;
@@ -485,18 +462,12 @@ impl TieredStore {
                 None => return Err(Error::UnknownObject { id }),
             }
         };
-        // The block is kept as a spare (its bytes stay counted) for the next object of its
-        // size; otherwise it is freed before the bytes are released under the lock, so the
-        // allocator's count never lags behind the store's (another thread may allocate them).
+        // The block goes back to the arena before its bytes are released under the lock, so
+        // the allocator's count never lags behind the store's (another thread may use them).
         let mut e = e;
         if let Some(arc) = e.block.take() {
-            match Arc::try_unwrap(arc) {
-                Ok(b) if st.spares.len() < state::MAX_SPARES => st.spares.push(b),
-                other => {
-                    drop(other);
-                    st.used -= e.len;
-                }
-            }
+            drop(arc);
+            st.used -= footprint(e.len);
         }
         drop(e);
         st.policy.on_remove(id);
@@ -521,14 +492,51 @@ impl TieredStore {
         schedule_prefetch(inner, &mut st);
     }
 
+    /// The DRAM a plan needs: for each of its steps, the lengths of the objects it holds in
+    /// DRAM at once (pins, blocks being written, reservations), in whole pages as the store
+    /// places them. Returns the most any step needs and the first step that needs it.
+    pub fn working_set_need<S>(sets: impl IntoIterator<Item = S>) -> (u64, usize)
+    where
+        S: IntoIterator<Item = u64>,
+    {
+        let mut worst = (0, 0);
+        for (i, set) in sets.into_iter().enumerate() {
+            let need = set.into_iter().map(footprint).fold(0u64, u64::saturating_add);
+            if need > worst.0 {
+                worst = (need, i);
+            }
+        }
+        worst
+    }
+
+    /// Checks a plan against the budget before any of its work starts (see
+    /// [`Self::working_set_need`]): a step that could never fit fails now with
+    /// [`Error::BudgetTooSmall`], naming the smallest workable budget, rather than halfway
+    /// through the plan.
+    pub fn check_working_sets<S>(&self, sets: impl IntoIterator<Item = S>) -> Result<()>
+    where
+        S: IntoIterator<Item = u64>,
+    {
+        let (needed, step) = Self::working_set_need(sets);
+        if needed > self.inner.budget {
+            return Err(Error::BudgetTooSmall { budget: self.inner.budget, needed, step });
+        }
+        Ok(())
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> StoreStats {
         let st = self.inner.state.lock();
         let mut s = st.stats.clone();
         s.budget = self.inner.budget;
-        let spare: u64 = st.spares.iter().map(|b| b.len() as u64).sum();
-        s.dram_in_use = st.used - spare;
-        s.dram_spare = spare;
+        s.dram_in_use = st.used;
+        let d = self.inner.dram.stats();
+        s.dram_free_largest = d.largest_free;
+        s.dram_fragmentation = d.fragmentation();
+        s.dram_resident = d.resident;
+        s.block_reuses = d.reused_allocations;
+        s.dram_faulted = d.faulted;
+        s.dram_released = d.released;
         s.policy = Some(st.policy.report());
         s
     }
@@ -590,7 +598,7 @@ impl TieredStore {
         threads: usize,
         throttle: Option<Throttle>,
         pm_description: PmDescription,
-    ) -> Self {
+    ) -> Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut objects = HashMap::new();
         let mut policy = policy;
@@ -622,11 +630,10 @@ impl TieredStore {
                 stats: StoreStats::default(),
                 in_flight: 0,
                 migrator_down: false,
-                spares: Vec::new(),
             }),
             cond: Condvar::new(),
             pool,
-            dram: DramTier::new(budget as usize),
+            dram: DramTier::new(usize::try_from(budget).unwrap_or(usize::MAX))?,
             budget,
             throttle,
             jobs: tx,
@@ -636,7 +643,7 @@ impl TieredStore {
         let workers = (0..threads)
             .filter_map(|i| migrator::spawn(Arc::clone(&inner), rx.clone(), i))
             .collect();
-        Self { inner, workers }
+        Ok(Self { inner, workers })
     }
 }
 

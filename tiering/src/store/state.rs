@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hetier_allocator::{DramBlock, Durability, ObjectKind};
+use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind};
 use parking_lot::MutexGuard;
 
 use super::stats::StoreStats;
@@ -110,23 +110,17 @@ impl Entry {
     }
 }
 
-/// Evicted or removed blocks kept for reuse at most (each still counts against the budget,
-/// and is freed as soon as room is needed for something of another size).
-pub(super) const MAX_SPARES: usize = 4;
-
 pub(super) struct State {
     pub objects: HashMap<ObjectId, Entry>,
-    /// DRAM bytes reserved: resident blocks, in-flight loads and open writers.
+    /// DRAM bytes reserved (footprints): resident blocks, in-flight loads and open writers.
     pub used: u64,
-    /// Bytes of pinned objects plus open writers: what eviction can never free.
+    /// Footprints of pinned objects plus open writers: what eviction can never free.
     pub pinned_bytes: u64,
     pub policy: Box<dyn Policy>,
     pub tracker: AccessTracker,
     pub stats: StoreStats,
     pub in_flight: u64,
     pub migrator_down: bool,
-    /// Evicted blocks awaiting reuse; their bytes are part of `used`.
-    pub spares: Vec<DramBlock>,
 }
 
 /// Outcome of [`make_room`].
@@ -134,8 +128,9 @@ pub(super) struct State {
 pub(super) enum Room {
     /// A non-demand request gave up; nothing was reserved.
     Refused,
-    /// `len` bytes are reserved, backed by this spare block of exactly `len` bytes if any.
-    Reserved(Option<DramBlock>),
+    /// `len` bytes are reserved and carved from the DRAM arena: this block, whose bytes are
+    /// unspecified (the caller overwrites or zeroes them outside the lock).
+    Reserved(DramBlock),
 }
 
 /// Who needs the room, which decides how hard `make_room` may try.
@@ -150,6 +145,12 @@ pub(super) enum Need {
     /// A prefetch: evicts only what the policy's [`Policy::prefetch_rank`] allows, queues
     /// write-backs to the migrator instead of doing them here, never waits.
     Prefetch,
+}
+
+/// DRAM an object of `len` bytes takes: its length in whole pages, as the arena charges it.
+/// `used` and `pinned_bytes` count footprints, so what they say fits is what the arena places.
+pub(super) fn footprint(len: u64) -> u64 {
+    DramTier::footprint(usize::try_from(len).unwrap_or(usize::MAX)) as u64
 }
 
 impl State {
@@ -177,9 +178,8 @@ impl State {
         demand_victim(&*self.policy, below, self.occupants())
     }
 
-    /// Drops a clean object's DRAM copy. The block is kept as a spare (still counted in
-    /// `used`) when nobody else holds it, so the next load of the same size skips allocating
-    /// and faulting in fresh pages.
+    /// Drops a clean object's DRAM copy: its span goes back to the arena, where the next
+    /// block of any size reuses the already faulted-in pages.
     fn drop_clean(&mut self, id: ObjectId) {
         let Some(e) = self.objects.get_mut(&id) else { return };
         let Some(arc) = e.block.take() else { return };
@@ -188,13 +188,10 @@ impl State {
             self.stats.prefetch_evicted_unused += 1;
         }
         self.stats.evictions += 1;
-        match Arc::try_unwrap(arc) {
-            Ok(b) if self.spares.len() < MAX_SPARES => self.spares.push(b),
-            other => {
-                drop(other);
-                self.used -= len;
-            }
-        }
+        // Freed (when ours is the last reference) before the bytes are released, so the
+        // arena's count never lags behind `used`.
+        drop(arc);
+        self.used -= footprint(len);
     }
 }
 
@@ -223,27 +220,30 @@ pub(super) fn make_room(
             return Ok(Room::Refused);
         }
     }
+    // Set when the budget had room but the arena could not place the block.
+    let mut fragmented = None;
+    let fp = footprint(len);
     loop {
-        if let Some(i) = st.spares.iter().position(|b| b.len() as u64 == len) {
-            // Its bytes are already counted: they become this reservation, and its pages are
-            // already faulted in.
-            st.stats.block_reuses += 1;
-            return Ok(Room::Reserved(Some(st.spares.swap_remove(i))));
+        if st.used + fp <= budget {
+            // Carving is a few tree operations: done under the lock, so that what `used` says
+            // fits and what the arena holds never disagree for long.
+            match inner.dram.alloc_for_overwrite(len as usize) {
+                Ok(block) => {
+                    st.reserve_raw(fp);
+                    return Ok(Room::Reserved(block));
+                }
+                // Room by bytes but not placeable (whole pages, or scattered address space),
+                // or a block still referenced by a finishing transfer: evict as if there were
+                // no room.
+                Err(e @ hetier_allocator::Error::Fragmented { .. }) => fragmented = Some(e),
+                Err(hetier_allocator::Error::BudgetExceeded { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        if st.used + len <= budget {
-            st.reserve_raw(len);
-            return Ok(Room::Reserved(None));
-        }
-        if let Some(b) = st.spares.pop() {
-            let l = b.len() as u64;
-            drop(b);
-            st.used -= l;
-            continue;
-        }
-        if need == Need::Demand && st.pinned_bytes + len > budget {
+        if need == Need::Demand && st.pinned_bytes + fp > budget {
             return Err(Error::PinnedSetTooLarge {
                 id,
-                requested: len,
+                requested: fp,
                 pinned: st.pinned_bytes,
                 budget,
             });
@@ -262,9 +262,12 @@ pub(super) fn make_room(
                 inner.cond.wait(st);
                 continue;
             }
+            if let Some(e) = fragmented {
+                return Err(e.into());
+            }
             return Err(Error::PinnedSetTooLarge {
                 id,
-                requested: len,
+                requested: fp,
                 pinned: st.pinned_bytes,
                 budget,
             });
@@ -356,15 +359,15 @@ pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
             continue;
         }
         let len = e.len;
-        let spare = match make_room(inner, st, Some(id), len, Need::Prefetch) {
-            Ok(Room::Reserved(spare)) => spare,
+        let block = match make_room(inner, st, Some(id), len, Need::Prefetch) {
+            Ok(Room::Reserved(block)) => block,
             _ => break,
         };
         start_transfer(st, id, Transfer::Loading { prefetch: true });
         st.stats.prefetches += 1;
-        if let Err(job) = inner.send(Job::Fetch(id, spare)) {
+        if let Err(job) = inner.send(Job::Fetch(id, block)) {
             drop(job);
-            st.used -= len;
+            st.used -= footprint(len);
             finish_transfer(inner, st, id);
             st.migrator_down = true;
             return;
@@ -389,7 +392,7 @@ pub(super) fn complete_load(
             st.stats.pm_reads += 1;
             let block = Arc::new(block);
             let Some(e) = st.objects.get_mut(&id) else {
-                st.used -= len;
+                st.used -= footprint(len);
                 return Ok(None);
             };
             e.block = Some(Arc::clone(&block));
@@ -397,7 +400,7 @@ pub(super) fn complete_load(
             Ok(Some(block))
         }
         Err(err) => {
-            st.used -= len;
+            st.used -= footprint(len);
             st.stats.transfer_failures += 1;
             let failure = LoadFailure::of(&err);
             // A demand load reports to its own pin; a failed prefetch is kept for the pin

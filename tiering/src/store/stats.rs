@@ -9,12 +9,20 @@ use crate::policy::PolicyReport;
 pub struct StoreStats {
     /// The DRAM budget in bytes.
     pub budget: u64,
-    /// DRAM bytes held right now (resident objects, in-flight loads, open block writers).
+    /// DRAM bytes held right now (resident objects, in-flight loads, open block writers), each
+    /// counted in whole pages as the arena places it.
     pub dram_in_use: u64,
-    /// DRAM bytes of freed blocks kept for reuse (not in `dram_in_use`; they count against the
-    /// budget and are released as soon as room is needed).
+    /// The biggest object the DRAM arena can place right now without evicting anything.
     #[serde(default)]
-    pub dram_spare: u64,
+    pub dram_free_largest: u64,
+    /// Fragmentation of the arena's free room, `1 − dram_free_largest / free room` (0 when
+    /// any object that fits the budget's free bytes can be placed).
+    #[serde(default)]
+    pub dram_fragmentation: f64,
+    /// DRAM bytes resident in the arena: live blocks plus freed pages kept for reuse. Never
+    /// above the budget rounded up to a page.
+    #[serde(default)]
+    pub dram_resident: u64,
     /// Highest DRAM reservation ever reached, spare blocks included.
     pub peak_dram: u64,
     /// Pins that found the object already in DRAM (not counting prefetch hits).
@@ -40,7 +48,16 @@ pub struct StoreStats {
     /// Prefetched objects dropped from DRAM before any pin used them: wasted PM reads.
     #[serde(default)]
     pub prefetch_evicted_unused: u64,
-    /// Loads and puts that reused an evicted block instead of allocating fresh pages.
+    /// Bytes of DRAM blocks placed in memory that was not resident (faulted in, zeroed by the
+    /// kernel), since the store started.
+    #[serde(default)]
+    pub dram_faulted: u64,
+    /// Bytes of freed DRAM given back to the OS to keep resident memory within the budget,
+    /// since the store started (each is faulted in again when reused).
+    #[serde(default)]
+    pub dram_released: u64,
+    /// DRAM blocks (loads, puts, writers) placed wholly in arena memory that earlier blocks had
+    /// used: no fresh pages faulted in.
     pub block_reuses: u64,
     /// Transfers that failed.
     pub transfer_failures: u64,
