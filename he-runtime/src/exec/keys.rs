@@ -8,7 +8,7 @@ use hetier_tiering::{Durability, ObjectKind, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
-use crate::ckks::{Context, KeyGenerator, SecretKey, Seed};
+use crate::ckks::{Context, KeyGenerator, KeySwitchKey, SecretKey, Seed};
 use crate::exec::error::{Error, Result};
 
 const MANIFEST_FORMAT: &str = "hetier-keyset/1";
@@ -164,6 +164,23 @@ impl KeySet {
         sk: &SecretKey,
         keyset: KeySetId,
         needed: &[u64],
+        on_put: impl FnMut(hetier_tiering::ObjectId, u64),
+    ) -> Result<(Self, KeyReport)> {
+        let source = |g: u64| -> Result<KeySwitchKey> {
+            Ok(if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key })
+        };
+        Self::ensure_with(store, ctx, keyset, needed, source, on_put)
+    }
+
+    /// As [`KeySet::ensure`], with the missing keys taken from `source` (Galois element → key;
+    /// 0 = relinearisation): a server puts the keys a client sent, and with a source that
+    /// fails it uses only what the pool already holds.
+    pub fn ensure_with(
+        store: &TieredStore,
+        ctx: &Context,
+        keyset: KeySetId,
+        needed: &[u64],
+        mut source: impl FnMut(u64) -> Result<KeySwitchKey>,
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
         let params = ctx.params();
@@ -190,7 +207,10 @@ impl KeySet {
             }
             // The generated key is copied once, straight into its store block (no second
             // heap copy: at log N = 16 one key is 126 MiB).
-            let key = if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key };
+            let key = source(g)?;
+            if key.params_id() != params.id() {
+                return Err(Error::ParamsMismatch { expected: params.id(), found: key.params_id() });
+            }
             let seed = *key.seed();
             let id = key_id(keyset, params.id(), g);
             if store.contains(id) {

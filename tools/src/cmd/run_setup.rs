@@ -96,6 +96,14 @@ pub struct RunArgs {
         default_value = "6865746965722064656661756c7420736563726574206b657920736565642121"
     )]
     pub(crate) sk_seed: String,
+    /// Run this model file instead (an ONNX file or a hetier-model JSON description).
+    #[arg(long)]
+    pub(crate) model_file: Option<PathBuf>,
+    /// Inputs for `--model-file` (.npy, `[N, *input shape]`); default: `--images` random ones.
+    #[arg(long, requires = "model_file")]
+    pub(crate) inputs: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) import: super::import::ImportFlags,
 }
 
 /// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool

@@ -46,9 +46,10 @@ pub struct ImportOptions {
     pub act_range: Option<[f64; 2]>,
     /// Chebyshev degree of the activation polynomials (depth ⌈log2(degree + 1)⌉).
     pub act_degree: usize,
-    /// Sample inputs (each one flattened per-sample input); when given, each activation's
-    /// range is set to ±1.1 × the largest |input| it sees on them (overrides `act_range`).
-    pub calibration: Vec<Vec<f64>>,
+    /// Sample inputs, whole samples back to back (`[N, *input shape]` flattened); when given,
+    /// each activation's range is set to ±1.1 × the largest |input| it sees on them
+    /// (overrides `act_range`).
+    pub calibration: Vec<f64>,
 }
 
 impl Default for ImportOptions {
@@ -211,15 +212,26 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
         test_set: None,
     };
     let mut model = Model::from_tensors(desc, low.tensors)?;
+    let per: usize = low.input_shape.iter().product();
+    if !opts.calibration.len().is_multiple_of(per) {
+        return Err(Error::InvalidParameter {
+            name: "calibration",
+            reason: format!(
+                "{} values are not whole samples of {per} values",
+                opts.calibration.len()
+            ),
+        });
+    }
+    let samples: Vec<&[f64]> = opts.calibration.chunks(per).collect();
     let mut activations = Vec::new();
     // Calibrate in layer order, each range measured through the polynomials already fixed.
     for a in &low.approx {
         let mut observed = 0.0f64;
         let input_of = model.layers()[a.layer].inputs[0].clone();
         let idx = model.layers().iter().position(|l| l.name == input_of);
-        for x in &opts.calibration {
+        for &x in &samples {
             let outs = model.forward_all(x)?;
-            let v = idx.map_or(x.as_slice(), |i| outs[i].as_slice());
+            let v = idx.map_or(x, |i| outs[i].as_slice());
             observed = v.iter().fold(observed, |m, y| m.max(y.abs()));
         }
         let r = if observed > 0.0 { 1.1 * observed } else { 1.0 };
@@ -267,3 +279,35 @@ pub type Tensors = BTreeMap<String, super::Tensor>;
 
 #[cfg(test)]
 mod tests;
+
+/// Loads a model from a path: an ONNX file (by its `.onnx` extension) is imported with
+/// `opts`; anything else is read as a `hetier-model/1` JSON description with its weights.
+pub fn load_any(path: impl AsRef<std::path::Path>, opts: &ImportOptions) -> Result<Imported> {
+    let path = path.as_ref();
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        return import_file(path, opts);
+    }
+    Ok(Imported { model: Model::load(path)?, activations: Vec::new() })
+}
+
+/// Parameters for a model of multiplicative depth `depth`: the smallest 128-bit preset with
+/// enough levels, or — only with `insecure_test` — a fast log N = 12 set for tests (not
+/// secure: it exceeds the 128-bit bound at that ring degree).
+pub fn params_for_depth(depth: usize, insecure_test: bool) -> Result<crate::ckks::Params> {
+    use crate::ckks::{ParamsBuilder, Preset};
+    if insecure_test {
+        let mut b = ParamsBuilder::new(12);
+        b.q_bits(50, &vec![40; depth.max(1)]).special_bits(50).dnum(3).log_scale(40.0);
+        return b.allow_insecure().build();
+    }
+    let preset = [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
+        .into_iter()
+        .find(|p| p.depth() >= depth)
+        .ok_or_else(|| Error::InvalidParameter {
+            name: "depth",
+            reason: format!(
+                "the model needs {depth} levels, more than the largest preset (30 at log N = 16); models that need bootstrapping are not supported yet"
+            ),
+        })?;
+    preset.params()
+}

@@ -327,7 +327,7 @@ fn calibration_sets_each_range_from_the_samples() {
     let Error::OnnxUnsupported { nodes } = &err else { panic!("{err}") };
     assert!(nodes[0].starts_with("r1 (Relu): needs the range"), "{nodes:?}");
     let opts = ImportOptions {
-        calibration: vec![vec![0.5, -2.0], vec![1.8, 0.1]],
+        calibration: vec![0.5, -2.0, 1.8, 0.1],
         act_degree: 63,
         ..Default::default()
     };
