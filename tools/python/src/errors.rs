@@ -39,7 +39,12 @@ fn class_of(e: &Error) -> &'static str {
         Error::ModelIo { .. } => "FileError",
         Error::Store(_) => "StoreError",
         Error::KeyManifest { .. } | Error::ParamsMismatch { .. } => "KeySetError",
-        Error::Corrupt { .. } => "CorruptDataError",
+        Error::Corrupt { .. }
+        | Error::Truncated { .. }
+        | Error::BadHeader { .. }
+        | Error::ChecksumMismatch { .. } => "CorruptDataError",
+        Error::InsecureParameters { .. } | Error::InvalidParameter { .. } => "ConfigError",
+        Error::MissingGaloisKey { .. } => "KeySetError",
         _ => "CryptoError",
     }
 }

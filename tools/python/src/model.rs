@@ -91,8 +91,7 @@ pub fn load(
     let source = path.display().to_string();
     let state = py.allow_threads(move || -> hetier_he::Result<ModelState> {
         let imp = onnx::load_any(&path, &opts)?;
-        let params = onnx::params_for_depth(imp.model.depth(), insecure_test_params)?;
-        let compiled = imp.model.compile(&params)?;
+        let (params, compiled) = onnx::compile_smallest(&imp.model, insecure_test_params)?;
         Ok(ModelState {
             model: imp.model,
             params,

@@ -234,6 +234,7 @@ impl PyServer {
                     .layers()
                     .iter()
                     .zip(ex.layer_compute_ns())
+                    .filter(|(n, &t)| t > 0 || !n.starts_with('('))
                     .map(|(n, &t)| (n.clone(), t as f64 / 1e9))
                     .collect();
                 let report = Report {

@@ -97,8 +97,7 @@ pub struct KeySummary {
 
 /// Chooses parameters, compiles and lists the key set.
 pub fn key_summary(model: &Model, insecure: bool) -> Result<KeySummary> {
-    let params = onnx::params_for_depth(model.depth(), insecure)?;
-    let c = model.compile(&params)?;
+    let (params, c) = onnx::compile_smallest(model, insecure)?;
     let mut steps = Vec::new();
     let (mut relin, mut bytes) = (false, 0);
     for k in c.program.keys() {

@@ -58,8 +58,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     let imp = args.import.load(path)?;
     let model = imp.model;
     let insecure = args.import.insecure_test_params;
-    let params = onnx::params_for_depth(model.depth(), insecure)?;
-    let compiled = model.compile(&params)?;
+    let (params, compiled) = onnx::compile_smallest(&model, insecure)?;
     if insecure && !json {
         eprintln!("warning: --insecure-test-params: log N = 12, NOT SECURE — for tests only");
     }

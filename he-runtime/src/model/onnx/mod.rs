@@ -290,24 +290,47 @@ pub fn load_any(path: impl AsRef<std::path::Path>, opts: &ImportOptions) -> Resu
     Ok(Imported { model: Model::load(path)?, activations: Vec::new() })
 }
 
-/// Parameters for a model of multiplicative depth `depth`: the smallest 128-bit preset with
-/// enough levels, or — only with `insecure_test` — a fast log N = 12 set for tests (not
-/// secure: it exceeds the 128-bit bound at that ring degree).
-pub fn params_for_depth(depth: usize, insecure_test: bool) -> Result<crate::ckks::Params> {
+/// Parameters for a model of multiplicative depth `depth`, smallest first: the 128-bit
+/// presets with enough levels, or — only with `insecure_test` — fast sets at log N = 12, 13
+/// and 14 for tests (not secure: they exceed the 128-bit bound at those ring degrees).
+pub fn candidate_params(depth: usize, insecure_test: bool) -> Result<Vec<crate::ckks::Params>> {
     use crate::ckks::{ParamsBuilder, Preset};
     if insecure_test {
-        let mut b = ParamsBuilder::new(12);
-        b.q_bits(50, &vec![40; depth.max(1)]).special_bits(50).dnum(3).log_scale(40.0);
-        return b.allow_insecure().build();
+        return (12..=14)
+            .map(|log_n| {
+                let mut b = ParamsBuilder::new(log_n);
+                b.q_bits(50, &vec![40; depth.max(1)]).special_bits(50).dnum(3).log_scale(40.0);
+                b.allow_insecure().build()
+            })
+            .collect();
     }
-    let preset = [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
+    let sets: Vec<Preset> = [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
         .into_iter()
-        .find(|p| p.depth() >= depth)
-        .ok_or_else(|| Error::InvalidParameter {
+        .filter(|p| p.depth() >= depth)
+        .collect();
+    if sets.is_empty() {
+        return Err(Error::InvalidParameter {
             name: "depth",
             reason: format!(
                 "the model needs {depth} levels, more than the largest preset (30 at log N = 16); models that need bootstrapping are not supported yet"
             ),
-        })?;
-    preset.params()
+        });
+    }
+    sets.into_iter().map(Preset::params).collect()
+}
+
+/// The smallest parameters of [`candidate_params`] the model compiles for (enough levels and
+/// slots for its widest layer), with the compiled program.
+pub fn compile_smallest(
+    model: &Model,
+    insecure_test: bool,
+) -> Result<(crate::ckks::Params, super::Compiled)> {
+    let mut last = None;
+    for p in candidate_params(model.depth(), insecure_test)? {
+        match model.compile(&p) {
+            Ok(c) => return Ok((p, c)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(Error::InvalidParameter { name: "params", reason: "no candidates".into() }))
 }
