@@ -42,26 +42,32 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
     } else if descr.starts_with("'|u1'") || descr.starts_with("'u1'") {
         1
     } else {
-        bail!("dtype {} is not supported (float32, float64 or uint8)", &descr[..descr.len().min(8)]);
+        bail!(
+            "dtype {} is not supported (float32, float64 or uint8)",
+            &descr[..descr.len().min(8)]
+        );
     };
     if field(header, "fortran_order").is_some_and(|f| f.starts_with("True")) {
         bail!("Fortran-ordered arrays are not supported");
     }
     let shape_txt = field(header, "shape").context("header has no shape")?;
-    let inner = shape_txt
-        .strip_prefix('(')
-        .and_then(|s| s.split(')').next())
-        .context("malformed shape")?;
+    let inner =
+        shape_txt.strip_prefix('(').and_then(|s| s.split(')').next()).context("malformed shape")?;
     let shape: Vec<usize> = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().with_context(|| format!("shape entry {s:?}")))
         .collect::<Result<_>>()?;
-    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).context("shape overflows")?;
+    let count =
+        shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).context("shape overflows")?;
     let body = &bytes[end..];
     if body.len() != count * width {
-        bail!("array of shape {shape:?} needs {} data bytes, file has {}", count * width, body.len());
+        bail!(
+            "array of shape {shape:?} needs {} data bytes, file has {}",
+            count * width,
+            body.len()
+        );
     }
     let data = match width {
         4 => body
@@ -116,7 +122,8 @@ mod tests {
 
     #[test]
     fn reads_float32_float64_and_uint8_and_rejects_bad_files() {
-        let body: Vec<u8> = [1.5f32, -2.0, 3.25, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let body: Vec<u8> =
+            [1.5f32, -2.0, 3.25, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let a = parse(&npy("<f4", "(2, 2)", &body)).unwrap();
         assert_eq!((a.shape.clone(), a.data.clone()), (vec![2, 2], vec![1.5, -2.0, 3.25, 0.0]));
         assert_eq!(a.samples(2).unwrap(), vec![vec![1.5, -2.0], vec![3.25, 0.0]]);

@@ -66,7 +66,10 @@ impl EvalKeyBundle {
         let mut at = 0usize;
         let mut take = |n: usize| -> Result<&[u8]> {
             let end = at.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-                corrupt(format!("key bundle truncated: {} bytes, needs more than {at}", bytes.len()))
+                corrupt(format!(
+                    "key bundle truncated: {} bytes, needs more than {at}",
+                    bytes.len()
+                ))
             })?;
             let s = &bytes[at..end];
             at = end;

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 pub fn tensors_to_safetensors(file: &str, tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(n, t)| {
+            (n.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
         .collect();
     let mut views = Vec::with_capacity(bytes.len());
     for (n, s, d) in &bytes {
@@ -137,7 +139,9 @@ impl Model {
             return Err(Error::ModelInput { expected: want, found: x.len() });
         }
         if let Some(v) = x.iter().find(|v| !v.is_finite()) {
-            return Err(Error::ModelFormat { reason: format!("input holds the non-finite value {v}") });
+            return Err(Error::ModelFormat {
+                reason: format!("input holds the non-finite value {v}"),
+            });
         }
         Ok(())
     }

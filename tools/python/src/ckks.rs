@@ -55,7 +55,10 @@ impl PyContext {
         }
         let bits = log_scale.round() as u32;
         let mut b = ParamsBuilder::new(log_n);
-        b.q_bits(50.max(bits + 10), &vec![bits; depth]).special_bits(50.max(bits + 10)).dnum(3).log_scale(log_scale);
+        b.q_bits(50.max(bits + 10), &vec![bits; depth])
+            .special_bits(50.max(bits + 10))
+            .dnum(3)
+            .log_scale(log_scale);
         if insecure {
             b.allow_insecure();
         }
@@ -112,7 +115,13 @@ impl PyContext {
     }
 
     /// a · b, relinearised (scale multiplies; call `rescale` next).
-    fn multiply(&self, py: Python<'_>, a: &PyCiphertext, b: &PyCiphertext, keys: &PyKeys) -> PyRes<PyCiphertext> {
+    fn multiply(
+        &self,
+        py: Python<'_>,
+        a: &PyCiphertext,
+        b: &PyCiphertext,
+        keys: &PyKeys,
+    ) -> PyRes<PyCiphertext> {
         let ct = py
             .allow_threads(|| {
                 let ev = Evaluator::new(&self.ctx);
@@ -130,9 +139,18 @@ impl PyContext {
     }
 
     /// Rotates the slots left by `step` (needs the rotation key made by `keygen`).
-    fn rotate(&self, py: Python<'_>, a: &PyCiphertext, step: i64, keys: &PyKeys) -> PyRes<PyCiphertext> {
+    fn rotate(
+        &self,
+        py: Python<'_>,
+        a: &PyCiphertext,
+        step: i64,
+        keys: &PyKeys,
+    ) -> PyRes<PyCiphertext> {
         let key = keys.galois.get(&step).ok_or_else(|| {
-            raise("KeySetError", format!("no rotation key for step {step}: pass it to keygen(rotations=[...])"))
+            raise(
+                "KeySetError",
+                format!("no rotation key for step {step}: pass it to keygen(rotations=[...])"),
+            )
         })?;
         let ct = py
             .allow_threads(|| {

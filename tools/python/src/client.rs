@@ -11,7 +11,9 @@ use pyo3::types::PyBytes;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use hetier_he::ckks::{Ciphertext, Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey};
+use hetier_he::ckks::{
+    Ciphertext, Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey,
+};
 use hetier_he::exec::{EvalKeyBundle, Executor, KeySetId};
 
 use crate::errors::{he, raise, PyRes};
@@ -58,7 +60,11 @@ impl PyClient {
         if bytes.len() != 40 || &bytes[..8] != b"HTSKEY01" {
             return Err(raise(
                 "CorruptDataError",
-                format!("{} is not a hetier secret key file ({} bytes)", path.display(), bytes.len()),
+                format!(
+                    "{} is not a hetier secret key file ({} bytes)",
+                    path.display(),
+                    bytes.len()
+                ),
             ));
         }
         seed.copy_from_slice(&bytes[8..]);
@@ -131,6 +137,10 @@ impl PyClient {
     }
 
     fn __repr__(&self) -> String {
-        format!("hetier.Client(key set {:#018x}, model {:?})", self.keyset.0, self.state.model.name())
+        format!(
+            "hetier.Client(key set {:#018x}, model {:?})",
+            self.keyset.0,
+            self.state.model.name()
+        )
     }
 }

@@ -87,7 +87,8 @@ pub fn load(
         }
         None => Vec::new(),
     };
-    let opts = ImportOptions { name, act_range: act_range.map(|(a, b)| [a, b]), act_degree, calibration };
+    let opts =
+        ImportOptions { name, act_range: act_range.map(|(a, b)| [a, b]), act_degree, calibration };
     let source = path.display().to_string();
     let state = py.allow_threads(move || -> hetier_he::Result<ModelState> {
         let imp = onnx::load_any(&path, &opts)?;
@@ -103,6 +104,9 @@ pub fn load(
     });
     Ok(PyModel { state: Arc::new(state.map_err(he)?) })
 }
+
+/// One prediction: budget fraction, budget bytes, policy, seconds, stall seconds, PM reads.
+type PlanRow = (f64, u64, &'static str, f64, f64, u64);
 
 fn peak_live_bytes(events: &[TraceEvent]) -> u64 {
     let mut sizes: HashMap<u64, u64> = HashMap::new();
@@ -184,7 +188,11 @@ impl PyModel {
     }
 
     /// The plaintext reference output (float64 forward pass of the lowered model).
-    fn reference<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyRes<Bound<'py, PyArray1<f64>>> {
+    fn reference<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyRes<Bound<'py, PyArray1<f64>>> {
         let v = self.state.sample(py, x)?;
         let y = self.state.model.forward(&v).map_err(he)?;
         Ok(PyArray1::from_vec(py, y))
@@ -211,13 +219,17 @@ impl PyModel {
     ) -> PyRes<Bound<'py, PyDict>> {
         let pols = policies
             .iter()
-            .map(|p| PolicyConfig::parse(p).ok_or_else(|| raise("ConfigError", format!("unknown policy {p:?} (lru, alpha, planned)"))))
+            .map(|p| {
+                PolicyConfig::parse(p).ok_or_else(|| {
+                    raise("ConfigError", format!("unknown policy {p:?} (lru, alpha, planned)"))
+                })
+            })
             .collect::<PyRes<Vec<_>>>()?;
         if let Some(b) = budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
             return Err(raise("ConfigError", format!("budget fraction {b} is not positive")));
         }
         let state = Arc::clone(&self.state);
-        let rows = py.allow_threads(move || -> PyRes<(u64, u64, Vec<(f64, u64, &'static str, f64, f64, u64)>)> {
+        let rows = py.allow_threads(move || -> PyRes<(u64, u64, Vec<PlanRow>)> {
             let program = &state.compiled.program;
             let costs = OpCosts::calibrate(&state.params).map_err(he)?;
             let tag = weights_tag(state.model.weights_hash(), state.params.id());
@@ -232,7 +244,8 @@ impl PyModel {
                 Some(p) => CostModel::load(p).map_err(store)?,
                 None => {
                     let dir = pm_dir.clone().unwrap_or_else(std::env::temp_dir);
-                    let mut o = CalibrationOptions::new(&dir, true, format!("file in {}", dir.display()));
+                    let mut o =
+                        CalibrationOptions::new(&dir, true, format!("file in {}", dir.display()));
                     (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
                     calibrate(&o).map_err(store)?
                 }
@@ -243,7 +256,14 @@ impl PyModel {
                 for pol in &pols {
                     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
                     let p = predict(&trace, &cm, pol, budget, &opts).map_err(store)?;
-                    rows.push((f, budget, pol.name(), p.total_ns / 1e9, p.stall_ns / 1e9, p.pm_read_bytes));
+                    rows.push((
+                        f,
+                        budget,
+                        pol.name(),
+                        p.total_ns / 1e9,
+                        p.stall_ns / 1e9,
+                        p.pm_read_bytes,
+                    ));
                 }
             }
             Ok((peak, rep.compute_ns, rows))

@@ -34,7 +34,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         "GB" => 1e9,
         _ => return None,
     };
-    (v.is_finite() && v > 0.0).then(|| (v * mul) as u64)
+    (v.is_finite() && v > 0.0).then_some((v * mul) as u64)
 }
 
 #[derive(Default)]
@@ -74,7 +74,9 @@ impl PyServer {
         weights_tag(self.state.model.weights_hash(), self.state.params.id())
     }
 
-    fn missing_keys(keyset: KeySetId) -> impl FnMut(u64) -> hetier_he::Result<hetier_he::ckks::KeySwitchKey> {
+    fn missing_keys(
+        keyset: KeySetId,
+    ) -> impl FnMut(u64) -> hetier_he::Result<hetier_he::ckks::KeySwitchKey> {
         move |g| {
             Err(Error::KeyManifest {
                 reason: format!(
@@ -108,12 +110,15 @@ impl PyServer {
             let s: String = dram_budget.extract(py).map_err(|_| {
                 raise("ConfigError", "dram_budget must be a byte count or a string like \"1GiB\"")
             })?;
-            parse_bytes(&s).ok_or_else(|| raise("ConfigError", format!("dram_budget {s:?} is not a size like \"256MiB\"")))?
+            parse_bytes(&s).ok_or_else(|| {
+                raise("ConfigError", format!("dram_budget {s:?} is not a size like \"256MiB\""))
+            })?
         } else {
             256 << 20
         };
-        let policy = PolicyConfig::parse(policy)
-            .ok_or_else(|| raise("ConfigError", format!("unknown policy {policy:?} (lru, alpha, planned)")))?;
+        let policy = PolicyConfig::parse(policy).ok_or_else(|| {
+            raise("ConfigError", format!("unknown policy {policy:?} (lru, alpha, planned)"))
+        })?;
         let state = Arc::clone(&model.state);
         let pool_s = pool.display().to_string();
         let pol = policy.clone();
@@ -130,7 +135,11 @@ impl PyServer {
             let mut b = TieredStore::builder().dram_budget(budget).pool(p).policy(pol.clone());
             if matches!(pol, PolicyConfig::Alpha { .. }) {
                 let parent = pool.parent().map_or_else(std::env::temp_dir, |p| p.to_path_buf());
-                let mut o = CalibrationOptions::new(&parent, !mmap, format!("file in {}", parent.display()));
+                let mut o = CalibrationOptions::new(
+                    &parent,
+                    !mmap,
+                    format!("file in {}", parent.display()),
+                );
                 (o.dram_bytes, o.object_bytes) = (32 << 20, 16 << 20);
                 b = b.cost_model(calibrate(&o).map_err(store)?);
             }
@@ -138,8 +147,9 @@ impl PyServer {
             let ctx = Context::new(&state.params).map_err(he)?;
             let tag = weights_tag(state.model.weights_hash(), state.params.id());
             let encoded = {
-                let mut ex = Executor::real(&state.compiled.program, tag, KeySetId(0), &store, &ctx)
-                    .map_err(he)?;
+                let mut ex =
+                    Executor::real(&state.compiled.program, tag, KeySetId(0), &store, &ctx)
+                        .map_err(he)?;
                 ex.prepare_weights().map_err(he)?
             };
             Ok((ctx, store, encoded))
@@ -277,7 +287,7 @@ impl PyServer {
         d.set_item("dram_budget", self.budget)?;
         d.set_item("peak_rss", r.peak_rss)?;
         d.set_item("policy", self.policy.name())?;
-        d.set_item("pool", format!("{} ({})", self.pool, self.store.pm_description()))?;
+        d.set_item("pool", self.store.pm_description())?;
         d.set_item("weights_encoded_at_start", self.weights_encoded)?;
         Ok(Some(d))
     }

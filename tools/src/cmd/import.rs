@@ -149,7 +149,9 @@ pub fn run(args: &ImportArgs, json: bool) -> Result<()> {
                     a.func,
                     a.range[0],
                     a.range[1],
-                    a.observed.map(|o| format!(" (calibrated: max |x| {o:.3})")).unwrap_or_default()
+                    a.observed
+                        .map(|o| format!(" (calibrated: max |x| {o:.3})"))
+                        .unwrap_or_default()
                 ),
                 None => match &l.kind {
                     hetier_he::model::LayerKind::Activation(a) => format!("degree {}", a.degree()),

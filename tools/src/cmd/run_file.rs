@@ -42,7 +42,9 @@ struct FileRunReport {
 
 /// Uniform values in [lo, hi) from a small xorshift generator.
 fn random_values(n: usize, lo: f64, hi: f64) -> Vec<f64> {
-    let mut s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9e37_79b9, |d| d.as_nanos() as u64) | 1;
+    let mut s =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
     (0..n)
         .map(|_| {
             s ^= s << 13;
@@ -152,12 +154,19 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         ],
         vec![
             "setup (keys, weights)".into(),
-            format!("{setup:.2} s — {} keys generated, {} reused", out.keys_generated, out.keys_reused),
+            format!(
+                "{setup:.2} s — {} keys generated, {} reused",
+                out.keys_generated, out.keys_reused
+            ),
         ],
         vec!["time".into(), format!("{:.3} s/input", out.seconds_per_input)],
         vec![
             "store DRAM budget".into(),
-            format!("{} (store peak {})", fmt::bytes(out.dram_budget), fmt::bytes(out.store_peak_dram)),
+            format!(
+                "{} (store peak {})",
+                fmt::bytes(out.dram_budget),
+                fmt::bytes(out.store_peak_dram)
+            ),
         ],
         vec!["process peak RSS".into(), out.peak_rss.map_or("unknown".into(), fmt::bytes)],
         fmt::bytes_moved_row(&st),

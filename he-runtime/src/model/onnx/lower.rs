@@ -132,13 +132,12 @@ fn pairs(v: &[i64], what: &str, default: [usize; 2]) -> Result<[usize; 2], Strin
     }
 }
 
+/// Stride, padding (top, bottom, left, right) and output height/width of a window.
+type Window = ([usize; 2], [usize; 4], [usize; 2]);
+
 /// Window geometry shared by Conv and AveragePool: kernel, stride and padding
 /// (top, bottom, left, right), from `kernel_shape`, `strides`, `pads`, `auto_pad`, `dilations`.
-fn window(
-    a: &Attrs<'_>,
-    kernel: [usize; 2],
-    hw: [usize; 2],
-) -> Result<([usize; 2], [usize; 4], [usize; 2]), String> {
+fn window(a: &Attrs<'_>, kernel: [usize; 2], hw: [usize; 2]) -> Result<Window, String> {
     if let Some(d) = a.ints("dilations") {
         if d.iter().any(|&v| v != 1) {
             return Err(format!("dilations {d:?} (only 1 is supported)"));
@@ -222,7 +221,14 @@ impl Lowering {
         self.values.insert(onnx.to_owned(), v);
     }
 
-    fn push(&mut self, name: String, kind: LayerKind, inputs: Vec<String>, in_shape: Vec<usize>, out: Vec<usize>) -> Val {
+    fn push(
+        &mut self,
+        name: String,
+        kind: LayerKind,
+        inputs: Vec<String>,
+        in_shape: Vec<usize>,
+        out: Vec<usize>,
+    ) -> Val {
         self.layers.push(Layer {
             name: name.clone(),
             kind,
@@ -253,7 +259,14 @@ impl Lowering {
 
     /// y = scale·x + shift per channel: folded into the linear layer before it when possible,
     /// a layer of its own otherwise.
-    fn affine(&mut self, name: String, onnx_in: &str, out: &str, scale: &[f64], shift: &[f64]) -> Step {
+    fn affine(
+        &mut self,
+        name: String,
+        onnx_in: &str,
+        out: &str,
+        scale: &[f64],
+        shift: &[f64],
+    ) -> Step {
         let v = self.val(onnx_in)?;
         let ch = v.shape[0];
         if let Some(i) = self.foldable(onnx_in, &v) {
@@ -270,7 +283,8 @@ impl Lowering {
                     chunk.iter_mut().for_each(|x| *x *= scale[o]);
                 }
             }
-            let b = self.tensors.entry(bias).or_insert(Tensor { shape: vec![ch], data: vec![0.0; ch] });
+            let b =
+                self.tensors.entry(bias).or_insert(Tensor { shape: vec![ch], data: vec![0.0; ch] });
             for o in 0..ch {
                 b.data[o] = b.data[o] * scale[o] + shift[o];
             }
@@ -281,7 +295,8 @@ impl Lowering {
         let w = self.tensor(format!("{name}.weight"), vec![], vec![]);
         let b = self.tensor(format!("{name}.bias"), vec![ch], shift.to_vec());
         let kind = if v.shape.len() == 3 {
-            self.tensors.insert(w.clone(), Tensor { shape: vec![ch, 1, 1, 1], data: scale.to_vec() });
+            self.tensors
+                .insert(w.clone(), Tensor { shape: vec![ch, 1, 1, 1], data: scale.to_vec() });
             LayerKind::Conv2d {
                 in_channels: ch,
                 out_channels: ch,
@@ -321,7 +336,13 @@ impl Lowering {
         if self.act.range.is_none() {
             self.approx.push(ApproxAct { layer: self.layers.len(), func });
         }
-        let r = self.push(name, LayerKind::Activation(a), vec![v.layer.clone()], v.shape.clone(), v.shape);
+        let r = self.push(
+            name,
+            LayerKind::Activation(a),
+            vec![v.layer.clone()],
+            v.shape.clone(),
+            v.shape,
+        );
         self.publish(out, r);
         Ok(())
     }
@@ -331,17 +352,23 @@ impl Lowering {
         let ins: Vec<&str> = n.input.iter().map(String::as_str).collect();
         let out = n.output.first().map(String::as_str).ok_or("has no output")?;
         let a = Attrs::of(n);
-        let arg = |i: usize| ins.get(i).copied().filter(|s| !s.is_empty()).ok_or(format!("input {i} missing"));
+        let arg = |i: usize| {
+            ins.get(i).copied().filter(|s| !s.is_empty()).ok_or(format!("input {i} missing"))
+        };
         match op {
             "Constant" => {
                 let c = if let Some(t) = a.tensor("value") {
                     decode(t).map_err(|e| e.to_string())?
-                } else if let Some(f) = n.attribute.iter().find(|x| x.name.as_deref() == Some("value_float")) {
+                } else if let Some(f) =
+                    n.attribute.iter().find(|x| x.name.as_deref() == Some("value_float"))
+                {
                     Const { dims: vec![], data: vec![f64::from(f.f.unwrap_or(0.0))] }
                 } else if let Some(v) = a.ints("value_ints") {
                     Const { dims: vec![v.len()], data: v.iter().map(|&x| x as f64).collect() }
                 } else {
-                    return Err("only the value, value_float and value_ints forms are supported".into());
+                    return Err(
+                        "only the value, value_float and value_ints forms are supported".into()
+                    );
                 };
                 self.consts.insert(out.to_owned(), c);
                 Ok(())
@@ -354,7 +381,10 @@ impl Lowering {
             "Gemm" | "MatMul" => {
                 let v = self.val(arg(0)?)?;
                 let &[f] = v.shape.as_slice() else {
-                    return Err(format!("needs a vector input, got per-sample shape {:?}", v.shape));
+                    return Err(format!(
+                        "needs a vector input, got per-sample shape {:?}",
+                        v.shape
+                    ));
                 };
                 let b = self.konst(arg(1)?)?.clone();
                 let (trans_b, alpha, beta) = if op == "Gemm" {
@@ -383,7 +413,8 @@ impl Lowering {
                 let bias = match (op, ins.get(2).filter(|s| !s.is_empty())) {
                     ("Gemm", Some(c)) => {
                         let c = self.konst(c)?;
-                        let vals = per_channel(c, &[fout]).ok_or(format!("bias of shape {:?} for {fout} outputs", c.dims))?;
+                        let vals = per_channel(c, &[fout])
+                            .ok_or(format!("bias of shape {:?} for {fout} outputs", c.dims))?;
                         Some(vals.iter().map(|x| beta * x).collect::<Vec<_>>())
                     }
                     _ => None,
@@ -391,7 +422,8 @@ impl Lowering {
                 let name = self.name_for(n, idx);
                 let wn = self.tensor(format!("{name}.weight"), vec![fout, fin], w);
                 let bn = bias.map(|b| self.tensor(format!("{name}.bias"), vec![fout], b));
-                let kind = LayerKind::Dense { in_features: fin, out_features: fout, weight: wn, bias: bn };
+                let kind =
+                    LayerKind::Dense { in_features: fin, out_features: fout, weight: wn, bias: bn };
                 let r = self.push(name, kind, vec![v.layer], v.shape, vec![fout]);
                 self.publish(out, r);
                 Ok(())
@@ -450,7 +482,10 @@ impl Lowering {
                 for i in 1..5 {
                     let c = self.konst(arg(i)?)?;
                     if c.data.len() != ch {
-                        return Err(format!("parameter {i} has {} values for {ch} channels", c.data.len()));
+                        return Err(format!(
+                            "parameter {i} has {} values for {ch} channels",
+                            c.data.len()
+                        ));
                     }
                     p.push(c.data.clone());
                 }
@@ -478,7 +513,10 @@ impl Lowering {
                         if op == "Mul" {
                             if x != y && vx.layer != vy.layer {
                                 self.names.remove(&name);
-                                return Err("multiplies two different values (only x·x is supported)".into());
+                                return Err(
+                                    "multiplies two different values (only x·x is supported)"
+                                        .into(),
+                                );
                             }
                             let k = LayerKind::Activation(Activation::Square);
                             let r = self.push(name, k, vec![vx.layer], vx.shape.clone(), vx.shape);
@@ -489,7 +527,13 @@ impl Lowering {
                             self.names.remove(&name);
                             return Err(format!("adds shapes {:?} and {:?}", vx.shape, vy.shape));
                         }
-                        let r = self.push(name, LayerKind::Add, vec![vx.layer, vy.layer], vx.shape.clone(), vx.shape);
+                        let r = self.push(
+                            name,
+                            LayerKind::Add,
+                            vec![vx.layer, vy.layer],
+                            vx.shape.clone(),
+                            vx.shape,
+                        );
                         self.publish(out, r);
                         Ok(())
                     }
@@ -560,7 +604,13 @@ impl Lowering {
                     (k, s, p, o)
                 };
                 let name = self.name_for(n, idx);
-                let r = self.push(name, LayerKind::AvgPool { kernel, stride, padding }, vec![v.layer], v.shape, vec![c, oh, ow]);
+                let r = self.push(
+                    name,
+                    LayerKind::AvgPool { kernel, stride, padding },
+                    vec![v.layer],
+                    v.shape,
+                    vec![c, oh, ow],
+                );
                 self.publish(out, r);
                 Ok(())
             }
@@ -568,12 +618,17 @@ impl Lowering {
                 let v = self.val(arg(0)?)?;
                 let total: usize = v.shape.iter().product();
                 if op == "Flatten" && a.int("axis", 1) != 1 {
-                    return Err(format!("axis {} (only 1, flattening each sample, is supported)", a.int("axis", 1)));
+                    return Err(format!(
+                        "axis {} (only 1, flattening each sample, is supported)",
+                        a.int("axis", 1)
+                    ));
                 }
                 if op == "Reshape" {
                     let t = self.konst(arg(1)?)?;
                     let ok = match t.data.as_slice() {
-                        [b, k] => [-1.0, 0.0, 1.0].contains(b) && (*k == -1.0 || *k == total as f64),
+                        [b, k] => {
+                            [-1.0, 0.0, 1.0].contains(b) && (*k == -1.0 || *k == total as f64)
+                        }
                         _ => false,
                     };
                     if !ok {
@@ -602,7 +657,10 @@ impl Lowering {
 }
 
 /// Finds Sigmoid(x) whose only reader is Mul(x, Sigmoid(x)): the pair is SiLU.
-fn silu_pairs(g: &GraphProto, consumers: &HashMap<String, usize>) -> (HashSet<usize>, HashSet<usize>) {
+fn silu_pairs(
+    g: &GraphProto,
+    consumers: &HashMap<String, usize>,
+) -> (HashSet<usize>, HashSet<usize>) {
     let mut sig = HashSet::new();
     let mut mul = HashSet::new();
     for (i, n) in g.node.iter().enumerate() {
@@ -616,7 +674,8 @@ fn silu_pairs(g: &GraphProto, consumers: &HashMap<String, usize>) -> (HashSet<us
         if let Some((j, _)) = g.node.iter().enumerate().skip(i + 1).find(|(_, m)| {
             op_of(m) == "Mul"
                 && m.input.len() == 2
-                && ((&m.input[0] == x && &m.input[1] == s) || (&m.input[1] == x && &m.input[0] == s))
+                && ((&m.input[0] == x && &m.input[1] == s)
+                    || (&m.input[1] == x && &m.input[0] == s))
         }) {
             sig.insert(i);
             mul.insert(j);
@@ -659,7 +718,10 @@ pub(crate) fn lower(
     l.values.insert(input.0.to_owned(), Val { layer: "input".into(), shape: input.1.clone() });
     for (idx, n) in g.node.iter().enumerate() {
         let op = op_of(n);
-        let label = format!("{} ({op})", n.name.as_deref().filter(|s| !s.is_empty()).unwrap_or("<unnamed>"));
+        let label = format!(
+            "{} ({op})",
+            n.name.as_deref().filter(|s| !s.is_empty()).unwrap_or("<unnamed>")
+        );
         let supported = SUPPORTED_OPS.contains(&op) && n.domain.as_deref().unwrap_or("").is_empty();
         if n.input.iter().any(|i| l.poisoned.contains(i)) {
             // Downstream of a node already reported: only a different unsupported op is news.
@@ -682,5 +744,8 @@ pub(crate) fn lower(
         Some(v) => v.layer.clone(),
         None => return Err(vec![format!("graph output {output:?} is not computed by any node")]),
     };
-    Ok((Lowered { layers: l.layers, tensors: l.tensors, input_shape: input.1, approx: l.approx }, out_layer))
+    Ok((
+        Lowered { layers: l.layers, tensors: l.tensors, input_shape: input.1, approx: l.approx },
+        out_layer,
+    ))
 }

@@ -132,11 +132,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
         let name = t.name.clone().unwrap_or_default();
         consts.insert(name, tensor::decode(t)?);
     }
-    let data_inputs: Vec<_> = g
-        .input
-        .iter()
-        .filter(|i| !consts.contains_key(i.name.as_deref().unwrap_or("")))
-        .collect();
+    let data_inputs: Vec<_> =
+        g.input.iter().filter(|i| !consts.contains_key(i.name.as_deref().unwrap_or(""))).collect();
     let [inp] = data_inputs.as_slice() else {
         return Err(format_err(format!(
             "the graph has {} data inputs; exactly one is supported",
@@ -267,10 +264,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported> {
 /// Imports an ONNX file from disk.
 pub fn import_file(path: impl AsRef<std::path::Path>, opts: &ImportOptions) -> Result<Imported> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::ModelIo {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::ModelIo { path: path.display().to_string(), reason: e.to_string() })?;
     import(&bytes, opts)
 }
 

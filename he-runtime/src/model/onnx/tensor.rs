@@ -33,10 +33,9 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const> {
     for &d in &t.dims {
         let d = usize::try_from(d)
             .map_err(|_| format_err(format!("tensor {name:?} has a negative dimension {d}")))?;
-        count = count
-            .checked_mul(d)
-            .filter(|&c| c <= MAX_ELEMENTS)
-            .ok_or_else(|| format_err(format!("tensor {name:?} of shape {:?} is too large", t.dims)))?;
+        count = count.checked_mul(d).filter(|&c| c <= MAX_ELEMENTS).ok_or_else(|| {
+            format_err(format!("tensor {name:?} of shape {:?} is too large", t.dims))
+        })?;
         dims.push(d);
     }
     let dt = t.data_type.unwrap_or(0);
@@ -45,8 +44,8 @@ pub(crate) fn decode(t: &TensorProto) -> Result<Const> {
         data_type::DOUBLE | data_type::INT64 => 8,
         other => {
             return Err(format_err(format!(
-                "tensor {name:?} has data type {other}; float, double, int32 and int64 are supported"
-            )))
+            "tensor {name:?} has data type {other}; float, double, int32 and int64 are supported"
+        )))
         }
     };
     let data: Vec<f64> = match &t.raw_data {

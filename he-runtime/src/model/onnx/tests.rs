@@ -43,9 +43,24 @@ pub(crate) fn node(op: &str, name: &str, ins: &[&str], outs: &[&str], attrs: Vec
         attribute: attrs
             .into_iter()
             .map(|a| match a {
-                A::I(n, i) => AttributeProto { name: Some(n.into()), i: Some(i), r#type: Some(2), ..Default::default() },
-                A::F(n, f) => AttributeProto { name: Some(n.into()), f: Some(f), r#type: Some(1), ..Default::default() },
-                A::Is(n, v) => AttributeProto { name: Some(n.into()), ints: v, r#type: Some(7), ..Default::default() },
+                A::I(n, i) => AttributeProto {
+                    name: Some(n.into()),
+                    i: Some(i),
+                    r#type: Some(2),
+                    ..Default::default()
+                },
+                A::F(n, f) => AttributeProto {
+                    name: Some(n.into()),
+                    f: Some(f),
+                    r#type: Some(1),
+                    ..Default::default()
+                },
+                A::Is(n, v) => AttributeProto {
+                    name: Some(n.into()),
+                    ints: v,
+                    r#type: Some(7),
+                    ..Default::default()
+                },
             })
             .collect(),
         domain: None,
@@ -76,7 +91,11 @@ fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
 }
 
 /// The bytes of a one-input, one-output ONNX model (input "x", output "y"; batch axis -1).
-pub(crate) fn model_bytes(in_dims: &[i64], nodes: Vec<NodeProto>, inits: Vec<TensorProto>) -> Vec<u8> {
+pub(crate) fn model_bytes(
+    in_dims: &[i64],
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+) -> Vec<u8> {
     ModelProto {
         ir_version: Some(8),
         producer_name: Some("hetier-tests".into()),
@@ -113,7 +132,19 @@ fn f64s(v: &[f32]) -> Vec<f64> {
 
 /// ONNX Conv on one [C, H, W] sample: pads are [top, left, bottom, right].
 #[allow(clippy::too_many_arguments)]
-fn onnx_conv(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], o: usize, k: [usize; 2], s: [usize; 2], pads: [usize; 4], g: usize, b: &[f64]) -> Vec<f64> {
+fn onnx_conv(
+    x: &[f64],
+    c: usize,
+    h: usize,
+    w: usize,
+    wt: &[f64],
+    o: usize,
+    k: [usize; 2],
+    s: [usize; 2],
+    pads: [usize; 4],
+    g: usize,
+    b: &[f64],
+) -> Vec<f64> {
     let oh = (h + pads[0] + pads[2] - k[0]) / s[0] + 1;
     let ow = (w + pads[1] + pads[3] - k[1]) / s[1] + 1;
     let (cg, og) = (c / g, o / g);
@@ -147,14 +178,23 @@ fn gemm_with_trans_b_alpha_and_beta_is_one_dense_layer() {
     let (b, c) = (seq(12, 0.3), seq(3, 0.7));
     let bytes = model_bytes(
         &[-1, 4],
-        vec![node("Gemm", "fc", &["x", "B", "C"], &["y"], vec![A::I("transB", 1), A::F("alpha", 0.5), A::F("beta", 2.0)])],
+        vec![node(
+            "Gemm",
+            "fc",
+            &["x", "B", "C"],
+            &["y"],
+            vec![A::I("transB", 1), A::F("alpha", 0.5), A::F("beta", 2.0)],
+        )],
         vec![tensor("B", &[3, 4], &b), tensor("C", &[3], &c)],
     );
     let m = import_ok(&bytes);
     assert_eq!(m.layers().len(), 1);
     let x = [0.1, -0.2, 0.3, 0.4];
     let want: Vec<f64> = (0..3)
-        .map(|o| 0.5 * (0..4).map(|i| f64::from(b[o * 4 + i]) * x[i]).sum::<f64>() + 2.0 * f64::from(c[o]))
+        .map(|o| {
+            0.5 * (0..4).map(|i| f64::from(b[o * 4 + i]) * x[i]).sum::<f64>()
+                + 2.0 * f64::from(c[o])
+        })
         .collect();
     close(&m.forward(&x).unwrap(), &want, 1e-6);
 }
@@ -193,7 +233,11 @@ fn conv_with_groups_stride_and_asymmetric_pads_matches_onnx() {
                 "conv",
                 &["x", "W", "B"],
                 &["c"],
-                vec![A::I("group", 2), A::Is("strides", vec![2, 1]), A::Is("pads", pads.iter().map(|&p| p as i64).collect())],
+                vec![
+                    A::I("group", 2),
+                    A::Is("strides", vec![2, 1]),
+                    A::Is("pads", pads.iter().map(|&p| p as i64).collect()),
+                ],
             ),
             node("Flatten", "flat", &["c"], &["y"], vec![]),
         ],
@@ -281,7 +325,8 @@ fn residual_add_square_pow_and_scalar_mul() {
     let kinds: Vec<&str> = m.layers().iter().map(|l| l.kind.name()).collect();
     assert_eq!(kinds, ["dense", "activation", "activation", "add", "add", "dense"]);
     let x = [0.3, -0.6, 0.9];
-    let h: Vec<f64> = (0..3).map(|o| (0..3).map(|i| f64::from(w[o * 3 + i]) * x[i]).sum()).collect();
+    let h: Vec<f64> =
+        (0..3).map(|o| (0..3).map(|i| f64::from(w[o * 3 + i]) * x[i]).sum()).collect();
     let want: Vec<f64> = (0..3).map(|i| 0.5 * (2.0 * h[i] * h[i] + x[i])).collect();
     close(&m.forward(&x).unwrap(), &want, 1e-6);
 }
@@ -295,12 +340,16 @@ fn activations_are_chebyshev_fits_on_the_given_range() {
         ("SiLU", crate::nn::poly::silu),
     ] {
         let nodes = if op == "SiLU" {
-            vec![node("Sigmoid", "sig", &["x"], &["s"], vec![]), node("Mul", "silu", &["x", "s"], &["y"], vec![])]
+            vec![
+                node("Sigmoid", "sig", &["x"], &["s"], vec![]),
+                node("Mul", "silu", &["x", "s"], &["y"], vec![]),
+            ]
         } else {
             vec![node(op, "act", &["x"], &["y"], vec![])]
         };
         let bytes = model_bytes(&[-1, 5], nodes, vec![]);
-        let opts = ImportOptions { act_range: Some([-3.0, 3.0]), act_degree: 31, ..Default::default() };
+        let opts =
+            ImportOptions { act_range: Some([-3.0, 3.0]), act_degree: 31, ..Default::default() };
         let imp = import(&bytes, &opts).unwrap();
         assert_eq!(imp.model.layers().len(), 1, "{op}");
         assert_eq!(imp.activations.len(), 1);
@@ -332,7 +381,8 @@ fn calibration_sets_each_range_from_the_samples() {
         ..Default::default()
     };
     let imp = import(&bytes, &opts).unwrap();
-    let r: Vec<(String, f64)> = imp.activations.iter().map(|a| (a.layer.clone(), a.range[1])).collect();
+    let r: Vec<(String, f64)> =
+        imp.activations.iter().map(|a| (a.layer.clone(), a.range[1])).collect();
     // r1 sees |x| ≤ 2.0; t sees 3·relu(x) ≤ 5.4 (through the fitted ReLU, so about that).
     assert_eq!(r[0].0, "r1");
     assert!((r[0].1 - 2.2).abs() < 1e-12, "{r:?}");
@@ -344,7 +394,13 @@ fn pools_flatten_and_reshape() {
     let bytes = model_bytes(
         &[-1, 2, 4, 4],
         vec![
-            node("AveragePool", "ap", &["x"], &["a"], vec![A::Is("kernel_shape", vec![2, 2]), A::Is("strides", vec![2, 2])]),
+            node(
+                "AveragePool",
+                "ap",
+                &["x"],
+                &["a"],
+                vec![A::Is("kernel_shape", vec![2, 2]), A::Is("strides", vec![2, 2])],
+            ),
             node("GlobalAveragePool", "gap", &["a"], &["g"], vec![]),
             node("Reshape", "rs", &["g", "shape"], &["y"], vec![]),
         ],
@@ -359,13 +415,26 @@ fn pools_flatten_and_reshape() {
         model_bytes(
             &[-1, 1, 3, 3],
             vec![
-                node("AveragePool", "ap", &["x"], &["a"], vec![A::Is("kernel_shape", vec![2, 2]), A::Is("pads", vec![1, 1, 0, 0]), A::I("count_include_pad", cip)]),
+                node(
+                    "AveragePool",
+                    "ap",
+                    &["x"],
+                    &["a"],
+                    vec![
+                        A::Is("kernel_shape", vec![2, 2]),
+                        A::Is("pads", vec![1, 1, 0, 0]),
+                        A::I("count_include_pad", cip),
+                    ],
+                ),
                 node("Flatten", "f", &["a"], &["y"], vec![]),
             ],
             vec![],
         )
     };
-    assert!(matches!(import(&pooled(0), &ImportOptions::default()), Err(Error::OnnxUnsupported { .. })));
+    assert!(matches!(
+        import(&pooled(0), &ImportOptions::default()),
+        Err(Error::OnnxUnsupported { .. })
+    ));
     let m = import_ok(&pooled(1));
     let y = m.forward(&[1.0; 9]).unwrap();
     close(&y, &[0.25, 0.5, 0.5, 0.5, 1.0, 1.0, 0.5, 1.0, 1.0], 1e-12);
@@ -401,17 +470,25 @@ fn malformed_and_truncated_files_are_typed_errors() {
         let e = import(&good[..cut], &ImportOptions::default()).unwrap_err();
         assert!(matches!(e, Error::OnnxFormat { .. }), "cut {cut}: {e}");
     }
-    assert!(matches!(import(b"{\"not\": \"onnx\"}", &ImportOptions::default()), Err(Error::OnnxFormat { .. })));
+    assert!(matches!(
+        import(b"{\"not\": \"onnx\"}", &ImportOptions::default()),
+        Err(Error::OnnxFormat { .. })
+    ));
     // A tensor whose raw data does not match its shape.
     let mut t = tensor("W", &[3, 4], &[1.0; 12]);
     t.raw_data.as_mut().unwrap().truncate(40);
-    let bad = model_bytes(&[-1, 4], vec![node("Gemm", "fc", &["x", "W"], &["y"], vec![A::I("transB", 1)])], vec![t]);
+    let bad = model_bytes(
+        &[-1, 4],
+        vec![node("Gemm", "fc", &["x", "W"], &["y"], vec![A::I("transB", 1)])],
+        vec![t],
+    );
     let e = import(&bad, &ImportOptions::default()).unwrap_err();
     assert!(e.to_string().contains("needs 48 raw bytes, has 40"), "{e}");
     // A shape claiming 2^62 elements is refused before anything is allocated.
     let mut t = tensor("W", &[1 << 31, 1 << 31], &[]);
     t.raw_data = Some(vec![]);
-    let huge = model_bytes(&[-1, 4], vec![node("Gemm", "fc", &["x", "W"], &["y"], vec![])], vec![t]);
+    let huge =
+        model_bytes(&[-1, 4], vec![node("Gemm", "fc", &["x", "W"], &["y"], vec![])], vec![t]);
     assert!(matches!(import(&huge, &ImportOptions::default()), Err(Error::OnnxFormat { .. })));
     // Random bytes never panic.
     let mut s = 0x1234_5678_u64;
@@ -439,12 +516,24 @@ pub(crate) fn small_cnn() -> Vec<u8> {
     model_bytes(
         &[-1, 1, 8, 8],
         vec![
-            node("Conv", "conv", &["x", "W"], &["c"], vec![A::Is("strides", vec![2, 2]), A::Is("pads", vec![1, 1, 1, 1])]),
+            node(
+                "Conv",
+                "conv",
+                &["x", "W"],
+                &["c"],
+                vec![A::Is("strides", vec![2, 2]), A::Is("pads", vec![1, 1, 1, 1])],
+            ),
             node("BatchNormalization", "bn", &["c", "s", "bb", "mu", "var"], &["n"], vec![]),
             node("Mul", "sq", &["n", "n"], &["a"], vec![]),
             node("Conv", "skip", &["x", "Wskip"], &["k"], vec![A::Is("strides", vec![2, 2])]),
             node("Add", "res", &["a", "k"], &["r"], vec![]),
-            node("AveragePool", "pool", &["r"], &["p"], vec![A::Is("kernel_shape", vec![2, 2]), A::Is("strides", vec![2, 2])]),
+            node(
+                "AveragePool",
+                "pool",
+                &["r"],
+                &["p"],
+                vec![A::Is("kernel_shape", vec![2, 2]), A::Is("strides", vec![2, 2])],
+            ),
             node("Flatten", "flat", &["p"], &["f"], vec![]),
             node("Gemm", "fc", &["f", "Wfc", "bfc"], &["y"], vec![A::I("transB", 1)]),
         ],
@@ -478,7 +567,9 @@ fn imported_cnn_runs_encrypted_like_its_reference() {
     let keys = KeyBundle::generate(&mut kg, &sk, &c.program).unwrap();
     let enc = Encoder::new(&ctx);
     let x: Vec<f64> = (0..64).map(|i| (i as f64 * 0.7).cos() * 0.8).collect();
-    let pt = enc.encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale()).unwrap();
+    let pt = enc
+        .encode_real(&c.pack(&x, params.slots()).unwrap(), params.max_level(), params.scale())
+        .unwrap();
     let ct = Encryptor::with_seed(&ctx, [4; 32]).encrypt_sk(&sk, &pt).unwrap();
     let mut it = Interpreter::new(&ctx, &c.program, &keys).unwrap();
     it.set_input("input", ct).unwrap();

@@ -13,7 +13,8 @@ Typical use::
 """
 
 from . import errors
-from ._hetier import SUPPORTED_ONNX_OPS, Client, Model, Server, ckks, load
+from . import ckks
+from ._hetier import SUPPORTED_ONNX_OPS, Client, Model, Server, load
 from .errors import (
     ConfigError,
     CorruptDataError,
