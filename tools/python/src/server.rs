@@ -287,7 +287,7 @@ impl PyServer {
         d.set_item("dram_budget", self.budget)?;
         d.set_item("peak_rss", r.peak_rss)?;
         d.set_item("policy", self.policy.name())?;
-        d.set_item("pool", self.store.pm_description())?;
+        d.set_item("pool", self.store.pm_description().to_string())?;
         d.set_item("weights_encoded_at_start", self.weights_encoded)?;
         Ok(Some(d))
     }
