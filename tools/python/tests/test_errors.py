@@ -85,3 +85,22 @@ def test_budget_too_small_is_a_store_error(save, tmp_path):
     model = hetier.load(save(fixtures.mlp()), **FAST)
     with pytest.raises(hetier.StoreError, match="budget"):
         hetier.Server(model, pool=tmp_path / "pool", dram_budget="64KiB")
+
+
+def test_corrupt_pool_is_a_store_error(save, tmp_path):
+    model = hetier.load(save(fixtures.mlp()), **FAST)
+    client = hetier.Client(model)
+    pool = tmp_path / "pool"
+    server = hetier.Server(model, pool=pool)
+    server.load_keys(client.evaluation_keys())
+    del server
+    (segment,) = [p for p in pool.iterdir() if p.suffix == ".hpool"]
+    with open(segment, "r+b") as f:
+        for offset in range(1 << 20, 8 << 20, 1 << 18):
+            f.seek(offset)
+            f.write(b"\xa5" * 64)
+    with pytest.raises(hetier.StoreError, match="corrupt|checksum") as e:
+        server = hetier.Server(model, pool=pool)
+        server.use_keys(client.key_set_id)
+        server.infer(client.encrypt(np.zeros(16)))
+    assert isinstance(e.value, OSError)

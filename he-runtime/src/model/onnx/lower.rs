@@ -292,11 +292,9 @@ impl Lowering {
             self.publish(out, v);
             return Ok(());
         }
-        let w = self.tensor(format!("{name}.weight"), vec![], vec![]);
         let b = self.tensor(format!("{name}.bias"), vec![ch], shift.to_vec());
         let kind = if v.shape.len() == 3 {
-            self.tensors
-                .insert(w.clone(), Tensor { shape: vec![ch, 1, 1, 1], data: scale.to_vec() });
+            let w = self.tensor(format!("{name}.weight"), vec![ch, 1, 1, 1], scale.to_vec());
             LayerKind::Conv2d {
                 in_channels: ch,
                 out_channels: ch,
@@ -312,7 +310,7 @@ impl Lowering {
             for o in 0..ch {
                 m[o * ch + o] = scale[o];
             }
-            self.tensors.insert(w.clone(), Tensor { shape: vec![ch, ch], data: m });
+            let w = self.tensor(format!("{name}.weight"), vec![ch, ch], m);
             LayerKind::Dense { in_features: ch, out_features: ch, weight: w, bias: Some(b) }
         };
         let r = self.push(name, kind, vec![v.layer.clone()], v.shape.clone(), v.shape);
