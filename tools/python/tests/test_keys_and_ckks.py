@@ -82,3 +82,29 @@ def test_plan_predicts_time_per_policy_and_budget(save, tmp_path):
         (0.25, "lru"), (0.25, "planned"), (1.0, "lru"), (1.0, "planned")
     ]
     assert all(r["predicted_seconds"] > 0 for r in rows)
+
+
+def test_the_gil_is_released_while_computing(save):
+    import threading
+    import time
+
+    model = hetier.load(save(fixtures.cryptonets()), insecure_test_params=True)
+    client = hetier.Client(model)
+    span = {}
+
+    def work():
+        span["start"] = time.perf_counter()
+        client.evaluation_keys()  # ~50 keys
+        span["end"] = time.perf_counter()
+
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = []
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    margin = 0.05
+    inside = [x for x in ticks if span["start"] + margin < x < span["end"] - margin]
+    assert span["end"] - span["start"] > 4 * margin
+    # Holding the GIL for the call would keep this thread from running strictly inside it.
+    assert len(inside) > 100, (len(inside), span["end"] - span["start"])
