@@ -209,10 +209,9 @@ impl KeySet {
             // heap copy: at log N = 16 one key is 126 MiB).
             let key = source(g)?;
             if key.params_id() != params.id() {
-                return Err(Error::ParamsMismatch {
-                    expected: params.id(),
-                    found: key.params_id(),
-                });
+                let e =
+                    crate::Error::ParamsMismatch { expected: params.id(), found: key.params_id() };
+                return Err(e.into());
             }
             let seed = *key.seed();
             let id = key_id(keyset, params.id(), g);

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::error::{Error, Result};
 use super::ids::KeySetId;
 use crate::ckks::{Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey};
-use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"HTEKB001";
 /// More keys than any program uses (a key per rotation step of a 2^16-slot vector is 2^16).
@@ -21,7 +21,7 @@ pub struct EvalKeyBundle {
 }
 
 fn corrupt(reason: impl Into<String>) -> Error {
-    Error::Corrupt { reason: reason.into() }
+    crate::Error::Corrupt { reason: reason.into() }.into()
 }
 
 impl EvalKeyBundle {
@@ -85,7 +85,8 @@ impl EvalKeyBundle {
         }
         let pid = u64_at(take(8)?);
         if pid != ctx.params().id() {
-            return Err(Error::ParamsMismatch { expected: ctx.params().id(), found: pid });
+            let e = crate::Error::ParamsMismatch { expected: ctx.params().id(), found: pid };
+            return Err(e.into());
         }
         let keyset = KeySetId(u64_at(take(8)?));
         let count = u64_at(take(8)?);
@@ -155,11 +156,14 @@ mod tests {
         }
         let mut huge = bytes[..24].to_vec();
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(EvalKeyBundle::from_bytes(&ctx, &huge), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            EvalKeyBundle::from_bytes(&ctx, &huge),
+            Err(Error::Core(crate::Error::Corrupt { .. }))
+        ));
         let other = Context::new(&Preset::N14.params().unwrap()).unwrap();
         assert!(matches!(
             EvalKeyBundle::from_bytes(&other, &bytes),
-            Err(Error::ParamsMismatch { .. })
+            Err(Error::Core(crate::Error::ParamsMismatch { .. }))
         ));
     }
 }

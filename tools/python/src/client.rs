@@ -16,7 +16,7 @@ use hetier_he::ckks::{
 };
 use hetier_he::exec::{EvalKeyBundle, Executor, KeySetId};
 
-use crate::errors::{he, raise, PyRes};
+use crate::errors::{exec, he, raise, PyRes};
 use crate::model::{ModelState, PyModel};
 
 /// The client side of a model: secret key, encryption and decryption.
@@ -103,7 +103,7 @@ impl PyClient {
                 let needed = Executor::needed_keys(&state.compiled.program);
                 EvalKeyBundle::generate(&mut kg, &sk, keyset, &needed).map(|b| b.to_bytes(&ctx))
             })
-            .map_err(he)?;
+            .map_err(exec)?;
         Ok(PyBytes::new(py, &bytes))
     }
 

@@ -37,8 +37,7 @@ fn class_of(e: &Error) -> &'static str {
         | Error::WeightsFormat { .. } => "ModelError",
         Error::ModelInput { .. } => "InputShapeError",
         Error::ModelIo { .. } => "FileError",
-        Error::Store(_) => "StoreError",
-        Error::KeyManifest { .. } | Error::ParamsMismatch { .. } => "KeySetError",
+        Error::ParamsMismatch { .. } => "KeySetError",
         Error::Corrupt { .. }
         | Error::Truncated { .. }
         | Error::BadHeader { .. }
@@ -52,6 +51,17 @@ fn class_of(e: &Error) -> &'static str {
 /// Converts a Rust error into its Python exception.
 pub fn he(e: Error) -> PyErr {
     raise(class_of(&e), e.to_string())
+}
+
+/// Converts an executor error (a core error, the store's, or the key-set manifest's).
+pub fn exec(e: hetier_he::exec::Error) -> PyErr {
+    use hetier_he::exec::Error as E;
+    match e {
+        E::Core(c) => he(c),
+        E::Store(s) => raise("StoreError", s.to_string()),
+        E::KeyManifest { .. } => raise("KeySetError", e.to_string()),
+        other => raise("CryptoError", other.to_string()),
+    }
 }
 
 /// Converts a store error (pool open, budget) into `hetier.StoreError`.

@@ -16,7 +16,7 @@ use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{CostModel, PolicyConfig, TraceEvent};
 
-use crate::errors::{he, raise, store, PyRes};
+use crate::errors::{exec, he, raise, store, PyRes};
 
 /// Everything a model needs at run time; immutable once loaded.
 pub struct ModelState {
@@ -234,10 +234,10 @@ impl PyModel {
             let costs = OpCosts::calibrate(&state.params).map_err(he)?;
             let tag = weights_tag(state.model.weights_hash(), state.params.id());
             let mut ex = Executor::plan(program, tag, KeySetId(0), costs);
-            ex.prepare_keys(None, None, KeySetId(0)).map_err(he)?;
-            ex.prepare_weights().map_err(he)?;
-            let rep = ex.run(None).map_err(he)?;
-            ex.finish().map_err(he)?;
+            ex.prepare_keys(None, None, KeySetId(0)).map_err(exec)?;
+            ex.prepare_weights().map_err(exec)?;
+            let rep = ex.run(None).map_err(exec)?;
+            ex.finish().map_err(exec)?;
             let trace = ex.trace();
             let peak = peak_live_bytes(ex.events());
             let cm: CostModel = match &cost_model {

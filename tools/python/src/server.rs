@@ -10,12 +10,12 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::ckks::{Ciphertext, Context};
+use hetier_he::exec::Error;
 use hetier_he::exec::{weights_tag, EvalKeyBundle, Executor, KeySetId};
-use hetier_he::Error;
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::{PolicyConfig, TieredStore};
 
-use crate::errors::{he, raise, store, PyRes};
+use crate::errors::{exec, he, raise, store, PyRes};
 use crate::model::{ModelState, PyModel};
 
 /// Parses a byte size: an integer, or a number with B, KiB, MiB, GiB, KB, MB or GB.
@@ -76,7 +76,7 @@ impl PyServer {
 
     fn missing_keys(
         keyset: KeySetId,
-    ) -> impl FnMut(u64) -> hetier_he::Result<hetier_he::ckks::KeySwitchKey> {
+    ) -> impl FnMut(u64) -> hetier_he::exec::Result<hetier_he::ckks::KeySwitchKey> {
         move |g| {
             Err(Error::KeyManifest {
                 reason: format!(
@@ -149,8 +149,8 @@ impl PyServer {
             let encoded = {
                 let mut ex =
                     Executor::real(&state.compiled.program, tag, KeySetId(0), &store, &ctx)
-                        .map_err(he)?;
-                ex.prepare_weights().map_err(he)?
+                        .map_err(exec)?;
+                ex.prepare_weights().map_err(exec)?
             };
             Ok((ctx, store, encoded))
         })?;
@@ -174,14 +174,14 @@ impl PyServer {
         let tag = self.tag();
         let (ctx, store, program) = (&self.ctx, &self.store, &self.state.compiled.program);
         let (keyset, rep) = py
-            .allow_threads(|| -> hetier_he::Result<_> {
+            .allow_threads(|| -> hetier_he::exec::Result<_> {
                 let mut bundle = EvalKeyBundle::from_bytes(ctx, keys)?;
                 let keyset = bundle.keyset;
                 let mut ex = Executor::real(program, tag, keyset, store, ctx)?;
                 let rep = ex.prepare_keys_from(keyset, |g| bundle.take(g))?;
                 Ok((keyset, rep))
             })
-            .map_err(he)?;
+            .map_err(exec)?;
         self.keyset = Some(keyset);
         let d = PyDict::new(py);
         d.set_item("key_set_id", keyset.0)?;
@@ -202,7 +202,7 @@ impl PyServer {
                 let mut ex = Executor::real(program, tag, keyset, store, ctx)?;
                 ex.prepare_keys_from(keyset, Self::missing_keys(keyset))
             })
-            .map_err(he)?;
+            .map_err(exec)?;
         self.keyset = Some(keyset);
         Ok(rep.reused)
     }
@@ -216,13 +216,13 @@ impl PyServer {
         let tag = self.tag();
         let (ctx, store, state) = (&self.ctx, &self.store, &self.state);
         let (bytes, report) = py
-            .allow_threads(|| -> hetier_he::Result<(Vec<u8>, Report)> {
+            .allow_threads(|| -> hetier_he::exec::Result<(Vec<u8>, Report)> {
                 let t0 = Instant::now();
                 let before = store.stats();
                 let ct = Ciphertext::from_bytes(ctx, ct)?;
                 let p = &state.params;
                 if ct.level() != p.max_level() || (ct.scale() - p.scale()).abs() > 1e-6 * p.scale() {
-                    return Err(Error::Corrupt {
+                    return Err(Error::Core(hetier_he::Error::Corrupt {
                         reason: format!(
                             "input ciphertext at level {} and scale 2^{:.2}; the model takes level {} and scale 2^{:.2} (encrypt with client.encrypt)",
                             ct.level(),
@@ -230,7 +230,7 @@ impl PyServer {
                             p.max_level(),
                             p.scale().log2()
                         ),
-                    });
+                    }));
                 }
                 let program = &state.compiled.program;
                 let mut ex = Executor::real(program, tag, keyset, store, ctx)?;
@@ -259,7 +259,7 @@ impl PyServer {
                 };
                 Ok((out.to_bytes(ctx), report))
             })
-            .map_err(he)?;
+            .map_err(exec)?;
         self.last = Some(report);
         Ok(PyBytes::new(py, &bytes))
     }
