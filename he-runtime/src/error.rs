@@ -186,6 +186,20 @@ pub enum Error {
         /// Values given.
         found: usize,
     },
+    /// An ONNX file is not a well-formed ModelProto (truncated, not protobuf, no graph, a
+    /// tensor whose data does not match its shape).
+    #[error("malformed ONNX model: {reason}")]
+    OnnxFormat {
+        /// What was wrong.
+        reason: String,
+    },
+    /// An ONNX graph uses operators (or operator settings) the importer does not lower; every
+    /// offending node is listed, as `name (op_type): why`.
+    #[error("unsupported ONNX node(s): {}", .nodes.join("; "))]
+    OnnxUnsupported {
+        /// One entry per node: `name (op_type)` and, where it helps, why.
+        nodes: Vec<String>,
+    },
 
     // ---- ckks ----
     /// A parameter set exceeds the 128-bit classical security bound for ternary secrets.

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod fmt;
+mod npy;
 mod secret;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// Run an encrypted model with every ciphertext and key in the tiered store.
     Run(cmd::run_setup::RunArgs),
+    /// Lower an ONNX file to hetier-model files and show its depth and key set.
+    Import(cmd::import::ImportArgs),
     /// Put durable and scratch objects in a pool, reopen it, verify and time everything.
     Demo(cmd::demo::DemoArgs),
     /// Show what a pool holds and check every object's checksum.
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Plan(args) => cmd::plan::run(&args, cli.json),
         Command::Run(args) => cmd::run::run(&args, cli.json),
+        Command::Import(args) => cmd::import::run(&args, cli.json),
         Command::Demo(args) => cmd::demo::run(&args, cli.json),
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
         Command::BenchModel(args) => cmd::bench_model::run(&args, cli.json),

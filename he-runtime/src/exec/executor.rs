@@ -88,6 +88,8 @@ pub struct Executor<'s> {
     backend: Backend<'s>,
     events: Vec<TraceEvent>,
     source: String,
+    /// Compute time of the last run per program layer.
+    layer_ns: Vec<u64>,
 }
 
 fn class(kind: ObjKind) -> ObjectClass {
@@ -128,7 +130,8 @@ impl<'s> Executor<'s> {
             program.params().max_level(),
             program.ops().len()
         );
-        Self { program, weights_tag, ids, backend, events: Vec::new(), source }
+        let layer_ns = vec![0; program.layers().len()];
+        Self { program, weights_tag, ids, backend, events: Vec::new(), source, layer_ns }
     }
 
     /// A plan-mode executor: no store, no cryptography; op times from `costs`. The key-set id
@@ -238,6 +241,35 @@ impl<'s> Executor<'s> {
                 Ok(report)
             }
         }
+    }
+
+    /// As [`Executor::prepare_keys`] in real mode, without a secret key: missing keys come
+    /// from `source` (Galois element → key, 0 = relinearisation), e.g. the keys a client sent,
+    /// or an error when the pool must already hold them.
+    pub fn prepare_keys_from(
+        &mut self,
+        keyset: KeySetId,
+        source: impl FnMut(u64) -> Result<KeySwitchKey>,
+    ) -> Result<KeyReport> {
+        let keys = self.program.keys();
+        let Backend::Real(real) = &mut self.backend else {
+            return Err(Error::WrongMode { mode: "plan", what: "load keys" });
+        };
+        let needed: Vec<u64> =
+            keys.iter().filter_map(|k| galois_of(self.program.objects()[k.index()].kind)).collect();
+        let (set, report) =
+            KeySet::ensure_with(real.store, &real.ctx, keyset, &needed, source, |_, _| {})?;
+        real.keys = set;
+        for k in &keys {
+            let len = self.program.objects()[k.index()].bytes;
+            self.put_event(*k, len);
+        }
+        Ok(report)
+    }
+
+    /// Galois elements of every evaluation key the program uses (0 = relinearisation).
+    pub fn needed_keys(program: &Program) -> Vec<u64> {
+        program.keys().iter().filter_map(|k| galois_of(program.objects()[k.index()].kind)).collect()
     }
 
     /// Encodes every weight plaintext and puts it (durable), reusing ones already in the pool
@@ -424,6 +456,7 @@ impl<'s> Executor<'s> {
             real.store.hint(&self.pin_sequence());
         }
         let mut report = RunReport::default();
+        self.layer_ns.iter_mut().for_each(|t| *t = 0);
         for (i, rec) in program.ops().iter().enumerate() {
             for step in steps(&rec.op) {
                 let pins: Vec<ObjectId> = step.pins.iter().map(|o| self.ids[o.index()]).collect();
@@ -441,6 +474,9 @@ impl<'s> Executor<'s> {
                 };
                 report.steps += 1;
                 report.compute_ns += ns;
+                if let Some(t) = self.layer_ns.get_mut(rec.layer as usize) {
+                    *t += ns;
+                }
                 self.events.push(TraceEvent::Op {
                     name: step.name.to_owned(),
                     pins,
@@ -463,6 +499,11 @@ impl<'s> Executor<'s> {
             real.drop_hoisted();
         }
         Ok(report)
+    }
+
+    /// Compute time of the last run by program layer ([`Program::layers`] order), in ns.
+    pub fn layer_compute_ns(&self) -> &[u64] {
+        &self.layer_ns
     }
 
     /// A copy of the output ciphertext named `name` (real mode).

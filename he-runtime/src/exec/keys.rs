@@ -184,20 +184,21 @@ impl KeySet {
         needed: &[u64],
         on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
-        let make = |g: u64| -> Result<KeySwitchKey> {
+        let source = |g: u64| -> Result<KeySwitchKey> {
             Ok(if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key })
         };
-        Self::ensure_with(store, ctx, keyset, needed, make, on_put)
+        Self::ensure_with(store, ctx, keyset, needed, source, on_put)
     }
 
-    /// [`Self::ensure`] with the missing keys made by `make` (given the key's tag: a Galois
-    /// element, 0 for relinearisation, or another even tag the caller defines).
+    /// As [`KeySet::ensure`], with the missing keys taken from `source` (Galois element → key;
+    /// 0 = relinearisation): a server puts the keys a client sent, and with a source that
+    /// fails it uses only what the pool already holds.
     pub fn ensure_with(
         store: &TieredStore,
         ctx: &Context,
         keyset: KeySetId,
         needed: &[u64],
-        mut make: impl FnMut(u64) -> Result<KeySwitchKey>,
+        mut source: impl FnMut(u64) -> Result<KeySwitchKey>,
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
         let params = ctx.params();
@@ -224,7 +225,12 @@ impl KeySet {
             }
             // The generated key is copied once, straight into its store block (no second
             // heap copy: at log N = 16 one key is 126 MiB).
-            let key = make(g)?;
+            let key = source(g)?;
+            if key.params_id() != params.id() {
+                let e =
+                    crate::Error::ParamsMismatch { expected: params.id(), found: key.params_id() };
+                return Err(e.into());
+            }
             let seed = *key.seed();
             let id = key_id(keyset, params.id(), g);
             if store.contains(id) {

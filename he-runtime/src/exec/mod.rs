@@ -27,6 +27,7 @@ pub mod ids;
 mod keys;
 mod report;
 mod session;
+pub mod wire;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::StoredBootstrapKeys;
@@ -41,3 +42,4 @@ pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
 pub use report::RunReport;
 pub use session::Session;
+pub use wire::EvalKeyBundle;

@@ -66,9 +66,16 @@ impl<'s> Session<'s> {
     /// Encrypts one raw sample, runs the program over the store and returns the decrypted
     /// logits with the run's report.
     pub fn infer(&mut self, raw: &[u8]) -> Result<(Vec<f64>, RunReport)> {
-        let p = self.ctx.params();
         let x = self.model.prepare_input(raw)?;
-        let slots = self.compiled.pack(&x, p.slots())?;
+        self.infer_values(&x)
+    }
+
+    /// As [`Session::infer`] for a sample already in network values (a `float32`-input model,
+    /// e.g. an imported ONNX one).
+    pub fn infer_values(&mut self, x: &[f64]) -> Result<(Vec<f64>, RunReport)> {
+        self.model.check_values(x)?;
+        let p = self.ctx.params();
+        let slots = self.compiled.pack(x, p.slots())?;
         let pt = self.encoder.encode_real(&slots, p.max_level(), p.scale())?;
         let ct = self.encryptor.encrypt_sk(&self.sk, &pt)?;
         // A damaged key or weight is regenerated and the run repeated; each object at most

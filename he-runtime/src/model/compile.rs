@@ -177,10 +177,13 @@ impl Model {
         let in_len: usize = in_shape.iter().product();
         let mut input_layout = Layout::vector(in_len);
         let mut input_padding = [0; 4];
-        // The first layer: a convolution on the image runs channel-packed.
+        // The first layer: a convolution on the image runs channel-packed, unless another
+        // layer reads the input too (a residual branch would then meet two layouts).
+        let input_readers =
+            self.layers().iter().filter(|l| l.inputs.iter().any(|i| i == "input")).count();
         let first_conv = match (self.layers().first().map(|l| &l.kind), &in_shape[..]) {
             (Some(LayerKind::Conv2d { kernel, stride, padding, groups: 1, .. }), &[c, h, w])
-                if kernel[0] == kernel[1] && stride[0] == stride[1] =>
+                if kernel[0] == kernel[1] && stride[0] == stride[1] && input_readers == 1 =>
             {
                 let sym = padding.iter().all(|&p| p == padding[0]);
                 let pad = if sym { [0; 4] } else { *padding };

@@ -15,7 +15,8 @@ pub const MODEL_SCHEMA: &str = "hetier-model/1";
 pub struct InputDesc {
     /// Shape of one sample: `[n]` or `[C, H, W]`.
     pub shape: Vec<usize>,
-    /// Storage type of the raw values (`uint8`).
+    /// Storage type of the raw values: `uint8` (mapped by scale and offset) or `float32`
+    /// (network values given directly, as for imported ONNX models).
     pub dtype: String,
     /// Multiplier applied to the raw values.
     pub scale: f64,
@@ -349,9 +350,12 @@ impl ModelDesc {
                 return Err(Error::ModelFormat { reason: format!("weights_dtype {dt:?}") });
             }
         }
-        if raw.input.dtype != "uint8" {
+        if raw.input.dtype != "uint8" && raw.input.dtype != "float32" {
             return Err(Error::ModelFormat {
-                reason: format!("input dtype {:?}, expected \"uint8\"", raw.input.dtype),
+                reason: format!(
+                    "input dtype {:?}, expected \"uint8\" or \"float32\"",
+                    raw.input.dtype
+                ),
             });
         }
         if raw.layers.is_empty() {

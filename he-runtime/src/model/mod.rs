@@ -5,6 +5,8 @@
 
 pub(crate) mod compile;
 mod desc;
+mod export;
+pub mod onnx;
 mod reference;
 pub mod tables;
 mod validated;
@@ -12,6 +14,7 @@ mod weights;
 
 pub use compile::Compiled;
 pub use desc::{Activation, InputDesc, Layer, LayerKind, MaxAbs, ModelDesc, MODEL_SCHEMA};
+pub use export::tensors_to_safetensors;
 pub use validated::Model;
 pub use weights::{argmax, load_tensors, Tensor, TestSet};
 

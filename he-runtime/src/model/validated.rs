@@ -14,7 +14,7 @@ use crate::model::weights::{load_tensors, Tensor, TestSet};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     desc: ModelDesc,
-    tensors: BTreeMap<String, Tensor>,
+    pub(super) tensors: BTreeMap<String, Tensor>,
     /// Cumulative depth at each layer's output, in layer order.
     depth_after: Vec<usize>,
     dir: Option<PathBuf>,

@@ -3,9 +3,11 @@
 pub mod bench_model;
 pub mod bootstrap;
 pub mod demo;
+pub mod import;
 pub mod inspect;
 pub mod plan;
 pub mod rss;
 pub mod run;
 mod run_batch;
+mod run_file;
 pub mod run_setup;

@@ -66,6 +66,9 @@ struct RunReport {
 
 /// Runs `hetier run`.
 pub fn run(args: &RunArgs, json: bool) -> Result<()> {
+    if let Some(path) = &args.model_file {
+        return super::run_file::run(args, json, path);
+    }
     let name = args.model.name();
     let (_, desc_text, weights, test) =
         EMBEDDED.iter().find(|e| e.0 == name).copied().context("model not embedded")?;

@@ -98,6 +98,14 @@ pub struct RunArgs {
     /// The client's secret key (a 0600 key file beside the pool, or an insecure seed).
     #[command(flatten)]
     pub(crate) secret: SecretArgs,
+    /// Run this model file instead (an ONNX file or a hetier-model JSON description).
+    #[arg(long)]
+    pub(crate) model_file: Option<PathBuf>,
+    /// Inputs for `--model-file` (.npy, `[N, *input shape]`); default: `--images` random ones.
+    #[arg(long, requires = "model_file")]
+    pub(crate) inputs: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) import: super::import::ImportFlags,
 }
 
 /// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool
