@@ -9,3 +9,4 @@ pub mod rss;
 pub mod run;
 mod run_batch;
 pub mod run_setup;
+pub mod tuning;

@@ -19,6 +19,7 @@ use hetier_tiering::{CostModel, PolicyConfig, StoreStats, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::rss::{self, RssSample};
+use crate::cmd::tuning::models::NamedModel;
 
 /// The model the benchmark runs by default (compiled into the binary).
 pub const DEFAULT_MODEL: (&str, &str, &[u8], &[u8]) = (
@@ -61,6 +62,9 @@ pub struct Job {
     pub direct: bool,
     /// The calibrated cost model (tier bandwidths) the policies use, as saved JSON.
     pub cost_model: Option<PathBuf>,
+    /// A built-in model to run (when `model_file` is not given; default digits_wide).
+    #[serde(default)]
+    pub model: Option<NamedModel>,
 }
 
 /// Bytes of the pool's objects by kind.
@@ -139,6 +143,10 @@ fn load_model(job: &Job) -> Result<(Model, TestSet)> {
             let m = Model::load(p).with_context(|| format!("loading {}", p.display()))?;
             let t = m.test_set()?;
             Ok((m, t))
+        }
+        None if job.model.is_some() => {
+            let m = job.model.context("model")?;
+            Ok((m.load()?, m.test_set()?))
         }
         None => {
             let (name, desc, weights, test) = DEFAULT_MODEL;

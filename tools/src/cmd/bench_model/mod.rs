@@ -14,8 +14,8 @@
 //! ciphertexts of every run must hash equal to the all-DRAM run's; the decrypted logits are
 //! also compared with the plaintext model. The result is printed as a markdown table.
 
-mod cgroup;
-mod child;
+pub(crate) mod cgroup;
+pub(crate) mod child;
 
 use std::path::PathBuf;
 
@@ -188,6 +188,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         sk_seed: SK_SEED,
         direct: !args.mmap,
         cost_model: None,
+        model: None,
     };
     let name = model_name(args)?;
     if !json {

@@ -1,0 +1,162 @@
+//! `hetier tune --verify`: the recommended budget (and the step below it) run for real, each a
+//! `bench-model` child process over a prepared pool, in its own cgroup v1 memory limit (budget
+//! plus headroom) unless told otherwise, against an all-DRAM child of the same kind.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hetier_tiering::PolicyConfig;
+use serde::Serialize;
+
+use super::costs::CostFile;
+use super::{mib, note, Loaded, SK_SEED};
+use crate::cmd::bench_model::cgroup::{run_child, Cgroup, Observed};
+use crate::cmd::bench_model::child::{ChildReport, Job, JobMode};
+
+/// How the verifying runs are made.
+pub struct VerifyOptions {
+    /// Pool directory (keys and weights generated there once).
+    pub dir: PathBuf,
+    /// Inferences per run (the last is timed).
+    pub images: usize,
+    /// Run each child in a cgroup v1 memory limit.
+    pub cgroup: bool,
+    /// Bytes the cgroup allows above the store's budget.
+    pub headroom: u64,
+    /// The store budget of the all-DRAM run.
+    pub all_dram_budget: u64,
+    /// No progress notes.
+    pub quiet: bool,
+}
+
+/// One verifying run against its prediction.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyRow {
+    /// `all-DRAM`, `recommended` or `step below`.
+    pub run: String,
+    /// The store's DRAM budget, MiB.
+    pub budget_mib: f64,
+    /// The cgroup's hard limit, MiB (none without cgroups).
+    pub cgroup_limit_mib: Option<f64>,
+    /// Wall time of the last inference, seconds (`None`: the run failed).
+    pub measured_seconds: Option<f64>,
+    /// That time over the all-DRAM run's.
+    pub measured_slowdown: Option<f64>,
+    /// What `tune` predicted.
+    pub predicted_slowdown: Option<f64>,
+    /// Measured minus predicted slowdown.
+    pub error: Option<f64>,
+    /// Peak RSS of the child (VmHWM, sampled from outside), MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// The cgroup's peak usage (RSS + page cache), MiB.
+    pub cgroup_max_mib: Option<f64>,
+    /// Whether the measured slowdown is within the target.
+    pub target_held: Option<bool>,
+    /// The kernel's OOM killer ended the run.
+    pub oom_killed: bool,
+}
+
+fn child(job: &Job, name: &str, limit: Option<u64>) -> Result<(Option<ChildReport>, Observed)> {
+    let cg = match limit {
+        Some(l) => {
+            Some(Cgroup::create(&format!("hetier-tune-{}-{name}", std::process::id()), Some(l))?)
+        }
+        None => None,
+    };
+    let args = vec!["bench-model-child".to_owned(), serde_json::to_string(job)?];
+    let (out, obs) = run_child(&args, cg.as_ref())?;
+    let report = match out {
+        Some(line) => {
+            Some(serde_json::from_str(&line).with_context(|| format!("{name}: parsing {line:?}"))?)
+        }
+        None => None,
+    };
+    Ok((report, obs))
+}
+
+/// Runs the model at each of `runs` (budget, predicted slowdown) with `policy`, after a
+/// setup and an all-DRAM run, and compares.
+pub fn verify(
+    l: &Loaded,
+    costs_path: &Path,
+    policy: &PolicyConfig,
+    runs: &[(u64, Option<f64>)],
+    target: f64,
+    o: &VerifyOptions,
+) -> Result<Vec<VerifyRow>> {
+    if o.cgroup && !Cgroup::available() {
+        bail!(
+            "--verify needs the cgroup v1 memory controller at /sys/fs/cgroup/memory (and root); \
+             pass --no-cgroup to run without a memory limit"
+        );
+    }
+    // The children read tier costs as tiering's cost model: hand them the file's tiers.
+    let tiers = tempfile::NamedTempFile::new()?;
+    CostFile::load(costs_path)?.tiers.save(tiers.path())?;
+    std::fs::create_dir_all(&o.dir).with_context(|| format!("creating {}", o.dir.display()))?;
+    let mut job = Job {
+        mode: JobMode::Setup,
+        pool_dir: o.dir.clone(),
+        model_file: l.file.clone(),
+        log_n: l.params.log_n(),
+        budget: o.all_dram_budget,
+        policy: PolicyConfig::Lru,
+        images: o.images,
+        sk_seed: SK_SEED,
+        direct: true,
+        cost_model: Some(tiers.path().to_path_buf()),
+        model: l.embedded,
+    };
+    note(o.quiet, &format!("verify: keys and weights of {} into {} ...", l.name, o.dir.display()));
+    let (setup, _) = child(&job, "setup", None)?;
+    setup.context("the setup child failed (see its error above)")?;
+    job.mode = JobMode::Run;
+    let mut plan = vec![("all-DRAM".to_owned(), PolicyConfig::Lru, o.all_dram_budget, None)];
+    for (i, &(b, pred)) in runs.iter().enumerate() {
+        let name = if i == 0 { "recommended" } else { "step below" };
+        plan.push((name.to_owned(), policy.clone(), b, pred));
+    }
+    let mut rows = Vec::new();
+    let mut base: Option<f64> = None;
+    for (name, pol, budget, pred) in plan {
+        job.policy = pol;
+        job.budget = budget;
+        let limit = o.cgroup.then_some(budget + o.headroom);
+        note(
+            o.quiet,
+            &format!(
+                "verify: {name} at {:.2} MiB ({} policy), cgroup limit {} ...",
+                mib(budget),
+                job.policy.name(),
+                limit.map_or("none".into(), |l| format!("{:.0} MiB", mib(l)))
+            ),
+        );
+        let (rep, obs) = child(&job, &name.replace(' ', "-"), limit)?;
+        let secs = rep.as_ref().and_then(|r| r.images.last()).map(|i| i.seconds);
+        if name == "all-DRAM" {
+            base = secs;
+        }
+        let measured = match (secs, base) {
+            (Some(s), Some(b)) if b > 0.0 => Some(s / b),
+            _ => None,
+        };
+        let predicted = if name == "all-DRAM" { Some(1.0) } else { pred };
+        rows.push(VerifyRow {
+            run: name,
+            budget_mib: mib(budget),
+            cgroup_limit_mib: limit.map(mib),
+            measured_seconds: secs,
+            measured_slowdown: measured,
+            predicted_slowdown: predicted,
+            error: measured.zip(predicted).map(|(m, p)| m - p),
+            peak_rss_mib: (obs.hwm > 0).then(|| mib(obs.hwm)),
+            cgroup_max_mib: obs.cgroup_max.map(mib),
+            target_held: measured.map(|m| m <= target),
+            oom_killed: obs.oom_killed,
+        });
+    }
+    if base.is_none() {
+        bail!("the all-DRAM verifying run failed (see its error above)");
+    }
+    Ok(rows)
+}
