@@ -102,25 +102,19 @@ fn run_batch_layout_agrees_with_plaintext_and_reuses_the_pooled_key() {
 #[test]
 fn plan_resnet20_reports_keys_bytes_and_predictions() {
     let dir = tempfile::tempdir().unwrap();
-    let costs = dir.path().join("ops.json");
+    let costs = dir.path().join("costs.json");
     std::fs::write(
         &costs,
-        r#"{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6}}"#,
-    )
-    .unwrap();
-    let model = dir.path().join("cost.json");
-    std::fs::write(
-        &model,
-        r#"{"dram":{"read_bw":1e10,"write_bw":1e10,"read_latency_ns":100,"write_latency_ns":100},
-            "pm":{"read_bw":2e9,"write_bw":1e9,"read_latency_ns":10000,"write_latency_ns":10000},
-            "pm_description":{"label":"test","emulated":true}}"#,
+        r#"{"format":"hetier-costs","version":1,"pm_kind":"disk",
+            "tiers":{"dram":{"read_bw":1e10,"write_bw":1e10,"read_latency_ns":100,"write_latency_ns":100},
+              "pm":{"read_bw":2e9,"write_bw":1e9,"read_latency_ns":10000,"write_latency_ns":10000},
+              "pm_description":{"label":"test","emulated":true}},
+            "op_costs":[{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6}}]}"#,
     )
     .unwrap();
     let out = hetier()
-        .args(["--json", "plan", "--model", "resnet20", "--budgets", "10,100", "--op-costs"])
+        .args(["--json", "plan", "--model", "resnet20", "--budgets", "10,100", "--costs"])
         .arg(&costs)
-        .arg("--cost-model")
-        .arg(&model)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -29,6 +29,7 @@ use serde::Serialize;
 use cgroup::{run_child, Cgroup, Observed};
 use child::{ChildReport, Job, JobMode};
 
+use crate::cmd::tuning::costs::CostFile;
 use crate::fmt;
 
 pub use child::run as child_main;
@@ -64,6 +65,10 @@ pub struct BenchModelArgs {
     /// Run without cgroups (no limit; memory still sampled from /proc).
     #[arg(long)]
     no_cgroup: bool,
+    /// Cost file from `hetier calibrate --out FILE` for the policies' tier costs (default:
+    /// calibrate next to the pool once and keep it as `<dir>.cost-model.json`).
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
     /// Only prepare the pool (keys and weights), then stop.
     #[arg(long)]
     setup_only: bool,
@@ -139,10 +144,18 @@ fn test_set(args: &BenchModelArgs) -> Result<TestSet> {
 
 /// The tier cost model the policies use: calibrated once next to the pool (a few seconds of
 /// large-object reads and writes through the same backend) and reused by later invocations.
-fn cost_model(args: &BenchModelArgs, json: bool) -> Result<PathBuf> {
+fn cost_model(
+    args: &BenchModelArgs,
+    json: bool,
+) -> Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+    if let Some(f) = &args.costs {
+        let tmp = tempfile::NamedTempFile::new()?;
+        CostFile::load(f)?.tiers.save(tmp.path())?;
+        return Ok((tmp.path().to_path_buf(), Some(tmp)));
+    }
     let path = args.dir.with_extension("cost-model.json");
     if CostModel::load(&path).is_ok() {
-        return Ok(path);
+        return Ok((path, None));
     }
     let parent = args.dir.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
     if !json {
@@ -151,7 +164,7 @@ fn cost_model(args: &BenchModelArgs, json: bool) -> Result<PathBuf> {
     let o = CalibrationOptions::new(&parent, !args.mmap, format!("file in {}", parent.display()));
     let m = calibrate(&o)?;
     m.save(&path)?;
-    Ok(path)
+    Ok((path, None))
 }
 
 /// Runs `hetier bench-model`.
@@ -216,7 +229,8 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
     }
 
     job.mode = JobMode::Run;
-    job.cost_model = Some(cost_model(args, json)?);
+    let (tiers, _keep) = cost_model(args, json)?;
+    job.cost_model = Some(tiers);
     // Room for everything at once, plus the ciphertexts being written and slack.
     let all_dram = fp.total() + fp.total() / 20 + (256 << 20);
     let mut plan = vec![("all-DRAM".to_owned(), PolicyConfig::Lru, all_dram)];

@@ -213,6 +213,8 @@ pub fn layer_rows(
         r.ciphertexts_written_mib = per(b[3]);
         (r.pm_read_mib, r.pm_write_mib) = (mib(b[4]), mib(b[5]));
     }
+    // Names a program lists but no op belongs to (its bookkeeping entry) say nothing.
+    rows.retain(|r| r.ops > 0 || r.pm_read_mib > 0.0 || r.pm_write_mib > 0.0);
     rows
 }
 
@@ -266,11 +268,12 @@ pub fn bandwidth(tl: &Timeline, total_ns: f64, bins: usize) -> Vec<Series> {
         let rate = t.bytes as f64 / dur;
         let first = ((t.start_ns / width) as usize).min(bins - 1);
         let last = ((t.end_ns / width) as usize).min(bins - 1);
-        for b in first..=last {
+        let dir = &mut acc[usize::from(!t.read)];
+        for (b, slot) in dir.iter_mut().enumerate().take(last + 1).skip(first) {
             let lo = t.start_ns.max(b as f64 * width);
             let hi = t.end_ns.min((b + 1) as f64 * width);
             if hi > lo {
-                acc[usize::from(!t.read)][b] += rate * (hi - lo);
+                *slot += rate * (hi - lo);
             }
         }
     }

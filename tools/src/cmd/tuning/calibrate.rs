@@ -35,6 +35,10 @@ pub struct CalibrateArgs {
     /// Lay an emulated device over the measured one (`optane`, `cxl`); always reported.
     #[arg(long, value_name = "PROFILE")]
     emulate: Option<String>,
+    /// Times each op kind is measured (the cost file keeps the median: one sample on a busy
+    /// machine can be off by a factor of two).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
     /// Size of each of the 4 PM test objects, MiB.
     #[arg(long, default_value_t = 64)]
     object_mib: u64,
@@ -69,6 +73,18 @@ fn pm_kind(dir: &Path) -> (String, String) {
     }
 }
 
+/// Per op kind, the median of several measurements (same parameters in all).
+fn median(mut runs: Vec<OpCosts>) -> OpCosts {
+    let mut out = runs.swap_remove(0);
+    for (op, ns) in out.top_ns.iter_mut() {
+        let mut v: Vec<f64> = runs.iter().filter_map(|r| r.top_ns.get(op).copied()).collect();
+        v.push(*ns);
+        v.sort_by(f64::total_cmp);
+        *ns = v[v.len() / 2];
+    }
+    out
+}
+
 #[derive(Serialize)]
 struct Row {
     tier: &'static str,
@@ -100,12 +116,13 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
     for &n in &args.log_n {
         Preset::for_log_n(n).with_context(|| format!("--log-n {n}: presets exist for 13..=16"))?;
     }
-    if args.object_mib == 0 {
-        anyhow::bail!("--object-mib must be at least 1");
+    if args.object_mib == 0 || args.repeats == 0 {
+        anyhow::bail!("--object-mib and --repeats must be at least 1");
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating the PM directory {}", args.dir.display()))?;
-    let bar = progress(2 + args.log_n.len() as u64, quiet, "DRAM bandwidth and latency");
+    let steps = 2 + (args.log_n.len() * args.repeats) as u64;
+    let bar = progress(steps, quiet, "DRAM bandwidth and latency");
     let (kind, details) = pm_kind(&args.dir);
     let mut o = CalibrationOptions::new(&args.dir, !args.mmap, format!("{kind}: {details}"));
     o.object_bytes = args.object_mib << 20;
@@ -136,8 +153,12 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
     for &n in &args.log_n {
         bar.set_message(format!("CKKS op times at log N = {n}"));
         let params = Preset::for_log_n(n).context("preset")?.params()?;
-        op_costs.push(OpCosts::calibrate(&params)?);
-        bar.inc(1);
+        let mut runs = Vec::new();
+        for _ in 0..args.repeats {
+            runs.push(OpCosts::calibrate(&params)?);
+            bar.inc(1);
+        }
+        op_costs.push(median(runs));
     }
     bar.finish_and_clear();
     let file = CostFile { format: FORMAT.into(), version: VERSION, pm_kind, tiers, op_costs };
@@ -197,4 +218,21 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
     fmt::table(&["log_n", "op", "top_level_ms"], &rows);
     note(args.output.quiet, &format!("\nwrote {} (read it with --costs)", args.out.display()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_the_middle_sample_per_op() {
+        let oc = |a: f64, b: f64| OpCosts {
+            log_n: 13,
+            q_len: 3,
+            p_len: 1,
+            top_ns: [("add".to_owned(), a), ("rotate".to_owned(), b)].into(),
+        };
+        let m = median(vec![oc(5.0, 100.0), oc(1.0, 300.0), oc(3.0, 200.0)]);
+        assert_eq!((m.top_ns["add"], m.top_ns["rotate"]), (3.0, 200.0));
+    }
 }

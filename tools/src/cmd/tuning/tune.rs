@@ -45,9 +45,14 @@ pub struct TuneArgs {
     /// Explicit DRAM budgets in MiB instead of the steps.
     #[arg(long, value_delimiter = ',')]
     dram_mib: Vec<f64>,
-    /// Inferences per predicted (and verified) run; the last one is timed (steady state).
-    #[arg(long, default_value_t = 2)]
+    /// Inferences per predicted (and verified) run; all but the first are timed (the steady
+    /// state: the first starts with keys and weights in the pool).
+    #[arg(long, default_value_t = 6)]
     images: usize,
+    /// Predict from a recorded trace of this model instead of planning it, e.g. one written by
+    /// `hetier profile --run --trace FILE` (its op times are measured, not estimated).
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
     /// Run the model for real at the recommended budget and one step below.
     #[arg(long)]
     verify: bool,
@@ -74,7 +79,7 @@ pub struct CurveRow {
     pub budget_mib: f64,
     /// Policy.
     pub policy: String,
-    /// Predicted time of the last inference, seconds (`None`: the budget cannot hold an op's
+    /// Predicted time per inference in the steady state, seconds (`None`: the budget cannot hold an op's
     /// pinned set).
     pub predicted_seconds: Option<f64>,
     /// That time over the all-DRAM time.
@@ -134,11 +139,29 @@ struct TuneReport {
     plots: Vec<String>,
 }
 
-/// The time of the last of `images` inferences in a predicted run: from its first op to the
-/// end.
-fn last_image_ns(tl: &Timeline, total_ns: f64, ops_per_image: usize, images: usize) -> f64 {
-    let first = ops_per_image * images.saturating_sub(1);
-    tl.ops.get(first).map_or(total_ns, |&(start, _)| total_ns - start)
+/// The steady-state time per inference of a predicted run of `images`: the mean over every
+/// inference but the first (which starts with keys and weights in the pool), or the one run.
+fn steady_image_ns(tl: &Timeline, total_ns: f64, ops_per_image: usize, images: usize) -> f64 {
+    if images < 2 {
+        return total_ns;
+    }
+    tl.ops
+        .get(ops_per_image)
+        .map_or(total_ns, |&(start, _)| (total_ns - start) / (images - 1) as f64)
+}
+
+/// A recorded trace and the number of whole inferences it holds.
+fn recorded(f: &std::path::Path, per_image: usize, model: &str) -> Result<(Trace, usize)> {
+    let t = Trace::load(f).with_context(|| format!("reading trace {}", f.display()))?;
+    let (_, timed) = split_setup(&t);
+    let ops = timed.iter().filter(|e| matches!(e, TraceEvent::Op { .. })).count();
+    if per_image == 0 || ops == 0 || ops % per_image != 0 {
+        bail!(
+            "trace {} has {ops} ops, not a whole number of inferences of {model} ({per_image} ops              each): record it with hetier profile --run --trace FILE and the same model and --log-n",
+            f.display()
+        );
+    }
+    Ok((t, ops / per_image))
 }
 
 /// The largest total of the objects one op pins: no budget below it can run.
@@ -225,18 +248,22 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     let policies = parse_policies(&args.policies)?;
     let costs = args.costs.load()?;
     let loaded = args.model.load()?;
-    let ops = costs.ops(loaded.params.log_n(), &args.costs.costs)?;
     let tiers = &costs.tiers;
-    let trace = plan_trace(&loaded, ops, args.images)?;
-    let layers = op_layers(&loaded.compiled.program, args.images);
-    let per_image = layers.len() / args.images;
+    let per_image = op_layers(&loaded.compiled.program, 1).len();
+    let (trace, images) = match &args.trace {
+        Some(f) => recorded(f, per_image, &loaded.name)?,
+        None => {
+            let ops = costs.ops(loaded.params.log_n(), &args.costs.costs)?;
+            (plan_trace(&loaded, ops, args.images)?, args.images)
+        }
+    };
     let (live, fp) = live_timeline(&trace, 2000);
     // Keys and weights sit in the pool from an earlier process, as in a served model.
     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
     let everything: u64 = trace.object_lens().values().sum::<u64>() + 1;
     let planned = PolicyConfig::Planned { prefetch: true };
     let (p, tl) = predict_timeline(&trace, tiers, &planned, everything, &opts)?;
-    let base_ns = last_image_ns(&tl, p.total_ns, per_image, args.images);
+    let base_ns = steady_image_ns(&tl, p.total_ns, per_image, images);
 
     let budgets: Vec<u64> = if args.dram_mib.is_empty() {
         let lo = largest_pinned_set(&trace);
@@ -258,7 +285,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
             let res = predict_timeline(&trace, tiers, pol, b, &opts);
             let row = match res {
                 Ok((p, tl)) => {
-                    let secs = last_image_ns(&tl, p.total_ns, per_image, args.images) * 1e-9;
+                    let secs = steady_image_ns(&tl, p.total_ns, per_image, images) * 1e-9;
                     let s = secs / (base_ns * 1e-9);
                     CurveRow {
                         budget_mib: mib(b),
@@ -342,7 +369,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
         )?;
         plots.push(path.display().to_string());
         let path = dir.join("memory_timeline.svg");
-        let title = format!("{}: live bytes by kind ({} inferences)", loaded.name, args.images);
+        let title = format!("{}: live bytes by kind ({} inferences)", loaded.name, images);
         write_svg(
             &path,
             &Chart {
@@ -379,7 +406,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
             let pol = policies.iter().find(|(n, _)| *n == r.policy).context("policy")?.1.clone();
             let vo = VerifyOptions {
                 dir: args.dir.clone(),
-                images: args.images,
+                images,
                 cgroup: !args.no_cgroup,
                 headroom: args.headroom_mib << 20,
                 all_dram_budget: everything + everything / 20 + (64 << 20),
@@ -410,7 +437,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
         pm: costs.tiers.pm_description.to_string(),
         target_slowdown: args.target_slowdown,
         stated_error: STATED_ERROR,
-        images: args.images,
+        images,
         all_dram_seconds: base_ns * 1e-9,
         peak_live_mib: fp.peak_live_mib,
         kernel_paging: "not modelled by the simulator",
@@ -436,8 +463,8 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 fn print_report(r: &TuneReport) {
     println!(
-        "hetier tune — {} at log N = {}, PM: {}; all-DRAM {:.3} s per inference (predicted, last \
-         of {}); peak live set {:.2} MiB; kernel paging: {}",
+        "hetier tune — {} at log N = {}, PM: {}; all-DRAM {:.3} s per inference (predicted, steady \
+         state of {}); peak live set {:.2} MiB; kernel paging: {}",
         r.model, r.log_n, r.pm, r.all_dram_seconds, r.images, r.peak_live_mib, r.kernel_paging
     );
     let rows: Vec<Vec<String>> = r
@@ -505,7 +532,7 @@ fn print_report(r: &TuneReport) {
         None => println!("\nno budget up to the peak live set meets the target"),
     }
     if !r.verify.is_empty() {
-        println!("\nverified (real runs, last of {} inferences each)", r.images);
+        println!("\nverified (real runs; median of inferences 2..={})", r.images);
         let rows: Vec<Vec<String>> = r
             .verify
             .iter()
@@ -516,6 +543,7 @@ fn print_report(r: &TuneReport) {
                     v.cgroup_limit_mib.map_or("none".into(), |l| format!("{l:.0}")),
                     opt(v.measured_seconds, 4),
                     opt(v.measured_slowdown, 3),
+                    opt(v.compute_normalised_slowdown, 3),
                     opt(v.predicted_slowdown, 3),
                     opt(v.error, 3),
                     v.peak_rss_mib.map_or("–".into(), |m| format!("{m:.0}")),
@@ -534,6 +562,7 @@ fn print_report(r: &TuneReport) {
                 "cgroup_limit_mib",
                 "measured_seconds",
                 "measured_slowdown",
+                "compute_normalised_slowdown",
                 "predicted_slowdown",
                 "error",
                 "peak_rss_mib",

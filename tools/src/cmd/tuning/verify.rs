@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::costs::CostFile;
 use super::{mib, note, Loaded, SK_SEED};
 use crate::cmd::bench_model::cgroup::{run_child, Cgroup, Observed};
-use crate::cmd::bench_model::child::{ChildReport, Job, JobMode};
+use crate::cmd::bench_model::child::{ChildReport, ImageRun, Job, JobMode};
 
 /// How the verifying runs are made.
 pub struct VerifyOptions {
@@ -38,19 +38,23 @@ pub struct VerifyRow {
     pub budget_mib: f64,
     /// The cgroup's hard limit, MiB (none without cgroups).
     pub cgroup_limit_mib: Option<f64>,
-    /// Wall time of the last inference, seconds (`None`: the run failed).
+    /// Median wall time of the inferences after the first, seconds (`None`: the run failed).
     pub measured_seconds: Option<f64>,
     /// That time over the all-DRAM run's.
     pub measured_slowdown: Option<f64>,
+    /// The same with each run's time divided by its own compute time first (median over the
+    /// inferences of wall / compute, over the all-DRAM run's): the store's stalls alone, which
+    /// is what the simulator predicts, and robust to the machine's load changing between runs.
+    pub compute_normalised_slowdown: Option<f64>,
     /// What `tune` predicted.
     pub predicted_slowdown: Option<f64>,
-    /// Measured minus predicted slowdown.
+    /// Compute-normalised measured minus predicted slowdown.
     pub error: Option<f64>,
     /// Peak RSS of the child (VmHWM, sampled from outside), MiB.
     pub peak_rss_mib: Option<f64>,
     /// The cgroup's peak usage (RSS + page cache), MiB.
     pub cgroup_max_mib: Option<f64>,
-    /// Whether the measured slowdown is within the target.
+    /// Whether the compute-normalised slowdown is within the target.
     pub target_held: Option<bool>,
     /// The kernel's OOM killer ended the run.
     pub oom_killed: bool,
@@ -72,6 +76,14 @@ fn child(job: &Job, name: &str, limit: Option<u64>) -> Result<(Option<ChildRepor
         None => None,
     };
     Ok((report, obs))
+}
+
+/// The median of `f` over every inference but the first (or the one run).
+fn steady(images: &[ImageRun], f: impl Fn(&ImageRun) -> f64) -> Option<f64> {
+    let rest = if images.len() > 1 { &images[1..] } else { images };
+    let mut v: Vec<f64> = rest.iter().map(f).collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 /// Runs the model at each of `runs` (budget, predicted slowdown) with `policy`, after a
@@ -117,7 +129,7 @@ pub fn verify(
         plan.push((name.to_owned(), policy.clone(), b, pred));
     }
     let mut rows = Vec::new();
-    let mut base: Option<f64> = None;
+    let (mut base, mut base_stall): (Option<f64>, Option<f64>) = (None, None);
     for (name, pol, budget, pred) in plan {
         job.policy = pol;
         job.budget = budget;
@@ -132,14 +144,20 @@ pub fn verify(
             ),
         );
         let (rep, obs) = child(&job, &name.replace(' ', "-"), limit)?;
-        let secs = rep.as_ref().and_then(|r| r.images.last()).map(|i| i.seconds);
+        let secs = rep.as_ref().and_then(|r| steady(&r.images, |i| i.seconds));
+        // Wall over the run's own compute: the store's stalls, whatever the machine's load.
+        let stall = rep
+            .as_ref()
+            .and_then(|r| steady(&r.images, |i| i.seconds / i.compute_seconds.max(1e-9)));
         if name == "all-DRAM" {
-            base = secs;
+            (base, base_stall) = (secs, stall);
         }
-        let measured = match (secs, base) {
-            (Some(s), Some(b)) if b > 0.0 => Some(s / b),
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,
         };
+        let measured = ratio(secs, base);
+        let normalised = ratio(stall, base_stall);
         let predicted = if name == "all-DRAM" { Some(1.0) } else { pred };
         rows.push(VerifyRow {
             run: name,
@@ -147,11 +165,12 @@ pub fn verify(
             cgroup_limit_mib: limit.map(mib),
             measured_seconds: secs,
             measured_slowdown: measured,
+            compute_normalised_slowdown: normalised,
             predicted_slowdown: predicted,
-            error: measured.zip(predicted).map(|(m, p)| m - p),
+            error: normalised.zip(predicted).map(|(m, p)| m - p),
             peak_rss_mib: (obs.hwm > 0).then(|| mib(obs.hwm)),
             cgroup_max_mib: obs.cgroup_max.map(mib),
-            target_held: measured.map(|m| m <= target),
+            target_held: normalised.map(|m| m <= target),
             oom_killed: obs.oom_killed,
         });
     }
