@@ -29,6 +29,16 @@ pub struct VerifyOptions {
     pub quiet: bool,
 }
 
+/// What `tune` predicts for one verifying run.
+pub struct Expected {
+    /// The store's DRAM budget, bytes.
+    pub budget: u64,
+    /// Predicted slowdown against all-DRAM.
+    pub slowdown: Option<f64>,
+    /// Predicted PM → DRAM bytes per inference in the steady state.
+    pub pm_read_per_image: Option<u64>,
+}
+
 /// One verifying run against its prediction.
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyRow {
@@ -50,6 +60,13 @@ pub struct VerifyRow {
     pub predicted_slowdown: Option<f64>,
     /// Compute-normalised measured minus predicted slowdown.
     pub error: Option<f64>,
+    /// Predicted PM → DRAM MiB per inference (steady state).
+    pub predicted_pm_read_mib: Option<f64>,
+    /// Measured PM → DRAM MiB per inference (median of the inferences after the first): the
+    /// store's own counter, independent of the machine's load.
+    pub measured_pm_read_mib: Option<f64>,
+    /// Whether every inference's output ciphertext is bit-equal to the all-DRAM run's.
+    pub outputs_equal_all_dram: Option<bool>,
     /// Peak RSS of the child (VmHWM, sampled from outside), MiB.
     pub peak_rss_mib: Option<f64>,
     /// The cgroup's peak usage (RSS + page cache), MiB.
@@ -86,13 +103,13 @@ fn steady(images: &[ImageRun], f: impl Fn(&ImageRun) -> f64) -> Option<f64> {
     v.get(v.len() / 2).copied()
 }
 
-/// Runs the model at each of `runs` (budget, predicted slowdown) with `policy`, after a
-/// setup and an all-DRAM run, and compares.
+/// Runs the model at each of `runs` with `policy`, after a setup and an all-DRAM run, and
+/// compares.
 pub fn verify(
     l: &Loaded,
     costs_path: &Path,
     policy: &PolicyConfig,
-    runs: &[(u64, Option<f64>)],
+    runs: &[Expected],
     target: f64,
     o: &VerifyOptions,
 ) -> Result<Vec<VerifyRow>> {
@@ -123,14 +140,18 @@ pub fn verify(
     let (setup, _) = child(&job, "setup", None)?;
     setup.context("the setup child failed (see its error above)")?;
     job.mode = JobMode::Run;
-    let mut plan = vec![("all-DRAM".to_owned(), PolicyConfig::Lru, o.all_dram_budget, None)];
-    for (i, &(b, pred)) in runs.iter().enumerate() {
+    let all_dram =
+        Expected { budget: o.all_dram_budget, slowdown: Some(1.0), pm_read_per_image: Some(0) };
+    let mut plan = vec![("all-DRAM".to_owned(), PolicyConfig::Lru, &all_dram)];
+    for (i, e) in runs.iter().enumerate() {
         let name = if i == 0 { "recommended" } else { "step below" };
-        plan.push((name.to_owned(), policy.clone(), b, pred));
+        plan.push((name.to_owned(), policy.clone(), e));
     }
     let mut rows = Vec::new();
     let (mut base, mut base_stall): (Option<f64>, Option<f64>) = (None, None);
-    for (name, pol, budget, pred) in plan {
+    let mut base_hashes: Option<Vec<u64>> = None;
+    for (name, pol, expected) in plan {
+        let budget = expected.budget;
         job.policy = pol;
         job.budget = budget;
         let limit = o.cgroup.then_some(budget + o.headroom);
@@ -149,16 +170,19 @@ pub fn verify(
         let stall = rep
             .as_ref()
             .and_then(|r| steady(&r.images, |i| i.seconds / i.compute_seconds.max(1e-9)));
+        let hashes: Option<Vec<u64>> =
+            rep.as_ref().map(|r| r.images.iter().map(|i| i.output_hash).collect());
         if name == "all-DRAM" {
-            (base, base_stall) = (secs, stall);
+            (base, base_stall, base_hashes) = (secs, stall, hashes.clone());
         }
+        let pm_read = rep.as_ref().and_then(|r| steady(&r.images, |i| i.pm_to_dram as f64));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
             _ => None,
         };
         let measured = ratio(secs, base);
         let normalised = ratio(stall, base_stall);
-        let predicted = if name == "all-DRAM" { Some(1.0) } else { pred };
+        let predicted = expected.slowdown;
         rows.push(VerifyRow {
             run: name,
             budget_mib: mib(budget),
@@ -168,6 +192,9 @@ pub fn verify(
             compute_normalised_slowdown: normalised,
             predicted_slowdown: predicted,
             error: normalised.zip(predicted).map(|(m, p)| m - p),
+            predicted_pm_read_mib: expected.pm_read_per_image.map(mib),
+            measured_pm_read_mib: pm_read.map(|b| mib(b as u64)),
+            outputs_equal_all_dram: hashes.zip(base_hashes.as_ref()).map(|(h, b)| &h == b),
             peak_rss_mib: (obs.hwm > 0).then(|| mib(obs.hwm)),
             cgroup_max_mib: obs.cgroup_max.map(mib),
             target_held: normalised.map(|m| m <= target),
