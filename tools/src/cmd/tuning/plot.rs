@@ -35,6 +35,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     /// The lines.
     pub series: Vec<Series>,
+    /// A logarithmic y axis (for curves spanning orders of magnitude).
+    pub log_y: bool,
 }
 
 /// Distinguishable colours (Tableau 10), one per series in order.
@@ -73,42 +75,56 @@ pub fn write_svg(path: &Path, chart: &Chart<'_>) -> Result<()> {
     draw(path, chart).with_context(|| format!("drawing {}", path.display()))
 }
 
+/// Mesh, series and legend: the same for a linear and a logarithmic y axis.
+macro_rules! draw_body {
+    ($c:ident, $chart:ident, $legend:expr) => {{
+        $c.configure_mesh()
+            .x_desc($chart.x_label)
+            .y_desc($chart.y_label)
+            .axis_desc_style(("sans-serif", 15))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (i, s) in $chart.series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let style = colour.stroke_width(2);
+            let drawn = if s.dashed {
+                $c.draw_series(DashedLineSeries::new(s.points.iter().copied(), 8, 5, style))?
+            } else {
+                $c.draw_series(LineSeries::new(s.points.iter().copied(), style))?
+            };
+            drawn
+                .label(s.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        $c.configure_series_labels()
+            .position($legend)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+    }};
+}
+
 fn draw(path: &Path, chart: &Chart<'_>) -> Result<()> {
     let points = || chart.series.iter().flat_map(|s| s.points.iter());
     let (x0, x1) = range(points().map(|p| p.0), false);
-    let (y0, y1) = range(points().map(|p| p.1), true);
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut c = ChartBuilder::on(&root)
-        .caption(chart.title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
-    c.configure_mesh()
-        .x_desc(chart.x_label)
-        .y_desc(chart.y_label)
-        .axis_desc_style(("sans-serif", 15))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
-    for (i, s) in chart.series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let style = colour.stroke_width(2);
-        let drawn = if s.dashed {
-            c.draw_series(DashedLineSeries::new(s.points.iter().copied(), 8, 5, style))?
-        } else {
-            c.draw_series(LineSeries::new(s.points.iter().copied(), style))?
-        };
-        drawn
-            .label(s.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(chart.title, ("sans-serif", 20)).margin(12).x_label_area_size(44);
+    builder.y_label_area_size(64);
+    if chart.log_y {
+        let pos = points().map(|p| p.1).filter(|v| *v > 0.0);
+        let (lo, hi) = range(pos, false);
+        let (lo, hi) = (lo * 0.9, hi * 1.1);
+        let mut c = builder.build_cartesian_2d(x0..x1, (lo..hi).log_scale())?;
+        // Budget curves fall steeply on the left and flatten low: the middle right is free.
+        draw_body!(c, chart, SeriesLabelPosition::MiddleRight);
+    } else {
+        let (y0, y1) = range(points().map(|p| p.1), true);
+        let mut c = builder.build_cartesian_2d(x0..x1, y0..y1)?;
+        draw_body!(c, chart, SeriesLabelPosition::UpperRight);
     }
-    c.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
     root.present()?;
     Ok(())
 }

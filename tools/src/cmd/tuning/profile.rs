@@ -145,7 +145,13 @@ pub fn run(args: &ProfileArgs, json: bool) -> Result<()> {
             if args.run { "compute time (s, measured)" } else { "time in the all-DRAM run (s)" };
         write_svg(
             &path,
-            &Chart { title: &title, x_label, y_label: "live bytes (MiB)", series: live },
+            &Chart {
+                title: &title,
+                x_label,
+                y_label: "live bytes (MiB)",
+                series: live,
+                log_y: false,
+            },
         )?;
         plots.push(path.display().to_string());
         let path = dir.join("pm_bandwidth.svg");
@@ -162,6 +168,7 @@ pub fn run(args: &ProfileArgs, json: bool) -> Result<()> {
                 x_label: "time (s)",
                 y_label: "bandwidth (GB/s)",
                 series: bandwidth(&tl, p.total_ns, 120),
+                log_y: false,
             },
         )?;
         plots.push(path.display().to_string());

@@ -380,6 +380,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 x_label: "DRAM budget (MiB)",
                 y_label: "predicted time per inference (s)",
                 series,
+                log_y: true,
             },
         )?;
         plots.push(path.display().to_string());
@@ -392,6 +393,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 x_label: "time in the all-DRAM run (s)",
                 y_label: "live bytes (MiB)",
                 series: live.clone(),
+                log_y: false,
             },
         )?;
         plots.push(path.display().to_string());
@@ -410,6 +412,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                     x_label: "time (s)",
                     y_label: "bandwidth (GB/s)",
                     series: bandwidth(&tl, p.total_ns, 120),
+                    log_y: false,
                 },
             )?;
             plots.push(path.display().to_string());
