@@ -143,17 +143,18 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
 fn bench_model_runs_every_policy_to_the_all_dram_outputs_and_reuses_its_keys() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
-    let run = || {
+    let run = |extra: &[&str]| {
         let out = hetier()
             .args(["--json", "bench-model", "--log-n", "14", "--dram-mib", "40", "--images", "1"])
             .args(["--no-cgroup", "--policies", "lru,alpha,planned", "--dir"])
             .arg(&pool)
+            .args(extra)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let first = run();
+    let first = run(&[]);
     assert_eq!(first["setup"]["keys_generated"], 31);
     let runs = first["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
@@ -169,8 +170,18 @@ fn bench_model_runs_every_policy_to_the_all_dram_outputs_and_reuses_its_keys() {
     for a in first["plaintext_agreement"].as_array().unwrap() {
         assert_eq!(a[1], a[2], "{a}");
     }
-    // A second invocation finds every key and weight in the durable pool.
-    let second = run();
+    // A second invocation finds every key and weight in the durable pool, and plots each run.
+    let svg = dir.path().join("svg");
+    let second = run(&["--svg", svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(svg.join("bench_model_images.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).map(str::trim).collect();
+    for label in ["wall time (s)", "all-DRAM", "lru (40 MiB)", "alpha (40 MiB)", "planned (40 MiB)"]
+    {
+        assert!(texts.iter().any(|t| t.starts_with(label)), "{label}: {texts:?}");
+    }
+    // One marker per run's inference (one each), in the run's colour.
+    assert_eq!(doc.descendants().filter(|n| n.has_tag_name("circle")).count(), 4);
     assert_eq!(second["setup"]["keys_generated"], 0);
     assert_eq!(second["setup"]["keys_reused"], 31);
     assert_eq!(second["setup"]["weights_encoded"], 0);

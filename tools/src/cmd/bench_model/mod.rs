@@ -30,6 +30,7 @@ use cgroup::{run_child, Cgroup, Observed};
 use child::{ChildReport, Job, JobMode};
 
 use crate::cmd::tuning::costs::CostFile;
+use crate::cmd::tuning::plot::{write_svg, Chart, Series};
 use crate::fmt;
 
 pub use child::run as child_main;
@@ -69,6 +70,9 @@ pub struct BenchModelArgs {
     /// calibrate next to the pool once and keep it as `<dir>.cost-model.json`).
     #[arg(long, value_name = "FILE")]
     costs: Option<PathBuf>,
+    /// Write bench_model_images.svg (wall seconds of each inference, one line per run) here.
+    #[arg(long, value_name = "DIR")]
+    svg: Option<PathBuf>,
     /// Only prepare the pool (keys and weights), then stop.
     #[arg(long)]
     setup_only: bool,
@@ -295,6 +299,9 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         runs: rows,
         plaintext_agreement: agreement,
     };
+    if let Some(dir) = &args.svg {
+        plot_images(dir, &report)?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -310,6 +317,30 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         bail!("runs failed or differ from the all-DRAM outputs: {}", bad.join(", "));
     }
     Ok(())
+}
+
+/// The wall time of every inference of every run, one line per run.
+fn plot_images(dir: &std::path::Path, r: &BenchReport) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let series = r
+        .runs
+        .iter()
+        .map(|run| {
+            let pts = run.report.as_ref().map_or_else(Vec::new, |rep| {
+                rep.images.iter().enumerate().map(|(i, im)| ((i + 1) as f64, im.seconds)).collect()
+            });
+            Series::line(format!("{} ({:.0} MiB)", run.name, run.budget as f64 / 1048576.0), pts)
+        })
+        .collect();
+    let title = format!("{}: wall time of each encrypted inference", r.model);
+    let chart = Chart {
+        title: &title,
+        x_label: "inference (1 = cold: keys and weights in the pool)",
+        y_label: "wall time (s)",
+        series,
+        log_y: false,
+    };
+    write_svg(&dir.join("bench_model_images.svg"), &chart)
 }
 
 fn mib(b: u64) -> String {

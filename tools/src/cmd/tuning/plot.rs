@@ -87,6 +87,10 @@ macro_rules! draw_body {
         for (i, s) in $chart.series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             let style = colour.stroke_width(2);
+            if s.points.len() <= 30 && !s.dashed {
+                // Few points (one per inference, say): mark each, so a lone point shows too.
+                $c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+            }
             let drawn = if s.dashed {
                 $c.draw_series(DashedLineSeries::new(s.points.iter().copied(), 8, 5, style))?
             } else {
