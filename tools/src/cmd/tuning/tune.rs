@@ -123,7 +123,9 @@ pub struct Recommendation {
     pub budget_bytes: u64,
     /// Predicted slowdown there.
     pub slowdown: f64,
-    /// The step below it (what `--verify` also runs), bytes.
+    /// The step below it (what `--verify` also runs), MiB.
+    pub step_below_mib: Option<f64>,
+    /// The same in bytes.
     pub step_below_bytes: Option<u64>,
 }
 
@@ -272,7 +274,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
             (plan_trace(&loaded, ops, args.images)?, args.images)
         }
     };
-    let (live, fp) = live_timeline(&trace, 2000);
+    let (_, fp) = live_timeline(&trace, 2000);
     // Keys and weights sit in the pool from an earlier process, as in a served model.
     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
     let everything: u64 = trace.object_lens().values().sum::<u64>() + 1;
@@ -341,6 +343,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 budget_mib: mib(rows[i].0),
                 budget_bytes: rows[i].0,
                 slowdown: rows[i].1.unwrap_or(f64::NAN),
+                step_below_mib: i.checked_sub(1).map(|j| mib(rows[j].0)),
                 step_below_bytes: i.checked_sub(1).map(|j| rows[j].0),
             })
         })
@@ -350,74 +353,24 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
         .min_by(|a, b| a.budget_bytes.cmp(&b.budget_bytes).then(a.slowdown.total_cmp(&b.slowdown)))
         .cloned();
 
-    let mut plots = Vec::new();
-    if let Some(dir) = &args.svg {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut series: Vec<Series> = policies
-            .iter()
-            .map(|(name, _)| {
-                let pts = curve
-                    .iter()
-                    .filter(|r| &r.policy == name)
-                    .filter_map(|r| Some((r.budget_mib, r.predicted_seconds?)))
-                    .collect();
-                Series::line(name.as_str(), pts)
-            })
-            .collect();
-        let (x0, x1) = (mib(budgets[0]), mib(*budgets.last().unwrap_or(&budgets[0])));
-        let t = base_ns * 1e-9 * args.target_slowdown;
-        series.push(Series {
-            name: format!("target ({:.2}× all-DRAM)", args.target_slowdown),
-            points: vec![(x0, t), (x1, t)],
-            dashed: true,
-        });
-        let path = dir.join("budget_curve.svg");
-        let title = format!("{}: predicted time per inference vs DRAM budget", loaded.name);
-        write_svg(
-            &path,
-            &Chart {
-                title: &title,
-                x_label: "DRAM budget (MiB)",
-                y_label: "predicted time per inference (s)",
-                series,
-                log_y: true,
+    let plots = match &args.svg {
+        Some(dir) => write_plots(
+            dir,
+            &PlotInput {
+                name: &loaded.name,
+                trace: &trace,
+                tiers,
+                opts: &opts,
+                policies: &policies,
+                curve: &curve,
+                base_ns,
+                target: args.target_slowdown,
+                images,
+                recommended: recommended.as_ref(),
             },
-        )?;
-        plots.push(path.display().to_string());
-        let path = dir.join("memory_timeline.svg");
-        let title = format!("{}: live bytes by kind ({} inferences)", loaded.name, images);
-        write_svg(
-            &path,
-            &Chart {
-                title: &title,
-                x_label: "time in the all-DRAM run (s)",
-                y_label: "live bytes (MiB)",
-                series: live.clone(),
-                log_y: false,
-            },
-        )?;
-        plots.push(path.display().to_string());
-        if let Some(r) = &recommended {
-            let pol = &policies.iter().find(|(n, _)| *n == r.policy).context("policy")?.1;
-            let (p, tl) = predict_timeline(&trace, tiers, pol, r.budget_bytes, &opts)?;
-            let path = dir.join("pm_bandwidth.svg");
-            let title = format!(
-                "{}: PM traffic, {} at {:.1} MiB (predicted)",
-                loaded.name, r.policy, r.budget_mib
-            );
-            write_svg(
-                &path,
-                &Chart {
-                    title: &title,
-                    x_label: "time (s)",
-                    y_label: "bandwidth (GB/s)",
-                    series: bandwidth(&tl, p.total_ns, 120),
-                    log_y: false,
-                },
-            )?;
-            plots.push(path.display().to_string());
-        }
-    }
+        )?,
+        None => Vec::new(),
+    };
 
     let verify_rows = match (&recommended, args.verify) {
         (Some(r), true) => {
@@ -477,6 +430,87 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     }
     note(args.output.quiet, "");
     Ok(())
+}
+
+/// What the plots of `tune` are drawn from.
+struct PlotInput<'a> {
+    name: &'a str,
+    trace: &'a Trace,
+    tiers: &'a CostModel,
+    opts: &'a PredictOptions,
+    policies: &'a [(String, PolicyConfig)],
+    curve: &'a [CurveRow],
+    base_ns: f64,
+    target: f64,
+    images: usize,
+    recommended: Option<&'a Recommendation>,
+}
+
+/// Writes budget_curve.svg, memory_timeline.svg and (with a recommendation) pm_bandwidth.svg
+/// into `dir`; returns their paths.
+fn write_plots(dir: &std::path::Path, p: &PlotInput<'_>) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut plots = Vec::new();
+    let mut series: Vec<Series> = p
+        .policies
+        .iter()
+        .map(|(name, _)| {
+            let pts = p
+                .curve
+                .iter()
+                .filter(|r| &r.policy == name)
+                .filter_map(|r| Some((r.budget_mib, r.predicted_seconds?)))
+                .collect();
+            Series::line(name.as_str(), pts)
+        })
+        .collect();
+    let xs = p.curve.iter().map(|r| r.budget_mib);
+    let (x0, x1) = (xs.clone().fold(f64::INFINITY, f64::min), xs.fold(0.0, f64::max));
+    let t = p.base_ns * 1e-9 * p.target;
+    series.push(Series {
+        name: format!("target ({:.2}× all-DRAM)", p.target),
+        points: vec![(x0, t), (x1, t)],
+        dashed: true,
+    });
+    let path = dir.join("budget_curve.svg");
+    let title = format!("{}: predicted time per inference vs DRAM budget", p.name);
+    let chart = Chart {
+        title: &title,
+        x_label: "DRAM budget (MiB)",
+        y_label: "predicted time per inference (s)",
+        series,
+        log_y: true,
+    };
+    write_svg(&path, &chart)?;
+    plots.push(path.display().to_string());
+    let path = dir.join("memory_timeline.svg");
+    let title = format!("{}: live bytes by kind ({} inferences)", p.name, p.images);
+    let chart = Chart {
+        title: &title,
+        x_label: "time in the all-DRAM run (s)",
+        y_label: "live bytes (MiB)",
+        series: live_timeline(p.trace, 2000).0,
+        log_y: false,
+    };
+    write_svg(&path, &chart)?;
+    plots.push(path.display().to_string());
+    if let Some(r) = p.recommended {
+        let pol = &p.policies.iter().find(|(n, _)| *n == r.policy).context("policy")?.1;
+        let (pred, tl) = predict_timeline(p.trace, p.tiers, pol, r.budget_bytes, p.opts)?;
+        let path = dir.join("pm_bandwidth.svg");
+        let title =
+            format!("{}: PM traffic, {} at {:.1} MiB (predicted)", p.name, r.policy, r.budget_mib);
+        let chart = Chart {
+            title: &title,
+            x_label: "time (s)",
+            y_label: "bandwidth (GB/s)",
+            series: bandwidth(&tl, pred.total_ns, 120),
+            log_y: false,
+        };
+        write_svg(&path, &chart)?;
+        plots.push(path.display().to_string());
+    }
+    Ok(plots)
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -540,7 +574,7 @@ fn print_report(r: &TuneReport) {
                 p.policy.clone(),
                 format!("{:.2}", p.budget_mib),
                 format!("{:.3}", p.slowdown),
-                p.step_below_bytes.map_or("–".into(), |b| format!("{:.2}", mib(b))),
+                p.step_below_mib.map_or("–".into(), |m| format!("{m:.2}")),
             ]
         })
         .collect();
