@@ -380,7 +380,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 images,
                 cgroup: !args.no_cgroup,
                 headroom: args.headroom_mib << 20,
-                all_dram_budget: everything + everything / 20 + (64 << 20),
+                all_dram_budget: fp.peak_live_bytes + fp.peak_live_bytes / 20 + (256 << 20),
                 quiet,
             };
             let expect = |b: u64| -> Result<Expected> {

@@ -23,7 +23,8 @@ pub struct VerifyOptions {
     pub cgroup: bool,
     /// Bytes the cgroup allows above the store's budget.
     pub headroom: u64,
-    /// The store budget of the all-DRAM run.
+    /// The store budget of the all-DRAM run (the peak live set and slack for what the plan
+    /// does not show, such as the hoisted decomposition).
     pub all_dram_budget: u64,
     /// No progress notes.
     pub quiet: bool,
