@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::belady::simulate_min;
 use crate::cost::CostModel;
 use crate::error::Result;
+use crate::ids::ObjectId;
 use crate::policy::PolicyConfig;
 use crate::trace::{Trace, TraceEvent};
 
