@@ -38,6 +38,12 @@ enum Command {
     BenchModel(cmd::bench_model::BenchModelArgs),
     /// Bootstrap random data: time by phase, precision, levels left, keys, peak RSS.
     Bootstrap(cmd::bootstrap::BootstrapArgs),
+    /// Measure DRAM, the PM tier and the CKKS op times into a cost file (`--costs`).
+    Calibrate(cmd::tuning::calibrate::CalibrateArgs),
+    /// Per-layer work, footprint by kind, top objects and the access trace of a model.
+    Profile(cmd::tuning::profile::ProfileArgs),
+    /// The budget curve of a model and the smallest DRAM budget meeting a slowdown target.
+    Tune(cmd::tuning::tune::TuneArgs),
     /// One child run of `bench-model` (internal).
     #[command(hide = true)]
     BenchModelChild {
@@ -56,6 +62,9 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
         Command::BenchModel(args) => cmd::bench_model::run(&args, cli.json),
         Command::Bootstrap(args) => cmd::bootstrap::run(&args, cli.json),
+        Command::Calibrate(args) => cmd::tuning::calibrate::run(&args, cli.json),
+        Command::Profile(args) => cmd::tuning::profile::run(&args, cli.json),
+        Command::Tune(args) => cmd::tuning::tune::run(&args, cli.json),
         Command::BenchModelChild { job } => cmd::bench_model::child_main(&job),
     }
 }

@@ -286,25 +286,19 @@ fn run_batch_layout_agrees_with_plaintext_and_reuses_the_pooled_key() {
 #[test]
 fn plan_resnet20_reports_keys_bytes_and_predictions() {
     let dir = tempfile::tempdir().unwrap();
-    let costs = dir.path().join("ops.json");
+    let costs = dir.path().join("costs.json");
     std::fs::write(
         &costs,
-        r#"{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6}}"#,
-    )
-    .unwrap();
-    let model = dir.path().join("cost.json");
-    std::fs::write(
-        &model,
-        r#"{"dram":{"read_bw":1e10,"write_bw":1e10,"read_latency_ns":100,"write_latency_ns":100},
-            "pm":{"read_bw":2e9,"write_bw":1e9,"read_latency_ns":10000,"write_latency_ns":10000},
-            "pm_description":{"label":"test","emulated":true}}"#,
+        r#"{"format":"hetier-costs","version":1,"pm_kind":"disk",
+            "tiers":{"dram":{"read_bw":1e10,"write_bw":1e10,"read_latency_ns":100,"write_latency_ns":100},
+              "pm":{"read_bw":2e9,"write_bw":1e9,"read_latency_ns":10000,"write_latency_ns":10000},
+              "pm_description":{"label":"test","emulated":true}},
+            "op_costs":[{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6}}]}"#,
     )
     .unwrap();
     let out = hetier()
-        .args(["--json", "plan", "--model", "resnet20", "--budgets", "10,100", "--op-costs"])
+        .args(["--json", "plan", "--model", "resnet20", "--budgets", "10,100", "--costs"])
         .arg(&costs)
-        .arg("--cost-model")
-        .arg(&model)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -333,17 +327,18 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
 fn bench_model_runs_every_policy_to_the_all_dram_outputs_and_reuses_its_keys() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
-    let run = || {
+    let run = |extra: &[&str]| {
         let out = hetier()
             .args(["--json", "bench-model", "--log-n", "14", "--dram-mib", "40", "--images", "1"])
             .args(["--no-cgroup", "--policies", "lru,alpha,planned", "--dir"])
             .arg(&pool)
+            .args(extra)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let first = run();
+    let first = run(&[]);
     assert_eq!(first["setup"]["keys_generated"], 31);
     let runs = first["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
@@ -359,8 +354,18 @@ fn bench_model_runs_every_policy_to_the_all_dram_outputs_and_reuses_its_keys() {
     for a in first["plaintext_agreement"].as_array().unwrap() {
         assert_eq!(a[1], a[2], "{a}");
     }
-    // A second invocation finds every key and weight in the durable pool.
-    let second = run();
+    // A second invocation finds every key and weight in the durable pool, and plots each run.
+    let svg = dir.path().join("svg");
+    let second = run(&["--svg", svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(svg.join("bench_model_images.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).map(str::trim).collect();
+    for label in ["wall time (s)", "all-DRAM", "lru (40 MiB)", "alpha (40 MiB)", "planned (40 MiB)"]
+    {
+        assert!(texts.iter().any(|t| t.starts_with(label)), "{label}: {texts:?}");
+    }
+    // One marker per run's inference (one each), in the run's colour.
+    assert_eq!(doc.descendants().filter(|n| n.has_tag_name("circle")).count(), 4);
     assert_eq!(second["setup"]["keys_generated"], 0);
     assert_eq!(second["setup"]["keys_reused"], 31);
     assert_eq!(second["setup"]["weights_encoded"], 0);

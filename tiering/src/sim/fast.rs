@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use super::fenwick::{Fenwick, MaxTree};
-use super::{split_setup, timed_pins, PredictOptions, Prediction};
+use super::{split_setup, timed_pins, PredictOptions, Prediction, Timeline, Transfer};
 use crate::choice::prefetch_fits;
 use crate::cost::CostModel;
 use crate::error::{Error, Result};
@@ -111,6 +111,8 @@ struct Fast<'a> {
     positions: HashMap<ObjectId, Vec<usize>>,
     /// `next_after` at the positions of existing objects, 0 elsewhere.
     after: MaxTree,
+    /// Every transfer and op of the timed phase, when asked for.
+    log: Option<Timeline>,
 }
 
 impl Fast<'_> {
@@ -212,13 +214,24 @@ impl Fast<'_> {
         self.link_free
     }
 
+    /// A transfer of `id` on the link from `start`; returns its end (and logs it if asked).
+    fn transfer(&mut self, id: ObjectId, bytes: u64, read: bool, start: f64) -> f64 {
+        let dur = if read { self.model.pm.read_ns(bytes) } else { self.model.pm.write_ns(bytes) };
+        let end = self.link(start, dur);
+        if let Some(log) = &mut self.log {
+            let op = log.ops.len().saturating_sub(1);
+            log.transfers.push(Transfer { id, bytes, read, start_ns: end - dur, end_ns: end, op });
+        }
+        end
+    }
+
     fn evict(&mut self, v: ObjectId, inline: bool) {
         let (len, in_pm) = match self.objs.get(&v) {
             Some(o) => (o.len, o.in_pm),
             None => return,
         };
         if !in_pm {
-            let end = self.link(self.now, self.model.pm.write_ns(len));
+            let end = self.transfer(v, len, false, self.now);
             if inline {
                 self.p.stall_ns += end - self.now;
                 self.now = end;
@@ -347,7 +360,7 @@ impl Fast<'_> {
                 }
             }
             self.reserve(len);
-            let end = self.link(self.now, self.model.pm.read_ns(len));
+            let end = self.transfer(c, len, true, self.now);
             self.p.pm_read_bytes += len;
             self.update(c, |o| {
                 o.in_dram = true;
@@ -396,7 +409,7 @@ impl Fast<'_> {
             self.credit += fill;
         }
         if durable {
-            self.now = self.link(self.now, self.model.pm.write_ns(len));
+            self.now = self.transfer(id, len, false, self.now);
             self.p.pm_write_bytes += len;
         }
         self.update(id, |o| o.in_pm = durable);
@@ -426,7 +439,7 @@ impl Fast<'_> {
             if !self.room_demand(len) {
                 return false;
             }
-            let end = self.link(self.now, self.model.pm.read_ns(len));
+            let end = self.transfer(id, len, true, self.now);
             self.p.stall_ns += end - self.now;
             self.now = end;
             self.p.pm_read_bytes += len;
@@ -517,14 +530,16 @@ impl Fast<'_> {
     }
 }
 
-/// The fast engine behind [`super::predict`].
+/// The fast engine behind [`super::predict`] and [`super::predict_timeline`] (`log`: also
+/// return every transfer and op of the timed phase).
 pub(super) fn predict(
     trace: &Trace,
     model: &CostModel,
     policy: &PolicyConfig,
     budget: u64,
     opts: &PredictOptions,
-) -> Result<Prediction> {
+    log: bool,
+) -> Result<(Prediction, Option<Timeline>)> {
     trace.validate()?;
     model.validate()?;
     let pol = match policy {
@@ -560,6 +575,7 @@ pub(super) fn predict(
         next_after: Vec::new(),
         positions: HashMap::new(),
         after: MaxTree::new(0),
+        log: None,
     };
     let (setup, timed) = split_setup(trace);
     let too_large = |id: ObjectId, len: u64| Error::PinnedSetTooLarge {
@@ -589,6 +605,7 @@ pub(super) fn predict(
     sim.now = 0.0;
     sim.link_free = 0.0;
     sim.credit = 0.0;
+    sim.log = log.then(Timeline::default);
     for e in timed {
         match e {
             TraceEvent::Put { id, len, durability, .. } => {
@@ -598,6 +615,10 @@ pub(super) fn predict(
             }
             TraceEvent::Remove { id } => sim.remove(*id),
             TraceEvent::Op { name, pins, compute_ns } => {
+                let start = sim.now;
+                if let Some(log) = &mut sim.log {
+                    log.ops.push((start, start));
+                }
                 for id in pins {
                     if !sim.pin(*id) {
                         return Err(Error::PinnedSetTooLarge {
@@ -615,6 +636,10 @@ pub(super) fn predict(
                 let c = model.op_ns(name, *compute_ns);
                 sim.now += (c - std::mem::take(&mut sim.credit)).max(0.0);
                 sim.p.compute_ns += c;
+                let end = sim.now;
+                if let Some(op) = sim.log.as_mut().and_then(|l| l.ops.last_mut()) {
+                    op.1 = end;
+                }
                 for id in pins {
                     sim.unpin(*id);
                 }
@@ -622,5 +647,5 @@ pub(super) fn predict(
         }
     }
     sim.p.total_ns = sim.now;
-    Ok(sim.p)
+    Ok((sim.p, sim.log))
 }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::belady::simulate_min;
 use crate::cost::CostModel;
 use crate::error::Result;
+use crate::ids::ObjectId;
 use crate::policy::PolicyConfig;
 use crate::trace::{Trace, TraceEvent};
 
@@ -79,7 +80,48 @@ pub fn predict(
     budget: u64,
     opts: &PredictOptions,
 ) -> Result<Prediction> {
-    fast::predict(trace, model, policy, budget, opts)
+    fast::predict(trace, model, policy, budget, opts, false).map(|(p, _)| p)
+}
+
+/// One transfer on the PM link in a predicted run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The object moved.
+    #[serde(with = "crate::ids::serde_id")]
+    pub id: ObjectId,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// PM → DRAM (a load or prefetch) when true, DRAM → PM (a write-back or durable put) when
+    /// false.
+    pub read: bool,
+    /// When the link started it (ns from the start of the timed phase).
+    pub start_ns: f64,
+    /// When it finished (ns).
+    pub end_ns: f64,
+    /// Index of the timed-phase op that was running (or pinning) when it was issued.
+    pub op: usize,
+}
+
+/// What happened when, in a predicted run: every PM transfer and every op's span.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Transfers in the order they were issued.
+    pub transfers: Vec<Transfer>,
+    /// (start, end) of each timed-phase op in ns: from its first pin to the end of its compute.
+    pub ops: Vec<(f64, f64)>,
+}
+
+/// [`predict`], also returning the timeline of the timed phase (for plots of the PM traffic
+/// over time and of where it comes from).
+pub fn predict_timeline(
+    trace: &Trace,
+    model: &CostModel,
+    policy: &PolicyConfig,
+    budget: u64,
+    opts: &PredictOptions,
+) -> Result<(Prediction, Timeline)> {
+    let (p, t) = fast::predict(trace, model, policy, budget, opts, true)?;
+    Ok((p, t.unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -150,6 +192,29 @@ mod tests {
         assert!(planned.total_ns < 1.1 * bound.bound_ns, "{planned:?} vs {bound:?}");
         assert!(planned.pm_read_bytes <= lru.pm_read_bytes);
         assert!(planned.peak_dram <= budget && lru.peak_dram <= budget);
+    }
+
+    #[test]
+    fn timeline_accounts_for_every_byte_and_op() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        let t = cyclic(8, 1_000_000, 64, 2_000_000);
+        let budget = 3_250_000;
+        for policy in [PolicyConfig::Lru, PolicyConfig::Planned { prefetch: true }] {
+            let opts = PredictOptions::default();
+            let (p, tl) = predict_timeline(&t, &m, &policy, budget, &opts).unwrap();
+            assert_eq!(p, predict(&t, &m, &policy, budget, &opts).unwrap());
+            assert_eq!(tl.ops.len(), 64);
+            let read: u64 = tl.transfers.iter().filter(|x| x.read).map(|x| x.bytes).sum();
+            let written: u64 = tl.transfers.iter().filter(|x| !x.read).map(|x| x.bytes).sum();
+            assert_eq!((read, written), (p.pm_read_bytes, p.pm_write_bytes), "{policy:?}");
+            // One link: transfers never overlap, and none ends after the run.
+            for w in tl.transfers.windows(2) {
+                assert!(w[1].start_ns >= w[0].end_ns - 1e-6);
+            }
+            assert!(tl.transfers.iter().all(|x| x.end_ns <= p.total_ns + 1e-6 && x.op < 64));
+            assert!(tl.ops.iter().all(|&(a, b)| a <= b && b <= p.total_ns + 1e-6));
+        }
     }
 
     #[test]

@@ -11,3 +11,4 @@ pub mod run;
 mod run_batch;
 mod run_file;
 pub mod run_setup;
+pub mod tuning;

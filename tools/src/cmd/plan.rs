@@ -12,11 +12,11 @@ use clap::{Args, ValueEnum};
 use hetier_he::ckks::Preset;
 use hetier_he::exec::{FullPlanner, OpCosts, PlanSummary, WeightMode};
 use hetier_he::model::tables::LayerTable;
-use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{CostModel, PolicyConfig};
 use serde::Serialize;
 
+use crate::cmd::tuning::costs::CostsArg;
 use crate::fmt;
 
 /// Networks with an embedded layer table.
@@ -49,23 +49,8 @@ pub struct PlanArgs {
     /// DRAM budgets, in percent of the peak live set.
     #[arg(long, value_delimiter = ',', default_value = "5,10,25,50,75,100")]
     budgets: Vec<f64>,
-    /// Cost profile (JSON, tiering `CostModel`); default: calibrate DRAM and a PM file in
-    /// `--pm-dir` now (a few seconds).
-    #[arg(long)]
-    cost_model: Option<PathBuf>,
-    /// Directory on the PM tier for calibration (default: the system temp dir).
-    #[arg(long)]
-    pm_dir: Option<PathBuf>,
-    /// Op-time profile (JSON, `OpCosts`); default: time every op at log N = 16 now (~a minute,
-    /// it generates a few 132 MB keys).
-    #[arg(long)]
-    op_costs: Option<PathBuf>,
-    /// Write the op-time profile measured now to this file (for `--op-costs` next time).
-    #[arg(long)]
-    save_op_costs: Option<PathBuf>,
-    /// Write the cost profile calibrated now to this file (for `--cost-model` next time).
-    #[arg(long)]
-    save_cost_model: Option<PathBuf>,
+    #[command(flatten)]
+    costs: CostsArg,
     /// Policies to predict with (`lru`, `alpha`, `planned`), each simulated with the store's own
     /// rules by the cost model's fast engine: about a second per budget for MobileNetV2, a few
     /// seconds for ResNet-50.
@@ -109,32 +94,12 @@ struct PlanReport {
 pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
     let table = LayerTable::from_json(args.model.table())?;
     let params = Preset::N16.params()?;
-    let costs: OpCosts = match &args.op_costs {
-        Some(p) => serde_json::from_str(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )?,
-        None => {
-            if !json {
-                eprintln!("timing CKKS ops at log N = 16 (use --op-costs to skip) …");
-            }
-            OpCosts::calibrate(&params)?
-        }
-    };
-    if let Some(p) = &args.save_op_costs {
-        std::fs::write(p, serde_json::to_string_pretty(&costs)?)?;
+    if let Some(b) = args.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
+        anyhow::bail!("--budgets {b}: a DRAM budget must be more than 0% of the peak live set");
     }
-    let model: CostModel = match &args.cost_model {
-        Some(p) => CostModel::load(p)?,
-        None => {
-            let dir = args.pm_dir.clone().unwrap_or_else(std::env::temp_dir);
-            let mut o = CalibrationOptions::new(&dir, true, format!("file in {}", dir.display()));
-            o.object_bytes = 32 << 20;
-            calibrate(&o)?
-        }
-    };
-    if let Some(p) = &args.save_cost_model {
-        model.save(p)?;
-    }
+    let file = args.costs.load()?;
+    let costs: OpCosts = file.ops(params.log_n(), &args.costs.costs)?.clone();
+    let model: CostModel = file.tiers;
     let policies = args
         .policies
         .iter()

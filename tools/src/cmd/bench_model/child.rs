@@ -19,6 +19,7 @@ use hetier_tiering::{CostModel, PolicyConfig, StoreStats, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::rss::{self, RssSample};
+use crate::cmd::tuning::models::NamedModel;
 use crate::secret::{parse_seed, ClientSecret, Origin, SecretArgs};
 
 /// The model the benchmark runs by default (compiled into the binary).
@@ -88,6 +89,9 @@ pub struct Job {
     pub direct: bool,
     /// The calibrated cost model (tier bandwidths) the policies use, as saved JSON.
     pub cost_model: Option<PathBuf>,
+    /// A built-in model to run (when `model_file` is not given; default digits_wide).
+    #[serde(default)]
+    pub model: Option<NamedModel>,
 }
 
 /// Bytes of the pool's objects by kind.
@@ -166,6 +170,10 @@ fn load_model(job: &Job) -> Result<(Model, TestSet)> {
             let m = Model::load(p).with_context(|| format!("loading {}", p.display()))?;
             let t = m.test_set()?;
             Ok((m, t))
+        }
+        None if job.model.is_some() => {
+            let m = job.model.context("model")?;
+            Ok((m.load()?, m.test_set()?))
         }
         None => {
             let (name, desc, weights, test) = DEFAULT_MODEL;

@@ -14,8 +14,8 @@
 //! ciphertexts of every run must hash equal to the all-DRAM run's; the decrypted logits are
 //! also compared with the plaintext model. The result is printed as a markdown table.
 
-mod cgroup;
-mod child;
+pub(crate) mod cgroup;
+pub(crate) mod child;
 
 use std::path::PathBuf;
 
@@ -29,6 +29,8 @@ use serde::Serialize;
 use cgroup::{run_child, Cgroup, Observed};
 use child::{ChildReport, Job, JobKey, JobMode};
 
+use crate::cmd::tuning::costs::CostFile;
+use crate::cmd::tuning::plot::{write_svg, Chart, Series};
 use crate::fmt;
 use crate::secret::SecretArgs;
 
@@ -65,6 +67,13 @@ pub struct BenchModelArgs {
     /// Run without cgroups (no limit; memory still sampled from /proc).
     #[arg(long)]
     no_cgroup: bool,
+    /// Cost file from `hetier calibrate --out FILE` for the policies' tier costs (default:
+    /// calibrate next to the pool once and keep it as `<dir>.cost-model.json`).
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
+    /// Write bench_model_images.svg (wall seconds of each inference, one line per run) here.
+    #[arg(long, value_name = "DIR")]
+    svg: Option<PathBuf>,
     /// Only prepare the pool (keys and weights), then stop.
     #[arg(long)]
     setup_only: bool,
@@ -140,10 +149,18 @@ fn test_set(args: &BenchModelArgs) -> Result<TestSet> {
 
 /// The tier cost model the policies use: calibrated once next to the pool (a few seconds of
 /// large-object reads and writes through the same backend) and reused by later invocations.
-fn cost_model(args: &BenchModelArgs, json: bool) -> Result<PathBuf> {
+fn cost_model(
+    args: &BenchModelArgs,
+    json: bool,
+) -> Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+    if let Some(f) = &args.costs {
+        let tmp = tempfile::NamedTempFile::new()?;
+        CostFile::load(f)?.tiers.save(tmp.path())?;
+        return Ok((tmp.path().to_path_buf(), Some(tmp)));
+    }
     let path = args.dir.with_extension("cost-model.json");
     if CostModel::load(&path).is_ok() {
-        return Ok(path);
+        return Ok((path, None));
     }
     let parent = args.dir.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
     if !json {
@@ -152,7 +169,7 @@ fn cost_model(args: &BenchModelArgs, json: bool) -> Result<PathBuf> {
     let o = CalibrationOptions::new(&parent, !args.mmap, format!("file in {}", parent.display()));
     let m = calibrate(&o)?;
     m.save(&path)?;
-    Ok(path)
+    Ok((path, None))
 }
 
 /// Runs `hetier bench-model`.
@@ -196,6 +213,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         key,
         direct: !args.mmap,
         cost_model: None,
+        model: None,
     };
     let name = model_name(args)?;
     if !json {
@@ -223,7 +241,8 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
     }
 
     job.mode = JobMode::Run;
-    job.cost_model = Some(cost_model(args, json)?);
+    let (tiers, _keep) = cost_model(args, json)?;
+    job.cost_model = Some(tiers);
     // Room for everything at once, plus the ciphertexts being written and slack.
     let all_dram = fp.total() + fp.total() / 20 + (256 << 20);
     let mut plan = vec![("all-DRAM".to_owned(), PolicyConfig::Lru, all_dram)];
@@ -288,6 +307,9 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         runs: rows,
         plaintext_agreement: agreement,
     };
+    if let Some(dir) = &args.svg {
+        plot_images(dir, &report)?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -303,6 +325,30 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         bail!("runs failed or differ from the all-DRAM outputs: {}", bad.join(", "));
     }
     Ok(())
+}
+
+/// The wall time of every inference of every run, one line per run.
+fn plot_images(dir: &std::path::Path, r: &BenchReport) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let series = r
+        .runs
+        .iter()
+        .map(|run| {
+            let pts = run.report.as_ref().map_or_else(Vec::new, |rep| {
+                rep.images.iter().enumerate().map(|(i, im)| ((i + 1) as f64, im.seconds)).collect()
+            });
+            Series::line(format!("{} ({:.0} MiB)", run.name, run.budget as f64 / 1048576.0), pts)
+        })
+        .collect();
+    let title = format!("{}: wall time of each encrypted inference", r.model);
+    let chart = Chart {
+        title: &title,
+        x_label: "inference (1 = cold: keys and weights in the pool)",
+        y_label: "wall time (s)",
+        series,
+        log_y: false,
+    };
+    write_svg(&dir.join("bench_model_images.svg"), &chart)
 }
 
 fn mib(b: u64) -> String {

@@ -1,0 +1,149 @@
+//! The placement-tuning commands (issue #16): `hetier calibrate` measures the host into a cost
+//! file, `hetier profile` shows where a model's memory goes, `hetier tune` finds the smallest
+//! DRAM budget that meets a slowdown target (and `--verify` runs it for real). This module
+//! holds what they share: the model and output flags, the plan-mode trace of a model, and the
+//! progress bar.
+
+pub mod analysis;
+pub mod calibrate;
+pub mod costs;
+pub mod models;
+pub mod plot;
+pub mod profile;
+pub mod tune;
+mod verify;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hetier_he::ckks::{Params, Preset};
+use hetier_he::exec::{weights_tag, Executor, KeySetId, OpCosts};
+use hetier_he::model::{Compiled, Model};
+use hetier_tiering::Trace;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use models::NamedModel;
+
+/// Output flags every tuning command takes (`--json` is global).
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// No progress and no notes on stderr (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Which model, and at which ring size.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A model compiled into the binary (default: digits).
+    #[arg(long, value_enum, conflicts_with = "model_file")]
+    pub model: Option<NamedModel>,
+    /// A model description (JSON) with its weights beside it, instead of a built-in model.
+    #[arg(long, value_name = "FILE")]
+    pub model_file: Option<PathBuf>,
+    /// log2 N (13..=16; default: the smallest preset with enough levels for the model).
+    #[arg(long)]
+    pub log_n: Option<u32>,
+}
+
+/// A model compiled for its parameters.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Its name.
+    pub name: String,
+    /// The built-in model it is, if any.
+    pub embedded: Option<NamedModel>,
+    /// The description file it came from, if any.
+    pub file: Option<PathBuf>,
+    /// The CKKS parameters.
+    pub params: Params,
+    /// The compiled program.
+    pub compiled: Compiled,
+}
+
+impl ModelArgs {
+    /// Loads and compiles the model.
+    pub fn load(&self) -> Result<Loaded> {
+        let (model, embedded) = match &self.model_file {
+            Some(p) => {
+                if !p.exists() {
+                    bail!("model file {} does not exist", p.display());
+                }
+                (Model::load(p).with_context(|| format!("loading model {}", p.display()))?, None)
+            }
+            None => {
+                let m = self.model.unwrap_or(NamedModel::Digits);
+                (m.load()?, Some(m))
+            }
+        };
+        let preset = match self.log_n {
+            Some(n) => Preset::for_log_n(n)
+                .with_context(|| format!("--log-n {n}: presets exist for 13..=16"))?,
+            None => [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
+                .into_iter()
+                .find(|p| p.depth() >= model.depth())
+                .with_context(|| format!("model depth {} exceeds every preset", model.depth()))?,
+        };
+        let params = preset.params()?;
+        model.check_depth(&params)?;
+        let compiled = model.compile(&params)?;
+        Ok(Loaded {
+            name: model.name().to_owned(),
+            model,
+            embedded,
+            file: self.model_file.clone(),
+            params,
+            compiled,
+        })
+    }
+}
+
+/// The plan-mode trace of `images` inferences (keys and weights put once, durable; then each
+/// inference's ciphertexts, ops and removals), with op times from `ops`.
+pub fn plan_trace(l: &Loaded, ops: &OpCosts, images: usize) -> Result<Trace> {
+    if ops.log_n != l.params.log_n() {
+        bail!("op times are for log N = {}, the model runs at {}", ops.log_n, l.params.log_n());
+    }
+    // Plans do no cryptography: the key set only names the key objects, so a throwaway
+    // random seed serves (a fixed one would be a published secret if it ever left a plan).
+    let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
+    let tag = weights_tag(l.model.weights_hash(), l.params.id());
+    let mut ex = Executor::plan(&l.compiled.program, tag, keyset, ops.clone());
+    ex.prepare_keys(None, None, keyset)?;
+    ex.prepare_weights()?;
+    for _ in 0..images.max(1) {
+        ex.run(None)?;
+        ex.finish()?;
+    }
+    Ok(ex.trace())
+}
+
+/// A progress bar on stderr, hidden under `--quiet`, `--json` or when stderr is no terminal.
+pub fn progress(len: u64, quiet: bool, what: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:40} [{bar:30}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Prints a note on stderr unless quiet.
+pub fn note(quiet: bool, msg: &str) {
+    if !quiet {
+        eprintln!("{msg}");
+    }
+}
+
+/// Bytes in MiB with two decimals, the unit every tuning table uses.
+pub fn mib(b: u64) -> f64 {
+    (b as f64 / (1u64 << 20) as f64 * 100.0).round() / 100.0
+}
