@@ -163,7 +163,20 @@ impl<'a> Interpreter<'a> {
 
     /// Runs every op in order, freeing scratch ciphertexts after their last use.
     pub fn run(&mut self) -> Result<()> {
-        for i in 0..self.program.ops().len() {
+        self.run_ops(0..self.program.ops().len())
+    }
+
+    /// Runs the ops `range` in order (the pieces of [`Interpreter::run`], e.g. to time each
+    /// phase of a program), freeing scratch ciphertexts after their last use.
+    pub fn run_ops(&mut self, range: std::ops::Range<usize>) -> Result<()> {
+        let len = self.program.ops().len();
+        if range.end > len {
+            return Err(Error::InvalidParameter {
+                name: "op range",
+                reason: format!("{range:?} beyond the program's {len} ops"),
+            });
+        }
+        for i in range {
             self.step(i)?;
             for &dead in self.program.frees_after(i) {
                 if let Some(ct) = self.cts.remove(&dead) {
