@@ -34,6 +34,8 @@ enum Command {
     BenchModel(cmd::bench_model::BenchModelArgs),
     /// Bootstrap random data: time by phase, precision, levels left, keys, peak RSS.
     Bootstrap(cmd::bootstrap::BootstrapArgs),
+    /// Train linear or logistic regression on encrypted data (weights encrypted throughout).
+    Train(cmd::train::TrainArgs),
     /// One child run of `bench-model` (internal).
     #[command(hide = true)]
     BenchModelChild {
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Inspect(args) => cmd::inspect::run(&args, cli.json),
         Command::BenchModel(args) => cmd::bench_model::run(&args, cli.json),
         Command::Bootstrap(args) => cmd::bootstrap::run(&args, cli.json),
+        Command::Train(args) => cmd::train::run(&args, cli.json),
         Command::BenchModelChild { job } => cmd::bench_model::child_main(&job),
     }
 }

@@ -24,14 +24,14 @@ use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
 
 /// One pinning step of an op.
 #[derive(Debug, Clone, PartialEq)]
-struct Step {
+pub(super) struct Step {
     name: &'static str,
     pins: Vec<ObjId>,
     writes: Vec<ObjId>,
 }
 
 /// The steps of op `op` (a hoisted rotation is split; everything else is one step).
-fn steps(op: &Op) -> Vec<Step> {
+pub(super) fn steps(op: &Op) -> Vec<Step> {
     if let Op::HoistedRotate { src, rots } = op {
         let mut v = vec![Step { name: "hoist", pins: vec![*src], writes: vec![] }];
         v.extend(rots.iter().map(|&(_, key, dst)| Step {
@@ -291,7 +291,31 @@ impl<'s> Executor<'s> {
     /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
     /// executor (and the store) can run again.
     pub fn run(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
-        let result = self.run_program(input);
+        let &[(_, in_obj)] = self.program.inputs() else {
+            return Err(CoreError::InvalidParameter {
+                name: "program",
+                reason: "needs exactly one input".into(),
+            }
+            .into());
+        };
+        self.run_guarded(&[(in_obj, input)])
+    }
+
+    /// Runs a program with any number of inputs, each looked up by name in `inputs` (real
+    /// mode needs all of them; plan mode ignores them). Outputs stay in the store until
+    /// [`Executor::finish`]; a failed run removes what it had put, as [`Executor::run`] does.
+    pub fn run_named(&mut self, inputs: &[(String, Ciphertext)]) -> Result<RunReport> {
+        let named: Vec<(ObjId, Option<&Ciphertext>)> = self
+            .program
+            .inputs()
+            .iter()
+            .map(|(name, obj)| (*obj, inputs.iter().find(|(n, _)| n == name).map(|(_, c)| c)))
+            .collect();
+        self.run_guarded(&named)
+    }
+
+    fn run_guarded(&mut self, inputs: &[(ObjId, Option<&Ciphertext>)]) -> Result<RunReport> {
+        let result = self.run_program(inputs);
         if result.is_err() {
             self.discard_live();
         }
@@ -314,26 +338,21 @@ impl<'s> Executor<'s> {
         }
     }
 
-    fn run_program(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
+    fn run_program(&mut self, inputs: &[(ObjId, Option<&Ciphertext>)]) -> Result<RunReport> {
         let program = self.program;
-        let &[(_, in_obj)] = program.inputs() else {
-            return Err(CoreError::InvalidParameter {
-                name: "program",
-                reason: "needs exactly one input".into(),
-            }
-            .into());
-        };
-        // The input ciphertext.
-        let in_len = match &mut self.backend {
-            Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
-            Backend::Real(real) => {
-                let ct =
-                    input.ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
-                real.meta.insert(in_obj, (ct.level(), ct.scale()));
-                put_ct(real, self.ids[in_obj.index()], ct)?
-            }
-        };
-        self.put_event(in_obj, in_len);
+        // The input ciphertexts.
+        for &(in_obj, input) in inputs {
+            let in_len = match &mut self.backend {
+                Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
+                Backend::Real(real) => {
+                    let ct = input
+                        .ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
+                    real.meta.insert(in_obj, (ct.level(), ct.scale()));
+                    put_ct(real, self.ids[in_obj.index()], ct)?
+                }
+            };
+            self.put_event(in_obj, in_len);
+        }
         if let Backend::Real(real) = &self.backend {
             real.store.hint(&self.pin_sequence());
         }
@@ -403,6 +422,11 @@ impl<'s> Executor<'s> {
             self.events.push(TraceEvent::Remove { id });
         }
         Ok(())
+    }
+
+    /// The program this executor runs.
+    pub fn program(&self) -> &'s Program {
+        self.program
     }
 
     /// The events recorded so far.

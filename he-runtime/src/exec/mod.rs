@@ -26,6 +26,7 @@ pub mod ids;
 mod keys;
 mod report;
 mod session;
+pub mod train;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::StoredBootstrapKeys;

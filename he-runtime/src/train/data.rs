@@ -77,43 +77,59 @@ impl Dataset {
 
     /// Reads a CSV file, gunzipping it when its name ends in `.gz`.
     pub fn from_file(name: &str, path: &Path) -> Result<Self> {
-        let io = |e: std::io::Error| Error::ModelIo {
+        let bytes = std::fs::read(path).map_err(|e| Error::ModelIo {
             path: path.display().to_string(),
             reason: e.to_string(),
-        };
-        let bytes = std::fs::read(path).map_err(io)?;
-        let text = if path.extension().is_some_and(|e| e == "gz") {
-            let mut s = String::new();
-            flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut s).map_err(io)?;
-            s
+        })?;
+        if path.extension().is_some_and(|e| e == "gz") {
+            Self::from_gz_csv(name, &bytes)
         } else {
-            String::from_utf8(bytes).map_err(|e| Error::TrainData {
+            let text = String::from_utf8(bytes).map_err(|e| Error::TrainData {
                 reason: format!("{}: not UTF-8 text: {e}", path.display()),
-            })?
-        };
+            })?;
+            Self::from_csv(name, &text)
+        }
+    }
+
+    /// Parses gzip-compressed CSV bytes.
+    pub fn from_gz_csv(name: &str, gz: &[u8]) -> Result<Self> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::TrainData { reason: format!("{name}: bad gzip CSV: {e}") })?;
         Self::from_csv(name, &text)
     }
 
-    /// One of [`NAMED_DATASETS`] from the directory `data_dir`, labels already in the form its
-    /// task needs: diabetes keeps its regression target, breast-cancer maps 0/1 to −1/+1,
-    /// digits01 keeps the digits 0 (−1) and 1 (+1).
+    /// One of [`NAMED_DATASETS`] from the directory `data_dir`; see [`Dataset::named_from_gz`].
     pub fn named(name: &str, data_dir: &Path) -> Result<Self> {
-        let (_, file, _) = NAMED_DATASETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
-            let known: Vec<&str> = NAMED_DATASETS.iter().map(|d| d.0).collect();
-            Error::TrainData { reason: format!("unknown data set {name:?} (known: {known:?})") }
+        let file = named_file(name)?;
+        let path = data_dir.join(file);
+        let bytes = std::fs::read(&path).map_err(|e| Error::ModelIo {
+            path: path.display().to_string(),
+            reason: e.to_string(),
         })?;
-        let raw = Self::from_file(name, &data_dir.join(file))?;
+        Self::named_from_gz(name, &bytes)
+    }
+
+    /// One of [`NAMED_DATASETS`] from its file's bytes, labels in the form its task needs:
+    /// diabetes keeps its regression target, breast-cancer maps 0/1 to −1/+1, digits01 keeps
+    /// the digits 0 (−1) and 1 (+1).
+    pub fn named_from_gz(name: &str, gz: &[u8]) -> Result<Self> {
+        named_file(name)?;
+        let raw = Self::from_gz_csv(name, gz)?;
         match name {
             "diabetes" => Ok(raw),
-            "breast-cancer" => {
-                raw.binary(|l| (l == 1.0).then_some(1.0).or((l == 0.0).then_some(-1.0)))
-            }
             _ => raw.binary(|l| match l {
                 0.0 => Some(-1.0),
                 1.0 => Some(1.0),
                 _ => None,
             }),
         }
+    }
+
+    /// Whether every label is −1 or +1 (what logistic regression needs).
+    pub fn has_sign_labels(&self) -> bool {
+        self.y.iter().all(|&l| l == 1.0 || l == -1.0)
     }
 
     /// Keeps the samples whose label `map` accepts, relabelled.
@@ -162,6 +178,14 @@ impl Dataset {
         let n = n.min(self.len()).max(1);
         Self { name: self.name.clone(), x: self.x[..n].to_vec(), y: self.y[..n].to_vec() }
     }
+}
+
+/// The file of a named data set in `data/`.
+fn named_file(name: &str) -> Result<&'static str> {
+    NAMED_DATASETS.iter().find(|(n, _, _)| *n == name).map(|d| d.1).ok_or_else(|| {
+        let known: Vec<&str> = NAMED_DATASETS.iter().map(|d| d.0).collect();
+        Error::TrainData { reason: format!("unknown data set {name:?} (known: {known:?})") }
+    })
 }
 
 /// Min-max scaling of each feature to [−1, 1] (and, for regression, of the target), fitted on

@@ -40,23 +40,23 @@ pub struct EncryptedRun {
     pub setup_seconds: f64,
     /// Wall time of packing and encrypting the data.
     pub encrypt_seconds: f64,
+    /// Wall time of generating the evaluation keys (or of making sure they are in the store).
+    pub keygen_seconds: f64,
     /// Bootstraps performed: always 0 (there is no bootstrapping yet; the depth is checked).
     pub bootstraps: usize,
 }
 
-/// Keys and the compiled program for one data shape.
+/// The client's secret key and the compiled program for one data shape.
 pub struct EncryptedTrainer {
     ctx: Arc<Context>,
+    seed: Seed,
     sk: SecretKey,
-    keys: KeyBundle,
     prog: TrainProgram,
-    /// Wall time of generating the evaluation keys.
-    pub keygen_seconds: f64,
 }
 
 impl EncryptedTrainer {
     /// Compiles `cfg` for `samples` samples with `features` features (plus the bias) and
-    /// generates the keys it needs from `seed`.
+    /// derives the secret key from `seed` (the evaluation keys are made by the run).
     pub fn new(
         params: &Params,
         cfg: &TrainConfig,
@@ -66,11 +66,21 @@ impl EncryptedTrainer {
     ) -> Result<Self> {
         let prog = compile(params, cfg, samples, features + 1)?;
         let ctx = Context::new(params)?;
-        let t0 = Instant::now();
-        let mut kg = KeyGenerator::with_seed(&ctx, seed);
+        let sk = KeyGenerator::with_seed(&ctx, seed).secret_key();
+        Ok(Self { ctx, seed, sk, prog })
+    }
+
+    /// A key generator in the state right after the secret key was drawn (the evaluation keys
+    /// it makes belong to this trainer's secret key), with that key.
+    pub fn key_generator(&self) -> (KeyGenerator, SecretKey) {
+        let mut kg = KeyGenerator::with_seed(&self.ctx, self.seed);
         let sk = kg.secret_key();
-        let keys = KeyBundle::generate(&mut kg, &sk, &prog.program)?;
-        Ok(Self { ctx, sk, keys, prog, keygen_seconds: t0.elapsed().as_secs_f64() })
+        (kg, sk)
+    }
+
+    /// The secret-key seed.
+    pub fn seed(&self) -> &Seed {
+        &self.seed
     }
 
     /// The compiled program.
@@ -81,11 +91,6 @@ impl EncryptedTrainer {
     /// The CKKS context.
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
-    }
-
-    /// The evaluation keys.
-    pub fn keys(&self) -> &KeyBundle {
-        &self.keys
     }
 
     /// Encrypts `data` (normalised) as the program's named inputs.
@@ -102,12 +107,17 @@ impl EncryptedTrainer {
             .collect()
     }
 
-    /// Encrypts `data`, runs every phase in memory and decrypts the report.
+    /// Generates the evaluation keys, encrypts `data`, runs every phase in memory and decrypts
+    /// the report.
     pub fn run(&self, data: &Dataset) -> Result<EncryptedRun> {
+        let t0 = Instant::now();
+        let (mut kg, sk) = self.key_generator();
+        let keys = KeyBundle::generate(&mut kg, &sk, &self.prog.program)?;
+        let keygen_seconds = t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
         let inputs = self.encrypt(data)?;
         let encrypt_seconds = t0.elapsed().as_secs_f64();
-        let mut it = Interpreter::new(&self.ctx, &self.prog.program, &self.keys)?;
+        let mut it = Interpreter::new(&self.ctx, &self.prog.program, &keys)?;
         for (name, ct) in inputs {
             it.set_input(&name, ct)?;
         }
@@ -119,6 +129,7 @@ impl EncryptedTrainer {
         }
         let mut run = self.decrypt_run(|name| it.output(name).cloned(), &seconds)?;
         run.encrypt_seconds = encrypt_seconds;
+        run.keygen_seconds = keygen_seconds;
         Ok(run)
     }
 
@@ -150,6 +161,7 @@ impl EncryptedTrainer {
             weights: w[..p.width].to_vec(),
             setup_seconds: seconds.first().copied().unwrap_or(0.0),
             encrypt_seconds: 0.0,
+            keygen_seconds: 0.0,
             bootstraps: 0,
         })
     }
