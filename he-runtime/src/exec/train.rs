@@ -88,10 +88,10 @@ mod tests {
         let cfg =
             TrainConfig { task: Task::LinReg, optimizer: Optimizer::Nesterov, lr: 0.5, iters: 4 };
         let params = deep_params(12, Some(cfg.levels_needed()), true).unwrap();
-        let trainer = EncryptedTrainer::new(&params, &cfg, data.len(), data.features(), [5; 32])
-            .unwrap();
+        let trainer =
+            EncryptedTrainer::new(&params, &cfg, data.len(), data.features(), [5; 32]).unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let pool = Pool::create(&tmp.path().join("pool"), PoolOptions::default()).unwrap();
+        let pool = Pool::create(tmp.path().join("pool"), PoolOptions::default()).unwrap();
         // A budget far below the keys and ciphertexts: the run must page through the pool.
         let store = TieredStore::builder().dram_budget(24 << 20).pool(pool).build().unwrap();
         let out = train_in_store(&trainer, &store, &data).unwrap();

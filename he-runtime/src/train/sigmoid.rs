@@ -110,11 +110,10 @@ fn fit_odd(degree: usize, r: f64) -> Vec<f64> {
     }
     // Gaussian elimination (the Gram matrix is symmetric positive definite).
     for c in 0..k {
-        for row in c + 1..k {
-            let f = a[row][c] / a[c][c];
-            for col in c..=k {
-                a[row][col] -= f * a[c][col];
-            }
+        let pivot = a[c].clone();
+        for row in a.iter_mut().skip(c + 1) {
+            let f = row[c] / pivot[c];
+            row.iter_mut().zip(&pivot).skip(c).for_each(|(x, p)| *x -= f * p);
         }
     }
     let mut beta = vec![0.0; k];

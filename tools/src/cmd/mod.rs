@@ -7,6 +7,6 @@ pub mod inspect;
 pub mod plan;
 pub mod rss;
 pub mod run;
-pub mod train;
 mod run_batch;
 pub mod run_setup;
+pub mod train;

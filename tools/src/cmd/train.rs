@@ -318,7 +318,9 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         setup_seconds: enc.setup_seconds,
         bootstraps: enc.bootstraps,
         peak_rss_bytes: rss::sample("end").hwm,
-        ciphertexts_in: store_info.as_ref().map_or("memory".into(), |(d, _)| format!("store, pool {d}")),
+        ciphertexts_in: store_info
+            .as_ref()
+            .map_or("memory".into(), |(d, _)| format!("store, pool {d}")),
         store_dram_budget: store_info.as_ref().map(|_| args.dram_mib << 20),
         store_peak_dram: store_info.as_ref().map(|(_, st)| st.peak_dram),
         store_bytes_pm_to_dram: store_info.as_ref().map(|(_, st)| st.bytes_pm_to_dram),
@@ -346,7 +348,12 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         .collect();
     println!(
         "{} / {} on {}: lr {lr}, {} iterations, {} ciphertext(s) of data, {} rotation keys",
-        report.task, report.optimizer, report.data, cfg.iters, report.ciphertexts, report.rotation_keys
+        report.task,
+        report.optimizer,
+        report.data,
+        cfg.iters,
+        report.ciphertexts,
+        report.rotation_keys
     );
     fmt::table(
         &["iter", "loss (encrypted)", "loss (plain)", "|Δ|", "acc (enc)", "acc (plain)", "s"],
