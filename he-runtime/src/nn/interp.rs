@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::program::{Access, AccessMode, ObjId, ObjKind, Op, Program};
 use crate::ckks::{
-    Ciphertext, Context, Encoder, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator, Plaintext,
-    RelinKey, Scratch, SecretKey,
+    Ciphertext, Context, Encoder, Encryptor, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator,
+    Plaintext, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error, Result};
 
@@ -134,6 +134,26 @@ impl<'a> Interpreter<'a> {
             pts,
             log: Vec::new(),
         })
+    }
+
+    /// Encrypts every encrypted-weight object of the program (see
+    /// [`super::encrypted_weights`]) with the model owner's secret key, at the level and scale
+    /// the program records; returns how many there were.
+    pub fn encrypt_weights(&mut self, enc: &mut Encryptor, sk: &SecretKey) -> Result<usize> {
+        let mut n = 0;
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if !super::encrypted_weights::is_encrypted_weight(o) {
+                continue;
+            }
+            let src = o.plain.as_ref().ok_or(Error::MissingObject {
+                id: i as u32,
+                reason: "encrypted weight without values",
+            })?;
+            let pt = self.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+            self.cts.insert(ObjId(i as u32), enc.encrypt_sk(sk, &pt)?);
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// The encoder (for callers preparing inputs).
