@@ -16,10 +16,11 @@ use super::ids::{self, KeySetId};
 use super::keys::{KeyReport, KeySet};
 use super::report::RunReport;
 use crate::ckks::{
-    Ciphertext, Complex64, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeyGenerator,
-    KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
+    Ciphertext, Complex64, Context, Encoder, Encryptor, Evaluator, GaloisKey, HoistedCiphertext,
+    KeyGenerator, KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error as CoreError, Result as CoreResult};
+use crate::nn::encrypted_weights::is_encrypted_weight;
 use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
 
 /// One pinning step of an op.
@@ -116,7 +117,9 @@ impl<'s> Executor<'s> {
                 let obj = ObjId(i as u32);
                 match galois_of(o.kind) {
                     Some(g) => ids::key_id(keyset, pid, g),
-                    None if o.kind == ObjKind::Plaintext => ids::weight_id(weights_tag, obj),
+                    None if o.kind == ObjKind::Plaintext || is_encrypted_weight(o) => {
+                        ids::weight_id(weights_tag, obj)
+                    }
                     None => ids::ct_id(obj),
                 }
             })
@@ -181,7 +184,7 @@ impl<'s> Executor<'s> {
     fn put_event(&mut self, obj: ObjId, len: u64) {
         let o = &self.program.objects()[obj.index()];
         let durability = match o.kind {
-            ObjKind::Ciphertext => TraceDurability::Scratch,
+            ObjKind::Ciphertext if !is_encrypted_weight(o) => TraceDurability::Scratch,
             _ => TraceDurability::Durable,
         };
         self.events.push(TraceEvent::Put {
@@ -275,6 +278,46 @@ impl<'s> Executor<'s> {
         Ok(encoded)
     }
 
+    /// Encrypts every encrypted-weight ciphertext of the program (see
+    /// [`crate::nn::encrypted_weights`]) with the model owner's `sk` and puts it (durable),
+    /// reusing ones already in the pool under the same weights tag. Returns how many were
+    /// encrypted. In plan mode only the puts are recorded.
+    pub fn prepare_encrypted_weights(&mut self, sk: Option<&SecretKey>) -> Result<usize> {
+        let mut encrypted = 0;
+        let mut encryptor = None;
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if !is_encrypted_weight(o) {
+                continue;
+            }
+            let obj = ObjId(i as u32);
+            let id = self.ids[i];
+            if let Backend::Real(real) = &mut self.backend {
+                real.meta.insert(obj, (o.level, o.scale));
+                if real.store.len_of(id) != Some(o.bytes) {
+                    let sk = sk.ok_or(Error::WrongMode {
+                        mode: "real",
+                        what: "encrypt weights without the owner's secret key",
+                    })?;
+                    let src = o.plain.as_ref().ok_or(CoreError::MissingObject {
+                        id: obj.0,
+                        reason: "encrypted weight without values",
+                    })?;
+                    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+                    let enc = encryptor.get_or_insert_with(|| Encryptor::new(&real.ctx));
+                    let ct = enc.encrypt_sk(sk, &pt)?;
+                    let mut w = real.store.alloc(o.bytes)?;
+                    w.as_u64s_mut().copy_from_slice(ct.as_words());
+                    real.store.put_block(id, ObjectKind::Ciphertext, Durability::Durable, w)?;
+                    encrypted += 1;
+                }
+            } else {
+                encrypted += 1;
+            }
+            self.put_event(obj, o.bytes);
+        }
+        Ok(encrypted)
+    }
+
     /// The store ids every step will pin, in order (what `hint` receives).
     pub fn pin_sequence(&self) -> Vec<ObjectId> {
         self.program
@@ -327,8 +370,18 @@ impl<'s> Executor<'s> {
     fn discard_live(&mut self) {
         let Backend::Real(real) = &mut self.backend else { return };
         real.drop_hoisted();
-        let mut live: Vec<ObjId> = real.meta.drain().map(|(obj, _)| obj).collect();
+        let objects = self.program.objects();
+        // Encrypted weights are durable setup objects: they stay (and keep their metadata).
+        let mut live: Vec<ObjId> = real
+            .meta
+            .keys()
+            .copied()
+            .filter(|o| !is_encrypted_weight(&objects[o.index()]))
+            .collect();
         live.sort_by_key(|o| o.index());
+        for obj in &live {
+            real.meta.remove(obj);
+        }
         for obj in live {
             let id = self.ids[obj.index()];
             // Best effort: the object that failed to be put is not in the store at all.

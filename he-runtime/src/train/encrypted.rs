@@ -133,29 +133,34 @@ impl EncryptedTrainer {
         Ok(run)
     }
 
-    /// Decrypts a finished run's outputs (looked up by name) into the report; `seconds` holds
-    /// the wall time of each of the program's phases.
-    pub fn decrypt_run(
+    /// Decrypts a finished run's outputs (looked up by name, with any error type that a core
+    /// error converts into — an executor's, say) into the report; `seconds` holds the wall
+    /// time of each of the program's phases.
+    pub fn decrypt_run<E: From<Error>>(
         &self,
-        output: impl Fn(&str) -> Result<Ciphertext>,
+        output: impl Fn(&str) -> std::result::Result<Ciphertext, E>,
         seconds: &[f64],
-    ) -> Result<EncryptedRun> {
+    ) -> std::result::Result<EncryptedRun, E> {
         let dec = Decryptor::new(&self.ctx, &self.sk)?;
+        let dec = &dec;
         let encoder = Encoder::new(&self.ctx);
-        let slots = |ct: &Ciphertext| encoder.decode_real(&dec.decrypt(ct)?);
+        let slots = |ct: &Ciphertext| -> Result<Vec<f64>> { encoder.decode_real(&dec.decrypt(ct)?) };
         let p = &self.prog.packing;
         let task = self.prog.config.task;
         let mut steps = Vec::with_capacity(self.prog.config.iters + 1);
         for t in 0..=self.prog.config.iters {
             let cts = (0..p.cts)
-                .map(|c| slots(&output(&TrainProgram::margins_name(t, c))?))
-                .collect::<Result<Vec<_>>>()?;
+                .map(|c| Ok(slots(&output(&TrainProgram::margins_name(t, c))?)?))
+                .collect::<std::result::Result<Vec<_>, E>>()?;
             let margins = p.first_of_rows(&cts)?;
             let (loss, accuracy) = metrics(&task, &margins);
             let seconds = seconds.get(t + 1).copied().unwrap_or(0.0);
             steps.push(IterationReport { margins, loss, accuracy, seconds });
         }
         let w = slots(&output(TrainProgram::WEIGHTS)?)?;
+        if w.len() < p.width {
+            return Err(Error::TrainData { reason: "decoded weights too short".into() }.into());
+        }
         Ok(EncryptedRun {
             steps,
             weights: w[..p.width].to_vec(),

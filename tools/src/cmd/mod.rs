@@ -8,5 +8,6 @@ pub mod plan;
 pub mod rss;
 pub mod run;
 mod run_batch;
+mod run_encrypted_weights;
 pub mod run_setup;
 pub mod train;

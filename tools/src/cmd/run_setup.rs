@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Map the pool files instead (faster on tmpfs/DAX; touched pool pages then count in RSS).
     #[arg(long)]
     pub(crate) mmap: bool,
+    /// Run with the weights encrypted too (ct × ct products), side by side with plaintext
+    /// weights (slot layout).
+    #[arg(long)]
+    pub(crate) encrypted_weights: bool,
     /// Seed of the client's secret key (hex, 64 digits); the same seed reuses pooled keys.
     #[arg(
         long,
