@@ -76,9 +76,6 @@ fn encrypted_matches_reference(cfg: TrainConfig, data: &Dataset) {
         .map(|(e, p)| (e.loss - p.loss).abs())
         .fold(0.0, f64::max);
     let umax = reference.steps.iter().flat_map(|s| &s.margins).fold(0.0f64, |a, m| a.max(m.abs()));
-    for (t, (e, p)) in run.steps.iter().zip(&reference.steps).enumerate() {
-        eprintln!("  t={t} margin err {:.2e}", max_abs_diff(&e.margins, &p.margins));
-    }
     eprintln!(
         "{}: weights within {err:.2e}, losses within {loss_err:.2e}, max |margin| {umax:.2}",
         cfg.task.name()
