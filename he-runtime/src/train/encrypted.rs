@@ -144,7 +144,8 @@ impl EncryptedTrainer {
         let dec = Decryptor::new(&self.ctx, &self.sk)?;
         let dec = &dec;
         let encoder = Encoder::new(&self.ctx);
-        let slots = |ct: &Ciphertext| -> Result<Vec<f64>> { encoder.decode_real(&dec.decrypt(ct)?) };
+        let slots =
+            |ct: &Ciphertext| -> Result<Vec<f64>> { encoder.decode_real(&dec.decrypt(ct)?) };
         let p = &self.prog.packing;
         let task = self.prog.config.task;
         let mut steps = Vec::with_capacity(self.prog.config.iters + 1);
