@@ -7,8 +7,8 @@
 
 use std::ops::Range;
 
+use super::config::{Optimizer, Task, TrainConfig};
 use super::packing::Packing;
-use super::{Optimizer, Task, TrainConfig};
 use crate::ckks::Params;
 use crate::error::{Error, Result};
 use crate::nn::{ObjId, Program, ProgramBuilder};

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::compile::{compile, TrainProgram};
+use super::config::{Task, TrainConfig};
 use super::data::Dataset;
 use super::plain::{design_rows, metrics};
-use super::{Task, TrainConfig};
 use crate::ckks::{
     Ciphertext, Context, Decryptor, Encoder, Encryptor, KeyGenerator, Params, SecretKey, Seed,
 };

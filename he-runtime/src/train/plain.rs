@@ -2,9 +2,9 @@
 //! and momentum), written in the textbook form rather than the encrypted run's folded one, so
 //! that agreement checks the folding too.
 
+use super::config::{Task, TrainConfig};
 use super::data::Dataset;
 use super::sigmoid::sigmoid;
-use super::{Task, TrainConfig};
 use crate::error::{Error, Result};
 
 /// The state at one iteration: the weights the gradient is evaluated at and what follows.
