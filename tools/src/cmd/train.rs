@@ -398,7 +398,7 @@ pub fn run(args: &TrainArgs, json: bool) -> Result<()> {
         ],
         vec![
             "bootstraps".into(),
-            "0 (no bootstrapping yet: the iterations must fit the chain)".into(),
+            "0 (training does not bootstrap yet: the iterations must fit the chain)".into(),
         ],
         vec!["peak RSS".into(), fmt::bytes(report.peak_rss_bytes)],
         vec!["ciphertexts and keys".into(), report.ciphertexts_in.clone()],
