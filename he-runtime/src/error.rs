@@ -395,6 +395,57 @@ pub enum Error {
         /// Why it was looked up.
         reason: &'static str,
     },
+
+    // ---- train ----
+    /// A training value is NaN or infinite.
+    #[error("training data row {row}, column {col}: value {value} is not finite")]
+    NonFiniteData {
+        /// Sample (row) index, 0-based.
+        row: usize,
+        /// Column index, 0-based (the label is the last column).
+        col: usize,
+        /// The value found.
+        value: f64,
+    },
+    /// A training sample has another number of features than the first one (or than the
+    /// weights being trained).
+    #[error("training data row {row} has {found} feature(s), expected {expected}")]
+    FeatureCount {
+        /// Sample (row) index, 0-based.
+        row: usize,
+        /// Features expected.
+        expected: usize,
+        /// Features found.
+        found: usize,
+    },
+    /// Training data that cannot be used for another reason (unparsable, empty, labels of the
+    /// wrong kind).
+    #[error("training data: {reason}")]
+    TrainData {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The requested iterations need more levels than the parameters give, and there is no
+    /// bootstrapping to refresh the weights.
+    #[error(
+        "{iters} iteration(s) of {task} need {needed} levels ({per_iter} per iteration + 1 for \
+         the last margins) but the parameters give {available}: at most {max_iters} iteration(s) \
+         fit without bootstrapping"
+    )]
+    TrainingTooDeep {
+        /// The task and optimiser.
+        task: String,
+        /// Iterations requested.
+        iters: usize,
+        /// Levels one iteration consumes.
+        per_iter: usize,
+        /// Levels the run needs.
+        needed: usize,
+        /// Levels the parameters give (L).
+        available: usize,
+        /// Most iterations that fit.
+        max_iters: usize,
+    },
 }
 
 /// Result alias for the CKKS core.

@@ -37,5 +37,6 @@ pub mod exec;
 pub mod math;
 pub mod model;
 pub mod nn;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -44,6 +44,8 @@ enum Command {
     Profile(cmd::tuning::profile::ProfileArgs),
     /// The budget curve of a model and the smallest DRAM budget meeting a slowdown target.
     Tune(cmd::tuning::tune::TuneArgs),
+    /// Train linear or logistic regression on encrypted data (weights encrypted throughout).
+    Train(cmd::train::TrainArgs),
     /// One child run of `bench-model` (internal).
     #[command(hide = true)]
     BenchModelChild {
@@ -65,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Calibrate(args) => cmd::tuning::calibrate::run(&args, cli.json),
         Command::Profile(args) => cmd::tuning::profile::run(&args, cli.json),
         Command::Tune(args) => cmd::tuning::tune::run(&args, cli.json),
+        Command::Train(args) => cmd::train::run(&args, cli.json),
         Command::BenchModelChild { job } => cmd::bench_model::child_main(&job),
     }
 }

@@ -17,22 +17,23 @@ use super::ids::{self, KeySetId};
 use super::keys::{KeyReport, KeySet};
 use super::report::RunReport;
 use crate::ckks::{
-    Ciphertext, Complex64, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeyGenerator,
-    KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
+    Ciphertext, Complex64, Context, Encoder, Encryptor, Evaluator, GaloisKey, HoistedCiphertext,
+    KeyGenerator, KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error as CoreError, Result as CoreResult};
+use crate::nn::encrypted_weights::is_encrypted_weight;
 use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
 
 /// One pinning step of an op.
 #[derive(Debug, Clone, PartialEq)]
-struct Step {
+pub(super) struct Step {
     name: &'static str,
     pins: Vec<ObjId>,
     writes: Vec<ObjId>,
 }
 
 /// The steps of op `op` (a hoisted rotation is split; everything else is one step).
-fn steps(op: &Op) -> Vec<Step> {
+pub(super) fn steps(op: &Op) -> Vec<Step> {
     if let Op::HoistedRotate { src, rots } = op {
         let mut v = vec![Step { name: "hoist", pins: vec![*src], writes: vec![] }];
         v.extend(rots.iter().map(|&(_, key, dst)| Step {
@@ -119,7 +120,9 @@ impl<'s> Executor<'s> {
                 let obj = ObjId(i as u32);
                 match galois_of(o.kind) {
                     Some(g) => ids::key_id(keyset, pid, g),
-                    None if o.kind == ObjKind::Plaintext => ids::weight_id(weights_tag, obj),
+                    None if o.kind == ObjKind::Plaintext || is_encrypted_weight(o) => {
+                        ids::weight_id(weights_tag, obj)
+                    }
                     None => ids::ct_id(obj),
                 }
             })
@@ -185,7 +188,7 @@ impl<'s> Executor<'s> {
     fn put_event(&mut self, obj: ObjId, len: u64) {
         let o = &self.program.objects()[obj.index()];
         let durability = match o.kind {
-            ObjKind::Ciphertext => TraceDurability::Scratch,
+            ObjKind::Ciphertext if !is_encrypted_weight(o) => TraceDurability::Scratch,
             _ => TraceDurability::Durable,
         };
         self.events.push(TraceEvent::Put {
@@ -357,6 +360,46 @@ impl<'s> Executor<'s> {
         Ok(healed_line(&role.what, source))
     }
 
+    /// Encrypts every encrypted-weight ciphertext of the program (see
+    /// [`crate::nn::encrypted_weights`]) with the model owner's `sk` and puts it (durable),
+    /// reusing ones already in the pool under the same weights tag. Returns how many were
+    /// encrypted. In plan mode only the puts are recorded.
+    pub fn prepare_encrypted_weights(&mut self, sk: Option<&SecretKey>) -> Result<usize> {
+        let mut encrypted = 0;
+        let mut encryptor = None;
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if !is_encrypted_weight(o) {
+                continue;
+            }
+            let obj = ObjId(i as u32);
+            let id = self.ids[i];
+            if let Backend::Real(real) = &mut self.backend {
+                real.meta.insert(obj, (o.level, o.scale));
+                if real.store.len_of(id) != Some(o.bytes) {
+                    let sk = sk.ok_or(Error::WrongMode {
+                        mode: "real",
+                        what: "encrypt weights without the owner's secret key",
+                    })?;
+                    let src = o.plain.as_ref().ok_or(CoreError::MissingObject {
+                        id: obj.0,
+                        reason: "encrypted weight without values",
+                    })?;
+                    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+                    let enc = encryptor.get_or_insert_with(|| Encryptor::new(&real.ctx));
+                    let ct = enc.encrypt_sk(sk, &pt)?;
+                    let mut w = real.store.alloc(o.bytes)?;
+                    w.as_u64s_mut().copy_from_slice(ct.as_words());
+                    real.store.put_block(id, ObjectKind::Ciphertext, Durability::Durable, w)?;
+                    encrypted += 1;
+                }
+            } else {
+                encrypted += 1;
+            }
+            self.put_event(obj, o.bytes);
+        }
+        Ok(encrypted)
+    }
+
     /// The store ids every step will pin, in order (what `hint` receives).
     pub fn pin_sequence(&self) -> Vec<ObjectId> {
         self.program
@@ -405,7 +448,31 @@ impl<'s> Executor<'s> {
     /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
     /// executor (and the store) can run again.
     pub fn run(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
-        let result = self.run_program(input);
+        let &[(_, in_obj)] = self.program.inputs() else {
+            return Err(CoreError::InvalidParameter {
+                name: "program",
+                reason: "needs exactly one input".into(),
+            }
+            .into());
+        };
+        self.run_guarded(&[(in_obj, input)])
+    }
+
+    /// Runs a program with any number of inputs, each looked up by name in `inputs` (real
+    /// mode needs all of them; plan mode ignores them). Outputs stay in the store until
+    /// [`Executor::finish`]; a failed run removes what it had put, as [`Executor::run`] does.
+    pub fn run_named(&mut self, inputs: &[(String, Ciphertext)]) -> Result<RunReport> {
+        let named: Vec<(ObjId, Option<&Ciphertext>)> = self
+            .program
+            .inputs()
+            .iter()
+            .map(|(name, obj)| (*obj, inputs.iter().find(|(n, _)| n == name).map(|(_, c)| c)))
+            .collect();
+        self.run_guarded(&named)
+    }
+
+    fn run_guarded(&mut self, inputs: &[(ObjId, Option<&Ciphertext>)]) -> Result<RunReport> {
+        let result = self.run_program(inputs);
         if result.is_err() {
             self.discard_live();
         }
@@ -417,8 +484,18 @@ impl<'s> Executor<'s> {
     fn discard_live(&mut self) {
         let Backend::Real(real) = &mut self.backend else { return };
         real.drop_hoisted();
-        let mut live: Vec<ObjId> = real.meta.drain().map(|(obj, _)| obj).collect();
+        let objects = self.program.objects();
+        // Encrypted weights are durable setup objects: they stay (and keep their metadata).
+        let mut live: Vec<ObjId> = real
+            .meta
+            .keys()
+            .copied()
+            .filter(|o| !is_encrypted_weight(&objects[o.index()]))
+            .collect();
         live.sort_by_key(|o| o.index());
+        for obj in &live {
+            real.meta.remove(obj);
+        }
         for obj in live {
             let id = self.ids[obj.index()];
             // Best effort: the object that failed to be put is not in the store at all.
@@ -428,30 +505,25 @@ impl<'s> Executor<'s> {
         }
     }
 
-    fn run_program(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
+    fn run_program(&mut self, inputs: &[(ObjId, Option<&Ciphertext>)]) -> Result<RunReport> {
         let program = self.program;
-        let &[(_, in_obj)] = program.inputs() else {
-            return Err(CoreError::InvalidParameter {
-                name: "program",
-                reason: "needs exactly one input".into(),
-            }
-            .into());
-        };
         // A budget that some step can never fit fails here, before anything is put.
         if let Backend::Real(real) = &self.backend {
             real.store.check_working_sets(self.working_sets())?;
         }
-        // The input ciphertext.
-        let in_len = match &mut self.backend {
-            Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
-            Backend::Real(real) => {
-                let ct =
-                    input.ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
-                real.meta.insert(in_obj, (ct.level(), ct.scale()));
-                put_ct(real, self.ids[in_obj.index()], ct)?
-            }
-        };
-        self.put_event(in_obj, in_len);
+        // The input ciphertexts.
+        for &(in_obj, input) in inputs {
+            let in_len = match &mut self.backend {
+                Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
+                Backend::Real(real) => {
+                    let ct = input
+                        .ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
+                    real.meta.insert(in_obj, (ct.level(), ct.scale()));
+                    put_ct(real, self.ids[in_obj.index()], ct)?
+                }
+            };
+            self.put_event(in_obj, in_len);
+        }
         if let Backend::Real(real) = &self.backend {
             real.store.hint(&self.pin_sequence());
         }
@@ -530,6 +602,11 @@ impl<'s> Executor<'s> {
             self.events.push(TraceEvent::Remove { id });
         }
         Ok(())
+    }
+
+    /// The program this executor runs.
+    pub fn program(&self) -> &'s Program {
+        self.program
     }
 
     /// The events recorded so far.

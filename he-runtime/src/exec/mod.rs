@@ -27,6 +27,7 @@ pub mod ids;
 mod keys;
 mod report;
 mod session;
+pub mod train;
 pub mod wire;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};

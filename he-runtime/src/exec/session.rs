@@ -9,6 +9,10 @@ use super::{derivable_damage, weights_tag, Executor, KeyReport, KeySetId, RunRep
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
 use crate::exec::error::Result;
 use crate::model::{Compiled, Model};
+use crate::nn::encrypted_weights::is_encrypted_weight;
+
+/// Mixed into the weights hash of a model whose weights are ciphertexts ("encweigh").
+const ENCRYPTED_WEIGHTS_TAG: u64 = 0x656e_6377_6569_6768;
 
 /// Keys, weights and an executor ready to run one model sample after sample.
 pub struct Session<'s> {
@@ -23,7 +27,8 @@ pub struct Session<'s> {
     keyset: KeySetId,
     /// What preparing the keys did (generated or reused from the pool).
     pub keys: KeyReport,
-    /// Weight plaintexts encoded and put (0 when all were reused).
+    /// Weight plaintexts encoded (or weight ciphertexts encrypted) and put (0 when all were
+    /// reused).
     pub weights_encoded: usize,
     /// One line per damaged object regenerated since the last [`Session::take_healed`].
     healed: Vec<String>,
@@ -43,10 +48,14 @@ impl<'s> Session<'s> {
         let mut kg = KeyGenerator::with_seed(&ctx, sk_seed);
         let sk = kg.secret_key();
         let keyset = KeySetId::from_seed(&sk_seed);
-        let tag = weights_tag(model.weights_hash(), params.id());
+        // Encrypted weights get their own tag: their objects differ from the encoded ones.
+        let encrypted = compiled.program.objects().iter().any(is_encrypted_weight);
+        let hash = model.weights_hash() ^ if encrypted { ENCRYPTED_WEIGHTS_TAG } else { 0 };
+        let tag = weights_tag(hash, params.id());
         let mut executor = Executor::real(&compiled.program, tag, keyset, store, &ctx)?;
         let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
-        let weights_encoded = executor.prepare_weights()?;
+        let weights_encoded =
+            executor.prepare_weights()? + executor.prepare_encrypted_weights(Some(&sk))?;
         Ok(Self {
             model,
             compiled,

@@ -72,6 +72,11 @@ impl ProgramBuilder {
         self.layer = (self.layers.len() - 1).min(u16::MAX as usize) as u16;
     }
 
+    /// Number of ops emitted so far (the index the next op will get).
+    pub fn op_count(&self) -> usize {
+        self.ops.len()
+    }
+
     /// Name of the current layer.
     pub fn layer_name(&self) -> &str {
         &self.layers[self.layer as usize]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::program::{Access, AccessMode, ObjId, ObjKind, Op, Program};
 use crate::ckks::{
-    Ciphertext, Context, Encoder, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator, Plaintext,
-    RelinKey, Scratch, SecretKey,
+    Ciphertext, Context, Encoder, Encryptor, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator,
+    Plaintext, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error, Result};
 
@@ -136,6 +136,26 @@ impl<'a> Interpreter<'a> {
         })
     }
 
+    /// Encrypts every encrypted-weight object of the program (see
+    /// [`super::encrypted_weights`]) with the model owner's secret key, at the level and scale
+    /// the program records; returns how many there were.
+    pub fn encrypt_weights(&mut self, enc: &mut Encryptor, sk: &SecretKey) -> Result<usize> {
+        let mut n = 0;
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if !super::encrypted_weights::is_encrypted_weight(o) {
+                continue;
+            }
+            let src = o.plain.as_ref().ok_or(Error::MissingObject {
+                id: i as u32,
+                reason: "encrypted weight without values",
+            })?;
+            let pt = self.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+            self.cts.insert(ObjId(i as u32), enc.encrypt_sk(sk, &pt)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The encoder (for callers preparing inputs).
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
@@ -163,7 +183,20 @@ impl<'a> Interpreter<'a> {
 
     /// Runs every op in order, freeing scratch ciphertexts after their last use.
     pub fn run(&mut self) -> Result<()> {
-        for i in 0..self.program.ops().len() {
+        self.run_ops(0..self.program.ops().len())
+    }
+
+    /// Runs the ops `range` in order (the pieces of [`Interpreter::run`], e.g. to time each
+    /// phase of a program), freeing scratch ciphertexts after their last use.
+    pub fn run_ops(&mut self, range: std::ops::Range<usize>) -> Result<()> {
+        let len = self.program.ops().len();
+        if range.end > len {
+            return Err(Error::InvalidParameter {
+                name: "op range",
+                reason: format!("{range:?} beyond the program's {len} ops"),
+            });
+        }
+        for i in range {
             self.step(i)?;
             for &dead in self.program.frees_after(i) {
                 if let Some(ct) = self.cts.remove(&dead) {

@@ -34,6 +34,7 @@
 //! [`Model`] sequences them with level bookkeeping. Data layouts are in [`layout`].
 
 pub mod builder;
+pub mod encrypted_weights;
 pub mod interp;
 pub mod layers;
 pub mod layout;
@@ -42,6 +43,7 @@ pub mod poly;
 pub mod program;
 
 pub use builder::ProgramBuilder;
+pub use encrypted_weights::encrypt_weights;
 pub use interp::{Interpreter, KeyBundle, PlainInterpreter};
 pub use layout::{Layout, Tensor};
 pub use model::{Layer, Model};

@@ -9,6 +9,8 @@ pub mod plan;
 pub mod rss;
 pub mod run;
 mod run_batch;
+mod run_encrypted_weights;
 mod run_file;
 pub mod run_setup;
+pub mod train;
 pub mod tuning;

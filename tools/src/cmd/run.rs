@@ -84,6 +84,9 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         .context("no preset has enough levels")?;
     let params = preset.params()?;
     let compiled = model.compile(&params)?;
+    if args.encrypted_weights {
+        return super::run_encrypted_weights::run(args, json, &model, &compiled, &tests);
+    }
 
     let (store, dir, _tmp, policy) = open_store(args)?;
     let budget = args.dram_mib << 20;

@@ -106,6 +106,10 @@ pub struct RunArgs {
     pub(crate) inputs: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) import: super::import::ImportFlags,
+    /// Run with the weights encrypted too (ct × ct products), side by side with plaintext
+    /// weights (slot layout).
+    #[arg(long)]
+    pub(crate) encrypted_weights: bool,
 }
 
 /// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool

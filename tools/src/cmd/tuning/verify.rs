@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use super::costs::CostFile;
 use super::{mib, note, Loaded};
-use crate::cmd::bench_model::child::JobKey;
-use crate::secret::SecretArgs;
 use crate::cmd::bench_model::cgroup::{run_child, Cgroup, Observed};
+use crate::cmd::bench_model::child::JobKey;
 use crate::cmd::bench_model::child::{ChildReport, ImageRun, Job, JobMode};
+use crate::secret::SecretArgs;
 
 /// How the verifying runs are made.
 pub struct VerifyOptions {
