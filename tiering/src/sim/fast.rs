@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use super::fenwick::{Fenwick, MaxTree};
-use super::{split_setup, timed_pins, PredictOptions, Prediction, Timeline, Transfer};
+use super::prediction::{split_setup, timed_pins, PredictOptions, Prediction, Timeline, Transfer};
 use crate::choice::prefetch_fits;
 use crate::cost::CostModel;
 use crate::error::{Error, Result};

@@ -17,14 +17,13 @@ mod fenwick;
 mod prediction;
 pub mod reference;
 
-pub use prediction::{split_setup, timed_pins, PredictOptions, Prediction};
+pub use prediction::{split_setup, timed_pins, PredictOptions, Prediction, Timeline, Transfer};
 
 use serde::{Deserialize, Serialize};
 
 use crate::belady::simulate_min;
 use crate::cost::CostModel;
 use crate::error::Result;
-use crate::ids::ObjectId;
 use crate::policy::PolicyConfig;
 use crate::trace::{Trace, TraceEvent};
 
@@ -81,34 +80,6 @@ pub fn predict(
     opts: &PredictOptions,
 ) -> Result<Prediction> {
     fast::predict(trace, model, policy, budget, opts, false).map(|(p, _)| p)
-}
-
-/// One transfer on the PM link in a predicted run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Transfer {
-    /// The object moved.
-    #[serde(with = "crate::ids::serde_id")]
-    pub id: ObjectId,
-    /// Bytes moved.
-    pub bytes: u64,
-    /// PM → DRAM (a load or prefetch) when true, DRAM → PM (a write-back or durable put) when
-    /// false.
-    pub read: bool,
-    /// When the link started it (ns from the start of the timed phase).
-    pub start_ns: f64,
-    /// When it finished (ns).
-    pub end_ns: f64,
-    /// Index of the timed-phase op that was running (or pinning) when it was issued.
-    pub op: usize,
-}
-
-/// What happened when, in a predicted run: every PM transfer and every op's span.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Timeline {
-    /// Transfers in the order they were issued.
-    pub transfers: Vec<Transfer>,
-    /// (start, end) of each timed-phase op in ns: from its first pin to the end of its compute.
-    pub ops: Vec<(f64, f64)>,
 }
 
 /// [`predict`], also returning the timeline of the timed phase (for plots of the PM traffic

@@ -69,3 +69,31 @@ impl Default for PredictOptions {
         Self { migrator_threads: 2, reuse_durable: false }
     }
 }
+
+/// One transfer on the PM link in a predicted run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transfer {
+    /// The object moved.
+    #[serde(with = "crate::ids::serde_id")]
+    pub id: ObjectId,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// PM → DRAM (a load or prefetch) when true, DRAM → PM (a write-back or durable put) when
+    /// false.
+    pub read: bool,
+    /// When the link started it (ns from the start of the timed phase).
+    pub start_ns: f64,
+    /// When it finished (ns).
+    pub end_ns: f64,
+    /// Index of the timed-phase op that was running (or pinning) when it was issued.
+    pub op: usize,
+}
+
+/// What happened when, in a predicted run: every PM transfer and every op's span.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Transfers in the order they were issued.
+    pub transfers: Vec<Transfer>,
+    /// (start, end) of each timed-phase op in ns: from its first pin to the end of its compute.
+    pub ops: Vec<(f64, f64)>,
+}
