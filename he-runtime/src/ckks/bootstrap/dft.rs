@@ -74,9 +74,15 @@ impl DiagonalMap {
     }
 }
 
-/// One forward butterfly stage of half-length `h` (stage length 2h):
-/// lower half `x_i + ω·x_{i+h}`, upper half `x_{i−h} − ω·x_i`.
-fn forward_stage(fft: &SpecialFft, slots: usize, h: usize) -> DiagonalMap {
+/// A butterfly stage of half-length `h` (stage length 2h) in diagonal form. For offset `j < h`
+/// within its block, `lower(j)` gives the lower output's coefficients (on x_i, on x_{i+h}) and
+/// `upper(j)` the upper output's (on x_{i−h}, on x_i).
+fn stage(
+    slots: usize,
+    h: usize,
+    lower: impl Fn(usize) -> (Complex64, Complex64),
+    upper: impl Fn(usize) -> (Complex64, Complex64),
+) -> DiagonalMap {
     let mut m = DiagonalMap::new(slots);
     let len = 2 * h;
     let mut d0 = vec![Complex64::default(); slots];
@@ -85,12 +91,9 @@ fn forward_stage(fft: &SpecialFft, slots: usize, h: usize) -> DiagonalMap {
     for i in 0..slots {
         let j = i % len;
         if j < h {
-            d0[i] = Complex64::new(1.0, 0.0);
-            dp[i] = fft.twiddle(len, j);
+            (d0[i], dp[i]) = lower(j);
         } else {
-            let w = fft.twiddle(len, j - h);
-            d0[i] = Complex64::new(-w.re, -w.im);
-            dm[i] = Complex64::new(1.0, 0.0);
+            (dm[i], d0[i]) = upper(j - h);
         }
     }
     m.add(0, &d0);
@@ -101,31 +104,22 @@ fn forward_stage(fft: &SpecialFft, slots: usize, h: usize) -> DiagonalMap {
     m
 }
 
-/// One inverse butterfly stage of half-length `h`: lower half `x_i + x_{i+h}`, upper half
-/// `(x_{i−h} − x_i)·ω̄`.
+const ONE: Complex64 = Complex64::new(1.0, 0.0);
+
+fn neg(z: Complex64) -> Complex64 {
+    Complex64::new(-z.re, -z.im)
+}
+
+/// One forward butterfly stage: lower half `x_i + ω·x_{i+h}`, upper half `x_{i−h} − ω·x_i`.
+fn forward_stage(fft: &SpecialFft, slots: usize, h: usize) -> DiagonalMap {
+    let w = |j| fft.twiddle(2 * h, j);
+    stage(slots, h, |j| (ONE, w(j)), |j| (ONE, neg(w(j))))
+}
+
+/// One inverse butterfly stage: lower half `x_i + x_{i+h}`, upper half `(x_{i−h} − x_i)·ω̄`.
 fn inverse_stage(fft: &SpecialFft, slots: usize, h: usize) -> DiagonalMap {
-    let mut m = DiagonalMap::new(slots);
-    let len = 2 * h;
-    let mut d0 = vec![Complex64::default(); slots];
-    let mut dp = vec![Complex64::default(); slots];
-    let mut dm = vec![Complex64::default(); slots];
-    for i in 0..slots {
-        let j = i % len;
-        if j < h {
-            d0[i] = Complex64::new(1.0, 0.0);
-            dp[i] = Complex64::new(1.0, 0.0);
-        } else {
-            let w = fft.twiddle(len, j - h).conj();
-            d0[i] = Complex64::new(-w.re, -w.im);
-            dm[i] = w;
-        }
-    }
-    m.add(0, &d0);
-    m.add(h, &dp);
-    // At h = slots/2 the offsets +h and −h coincide; their supports (lower and upper half)
-    // do not, so the two add up.
-    m.add(slots - h, &dm);
-    m
+    let w = |j| fft.twiddle(2 * h, j).conj();
+    stage(slots, h, |_| (ONE, ONE), |j| (w(j), neg(w(j))))
 }
 
 /// Splits `stages` stages into `levels` groups as evenly as possible, larger groups first.
