@@ -2,7 +2,6 @@
 
 use hetier_allocator::Pool;
 
-use super::TieredStore;
 use crate::cost::{CostModel, PmDescription};
 use crate::error::{Error, Result};
 use crate::policy::{Policy, PolicyConfig};
@@ -21,7 +20,7 @@ pub struct NoPool;
 #[derive(Debug)]
 pub struct WithPool(Pool);
 
-/// Builds a [`TieredStore`]; `dram_budget` and `pool` are required, the rest optional.
+/// Builds a [`crate::TieredStore`]; `dram_budget` and `pool` are required, the rest optional.
 #[derive(Debug)]
 pub struct StoreBuilder<B, P> {
     budget: B,
@@ -109,9 +108,19 @@ impl<B> StoreBuilder<B, NoPool> {
     }
 }
 
+/// A builder's validated options: what the store starts from.
+pub(super) struct StoreParts {
+    pub(super) pool: Pool,
+    pub(super) budget: u64,
+    pub(super) policy: Box<dyn Policy>,
+    pub(super) threads: usize,
+    pub(super) throttle: Option<Throttle>,
+    pub(super) pm_description: PmDescription,
+}
+
 impl StoreBuilder<WithBudget, WithPool> {
-    /// Validates the options and starts the store (and its migrator threads).
-    pub fn build(self) -> Result<TieredStore> {
+    /// Validates the options (`build`, beside the store, starts it from them).
+    pub(super) fn into_parts(self) -> Result<StoreParts> {
         let budget = self.budget.0;
         if budget == 0 {
             return Err(Error::InvalidConfig {
@@ -150,7 +159,7 @@ impl StoreBuilder<WithBudget, WithPool> {
             }
             None => (None, PmDescription { label: base, emulated: false }),
         };
-        TieredStore::from_parts(pool, budget, policy, o.threads, throttle, pm_description)
+        Ok(StoreParts { pool, budget, policy, threads: o.threads, throttle, pm_description })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hetier_allocator::DramBlock;
 
-use super::Inner;
+use super::state::Inner;
 use crate::ids::ObjectId;
 
 /// Keeps one object in DRAM while alive; derefs to its bytes.

@@ -6,8 +6,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Receiver;
 use hetier_allocator::Durability;
 
-use super::state::{complete_load, complete_write_back, schedule_prefetch};
-use super::{Inner, Job};
+use super::state::{complete_load, complete_write_back, schedule_prefetch, Inner, Job};
 
 /// Starts one migrator thread. `None` if the OS refused: the store still works (pins load on
 /// demand), and once no receiver is left, sends fail and prefetching switches off.

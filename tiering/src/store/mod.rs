@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
 use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind, Pool};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use builder::StoreParts;
 pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
 pub use guard::{BlockWriter, PinGuard};
 pub use state::Residency;
@@ -25,7 +25,7 @@ pub use stats::StoreStats;
 
 use state::{
     complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer, Entry,
-    Need, Room, State, Transfer,
+    Inner, Job, Need, Room, State, Transfer,
 };
 
 use crate::cost::PmDescription;
@@ -34,27 +34,6 @@ use crate::ids::ObjectId;
 use crate::policy::Policy;
 use crate::throttle::{Direction, Throttle};
 use crate::tracker::{AccessStats, AccessTracker};
-
-/// Work for the migrator threads.
-#[derive(Debug)]
-pub(crate) enum Job {
-    /// Load an object into the given block (its bytes are reserved).
-    Fetch(ObjectId, DramBlock),
-    WriteBack(ObjectId),
-    Stop,
-}
-
-pub(crate) struct Inner {
-    state: Mutex<State>,
-    cond: Condvar,
-    pool: Pool,
-    dram: DramTier,
-    budget: u64,
-    throttle: Option<Throttle>,
-    jobs: Sender<Job>,
-    migrator_threads: usize,
-    pm_description: PmDescription,
-}
 
 impl Inner {
     fn send(&self, job: Job) -> std::result::Result<(), Job> {
@@ -122,6 +101,14 @@ pub struct ObjectInfo {
     pub residency: Residency,
     /// Live pin guards.
     pub pins: u32,
+}
+
+impl StoreBuilder<WithBudget, WithPool> {
+    /// Validates the options and starts the store (and its migrator threads).
+    pub fn build(self) -> Result<TieredStore> {
+        let p: StoreParts = self.into_parts()?;
+        TieredStore::from_parts(p.pool, p.budget, p.policy, p.threads, p.throttle, p.pm_description)
+    }
 }
 
 /// A store of immutable objects with a hard DRAM budget over a persistent-memory pool.

@@ -4,16 +4,41 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crossbeam_channel::Sender;
+use hetier_allocator::Pool;
 use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind};
-use parking_lot::MutexGuard;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::stats::StoreStats;
-use super::{Inner, Job};
 use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
+use crate::cost::PmDescription;
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
 use crate::policy::Policy;
+use crate::throttle::Throttle;
 use crate::tracker::AccessTracker;
+
+/// Work for the migrator threads.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// Load an object into the given block (its bytes are reserved).
+    Fetch(ObjectId, DramBlock),
+    WriteBack(ObjectId),
+    Stop,
+}
+
+/// What the store's handle, its guards and its migrator threads share.
+pub(crate) struct Inner {
+    pub(super) state: Mutex<State>,
+    pub(super) cond: Condvar,
+    pub(super) pool: Pool,
+    pub(super) dram: DramTier,
+    pub(super) budget: u64,
+    pub(super) throttle: Option<Throttle>,
+    pub(super) jobs: Sender<Job>,
+    pub(super) migrator_threads: usize,
+    pub(super) pm_description: PmDescription,
+}
 
 /// Where an object's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
