@@ -12,7 +12,7 @@
 //!
 //! | module | owns | feature |
 //! |---|---|---|
-//! | [`math`] | Z_q arithmetic (Barrett, Shoup), NTT-friendly primes, negacyclic NTT (portable and AVX-512 IFMA, chosen at run time), RNS bases, fast basis extension, automorphisms. The only `unsafe` is its `simd` submodule. | core |
+//! | [`math`] | Z_q arithmetic (Barrett, Shoup), NTT-friendly primes, negacyclic NTT (portable and AVX-512 IFMA, chosen at run time), RNS bases, fast basis extension, automorphisms. Its only code outside safe Rust is the `simd` submodule. | core |
 //! | [`ckks`] | parameters (checked against the 128-bit bounds; insecure sets need an explicit opt-in), encoder, keys with hybrid key switching, encrypt/decrypt, the evaluator (add, multiply+relinearise, rescale, rotate, conjugate, hoisted rotations), versioned serialisation | core |
 //! | [`nn`] | encrypted layers (dense, conv2d, pooling, polynomial activations, residual adds) compiled into a straight-line op [`nn::Program`], an in-memory interpreter, and the program's exact access trace | core |
 //! | [`model`] | model descriptions (JSON + `safetensors`), validated before any key exists; the slot-packed compiler to an [`nn::Program`]; the f64 reference; full-size layer tables | core |

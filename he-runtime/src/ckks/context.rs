@@ -177,6 +177,16 @@ impl Context {
         Ok(())
     }
 
+    /// Checks that this context was built for `params` (the parameters a program or plan was
+    /// compiled for): `ParamsMismatch` with the expected and this context's fingerprints.
+    pub fn check_params(&self, params: &Params) -> Result<()> {
+        if self.params == *params {
+            Ok(())
+        } else {
+            Err(Error::ParamsMismatch { expected: params.id(), found: self.params.id() })
+        }
+    }
+
     /// Checks that an object made under parameters `id` belongs to this context.
     pub(crate) fn check_id(&self, id: u64) -> Result<()> {
         if id == self.params.id() {

@@ -151,13 +151,7 @@ impl<'s> Executor<'s> {
         store: &'s TieredStore,
         ctx: &Arc<Context>,
     ) -> Result<Self> {
-        if ctx.params() != program.params() {
-            return Err(CoreError::ParamsMismatch {
-                expected: program.params().id(),
-                found: ctx.params().id(),
-            }
-            .into());
-        }
+        ctx.check_params(program.params())?;
         let eval = Evaluator::new(ctx);
         let real = Real {
             store,

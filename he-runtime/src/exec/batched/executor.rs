@@ -90,13 +90,7 @@ impl<'s> BatchExecutor<'s> {
         store: &'s TieredStore,
         ctx: &Arc<Context>,
     ) -> Result<Self> {
-        if ctx.params() != plan.params() {
-            return Err(CoreError::ParamsMismatch {
-                expected: plan.params().id(),
-                found: ctx.params().id(),
-            }
-            .into());
-        }
+        ctx.check_params(plan.params())?;
         let eval = Evaluator::new(ctx);
         let real = Real {
             store,
