@@ -381,6 +381,13 @@ pub enum Error {
         /// log2 of the largest scale allowed (q_0 / 32).
         max_log2: f64,
     },
+    /// A program's bootstrap ops were compiled for another bootstrapper than the one given to
+    /// run them (a plan would then not describe the run).
+    #[error("the program's bootstraps were compiled for another bootstrapper: {reason}")]
+    BootstrapMismatch {
+        /// What differs.
+        reason: String,
+    },
     /// A key an operation needs was not supplied.
     #[error("missing key: {what}")]
     MissingKey {

@@ -84,6 +84,17 @@ impl<'s> StoredBootstrapKeys<'s> {
         Ok((Self { store, ctx: Arc::clone(ctx), keys }, report))
     }
 
+    /// The keys of an already loaded key set (one that holds every key the bootstrap needs,
+    /// e.g. after [`Self::ensure`] or a server's `KeySet::ensure_with`).
+    pub fn from_key_set(store: &'s TieredStore, ctx: &Arc<Context>, keys: KeySet) -> Self {
+        Self { store, ctx: Arc::clone(ctx), keys }
+    }
+
+    /// The loaded key set.
+    pub fn key_set(&self) -> &KeySet {
+        &self.keys
+    }
+
     /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap).
     pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
         let once: Vec<ObjectId> = bs

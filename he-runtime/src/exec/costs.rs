@@ -29,9 +29,14 @@ fn is_key_switch(name: &str) -> bool {
 }
 
 impl OpCosts {
-    /// Estimated time of op `name` on operands at `level` (nanoseconds, rounded).
+    /// Estimated time of op `name` on operands at `level` (nanoseconds, rounded). A bootstrap
+    /// always runs at the top of the chain: its steps ("bootstrap" up to the first key,
+    /// "bootstrap_key" per key use) are not scaled by the level.
     pub fn estimate(&self, name: &str, level: usize) -> u64 {
         let top = self.top_ns.get(name).copied().unwrap_or(0.0);
+        if matches!(name, "bootstrap" | "bootstrap_key") {
+            return top.round() as u64;
+        }
         let ratio = if is_key_switch(name) {
             (level + 1 + self.p_len) as f64 / (self.q_len + self.p_len) as f64
         } else {

@@ -10,19 +10,22 @@ use hetier_tiering::{
     TraceDurability, TraceEvent, TraceHeader,
 };
 
+use super::bootstrap::StoredBootstrapKeys;
 use super::costs::OpCosts;
 use super::error::{Error, Result};
 use super::heal::{healed_line, pin_as, program_role};
 use super::ids::{self, KeySetId};
 use super::keys::{KeyReport, KeySet};
 use super::report::RunReport;
+use crate::ckks::bootstrap::{Bootstrapper, KeyUse, RecordingKeys};
 use crate::ckks::{
     Ciphertext, Complex64, Context, Encoder, Encryptor, Evaluator, GaloisKey, HoistedCiphertext,
     KeyGenerator, KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::nn::encrypted_weights::is_encrypted_weight;
-use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program};
+use crate::nn::interp::{check_bootstrapper, check_key_uses};
+use crate::nn::{switching_key_tag, AccessMode, ObjId, ObjKind, Op, Program};
 
 /// One pinning step of an op.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +37,19 @@ pub(super) struct Step {
 
 /// The steps of op `op` (a hoisted rotation is split; everything else is one step).
 pub(super) fn steps(op: &Op) -> Vec<Step> {
+    if let Op::Bootstrap { dst, src, keys } = op {
+        // The input is pinned for the whole bootstrap, each key only for the step using it.
+        let mut v = vec![Step { name: "bootstrap", pins: vec![*src], writes: vec![] }];
+        v.extend(keys.iter().map(|&k| Step {
+            name: "bootstrap_key",
+            pins: vec![k],
+            writes: vec![],
+        }));
+        if let Some(last) = v.last_mut() {
+            last.writes.push(*dst);
+        }
+        return v;
+    }
     if let Op::HoistedRotate { src, rots } = op {
         let mut v = vec![Step { name: "hoist", pins: vec![*src], writes: vec![] }];
         v.extend(rots.iter().map(|&(_, key, dst)| Step {
@@ -66,6 +82,9 @@ struct Real<'s> {
     /// (`alloc` maps zero pages lazily), so DRAM objects plus the decomposition stay within
     /// the budget although the decomposition itself is process memory.
     hoist_charge: Option<BlockWriter<'s>>,
+    /// What runs the program's bootstrap ops, and their keys once prepared.
+    bootstrapper: Option<Arc<Bootstrapper>>,
+    boot_keys: Option<StoredBootstrapKeys<'s>>,
 }
 
 impl Real<'_> {
@@ -97,16 +116,20 @@ fn class(kind: ObjKind) -> ObjectClass {
     match kind {
         ObjKind::Ciphertext => ObjectClass::Ciphertext,
         ObjKind::Plaintext => ObjectClass::Plaintext,
-        ObjKind::GaloisKey { .. } | ObjKind::RelinKey => ObjectClass::EvalKey,
+        ObjKind::GaloisKey { .. } | ObjKind::RelinKey | ObjKind::SwitchingKey { .. } => {
+            ObjectClass::EvalKey
+        }
     }
 }
 
 fn galois_of(kind: ObjKind) -> Option<u64> {
-    match kind {
-        ObjKind::GaloisKey { galois_element, .. } => Some(galois_element),
-        ObjKind::RelinKey => Some(0),
-        _ => None,
-    }
+    kind.key_tag()
+}
+
+/// Whether key tag `g` is a bootstrap's encapsulation key (made with the sparse secret by
+/// [`StoredBootstrapKeys::ensure`], not by a plain key generation).
+fn is_switching_tag(g: u64) -> bool {
+    [KeyUse::ToSparse, KeyUse::FromSparse].iter().any(|&u| switching_key_tag(u) == Some(g))
 }
 
 impl<'s> Executor<'s> {
@@ -163,8 +186,27 @@ impl<'s> Executor<'s> {
             meta: HashMap::new(),
             hoisted: None,
             hoist_charge: None,
+            bootstrapper: None,
+            boot_keys: None,
         };
         Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
+    }
+
+    /// Runs the program's bootstrap ops with `bs` (real mode; a typed error if the program
+    /// was compiled for another bootstrapper). Call before [`Executor::prepare_keys`], which
+    /// then also makes the bootstrap's keys.
+    pub fn with_bootstrapper(mut self, bs: Arc<Bootstrapper>) -> Result<Self> {
+        check_bootstrapper(self.program, &bs)?;
+        match &mut self.backend {
+            Backend::Real(real) => {
+                if !Arc::ptr_eq(bs.context(), &real.ctx) {
+                    real.ctx.check_params(bs.context().params())?;
+                }
+                real.bootstrapper = Some(bs);
+                Ok(self)
+            }
+            Backend::Plan(_) => Err(Error::WrongMode { mode: "plan", what: "run bootstraps" }),
+        }
     }
 
     fn mode(&self) -> &'static str {
@@ -225,8 +267,26 @@ impl<'s> Executor<'s> {
                         needed.push(g);
                     }
                 }
-                let (set, report) =
+                let mut boot_report = KeyReport::default();
+                if self.program.bootstrap().is_some() {
+                    let bs = real.bootstrapper.clone().ok_or(Error::WrongMode {
+                        mode: "real",
+                        what: "prepare a bootstrapping program's keys without a bootstrapper",
+                    })?;
+                    let (bk, r) =
+                        StoredBootstrapKeys::ensure(real.store, &real.ctx, kg, sk, keyset, &bs)?;
+                    boot_report = r;
+                    real.boot_keys = Some(bk);
+                    needed.retain(|&g| !is_switching_tag(g));
+                }
+                let (set, mut report) =
                     KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?;
+                report.generated += boot_report.generated;
+                report.bytes_generated += boot_report.bytes_generated;
+                report.manifests_healed += boot_report.manifests_healed;
+                if let Some(bk) = &mut real.boot_keys {
+                    *bk = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone());
+                }
                 real.keys = set;
                 // Every key is recorded, generated or reused: the trace describes the objects
                 // the program uses, and a replay decides whether durable setup objects are
@@ -256,6 +316,10 @@ impl<'s> Executor<'s> {
             keys.iter().filter_map(|k| galois_of(self.program.objects()[k.index()].kind)).collect();
         let (set, report) =
             KeySet::ensure_with(real.store, &real.ctx, keyset, &needed, source, |_, _| {})?;
+        if self.program.bootstrap().is_some() {
+            real.boot_keys =
+                Some(StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone()));
+        }
         real.keys = set;
         for k in &keys {
             let len = self.program.objects()[k.index()].bytes;
@@ -324,7 +388,7 @@ impl<'s> Executor<'s> {
                 put_weight(real, program, obj, id)?;
                 "the model's weights"
             }
-            ObjKind::GaloisKey { .. } | ObjKind::RelinKey => {
+            ObjKind::GaloisKey { .. } | ObjKind::RelinKey | ObjKind::SwitchingKey { .. } => {
                 let (Some(kg), Some(sk)) = (kg, sk) else {
                     return Err(Error::WrongMode {
                         mode: "real",
@@ -338,9 +402,21 @@ impl<'s> Executor<'s> {
                     .keys()
                     .iter()
                     .filter_map(|k| galois_of(program.objects()[k.index()].kind))
+                    .filter(|&g| !is_switching_tag(g))
                     .collect();
+                if let Some(bs) = real.bootstrapper.clone() {
+                    // Makes a lost encapsulation key again, with its partner.
+                    StoredBootstrapKeys::ensure(real.store, &real.ctx, kg, sk, keyset, &bs)?;
+                }
                 real.keys =
                     KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?.0;
+                if real.boot_keys.is_some() {
+                    real.boot_keys = Some(StoredBootstrapKeys::from_key_set(
+                        real.store,
+                        &real.ctx,
+                        real.keys.clone(),
+                    ));
+                }
                 "the client's secret key"
             }
             ObjKind::Ciphertext => {
@@ -524,6 +600,26 @@ impl<'s> Executor<'s> {
         let mut report = RunReport::default();
         self.layer_ns.iter_mut().for_each(|t| *t = 0);
         for (i, rec) in program.ops().iter().enumerate() {
+            if let (Op::Bootstrap { .. }, Backend::Real(real)) = (&rec.op, &mut self.backend) {
+                let (times, written) = exec_bootstrap(real, program, &self.ids, &rec.op)?;
+                for (step, ns) in steps(&rec.op).into_iter().zip(times) {
+                    let pins = step.pins.iter().map(|o| self.ids[o.index()]).collect();
+                    report.steps += 1;
+                    report.compute_ns += ns;
+                    if let Some(t) = self.layer_ns.get_mut(rec.layer as usize) {
+                        *t += ns;
+                    }
+                    self.events.push(TraceEvent::Op {
+                        name: step.name.to_owned(),
+                        pins,
+                        compute_ns: ns,
+                    });
+                }
+                let (w, len) = written;
+                self.put_event(w, len);
+                self.free_dead(i)?;
+                continue;
+            }
             for step in steps(&rec.op) {
                 let pins: Vec<ObjectId> = step.pins.iter().map(|o| self.ids[o.index()]).collect();
                 let (ns, written) = match &mut self.backend {
@@ -552,19 +648,25 @@ impl<'s> Executor<'s> {
                     self.put_event(w, len);
                 }
             }
-            for &dead in program.frees_after(i) {
-                let id = self.ids[dead.index()];
-                if let Backend::Real(real) = &mut self.backend {
-                    real.store.remove(id)?;
-                    real.meta.remove(&dead);
-                }
-                self.events.push(TraceEvent::Remove { id });
-            }
+            self.free_dead(i)?;
         }
         if let Backend::Real(real) = &mut self.backend {
             real.drop_hoisted();
         }
         Ok(report)
+    }
+
+    /// Removes the scratch objects that die after op `i`.
+    fn free_dead(&mut self, i: usize) -> Result<()> {
+        for &dead in self.program.frees_after(i) {
+            let id = self.ids[dead.index()];
+            if let Backend::Real(real) = &mut self.backend {
+                real.store.remove(id)?;
+                real.meta.remove(&dead);
+            }
+            self.events.push(TraceEvent::Remove { id });
+        }
+        Ok(())
     }
 
     /// Compute time of the last run by program layer ([`Program::layers`] order), in ns.
@@ -827,6 +929,9 @@ fn exec_step<'s>(
             let x = v.ct(*src, g(0))?;
             Some((*dst, Output::written(eval.drop_to_level_into(&x, *level, block(*level)?)?)))
         }
+        Op::Bootstrap { .. } => {
+            return Err(Error::WrongMode { mode: "real", what: "run a bootstrap as one step" })
+        }
     };
     let ns = t.elapsed().as_nanos() as u64;
     drop(guards);
@@ -856,6 +961,48 @@ fn exec_step<'s>(
     Ok((ns, written))
 }
 
+/// Runs bootstrap op `op`: pins its input for the whole bootstrap and each key only while the
+/// bootstrapper uses it (through the store-backed key source), then puts the result. Returns
+/// the compute time of each of the op's [`steps`] (the time up to the first key, then the time
+/// from each key's pin to the next) and the written result with its length.
+fn exec_bootstrap(
+    real: &mut Real<'_>,
+    program: &Program,
+    ids: &[ObjectId],
+    op: &Op,
+) -> Result<(Vec<u64>, (ObjId, u64))> {
+    let Op::Bootstrap { dst, src, keys } = op else {
+        return Err(Error::WrongMode { mode: "real", what: "bootstrap another op" });
+    };
+    real.drop_hoisted();
+    let bs = real.bootstrapper.clone().ok_or(CoreError::MissingKey { what: "bootstrapper" })?;
+    let boot_keys = real.boot_keys.as_ref().ok_or(Error::WrongMode {
+        mode: "real",
+        what: "bootstrap before the bootstrap keys were prepared",
+    })?;
+    let guard = pin_as(real.store, ids[src.index()], || program_role(program, *src))?;
+    let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program };
+    let x = v.ct(*src, &guard)?;
+    let recorder = RecordingKeys::new(boot_keys);
+    let start = Instant::now();
+    let out = bs.bootstrap(&x, &recorder, &mut real.scratch)?;
+    let end = Instant::now();
+    drop(guard);
+    let uses = recorder.into_uses();
+    check_key_uses(program, keys, &uses)?;
+    let mut marks = vec![start];
+    marks.extend(uses.iter().map(|&(_, t)| t));
+    marks.push(end);
+    let times = marks.windows(2).map(|w| (w[1] - w[0]).as_nanos() as u64).collect();
+    let words = out.as_words();
+    let mut w = real.store.alloc(words.len() as u64 * 8)?;
+    w.as_u64s_mut().copy_from_slice(words);
+    real.meta.insert(*dst, (out.level(), out.scale()));
+    let len = w.len();
+    real.store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
+    Ok((times, (*dst, len)))
+}
+
 /// A step's result: computed on the heap (copied into a store block after the pins drop), or
 /// straight into its store block.
 enum Output<'s> {
@@ -874,3 +1021,6 @@ impl<'s> Output<'s> {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "tests_bootstrapped.rs"]
+mod tests_bootstrapped;

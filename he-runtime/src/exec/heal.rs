@@ -45,6 +45,9 @@ pub fn program_role(program: &Program, obj: ObjId) -> ObjectRole {
     let layer = program.layers().get(usize::from(o.layer)).map_or("?", String::as_str);
     match o.kind {
         ObjKind::RelinKey => ObjectRole::relin_key(),
+        ObjKind::SwitchingKey { .. } => {
+            ObjectRole { what: "a bootstrap's encapsulation switching key".into(), derivable: true }
+        }
         ObjKind::GaloisKey { step: Some(s), .. } => {
             ObjectRole { what: format!("the Galois key for rotation step {s}"), derivable: true }
         }

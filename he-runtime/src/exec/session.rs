@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hetier_tiering::TieredStore;
 
 use super::{derivable_damage, weights_tag, Executor, KeyReport, KeySetId, RunReport};
+use crate::ckks::bootstrap::Bootstrapper;
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
 use crate::exec::error::Result;
 use crate::model::{Compiled, Model};
@@ -43,8 +44,33 @@ impl<'s> Session<'s> {
         store: &'s TieredStore,
         sk_seed: Seed,
     ) -> Result<Self> {
+        Self::open(model, compiled, store, sk_seed, None)
+    }
+
+    /// As [`Session::new`] for a program with bootstrap ops, run by `bs` (whose context the
+    /// session shares); the bootstrap's keys join the key set.
+    pub fn with_bootstrapper(
+        model: &'s Model,
+        compiled: &'s Compiled,
+        store: &'s TieredStore,
+        sk_seed: Seed,
+        bs: Arc<Bootstrapper>,
+    ) -> Result<Self> {
+        Self::open(model, compiled, store, sk_seed, Some(bs))
+    }
+
+    fn open(
+        model: &'s Model,
+        compiled: &'s Compiled,
+        store: &'s TieredStore,
+        sk_seed: Seed,
+        bs: Option<Arc<Bootstrapper>>,
+    ) -> Result<Self> {
         let params = compiled.program.params();
-        let ctx = Context::new(params)?;
+        let ctx = match &bs {
+            Some(bs) => Arc::clone(bs.context()),
+            None => Context::new(params)?,
+        };
         let mut kg = KeyGenerator::with_seed(&ctx, sk_seed);
         let sk = kg.secret_key();
         let keyset = KeySetId::from_seed(&sk_seed);
@@ -53,6 +79,9 @@ impl<'s> Session<'s> {
         let hash = model.weights_hash() ^ if encrypted { ENCRYPTED_WEIGHTS_TAG } else { 0 };
         let tag = weights_tag(hash, params.id());
         let mut executor = Executor::real(&compiled.program, tag, keyset, store, &ctx)?;
+        if let Some(bs) = bs {
+            executor = executor.with_bootstrapper(bs)?;
+        }
         let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
         let weights_encoded =
             executor.prepare_weights()? + executor.prepare_encrypted_weights(Some(&sk))?;
@@ -85,7 +114,7 @@ impl<'s> Session<'s> {
         self.model.check_values(x)?;
         let p = self.ctx.params();
         let slots = self.compiled.pack(x, p.slots())?;
-        let pt = self.encoder.encode_real(&slots, p.max_level(), p.scale())?;
+        let pt = self.encoder.encode_real(&slots, self.compiled.input_level()?, p.scale())?;
         let ct = self.encryptor.encrypt_sk(&self.sk, &pt)?;
         // A damaged key or weight is regenerated and the run repeated; each object at most
         // once per call, so a pool that keeps damaging what is written to it cannot loop.
@@ -106,7 +135,7 @@ impl<'s> Session<'s> {
         let out = self.executor.output(&self.compiled.output_name)?;
         self.executor.finish()?;
         let dec = Decryptor::new(&self.ctx, &self.sk)?.decrypt(&out)?;
-        Ok((self.compiled.output_layout.unpack(&self.encoder.decode_real(&dec)?), report))
+        Ok((self.compiled.unpack_output(&self.encoder.decode_real(&dec)?), report))
     }
 
     /// The lines describing each damaged object regenerated since the last call (for the

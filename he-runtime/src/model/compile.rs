@@ -66,11 +66,42 @@ pub struct Compiled {
     pub input_padding: [usize; 4],
     /// Shape of the model input (`[n]` or `[C, H, W]`, before padding).
     pub input_shape: Vec<usize>,
+    /// The client packs its input times this factor (1 unless the model bootstraps: see
+    /// [`super::factors`]).
+    pub input_factor: f64,
+    /// The decrypted logits are this factor times the model's (1 unless it bootstraps).
+    pub output_factor: f64,
 }
 
 impl Compiled {
-    /// The slot vector of one prepared input sample (padded as needed, then packed).
+    /// The level the client encrypts the input at.
+    pub fn input_level(&self) -> Result<usize> {
+        let (_, id) = self
+            .program
+            .inputs()
+            .first()
+            .ok_or(Error::InvalidParameter { name: "program", reason: "no input".into() })?;
+        Ok(self.program.object(*id)?.level)
+    }
+
+    /// The model's logits from the decoded slots of the output ciphertext.
+    pub fn unpack_output(&self, slots: &[f64]) -> Vec<f64> {
+        let f = self.output_factor;
+        self.output_layout.unpack(slots).into_iter().map(|v| v / f).collect()
+    }
+
+    /// The slot vector of one prepared input sample (padded as needed, then packed, times
+    /// [`Self::input_factor`]).
     pub fn pack(&self, x: &[f64], slots: usize) -> Result<Vec<f64>> {
+        let f = self.input_factor;
+        let mut v = self.pack_unscaled(x, slots)?;
+        if f != 1.0 {
+            v.iter_mut().for_each(|s| *s *= f);
+        }
+        Ok(v)
+    }
+
+    fn pack_unscaled(&self, x: &[f64], slots: usize) -> Result<Vec<f64>> {
         let [pt, pb, pl, pr] = self.input_padding;
         if let (&[c, h, w], true) = (&self.input_shape[..], self.input_padding != [0; 4]) {
             if x.len() != c * h * w {
@@ -312,6 +343,8 @@ impl Model {
             output_name: "logits".into(),
             input_padding,
             input_shape: in_shape,
+            input_factor: 1.0,
+            output_factor: 1.0,
         })
     }
 }

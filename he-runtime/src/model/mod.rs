@@ -3,15 +3,18 @@
 //! before any key is generated; a float64 reference forward pass; and the full-size layer
 //! tables plan mode uses ([`tables`]).
 
+pub(crate) mod bootstrapped;
 pub(crate) mod compile;
 mod desc;
 mod export;
+pub mod factors;
 pub mod onnx;
 mod reference;
 pub mod tables;
 mod validated;
 mod weights;
 
+pub use bootstrapped::DEFAULT_MARGIN;
 pub use compile::Compiled;
 pub use desc::{Activation, InputDesc, Layer, LayerKind, MaxAbs, ModelDesc, MODEL_SCHEMA};
 pub use export::tensors_to_safetensors;

@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::program::{
-    galois_element, ObjId, ObjKind, Object, Op, OpRecord, PlainSource, Program, Role, SizeModel,
+    galois_element, switching_key_tag, BootstrapSpec, ObjId, ObjKind, Object, Op, OpRecord,
+    PlainSource, Program, Role, SizeModel,
 };
+use crate::ckks::bootstrap::KeyUse;
 use crate::ckks::Params;
 use crate::error::{Error, Result};
 
@@ -24,6 +26,7 @@ pub fn scales_match(a: f64, b: f64) -> bool {
 enum KeyRef {
     Galois(u64),
     Relin,
+    Switching(u64),
 }
 
 /// Emits a [`Program`], checking levels and scales as it goes.
@@ -38,6 +41,7 @@ pub struct ProgramBuilder {
     layer: u16,
     inputs: Vec<(String, ObjId)>,
     outputs: Vec<(String, ObjId)>,
+    bootstrap: Option<BootstrapSpec>,
 }
 
 impl ProgramBuilder {
@@ -53,7 +57,43 @@ impl ProgramBuilder {
             layer: 0,
             inputs: Vec::new(),
             outputs: Vec::new(),
+            bootstrap: None,
         }
+    }
+
+    /// Lets the program bootstrap, as `spec` (from the real bootstrapper) says.
+    pub fn enable_bootstrap(&mut self, spec: BootstrapSpec) {
+        self.bootstrap = Some(spec);
+    }
+
+    /// Level of a bootstrapped ciphertext, when bootstrapping is enabled.
+    pub fn bootstrap_level(&self) -> Option<usize> {
+        self.bootstrap.as_ref().map(|b| b.output_level)
+    }
+
+    /// Bootstraps `src` (its slots must lie in [−1, 1]): the same slots, at the bootstrap's
+    /// output level and the same scale. A typed error when bootstrapping is not enabled.
+    pub fn bootstrap(&mut self, src: ObjId) -> Result<ObjId> {
+        let scale = self.scale(src)?;
+        let level = self.level(src)?;
+        let spec = self.bootstrap.clone().ok_or(Error::InvalidParameter {
+            name: "bootstrap",
+            reason: "the program was not given a bootstrapping configuration".into(),
+        })?;
+        let mut keys = Vec::with_capacity(spec.key_uses.len());
+        for &u in &spec.key_uses {
+            keys.push(match u {
+                KeyUse::Relin => self.key(KeyRef::Relin),
+                KeyUse::Galois(g) => self.galois_key(g, spec.steps.get(&g).copied().flatten()),
+                KeyUse::ToSparse | KeyUse::FromSparse => {
+                    let tag = switching_key_tag(u).unwrap_or(0);
+                    self.key(KeyRef::Switching(tag))
+                }
+            });
+        }
+        let dst = self.fresh(spec.output_level, scale);
+        self.emit(Op::Bootstrap { dst, src, keys }, level);
+        Ok(dst)
     }
 
     /// The parameter set.
@@ -168,6 +208,7 @@ impl ProgramBuilder {
             // Rotation keys come from `rotation_key`, which records the step; this path makes
             // the conjugation key.
             KeyRef::Galois(g) => ObjKind::GaloisKey { galois_element: g, step: None },
+            KeyRef::Switching(tag) => ObjKind::SwitchingKey { tag },
         };
         let id = self.push_obj(kind, Role::Key, top, 1.0);
         self.keys.insert(r, id);
@@ -177,14 +218,19 @@ impl ProgramBuilder {
     fn rotation_key(&mut self, step: i64) -> (i64, ObjId) {
         let step = step.rem_euclid(self.slots() as i64);
         let g = galois_element(self.params.log_n(), step);
+        (step, self.galois_key(g, Some(step)))
+    }
+
+    /// The key object of Galois element `g` (a rotation by `step`, or the conjugation).
+    fn galois_key(&mut self, g: u64, step: Option<i64>) -> ObjId {
         if let Some(&k) = self.keys.get(&KeyRef::Galois(g)) {
-            return (step, k);
+            return k;
         }
         let top = self.params.max_level();
-        let kind = ObjKind::GaloisKey { galois_element: g, step: Some(step) };
+        let kind = ObjKind::GaloisKey { galois_element: g, step };
         let id = self.push_obj(kind, Role::Key, top, 1.0);
         self.keys.insert(KeyRef::Galois(g), id);
-        (step, id)
+        id
     }
 
     fn emit(&mut self, op: Op, level: usize) {
@@ -474,6 +520,7 @@ impl ProgramBuilder {
             inputs: self.inputs,
             outputs: self.outputs,
             frees,
+            bootstrap: self.bootstrap,
         }
     }
 }

@@ -75,6 +75,7 @@ pub fn encrypt_weights(program: &Program) -> Result<Program> {
         inputs: program.inputs.clone(),
         outputs: program.outputs.clone(),
         frees: program.frees.clone(),
+        bootstrap: program.bootstrap.clone(),
     })
 }
 

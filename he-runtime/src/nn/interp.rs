@@ -6,10 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::program::{Access, AccessMode, ObjId, ObjKind, Op, Program};
+use super::program::{
+    switching_key_tag, Access, AccessMode, BootstrapSpec, ObjId, ObjKind, Op, Program,
+};
+use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse, RecordingKeys};
 use crate::ckks::{
     Ciphertext, Context, Encoder, Encryptor, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator,
-    Plaintext, RelinKey, Scratch, SecretKey,
+    KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error, Result};
 
@@ -20,22 +23,106 @@ pub struct KeyBundle {
     pub galois: GaloisKeySet,
     /// The relinearisation key, if the program multiplies ciphertexts.
     pub relin: Option<RelinKey>,
+    /// Dense → sparse switching key of a bootstrap's encapsulation.
+    pub to_sparse: Option<KeySwitchKey>,
+    /// Sparse → dense switching key of a bootstrap's encapsulation.
+    pub from_sparse: Option<KeySwitchKey>,
 }
 
 impl KeyBundle {
-    /// Generates exactly the keys `program` refers to.
+    /// Generates exactly the keys `program` refers to (a bootstrapping program's encapsulation
+    /// pair shares one fresh sparse secret, zeroized before this returns).
     pub fn generate(kg: &mut KeyGenerator, sk: &SecretKey, program: &Program) -> Result<Self> {
         let mut b = Self::default();
+        let mut encapsulation = false;
         for id in program.keys() {
             match program.object(id)?.kind {
                 ObjKind::GaloisKey { galois_element, .. } => {
                     b.galois.insert(kg.galois_key(sk, galois_element)?)
                 }
                 ObjKind::RelinKey => b.relin = Some(kg.relin_key(sk)?),
+                ObjKind::SwitchingKey { .. } => encapsulation = true,
                 _ => {}
             }
         }
+        if let (true, Some(h)) =
+            (encapsulation, program.bootstrap().and_then(|s| s.config.sparse_secret))
+        {
+            let sparse = kg.sparse_secret_key(h)?;
+            b.to_sparse = Some(kg.switching_key(sk, &sparse)?);
+            b.from_sparse = Some(kg.switching_key(&sparse, sk)?);
+        }
         Ok(b)
+    }
+}
+
+fn key_view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
+    KeySwitchKey { data: k.data.as_slice(), seed: k.seed, dnum: k.dnum, params_id: k.params_id }
+}
+
+impl KeySource for KeyBundle {
+    type Error = Error;
+    type Words<'a> = &'a [u64];
+
+    fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {
+        let k =
+            self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
+        Ok(GaloisKey { galois_element: k.galois_element, key: key_view(&k.key) })
+    }
+
+    fn relin(&self) -> Result<RelinKey<&[u64]>> {
+        let k = self.relin.as_ref().ok_or(Error::MissingKey { what: "relinearisation key" })?;
+        Ok(RelinKey { key: key_view(&k.key) })
+    }
+
+    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<&[u64]>> {
+        let (key, what) = match which {
+            KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
+            _ => (&self.from_sparse, "sparse-to-dense switching key"),
+        };
+        key.as_ref().map(key_view).ok_or(Error::MissingKey { what })
+    }
+}
+
+/// Checks that `bs` is the bootstrapper `program`'s bootstrap ops were compiled for.
+pub fn check_bootstrapper(program: &Program, bs: &Bootstrapper) -> Result<()> {
+    let Some(spec) = program.bootstrap() else {
+        return Ok(());
+    };
+    let got = BootstrapSpec::of(bs);
+    let reason = if got.config != spec.config {
+        format!("configuration {:?}, program has {:?}", got.config, spec.config)
+    } else if got.output_level != spec.output_level {
+        format!("output level {}, program has {}", got.output_level, spec.output_level)
+    } else if got.key_uses != spec.key_uses {
+        format!("{} key uses, program has {}", got.key_uses.len(), spec.key_uses.len())
+    } else {
+        return Ok(());
+    };
+    Err(Error::BootstrapMismatch { reason })
+}
+
+/// Checks that a bootstrap used exactly the keys its op lists, in order.
+pub(crate) fn check_key_uses(
+    program: &Program,
+    keys: &[ObjId],
+    uses: &[(KeyUse, std::time::Instant)],
+) -> Result<()> {
+    let same = keys.len() == uses.len()
+        && keys.iter().zip(uses).all(|(&k, &(u, _))| {
+            let tag = match u {
+                KeyUse::Relin => Some(0),
+                KeyUse::Galois(g) => Some(g),
+                other => switching_key_tag(other),
+            };
+            program.objects().get(k.index()).and_then(|o| o.kind.key_tag()) == tag
+        });
+    if same {
+        Ok(())
+    } else {
+        Err(Error::BootstrapMismatch {
+            reason: format!("it used {} keys, the op lists {}", uses.len(), keys.len()),
+        })
     }
 }
 
@@ -104,9 +191,18 @@ pub struct Interpreter<'a> {
     cts: HashMap<ObjId, Ciphertext>,
     pts: HashMap<ObjId, Plaintext>,
     log: Vec<Access>,
+    bootstrapper: Option<&'a Bootstrapper>,
 }
 
 impl<'a> Interpreter<'a> {
+    /// Runs the program's bootstrap ops with `bs` (a typed error if the program was compiled
+    /// for another bootstrapper).
+    pub fn with_bootstrapper(mut self, bs: &'a Bootstrapper) -> Result<Self> {
+        check_bootstrapper(self.program, bs)?;
+        self.bootstrapper = Some(bs);
+        Ok(self)
+    }
+
     /// An interpreter for `program` under `ctx` with `keys`; plaintext weights are encoded
     /// up front (as an executor would put them in the store before running).
     pub fn new(ctx: &Arc<Context>, program: &'a Program, keys: &'a KeyBundle) -> Result<Self> {
@@ -133,6 +229,7 @@ impl<'a> Interpreter<'a> {
             cts: HashMap::new(),
             pts,
             log: Vec::new(),
+            bootstrapper: None,
         })
     }
 
@@ -216,7 +313,7 @@ impl<'a> Interpreter<'a> {
 
     fn step(&mut self, i: usize) -> Result<()> {
         let op = &self.program.ops()[i].op;
-        let Self { program, keys, eval, scratch, cts, pts, log, .. } = self;
+        let Self { program, keys, eval, scratch, cts, pts, log, bootstrapper, .. } = self;
         let (dst, out) = match *op {
             Op::Rotate { dst, src, step, key } => {
                 let a = read_ct(cts, log, i, src)?;
@@ -286,6 +383,18 @@ impl<'a> Interpreter<'a> {
                 let mut c = read_ct(cts, log, i, src)?.clone();
                 c.set_scale(scale);
                 (dst, c)
+            }
+            Op::Bootstrap { dst, src, keys: ref key_objs } => {
+                let bs = bootstrapper.ok_or(Error::MissingKey { what: "bootstrapper" })?;
+                let x = read_ct(cts, log, i, src)?;
+                let recorder = RecordingKeys::new(*keys);
+                let out = bs.bootstrap(x, &recorder, scratch)?;
+                check_key_uses(program, key_objs, &recorder.into_uses())?;
+                for &k in key_objs {
+                    let bytes = program.object(k)?.bytes;
+                    log.push(Access { op: i, obj: k, mode: AccessMode::Read, bytes });
+                }
+                (dst, out)
             }
         };
         self.put(i, dst, out);
@@ -398,7 +507,9 @@ impl<'a> PlainInterpreter<'a> {
                 Op::MulRelin { dst, a, b, .. } => {
                     (dst, zip(self.get(a)?, self.get(b)?, |x, y| x * y))
                 }
-                Op::Rescale { dst, src } | Op::LevelDrop { dst, src, .. } => (dst, self.get(src)?),
+                Op::Rescale { dst, src }
+                | Op::LevelDrop { dst, src, .. }
+                | Op::Bootstrap { dst, src, .. } => (dst, self.get(src)?),
                 Op::Relabel { dst, src, scale } => {
                     let f = self.program.object(src)?.scale / scale;
                     (dst, self.get(src)?.into_iter().map(|x| x * f).collect())

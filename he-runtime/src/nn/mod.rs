@@ -48,5 +48,6 @@ pub use interp::{Interpreter, KeyBundle, PlainInterpreter};
 pub use layout::{Layout, Tensor};
 pub use model::{Layer, Model};
 pub use program::{
-    Access, AccessMode, CostClass, ObjId, ObjKind, Object, Op, PlainSource, Program, Role,
+    switching_key_tag, Access, AccessMode, BootstrapSpec, CostClass, ObjId, ObjKind, Object, Op,
+    PlainSource, Program, Role,
 };

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::ckks::bootstrap::{BootstrapConfig, Bootstrapper, KeyUse};
 use crate::ckks::Params;
 use crate::error::{Error, Result};
 
@@ -47,12 +48,73 @@ pub enum ObjKind {
     },
     /// The relinearisation key.
     RelinKey,
+    /// A key switching between the dense secret and a bootstrap's ephemeral sparse one
+    /// ([`KeyUse::ToSparse`] / [`KeyUse::FromSparse`]); `tag` is its key-set manifest tag.
+    SwitchingKey {
+        /// Manifest tag ([`switching_key_tag`]).
+        tag: u64,
+    },
 }
 
 impl ObjKind {
     /// Whether the object is an evaluation key.
     pub fn is_key(self) -> bool {
-        matches!(self, Self::GaloisKey { .. } | Self::RelinKey)
+        matches!(self, Self::GaloisKey { .. } | Self::RelinKey | Self::SwitchingKey { .. })
+    }
+
+    /// The key-set manifest tag of a key object: its Galois element, 0 for the
+    /// relinearisation key, [`switching_key_tag`] for an encapsulation key; `None` otherwise.
+    pub fn key_tag(self) -> Option<u64> {
+        match self {
+            Self::GaloisKey { galois_element, .. } => Some(galois_element),
+            Self::RelinKey => Some(0),
+            Self::SwitchingKey { tag } => Some(tag),
+            Self::Ciphertext | Self::Plaintext => None,
+        }
+    }
+}
+
+/// Manifest tag of a bootstrap's encapsulation key (even, so never a Galois element, which is
+/// odd; 0 is the relinearisation key).
+pub fn switching_key_tag(which: KeyUse) -> Option<u64> {
+    match which {
+        KeyUse::ToSparse => Some(2),
+        KeyUse::FromSparse => Some(4),
+        KeyUse::Relin | KeyUse::Galois(_) => None,
+    }
+}
+
+/// What a program's [`Op::Bootstrap`] does, taken from the real [`Bootstrapper`]: its
+/// configuration, the level it lands at, and the exact order in which it uses its keys — so
+/// a plan's trace of a bootstrap is the one a real run performs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapSpec {
+    /// The bootstrapping configuration.
+    pub config: BootstrapConfig,
+    /// Level of a bootstrapped ciphertext.
+    pub output_level: usize,
+    /// Every key use of one bootstrap, in order.
+    pub key_uses: Vec<KeyUse>,
+    /// The slot rotation of each Galois element it uses (`None`: the conjugation).
+    pub steps: BTreeMap<u64, Option<i64>>,
+}
+
+impl BootstrapSpec {
+    /// The spec of `bs`.
+    pub fn of(bs: &Bootstrapper) -> Self {
+        let ctx = bs.context();
+        let mut steps: BTreeMap<u64, Option<i64>> = bs
+            .rotation_steps()
+            .into_iter()
+            .map(|s| (ctx.galois_element_for_step(s), Some(s)))
+            .collect();
+        steps.insert(ctx.galois_element_conjugate(), None);
+        Self {
+            config: bs.config().clone(),
+            output_level: bs.output_level(),
+            key_uses: bs.key_sequence(),
+            steps,
+        }
     }
 }
 
@@ -239,6 +301,16 @@ pub enum Op {
         /// New scale.
         scale: f64,
     },
+    /// dst = bootstrap(src): the same slots at [`BootstrapSpec::output_level`] and the same
+    /// scale (the program's [`BootstrapSpec`] says how).
+    Bootstrap {
+        /// Output.
+        dst: ObjId,
+        /// Input (any level; its slots must lie in [−1, 1] for the stated precision).
+        src: ObjId,
+        /// The key object of each key use, in [`BootstrapSpec::key_uses`] order.
+        keys: Vec<ObjId>,
+    },
     /// dst = src restricted to q_0..q_level.
     LevelDrop {
         /// Output.
@@ -289,6 +361,8 @@ pub enum CostClass {
     Elementwise,
     /// A copy of a prefix of the limbs.
     Copy,
+    /// A whole bootstrap.
+    Bootstrap,
 }
 
 impl Op {
@@ -309,6 +383,7 @@ impl Op {
             Op::Rescale { .. } => "rescale",
             Op::LevelDrop { .. } => "level_drop",
             Op::Relabel { .. } => "relabel",
+            Op::Bootstrap { .. } => "bootstrap",
         }
     }
 
@@ -319,6 +394,7 @@ impl Op {
             Op::HoistedRotate { .. } => CostClass::Hoisted,
             Op::Rescale { .. } => CostClass::Rescale,
             Op::LevelDrop { .. } | Op::Relabel { .. } => CostClass::Copy,
+            Op::Bootstrap { .. } => CostClass::Bootstrap,
             _ => CostClass::Elementwise,
         }
     }
@@ -328,6 +404,7 @@ impl Op {
         match self {
             Op::Rotate { .. } | Op::Conjugate { .. } | Op::MulRelin { .. } => 1,
             Op::HoistedRotate { rots, .. } => rots.len(),
+            Op::Bootstrap { keys, .. } => keys.len(),
             _ => 0,
         }
     }
@@ -358,6 +435,10 @@ impl Op {
             | Op::Relabel { dst, src, .. } => vec![(src, R), (dst, W)],
             Op::Add { dst, a, b } | Op::Sub { dst, a, b } => vec![(a, R), (b, R), (dst, W)],
             Op::MulRelin { dst, a, b, key } => vec![(a, R), (b, R), (key, R), (dst, W)],
+            Op::Bootstrap { dst, src, ref keys } => std::iter::once((src, R))
+                .chain(keys.iter().map(|&k| (k, R)))
+                .chain(std::iter::once((dst, W)))
+                .collect(),
         }
     }
 }
@@ -447,6 +528,8 @@ pub struct Program {
     pub(crate) outputs: Vec<(String, ObjId)>,
     /// frees[i]: objects dead after op i.
     pub(crate) frees: Vec<Vec<ObjId>>,
+    /// What its bootstrap ops do (`None`: it has none).
+    pub(crate) bootstrap: Option<BootstrapSpec>,
 }
 
 impl Program {
@@ -481,6 +564,14 @@ impl Program {
     /// Named output ciphertexts.
     pub fn outputs(&self) -> &[(String, ObjId)] {
         &self.outputs
+    }
+    /// What the program's bootstrap ops do, if it has any.
+    pub fn bootstrap(&self) -> Option<&BootstrapSpec> {
+        self.bootstrap.as_ref()
+    }
+    /// Number of bootstrap ops.
+    pub fn bootstraps(&self) -> usize {
+        self.ops.iter().filter(|r| matches!(r.op, Op::Bootstrap { .. })).count()
     }
     /// Objects dead after op `i` (scratch ciphertexts past their last use).
     pub fn frees_after(&self, i: usize) -> &[ObjId] {

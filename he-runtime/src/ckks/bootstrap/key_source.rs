@@ -94,3 +94,54 @@ impl KeySource for BootstrapKeys {
         key.as_ref().map(view).ok_or(Error::MissingKey { what })
     }
 }
+
+/// A key source that records every key it hands out, in order, with the time it was asked
+/// for: how an executor turns one bootstrap into its per-key trace steps (and checks that the
+/// bootstrapper used its keys in the order it announced).
+#[derive(Debug)]
+pub struct RecordingKeys<'k, K> {
+    inner: &'k K,
+    uses: std::cell::RefCell<Vec<(KeyUse, std::time::Instant)>>,
+}
+
+impl<'k, K: KeySource> RecordingKeys<'k, K> {
+    /// Records the uses of `inner`'s keys.
+    pub fn new(inner: &'k K) -> Self {
+        Self { inner, uses: std::cell::RefCell::new(Vec::new()) }
+    }
+
+    /// The uses so far, in order, with the instant each key was asked for.
+    pub fn into_uses(self) -> Vec<(KeyUse, std::time::Instant)> {
+        self.uses.into_inner()
+    }
+
+    fn note(&self, u: KeyUse) {
+        self.uses.borrow_mut().push((u, std::time::Instant::now()));
+    }
+}
+
+impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
+    type Error = K::Error;
+    type Words<'a>
+        = K::Words<'a>
+    where
+        Self: 'a;
+
+    fn galois(&self, g: u64) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error> {
+        self.note(KeyUse::Galois(g));
+        self.inner.galois(g)
+    }
+
+    fn relin(&self) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error> {
+        self.note(KeyUse::Relin);
+        self.inner.relin()
+    }
+
+    fn switching(
+        &self,
+        which: KeyUse,
+    ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error> {
+        self.note(which);
+        self.inner.switching(which)
+    }
+}

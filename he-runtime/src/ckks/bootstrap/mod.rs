@@ -44,7 +44,7 @@ use super::keyswitch::Scratch;
 use crate::error::{Error, Result};
 
 pub use self::config::BootstrapConfig;
-pub use self::key_source::{BootstrapKeys, KeySource, KeyUse};
+pub use self::key_source::{BootstrapKeys, KeySource, KeyUse, RecordingKeys};
 pub use self::params::BootstrapPreset;
 
 /// The exact integer the raised ciphertext is multiplied by before CoeffToSlot (see there).
@@ -142,6 +142,11 @@ impl Bootstrapper {
             i_ntt,
             eval_mod_depth,
         })
+    }
+
+    /// The context it was built for.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
     }
 
     /// The configuration.

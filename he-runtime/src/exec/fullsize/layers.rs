@@ -36,6 +36,9 @@ impl FullPlanner<'_> {
                         (obj.level as isize + shift).max(0) as usize,
                     ),
                     ObjKind::RelinKey => self.special_key("relin"),
+                    ObjKind::SwitchingKey { tag } => {
+                        self.special_key(if tag == 2 { "to_sparse" } else { "from_sparse" })
+                    }
                     ObjKind::GaloisKey { step, .. } => match step.and_then(|s| self.rot_key(s)) {
                         Some(k) => k,
                         None => self.special_key("conjugate"),
