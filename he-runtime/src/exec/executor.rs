@@ -85,6 +85,7 @@ struct Real<'s> {
     /// What runs the program's bootstrap ops, and their keys once prepared.
     bootstrapper: Option<Arc<Bootstrapper>>,
     boot_keys: Option<StoredBootstrapKeys<'s>>,
+    weights_on_the_fly: bool,
 }
 
 impl Real<'_> {
@@ -110,6 +111,8 @@ pub struct Executor<'s> {
     source: String,
     /// Compute time of the last run per program layer.
     layer_ns: Vec<u64>,
+    /// Weight plaintexts are encoded just before their product instead of stored.
+    weights_on_the_fly: bool,
 }
 
 fn class(kind: ObjKind) -> ObjectClass {
@@ -157,7 +160,39 @@ impl<'s> Executor<'s> {
             program.ops().len()
         );
         let layer_ns = vec![0; program.layers().len()];
-        Self { program, weights_tag, ids, backend, events: Vec::new(), source, layer_ns }
+        Self {
+            program,
+            weights_tag,
+            ids,
+            backend,
+            events: Vec::new(),
+            source,
+            layer_ns,
+            weights_on_the_fly: false,
+        }
+    }
+
+    /// Encodes each weight plaintext from the model just before the product that reads it,
+    /// instead of keeping every encoded plaintext in the store: a deep network's encoded
+    /// diagonals (tens of GB at log N = 16) then never exist at once, for an encode per
+    /// product. [`Executor::prepare_weights`] then puts nothing, and no step pins a weight.
+    pub fn encode_weights_on_the_fly(mut self) -> Self {
+        self.weights_on_the_fly = true;
+        if let Backend::Real(real) = &mut self.backend {
+            real.weights_on_the_fly = true;
+        }
+        self
+    }
+
+    /// The steps of `op` under this executor's weight mode.
+    fn op_steps(&self, op: &Op) -> Vec<Step> {
+        let mut v = steps(op);
+        if self.weights_on_the_fly {
+            if let Op::MulPlain { pt, .. } | Op::AddPlain { pt, .. } = op {
+                v.iter_mut().for_each(|s| s.pins.retain(|p| p != pt));
+            }
+        }
+        v
     }
 
     /// A plan-mode executor: no store, no cryptography; op times from `costs`. The key-set id
@@ -188,6 +223,7 @@ impl<'s> Executor<'s> {
             hoist_charge: None,
             bootstrapper: None,
             boot_keys: None,
+            weights_on_the_fly: false,
         };
         Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
     }
@@ -338,7 +374,7 @@ impl<'s> Executor<'s> {
     pub fn prepare_weights(&mut self) -> Result<usize> {
         let mut encoded = 0;
         for (i, o) in self.program.objects().iter().enumerate() {
-            if o.kind != ObjKind::Plaintext {
+            if o.kind != ObjKind::Plaintext || self.weights_on_the_fly {
                 continue;
             }
             let obj = ObjId(i as u32);
@@ -475,7 +511,7 @@ impl<'s> Executor<'s> {
         self.program
             .ops()
             .iter()
-            .flat_map(|r| steps(&r.op))
+            .flat_map(|r| self.op_steps(&r.op))
             .flat_map(|s| s.pins)
             .map(|o| self.ids[o.index()])
             .collect()
@@ -499,7 +535,7 @@ impl<'s> Executor<'s> {
                 }
                 _ => None,
             };
-            for s in steps(&r.op) {
+            for s in self.op_steps(&r.op) {
                 let pins = s.pins.iter().map(bytes);
                 let writes = s.writes.iter().map(bytes);
                 if matches!(r.op, Op::MulRelin { .. }) {
@@ -606,9 +642,7 @@ impl<'s> Executor<'s> {
                     let pins = step.pins.iter().map(|o| self.ids[o.index()]).collect();
                     report.steps += 1;
                     report.compute_ns += ns;
-                    if let Some(t) = self.layer_ns.get_mut(rec.layer as usize) {
-                        *t += ns;
-                    }
+                    report.bootstrap_ns += ns;
                     self.events.push(TraceEvent::Op {
                         name: step.name.to_owned(),
                         pins,
@@ -620,11 +654,16 @@ impl<'s> Executor<'s> {
                 self.free_dead(i)?;
                 continue;
             }
-            for step in steps(&rec.op) {
+            for step in self.op_steps(&rec.op) {
                 let pins: Vec<ObjectId> = step.pins.iter().map(|o| self.ids[o.index()]).collect();
                 let (ns, written) = match &mut self.backend {
                     Backend::Plan(costs) => {
-                        let ns = costs.estimate(step.name, rec.level);
+                        let mut ns = costs.estimate(step.name, rec.level);
+                        if self.weights_on_the_fly
+                            && matches!(rec.op, Op::MulPlain { .. } | Op::AddPlain { .. })
+                        {
+                            ns += costs.estimate("encode", rec.level);
+                        }
                         let lens = step
                             .writes
                             .iter()
@@ -727,17 +766,22 @@ impl<'s> Executor<'s> {
 /// Encodes weight plaintext `obj` from the model's values and puts it (durable) as `id`;
 /// returns its length in bytes.
 fn put_weight(real: &Real<'_>, program: &Program, obj: ObjId, id: ObjectId) -> Result<u64> {
-    let o = program.object(obj)?;
-    let src = o
-        .plain
-        .as_ref()
-        .ok_or(CoreError::MissingObject { id: obj.0, reason: "plaintext without values" })?;
-    let pt = real.encoder.encode_real(&src.eval(), o.level, o.scale)?;
+    let pt = encode_weight(&real.encoder, program, obj)?;
     let len = pt.as_words().len() as u64 * 8;
     let mut w = real.store.alloc(len)?;
     w.as_u64s_mut().copy_from_slice(pt.as_words());
     real.store.put_block(id, ObjectKind::Plaintext, Durability::Durable, w)?;
     Ok(len)
+}
+
+/// Encodes weight plaintext `obj` from the model's values (on-the-fly weights).
+fn encode_weight(encoder: &Encoder, program: &Program, obj: ObjId) -> CoreResult<Plaintext> {
+    let o = program.object(obj)?;
+    let src = o
+        .plain
+        .as_ref()
+        .ok_or(CoreError::MissingObject { id: obj.0, reason: "plaintext without values" })?;
+    encoder.encode_real(&src.eval(), o.level, o.scale)
 }
 
 /// Puts a ciphertext as a scratch object; returns its length in bytes.
@@ -815,7 +859,19 @@ fn exec_step<'s>(
             );
         }
     }
-    let Real { store, ctx, eval, scratch, keys, meta, hoisted, hoist_charge, .. } = real;
+    let Real {
+        store,
+        ctx,
+        eval,
+        encoder,
+        scratch,
+        keys,
+        meta,
+        hoisted,
+        hoist_charge,
+        weights_on_the_fly,
+        ..
+    } = real;
     let store: &'s TieredStore = store;
     let guards = step
         .pins
@@ -866,13 +922,21 @@ fn exec_step<'s>(
         Op::MulPlain { dst, ct, pt } => {
             let x = v.ct(*ct, g(0))?;
             let mut c = eval.copy_into(&x, block(x.level())?)?;
-            eval.mul_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            if *weights_on_the_fly {
+                eval.mul_plain_assign(&mut c, &encode_weight(encoder, program, *pt)?)?;
+            } else {
+                eval.mul_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            }
             Some((*dst, Output::written(c)))
         }
         Op::AddPlain { dst, ct, pt } => {
             let x = v.ct(*ct, g(0))?;
             let mut c = eval.copy_into(&x, block(x.level())?)?;
-            eval.add_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            if *weights_on_the_fly {
+                eval.add_plain_assign(&mut c, &encode_weight(encoder, program, *pt)?)?;
+            } else {
+                eval.add_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            }
             Some((*dst, Output::written(c)))
         }
         Op::MulConst { dst, src, value, scale } => {

@@ -8,6 +8,8 @@ pub struct RunReport {
     pub steps: usize,
     /// Sum of the steps' compute times (measured in real mode, estimated in plan mode).
     pub compute_ns: u64,
+    /// The part of `compute_ns` spent in bootstraps (not counted in the layers' times).
+    pub bootstrap_ns: u64,
     /// Damaged pool objects regenerated from their source during this run (by a session).
     pub healed: usize,
 }

@@ -44,19 +44,22 @@ impl<'s> Session<'s> {
         store: &'s TieredStore,
         sk_seed: Seed,
     ) -> Result<Self> {
-        Self::open(model, compiled, store, sk_seed, None)
+        Self::open(model, compiled, store, sk_seed, None, false)
     }
 
     /// As [`Session::new`] for a program with bootstrap ops, run by `bs` (whose context the
-    /// session shares); the bootstrap's keys join the key set.
+    /// session shares); the bootstrap's keys join the key set. With `weights_on_the_fly`
+    /// every weight plaintext is encoded just before its product (see
+    /// [`Executor::encode_weights_on_the_fly`]).
     pub fn with_bootstrapper(
         model: &'s Model,
         compiled: &'s Compiled,
         store: &'s TieredStore,
         sk_seed: Seed,
         bs: Arc<Bootstrapper>,
+        weights_on_the_fly: bool,
     ) -> Result<Self> {
-        Self::open(model, compiled, store, sk_seed, Some(bs))
+        Self::open(model, compiled, store, sk_seed, Some(bs), weights_on_the_fly)
     }
 
     fn open(
@@ -65,6 +68,7 @@ impl<'s> Session<'s> {
         store: &'s TieredStore,
         sk_seed: Seed,
         bs: Option<Arc<Bootstrapper>>,
+        weights_on_the_fly: bool,
     ) -> Result<Self> {
         let params = compiled.program.params();
         let ctx = match &bs {
@@ -81,6 +85,9 @@ impl<'s> Session<'s> {
         let mut executor = Executor::real(&compiled.program, tag, keyset, store, &ctx)?;
         if let Some(bs) = bs {
             executor = executor.with_bootstrapper(bs)?;
+        }
+        if weights_on_the_fly {
+            executor = executor.encode_weights_on_the_fly();
         }
         let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
         let weights_encoded =

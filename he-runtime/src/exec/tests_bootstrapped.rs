@@ -44,7 +44,7 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
         .policy(PolicyConfig::Planned { prefetch: true })
         .build()
         .unwrap();
-    let mut s = Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs)).unwrap();
+    let mut s = Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), false).unwrap();
     for i in 0..2 {
         let (raw, x) = sample(&m, i);
         let want = m.forward(&x).unwrap();
@@ -82,6 +82,37 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
         .filter(|e| matches!(e, TraceEvent::Op { name, .. } if name == "bootstrap_key"))
         .count();
     assert_eq!(boot_keys, 2 * c.program.bootstraps() * bs.key_sequence().len());
+}
+
+#[test]
+fn weights_encoded_on_the_fly_give_the_same_logits_and_are_never_stored() {
+    let m = tiny_resnet();
+    let preset = BootstrapPreset::insecure_test(12, 5);
+    let params = preset.params().unwrap();
+    let ctx = Context::new(&params).unwrap();
+    let bs = Arc::new(Bootstrapper::new(&ctx, &preset.config).unwrap());
+    let c = m.compile_bootstrapped(&params, &BootstrapSpec::of(&bs), DEFAULT_MARGIN).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
+    let st = TieredStore::builder().dram_budget(256 << 20).pool(pool).build().unwrap();
+    let mut s = Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), true).unwrap();
+    assert_eq!(s.weights_encoded, 0);
+    let (raw, x) = sample(&m, 3);
+    let want = m.forward(&x).unwrap();
+    let (y, report) = s.infer(&raw).unwrap();
+    let err = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-5, "max logit error {err}");
+    assert!(report.bootstrap_ns > 0 && report.bootstrap_ns < report.compute_ns);
+    // Only keys are durable: no weight plaintext was put.
+    let plaintext_puts = s
+        .executor()
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(e, TraceEvent::Put { kind: hetier_tiering::ObjectClass::Plaintext, .. })
+        })
+        .count();
+    assert_eq!(plaintext_puts, 0);
 }
 
 #[test]

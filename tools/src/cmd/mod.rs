@@ -9,6 +9,7 @@ pub mod plan;
 pub mod rss;
 pub mod run;
 mod run_batch;
+mod run_deep;
 mod run_encrypted_weights;
 mod run_file;
 pub mod run_setup;

@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cmd::rss::{self, RssSample};
-use crate::cmd::run_setup::{eval_key_fingerprint, open_store, peak_rss, LayoutArg, RunArgs};
+use crate::cmd::run_setup::{
+    eval_key_fingerprint, open_store, peak_rss, LayoutArg, ModelArg, RunArgs,
+};
 use crate::fmt;
 
 /// The models compiled into the binary (description, weights, test set).
@@ -68,6 +70,9 @@ struct RunReport {
 pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     if let Some(path) = &args.model_file {
         return super::run_file::run(args, json, path);
+    }
+    if matches!(args.model, ModelArg::Resnet20 | ModelArg::Resnet20Relu) {
+        return super::run_deep::run(args, json);
     }
     let name = args.model.name();
     let (_, desc_text, weights, test) =

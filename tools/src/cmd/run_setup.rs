@@ -22,6 +22,11 @@ pub enum ModelArg {
     Digits,
     /// The CryptoNets network on 28×28 MNIST.
     Cryptonets,
+    /// ResNet-20 (CIFAR form) on MNIST padded to 32×32, degree-2 activations, bootstrapped
+    /// at log N = 16 (minutes per image; see the README).
+    Resnet20,
+    /// ResNet-20 with ReLU approximated by a degree-≥15 Chebyshev interpolant.
+    Resnet20Relu,
 }
 
 impl ModelArg {
@@ -29,6 +34,8 @@ impl ModelArg {
         match self {
             ModelArg::Digits => "digits",
             ModelArg::Cryptonets => "cryptonets",
+            ModelArg::Resnet20 => "resnet20",
+            ModelArg::Resnet20Relu => "resnet20_relu",
         }
     }
 }
