@@ -13,6 +13,7 @@ mod reference;
 pub mod tables;
 mod validated;
 mod weights;
+pub mod zoo;
 
 pub use bootstrapped::DEFAULT_MARGIN;
 pub use compile::Compiled;

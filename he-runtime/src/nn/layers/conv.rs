@@ -424,7 +424,8 @@ impl AvgPool2d {
         Ok(y)
     }
 
-    /// Emits the pooling on each ciphertext: kw − 1 then kh − 1 hoisted rotations summed, then
+    /// Emits the pooling on each ciphertext: log2 k rotate-and-add steps per axis for a
+    /// power-of-two window k (k − 1 hoisted rotations summed otherwise), then
     /// a mask carrying 1/(kh·kw) at the output slots (the input grid with strides × stride).
     pub fn compile_tensor(&self, b: &mut ProgramBuilder, x: &Tensor) -> Result<Tensor> {
         let slots = b.slots();
@@ -450,7 +451,15 @@ impl AvgPool2d {
             }
             let mut acc = ct;
             for (k, stride) in [(self.kw, input.s_stride), (self.kh, input.r_stride)] {
-                if k > 1 {
+                if k > 1 && k.is_power_of_two() {
+                    // Window sums doubling in width: log2 k rotations and keys.
+                    let mut width = 1;
+                    while width < k {
+                        let r = b.rotate(acc, (width * stride) as i64)?;
+                        acc = b.add(acc, r)?;
+                        width *= 2;
+                    }
+                } else if k > 1 {
                     let steps: Vec<i64> = (0..k).map(|d| (d * stride) as i64).collect();
                     let rots = b.rotate_hoisted(acc, &steps)?;
                     acc = b.sum(&rots)?.unwrap_or(acc);

@@ -5,7 +5,9 @@
 //! `Σ_g rot( Σ_b rot(d_{g,b}, −g) ⊙ rot(x, b), g )` — the baby rotations rot(x, b) are computed
 //! once and hoisted (one decomposition of x), each giant rotation is one key switch, and the
 //! pre-rotated diagonals rot(d, −g) are the weight plaintexts. Keys: one per distinct non-zero
-//! baby step plus one per distinct non-zero giant step. A tensor split over several
+//! baby step plus one per distinct non-zero giant step — or a single giant key when the giant
+//! steps are u, 2u, …, Du (a convolution's channel shifts, a dense layer's BSGS blocks): the
+//! giant rotations are then nested, Horner-style, each by u. A tensor split over several
 //! ciphertexts contributes terms from each; their products are summed per giant step before
 //! the one giant rotation.
 
@@ -83,7 +85,9 @@ pub(crate) fn bsgs(
     for t in terms {
         by_giant.entry(t.giant).or_default().push(t);
     }
+    let horner = horner_step(by_giant.keys().copied(), n);
     let mut outer = Vec::new();
+    let mut inners: BTreeMap<i64, ObjId> = BTreeMap::new();
     for (giant, ts) in by_giant {
         let mut inner = Vec::with_capacity(ts.len());
         for t in ts {
@@ -96,8 +100,43 @@ pub(crate) fn bsgs(
             inner.push(b.mul_values(x, src, pt_scale)?);
         }
         if let Some(s) = b.sum(&inner)? {
-            outer.push(b.rotate(s, giant)?);
+            if horner.is_some() {
+                inners.insert(giant, s);
+            } else {
+                outer.push(b.rotate(s, giant)?);
+            }
         }
     }
+    if let Some(u) = horner {
+        // Σ_δ rot(y_δ, δ·u) = y_0 + rot(y_1 + rot(y_2 + …, u), u): as many rotations as
+        // giant steps, all by one key.
+        let mut acc: Option<ObjId> = None;
+        for (&giant, &y) in inners.iter().rev() {
+            let next_down = inners.range(..giant).next_back().map_or(0, |(&g, _)| g);
+            let with = match acc {
+                Some(a) => b.add(a, y)?,
+                None => y,
+            };
+            acc = Some(if giant > next_down { b.rotate(with, u)? } else { with });
+            debug_assert!(giant == next_down || giant - next_down == u);
+        }
+        return Ok(acc);
+    }
     b.sum(&outer)
+}
+
+/// The common step `u` when the non-zero giant steps are exactly u, 2u, …, Du (normalised
+/// into 0..n): the giant rotations can then be nested (Horner) and all use the key of `u`
+/// instead of one key each. `None` otherwise, or with fewer than two non-zero giants.
+fn horner_step(giants: impl Iterator<Item = i64>, n: usize) -> Option<i64> {
+    let all: Vec<i64> = giants.collect();
+    if all.iter().any(|&g| g < 0 || g >= n as i64) {
+        return None;
+    }
+    let mut nz: Vec<i64> = all.into_iter().filter(|&g| g != 0).collect();
+    nz.sort_unstable();
+    nz.dedup();
+    let u = *nz.first()?;
+    let progression = nz.len() >= 2 && nz.iter().enumerate().all(|(i, &g)| g == (i as i64 + 1) * u);
+    progression.then_some(u)
 }

@@ -1,0 +1,161 @@
+//! Architectures built in code, with deterministic synthetic weights: what plan mode compiles
+//! when it needs a network's exact op sequence (which depends on shapes, not on weight values)
+//! but has no trained weights for it, e.g. ResNet-20 on 3-channel CIFAR images.
+
+use std::collections::BTreeMap;
+
+use super::desc::{Activation, InputDesc, Layer, LayerKind, MaxAbs, ModelDesc};
+use super::validated::Model;
+use super::weights::Tensor;
+use crate::error::Result;
+
+/// Non-zero pseudo-random weights in ±[0.05, 0.5] (a zero weight would drop a term and change
+/// the op sequence).
+fn synthetic(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            let m = 0.05 + 0.45 * u;
+            if s & 1 == 0 {
+                m
+            } else {
+                -m
+            }
+        })
+        .collect()
+}
+
+struct Builder {
+    layers: Vec<Layer>,
+    tensors: BTreeMap<String, Tensor>,
+    activation: Activation,
+}
+
+impl Builder {
+    fn push(
+        &mut self,
+        name: &str,
+        kind: LayerKind,
+        inputs: &[&str],
+        ins: Vec<usize>,
+        outs: Vec<usize>,
+    ) {
+        self.layers.push(Layer {
+            name: name.into(),
+            kind,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            in_shape: ins,
+            out_shape: outs,
+            max_abs: Some(MaxAbs { train: 1.0, test: 1.0 }),
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        name: &str,
+        input: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        hw: usize,
+    ) {
+        let seed = self.tensors.len() as u64 + 1;
+        let w = format!("{name}.weight");
+        let b = format!("{name}.bias");
+        self.tensors.insert(
+            w.clone(),
+            Tensor { shape: vec![cout, cin, k, k], data: synthetic(seed, cout * cin * k * k) },
+        );
+        self.tensors
+            .insert(b.clone(), Tensor { shape: vec![cout], data: synthetic(seed + 1000, cout) });
+        let p = k / 2;
+        let kind = LayerKind::Conv2d {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [p; 4],
+            groups: 1,
+            weight: w,
+            bias: Some(b),
+        };
+        self.push(name, kind, &[input], vec![cin, hw, hw], vec![cout, hw / stride, hw / stride]);
+    }
+
+    fn act(&mut self, name: &str, input: &str, shape: &[usize]) {
+        let kind = LayerKind::Activation(self.activation.clone());
+        self.push(name, kind, &[input], shape.to_vec(), shape.to_vec());
+    }
+}
+
+/// ResNet-20 in its CIFAR form (3 stages × 3 basic blocks of 16, 32, 64 channels, stride-2
+/// blocks with a 1×1 convolution shortcut, global average pooling, dense 64 → 10) on
+/// `in_channels`×32×32 inputs, with `activation` after every block convolution and add.
+pub fn resnet20(in_channels: usize, activation: Activation) -> Result<Model> {
+    let mut b = Builder { layers: Vec::new(), tensors: BTreeMap::new(), activation };
+    b.conv("stem", "input", in_channels, 16, 3, 1, 32);
+    b.act("stem.act", "stem", &[16, 32, 32]);
+    let mut prev = "stem.act".to_owned();
+    let (mut c, mut hw) = (16, 32);
+    for (stage, width) in [16usize, 32, 64].into_iter().enumerate() {
+        for block in 0..3 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let n = format!("layer{}.{block}", stage + 1);
+            let out_hw = hw / stride;
+            b.conv(&format!("{n}.conv1"), &prev, c, width, 3, stride, hw);
+            b.act(&format!("{n}.act1"), &format!("{n}.conv1"), &[width, out_hw, out_hw]);
+            b.conv(&format!("{n}.conv2"), &format!("{n}.act1"), width, width, 3, 1, out_hw);
+            let skip = if stride != 1 || c != width {
+                b.conv(&format!("{n}.shortcut"), &prev, c, width, 1, stride, hw);
+                format!("{n}.shortcut")
+            } else {
+                prev.clone()
+            };
+            let shape = vec![width, out_hw, out_hw];
+            b.push(
+                &format!("{n}.add"),
+                LayerKind::Add,
+                &[&format!("{n}.conv2"), &skip],
+                shape.clone(),
+                shape.clone(),
+            );
+            b.act(&format!("{n}.act2"), &format!("{n}.add"), &shape);
+            prev = format!("{n}.act2");
+            (c, hw) = (width, out_hw);
+        }
+    }
+    let pool = LayerKind::AvgPool { kernel: [8, 8], stride: [8, 8], padding: [0; 4] };
+    b.push("pool", pool, &[&prev], vec![64, 8, 8], vec![64, 1, 1]);
+    b.push("flatten", LayerKind::Flatten, &["pool"], vec![64, 1, 1], vec![64]);
+    b.tensors.insert("fc.weight".into(), Tensor { shape: vec![10, 64], data: synthetic(777, 640) });
+    b.tensors.insert("fc.bias".into(), Tensor { shape: vec![10], data: synthetic(778, 10) });
+    let fc = LayerKind::Dense {
+        in_features: 64,
+        out_features: 10,
+        weight: "fc.weight".into(),
+        bias: Some("fc.bias".into()),
+    };
+    b.push("fc", fc, &["flatten"], vec![64], vec![10]);
+    let desc = ModelDesc {
+        name: format!("resnet20_{in_channels}ch_synthetic"),
+        description: "ResNet-20 (CIFAR form) with synthetic weights, for planning".into(),
+        input: InputDesc {
+            shape: vec![in_channels, 32, 32],
+            dtype: "uint8".into(),
+            scale: 1.0 / 255.0,
+            offset: 0.0,
+            layout: format!("{in_channels}x32x32"),
+        },
+        classes: 10,
+        layers: b.layers,
+        weights: "synthetic.safetensors".into(),
+        test_set: None,
+    };
+    Model::from_tensors(desc, b.tensors)
+}
