@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::ciphertext::Plaintext;
+use super::hoisting::ExtendedPlaintext;
 use super::context::Context;
 use super::fft::Complex64;
 use super::ring::{neg_mod, sub_mod};
@@ -31,6 +32,37 @@ impl Encoder {
 
     /// Encodes complex values at `level` and `scale`.
     pub fn encode(&self, values: &[Complex64], level: usize, scale: f64) -> Result<Plaintext> {
+        let primes: Vec<usize> = (0..=level).collect();
+        let data = self.encode_limbs(values, level, scale, &primes)?;
+        let n = self.ctx.n();
+        Ok(Plaintext { data, level, scale, n, params_id: self.ctx.params().id() })
+    }
+
+    /// Encodes complex values at `level` and `scale` over the extended basis q_0..q_level, P
+    /// (the same integer polynomial as [`Self::encode`], with the key-switching primes' limbs
+    /// added), for products with rotations left in that basis by double hoisting
+    /// ([`Evaluator::rotate_mul_sum`](super::Evaluator::rotate_mul_sum)).
+    pub fn encode_extended(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<ExtendedPlaintext> {
+        let q_len = self.ctx.q_len();
+        let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
+        let data = self.encode_limbs(values, level, scale, &primes)?;
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+    }
+
+    /// The NTT-form limbs, modulo the context primes `primes`, of round(scale·values) placed
+    /// by the canonical embedding.
+    fn encode_limbs(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+        primes: &[usize],
+    ) -> Result<Vec<u64>> {
         let ctx = &self.ctx;
         let n = ctx.n();
         let slots = ctx.params().slots();
@@ -58,8 +90,8 @@ impl Encoder {
             return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
         }
         let small = coeffs.iter().all(|c| c.abs() < 9.0e18);
-        let mut data = vec![0u64; (level + 1) * n];
-        data.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+        let mut data = vec![0u64; primes.len() * n];
+        data.par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &i)| {
             let p = ctx.prime(i);
             if small {
                 for (o, &c) in limb.iter_mut().zip(&coeffs) {
@@ -72,7 +104,7 @@ impl Encoder {
             }
             p.ntt(limb);
         });
-        Ok(Plaintext { data, level, scale, n, params_id: ctx.params().id() })
+        Ok(data)
     }
 
     /// Decodes a plaintext into its N/2 complex slots.

@@ -1,6 +1,7 @@
 //! Slot-linear transforms on ciphertexts by baby-step giant-step over pre-rotated diagonals:
 //! `M x = Σ_G R^G ( Σ_J diag(R^-G u_{G+J}) · R^J x )`, the baby rotations R^J x sharing one
-//! hoisted decomposition of x, one key switch per giant step.
+//! decomposition of x and staying in the extended basis Q·P (double hoisting, see
+//! `ckks::hoisting`), one key switch and one ModDown per giant step.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,8 @@ use super::super::ciphertext::Ciphertext;
 use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
-use super::super::keyswitch::Scratch;
+use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
+use super::super::keyswitch::{decompose, Scratch};
 use super::dft::DiagonalMap;
 use super::key_source::KeySource;
 use crate::error::Error;
@@ -81,6 +83,11 @@ impl LinearTransform {
 
     /// `M x` on a ciphertext, consuming one level; the result has scale `out_scale` (the
     /// diagonals are encoded at q_level · out_scale / scale(x), so the rescale lands on it).
+    ///
+    /// Double hoisting: x's c_1 is decomposed once; every baby rotation stays in the extended
+    /// basis Q_l·P (no ModDown), the diagonals are encoded over Q_l·P and multiplied there.
+    /// Each giant step takes one ModDown (of its c_1, which it key-switches; its c_0 stays in
+    /// Q_l·P), the giant rotations accumulate in Q_l·P, and two ModDowns end the transform.
     pub(crate) fn apply<K: KeySource, C: AsRef<[u64]>>(
         &self,
         eval: &Evaluator,
@@ -90,58 +97,79 @@ impl LinearTransform {
         scratch: &mut Scratch,
         out_scale: f64,
     ) -> std::result::Result<Ciphertext, K::Error> {
-        let ctx = eval.context();
+        let ctx = &**eval.context();
+        eval.check_ct(x)?;
+        if x.degree() != 1 {
+            return Err(Error::InvalidDegree { degree: x.degree(), expected: 1 }.into());
+        }
         let level = x.level();
         if level == 0 {
             return Err(Error::LevelExhausted { level: 0, needed: 1 }.into());
         }
+        let n = ctx.n();
         let q = ctx.prime(level).q as f64;
         let pt_scale = q * out_scale / x.scale();
-        let key = |step: i64| {
-            let g = ctx.galois_element_for_step(step);
-            keys.galois(g)
-        };
-        let hoisted = eval.hoist(x, scratch)?;
-        let mut rotated: BTreeMap<i64, Ciphertext> = BTreeMap::new();
+        if self.babies.iter().any(|&j| j != 0) {
+            let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
+            decompose(ctx, level, x.part(1), coeff, y, v, dec);
+        }
+        let mut rotated: BTreeMap<i64, ExtendedCiphertext> = BTreeMap::new();
         for &j in &self.babies {
             let ct = if j == 0 {
-                x.to_owned_ct()
+                ExtendedCiphertext::lift(ctx, x)
             } else {
-                eval.rotate_hoisted(&hoisted, j, &key(j)?, scratch)?
+                let g = ctx.galois_element_for_step(j);
+                let key = keys.galois(g)?;
+                eval.check_galois(&key, g, Some(j))?;
+                let mut out = ExtendedCiphertext::zeros(ctx, level);
+                let plus = Plus::Scaled(x.part(0));
+                let perm = ctx.galois_perm(g);
+                rotate_extended(ctx, level, &scratch.dec, &key.key, &perm, plus, &mut out, Sink::Store)?;
+                out
             };
             rotated.insert(j, ct);
         }
-        drop(hoisted);
-        let mut acc: Option<Ciphertext> = None;
+        let mut acc = ExtendedCiphertext::zeros(ctx, level);
+        let mut inner = ExtendedCiphertext::zeros(ctx, level);
+        let mut c1 = vec![0u64; (level + 1) * n];
+        let mut any = false;
         for giant in &self.giants {
-            let mut inner: Option<Ciphertext> = None;
+            if giant.terms.is_empty() {
+                continue;
+            }
+            inner.clear();
             for (j, diag) in &giant.terms {
-                let pt = enc.encode(diag, level, pt_scale)?;
+                let pt = enc.encode_extended(diag, level, pt_scale)?;
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",
                 })?;
-                match inner.as_mut() {
-                    None => inner = Some(eval.mul_plain(baby, &pt)?),
-                    Some(acc) => {
-                        let t = eval.mul_plain(baby, &pt)?;
-                        eval.add_assign(acc, &t)?;
-                    }
-                }
+                inner.mul_add_assign(ctx, baby, &pt);
             }
-            let Some(mut inner) = inner else { continue };
-            if giant.step != 0 {
-                inner = eval.rotate(&inner, giant.step, &key(giant.step)?, scratch)?;
+            any = true;
+            if giant.step == 0 {
+                acc.add_assign(ctx, &inner);
+                continue;
             }
-            match acc.as_mut() {
-                None => acc = Some(inner),
-                Some(a) => eval.add_assign(a, &inner)?,
-            }
+            let g = ctx.galois_element_for_step(giant.step);
+            let key = keys.galois(g)?;
+            eval.check_galois(&key, g, Some(giant.step))?;
+            inner.mod_down_c1(ctx, scratch, &mut c1);
+            let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
+            decompose(ctx, level, &c1, coeff, y, v, dec);
+            let perm = ctx.galois_perm(g);
+            let plus = Plus::Extended(inner.c0());
+            rotate_extended(ctx, level, dec, &key.key, &perm, plus, &mut acc, Sink::Add)?;
         }
-        let acc = acc.ok_or(Error::InvalidParameter {
-            name: "linear transform",
-            reason: "a transform without diagonals".into(),
-        })?;
+        if !any {
+            return Err(Error::InvalidParameter {
+                name: "linear transform",
+                reason: "a transform without diagonals".into(),
+            }
+            .into());
+        }
+        drop((rotated, inner));
+        let acc = acc.mod_down(ctx, scratch, x.scale() * pt_scale, x.params_id());
         let mut out = eval.rescale(&acc)?;
         out.set_scale(out_scale);
         Ok(out)
