@@ -175,3 +175,78 @@ impl LinearTransform {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::ckks::bootstrap::{BootstrapKeys, BootstrapPreset};
+    use crate::ckks::{Context, Decryptor, Encryptor, GaloisKeySet, KeyGenerator};
+
+    /// A random sparse map (offsets giving several giant steps, the unrotated diagonal, negative
+    /// offsets) applied with double hoisting matches the plaintext matrix-vector product, at
+    /// the top level and one below.
+    #[test]
+    fn double_hoisted_transform_matches_the_plaintext_product() {
+        let params = BootstrapPreset::insecure_test(12, 1).params().unwrap();
+        let ctx = Context::new(&params).unwrap();
+        let slots = params.slots();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut rand_vec = |n: usize| -> Vec<Complex64> {
+            (0..n)
+                .map(|_| Complex64::new(rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)))
+                .collect()
+        };
+        let mut diags = BTreeMap::new();
+        for d in [0, 1, 2, 3, 5, 8, 13, 21, 40, 100, slots - 1, slots - 4, slots - 37] {
+            diags.insert(d, rand_vec(slots));
+        }
+        let map = DiagonalMap { slots, diags };
+        let lt = LinearTransform::new(&map);
+        assert!(lt.giants.iter().filter(|g| g.step != 0).count() >= 2, "several giant steps");
+        assert!(lt.babies.len() >= 3, "several baby steps");
+        let mut kg = KeyGenerator::with_seed(&ctx, [4; 32]);
+        let sk = kg.secret_key();
+        let mut galois = GaloisKeySet::new();
+        for s in lt.steps() {
+            galois.insert(kg.rotation_key(&sk, s).unwrap());
+        }
+        let keys =
+            BootstrapKeys { relin: kg.relin_key(&sk).unwrap(), galois, to_sparse: None, from_sparse: None };
+        let (eval, enc) = (Evaluator::new(&ctx), Encoder::new(&ctx));
+        let dec = Decryptor::new(&ctx, &sk).unwrap();
+        let x = rand_vec(slots);
+        let want: Vec<Complex64> = (0..slots)
+            .map(|i| {
+                map.diags.iter().fold(Complex64::default(), |acc, (&d, u)| {
+                    acc + u[i] * x[(i + d) % slots]
+                })
+            })
+            .collect();
+        let mut scratch = eval.scratch();
+        let top = params.max_level();
+        for level in [top, top - 1] {
+            let pt = enc.encode(&x, level, params.scale()).unwrap();
+            let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
+            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale()).unwrap();
+            assert_eq!(out.level(), level - 1);
+            let got = enc.decode(&dec.decrypt(&out).unwrap()).unwrap();
+            let err = got.iter().zip(&want).map(|(a, b)| (*a - *b).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-6, "level {level}: max error {err:e}");
+        }
+        // A missing giant-step key is a typed error.
+        let mut partial = keys.clone();
+        let giant = lt.giants.iter().map(|g| g.step).find(|&g| g != 0).unwrap();
+        partial.galois = GaloisKeySet::new();
+        for s in lt.steps().into_iter().filter(|&s| s != giant) {
+            partial.galois.insert(kg.rotation_key(&sk, s).unwrap());
+        }
+        let pt = enc.encode(&x, top, params.scale()).unwrap();
+        let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
+        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale());
+        assert!(matches!(r, Err(Error::MissingGaloisKey { .. })), "{r:?}");
+    }
+}
