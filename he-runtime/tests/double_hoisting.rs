@@ -25,9 +25,10 @@ fn rotation_sum_matches_plaintext_and_plain_rotations() {
     let diags: Vec<Vec<Complex64>> = steps.iter().map(|_| f.random_complex()).collect();
     let want: Vec<Complex64> = (0..x.len())
         .map(|i| {
-            steps.iter().zip(&diags).fold(Complex64::default(), |acc, (&s, d)| {
-                acc + d[i] * rotated(&x, s)[i]
-            })
+            steps
+                .iter()
+                .zip(&diags)
+                .fold(Complex64::default(), |acc, (&s, d)| acc + d[i] * rotated(&x, s)[i])
         })
         .collect();
     let scale = f.ctx.params().scale();
@@ -47,7 +48,11 @@ fn rotation_sum_matches_plaintext_and_plain_rotations() {
         // The same sum from plain rotations and Q-only plaintexts.
         let mut acc: Option<Ciphertext> = None;
         for (&st, d) in steps.iter().zip(&diags) {
-            let r = if st == 0 { ct.clone() } else { f.eval.rotate_with(&ct, st, &keys, &mut s).unwrap() };
+            let r = if st == 0 {
+                ct.clone()
+            } else {
+                f.eval.rotate_with(&ct, st, &keys, &mut s).unwrap()
+            };
             let t = f.eval.mul_plain(&r, &f.enc.encode(d, level, scale).unwrap()).unwrap();
             acc = Some(match acc {
                 None => t,

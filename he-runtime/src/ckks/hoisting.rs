@@ -292,7 +292,16 @@ impl Evaluator {
             }
             let perm = ctx.galois_perm(g);
             let plus = Plus::Scaled(a.part(0));
-            rotate_extended(ctx, level, dec, &key.key, &perm, plus, &mut acc, Sink::MulAdd(&pt.data))?;
+            rotate_extended(
+                ctx,
+                level,
+                dec,
+                &key.key,
+                &perm,
+                plus,
+                &mut acc,
+                Sink::MulAdd(&pt.data),
+            )?;
         }
         Ok(acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id))
     }

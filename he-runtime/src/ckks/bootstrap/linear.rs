@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
+
 use super::super::ciphertext::Ciphertext;
 use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
@@ -15,11 +17,13 @@ use super::dft::DiagonalMap;
 use super::key_source::KeySource;
 use crate::error::Error;
 
-/// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it.
+/// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it,
+/// each diagonal kept as the unscaled coefficients of its encoding
+/// (`Encoder::slot_coefficients`), so an application pays no FFT.
 #[derive(Debug, Clone)]
 struct Giant {
     step: i64,
-    terms: Vec<(i64, Vec<Complex64>)>,
+    terms: Vec<(i64, Vec<f64>)>,
 }
 
 /// A slot-linear map laid out for baby-step giant-step evaluation.
@@ -32,7 +36,7 @@ pub(crate) struct LinearTransform {
 
 impl LinearTransform {
     /// Lays out `map` with about √(offsets) baby steps.
-    pub(crate) fn new(map: &DiagonalMap) -> Self {
+    pub(crate) fn new(map: &DiagonalMap, enc: &Encoder) -> Result<Self, Error> {
         let n = map.slots;
         let signed = |d: usize| if d > n / 2 { d as i64 - n as i64 } else { d as i64 };
         // Every offset is a multiple of the stride (the smallest merged butterfly half-length).
@@ -42,7 +46,7 @@ impl LinearTransform {
         let ks: Vec<i64> = map.diags.keys().map(|&d| signed(d) / stride).collect();
         let span = (ks.iter().max().unwrap_or(&0) - ks.iter().min().unwrap_or(&0) + 1) as usize;
         let baby = ((span as f64).sqrt().ceil() as usize).next_power_of_two().max(1) as i64;
-        let mut giants: BTreeMap<i64, Vec<(i64, Vec<Complex64>)>> = BTreeMap::new();
+        let mut giants: BTreeMap<i64, Vec<(i64, Vec<f64>)>> = BTreeMap::new();
         for (&d, u) in &map.diags {
             let k = signed(d) / stride;
             let j = k.rem_euclid(baby);
@@ -50,14 +54,15 @@ impl LinearTransform {
             // diag(u)·R^(G+J) = R^G · diag(R^-G u) · R^J.
             let shift = g.rem_euclid(n as i64) as usize;
             let rotated: Vec<Complex64> = (0..n).map(|i| u[(i + n - shift) % n]).collect();
-            giants.entry(g).or_default().push((j * stride, rotated));
+            let coeffs = enc.slot_coefficients(&rotated)?;
+            giants.entry(g).or_default().push((j * stride, coeffs));
         }
         let mut babies: Vec<i64> =
             giants.values().flat_map(|t| t.iter().map(|(j, _)| *j)).collect();
         babies.sort_unstable();
         babies.dedup();
         let giants = giants.into_iter().map(|(step, terms)| Giant { step, terms }).collect();
-        Self { giants, babies }
+        Ok(Self { giants, babies })
     }
 
     /// Every rotation step the transform needs a key for.
@@ -124,7 +129,16 @@ impl LinearTransform {
                 let mut out = ExtendedCiphertext::zeros(ctx, level);
                 let plus = Plus::Scaled(x.part(0));
                 let perm = ctx.galois_perm(g);
-                rotate_extended(ctx, level, &scratch.dec, &key.key, &perm, plus, &mut out, Sink::Store)?;
+                rotate_extended(
+                    ctx,
+                    level,
+                    &scratch.dec,
+                    &key.key,
+                    &perm,
+                    plus,
+                    &mut out,
+                    Sink::Store,
+                )?;
                 out
             };
             rotated.insert(j, ct);
@@ -138,13 +152,17 @@ impl LinearTransform {
                 continue;
             }
             inner.clear();
-            for (j, diag) in &giant.terms {
-                let pt = enc.encode_extended(diag, level, pt_scale)?;
+            let pts = giant
+                .terms
+                .par_iter()
+                .map(|(_, diag)| enc.encode_coefficients_extended(diag, level, pt_scale))
+                .collect::<Result<Vec<_>, Error>>()?;
+            for ((j, _), pt) in giant.terms.iter().zip(&pts) {
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",
                 })?;
-                inner.mul_add_assign(ctx, baby, &pt);
+                inner.mul_add_assign(ctx, baby, pt);
             }
             any = true;
             if giant.step == 0 {
@@ -205,7 +223,7 @@ mod tests {
             diags.insert(d, rand_vec(slots));
         }
         let map = DiagonalMap { slots, diags };
-        let lt = LinearTransform::new(&map);
+        let lt = LinearTransform::new(&map, &Encoder::new(&ctx)).unwrap();
         assert!(lt.giants.iter().filter(|g| g.step != 0).count() >= 2, "several giant steps");
         assert!(lt.babies.len() >= 3, "several baby steps");
         let mut kg = KeyGenerator::with_seed(&ctx, [4; 32]);
@@ -214,16 +232,20 @@ mod tests {
         for s in lt.steps() {
             galois.insert(kg.rotation_key(&sk, s).unwrap());
         }
-        let keys =
-            BootstrapKeys { relin: kg.relin_key(&sk).unwrap(), galois, to_sparse: None, from_sparse: None };
+        let keys = BootstrapKeys {
+            relin: kg.relin_key(&sk).unwrap(),
+            galois,
+            to_sparse: None,
+            from_sparse: None,
+        };
         let (eval, enc) = (Evaluator::new(&ctx), Encoder::new(&ctx));
         let dec = Decryptor::new(&ctx, &sk).unwrap();
         let x = rand_vec(slots);
         let want: Vec<Complex64> = (0..slots)
             .map(|i| {
-                map.diags.iter().fold(Complex64::default(), |acc, (&d, u)| {
-                    acc + u[i] * x[(i + d) % slots]
-                })
+                map.diags
+                    .iter()
+                    .fold(Complex64::default(), |acc, (&d, u)| acc + u[i] * x[(i + d) % slots])
             })
             .collect();
         let mut scratch = eval.scratch();
