@@ -97,6 +97,27 @@ def run(log_n):
     except Exception as e:  # the binding may lack the fast-rotation API
         print(f"[openfhe] hoisted rotations unavailable: {e}", file=sys.stderr)
 
+    # A 16-diagonal linear transform sum_j d_j * R^j(x), j = 1..16: OpenFHE's hoisted rotations
+    # (one precompute, a ModDown per rotation), a product with each diagonal, the sum.
+    diags = [cc.MakeCKKSPackedPlaintext(rng.uniform(-1, 1, slots)) for _ in steps]
+
+    def lt16(rotate):
+        acc = None
+        for s, d in zip(steps, diags):
+            term = cc.EvalMult(rotate(s), d)
+            acc = term if acc is None else cc.EvalAdd(acc, term)
+        return acc
+
+    def lt16_fast():
+        pre = cc.EvalFastRotationPrecompute(ct1)
+        return lt16(lambda s: cc.EvalFastRotation(ct1, s, m, pre))
+
+    t["lt16_plain"] = timed(lambda: lt16(lambda s: cc.EvalRotate(ct1, s)))
+    try:
+        t["lt16_fast_rotation"] = timed(lt16_fast)
+    except Exception as e:
+        print(f"[openfhe] fast-rotation transform unavailable: {e}", file=sys.stderr)
+
     # Key generation of one rotation key; the key store is cleared (untimed) before each run,
     # since OpenFHE skips keys that already exist.
     t["keygen_rotation_key"] = timed(lambda: cc.EvalRotateKeyGen(sk, [1]),

@@ -16,6 +16,7 @@ OPS = [
     ("keygen_rotation_key", "keygen, one rotation key"),
     ("rotate_16_plain", "16 rotations, plain"),
     ("rotate_16_hoisted", "16 rotations, hoisted"),
+    ("lt16_plain", "16-diagonal linear transform, plain rotations"),
 ]
 
 
@@ -65,6 +66,26 @@ def main():
         if n in peer:
             errs += "; OpenFHE " + ", ".join(f"{k} {v:.1e}" for k, v in peer[n]["check_max_abs_err"].items())
         print(f"- 2^{n}: " + "; ".join(extra + [errs]))
+    lt_line(ours, peer)
+
+
+def lt_line(ours, peer):
+    """The one line of the double-hoisting target (issue 12): at the largest ring measured."""
+    n = max((n for n in ours if "lt16_double_hoisted" in ours[n]["timings_ms"]), default=None)
+    if n is None:
+        return
+    o = ours[n]["timings_ms"]
+    hoisted = o["lt16_double_hoisted"]["median_ms"]
+    plain = o["lt16_plain"]["median_ms"]
+    beside = f"2^{n}: hetier {fmt(hoisted)} ms double-hoisted, {fmt(plain)} ms plain"
+    p = peer.get(n, {}).get("timings_ms", {})
+    if "lt16_fast_rotation" in p:
+        fast = p["lt16_fast_rotation"]["median_ms"]
+        beside += (f"; OpenFHE {fmt(fast)} ms EvalFastRotation after EvalFastRotationPrecompute"
+                   f" (hetier/OpenFHE {hoisted / fast:.2f})")
+    print()
+    print(f"hetier double-hoisted/plain linear transform (16 diagonals): {hoisted / plain:.2f}"
+          f"   [{beside}]")
 
 
 if __name__ == "__main__":

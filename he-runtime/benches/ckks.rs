@@ -5,7 +5,9 @@
 //! `HETIER_CKKS_LOGN=13,14`). JSON for the peer comparison (benches/peers/compare.sh):
 //! `HETIER_CKKS_JSON=out.json cargo bench -p hetier-he --bench ckks` times every operation
 //! with a median-of-runs loop (≥ 5 runs and ≥ 1 s of work, like the peer scripts) instead of
-//! criterion, and also records serialised sizes and the decryption errors.
+//! criterion, and also records serialised sizes and the decryption errors. `lt16_plain` and
+//! `lt16_double_hoisted` are a 16-diagonal linear transform (rotate by 1..16, multiply each by
+//! a plaintext diagonal, sum) from plain rotations and with double hoisting.
 
 // criterion macros and the closures here are bench-only code.
 #![allow(missing_docs)]
@@ -38,6 +40,9 @@ struct Setup {
     ct1: Ciphertext,
     ct2: Ciphertext,
     prod: Ciphertext,
+    /// The 16 diagonals of the linear-transform benchmark, over Q (plain) and Q·P (hoisted).
+    diags: Vec<Plaintext>,
+    diags_ext: Vec<ExtendedPlaintext>,
 }
 
 fn setup(log_n: u32) -> Setup {
@@ -66,6 +71,21 @@ fn setup(log_n: u32) -> Setup {
     let ct2 = encryptor.encrypt_pk(&pk, &pt2).expect("encrypt");
     let mut s = eval.scratch();
     let prod = eval.mul_relin(&ct1, &ct2, &rk, &mut s).expect("mul");
+    let diag_values: Vec<Vec<f64>> =
+        (0..HOISTED).map(|_| (0..slots).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
+    let diags = diag_values
+        .iter()
+        .map(|d| enc.encode_real(d, top, params.scale()))
+        .collect::<Result<Vec<_>, _>>()
+        .expect("encode diagonals");
+    let diags_ext = diag_values
+        .iter()
+        .map(|d| {
+            let z: Vec<Complex64> = d.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+            enc.encode_extended(&z, top, params.scale())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .expect("encode extended diagonals");
     let (encryptor, kg) = (Mutex::new(encryptor), Mutex::new(kg));
     Setup {
         log_n,
@@ -85,6 +105,8 @@ fn setup(log_n: u32) -> Setup {
         ct1,
         ct2,
         prod,
+        diags,
+        diags_ext,
     }
 }
 
@@ -114,7 +136,24 @@ impl Extras {
 /// The timed operations, by name; every closure works on the setup's fixed operands.
 fn ops<'a>(s: &'a Setup, x: &'a Extras) -> Vec<(&'static str, Op<'a>)> {
     let Setup {
-        ctx, enc, eval, encryptor, kg, sk, pk, rk, keys, v1, pt1, pt2, ct1, ct2, prod, ..
+        ctx,
+        enc,
+        eval,
+        encryptor,
+        kg,
+        sk,
+        pk,
+        rk,
+        keys,
+        v1,
+        pt1,
+        pt2,
+        ct1,
+        ct2,
+        prod,
+        diags,
+        diags_ext,
+        ..
     } = s;
     let top = ctx.params().max_level();
     let scale = ctx.params().scale();
@@ -205,6 +244,36 @@ fn ops<'a>(s: &'a Setup, x: &'a Extras) -> Vec<(&'static str, Op<'a>)> {
                 black_box(
                     eval.rotate_many(ct1, steps, keys, &mut scratch.lock().expect("lock"))
                         .expect("hoisted"),
+                );
+            }),
+        ),
+        // A 16-diagonal linear transform Σ_j d_j ⊙ R^j(x), j = 1..16, at the top level (like a
+        // CoeffToSlot stage): plain rotations, products and sums ...
+        (
+            "lt16_plain",
+            Box::new(move || {
+                let mut sc = scratch.lock().expect("lock");
+                let mut acc: Option<Ciphertext> = None;
+                for (&st, d) in steps.iter().zip(diags) {
+                    let r = eval.rotate_with(ct1, st, keys, &mut sc).expect("rotate");
+                    let t = eval.mul_plain(&r, d).expect("mul_plain");
+                    match acc.as_mut() {
+                        None => acc = Some(t),
+                        Some(a) => eval.add_assign(a, &t).expect("add"),
+                    }
+                }
+                black_box(acc);
+            }),
+        ),
+        // ... and the same with double hoisting (one ModUp, one ModDown per output).
+        (
+            "lt16_double_hoisted",
+            Box::new(move || {
+                let terms: Vec<(i64, &ExtendedPlaintext)> =
+                    steps.iter().copied().zip(diags_ext).collect();
+                black_box(
+                    eval.rotate_mul_sum(ct1, &terms, keys, &mut scratch.lock().expect("lock"))
+                        .expect("double hoisted"),
                 );
             }),
         ),

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::ciphertext::Plaintext;
 use super::context::Context;
 use super::fft::Complex64;
+use super::hoisting::ExtendedPlaintext;
 use super::ring::{neg_mod, sub_mod};
 use crate::error::{Error, Result};
 
@@ -31,14 +32,83 @@ impl Encoder {
 
     /// Encodes complex values at `level` and `scale`.
     pub fn encode(&self, values: &[Complex64], level: usize, scale: f64) -> Result<Plaintext> {
+        let primes: Vec<usize> = (0..=level).collect();
+        let data = self.encode_limbs(values, level, scale, &primes)?;
+        let n = self.ctx.n();
+        Ok(Plaintext { data, level, scale, n, params_id: self.ctx.params().id() })
+    }
+
+    /// Encodes complex values at `level` and `scale` over the extended basis q_0..q_level, P
+    /// (the same integer polynomial as [`Self::encode`], with the key-switching primes' limbs
+    /// added), for products with rotations left in that basis by double hoisting
+    /// ([`Evaluator::rotate_mul_sum`](super::Evaluator::rotate_mul_sum)).
+    pub fn encode_extended(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<ExtendedPlaintext> {
+        let q_len = self.ctx.q_len();
+        let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
+        let data = self.encode_limbs(values, level, scale, &primes)?;
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+    }
+
+    /// The NTT-form limbs, modulo the context primes `primes`, of round(scale·values) placed
+    /// by the canonical embedding.
+    fn encode_limbs(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+        primes: &[usize],
+    ) -> Result<Vec<u64>> {
+        self.check_level_scale(level, scale)?;
+        let coeffs = self.slot_coefficients(values)?;
+        self.reduce_limbs(&coeffs, scale, primes)
+    }
+
+    /// The real coefficients (N of them, unscaled) of the polynomial whose canonical embedding
+    /// is `values`: what [`Self::encode_coefficients_extended`] takes, so that a vector encoded
+    /// many times at different scales pays its FFT once.
+    pub(crate) fn slot_coefficients(&self, values: &[Complex64]) -> Result<Vec<f64>> {
         let ctx = &self.ctx;
-        let n = ctx.n();
         let slots = ctx.params().slots();
         if values.len() > slots {
             return Err(Error::TooManyValues { len: values.len(), slots });
         }
-        if level > ctx.params().max_level() {
-            return Err(Error::InvalidLevel { level, max: ctx.params().max_level() });
+        let mut v = vec![Complex64::default(); slots];
+        v[..values.len()].copy_from_slice(values);
+        ctx.fft().inverse(&mut v);
+        let mut coeffs = vec![0f64; ctx.n()];
+        for (i, z) in v.iter().enumerate() {
+            coeffs[i] = z.re;
+            coeffs[i + slots] = z.im;
+        }
+        Ok(coeffs)
+    }
+
+    /// [`Self::encode_extended`] from [`Self::slot_coefficients`]' output: the same words.
+    pub(crate) fn encode_coefficients_extended(
+        &self,
+        coeffs: &[f64],
+        level: usize,
+        scale: f64,
+    ) -> Result<ExtendedPlaintext> {
+        self.check_level_scale(level, scale)?;
+        if coeffs.len() != self.ctx.n() {
+            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: coeffs.len() });
+        }
+        let q_len = self.ctx.q_len();
+        let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
+        let data = self.reduce_limbs(coeffs, scale, &primes)?;
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+    }
+
+    fn check_level_scale(&self, level: usize, scale: f64) -> Result<()> {
+        let max = self.ctx.params().max_level();
+        if level > max {
+            return Err(Error::InvalidLevel { level, max });
         }
         if !(scale.is_finite() && scale >= 1.0) {
             return Err(Error::InvalidParameter {
@@ -46,20 +116,20 @@ impl Encoder {
                 reason: format!("scale {scale} must be finite and at least 1"),
             });
         }
-        let mut v = vec![Complex64::default(); slots];
-        v[..values.len()].copy_from_slice(values);
-        ctx.fft().inverse(&mut v);
-        let mut coeffs = vec![0f64; n];
-        for (i, z) in v.iter().enumerate() {
-            coeffs[i] = (z.re * scale).round();
-            coeffs[i + slots] = (z.im * scale).round();
-        }
+        Ok(())
+    }
+
+    /// round(scale·coeffs) modulo each of the context primes `primes`, in NTT form.
+    fn reduce_limbs(&self, unscaled: &[f64], scale: f64, primes: &[usize]) -> Result<Vec<u64>> {
+        let ctx = &self.ctx;
+        let n = ctx.n();
+        let coeffs: Vec<f64> = unscaled.iter().map(|c| (c * scale).round()).collect();
         if let Some(&bad) = coeffs.iter().find(|c| !c.is_finite()) {
             return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
         }
         let small = coeffs.iter().all(|c| c.abs() < 9.0e18);
-        let mut data = vec![0u64; (level + 1) * n];
-        data.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+        let mut data = vec![0u64; primes.len() * n];
+        data.par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &i)| {
             let p = ctx.prime(i);
             if small {
                 for (o, &c) in limb.iter_mut().zip(&coeffs) {
@@ -72,7 +142,7 @@ impl Encoder {
             }
             p.ntt(limb);
         });
-        Ok(Plaintext { data, level, scale, n, params_id: ctx.params().id() })
+        Ok(data)
     }
 
     /// Decodes a plaintext into its N/2 complex slots.

@@ -31,6 +31,7 @@ mod encoder;
 mod encryptor;
 mod evaluator;
 mod fft;
+mod hoisting;
 mod in_place;
 mod keys;
 mod keyswitch;
@@ -46,6 +47,7 @@ pub use encoder::Encoder;
 pub use encryptor::{Decryptor, Encryptor, SeededCiphertext};
 pub use evaluator::Evaluator;
 pub use fft::Complex64;
+pub use hoisting::ExtendedPlaintext;
 pub use keys::{
     GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, KeySwitchKeyView, PublicKey, RelinKey,
     SecretKey,

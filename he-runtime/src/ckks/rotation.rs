@@ -128,7 +128,7 @@ impl Evaluator {
         self.relinearize(&t, rk, scratch)
     }
 
-    fn check_galois<K: AsRef<[u64]>>(
+    pub(crate) fn check_galois<K: AsRef<[u64]>>(
         &self,
         key: &GaloisKey<K>,
         g: u64,

@@ -125,8 +125,9 @@ impl Bootstrapper {
         if let Some(last) = stc_maps.last_mut() {
             last.scale(Complex64::new(q0 / (2.0 * std::f64::consts::PI * params.scale()), 0.0));
         }
-        let cts = cts_maps.iter().map(LinearTransform::new).collect();
-        let stc = stc_maps.iter().map(LinearTransform::new).collect();
+        let enc = Encoder::new(ctx);
+        let cts = cts_maps.iter().map(|m| LinearTransform::new(m, &enc)).collect::<Result<_>>()?;
+        let stc = stc_maps.iter().map(|m| LinearTransform::new(m, &enc)).collect::<Result<_>>()?;
         let n = ctx.n();
         let mut i_ntt = vec![0u64; params.q().len() * n];
         i_ntt.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {

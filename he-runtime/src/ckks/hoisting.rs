@@ -1,0 +1,308 @@
+//! Double hoisting (Bossuat, Mouchet, Troncoso-Pastoriza and Hubaux, EUROCRYPT 2021): sums
+//! Σ_j d_j ⊙ R^(k_j)(x) of plaintext-weighted rotations of one ciphertext with one ModUp of x
+//! and one ModDown per output polynomial.
+//!
+//! A rotation is stopped before its ModDown: P·c_0 plus the inner product of x's digits with
+//! the Galois key, under the automorphism, encrypts P·R^k(x) over the extended basis Q_l·P.
+//! Products with diagonals encoded over Q_l·P ([`ExtendedPlaintext`]) and sums stay in that
+//! basis, and ModDown (a division by P with rounding) is linear up to its rounding, so one
+//! ModDown of the sum stands for one per rotation, which is about three quarters of a hoisted
+//! rotation's time.
+
+use rayon::prelude::*;
+
+use super::ciphertext::Ciphertext;
+use super::context::Context;
+use super::evaluator::Evaluator;
+use super::keys::{GaloisKeySet, KeySwitchKey};
+use super::keyswitch::{decompose, mod_down, qp_prime, Finish, Scratch};
+use super::ring::add_mod;
+use crate::error::{Error, Result};
+use crate::math::dot_product;
+
+/// A plaintext over the extended basis q_0..q_level, p_0..p_(K−1) in NTT form, made by
+/// [`Encoder::encode_extended`](super::Encoder::encode_extended).
+#[derive(Debug, Clone)]
+pub struct ExtendedPlaintext {
+    pub(crate) data: Vec<u64>,
+    pub(crate) level: usize,
+    pub(crate) scale: f64,
+    pub(crate) params_id: u64,
+}
+
+impl ExtendedPlaintext {
+    /// The level of its Q part.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// The scale it was encoded at.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+/// A degree-1 ciphertext over Q_l·P that encrypts P times its message (a key switch before its
+/// ModDown): c_0 then c_1, each level+1+K limbs in NTT form.
+#[derive(Debug, Clone)]
+pub(crate) struct ExtendedCiphertext {
+    data: Vec<u64>,
+    level: usize,
+    width: usize,
+    n: usize,
+}
+
+impl ExtendedCiphertext {
+    /// The zero ciphertext at `level`.
+    pub(crate) fn zeros(ctx: &Context, level: usize) -> Self {
+        let n = ctx.n();
+        let width = level + 1 + ctx.p_len();
+        Self { data: vec![0; 2 * width * n], level, width, n }
+    }
+
+    /// (P·c_0, P·c_1), whose P limbs are zero: the unrotated term of a sum.
+    pub(crate) fn lift<C: AsRef<[u64]>>(ctx: &Context, ct: &Ciphertext<C>) -> Self {
+        let mut out = Self::zeros(ctx, ct.level);
+        let n = out.n;
+        let l1 = ct.level + 1;
+        let plan = ctx.moddown(ct.level);
+        let (o0, o1) = out.data.split_at_mut(out.width * n);
+        for (p, o) in [o0, o1].into_iter().enumerate() {
+            let c = ct.part(p);
+            o[..l1 * n].par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
+                limb.copy_from_slice(&c[i * n..(i + 1) * n]);
+                ctx.prime(i).modulus.mul_scalar_assign_slice(limb, plan.p_mod[i].0);
+            });
+        }
+        out
+    }
+
+    /// c_0 over Q_l·P.
+    pub(crate) fn c0(&self) -> &[u64] {
+        &self.data[..self.width * self.n]
+    }
+
+    fn parts_mut(&mut self) -> (&mut [u64], &mut [u64]) {
+        self.data.split_at_mut(self.width * self.n)
+    }
+
+    /// Sets every word to zero (reuse across the giant steps of a transform).
+    pub(crate) fn clear(&mut self) {
+        self.data.par_chunks_mut(self.n).for_each(|l| l.fill(0));
+    }
+
+    /// self += pt ⊙ x over every limb of both parts.
+    pub(crate) fn mul_add_assign(
+        &mut self,
+        ctx: &Context,
+        x: &ExtendedCiphertext,
+        pt: &ExtendedPlaintext,
+    ) {
+        let (n, width, level) = (self.n, self.width, self.level);
+        self.data.par_chunks_mut(n).zip(x.data.par_chunks(n)).enumerate().for_each(
+            |(k, (acc, xl))| {
+                let pos = k % width;
+                let m = &ctx.prime(qp_prime(ctx, level, pos)).modulus;
+                m.mul_add_assign_slice(acc, xl, &pt.data[pos * n..(pos + 1) * n]);
+            },
+        );
+    }
+
+    /// self += x.
+    pub(crate) fn add_assign(&mut self, ctx: &Context, x: &ExtendedCiphertext) {
+        let (n, width, level) = (self.n, self.width, self.level);
+        self.data.par_chunks_mut(n).zip(x.data.par_chunks(n)).enumerate().for_each(
+            |(k, (acc, xl))| {
+                let m = &ctx.prime(qp_prime(ctx, level, k % width)).modulus;
+                m.add_assign_slice(acc, xl);
+            },
+        );
+    }
+
+    /// ModDown of c_1 alone into `out` (level+1 limbs); c_1's P limbs are destroyed.
+    pub(crate) fn mod_down_c1(&mut self, ctx: &Context, scratch: &mut Scratch, out: &mut [u64]) {
+        let level = self.level;
+        let (_, c1) = self.parts_mut();
+        let Scratch { y, v, md, .. } = scratch;
+        mod_down(ctx, level, c1, y, v, md, out, Finish::Store, None);
+    }
+
+    /// ModDown of both parts: the ciphertext over Q_l at `scale`.
+    pub(crate) fn mod_down(
+        mut self,
+        ctx: &Context,
+        scratch: &mut Scratch,
+        scale: f64,
+        params_id: u64,
+    ) -> Ciphertext {
+        let (level, n) = (self.level, self.n);
+        let l1 = level + 1;
+        let mut out = Ciphertext::zeros(2, level, scale, n, params_id);
+        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        let (a0, a1) = self.parts_mut();
+        let Scratch { y, v, md, .. } = scratch;
+        mod_down(ctx, level, a0, y, v, md, o0, Finish::Store, None);
+        mod_down(ctx, level, a1, y, v, md, o1, Finish::Store, None);
+        out
+    }
+}
+
+/// The c_0 that [`rotate_extended`] adds to the key-switched c_0 before the automorphism.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Plus<'a> {
+    /// c_0 over Q_l (level+1 limbs), multiplied by P on the way.
+    Scaled(&'a [u64]),
+    /// c_0 already over Q_l·P (level+1+K limbs).
+    Extended(&'a [u64]),
+}
+
+/// What [`rotate_extended`] does with each rotated limb r of `out`'s matching limb o.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sink<'a> {
+    /// o = r.
+    Store,
+    /// o += r.
+    Add,
+    /// o += d ⊙ r for the extended plaintext d (level+1+K limbs).
+    MulAdd(&'a [u64]),
+}
+
+/// A rotation left in the extended basis: (σ(plus + ⟨dec, k_0⟩), σ(⟨dec, k_1⟩)) over Q_l·P,
+/// delivered limb by limb into `out` as `sink` says. `dec` is the ModUp of c_1's digits
+/// ([`decompose`]), `perm` the automorphism σ in NTT form, `key` its (checked) Galois key.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rotate_extended<K: AsRef<[u64]>>(
+    ctx: &Context,
+    level: usize,
+    dec: &[u64],
+    key: &KeySwitchKey<K>,
+    perm: &[u32],
+    plus: Plus<'_>,
+    out: &mut ExtendedCiphertext,
+    sink: Sink<'_>,
+) -> Result<()> {
+    let n = ctx.n();
+    let l1 = level + 1;
+    let width = l1 + ctx.p_len();
+    let qp = ctx.q_len() + ctx.p_len();
+    let digits = ctx.params().digits_at(level);
+    let kd: &[u64] = key.data.as_ref();
+    let plan = ctx.moddown(level);
+    let (o0, o1) = out.parts_mut();
+    o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().try_for_each_init(
+        || (vec![0u64; n], vec![0u64; n], vec![0u64; n]),
+        |(t0, t1, g), (pos, (r0, r1))| {
+            let gi = qp_prime(ctx, level, pos);
+            let prime = ctx.prime(gi);
+            let m = &prime.modulus;
+            let a: Vec<&[u64]> = (0..digits)
+                .map(|j| &dec[(j * width + pos) * n..(j * width + pos + 1) * n])
+                .collect();
+            let b: Vec<&[u64]> = (0..2)
+                .flat_map(|p| (0..digits).map(move |j| ((j * 2 + p) * qp + gi) * n))
+                .map(|off| &kd[off..off + n])
+                .collect();
+            dot_product(m, &a, &b, None, &mut [t0.as_mut_slice(), t1.as_mut_slice()])?;
+            match plus {
+                Plus::Scaled(c) if pos < l1 => {
+                    m.mul_scalar_add_assign_slice(t0, &c[pos * n..(pos + 1) * n], plan.p_mod[pos].0)
+                }
+                Plus::Extended(c) => m.add_assign_slice(t0, &c[pos * n..(pos + 1) * n]),
+                Plus::Scaled(_) => {}
+            }
+            for (r, t) in [(r0, &*t0), (r1, &*t1)] {
+                match sink {
+                    Sink::Store => {
+                        for (y, &j) in r.iter_mut().zip(perm) {
+                            *y = t[j as usize];
+                        }
+                    }
+                    Sink::Add => {
+                        for (y, &j) in r.iter_mut().zip(perm) {
+                            *y = add_mod(*y, t[j as usize], prime.q);
+                        }
+                    }
+                    Sink::MulAdd(d) => {
+                        for (y, &j) in g.iter_mut().zip(perm) {
+                            *y = t[j as usize];
+                        }
+                        m.mul_add_assign_slice(r, g, &d[pos * n..(pos + 1) * n]);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+impl Evaluator {
+    /// Σ_j pt_j ⊙ R^(step_j)(a) by double hoisting: one ModUp of a's c_1, every rotation and
+    /// product in the extended basis, one ModDown per output polynomial. The plaintexts come
+    /// from [`Encoder::encode_extended`](super::Encoder::encode_extended) at a's level and share
+    /// one scale; the result's scale is a's times theirs (rescale afterwards). Step 0 (or any
+    /// multiple of the slot count) is the unrotated term and needs no key.
+    pub fn rotate_mul_sum<A: AsRef<[u64]>>(
+        &self,
+        a: &Ciphertext<A>,
+        terms: &[(i64, &ExtendedPlaintext)],
+        keys: &GaloisKeySet,
+        scratch: &mut Scratch,
+    ) -> Result<Ciphertext> {
+        self.check_ct(a)?;
+        if a.parts != 2 {
+            return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
+        }
+        let ctx = &*self.ctx;
+        let Some(first) = terms.first() else {
+            return Err(Error::InvalidParameter {
+                name: "terms",
+                reason: "a rotation sum needs at least one term".into(),
+            });
+        };
+        let pt_scale = first.1.scale;
+        for (_, pt) in terms {
+            ctx.check_id(pt.params_id)?;
+            if pt.level != a.level {
+                return Err(Error::LevelMismatch { left: a.level, right: pt.level });
+            }
+            if !super::evaluator::scales_match(pt.scale, pt_scale) {
+                return Err(Error::ScaleMismatch {
+                    left_log2: pt_scale.log2(),
+                    right_log2: pt.scale.log2(),
+                });
+            }
+        }
+        let level = a.level;
+        let mut acc = ExtendedCiphertext::zeros(ctx, level);
+        let mut decomposed = false;
+        for &(step, pt) in terms {
+            let g = ctx.galois_element_for_step(step);
+            if g == 1 {
+                acc.mul_add_assign(ctx, &ExtendedCiphertext::lift(ctx, a), pt);
+                continue;
+            }
+            let key = keys
+                .get(g)
+                .ok_or(Error::MissingGaloisKey { galois_element: g, step: Some(step) })?;
+            self.check_galois(key, g, Some(step))?;
+            let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
+            if !decomposed {
+                decompose(ctx, level, a.part(1), coeff, y, v, dec);
+                decomposed = true;
+            }
+            let perm = ctx.galois_perm(g);
+            let plus = Plus::Scaled(a.part(0));
+            rotate_extended(
+                ctx,
+                level,
+                dec,
+                &key.key,
+                &perm,
+                plus,
+                &mut acc,
+                Sink::MulAdd(&pt.data),
+            )?;
+        }
+        Ok(acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id))
+    }
+}
