@@ -4,6 +4,7 @@
 use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
 use hetier_he::ckks::Context;
 use hetier_he::model::{zoo, Activation, DEFAULT_MARGIN};
+use hetier_he::nn::poly::{self, ChebPoly};
 use hetier_he::nn::{BootstrapSpec, ObjKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,7 +15,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context::new(&params)?;
     let bs = Bootstrapper::new(&ctx, &preset.config)?;
     println!("bootstrapper {:.1} s", t.elapsed().as_secs_f64());
-    for (name, act) in [("poly2", Activation::Poly { coeffs: vec![0.1, 0.5, 0.2] })] {
+    let relu = ChebPoly::interpolate(poly::relu, -1.0, 1.0, 15)?;
+    let relu15 = Activation::Chebyshev {
+        func: "relu".into(),
+        range: [-1.0, 1.0],
+        degree: 15,
+        coeffs: relu.coeffs,
+    };
+    let poly2 = Activation::Poly { coeffs: vec![0.1, 0.5, 0.2] };
+    for (name, act) in [("degree-2 polynomial", poly2), ("ReLU, Chebyshev degree 15", relu15)] {
         let m = zoo::resnet20(channels, act)?;
         let t = std::time::Instant::now();
         let c = m.compile_bootstrapped(&params, &BootstrapSpec::of(&bs), DEFAULT_MARGIN)?;
