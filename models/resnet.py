@@ -56,6 +56,8 @@ def conv_fwd(x, w, k, stride, pad, pool=None, key=None):
 
 
 def conv_bwd(dy, w, cache, need_dx=True, pool=None, key=None):
+    """Gradients w.r.t. the input (a view into a pooled buffer, valid until the same layer's
+    next backward pass) and the weight."""
     cols, (n, h, wd, c), k, stride, pad = cache
     oh, ow = dy.shape[1], dy.shape[2]
     d2 = dy.reshape(-1, dy.shape[3])
@@ -74,6 +76,7 @@ def conv_bwd(dy, w, cache, need_dx=True, pool=None, key=None):
 
 
 def bn_fwd(x, bn, training):
+    """Batch statistics (and running-average update) when training, running statistics else."""
     if training:
         mu = x.mean(axis=(0, 1, 2))
         var = x.var(axis=(0, 1, 2))
@@ -104,6 +107,7 @@ def act_fwd(z, coeffs):
 
 
 def act_bwd(dy, coeffs, z):
+    """Gradient w.r.t. the input z and (polynomial only) w.r.t. c0, c1, c2 in float64."""
     if coeffs is None:
         return dy * (z > 0), None
     c1, c2 = coeffs[1], coeffs[2]
@@ -133,6 +137,7 @@ def conv_names():
 
 
 def act_names():
+    """Every activation's name, in execution order (the names `describe` exports)."""
     names = ["act1"]
     for si in range(1, len(STAGES) + 1):
         for bi in range(1, BLOCKS + 1):
@@ -255,6 +260,7 @@ def flat_params(net):
 
 
 def grad_of(g, key):
+    """The gradient of a `flat_params` key."""
     return g[key[0]] if len(key) == 1 else g[key[0]][key[1]]
 
 
