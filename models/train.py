@@ -7,10 +7,11 @@ One command reproduces every committed file in models/ (see models/README.md):
     models/.venv/bin/python models/train.py check     # reload the committed files and re-check
 
 The file has three parts: the reference forward pass over the model description (the
-plaintext twin the Rust executor is checked against), a small numpy trainer (backprop for
-dense, the first conv2d and polynomial activations, Adam), and the model definitions with
-export/check. Everything is float64 during training; weights are exported as float32 and
-every reported number (accuracy, activation ranges, reference logits) is recomputed from the
+plaintext twin the Rust executor is checked against), a small numpy trainer for the shallow
+models (backprop for dense, the first conv2d and polynomial activations, Adam), and the model
+definitions with export/check. The ResNet-20s train in `resnet.py` (float32, batch-norm folded
+at export); the shallow models train in float64. Weights are exported as float32 and every
+reported number (accuracy, activation ranges, reference logits) is recomputed from the
 exported float32 weights in float64 arithmetic, exactly as `check` does after a reload.
 """
 
@@ -30,6 +31,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
+
+import resnet  # noqa: E402  (models/resnet.py: the ResNet-20 trainer)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -73,6 +76,11 @@ def eval_activation(spec: dict, z: np.ndarray) -> np.ndarray:
         lo, hi = spec["range"]
         t = (2.0 * z - (hi + lo)) / (hi - lo)
         return np.polynomial.chebyshev.chebval(t, spec["coeffs"])
+    if kind in ("relu", "silu"):
+        # The reader interpolates these itself (desc.rs does the same: same nodes, same formula).
+        lo, hi = spec["range"]
+        coeffs = chebyshev_coeffs(kind, lo, hi, spec["degree"])
+        return eval_activation({"type": "chebyshev", "range": [lo, hi], "coeffs": coeffs}, z)
     raise ValueError(f"unknown activation type {kind!r}")
 
 
@@ -146,14 +154,19 @@ def layer_inputs(model: dict, idx: int) -> list[str]:
     return [model["layers"][idx - 1]["name"] if idx > 0 else "input"]
 
 
-def forward(model: dict, params: dict, raw: np.ndarray, keep: bool = False) -> dict:
-    """Run the graph on raw inputs ([N, *input.shape] as stored); returns every layer's value."""
+def forward(model: dict, params: dict, raw: np.ndarray, keep: bool = False,
+            peaks: dict | None = None) -> dict:
+    """Run the graph on raw inputs ([N, *input.shape] as stored); returns every layer's value
+    (only the last one unless `keep`); `peaks` collects each layer's max |value|."""
     inp = model["input"]
     x = raw.astype(np.float64) * inp["scale"] + inp["offset"]
     vals = {"input": x.reshape(x.shape[0], *inp["shape"])}
     for i, layer in enumerate(model["layers"]):
         names = layer_inputs(model, i)
         vals[layer["name"]] = layer_forward(layer, params, [vals[n] for n in names])
+        if peaks is not None:
+            peak = float(np.abs(vals[layer["name"]]).max())
+            peaks[layer["name"]] = max(peaks.get(layer["name"], 0.0), peak)
         if not keep:
             for n in names:  # drop values no later layer reads
                 later = [m for j in range(i + 1, len(model["layers"])) for m in layer_inputs(model, j)]
@@ -162,8 +175,20 @@ def forward(model: dict, params: dict, raw: np.ndarray, keep: bool = False) -> d
     return vals
 
 
+def evaluate(model: dict, params: dict, raw: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Logits and every layer's max |value|, in chunks small enough for the im2col buffers
+    (one chunk for the small models, so their numbers do not depend on the chunking)."""
+    widest = max(int(np.prod(l.get("out_shape") or [1])) for l in model["layers"])
+    chunk = max(1, 20_000_000 // (9 * widest))
+    logits, peaks = [], {}
+    for s in range(0, len(raw), chunk):
+        logits.append(forward(model, params, raw[s : s + chunk], peaks=peaks)[
+            model["layers"][-1]["name"]])
+    return np.concatenate(logits), peaks
+
+
 def logits_of(model: dict, params: dict, raw: np.ndarray) -> np.ndarray:
-    return forward(model, params, raw)[model["layers"][-1]["name"]]
+    return evaluate(model, params, raw)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,10 +397,17 @@ def normalise_square_layers(model: dict, params: dict, x: np.ndarray, target: fl
 # ---------------------------------------------------------------------------------------------
 
 
-def load_csv_gz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_csv_gz(path: Path, zero_pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of pixels and labels; zero_pad > 0 adds that many zero rows/columns on every side
+    of the (square) images, e.g. MNIST 28x28 -> 32x32 for the CIFAR-shaped ResNet."""
     with gzip.open(path, "rt") as f:
         arr = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    return arr[:, :-1].astype(np.uint8), arr[:, -1]
+    raw = arr[:, :-1].astype(np.uint8)
+    if zero_pad:
+        side = math.isqrt(raw.shape[1])
+        raw = np.pad(raw.reshape(-1, side, side), ((0, 0), (zero_pad,) * 2, (zero_pad,) * 2))
+        raw = raw.reshape(len(raw), -1)
+    return raw, arr[:, -1]
 
 
 def split(x, y, test_frac: float, seed: int):
@@ -404,6 +436,17 @@ DIGITS_INPUT = {"shape": [64], "dtype": "uint8", "scale": 1.0 / 16.0, "offset": 
                 "layout": "8x8 image, row-major; raw pixel values 0..16"}
 MNIST_INPUT = {"shape": [1, 28, 28], "dtype": "uint8", "scale": 1.0 / 255.0, "offset": 0.0,
                "layout": "C,H,W = 1,28,28, row-major; raw pixel values 0..255"}
+
+MNIST32_INPUT = {"shape": [1, 32, 32], "dtype": "uint8", "scale": 1.0 / 255.0, "offset": 0.0,
+                 "layout": "C,H,W = 1,32,32, row-major; raw pixel values 0..255; the 28x28 MNIST "
+                           "image sits at rows and columns 2..29, inside a 2-pixel border of zeros "
+                           "on every side"}
+RESNET_DATA = {"data": "mnist_5k.csv.gz", "input": MNIST32_INPUT, "seed": 6, "test_frac": 0.2,
+               "n_export": None, "zero_pad": 2, "arch": "resnet20"}
+RESNET_GRAPH = ("conv 3x3 1->16, act; 3 stages x 3 basic blocks (16, 32, 64 channels; conv 3x3, "
+                "act, conv 3x3, add shortcut, act; the first block of stages 2 and 3 has stride 2 "
+                "and a 1x1 stride-2 conv shortcut); avgpool 8x8 -> 64, dense 64->10; batch-norm "
+                "folded into the convs")
 
 SPECS = {
     "digits": {
@@ -437,30 +480,61 @@ SPECS = {
             dense("fc1", 845, 100), square("act2"), dense("fc2", 100, 10),
         ],
     },
+    "resnet20": dict(RESNET_DATA, description="ResNet-20 (CIFAR form) on MNIST padded to 32x32, "
+                     "learnable degree-2 polynomial activations: " + RESNET_GRAPH,
+                     train={"epochs": 10, "batch": 64, "lr": 0.1, "wd": 5e-4, "clip": 5.0,
+                            "smooth": 0.1, "shift": 2, "poly_init": [0.0, 1.0, 0.05],
+                            "act_lr": 0.1, "range_lam": 1e-3, "range_bound": 8.0}),
+    "resnet20_relu": dict(RESNET_DATA, description="ResNet-20 (CIFAR form) on MNIST padded to "
+                          "32x32, trained with ReLU and exported with each ReLU replaced by its "
+                          "Chebyshev interpolant: " + RESNET_GRAPH,
+                          train={"epochs": 10, "batch": 64, "lr": 0.1, "wd": 5e-4, "clip": 5.0,
+                                 "smooth": 0.1, "shift": 2, "poly_init": None,
+                                 "range_lam": 1e-3, "range_bound": 8.0,
+                                 "relu_degree": 31, "relu_margin": 1.1}),
 }
 
 
-def layer_stats(model: dict, params: dict, raw: np.ndarray) -> dict:
-    vals = forward(model, params, raw, keep=True)
-    return {l["name"]: float(np.abs(vals[l["name"]]).max()) for l in model["layers"]}
+def relu_degree_sweep(model: dict, params: dict, x: np.ndarray, y: np.ndarray) -> dict:
+    """Test accuracy with every ReLU interpolated at other degrees (same ranges), for the record."""
+    out = {}
+    for degree in (15, 31, 63):
+        alt = json.loads(json.dumps(model))
+        for layer in alt["layers"]:
+            if layer["kind"] == "activation":
+                layer["activation"]["degree"] = degree
+        out[str(degree)] = float((logits_of(alt, params, x).argmax(axis=1) == y).mean())
+        print(f"  ReLU interpolated at degree {degree}: test acc {out[str(degree)]:.4f}")
+    return out
 
 
 def build(name: str) -> None:
     spec = SPECS[name]
     print(f"== {name}: {spec['description']}")
-    raw, labels = load_csv_gz(DATA / spec["data"])
+    raw, labels = load_csv_gz(DATA / spec["data"], spec.get("zero_pad", 0))
     xtr, ytr, xte, yte, te_idx = split(raw, labels, spec["test_frac"], spec["seed"])
     model = {"schema": SCHEMA, "name": name, "description": spec["description"],
-             "input": spec["input"], "classes": 10,
-             "layers": json.loads(json.dumps(spec["layers"]))}
-    infer_shapes(model)
+             "input": spec["input"], "classes": 10}
     rng = np.random.default_rng(spec["seed"] + 1)
-    params = init_params(model, rng)
-    train(model, params, xtr, ytr, spec["train"], rng)
-    normalise_square_layers(model, params, xtr, target=1.0)
+    extra_training, extra_metrics = {}, {}
+    if spec.get("arch") == "resnet20":
+        model["layers"], params, extra_training, extra_metrics = resnet.train_and_fold(
+            spec["train"], xtr, ytr, xte, yte, rng, shift_augment, softmax_xent)
+        infer_shapes(model)
+    else:
+        model["layers"] = json.loads(json.dumps(spec["layers"]))
+        infer_shapes(model)
+        params = init_params(model, rng)
+        train(model, params, xtr, ytr, spec["train"], rng)
+        normalise_square_layers(model, params, xtr, target=1.0)
+        extra_training = {"optimizer": "Adam, cosine lr decay, grad-norm clip, L2",
+                          "normalised": "linear layers before each square rescaled so the max "
+                                        "|pre-activation| over the train split is 1.0"}
     params32 = {k: v.astype(np.float32) for k, v in params.items()}
     p64 = {k: v.astype(np.float64) for k, v in params32.items()}  # what the Rust side will load
-    tr_stats, te_stats = layer_stats(model, p64, xtr), layer_stats(model, p64, xte)
+    (tr_logits, tr_stats), (te_logits, te_stats) = evaluate(model, p64, xtr), evaluate(model, p64, xte)
+    if "relu_degree" in spec["train"]:
+        extra_metrics["test_accuracy_by_relu_degree"] = relu_degree_sweep(model, p64, xte, yte)
     for layer in model["layers"]:
         layer["max_abs"] = {"train": round(tr_stats[layer["name"]], 6),
                             "test": round(te_stats[layer["name"]], 6)}
@@ -473,14 +547,16 @@ def build(name: str) -> None:
         "split": "rows = numpy.random.default_rng(split_seed).permutation(rows); the last "
                  "round(rows * test_fraction) are the test split, the rest train",
     }
-    model["training"] = dict(spec["train"], optimizer="Adam, cosine lr decay, grad-norm clip, L2",
-                             init_seed=spec["seed"] + 1, loss="softmax cross-entropy, label smoothing",
-                             normalised="linear layers before each square rescaled so the max "
-                                        "|pre-activation| over the train split is 1.0")
-    model["metrics"] = {"train_accuracy": accuracy(model, p64, xtr, ytr),
-                        "test_accuracy": accuracy(model, p64, xte, yte)}
+    if spec.get("zero_pad"):
+        model["data"]["zero_pad"] = spec["zero_pad"]
+    model["training"] = dict(spec["train"], optimizer=extra_training.pop("optimizer"),
+                             init_seed=spec["seed"] + 1,
+                             loss="softmax cross-entropy, label smoothing", **extra_training)
+    model["metrics"] = {"train_accuracy": float((tr_logits.argmax(axis=1) == ytr).mean()),
+                        "test_accuracy": float((te_logits.argmax(axis=1) == yte).mean()),
+                        **extra_metrics}
     n_exp = spec["n_export"] or len(xte)
-    logits = logits_of(model, p64, xte[:n_exp])
+    logits = te_logits[:n_exp]
     meta = {"schema": SCHEMA, "model": name}
     save_safetensors(OUT / model["weights"], params32, meta)
     shape = [n_exp, *model["input"]["shape"]]
@@ -539,13 +615,13 @@ def load_model(name: str) -> tuple[dict, dict]:
 def check(name: str) -> bool:
     """Reload the exported files and verify accuracy, activation maxima and reference logits."""
     model, params = load_model(name)
-    raw, labels = load_csv_gz(ROOT / model["data"]["file"])
+    raw, labels = load_csv_gz(ROOT / model["data"]["file"], model["data"].get("zero_pad", 0))
     xtr, ytr, xte, yte, _ = split(raw, labels, model["data"]["test_fraction"],
                                   model["data"]["split_seed"])
     test = load_file(str(OUT / model["test_set"]))
-    acc = accuracy(model, params, xte, yte)
-    logits = logits_of(model, params, test["images"])
-    stats = layer_stats(model, params, xte)
+    te_logits, stats = evaluate(model, params, xte)
+    acc = float((te_logits.argmax(axis=1) == yte).mean())
+    logits = te_logits[: len(test["images"])]  # the exported images are xte's first rows (checked)
     ok = (
         acc == model["metrics"]["test_accuracy"]
         and np.array_equal(test["images"], xte[: len(test["images"])].reshape(test["images"].shape))
