@@ -312,12 +312,14 @@ impl<'s> Executor<'s> {
                     let (bk, r) =
                         StoredBootstrapKeys::ensure(real.store, &real.ctx, kg, sk, keyset, &bs)?;
                     boot_report = r;
+                    // Keys the bootstrap already made or found are not counted twice.
+                    needed.retain(|&g| !is_switching_tag(g) && bk.key_set().get(g).is_none());
                     real.boot_keys = Some(bk);
-                    needed.retain(|&g| !is_switching_tag(g));
                 }
                 let (set, mut report) =
                     KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?;
                 report.generated += boot_report.generated;
+                report.reused += boot_report.reused;
                 report.bytes_generated += boot_report.bytes_generated;
                 report.manifests_healed += boot_report.manifests_healed;
                 if let Some(bk) = &mut real.boot_keys {

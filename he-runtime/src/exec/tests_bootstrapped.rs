@@ -45,6 +45,8 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
         .build()
         .unwrap();
     let mut s = Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), false).unwrap();
+    // Every key once: the bootstrap's and the layers' (shared ones counted once).
+    assert_eq!((s.keys.generated, s.keys.reused), (c.program.keys().len(), 0));
     for i in 0..2 {
         let (raw, x) = sample(&m, i);
         let want = m.forward(&x).unwrap();
