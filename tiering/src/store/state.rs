@@ -10,10 +10,11 @@ use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::stats::StoreStats;
+use super::stream::StreamStats;
 use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
 use crate::cost::PmDescription;
 use crate::error::{Error, Result};
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, StreamId};
 use crate::policy::Policy;
 use crate::throttle::Throttle;
 use crate::tracker::AccessTracker;
@@ -146,6 +147,8 @@ pub(super) struct State {
     pub stats: StoreStats,
     pub in_flight: u64,
     pub migrator_down: bool,
+    /// Pin counters of each open request stream.
+    pub streams: HashMap<StreamId, StreamStats>,
 }
 
 /// Outcome of [`make_room`].
