@@ -55,6 +55,13 @@ pub trait Policy: Send + std::fmt::Debug {
         let _ = stream;
     }
 
+    /// The request streams whose plans use `id` from now on (what a prefetch of it serves);
+    /// empty for a policy without plans.
+    fn wanted_by(&self, id: ObjectId) -> Vec<StreamId> {
+        let _ = id;
+        Vec::new()
+    }
+
     /// Eviction order: among unpinned DRAM-resident objects the one with the largest value
     /// leaves first — among clean objects first, since a scratch object leaving DRAM costs a
     /// write-back, so scratch ones are chosen only when no clean object qualifies.

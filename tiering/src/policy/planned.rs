@@ -196,6 +196,10 @@ impl Policy for PlannedPolicy {
         self.plans.remove(&stream);
     }
 
+    fn wanted_by(&self, id: ObjectId) -> Vec<StreamId> {
+        self.plans.iter().filter(|(_, p)| p.next_use(id).is_some()).map(|(s, _)| *s).collect()
+    }
+
     fn evict_priority(&self, id: ObjectId) -> u64 {
         self.next_time(id).map_or(u64::MAX, |t| t as u64)
     }
@@ -318,6 +322,8 @@ mod tests {
         assert!(p.evict_priority(ObjectId(9)) < p.evict_priority(ObjectId(7)));
         // A prefetch of b's 7 may not take 9, which b needs first.
         assert_eq!(p.prefetch_rank(ObjectId(9), ObjectId(7)), (u64::MAX, true));
+        assert_eq!(p.wanted_by(ObjectId(9)), vec![b]);
+        assert_eq!(p.wanted_by(ObjectId(2)), vec![a]);
         // Once b ends, its plan no longer protects 9.
         p.on_stream_end(b);
         assert_eq!(p.evict_priority(ObjectId(9)), u64::MAX);

@@ -393,6 +393,11 @@ pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
         };
         start_transfer(st, id, Transfer::Loading { prefetch: true });
         st.stats.prefetches += 1;
+        for s in st.policy.wanted_by(id) {
+            if let Some(c) = st.streams.get_mut(&s) {
+                c.prefetches += 1;
+            }
+        }
         if let Err(job) = inner.send(Job::Fetch(id, block)) {
             drop(job);
             st.used -= footprint(len);

@@ -48,6 +48,9 @@ pub struct StreamStats {
     pub prefetch_hits: u64,
     /// Pins that waited for an in-flight transfer.
     pub pin_waits: u64,
+    /// Prefetches issued for an object this stream's plan uses (a prefetch of an object
+    /// shared by several plans counts for each).
+    pub prefetches: u64,
 }
 
 struct Open {
