@@ -17,7 +17,7 @@ use crate::cmd::run_setup::{eval_key_fingerprint, open_store, peak_rss, LayoutAr
 use crate::fmt;
 
 /// The models compiled into the binary (description, weights, test set).
-const EMBEDDED: [(&str, &str, &[u8], &[u8]); 2] = [
+pub(crate) const EMBEDDED: [(&str, &str, &[u8], &[u8]); 2] = [
     (
         "digits",
         include_str!("../../../models/digits.json"),
