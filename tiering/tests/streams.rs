@@ -32,13 +32,13 @@ fn a_scope_counts_its_own_pins_and_a_cancelled_one_stops_pinning() {
         s.put(id, ObjectKind::Blob, Durability::Durable, &content(id, K)).unwrap();
     }
     assert!(matches!(
-        s.stream(StreamId::DEFAULT, Cancel::new()),
+        s.stream(StreamId::DEFAULT, Cancel::new(), 0),
         Err(Error::StreamInUse { stream: StreamId(0) })
     ));
     let cancel = Cancel::new();
     {
-        let scope = s.stream(StreamId(7), cancel.clone()).unwrap();
-        assert!(matches!(s.stream(StreamId(7), Cancel::new()), Err(Error::StreamInUse { .. })));
+        let scope = s.stream(StreamId(7), cancel.clone(), 0).unwrap();
+        assert!(matches!(s.stream(StreamId(7), Cancel::new(), 0), Err(Error::StreamInUse { .. })));
         assert_eq!(s.stats().open_streams, 1);
         drop(s.pin(a).unwrap());
         drop(s.pin(b).unwrap());
@@ -54,7 +54,7 @@ fn a_scope_counts_its_own_pins_and_a_cancelled_one_stops_pinning() {
     // The scope ended: the stream is gone and pins outside it work again.
     assert_eq!(s.stats().open_streams, 0);
     drop(s.pin(a).unwrap());
-    let scope = s.stream(StreamId(7), Cancel::new()).unwrap();
+    let scope = s.stream(StreamId(7), Cancel::new(), 0).unwrap();
     assert_eq!(scope.stats(), Default::default());
 }
 
@@ -77,7 +77,7 @@ fn interleaved_streams_are_both_prefetched_for_and_nothing_prefetched_is_wasted(
             .map(|r| {
                 let (s, barrier, shared) = (&s, &barrier, &shared);
                 t.spawn(move || {
-                    let scope = s.stream(StreamId(r), Cancel::new()).unwrap();
+                    let scope = s.stream(StreamId(r), Cancel::new(), K as u64).unwrap();
                     let plan: Vec<_> = own(r)
                         .into_iter()
                         .zip(shared.iter().copied())

@@ -517,9 +517,17 @@ impl TieredStore {
     /// Opens the scope of request `stream` on the calling thread: until the scope drops, this
     /// thread's [`hint`](Self::hint) replaces that request's plan only, its pins advance that
     /// plan and count in [`StreamScope::stats`], and once `cancel` is raised its pins fail with
-    /// [`Error::Cancelled`]. The planned policy merges the plans of all open streams. Fails
-    /// with [`Error::StreamInUse`] for the default stream or one already open.
-    pub fn stream(&self, stream: StreamId, cancel: Cancel) -> Result<StreamScope<'_>> {
+    /// [`Error::Cancelled`]. The planned policy merges the plans of all open streams.
+    /// `reserve` is the DRAM the request pins at once at most: while the stream is open,
+    /// prefetches leave that much free, so that its steps do not evict objects prefetched for
+    /// another request (0: no reservation). Fails with [`Error::StreamInUse`] for the default
+    /// stream or one already open.
+    pub fn stream(
+        &self,
+        stream: StreamId,
+        cancel: Cancel,
+        reserve: u64,
+    ) -> Result<StreamScope<'_>> {
         let inner = &*self.inner;
         {
             let mut st = inner.state.lock();
@@ -527,9 +535,10 @@ impl TieredStore {
                 return Err(Error::StreamInUse { stream });
             }
             st.streams.insert(stream, StreamStats::default());
+            st.stream_reserve = st.stream_reserve.saturating_add(reserve);
         }
         StreamScope::open(inner, stream, cancel);
-        Ok(StreamScope { inner, stream, _thread: std::marker::PhantomData })
+        Ok(StreamScope { inner, stream, reserve, _thread: std::marker::PhantomData })
     }
 
     /// The DRAM a plan needs: for each of its steps, the lengths of the objects it holds in
@@ -673,6 +682,7 @@ impl TieredStore {
                 in_flight: 0,
                 migrator_down: false,
                 streams: HashMap::new(),
+                stream_reserve: 0,
             }),
             cond: Condvar::new(),
             pool,

@@ -149,6 +149,8 @@ pub(super) struct State {
     pub migrator_down: bool,
     /// Pin counters of each open request stream.
     pub streams: HashMap<StreamId, StreamStats>,
+    /// DRAM the open request streams keep free of prefetches (their pinned sets).
+    pub stream_reserve: u64,
 }
 
 /// Outcome of [`make_room`].
@@ -242,7 +244,9 @@ pub(super) fn make_room(
     if need == Need::Prefetch {
         let Some(c) = id else { return Ok(Room::Refused) };
         // Results written before the candidate's use need room too.
-        let headroom = st.policy.prefetch_headroom(c);
+        // Open request streams keep room for their own pinned sets: a prefetch that took it
+        // would be evicted unused by the next step of another request.
+        let headroom = st.policy.prefetch_headroom(c).saturating_add(st.stream_reserve);
         let scan = prefetch_scan(&*st.policy, c, st.occupants());
         if !prefetch_fits(scan.protected, len, headroom, budget) {
             return Ok(Room::Refused);

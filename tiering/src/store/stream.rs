@@ -82,6 +82,8 @@ pub(super) fn current(inner: &Inner) -> Option<(StreamId, Cancel)> {
 pub struct StreamScope<'a> {
     pub(super) inner: &'a Inner,
     pub(super) stream: StreamId,
+    /// DRAM kept free of prefetches while the stream is open.
+    pub(super) reserve: u64,
     pub(super) _thread: PhantomData<*const ()>,
 }
 
@@ -118,6 +120,7 @@ impl Drop for StreamScope<'_> {
         });
         let mut st = self.inner.state.lock();
         st.streams.remove(&self.stream);
+        st.stream_reserve = st.stream_reserve.saturating_sub(self.reserve);
         st.policy.on_stream_end(self.stream);
         self.inner.cond.notify_all();
         schedule_prefetch(self.inner, &mut st);

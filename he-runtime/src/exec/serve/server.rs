@@ -268,7 +268,7 @@ impl Server {
         let admitted = Instant::now();
         // Space 0 is a lone executor's; request spaces cycle through the rest.
         let space = 1 + self.next_space.fetch_add(1, Ordering::Relaxed) % (SCRATCH_SPACES - 1);
-        let scope = self.store.stream(StreamId(u64::from(space)), cancel.clone())?;
+        let scope = self.store.stream(StreamId(u64::from(space)), cancel.clone(), self.need)?;
         let _scratch = ScratchGuard {
             store: &self.store,
             ids: self.scratch.iter().map(|&o| ct_id_in(space, o)).collect(),

@@ -103,7 +103,7 @@ fn four_requests_on_two_threads_at_a_small_budget_agree_with_plaintext_and_leave
 #[test]
 fn requests_that_cannot_all_fit_wait_their_turn_instead_of_failing_or_deadlocking() {
     // Without admission, four requests at a budget that holds one pinned set at a time fail
-    // on the store's budget (`PinnedSetTooLarge`) as soon as two pin at once; a store that
+    // with a store budget error as soon as two pin at once; a store that
     // waited for room there instead would deadlock, each request holding part of its set.
     let (m, c) = digits();
     let dir = tempfile::tempdir().unwrap();
