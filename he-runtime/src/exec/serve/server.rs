@@ -173,16 +173,13 @@ impl Server {
             let encoded = setup.prepare_weights()? + setup.prepare_encrypted_weights(None)?;
             let sets = setup.working_sets();
             store.check_working_sets(sets.iter().map(|s| s.iter().copied()))?;
-            (TieredStore::working_set_need(sets).0, encoded)
+            (TieredStore::working_set_need(sets), encoded)
         };
+        let (need, step) = need;
         let capacity = options.admission_bytes.unwrap_or(store.budget());
         if need > capacity {
-            return Err(hetier_tiering::Error::BudgetTooSmall {
-                budget: capacity,
-                needed: need,
-                step: 0,
-            }
-            .into());
+            let e = hetier_tiering::Error::BudgetTooSmall { budget: capacity, needed: need, step };
+            return Err(e.into());
         }
         let scratch = compiled
             .program
