@@ -1,6 +1,6 @@
 //! The crate's single error type.
 
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, StreamId};
 
 /// Everything that can go wrong in the tiering engine, with the numbers that explain it.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +129,19 @@ pub enum Error {
         what: &'static str,
         /// The serde error.
         source: serde_json::Error,
+    },
+    /// The request of this stream was cancelled: its pins fail from then on, so it stops at
+    /// its next step and its scratch objects can be dropped.
+    #[error("request stream {stream} was cancelled")]
+    Cancelled {
+        /// The cancelled stream.
+        stream: StreamId,
+    },
+    /// A stream scope was opened for a stream that is already open (or for the default one).
+    #[error("request stream {stream} is already open (or is the default stream 0)")]
+    StreamInUse {
+        /// The stream asked for.
+        stream: StreamId,
     },
     /// A configuration value is out of range.
     #[error("invalid configuration: {name} = {value} ({reason})")]

@@ -44,3 +44,22 @@ pub mod serde_ids {
 )]
 #[serde(transparent)]
 pub struct Tick(pub u64);
+
+/// Identity of one request's stream of accesses (see [`crate::TieredStore::stream`]): each
+/// stream has its own hinted plan, and the planned policy merges the plans of open streams.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct StreamId(pub u64);
+
+impl StreamId {
+    /// The stream of hints and pins made outside any open stream scope.
+    pub const DEFAULT: StreamId = StreamId(0);
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

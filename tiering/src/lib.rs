@@ -25,11 +25,12 @@ pub mod tracker;
 pub use cost::{CostModel, PmDescription, TierCost};
 pub use error::{Error, Result};
 pub use hetier_allocator::{Durability, ObjectKind, Pool, PoolOptions};
-pub use ids::{ObjectId, Tick};
+pub use ids::{ObjectId, StreamId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
 pub use policy::{Policy, PolicyConfig, PolicyReport};
 pub use store::{
-    BlockWriter, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, TieredStore,
+    BlockWriter, Cancel, ObjectInfo, PinGuard, Residency, StoreBuilder, StoreStats, StreamScope,
+    StreamStats, TieredStore,
 };
 pub use throttle::{Throttle, ThrottleProfile};
 pub use trace::{

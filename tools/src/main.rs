@@ -44,6 +44,9 @@ enum Command {
     Profile(cmd::tuning::profile::ProfileArgs),
     /// The budget curve of a model and the smallest DRAM budget meeting a slowdown target.
     Tune(cmd::tuning::tune::TuneArgs),
+    /// Load-test the serving API: concurrency levels x policies, throughput, p50/p99
+    /// latency, peak RSS and failed requests; every response checked against plaintext.
+    ServeBench(cmd::serve_bench::ServeBenchArgs),
     /// Train linear or logistic regression on encrypted data (weights encrypted throughout).
     Train(cmd::train::TrainArgs),
     /// One child run of `bench-model` (internal).
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Command::Profile(args) => cmd::tuning::profile::run(&args, cli.json),
         Command::Tune(args) => cmd::tuning::tune::run(&args, cli.json),
         Command::Train(args) => cmd::train::run(&args, cli.json),
+        Command::ServeBench(args) => cmd::serve_bench::run(&args, cli.json),
         Command::BenchModelChild { job } => cmd::bench_model::child_main(&job),
     }
 }

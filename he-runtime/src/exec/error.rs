@@ -41,6 +41,18 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A server's queue of requests waiting for room in the budget is full.
+    #[error("server is overloaded: {waiting} requests already wait for room (limit {limit})")]
+    Overloaded {
+        /// Requests waiting when this one arrived.
+        waiting: usize,
+        /// The server's bound on waiting requests.
+        limit: usize,
+    },
+    /// A request was cancelled while it waited for room (a running request that is cancelled
+    /// stops with the store's `Cancelled` error at its next step).
+    #[error("request was cancelled while waiting for room in the DRAM budget")]
+    Cancelled,
     /// An executor was asked for something its mode cannot do (e.g. decrypting in plan mode).
     #[error("executor in {mode} mode cannot {what}")]
     WrongMode {

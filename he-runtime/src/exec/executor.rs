@@ -257,6 +257,28 @@ impl<'s> Executor<'s> {
         self.ids[obj.index()]
     }
 
+    /// Moves the program's ciphertexts (not its encrypted weights) to scratch space `space`
+    /// (see [`ids::ct_id_in`]), so that executors running side by side over one store keep
+    /// their ciphertexts apart while sharing keys and weights. Call before any run.
+    pub fn in_scratch_space(mut self, space: u32) -> Self {
+        for (i, o) in self.program.objects().iter().enumerate() {
+            if o.kind == ObjKind::Ciphertext && !is_encrypted_weight(o) {
+                self.ids[i] = ids::ct_id_in(space, ObjId(i as u32));
+            }
+        }
+        self
+    }
+
+    /// Uses evaluation keys already in the store (e.g. a server's, loaded once with
+    /// [`KeySet::ensure_with`]) instead of reading the key-set manifest again.
+    pub fn use_keys(&mut self, keys: KeySet) -> Result<()> {
+        let Backend::Real(real) = &mut self.backend else {
+            return Err(Error::WrongMode { mode: "plan", what: "use stored keys" });
+        };
+        real.keys = keys;
+        Ok(())
+    }
+
     fn put_event(&mut self, obj: ObjId, len: u64) {
         let o = &self.program.objects()[obj.index()];
         let durability = match o.kind {

@@ -69,6 +69,16 @@ pub fn ct_id(obj: ObjId) -> ObjectId {
     ObjectId(CT_SPACE | u64::from(obj.0))
 }
 
+/// Scratch spaces a request's ciphertexts can live in (space 0 is [`ct_id`]'s).
+pub const SCRATCH_SPACES: u32 = 1 << (SPACE_SHIFT - 32);
+
+/// Id of a ciphertext of the program run in scratch space `space` (taken modulo
+/// [`SCRATCH_SPACES`]): requests running side by side over one store each use their own space,
+/// so their ciphertexts never collide while keys and weights stay shared.
+pub fn ct_id_in(space: u32, obj: ObjId) -> ObjectId {
+    ObjectId(CT_SPACE | (u64::from(space % SCRATCH_SPACES) << 32) | u64::from(obj.0))
+}
+
 /// A tag for a model's weights under parameters: the hash of the weights file (see
 /// `Model::weights_hash`) and the parameter fingerprint, so stored plaintexts are reused only
 /// for the same model under the same parameters.

@@ -26,6 +26,7 @@ mod heal;
 pub mod ids;
 mod keys;
 mod report;
+pub mod serve;
 mod session;
 pub mod train;
 pub mod wire;
@@ -42,5 +43,6 @@ pub use heal::{
 pub use ids::{weights_tag, KeySetId};
 pub use keys::{KeyReport, KeySet, StoredKey};
 pub use report::RunReport;
+pub use serve::{Client, Response, Server, ServerOptions, ServerStats};
 pub use session::Session;
 pub use wire::EvalKeyBundle;

@@ -15,6 +15,14 @@ use crate::nn::encrypted_weights::is_encrypted_weight;
 /// Mixed into the weights hash of a model whose weights are ciphertexts ("encweigh").
 const ENCRYPTED_WEIGHTS_TAG: u64 = 0x656e_6377_6569_6768;
 
+/// The weights tag of `model` compiled as `compiled`: encrypted weights get their own, since
+/// their objects differ from the encoded ones.
+pub(super) fn model_weights_tag(model: &Model, compiled: &Compiled) -> u64 {
+    let encrypted = compiled.program.objects().iter().any(is_encrypted_weight);
+    let hash = model.weights_hash() ^ if encrypted { ENCRYPTED_WEIGHTS_TAG } else { 0 };
+    weights_tag(hash, compiled.program.params().id())
+}
+
 /// Keys, weights and an executor ready to run one model sample after sample.
 pub struct Session<'s> {
     model: &'s Model,
@@ -78,10 +86,7 @@ impl<'s> Session<'s> {
         let mut kg = KeyGenerator::with_seed(&ctx, sk_seed);
         let sk = kg.secret_key();
         let keyset = KeySetId::from_seed(&sk_seed);
-        // Encrypted weights get their own tag: their objects differ from the encoded ones.
-        let encrypted = compiled.program.objects().iter().any(is_encrypted_weight);
-        let hash = model.weights_hash() ^ if encrypted { ENCRYPTED_WEIGHTS_TAG } else { 0 };
-        let tag = weights_tag(hash, params.id());
+        let tag = model_weights_tag(model, compiled);
         let mut executor = Executor::real(&compiled.program, tag, keyset, store, &ctx)?;
         if let Some(bs) = bs {
             executor = executor.with_bootstrapper(bs)?;

@@ -166,4 +166,51 @@ mod tests {
             Err(Error::Core(crate::Error::ParamsMismatch { .. }))
         ));
     }
+
+    /// A valid bundle (relinearisation key and one Galois key at log N = 13), made once.
+    fn valid() -> &'static (Arc<Context>, Vec<u8>) {
+        static V: std::sync::OnceLock<(Arc<Context>, Vec<u8>)> = std::sync::OnceLock::new();
+        V.get_or_init(|| {
+            let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
+            let mut kg = KeyGenerator::with_seed(&ctx, [6; 32]);
+            let sk = kg.secret_key();
+            let g = ctx.galois_element_for_step(1);
+            let b = EvalKeyBundle::generate(&mut kg, &sk, KeySetId(3), &[0, g]).unwrap();
+            let bytes = b.to_bytes(&ctx);
+            (ctx, bytes)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 64, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// The bundle a client sends is hostile bytes: random bodies behind a valid header,
+        /// truncations and bit flips are typed errors, never a panic or a huge allocation. A
+        /// flip in the key-set id alone still decodes (that field carries no check; the
+        /// server compares it with its own).
+        #[test]
+        fn bundle_decoder_refuses_bad_bytes(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in proptest::prelude::any::<usize>(),
+        ) {
+            let (ctx, v) = valid();
+            let mut random = v[..16].to_vec();
+            random.extend_from_slice(&body);
+            proptest::prop_assert!(EvalKeyBundle::from_bytes(ctx, &random).is_err());
+            let c = cut.index(v.len());
+            proptest::prop_assert!(EvalKeyBundle::from_bytes(ctx, &v[..c]).is_err());
+            let mut f = v.clone();
+            let byte = (bit / 8) % v.len();
+            f[byte] ^= 1 << (bit % 8);
+            let r = EvalKeyBundle::from_bytes(ctx, &f);
+            if (16..24).contains(&byte) {
+                proptest::prop_assert!(r.is_ok());
+            } else {
+                proptest::prop_assert!(r.is_err(), "flip at byte {byte} decoded");
+            }
+        }
+    }
 }

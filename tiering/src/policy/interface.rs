@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, StreamId};
 
 /// Decides which DRAM-resident object leaves first and what to fetch ahead of time.
 ///
@@ -30,6 +30,37 @@ pub trait Policy: Send + std::fmt::Debug {
         budget: u64,
         len_of: &dyn Fn(ObjectId) -> Option<u64>,
     );
+
+    /// As [`on_hint`](Self::on_hint) for the plan of one request `stream`: it replaces only
+    /// that stream's plan. A policy that keeps one plan (the default) takes the newest.
+    fn on_hint_in(
+        &mut self,
+        stream: StreamId,
+        future: &[ObjectId],
+        budget: u64,
+        len_of: &dyn Fn(ObjectId) -> Option<u64>,
+    ) {
+        let _ = stream;
+        self.on_hint(future, budget, len_of);
+    }
+
+    /// As [`on_access`](Self::on_access) for a pin made by request `stream`.
+    fn on_access_in(&mut self, stream: StreamId, id: ObjectId) {
+        let _ = stream;
+        self.on_access(id);
+    }
+
+    /// Request `stream` ended: its plan no longer counts.
+    fn on_stream_end(&mut self, stream: StreamId) {
+        let _ = stream;
+    }
+
+    /// The request streams whose plans use `id` from now on (what a prefetch of it serves);
+    /// empty for a policy without plans.
+    fn wanted_by(&self, id: ObjectId) -> Vec<StreamId> {
+        let _ = id;
+        Vec::new()
+    }
 
     /// Eviction order: among unpinned DRAM-resident objects the one with the largest value
     /// leaves first — among clean objects first, since a scratch object leaving DRAM costs a

@@ -9,6 +9,7 @@ mod guard;
 mod migrator;
 mod state;
 mod stats;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
 pub use guard::{BlockWriter, PinGuard};
 pub use state::Residency;
 pub use stats::StoreStats;
+pub use stream::{Cancel, StreamScope, StreamStats};
 
 use state::{
     complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer, Entry,
@@ -30,7 +32,7 @@ use state::{
 
 use crate::cost::PmDescription;
 use crate::error::{Error, Result};
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, StreamId};
 use crate::policy::Policy;
 use crate::throttle::{Direction, Throttle};
 use crate::tracker::{AccessStats, AccessTracker};
@@ -329,10 +331,20 @@ impl TieredStore {
     /// Waits for an in-flight transfer of the same object rather than issuing another.
     pub fn pin(&self, id: ObjectId) -> Result<PinGuard<'_>> {
         let inner = &*self.inner;
+        let scope = stream::current(inner);
+        if let Some((stream, cancel)) = &scope {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled { stream: *stream });
+            }
+        }
+        let stream = scope.map(|(s, _)| s);
         let mut st = inner.state.lock();
         let len = st.objects.get(&id).ok_or(Error::UnknownObject { id })?.len;
         st.tracker.record(id, len);
-        st.policy.on_access(id);
+        match stream {
+            Some(s) => st.policy.on_access_in(s, id),
+            None => st.policy.on_access(id),
+        }
         let mut counted = false;
         let block = loop {
             let e = st.objects.get_mut(&id).ok_or(Error::UnknownObject { id })?;
@@ -348,6 +360,14 @@ impl TieredStore {
                     } else {
                         st.stats.hits += 1;
                     }
+                    count(&mut st, stream, |c| {
+                        c.pin_waits += 1;
+                        if prefetch {
+                            c.prefetch_hits += 1;
+                        } else {
+                            c.hits += 1;
+                        }
+                    });
                 }
                 // Registered as a waiter, the object cannot be evicted between landing and
                 // this pin taking it (which would waste the transfer and read it again).
@@ -381,6 +401,13 @@ impl TieredStore {
                     } else {
                         st.stats.hits += 1;
                     }
+                    count(&mut st, stream, |c| {
+                        if was_prefetched {
+                            c.prefetch_hits += 1;
+                        } else {
+                            c.hits += 1;
+                        }
+                    });
                 }
                 break b;
             }
@@ -411,6 +438,7 @@ impl TieredStore {
             if !counted {
                 counted = true;
                 st.stats.misses += 1;
+                count(&mut st, stream, |c| c.misses += 1);
             }
             let res = MutexGuard::unlocked(&mut st, || inner.pm_read(id, len, block));
             if let Some(b) = complete_load(inner, &mut st, id, len, res, false)? {
@@ -468,15 +496,49 @@ impl TieredStore {
         Ok(())
     }
 
-    /// Tells the policy the future access sequence (pin order) and starts prefetching.
+    /// Tells the policy the future access sequence (pin order) and starts prefetching. Inside
+    /// a [`stream`](Self::stream) scope it replaces that request's plan only; outside, the
+    /// default stream's.
     pub fn hint(&self, future: &[ObjectId]) {
         let inner = &*self.inner;
+        let stream = stream::current(inner).map(|(s, _)| s);
         let mut st = inner.state.lock();
         let lens: HashMap<ObjectId, u64> =
             future.iter().filter_map(|id| st.objects.get(id).map(|e| (*id, e.len))).collect();
         let budget = inner.budget;
-        st.policy.on_hint(future, budget, &|id| lens.get(&id).copied());
+        let len_of = |id| lens.get(&id).copied();
+        match stream {
+            Some(s) => st.policy.on_hint_in(s, future, budget, &len_of),
+            None => st.policy.on_hint(future, budget, &len_of),
+        }
         schedule_prefetch(inner, &mut st);
+    }
+
+    /// Opens the scope of request `stream` on the calling thread: until the scope drops, this
+    /// thread's [`hint`](Self::hint) replaces that request's plan only, its pins advance that
+    /// plan and count in [`StreamScope::stats`], and once `cancel` is raised its pins fail with
+    /// [`Error::Cancelled`]. The planned policy merges the plans of all open streams.
+    /// `reserve` is the DRAM the request pins at once at most: while the stream is open,
+    /// prefetches leave that much free, so that its steps do not evict objects prefetched for
+    /// another request (0: no reservation). Fails with [`Error::StreamInUse`] for the default
+    /// stream or one already open.
+    pub fn stream(
+        &self,
+        stream: StreamId,
+        cancel: Cancel,
+        reserve: u64,
+    ) -> Result<StreamScope<'_>> {
+        let inner = &*self.inner;
+        {
+            let mut st = inner.state.lock();
+            if stream == StreamId::DEFAULT || st.streams.contains_key(&stream) {
+                return Err(Error::StreamInUse { stream });
+            }
+            st.streams.insert(stream, StreamStats::default());
+            st.stream_reserve = st.stream_reserve.saturating_add(reserve);
+        }
+        StreamScope::open(inner, stream, cancel);
+        Ok(StreamScope { inner, stream, reserve, _thread: std::marker::PhantomData })
     }
 
     /// The DRAM a plan needs: for each of its steps, the lengths of the objects it holds in
@@ -517,6 +579,8 @@ impl TieredStore {
         let mut s = st.stats.clone();
         s.budget = self.inner.budget;
         s.dram_in_use = st.used;
+        s.objects = st.objects.len() as u64;
+        s.open_streams = st.streams.len() as u64;
         let d = self.inner.dram.stats();
         s.dram_free_largest = d.largest_free;
         s.dram_fragmentation = d.fragmentation();
@@ -617,6 +681,8 @@ impl TieredStore {
                 stats: StoreStats::default(),
                 in_flight: 0,
                 migrator_down: false,
+                streams: HashMap::new(),
+                stream_reserve: 0,
             }),
             cond: Condvar::new(),
             pool,
@@ -631,6 +697,13 @@ impl TieredStore {
             .filter_map(|i| migrator::spawn(Arc::clone(&inner), rx.clone(), i))
             .collect();
         Ok(Self { inner, workers })
+    }
+}
+
+/// Adds to the counters of `stream`, if the pin belongs to one.
+fn count(st: &mut State, stream: Option<StreamId>, f: impl FnOnce(&mut StreamStats)) {
+    if let Some(c) = stream.and_then(|s| st.streams.get_mut(&s)) {
+        f(c);
     }
 }
 

@@ -10,10 +10,11 @@ use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::stats::StoreStats;
+use super::stream::StreamStats;
 use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
 use crate::cost::PmDescription;
 use crate::error::{Error, Result};
-use crate::ids::ObjectId;
+use crate::ids::{ObjectId, StreamId};
 use crate::policy::Policy;
 use crate::throttle::Throttle;
 use crate::tracker::AccessTracker;
@@ -146,6 +147,10 @@ pub(super) struct State {
     pub stats: StoreStats,
     pub in_flight: u64,
     pub migrator_down: bool,
+    /// Pin counters of each open request stream.
+    pub streams: HashMap<StreamId, StreamStats>,
+    /// DRAM the open request streams keep free of prefetches (their pinned sets).
+    pub stream_reserve: u64,
 }
 
 /// Outcome of [`make_room`].
@@ -239,7 +244,9 @@ pub(super) fn make_room(
     if need == Need::Prefetch {
         let Some(c) = id else { return Ok(Room::Refused) };
         // Results written before the candidate's use need room too.
-        let headroom = st.policy.prefetch_headroom(c);
+        // Open request streams keep room for their own pinned sets: a prefetch that took it
+        // would be evicted unused by the next step of another request.
+        let headroom = st.policy.prefetch_headroom(c).saturating_add(st.stream_reserve);
         let scan = prefetch_scan(&*st.policy, c, st.occupants());
         if !prefetch_fits(scan.protected, len, headroom, budget) {
             return Ok(Room::Refused);
@@ -390,6 +397,11 @@ pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
         };
         start_transfer(st, id, Transfer::Loading { prefetch: true });
         st.stats.prefetches += 1;
+        for s in st.policy.wanted_by(id) {
+            if let Some(c) = st.streams.get_mut(&s) {
+                c.prefetches += 1;
+            }
+        }
         if let Err(job) = inner.send(Job::Fetch(id, block)) {
             drop(job);
             st.used -= footprint(len);

@@ -12,6 +12,12 @@ pub struct StoreStats {
     /// DRAM bytes held right now (resident objects, in-flight loads, open block writers), each
     /// counted in whole pages as the arena places it.
     pub dram_in_use: u64,
+    /// Objects in the store (both tiers).
+    #[serde(default)]
+    pub objects: u64,
+    /// Request streams open (see `TieredStore::stream`).
+    #[serde(default)]
+    pub open_streams: u64,
     /// The biggest object the DRAM arena can place right now without evicting anything.
     #[serde(default)]
     pub dram_free_largest: u64,

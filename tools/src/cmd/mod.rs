@@ -13,5 +13,6 @@ mod run_deep;
 mod run_encrypted_weights;
 mod run_file;
 pub mod run_setup;
+pub mod serve_bench;
 pub mod train;
 pub mod tuning;

@@ -19,7 +19,7 @@ use crate::cmd::run_setup::{
 use crate::fmt;
 
 /// The models compiled into the binary (description, weights, test set).
-const EMBEDDED: [(&str, &str, &[u8], &[u8]); 2] = [
+pub(crate) const EMBEDDED: [(&str, &str, &[u8], &[u8]); 2] = [
     (
         "digits",
         include_str!("../../../models/digits.json"),
