@@ -172,6 +172,12 @@ fn group_sizes(stages: usize, levels: usize) -> Vec<usize> {
 /// CoeffToSlot as `levels` factors in application order on `slots` slots: z ↦ bitrev(U⁻¹ z),
 /// U the encoder's slots-from-coefficient-halves map of an N = 2·slots ring.
 pub(crate) fn coeff_to_slot(fft: &SpecialFft, slots: usize, levels: usize) -> Vec<DiagonalMap> {
+    let sizes = group_sizes(slots.trailing_zeros() as usize, levels);
+    coeff_to_slot_grouped(fft, slots, &sizes)
+}
+
+/// [`coeff_to_slot`] with the stages grouped by `sizes` (top stages first).
+fn coeff_to_slot_grouped(fft: &SpecialFft, slots: usize, sizes: &[usize]) -> Vec<DiagonalMap> {
     // The encoder's inverse runs stages from the largest half-length down, then divides by the
     // slot count; each stage takes its factor 1/2 of that division, so every factor keeps
     // entries of magnitude about one and encodes at full precision.
@@ -183,14 +189,14 @@ pub(crate) fn coeff_to_slot(fft: &SpecialFft, slots: usize, levels: usize) -> Ve
             s
         })
         .collect();
-    merge(slots, stages, levels)
+    merge(slots, stages, sizes)
 }
 
 /// SlotToCoeff as `levels` factors in application order: the inverse of [`coeff_to_slot`]
 /// (bit-reversed coefficient halves ↦ slots).
 pub(crate) fn slot_to_coeff(fft: &SpecialFft, slots: usize, levels: usize) -> Vec<DiagonalMap> {
     let stages = (0..slots.trailing_zeros()).map(|k| forward_stage(fft, slots, 1 << k)).collect();
-    merge(slots, stages, levels)
+    merge(slots, stages, &group_sizes(slots.trailing_zeros() as usize, levels))
 }
 
 /// CoeffToSlot for `slots` (n) slots of a ring with `full` = N/2 slots, every factor on the full
@@ -202,16 +208,24 @@ pub(crate) fn bootstrap_coeff_to_slot(
     full: usize,
     levels: usize,
 ) -> Vec<DiagonalMap> {
-    let mut maps = coeff_to_slot(fft, slots, levels);
-    if slots < full {
-        if let Some(last) = maps.last_mut() {
-            let mut wide = last.periodic(2 * slots);
-            let minus_i = Complex64::new(0.0, -1.0);
-            let mask: Vec<Complex64> =
-                (0..2 * slots).map(|i| if i < slots { ONE } else { minus_i }).collect();
-            wide.mask_rows(&mask);
-            *last = wide;
-        }
+    if slots == full {
+        return coeff_to_slot(fft, slots, levels);
+    }
+    // The mirror of SlotToCoeff's grouping (without its packing stage), so both transforms use
+    // the same offsets and share most rotation keys.
+    let mut sizes = group_sizes(slots.trailing_zeros() as usize + 1, levels);
+    sizes.reverse();
+    if let Some(with_packing) = sizes.iter_mut().find(|s| **s > 0) {
+        *with_packing -= 1;
+    }
+    let mut maps = coeff_to_slot_grouped(fft, slots, &sizes);
+    if let Some(last) = maps.last_mut() {
+        let mut wide = last.periodic(2 * slots);
+        let minus_i = Complex64::new(0.0, -1.0);
+        let mask: Vec<Complex64> =
+            (0..2 * slots).map(|i| if i < slots { ONE } else { minus_i }).collect();
+        wide.mask_rows(&mask);
+        *last = wide;
     }
     maps.iter().map(|m| m.periodic(full)).collect()
 }
@@ -233,7 +247,8 @@ pub(crate) fn bootstrap_slot_to_coeff(
     let mut stages: Vec<DiagonalMap> =
         (0..slots.trailing_zeros()).map(|k| forward_stage(fft, wide, 1 << k)).collect();
     stages.push(packing_stage(slots));
-    merge(wide, stages, levels).iter().map(|m| m.periodic(full)).collect()
+    let sizes = group_sizes(stages.len(), levels);
+    merge(wide, stages, &sizes).iter().map(|m| m.periodic(full)).collect()
 }
 
 /// On 2n slots holding (a, b): a + i·b in both halves (offsets 0 and n, like a butterfly of
@@ -248,14 +263,13 @@ fn packing_stage(n: usize) -> DiagonalMap {
     m
 }
 
-/// Groups `stages` (in application order) into exactly `levels` merged factors; a level with no
-/// stage left is the identity, so the circuit's depth never depends on the slot count.
-fn merge(slots: usize, stages: Vec<DiagonalMap>, levels: usize) -> Vec<DiagonalMap> {
-    let sizes = group_sizes(stages.len(), levels);
+/// Groups `stages` (in application order) into one merged factor per entry of `sizes`; a group
+/// with no stage is the identity, so the circuit's depth never depends on the slot count.
+fn merge(slots: usize, stages: Vec<DiagonalMap>, sizes: &[usize]) -> Vec<DiagonalMap> {
     let mut next = stages.into_iter();
     sizes
-        .into_iter()
-        .map(|size| {
+        .iter()
+        .map(|&size| {
             let m = next.by_ref().take(size).reduce(|prev, s| prev.then(&s));
             m.unwrap_or_else(|| DiagonalMap::identity(slots))
         })
