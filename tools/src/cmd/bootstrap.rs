@@ -28,6 +28,9 @@ pub struct BootstrapArgs {
     /// Bootstraps to time (the first is reported separately as a warm-up when > 1).
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Slots to bootstrap: a power of two up to N/2 (default: N/2); fewer is sparse packing.
+    #[arg(long)]
+    pub slots: Option<usize>,
     /// Real-valued inputs (default: complex, both halves in [−1, 1]).
     #[arg(long)]
     pub real: bool,
@@ -131,12 +134,13 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
             .build_global()
             .context("setting the thread count")?;
     }
-    let preset = match (args.log_n, args.levels) {
+    let mut preset = match (args.log_n, args.levels) {
         (16, 9) => BootstrapPreset::n16_deep(),
         (16, 3) => BootstrapPreset::n16_fast(),
         (16, l) => bail!("--levels {l}: the log N = 16 presets leave 9 or 3 levels"),
         (n, l) => BootstrapPreset::insecure_test(n, l),
     };
+    preset.config.slots = args.slots;
     let params = preset.params()?;
     let ctx = Context::new(&params)?;
     let bs = Bootstrapper::new(&ctx, &preset.config)?;
@@ -148,14 +152,16 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let keygen_seconds = clock.elapsed().as_secs_f64();
     let key_words = keys.words(&ctx) as u64;
 
-    let slots = params.slots();
+    let slots = bs.slots();
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
-    let z: Vec<Complex64> = (0..slots)
+    let sparse: Vec<Complex64> = (0..slots)
         .map(|_| {
             let im = if args.real { 0.0 } else { rng.gen_range(-1.0..1.0) };
             Complex64::new(rng.gen_range(-1.0..1.0), im)
         })
         .collect();
+    // A sparsely packed message is its n values repeated over all N/2 slots.
+    let z: Vec<Complex64> = sparse.iter().copied().cycle().take(params.slots()).collect();
     let enc = Encoder::new(&ctx);
     let ct = Encryptor::new(&ctx).encrypt_sk(&sk, &enc.encode(&z, 0, params.scale())?)?;
     let mut scratch = Evaluator::new(&ctx).scratch();

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::nn::poly::ChebPoly;
 
 /// What a bootstrapping circuit looks like; [`Default`] is the level budget {3, 3}, K = 12,
-/// two double-angle steps (each multiplies EvalMod's noise by up to 4), the arcsine correction and a sparse ephemeral secret of weight 32
+/// two double-angle steps (each multiplies EvalMod's noise by up to 4), the arcsine correction,
+/// full slots and a sparse ephemeral secret of weight 32
 /// (whose ModRaise overflow has σ ≈ 1.7, so |I| < 12 fails with probability ~10^-12 per
 /// coefficient).
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,10 @@ pub struct BootstrapConfig {
     /// sine's relative error (2πε)²/6, which dominates for messages concentrated in few
     /// coefficients (a constant vector).
     pub arcsine: bool,
+    /// Slots bootstrapped: `None` for all N/2, or a power of two n < N/2 for a sparsely packed
+    /// message (its slot vector repeats with period n, the plaintext lies in the subring
+    /// X^(N/2n)); sparse bootstraps run smaller DFTs and a single EvalMod.
+    pub slots: Option<usize>,
 }
 
 impl Default for BootstrapConfig {
@@ -36,6 +41,7 @@ impl Default for BootstrapConfig {
             double_angle: 2,
             sparse_secret: Some(32),
             arcsine: true,
+            slots: None,
         }
     }
 }
@@ -73,6 +79,19 @@ impl BootstrapConfig {
             name: "bootstrap K",
             reason: format!("no interpolant of degree ≤ 255 for K = {k} with {r} double angles"),
         })
+    }
+
+    /// The slot count for a ring of `full` = N/2 slots: a typed error unless it is a power of
+    /// two in 1..=N/2.
+    pub fn slot_count(&self, full: usize) -> Result<usize> {
+        match self.slots {
+            None => Ok(full),
+            Some(n) if n.is_power_of_two() && n <= full => Ok(n),
+            Some(n) => Err(Error::InvalidParameter {
+                name: "bootstrap slots",
+                reason: format!("{n} slots: must be a power of two in 1..={full} (N/2)"),
+            }),
+        }
     }
 
     /// Levels the circuit consumes: CoeffToSlot, EvalMod, SlotToCoeff.

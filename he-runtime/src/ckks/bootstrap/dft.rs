@@ -9,6 +9,13 @@
 //! SlotToCoeff is the encoder's forward transform without its bit reversal, CoeffToSlot its
 //! inverse: coefficients travel in bit-reversed order between the two, which the slot-wise
 //! EvalMod between them does not care about.
+//!
+//! Sparse packing (n < N/2 slots, the message in the subring X^(N/2n)): the slot vector repeats
+//! with period n, so the factors are built on an n-slot ring and lifted to the full one
+//! ([`DiagonalMap::periodic`]). CoeffToSlot's last factor also multiplies the upper n of every
+//! 2n slots by −i, so that adding the conjugate leaves Re w and Im w side by side in 2n real
+//! slots (one EvalMod); SlotToCoeff starts on that 2n-periodic vector and ends with the packing
+//! stage that folds the halves back into Re + i·Im.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +58,38 @@ impl DiagonalMap {
         }
         out.diags.retain(|_, d| d.iter().any(|z| z.re != 0.0 || z.im != 0.0));
         out
+    }
+
+    /// The identity on `slots` slots.
+    fn identity(slots: usize) -> Self {
+        let mut id = DiagonalMap::new(slots);
+        *id.entry(0) = vec![ONE; slots];
+        id
+    }
+
+    /// The same map on a ring of `big` slots (a multiple of `self.slots`), for inputs that
+    /// repeat with period `self.slots`: every diagonal repeated, every offset taken as its
+    /// centred representative, so the output repeats with the same period and a baby-step
+    /// giant-step layout sees offsets in (−slots/2, slots/2].
+    pub(crate) fn periodic(&self, big: usize) -> DiagonalMap {
+        let r = self.slots;
+        if big == r {
+            return self.clone();
+        }
+        let mut out = DiagonalMap::new(big);
+        for (&d, u) in &self.diags {
+            let lifted = if 2 * d > r { big - (r - d) } else { d };
+            let rep: Vec<Complex64> = u.iter().copied().cycle().take(big).collect();
+            out.add(lifted, &rep);
+        }
+        out
+    }
+
+    /// Multiplies output row i by `mask[i]` (`mask` has one entry per slot).
+    fn mask_rows(&mut self, mask: &[Complex64]) {
+        for d in self.diags.values_mut() {
+            d.iter_mut().zip(mask).for_each(|(z, &m)| *z = *z * m);
+        }
     }
 
     /// Multiplies every entry by `c`.
@@ -122,63 +161,119 @@ fn inverse_stage(fft: &SpecialFft, slots: usize, h: usize) -> DiagonalMap {
     stage(slots, h, |_| (ONE, ONE), |j| (w(j), neg(w(j))))
 }
 
-/// Splits `stages` stages into `levels` groups as evenly as possible, larger groups first.
+/// Splits `stages` stages into `levels` groups as evenly as possible, larger groups first
+/// (empty groups when there are fewer stages than levels).
 fn group_sizes(stages: usize, levels: usize) -> Vec<usize> {
-    let levels = levels.clamp(1, stages.max(1));
+    let levels = levels.max(1);
     let (q, r) = (stages / levels, stages % levels);
     (0..levels).map(|i| q + usize::from(i < r)).collect()
 }
 
-/// CoeffToSlot as `levels` factors in application order: slots z ↦ bitrev(U⁻¹ z), U the
-/// encoder's slots-from-coefficient-halves map.
+/// CoeffToSlot as `levels` factors in application order on `slots` slots: z ↦ bitrev(U⁻¹ z),
+/// U the encoder's slots-from-coefficient-halves map of an N = 2·slots ring.
 pub(crate) fn coeff_to_slot(fft: &SpecialFft, slots: usize, levels: usize) -> Vec<DiagonalMap> {
+    let sizes = group_sizes(slots.trailing_zeros() as usize, levels);
+    coeff_to_slot_grouped(fft, slots, &sizes)
+}
+
+/// [`coeff_to_slot`] with the stages grouped by `sizes` (top stages first).
+fn coeff_to_slot_grouped(fft: &SpecialFft, slots: usize, sizes: &[usize]) -> Vec<DiagonalMap> {
     // The encoder's inverse runs stages from the largest half-length down, then divides by the
     // slot count; each stage takes its factor 1/2 of that division, so every factor keeps
     // entries of magnitude about one and encodes at full precision.
-    let halves: Vec<usize> =
-        (0..slots.trailing_zeros()).rev().map(|k| 1usize << k).collect::<Vec<_>>();
-    merge(slots, &halves, levels, |h| {
-        let mut s = inverse_stage(fft, slots, h);
-        s.scale(Complex64::new(0.5, 0.0));
-        s
-    })
+    let stages = (0..slots.trailing_zeros())
+        .rev()
+        .map(|k| {
+            let mut s = inverse_stage(fft, slots, 1 << k);
+            s.scale(Complex64::new(0.5, 0.0));
+            s
+        })
+        .collect();
+    merge(slots, stages, sizes)
 }
 
 /// SlotToCoeff as `levels` factors in application order: the inverse of [`coeff_to_slot`]
 /// (bit-reversed coefficient halves ↦ slots).
 pub(crate) fn slot_to_coeff(fft: &SpecialFft, slots: usize, levels: usize) -> Vec<DiagonalMap> {
-    let halves: Vec<usize> = (0..slots.trailing_zeros()).map(|k| 1usize << k).collect();
-    merge(slots, &halves, levels, |h| forward_stage(fft, slots, h))
+    let stages = (0..slots.trailing_zeros()).map(|k| forward_stage(fft, slots, 1 << k)).collect();
+    merge(slots, stages, &group_sizes(slots.trailing_zeros() as usize, levels))
 }
 
-fn merge(
+/// CoeffToSlot for `slots` (n) slots of a ring with `full` = N/2 slots, every factor on the full
+/// ring. Full slots: [`coeff_to_slot`]. Sparse: the n-slot inverse DFT of the n-periodic input,
+/// its last factor leaving w in the lower and −i·w in the upper n of every 2n slots.
+pub(crate) fn bootstrap_coeff_to_slot(
+    fft: &SpecialFft,
     slots: usize,
-    halves: &[usize],
+    full: usize,
     levels: usize,
-    stage: impl Fn(usize) -> DiagonalMap,
 ) -> Vec<DiagonalMap> {
-    let mut out = Vec::new();
-    let mut next = halves.iter();
-    for size in group_sizes(halves.len(), levels) {
-        let mut m: Option<DiagonalMap> = None;
-        for &h in next.by_ref().take(size) {
-            let s = stage(h);
-            m = Some(match m {
-                None => s,
-                Some(prev) => prev.then(&s),
-            });
-        }
-        if let Some(m) = m {
-            out.push(m);
-        }
+    if slots == full {
+        return coeff_to_slot(fft, slots, levels);
     }
-    if out.is_empty() {
-        // One slot: the transform is the identity.
-        let mut id = DiagonalMap::new(slots);
-        *id.entry(0) = vec![Complex64::new(1.0, 0.0); slots];
-        out.push(id);
+    // The mirror of SlotToCoeff's grouping (without its packing stage), so both transforms use
+    // the same offsets and share most rotation keys.
+    let mut sizes = group_sizes(slots.trailing_zeros() as usize + 1, levels);
+    sizes.reverse();
+    if let Some(with_packing) = sizes.iter_mut().find(|s| **s > 0) {
+        *with_packing -= 1;
     }
-    out
+    let mut maps = coeff_to_slot_grouped(fft, slots, &sizes);
+    if let Some(last) = maps.last_mut() {
+        let mut wide = last.periodic(2 * slots);
+        let minus_i = Complex64::new(0.0, -1.0);
+        let mask: Vec<Complex64> =
+            (0..2 * slots).map(|i| if i < slots { ONE } else { minus_i }).collect();
+        wide.mask_rows(&mask);
+        *last = wide;
+    }
+    maps.iter().map(|m| m.periodic(full)).collect()
+}
+
+/// SlotToCoeff for `slots` (n) slots of a ring with `full` = N/2 slots, every factor on the full
+/// ring. Full slots: [`slot_to_coeff`]. Sparse: the input repeats with period 2n, holding a in
+/// the lower and b in the upper n slots; the n-slot forward DFT runs on both halves at once
+/// (its butterflies never cross a half), then the packing stage returns U(a + i·b), n-periodic.
+pub(crate) fn bootstrap_slot_to_coeff(
+    fft: &SpecialFft,
+    slots: usize,
+    full: usize,
+    levels: usize,
+) -> Vec<DiagonalMap> {
+    if slots == full {
+        return slot_to_coeff(fft, slots, levels);
+    }
+    let wide = 2 * slots;
+    let mut stages: Vec<DiagonalMap> =
+        (0..slots.trailing_zeros()).map(|k| forward_stage(fft, wide, 1 << k)).collect();
+    stages.push(packing_stage(slots));
+    let sizes = group_sizes(stages.len(), levels);
+    merge(wide, stages, &sizes).iter().map(|m| m.periodic(full)).collect()
+}
+
+/// On 2n slots holding (a, b): a + i·b in both halves (offsets 0 and n, like a butterfly of
+/// half-length n).
+fn packing_stage(n: usize) -> DiagonalMap {
+    let i = Complex64::new(0.0, 1.0);
+    let mut m = DiagonalMap::new(2 * n);
+    let d0: Vec<Complex64> = (0..2 * n).map(|r| if r < n { ONE } else { i }).collect();
+    let dn: Vec<Complex64> = (0..2 * n).map(|r| if r < n { i } else { ONE }).collect();
+    m.add(0, &d0);
+    m.add(n, &dn);
+    m
+}
+
+/// Groups `stages` (in application order) into one merged factor per entry of `sizes`; a group
+/// with no stage is the identity, so the circuit's depth never depends on the slot count.
+fn merge(slots: usize, stages: Vec<DiagonalMap>, sizes: &[usize]) -> Vec<DiagonalMap> {
+    let mut next = stages.into_iter();
+    sizes
+        .iter()
+        .map(|&size| {
+            let m = next.by_ref().take(size).reduce(|prev, s| prev.then(&s));
+            m.unwrap_or_else(|| DiagonalMap::identity(slots))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -222,6 +317,52 @@ mod tests {
                 assert!((*a - *b).abs() < 1e-12, "levels {levels}");
             }
         }
+    }
+
+    #[test]
+    fn sparse_factors_pack_both_parts_into_real_slots_and_come_back() {
+        let full = 128;
+        let fft = SpecialFft::new(2 * full);
+        for n in [1, 2, 8, 32, 64] {
+            let z = random(n, 3 + n as u64);
+            let periodic: Vec<Complex64> = z.iter().copied().cycle().take(full).collect();
+            let mut w = z.clone();
+            fft.inverse(&mut w);
+            let w = bitrev_copy(&w);
+            for levels in [1, 2, 3, 4] {
+                let cts = bootstrap_coeff_to_slot(&fft, n, full, levels);
+                assert_eq!(cts.len(), levels);
+                let v = cts.iter().fold(periodic.clone(), |x, m| m.apply(&x));
+                // Half the sum with the conjugate is (Re w, Im w), repeating with period 2n.
+                let half = Complex64::new(0.5, 0.0);
+                let y: Vec<Complex64> = v.iter().map(|a| (*a + a.conj()) * half).collect();
+                for (i, got) in y.iter().enumerate() {
+                    let k = i % (2 * n);
+                    let want = if k < n { w[k].re } else { w[k - n].im };
+                    let err = (*got - Complex64::new(want, 0.0)).abs();
+                    assert!(err < 1e-12, "n {n}, levels {levels}, slot {i}: {got:?} vs {want}");
+                }
+                let stc = bootstrap_slot_to_coeff(&fft, n, full, levels);
+                assert_eq!(stc.len(), levels);
+                let back = stc.iter().fold(y, |x, m| m.apply(&x));
+                for (a, b) in back.iter().zip(&periodic) {
+                    assert!((*a - *b).abs() < 1e-12, "n {n}, levels {levels}: {a:?} vs {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_factors_are_smaller_than_full_ones() {
+        let full = 1 << 10;
+        let fft = SpecialFft::new(2 * full);
+        let count = |maps: Vec<DiagonalMap>| maps.iter().map(|m| m.diags.len()).sum::<usize>();
+        let full_cts = count(bootstrap_coeff_to_slot(&fft, full, full, 3));
+        let full_stc = count(bootstrap_slot_to_coeff(&fft, full, full, 3));
+        let sparse_cts = count(bootstrap_coeff_to_slot(&fft, 1 << 4, full, 3));
+        let sparse_stc = count(bootstrap_slot_to_coeff(&fft, 1 << 4, full, 3));
+        assert!(sparse_cts < full_cts / 2, "{sparse_cts} vs {full_cts} diagonals");
+        assert!(sparse_stc < full_stc / 2, "{sparse_stc} vs {full_stc} diagonals");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Bootstrapping against the plaintext: precision of full-slot bootstraps, the DFT identity,
-//! EvalMod against the sine, repeated bootstraps, and typed errors.
+//! Bootstrapping against the plaintext: precision of full-slot and sparse bootstraps, the DFT
+//! identity, EvalMod against the sine, repeated bootstraps, key sequences, and typed errors.
 
 use std::sync::Arc;
 
@@ -293,4 +293,123 @@ fn structured_inputs_bootstrap_too() {
         eprintln!("{name}: {bits:.1} bits");
         assert!(bits >= 12.0, "{name}: {bits:.1} bits");
     }
+}
+
+// ---- sparse packing ----
+
+fn sparse(slots: usize) -> BootstrapConfig {
+    BootstrapConfig { slots: Some(slots), ..Default::default() }
+}
+
+/// `n` random values repeated over all N/2 slots: the slot vector of a message packed sparsely
+/// in n slots (its plaintext lies in the subring X^(N/2n)).
+fn periodic_slots(f: &Fixture, n: usize, complex: bool, seed: u64) -> Vec<Complex64> {
+    let z = random_slots(n, complex, seed);
+    z.iter().copied().cycle().take(f.ctx.params().slots()).collect()
+}
+
+#[test]
+fn sparse_bootstrap_restores_levels_and_precision() {
+    // 1 slot (no DFT stage), 16 (a deep trace), N/4 (2n = N/2: the packed halves fill the ring).
+    for n in [1, 16, 1 << 10] {
+        let f = fixture(12, 2, sparse(n));
+        assert_eq!(f.bs.slots(), n);
+        let mut scratch = Evaluator::new(&f.ctx).scratch();
+        for complex in [false, true] {
+            let z = periodic_slots(&f, n, complex, 50 + n as u64 + complex as u64);
+            let ct = encrypt_at(&f, &z, 0);
+            let (out, times) = f.bs.bootstrap_timed(&ct, &f.keys, &mut scratch).unwrap();
+            assert_eq!(out.level(), 2);
+            assert_eq!(out.scale(), ct.scale());
+            let (max_bits, mean_bits) = precision(&decrypt(&f, &out), &z);
+            eprintln!("{n} slots, complex={complex}: {max_bits:.1} bits max, {mean_bits:.1} mean, {times:?}");
+            // One slot is a constant vector: the whole message in one coefficient, the sine's
+            // worst case (17.9 bits for a constant in full slots, see below).
+            let bound = if n == 1 { 17.0 } else { 22.0 };
+            assert!(max_bits >= bound, "{n} slots, complex={complex}: {max_bits:.1} bits");
+        }
+    }
+}
+
+#[test]
+fn sparse_bootstrap_at_every_level_budget() {
+    for (cts, stc) in [(2, 2), (4, 3)] {
+        let config = BootstrapConfig { cts_levels: cts, stc_levels: stc, ..sparse(1 << 6) };
+        let f = fixture(12, 1, config);
+        let z = periodic_slots(&f, 1 << 6, true, 60 + cts as u64);
+        let ct = encrypt_at(&f, &z, 0);
+        let mut scratch = Evaluator::new(&f.ctx).scratch();
+        let out = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+        assert_eq!(out.level(), 1);
+        let (max_bits, mean_bits) = precision(&decrypt(&f, &out), &z);
+        eprintln!("64 slots, budget {{{cts},{stc}}}: {max_bits:.1} bits max, {mean_bits:.1} mean");
+        assert!(max_bits >= 20.0, "budget {{{cts},{stc}}}: {max_bits:.1} bits");
+    }
+}
+
+#[test]
+fn sparse_dft_round_trip_is_the_identity() {
+    let f = fixture(12, 2, sparse(1 << 5));
+    let z = periodic_slots(&f, 1 << 5, true, 70);
+    let q0 = f.ctx.params().q()[0] as f64;
+    let ct = encrypt_scaled(&f, &z, f.ctx.params().max_level(), q0);
+    let mut scratch = Evaluator::new(&f.ctx).scratch();
+    let out = f.bs.dft_round_trip(&ct, &f.keys, &mut scratch).unwrap();
+    let (max_bits, mean_bits) = precision(&decrypt(&f, &out), &z);
+    eprintln!("sparse DFT round trip: {max_bits:.1} bits max, {mean_bits:.1} mean");
+    assert!(max_bits >= 24.0, "precision {max_bits:.1} bits");
+}
+
+#[test]
+fn repeated_sparse_bootstraps_keep_precision_and_use_exactly_their_key_sequence() {
+    let n = 1 << 7;
+    let f = fixture(12, 2, sparse(n));
+    let eval = Evaluator::new(&f.ctx);
+    let mut scratch = eval.scratch();
+    let full = Bootstrapper::new(&f.ctx, &BootstrapConfig::default()).unwrap();
+    // One trace rotation per halving, fewer DFT keys than full slots.
+    assert!(f.bs.galois_elements().len() < full.galois_elements().len());
+    assert!(f.bs.key_sequence().len() < full.key_sequence().len());
+    let mut want = periodic_slots(&f, n, true, 80);
+    let mut ct = encrypt_at(&f, &want, 0);
+    for round in 0..5 {
+        ct = if round == 0 {
+            let rec = Recording { keys: &f.keys, log: Default::default() };
+            let out = f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
+            assert_eq!(rec.log.into_inner(), f.bs.key_sequence());
+            out
+        } else {
+            f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()
+        };
+        // A sparse (n-periodic) mask of ±1, so the product stays sparse.
+        let signs: Vec<Complex64> = (0..f.ctx.params().slots())
+            .map(|i| Complex64::new(if (i % n + round) % 3 == 0 { -1.0 } else { 1.0 }, 0.0))
+            .collect();
+        let s = encrypt_at(&f, &signs, ct.level());
+        ct = eval.rescale(&eval.mul_relin(&ct, &s, &f.keys.relin, &mut scratch).unwrap()).unwrap();
+        want = want.iter().zip(&signs).map(|(a, b)| *a * *b).collect();
+        let (bits, _) = precision(&decrypt(&f, &ct), &want);
+        eprintln!("sparse round {round}: {bits:.1} bits at level {}", ct.level());
+        assert!(bits >= 20.0, "round {round}: {bits:.1} bits");
+    }
+}
+
+#[test]
+fn bad_slot_counts_are_typed_errors() {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let ctx = Context::new(&preset.params().unwrap()).unwrap();
+    for slots in [0, 3, 100, 1 << 12] {
+        match Bootstrapper::new(&ctx, &sparse(slots)) {
+            Err(Error::InvalidParameter { name: "bootstrap slots", reason }) => {
+                assert!(reason.contains(&slots.to_string()), "{reason}");
+            }
+            other => panic!("{slots} slots: unexpected {other:?}"),
+        }
+    }
+    // N/2 is the full-slot circuit.
+    let full = Bootstrapper::new(&ctx, &sparse(1 << 11)).unwrap();
+    assert_eq!(
+        full.galois_elements(),
+        Bootstrapper::new(&ctx, &Default::default()).unwrap().galois_elements()
+    );
 }
