@@ -293,7 +293,7 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
             "tiers":{"dram":{"read_bw":1e10,"write_bw":1e10,"read_latency_ns":100,"write_latency_ns":100},
               "pm":{"read_bw":2e9,"write_bw":1e9,"read_latency_ns":10000,"write_latency_ns":10000},
               "pm_description":{"label":"test","emulated":true}},
-            "op_costs":[{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6}}]}"#,
+            "op_costs":[{"log_n":16,"q_len":31,"p_len":11,"top_ns":{"rotate":4e8,"rotate_hoisted":3e8,"hoist":2e8,"mul_relin":4e8,"conjugate":4e8,"rescale":5e7,"mul_plain":1e7,"add":5e6,"bootstrap":1e8,"bootstrap_key":2e8}}]}"#,
     )
     .unwrap();
     let out = hetier()
@@ -321,6 +321,17 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
     assert!(
         preds[0]["pm_read_bytes"].as_u64().unwrap() >= preds[3]["pm_read_bytes"].as_u64().unwrap()
     );
+    // ResNet-20 is compiled for real: its bootstraps are computed, not modelled.
+    assert!(v["bootstrapping"].as_str().unwrap().starts_with("computed"));
+
+    // Without a measured bootstrap the plan says how to get one.
+    let text = std::fs::read_to_string(&costs).unwrap();
+    std::fs::write(&costs, text.replace(r#","bootstrap":1e8,"bootstrap_key":2e8"#, "")).unwrap();
+    let out =
+        hetier().args(["plan", "--model", "resnet20", "--costs"]).arg(&costs).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("calibrate --log-n 16 --bootstrap"), "{err}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ckks::bootstrap::{BootstrapKeys, BootstrapPreset, Bootstrapper, RecordingKeys};
 use crate::ckks::{Complex64, Context, Encoder, Encryptor, Evaluator, KeyGenerator, Params};
 use crate::error::Result;
 
@@ -43,6 +44,33 @@ impl OpCosts {
             (level + 1) as f64 / self.q_len as f64
         };
         (top * ratio).round() as u64
+    }
+
+    /// Measures one bootstrap of `preset` on this host (its keys generated first: about half a
+    /// minute at log N = 16) and records its steps as plan mode prices them: `bootstrap`, the
+    /// time before the first key use (encapsulation, ModRaise), and `bootstrap_key`, the mean
+    /// time from one key use to the next. Returns the bootstrap's total seconds.
+    pub fn calibrate_bootstrap(&mut self, preset: &BootstrapPreset) -> Result<f64> {
+        let params = preset.params()?;
+        let ctx: Arc<Context> = Context::new(&params)?;
+        let bs = Bootstrapper::new(&ctx, &preset.config)?;
+        let mut kg = KeyGenerator::new(&ctx);
+        let sk = kg.secret_key();
+        let keys = BootstrapKeys::generate(&mut kg, &sk, &bs)?;
+        let vals: Vec<f64> = (0..params.slots()).map(|i| (i as f64 * 0.01).sin()).collect();
+        let pt = Encoder::new(&ctx).encode_real(&vals, 0, params.scale())?;
+        let ct = Encryptor::new(&ctx).encrypt_sk(&sk, &pt)?;
+        let mut scratch = Evaluator::new(&ctx).scratch();
+        let recorder = RecordingKeys::new(&keys);
+        let start = Instant::now();
+        bs.bootstrap(&ct, &recorder, &mut scratch)?;
+        let total = start.elapsed();
+        let uses = recorder.into_uses();
+        let first = uses.first().map_or(total, |&(_, t)| t - start);
+        let per_key = (total - first).as_nanos() as f64 / uses.len().max(1) as f64;
+        self.top_ns.insert("bootstrap".to_owned(), first.as_nanos() as f64);
+        self.top_ns.insert("bootstrap_key".to_owned(), per_key);
+        Ok(total.as_secs_f64())
     }
 
     /// Times every op kind once (after a warm-up) at the top level of `params`. Generates one

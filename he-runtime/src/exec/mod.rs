@@ -19,6 +19,7 @@
 pub mod batched;
 mod bootstrap;
 mod costs;
+mod deep_plan;
 mod error;
 mod executor;
 mod fullsize;
@@ -34,6 +35,7 @@ pub mod wire;
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::StoredBootstrapKeys;
 pub use costs::OpCosts;
+pub use deep_plan::plan_compiled;
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
 pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use hetier_he::ckks::bootstrap::BootstrapPreset;
 use hetier_he::ckks::Preset;
 use hetier_he::exec::OpCosts;
 use hetier_tiering::calibrate::{calibrate_dram, calibrate_pm, emulate, CalibrationOptions};
@@ -39,6 +40,10 @@ pub struct CalibrateArgs {
     /// machine can be off by a factor of two).
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Also time one bootstrap at each ring (n16_deep at 16, insecure test parameters below),
+    /// for plan mode of bootstrapped networks (about a minute at 16: its keys come first).
+    #[arg(long)]
+    bootstrap: bool,
     /// Size of each of the 4 PM test objects, MiB.
     #[arg(long, default_value_t = 64)]
     object_mib: u64,
@@ -158,7 +163,17 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
             runs.push(OpCosts::calibrate(&params)?);
             bar.inc(1);
         }
-        op_costs.push(median(runs));
+        let mut ops = median(runs);
+        if args.bootstrap {
+            // The deep run's preset at 16; smaller rings only have insecure test presets.
+            let preset = match n {
+                16 => BootstrapPreset::n16_deep(),
+                _ => BootstrapPreset::insecure_test(n, 3),
+            };
+            bar.set_message(format!("one bootstrap at log N = {n} (keys first)"));
+            ops.calibrate_bootstrap(&preset)?;
+        }
+        op_costs.push(ops);
     }
     bar.finish_and_clear();
     let file = CostFile { format: FORMAT.into(), version: VERSION, pm_kind, tiers, op_costs };
