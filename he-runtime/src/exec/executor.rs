@@ -14,7 +14,7 @@ use super::costs::OpCosts;
 use super::error::{Error, Result};
 use super::heal::{healed_line, pin_as, program_role};
 use super::ids::{self, KeySetId};
-use super::keys::{KeyReport, KeySet};
+use super::keys::{KeyReport, KeySet, KeyWords};
 use super::report::RunReport;
 use crate::ckks::{
     Ciphertext, Complex64, Context, Encoder, Encryptor, Evaluator, GaloisKey, HoistedCiphertext,
@@ -408,12 +408,18 @@ impl<'s> Executor<'s> {
     /// For every step, the lengths of the objects it holds in DRAM at once: its pins and the
     /// block it computes its result into, plus the hoisted decomposition's reservation while a
     /// hoisted rotation runs. `mul_relin` computes on the heap and puts its result after its
-    /// pins are released: its pins and its result are two sets. Checked against the store's
+    /// pins are released: its pins and its result are two sets. A key is pinned in its stored
+    /// (seed-compressed) form and expanded into a block of its full size: both count (the
+    /// stored form at its bound, half the words plus the header). Checked against the store's
     /// budget before a real run starts.
     pub fn working_sets(&self) -> Vec<Vec<u64>> {
         let p = self.program;
-        let bytes = |o: &ObjId| p.objects()[o.index()].bytes;
         let sizes = p.sizes();
+        let stored_key = sizes.key() / 2 + 64;
+        let bytes = |o: &ObjId| {
+            let obj = &p.objects()[o.index()];
+            obj.bytes + if obj.kind.is_key() { stored_key } else { 0 }
+        };
         let mut sets = Vec::new();
         for r in p.ops() {
             let charge = match &r.op {
@@ -581,7 +587,13 @@ impl<'s> Executor<'s> {
             CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
         )?;
         let g = pin_as(real.store, self.ids[obj.index()], || program_role(self.program, obj))?;
-        let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program: self.program };
+        let v = Views {
+            store: real.store,
+            ctx: &real.ctx,
+            keys: &real.keys,
+            meta: &real.meta,
+            program: self.program,
+        };
         Ok(v.ct(obj, &g)?.to_owned_ct())
     }
 
@@ -648,15 +660,17 @@ fn put_ct<C: AsRef<[u64]>>(real: &Real<'_>, id: ObjectId, ct: &Ciphertext<C>) ->
     Ok(len)
 }
 
-/// Read-only views of pinned objects.
-struct Views<'r> {
+/// Read-only views of pinned objects (a seed-compressed key is expanded into a block charged
+/// to `store`'s budget for its one use).
+struct Views<'r, 's> {
+    store: &'s TieredStore,
     ctx: &'r Context,
     keys: &'r KeySet,
     meta: &'r HashMap<ObjId, (usize, f64)>,
     program: &'r Program,
 }
 
-impl Views<'_> {
+impl<'s> Views<'_, 's> {
     fn ct<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> CoreResult<Ciphertext<&'g [u64]>> {
         let &(level, scale) = self
             .meta
@@ -672,22 +686,26 @@ impl Views<'_> {
         Plaintext::from_raw(g.as_u64s(), o.level, o.scale, p.n(), p.id())
     }
 
-    fn ksk<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<(u64, KeySwitchKey<&'g [u64]>)> {
+    fn ksk<'g>(
+        &self,
+        obj: ObjId,
+        g: &'g PinGuard<'_>,
+    ) -> Result<(u64, KeySwitchKey<KeyWords<'g, 's>>)> {
         let ge = galois_of(self.program.object(obj)?.kind)
             .ok_or(CoreError::MissingObject { id: obj.0, reason: "not a key" })?;
         let k = self
             .keys
             .get(ge)
             .ok_or(CoreError::MissingGaloisKey { galois_element: ge, step: None })?;
-        Ok((ge, KeySwitchKey::from_raw(g.as_u64s(), k.seed, self.ctx)?))
+        Ok((ge, k.view(self.store, self.ctx, g)?))
     }
 
-    fn galois<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<GaloisKey<&'g [u64]>> {
+    fn galois<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<GaloisKey<KeyWords<'g, 's>>> {
         let (galois_element, key) = self.ksk(obj, g)?;
         Ok(GaloisKey { galois_element, key })
     }
 
-    fn relin<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<RelinKey<&'g [u64]>> {
+    fn relin<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<RelinKey<KeyWords<'g, 's>>> {
         Ok(RelinKey { key: self.ksk(obj, g)?.1 })
     }
 }
@@ -720,7 +738,7 @@ fn exec_step<'s>(
         .iter()
         .map(|&o| pin_as(store, ids[o.index()], || program_role(program, o)))
         .collect::<Result<Vec<_>>>()?;
-    let v = Views { ctx, keys, meta, program };
+    let v = Views { store, ctx, keys, meta, program };
     let g = |k: usize| &guards[k];
     let t = Instant::now();
     // Results are computed straight into their store block: no heap result, no copy, no fresh

@@ -40,7 +40,7 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
-pub use keys::{KeyReport, KeySet, StoredKey};
+pub use keys::{ExpansionBlocks, KeyForm, KeyReport, KeySet, KeyWords, StoredKey};
 pub use report::RunReport;
 pub use session::Session;
 pub use wire::EvalKeyBundle;
