@@ -3,13 +3,15 @@
 //! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
 //! whole key order handed to the store as a hint so `planned` prefetches it.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use hetier_tiering::{ObjectId, TieredStore};
+use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
 
 use super::error::{Error, Result};
 use super::ids::KeySetId;
-use super::keys::{ExpansionBlocks, KeyForm, KeyReport, KeySet, KeyWords, StoredKey};
+use super::keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
 use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_expanded_words, Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
@@ -30,15 +32,35 @@ fn tag(u: KeyUse) -> u64 {
     }
 }
 
+/// When a seed-compressed key is expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expansion {
+    /// At every pin, into a block charged to the budget and reused by the next pin: no
+    /// expanded copy anywhere, the expansion's CPU time paid at every use.
+    PerPin,
+    /// At its first pin in this process, into a scratch store object pinned from then on:
+    /// the store moves the expanded copy between DRAM and the pool like any other object (it
+    /// is dropped when the pool is reopened; the durable key stays seed-compressed).
+    Cached,
+}
+
 /// A bootstrap's evaluation keys as store objects.
 #[derive(Debug)]
 pub struct StoredBootstrapKeys<'s> {
     store: &'s TieredStore,
     ctx: Arc<Context>,
     keys: KeySet,
-    /// One expanded key's block, charged to the budget for the bootstrapper's lifetime and
-    /// reused by every step (a step holding two keys at once borrows a second).
+    /// Per pin: one expanded key's block, charged to the budget for the bootstrapper's
+    /// lifetime and reused by every step (a step holding two keys at once borrows a second).
     spares: ExpansionBlocks<'s>,
+    expansion: Expansion,
+    /// The expanded copies made so far (removed on drop).
+    cached: Mutex<Vec<ObjectId>>,
+}
+
+/// The scratch object holding the expanded copy of the key stored as `id`.
+fn cache_id(id: ObjectId) -> ObjectId {
+    ObjectId(id.0.rotate_left(17) ^ 0x6b65_795f_6578_7061)
 }
 
 impl<'s> StoredBootstrapKeys<'s> {
@@ -101,17 +123,44 @@ impl<'s> StoredBootstrapKeys<'s> {
             KeySet::ensure_in_form(store, ctx, keyset, &needed, form, make, |_, _| {})?;
         let seeded = keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
         let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
-        Ok((Self { store, ctx: Arc::clone(ctx), keys, spares }, report))
+        let cached = Mutex::new(Vec::new());
+        let expansion = Expansion::PerPin;
+        Ok((Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, cached }, report))
     }
 
-    /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap).
+    /// Chooses when seed-compressed keys are expanded ([`Expansion::PerPin`] by default).
+    /// Per pin, one expanded block is reserved from the budget for as long as this lives.
+    pub fn with_expansion(mut self, expansion: Expansion) -> Result<Self> {
+        let seeded = self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
+        let reserve = usize::from(seeded && expansion == Expansion::PerPin);
+        self.spares = ExpansionBlocks::new(self.store, &self.ctx, reserve)?;
+        self.expansion = expansion;
+        Ok(self)
+    }
+
+    /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap). With
+    /// [`Expansion::Cached`] a key is pinned through its expanded copy: a key without one yet
+    /// is read once (its stored object) and then used through the copy made from it, which
+    /// the plan names too, so `planned` keeps room for it instead of evicting it as unplanned.
     pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
-        let once: Vec<ObjectId> = bs
-            .key_sequence()
-            .into_iter()
-            .map(|u| self.stored(u).map(|k| k.id))
-            .collect::<Result<_>>()?;
-        Ok(once.iter().copied().cycle().take(once.len() * times).collect())
+        let seq = bs.key_sequence();
+        let mut plan = Vec::with_capacity(seq.len() * times + 64);
+        let mut made = std::collections::HashSet::new();
+        for _ in 0..times {
+            for &u in &seq {
+                let k = self.stored(u)?;
+                if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
+                    plan.push(k.id);
+                    continue;
+                }
+                let c = cache_id(k.id);
+                if !self.store.contains(c) && made.insert(c) {
+                    plan.push(k.id);
+                }
+                plan.push(c);
+            }
+        }
+        Ok(plan)
     }
 
     /// Tells the store the keys `times` bootstraps will pin, in order.
@@ -130,6 +179,11 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.count() as u64 * switch_key_expanded_words(&self.ctx) as u64 * 8
     }
 
+    /// Where the time of pinning keys went so far (waiting for the store, expanding).
+    pub fn pin_times(&self) -> &KeyPinTimes {
+        self.spares.times()
+    }
+
     /// Number of keys.
     pub fn count(&self) -> usize {
         self.keys.iter().count()
@@ -146,7 +200,47 @@ impl<'s> StoredBootstrapKeys<'s> {
     }
 
     fn pin(&self, u: KeyUse) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
-        self.stored(u)?.pin_recycled(self.store, &self.ctx, &self.spares)
+        let k = self.stored(u)?;
+        if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
+            return k.pin_recycled(self.store, &self.ctx, &self.spares);
+        }
+        let t = self.spares.times();
+        let cid = cache_id(k.id);
+        if !self.store.contains(cid) {
+            let clock = Instant::now();
+            let block =
+                self.store.alloc_for_overwrite(switch_key_expanded_words(&self.ctx) as u64 * 8)?;
+            let guard = self.store.pin(k.id)?;
+            t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let clock = Instant::now();
+            let key = KeySwitchKey::expand_into(&self.ctx, guard.as_bytes(), block)?;
+            drop(guard);
+            if key.seed() != &k.seed {
+                return Err(Error::KeyManifest {
+                    reason: format!("key object {:#x} has another seed than its manifest", k.id.0),
+                });
+            }
+            t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let top = self.ctx.params().max_level() as u32;
+            let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top, digit: 1 };
+            self.store.put_block(cid, kind, Durability::Scratch, key.into_words())?;
+            self.cached.lock().unwrap_or_else(|e| e.into_inner()).push(cid);
+        }
+        let clock = Instant::now();
+        let guard = self.store.pin(cid)?;
+        t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        t.pins.fetch_add(1, Ordering::Relaxed);
+        Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), k.seed, &self.ctx)?)
+    }
+}
+
+impl Drop for StoredBootstrapKeys<'_> {
+    fn drop(&mut self) {
+        // The expanded copies are this process's cache: best effort, they are scratch objects
+        // the pool drops on reopen anyway.
+        for id in self.cached.get_mut().map(std::mem::take).unwrap_or_default() {
+            let _ = self.store.remove(id);
+        }
     }
 }
 

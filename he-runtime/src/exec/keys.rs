@@ -9,6 +9,8 @@
 //! `hetier-keyset/1`) is still read, and can still be written, to measure one against the other.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use hetier_tiering::{BlockWriter, Durability, ObjectKind, PinGuard, TieredStore};
 use serde::{Deserialize, Serialize};
@@ -208,6 +210,19 @@ impl Drop for KeyWords<'_, '_> {
 /// fills it with prefetches that the next expansion would evict unused.
 pub struct ExpansionBlocks<'s> {
     blocks: std::sync::Mutex<Vec<BlockWriter<'s>>>,
+    times: KeyPinTimes,
+}
+
+/// Where the time of pinning keys went, summed over every pin through one
+/// [`ExpansionBlocks`].
+#[derive(Debug, Default)]
+pub struct KeyPinTimes {
+    /// Nanoseconds waiting for the stored objects to be in DRAM.
+    pub wait_ns: AtomicU64,
+    /// Nanoseconds expanding seed-compressed keys.
+    pub expand_ns: AtomicU64,
+    /// Keys pinned.
+    pub pins: AtomicU64,
 }
 
 impl std::fmt::Debug for ExpansionBlocks<'_> {
@@ -225,7 +240,12 @@ impl<'s> ExpansionBlocks<'s> {
         for _ in 0..reserved {
             blocks.push(store.alloc_for_overwrite(len)?);
         }
-        Ok(Self { blocks: std::sync::Mutex::new(blocks) })
+        Ok(Self { blocks: std::sync::Mutex::new(blocks), times: KeyPinTimes::default() })
+    }
+
+    /// The time spent pinning keys through these blocks so far.
+    pub fn times(&self) -> &KeyPinTimes {
+        &self.times
     }
 
     fn take(&self, store: &'s TieredStore, len: u64) -> Result<BlockWriter<'s>> {
@@ -306,13 +326,19 @@ impl StoredKey {
         ctx: &Context,
         spares: &'g ExpansionBlocks<'s>,
     ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
+        let t = &spares.times;
+        let clock = Instant::now();
         let guard = store.pin(self.id)?;
+        t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        t.pins.fetch_add(1, Ordering::Relaxed);
         if self.form == KeyForm::Expanded {
             return Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?);
         }
+        let clock = Instant::now();
         let block = spares.take(store, switch_key_expanded_words(ctx) as u64 * 8)?;
         let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
         drop(guard);
+        t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.check_seed(key.seed())?;
         let words = KeyWords::Recycled { block: Some(key.into_words()), spares };
         Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)

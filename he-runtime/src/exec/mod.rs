@@ -31,7 +31,7 @@ pub mod train;
 pub mod wire;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
-pub use bootstrap::StoredBootstrapKeys;
+pub use bootstrap::{Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
@@ -40,7 +40,7 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
-pub use keys::{ExpansionBlocks, KeyForm, KeyReport, KeySet, KeyWords, StoredKey};
+pub use keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
 pub use report::RunReport;
 pub use session::Session;
 pub use wire::EvalKeyBundle;
