@@ -7,7 +7,7 @@
 #
 #   cargo build --release -p hetier-cli && benches/boot_budget.sh [OUT_DIR]
 #
-# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (per-pin).
+# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -18,7 +18,7 @@ log_n="${LOG_N:-16}"
 levels="${LEVELS:-9}"
 headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
 repeat="${REPEAT:-1}"
-expand="${EXPAND:-per-pin}"
+expand="${EXPAND:-auto}"
 [ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()
 [ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)

@@ -179,6 +179,11 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.count() as u64 * switch_key_expanded_words(&self.ctx) as u64 * 8
     }
 
+    /// When seed-compressed keys are expanded.
+    pub fn expansion(&self) -> Expansion {
+        self.expansion
+    }
+
     /// Where the time of pinning keys went so far (waiting for the store, expanding).
     pub fn pin_times(&self) -> &KeyPinTimes {
         self.spares.times()
@@ -425,5 +430,45 @@ mod tests {
         assert!(matches!(k.pin(&st, &ctx), Err(Error::KeyManifest { .. })));
         let k = StoredKey { seed: *foreign.seed(), ..k };
         assert_eq!(k.pin(&st, &ctx).unwrap().as_words(), foreign.as_words());
+    }
+
+    /// Cached expansion: each key is expanded at its first pin only (the second bootstrap
+    /// expands nothing), the copies are scratch objects gone with the keys, and the result is
+    /// the per-pin one.
+    #[test]
+    fn cached_expansion_expands_each_key_once() {
+        let preset = BootstrapPreset::insecure_test(12, 1);
+        let ctx = Context::new(&preset.params().unwrap()).unwrap();
+        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [8; 32]);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&[8; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), true, 512 << 20);
+        let z: Vec<Complex64> =
+            (0..ctx.params().slots()).map(|i| Complex64::new(0.0, (i as f64).sin())).collect();
+        let enc = Encoder::new(&ctx);
+        let ct = Encryptor::with_seed(&ctx, [6; 32])
+            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+            .unwrap();
+        let mut scratch = Evaluator::new(&ctx).scratch();
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        let per_pin = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let keys = keys.with_expansion(Expansion::Cached).unwrap();
+        keys.hint(&bs, 1).unwrap();
+        let a = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let after_first = keys.pin_times().expand_ns.load(Ordering::Relaxed);
+        assert!(after_first > 0);
+        let copies: Vec<ObjectId> = keys.keys.iter().map(|(_, k)| cache_id(k.id)).collect();
+        assert!(copies.iter().all(|&c| st.contains(c)));
+        keys.hint(&bs, 1).unwrap();
+        let b = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(keys.pin_times().expand_ns.load(Ordering::Relaxed), after_first);
+        assert_eq!(a.as_words(), per_pin.as_words());
+        assert_eq!(b.as_words(), per_pin.as_words());
+        drop(keys);
+        assert!(copies.iter().all(|&c| !st.contains(c)));
+        let dec = Decryptor::new(&ctx, &sk).unwrap();
+        assert!(max_err(&enc.decode(&dec.decrypt(&b).unwrap()).unwrap(), &z) < 1e-5);
     }
 }

@@ -31,6 +31,8 @@ pub enum KeyFormArg {
 /// When seed-compressed keys are expanded (`--expand`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExpandArg {
+    /// `cached` if the DRAM budget holds the expanded key set, else `per-pin`.
+    Auto,
     /// Once per process, kept as a scratch store object.
     Cached,
     /// At every pin, into a reused block charged to the budget.
@@ -57,7 +59,8 @@ pub struct StoreFlags {
     /// When a seed-compressed key is expanded: at every pin into a reused budgeted block
     /// (`per-pin`), or once per process into a scratch store object (`cached`: faster when the
     /// budget holds the expanded set; stalls under `planned` at tight budgets, not fixed).
-    #[arg(long, value_enum, default_value_t = ExpandArg::PerPin)]
+    /// `auto`: `cached` when the budget holds the expanded set with an eighth to spare.
+    #[arg(long, value_enum, default_value_t = ExpandArg::Auto)]
     pub expand: ExpandArg,
     /// Map the pool files instead of O_DIRECT (touched pool pages then count in RSS).
     #[arg(long)]
@@ -101,7 +104,6 @@ pub struct OpenStore {
     /// The temporary directory holding a default pool (removed on drop).
     pub _tmp: Option<tempfile::TempDir>,
     policy: String,
-    expand: String,
     temporary: bool,
 }
 
@@ -130,9 +132,8 @@ impl StoreFlags {
         let budget = self.dram_mib.map_or(default_budget, |m| m << 20);
         let store = TieredStore::builder().dram_budget(budget).pool(pool).policy(policy).build()?;
         let policy = format!("{:?}", self.policy).to_lowercase();
-        let expand = format!("{:?}", self.expand).to_lowercase();
         let temporary = tmp.is_some();
-        Ok(OpenStore { store, dir, _tmp: tmp, policy, expand, temporary })
+        Ok(OpenStore { store, dir, _tmp: tmp, policy, temporary })
     }
 }
 
@@ -168,12 +169,14 @@ impl OpenStore {
             KeyFormArg::Expanded => KeyForm::Expanded,
         };
         let clock = Instant::now();
-        let expansion = match flags.expand {
-            ExpandArg::Cached => Expansion::Cached,
-            ExpandArg::PerPin => Expansion::PerPin,
-        };
         let (keys, report) =
             StoredBootstrapKeys::ensure_in_form(&self.store, ctx, kg, sk, keyset, bs, form)?;
+        let fits = keys.expanded_bytes() + keys.expanded_bytes() / 8 <= self.store.budget();
+        let expansion = match flags.expand {
+            ExpandArg::Auto if fits => Expansion::Cached,
+            ExpandArg::Cached => Expansion::Cached,
+            ExpandArg::Auto | ExpandArg::PerPin => Expansion::PerPin,
+        };
         let keys = keys.with_expansion(expansion)?;
         Ok((keys, report, clock.elapsed().as_secs_f64()))
     }
@@ -189,7 +192,7 @@ impl OpenStore {
             dir: (!self.temporary).then(|| self.dir.clone()),
             dram_budget: self.store.budget(),
             policy: self.policy.clone(),
-            expand: self.expand.clone(),
+            expand: format!("{:?}", keys.expansion()).to_lowercase(),
             keys_generated: made.generated,
             keys_reused: made.reused,
             key_wait_seconds: t.wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
