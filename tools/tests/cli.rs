@@ -512,7 +512,7 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     let mode = std::fs::metadata(dir.path().join("pool.secret")).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
 
-    let quarter = (stored / 4 >> 20).max(1).to_string();
+    let quarter = ((stored / 4) >> 20).max(1).to_string();
     let again = boot(&["--insecure-test-params", "--dram-mib", &quarter, "--policy", "planned"]);
     assert_eq!(again["store"]["keys_reused"].as_u64(), Some(count));
     assert_eq!(again["store"]["keys_generated"].as_u64(), Some(0));
