@@ -168,3 +168,49 @@ fn raw_buffers_with_wrong_shape_are_typed_errors() {
     let pt = PlaintextView::from_raw(&words[..4 * n], 3, ct.scale(), n, id).unwrap();
     assert!(matches!(f.enc.decode(&pt), Err(Error::InvalidLevel { .. })));
 }
+
+/// The store form of every evaluation key: a seed-compressed switching key expands, into a
+/// new buffer or a caller's, to exactly the generated words, and its stated length is exact;
+/// a wrong-size buffer or a blob of another kind is a typed error.
+#[test]
+fn switching_keys_expand_into_a_caller_buffer() {
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let gk = f.keygen().rotation_key(&f.sk, 5).unwrap();
+    let bytes = gk.key.to_bytes(&ctx);
+    assert_eq!(blob_kind(&bytes).unwrap(), BlobKind::SwitchKey);
+    assert_eq!(bytes.len() as u64, switch_key_stored_len(&ctx));
+    assert_eq!(switch_key_expanded_words(&ctx), gk.key.as_words().len());
+    let back = KeySwitchKey::from_bytes(&ctx, &bytes).unwrap();
+    assert_eq!(back.as_words(), gk.key.as_words());
+    assert_eq!(back.seed(), gk.key.seed());
+    // Into a dirty caller buffer: every word is overwritten.
+    let buf = vec![u64::MAX; switch_key_expanded_words(&ctx)];
+    let into = KeySwitchKey::expand_into(&ctx, &bytes, buf).unwrap();
+    assert_eq!(into.as_words(), gk.key.as_words());
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let mut s = f.eval.scratch();
+    let r = f
+        .eval
+        .rotate(&ct, 5, &GaloisKey { galois_element: gk.galois_element, key: into }, &mut s)
+        .unwrap();
+    let mut want = a.clone();
+    want.rotate_left(5);
+    assert!(max_err(&f.decrypt_real(&r), &want) < 1e-5);
+
+    let short = vec![0u64; switch_key_expanded_words(&ctx) - 1];
+    assert!(matches!(
+        KeySwitchKey::expand_into(&ctx, &bytes, short),
+        Err(Error::BufferLength { .. })
+    ));
+    let other_kind = gk.to_bytes(&ctx);
+    let buf = vec![0u64; switch_key_expanded_words(&ctx)];
+    assert!(matches!(
+        KeySwitchKey::expand_into(&ctx, &other_kind, buf),
+        Err(Error::BadHeader { .. })
+    ));
+    for cut in [0, 30, bytes.len() / 2] {
+        assert!(KeySwitchKey::from_bytes(&ctx, &bytes[..cut]).is_err());
+    }
+}

@@ -492,3 +492,50 @@ fn run_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     );
     assert!(max <= limit && peak_rss <= limit);
 }
+
+/// `hetier bootstrap --dir`: the first run puts the seed-compressed keys in the pool (its
+/// secret key in a 0600 file beside it), a later run at a quarter of the stored key set
+/// reuses every key and still bootstraps to the precision bound; test-size rings need the
+/// opt-in flag.
+#[test]
+fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    let boot = |extra: &[&str]| {
+        let out = hetier()
+            .args(["--json", "bootstrap", "--log-n", "12", "--levels", "1"])
+            .arg("--dir")
+            .arg(&pool)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_of(&out)
+    };
+    let first = boot(&["--insecure-test-params"]);
+    let count = first["key_count"].as_u64().unwrap();
+    assert_eq!(first["store"]["keys_generated"].as_u64(), Some(count));
+    let stored = first["key_bytes_stored"].as_u64().unwrap();
+    let expanded = first["key_bytes"].as_u64().unwrap();
+    assert!(stored * 2 < expanded, "{stored} stored, {expanded} expanded");
+    for field in ["seconds", "precision_bits", "levels_after", "peak_rss"] {
+        assert!(first[field].as_f64().unwrap() > 0.0, "{field}");
+    }
+    let mode = std::fs::metadata(dir.path().join("pool.secret")).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+
+    let quarter = ((stored / 4) >> 20).max(1).to_string();
+    let again = boot(&["--insecure-test-params", "--dram-mib", &quarter, "--policy", "planned"]);
+    assert_eq!(again["store"]["keys_reused"].as_u64(), Some(count));
+    assert_eq!(again["store"]["keys_generated"].as_u64(), Some(0));
+    assert!(again["store"]["stats"]["peak_dram"].as_u64().unwrap() <= (stored / 4).max(1 << 20));
+    assert!(again["precision_bits"].as_f64().unwrap() > 15.0, "{again}");
+
+    let out = hetier()
+        .args(["bootstrap", "--log-n", "12", "--levels", "1", "--dir"])
+        .arg(&pool)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure-test-params"));
+}

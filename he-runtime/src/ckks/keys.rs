@@ -90,6 +90,10 @@ impl<C: AsRef<[u64]>> KeySwitchKey<C> {
     pub fn as_words(&self) -> &[u64] {
         self.data.as_ref()
     }
+    /// The buffer holding the words (to rewrap it, e.g. with [`KeySwitchKey::from_raw`]).
+    pub fn into_words(self) -> C {
+        self.data
+    }
     /// Fingerprint of the parameters it was made under.
     pub fn params_id(&self) -> u64 {
         self.params_id

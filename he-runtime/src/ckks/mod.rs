@@ -58,4 +58,6 @@ pub use params::{
 };
 pub use rotation::HoistedCiphertext;
 pub use sampling::{os_seed, Seed, SIGMA};
-pub use serialize::{blob_kind, BlobKind, FORMAT_VERSION};
+pub use serialize::{
+    blob_kind, switch_key_expanded_words, switch_key_stored_len, BlobKind, FORMAT_VERSION,
+};

@@ -33,6 +33,9 @@ pub enum BlobKind {
     GaloisKey = 5,
     /// A plaintext.
     Plaintext = 6,
+    /// A seed-compressed key-switching key of any use (relinearisation, Galois, the
+    /// encapsulation keys): the form evaluation keys take in the store.
+    SwitchKey = 7,
 }
 
 impl BlobKind {
@@ -44,6 +47,7 @@ impl BlobKind {
             4 => Self::RelinKey,
             5 => Self::GaloisKey,
             6 => Self::Plaintext,
+            7 => Self::SwitchKey,
             _ => return None,
         })
     }
@@ -443,23 +447,98 @@ fn write_switch_key<C: AsRef<[u64]>>(w: &mut Writer, ctx: &Context, key: &KeySwi
 fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySwitchKey> {
     let n = ctx.n();
     let qp = ctx.q_len() + ctx.p_len();
-    let dnum = r.u32()? as usize;
-    if dnum != ctx.params().dnum() {
-        return Err(Error::Corrupt {
-            reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()),
-        });
-    }
-    r.expect_limbs(ctx, &format!("a switching key of {dnum} digits"), dnum, 0..qp, 32)?;
-    let seed = r.seed()?;
+    let dnum = ctx.params().dnum();
+    // The length is checked before the buffer is allocated.
+    r.expect_switch_key(ctx)?;
     let mut data = vec![0u64; dnum * 2 * qp * n];
+    let seed = read_switch_key_into(r, ctx, &mut data)?;
+    Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
+}
+
+impl Reader<'_> {
+    /// Checks the digit count and that the rest of the body is one switching key's b parts.
+    fn expect_switch_key(&mut self, ctx: &Context) -> Result<()> {
+        let qp = ctx.q_len() + ctx.p_len();
+        let start = self.pos;
+        let dnum = self.u32()? as usize;
+        if dnum != ctx.params().dnum() {
+            return Err(Error::Corrupt {
+                reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()),
+            });
+        }
+        self.expect_limbs(ctx, &format!("a switching key of {dnum} digits"), dnum, 0..qp, 32)?;
+        self.pos = start;
+        Ok(())
+    }
+}
+
+/// Reads a switching key's b parts into `data` (the expanded layout, length checked by the
+/// caller) and regenerates its a parts from the seed; returns the seed.
+fn read_switch_key_into(r: &mut Reader<'_>, ctx: &Context, data: &mut [u64]) -> Result<[u8; 32]> {
+    let n = ctx.n();
+    let qp = ctx.q_len() + ctx.p_len();
+    r.expect_switch_key(ctx)?;
+    let dnum = r.u32()? as usize;
+    let seed = r.seed()?;
     for j in 0..dnum {
         for i in 0..qp {
             let off = (j * 2 * qp + i) * n;
             r.limb(&mut data[off..off + n], ctx.prime(i).q)?;
         }
     }
-    KeyGenerator::expand_a(ctx, &seed, dnum, &mut data);
-    Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
+    KeyGenerator::expand_a(ctx, &seed, dnum, data);
+    Ok(seed)
+}
+
+/// Bytes of one seed-compressed switching key ([`KeySwitchKey::to_bytes`]) under `ctx`: the
+/// b parts bit-packed to their primes' widths, the seed, the header and checksum.
+pub fn switch_key_stored_len(ctx: &Context) -> u64 {
+    let n = ctx.n();
+    let qp = ctx.q_len() + ctx.p_len();
+    let per_digit: usize = (0..qp).map(|i| packed_len(n, width(ctx.prime(i).q))).sum();
+    (HEADER + 4 + 32 + ctx.params().dnum() * per_digit + 4) as u64
+}
+
+/// Words of one expanded switching key under `ctx` (both halves of every digit).
+pub fn switch_key_expanded_words(ctx: &Context) -> usize {
+    ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n()
+}
+
+impl<C: AsRef<[u64]>> KeySwitchKey<C> {
+    /// Serialises the b parts and the seed of the a parts (about half the expanded words, each
+    /// residue bit-packed to its prime's width): the form a key takes in the store.
+    pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
+        let mut w = Writer::new(BlobKind::SwitchKey, self.params_id);
+        write_switch_key(&mut w, ctx, self);
+        w.finish()
+    }
+}
+
+impl KeySwitchKey {
+    /// Loads a seed-compressed switching key, expanding its a parts into a new buffer.
+    pub fn from_bytes(ctx: &Context, bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader::open(bytes, BlobKind::SwitchKey, ctx)?;
+        let key = read_switch_key(&mut r, ctx)?;
+        r.end()?;
+        Ok(key)
+    }
+}
+
+impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
+    /// Expands a seed-compressed switching key ([`KeySwitchKey::to_bytes`]) into `data`, a
+    /// caller-owned buffer of exactly [`switch_key_expanded_words`] words (for instance a
+    /// DRAM block charged to the store's budget), every word overwritten.
+    pub fn expand_into(ctx: &Context, bytes: &[u8], mut data: C) -> Result<Self> {
+        let expected = switch_key_expanded_words(ctx);
+        if data.as_mut().len() != expected {
+            return Err(Error::BufferLength { expected, found: data.as_mut().len() });
+        }
+        let mut r = Reader::open(bytes, BlobKind::SwitchKey, ctx)?;
+        let seed = read_switch_key_into(&mut r, ctx, data.as_mut())?;
+        r.end()?;
+        let p = ctx.params();
+        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id() })
+    }
 }
 
 impl<C: AsRef<[u64]>> RelinKey<C> {

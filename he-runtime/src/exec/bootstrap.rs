@@ -1,16 +1,21 @@
-//! Bootstrapping with its keys in the tiered store: every key a durable object (reused by later
-//! processes through the key-set manifest), pinned only for the step that uses it, and the
-//! bootstrap's whole key order handed to the store as a hint so `planned` prefetches it.
+//! Bootstrapping with its keys in the tiered store: every key a durable seed-compressed object
+//! (reused by later processes through the key-set manifest), pinned only for the step that uses
+//! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
+//! whole key order handed to the store as a hint so `planned` prefetches it.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use hetier_tiering::{ObjectId, PinGuard, TieredStore};
+use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
 
 use super::error::{Error, Result};
 use super::ids::KeySetId;
-use super::keys::{KeyReport, KeySet, StoredKey};
+use super::keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
 use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse};
-use crate::ckks::{Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey};
+use crate::ckks::{
+    switch_key_expanded_words, Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
+};
 use crate::Error as CoreError;
 
 /// Manifest tag of the dense-to-sparse switching key (even: never a Galois element).
@@ -27,18 +32,42 @@ fn tag(u: KeyUse) -> u64 {
     }
 }
 
+/// When a seed-compressed key is expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expansion {
+    /// At every pin, into a block charged to the budget and reused by the next pin: no
+    /// expanded copy anywhere, the expansion's CPU time paid at every use.
+    PerPin,
+    /// At its first pin in this process, into a scratch store object pinned from then on:
+    /// the store moves the expanded copy between DRAM and the pool like any other object (it
+    /// is dropped when the pool is reopened; the durable key stays seed-compressed).
+    Cached,
+}
+
 /// A bootstrap's evaluation keys as store objects.
 #[derive(Debug)]
 pub struct StoredBootstrapKeys<'s> {
     store: &'s TieredStore,
     ctx: Arc<Context>,
     keys: KeySet,
+    /// Per pin: one expanded key's block, charged to the budget for the bootstrapper's
+    /// lifetime and reused by every step (a step holding two keys at once borrows a second).
+    spares: ExpansionBlocks<'s>,
+    expansion: Expansion,
+    /// The expanded copies made so far (removed on drop).
+    cached: Mutex<Vec<ObjectId>>,
+}
+
+/// The scratch object holding the expanded copy of the key stored as `id`.
+fn cache_id(id: ObjectId) -> ObjectId {
+    ObjectId(id.0.rotate_left(17) ^ 0x6b65_795f_6578_7061)
 }
 
 impl<'s> StoredBootstrapKeys<'s> {
     /// Makes sure every key `bs` needs is in the store under `keyset`, generating only the
-    /// missing ones. The two encapsulation keys share one ephemeral sparse secret, so when
-    /// only one of them survives (a crash between their puts) both are made again.
+    /// missing ones, seed-compressed. The two encapsulation keys share one ephemeral sparse
+    /// secret, so when only one of them survives (a crash between their puts) both are made
+    /// again.
     pub fn ensure(
         store: &'s TieredStore,
         ctx: &Arc<Context>,
@@ -47,9 +76,23 @@ impl<'s> StoredBootstrapKeys<'s> {
         keyset: KeySetId,
         bs: &Bootstrapper,
     ) -> Result<(Self, KeyReport)> {
+        Self::ensure_in_form(store, ctx, kg, sk, keyset, bs, KeyForm::Seeded)
+    }
+
+    /// As [`StoredBootstrapKeys::ensure`], putting the missing keys in `form`.
+    pub fn ensure_in_form(
+        store: &'s TieredStore,
+        ctx: &Arc<Context>,
+        kg: &mut KeyGenerator,
+        sk: &SecretKey,
+        keyset: KeySetId,
+        bs: &Bootstrapper,
+        form: KeyForm,
+    ) -> Result<(Self, KeyReport)> {
         let mut needed: Vec<u64> = vec![0];
         needed.extend(bs.galois_elements());
-        if let Some(h) = bs.config().sparse_secret {
+        let sparse_h = bs.config().sparse_secret;
+        if sparse_h.is_some() {
             let (current, _) =
                 KeySet::ensure_with(store, ctx, keyset, &[], |_| unreachable_key(), |_, _| {})?;
             let pair = [TO_SPARSE_TAG, FROM_SPARSE_TAG].map(|t| current.get(t).copied());
@@ -57,37 +100,43 @@ impl<'s> StoredBootstrapKeys<'s> {
                 store.remove(k.id)?;
             }
             needed.extend([TO_SPARSE_TAG, FROM_SPARSE_TAG]);
-            let mut pair: Option<(KeySwitchKey, KeySwitchKey)> = None;
-            let make = |t: u64| -> Result<KeySwitchKey> {
-                match t {
-                    0 => Ok(kg.relin_key(sk)?.key),
-                    TO_SPARSE_TAG | FROM_SPARSE_TAG => {
-                        if pair.is_none() {
-                            let sparse = kg.sparse_secret_key(h)?;
-                            pair = Some((
-                                kg.switching_key(sk, &sparse)?,
-                                kg.switching_key(&sparse, sk)?,
-                            ));
-                        }
-                        let (to, from) = pair
-                            .as_ref()
-                            .ok_or(CoreError::MissingKey { what: "encapsulation switching key" })?;
-                        Ok(if t == TO_SPARSE_TAG { to.clone() } else { from.clone() })
-                    }
-                    g => Ok(kg.galois_key(sk, g)?.key),
-                }
-            };
-            let (keys, report) = KeySet::ensure_with(store, ctx, keyset, &needed, make, |_, _| {})?;
-            return Ok((Self { store, ctx: Arc::clone(ctx), keys }, report));
         }
-        let (keys, report) = KeySet::ensure(store, ctx, kg, sk, keyset, &needed, |_, _| {})?;
-        Ok((Self { store, ctx: Arc::clone(ctx), keys }, report))
+        let mut pair: Option<(KeySwitchKey, KeySwitchKey)> = None;
+        let make = |t: u64| -> Result<KeySwitchKey> {
+            match (t, sparse_h) {
+                (0, _) => Ok(kg.relin_key(sk)?.key),
+                (TO_SPARSE_TAG | FROM_SPARSE_TAG, Some(h)) => {
+                    if pair.is_none() {
+                        let sparse = kg.sparse_secret_key(h)?;
+                        pair =
+                            Some((kg.switching_key(sk, &sparse)?, kg.switching_key(&sparse, sk)?));
+                    }
+                    let (to, from) = pair
+                        .as_ref()
+                        .ok_or(CoreError::MissingKey { what: "encapsulation switching key" })?;
+                    Ok(if t == TO_SPARSE_TAG { to.clone() } else { from.clone() })
+                }
+                (g, _) => Ok(kg.galois_key(sk, g)?.key),
+            }
+        };
+        let (keys, report) =
+            KeySet::ensure_in_form(store, ctx, keyset, &needed, form, make, |_, _| {})?;
+        let seeded = keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
+        let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
+        let cached = Mutex::new(Vec::new());
+        let expansion = Expansion::PerPin;
+        Ok((Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, cached }, report))
     }
 
     /// The keys of an already loaded key set (one that holds every key the bootstrap needs,
     /// e.g. after [`Self::ensure`] or a server's `KeySet::ensure_with`).
-    pub fn from_key_set(store: &'s TieredStore, ctx: &Arc<Context>, keys: KeySet) -> Self {
-        Self { store, ctx: Arc::clone(ctx), keys }
+    /// Seed-compressed keys are expanded per pin, as after [`Self::ensure`].
+    pub fn from_key_set(store: &'s TieredStore, ctx: &Arc<Context>, keys: KeySet) -> Result<Self> {
+        let seeded = keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
+        let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
+        let cached = Mutex::new(Vec::new());
+        let expansion = Expansion::PerPin;
+        Ok(Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, cached })
     }
 
     /// The loaded key set.
@@ -95,14 +144,39 @@ impl<'s> StoredBootstrapKeys<'s> {
         &self.keys
     }
 
-    /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap).
+    /// Chooses when seed-compressed keys are expanded ([`Expansion::PerPin`] by default).
+    /// Per pin, one expanded block is reserved from the budget for as long as this lives.
+    pub fn with_expansion(mut self, expansion: Expansion) -> Result<Self> {
+        let seeded = self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
+        let reserve = usize::from(seeded && expansion == Expansion::PerPin);
+        self.spares = ExpansionBlocks::new(self.store, &self.ctx, reserve)?;
+        self.expansion = expansion;
+        Ok(self)
+    }
+
+    /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap). With
+    /// [`Expansion::Cached`] a key is pinned through its expanded copy: a key without one yet
+    /// is read once (its stored object) and then used through the copy made from it, which
+    /// the plan names too, so `planned` keeps room for it instead of evicting it as unplanned.
     pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
-        let once: Vec<ObjectId> = bs
-            .key_sequence()
-            .into_iter()
-            .map(|u| self.stored(u).map(|k| k.id))
-            .collect::<Result<_>>()?;
-        Ok(once.iter().copied().cycle().take(once.len() * times).collect())
+        let seq = bs.key_sequence();
+        let mut plan = Vec::with_capacity(seq.len() * times + 64);
+        let mut made = std::collections::HashSet::new();
+        for _ in 0..times {
+            for &u in &seq {
+                let k = self.stored(u)?;
+                if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
+                    plan.push(k.id);
+                    continue;
+                }
+                let c = cache_id(k.id);
+                if !self.store.contains(c) && made.insert(c) {
+                    plan.push(k.id);
+                }
+                plan.push(c);
+            }
+        }
+        Ok(plan)
     }
 
     /// Tells the store the keys `times` bootstraps will pin, in order.
@@ -114,6 +188,21 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// Bytes of every key of the set in the store.
     pub fn bytes(&self) -> u64 {
         self.keys.iter().map(|(_, k)| k.len).sum()
+    }
+
+    /// Bytes of every key of the set expanded (what an in-memory key set holds).
+    pub fn expanded_bytes(&self) -> u64 {
+        self.count() as u64 * switch_key_expanded_words(&self.ctx) as u64 * 8
+    }
+
+    /// When seed-compressed keys are expanded.
+    pub fn expansion(&self) -> Expansion {
+        self.expansion
+    }
+
+    /// Where the time of pinning keys went so far (waiting for the store, expanding).
+    pub fn pin_times(&self) -> &KeyPinTimes {
+        self.spares.times()
     }
 
     /// Number of keys.
@@ -131,10 +220,48 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.keys.get(tag(u)).ok_or(Error::Core(missing))
     }
 
-    fn pin(&self, u: KeyUse) -> Result<KeySwitchKey<PinGuard<'s>>> {
+    fn pin(&self, u: KeyUse) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
         let k = self.stored(u)?;
-        let guard = self.store.pin(k.id)?;
-        Ok(KeySwitchKey::from_raw(guard, k.seed, &self.ctx)?)
+        if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
+            return k.pin_recycled(self.store, &self.ctx, &self.spares);
+        }
+        let t = self.spares.times();
+        let cid = cache_id(k.id);
+        if !self.store.contains(cid) {
+            let clock = Instant::now();
+            let block =
+                self.store.alloc_for_overwrite(switch_key_expanded_words(&self.ctx) as u64 * 8)?;
+            let guard = self.store.pin(k.id)?;
+            t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let clock = Instant::now();
+            let key = KeySwitchKey::expand_into(&self.ctx, guard.as_bytes(), block)?;
+            drop(guard);
+            if key.seed() != &k.seed {
+                return Err(Error::KeyManifest {
+                    reason: format!("key object {:#x} has another seed than its manifest", k.id.0),
+                });
+            }
+            t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let top = self.ctx.params().max_level() as u32;
+            let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top, digit: 1 };
+            self.store.put_block(cid, kind, Durability::Scratch, key.into_words())?;
+            self.cached.lock().unwrap_or_else(|e| e.into_inner()).push(cid);
+        }
+        let clock = Instant::now();
+        let guard = self.store.pin(cid)?;
+        t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        t.pins.fetch_add(1, Ordering::Relaxed);
+        Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), k.seed, &self.ctx)?)
+    }
+}
+
+impl Drop for StoredBootstrapKeys<'_> {
+    fn drop(&mut self) {
+        // The expanded copies are this process's cache: best effort, they are scratch objects
+        // the pool drops on reopen anyway.
+        for id in self.cached.get_mut().map(std::mem::take).unwrap_or_default() {
+            let _ = self.store.remove(id);
+        }
     }
 }
 
@@ -146,19 +273,19 @@ fn unreachable_key() -> Result<KeySwitchKey> {
 impl<'s> KeySource for StoredBootstrapKeys<'s> {
     type Error = Error;
     type Words<'a>
-        = PinGuard<'s>
+        = KeyWords<'a, 's>
     where
         Self: 'a;
 
-    fn galois(&self, g: u64) -> Result<GaloisKey<PinGuard<'s>>> {
+    fn galois(&self, g: u64) -> Result<GaloisKey<KeyWords<'_, 's>>> {
         Ok(GaloisKey { galois_element: g, key: self.pin(KeyUse::Galois(g))? })
     }
 
-    fn relin(&self) -> Result<RelinKey<PinGuard<'s>>> {
+    fn relin(&self) -> Result<RelinKey<KeyWords<'_, 's>>> {
         Ok(RelinKey { key: self.pin(KeyUse::Relin)? })
     }
 
-    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<PinGuard<'s>>> {
+    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
         self.pin(which)
     }
 }
@@ -186,6 +313,13 @@ mod tests {
             .unwrap()
     }
 
+    fn max_err(a: &[Complex64], z: &[Complex64]) -> f64 {
+        a.iter().zip(z).map(|(x, w)| (*x - *w).abs()).fold(0.0, f64::max)
+    }
+
+    /// The stored bootstrap at a DRAM budget of a quarter of its stored (seed-compressed) key
+    /// set: the keys stream through DRAM, each expanded only for its step, and the result
+    /// matches the in-memory bootstrap; a later process reuses every key through the manifest.
     #[test]
     fn bootstrap_with_keys_in_the_store_matches_in_memory_and_reuses_them() {
         let preset = BootstrapPreset::insecure_test(12, 1);
@@ -204,21 +338,26 @@ mod tests {
             .unwrap();
         let mut scratch = Evaluator::new(&ctx).scratch();
 
-        // A budget of a quarter of the key set: keys stream through DRAM one at a time.
-        let one_key = (ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n() * 8) as u64;
-        let st = store(dir.path(), true, 12 * one_key);
+        let count = bs.galois_elements().len() as u64 + 3;
+        let stored_one = crate::ckks::switch_key_stored_len(&ctx);
+        let expanded_one = switch_key_expanded_words(&ctx) as u64 * 8;
+        assert!(2 * stored_one < expanded_one + 1024, "a stored key is about half the words");
+        let budget = count * stored_one / 4;
+        let st = store(dir.path(), true, budget);
         let (keys, report) =
             StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
         assert_eq!(report.reused, 0);
-        assert_eq!(keys.count(), bs.galois_elements().len() + 3);
-        assert!(keys.bytes() > 2 * 12 * one_key, "the set is over twice the budget");
+        assert_eq!(keys.count() as u64, count);
+        assert_eq!(keys.bytes(), count * stored_one);
+        assert_eq!(keys.expanded_bytes(), count * expanded_one);
         keys.hint(&bs, 1).unwrap();
         let stored = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
         let stats = st.stats();
-        assert!(stats.peak_dram <= 12 * one_key);
+        assert!(stats.peak_dram <= budget);
+        assert!(stats.bytes_pm_to_dram >= 3 * keys.bytes() / 4, "keys came back from PM");
         assert!(stats.prefetches > 0 && stats.prefetch_evicted_unused == 0, "{stats:?}");
 
-        // The same ciphertext with the same keys in memory: the same words.
+        // The same ciphertext with the same keys in memory: the same result.
         let mut kg2 = KeyGenerator::with_seed(&ctx, seed);
         let _ = kg2.secret_key();
         let local = BootstrapKeys::generate(&mut kg2, &sk, &bs).unwrap();
@@ -226,22 +365,126 @@ mod tests {
         let dec = Decryptor::new(&ctx, &sk).unwrap();
         let a = enc.decode(&dec.decrypt(&stored).unwrap()).unwrap();
         let b = enc.decode(&dec.decrypt(&in_memory).unwrap()).unwrap();
-        for ((x, y), w) in a.iter().zip(&b).zip(&z) {
-            assert!((*x - *w).abs() < 1e-5 && (*y - *w).abs() < 1e-5);
-        }
+        assert!(max_err(&a, &z) < 1e-5 && max_err(&b, &z) < 1e-5);
         drop(keys);
         drop(st);
 
-        // A later process finds every key through the manifest.
-        let st = store(dir.path(), false, 12 * one_key);
+        // A later process finds every key through the manifest, at the same quarter budget.
+        let st = store(dir.path(), false, budget);
         let mut kg3 = KeyGenerator::with_seed(&ctx, [9; 32]);
         let (keys, report) =
             StoredBootstrapKeys::ensure(&st, &ctx, &mut kg3, &sk, keyset, &bs).unwrap();
-        assert_eq!(report.generated, 0);
+        assert_eq!((report.generated, report.reused), (0, count as usize));
+        keys.hint(&bs, 1).unwrap();
         let again = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
         let c = enc.decode(&dec.decrypt(&again).unwrap()).unwrap();
-        for (x, w) in c.iter().zip(&z) {
-            assert!((*x - *w).abs() < 1e-5);
-        }
+        assert!(max_err(&c, &z) < 1e-5);
+        assert!(st.stats().peak_dram <= budget);
+    }
+
+    /// Keys put expanded (as before seed compression) are still reused as they are, next to
+    /// seed-compressed ones, and a stored key whose seed disagrees with its manifest is a
+    /// typed error rather than a wrong key.
+    #[test]
+    fn expanded_keys_are_reused_and_a_foreign_seed_is_refused() {
+        let preset = BootstrapPreset::insecure_test(12, 1);
+        let ctx = Context::new(&preset.params().unwrap()).unwrap();
+        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+        let seed = [3; 32];
+        let mut kg = KeyGenerator::with_seed(&ctx, seed);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&seed);
+        let dir = tempfile::tempdir().unwrap();
+        let expanded_one = switch_key_expanded_words(&ctx) as u64 * 8;
+        let st = store(dir.path(), true, 64 << 20);
+        let (keys, _) = StoredBootstrapKeys::ensure_in_form(
+            &st,
+            &ctx,
+            &mut kg,
+            &sk,
+            keyset,
+            &bs,
+            KeyForm::Expanded,
+        )
+        .unwrap();
+        assert_eq!(keys.bytes(), keys.expanded_bytes());
+        let count = keys.count();
+        drop(keys);
+        drop(st);
+        let st = store(dir.path(), false, 64 << 20);
+        let (keys, report) =
+            StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        assert_eq!((report.generated, report.reused), (0, count));
+        assert!(keys
+            .keys
+            .iter()
+            .all(|(_, k)| k.form == KeyForm::Expanded && k.len == expanded_one));
+        let z: Vec<Complex64> = (0..ctx.params().slots())
+            .map(|i| Complex64::new(0.5 * (i as f64).cos(), 0.0))
+            .collect();
+        let enc = Encoder::new(&ctx);
+        let ct = Encryptor::with_seed(&ctx, [6; 32])
+            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+            .unwrap();
+        let mut scratch = Evaluator::new(&ctx).scratch();
+        let out = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let dec = Decryptor::new(&ctx, &sk).unwrap();
+        assert!(max_err(&enc.decode(&dec.decrypt(&out).unwrap()).unwrap(), &z) < 1e-5);
+
+        // A seed-compressed key under a manifest entry naming another seed.
+        let mut other = KeyGenerator::with_seed(&ctx, [4; 32]);
+        let foreign = other.relin_key(&sk).unwrap().key;
+        let id = hetier_tiering::ObjectId(0xfeed);
+        st.put(
+            id,
+            hetier_tiering::ObjectKind::Blob,
+            hetier_tiering::Durability::Scratch,
+            &foreign.to_bytes(&ctx),
+        )
+        .unwrap();
+        let k = StoredKey { id, seed: [0; 32], len: 0, form: KeyForm::Seeded };
+        assert!(matches!(k.pin(&st, &ctx), Err(Error::KeyManifest { .. })));
+        let k = StoredKey { seed: *foreign.seed(), ..k };
+        assert_eq!(k.pin(&st, &ctx).unwrap().as_words(), foreign.as_words());
+    }
+
+    /// Cached expansion: each key is expanded at its first pin only (the second bootstrap
+    /// expands nothing), the copies are scratch objects gone with the keys, and the result is
+    /// the per-pin one.
+    #[test]
+    fn cached_expansion_expands_each_key_once() {
+        let preset = BootstrapPreset::insecure_test(12, 1);
+        let ctx = Context::new(&preset.params().unwrap()).unwrap();
+        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [8; 32]);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&[8; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), true, 512 << 20);
+        let z: Vec<Complex64> =
+            (0..ctx.params().slots()).map(|i| Complex64::new(0.0, (i as f64).sin())).collect();
+        let enc = Encoder::new(&ctx);
+        let ct = Encryptor::with_seed(&ctx, [6; 32])
+            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+            .unwrap();
+        let mut scratch = Evaluator::new(&ctx).scratch();
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        let per_pin = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let keys = keys.with_expansion(Expansion::Cached).unwrap();
+        keys.hint(&bs, 1).unwrap();
+        let a = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let after_first = keys.pin_times().expand_ns.load(Ordering::Relaxed);
+        assert!(after_first > 0);
+        let copies: Vec<ObjectId> = keys.keys.iter().map(|(_, k)| cache_id(k.id)).collect();
+        assert!(copies.iter().all(|&c| st.contains(c)));
+        keys.hint(&bs, 1).unwrap();
+        let b = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(keys.pin_times().expand_ns.load(Ordering::Relaxed), after_first);
+        assert_eq!(a.as_words(), per_pin.as_words());
+        assert_eq!(b.as_words(), per_pin.as_words());
+        drop(keys);
+        assert!(copies.iter().all(|&c| !st.contains(c)));
+        let dec = Decryptor::new(&ctx, &sk).unwrap();
+        assert!(max_err(&enc.decode(&dec.decrypt(&b).unwrap()).unwrap(), &z) < 1e-5);
     }
 }

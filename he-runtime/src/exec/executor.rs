@@ -15,7 +15,7 @@ use super::costs::OpCosts;
 use super::error::{Error, Result};
 use super::heal::{healed_line, pin_as, program_role};
 use super::ids::{self, KeySetId};
-use super::keys::{KeyReport, KeySet};
+use super::keys::{KeyForm, KeyReport, KeySet, KeyWords};
 use super::report::RunReport;
 use crate::ckks::bootstrap::{Bootstrapper, KeyUse, RecordingKeys};
 use crate::ckks::{
@@ -86,6 +86,8 @@ struct Real<'s> {
     bootstrapper: Option<Arc<Bootstrapper>>,
     boot_keys: Option<StoredBootstrapKeys<'s>>,
     weights_on_the_fly: bool,
+    /// The form missing keys are put in.
+    key_form: KeyForm,
 }
 
 impl Real<'_> {
@@ -184,6 +186,16 @@ impl<'s> Executor<'s> {
         self
     }
 
+    /// Puts the keys [`Executor::prepare_keys`] generates in `form` (seed-compressed by
+    /// default: half the bytes, expanded at every pin; expanded: pinned in place, which a
+    /// network using each key hundreds of times needs to stay fast).
+    pub fn put_keys_as(mut self, form: KeyForm) -> Self {
+        if let Backend::Real(real) = &mut self.backend {
+            real.key_form = form;
+        }
+        self
+    }
+
     /// The steps of `op` under this executor's weight mode.
     fn op_steps(&self, op: &Op) -> Vec<Step> {
         let mut v = steps(op);
@@ -224,6 +236,7 @@ impl<'s> Executor<'s> {
             bootstrapper: None,
             boot_keys: None,
             weights_on_the_fly: false,
+            key_form: KeyForm::Seeded,
         };
         Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
     }
@@ -331,21 +344,38 @@ impl<'s> Executor<'s> {
                         mode: "real",
                         what: "prepare a bootstrapping program's keys without a bootstrapper",
                     })?;
-                    let (bk, r) =
-                        StoredBootstrapKeys::ensure(real.store, &real.ctx, kg, sk, keyset, &bs)?;
+                    let (bk, r) = StoredBootstrapKeys::ensure_in_form(
+                        real.store,
+                        &real.ctx,
+                        kg,
+                        sk,
+                        keyset,
+                        &bs,
+                        real.key_form,
+                    )?;
                     boot_report = r;
                     // Keys the bootstrap already made or found are not counted twice.
                     needed.retain(|&g| !is_switching_tag(g) && bk.key_set().get(g).is_none());
                     real.boot_keys = Some(bk);
                 }
-                let (set, mut report) =
-                    KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?;
+                let source = |g: u64| -> Result<KeySwitchKey> {
+                    Ok(if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key })
+                };
+                let (set, mut report) = KeySet::ensure_in_form(
+                    real.store,
+                    &real.ctx,
+                    keyset,
+                    &needed,
+                    real.key_form,
+                    source,
+                    |_, _| {},
+                )?;
                 report.generated += boot_report.generated;
                 report.reused += boot_report.reused;
                 report.bytes_generated += boot_report.bytes_generated;
                 report.manifests_healed += boot_report.manifests_healed;
                 if let Some(bk) = &mut real.boot_keys {
-                    *bk = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone());
+                    *bk = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
                 }
                 real.keys = set;
                 // Every key is recorded, generated or reused: the trace describes the objects
@@ -378,7 +408,7 @@ impl<'s> Executor<'s> {
             KeySet::ensure_with(real.store, &real.ctx, keyset, &needed, source, |_, _| {})?;
         if self.program.bootstrap().is_some() {
             real.boot_keys =
-                Some(StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone()));
+                Some(StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?);
         }
         real.keys = set;
         for k in &keys {
@@ -475,7 +505,7 @@ impl<'s> Executor<'s> {
                         real.store,
                         &real.ctx,
                         real.keys.clone(),
-                    ));
+                    )?);
                 }
                 "the client's secret key"
             }
@@ -544,12 +574,18 @@ impl<'s> Executor<'s> {
     /// For every step, the lengths of the objects it holds in DRAM at once: its pins and the
     /// block it computes its result into, plus the hoisted decomposition's reservation while a
     /// hoisted rotation runs. `mul_relin` computes on the heap and puts its result after its
-    /// pins are released: its pins and its result are two sets. Checked against the store's
+    /// pins are released: its pins and its result are two sets. A key is pinned in its stored
+    /// (seed-compressed) form and expanded into a block of its full size: both count (the
+    /// stored form at its bound, half the words plus the header). Checked against the store's
     /// budget before a real run starts.
     pub fn working_sets(&self) -> Vec<Vec<u64>> {
         let p = self.program;
-        let bytes = |o: &ObjId| p.objects()[o.index()].bytes;
         let sizes = p.sizes();
+        let stored_key = sizes.key() / 2 + 64;
+        let bytes = |o: &ObjId| {
+            let obj = &p.objects()[o.index()];
+            obj.bytes + if obj.kind.is_key() { stored_key } else { 0 }
+        };
         let mut sets = Vec::new();
         for r in p.ops() {
             let charge = match &r.op {
@@ -746,7 +782,13 @@ impl<'s> Executor<'s> {
             CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
         )?;
         let g = pin_as(real.store, self.ids[obj.index()], || program_role(self.program, obj))?;
-        let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program: self.program };
+        let v = Views {
+            store: real.store,
+            ctx: &real.ctx,
+            keys: &real.keys,
+            meta: &real.meta,
+            program: self.program,
+        };
         Ok(v.ct(obj, &g)?.to_owned_ct())
     }
 
@@ -818,15 +860,17 @@ fn put_ct<C: AsRef<[u64]>>(real: &Real<'_>, id: ObjectId, ct: &Ciphertext<C>) ->
     Ok(len)
 }
 
-/// Read-only views of pinned objects.
-struct Views<'r> {
+/// Read-only views of pinned objects (a seed-compressed key is expanded into a block charged
+/// to `store`'s budget for its one use).
+struct Views<'r, 's> {
+    store: &'s TieredStore,
     ctx: &'r Context,
     keys: &'r KeySet,
     meta: &'r HashMap<ObjId, (usize, f64)>,
     program: &'r Program,
 }
 
-impl Views<'_> {
+impl<'s> Views<'_, 's> {
     fn ct<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> CoreResult<Ciphertext<&'g [u64]>> {
         let &(level, scale) = self
             .meta
@@ -842,22 +886,26 @@ impl Views<'_> {
         Plaintext::from_raw(g.as_u64s(), o.level, o.scale, p.n(), p.id())
     }
 
-    fn ksk<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<(u64, KeySwitchKey<&'g [u64]>)> {
+    fn ksk<'g>(
+        &self,
+        obj: ObjId,
+        g: &'g PinGuard<'_>,
+    ) -> Result<(u64, KeySwitchKey<KeyWords<'g, 's>>)> {
         let ge = galois_of(self.program.object(obj)?.kind)
             .ok_or(CoreError::MissingObject { id: obj.0, reason: "not a key" })?;
         let k = self
             .keys
             .get(ge)
             .ok_or(CoreError::MissingGaloisKey { galois_element: ge, step: None })?;
-        Ok((ge, KeySwitchKey::from_raw(g.as_u64s(), k.seed, self.ctx)?))
+        Ok((ge, k.view(self.store, self.ctx, g)?))
     }
 
-    fn galois<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<GaloisKey<&'g [u64]>> {
+    fn galois<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<GaloisKey<KeyWords<'g, 's>>> {
         let (galois_element, key) = self.ksk(obj, g)?;
         Ok(GaloisKey { galois_element, key })
     }
 
-    fn relin<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<RelinKey<&'g [u64]>> {
+    fn relin<'g>(&self, obj: ObjId, g: &'g PinGuard<'_>) -> Result<RelinKey<KeyWords<'g, 's>>> {
         Ok(RelinKey { key: self.ksk(obj, g)?.1 })
     }
 }
@@ -902,7 +950,7 @@ fn exec_step<'s>(
         .iter()
         .map(|&o| pin_as(store, ids[o.index()], || program_role(program, o)))
         .collect::<Result<Vec<_>>>()?;
-    let v = Views { ctx, keys, meta, program };
+    let v = Views { store, ctx, keys, meta, program };
     let g = |k: usize| &guards[k];
     let t = Instant::now();
     // Results are computed straight into their store block: no heap result, no copy, no fresh
@@ -1069,7 +1117,8 @@ fn exec_bootstrap(
         what: "bootstrap before the bootstrap keys were prepared",
     })?;
     let guard = pin_as(real.store, ids[src.index()], || program_role(program, *src))?;
-    let v = Views { ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program };
+    let v =
+        Views { store: real.store, ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program };
     let x = v.ct(*src, &guard)?;
     let recorder = RecordingKeys::new(boot_keys);
     let start = Instant::now();

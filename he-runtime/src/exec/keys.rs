@@ -1,17 +1,42 @@
 //! Evaluation keys in the store: each key its own durable object, and a key-set manifest
 //! object listing them with the seeds of their `a` parts, so a later process with the same
 //! secret key reuses them instead of generating them again.
+//!
+//! A key is stored seed-compressed by default ([`KeyForm::Seeded`]: its `b` parts bit-packed
+//! and the seed of its uniform `a` parts, a little under half the expanded words) and expanded
+//! only while it is pinned for its use, into a DRAM block charged to the store's budget
+//! ([`KeySet::pin`]). The expanded form ([`KeyForm::Expanded`], the only one of manifests
+//! `hetier-keyset/1`) is still read, and can still be written, to measure one against the other.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use hetier_tiering::{Durability, ObjectKind, TieredStore};
+use hetier_tiering::{BlockWriter, Durability, ObjectKind, PinGuard, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
-use crate::ckks::{Context, KeyGenerator, KeySwitchKey, SecretKey, Seed};
+use crate::ckks::{
+    switch_key_expanded_words, Context, KeyGenerator, KeySwitchKey, SecretKey, Seed,
+};
 use crate::exec::error::{Error, Result};
 
-const MANIFEST_FORMAT: &str = "hetier-keyset/1";
+const MANIFEST_FORMAT: &str = "hetier-keyset/2";
+/// Manifests before keys were seed-compressed: every key listed is in expanded form.
+const MANIFEST_FORMAT_V1: &str = "hetier-keyset/1";
+
+/// How a key's words are kept in the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyForm {
+    /// Seed-compressed ([`KeySwitchKey::to_bytes`]): expanded into a budgeted DRAM block each
+    /// time it is pinned for use.
+    #[default]
+    Seeded,
+    /// Every word expanded: used in place where it is pinned, at about twice the bytes to
+    /// store, move and prefetch.
+    Expanded,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ManifestKey {
@@ -19,6 +44,13 @@ struct ManifestKey {
     id: u64,
     len: u64,
     seed: String,
+    /// Absent in `hetier-keyset/1` manifests, whose keys are all expanded.
+    #[serde(default = "expanded_form")]
+    form: KeyForm,
+}
+
+fn expanded_form() -> KeyForm {
+    KeyForm::Expanded
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,7 +111,8 @@ fn read_manifest(
 fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manifest> {
     let m: Manifest =
         serde_json::from_slice(text).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-    if m.format != MANIFEST_FORMAT || m.params_id != params_id || m.keyset != keyset.0 {
+    let known = m.format == MANIFEST_FORMAT || m.format == MANIFEST_FORMAT_V1;
+    if !known || m.params_id != params_id || m.keyset != keyset.0 {
         return Err(Error::KeyManifest {
             reason: format!(
                 "manifest is {} for params {:#x} / key set {:#x}, expected {MANIFEST_FORMAT} for {:#x} / {:#x}",
@@ -130,15 +163,208 @@ fn unhex(s: &str) -> Result<Seed> {
     Ok(out)
 }
 
-/// One key of the set: where it is and the seed of its `a` parts.
+/// One key of the set: where it is, in which form, and the seed of its `a` parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredKey {
     /// Store object id.
     pub id: hetier_tiering::ObjectId,
     /// Seed the key's `a` parts were expanded from.
     pub seed: Seed,
-    /// Length in bytes.
+    /// Length of the stored object in bytes.
     pub len: u64,
+    /// How the object holds the key.
+    pub form: KeyForm,
+}
+
+/// The words of a key in use: its pinned object itself (expanded form), or a DRAM block
+/// charged to the store's budget that a seed-compressed key was expanded into and that goes
+/// back to the budget when this is dropped.
+pub enum KeyWords<'g, 's> {
+    /// An expanded key used in place in its pin.
+    Pinned(PinGuard<'s>),
+    /// An expanded key used in place in a pin the caller holds.
+    Borrowed(&'g [u64]),
+    /// A seed-compressed key expanded for this use.
+    Expanded(BlockWriter<'s>),
+    /// A seed-compressed key expanded into a block of `spares`, which gets it back on drop.
+    Recycled {
+        /// The block (taken only by drop).
+        block: Option<BlockWriter<'s>>,
+        /// Where it returns.
+        spares: &'g ExpansionBlocks<'s>,
+    },
+}
+
+impl Drop for KeyWords<'_, '_> {
+    fn drop(&mut self) {
+        if let KeyWords::Recycled { block, spares } = self {
+            if let Some(b) = block.take() {
+                spares.blocks.lock().unwrap_or_else(|e| e.into_inner()).push(b);
+            }
+        }
+    }
+}
+
+/// Expanded-key blocks kept charged to the store's budget between uses and handed out again:
+/// the budget always shows the room a key's expansion needs, so the `planned` policy never
+/// fills it with prefetches that the next expansion would evict unused.
+pub struct ExpansionBlocks<'s> {
+    blocks: std::sync::Mutex<Vec<BlockWriter<'s>>>,
+    times: KeyPinTimes,
+}
+
+/// Where the time of pinning keys went, summed over every pin through one
+/// [`ExpansionBlocks`].
+#[derive(Debug, Default)]
+pub struct KeyPinTimes {
+    /// Nanoseconds waiting for the stored objects to be in DRAM.
+    pub wait_ns: AtomicU64,
+    /// Nanoseconds expanding seed-compressed keys.
+    pub expand_ns: AtomicU64,
+    /// Keys pinned.
+    pub pins: AtomicU64,
+}
+
+impl std::fmt::Debug for ExpansionBlocks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.blocks.lock().map_or(0, |b| b.len());
+        f.debug_struct("ExpansionBlocks").field("spare", &n).finish()
+    }
+}
+
+impl<'s> ExpansionBlocks<'s> {
+    /// `reserved` blocks of one expanded key, charged to `store`'s budget until dropped.
+    pub fn new(store: &'s TieredStore, ctx: &Context, reserved: usize) -> Result<Self> {
+        let len = switch_key_expanded_words(ctx) as u64 * 8;
+        let mut blocks = Vec::with_capacity(reserved);
+        for _ in 0..reserved {
+            blocks.push(store.alloc_for_overwrite(len)?);
+        }
+        Ok(Self { blocks: std::sync::Mutex::new(blocks), times: KeyPinTimes::default() })
+    }
+
+    /// The time spent pinning keys through these blocks so far.
+    pub fn times(&self) -> &KeyPinTimes {
+        &self.times
+    }
+
+    fn take(&self, store: &'s TieredStore, len: u64) -> Result<BlockWriter<'s>> {
+        let spare = self.blocks.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match spare {
+            Some(b) if b.len() == len => Ok(b),
+            _ => Ok(store.alloc_for_overwrite(len)?),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyWords<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self {
+            KeyWords::Pinned(_) => "pinned",
+            KeyWords::Borrowed(_) => "borrowed",
+            KeyWords::Expanded(_) => "expanded",
+            KeyWords::Recycled { .. } => "recycled",
+        };
+        f.debug_struct("KeyWords")
+            .field("form", &what)
+            .field("words", &self.as_ref().len())
+            .finish()
+    }
+}
+
+impl AsRef<[u64]> for KeyWords<'_, '_> {
+    fn as_ref(&self) -> &[u64] {
+        match self {
+            KeyWords::Pinned(g) => g.as_u64s(),
+            KeyWords::Borrowed(w) => w,
+            KeyWords::Expanded(b) => b.as_ref(),
+            KeyWords::Recycled { block: Some(b), .. } => b.as_ref(),
+            KeyWords::Recycled { block: None, .. } => &[],
+        }
+    }
+}
+
+impl StoredKey {
+    /// The key over `pinned`, the caller's pin of its object: used in place when stored
+    /// expanded, else expanded into a fresh block charged to `store`'s budget (the pin may go
+    /// as soon as this returns, but the borrow keeps it for the expanded-form case).
+    pub fn view<'g, 's>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        pinned: &'g PinGuard<'_>,
+    ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
+        match self.form {
+            KeyForm::Expanded => {
+                Ok(KeySwitchKey::from_raw(KeyWords::Borrowed(pinned.as_u64s()), self.seed, ctx)?)
+            }
+            KeyForm::Seeded => self.expand(store, ctx, pinned.as_bytes()),
+        }
+    }
+
+    /// Pins the key for one use: an expanded-form key stays pinned while the result lives; a
+    /// seed-compressed one is pinned only while it is expanded into a block charged to the
+    /// budget, which the result owns.
+    pub fn pin<'s>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+    ) -> Result<KeySwitchKey<KeyWords<'s, 's>>> {
+        let guard = store.pin(self.id)?;
+        match self.form {
+            KeyForm::Expanded => {
+                Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?)
+            }
+            KeyForm::Seeded => self.expand(store, ctx, guard.as_bytes()),
+        }
+    }
+
+    /// As [`StoredKey::pin`], expanding a seed-compressed key into a block of `spares`.
+    pub fn pin_recycled<'g, 's>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        spares: &'g ExpansionBlocks<'s>,
+    ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
+        let t = &spares.times;
+        let clock = Instant::now();
+        let guard = store.pin(self.id)?;
+        t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        t.pins.fetch_add(1, Ordering::Relaxed);
+        if self.form == KeyForm::Expanded {
+            return Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?);
+        }
+        let clock = Instant::now();
+        let block = spares.take(store, switch_key_expanded_words(ctx) as u64 * 8)?;
+        let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
+        drop(guard);
+        t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.check_seed(key.seed())?;
+        let words = KeyWords::Recycled { block: Some(key.into_words()), spares };
+        Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)
+    }
+
+    fn check_seed(&self, found: &Seed) -> Result<()> {
+        if found != &self.seed {
+            return Err(Error::KeyManifest {
+                reason: format!("key object {:#x} has another seed than its manifest", self.id.0),
+            });
+        }
+        Ok(())
+    }
+
+    fn expand<'g, 's>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        bytes: &[u8],
+    ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
+        let words = switch_key_expanded_words(ctx);
+        let block = store.alloc_for_overwrite(words as u64 * 8)?;
+        let key = KeySwitchKey::expand_into(ctx, bytes, block)?;
+        self.check_seed(key.seed())?;
+        Ok(KeySwitchKey::from_raw(KeyWords::Expanded(key.into_words()), self.seed, ctx)?)
+    }
 }
 
 /// What [`KeySet::ensure`] did.
@@ -148,7 +374,7 @@ pub struct KeyReport {
     pub generated: usize,
     /// Keys found in the pool and reused.
     pub reused: usize,
-    /// Bytes of the generated keys.
+    /// Bytes of the generated keys, as stored.
     pub bytes_generated: u64,
     /// Key-set manifests found damaged in the pool and dropped (their keys are regenerated).
     pub manifests_healed: usize,
@@ -172,6 +398,17 @@ impl KeySet {
         self.keys.iter().map(|(&g, k)| (g, k))
     }
 
+    /// Pins the key of tag `g` (Galois element; 0: relinearisation) for one use, expanding a
+    /// seed-compressed key into a budgeted block ([`StoredKey::pin`]); `None` when absent.
+    pub fn pin<'s>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        g: u64,
+    ) -> Option<Result<KeySwitchKey<KeyWords<'s, 's>>>> {
+        self.keys.get(&g).map(|k| k.pin(store, ctx))
+    }
+
     /// Reads the manifest (if any) and makes sure every key in `needed` (Galois elements, 0
     /// for relinearisation) is in the store, generating and putting only the missing ones.
     /// `on_put` is told of each key put (for the trace).
@@ -190,14 +427,41 @@ impl KeySet {
         Self::ensure_with(store, ctx, keyset, needed, source, on_put)
     }
 
+    /// As [`KeySet::ensure_with`], putting the missing keys in `form` (keys already in the
+    /// pool are reused in whatever form they were put).
+    pub fn ensure_in_form(
+        store: &TieredStore,
+        ctx: &Context,
+        keyset: KeySetId,
+        needed: &[u64],
+        form: KeyForm,
+        source: impl FnMut(u64) -> Result<KeySwitchKey>,
+        on_put: impl FnMut(hetier_tiering::ObjectId, u64),
+    ) -> Result<(Self, KeyReport)> {
+        Self::ensure_impl(store, ctx, keyset, needed, form, source, on_put)
+    }
+
     /// As [`KeySet::ensure`], with the missing keys taken from `source` (Galois element → key;
     /// 0 = relinearisation): a server puts the keys a client sent, and with a source that
     /// fails it uses only what the pool already holds.
+    /// Missing keys are put seed-compressed ([`KeyForm::Seeded`]).
     pub fn ensure_with(
         store: &TieredStore,
         ctx: &Context,
         keyset: KeySetId,
         needed: &[u64],
+        source: impl FnMut(u64) -> Result<KeySwitchKey>,
+        on_put: impl FnMut(hetier_tiering::ObjectId, u64),
+    ) -> Result<(Self, KeyReport)> {
+        Self::ensure_impl(store, ctx, keyset, needed, KeyForm::Seeded, source, on_put)
+    }
+
+    fn ensure_impl(
+        store: &TieredStore,
+        ctx: &Context,
+        keyset: KeySetId,
+        needed: &[u64],
+        form: KeyForm,
         mut source: impl FnMut(u64) -> Result<KeySwitchKey>,
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
@@ -209,10 +473,9 @@ impl KeySet {
                 let id = hetier_tiering::ObjectId(k.id);
                 // A key listed but gone (or of another size) is regenerated below.
                 if store.len_of(id) == Some(k.len) {
-                    set.keys.insert(
-                        k.galois_element,
-                        StoredKey { id, seed: unhex(&k.seed)?, len: k.len },
-                    );
+                    let seed = unhex(&k.seed)?;
+                    let key = StoredKey { id, seed, len: k.len, form: k.form };
+                    set.keys.insert(k.galois_element, key);
                 }
             }
         }
@@ -223,8 +486,6 @@ impl KeySet {
                 report.reused += 1;
                 continue;
             }
-            // The generated key is copied once, straight into its store block (no second
-            // heap copy: at log N = 16 one key is 126 MiB).
             let key = source(g)?;
             if key.params_id() != params.id() {
                 let e =
@@ -237,14 +498,27 @@ impl KeySet {
                 // An orphan from an interrupted run (not in the manifest): replace it.
                 store.remove(id)?;
             }
-            let len = key.as_words().len() as u64 * 8;
-            let mut w = store.alloc(len)?;
-            w.as_u64s_mut().copy_from_slice(key.as_words());
-            drop(key);
             let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit: 0 };
-            store.put_block(id, kind, Durability::Durable, w)?;
+            let len = match form {
+                KeyForm::Seeded => {
+                    let bytes = key.to_bytes(ctx);
+                    drop(key);
+                    store.put(id, kind, Durability::Durable, &bytes)?;
+                    bytes.len() as u64
+                }
+                KeyForm::Expanded => {
+                    // Copied once, straight into its store block (no second heap copy: at
+                    // log N = 16 one key is 126 MiB).
+                    let len = key.as_words().len() as u64 * 8;
+                    let mut w = store.alloc(len)?;
+                    w.as_u64s_mut().copy_from_slice(key.as_words());
+                    drop(key);
+                    store.put_block(id, kind, Durability::Durable, w)?;
+                    len
+                }
+            };
             on_put(id, len);
-            set.keys.insert(g, StoredKey { id, seed, len });
+            set.keys.insert(g, StoredKey { id, seed, len, form });
             report.generated += 1;
             report.bytes_generated += len;
         }
@@ -262,6 +536,7 @@ impl KeySet {
                         id: k.id.0,
                         len: k.len,
                         seed: hex(&k.seed),
+                        form: k.form,
                     })
                     .collect(),
             };
@@ -321,6 +596,10 @@ mod tests {
         let r = ensure(&st, &ctx, &[g1]).unwrap();
         assert_eq!((r.generated, r.reused), (1, 0));
         assert_eq!(slots(&st, &ctx), [true, false]);
+        // The key is one object, seed-compressed.
+        let stored = crate::ckks::switch_key_stored_len(&ctx);
+        assert_eq!(st.len_of(key_id(ks, pid, g1)), Some(stored));
+        assert!(2 * stored < switch_key_expanded_words(&ctx) as u64 * 8 + 1024);
         let gen1 = st.pin(manifest_slot_id(ks, pid, 0)).unwrap().as_bytes().to_vec();
 
         // An update writes the other slot, then removes the old one.
@@ -350,6 +629,26 @@ mod tests {
         let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
         assert_eq!((r.generated, r.reused), (0, 2));
 
+        // What a later process pins is the key the secret key makes, expanded.
+        let (set, _) = KeySet::ensure_with(
+            &st,
+            &ctx,
+            ks,
+            &[g2],
+            |_| Err(Error::KeyManifest { reason: "nothing to generate".into() }),
+            |_, _| {},
+        )
+        .unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+        let sk = kg.secret_key();
+        let seed = set.get(g2).unwrap().seed;
+        let pinned = set.pin(&st, &ctx, g2).unwrap().unwrap();
+        assert_eq!(pinned.seed(), &seed);
+        // g2 was last generated as the only missing key of a fresh generator: the same one.
+        let fresh = kg.galois_key(&sk, g2).unwrap().key;
+        assert_eq!(pinned.as_words(), fresh.as_words());
+        drop(pinned);
+
         // A garbled older slot next to a good newer one is ignored.
         st.put(manifest_slot_id(ks, pid, 0), ObjectKind::Blob, Durability::Durable, b"{oops")
             .unwrap();
@@ -369,6 +668,7 @@ mod tests {
                     id: 100 + g,
                     len: 4096,
                     seed: hex(&SEED),
+                    form: KeyForm::Seeded,
                 })
                 .collect(),
         };

@@ -33,7 +33,7 @@ pub mod train;
 pub mod wire;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
-pub use bootstrap::StoredBootstrapKeys;
+pub use bootstrap::{Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
 pub use deep_plan::plan_compiled;
 pub use error::{Error, Result, StoreError};
@@ -43,7 +43,7 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
-pub use keys::{KeyReport, KeySet, StoredKey};
+pub use keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
 pub use report::RunReport;
 pub use serve::{Client, Response, Server, ServerOptions, ServerStats};
 pub use session::Session;

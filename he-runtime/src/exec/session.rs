@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hetier_tiering::TieredStore;
 
-use super::{derivable_damage, weights_tag, Executor, KeyReport, KeySetId, RunReport};
+use super::{derivable_damage, weights_tag, Executor, KeyForm, KeyReport, KeySetId, RunReport};
 use crate::ckks::bootstrap::Bootstrapper;
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
 use crate::exec::error::Result;
@@ -52,13 +52,14 @@ impl<'s> Session<'s> {
         store: &'s TieredStore,
         sk_seed: Seed,
     ) -> Result<Self> {
-        Self::open(model, compiled, store, sk_seed, None, false)
+        Self::open(model, compiled, store, sk_seed, None, false, KeyForm::Seeded)
     }
 
     /// As [`Session::new`] for a program with bootstrap ops, run by `bs` (whose context the
     /// session shares); the bootstrap's keys join the key set. With `weights_on_the_fly`
     /// every weight plaintext is encoded just before its product (see
-    /// [`Executor::encode_weights_on_the_fly`]).
+    /// [`Executor::encode_weights_on_the_fly`]); keys are put in `key_form`
+    /// ([`Executor::put_keys_as`]).
     pub fn with_bootstrapper(
         model: &'s Model,
         compiled: &'s Compiled,
@@ -66,8 +67,9 @@ impl<'s> Session<'s> {
         sk_seed: Seed,
         bs: Arc<Bootstrapper>,
         weights_on_the_fly: bool,
+        key_form: KeyForm,
     ) -> Result<Self> {
-        Self::open(model, compiled, store, sk_seed, Some(bs), weights_on_the_fly)
+        Self::open(model, compiled, store, sk_seed, Some(bs), weights_on_the_fly, key_form)
     }
 
     fn open(
@@ -77,6 +79,7 @@ impl<'s> Session<'s> {
         sk_seed: Seed,
         bs: Option<Arc<Bootstrapper>>,
         weights_on_the_fly: bool,
+        key_form: KeyForm,
     ) -> Result<Self> {
         let params = compiled.program.params();
         let ctx = match &bs {
@@ -87,7 +90,8 @@ impl<'s> Session<'s> {
         let sk = kg.secret_key();
         let keyset = KeySetId::from_seed(&sk_seed);
         let tag = model_weights_tag(model, compiled);
-        let mut executor = Executor::real(&compiled.program, tag, keyset, store, &ctx)?;
+        let mut executor =
+            Executor::real(&compiled.program, tag, keyset, store, &ctx)?.put_keys_as(key_form);
         if let Some(bs) = bs {
             executor = executor.with_bootstrapper(bs)?;
         }

@@ -103,16 +103,19 @@ fn plan_equals_real(name: &str) {
     let (m, c, ctx) = load(name);
     let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
     let dir = tempfile::tempdir().unwrap();
-    // A budget of a third of the footprint: keys and weights must move between the tiers.
-    let st = store(dir.path(), footprint / 3, true);
+    // A budget of a third of the footprint (a fifth for digits, whose seed-compressed keys
+    // would fit a third): keys and weights must move between the tiers.
+    let budget = if name == "digits" { footprint / 5 } else { footprint / 3 };
+    let st = store(dir.path(), budget, true);
     let (real, report, worst) = run_real(&m, &c, &ctx, &st, 0..2);
     assert!(worst < 1e-3, "max logit error {worst}");
     assert_eq!(report.generated, c.program.keys().len());
     assert_eq!(report.reused, 0);
     let stats = st.stats();
-    assert!(stats.peak_dram <= footprint / 3);
+    assert!(stats.peak_dram <= budget);
     if name == "digits" {
-        // Its 13 keys alone exceed the budget: they must be read back from the pool.
+        // Its 13 keys alone, even stored seed-compressed, exceed the budget: they must be
+        // read back from the pool.
         assert!(stats.bytes_pm_to_dram > 0, "{stats:?}");
     }
 
@@ -235,8 +238,12 @@ fn a_budget_too_small_for_a_step_fails_before_anything_is_put() {
 /// hoisted decomposition while a hoisted rotation runs when `charge_hoist`.
 fn step_need(c: &Compiled, charge_hoist: bool) -> u64 {
     let p = &c.program;
-    let bytes = |o: &ObjId| p.objects()[o.index()].bytes;
     let sizes = p.sizes();
+    // A key is pinned seed-compressed and expanded into a block of its full size.
+    let bytes = |o: &ObjId| {
+        let obj = &p.objects()[o.index()];
+        obj.bytes + if obj.kind.is_key() { sizes.key() / 2 + 64 } else { 0 }
+    };
     p.ops()
         .iter()
         .flat_map(|r| {

@@ -44,7 +44,9 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
         .policy(PolicyConfig::Planned { prefetch: true })
         .build()
         .unwrap();
-    let mut s = Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), false).unwrap();
+    let mut s =
+        Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), false, KeyForm::Seeded)
+            .unwrap();
     // Every key once: the bootstrap's and the layers' (shared ones counted once).
     assert_eq!((s.keys.generated, s.keys.reused), (c.program.keys().len(), 0));
     for i in 0..2 {
@@ -97,7 +99,9 @@ fn weights_encoded_on_the_fly_give_the_same_logits_and_are_never_stored() {
     let dir = tempfile::tempdir().unwrap();
     let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
     let st = TieredStore::builder().dram_budget(256 << 20).pool(pool).build().unwrap();
-    let mut s = Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), true).unwrap();
+    let mut s =
+        Session::with_bootstrapper(&m, &c, &st, SK_SEED, Arc::clone(&bs), true, KeyForm::Expanded)
+            .unwrap();
     assert_eq!(s.weights_encoded, 0);
     let (raw, x) = sample(&m, 3);
     let want = m.forward(&x).unwrap();

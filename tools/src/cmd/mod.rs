@@ -2,6 +2,7 @@
 
 pub mod bench_model;
 pub mod bootstrap;
+pub mod bootstrap_store;
 pub mod demo;
 pub mod import;
 pub mod inspect;

@@ -92,6 +92,8 @@ struct DeepReport {
     bytes_dram_to_pm: u64,
     keys_generated: usize,
     keys_reused: usize,
+    /// How keys are stored: seed-compressed (expanded at every pin) or expanded.
+    key_form: String,
     policy: &'static str,
     pool: String,
 }
@@ -131,9 +133,16 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     let budget = args.dram_mib << 20;
     let t = Instant::now();
     let secret = args.secret.resolve(&dir)?;
-    let mut session =
-        Session::with_bootstrapper(&model, &compiled, &store, *secret.seed, Arc::clone(&bs), true)
-            .context("preparing keys")?;
+    let mut session = Session::with_bootstrapper(
+        &model,
+        &compiled,
+        &store,
+        *secret.seed,
+        Arc::clone(&bs),
+        true,
+        args.key_form.into(),
+    )
+    .context("preparing keys")?;
     let setup_seconds = t.elapsed().as_secs_f64();
 
     let kinds: HashMap<&str, &LayerKind> =
@@ -206,6 +215,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,
         keys_reused: session.keys.reused,
+        key_form: format!("{:?}", args.key_form).to_lowercase(),
         policy: policy.name(),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };

@@ -117,6 +117,29 @@ pub struct RunArgs {
     /// weights (slot layout).
     #[arg(long)]
     pub(crate) encrypted_weights: bool,
+    /// How a deep model's keys are put in the pool (`--model resnet20`): `expanded` (pinned in
+    /// place; ResNet-20 uses its keys 2,000+ times per image) or `seeded` (half the bytes,
+    /// expanded at every pin).
+    #[arg(long, value_enum, default_value_t = KeyFormArg::Expanded)]
+    pub(crate) key_form: KeyFormArg,
+}
+
+/// Key forms on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KeyFormArg {
+    /// Every word expanded.
+    Expanded,
+    /// Seed-compressed.
+    Seeded,
+}
+
+impl From<KeyFormArg> for hetier_he::exec::KeyForm {
+    fn from(k: KeyFormArg) -> Self {
+        match k {
+            KeyFormArg::Expanded => Self::Expanded,
+            KeyFormArg::Seeded => Self::Seeded,
+        }
+    }
 }
 
 /// Opens (or creates) the pool and the store `hetier run` uses; returns the store, the pool

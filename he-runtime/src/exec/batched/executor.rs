@@ -13,15 +13,14 @@ use rayon::prelude::*;
 
 use super::plan::{BatchPlan, BatchStep};
 use crate::ckks::{
-    Ciphertext, Complex64, Context, Evaluator, KeyGenerator, KeySwitchKey, RelinKey, Scratch,
-    SecretKey,
+    Ciphertext, Complex64, Context, Evaluator, KeyGenerator, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::exec::costs::OpCosts;
 use crate::exec::error::{Error, Result};
 use crate::exec::heal::{healed_line, pin_as, ObjectRole};
 use crate::exec::ids::{ct_id, key_id, KeySetId};
-use crate::exec::keys::{KeyReport, KeySet};
+use crate::exec::keys::{KeyReport, KeySet, KeyWords};
 use crate::exec::report::RunReport;
 use crate::math::lincomb::lin_comb_acc;
 use crate::nn::program::SizeModel;
@@ -421,14 +420,14 @@ impl Args<'_> {
 }
 
 /// The relinearisation key over its pinned buffer, if pinned.
-fn relin_view<'g>(
-    real: &Real<'_>,
+fn relin_view<'g, 's>(
+    real: &Real<'s>,
     g: Option<&'g hetier_tiering::PinGuard<'_>>,
-) -> Result<Option<RelinKey<&'g [u64]>>> {
+) -> Result<Option<RelinKey<KeyWords<'g, 's>>>> {
     let Some(g) = g else { return Ok(None) };
     let k =
         real.keys.get(0).ok_or(CoreError::MissingGaloisKey { galois_element: 0, step: None })?;
-    Ok(Some(RelinKey { key: KeySwitchKey::from_raw(g.as_u64s(), k.seed, &real.ctx)? }))
+    Ok(Some(RelinKey { key: k.view(real.store, &real.ctx, g)? }))
 }
 
 /// Runs one step for real; returns its compute time in nanoseconds.
@@ -612,6 +611,7 @@ fn exec_step(
                 .ok_or(CoreError::MissingObject { id: *output, reason: "template output" })?;
             drop(vals);
             drop(guards);
+            drop(relin);
             drop(key_guard);
             let ns = t.elapsed().as_nanos() as u64;
             put_words(real, *output, y.as_words())?;

@@ -310,7 +310,13 @@ fn check_prepared(compiled: &Compiled, ex: &Executor<'_>, store: &TieredStore) -
             continue;
         }
         let id = ex.object_id(hetier_he::nn::ObjId(i as u32));
-        if store.len_of(id) != Some(o.bytes) {
+        // Keys are stored seed-compressed (smaller than the program's expanded size).
+        let present = if o.kind == ObjKind::Plaintext {
+            store.len_of(id) == Some(o.bytes)
+        } else {
+            store.contains(id)
+        };
+        if !present {
             bail!(
                 "the pool lacks {} object {:#x} ({} bytes): run the setup first (hetier bench-model does)",
                 if o.kind == ObjKind::Plaintext { "weight" } else { "key" },

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The N = 2^16 bootstrap (n16_deep preset, 9 levels left) with every key in the tiered store,
+# O_DIRECT pool, at a DRAM budget of a quarter of the stored (seed-compressed) key set, under a
+# cgroup v1 memory limit of budget + headroom: `planned` and `lru` beside the all-DRAM run.
+# Prints the ratio table with peak RSS (VmHWM, from /usr/bin/time outside the process) and the
+# cgroup's max usage. Needs root (cgroup v1) and a release build:
+#
+#   cargo build --release -p hetier-cli && benches/boot_budget.sh [OUT_DIR]
+#
+# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin).
+# The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
+# later runs of this script reuse them. Takes minutes; numbers depend on machine load.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${HETIER:-${CARGO_TARGET_DIR:-$root/target}/release/hetier}"
+out="${1:-$root/benches/results/boot_budget}"
+log_n="${LOG_N:-16}"
+levels="${LEVELS:-9}"
+headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
+repeat="${REPEAT:-1}"
+expand="${EXPAND:-auto}"
+[ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
+insecure=()
+[ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)
+mkdir -p "$out"
+pool="$out/pool"
+cg_root=/sys/fs/cgroup/memory
+[ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
+
+common=(--json bootstrap --log-n "$log_n" --levels "$levels" "${insecure[@]}" --dir "$pool"
+        --expand "$expand")
+
+# run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
+run() {
+  local name="$1" limit="$2"; shift 2
+  local cg="$cg_root/hetier_boot_$$_$name"
+  mkdir "$cg"
+  [ "$limit" -gt 0 ] && echo "$limit" > "$cg/memory.limit_in_bytes"
+  echo "[$name] limit $(( limit >> 20 )) MiB: hetier ${common[*]} $*" >&2
+  local rc=0
+  sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec /usr/bin/time -f "%M" -o "$0" "$@"' \
+    "$out/$name.time" "$cg" "$bin" "${common[@]}" "$@" > "$out/$name.json" || rc=$?
+  local max fail
+  max=$(cat "$cg/memory.max_usage_in_bytes")
+  fail=$(cat "$cg/memory.failcnt")
+  echo 0 > "$cg/memory.force_empty" 2>/dev/null || true
+  rmdir "$cg"
+  echo "$max $fail $rc $(tail -n1 "$out/$name.time" 2>/dev/null || echo 0)" > "$out/$name.mem"
+}
+
+# 1. Keys into the pool (generated once; a reused pool skips this).
+if [ ! -d "$pool" ]; then
+  run keygen 0 --repeat 1
+  [ -s "$out/keygen.json" ] || { echo "key generation failed" >&2; exit 1; }
+fi
+# The key set as stored, from a run over the pool (reuses the keys, no limit).
+run all_dram 0 --repeat "$repeat"
+stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_bytes_stored"])' "$out/all_dram.json")
+budget=$(( stored / 4 ))
+budget_mib=$(( budget >> 20 ))
+for p in planned lru; do
+  run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" --policy "$p"
+done
+
+python3 - "$out" "$budget_mib" "$headroom" <<'EOF'
+import json, sys
+out, budget_mib, headroom = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rows = []
+for name in ["all_dram", "planned", "lru"]:
+    mem = open(f"{out}/{name}.mem").read().split()
+    cg_max, failcnt, rc, hwm_kb = int(mem[0]), int(mem[1]), int(mem[2]), int(mem[3] or 0)
+    try:
+        r = json.load(open(f"{out}/{name}.json"))
+    except Exception:
+        r = None
+    rows.append((name, r, cg_max, failcnt, rc, hwm_kb * 1024))
+base = rows[0][1]["seconds"] if rows[0][1] else None
+k = rows[0][1]
+print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB stored "
+      f"(seed-compressed), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
+      f"(1/4 of stored), cgroup limit budget + {headroom >> 20} MiB")
+print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
+      f"{'expand s':>8} {'PM->DRAM':>9} {'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
+for name, r, cg_max, failcnt, rc, hwm in rows:
+    if r is None:
+        print(f"{name:9} failed (exit {rc})")
+        continue
+    s = r["store"]
+    print(f"{name:9} {r['seconds']:8.2f} {r['seconds']/base:6.3f} {r['precision_bits']:5.1f} "
+          f"{r['levels_after']:4d} {s['key_wait_seconds']:7.2f} {s['key_expand_seconds']:8.2f} "
+          f"{s['stats']['bytes_pm_to_dram']/2**20:8.0f}M {hwm/2**20:8.0f}M {cg_max/2**20:8.0f}M "
+          f"{failcnt:7d}")
+EOF
