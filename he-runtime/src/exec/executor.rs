@@ -186,9 +186,10 @@ impl<'s> Executor<'s> {
         self
     }
 
-    /// Puts the keys [`Executor::prepare_keys`] generates in `form` (seed-compressed by
-    /// default: half the bytes, expanded at every pin; expanded: pinned in place, which a
-    /// network using each key hundreds of times needs to stay fast).
+    /// Puts the keys [`Executor::prepare_keys`] generates in `form`: expanded by default
+    /// (pinned in place; the trace records keys at their expanded size, so plan mode and the
+    /// simulator price exactly what moves), or seed-compressed (half the bytes, expanded at
+    /// every pin, which costs a network that uses each key hundreds of times dearly).
     pub fn put_keys_as(mut self, form: KeyForm) -> Self {
         if let Backend::Real(real) = &mut self.backend {
             real.key_form = form;
@@ -236,7 +237,7 @@ impl<'s> Executor<'s> {
             bootstrapper: None,
             boot_keys: None,
             weights_on_the_fly: false,
-            key_form: KeyForm::Seeded,
+            key_form: KeyForm::Expanded,
         };
         Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
     }

@@ -52,7 +52,7 @@ impl<'s> Session<'s> {
         store: &'s TieredStore,
         sk_seed: Seed,
     ) -> Result<Self> {
-        Self::open(model, compiled, store, sk_seed, None, false, KeyForm::Seeded)
+        Self::open(model, compiled, store, sk_seed, None, false, KeyForm::Expanded)
     }
 
     /// As [`Session::new`] for a program with bootstrap ops, run by `bs` (whose context the

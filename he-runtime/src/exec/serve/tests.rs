@@ -169,12 +169,12 @@ fn interleaved_requests_are_both_prefetched_for_and_nothing_prefetched_is_wasted
     let (m, c) = digits();
     let dir = tempfile::tempdir().unwrap();
     let mut client = Client::from_seed(c.program.params(), SEED).unwrap();
-    // Room for both requests' pinned sets several times over, but for a third of the model's
+    // Room for both requests' pinned sets three times over, but for under half the model's
     // objects: keys and weights keep moving between the tiers while both run. (Within about
     // three pinned sets of the budget, demand allocations of one request evict objects
     // prefetched for the other: see docs/serving.md.)
     let need = need_of(&m, &c, &client);
-    let st = store(dir.path(), 10 * need, PolicyConfig::Planned { prefetch: true });
+    let st = store(dir.path(), 6 * need, PolicyConfig::Planned { prefetch: true });
     let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
     assert!(st.budget() < footprint / 2);
     let srv = Arc::new(server(&m, &c, &st, &client));
