@@ -22,8 +22,8 @@ use builder::StoreParts;
 pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
 pub use guard::{BlockWriter, PinGuard};
 pub use state::Residency;
-pub use stats::StoreStats;
-pub use stream::{Cancel, StreamScope, StreamStats};
+pub use stats::{StoreStats, StreamStats};
+pub use stream::{Cancel, StreamScope};
 
 use state::{
     complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer, Entry,

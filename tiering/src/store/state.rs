@@ -9,8 +9,7 @@ use hetier_allocator::Pool;
 use hetier_allocator::{DramBlock, DramTier, Durability, ObjectKind};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::stats::StoreStats;
-use super::stream::StreamStats;
+use super::stats::{StoreStats, StreamStats};
 use crate::choice::{demand_victim, prefetch_fits, prefetch_scan, Occupant};
 use crate::cost::PmDescription;
 use crate::error::{Error, Result};

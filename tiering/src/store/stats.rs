@@ -70,3 +70,19 @@ pub struct StoreStats {
     /// What the policy reports (α for the α-partition).
     pub policy: Option<PolicyReport>,
 }
+
+/// Pins of one stream, by how they were served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamStats {
+    /// Pins that found the object already in DRAM (not counting prefetch hits).
+    pub hits: u64,
+    /// Pins that read the object from PM themselves.
+    pub misses: u64,
+    /// Pins served by a prefetch (landed or still in flight).
+    pub prefetch_hits: u64,
+    /// Pins that waited for an in-flight transfer.
+    pub pin_waits: u64,
+    /// Prefetches issued for an object this stream's plan uses (a prefetch of an object
+    /// shared by several plans counts for each).
+    pub prefetches: u64,
+}

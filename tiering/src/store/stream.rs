@@ -11,9 +11,8 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::state::{schedule_prefetch, Inner};
+use super::stats::StreamStats;
 use crate::ids::StreamId;
 
 /// A request's cancellation flag, shared by whoever may cancel it (cheap to clone).
@@ -35,22 +34,6 @@ impl Cancel {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
-}
-
-/// Pins of one stream, by how they were served.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamStats {
-    /// Pins that found the object already in DRAM (not counting prefetch hits).
-    pub hits: u64,
-    /// Pins that read the object from PM themselves.
-    pub misses: u64,
-    /// Pins served by a prefetch (landed or still in flight).
-    pub prefetch_hits: u64,
-    /// Pins that waited for an in-flight transfer.
-    pub pin_waits: u64,
-    /// Prefetches issued for an object this stream's plan uses (a prefetch of an object
-    /// shared by several plans counts for each).
-    pub prefetches: u64,
 }
 
 struct Open {
