@@ -32,7 +32,8 @@ struct Footprint {
     bootstraps: usize,
     keys: usize,
     key_bytes_expanded: u64,
-    /// Seed-compressed: the uniform halves regenerated from a seed.
+    /// Half the expanded bytes: an estimate of the seed-compressed set (the `a` halves come
+    /// from a seed; the stored form is bit-packed and smaller still), not a measurement.
     key_bytes_compressed: u64,
     weight_plaintexts: usize,
     weight_bytes_if_stored: u64,
@@ -116,8 +117,8 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     let fp = footprint(&compiled);
     if !json {
         println!(
-            "{name}: {} ops, {} bootstraps, {} keys ({} expanded, {} seed-compressed), peak live \
-             ciphertexts {}, {} weight plaintexts encoded on the fly (would be {} stored)",
+            "{name}: {} ops, {} bootstraps, {} keys ({} expanded, ~{} seed-compressed), peak \
+             live ciphertexts {}, {} weight plaintexts encoded on the fly (would be {} stored)",
             compiled.program.ops().len(),
             fp.bootstraps,
             fp.keys,
