@@ -18,19 +18,7 @@ use crate::ckks::{
 };
 use crate::Error as CoreError;
 
-/// Manifest tag of the dense-to-sparse switching key (even: never a Galois element).
-const TO_SPARSE_TAG: u64 = 2;
-/// Manifest tag of the sparse-to-dense switching key.
-const FROM_SPARSE_TAG: u64 = 4;
-
-fn tag(u: KeyUse) -> u64 {
-    match u {
-        KeyUse::Relin => 0,
-        KeyUse::Galois(g) => g,
-        KeyUse::ToSparse => TO_SPARSE_TAG,
-        KeyUse::FromSparse => FROM_SPARSE_TAG,
-    }
-}
+use crate::nn::{key_use_tag as tag, FROM_SPARSE_TAG, TO_SPARSE_TAG};
 
 /// When a seed-compressed key is expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

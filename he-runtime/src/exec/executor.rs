@@ -17,7 +17,7 @@ use super::heal::{healed_line, pin_as, program_role};
 use super::ids::{self, KeySetId};
 use super::keys::{KeyForm, KeyReport, KeySet, KeyWords};
 use super::report::RunReport;
-use crate::ckks::bootstrap::{Bootstrapper, KeyUse, RecordingKeys};
+use crate::ckks::bootstrap::{Bootstrapper, RecordingKeys};
 use crate::ckks::{
     Ciphertext, Complex64, Context, Encoder, Encryptor, Evaluator, GaloisKey, HoistedCiphertext,
     KeyGenerator, KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
@@ -25,7 +25,7 @@ use crate::ckks::{
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::nn::encrypted_weights::is_encrypted_weight;
 use crate::nn::interp::{check_bootstrapper, check_key_uses};
-use crate::nn::{switching_key_tag, AccessMode, ObjId, ObjKind, Op, Program};
+use crate::nn::{AccessMode, ObjId, ObjKind, Op, Program, FROM_SPARSE_TAG, TO_SPARSE_TAG};
 
 /// One pinning step of an op.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,6 @@ struct Real<'s> {
     /// What runs the program's bootstrap ops, and their keys once prepared.
     bootstrapper: Option<Arc<Bootstrapper>>,
     boot_keys: Option<StoredBootstrapKeys<'s>>,
-    weights_on_the_fly: bool,
     /// The form missing keys are put in.
     key_form: KeyForm,
 }
@@ -134,7 +133,7 @@ fn galois_of(kind: ObjKind) -> Option<u64> {
 /// Whether key tag `g` is a bootstrap's encapsulation key (made with the sparse secret by
 /// [`StoredBootstrapKeys::ensure`], not by a plain key generation).
 fn is_switching_tag(g: u64) -> bool {
-    [KeyUse::ToSparse, KeyUse::FromSparse].iter().any(|&u| switching_key_tag(u) == Some(g))
+    g == TO_SPARSE_TAG || g == FROM_SPARSE_TAG
 }
 
 impl<'s> Executor<'s> {
@@ -180,9 +179,6 @@ impl<'s> Executor<'s> {
     /// product. [`Executor::prepare_weights`] then puts nothing, and no step pins a weight.
     pub fn encode_weights_on_the_fly(mut self) -> Self {
         self.weights_on_the_fly = true;
-        if let Backend::Real(real) = &mut self.backend {
-            real.weights_on_the_fly = true;
-        }
         self
     }
 
@@ -236,7 +232,6 @@ impl<'s> Executor<'s> {
             hoist_charge: None,
             bootstrapper: None,
             boot_keys: None,
-            weights_on_the_fly: false,
             key_form: KeyForm::Expanded,
         };
         Ok(Self::new(program, weights_tag, keyset, Backend::Real(Box::new(real))))
@@ -732,7 +727,10 @@ impl<'s> Executor<'s> {
                             .collect();
                         (ns, lens)
                     }
-                    Backend::Real(real) => exec_step(real, program, &self.ids, &rec.op, &step)?,
+                    Backend::Real(real) => {
+                        let fly = self.weights_on_the_fly;
+                        exec_step(real, program, &self.ids, &rec.op, &step, fly)?
+                    }
                 };
                 report.steps += 1;
                 report.compute_ns += ns;
@@ -919,6 +917,7 @@ fn exec_step<'s>(
     ids: &[ObjectId],
     op: &Op,
     step: &Step,
+    weights_on_the_fly: bool,
 ) -> Result<(u64, Vec<(ObjId, u64)>)> {
     if step.name == "hoist" {
         // The previous decomposition is dead; charge the new one before making it.
@@ -932,19 +931,7 @@ fn exec_step<'s>(
             );
         }
     }
-    let Real {
-        store,
-        ctx,
-        eval,
-        encoder,
-        scratch,
-        keys,
-        meta,
-        hoisted,
-        hoist_charge,
-        weights_on_the_fly,
-        ..
-    } = real;
+    let Real { store, ctx, eval, encoder, scratch, keys, meta, hoisted, hoist_charge, .. } = real;
     let store: &'s TieredStore = store;
     let guards = step
         .pins
@@ -995,7 +982,7 @@ fn exec_step<'s>(
         Op::MulPlain { dst, ct, pt } => {
             let x = v.ct(*ct, g(0))?;
             let mut c = eval.copy_into(&x, block(x.level())?)?;
-            if *weights_on_the_fly {
+            if weights_on_the_fly {
                 eval.mul_plain_assign(&mut c, &encode_weight(encoder, program, *pt)?)?;
             } else {
                 eval.mul_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
@@ -1005,7 +992,7 @@ fn exec_step<'s>(
         Op::AddPlain { dst, ct, pt } => {
             let x = v.ct(*ct, g(0))?;
             let mut c = eval.copy_into(&x, block(x.level())?)?;
-            if *weights_on_the_fly {
+            if weights_on_the_fly {
                 eval.add_plain_assign(&mut c, &encode_weight(encoder, program, *pt)?)?;
             } else {
                 eval.add_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;

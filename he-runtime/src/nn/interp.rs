@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::program::{
-    switching_key_tag, Access, AccessMode, BootstrapSpec, ObjId, ObjKind, Op, Program,
-};
-use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse, RecordingKeys};
+use super::program::{key_use_tag, Access, AccessMode, BootstrapSpec, ObjId, ObjKind, Op, Program};
+use crate::ckks::bootstrap::{view, Bootstrapper, KeySource, KeyUse, RecordingKeys};
 use crate::ckks::{
     Ciphertext, Context, Encoder, Encryptor, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator,
     KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
@@ -56,10 +54,6 @@ impl KeyBundle {
     }
 }
 
-fn key_view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
-    KeySwitchKey { data: k.data.as_slice(), seed: k.seed, dnum: k.dnum, params_id: k.params_id }
-}
-
 impl KeySource for KeyBundle {
     type Error = Error;
     type Words<'a> = &'a [u64];
@@ -67,12 +61,12 @@ impl KeySource for KeyBundle {
     fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {
         let k =
             self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
-        Ok(GaloisKey { galois_element: k.galois_element, key: key_view(&k.key) })
+        Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
     }
 
     fn relin(&self) -> Result<RelinKey<&[u64]>> {
         let k = self.relin.as_ref().ok_or(Error::MissingKey { what: "relinearisation key" })?;
-        Ok(RelinKey { key: key_view(&k.key) })
+        Ok(RelinKey { key: view(&k.key) })
     }
 
     fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<&[u64]>> {
@@ -80,7 +74,7 @@ impl KeySource for KeyBundle {
             KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
             _ => (&self.from_sparse, "sparse-to-dense switching key"),
         };
-        key.as_ref().map(key_view).ok_or(Error::MissingKey { what })
+        key.as_ref().map(view).ok_or(Error::MissingKey { what })
     }
 }
 
@@ -110,12 +104,7 @@ pub(crate) fn check_key_uses(
 ) -> Result<()> {
     let same = keys.len() == uses.len()
         && keys.iter().zip(uses).all(|(&k, &(u, _))| {
-            let tag = match u {
-                KeyUse::Relin => Some(0),
-                KeyUse::Galois(g) => Some(g),
-                other => switching_key_tag(other),
-            };
-            program.objects().get(k.index()).and_then(|o| o.kind.key_tag()) == tag
+            program.objects().get(k.index()).and_then(|o| o.kind.key_tag()) == Some(key_use_tag(u))
         });
     if same {
         Ok(())

@@ -48,6 +48,6 @@ pub use interp::{Interpreter, KeyBundle, PlainInterpreter};
 pub use layout::{Layout, Tensor};
 pub use model::{Layer, Model};
 pub use program::{
-    switching_key_tag, Access, AccessMode, BootstrapSpec, CostClass, ObjId, ObjKind, Object, Op,
-    PlainSource, Program, Role,
+    key_use_tag, switching_key_tag, Access, AccessMode, BootstrapSpec, CostClass, ObjId, ObjKind,
+    Object, Op, PlainSource, Program, Role, FROM_SPARSE_TAG, TO_SPARSE_TAG,
 };

@@ -74,13 +74,29 @@ impl ObjKind {
     }
 }
 
-/// Manifest tag of a bootstrap's encapsulation key (even, so never a Galois element, which is
-/// odd; 0 is the relinearisation key).
+/// Manifest tag of the dense-to-sparse encapsulation key (even, so never a Galois element,
+/// which is odd; 0 is the relinearisation key).
+pub const TO_SPARSE_TAG: u64 = 2;
+/// Manifest tag of the sparse-to-dense encapsulation key.
+pub const FROM_SPARSE_TAG: u64 = 4;
+
+/// Manifest tag of a bootstrap's encapsulation key; `None` for the other key uses.
 pub fn switching_key_tag(which: KeyUse) -> Option<u64> {
     match which {
-        KeyUse::ToSparse => Some(2),
-        KeyUse::FromSparse => Some(4),
+        KeyUse::ToSparse => Some(TO_SPARSE_TAG),
+        KeyUse::FromSparse => Some(FROM_SPARSE_TAG),
         KeyUse::Relin | KeyUse::Galois(_) => None,
+    }
+}
+
+/// The key-set manifest tag of the key a use needs (0: relinearisation, g: Galois element g,
+/// the encapsulation tags otherwise).
+pub fn key_use_tag(u: KeyUse) -> u64 {
+    match u {
+        KeyUse::Relin => 0,
+        KeyUse::Galois(g) => g,
+        KeyUse::ToSparse => TO_SPARSE_TAG,
+        KeyUse::FromSparse => FROM_SPARSE_TAG,
     }
 }
 

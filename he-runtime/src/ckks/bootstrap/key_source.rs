@@ -68,7 +68,8 @@ impl BootstrapKeys {
     }
 }
 
-fn view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
+/// A borrowed view of an owned key.
+pub(crate) fn view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
     KeySwitchKey { data: k.data.as_slice(), seed: k.seed, dnum: k.dnum, params_id: k.params_id }
 }
 

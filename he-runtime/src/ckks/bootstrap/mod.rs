@@ -51,6 +51,7 @@ use super::keyswitch::Scratch;
 use crate::error::{Error, Result};
 
 pub use self::config::BootstrapConfig;
+pub(crate) use self::key_source::view;
 pub use self::key_source::{BootstrapKeys, KeySource, KeyUse, RecordingKeys};
 pub use self::params::BootstrapPreset;
 
