@@ -24,7 +24,7 @@ pub mod tracker;
 
 pub use cost::{CostModel, PmDescription, TierCost};
 pub use error::{Error, Result};
-pub use hetier_allocator::{Durability, ObjectKind, Pool, PoolOptions};
+pub use hetier_allocator::{Backend, Durability, ObjectKind, Pool, PoolOptions};
 pub use ids::{ObjectId, StreamId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
 pub use policy::{Policy, PolicyConfig, PolicyReport};
