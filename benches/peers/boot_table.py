@@ -28,5 +28,10 @@ for name, s, bits, lv, kc, kb, rss in rows:
     kb_s = "%.2f GB" % (kb / 1e9) if kb else "–"
     print(f"| {name} | {s:.2f} | {s / base:.2f} | {bits if bits is None else round(bits, 1)} | {lv} | "
           f"{kc if kc is not None else '–'} | {kb_s} | {rss:.1f} |")
+t2_path = os.path.join(out, "hetier-2t.json")
+if os.path.exists(t2_path):
+    t2 = json.load(open(t2_path))
+    print(f"\nhetier 2 threads: {t2['seconds']:.2f} s, {t2['precision_bits']:.1f} bits: "
+          f"{rows[0][1] / t2['seconds']:.2f}x faster than 1 thread")
 if len(rows) > 1:
     print(f"\nhetier / OpenFHE time: {rows[0][1] / rows[1][1]:.2f}")

@@ -4,7 +4,8 @@
 # (`desilofhe`, small keys; its default medium keys do not fit in 24 GiB). Every library's
 # precision is printed beside its time. Needs ../shared/peers beside the checkout (its
 # bench_openfhe_boot.py and bench_desilo_boot.py) and network once for the venvs.
-# Usage: benches/peers/compare_boot.sh [LEVELS=3|9] [--no-desilo]
+# Usage: benches/peers/compare_boot.sh [LEVELS=3|9] [--no-desilo]   (env HETIER: a built binary)
+# hetier also runs on 2 threads; the table gives its speed-up over 1 thread.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -23,10 +24,12 @@ fi
 out="$here/results_boot"
 mkdir -p "$out"
 
-(cd "$root" && cargo build --release -q -p hetier-cli)
+bin="${HETIER:-${CARGO_TARGET_DIR:-$root/target}/release/hetier}"
+[ -n "${HETIER:-}" ] || (cd "$root" && cargo build --release -q -p hetier-cli)
 echo "hetier bootstrap (1 thread, $levels levels left)..." >&2
-"$root/target/release/hetier" --json bootstrap --log-n 16 --levels "$levels" --threads 1 \
-  --repeat 2 > "$out/hetier.json"
+"$bin" --json bootstrap --log-n 16 --levels "$levels" --threads 1 --repeat 2 > "$out/hetier.json"
+echo "hetier bootstrap (2 threads)..." >&2
+"$bin" --json bootstrap --log-n 16 --levels "$levels" --threads 2 --repeat 2 > "$out/hetier-2t.json"
 echo "OpenFHE EvalBootstrap (1 thread)..." >&2
 (cd "$out" && OMP_NUM_THREADS=1 PYTHONPATH="$peers" "$here/venv/bin/python" \
   "$peers/bench_openfhe_boot.py" --reps 2 --out "$out/openfhe.json" >&2)
