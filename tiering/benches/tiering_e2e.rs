@@ -8,9 +8,11 @@
 //! Each op pins one ciphertext and one of `--keys` rotation keys (cyclic: LRU's worst case),
 //! computes for `--compute-factor` × the calibrated time to read a key from the PM tier, and
 //! writes a new ciphertext. Every configuration runs in its own child process so its peak
-//! memory is observed from outside (sampled `/proc/<pid>/status`, and on the disk tier the
-//! cgroup's `memory.max_usage_in_bytes`, printed next to its limit: a store run is limited to
-//! its budget + 64 MiB, so a store that overran its budget would be OOM-killed and say so).
+//! memory is observed from outside (sampled `/proc/<pid>/status`, the kernel's peak RSS of the
+//! child when it is reaped (`wait4`), and on the disk tier the cgroup's
+//! `memory.max_usage_in_bytes`, printed next to its limit: a store run is limited to its
+//! budget + 64 MiB, so a store that overran its budget would be OOM-killed and say so). When
+//! the benchmark itself runs in a memory cgroup, its limit and maximum are printed at the end.
 //!
 //! Kernel paging: the keys sit in one file (a one-segment pool written with O_DIRECT, so it
 //! starts uncached), read through a shared memory mapping of it, by a process in a cgroup v1
@@ -363,6 +365,8 @@ impl Drop for Cgroup {
 struct Observed {
     peak_anon: u64,
     hwm: u64,
+    /// The child's peak RSS as the kernel reports it when the child is reaped (`wait4`).
+    rusage_max: Option<u64>,
     /// The cgroup's `memory.limit_in_bytes` (a huge number when unlimited).
     cgroup_limit: Option<u64>,
     cgroup_max: Option<u64>,
@@ -375,8 +379,9 @@ fn status_kb(pid: u32, key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs one child: moves it into `cgroup` (if any) before it starts, samples its memory until
+/// Runs one child (reaped by `try_wait_child`, not `Child::wait`): moves it into `cgroup` (if any) before it starts, samples its memory until
 /// it exits and returns its JSON line.
+#[allow(clippy::zombie_processes)]
 fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<String>, Observed)> {
     let exe = std::env::current_exe()?;
     // At nice -10 the measured process keeps its cores against other (nice 0) work on a
@@ -396,18 +401,20 @@ fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<Strin
     }
     child.stdin.take().ok_or("child stdin")?.write_all(b"go\n")?;
     let mut obs = Observed::default();
-    let status = loop {
+    let exit = loop {
         if let Some(anon) = status_kb(pid, "RssAnon:") {
             obs.peak_anon = obs.peak_anon.max(anon * 1024);
         }
         if let Some(h) = status_kb(pid, "VmHWM:") {
             obs.hwm = obs.hwm.max(h * 1024);
         }
-        if let Some(st) = child.try_wait()? {
-            break st;
+        // Reaped here rather than by `Child::try_wait`, for the kernel's peak RSS of the child.
+        if let Some(e) = hetier_allocator::usage::try_wait_child(pid)? {
+            break e;
         }
         std::thread::sleep(Duration::from_millis(3));
     };
+    obs.rusage_max = Some(exit.peak_rss_bytes);
     if let Some(cg) = cgroup {
         obs.cgroup_max = cg.read("memory.max_usage_in_bytes").ok();
         obs.cgroup_limit = cg.read("memory.limit_in_bytes").ok();
@@ -416,7 +423,7 @@ fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<Strin
     if let Some(s) = child.stdout.take() {
         BufReader::new(s).read_line(&mut out)?;
     }
-    if !status.success() {
+    if !exit.success {
         obs.killed = true;
         return Ok((None, obs));
     }
@@ -670,9 +677,9 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | store faulted MiB | peak anon MiB | VmHWM MiB | cgroup limit MiB | cgroup max MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -689,7 +696,7 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
             r.budget_pct,
             r.budget as f64 / MIB,
             r.name,
@@ -714,6 +721,7 @@ fn print_rows(rows: &[Row]) {
             fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,
+            fmt_opt(r.obs.rusage_max.map(|b| b as f64 / MIB), 0),
             // An unlimited group reads as a page-rounded i64::MAX.
             match r.obs.cgroup_limit {
                 Some(l) if l < 1 << 60 => format!("{:.0}", l as f64 / MIB),
@@ -773,5 +781,44 @@ fn parent(a: Args) -> R<()> {
         let rows = run_tier(&a, tier, &w, &dram)?;
         print_rows(&rows);
     }
+    print_own_cgroup();
     Ok(())
+}
+
+/// The memory cgroup this benchmark runs in (v1 `memory` controller or v2), its limit and the
+/// most it has held, side by side; nothing when there is no limit to report.
+fn print_own_cgroup() {
+    let Ok(s) = std::fs::read_to_string("/proc/self/cgroup") else { return };
+    let read = |p: PathBuf| -> Option<u64> {
+        let t = std::fs::read_to_string(p).ok()?;
+        t.trim().parse().ok()
+    };
+    for line in s.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next(), parts.next(), parts.next());
+        let (Some(ctrl), Some(path)) = (ctrl, path) else { continue };
+        let rel = path.trim_start_matches('/');
+        let (limit, max, dir) = if ctrl.split(',').any(|c| c == "memory") {
+            let dir = Path::new("/sys/fs/cgroup/memory").join(rel);
+            (
+                read(dir.join("memory.limit_in_bytes")),
+                read(dir.join("memory.max_usage_in_bytes")),
+                dir,
+            )
+        } else if ctrl.is_empty() {
+            let dir = Path::new("/sys/fs/cgroup").join(rel);
+            (read(dir.join("memory.max")), read(dir.join("memory.peak")), dir)
+        } else {
+            continue;
+        };
+        // An unlimited v1 group reads as a page-rounded i64::MAX (v2 says "max", unparsed).
+        if let Some(l) = limit.filter(|&l| l < 1 << 60) {
+            println!(
+                "\nthis benchmark's cgroup {}: limit {:.0} MiB, max {} MiB",
+                dir.display(),
+                l as f64 / MIB,
+                fmt_opt(max.map(|m| m as f64 / MIB), 0)
+            );
+        }
+    }
 }

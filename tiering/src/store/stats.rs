@@ -67,6 +67,13 @@ pub struct StoreStats {
     pub block_reuses: u64,
     /// Transfers that failed.
     pub transfer_failures: u64,
+    /// DRAM bytes (footprints) held right now by borrowed scratch buffers
+    /// (`TieredStore::scratch`); part of `dram_in_use`.
+    #[serde(default)]
+    pub scratch_in_use: u64,
+    /// The most `scratch_in_use` has been.
+    #[serde(default)]
+    pub scratch_peak: u64,
     /// What the policy reports (α for the α-partition).
     pub policy: Option<PolicyReport>,
 }
