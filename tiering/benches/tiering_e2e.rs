@@ -450,6 +450,8 @@ struct Row {
     predicted_wasted: Option<u64>,
     /// DRAM the store faulted in (fresh pages) over the whole run, setup included.
     faulted_mb: Option<f64>,
+    /// Timed pins: hits / misses / prefetch hits / waits for an in-flight transfer.
+    pins: Option<(u64, u64, u64, u64)>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -590,6 +592,10 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 wasted: result.as_ref().map(|r| r.report.timed.prefetch_evicted_unused),
                 predicted_wasted: pred.as_ref().map(|p| p.prefetch_evicted_unused),
                 faulted_mb: result.as_ref().map(|r| r.report.stats.dram_faulted as f64 / MIB),
+                pins: result.as_ref().map(|r| {
+                    let t = &r.report.timed;
+                    (t.hits, t.misses, t.prefetch_hits, t.pin_waits)
+                }),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -664,6 +670,7 @@ fn paging_run(
         wasted: None,
         predicted_wasted: None,
         faulted_mb: None,
+        pins: None,
         obs,
         budget,
         alpha: None,
@@ -677,9 +684,9 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | pins hit/miss/pref/wait | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -696,7 +703,7 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
             r.budget_pct,
             r.budget as f64 / MIB,
             r.name,
@@ -718,6 +725,7 @@ fn print_rows(rows: &[Row]) {
                     format!("{n} ({})", r.predicted_wasted.map_or("-".into(), |p| p.to_string())),
                 None => "-".into(),
             },
+            r.pins.map_or("-".into(), |(h, m, p, w)| format!("{h}/{m}/{p}/{w}")),
             fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,

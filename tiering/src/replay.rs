@@ -90,11 +90,10 @@ fn durability_of(d: TraceDurability) -> Durability {
     }
 }
 
-/// Fills a fresh object in place: the id in the first word, a cheap pattern after it.
+/// Fills a fresh object in place: the id in the first word, a per-object constant after it
+/// (a plain store loop, so filling runs at DRAM write bandwidth as the cost model prices it).
 pub(crate) fn fill(words: &mut [u64], id: ObjectId) {
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.0;
-    }
+    words.fill(id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     if let Some(w) = words.first_mut() {
         *w = id.0;
     }
@@ -145,12 +144,12 @@ pub fn replay_with(
                     reason: "the replayer needs whole 8-byte words to stamp ids",
                 });
             }
-            // Allocating (zeroing a recycled block) and filling is producing the result; an
-            // allocation that had to write a victim back to PM stalled instead, and is not
-            // credited.
+            // Allocating and filling is producing the result; an allocation that had to write
+            // a victim back to PM stalled instead, and is not credited. The fill writes every
+            // word, so the block is not zeroed first (one write, as the cost model prices it).
             let writebacks = store.stats().writebacks;
             let t = Instant::now();
-            let mut w = store.alloc(*len)?;
+            let mut w = store.alloc_for_overwrite(*len)?;
             fill(w.as_u64s_mut(), *id);
             if store.stats().writebacks == writebacks {
                 filled = t.elapsed();
