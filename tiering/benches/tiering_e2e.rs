@@ -452,6 +452,8 @@ struct Row {
     faulted_mb: Option<f64>,
     /// Timed pins: hits / misses / prefetch hits / waits for an in-flight transfer.
     pins: Option<(u64, u64, u64, u64)>,
+    /// The PM read rate the store saw over the timed phase (bytes / time in reads), GB/s.
+    read_gbs: Option<f64>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -596,6 +598,10 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                     let t = &r.report.timed;
                     (t.hits, t.misses, t.prefetch_hits, t.pin_waits)
                 }),
+                read_gbs: result.as_ref().and_then(|r| {
+                    let t = &r.report.timed;
+                    (t.pm_read_ns > 0).then(|| t.pm_read_bytes as f64 / t.pm_read_ns as f64)
+                }),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -671,6 +677,7 @@ fn paging_run(
         predicted_wasted: None,
         faulted_mb: None,
         pins: None,
+        read_gbs: None,
         obs,
         budget,
         alpha: None,
@@ -684,9 +691,9 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | pins hit/miss/pref/wait | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | pins hit/miss/pref/wait | PM read GB/s in run | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -703,7 +710,7 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
             r.budget_pct,
             r.budget as f64 / MIB,
             r.name,
@@ -726,6 +733,7 @@ fn print_rows(rows: &[Row]) {
                 None => "-".into(),
             },
             r.pins.map_or("-".into(), |(h, m, p, w)| format!("{h}/{m}/{p}/{w}")),
+            fmt_opt(r.read_gbs, 2),
             fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,

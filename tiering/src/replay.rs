@@ -57,6 +57,9 @@ pub struct TimedCounters {
     /// Prefetched objects evicted before any pin used them.
     #[serde(default)]
     pub prefetch_evicted_unused: u64,
+    /// Wall time with at least one PM read in progress (ns).
+    #[serde(default)]
+    pub pm_read_ns: u64,
 }
 
 impl TimedCounters {
@@ -69,6 +72,7 @@ impl TimedCounters {
             prefetch_hits: b.prefetch_hits - a.prefetch_hits,
             pin_waits: b.pin_waits - a.pin_waits,
             prefetch_evicted_unused: b.prefetch_evicted_unused - a.prefetch_evicted_unused,
+            pm_read_ns: b.pm_read_ns - a.pm_read_ns,
         }
     }
 }
@@ -114,7 +118,8 @@ fn stamped_id(bytes: &[u8]) -> Option<u64> {
 }
 
 /// Replays `trace` on `store`. Op compute times come from `model` when it knows the op name,
-/// otherwise from the trace.
+/// otherwise from the trace. A budget too small for the trace's largest step fails with
+/// [`Error::BudgetTooSmall`] (naming the smallest workable budget) before any work starts.
 pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<ReplayReport> {
     replay_with(store, trace, model, false)
 }
@@ -129,6 +134,8 @@ pub fn replay_with(
     reuse_durable: bool,
 ) -> Result<ReplayReport> {
     trace.validate()?;
+    // A budget too small for some step fails here, before anything is put or timed.
+    store.check_working_sets(trace.working_sets())?;
     let t0 = Instant::now();
     let (setup, timed) = split_setup(trace);
     // Objects are produced in place in a budgeted block, as the HE runtime does: no source

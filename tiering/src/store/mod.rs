@@ -28,8 +28,8 @@ pub use stats::{StoreStats, StreamStats};
 pub use stream::{Cancel, StreamScope};
 
 use state::{
-    complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer, Entry,
-    Inner, Job, Need, Room, State, Transfer,
+    complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer,
+    BusyClock, Entry, Inner, Job, Need, Room, State, Transfer,
 };
 
 use crate::cost::PmDescription;
@@ -46,6 +46,8 @@ impl Inner {
 
     /// Reads an object from PM into `block` (whose bytes the caller reserved).
     fn pm_read(&self, id: ObjectId, len: u64, mut block: DramBlock) -> Result<DramBlock> {
+        self.pm_read_clock.lock().start();
+        let _timed = OnDrop(|| self.pm_read_clock.lock().stop());
         match &self.throttle {
             Some(t) => {
                 t.transfer(Direction::Read, len, || self.pool.read_into(id, block.as_bytes_mut()))?;
@@ -92,6 +94,15 @@ impl Inner {
         }
         self.cond.notify_all();
         schedule_prefetch(self, &mut st);
+    }
+}
+
+/// Runs a closure when dropped (on every exit path of the scope holding it).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 
@@ -621,6 +632,7 @@ impl TieredStore {
         s.block_reuses = d.reused_allocations;
         s.dram_faulted = d.faulted;
         s.dram_released = d.released;
+        s.pm_read_ns = self.inner.pm_read_clock.lock().total_ns();
         s.policy = Some(st.policy.report());
         s
     }
@@ -725,6 +737,7 @@ impl TieredStore {
             jobs: tx,
             migrator_threads: threads,
             pm_description,
+            pm_read_clock: Mutex::new(BusyClock::default()),
         });
         let workers = (0..threads)
             .filter_map(|i| migrator::spawn(Arc::clone(&inner), rx.clone(), i))

@@ -47,6 +47,11 @@ pub struct StoreStats {
     pub bytes_dram_to_pm: u64,
     /// Number of PM → DRAM reads.
     pub pm_reads: u64,
+    /// Wall time during which at least one PM → DRAM read (demand load or prefetch, throttle
+    /// included) was in progress, ns: `bytes_pm_to_dram` over this is the read rate the store
+    /// saw, to set beside the calibrated one.
+    #[serde(default)]
+    pub pm_read_ns: u64,
     /// Scratch objects written back because they had to leave DRAM.
     pub writebacks: u64,
     /// Objects dropped from DRAM (clean copies, free).
