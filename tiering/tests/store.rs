@@ -318,3 +318,44 @@ fn failed_transfers_surface_on_the_pin_and_leave_objects_readable() {
     assert_eq!(&s.pin(a).unwrap()[..], &content(a, 16 * K)[..]);
     assert!(s.stats().peak_dram <= 32 * K as u64);
 }
+
+#[test]
+fn lru_warm_starts_free_dram_from_the_hint_and_never_evicts_for_it() {
+    let (_d, pool) = prefilled(5, K);
+    let s = TieredStore::builder()
+        .dram_budget(3 * K as u64)
+        .pool(pool)
+        .policy(PolicyConfig::Lru)
+        .migrator_threads(1)
+        .build()
+        .unwrap();
+    // Object 4 is in DRAM already and not in the plan: the warm start leaves it alone.
+    let g4 = s.pin(ObjectId(4)).unwrap();
+    drop(g4);
+    let plan: Vec<ObjectId> = [2, 0, 2, 1, 3].iter().map(|&i| ObjectId(i)).collect();
+    s.hint(&plan);
+    s.quiesce();
+    // Free room for two objects: the first two of the plan by first use, nothing evicted.
+    let res = |i| s.residency(ObjectId(i)).unwrap();
+    assert_eq!(
+        [res(2), res(0), res(1), res(3), res(4)],
+        [Residency::Both, Residency::Both, Residency::PmOnly, Residency::PmOnly, Residency::Both]
+    );
+    let st = s.stats();
+    assert_eq!((st.prefetches, st.evictions, st.bytes_pm_to_dram), (2, 0, 3 * K as u64));
+    // Evictions stay reactive: the pin of 1 loads it on demand (the second miss, after 4's),
+    // evicting the least recently used object, 4.
+    for id in &plan[..4] {
+        let g = s.pin(*id).unwrap();
+        assert_eq!(&g[..], &content(*id, K)[..]);
+    }
+    s.quiesce();
+    let st = s.stats();
+    assert_eq!((st.prefetch_hits, st.misses, st.prefetches), (2, 2, 2));
+    assert_eq!(s.residency(ObjectId(4)), Some(Residency::PmOnly));
+    // Room freed later goes to the plan's object not used yet (3), not back to 4 (no plan).
+    s.remove(ObjectId(2)).unwrap();
+    s.quiesce();
+    assert_eq!(s.stats().prefetches, 3);
+    assert_eq!((res(3), res(4)), (Residency::Both, Residency::PmOnly));
+}
