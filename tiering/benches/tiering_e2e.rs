@@ -35,10 +35,6 @@ use hetier_tiering::{
 };
 use serde::{Deserialize, Serialize};
 
-type R<T> = Result<T, Box<dyn std::error::Error>>;
-
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// What a store run may hold beyond its DRAM budget (binary, heap, thread stacks, the trace)
 /// under its cgroup limit.
 const STORE_SLACK: u64 = 64 << 20;
@@ -322,7 +318,7 @@ fn child_paging(job: &str) -> R<()> {
 
 #[path = "tiering_e2e/observe.rs"]
 mod observe;
-use observe::{print_own_cgroup, run_child, Cgroup, Observed};
+use observe::{fmt_opt, print_own_cgroup, run_child, Cgroup, Observed, MIB, R};
 
 // ---------------------------------------------------------------- the parent
 
@@ -576,10 +572,6 @@ fn paging_run(
         budget,
         alpha: None,
     })
-}
-
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |x| format!("{x:.digits$}"))
 }
 
 fn print_rows(rows: &[Row]) {

@@ -7,7 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{fmt_opt, MIB, R};
+/// The benchmark's result type.
+pub(super) type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Bytes per MiB.
+pub(super) const MIB: f64 = 1024.0 * 1024.0;
+
+/// `v` with `digits` decimals, or `-`.
+pub(super) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
 
 /// A cgroup v1 memory group for one child; removed on drop.
 pub(super) struct Cgroup {
