@@ -8,9 +8,11 @@
 //! Each op pins one ciphertext and one of `--keys` rotation keys (cyclic: LRU's worst case),
 //! computes for `--compute-factor` × the calibrated time to read a key from the PM tier, and
 //! writes a new ciphertext. Every configuration runs in its own child process so its peak
-//! memory is observed from outside (sampled `/proc/<pid>/status`, and on the disk tier the
-//! cgroup's `memory.max_usage_in_bytes`, printed next to its limit: a store run is limited to
-//! its budget + 64 MiB, so a store that overran its budget would be OOM-killed and say so).
+//! memory is observed from outside (sampled `/proc/<pid>/status`, the kernel's peak RSS of the
+//! child when it is reaped (`wait4`), and on the disk tier the cgroup's
+//! `memory.max_usage_in_bytes`, printed next to its limit: a store run is limited to its
+//! budget + 64 MiB, so a store that overran its budget would be OOM-killed and say so). When
+//! the benchmark itself runs in a memory cgroup, its limit and maximum are printed at the end.
 //!
 //! Kernel paging: the keys sit in one file (a one-segment pool written with O_DIRECT, so it
 //! starts uncached), read through a shared memory mapping of it, by a process in a cgroup v1
@@ -18,9 +20,8 @@
 //! what stays in DRAM.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool, PoolOptions};
@@ -33,10 +34,6 @@ use hetier_tiering::{
     TraceHeader, TraceRecorder,
 };
 use serde::{Deserialize, Serialize};
-
-type R<T> = Result<T, Box<dyn std::error::Error>>;
-
-const MIB: f64 = 1024.0 * 1024.0;
 
 /// What a store run may hold beyond its DRAM budget (binary, heap, thread stacks, the trace)
 /// under its cgroup limit.
@@ -319,109 +316,9 @@ fn child_paging(job: &str) -> R<()> {
 
 // ---------------------------------------------------------------- running children
 
-/// A cgroup v1 memory group for one child; removed on drop.
-struct Cgroup {
-    path: PathBuf,
-}
-
-impl Cgroup {
-    fn create(name: &str, limit: Option<u64>) -> R<Self> {
-        let path = Path::new("/sys/fs/cgroup/memory").join(name);
-        std::fs::create_dir(&path)?;
-        let cg = Self { path };
-        if let Some(l) = limit {
-            std::fs::write(cg.path.join("memory.limit_in_bytes"), l.to_string())?;
-        }
-        Ok(cg)
-    }
-
-    /// Whether the kernel OOM-killed anything in the group.
-    fn oom_killed(&self) -> bool {
-        std::fs::read_to_string(self.path.join("memory.oom_control"))
-            .is_ok_and(|s| s.lines().any(|l| l.starts_with("oom_kill ") && !l.ends_with(" 0")))
-    }
-
-    fn add(&self, pid: u32) -> R<()> {
-        Ok(std::fs::write(self.path.join("cgroup.procs"), pid.to_string())?)
-    }
-
-    fn read(&self, file: &str) -> R<u64> {
-        Ok(std::fs::read_to_string(self.path.join(file))?.trim().parse()?)
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        // Reclaim the page cache charged here first: otherwise the pages survive rmdir
-        // (recharged to the parent) and the next child would find the file already cached.
-        let _ = std::fs::write(self.path.join("memory.force_empty"), "0");
-        let _ = std::fs::remove_dir(&self.path);
-    }
-}
-
-#[derive(Default)]
-struct Observed {
-    peak_anon: u64,
-    hwm: u64,
-    /// The cgroup's `memory.limit_in_bytes` (a huge number when unlimited).
-    cgroup_limit: Option<u64>,
-    cgroup_max: Option<u64>,
-    killed: bool,
-}
-
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runs one child: moves it into `cgroup` (if any) before it starts, samples its memory until
-/// it exits and returns its JSON line.
-fn run_child(mode: &str, job: &Path, cgroup: Option<&Cgroup>) -> R<(Option<String>, Observed)> {
-    let exe = std::env::current_exe()?;
-    // At nice -10 the measured process keeps its cores against other (nice 0) work on a
-    // shared machine; `nice` execs the child, so the pid is the child's.
-    let mut child: Child = Command::new("nice")
-        .args(["-n", "-10"])
-        .arg(exe)
-        .arg(mode)
-        .arg(job)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let pid = child.id();
-    if let Some(cg) = cgroup {
-        cg.add(pid)?;
-    }
-    child.stdin.take().ok_or("child stdin")?.write_all(b"go\n")?;
-    let mut obs = Observed::default();
-    let status = loop {
-        if let Some(anon) = status_kb(pid, "RssAnon:") {
-            obs.peak_anon = obs.peak_anon.max(anon * 1024);
-        }
-        if let Some(h) = status_kb(pid, "VmHWM:") {
-            obs.hwm = obs.hwm.max(h * 1024);
-        }
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(3));
-    };
-    if let Some(cg) = cgroup {
-        obs.cgroup_max = cg.read("memory.max_usage_in_bytes").ok();
-        obs.cgroup_limit = cg.read("memory.limit_in_bytes").ok();
-    }
-    let mut out = String::new();
-    if let Some(s) = child.stdout.take() {
-        BufReader::new(s).read_line(&mut out)?;
-    }
-    if !status.success() {
-        obs.killed = true;
-        return Ok((None, obs));
-    }
-    Ok((Some(out), obs))
-}
+#[path = "tiering_e2e/observe.rs"]
+mod observe;
+use observe::{fmt_opt, print_own_cgroup, run_child, Cgroup, Observed, MIB, R};
 
 // ---------------------------------------------------------------- the parent
 
@@ -443,6 +340,10 @@ struct Row {
     predicted_wasted: Option<u64>,
     /// DRAM the store faulted in (fresh pages) over the whole run, setup included.
     faulted_mb: Option<f64>,
+    /// Timed pins: hits / misses / prefetch hits / waits for an in-flight transfer.
+    pins: Option<(u64, u64, u64, u64)>,
+    /// The PM read rate the store saw over the timed phase (bytes / time in reads), GB/s.
+    read_gbs: Option<f64>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -583,6 +484,14 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 wasted: result.as_ref().map(|r| r.report.timed.prefetch_evicted_unused),
                 predicted_wasted: pred.as_ref().map(|p| p.prefetch_evicted_unused),
                 faulted_mb: result.as_ref().map(|r| r.report.stats.dram_faulted as f64 / MIB),
+                pins: result.as_ref().map(|r| {
+                    let t = &r.report.timed;
+                    (t.hits, t.misses, t.prefetch_hits, t.pin_waits)
+                }),
+                read_gbs: result.as_ref().and_then(|r| {
+                    let t = &r.report.timed;
+                    (t.pm_read_ns > 0).then(|| t.pm_read_bytes as f64 / t.pm_read_ns as f64)
+                }),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -657,22 +566,20 @@ fn paging_run(
         wasted: None,
         predicted_wasted: None,
         faulted_mb: None,
+        pins: None,
+        read_gbs: None,
         obs,
         budget,
         alpha: None,
     })
 }
 
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
-    v.map_or("-".into(), |x| format!("{x:.digits$}"))
-}
-
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | store faulted MiB | peak anon MiB | VmHWM MiB | cgroup limit MiB | cgroup max MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | pins hit/miss/pref/wait | PM read GB/s in run | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
     for r in rows {
         by_budget.entry(r.budget_pct).or_default().push(r);
@@ -689,7 +596,7 @@ fn print_rows(rows: &[Row]) {
         };
         let time = if r.obs.killed { "killed".to_owned() } else { fmt_opt(r.wall_s, 3) };
         println!(
-            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {}% ({:.0}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} |",
             r.budget_pct,
             r.budget as f64 / MIB,
             r.name,
@@ -711,9 +618,12 @@ fn print_rows(rows: &[Row]) {
                     format!("{n} ({})", r.predicted_wasted.map_or("-".into(), |p| p.to_string())),
                 None => "-".into(),
             },
+            r.pins.map_or("-".into(), |(h, m, p, w)| format!("{h}/{m}/{p}/{w}")),
+            fmt_opt(r.read_gbs, 2),
             fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,
+            fmt_opt(r.obs.rusage_max.map(|b| b as f64 / MIB), 0),
             // An unlimited group reads as a page-rounded i64::MAX.
             match r.obs.cgroup_limit {
                 Some(l) if l < 1 << 60 => format!("{:.0}", l as f64 / MIB),
@@ -773,5 +683,6 @@ fn parent(a: Args) -> R<()> {
         let rows = run_tier(&a, tier, &w, &dram)?;
         print_rows(&rows);
     }
+    print_own_cgroup();
     Ok(())
 }

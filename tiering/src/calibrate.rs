@@ -47,8 +47,8 @@ impl CalibrationOptions {
 }
 
 /// Measures DRAM: best of three memcpy passes for read bandwidth, a random pointer chase for
-/// latency, and for write bandwidth the mean rate of producing an object the way the store
-/// and replayer do (zero a recycled block, fill every word).
+/// latency, and for write bandwidth the mean rate of producing an object the way the replayer
+/// does (fill every word of a recycled block).
 pub fn calibrate_dram(bytes: usize) -> TierCost {
     let bytes = bytes.max(1 << 20);
     let src = vec![0x5au8; bytes];
@@ -65,11 +65,10 @@ pub fn calibrate_dram(bytes: usize) -> TierCost {
     let mut fill_s = 0.0;
     let rounds = 4u32;
     if let Ok(mut b) = DramTier::new(bytes).and_then(|tier| tier.alloc(bytes)) {
-        // The first round faults the block in; the store recycles blocks, so the rest zero
-        // and refill the same pages, as producing a result in a recycled block does.
+        // The first round faults the block in; the store recycles blocks, so the rest refill
+        // the same pages, as producing a result in a recycled block does.
         for i in 0..=rounds {
             let t = Instant::now();
-            b.as_bytes_mut().fill(0);
             crate::replay::fill(b.as_u64s_mut(), crate::ObjectId(u64::from(i)));
             std::hint::black_box(&b);
             if i > 0 {

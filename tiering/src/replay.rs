@@ -57,6 +57,9 @@ pub struct TimedCounters {
     /// Prefetched objects evicted before any pin used them.
     #[serde(default)]
     pub prefetch_evicted_unused: u64,
+    /// Wall time with at least one PM read in progress (ns).
+    #[serde(default)]
+    pub pm_read_ns: u64,
 }
 
 impl TimedCounters {
@@ -69,6 +72,7 @@ impl TimedCounters {
             prefetch_hits: b.prefetch_hits - a.prefetch_hits,
             pin_waits: b.pin_waits - a.pin_waits,
             prefetch_evicted_unused: b.prefetch_evicted_unused - a.prefetch_evicted_unused,
+            pm_read_ns: b.pm_read_ns - a.pm_read_ns,
         }
     }
 }
@@ -90,11 +94,10 @@ fn durability_of(d: TraceDurability) -> Durability {
     }
 }
 
-/// Fills a fresh object in place: the id in the first word, a cheap pattern after it.
+/// Fills a fresh object in place: the id in the first word, a per-object constant after it
+/// (a plain store loop, so filling runs at DRAM write bandwidth as the cost model prices it).
 pub(crate) fn fill(words: &mut [u64], id: ObjectId) {
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id.0;
-    }
+    words.fill(id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     if let Some(w) = words.first_mut() {
         *w = id.0;
     }
@@ -115,7 +118,8 @@ fn stamped_id(bytes: &[u8]) -> Option<u64> {
 }
 
 /// Replays `trace` on `store`. Op compute times come from `model` when it knows the op name,
-/// otherwise from the trace.
+/// otherwise from the trace. A budget too small for the trace's largest step fails with
+/// [`Error::BudgetTooSmall`] (naming the smallest workable budget) before any work starts.
 pub fn replay(store: &TieredStore, trace: &Trace, model: &CostModel) -> Result<ReplayReport> {
     replay_with(store, trace, model, false)
 }
@@ -130,6 +134,8 @@ pub fn replay_with(
     reuse_durable: bool,
 ) -> Result<ReplayReport> {
     trace.validate()?;
+    // A budget too small for some step fails here, before anything is put or timed.
+    store.check_working_sets(trace.working_sets())?;
     let t0 = Instant::now();
     let (setup, timed) = split_setup(trace);
     // Objects are produced in place in a budgeted block, as the HE runtime does: no source
@@ -145,12 +151,12 @@ pub fn replay_with(
                     reason: "the replayer needs whole 8-byte words to stamp ids",
                 });
             }
-            // Allocating (zeroing a recycled block) and filling is producing the result; an
-            // allocation that had to write a victim back to PM stalled instead, and is not
-            // credited.
+            // Allocating and filling is producing the result; an allocation that had to write
+            // a victim back to PM stalled instead, and is not credited. The fill writes every
+            // word, so the block is not zeroed first (one write, as the cost model prices it).
             let writebacks = store.stats().writebacks;
             let t = Instant::now();
-            let mut w = store.alloc(*len)?;
+            let mut w = store.alloc_for_overwrite(*len)?;
             fill(w.as_u64s_mut(), *id);
             if store.stats().writebacks == writebacks {
                 filled = t.elapsed();

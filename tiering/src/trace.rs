@@ -168,6 +168,36 @@ impl Trace {
         peak
     }
 
+    /// What each step of the trace holds in DRAM at once, as lengths for
+    /// `TieredStore::check_working_sets`: an op its pinned objects, a put the object being
+    /// written (nothing else need stay: unpinned objects can leave). The largest step is the
+    /// smallest budget the trace can run in.
+    pub fn working_sets(&self) -> Vec<Vec<u64>> {
+        let mut live: HashMap<ObjectId, u64> = HashMap::new();
+        let mut sets = Vec::new();
+        for e in &self.events {
+            match e {
+                TraceEvent::Put { id, len, .. } => {
+                    live.insert(*id, *len);
+                    sets.push(vec![*len]);
+                }
+                TraceEvent::Remove { id } => {
+                    live.remove(id);
+                }
+                TraceEvent::Op { pins, .. } => {
+                    let mut seen = std::collections::HashSet::new();
+                    sets.push(
+                        pins.iter()
+                            .filter(|id| seen.insert(**id))
+                            .filter_map(|id| live.get(id).copied())
+                            .collect(),
+                    );
+                }
+            }
+        }
+        sets
+    }
+
     /// Sum of every op's recorded compute time.
     pub fn compute_ns(&self) -> u64 {
         self.events

@@ -80,3 +80,52 @@ fn replays_a_recorded_trace() {
         assert!(!store.contains(ObjectId(100)) && store.contains(ObjectId(ct)));
     }
 }
+
+#[test]
+fn a_budget_too_small_for_the_largest_step_fails_before_any_work() {
+    let mut events = Vec::new();
+    let put = |id, len| hetier_tiering::TraceEvent::Put {
+        id: ObjectId(id),
+        kind: ObjectClass::Blob,
+        durability: hetier_tiering::TraceDurability::Scratch,
+        len,
+    };
+    events.push(put(1, 3 * 4096));
+    events.push(put(2, 4096 + 8));
+    // Step 2 pins 3 + 2 pages (the second object's 4104 bytes take two whole pages).
+    events.push(hetier_tiering::TraceEvent::Op {
+        name: "noop".into(),
+        pins: vec![ObjectId(1), ObjectId(2), ObjectId(1)],
+        compute_ns: 0,
+    });
+    events.push(hetier_tiering::TraceEvent::Remove { id: ObjectId(1) });
+    events.push(put(3, 4 * 4096));
+    let trace = Trace { header: TraceHeader::new("too small"), events };
+    assert_eq!(TieredStore::working_set_need(trace.working_sets()), (5 * 4096, 2));
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = TieredStore::builder()
+        .dram_budget(5 * 4096 - 1)
+        .pool(file_pool(dir.path()))
+        .policy(PolicyConfig::Lru)
+        .build()
+        .unwrap();
+    match replay(&store, &trace, &model()) {
+        Err(hetier_tiering::Error::BudgetTooSmall { budget, needed, step }) => {
+            assert_eq!((budget, needed, step), (5 * 4096 - 1, 5 * 4096, 2));
+        }
+        other => panic!("expected BudgetTooSmall, got {other:?}"),
+    }
+    // Refused before any work: nothing was put.
+    assert_eq!(store.stats().objects, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = TieredStore::builder()
+        .dram_budget(5 * 4096)
+        .pool(file_pool(dir.path()))
+        .policy(PolicyConfig::Lru)
+        .build()
+        .unwrap();
+    let r = replay(&store, &trace, &model()).unwrap();
+    assert_eq!(r.ops, 1);
+}

@@ -191,6 +191,48 @@ fn removed_blocks_are_reused_at_any_size_zeroed_for_writers() {
     drop(big);
 }
 
+#[test]
+fn scratch_buffers_are_charged_to_the_budget_and_make_room_like_pins() {
+    let (_d, s) = store(4 * K as u64, PolicyConfig::Lru, 0);
+    for i in 1..=3 {
+        let id = ObjectId(i);
+        s.put(id, ObjectKind::Blob, Durability::Durable, &content(id, K)).unwrap();
+    }
+    // Two pages of scratch: one clean object (the least recently used) leaves DRAM.
+    let mut t = s.scratch(2 * K as u64).unwrap();
+    assert_eq!(s.residency(ObjectId(1)), Some(Residency::PmOnly));
+    let st = s.stats();
+    assert_eq!((st.dram_in_use, st.scratch_in_use), (4 * K as u64, 2 * K as u64));
+    t.as_u64s_mut().iter_mut().enumerate().for_each(|(i, x)| *x = i as u64 + 7);
+    assert_eq!(t.as_u64s()[10], 17);
+    // Pins and scratch together are what cannot be evicted: no room for more.
+    let (g2, g3) = (s.pin(ObjectId(2)).unwrap(), s.pin(ObjectId(3)).unwrap());
+    match s.scratch(1) {
+        Err(Error::PinnedSetTooLarge { id: None, requested, pinned, budget }) => {
+            // Requested in whole pages, as the arena places it.
+            assert_eq!((requested, pinned, budget), (K as u64, 4 * K as u64, 4 * K as u64));
+        }
+        other => panic!("expected PinnedSetTooLarge, got {other:?}"),
+    }
+    drop((g2, g3));
+    // Dropped, the bytes go back; the next buffer of another size reuses the pages, zeroed
+    // on request.
+    let ptr = t.as_ptr();
+    drop(t);
+    let st = s.stats();
+    assert_eq!(
+        (st.dram_in_use, st.scratch_in_use, st.scratch_peak),
+        (2 * K as u64, 0, 2 * K as u64)
+    );
+    let z = s.scratch_zeroed(K as u64 + 8).unwrap();
+    assert_eq!(z.as_ptr(), ptr);
+    assert!(z.iter().all(|&b| b == 0));
+    drop(z);
+    let g1 = s.pin(ObjectId(1)).unwrap();
+    assert_eq!(&g1[..], &content(ObjectId(1), K)[..]);
+    assert!(s.allocator_peak() <= 4 * K as u64);
+}
+
 /// Objects written to the pool before the store opens it start PM-only.
 fn prefilled(n: u64, len: usize) -> (tempfile::TempDir, Pool) {
     let dir = tempfile::tempdir().unwrap();
@@ -275,4 +317,45 @@ fn failed_transfers_surface_on_the_pin_and_leave_objects_readable() {
     drop(gb);
     assert_eq!(&s.pin(a).unwrap()[..], &content(a, 16 * K)[..]);
     assert!(s.stats().peak_dram <= 32 * K as u64);
+}
+
+#[test]
+fn lru_warm_starts_free_dram_from_the_hint_and_never_evicts_for_it() {
+    let (_d, pool) = prefilled(5, K);
+    let s = TieredStore::builder()
+        .dram_budget(3 * K as u64)
+        .pool(pool)
+        .policy(PolicyConfig::Lru)
+        .migrator_threads(1)
+        .build()
+        .unwrap();
+    // Object 4 is in DRAM already and not in the plan: the warm start leaves it alone.
+    let g4 = s.pin(ObjectId(4)).unwrap();
+    drop(g4);
+    let plan: Vec<ObjectId> = [2, 0, 2, 1, 3].iter().map(|&i| ObjectId(i)).collect();
+    s.hint(&plan);
+    s.quiesce();
+    // Free room for two objects: the first two of the plan by first use, nothing evicted.
+    let res = |i| s.residency(ObjectId(i)).unwrap();
+    assert_eq!(
+        [res(2), res(0), res(1), res(3), res(4)],
+        [Residency::Both, Residency::Both, Residency::PmOnly, Residency::PmOnly, Residency::Both]
+    );
+    let st = s.stats();
+    assert_eq!((st.prefetches, st.evictions, st.bytes_pm_to_dram), (2, 0, 3 * K as u64));
+    // Evictions stay reactive: the pin of 1 loads it on demand (the second miss, after 4's),
+    // evicting the least recently used object, 4.
+    for id in &plan[..4] {
+        let g = s.pin(*id).unwrap();
+        assert_eq!(&g[..], &content(*id, K)[..]);
+    }
+    s.quiesce();
+    let st = s.stats();
+    assert_eq!((st.prefetch_hits, st.misses, st.prefetches), (2, 2, 2));
+    assert_eq!(s.residency(ObjectId(4)), Some(Residency::PmOnly));
+    // Room freed later goes to the plan's object not used yet (3), not back to 4 (no plan).
+    s.remove(ObjectId(2)).unwrap();
+    s.quiesce();
+    assert_eq!(s.stats().prefetches, 3);
+    assert_eq!((res(3), res(4)), (Residency::Both, Residency::PmOnly));
 }

@@ -35,3 +35,41 @@ pub(crate) fn thread_minor_faults() -> Option<u64> {
     // SAFETY: the struct was zero-initialised (a valid rusage) and then filled by the kernel.
     Some(unsafe { ru.assume_init() }.ru_minflt as u64)
 }
+
+/// How a child process ended and what it used, as `wait4` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChildUsage {
+    /// Exited with status 0.
+    pub success: bool,
+    /// Killed by this signal, if it was.
+    pub signal: Option<i32>,
+    /// Its peak resident set size in bytes.
+    pub peak_rss_bytes: u64,
+    /// Minor page faults it took.
+    pub minor_faults: u64,
+}
+
+/// Reaps child `pid` if it has ended (`wait4` with `WNOHANG`): `Ok(None)` while it runs.
+pub(crate) fn try_wait_child(pid: u32) -> std::io::Result<Option<ChildUsage>> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let mut status: libc::c_int = 0;
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `status` and `ru` point to writable memory of the right types for wait4 to
+    // fill in; a positive pid names one child of ours and touches no other process.
+    let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, ru.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if rc == 0 {
+        return Ok(None);
+    }
+    // SAFETY: zero-initialised (a valid rusage), then filled by the kernel for the reaped child.
+    let ru = unsafe { ru.assume_init() };
+    let exited = libc::WIFEXITED(status);
+    Ok(Some(ChildUsage {
+        success: exited && libc::WEXITSTATUS(status) == 0,
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        peak_rss_bytes: ru.ru_maxrss as u64 * 1024,
+        minor_faults: ru.ru_minflt as u64,
+    }))
+}

@@ -163,7 +163,7 @@ impl Fast<'_> {
     fn refresh(&mut self, id: ObjectId) {
         let prio = self.pol.get().evict_priority(id);
         let (cand, next) = match &self.pol {
-            Pol::Lru(_) => (None, None),
+            Pol::Lru(p) => (p.warm_position(id), None),
             Pol::Alpha(_) => (self.alpha_order.get(&id).copied(), None),
             Pol::Planned(p, prefetch) => {
                 let n = p.next_use(id);
@@ -275,6 +275,10 @@ impl Fast<'_> {
 
     /// The victim a prefetch of `c` may take now (the rules of `choice::prefetch_scan`).
     fn prefetch_victim(&self, c: ObjectId) -> Option<ObjectId> {
+        // LRU's warm start loads into free DRAM only (its prefetch rank is 0 for everyone).
+        if matches!(self.pol, Pol::Lru(_)) {
+            return None;
+        }
         let own = match self.planned() {
             Some(p) => p.next_use(c)? as u64,
             None => self.objs.get(&c).map_or(u64::MAX, |o| o.prio),

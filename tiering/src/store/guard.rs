@@ -90,6 +90,8 @@ pub struct BlockWriter<'a> {
     pub(super) inner: &'a Inner,
     pub(super) block: Option<DramBlock>,
     pub(super) len: u64,
+    /// Borrowed as a [`super::ScratchBuffer`]: counted in the scratch stats.
+    pub(super) scratch: bool,
 }
 
 impl BlockWriter<'_> {
@@ -166,7 +168,7 @@ impl Drop for BlockWriter<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.block.take() {
             drop(b);
-            self.inner.release_writer(self.len);
+            self.inner.release_writer(self.len, self.scratch);
         }
     }
 }

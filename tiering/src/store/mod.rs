@@ -7,6 +7,7 @@
 mod builder;
 mod guard;
 mod migrator;
+mod scratch;
 mod state;
 mod stats;
 mod stream;
@@ -21,13 +22,14 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use builder::StoreParts;
 pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
 pub use guard::{BlockWriter, PinGuard};
+pub use scratch::ScratchBuffer;
 pub use state::Residency;
 pub use stats::{StoreStats, StreamStats};
 pub use stream::{Cancel, StreamScope};
 
 use state::{
-    complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer, Entry,
-    Inner, Job, Need, Room, State, Transfer,
+    complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer,
+    BusyClock, Entry, Inner, Job, Need, Room, State, Transfer,
 };
 
 use crate::cost::PmDescription;
@@ -44,6 +46,8 @@ impl Inner {
 
     /// Reads an object from PM into `block` (whose bytes the caller reserved).
     fn pm_read(&self, id: ObjectId, len: u64, mut block: DramBlock) -> Result<DramBlock> {
+        self.pm_read_clock.lock().start();
+        let _timed = OnDrop(|| self.pm_read_clock.lock().stop());
         match &self.throttle {
             Some(t) => {
                 t.transfer(Direction::Read, len, || self.pool.read_into(id, block.as_bytes_mut()))?;
@@ -81,12 +85,24 @@ impl Inner {
         schedule_prefetch(self, &mut st);
     }
 
-    fn release_writer(&self, len: u64) {
+    fn release_writer(&self, len: u64, scratch: bool) {
         let mut st = self.state.lock();
         st.used -= footprint(len);
         st.pinned_bytes -= footprint(len);
+        if scratch {
+            st.stats.scratch_in_use -= footprint(len);
+        }
         self.cond.notify_all();
         schedule_prefetch(self, &mut st);
+    }
+}
+
+/// Runs a closure when dropped (on every exit path of the scope holding it).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
     }
 }
 
@@ -244,6 +260,34 @@ impl TieredStore {
         self.alloc_inner(len, false)
     }
 
+    /// Borrows a DRAM buffer of `len` bytes charged to the budget, for scratch that is never
+    /// stored: key-switch and hoisting temporaries, a product tensor, running sums. Made room
+    /// for like a pin (clean objects are evicted, scratch objects written back; fails with
+    /// [`Error::PinnedSetTooLarge`] only when pins and other borrowed buffers leave no room),
+    /// counted as pinned while it lives, and returned to the arena when dropped, where the next
+    /// block of any size reuses its pages without faults. Its bytes are unspecified (old data
+    /// or zero): a user that reads before writing asks for [`Self::scratch_zeroed`]. Check a
+    /// plan's steps with their scratch lengths included ([`Self::check_working_sets`]) so a
+    /// budget too small fails before any work. [`StoreStats::scratch_in_use`] and
+    /// [`StoreStats::scratch_peak`] count these buffers.
+    pub fn scratch(&self, len: u64) -> Result<ScratchBuffer<'_>> {
+        self.scratch_inner(len, false)
+    }
+
+    /// Like [`Self::scratch`], with every byte zero.
+    pub fn scratch_zeroed(&self, len: u64) -> Result<ScratchBuffer<'_>> {
+        self.scratch_inner(len, true)
+    }
+
+    fn scratch_inner(&self, len: u64, zero: bool) -> Result<ScratchBuffer<'_>> {
+        let mut writer = self.alloc_inner(len, zero)?;
+        writer.scratch = true;
+        let mut st = self.inner.state.lock();
+        st.stats.scratch_in_use += footprint(len);
+        st.stats.scratch_peak = st.stats.scratch_peak.max(st.stats.scratch_in_use);
+        Ok(ScratchBuffer { writer })
+    }
+
     fn alloc_inner(&self, len: u64, zero: bool) -> Result<BlockWriter<'_>> {
         let inner = &*self.inner;
         if len == 0 {
@@ -267,7 +311,7 @@ impl TieredStore {
             // Only bytes an earlier block used are written: fresh arena pages are still zero.
             block.zero_fill();
         }
-        Ok(BlockWriter { inner, block: Some(block), len })
+        Ok(BlockWriter { inner, block: Some(block), len, scratch: false })
     }
 
     /// Stores a filled [`BlockWriter`] as a new object without copying it. A durable object is
@@ -588,6 +632,7 @@ impl TieredStore {
         s.block_reuses = d.reused_allocations;
         s.dram_faulted = d.faulted;
         s.dram_released = d.released;
+        s.pm_read_ns = self.inner.pm_read_clock.lock().total_ns();
         s.policy = Some(st.policy.report());
         s
     }
@@ -692,6 +737,7 @@ impl TieredStore {
             jobs: tx,
             migrator_threads: threads,
             pm_description,
+            pm_read_clock: Mutex::new(BusyClock::default()),
         });
         let workers = (0..threads)
             .filter_map(|i| migrator::spawn(Arc::clone(&inner), rx.clone(), i))

@@ -38,6 +38,43 @@ pub(crate) struct Inner {
     pub(super) jobs: Sender<Job>,
     pub(super) migrator_threads: usize,
     pub(super) pm_description: PmDescription,
+    /// Wall time during which at least one PM read (demand or prefetch) was in progress.
+    pub(super) pm_read_clock: Mutex<BusyClock>,
+}
+
+/// Wall time during which at least one of some overlapping activities was in progress.
+#[derive(Debug, Default)]
+pub(crate) struct BusyClock {
+    active: u32,
+    since: Option<std::time::Instant>,
+    total_ns: u64,
+}
+
+impl BusyClock {
+    /// One activity starts.
+    pub(super) fn start(&mut self) {
+        if self.active == 0 {
+            self.since = Some(std::time::Instant::now());
+        }
+        self.active += 1;
+    }
+
+    /// One activity ends.
+    pub(super) fn stop(&mut self) {
+        self.active = self.active.saturating_sub(1);
+        if self.active == 0 {
+            if let Some(t) = self.since.take() {
+                let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.total_ns = self.total_ns.saturating_add(ns);
+            }
+        }
+    }
+
+    /// Busy time so far (ns), counting a period still in progress up to now.
+    pub(super) fn total_ns(&self) -> u64 {
+        let open = self.since.map_or(0, |t| t.elapsed().as_nanos());
+        self.total_ns.saturating_add(u64::try_from(open).unwrap_or(u64::MAX))
+    }
 }
 
 /// Where an object's bytes are.

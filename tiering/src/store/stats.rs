@@ -47,6 +47,11 @@ pub struct StoreStats {
     pub bytes_dram_to_pm: u64,
     /// Number of PM → DRAM reads.
     pub pm_reads: u64,
+    /// Wall time during which at least one PM → DRAM read (demand load or prefetch, throttle
+    /// included) was in progress, ns: `bytes_pm_to_dram` over this is the read rate the store
+    /// saw, to set beside the calibrated one.
+    #[serde(default)]
+    pub pm_read_ns: u64,
     /// Scratch objects written back because they had to leave DRAM.
     pub writebacks: u64,
     /// Objects dropped from DRAM (clean copies, free).
@@ -67,6 +72,13 @@ pub struct StoreStats {
     pub block_reuses: u64,
     /// Transfers that failed.
     pub transfer_failures: u64,
+    /// DRAM bytes (footprints) held right now by borrowed scratch buffers
+    /// (`TieredStore::scratch`); part of `dram_in_use`.
+    #[serde(default)]
+    pub scratch_in_use: u64,
+    /// The most `scratch_in_use` has been.
+    #[serde(default)]
+    pub scratch_peak: u64,
     /// What the policy reports (α for the α-partition).
     pub policy: Option<PolicyReport>,
 }
