@@ -8,6 +8,7 @@ pub(crate) mod compile;
 mod desc;
 mod export;
 pub mod factors;
+mod multiplexed;
 pub mod onnx;
 mod reference;
 pub mod tables;
@@ -15,7 +16,7 @@ mod validated;
 mod weights;
 pub mod zoo;
 
-pub use bootstrapped::DEFAULT_MARGIN;
+pub use bootstrapped::{Packing, DEFAULT_MARGIN};
 pub use compile::Compiled;
 pub use desc::{Activation, InputDesc, Layer, LayerKind, MaxAbs, ModelDesc, MODEL_SCHEMA};
 pub use export::tensors_to_safetensors;
