@@ -7,6 +7,7 @@ pub(crate) mod bootstrapped;
 pub(crate) mod compile;
 mod desc;
 mod export;
+mod imagenet;
 pub mod factors;
 mod multiplexed;
 pub mod onnx;

@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::linear::{babies, expand, SparseDiag, Term};
+use super::linear::{babies, expand, Babies, SparseDiag, Term};
 use crate::error::{Error, Result};
 use crate::nn::builder::ProgramBuilder;
 use crate::nn::layout::{Layout, Tensor};
@@ -257,35 +257,47 @@ impl MuxConv {
         let geo = Geometry::new(self, &input, &out);
         let me = Arc::new(self.clone());
         let pt_scale = b.prime(level)? * out_scale / b.scale(x0)?;
-        // Every output group's terms first, so the baby rotations are hoisted once per input.
-        let groups: Vec<Vec<MuxTerm>> = (0..out.ciphertexts()).map(|go| geo.terms(self, go)).collect();
-        let all: Vec<Term> = groups
-            .iter()
-            .flatten()
-            .map(|t| Term::fixed(t.gi, 0, geo.baby(t.dy, t.dx), Vec::new()))
-            .collect();
-        let bab = babies(b, &x.cts, &all)?;
+        // Every output group's terms first; each input's baby rotations (all the taps any
+        // group needs, one hoisted decomposition) are made just before the first group that
+        // reads it, so a depthwise layer keeps one input's taps live, not every input's.
+        let groups: Vec<Vec<MuxTerm>> =
+            (0..out.ciphertexts()).map(|go| geo.terms(self, go)).collect();
+        let mut taps: BTreeMap<usize, Vec<Term>> = BTreeMap::new();
+        for t in groups.iter().flatten() {
+            taps.entry(t.gi).or_default().push(Term::fixed(t.gi, 0, geo.baby(t.dy, t.dx), Vec::new()));
+        }
+        let mut bab = Babies::new();
         let mut cts = Vec::with_capacity(groups.len());
         for (go, terms) in groups.into_iter().enumerate() {
-            let mut by_giant: BTreeMap<(i64, i64, i64), Vec<ObjId>> = BTreeMap::new();
-            for t in terms {
-                let x = bab.get(&(t.gi, geo.baby(t.dy, t.dx))).copied().ok_or(
-                    Error::MissingObject { id: u32::MAX, reason: "baby rotation not prepared" },
-                )?;
-                let total = geo.giant(t.dj, t.da, t.db);
-                let (me, g) = (Arc::clone(&me), geo);
-                let src = PlainSource::new(move || expand(&g.mask(&me, go, t), total, slots, slots));
-                let p = b.mul_values(x, src, pt_scale)?;
-                by_giant.entry((t.dj, t.da, t.db)).or_default().push(p);
-            }
-            let mut inner: BTreeMap<(i64, i64), BTreeMap<i64, ObjId>> = BTreeMap::new();
-            for ((dj, da, db), ps) in by_giant {
-                if let Some(s) = b.sum(&ps)? {
-                    inner.entry((dj, da)).or_default().insert(db, s);
+            for t in &terms {
+                if let Some(ts) = taps.remove(&t.gi) {
+                    bab.extend(babies(b, &x.cts, &ts)?);
                 }
             }
+            // Rows of equal (block, row) displacement, each summed per column displacement and
+            // folded (Horner) before the next row's products, so few partial sums are live.
+            let mut by_row: BTreeMap<(i64, i64), Vec<MuxTerm>> = BTreeMap::new();
+            for t in terms {
+                by_row.entry((t.dj, t.da)).or_default().push(t);
+            }
             let mut rows: BTreeMap<i64, BTreeMap<i64, ObjId>> = BTreeMap::new();
-            for ((dj, da), cols) in inner {
+            for ((dj, da), ts) in by_row {
+                let mut cols: BTreeMap<i64, ObjId> = BTreeMap::new();
+                for t in ts {
+                    let x = bab.get(&(t.gi, geo.baby(t.dy, t.dx))).copied().ok_or(
+                        Error::MissingObject { id: u32::MAX, reason: "baby rotation not prepared" },
+                    )?;
+                    let total = geo.giant(t.dj, t.da, t.db);
+                    let (me, g) = (Arc::clone(&me), geo);
+                    let src =
+                        PlainSource::new(move || expand(&g.mask(&me, go, t), total, slots, slots));
+                    let p = b.mul_values(x, src, pt_scale)?;
+                    let sum = match cols.get(&t.db) {
+                        Some(&acc) => b.add(acc, p)?,
+                        None => p,
+                    };
+                    cols.insert(t.db, sum);
+                }
                 if let Some(s) = horner(b, &cols, geo.sigma)? {
                     rows.entry(dj).or_default().insert(da, s);
                 }
