@@ -120,8 +120,9 @@ impl Builder {
         self.push(name, kind, &[input], vec![cin, hw, hw], vec![cout, o, o]);
     }
 
-    /// The stride-2 k×k stem on the space-to-depth input (see the module docs).
-    fn stem(&mut self, cout: usize, k: usize) -> Result<()> {
+    /// The stride-2 k×k stem on the space-to-depth input of `hw`×`hw` polyphase channels (see
+    /// the module docs).
+    fn stem(&mut self, cout: usize, k: usize, hw: usize) -> Result<()> {
         let p = k / 2;
         let (w, k2, p2) = space_to_depth_kernel(&synthetic(1, cout * 3 * k * k), cout, 3, k, p)?;
         self.tensors
@@ -140,7 +141,7 @@ impl Builder {
             weight: "stem.weight".into(),
             bias: Some("stem.bias".into()),
         };
-        self.push("stem", kind, &["input"], vec![12, 112, 112], vec![cout, 112, 112]);
+        self.push("stem", kind, &["input"], vec![12, hw, hw], vec![cout, hw, hw]);
         Ok(())
     }
 
@@ -148,32 +149,35 @@ impl Builder {
         self.push(name, LayerKind::Add, &[a, b], shape.clone(), shape);
     }
 
-    /// Global average pool of `c`×7×7, flatten, dense `c` → 1000.
-    fn head(&mut self, input: &str, c: usize) {
-        let pool = LayerKind::AvgPool { kernel: [7, 7], stride: [7, 7], padding: [0; 4] };
-        self.push("pool", pool, &[input], vec![c, 7, 7], vec![c, 1, 1]);
+    /// Global average pool of `c`×`hw`×`hw`, flatten, dense `c` → `classes`.
+    fn head(&mut self, input: &str, c: usize, hw: usize, classes: usize) {
+        let pool = LayerKind::AvgPool { kernel: [hw, hw], stride: [hw, hw], padding: [0; 4] };
+        self.push("pool", pool, &[input], vec![c, hw, hw], vec![c, 1, 1]);
         self.push("flatten", LayerKind::Flatten, &["pool"], vec![c, 1, 1], vec![c]);
         self.tensors.insert(
             "fc.weight".into(),
-            Tensor { shape: vec![1000, c], data: synthetic(777, 1000 * c) },
+            Tensor { shape: vec![classes, c], data: synthetic(777, classes * c) },
         );
-        self.tensors
-            .insert("fc.bias".into(), Tensor { shape: vec![1000], data: synthetic(778, 1000) });
+        self.tensors.insert(
+            "fc.bias".into(),
+            Tensor { shape: vec![classes], data: synthetic(778, classes) },
+        );
         let fc = LayerKind::Dense {
             in_features: c,
-            out_features: 1000,
+            out_features: classes,
             weight: "fc.weight".into(),
             bias: Some("fc.bias".into()),
         };
-        self.push("fc", fc, &["flatten"], vec![c], vec![1000]);
+        self.push("fc", fc, &["flatten"], vec![c], vec![classes]);
     }
 
-    fn finish(self, name: &str, description: &str) -> Result<Model> {
+    /// The model on 12×`hw`×`hw` space-to-depth inputs.
+    fn finish(self, name: &str, description: &str, hw: usize, classes: usize) -> Result<Model> {
         let desc = ModelDesc {
             name: name.into(),
             description: description.into(),
             input: InputDesc {
-                shape: vec![12, 112, 112],
+                shape: vec![12, hw, hw],
                 dtype: "float32".into(),
                 scale: 1.0,
                 offset: 0.0,
@@ -181,7 +185,7 @@ impl Builder {
                          of channel c"
                     .into(),
             },
-            classes: 1000,
+            classes,
             layers: self.layers,
             weights: "synthetic.safetensors".into(),
             test_set: None,
@@ -193,7 +197,7 @@ impl Builder {
 /// MobileNetV2 1.0 at 224×224 (see the module docs) with `activation` for ReLU6.
 pub fn mobilenetv2(activation: Activation) -> Result<Model> {
     let mut b = Builder { layers: Vec::new(), tensors: BTreeMap::new(), activation };
-    b.stem(32, 3)?;
+    b.stem(32, 3, 112)?;
     b.act("stem.act", "stem", &[32, 112, 112]);
     let mut prev = "stem.act".to_owned();
     let (mut c, mut hw) = (32, 112);
@@ -228,17 +232,19 @@ pub fn mobilenetv2(activation: Activation) -> Result<Model> {
     }
     b.conv_g("last", &prev, (c, 1280), 1, 1, 1, hw);
     b.act("last.act", "last", &[1280, 7, 7]);
-    b.head("last.act", 1280);
+    b.head("last.act", 1280, 7, 1000);
     b.finish(
         "mobilenetv2_224_synthetic",
         "MobileNetV2 1.0 at 224x224 (space-to-depth input, polynomial ReLU6), synthetic weights",
+        112,
+        1000,
     )
 }
 
 /// ResNet-50 v1.5 at 224×224 (see the module docs) with `activation` for ReLU.
 pub fn resnet50(activation: Activation) -> Result<Model> {
     let mut b = Builder { layers: Vec::new(), tensors: BTreeMap::new(), activation };
-    b.stem(64, 7)?;
+    b.stem(64, 7, 112)?;
     b.act("stem.act", "stem", &[64, 112, 112]);
     let pool = LayerKind::AvgPool { kernel: [3, 3], stride: [2, 2], padding: [1; 4] };
     b.push("stem.pool", pool, &["stem.act"], vec![64, 112, 112], vec![64, 56, 56]);
@@ -268,12 +274,62 @@ pub fn resnet50(activation: Activation) -> Result<Model> {
             (c, hw) = (out_c, out_hw);
         }
     }
-    b.head(&prev, 2048);
+    b.head(&prev, 2048, 7, 1000);
     b.finish(
         "resnet50_224_synthetic",
         "ResNet-50 v1.5 at 224x224 (space-to-depth input, polynomial ReLU, 3x3 average pool \
          for the max pool), synthetic weights",
+        112,
+        1000,
     )
+}
+
+/// A reduced MobileNet for tests: a space-to-depth stem on 3×32×32 images (12×16×16),
+/// a padded 3×3 average pool, an inverted residual with a stride-2 depthwise convolution, one
+/// with a stride-1 depthwise convolution and a residual add, global pooling and a dense layer;
+/// every layer's range recorded from reference passes (as a trainer records them).
+#[cfg(test)]
+pub(crate) fn mini_mobilenet() -> Result<Model> {
+    use super::desc::MaxAbs;
+    let act = Activation::Poly { coeffs: vec![0.05, 0.5, 0.1] };
+    let mut b = Builder { layers: Vec::new(), tensors: BTreeMap::new(), activation: act };
+    b.stem(8, 3, 16)?;
+    b.act("stem.act", "stem", &[8, 16, 16]);
+    let pool = LayerKind::AvgPool { kernel: [3, 3], stride: [1, 1], padding: [1; 4] };
+    b.push("stem.pool", pool, &["stem.act"], vec![8, 16, 16], vec![8, 16, 16]);
+    b.conv_g("b0.expand", "stem.pool", (8, 16), 1, 1, 1, 16);
+    b.act("b0.act1", "b0.expand", &[16, 16, 16]);
+    b.conv_g("b0.dw", "b0.act1", (16, 16), 3, 2, 16, 16);
+    b.act("b0.act2", "b0.dw", &[16, 8, 8]);
+    b.conv_g("b0.project", "b0.act2", (16, 8), 1, 1, 1, 8);
+    b.conv_g("b1.expand", "b0.project", (8, 16), 1, 1, 1, 8);
+    b.act("b1.act1", "b1.expand", &[16, 8, 8]);
+    b.conv_g("b1.dw", "b1.act1", (16, 16), 3, 1, 16, 8);
+    b.act("b1.act2", "b1.dw", &[16, 8, 8]);
+    b.conv_g("b1.project", "b1.act2", (16, 8), 1, 1, 1, 8);
+    b.add("b1.add", "b1.project", "b0.project", vec![8, 8, 8]);
+    b.head("b1.add", 8, 8, 10);
+    // Synthetic weights in ±[0.05, 0.5] grow the values layer by layer: shrink them by the
+    // fan-in so the recorded ranges stay moderate.
+    for (name, t) in b.tensors.iter_mut() {
+        if name.ends_with(".weight") && t.shape.len() > 1 {
+            let fan_in: usize = t.shape[1..].iter().product();
+            t.data.iter_mut().for_each(|v| *v *= 1.5 / (fan_in as f64).sqrt());
+        }
+    }
+    let m = b.finish("mini_mobilenet", "test", 16, 10)?;
+    let mut desc = m.desc().clone();
+    let mut ranges = vec![0.0f64; desc.layers.len()];
+    for s in 0..6 {
+        let x = space_to_depth(&synthetic(300 + s, 3 * 32 * 32), 3, 32, 32)?;
+        for (r, y) in ranges.iter_mut().zip(m.forward_all(&x)?) {
+            *r = y.iter().fold(*r, |a, v| a.max(v.abs()));
+        }
+    }
+    for (l, r) in desc.layers.iter_mut().zip(ranges) {
+        l.max_abs = Some(MaxAbs { train: r, test: r });
+    }
+    Model::from_tensors(desc, m.tensors().clone())
 }
 
 #[cfg(test)]

@@ -122,3 +122,7 @@ impl Model {
         Ok(Some(y))
     }
 }
+
+#[cfg(test)]
+#[path = "tests_multiplexed.rs"]
+mod tests;
