@@ -54,7 +54,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     println!("{}: compiled in {compile_s:.1} s (peak RSS {:.2} GiB)", m.name(), gib(peak_rss()));
     println!("  input: {} ciphertexts; logits: {} ", p.inputs().len(), p.outputs().len());
-    println!("  ops {}, bootstraps {}, key switches {}", p.ops().len(), p.bootstraps(), p.key_switches());
+    println!(
+        "  ops {}, bootstraps {}, key switches {}",
+        p.ops().len(),
+        p.bootstraps(),
+        p.key_switches()
+    );
     println!(
         "  keys {} ({} bootstrap + {} model, {} rotation steps): {:.2} GiB expanded, {:.2} GiB seed-compressed",
         keys.len(),

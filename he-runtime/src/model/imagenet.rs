@@ -25,8 +25,14 @@ use crate::error::{Error, Result};
 /// The space-to-depth by 2 of a flat `[C][H][W]` image (H, W even): `[4C][H/2][W/2]` with
 /// channel 4c + 2i + j holding pixels (2r + i, 2s + j) of channel c.
 pub fn space_to_depth(x: &[f64], c: usize, h: usize, w: usize) -> Result<Vec<f64>> {
-    if x.len() != c * h * w || h % 2 != 0 || w % 2 != 0 {
+    if x.len() != c * h * w {
         return Err(Error::ModelInput { expected: c * h * w, found: x.len() });
+    }
+    if !h.is_multiple_of(2) || !w.is_multiple_of(2) {
+        return Err(Error::LayerShape {
+            layer: "space_to_depth".into(),
+            reason: format!("{h}×{w} image: both sides must be even"),
+        });
     }
     let (ho, wo) = (h / 2, w / 2);
     let mut y = vec![0.0; x.len()];
@@ -73,7 +79,8 @@ pub fn space_to_depth_kernel(
                     let ny = (ey.div_euclid(2) + p2 as isize) as usize;
                     let nx = (ex.div_euclid(2) + p2 as isize) as usize;
                     let ch = 4 * c + 2 * i + j;
-                    v[((o * 4 * cin + ch) * k2 + ny) * k2 + nx] = w[((o * cin + c) * k + dy) * k + dx];
+                    v[((o * 4 * cin + ch) * k2 + ny) * k2 + nx] =
+                        w[((o * cin + c) * k + dy) * k + dx];
                 }
             }
         }
@@ -127,10 +134,8 @@ impl Builder {
         let (w, k2, p2) = space_to_depth_kernel(&synthetic(1, cout * 3 * k * k), cout, 3, k, p)?;
         self.tensors
             .insert("stem.weight".into(), Tensor { shape: vec![cout, 12, k2, k2], data: w });
-        self.tensors.insert(
-            "stem.bias".into(),
-            Tensor { shape: vec![cout], data: synthetic(1001, cout) },
-        );
+        self.tensors
+            .insert("stem.bias".into(), Tensor { shape: vec![cout], data: synthetic(1001, cout) });
         let kind = LayerKind::Conv2d {
             in_channels: 12,
             out_channels: cout,

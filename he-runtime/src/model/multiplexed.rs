@@ -85,7 +85,8 @@ impl Model {
                     }
                     let (c, k) = (lay.channels, kernel[0]);
                     let w = vec![ratio / (k * k) as f64; c * k * k];
-                    let conv = MuxConv::new(&l.name, c, c, k, stride[0], padding[0], true, w, None)?;
+                    let conv =
+                        MuxConv::new(&l.name, c, c, k, stride[0], padding[0], true, w, None)?;
                     conv.compile_tensor_scaled(b, x, out_scale, None)?
                 }
             }

@@ -144,7 +144,8 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
         WeightArg::OnTheFly => WeightMode::OnTheFly,
     };
     let (trace, summary) = plan_model(args, &file, mode)?;
-    let bootstrapping = "computed: the real bootstrapper's key order and the real packing (n16_deep)";
+    let bootstrapping =
+        "computed: the real bootstrapper's key order and the real packing (n16_deep)";
     let plan_secs = t.elapsed().as_secs_f64();
     if let Some(p) = &args.trace {
         trace.save(p)?;

@@ -264,7 +264,12 @@ impl MuxConv {
             (0..out.ciphertexts()).map(|go| geo.terms(self, go)).collect();
         let mut taps: BTreeMap<usize, Vec<Term>> = BTreeMap::new();
         for t in groups.iter().flatten() {
-            taps.entry(t.gi).or_default().push(Term::fixed(t.gi, 0, geo.baby(t.dy, t.dx), Vec::new()));
+            taps.entry(t.gi).or_default().push(Term::fixed(
+                t.gi,
+                0,
+                geo.baby(t.dy, t.dx),
+                Vec::new(),
+            ));
         }
         let mut bab = Babies::new();
         let mut cts = Vec::with_capacity(groups.len());
@@ -333,7 +338,11 @@ impl MuxConv {
 
 /// Σ_d rot(y_d, d·step) over signed d, nested Horner-style on each side of 0: every rotation
 /// is by `step` or `−step` (two keys), one per unit of |d| up to the largest.
-fn horner(b: &mut ProgramBuilder, items: &BTreeMap<i64, ObjId>, step: i64) -> Result<Option<ObjId>> {
+fn horner(
+    b: &mut ProgramBuilder,
+    items: &BTreeMap<i64, ObjId>,
+    step: i64,
+) -> Result<Option<ObjId>> {
     let mut total = items.get(&0).copied();
     for sign in [1i64, -1] {
         let mut side: Vec<(i64, ObjId)> =
@@ -419,7 +428,8 @@ impl Geometry {
         let inside = |n: usize, d: usize, lim: usize| {
             (0..n as i64).any(|r| (0..lim as i64).contains(&(r * t + d as i64 - self.p)))
         };
-        inside(self.out.height, dy, self.input.height) && inside(self.out.width, dx, self.input.width)
+        inside(self.out.height, dy, self.input.height)
+            && inside(self.out.width, dx, self.input.width)
     }
 
     /// The (output channel, input channel) pairs of output ciphertext `go`, with input
@@ -527,7 +537,9 @@ impl MuxPool {
 
     /// Pooling in f64 on a flat `[C][H][W]` input.
     pub fn reference(&self, x: &[f64], c: usize, h: usize, w: usize) -> Vec<f64> {
-        (0..c).map(|ch| x[ch * h * w..(ch + 1) * h * w].iter().sum::<f64>() / (h * w) as f64).collect()
+        (0..c)
+            .map(|ch| x[ch * h * w..(ch + 1) * h * w].iter().sum::<f64>() / (h * w) as f64)
+            .collect()
     }
 
     /// Emits the pooling on each ciphertext.
