@@ -79,7 +79,7 @@ pub enum Packing {
     /// Multiplexed: strided layers fill the gaps of their grid with other channels
     /// ([`crate::nn::layers::MuxConv`]), so the ciphertext count shrinks with the pixel
     /// count; depthwise convolutions, padded pools and inputs over several ciphertexts
-    /// (224×224 after space-to-depth) are supported. See [`super::multiplexed`].
+    /// (224×224 after space-to-depth) are supported (see `model/multiplexed.rs`).
     Multiplexed,
 }
 
