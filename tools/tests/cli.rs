@@ -324,6 +324,23 @@ fn plan_resnet20_reports_keys_bytes_and_predictions() {
     // ResNet-20 is compiled for real: its bootstraps are computed, not modelled.
     assert!(v["bootstrapping"].as_str().unwrap().starts_with("computed"));
 
+    // MobileNetV2 at 224×224 is compiled too (multiplexed packing): its keys are a small
+    // fraction of the 74.2 GiB the layer-table plan needed.
+    let out = hetier()
+        .args(["--json", "plan", "--model", "mobilenetv2", "--budgets", "25"])
+        .args(["--policies", "lru,planned", "--weights", "on-the-fly", "--costs"])
+        .arg(&costs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["summary"];
+    let key_gib = s["key_bytes"].as_u64().unwrap() as f64 / (1u64 << 30) as f64;
+    assert!(key_gib * 4.0 <= 74.2, "{key_gib} GiB of keys");
+    assert!(s["bootstraps"].as_u64().unwrap() > 50);
+    assert!(v["bootstrapping"].as_str().unwrap().starts_with("computed"));
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 2);
+
     // Without a measured bootstrap the plan says how to get one.
     let text = std::fs::read_to_string(&costs).unwrap();
     std::fs::write(&costs, text.replace(r#","bootstrap":1e8,"bootstrap_key":2e8"#, "")).unwrap();

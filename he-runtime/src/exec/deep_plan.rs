@@ -6,15 +6,63 @@
 //! ([`OpCosts::calibrate_bootstrap`]).
 
 use hetier_tiering::Trace;
+use serde::Serialize;
 
 use super::costs::OpCosts;
 use super::error::Result;
 use super::executor::Executor;
-use super::fullsize::{PlanSummary, WeightMode};
 use super::ids::KeySetId;
 use crate::error::Error as CoreError;
 use crate::model::Compiled;
 use crate::nn::ObjKind;
+
+/// Where a plan keeps its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum WeightMode {
+    /// Every encoded diagonal is a durable plaintext object (encoded once, read per inference).
+    #[default]
+    Stored,
+    /// Raw weights stay as they are; each diagonal is encoded just before its product into a
+    /// transient plaintext (an encode per product for the memory of the encoded weights).
+    OnTheFly,
+}
+
+/// Summary of a full-size plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// Network name.
+    pub model: String,
+    /// log2 N.
+    pub log_n: u32,
+    /// Top level L.
+    pub max_level: usize,
+    /// Distinct rotation keys (plus the relinearisation and conjugation keys, counted apart).
+    pub rotation_keys: usize,
+    /// Bytes of all evaluation keys (expanded).
+    pub key_bytes: u64,
+    /// How weights are kept.
+    pub weight_mode: WeightMode,
+    /// Bytes of all stored encoded weight plaintexts; zero when weights are encoded on the fly.
+    pub weight_bytes: u64,
+    /// Bytes of the raw weights (on-the-fly mode).
+    pub raw_weight_bytes: u64,
+    /// Plaintexts encoded during the inference (on-the-fly mode).
+    pub encodes: u64,
+    /// Bytes of all ciphertexts ever written.
+    pub ciphertext_bytes_written: u64,
+    /// Largest total size of live ciphertexts.
+    pub peak_live_ciphertext_bytes: u64,
+    /// Largest total size of live objects (keys + weights + ciphertexts).
+    pub peak_live_bytes: u64,
+    /// Key switches (rotations, conjugations, relinearisations, hoisted rotations).
+    pub key_switches: u64,
+    /// Bootstraps (one per ciphertext refresh).
+    pub bootstraps: u64,
+    /// Trace ops.
+    pub ops: u64,
+    /// Sum of the estimated op times (ns).
+    pub compute_ns: u64,
+}
 
 /// The trace of one inference of `compiled` and its summary. `raw_weight_bytes` is the size of
 /// the model's own weights (f64), what on-the-fly encoding keeps instead of the diagonals.
@@ -43,7 +91,7 @@ pub fn plan_compiled(
     }
     ex.prepare_keys(None, None, keyset)?;
     ex.prepare_weights()?;
-    let report = ex.run(None)?;
+    let report = ex.run_named(&[])?;
     ex.finish()?;
     let objects = p.objects();
     let key_bytes: u64 = objects.iter().filter(|o| o.kind.is_key()).map(|o| o.bytes).sum();

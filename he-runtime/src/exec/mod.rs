@@ -22,7 +22,6 @@ mod costs;
 mod deep_plan;
 mod error;
 mod executor;
-mod fullsize;
 mod heal;
 pub mod ids;
 mod keys;
@@ -35,10 +34,9 @@ pub mod wire;
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::{Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
-pub use deep_plan::plan_compiled;
+pub use deep_plan::{plan_compiled, PlanSummary, WeightMode};
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
-pub use fullsize::{FullPlanner, PlanSummary, WeightMode, BOOTSTRAP_LEVELS, RELU_DEGREE};
 pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };

@@ -25,14 +25,15 @@ use super::factors::{scaled_activation, ValueFactors};
 use super::validated::Model;
 use crate::ckks::Params;
 use crate::error::{Error, Result};
-use crate::nn::layers::{AvgPool2d, Conv2d, Dense, PolyActivation, Residual};
+use crate::nn::layers::{mux_input_layout, AvgPool2d, Conv2d, Dense, PolyActivation, Residual};
+use crate::nn::model::ct_name;
 use crate::nn::{BootstrapSpec, Layout, ProgramBuilder, Tensor};
 
 /// How [`Model::compile_bootstrapped`] scales values: every recorded range times `margin`
 /// fits in [−1, 1] (2 by default: held-out inputs may exceed the recorded ranges).
 pub const DEFAULT_MARGIN: f64 = 2.0;
 
-fn layer_err(layer: &str, reason: impl Into<String>) -> Error {
+pub(super) fn layer_err(layer: &str, reason: impl Into<String>) -> Error {
     Error::ModelLayer { layer: layer.to_owned(), reason: reason.into() }
 }
 
@@ -69,6 +70,19 @@ fn bootstrap_tensor(b: &mut ProgramBuilder, t: &Tensor) -> Result<Tensor> {
     Tensor::new(cts, t.layout)
 }
 
+/// How [`Model::compile_packed`] lays tensors out in the slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// One channel per block; strided layers leave their output on the input grid
+    /// ([`Conv2d`]; what ResNet-20 uses).
+    InPlace,
+    /// Multiplexed: strided layers fill the gaps of their grid with other channels
+    /// ([`crate::nn::layers::MuxConv`]), so the ciphertext count shrinks with the pixel
+    /// count; depthwise convolutions, padded pools and inputs over several ciphertexts
+    /// (224×224 after space-to-depth) are supported (see `model/multiplexed.rs`).
+    Multiplexed,
+}
+
 impl Model {
     /// Compiles the model for `params` with bootstraps as `spec` (from the real
     /// [`crate::ckks::bootstrap::Bootstrapper`] of `params`) does them; see the module docs.
@@ -79,20 +93,35 @@ impl Model {
         spec: &BootstrapSpec,
         margin: f64,
     ) -> Result<Compiled> {
+        self.compile_packed(params, spec, margin, Packing::InPlace)
+    }
+
+    /// As [`Model::compile_bootstrapped`] with the given packing.
+    pub fn compile_packed(
+        &self,
+        params: &Params,
+        spec: &BootstrapSpec,
+        margin: f64,
+        packing: Packing,
+    ) -> Result<Compiled> {
         let factors = ValueFactors::new(self, margin)?;
         let nominal = params.scale();
         let mut b = ProgramBuilder::new(params);
         b.enable_bootstrap(spec.clone());
         let in_shape = self.desc().input.shape.clone();
-        let input_layout = match in_shape[..] {
-            [c, h, w] => Layout::image(c, h, w),
-            [n] => Layout::vector(n),
+        let input_layout = match (&in_shape[..], packing) {
+            (&[c, h, w], Packing::InPlace) => Layout::image(c, h, w),
+            (&[c, h, w], Packing::Multiplexed) => mux_input_layout(c, h, w, params.slots()),
+            (&[n], Packing::InPlace) => Layout::vector(n),
             _ => return Err(layer_err("input", format!("unsupported input shape {in_shape:?}"))),
         };
         input_layout.validate("input", params.slots())?;
-        let x0 = b.input("input", spec.output_level, nominal)?;
+        let n_in = input_layout.ciphertexts();
+        let xs = (0..n_in)
+            .map(|i| b.input(&ct_name("input", i, n_in), spec.output_level, nominal))
+            .collect::<Result<Vec<_>>>()?;
         let mut values: HashMap<String, Tensor> = HashMap::new();
-        values.insert("input".into(), Tensor::single(x0, input_layout));
+        values.insert("input".into(), Tensor::new(xs, input_layout)?);
         let readers = |name: &str| {
             self.layers().iter().filter(|l| l.inputs.iter().any(|i| i == name)).count()
         };
@@ -138,6 +167,13 @@ impl Model {
                 None => b.scale(x.cts[0])?,
             };
             let ratio = f_out / f_in;
+            if packing == Packing::Multiplexed {
+                if let Some(y) = self.mux_layer(&mut b, l, &x, ratio, f_out, out_scale)? {
+                    values.insert(l.name.clone(), y);
+                    last = l.name.clone();
+                    continue;
+                }
+            }
             let y = match &l.kind {
                 LayerKind::Conv2d {
                     in_channels,

@@ -101,6 +101,18 @@ impl Compiled {
         Ok(v)
     }
 
+    /// The slot vectors of one prepared input sample, one per input ciphertext (times
+    /// [`Self::input_factor`]), for inputs over several ciphertexts (no client padding).
+    pub fn pack_cts(&self, x: &[f64], slots: usize) -> Result<Vec<Vec<f64>>> {
+        if self.input_padding != [0; 4] {
+            return Ok(vec![self.pack(x, slots)?]);
+        }
+        let f = self.input_factor;
+        let mut v = self.input_layout.pack_cts(x, slots)?;
+        v.iter_mut().flatten().for_each(|s| *s *= f);
+        Ok(v)
+    }
+
     fn pack_unscaled(&self, x: &[f64], slots: usize) -> Result<Vec<f64>> {
         let [pt, pb, pl, pr] = self.input_padding;
         if let (&[c, h, w], true) = (&self.input_shape[..], self.input_padding != [0; 4]) {

@@ -8,6 +8,8 @@ pub(crate) mod compile;
 mod desc;
 mod export;
 pub mod factors;
+mod imagenet;
+mod multiplexed;
 pub mod onnx;
 mod reference;
 pub mod tables;
@@ -15,7 +17,7 @@ mod validated;
 mod weights;
 pub mod zoo;
 
-pub use bootstrapped::DEFAULT_MARGIN;
+pub use bootstrapped::{Packing, DEFAULT_MARGIN};
 pub use compile::Compiled;
 pub use desc::{Activation, InputDesc, Layer, LayerKind, MaxAbs, ModelDesc, MODEL_SCHEMA};
 pub use export::tensors_to_safetensors;

@@ -9,9 +9,11 @@ use super::validated::Model;
 use super::weights::Tensor;
 use crate::error::Result;
 
+pub use super::imagenet::{mobilenetv2, resnet50, space_to_depth, space_to_depth_kernel};
+
 /// Non-zero pseudo-random weights in ±[0.05, 0.5] (a zero weight would drop a term and change
 /// the op sequence).
-fn synthetic(seed: u64, n: usize) -> Vec<f64> {
+pub(super) fn synthetic(seed: u64, n: usize) -> Vec<f64> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..n)
         .map(|_| {
@@ -29,14 +31,14 @@ fn synthetic(seed: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-struct Builder {
-    layers: Vec<Layer>,
-    tensors: BTreeMap<String, Tensor>,
-    activation: Activation,
+pub(super) struct Builder {
+    pub(super) layers: Vec<Layer>,
+    pub(super) tensors: BTreeMap<String, Tensor>,
+    pub(super) activation: Activation,
 }
 
 impl Builder {
-    fn push(
+    pub(super) fn push(
         &mut self,
         name: &str,
         kind: LayerKind,
@@ -88,7 +90,7 @@ impl Builder {
         self.push(name, kind, &[input], vec![cin, hw, hw], vec![cout, hw / stride, hw / stride]);
     }
 
-    fn act(&mut self, name: &str, input: &str, shape: &[usize]) {
+    pub(super) fn act(&mut self, name: &str, input: &str, shape: &[usize]) {
         let kind = LayerKind::Activation(self.activation.clone());
         self.push(name, kind, &[input], shape.to_vec(), shape.to_vec());
     }

@@ -14,6 +14,13 @@
 //!
 //! Slots not mapped to an element are zero after a linear layer; after an activation p they
 //! hold p(0). Every linear layer multiplies them by zero weights, so they never leak.
+//!
+//! **Multiplexed layouts** (`gap` g > 1, a power of two; see [`crate::nn::layers::MuxConv`]):
+//! after strided layers the pixels of a channel sit g fine-grid cells apart, and g² channels
+//! share one block by filling each other's gaps. With ρ0 = `r_stride`/g and σ0 = `s_stride`/g
+//! the fine-grid strides, channel c = q·g² + m sits in block q at sub-position (a, b) — a and
+//! b being the odd and even bits of m (Morton order: each stride-2 step adds the next bit pair)
+//! — so element (c, r, s) is at `q·c_stride + a·ρ0 + b·σ0 + r·r_stride + s·s_stride`.
 
 use crate::error::{Error, Result};
 use crate::nn::program::ObjId;
@@ -37,6 +44,8 @@ pub struct Layout {
     pub period: usize,
     /// Channels per ciphertext (all of them when the tensor fits one ciphertext).
     pub per_ct: usize,
+    /// Multiplexing gap g (1: one channel per block; see the module docs).
+    pub gap: usize,
 }
 
 impl Layout {
@@ -51,6 +60,7 @@ impl Layout {
             s_stride: 1,
             period: len.max(1).next_power_of_two(),
             per_ct: len.max(1),
+            gap: 1,
         }
     }
 
@@ -67,6 +77,7 @@ impl Layout {
             s_stride: 1,
             period: channels.max(1).next_power_of_two() * block,
             per_ct: channels.max(1),
+            gap: 1,
         }
     }
 
@@ -102,9 +113,44 @@ impl Layout {
         self.len() == 0
     }
 
-    /// Slot of element (c, r, s) within the first period.
+    /// Slot of element (c, r, s) within the first period (c < `per_ct`).
     pub fn slot(&self, c: usize, r: usize, s: usize) -> usize {
-        c * self.c_stride + r * self.r_stride + s * self.s_stride
+        if self.gap <= 1 {
+            return c * self.c_stride + r * self.r_stride + s * self.s_stride;
+        }
+        self.channel_base(c) + r * self.r_stride + s * self.s_stride
+    }
+
+    /// Slot of channel c's element (0, 0) within the first period (c < `per_ct`).
+    pub fn channel_base(&self, c: usize) -> usize {
+        let g = self.gap.max(1);
+        let (q, a, b) = self.mux_position(c);
+        q * self.c_stride + a * (self.r_stride / g) + b * (self.s_stride / g)
+    }
+
+    /// (block, fine row offset a, fine column offset b) of channel c < `per_ct` (see the
+    /// module docs; (c, 0, 0) when `gap` is 1).
+    pub fn mux_position(&self, c: usize) -> (usize, usize, usize) {
+        let g = self.gap.max(1);
+        let (q, m) = (c / (g * g), c % (g * g));
+        let (mut a, mut b) = (0, 0);
+        for bit in 0..g.trailing_zeros() {
+            b |= ((m >> (2 * bit)) & 1) << bit;
+            a |= ((m >> (2 * bit + 1)) & 1) << bit;
+        }
+        (q, a, b)
+    }
+
+    /// The channel (< `per_ct`) at block q and fine offsets (a, b), the inverse of
+    /// [`Layout::mux_position`].
+    pub fn mux_channel(&self, q: usize, a: usize, b: usize) -> usize {
+        let g = self.gap.max(1);
+        let mut m = 0;
+        for bit in 0..g.trailing_zeros() {
+            m |= ((b >> bit) & 1) << (2 * bit);
+            m |= ((a >> bit) & 1) << (2 * bit + 1);
+        }
+        q * g * g + m
     }
 
     /// Checks the layout fits `slots` and its elements do not collide.
@@ -121,12 +167,28 @@ impl Layout {
                 reason: format!("split layout {self:?} must use all {slots} slots"),
             });
         }
-        let last = self.slot(self.per_ct.min(self.channels) - 1, self.height - 1, self.width - 1);
-        let block = (self.height - 1) * self.r_stride + (self.width - 1) * self.s_stride;
-        let row = (self.width - 1) * self.s_stride;
+        let g = self.gap.max(1);
+        let bad_gap = !g.is_power_of_two()
+            || !self.r_stride.is_multiple_of(g)
+            || !self.s_stride.is_multiple_of(g)
+            || (g > 1 && self.period != slots);
+        if bad_gap {
+            return Err(Error::LayerShape {
+                layer: layer.into(),
+                reason: format!("multiplexed layout {self:?} needs strides divisible by the gap"),
+            });
+        }
+        // Extents on the fine grid (the logical grid when the gap is 1).
+        let (rho, sigma) = (self.r_stride / g, self.s_stride / g);
+        let (fh, fw) = (self.height * g, self.width * g);
+        let last = (self.per_ct.min(self.channels) - 1) / (g * g) * self.c_stride
+            + (fh - 1) * rho
+            + (fw - 1) * sigma;
+        let block = (fh - 1) * rho + (fw - 1) * sigma;
+        let row = (fw - 1) * sigma;
         if last >= self.period
             || (self.channels > 1 && block >= self.c_stride)
-            || (self.height > 1 && row >= self.r_stride)
+            || (fh > 1 && row >= rho)
         {
             return Err(Error::LayerShape {
                 layer: layer.into(),

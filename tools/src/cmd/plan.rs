@@ -1,10 +1,12 @@
 //! `hetier plan`: plan mode for the full-size networks. Emits the access trace of one encrypted
 //! inference at log N = 16 and reports distinct rotation keys, bytes by kind, peak live set,
 //! key switches and the cost model's predicted time at DRAM budgets from 5% to 100% of the peak
-//! live set. ResNet-20 is compiled for real (the real packing, bootstraps from the real
-//! bootstrapper: its trace is a real run's); MobileNetV2 and ResNet-50 still come from their
-//! layer tables (documented packing, ReLU as a degree-15 Chebyshev polynomial, bootstrapping
-//! *modelled*): their depthwise convolutions and 224×224 images are not packed for real yet.
+//! live set. Every network is compiled for real at `n16_deep` — the real packing, bootstraps
+//! from the real bootstrapper — and walked by the plan-mode executor, so its trace is the one a
+//! real run records: ResNet-20 (CIFAR) with the in-place channel packing, MobileNetV2 and
+//! ResNet-50 at 224×224 with the multiplexed packing (space-to-depth input, depthwise and
+//! strided layers that keep the ciphertexts dense), all with synthetic weights (the op
+//! sequence depends on shapes only) and a polynomial activation.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,10 +14,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
-use hetier_he::ckks::{Context as CkksContext, Preset};
-use hetier_he::exec::{plan_compiled, FullPlanner, OpCosts, PlanSummary, WeightMode};
-use hetier_he::model::tables::LayerTable;
-use hetier_he::model::{zoo, Activation, DEFAULT_MARGIN};
+use hetier_he::ckks::Context as CkksContext;
+use hetier_he::exec::{plan_compiled, PlanSummary, WeightMode};
+use hetier_he::model::{zoo, Activation, Packing, DEFAULT_MARGIN};
 use hetier_he::nn::poly::{self, ChebPoly};
 use hetier_he::nn::BootstrapSpec;
 use hetier_tiering::sim::{predict, PredictOptions};
@@ -25,25 +26,15 @@ use serde::Serialize;
 use crate::cmd::tuning::costs::CostsArg;
 use crate::fmt;
 
-/// Networks with an embedded layer table.
+/// Networks `hetier plan` compiles.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum NetArg {
-    /// MobileNetV2 1.0-224 (ImageNet).
+    /// MobileNetV2 1.0 at 224×224 (ImageNet).
     Mobilenetv2,
-    /// ResNet-50 v1.5 (ImageNet).
+    /// ResNet-50 v1.5 at 224×224 (ImageNet).
     Resnet50,
     /// ResNet-20 (CIFAR-10).
     Resnet20,
-}
-
-impl NetArg {
-    fn table(self) -> &'static str {
-        match self {
-            NetArg::Mobilenetv2 => include_str!("../../../models/tables/mobilenet_v2_1.0_224.json"),
-            NetArg::Resnet50 => include_str!("../../../models/tables/resnet50_v1.5.json"),
-            NetArg::Resnet20 => include_str!("../../../models/tables/resnet20_cifar10.json"),
-        }
-    }
 }
 
 /// Flags of `hetier plan`.
@@ -58,8 +49,8 @@ pub struct PlanArgs {
     #[command(flatten)]
     costs: CostsArg,
     /// Policies to predict with (`lru`, `alpha`, `planned`), each simulated with the store's own
-    /// rules by the cost model's fast engine: about a second per budget for MobileNetV2, a few
-    /// seconds for ResNet-50.
+    /// rules by the cost model's fast engine: about a second per budget for MobileNetV2,
+    /// 3–60 s for ResNet-50's 1.4 M steps (`planned` the slowest).
     #[arg(long, value_delimiter = ',', default_value = "lru,alpha,planned")]
     policies: Vec<String>,
     /// Write the trace (JSON lines, tiering trace format) to this file.
@@ -72,15 +63,15 @@ pub struct PlanArgs {
     /// ResNet-20 only: input channels (3: CIFAR-10; 1: the MNIST model `hetier run` runs).
     #[arg(long, default_value_t = 3)]
     channels: usize,
-    /// ResNet-20 only: the activation's ReLU degree (Chebyshev on [-1, 1]); 0 = the degree-2
-    /// polynomial of the trained model.
+    /// The activation's ReLU degree (Chebyshev on [-1, 1]); 0 = the degree-2 polynomial of
+    /// the trained ResNet-20.
     #[arg(long, default_value_t = 0)]
     relu_degree: usize,
 }
 
-/// ResNet-20 compiled for real at log N = 16 (`n16_deep`: bootstraps from the real
+/// The network compiled for real at log N = 16 (`n16_deep`: bootstraps from the real
 /// bootstrapper, the real packing), then walked by the plan-mode executor.
-fn plan_resnet20(
+fn plan_model(
     args: &PlanArgs,
     file: &super::tuning::costs::CostFile,
     mode: WeightMode,
@@ -98,8 +89,13 @@ fn plan_resnet20(
             coeffs: ChebPoly::interpolate(poly::relu, -1.0, 1.0, d)?.coeffs,
         },
     };
-    let model = zoo::resnet20(args.channels, act)?;
-    let compiled = model.compile_bootstrapped(&params, &BootstrapSpec::of(&bs), DEFAULT_MARGIN)?;
+    let (model, packing) = match args.model {
+        NetArg::Resnet20 => (zoo::resnet20(args.channels, act)?, Packing::InPlace),
+        NetArg::Mobilenetv2 => (zoo::mobilenetv2(act)?, Packing::Multiplexed),
+        NetArg::Resnet50 => (zoo::resnet50(act)?, Packing::Multiplexed),
+    };
+    let spec = BootstrapSpec::of(&bs);
+    let compiled = model.compile_packed(&params, &spec, DEFAULT_MARGIN, packing)?;
     let costs = file.ops(params.log_n(), &args.costs.costs)?;
     let raw: u64 = model.tensors().values().map(|t| t.data.len() as u64 * 8).sum();
     Ok(plan_compiled(model.name(), &compiled, costs, mode, raw)?)
@@ -132,13 +128,10 @@ struct PlanReport {
 
 /// Runs `hetier plan`.
 pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
-    let table = LayerTable::from_json(args.model.table())?;
-    let params = Preset::N16.params()?;
     if let Some(b) = args.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
         anyhow::bail!("--budgets {b}: a DRAM budget must be more than 0% of the peak live set");
     }
     let file = args.costs.load()?;
-    let costs: OpCosts = file.ops(params.log_n(), &args.costs.costs)?.clone();
     let model: CostModel = file.tiers.clone();
     let policies = args
         .policies
@@ -150,17 +143,9 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
         WeightArg::Stored => WeightMode::Stored,
         WeightArg::OnTheFly => WeightMode::OnTheFly,
     };
-    let real = matches!(args.model, NetArg::Resnet20);
-    let (trace, summary) = if real {
-        plan_resnet20(args, &file, mode)?
-    } else {
-        FullPlanner::new(&params, &costs)?.with_weight_mode(mode)?.plan(&table)?
-    };
-    let bootstrapping = if real {
-        "computed: the real bootstrapper's key order and the real packing (n16_deep)"
-    } else {
-        "modelled (rotation keys, levels and diagonals of CoeffToSlot/EvalMod/SlotToCoeff)"
-    };
+    let (trace, summary) = plan_model(args, &file, mode)?;
+    let bootstrapping =
+        "computed: the real bootstrapper's key order and the real packing (n16_deep)";
     let plan_secs = t.elapsed().as_secs_f64();
     if let Some(p) = &args.trace {
         trace.save(p)?;

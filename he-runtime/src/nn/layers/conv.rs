@@ -158,6 +158,9 @@ impl Conv2d {
                 input.channels, self.in_channels
             )));
         }
+        if input.gap != 1 {
+            return Err(err("a multiplexed input needs MuxConv".into()));
+        }
         let (ho, wo) = self.output_size(input.height, input.width)?;
         // Output (r, s) sits on input pixel (r·t, s·t), which must exist.
         if (ho - 1) * self.stride >= input.height || (wo - 1) * self.stride >= input.width {
@@ -182,6 +185,7 @@ impl Conv2d {
             s_stride: input.s_stride * self.stride,
             period: k * block,
             per_ct,
+            gap: 1,
         })
     }
 

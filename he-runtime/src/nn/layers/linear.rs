@@ -43,7 +43,7 @@ impl Term {
 }
 
 /// The period-n vector `diag` rotated right by `giant`, repeated over `slots`.
-fn expand(diag: &SparseDiag, giant: i64, n: usize, slots: usize) -> Vec<f64> {
+pub(crate) fn expand(diag: &SparseDiag, giant: i64, n: usize, slots: usize) -> Vec<f64> {
     let mut one = vec![0.0; n];
     for &(j, v) in diag {
         one[(j as i64 + giant).rem_euclid(n as i64) as usize] += v;
