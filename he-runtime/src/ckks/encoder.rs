@@ -88,12 +88,14 @@ impl Encoder {
         Ok(coeffs)
     }
 
-    /// [`Self::encode_extended`] from [`Self::slot_coefficients`]' output: the same words.
+    /// [`Self::encode_extended`] from [`Self::slot_coefficients`]' output: the same words,
+    /// written into `buf` (reused: any length and contents).
     pub(crate) fn encode_coefficients_extended(
         &self,
         coeffs: &[f64],
         level: usize,
         scale: f64,
+        buf: Vec<u64>,
     ) -> Result<ExtendedPlaintext> {
         self.check_level_scale(level, scale)?;
         if coeffs.len() != self.ctx.n() {
@@ -101,7 +103,7 @@ impl Encoder {
         }
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
-        let data = self.reduce_limbs(coeffs, scale, &primes)?;
+        let data = self.reduce_limbs_into(coeffs, scale, &primes, buf)?;
         Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
     }
 
@@ -121,6 +123,17 @@ impl Encoder {
 
     /// round(scale·coeffs) modulo each of the context primes `primes`, in NTT form.
     fn reduce_limbs(&self, unscaled: &[f64], scale: f64, primes: &[usize]) -> Result<Vec<u64>> {
+        self.reduce_limbs_into(unscaled, scale, primes, Vec::new())
+    }
+
+    /// [`Self::reduce_limbs`] in `data` (reused: any length and contents).
+    fn reduce_limbs_into(
+        &self,
+        unscaled: &[f64],
+        scale: f64,
+        primes: &[usize],
+        mut data: Vec<u64>,
+    ) -> Result<Vec<u64>> {
         let ctx = &self.ctx;
         let n = ctx.n();
         let coeffs: Vec<f64> = unscaled.iter().map(|c| (c * scale).round()).collect();
@@ -128,7 +141,8 @@ impl Encoder {
             return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
         }
         let small = coeffs.iter().all(|c| c.abs() < 9.0e18);
-        let mut data = vec![0u64; primes.len() * n];
+        // Every word is written below; shrinking a reused buffer writes nothing.
+        data.resize(primes.len() * n, 0);
         data.par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &i)| {
             let p = ctx.prime(i);
             if small {

@@ -9,7 +9,7 @@ use super::ciphertext::{Ciphertext, Plaintext};
 use super::encoder::f64_to_residue;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
-use super::ring::{add_mod, mul_shoup, shoup, sub_mod, Prime};
+use super::ring::{add_mod, mul_shoup, neg_mod, shoup, sub_mod, Prime};
 use crate::error::{Error, Result};
 use crate::math::Modulus;
 
@@ -190,33 +190,36 @@ impl Evaluator {
         let consts = self.ctx.rescale_consts(l);
         let scale = a.scale / ql.q as f64;
         let mut out = Ciphertext::from_raw(out, a.parts, l - 1, scale, n, a.params_id)?;
-        for part in 0..a.parts {
-            let src = a.part(part);
-            let mut last = src[l * n..(l + 1) * n].to_vec();
-            ql.intt(&mut last);
-            let last = &last;
-            let half = ql.q / 2;
-            out.part_mut(part).par_chunks_mut(n).enumerate().for_each_init(
-                || vec![0u64; n],
-                |t, (i, o)| {
-                    let p = self.ctx.prime(i);
-                    let ql_mod = ql.q % p.q;
-                    for (tv, &x) in t.iter_mut().zip(last) {
-                        // Centred representative of the last limb, so the division rounds.
-                        *tv = if x > half {
-                            sub_mod(p.reduce_u64(x), ql_mod, p.q)
-                        } else {
-                            p.reduce_u64(x)
-                        };
-                    }
-                    p.ntt(t);
-                    let m = &p.modulus;
-                    o.copy_from_slice(&src[i * n..(i + 1) * n]);
-                    m.sub_assign_slice(o, t);
-                    m.mul_scalar_assign_slice(o, consts[i].0);
-                },
+        // The last limb of every part in coefficient form, the parts' INTTs side by side.
+        let srcs: Vec<&[u64]> = (0..a.parts).map(|p| a.part(p)).collect();
+        let lasts: Vec<Vec<u64>> = srcs
+            .par_iter()
+            .map(|src| {
+                let mut last = src[l * n..(l + 1) * n].to_vec();
+                ql.intt(&mut last);
+                last
+            })
+            .collect();
+        let half = ql.q / 2;
+        let words = a.parts * l * n;
+        out.data.as_mut()[..words].par_chunks_mut(n).enumerate().for_each(|(k, o)| {
+            let (part, i) = (k / l, k % l);
+            let p = self.ctx.prime(i);
+            let ql_mod = ql.q % p.q;
+            for (tv, &x) in o.iter_mut().zip(&lasts[part]) {
+                // Centred representative of the last limb, so the division rounds.
+                *tv =
+                    if x > half { sub_mod(p.reduce_u64(x), ql_mod, p.q) } else { p.reduce_u64(x) };
+            }
+            p.ntt(o);
+            // (src − t)·q_l^-1 = (t − src)·(−q_l^-1), in one pass over the limb.
+            let m = &p.modulus;
+            m.sub_mul_scalar_assign_slice(
+                o,
+                &srcs[part][i * n..(i + 1) * n],
+                neg_mod(consts[i].0, p.q),
             );
-        }
+        });
         Ok(out)
     }
 

@@ -58,7 +58,7 @@ impl Evaluator {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        let Scratch { coeff, y, acc, md, dec, v } = scratch;
+        let Scratch { coeff, y, acc, md, dec, v, .. } = scratch;
         let dec: &[u64] = match dec_ready {
             Some(d) => d,
             None => {

@@ -361,6 +361,7 @@ impl Bootstrapper {
         let mut out = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
         out.set_scale(scale_in);
         times.slot_to_coeff = clock.elapsed().as_secs_f64();
+        scratch.release_spare();
         Ok((out, times))
     }
 
@@ -397,6 +398,7 @@ impl Bootstrapper {
         let c =
             half * q0 / (2.0 * std::f64::consts::PI * self.config.k * self.ctx.params().scale());
         y.set_scale(scale * c);
+        scratch.release_spare();
         Ok(y)
     }
 

@@ -78,6 +78,30 @@ fn full_slot_bootstrap_restores_levels_and_precision() {
     }
 }
 
+/// The thread count changes how the work is split, never a word of the result: the same
+/// bootstrap on 1, 2 and 3 threads gives identical ciphertexts (and the right slots).
+#[test]
+fn bootstraps_are_bit_identical_for_any_thread_count() {
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let z = random_slots(f.ctx.params().slots(), true, 77);
+    let ct = encrypt_at(&f, &z, 0);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut scratch = Evaluator::new(&f.ctx).scratch();
+            f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()
+        })
+    };
+    let one = run(1);
+    let (max_bits, _) = precision(&decrypt(&f, &one), &z);
+    assert!(max_bits >= 20.0, "precision {max_bits:.1} bits");
+    for threads in [2, 3] {
+        let other = run(threads);
+        assert_eq!(other.level(), one.level());
+        assert!(other.as_words() == one.as_words(), "{threads} threads differ from one");
+    }
+}
+
 #[test]
 fn every_level_budget_bootstraps() {
     for (cts, stc) in [(2, 2), (4, 3)] {
