@@ -35,7 +35,8 @@ impl Encoder {
         let primes: Vec<usize> = (0..=level).collect();
         let data = self.encode_limbs(values, level, scale, &primes)?;
         let n = self.ctx.n();
-        Ok(Plaintext { data, level, scale, n, params_id: self.ctx.params().id() })
+        let slots = Some(slot_period(values, self.ctx.params().slots()));
+        Ok(Plaintext { data, level, scale, n, params_id: self.ctx.params().id(), slots })
     }
 
     /// Encodes complex values at `level` and `scale` over the extended basis q_0..q_level, P
@@ -51,7 +52,8 @@ impl Encoder {
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
         let data = self.encode_limbs(values, level, scale, &primes)?;
-        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+        let slots = Some(slot_period(values, self.ctx.params().slots()));
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id(), slots })
     }
 
     /// The NTT-form limbs, modulo the context primes `primes`, of round(scale·values) placed
@@ -104,7 +106,7 @@ impl Encoder {
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
         let data = self.reduce_limbs_into(coeffs, scale, &primes, buf)?;
-        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id(), slots: None })
     }
 
     fn check_level_scale(&self, level: usize, scale: f64) -> Result<()> {
@@ -183,6 +185,17 @@ impl Encoder {
 }
 
 /// x mod q for an integral f64 of any magnitude.
+/// The smallest power-of-two period of `values` zero-padded to `slots` values: n for a
+/// sparsely packed message (n values repeated), `slots` for a full one.
+fn slot_period(values: &[Complex64], slots: usize) -> usize {
+    let at = |i: usize| values.get(i).copied().unwrap_or_default();
+    let mut p = 1;
+    while p < slots && !(p..slots).all(|i| at(i) == at(i % p)) {
+        p *= 2;
+    }
+    p
+}
+
 pub(crate) fn f64_to_residue(x: f64, p: &super::ring::Prime) -> u64 {
     let bits = x.abs().to_bits();
     let exp = ((bits >> 52) & 0x7ff) as i64 - 1075;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::ciphertext::{Ciphertext, Plaintext};
+use super::ciphertext::{merge_slots, Ciphertext, Plaintext};
 use super::context::Context;
 use super::fft::Complex64;
 use super::ring::neg_mod;
@@ -139,7 +139,9 @@ impl Evaluator {
             });
             data
         };
-        Ciphertext { data, level: a.level, scale: a.scale, n, parts, params_id: a.params_id }
+        let (level, scale, params_id) = (a.level, a.scale, a.params_id);
+        let slots = merge_slots(a.slots, b.slots);
+        Ciphertext { data, level, scale, n, parts, params_id, slots }
     }
 
     /// a + b (same level and scale).
@@ -254,6 +256,7 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let mut out = Ciphertext::zeros(3, a.level, a.scale * b.scale, n, a.params_id);
+        out.slots = merge_slots(a.slots, b.slots);
         let (o0, rest) = out.data.split_at_mut(l1 * n);
         let (o1, o2) = rest.split_at_mut(l1 * n);
         let (a0, a1, b0, b1) = (a.part(0), a.part(1), b.part(0), b.part(1));

@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::ciphertext::Ciphertext;
+use super::ciphertext::{merge_slots, Ciphertext};
 use super::context::Context;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKeySet, KeySwitchKey};
@@ -28,6 +28,8 @@ pub struct ExtendedPlaintext {
     pub(crate) level: usize,
     pub(crate) scale: f64,
     pub(crate) params_id: u64,
+    /// The slot period of the encoded vector, when known (as [`super::Plaintext::slots`]).
+    pub(crate) slots: Option<usize>,
 }
 
 impl ExtendedPlaintext {
@@ -168,10 +170,12 @@ impl ExtendedCiphertext {
         scratch: &mut Scratch,
         scale: f64,
         params_id: u64,
+        slots: Option<usize>,
     ) -> Ciphertext {
         let (level, n) = (self.level, self.n);
         let l1 = level + 1;
         let mut out = Ciphertext::zeros(2, level, scale, n, params_id);
+        out.slots = slots;
         let (o0, o1) = out.data.split_at_mut(l1 * n);
         let (a0, a1) = self.parts_mut();
         let Scratch { y, v, md, .. } = scratch;
@@ -340,7 +344,8 @@ impl Evaluator {
                 Sink::MulAdd(&pt.data),
             )?;
         }
-        let out = acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id);
+        let slots = terms.iter().fold(a.slots, |s, (_, pt)| merge_slots(s, pt.slots));
+        let out = acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id, slots);
         scratch.release_spare();
         Ok(out)
     }

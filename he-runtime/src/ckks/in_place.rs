@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::ciphertext::{Ciphertext, Plaintext};
+use super::ciphertext::{merge_slots, Ciphertext, Plaintext};
 use super::encoder::f64_to_residue;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
@@ -52,6 +52,7 @@ impl Evaluator {
                 .enumerate()
                 .for_each(|(i, (o, x))| f(&self.ctx.prime(i).modulus, o, x));
         }
+        a.slots = merge_slots(a.slots, b.slots);
         Ok(())
     }
 
@@ -79,6 +80,7 @@ impl Evaluator {
     {
         self.check_plain(a, p, true)?;
         self.plain_assign(a, p, 1, |pr, o, x| pr.modulus.add_assign_slice(o, x));
+        a.slots = merge_slots(a.slots, p.slots);
         Ok(())
     }
 
@@ -90,6 +92,7 @@ impl Evaluator {
     {
         self.check_plain(a, p, true)?;
         self.plain_assign(a, p, 1, |pr, o, x| pr.modulus.sub_assign_slice(o, x));
+        a.slots = merge_slots(a.slots, p.slots);
         Ok(())
     }
 
@@ -103,6 +106,7 @@ impl Evaluator {
         let parts = a.parts;
         self.plain_assign(a, p, parts, |pr, o, x| pr.modulus.mul_assign_slice(o, x));
         a.scale *= p.scale;
+        a.slots = merge_slots(a.slots, p.slots);
         Ok(())
     }
 
@@ -190,6 +194,7 @@ impl Evaluator {
         let consts = self.ctx.rescale_consts(l);
         let scale = a.scale / ql.q as f64;
         let mut out = Ciphertext::from_raw(out, a.parts, l - 1, scale, n, a.params_id)?;
+        out.slots = a.slots;
         // The last limb of every part in coefficient form, the parts' INTTs side by side.
         let srcs: Vec<&[u64]> = (0..a.parts).map(|p| a.part(p)).collect();
         let lasts: Vec<Vec<u64>> = srcs
@@ -240,6 +245,7 @@ impl Evaluator {
         }
         let n = self.ctx.n();
         let mut out = Ciphertext::from_raw(out, a.parts, level, a.scale, n, a.params_id)?;
+        out.slots = a.slots;
         for p in 0..a.parts {
             out.part_mut(p).copy_from_slice(&a.part(p)[..(level + 1) * n]);
         }
@@ -259,6 +265,8 @@ impl Evaluator {
             return Err(Error::BufferLength { expected: src.len(), found: dst.len() });
         }
         dst.copy_from_slice(src);
-        Ciphertext::from_raw(out, a.parts, a.level, a.scale, a.n, a.params_id)
+        let mut out = Ciphertext::from_raw(out, a.parts, a.level, a.scale, a.n, a.params_id)?;
+        out.slots = a.slots;
+        Ok(out)
     }
 }

@@ -205,7 +205,9 @@ impl LinearTransform {
             scratch.give_spare(ct.into_buffer());
         }
         scratch.give_spare(c1);
-        let down = acc.mod_down(ctx, scratch, x.scale() * pt_scale, x.params_id());
+        // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
+        // any period to one of the same period, so the input's is kept.
+        let down = acc.mod_down(ctx, scratch, x.scale() * pt_scale, x.params_id(), x.slots());
         scratch.give_spare(acc.into_buffer());
         let mut out = eval.rescale(&down)?;
         out.set_scale(out_scale);
