@@ -381,6 +381,18 @@ pub enum Error {
         /// log2 of the largest scale allowed (q_0 / 32).
         max_log2: f64,
     },
+    /// A ciphertext encodes a slot vector of a longer period than the (sparse) bootstrapper
+    /// keeps: bootstrapping it would return only the average over each period.
+    #[error(
+        "cannot bootstrap a ciphertext encoded for {found} slots with a bootstrapper for \
+         {expected} slots (encode the {expected} values repeated over all slots)"
+    )]
+    BootstrapSlots {
+        /// The bootstrapper's slots (`BootstrapConfig::slots`, N/2 by default).
+        expected: usize,
+        /// The ciphertext's slot period ([`crate::ckks::Ciphertext::slots`]).
+        found: usize,
+    },
     /// A program's bootstrap ops were compiled for another bootstrapper than the one given to
     /// run them (a plan would then not describe the run).
     #[error("the program's bootstraps were compiled for another bootstrapper: {reason}")]

@@ -12,6 +12,8 @@ pub struct Plaintext<C = Vec<u64>> {
     pub(crate) scale: f64,
     pub(crate) n: usize,
     pub(crate) params_id: u64,
+    /// The period of the encoded slot vector (see [`Plaintext::slots`]), when known.
+    pub(crate) slots: Option<usize>,
 }
 
 /// A CKKS ciphertext (c_0, c_1[, c_2]) in NTT form over q_0..q_level.
@@ -24,6 +26,14 @@ pub struct Ciphertext<C = Vec<u64>> {
     /// Number of polynomials (2 after relinearisation, 3 straight after a product).
     pub(crate) parts: usize,
     pub(crate) params_id: u64,
+    /// The period of the encrypted slot vector (see [`Ciphertext::slots`]), when known.
+    pub(crate) slots: Option<usize>,
+}
+
+/// The slot period of a result computed from operands of periods `a` and `b`: the larger
+/// (both are powers of two), unknown if either is.
+pub(crate) fn merge_slots(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    Some(a?.max(b?))
 }
 
 fn check_len(found: usize, expected: usize) -> Result<()> {
@@ -38,7 +48,13 @@ impl<C: AsRef<[u64]>> Plaintext<C> {
     /// Wraps a buffer of `(level+1)·N` words (NTT form) as a plaintext.
     pub fn from_raw(data: C, level: usize, scale: f64, n: usize, params_id: u64) -> Result<Self> {
         check_len(data.as_ref().len(), (level + 1) * n)?;
-        Ok(Self { data, level, scale, n, params_id })
+        Ok(Self { data, level, scale, n, params_id, slots: None })
+    }
+    /// The smallest power-of-two period of the encoded slot vector, as the encoder saw it (n
+    /// for a sparsely packed message of n slots, N/2 for a full one); `None` for a plaintext
+    /// wrapped from raw words or read from bytes.
+    pub fn slots(&self) -> Option<usize> {
+        self.slots
     }
     /// Level (number of limbs − 1).
     pub fn level(&self) -> usize {
@@ -72,7 +88,19 @@ impl<C: AsRef<[u64]>> Ciphertext<C> {
             return Err(Error::InvalidDegree { degree: parts.saturating_sub(1), expected: 1 });
         }
         check_len(data.as_ref().len(), parts * (level + 1) * n)?;
-        Ok(Self { data, level, scale, n, parts, params_id })
+        Ok(Self { data, level, scale, n, parts, params_id, slots: None })
+    }
+    /// The period of the encrypted slot vector: the encoder's [`Plaintext::slots`], kept by
+    /// every operation (the larger of two operands'); `None` when unknown (a ciphertext
+    /// wrapped from raw words, read from bytes, or computed from such a one). A sparse
+    /// bootstrapper refuses a ciphertext whose period exceeds its slots.
+    pub fn slots(&self) -> Option<usize> {
+        self.slots
+    }
+    /// Records the slot period (e.g. of a ciphertext wrapped from a store buffer whose
+    /// encoding the caller knows).
+    pub fn set_slots(&mut self, slots: Option<usize>) {
+        self.slots = slots;
     }
     /// Level (number of limbs − 1).
     pub fn level(&self) -> usize {
@@ -113,6 +141,7 @@ impl<C: AsRef<[u64]>> Ciphertext<C> {
             n: self.n,
             parts: self.parts,
             params_id: self.params_id,
+            slots: self.slots,
         }
     }
 }
@@ -132,7 +161,15 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> Ciphertext<C> {
 impl Ciphertext {
     /// A zero ciphertext of `parts` polynomials.
     pub(crate) fn zeros(parts: usize, level: usize, scale: f64, n: usize, params_id: u64) -> Self {
-        Self { data: vec![0; parts * (level + 1) * n], level, scale, n, parts, params_id }
+        Self {
+            data: vec![0; parts * (level + 1) * n],
+            level,
+            scale,
+            n,
+            parts,
+            params_id,
+            slots: None,
+        }
     }
     /// Consumes the ciphertext, returning its words.
     pub fn into_words(self) -> Vec<u64> {

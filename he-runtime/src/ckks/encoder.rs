@@ -35,7 +35,8 @@ impl Encoder {
         let primes: Vec<usize> = (0..=level).collect();
         let data = self.encode_limbs(values, level, scale, &primes)?;
         let n = self.ctx.n();
-        Ok(Plaintext { data, level, scale, n, params_id: self.ctx.params().id() })
+        let slots = Some(slot_period(values, self.ctx.params().slots()));
+        Ok(Plaintext { data, level, scale, n, params_id: self.ctx.params().id(), slots })
     }
 
     /// Encodes complex values at `level` and `scale` over the extended basis q_0..q_level, P
@@ -51,7 +52,8 @@ impl Encoder {
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
         let data = self.encode_limbs(values, level, scale, &primes)?;
-        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+        let slots = Some(slot_period(values, self.ctx.params().slots()));
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id(), slots })
     }
 
     /// The NTT-form limbs, modulo the context primes `primes`, of round(scale·values) placed
@@ -88,12 +90,14 @@ impl Encoder {
         Ok(coeffs)
     }
 
-    /// [`Self::encode_extended`] from [`Self::slot_coefficients`]' output: the same words.
+    /// [`Self::encode_extended`] from [`Self::slot_coefficients`]' output: the same words,
+    /// written into `buf` (reused: any length and contents).
     pub(crate) fn encode_coefficients_extended(
         &self,
         coeffs: &[f64],
         level: usize,
         scale: f64,
+        buf: Vec<u64>,
     ) -> Result<ExtendedPlaintext> {
         self.check_level_scale(level, scale)?;
         if coeffs.len() != self.ctx.n() {
@@ -101,8 +105,8 @@ impl Encoder {
         }
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
-        let data = self.reduce_limbs(coeffs, scale, &primes)?;
-        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id() })
+        let data = self.reduce_limbs_into(coeffs, scale, &primes, buf)?;
+        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id(), slots: None })
     }
 
     fn check_level_scale(&self, level: usize, scale: f64) -> Result<()> {
@@ -121,6 +125,17 @@ impl Encoder {
 
     /// round(scale·coeffs) modulo each of the context primes `primes`, in NTT form.
     fn reduce_limbs(&self, unscaled: &[f64], scale: f64, primes: &[usize]) -> Result<Vec<u64>> {
+        self.reduce_limbs_into(unscaled, scale, primes, Vec::new())
+    }
+
+    /// [`Self::reduce_limbs`] in `data` (reused: any length and contents).
+    fn reduce_limbs_into(
+        &self,
+        unscaled: &[f64],
+        scale: f64,
+        primes: &[usize],
+        mut data: Vec<u64>,
+    ) -> Result<Vec<u64>> {
         let ctx = &self.ctx;
         let n = ctx.n();
         let coeffs: Vec<f64> = unscaled.iter().map(|c| (c * scale).round()).collect();
@@ -128,7 +143,8 @@ impl Encoder {
             return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
         }
         let small = coeffs.iter().all(|c| c.abs() < 9.0e18);
-        let mut data = vec![0u64; primes.len() * n];
+        // Every word is written below; shrinking a reused buffer writes nothing.
+        data.resize(primes.len() * n, 0);
         data.par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &i)| {
             let p = ctx.prime(i);
             if small {
@@ -169,6 +185,17 @@ impl Encoder {
 }
 
 /// x mod q for an integral f64 of any magnitude.
+/// The smallest power-of-two period of `values` zero-padded to `slots` values: n for a
+/// sparsely packed message (n values repeated), `slots` for a full one.
+fn slot_period(values: &[Complex64], slots: usize) -> usize {
+    let at = |i: usize| values.get(i).copied().unwrap_or_default();
+    let mut p = 1;
+    while p < slots && !(p..slots).all(|i| at(i) == at(i % p)) {
+        p *= 2;
+    }
+    p
+}
+
 pub(crate) fn f64_to_residue(x: f64, p: &super::ring::Prime) -> u64 {
     let bits = x.abs().to_bits();
     let exp = ((bits >> 52) & 0x7ff) as i64 - 1075;

@@ -44,6 +44,7 @@ impl SeededCiphertext {
             n,
             parts: 2,
             params_id: self.params_id,
+            slots: None,
         })
     }
     /// Level of the ciphertext.
@@ -112,6 +113,7 @@ impl Encryptor {
             p.modulus.mul_assign_slice(a0, &pkd[gi * n..(gi + 1) * n]);
         });
         let mut ct = Ciphertext::zeros(2, level, pt.scale, n, ctx.params().id());
+        ct.slots = pt.slots;
         let (c0, c1) = ct.data.split_at_mut(l1 * n);
         let mut y = vec![0u64; ctx.p_len() * n];
         let mut v = vec![0u64; n];
@@ -183,7 +185,8 @@ impl Encryptor {
         let (seeded, a) = self.encrypt_sk_with_a(sk, pt)?;
         let SeededCiphertext { mut c0, level, scale, params_id, .. } = seeded;
         c0.extend_from_slice(&a);
-        Ok(Ciphertext { data: c0, level, scale, n: self.ctx.n(), parts: 2, params_id })
+        let slots = pt.slots;
+        Ok(Ciphertext { data: c0, level, scale, n: self.ctx.n(), parts: 2, params_id, slots })
     }
 }
 
@@ -230,6 +233,7 @@ impl<'a> Decryptor<'a> {
             }
         });
         debug_assert_eq!(data.len(), l1 * n);
-        Ok(Plaintext { data, level: ct.level, scale: ct.scale, n, params_id: ct.params_id })
+        let (level, scale, params_id, slots) = (ct.level, ct.scale, ct.params_id, ct.slots);
+        Ok(Plaintext { data, level, scale, n, params_id, slots })
     }
 }

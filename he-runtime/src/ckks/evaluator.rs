@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::ciphertext::{Ciphertext, Plaintext};
+use super::ciphertext::{merge_slots, Ciphertext, Plaintext};
 use super::context::Context;
 use super::fft::Complex64;
 use super::ring::neg_mod;
@@ -105,23 +105,43 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let parts = a.parts.max(b.parts);
-        // Copy a (no zero-fill pass) and extend with zero parts if b has more.
-        let mut data = Vec::with_capacity(parts * l1 * n);
-        data.extend_from_slice(a.data.as_ref());
-        data.resize(parts * l1 * n, 0);
-        let mut out =
-            Ciphertext { data, level: a.level, scale: a.scale, n, parts, params_id: a.params_id };
-        for p in 0..parts {
-            let o = out.part_mut(p);
-            if p < b.parts {
-                let bp = &b.part(p)[..l1 * n];
-                o.par_chunks_mut(n)
-                    .zip(bp.par_chunks(n))
-                    .enumerate()
-                    .for_each(|(i, (ol, bl))| f(&self.ctx.prime(i).modulus, ol, bl));
+        let len = parts * l1 * n;
+        let part = |c: &[u64], p: usize, i: usize| -> Option<std::ops::Range<usize>> {
+            (c.len() >= (p + 1) * l1 * n).then(|| (p * l1 + i) * n..(p * l1 + i + 1) * n)
+        };
+        let (ad, bd) = (&a.data.as_ref()[..a.parts * l1 * n], &b.data.as_ref()[..b.parts * l1 * n]);
+        let data = if rayon::current_num_threads() == 1 {
+            // One thread: build the result limb by limb, each copied from a and combined
+            // with b while it is still in cache, in memory that is written once (no zero-fill
+            // pass, no second pass over the whole ciphertext).
+            let mut data = Vec::with_capacity(len);
+            for p in 0..parts {
+                for i in 0..l1 {
+                    let start = data.len();
+                    match part(ad, p, i) {
+                        Some(r) => data.extend_from_slice(&ad[r]),
+                        None => data.resize(start + n, 0),
+                    }
+                    if let Some(r) = part(bd, p, i) {
+                        f(&self.ctx.prime(i).modulus, &mut data[start..], &bd[r]);
+                    }
+                }
             }
-        }
-        out
+            data
+        } else {
+            let mut data = Vec::with_capacity(len);
+            data.extend_from_slice(ad);
+            data.resize(len, 0);
+            data.par_chunks_mut(n).enumerate().for_each(|(k, o)| {
+                if let Some(r) = part(bd, k / l1, k % l1) {
+                    f(&self.ctx.prime(k % l1).modulus, o, &bd[r]);
+                }
+            });
+            data
+        };
+        let (level, scale, params_id) = (a.level, a.scale, a.params_id);
+        let slots = merge_slots(a.slots, b.slots);
+        Ciphertext { data, level, scale, n, parts, params_id, slots }
     }
 
     /// a + b (same level and scale).
@@ -236,6 +256,7 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let mut out = Ciphertext::zeros(3, a.level, a.scale * b.scale, n, a.params_id);
+        out.slots = merge_slots(a.slots, b.slots);
         let (o0, rest) = out.data.split_at_mut(l1 * n);
         let (o1, o2) = rest.split_at_mut(l1 * n);
         let (a0, a1, b0, b1) = (a.part(0), a.part(1), b.part(0), b.part(1));

@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::ciphertext::Ciphertext;
+use super::ciphertext::{merge_slots, Ciphertext};
 use super::context::Context;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKeySet, KeySwitchKey};
@@ -28,6 +28,8 @@ pub struct ExtendedPlaintext {
     pub(crate) level: usize,
     pub(crate) scale: f64,
     pub(crate) params_id: u64,
+    /// The slot period of the encoded vector, when known (as [`super::Plaintext::slots`]).
+    pub(crate) slots: Option<usize>,
 }
 
 impl ExtendedPlaintext {
@@ -55,25 +57,58 @@ pub(crate) struct ExtendedCiphertext {
 impl ExtendedCiphertext {
     /// The zero ciphertext at `level`.
     pub(crate) fn zeros(ctx: &Context, level: usize) -> Self {
-        let n = ctx.n();
-        let width = level + 1 + ctx.p_len();
-        Self { data: vec![0; 2 * width * n], level, width, n }
+        Self::zeros_in(ctx, level, Vec::new())
     }
 
-    /// (P·c_0, P·c_1), whose P limbs are zero: the unrotated term of a sum.
-    pub(crate) fn lift<C: AsRef<[u64]>>(ctx: &Context, ct: &Ciphertext<C>) -> Self {
-        let mut out = Self::zeros(ctx, ct.level);
-        let n = out.n;
+    /// The zero ciphertext at `level` in `buf` (reused: any length and contents).
+    pub(crate) fn zeros_in(ctx: &Context, level: usize, buf: Vec<u64>) -> Self {
+        let mut out = Self::from_buffer(ctx, level, buf);
+        out.clear();
+        out
+    }
+
+    /// A ciphertext at `level` over `buf` with unspecified contents, for a caller that writes
+    /// every word ([`Sink::Store`]).
+    pub(crate) fn from_buffer(ctx: &Context, level: usize, mut buf: Vec<u64>) -> Self {
+        let n = ctx.n();
+        let width = level + 1 + ctx.p_len();
+        // Shrinking (the usual case: levels fall through a bootstrap) writes nothing.
+        buf.resize(2 * width * n, 0);
+        Self { data: buf, level, width, n }
+    }
+
+    /// Words of the ciphertext at `level` (both parts over Q_l·P).
+    pub(crate) fn words(ctx: &Context, level: usize) -> usize {
+        2 * (level + 1 + ctx.p_len()) * ctx.n()
+    }
+
+    /// The words, for reuse.
+    pub(crate) fn into_buffer(self) -> Vec<u64> {
+        self.data
+    }
+
+    /// (P·c_0, P·c_1), whose P limbs are zero (the unrotated term of a sum), in `buf`
+    /// (reused: any length and contents).
+    pub(crate) fn lift_in<C: AsRef<[u64]>>(
+        ctx: &Context,
+        ct: &Ciphertext<C>,
+        buf: Vec<u64>,
+    ) -> Self {
+        let mut out = Self::from_buffer(ctx, ct.level, buf);
+        let (n, width) = (out.n, out.width);
         let l1 = ct.level + 1;
         let plan = ctx.moddown(ct.level);
-        let (o0, o1) = out.data.split_at_mut(out.width * n);
-        for (p, o) in [o0, o1].into_iter().enumerate() {
-            let c = ct.part(p);
-            o[..l1 * n].par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
-                limb.copy_from_slice(&c[i * n..(i + 1) * n]);
+        let parts = [ct.part(0), ct.part(1)];
+        out.data.par_chunks_mut(n).enumerate().for_each(|(k, limb)| {
+            let (p, i) = (k / width, k % width);
+            if i < l1 {
+                let c = &parts[p][i * n..(i + 1) * n];
+                limb.copy_from_slice(c);
                 ctx.prime(i).modulus.mul_scalar_assign_slice(limb, plan.p_mod[i].0);
-            });
-        }
+            } else {
+                limb.fill(0);
+            }
+        });
         out
     }
 
@@ -127,17 +162,20 @@ impl ExtendedCiphertext {
         mod_down(ctx, level, c1, y, v, md, out, Finish::Store, None);
     }
 
-    /// ModDown of both parts: the ciphertext over Q_l at `scale`.
+    /// ModDown of both parts: the ciphertext over Q_l at `scale` (both parts' P limbs are
+    /// destroyed).
     pub(crate) fn mod_down(
-        mut self,
+        &mut self,
         ctx: &Context,
         scratch: &mut Scratch,
         scale: f64,
         params_id: u64,
+        slots: Option<usize>,
     ) -> Ciphertext {
         let (level, n) = (self.level, self.n);
         let l1 = level + 1;
         let mut out = Ciphertext::zeros(2, level, scale, n, params_id);
+        out.slots = slots;
         let (o0, o1) = out.data.split_at_mut(l1 * n);
         let (a0, a1) = self.parts_mut();
         let Scratch { y, v, md, .. } = scratch;
@@ -278,7 +316,10 @@ impl Evaluator {
         for &(step, pt) in terms {
             let g = ctx.galois_element_for_step(step);
             if g == 1 {
-                acc.mul_add_assign(ctx, &ExtendedCiphertext::lift(ctx, a), pt);
+                let lifted =
+                    ExtendedCiphertext::lift_in(ctx, a, scratch.take_spare(acc.data.len()));
+                acc.mul_add_assign(ctx, &lifted, pt);
+                scratch.give_spare(lifted.into_buffer());
                 continue;
             }
             let key = keys
@@ -303,6 +344,9 @@ impl Evaluator {
                 Sink::MulAdd(&pt.data),
             )?;
         }
-        Ok(acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id))
+        let slots = terms.iter().fold(a.slots, |s, (_, pt)| merge_slots(s, pt.slots));
+        let out = acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id, slots);
+        scratch.release_spare();
+        Ok(out)
     }
 }

@@ -5,11 +5,11 @@
 
 use rayon::prelude::*;
 
-use super::ciphertext::{Ciphertext, Plaintext};
+use super::ciphertext::{merge_slots, Ciphertext, Plaintext};
 use super::encoder::f64_to_residue;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
-use super::ring::{add_mod, mul_shoup, shoup, sub_mod, Prime};
+use super::ring::{add_mod, mul_shoup, neg_mod, shoup, sub_mod, Prime};
 use crate::error::{Error, Result};
 use crate::math::Modulus;
 
@@ -52,6 +52,7 @@ impl Evaluator {
                 .enumerate()
                 .for_each(|(i, (o, x))| f(&self.ctx.prime(i).modulus, o, x));
         }
+        a.slots = merge_slots(a.slots, b.slots);
         Ok(())
     }
 
@@ -79,6 +80,7 @@ impl Evaluator {
     {
         self.check_plain(a, p, true)?;
         self.plain_assign(a, p, 1, |pr, o, x| pr.modulus.add_assign_slice(o, x));
+        a.slots = merge_slots(a.slots, p.slots);
         Ok(())
     }
 
@@ -90,6 +92,7 @@ impl Evaluator {
     {
         self.check_plain(a, p, true)?;
         self.plain_assign(a, p, 1, |pr, o, x| pr.modulus.sub_assign_slice(o, x));
+        a.slots = merge_slots(a.slots, p.slots);
         Ok(())
     }
 
@@ -103,6 +106,7 @@ impl Evaluator {
         let parts = a.parts;
         self.plain_assign(a, p, parts, |pr, o, x| pr.modulus.mul_assign_slice(o, x));
         a.scale *= p.scale;
+        a.slots = merge_slots(a.slots, p.slots);
         Ok(())
     }
 
@@ -190,33 +194,37 @@ impl Evaluator {
         let consts = self.ctx.rescale_consts(l);
         let scale = a.scale / ql.q as f64;
         let mut out = Ciphertext::from_raw(out, a.parts, l - 1, scale, n, a.params_id)?;
-        for part in 0..a.parts {
-            let src = a.part(part);
-            let mut last = src[l * n..(l + 1) * n].to_vec();
-            ql.intt(&mut last);
-            let last = &last;
-            let half = ql.q / 2;
-            out.part_mut(part).par_chunks_mut(n).enumerate().for_each_init(
-                || vec![0u64; n],
-                |t, (i, o)| {
-                    let p = self.ctx.prime(i);
-                    let ql_mod = ql.q % p.q;
-                    for (tv, &x) in t.iter_mut().zip(last) {
-                        // Centred representative of the last limb, so the division rounds.
-                        *tv = if x > half {
-                            sub_mod(p.reduce_u64(x), ql_mod, p.q)
-                        } else {
-                            p.reduce_u64(x)
-                        };
-                    }
-                    p.ntt(t);
-                    let m = &p.modulus;
-                    o.copy_from_slice(&src[i * n..(i + 1) * n]);
-                    m.sub_assign_slice(o, t);
-                    m.mul_scalar_assign_slice(o, consts[i].0);
-                },
+        out.slots = a.slots;
+        // The last limb of every part in coefficient form, the parts' INTTs side by side.
+        let srcs: Vec<&[u64]> = (0..a.parts).map(|p| a.part(p)).collect();
+        let lasts: Vec<Vec<u64>> = srcs
+            .par_iter()
+            .map(|src| {
+                let mut last = src[l * n..(l + 1) * n].to_vec();
+                ql.intt(&mut last);
+                last
+            })
+            .collect();
+        let half = ql.q / 2;
+        let words = a.parts * l * n;
+        out.data.as_mut()[..words].par_chunks_mut(n).enumerate().for_each(|(k, o)| {
+            let (part, i) = (k / l, k % l);
+            let p = self.ctx.prime(i);
+            let ql_mod = ql.q % p.q;
+            for (tv, &x) in o.iter_mut().zip(&lasts[part]) {
+                // Centred representative of the last limb, so the division rounds.
+                *tv =
+                    if x > half { sub_mod(p.reduce_u64(x), ql_mod, p.q) } else { p.reduce_u64(x) };
+            }
+            p.ntt(o);
+            // (src − t)·q_l^-1 = (t − src)·(−q_l^-1), in one pass over the limb.
+            let m = &p.modulus;
+            m.sub_mul_scalar_assign_slice(
+                o,
+                &srcs[part][i * n..(i + 1) * n],
+                neg_mod(consts[i].0, p.q),
             );
-        }
+        });
         Ok(out)
     }
 
@@ -237,6 +245,7 @@ impl Evaluator {
         }
         let n = self.ctx.n();
         let mut out = Ciphertext::from_raw(out, a.parts, level, a.scale, n, a.params_id)?;
+        out.slots = a.slots;
         for p in 0..a.parts {
             out.part_mut(p).copy_from_slice(&a.part(p)[..(level + 1) * n]);
         }
@@ -256,6 +265,8 @@ impl Evaluator {
             return Err(Error::BufferLength { expected: src.len(), found: dst.len() });
         }
         dst.copy_from_slice(src);
-        Ciphertext::from_raw(out, a.parts, a.level, a.scale, a.n, a.params_id)
+        let mut out = Ciphertext::from_raw(out, a.parts, a.level, a.scale, a.n, a.params_id)?;
+        out.slots = a.slots;
+        Ok(out)
     }
 }

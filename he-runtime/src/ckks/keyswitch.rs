@@ -24,6 +24,10 @@ pub struct Scratch {
     pub(crate) v: Vec<u64>,
     /// The decomposition of the last operand, dnum·(L+1+K) limbs.
     pub(crate) dec: Vec<u64>,
+    /// Large buffers (extended ciphertexts, encoded diagonals) handed back by one step of a
+    /// linear transform for the next, so a bootstrap does not fault in fresh pages for each;
+    /// emptied by [`Scratch::release_spare`].
+    pub(crate) spare: Vec<Vec<u64>>,
 }
 
 impl Scratch {
@@ -41,7 +45,28 @@ impl Scratch {
             md: vec![0; l1 * n],
             v: vec![0; n],
             dec: vec![0; dnum * (l1 + k) * n],
+            spare: Vec::new(),
         }
+    }
+
+    /// The smallest spare buffer that holds `len` words without growing (any length, any
+    /// contents), else the largest one, else a new empty one.
+    pub(crate) fn take_spare(&mut self, len: usize) -> Vec<u64> {
+        let fits = (0..self.spare.len())
+            .filter(|&i| self.spare[i].capacity() >= len)
+            .min_by_key(|&i| self.spare[i].capacity());
+        let pick = fits.or_else(|| (0..self.spare.len()).max_by_key(|&i| self.spare[i].capacity()));
+        pick.map(|i| self.spare.swap_remove(i)).unwrap_or_default()
+    }
+
+    /// Keeps `buf` for a later [`Self::take_spare`].
+    pub(crate) fn give_spare(&mut self, buf: Vec<u64>) {
+        self.spare.push(buf);
+    }
+
+    /// Frees the spare buffers kept between the steps of a transform or a bootstrap.
+    pub fn release_spare(&mut self) {
+        self.spare = Vec::new();
     }
 }
 

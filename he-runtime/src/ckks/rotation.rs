@@ -16,6 +16,7 @@ pub struct HoistedCiphertext {
     level: usize,
     scale: f64,
     params_id: u64,
+    slots: Option<usize>,
 }
 
 impl HoistedCiphertext {
@@ -58,7 +59,7 @@ impl Evaluator {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        let Scratch { coeff, y, acc, md, dec, v } = scratch;
+        let Scratch { coeff, y, acc, md, dec, v, .. } = scratch;
         let dec: &[u64] = match dec_ready {
             Some(d) => d,
             None => {
@@ -89,6 +90,7 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
+        out.slots = a.slots;
         out.data[..l1 * n].copy_from_slice(a.part(0));
         let (o0, o1) = out.data.split_at_mut(l1 * n);
         self.switch(a.level, key, scratch, None, a.part(1), o0, o1, Finish::Add, Finish::Store)?;
@@ -110,6 +112,7 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = a.level + 1;
         let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
+        out.slots = a.slots;
         out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
         let (o0, o1) = out.data.split_at_mut(l1 * n);
         self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, Finish::Add, Finish::Add)?;
@@ -200,6 +203,7 @@ impl Evaluator {
         }
         self.check_galois(key, g, step)?;
         let mut out = Ciphertext::from_raw(out, 2, a.level, a.scale, a.n, a.params_id)?;
+        out.slots = a.slots;
         let l1 = a.level + 1;
         let perm = self.ctx.galois_perm(g);
         let (o0, o1) = out.data.as_mut()[..2 * l1 * a.n].split_at_mut(l1 * a.n);
@@ -276,6 +280,7 @@ impl Evaluator {
             level: a.level,
             scale: a.scale,
             params_id: a.params_id,
+            slots: a.slots,
         })
     }
 
@@ -293,6 +298,7 @@ impl Evaluator {
         let n = self.ctx.n();
         let l1 = h.level + 1;
         let mut out = Ciphertext::from_raw(out, 2, h.level, h.scale, n, h.params_id)?;
+        out.slots = h.slots;
         // Key-switch c_1 from s to σ^-1(s); σ is applied to each limb as ModDown finishes it,
         // c_0 added on the way: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
         let perm = self.ctx.galois_perm(g);

@@ -362,7 +362,7 @@ impl Plaintext {
             r.limb(&mut data[i * n..(i + 1) * n], ctx.prime(i).q)?;
         }
         r.end()?;
-        Ok(Plaintext { data, level, scale, n, params_id: ctx.params().id() })
+        Ok(Plaintext { data, level, scale, n, params_id: ctx.params().id(), slots: None })
     }
 }
 

@@ -10,6 +10,8 @@
 //! The accumulation runs on AVX-512 IFMA when every prime is below 2^50, else portably; both
 //! give identical words.
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::math::poly::Representation;
 use crate::math::rns::RnsBasis;
@@ -43,7 +45,12 @@ pub struct BasisConverter {
     /// IFMA folds per target (None for a target of 50 bits or more); the whole field is None
     /// when a source prime is too wide or the CPU lacks IFMA.
     ifma: Option<Vec<Option<simd::ExtendFold>>>,
+    /// Whether the centering counts run on AVX-512 DQ (any prime width: they are f64 sums).
+    simd_counts: bool,
 }
+
+/// Coefficients per task of the centering counts (a multiple of 8 for the SIMD kernel).
+const COUNT_CHUNK: usize = 2048;
 
 impl BasisConverter {
     /// Constants for extending from the distinct primes `from` to the primes `to`.
@@ -92,6 +99,7 @@ impl BasisConverter {
             inv_q: from.iter().map(|m| 1.0 / m.value() as f64).collect(),
             lazy_terms,
             ifma,
+            simd_counts: true,
         })
     }
 
@@ -113,6 +121,7 @@ impl BasisConverter {
     /// Forces the portable accumulation (for tests and benchmarks).
     pub fn force_portable(&mut self) {
         self.ifma = None;
+        self.simd_counts = false;
     }
 
     /// Words of scratch [`convert`](Self::convert) needs for degree `n`.
@@ -146,13 +155,22 @@ impl BasisConverter {
     pub fn rounding_counts(&self, y: &[u64], r: &mut [u64]) {
         let n = r.len();
         assert_eq!(y.len(), self.from.len() * n);
-        if self.ifma.is_some() && simd::rounding_counts(y, &self.inv_q, r) {
+        // Coefficients are independent: large rings split them over the thread pool in
+        // fixed chunks (the same words for any thread count); small ones stay on one thread.
+        r.par_chunks_mut(COUNT_CHUNK)
+            .enumerate()
+            .for_each(|(c, rc)| self.rounding_counts_chunk(y, n, c * COUNT_CHUNK, rc));
+    }
+
+    /// The counts of coefficients `start..start + r.len()` of limbs of `n` words.
+    fn rounding_counts_chunk(&self, y: &[u64], n: usize, start: usize, r: &mut [u64]) {
+        if self.simd_counts && simd::rounding_counts(y, n, start, &self.inv_q, r) {
             return;
         }
         const CHUNK: usize = 64;
         let mut acc = [0f64; CHUNK];
         for (ci, rc) in r.chunks_mut(CHUNK).enumerate() {
-            let base = ci * CHUNK;
+            let base = start + ci * CHUNK;
             let len = rc.len();
             acc[..len].fill(0.0);
             for (i, &inv) in self.inv_q.iter().enumerate() {

@@ -43,6 +43,26 @@ pub fn sample(stage: &str) -> RssSample {
     parse(stage, &std::fs::read_to_string("/proc/self/status").unwrap_or_default())
 }
 
+/// CPU seconds (user + system, every thread) this process has used so far, from
+/// `/proc/self/stat` (0 where it is unavailable). On a loaded machine this, unlike wall time,
+/// measures the work a step did.
+pub fn cpu_seconds() -> f64 {
+    parse_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds (Linux reports them in USER_HZ =
+/// 100 ticks per second on every architecture's user ABI).
+fn parse_cpu(stat: &str) -> f64 {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis,
+    // where field 3 (the state) is the first.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    match (f.get(11), f.get(12)) {
+        (Some(u), Some(s)) => (u + s) as f64 / 100.0,
+        _ => 0.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +73,14 @@ mod tests {
         let r = parse("x", s);
         assert_eq!((r.rss, r.hwm, r.anon, r.file), (1 << 20, 2 << 20, 512 << 10, 256 << 10));
         assert_eq!(parse("y", "").rss, 0);
+    }
+
+    #[test]
+    fn cpu_time_is_utime_plus_stime() {
+        let s = "42 (a b) c) R 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0";
+        assert_eq!(parse_cpu(s), 4.0);
+        assert_eq!(parse_cpu("garbage"), 0.0);
+        assert!(cpu_seconds() >= 0.0);
     }
 
     #[test]

@@ -118,15 +118,21 @@ impl LinearTransform {
             let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
             decompose(ctx, level, x.part(1), coeff, y, v, dec);
         }
+        // Every large buffer comes from (and goes back to) the scratch's spares, so the
+        // transforms of a bootstrap reuse the pages of the first instead of faulting in fresh
+        // ones for each rotation and diagonal.
+        let ext_words = ExtendedCiphertext::words(ctx, level);
         let mut rotated: BTreeMap<i64, ExtendedCiphertext> = BTreeMap::new();
         for &j in &self.babies {
             let ct = if j == 0 {
-                ExtendedCiphertext::lift(ctx, x)
+                ExtendedCiphertext::lift_in(ctx, x, scratch.take_spare(ext_words))
             } else {
                 let g = ctx.galois_element_for_step(j);
                 let key = keys.galois(g)?;
                 eval.check_galois(&key, g, Some(j))?;
-                let mut out = ExtendedCiphertext::zeros(ctx, level);
+                // Sink::Store writes every word.
+                let mut out =
+                    ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words));
                 let plus = Plus::Scaled(x.part(0));
                 let perm = ctx.galois_perm(g);
                 rotate_extended(
@@ -143,19 +149,25 @@ impl LinearTransform {
             };
             rotated.insert(j, ct);
         }
-        let mut acc = ExtendedCiphertext::zeros(ctx, level);
-        let mut inner = ExtendedCiphertext::zeros(ctx, level);
-        let mut c1 = vec![0u64; (level + 1) * n];
+        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, scratch.take_spare(ext_words));
+        let mut inner = ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words));
+        let mut c1 = scratch.take_spare((level + 1) * n);
+        c1.resize((level + 1) * n, 0);
         let mut any = false;
         for giant in &self.giants {
             if giant.terms.is_empty() {
                 continue;
             }
             inner.clear();
+            let bufs: Vec<Vec<u64>> =
+                giant.terms.iter().map(|_| scratch.take_spare(ext_words / 2)).collect();
             let pts = giant
                 .terms
                 .par_iter()
-                .map(|(_, diag)| enc.encode_coefficients_extended(diag, level, pt_scale))
+                .zip(bufs)
+                .map(|((_, diag), buf)| {
+                    enc.encode_coefficients_extended(diag, level, pt_scale, buf)
+                })
                 .collect::<Result<Vec<_>, Error>>()?;
             for ((j, _), pt) in giant.terms.iter().zip(&pts) {
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
@@ -163,6 +175,9 @@ impl LinearTransform {
                     reason: "baby-step rotation of a linear transform",
                 })?;
                 inner.mul_add_assign(ctx, baby, pt);
+            }
+            for pt in pts {
+                scratch.give_spare(pt.data);
             }
             any = true;
             if giant.step == 0 {
@@ -186,9 +201,15 @@ impl LinearTransform {
             }
             .into());
         }
-        drop((rotated, inner));
-        let acc = acc.mod_down(ctx, scratch, x.scale() * pt_scale, x.params_id());
-        let mut out = eval.rescale(&acc)?;
+        for ct in rotated.into_values().chain([inner]) {
+            scratch.give_spare(ct.into_buffer());
+        }
+        scratch.give_spare(c1);
+        // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
+        // any period to one of the same period, so the input's is kept.
+        let down = acc.mod_down(ctx, scratch, x.scale() * pt_scale, x.params_id(), x.slots());
+        scratch.give_spare(acc.into_buffer());
+        let mut out = eval.rescale(&down)?;
         out.set_scale(out_scale);
         Ok(out)
     }

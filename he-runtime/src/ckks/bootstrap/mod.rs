@@ -264,6 +264,9 @@ impl Bootstrapper {
         if ct.degree() != 1 {
             return Err(Error::InvalidDegree { degree: ct.degree(), expected: 1 }.into());
         }
+        if let Some(found) = ct.slots().filter(|&s| s > self.slots) {
+            return Err(Error::BootstrapSlots { expected: self.slots, found }.into());
+        }
         let q0 = self.ctx.params().q()[0] as f64;
         let scale_in = ct.scale();
         // The coefficients Δ·m must stay well inside (−q_0/2, q_0/2), and EvalMod's sine is
@@ -360,7 +363,9 @@ impl Bootstrapper {
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
         let mut out = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
         out.set_scale(scale_in);
+        out.set_slots(ct.slots());
         times.slot_to_coeff = clock.elapsed().as_secs_f64();
+        scratch.release_spare();
         Ok((out, times))
     }
 
@@ -397,6 +402,7 @@ impl Bootstrapper {
         let c =
             half * q0 / (2.0 * std::f64::consts::PI * self.config.k * self.ctx.params().scale());
         y.set_scale(scale * c);
+        scratch.release_spare();
         Ok(y)
     }
 
@@ -418,6 +424,7 @@ impl Bootstrapper {
         let top = ctx.params().max_level();
         let q0 = &ctx.prime(0).modulus;
         let mut out = Ciphertext::zeros(2, top, x.scale(), n, x.params_id());
+        out.set_slots(x.slots());
         for p in 0..2 {
             let mut coeff = x.part(p)[..n].to_vec();
             ctx.prime(0).intt(&mut coeff);

@@ -78,6 +78,30 @@ fn full_slot_bootstrap_restores_levels_and_precision() {
     }
 }
 
+/// The thread count changes how the work is split, never a word of the result: the same
+/// bootstrap on 1, 2 and 3 threads gives identical ciphertexts (and the right slots).
+#[test]
+fn bootstraps_are_bit_identical_for_any_thread_count() {
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let z = random_slots(f.ctx.params().slots(), true, 77);
+    let ct = encrypt_at(&f, &z, 0);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut scratch = Evaluator::new(&f.ctx).scratch();
+            f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()
+        })
+    };
+    let one = run(1);
+    let (max_bits, _) = precision(&decrypt(&f, &one), &z);
+    assert!(max_bits >= 20.0, "precision {max_bits:.1} bits");
+    for threads in [2, 3] {
+        let other = run(threads);
+        assert_eq!(other.level(), one.level());
+        assert!(other.as_words() == one.as_words(), "{threads} threads differ from one");
+    }
+}
+
 #[test]
 fn every_level_budget_bootstraps() {
     for (cts, stc) in [(2, 2), (4, 3)] {
@@ -412,4 +436,39 @@ fn bad_slot_counts_are_typed_errors() {
         full.galois_elements(),
         Bootstrapper::new(&ctx, &Default::default()).unwrap().galois_elements()
     );
+}
+
+/// A ciphertext whose slot vector has a longer period than a sparse bootstrapper's slots is
+/// refused with both counts (it would come back as its per-period average); the period is
+/// the encoder's and survives the operations before the bootstrap.
+#[test]
+fn a_ciphertext_encoded_for_more_slots_than_the_bootstrapper_is_a_typed_error() {
+    let f = fixture(12, 1, sparse(64));
+    let full = random_slots(f.ctx.params().slots(), true, 90);
+    let eval = Evaluator::new(&f.ctx);
+    let mut scratch = eval.scratch();
+    // Full slots, after a product by a constant and its rescale.
+    let ct = encrypt_at(&f, &full, 1);
+    assert_eq!(ct.slots(), Some(f.ctx.params().slots()));
+    let ct = eval.rescale(&eval.mul_const(&ct, 0.5, f.ctx.params().scale()).unwrap()).unwrap();
+    match f.bs.bootstrap(&ct, &f.keys, &mut scratch) {
+        Err(Error::BootstrapSlots { expected: 64, found }) => {
+            assert_eq!(found, f.ctx.params().slots())
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // 32 values repeated (period 32 ≤ 64 slots) bootstrap, and keep their period.
+    let z = periodic_slots(&f, 32, true, 91);
+    let ct = encrypt_at(&f, &z, 0);
+    assert_eq!(ct.slots(), Some(32));
+    let out = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+    assert_eq!(out.slots(), Some(32));
+    let (bits, _) = precision(&decrypt(&f, &out), &z);
+    assert!(bits >= 20.0, "{bits:.1} bits");
+    // A ciphertext wrapped from raw words has no known period and is not refused.
+    let ct = encrypt_at(&f, &full, 0);
+    let raw =
+        Ciphertext::from_raw(ct.as_words(), 2, 0, ct.scale(), f.ctx.n(), ct.params_id()).unwrap();
+    assert_eq!(raw.slots(), None);
+    assert!(f.bs.bootstrap(&raw, &f.keys, &mut scratch).is_ok());
 }

@@ -67,6 +67,7 @@ fn view(c: &Ciphertext) -> Ciphertext<&[u64]> {
         n: c.n,
         parts: c.parts,
         params_id: c.params_id,
+        slots: c.slots,
     }
 }
 

@@ -449,13 +449,21 @@ pub(super) unsafe fn extend_block(
     }
 }
 
-/// r[j] = round_ties_even(Σ_i (y[i·n + j] as f64) · inv_q[i]) for j < n, summed in the same
-/// order with the same (unfused) roundings as the portable loop, so results are identical.
+/// r[j] = round_ties_even(Σ_i (y[i·stride + start + j] as f64) · inv_q[i]) for j < r.len(),
+/// summed in the same order with the same (unfused) roundings as the portable loop, so results
+/// are identical.
 ///
 /// # Safety
-/// avx512f+avx512dq available; `r.len() = n` a multiple of 8; `y.len() = inv_q.len()·n`.
+/// avx512f+avx512dq available; `r.len()` a multiple of 8; `start + r.len() <= stride`;
+/// `y.len() >= inv_q.len()·stride`.
 #[target_feature(enable = "avx512f,avx512dq")]
-pub(super) unsafe fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) {
+pub(super) unsafe fn rounding_counts(
+    y: &[u64],
+    stride: usize,
+    start: usize,
+    inv_q: &[f64],
+    r: &mut [u64],
+) {
     let n = r.len();
     let yp = y.as_ptr();
     let rp = r.as_mut_ptr();
@@ -466,8 +474,10 @@ pub(super) unsafe fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) {
         for (i, &inv) in inv_q.iter().enumerate() {
             let w = _mm512_set1_pd(inv);
             for (v, a) in acc.iter_mut().enumerate().take(v_count) {
-                // SAFETY: i < inv_q.len() and base + 8·v + 8 <= n: inside limb i of y.
-                let x = unsafe { _mm512_loadu_si512(yp.add(i * n + base + 8 * v) as *const _) };
+                // SAFETY: i < inv_q.len() and start + base + 8·v + 8 <= stride: inside limb i.
+                let x = unsafe {
+                    _mm512_loadu_si512(yp.add(i * stride + start + base + 8 * v) as *const _)
+                };
                 *a = _mm512_add_pd(*a, _mm512_mul_pd(_mm512_cvtepu64_pd(x), w));
             }
         }

@@ -44,18 +44,28 @@ pub(crate) fn dq_available() -> bool {
     }
 }
 
-/// The centering counts of a basis extension on AVX-512 DQ; `false` if the CPU or the length
-/// (a multiple of 8 is needed) rules it out, in which case nothing was written.
-pub(crate) fn rounding_counts(y: &[u64], inv_q: &[f64], r: &mut [u64]) -> bool {
-    let n = r.len();
-    if !dq_available() || !n.is_multiple_of(8) {
+/// The centering counts of a basis extension on AVX-512 DQ for the coefficients
+/// `start..start + r.len()` of limbs of `stride` words in `y`; `false` if the CPU or the
+/// length (a multiple of 8 is needed) rules it out, in which case nothing was written.
+pub(crate) fn rounding_counts(
+    y: &[u64],
+    stride: usize,
+    start: usize,
+    inv_q: &[f64],
+    r: &mut [u64],
+) -> bool {
+    if !dq_available() || !r.len().is_multiple_of(8) {
         return false;
     }
-    assert_eq!(y.len(), inv_q.len() * n, "rounding counts lengths");
+    assert!(
+        start + r.len() <= stride && y.len() == inv_q.len() * stride,
+        "rounding counts lengths"
+    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: avx512f+avx512dq are present, n % 8 == 0 and y holds inv_q.len() limbs of n.
+    // SAFETY: avx512f+avx512dq are present, r.len() % 8 == 0, start + r.len() <= stride and y
+    // holds inv_q.len() limbs of stride words.
     unsafe {
-        ifma::rounding_counts(y, inv_q, r)
+        ifma::rounding_counts(y, stride, start, inv_q, r)
     }
     true
 }
