@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod calibrate;
 pub mod costs;
+pub mod kernel;
 pub mod models;
 pub mod plot;
 pub mod profile;
@@ -119,6 +120,19 @@ pub fn plan_trace(l: &Loaded, ops: &OpCosts, images: usize) -> Result<Trace> {
         ex.finish()?;
     }
     Ok(ex.trace())
+}
+
+/// The largest DRAM one step of the model holds at once as the store checks it before a run
+/// (operands, results and scratch such as a hoisted decomposition; keys with their stored
+/// form), in whole pages: no store budget below it can run the model.
+pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
+    let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
+    let ex = Executor::plan(&l.compiled.program, 0, keyset, ops.clone());
+    ex.working_sets()
+        .iter()
+        .map(|set| set.iter().map(|b| b.next_multiple_of(4096)).sum::<u64>())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A progress bar on stderr, hidden under `--quiet`, `--json` or when stderr is no terminal.
