@@ -102,7 +102,8 @@ pub fn live_timeline(trace: &Trace, max_points: usize) -> (Vec<Series>, Footprin
 }
 
 /// The layer of every timed op of `images` runs of `program`, in trace order (a hoisted
-/// rotation is one `hoist` op and one op per rotation, as the executor records it).
+/// rotation is one `hoist` op and one op per rotation, a bootstrap one op and one per key use,
+/// as the executor records them).
 pub fn op_layers(program: &Program, images: usize) -> Vec<u16> {
     let one: Vec<u16> = program
         .ops()
@@ -110,6 +111,7 @@ pub fn op_layers(program: &Program, images: usize) -> Vec<u16> {
         .flat_map(|r| {
             let steps = match &r.op {
                 Op::HoistedRotate { rots, .. } => 1 + rots.len(),
+                Op::Bootstrap { keys, .. } => 1 + keys.len(),
                 _ => 1,
             };
             std::iter::repeat_n(r.layer, steps)
