@@ -83,21 +83,19 @@ pub struct CompiledFor {
 }
 
 /// Compiles `model` at `log_n` (default: the smallest preset deep enough). A model deeper than
-/// every preset is compiled with bootstrapping: at log N = 16 with the deep run's preset
-/// (`n16_deep`, as `hetier run --model resnet20`), below that with the insecure test preset
-/// `hetier calibrate --bootstrap` times (tests and quick looks only).
+/// that preset (or than every preset) is compiled with bootstrapping: at log N = 16 with the
+/// deep run's preset (`n16_deep`, as `hetier run --model resnet20`), below that with the
+/// insecure test preset `hetier calibrate --bootstrap` times (tests and quick looks only).
 pub fn compile_for(model: &Model, log_n: Option<u32>) -> Result<CompiledFor> {
     let presets = [Preset::N13, Preset::N14, Preset::N15, Preset::N16];
-    let deepest = presets.iter().map(|p| p.depth()).max().unwrap_or(0);
-    if model.depth() <= deepest {
-        let preset = match log_n {
-            Some(n) => Preset::for_log_n(n)
+    let preset = match log_n {
+        Some(n) => Some(
+            Preset::for_log_n(n)
                 .with_context(|| format!("--log-n {n}: presets exist for 13..=16"))?,
-            None => presets
-                .into_iter()
-                .find(|p| p.depth() >= model.depth())
-                .context("no preset is deep enough")?,
-        };
+        ),
+        None => presets.into_iter().find(|p| p.depth() >= model.depth()),
+    };
+    if let Some(preset) = preset.filter(|p| p.depth() >= model.depth()) {
         let params = preset.params()?;
         model.check_depth(&params)?;
         let compiled = model.compile(&params)?;
