@@ -96,16 +96,24 @@ pub fn kernel_store_budget(trace: &Trace, working_set: u64) -> u64 {
 }
 
 /// Predicts `line` at a DRAM `budget`; `None` when the budget cannot hold an op's pinned set.
-/// Kernel paging gives the page cache what the store's small budget leaves of `budget`.
+/// A store policy gets `budget` less `reserve` (what the executor charges to the budget
+/// outside the trace's objects: the hoisted decomposition); kernel paging gives the page
+/// cache what the store's small budget leaves of `budget`.
 pub fn predict_line(
     trace: &Trace,
     tiers: &CostModel,
     line: &Line,
     budget: u64,
+    reserve: u64,
     opts: &PredictOptions,
 ) -> Result<Option<(Prediction, Timeline)>> {
     let res = match line {
-        Line::Store(p) => predict_timeline(trace, tiers, p, budget, opts),
+        Line::Store(p) => {
+            if budget <= reserve {
+                return Ok(None);
+            }
+            predict_timeline(trace, tiers, p, budget - reserve, opts)
+        }
         Line::Kernel { cost: c, store_budget } => {
             let store_budget = *store_budget;
             if budget < store_budget {

@@ -146,6 +146,26 @@ pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
         .unwrap_or(0)
 }
 
+/// The largest reservation the executor charges to the store's budget for a hoisted
+/// decomposition (decomposition and one plaintext at the rotated ciphertext's level, whole
+/// pages). The trace does not carry it: during a hoisted group the store has this much less
+/// room for objects than the trace shows.
+pub fn hoist_charge(l: &Loaded) -> u64 {
+    let p = &l.compiled.program;
+    let sizes = p.sizes();
+    p.ops()
+        .iter()
+        .filter_map(|r| match &r.op {
+            hetier_he::nn::Op::HoistedRotate { src, .. } => {
+                let level = p.objects()[src.index()].level;
+                Some((sizes.decomposition(level) + sizes.plaintext(level)).next_multiple_of(4096))
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// A progress bar on stderr, hidden under `--quiet`, `--json` or when stderr is no terminal.
 pub fn progress(len: u64, quiet: bool, what: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {

@@ -19,7 +19,9 @@ use super::kernel::{
 };
 use super::plot::{write_svg, Chart, Series};
 use super::verify::{verify, Expected, KernelRuns, VerifyOptions, VerifyRow};
-use super::{mib, note, plan_trace, progress, working_set_bytes, ModelArgs, OutputArgs};
+use super::{
+    hoist_charge, mib, note, plan_trace, progress, working_set_bytes, ModelArgs, OutputArgs,
+};
 use crate::fmt;
 
 /// How far a measured slowdown (compute-normalised, see `--verify`) may stray from the
@@ -31,8 +33,11 @@ use crate::fmt;
 pub const STATED_ERROR: f64 = 0.40;
 
 /// How far the measured PM → DRAM bytes per inference may stray from the predicted ones,
-/// relative: the simulator makes the store's decisions, and the bytes do not depend on the
-/// load (measured: +12–13% for digits under `planned`).
+/// relative: the simulator makes the store's decisions. Measured for digits under `planned`
+/// at a load average of 19: −3% and +8% once predictions give the store's budget less the
+/// hoisted decomposition the executor charges to it ([`super::hoist_charge`]); +22–25%
+/// before, which is what made the CI check flaky. The rest is prefetches evicted unused
+/// (2–7 per run), which depend on timing.
 pub const STATED_BYTES_ERROR: f64 = 0.25;
 
 /// Flags of `hetier tune`.
@@ -263,6 +268,9 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
         .ops(loaded.params.log_n(), &args.costs.costs)
         .map_or(0, |ops| working_set_bytes(&loaded, ops));
     let kernel_store = kernel_store_budget(&trace, working_set);
+    // The hoisted decomposition the executor charges to the store's budget: no object can use
+    // those bytes while a hoisted group runs (most of a dense layer's time).
+    let reserve = hoist_charge(&loaded);
     let policies =
         parse_lines(args.policies.as_deref(), &costs, &args.costs.costs, kernel_store, quiet)?;
     let (_, fp) = live_timeline(&trace, 2000);
@@ -290,7 +298,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     let mut by_policy: Vec<Vec<(u64, Option<f64>)>> = vec![Vec::new(); policies.len()];
     for &b in &budgets {
         for (k, (name, pol)) in policies.iter().enumerate() {
-            let row = match predict_line(&trace, tiers, pol, b, &opts)? {
+            let row = match predict_line(&trace, tiers, pol, b, reserve, &opts)? {
                 Some((p, tl)) => {
                     let secs = steady_image_ns(&tl, p.total_ns, per_image, images) * 1e-9;
                     let s = secs / (base_ns * 1e-9);
@@ -353,6 +361,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 tiers,
                 opts: &opts,
                 policies: &policies,
+                reserve,
                 curve: &curve,
                 base_ns,
                 target: args.target_slowdown,
@@ -378,7 +387,8 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 quiet,
             };
             let expect = |b: u64| -> Result<Expected> {
-                let (p, tl) = predict_timeline(&trace, tiers, &pol, b, &opts)?;
+                let (p, tl) =
+                    predict_timeline(&trace, tiers, &pol, b.saturating_sub(reserve), &opts)?;
                 let secs = steady_image_ns(&tl, p.total_ns, per_image, images);
                 Ok(Expected {
                     budget: b,
@@ -476,6 +486,7 @@ struct PlotInput<'a> {
     tiers: &'a CostModel,
     opts: &'a PredictOptions,
     policies: &'a [(String, Line)],
+    reserve: u64,
     curve: &'a [CurveRow],
     base_ns: f64,
     target: f64,
@@ -533,7 +544,7 @@ fn write_plots(dir: &std::path::Path, p: &PlotInput<'_>) -> Result<Vec<String>> 
     plots.push(path.display().to_string());
     if let Some(r) = p.recommended {
         let pol = &p.policies.iter().find(|(n, _)| *n == r.policy).context("policy")?.1;
-        let (pred, tl) = predict_line(p.trace, p.tiers, pol, r.budget_bytes, p.opts)?
+        let (pred, tl) = predict_line(p.trace, p.tiers, pol, r.budget_bytes, p.reserve, p.opts)?
             .context("the recommended budget is feasible")?;
         let path = dir.join("pm_bandwidth.svg");
         let title =

@@ -91,6 +91,11 @@ pub struct VerifyRow {
     pub target_held: Option<bool>,
     /// The kernel's OOM killer ended the run.
     pub oom_killed: bool,
+    /// Objects the store prefetched and evicted before any pin used them (whole run): each is
+    /// read again, bytes the simulator does not predict.
+    pub prefetch_evicted_unused: Option<u64>,
+    /// Pins that waited for an object already on its way (whole run).
+    pub pin_waits: Option<u64>,
 }
 
 fn child(job: &Job, name: &str, limit: Option<u64>) -> Result<(Option<ChildReport>, Observed)> {
@@ -230,6 +235,8 @@ pub fn verify(
             cgroup_max_mib: obs.cgroup_max.map(mib),
             target_held: normalised.map(|m| m <= target),
             oom_killed: obs.oom_killed,
+            prefetch_evicted_unused: rep.as_ref().map(|r| r.stats.prefetch_evicted_unused),
+            pin_waits: rep.as_ref().map(|r| r.stats.pin_waits),
         });
     }
     if base.is_none() {
@@ -314,5 +321,7 @@ fn kernel_run(
         cgroup_max_mib: obs.cgroup_max.map(mib),
         target_held: normalised.map(|m| m <= target),
         oom_killed: obs.oom_killed,
+        prefetch_evicted_unused: rep.as_ref().map(|r| r.stats.prefetch_evicted_unused),
+        pin_waits: rep.as_ref().map(|r| r.stats.pin_waits),
     })
 }
