@@ -55,7 +55,8 @@ pub struct TuneArgs {
     /// four (kernel only when the cost file has paging costs).
     #[arg(long, value_delimiter = ',')]
     policies: Option<Vec<String>>,
-    /// Budget steps between the largest pinned set and the peak live set.
+    /// Budget steps between the smallest budget the store runs the model in and the peak live
+    /// set.
     #[arg(long, default_value_t = 24)]
     points: usize,
     /// Explicit DRAM budgets in MiB instead of the steps.
@@ -282,7 +283,9 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     let base_ns = steady_image_ns(&tl, p.total_ns, per_image, images);
 
     let budgets: Vec<u64> = if args.dram_mib.is_empty() {
-        let lo = largest_pinned_set(&trace);
+        // The smallest budget the store runs the model in: an op's operands with the hoisted
+        // decomposition beside them, or the store's own check of the working sets.
+        let lo = (largest_pinned_set(&trace) + reserve).max(working_set);
         let hi = fp.peak_live_bytes.max(lo + 1);
         let n = args.points as u64;
         (0..n).map(|i| (lo + (hi - lo) * i / (n - 1)).next_multiple_of(4096)).collect()
