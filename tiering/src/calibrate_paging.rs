@@ -133,7 +133,7 @@ mod tests {
     fn measures_positive_rates_and_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let c = calibrate_paging(dir.path(), 4 << 20).unwrap();
-        assert!(c.readaround_bytes >= 4096 && c.readaround_bytes % 1024 == 0, "{c:?}");
+        assert!(c.readaround_bytes >= 4096 && c.readaround_bytes.is_multiple_of(1024), "{c:?}");
         assert!(c.fault_seq_read_bw > 0.0 && c.writeback_bw > 0.0 && c.mapped_copy_bw > 0.0);
         // A cached copy is never slower than faulting the same bytes in from the file.
         assert!(c.mapped_copy_bw >= c.fault_seq_read_bw * 0.5, "{c:?}");

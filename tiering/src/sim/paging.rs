@@ -311,7 +311,8 @@ pub fn predict_paging(
     // The store's own moves at its small budget: keys and weights sit in the pool already.
     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
     let (store, moves) =
-        super::predict_timeline(trace, model, &PolicyConfig::Lru, setup.store_budget, &opts)?;
+        super::fast::predict(trace, model, &PolicyConfig::Lru, setup.store_budget, &opts, true)?;
+    let moves = moves.unwrap_or_default();
     let chunk = chunk_size(trace);
     let lens = trace.object_lens();
     let mut by_op: Vec<Vec<&Transfer>> = Vec::new();
