@@ -192,7 +192,7 @@ mod tests {
         let e = CostFile::load(&p).unwrap().paging(&p).unwrap_err().to_string();
         assert!(e.contains("version 1) has no kernel-paging costs"), "{e}");
         let mut bad = sample();
-        bad.paging.as_mut().unwrap().writeback_bw = f64::NAN;
+        bad.paging.as_mut().unwrap().writeback_bw = -1.0;
         bad.save(&p).unwrap();
         assert!(format!("{:#}", CostFile::load(&p).unwrap_err()).contains("writeback_bw"));
         let mut nan = sample();
