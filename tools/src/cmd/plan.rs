@@ -6,6 +6,7 @@
 //! layer tables (documented packing, ReLU as a degree-15 Chebyshev polynomial, bootstrapping
 //! *modelled*): their depthwise convolutions and 224×224 images are not packed for real yet.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -76,6 +77,8 @@ pub struct PlanArgs {
     /// polynomial of the trained model.
     #[arg(long, default_value_t = 0)]
     relu_degree: usize,
+    #[command(flatten)]
+    output: super::tuning::OutputArgs,
 }
 
 /// ResNet-20 compiled for real at log N = 16 (`n16_deep`: bootstraps from the real
@@ -173,7 +176,8 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
             // Keys and weights were put by an earlier process: they start in the pool (PM).
             let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
             let p = predict(&trace, &model, policy, budget, &opts)?;
-            if !json {
+            // Progress: only on a terminal, and not under --json or --quiet.
+            if !json && !args.output.quiet && std::io::stderr().is_terminal() {
                 eprintln!(
                     "  predicted {pct}% / {}: {:.1} s ({:.1} s to simulate)",
                     policy.name(),
