@@ -160,7 +160,8 @@ fn profile_and_tune_plan_a_bootstrapped_network() {
         .unwrap());
     let layers = v["layers"].as_array().unwrap();
     let boots: u64 = layers.iter().map(|l| l["bootstraps"].as_u64().unwrap()).sum();
-    assert!(boots >= 3, "the reduced ResNet bootstraps several times: {boots}");
+    // Counted once each (not once per key step), as the program lists them.
+    assert!((3..=20).contains(&boots), "the reduced ResNet bootstraps several times: {boots}");
     // Every layer's ops are attributed (a bootstrap's key steps included): per-layer key
     // bytes add up to those the trace pins.
     assert!(layers.iter().all(|l| l["ops"].as_u64().unwrap() > 0));

@@ -147,8 +147,9 @@ pub struct LayerRow {
     pub pm_write_mib: f64,
 }
 
+/// Whether a step switches keys (a bootstrap's key steps included: each is one key switch).
 fn is_key_switch(name: &str) -> bool {
-    matches!(name, "rotate" | "rotate_hoisted" | "conjugate" | "mul_relin")
+    matches!(name, "rotate" | "rotate_hoisted" | "conjugate" | "mul_relin" | "bootstrap_key")
 }
 
 /// Per-layer work of a trace whose timed ops map to `layers` (from [`op_layers`]) over
@@ -178,7 +179,8 @@ pub fn layer_rows(
                 let r = &mut rows[l];
                 r.ops += 1;
                 r.key_switches += usize::from(is_key_switch(name));
-                r.bootstraps += usize::from(name.starts_with("bootstrap"));
+                // A bootstrap is one `bootstrap` step and one `bootstrap_key` step per key use.
+                r.bootstraps += usize::from(name == "bootstrap");
                 r.seconds += *compute_ns as f64 * 1e-9;
                 for id in pins {
                     if let Some(&(k, len)) = objs.get(id) {
