@@ -8,6 +8,7 @@ use std::time::Instant;
 use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool, PoolOptions};
 use serde::{Deserialize, Serialize};
 
+pub use crate::calibrate_paging::calibrate_paging;
 use crate::cost::{CostModel, PmDescription, TierCost};
 use crate::error::{Error, Result};
 use crate::throttle::ThrottleProfile;

@@ -9,6 +9,7 @@
 pub mod belady;
 pub mod busy;
 pub mod calibrate;
+mod calibrate_paging;
 mod choice;
 pub mod cost;
 pub mod error;

@@ -19,7 +19,7 @@ fn ok(out: &Output) -> serde_json::Value {
 /// A fixed cost file (numbers of the kind `calibrate` measures on this machine: ext4 disk via
 /// O_DIRECT, op times at log N = 13 and 14), so predictions are deterministic.
 const COSTS: &str = r#"{
-  "format": "hetier-costs", "version": 1, "pm_kind": "disk",
+  "format": "hetier-costs", "version": 2, "pm_kind": "disk",
   "tiers": {
     "dram": {"read_bw": 1.4e10, "write_bw": 7e9, "read_latency_ns": 700, "write_latency_ns": 0},
     "pm": {"read_bw": 2.9e9, "write_bw": 6e8, "read_latency_ns": 40000, "write_latency_ns": 100000},
@@ -32,7 +32,9 @@ const COSTS: &str = r#"{
       "mul_int": 1.5e5, "mul_plain": 1.1e5, "mul_relin": 8e6, "relabel": 3e4,
       "relinearize": 8e6, "rescale": 2e6, "rotate": 7.5e6, "rotate_hoisted": 3.5e6,
       "square": 1.8e5, "sub": 7e4}}
-  ]
+  ],
+  "paging": {"fault_seq_read_bw": 5e8, "fault_random_ns": 8e6, "readaround_bytes": 8388608,
+    "writeback_bw": 2e8, "mapped_copy_bw": 7e9}
 }"#;
 
 fn costs(dir: &Path) -> std::path::PathBuf {
@@ -135,12 +137,37 @@ fn tune_recommends_the_smallest_budget_its_curve_supports_and_draws_it() {
         .map(|a| a["alpha"].as_f64().unwrap())
         .collect();
     assert!(alpha.windows(2).all(|w| w[0] <= w[1]) && alpha[0] < *alpha.last().unwrap());
+    // Kernel paging is a line of the curve: feasible from the store's smallest budget up, its
+    // predicted time falls as the budget (page cache) grows, it is never faster than
+    // planned, and it is no placement the store can run, so never the recommendation.
+    assert_ne!(policy, "kernel");
+    let kernel: Vec<(f64, f64)> = curve
+        .iter()
+        .filter(|r| r["policy"] == "kernel")
+        .filter_map(|r| Some((at(r), r["predicted_seconds"].as_f64()?)))
+        .collect();
+    assert!(kernel.len() >= 20, "{kernel:?}");
+    let (first, last) = (kernel[0].1, kernel.last().unwrap().1);
+    assert!(first > 1.5 * last, "paging at the smallest budget {first} s vs the largest {last} s");
+    assert!(kernel.windows(2).filter(|w| w[1].1 > w[0].1 * 1.05).count() <= 2, "{kernel:?}");
+    for r in curve.iter().filter(|r| r["policy"] == "kernel") {
+        let planned = curve
+            .iter()
+            .find(|p| p["policy"] == "planned" && p["budget_mib"] == r["budget_mib"])
+            .unwrap();
+        if let (Some(k), Some(p)) =
+            (r["predicted_seconds"].as_f64(), planned["predicted_seconds"].as_f64())
+        {
+            assert!(k >= p * 0.99, "kernel {r} faster than planned {planned}");
+        }
+    }
+    assert!(v["kernel_paging"].as_str().unwrap().contains("mmap pool"));
 
     check_plot(
         &svg.join("budget_curve.svg"),
         "DRAM budget (MiB)",
         "predicted time per inference (s)",
-        &["lru", "alpha", "planned", "target (1.10× all-DRAM)"],
+        &["lru", "alpha", "planned", "kernel paging", "target (1.10× all-DRAM)"],
         1,
     );
     check_plot(
@@ -220,6 +247,15 @@ fn calibrate_writes_a_cost_file_that_tune_and_plan_read() {
     assert!(["disk", "tmpfs", "dax"].contains(&v["pm_kind"].as_str().unwrap()), "{v}");
     assert_eq!(v["tiers"][1]["tier"], "pm");
     assert!(v["tiers"][1]["read_gb_per_s"].as_f64().unwrap() > 0.0);
+    // Kernel paging measured through a mapping of a pool file on the same directory.
+    let pg = &v["paging"];
+    assert!(pg["fault_seq_read_gb_per_s"].as_f64().unwrap() > 0.0, "{pg}");
+    assert!(pg["mapped_copy_gb_per_s"].as_f64().unwrap() > 0.0, "{pg}");
+    assert!(pg["readaround_kib"].as_u64().unwrap() >= 4, "{pg}");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(file["version"], 2);
+    assert!(file["paging"]["writeback_bw"].as_f64().unwrap() > 0.0);
     assert!(v["ops"].as_array().unwrap().iter().any(|o| o["op"] == "rotate" && o["log_n"] == 13));
     // Only the cost file is left behind.
     let left: Vec<_> =
@@ -300,6 +336,26 @@ fn bad_input_gives_a_clear_error() {
         let err = fails(&[cmd, "--costs"], &[&missing]);
         assert!(err.contains("cannot read cost file"), "{cmd}: {err}");
     }
+    // A version-1 cost file (no paging costs) still reads: the curve lacks kernel paging, and
+    // asking for it says how to get it.
+    let v1 = dir.path().join("v1.json");
+    let old: serde_json::Value = serde_json::from_str(COSTS).unwrap();
+    let mut old = old.as_object().unwrap().clone();
+    old.remove("paging");
+    old.insert("version".into(), 1.into());
+    std::fs::write(&v1, serde_json::to_string(&old).unwrap()).unwrap();
+    let out =
+        hetier().args(["--json", "tune", "--points", "4", "--costs"]).arg(&v1).output().unwrap();
+    let v = ok(&out);
+    assert!(v["curve"].as_array().unwrap().iter().all(|r| r["policy"] != "kernel"));
+    let err = fails(&["tune", "--policies", "planned,kernel", "--costs"], &[&v1]);
+    assert!(err.contains("has no kernel-paging costs") && err.contains("calibrate"), "{err}");
+    let mut bad: serde_json::Value = serde_json::from_str(COSTS).unwrap();
+    bad["paging"]["fault_seq_read_bw"] = (-1.0).into();
+    let badp = dir.path().join("bad-paging.json");
+    std::fs::write(&badp, bad.to_string()).unwrap();
+    let err = fails(&["tune", "--costs"], &[&badp]);
+    assert!(err.contains("fault_seq_read_bw"), "{err}");
     let err = fails(&["plan", "--model", "resnet20", "--costs"], &[&corrupt]);
     assert!(err.contains("is not a hetier cost file"), "{err}");
     let err = fails(&["tune", "--target-slowdown", "0.9", "--costs"], &[&good]);

@@ -3,6 +3,7 @@
 //! rest of the crate is safe code over these wrappers.
 
 pub(crate) mod arena;
+pub(crate) mod cache;
 pub(crate) mod crc;
 pub(crate) mod lock;
 pub(crate) mod map;

@@ -8,15 +8,20 @@
 //! (untimed), after which the plan is hinted and initial prefetches complete before the clock
 //! starts — the same protocol as [`crate::replay`].
 //!
+//! [`predict_paging`] puts kernel paging on the same footing: the store over its mapped pool
+//! at its smallest budget, with the kernel's page cache in a cgroup limit ([`paging`]).
+//!
 //! [`predict`] runs the fast engine ([`fast`]: indexed sets and Fenwick trees, O(log n) per
 //! event for the common decisions), which makes exactly the decisions of the straightforward
 //! [`reference`] engine — the tests check both on the same traces.
 
 mod fast;
 mod fenwick;
+mod paging;
 mod prediction;
 pub mod reference;
 
+pub use paging::{predict_paging, smallest_store_budget, PagingCost, PagingSetup};
 pub use prediction::{split_setup, timed_pins, PredictOptions, Prediction, Timeline, Transfer};
 
 use serde::{Deserialize, Serialize};

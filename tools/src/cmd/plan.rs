@@ -8,6 +8,7 @@
 //! strided layers that keep the ciphertexts dense), all with synthetic weights (the op
 //! sequence depends on shapes only) and a polynomial activation.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -67,6 +68,8 @@ pub struct PlanArgs {
     /// the trained ResNet-20.
     #[arg(long, default_value_t = 0)]
     relu_degree: usize,
+    #[command(flatten)]
+    output: super::tuning::OutputArgs,
 }
 
 /// The network compiled for real at log N = 16 (`n16_deep`: bootstraps from the real
@@ -158,7 +161,8 @@ pub fn run(args: &PlanArgs, json: bool) -> Result<()> {
             // Keys and weights were put by an earlier process: they start in the pool (PM).
             let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
             let p = predict(&trace, &model, policy, budget, &opts)?;
-            if !json {
+            // Progress: only on a terminal, and not under --json or --quiet.
+            if !json && !args.output.quiet && std::io::stderr().is_terminal() {
                 eprintln!(
                     "  predicted {pct}% / {}: {:.1} s ({:.1} s to simulate)",
                     policy.name(),

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use hetier_allocator::{Backend, ObjectKind, Pool, PoolOptions};
-use hetier_he::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, Preset, Seed};
+use hetier_he::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, Seed};
 use hetier_he::exec::{weights_tag, Executor, KeySetId};
 use hetier_he::model::{Compiled, Model, ModelDesc, TestSet};
 use hetier_he::nn::ObjKind;
@@ -19,7 +19,7 @@ use hetier_tiering::{CostModel, PolicyConfig, StoreStats, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::rss::{self, RssSample};
-use crate::cmd::tuning::models::NamedModel;
+use crate::cmd::tuning::models::{compile_for, CompiledFor, NamedModel};
 use crate::secret::{parse_seed, ClientSecret, Origin, SecretArgs};
 
 /// The model the benchmark runs by default (compiled into the binary).
@@ -228,10 +228,13 @@ pub fn run(job_json: &str) -> Result<()> {
     std::io::stdin().lock().read_line(&mut line)?;
     let mut rss = vec![rss::sample("start")];
     let (model, tests) = load_model(&job)?;
-    let preset = Preset::for_log_n(job.log_n).context("--log-n must be 13..=16")?;
-    let params = preset.params()?;
-    let compiled = model.compile(&params)?;
-    let ctx = Context::new(&params)?;
+    // A model deeper than every preset (resnet20) is compiled with its bootstrapper.
+    let CompiledFor { params, compiled, bootstrapper } = compile_for(&model, Some(job.log_n))?;
+    let ctx = match &bootstrapper {
+        Some(bs) => Arc::clone(bs.context()),
+        None => Context::new(&params)?,
+    };
+    let on_the_fly = bootstrapper.is_some();
     rss.push(rss::sample("CKKS context"));
 
     let t0 = Instant::now();
@@ -255,8 +258,11 @@ pub fn run(job_json: &str) -> Result<()> {
     let keyset = KeySetId::from_seed(&sk_seed);
     let tag = weights_tag(model.weights_hash(), params.id());
     let mut ex = Executor::real(&compiled.program, tag, keyset, &store, &ctx)?;
+    if let Some(bs) = bootstrapper {
+        ex = ex.with_bootstrapper(bs)?.encode_weights_on_the_fly();
+    }
     if job.mode == JobMode::Run {
-        check_prepared(&compiled, &ex, &store)?;
+        check_prepared(&compiled, &ex, &store, on_the_fly)?;
     }
     let mut kg = KeyGenerator::with_seed(&ctx, *sk_seed);
     let sk = kg.secret_key();
@@ -303,10 +309,15 @@ fn is_empty(dir: &std::path::Path) -> bool {
 
 /// Refuses to run over a pool that lacks a key or weight: generating keys inside the measured
 /// (memory-limited) child would measure key generation, not the model.
-fn check_prepared(compiled: &Compiled, ex: &Executor<'_>, store: &TieredStore) -> Result<()> {
+fn check_prepared(
+    compiled: &Compiled,
+    ex: &Executor<'_>,
+    store: &TieredStore,
+    weights_on_the_fly: bool,
+) -> Result<()> {
     let p = &compiled.program;
     for (i, o) in p.objects().iter().enumerate() {
-        if o.kind == ObjKind::Ciphertext {
+        if o.kind == ObjKind::Ciphertext || (weights_on_the_fly && o.kind == ObjKind::Plaintext) {
             continue;
         }
         let id = ex.object_id(hetier_he::nn::ObjId(i as u32));
@@ -343,7 +354,8 @@ fn infer(
 ) -> Result<ImageRun> {
     let p = ctx.params();
     let x = model.prepare_input(tests.image(i))?;
-    let pt = encoder.encode_real(&compiled.pack(&x, p.slots())?, p.max_level(), p.scale())?;
+    let pt =
+        encoder.encode_real(&compiled.pack(&x, p.slots())?, compiled.input_level()?, p.scale())?;
     // A fixed seed per image: every run encrypts the same ciphertext, so equal computation
     // gives bit-equal outputs.
     let mut seed = [0xa5u8; 32];

@@ -80,6 +80,8 @@ pub struct BenchModelArgs {
     /// The client's secret key (a 0600 key file beside the pool, or an insecure seed).
     #[command(flatten)]
     secret: SecretArgs,
+    #[command(flatten)]
+    output: crate::cmd::tuning::OutputArgs,
 }
 
 #[derive(Serialize)]
@@ -174,6 +176,8 @@ fn cost_model(
 
 /// Runs `hetier bench-model`.
 pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
+    // Notes on stderr: none under --json or --quiet.
+    let quiet = json || args.output.quiet;
     let policies: Vec<(String, PolicyConfig)> = args
         .policies
         .split(',')
@@ -216,7 +220,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         model: None,
     };
     let name = model_name(args)?;
-    if !json {
+    if !quiet {
         eprintln!(
             "setup: keys and weights of {name} at log N = {} into {} ...",
             args.log_n,
@@ -226,7 +230,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
     let (setup, setup_obs) = run_one(&job, "setup", None)?;
     let setup = setup.context("the setup child failed")?;
     let fp = setup.footprint;
-    if !json {
+    if !quiet {
         eprintln!(
             "setup: {} keys generated, {} reused, {} weights encoded in {:.1} s; footprint {}",
             setup.keys_generated,
@@ -241,7 +245,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
     }
 
     job.mode = JobMode::Run;
-    let (tiers, _keep) = cost_model(args, json)?;
+    let (tiers, _keep) = cost_model(args, quiet)?;
     job.cost_model = Some(tiers);
     // Room for everything at once, plus the ciphertexts being written and slack.
     let all_dram = fp.total() + fp.total() / 20 + (256 << 20);
@@ -252,7 +256,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         job.policy = policy.clone();
         job.budget = b;
         let limit = use_cgroup.then_some(b + headroom);
-        if !json {
+        if !quiet {
             eprintln!(
                 "run {run_name}: budget {}, cgroup limit {} ...",
                 fmt::bytes(b),

@@ -102,7 +102,8 @@ pub fn live_timeline(trace: &Trace, max_points: usize) -> (Vec<Series>, Footprin
 }
 
 /// The layer of every timed op of `images` runs of `program`, in trace order (a hoisted
-/// rotation is one `hoist` op and one op per rotation, as the executor records it).
+/// rotation is one `hoist` op and one op per rotation, a bootstrap one op and one per key use,
+/// as the executor records them).
 pub fn op_layers(program: &Program, images: usize) -> Vec<u16> {
     let one: Vec<u16> = program
         .ops()
@@ -110,6 +111,7 @@ pub fn op_layers(program: &Program, images: usize) -> Vec<u16> {
         .flat_map(|r| {
             let steps = match &r.op {
                 Op::HoistedRotate { rots, .. } => 1 + rots.len(),
+                Op::Bootstrap { keys, .. } => 1 + keys.len(),
                 _ => 1,
             };
             std::iter::repeat_n(r.layer, steps)
@@ -145,8 +147,9 @@ pub struct LayerRow {
     pub pm_write_mib: f64,
 }
 
+/// Whether a step switches keys (a bootstrap's key steps included: each is one key switch).
 fn is_key_switch(name: &str) -> bool {
-    matches!(name, "rotate" | "rotate_hoisted" | "conjugate" | "mul_relin")
+    matches!(name, "rotate" | "rotate_hoisted" | "conjugate" | "mul_relin" | "bootstrap_key")
 }
 
 /// Per-layer work of a trace whose timed ops map to `layers` (from [`op_layers`]) over
@@ -176,7 +179,8 @@ pub fn layer_rows(
                 let r = &mut rows[l];
                 r.ops += 1;
                 r.key_switches += usize::from(is_key_switch(name));
-                r.bootstraps += usize::from(name.starts_with("bootstrap"));
+                // A bootstrap is one `bootstrap` step and one `bootstrap_key` step per key use.
+                r.bootstraps += usize::from(name == "bootstrap");
                 r.seconds += *compute_ns as f64 * 1e-9;
                 for id in pins {
                     if let Some(&(k, len)) = objs.get(id) {

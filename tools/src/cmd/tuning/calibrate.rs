@@ -9,7 +9,9 @@ use clap::Args;
 use hetier_he::ckks::bootstrap::BootstrapPreset;
 use hetier_he::ckks::Preset;
 use hetier_he::exec::OpCosts;
-use hetier_tiering::calibrate::{calibrate_dram, calibrate_pm, emulate, CalibrationOptions};
+use hetier_tiering::calibrate::{
+    calibrate_dram, calibrate_paging, calibrate_pm, emulate, CalibrationOptions,
+};
 use hetier_tiering::{CostModel, PmDescription, ThrottleProfile};
 use serde::Serialize;
 
@@ -99,6 +101,16 @@ struct Row {
     write_latency_us: f64,
 }
 
+/// The kernel-paging costs as the table shows them.
+#[derive(Serialize)]
+struct PagingRow {
+    fault_seq_read_gb_per_s: f64,
+    fault_random_us: f64,
+    readaround_kib: u64,
+    writeback_gb_per_s: f64,
+    mapped_copy_gb_per_s: f64,
+}
+
 #[derive(Serialize)]
 struct OpRow {
     log_n: u32,
@@ -112,6 +124,7 @@ struct Report {
     pm_kind: String,
     pm: String,
     tiers: Vec<Row>,
+    paging: PagingRow,
     ops: Vec<OpRow>,
 }
 
@@ -126,7 +139,7 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating the PM directory {}", args.dir.display()))?;
-    let steps = 2 + (args.log_n.len() * args.repeats) as u64;
+    let steps = 3 + (args.log_n.len() * args.repeats) as u64;
     let bar = progress(steps, quiet, "DRAM bandwidth and latency");
     let (kind, details) = pm_kind(&args.dir);
     let mut o = CalibrationOptions::new(&args.dir, !args.mmap, format!("{kind}: {details}"));
@@ -146,6 +159,11 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
         }
         None => (measured, format!("{} via {backend}", o.label), false, kind),
     };
+    bar.inc(1);
+    // Kernel paging goes through the real device, never the emulated one.
+    bar.set_message(format!("page faults through a mapping in {}", args.dir.display()));
+    let paging = calibrate_paging(&args.dir, args.object_mib << 20)
+        .with_context(|| format!("measuring mapped-file paging in {}", args.dir.display()))?;
     bar.inc(1);
     let tiers = CostModel {
         dram,
@@ -176,7 +194,14 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
         op_costs.push(ops);
     }
     bar.finish_and_clear();
-    let file = CostFile { format: FORMAT.into(), version: VERSION, pm_kind, tiers, op_costs };
+    let file = CostFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        pm_kind,
+        tiers,
+        op_costs,
+        paging: Some(paging.clone()),
+    };
     file.save(&args.out)?;
     let t = |tier: &'static str, c: &hetier_tiering::TierCost| Row {
         tier,
@@ -190,6 +215,13 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
         pm_kind: file.pm_kind.clone(),
         pm: file.tiers.pm_description.to_string(),
         tiers: vec![t("dram", &file.tiers.dram), t("pm", &file.tiers.pm)],
+        paging: PagingRow {
+            fault_seq_read_gb_per_s: paging.fault_seq_read_bw / 1e9,
+            fault_random_us: paging.fault_random_ns / 1e3,
+            readaround_kib: paging.readaround_bytes >> 10,
+            writeback_gb_per_s: paging.writeback_bw / 1e9,
+            mapped_copy_gb_per_s: paging.mapped_copy_bw / 1e9,
+        },
         ops: file
             .op_costs
             .iter()
@@ -223,6 +255,24 @@ pub fn run(args: &CalibrateArgs, json: bool) -> Result<()> {
     fmt::table(
         &["tier", "read_gb_per_s", "write_gb_per_s", "read_latency_us", "write_latency_us"],
         &rows,
+    );
+    println!("\nkernel paging (a mapped pool file, measured on the real device)");
+    let pg = &report.paging;
+    fmt::table(
+        &[
+            "fault_seq_read_gb_per_s",
+            "fault_random_us",
+            "readaround_kib",
+            "writeback_gb_per_s",
+            "mapped_copy_gb_per_s",
+        ],
+        &[vec![
+            format!("{:.2}", pg.fault_seq_read_gb_per_s),
+            format!("{:.1}", pg.fault_random_us),
+            pg.readaround_kib.to_string(),
+            format!("{:.2}", pg.writeback_gb_per_s),
+            format!("{:.2}", pg.mapped_copy_gb_per_s),
+        ]],
     );
     println!();
     let rows: Vec<Vec<String>> = report

@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hetier_he::exec::OpCosts;
+use hetier_tiering::sim::PagingCost;
 use hetier_tiering::CostModel;
 use serde::{Deserialize, Serialize};
 
 /// Value of the file's `format` field.
 pub const FORMAT: &str = "hetier-costs";
-/// The version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes (2 added the kernel-paging costs).
+pub const VERSION: u32 = 2;
+/// The oldest version this build reads (without kernel-paging costs).
+pub const OLDEST_VERSION: u32 = 1;
 
 /// The whole cost file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +31,10 @@ pub struct CostFile {
     pub tiers: CostModel,
     /// Op times, one entry per ring size calibrated.
     pub op_costs: Vec<OpCosts>,
+    /// Page faults, cached copies and write-back through a mapped pool file: the kernel-paging
+    /// line of `tune` (absent in version 1 files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paging: Option<PagingCost>,
 }
 
 impl CostFile {
@@ -39,10 +46,10 @@ impl CostFile {
         let f: Self = serde_json::from_str(&text).with_context(|| {
             format!("cost file {} is not a hetier cost file ({})", path.display(), hint())
         })?;
-        if f.format != FORMAT || f.version != VERSION {
+        if f.format != FORMAT || !(OLDEST_VERSION..=VERSION).contains(&f.version) {
             bail!(
-                "cost file {} has format {:?} version {}, this build reads {FORMAT:?} version \
-                 {VERSION} ({})",
+                "cost file {} has format {:?} version {}, this build reads {FORMAT:?} versions \
+                 {OLDEST_VERSION} to {VERSION} ({})",
                 path.display(),
                 f.format,
                 f.version,
@@ -50,6 +57,9 @@ impl CostFile {
             );
         }
         f.tiers.validate().with_context(|| format!("cost file {}", path.display()))?;
+        if let Some(p) = &f.paging {
+            p.validate().with_context(|| format!("cost file {}: paging", path.display()))?;
+        }
         for oc in &f.op_costs {
             if let Some((k, v)) = oc.top_ns.iter().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
                 bail!(
@@ -67,6 +77,19 @@ impl CostFile {
     pub fn save(&self, path: &Path) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(self)?)
             .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The kernel-paging costs, or an error that says how to measure them.
+    pub fn paging(&self, path: &Path) -> Result<&PagingCost> {
+        self.paging.as_ref().with_context(|| {
+            format!(
+                "cost file {} (version {}) has no kernel-paging costs: run hetier calibrate --out \
+                 {} again, or leave kernel out of --policies",
+                path.display(),
+                self.version,
+                path.display()
+            )
+        })
     }
 
     /// The op times at `log_n`, or an error that says which ring sizes the file has.
@@ -128,6 +151,13 @@ mod tests {
                 p_len: 1,
                 top_ns: [("rotate".to_owned(), 1e6)].into(),
             }],
+            paging: Some(PagingCost {
+                fault_seq_read_bw: 1e9,
+                fault_random_ns: 1e5,
+                readaround_bytes: 128 << 10,
+                writeback_bw: 5e8,
+                mapped_copy_bw: 5e9,
+            }),
         }
     }
 
@@ -155,6 +185,16 @@ mod tests {
         old.version = 99;
         old.save(&p).unwrap();
         assert!(format!("{:#}", CostFile::load(&p).unwrap_err()).contains("version 99"));
+        // Version 1 (no paging costs) still reads; asking it for paging says what to do.
+        let mut v1 = sample();
+        (v1.version, v1.paging) = (1, None);
+        v1.save(&p).unwrap();
+        let e = CostFile::load(&p).unwrap().paging(&p).unwrap_err().to_string();
+        assert!(e.contains("version 1) has no kernel-paging costs"), "{e}");
+        let mut bad = sample();
+        bad.paging.as_mut().unwrap().writeback_bw = -1.0;
+        bad.save(&p).unwrap();
+        assert!(format!("{:#}", CostFile::load(&p).unwrap_err()).contains("writeback_bw"));
         let mut nan = sample();
         nan.op_costs[0].top_ns.insert("add".into(), -3.0);
         nan.save(&p).unwrap();

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod calibrate;
 pub mod costs;
+pub mod kernel;
 pub mod models;
 pub mod plot;
 pub mod profile;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hetier_he::ckks::{Params, Preset};
+use hetier_he::ckks::Params;
 use hetier_he::exec::{weights_tag, Executor, KeySetId, OpCosts};
 use hetier_he::model::{Compiled, Model};
 use hetier_tiering::Trace;
@@ -43,7 +44,8 @@ pub struct ModelArgs {
     /// A model description (JSON) with its weights beside it, instead of a built-in model.
     #[arg(long, value_name = "FILE")]
     pub model_file: Option<PathBuf>,
-    /// log2 N (13..=16; default: the smallest preset with enough levels for the model).
+    /// log2 N (13..=16; default: the smallest preset with enough levels for the model, 16 with
+    /// bootstrapping for a deeper one such as resnet20).
     #[arg(long)]
     pub log_n: Option<u32>,
 }
@@ -62,6 +64,9 @@ pub struct Loaded {
     pub params: Params,
     /// The compiled program.
     pub compiled: Compiled,
+    /// The bootstrapper of a model deeper than every preset (weights are then encoded just
+    /// before their products, as `hetier run --model resnet20` does).
+    pub bootstrapper: Option<std::sync::Arc<hetier_he::ckks::bootstrap::Bootstrapper>>,
 }
 
 impl ModelArgs {
@@ -79,24 +84,15 @@ impl ModelArgs {
                 (m.load()?, Some(m))
             }
         };
-        let preset = match self.log_n {
-            Some(n) => Preset::for_log_n(n)
-                .with_context(|| format!("--log-n {n}: presets exist for 13..=16"))?,
-            None => [Preset::N13, Preset::N14, Preset::N15, Preset::N16]
-                .into_iter()
-                .find(|p| p.depth() >= model.depth())
-                .with_context(|| format!("model depth {} exceeds every preset", model.depth()))?,
-        };
-        let params = preset.params()?;
-        model.check_depth(&params)?;
-        let compiled = model.compile(&params)?;
+        let c = models::compile_for(&model, self.log_n)?;
         Ok(Loaded {
             name: model.name().to_owned(),
             model,
             embedded,
             file: self.model_file.clone(),
-            params,
-            compiled,
+            params: c.params,
+            compiled: c.compiled,
+            bootstrapper: c.bootstrapper,
         })
     }
 }
@@ -109,9 +105,22 @@ pub fn plan_trace(l: &Loaded, ops: &OpCosts, images: usize) -> Result<Trace> {
     }
     // Plans do no cryptography: the key set only names the key objects, so a throwaway
     // random seed serves (a fixed one would be a published secret if it ever left a plan).
+    if l.compiled.program.bootstraps() > 0 && !ops.top_ns.contains_key("bootstrap_key") {
+        bail!(
+            "{} bootstraps, and the cost file has no measured bootstrap at log N = {}: run \
+             hetier calibrate --log-n {} --bootstrap",
+            l.name,
+            ops.log_n,
+            ops.log_n
+        );
+    }
     let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
     let tag = weights_tag(l.model.weights_hash(), l.params.id());
     let mut ex = Executor::plan(&l.compiled.program, tag, keyset, ops.clone());
+    if l.bootstrapper.is_some() {
+        // A bootstrapped network's encoded weights would be tens of GB: encoded on the fly.
+        ex = ex.encode_weights_on_the_fly();
+    }
     ex.prepare_keys(None, None, keyset)?;
     ex.prepare_weights()?;
     for _ in 0..images.max(1) {
@@ -119,6 +128,42 @@ pub fn plan_trace(l: &Loaded, ops: &OpCosts, images: usize) -> Result<Trace> {
         ex.finish()?;
     }
     Ok(ex.trace())
+}
+
+/// The largest DRAM one step of the model holds at once as the store checks it before a run
+/// (operands, results and scratch such as a hoisted decomposition; keys with their stored
+/// form), in whole pages: no store budget below it can run the model.
+pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
+    let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
+    let mut ex = Executor::plan(&l.compiled.program, 0, keyset, ops.clone());
+    if l.bootstrapper.is_some() {
+        ex = ex.encode_weights_on_the_fly();
+    }
+    ex.working_sets()
+        .iter()
+        .map(|set| set.iter().map(|b| b.next_multiple_of(4096)).sum::<u64>())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The largest reservation the executor charges to the store's budget for a hoisted
+/// decomposition (decomposition and one plaintext at the rotated ciphertext's level, whole
+/// pages). The trace does not carry it: during a hoisted group the store has this much less
+/// room for objects than the trace shows.
+pub fn hoist_charge(l: &Loaded) -> u64 {
+    let p = &l.compiled.program;
+    let sizes = p.sizes();
+    p.ops()
+        .iter()
+        .filter_map(|r| match &r.op {
+            hetier_he::nn::Op::HoistedRotate { src, .. } => {
+                let level = p.objects()[src.index()].level;
+                Some((sizes.decomposition(level) + sizes.plaintext(level)).next_multiple_of(4096))
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A progress bar on stderr, hidden under `--quiet`, `--json` or when stderr is no terminal.

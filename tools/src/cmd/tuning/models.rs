@@ -1,9 +1,15 @@
 //! The models compiled into the binary that the tuning commands (and their child runs) load
-//! by name.
+//! by name, and how a model is compiled for them: at a preset when it fits, with
+//! bootstrapping (the real bootstrapper's keys and steps) when it is deeper than every preset.
 
-use anyhow::Result;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
 use clap::ValueEnum;
-use hetier_he::model::{Model, ModelDesc, TestSet};
+use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
+use hetier_he::ckks::{Context, Params, Preset};
+use hetier_he::model::{Compiled, Model, ModelDesc, TestSet, DEFAULT_MARGIN};
+use hetier_he::nn::BootstrapSpec;
 use serde::{Deserialize, Serialize};
 
 /// A built-in model.
@@ -16,6 +22,9 @@ pub enum NamedModel {
     DigitsWide,
     /// The CryptoNets network on 28×28 MNIST.
     Cryptonets,
+    /// ResNet-20 (MNIST, degree-2 activations) at log N = 16 with bootstrapping, as `hetier run
+    /// --model resnet20` runs it.
+    Resnet20,
 }
 
 impl NamedModel {
@@ -40,6 +49,12 @@ impl NamedModel {
                 include_bytes!("../../../../models/cryptonets.safetensors"),
                 include_bytes!("../../../../models/cryptonets.test.safetensors"),
             ),
+            NamedModel::Resnet20 => (
+                "resnet20",
+                include_str!("../../../../models/resnet20.json"),
+                include_bytes!("../../../../models/resnet20.safetensors"),
+                include_bytes!("../../../../models/resnet20.test.safetensors"),
+            ),
         }
     }
 
@@ -54,4 +69,49 @@ impl NamedModel {
         let (name, _, _, test) = self.parts();
         Ok(TestSet::from_bytes(&format!("{name}.test.safetensors"), test)?)
     }
+}
+
+/// A model compiled for one ring: its parameters, its program, and the bootstrapper when the
+/// model is deeper than every preset.
+pub struct CompiledFor {
+    /// The CKKS parameters.
+    pub params: Params,
+    /// The compiled program.
+    pub compiled: Compiled,
+    /// The bootstrapper the program's bootstraps come from (`None`: no bootstraps).
+    pub bootstrapper: Option<Arc<Bootstrapper>>,
+}
+
+/// Compiles `model` at `log_n` (default: the smallest preset deep enough). A model deeper than
+/// that preset (or than every preset) is compiled with bootstrapping: at log N = 16 with the
+/// deep run's preset (`n16_deep`, as `hetier run --model resnet20`), below that with the
+/// insecure test preset `hetier calibrate --bootstrap` times (tests and quick looks only).
+pub fn compile_for(model: &Model, log_n: Option<u32>) -> Result<CompiledFor> {
+    let presets = [Preset::N13, Preset::N14, Preset::N15, Preset::N16];
+    let preset = match log_n {
+        Some(n) => Some(
+            Preset::for_log_n(n)
+                .with_context(|| format!("--log-n {n}: presets exist for 13..=16"))?,
+        ),
+        None => presets.into_iter().find(|p| p.depth() >= model.depth()),
+    };
+    if let Some(preset) = preset.filter(|p| p.depth() >= model.depth()) {
+        let params = preset.params()?;
+        model.check_depth(&params)?;
+        let compiled = model.compile(&params)?;
+        return Ok(CompiledFor { params, compiled, bootstrapper: None });
+    }
+    let n = log_n.unwrap_or(16);
+    let preset = match n {
+        16 => BootstrapPreset::n16_deep(),
+        13..=15 => BootstrapPreset::insecure_test(n, 3),
+        _ => anyhow::bail!("--log-n {n}: bootstrapped models run at 13..=16"),
+    };
+    let params = preset.params()?;
+    let ctx = Context::new(&params)?;
+    let bs = Arc::new(Bootstrapper::new(&ctx, &preset.config)?);
+    let compiled = model
+        .compile_bootstrapped(&params, &BootstrapSpec::of(&bs), DEFAULT_MARGIN)
+        .with_context(|| format!("compiling {} with bootstrapping at log N = {n}", model.name()))?;
+    Ok(CompiledFor { params, compiled, bootstrapper: Some(bs) })
 }

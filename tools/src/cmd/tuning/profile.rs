@@ -18,7 +18,7 @@ use super::analysis::{bandwidth, layer_rows, live_timeline, op_layers, top_objec
 use super::analysis::{Footprint, LayerRow, TopObject};
 use super::costs::CostsArg;
 use super::plot::{write_svg, Chart};
-use super::{mib, note, plan_trace, progress, Loaded, ModelArgs, OutputArgs};
+use super::{hoist_charge, mib, note, plan_trace, progress, Loaded, ModelArgs, OutputArgs};
 use crate::fmt;
 
 /// Flags of `hetier profile`.
@@ -127,7 +127,9 @@ pub fn run(args: &ProfileArgs, json: bool) -> Result<()> {
         None => fp.peak_live_bytes / 2,
     };
     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
-    let (p, tl) = predict_timeline(&trace, &costs.tiers, &policy, budget, &opts)
+    // The store's budget less the hoisted decomposition the executor charges to it.
+    let room = budget.saturating_sub(hoist_charge(&l)).max(1);
+    let (p, tl) = predict_timeline(&trace, &costs.tiers, &policy, room, &opts)
         .with_context(|| format!("predicting {} at {:.2} MiB", args.policy, mib(budget)))?;
     let layers = op_layers(&l.compiled.program, args.images);
     let rows = layer_rows(&trace, l.compiled.program.layers(), &layers, args.images, Some(&tl));

@@ -14,9 +14,14 @@ use serde::Serialize;
 
 use super::analysis::{bandwidth, live_timeline, op_layers};
 use super::costs::CostsArg;
+use super::kernel::{
+    kernel_store_budget, parse_lines, predict_kernel_with_cache, predict_line, Line, KERNEL,
+};
 use super::plot::{write_svg, Chart, Series};
-use super::verify::{verify, Expected, VerifyOptions, VerifyRow};
-use super::{mib, note, plan_trace, progress, ModelArgs, OutputArgs};
+use super::verify::{verify, Expected, KernelRuns, VerifyOptions, VerifyRow};
+use super::{
+    hoist_charge, mib, note, plan_trace, progress, working_set_bytes, ModelArgs, OutputArgs,
+};
 use crate::fmt;
 
 /// How far a measured slowdown (compute-normalised, see `--verify`) may stray from the
@@ -28,8 +33,11 @@ use crate::fmt;
 pub const STATED_ERROR: f64 = 0.40;
 
 /// How far the measured PM → DRAM bytes per inference may stray from the predicted ones,
-/// relative: the simulator makes the store's decisions, and the bytes do not depend on the
-/// load (measured: +12–13% for digits under `planned`).
+/// relative: the simulator makes the store's decisions. Measured for digits under `planned`
+/// at a load average of 19: −3% and +8% once predictions give the store's budget less the
+/// hoisted decomposition the executor charges to it ([`super::hoist_charge`]); +22–25%
+/// before, which is what made the CI check flaky. The rest is prefetches evicted unused
+/// (2–7 per run), which depend on timing.
 pub const STATED_BYTES_ERROR: f64 = 0.25;
 
 /// Flags of `hetier tune`.
@@ -42,11 +50,13 @@ pub struct TuneArgs {
     /// Largest acceptable time per inference as a multiple of the all-DRAM time.
     #[arg(long, default_value_t = 1.10)]
     target_slowdown: f64,
-    /// Policies to predict (lru, alpha, planned). Kernel paging (an mmap'd file under a
-    /// cgroup limit) is not modelled by the simulator.
-    #[arg(long, value_delimiter = ',', default_value = "lru,alpha,planned")]
-    policies: Vec<String>,
-    /// Budget steps between the largest pinned set and the peak live set.
+    /// Lines to predict: store policies (lru, alpha, planned) and kernel paging (`kernel`: the
+    /// model in the store's mapped pool, the kernel's page cache in the budget). Default: all
+    /// four (kernel only when the cost file has paging costs).
+    #[arg(long, value_delimiter = ',')]
+    policies: Option<Vec<String>>,
+    /// Budget steps between the smallest budget the store runs the model in and the peak live
+    /// set.
     #[arg(long, default_value_t = 24)]
     points: usize,
     /// Explicit DRAM budgets in MiB instead of the steps.
@@ -140,7 +150,7 @@ struct TuneReport {
     images: usize,
     all_dram_seconds: f64,
     peak_live_mib: f64,
-    kernel_paging: &'static str,
+    kernel_paging: String,
     curve: Vec<CurveRow>,
     alpha_partition: Vec<AlphaRow>,
     per_policy: Vec<Recommendation>,
@@ -229,24 +239,6 @@ fn smallest_meeting(rows: &[(u64, Option<f64>)], target: f64) -> Option<usize> {
     best
 }
 
-fn parse_policies(names: &[String]) -> Result<Vec<(String, PolicyConfig)>> {
-    names
-        .iter()
-        .map(|p| match p.as_str() {
-            "kernel" | "kernel-paging" | "paging" => bail!(
-                "policy {p:?}: kernel paging is not modelled by the simulator (measure it with \
-                 hetier bench-model)"
-            ),
-            _ => Ok((
-                p.clone(),
-                PolicyConfig::parse(p).with_context(|| {
-                    format!("unknown policy {p:?} (lru, alpha, planned, planned-noprefetch)")
-                })?,
-            )),
-        })
-        .collect()
-}
-
 /// Runs `hetier tune`.
 pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     let quiet = args.output.quiet || json;
@@ -262,7 +254,6 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     if args.images == 0 || args.points < 2 {
         bail!("--images must be at least 1 and --points at least 2");
     }
-    let policies = parse_policies(&args.policies)?;
     let costs = args.costs.load()?;
     let loaded = args.model.load()?;
     let tiers = &costs.tiers;
@@ -274,6 +265,15 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
             (plan_trace(&loaded, ops, args.images)?, args.images)
         }
     };
+    let working_set = costs
+        .ops(loaded.params.log_n(), &args.costs.costs)
+        .map_or(0, |ops| working_set_bytes(&loaded, ops));
+    let kernel_store = kernel_store_budget(&trace, working_set);
+    // The hoisted decomposition the executor charges to the store's budget: no object can use
+    // those bytes while a hoisted group runs (most of a dense layer's time).
+    let reserve = hoist_charge(&loaded);
+    let policies =
+        parse_lines(args.policies.as_deref(), &costs, &args.costs.costs, kernel_store, quiet)?;
     let (_, fp) = live_timeline(&trace, 2000);
     // Keys and weights sit in the pool from an earlier process, as in a served model.
     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
@@ -283,7 +283,9 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     let base_ns = steady_image_ns(&tl, p.total_ns, per_image, images);
 
     let budgets: Vec<u64> = if args.dram_mib.is_empty() {
-        let lo = largest_pinned_set(&trace);
+        // The smallest budget the store runs the model in: an op's operands with the hoisted
+        // decomposition beside them, or the store's own check of the working sets.
+        let lo = (largest_pinned_set(&trace) + reserve).max(working_set);
         let hi = fp.peak_live_bytes.max(lo + 1);
         let n = args.points as u64;
         (0..n).map(|i| (lo + (hi - lo) * i / (n - 1)).next_multiple_of(4096)).collect()
@@ -299,9 +301,8 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     let mut by_policy: Vec<Vec<(u64, Option<f64>)>> = vec![Vec::new(); policies.len()];
     for &b in &budgets {
         for (k, (name, pol)) in policies.iter().enumerate() {
-            let res = predict_timeline(&trace, tiers, pol, b, &opts);
-            let row = match res {
-                Ok((p, tl)) => {
+            let row = match predict_line(&trace, tiers, pol, b, reserve, &opts)? {
+                Some((p, tl)) => {
                     let secs = steady_image_ns(&tl, p.total_ns, per_image, images) * 1e-9;
                     let s = secs / (base_ns * 1e-9);
                     CurveRow {
@@ -314,7 +315,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                         meets_target: s <= args.target_slowdown,
                     }
                 }
-                Err(hetier_tiering::Error::PinnedSetTooLarge { .. }) => CurveRow {
+                None => CurveRow {
                     budget_mib: mib(b),
                     policy: name.clone(),
                     predicted_seconds: None,
@@ -323,7 +324,6 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                     pm_write_mib: 0.0,
                     meets_target: false,
                 },
-                Err(e) => return Err(e.into()),
             };
             by_policy[k].push((b, row.slowdown));
             curve.push(row);
@@ -348,8 +348,10 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
             })
         })
         .collect();
+    // Kernel paging is the baseline to beat, not a placement the store can run.
     let recommended = per_policy
         .iter()
+        .filter(|r| r.policy != KERNEL)
         .min_by(|a, b| a.budget_bytes.cmp(&b.budget_bytes).then(a.slowdown.total_cmp(&b.slowdown)))
         .cloned();
 
@@ -362,6 +364,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 tiers,
                 opts: &opts,
                 policies: &policies,
+                reserve,
                 curve: &curve,
                 base_ns,
                 target: args.target_slowdown,
@@ -374,7 +377,10 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
 
     let verify_rows = match (&recommended, args.verify) {
         (Some(r), true) => {
-            let pol = policies.iter().find(|(n, _)| *n == r.policy).context("policy")?.1.clone();
+            let Some((_, Line::Store(pol))) = policies.iter().find(|(n, _)| *n == r.policy) else {
+                bail!("recommended policy {} is not a store policy", r.policy);
+            };
+            let pol = pol.clone();
             let vo = VerifyOptions {
                 dir: args.dir.clone(),
                 images,
@@ -384,7 +390,8 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
                 quiet,
             };
             let expect = |b: u64| -> Result<Expected> {
-                let (p, tl) = predict_timeline(&trace, tiers, &pol, b, &opts)?;
+                let (p, tl) =
+                    predict_timeline(&trace, tiers, &pol, b.saturating_sub(reserve), &opts)?;
                 let secs = steady_image_ns(&tl, p.total_ns, per_image, images);
                 Ok(Expected {
                     budget: b,
@@ -396,7 +403,42 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
             if let Some(b) = r.step_below_bytes {
                 runs.push(expect(b)?);
             }
-            verify(&loaded, &args.costs.costs, &pol, &runs, args.target_slowdown, &vo)?
+            // Kernel paging at the recommended budget, and at its own smallest one if it has
+            // another.
+            let paging = policies.iter().find_map(|(_, l)| match l {
+                Line::Kernel { cost, .. } => Some(cost.clone()),
+                Line::Store(_) => None,
+            });
+            let predict_kernel = |cache: u64| -> Result<Expected> {
+                let c = paging.as_ref().context("kernel paging costs")?;
+                let (p, tl) = predict_kernel_with_cache(&trace, tiers, c, kernel_store, cache)?;
+                let secs = steady_image_ns(&tl, p.total_ns, per_image, images);
+                Ok(Expected {
+                    budget: kernel_store + cache,
+                    slowdown: Some(secs / base_ns),
+                    pm_read_per_image: None,
+                })
+            };
+            let mut kernel_budgets = vec![r.budget_bytes.max(kernel_store)];
+            if let Some(k) = per_policy.iter().find(|p| p.policy == KERNEL) {
+                if !kernel_budgets.contains(&k.budget_bytes) {
+                    kernel_budgets.push(k.budget_bytes);
+                }
+            }
+            let kernel = paging.as_ref().map(|_| KernelRuns {
+                budgets: kernel_budgets,
+                store_budget: kernel_store,
+                predict: &predict_kernel,
+            });
+            verify(
+                &loaded,
+                &args.costs.costs,
+                &pol,
+                &runs,
+                args.target_slowdown,
+                &vo,
+                kernel.as_ref(),
+            )?
         }
         (None, true) => bail!(
             "no budget meets the target {:.2}: nothing to verify (raise --target-slowdown)",
@@ -415,7 +457,15 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
         images,
         all_dram_seconds: base_ns * 1e-9,
         peak_live_mib: fp.peak_live_mib,
-        kernel_paging: "not modelled by the simulator",
+        kernel_paging: if policies.iter().any(|(n, _)| n == KERNEL) {
+            format!(
+                "the store over its mmap pool at {:.2} MiB (the smallest an op runs in), the rest of \
+                 each budget page cache",
+                mib(kernel_store)
+            )
+        } else {
+            "not predicted (no paging costs or not in --policies)".into()
+        },
         curve,
         alpha_partition,
         per_policy,
@@ -438,7 +488,8 @@ struct PlotInput<'a> {
     trace: &'a Trace,
     tiers: &'a CostModel,
     opts: &'a PredictOptions,
-    policies: &'a [(String, PolicyConfig)],
+    policies: &'a [(String, Line)],
+    reserve: u64,
     curve: &'a [CurveRow],
     base_ns: f64,
     target: f64,
@@ -461,7 +512,7 @@ fn write_plots(dir: &std::path::Path, p: &PlotInput<'_>) -> Result<Vec<String>> 
                 .filter(|r| &r.policy == name)
                 .filter_map(|r| Some((r.budget_mib, r.predicted_seconds?)))
                 .collect();
-            Series::line(name.as_str(), pts)
+            Series::line(Line::legend(name), pts)
         })
         .collect();
     let xs = p.curve.iter().map(|r| r.budget_mib);
@@ -496,7 +547,8 @@ fn write_plots(dir: &std::path::Path, p: &PlotInput<'_>) -> Result<Vec<String>> 
     plots.push(path.display().to_string());
     if let Some(r) = p.recommended {
         let pol = &p.policies.iter().find(|(n, _)| *n == r.policy).context("policy")?.1;
-        let (pred, tl) = predict_timeline(p.trace, p.tiers, pol, r.budget_bytes, p.opts)?;
+        let (pred, tl) = predict_line(p.trace, p.tiers, pol, r.budget_bytes, p.reserve, p.opts)?
+            .context("the recommended budget is feasible")?;
         let path = dir.join("pm_bandwidth.svg");
         let title =
             format!("{}: PM traffic, {} at {:.1} MiB (predicted)", p.name, r.policy, r.budget_mib);

@@ -32,6 +32,19 @@ pub struct VerifyOptions {
     pub quiet: bool,
 }
 
+/// Kernel-paging runs to make after the store's: the model over the mapped pool at the
+/// store's smallest budget, in a cgroup of each DRAM budget plus the process's own memory
+/// (measured in the all-DRAM run), its files dropped from the page cache first.
+pub struct KernelRuns<'a> {
+    /// DRAM budgets (store copies + page cache), bytes.
+    pub budgets: Vec<u64>,
+    /// The store's budget in these runs.
+    pub store_budget: u64,
+    /// The prediction for a page cache of the given bytes (the cgroup limit less the run's
+    /// peak anonymous memory, known only after it ran).
+    pub predict: &'a dyn Fn(u64) -> Result<Expected>,
+}
+
 /// What `tune` predicts for one verifying run.
 pub struct Expected {
     /// The store's DRAM budget, bytes.
@@ -78,6 +91,11 @@ pub struct VerifyRow {
     pub target_held: Option<bool>,
     /// The kernel's OOM killer ended the run.
     pub oom_killed: bool,
+    /// Objects the store prefetched and evicted before any pin used them (whole run): each is
+    /// read again, bytes the simulator does not predict.
+    pub prefetch_evicted_unused: Option<u64>,
+    /// Pins that waited for an object already on its way (whole run).
+    pub pin_waits: Option<u64>,
 }
 
 fn child(job: &Job, name: &str, limit: Option<u64>) -> Result<(Option<ChildReport>, Observed)> {
@@ -115,6 +133,7 @@ pub fn verify(
     runs: &[Expected],
     target: f64,
     o: &VerifyOptions,
+    kernel: Option<&KernelRuns<'_>>,
 ) -> Result<Vec<VerifyRow>> {
     if o.cgroup && !Cgroup::available() {
         bail!(
@@ -162,6 +181,9 @@ pub fn verify(
     let mut rows = Vec::new();
     let (mut base, mut base_stall): (Option<f64>, Option<f64>) = (None, None);
     let mut base_hashes: Option<Vec<u64>> = None;
+    // The all-DRAM process's memory outside the store (context, buffers, the hoisted
+    // decomposition): what a kernel-paging run needs beside its budget.
+    let mut own_memory = 0u64;
     for (name, pol, expected) in plan {
         let budget = expected.budget;
         job.policy = pol;
@@ -186,6 +208,8 @@ pub fn verify(
             rep.as_ref().map(|r| r.images.iter().map(|i| i.output_hash).collect());
         if name == "all-DRAM" {
             (base, base_stall, base_hashes) = (secs, stall, hashes.clone());
+            let store_peak = rep.as_ref().map_or(0, |r| r.stats.peak_dram);
+            own_memory = obs.peak_anon.saturating_sub(store_peak);
         }
         let pm_read = rep.as_ref().and_then(|r| steady(&r.images, |i| i.pm_to_dram as f64));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -211,10 +235,93 @@ pub fn verify(
             cgroup_max_mib: obs.cgroup_max.map(mib),
             target_held: normalised.map(|m| m <= target),
             oom_killed: obs.oom_killed,
+            prefetch_evicted_unused: rep.as_ref().map(|r| r.stats.prefetch_evicted_unused),
+            pin_waits: rep.as_ref().map(|r| r.stats.pin_waits),
         });
     }
     if base.is_none() {
         bail!("the all-DRAM verifying run failed (see its error above)");
     }
+    match kernel {
+        Some(k) if o.cgroup => {
+            let base = Base { secs: base, stall: base_stall, hashes: base_hashes.as_deref() };
+            for &d in &k.budgets {
+                rows.push(kernel_run(&mut job, k, d, own_memory, &base, target, o)?);
+            }
+        }
+        Some(_) => note(o.quiet, "verify: kernel paging needs a cgroup limit; not run"),
+        None => {}
+    }
     Ok(rows)
+}
+
+/// The all-DRAM run's numbers the others are compared with.
+struct Base<'a> {
+    secs: Option<f64>,
+    stall: Option<f64>,
+    hashes: Option<&'a [u64]>,
+}
+
+/// One kernel-paging run at DRAM budget `d`.
+fn kernel_run(
+    job: &mut Job,
+    k: &KernelRuns<'_>,
+    d: u64,
+    own_memory: u64,
+    base: &Base<'_>,
+    target: f64,
+    o: &VerifyOptions,
+) -> Result<VerifyRow> {
+    job.policy = PolicyConfig::Lru;
+    job.budget = k.store_budget;
+    job.direct = false;
+    let limit = d + own_memory;
+    // Pages an earlier process cached would be free hits charged to no one.
+    hetier_allocator::drop_page_cache(&o.dir)
+        .with_context(|| format!("dropping {} from the page cache", o.dir.display()))?;
+    note(
+        o.quiet,
+        &format!(
+            "verify: kernel paging at {:.2} MiB (mapped pool, store {:.2} MiB), cgroup limit \
+             {:.0} MiB ({:.0} MiB of it the process's own memory) ...",
+            mib(d),
+            mib(k.store_budget),
+            mib(limit),
+            mib(own_memory)
+        ),
+    );
+    let (rep, obs) = child(job, "kernel-paging", Some(limit))?;
+    job.direct = true;
+    let secs = rep.as_ref().and_then(|r| steady(&r.images, |i| i.seconds));
+    let stall =
+        rep.as_ref().and_then(|r| steady(&r.images, |i| i.seconds / i.compute_seconds.max(1e-9)));
+    let hashes: Option<Vec<u64>> =
+        rep.as_ref().map(|r| r.images.iter().map(|i| i.output_hash).collect());
+    // The page cache the run had: what its anonymous memory left of the limit.
+    let cache = limit.saturating_sub(obs.peak_anon);
+    let expected = (k.predict)(cache)?;
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let normalised = ratio(stall, base.stall);
+    Ok(VerifyRow {
+        run: "kernel paging".into(),
+        budget_mib: mib(d),
+        cgroup_limit_mib: Some(mib(limit)),
+        measured_seconds: secs,
+        measured_slowdown: ratio(secs, base.secs),
+        compute_normalised_slowdown: normalised,
+        predicted_slowdown: expected.slowdown,
+        error: normalised.zip(expected.slowdown).map(|(m, p)| m - p),
+        predicted_pm_read_mib: None,
+        measured_pm_read_mib: None,
+        outputs_equal_all_dram: hashes.zip(base.hashes).map(|(h, b)| h == b),
+        peak_rss_mib: (obs.hwm > 0).then(|| mib(obs.hwm)),
+        cgroup_max_mib: obs.cgroup_max.map(mib),
+        target_held: normalised.map(|m| m <= target),
+        oom_killed: obs.oom_killed,
+        prefetch_evicted_unused: rep.as_ref().map(|r| r.stats.prefetch_evicted_unused),
+        pin_waits: rep.as_ref().map(|r| r.stats.pin_waits),
+    })
 }
