@@ -168,25 +168,25 @@ fn a_failing_or_cancelled_request_frees_its_scratch_objects() {
 #[test]
 fn interleaved_requests_are_both_prefetched_for_and_nothing_prefetched_is_wasted() {
     let (m, c) = digits();
-    let dir = tempfile::tempdir().unwrap();
     let mut client = Client::from_seed(c.program.params(), SEED).unwrap();
-    // Room for both requests' pinned sets three times over, but for under half the model's
-    // objects: keys and weights keep moving between the tiers while both run. (Within about
-    // three pinned sets of the budget, demand allocations of one request evict objects
-    // prefetched for the other: see docs/serving.md.)
     let need = need_of(&m, &c, &client);
-    let st = store(dir.path(), 6 * need, PolicyConfig::Planned { prefetch: true });
     let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
-    assert!(st.budget() < footprint / 2);
-    let srv = Arc::new(server(&m, &c, &st, &client));
-    let inputs = requests(&m, &c, &mut client, 2);
-    let responses = serve_all(&srv, &m, &client, inputs, 2);
-    for (i, r) in responses.iter().enumerate() {
-        assert!(r.pins.prefetches > 0, "nothing was prefetched for request {i}: {:?}", r.pins);
+    // From tight (the two requests' pinned sets and one more) to roomy, all under half the
+    // model's objects: keys and weights keep moving between the tiers while both run.
+    for sets in [3, 6] {
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), sets * need, PolicyConfig::Planned { prefetch: true });
+        assert!(st.budget() < footprint / 2);
+        let srv = Arc::new(server(&m, &c, &st, &client));
+        let inputs = requests(&m, &c, &mut client, 4);
+        let responses = serve_all(&srv, &m, &client, inputs, 2);
+        for (i, r) in responses.iter().enumerate() {
+            assert!(r.pins.prefetches > 0, "{sets} sets: nothing prefetched for {i}: {:?}", r.pins);
+        }
+        let s = st.stats();
+        assert!(s.prefetches > 0 && s.bytes_pm_to_dram > 0, "{sets} sets: {s:?}");
+        assert_eq!(s.prefetch_evicted_unused, 0, "{sets} sets: {s:?}");
     }
-    let s = st.stats();
-    assert!(s.prefetches > 0 && s.bytes_pm_to_dram > 0, "{s:?}");
-    assert_eq!(s.prefetch_evicted_unused, 0, "{s:?}");
 }
 
 /// Flips one bit in the middle of the first object of each kind `pick` selects, in the pool
