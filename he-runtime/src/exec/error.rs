@@ -39,7 +39,8 @@ pub enum Error {
     /// so it cannot make the key again: the client that owns the key set sends its evaluation
     /// keys once more (`Server::restore_keys`) and resubmits the request.
     #[error(
-        "{what} (key set {keyset:#x}) is damaged in the server's pool (object {id:#x}); the \
+        "{what} (key set {keyset:#x}) is damaged in the server's pool (object {id:#x} fails \
+         its checksum); the \
          server holds no secret key to make it again: the client must send its evaluation keys \
          again (Server::restore_keys), then resubmit the request"
     )]

@@ -45,6 +45,8 @@ pub struct Response {
     pub output: Ciphertext,
     /// Steps run and their compute time.
     pub report: RunReport,
+    /// Compute time of each layer of the program (by layer index), in nanoseconds.
+    pub layer_ns: Vec<u64>,
     /// How the request's pins were served (DRAM hits, PM reads, prefetches).
     pub pins: StreamStats,
     /// Time spent waiting for admission.
@@ -307,11 +309,11 @@ impl Server {
                     healed.push(id);
                 }
                 _ => {
-                    let (output, mut report) = r?;
+                    let (output, mut report, layer_ns) = r?;
                     report.healed = healed.len();
                     let pins = scope.stats();
                     let (queued, run) = (admitted - arrived, admitted.elapsed());
-                    return Ok(Response { output, report, pins, queued, run });
+                    return Ok(Response { output, report, layer_ns, pins, queued, run });
                 }
             }
         }
@@ -319,7 +321,7 @@ impl Server {
 
     /// One run of a request in scratch space `space`, holding the key set shared (healing
     /// waits for it to end); its scratch objects are gone when it returns.
-    fn attempt(&self, input: &Ciphertext, space: u32) -> Result<(Ciphertext, RunReport)> {
+    fn attempt(&self, input: &Ciphertext, space: u32) -> Result<(Ciphertext, RunReport, Vec<u64>)> {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let _scratch = ScratchGuard {
             store: &self.store,
@@ -335,7 +337,7 @@ impl Server {
         let report = ex.run(Some(input))?;
         let output = ex.output(&self.compiled.output_name)?;
         ex.finish()?;
-        Ok((output, report))
+        Ok((output, report, ex.layer_compute_ns().to_vec()))
     }
 
     /// The CKKS context (for deserialising and serialising ciphertexts).
