@@ -174,7 +174,8 @@ impl PyServer {
                 let encoded = ex.prepare_weights().map_err(exec)?;
                 // A budget that cannot hold one request fails now, not at the first request.
                 let sets = ex.working_sets();
-                store.check_working_sets(sets.iter().map(|s| s.iter().copied())).map_err(store)?;
+                let check = store.check_working_sets(sets.iter().map(|s| s.iter().copied()));
+                check.map_err(crate::errors::store)?;
                 encoded
             };
             Ok((ctx, store, encoded))
