@@ -5,6 +5,7 @@
 //! parameter id, key-set id), so the fuzzer reaches the count, the lengths and the key blobs.
 #![no_main]
 
+#[allow(dead_code)] // the bundle is sealed by its own header, not a blob header
 mod common;
 
 use hetier_he::exec::EvalKeyBundle;
