@@ -43,16 +43,16 @@ pub enum Error {
         /// Bytes asked for.
         requested: usize,
     },
-    /// An I/O call on a pool file or device failed.
-    #[error("{op} failed on {path:?}: {source}")]
+    /// An I/O call on a pool file or device failed. The OS error is said in the message, not
+    /// again as a source (a report of the chain says each thing once).
+    #[error("{op} failed on {path:?}: {cause}")]
     Io {
         /// What we were doing (e.g. "pwrite").
         op: &'static str,
         /// The file or directory involved.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// Another process (or another handle in this one) holds the pool's writer lock.
     #[error("pool {path:?} is locked by another writer{}", holder_pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
@@ -226,6 +226,17 @@ pub enum Error {
 impl Error {
     /// Build an [`Error::Io`] from an OS error.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io { op, path: path.into(), cause: source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A report of the chain says the OS error once: in the message, not again as a source.
+    #[test]
+    fn an_io_error_is_said_once() {
+        let e = super::Error::io("pread", "/pool/segment", std::io::Error::other("disk on fire"));
+        assert_eq!(e.to_string(), "pread failed on \"/pool/segment\": disk on fire");
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

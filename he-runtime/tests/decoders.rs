@@ -1,5 +1,6 @@
 //! Untrusted bytes: every decoder (ciphertext, seeded ciphertext, plaintext, public,
-//! relinearisation and Galois key, model description, weights and test-set files) answers
+//! relinearisation, Galois and switching key — the form every key of a stored key set, the
+//! bootstrap's included, takes in the pool —, model description, weights and test-set files) answers
 //! random bytes, truncations and bit flips of valid encodings with a typed error, never a
 //! panic; header fields forged under a valid checksum are checked before anything is
 //! allocated; blobs made under other parameters are a typed error.
@@ -13,6 +14,9 @@ use proptest::prelude::*;
 
 /// Header length of a ckks blob (magic, version, kind, flags, params id, body length).
 const HEADER: usize = 24;
+/// Blob kinds decoded: ciphertext, seeded ciphertext, plaintext, public, relinearisation,
+/// Galois and switching key.
+const KINDS: usize = 7;
 
 struct Blobs {
     ctx: Arc<Context>,
@@ -22,6 +26,7 @@ struct Blobs {
     pk: Vec<u8>,
     rk: Vec<u8>,
     gk: Vec<u8>,
+    sk: Vec<u8>,
 }
 
 /// Small insecure parameters (log N = 12): valid encodings of every kind, made once.
@@ -45,13 +50,14 @@ fn blobs() -> &'static Blobs {
             pk: kg.public_key(&sk).unwrap().to_bytes(&ctx),
             rk: kg.relin_key(&sk).unwrap().to_bytes(&ctx),
             gk: kg.rotation_key(&sk, 1).unwrap().to_bytes(&ctx),
+            sk: kg.rotation_key(&sk, 2).unwrap().key.to_bytes(&ctx),
             ctx,
         }
     })
 }
 
 /// Every ckks decoder over `bytes`: whether each succeeded. Never panics (the property).
-fn decode_all(bytes: &[u8]) -> [bool; 6] {
+fn decode_all(bytes: &[u8]) -> [bool; KINDS] {
     let ctx = &blobs().ctx;
     [
         Ciphertext::from_bytes(ctx, bytes).is_ok(),
@@ -60,6 +66,7 @@ fn decode_all(bytes: &[u8]) -> [bool; 6] {
         PublicKey::from_bytes(ctx, bytes).is_ok(),
         RelinKey::from_bytes(ctx, bytes).is_ok(),
         GaloisKey::from_bytes(ctx, bytes).is_ok(),
+        KeySwitchKey::from_bytes(ctx, bytes).is_ok(),
     ]
 }
 
@@ -75,12 +82,12 @@ fn reseal(mut b: Vec<u8>) -> Vec<u8> {
 
 fn valid(i: usize) -> &'static [u8] {
     let b = blobs();
-    [&b.ct, &b.seeded, &b.pt, &b.pk, &b.rk, &b.gk][i]
+    [&b.ct, &b.seeded, &b.pt, &b.pk, &b.rk, &b.gk, &b.sk][i]
 }
 
 #[test]
 fn each_valid_blob_decodes_only_as_its_own_kind() {
-    for i in 0..6 {
+    for i in 0..KINDS {
         let ok = decode_all(valid(i));
         assert_eq!(ok.iter().filter(|&&x| x).count(), 1, "blob {i}: {ok:?}");
         assert!(ok[i], "blob {i} does not decode as itself");
@@ -106,6 +113,11 @@ fn forged_sizes_are_refused_before_allocating() {
     b[HEADER..HEADER + 4].copy_from_slice(&(1u32 << 31).to_le_bytes());
     let e = RelinKey::from_bytes(ctx, &reseal(b)).unwrap_err();
     assert!(matches!(&e, Error::Corrupt { reason } if reason.contains("dnum")), "{e}");
+    // A stored switching key (a bootstrap key set's form) claiming 2^31 digits.
+    let mut b = blobs().sk.clone();
+    b[HEADER..HEADER + 4].copy_from_slice(&(1u32 << 31).to_le_bytes());
+    let e = KeySwitchKey::from_bytes(ctx, &reseal(b)).unwrap_err();
+    assert!(matches!(&e, Error::Corrupt { reason } if reason.contains("dnum")), "{e}");
     // A body length of 2^60 in the header.
     let mut b = blobs().gk.clone();
     b[16..24].copy_from_slice(&(1u64 << 60).to_le_bytes());
@@ -115,7 +127,7 @@ fn forged_sizes_are_refused_before_allocating() {
 #[test]
 fn a_blob_of_other_parameters_is_a_typed_error() {
     let ctx = &blobs().ctx;
-    for i in 0..6 {
+    for i in 0..KINDS {
         let mut b = valid(i).to_vec();
         b[8] ^= 1;
         let b = reseal(b);
@@ -125,7 +137,8 @@ fn a_blob_of_other_parameters_is_a_typed_error() {
             2 => Plaintext::from_bytes(ctx, &b).err(),
             3 => PublicKey::from_bytes(ctx, &b).err(),
             4 => RelinKey::from_bytes(ctx, &b).err(),
-            _ => GaloisKey::from_bytes(ctx, &b).err(),
+            5 => GaloisKey::from_bytes(ctx, &b).err(),
+            _ => KeySwitchKey::from_bytes(ctx, &b).err(),
         };
         assert!(matches!(e, Some(Error::ParamsMismatch { .. })), "blob {i}: {e:?}");
     }
@@ -168,12 +181,12 @@ proptest! {
 
     #[test]
     fn random_bytes_never_decode(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        prop_assert_eq!(decode_all(&bytes), [false; 6]);
+        prop_assert_eq!(decode_all(&bytes), [false; KINDS]);
     }
 
     #[test]
     fn random_bodies_under_a_valid_header_never_panic(
-        kind in 0usize..6,
+        kind in 0usize..KINDS,
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
         let b = reseal([&valid(kind)[..HEADER], &body[..], &[0; 4]].concat());
@@ -181,21 +194,21 @@ proptest! {
     }
 
     #[test]
-    fn truncations_are_typed_errors(kind in 0usize..6, cut in any::<prop::sample::Index>()) {
+    fn truncations_are_typed_errors(kind in 0usize..KINDS, cut in any::<prop::sample::Index>()) {
         let v = valid(kind);
         let b = &v[..cut.index(v.len())];
-        prop_assert_eq!(decode_all(b), [false; 6]);
+        prop_assert_eq!(decode_all(b), [false; KINDS]);
     }
 
     #[test]
-    fn bit_flips_are_typed_errors(kind in 0usize..6, bit in any::<usize>()) {
+    fn bit_flips_are_typed_errors(kind in 0usize..KINDS, bit in any::<usize>()) {
         let b = flip(valid(kind).to_vec(), bit);
-        prop_assert_eq!(decode_all(&b), [false; 6]);
+        prop_assert_eq!(decode_all(&b), [false; KINDS]);
     }
 
     #[test]
     fn bit_flips_under_a_resealed_checksum_never_panic(
-        kind in 0usize..6,
+        kind in 0usize..KINDS,
         bit in 0usize..(HEADER + 48) * 8,
     ) {
         // Flips in the header and the first body fields (counts, levels, scales, digits,

@@ -119,7 +119,7 @@ impl CostModel {
     /// Writes the profile as pretty JSON.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
-            .map_err(|source| Error::Json { what: "cost profile", source })?;
+            .map_err(|cause| Error::Json { what: "cost profile", cause })?;
         std::fs::write(path.as_ref(), text).map_err(|e| Error::io(path, e))
     }
 
@@ -127,7 +127,7 @@ impl CostModel {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let text = std::fs::read_to_string(path.as_ref()).map_err(|e| Error::io(&path, e))?;
         let m: Self = serde_json::from_str(&text)
-            .map_err(|source| Error::Json { what: "cost profile", source })?;
+            .map_err(|cause| Error::Json { what: "cost profile", cause })?;
         m.validate()?;
         Ok(m)
     }

@@ -115,20 +115,22 @@ pub enum Error {
         supported: u32,
     },
     /// Reading or writing a trace or profile file failed.
-    #[error("io on {path}: {source}")]
+    /// (The OS error is said in the message, not again as a source.)
+    #[error("io on {path}: {cause}")]
     Io {
         /// The file involved.
         path: String,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A JSON profile or configuration could not be parsed or written.
-    #[error("json ({what}): {source}")]
+    /// (The parser's error is said in the message, not again as a source.)
+    #[error("json ({what}): {cause}")]
     Json {
         /// What was being parsed.
         what: &'static str,
         /// The serde error.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The request of this stream was cancelled: its pins fail from then on, so it stops at
     /// its next step and its scratch objects can be dropped.
@@ -160,6 +162,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io { path: path.as_ref().display().to_string(), cause: source }
     }
 }

@@ -255,7 +255,7 @@ impl TraceRecorder {
     }
 
     fn write_line<T: Serialize>(&mut self, v: &T, what: &'static str) -> Result<()> {
-        serde_json::to_writer(&mut self.out, v).map_err(|source| Error::Json { what, source })?;
+        serde_json::to_writer(&mut self.out, v).map_err(|cause| Error::Json { what, cause })?;
         self.out.write_all(b"\n").map_err(|e| Error::io(&self.path, e))
     }
 

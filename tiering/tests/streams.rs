@@ -107,3 +107,53 @@ fn interleaved_streams_are_both_prefetched_for_and_nothing_prefetched_is_wasted(
     assert_eq!(st.open_streams, 0);
     assert_eq!(st.policy.unwrap().planned_ahead, Some(0), "ended streams leave no plan");
 }
+
+/// One request (B) has its next objects prefetched and then sits in a long step while another
+/// (A) runs ahead over objects it reuses. A's next objects then look sooner, in merged time,
+/// than B's, and MIN on those times would evict B's prefetched objects before B uses them.
+/// They must stay: A's prefetches wait, and A's misses evict A's own objects.
+#[test]
+fn a_request_running_ahead_never_evicts_what_was_prefetched_for_a_stalled_one() {
+    let k = K as u64;
+    let budget = 6 * k;
+    let (_d, s) = store(budget, PolicyConfig::Planned { prefetch: true }, 1);
+    let id = |i: u64| ObjectId(i);
+    // Objects never planned fill DRAM first, so the planned ones start in PM only.
+    let decoys: Vec<_> = (100..106).map(id).collect();
+    let b_plan: Vec<_> = (1..4).map(id).collect();
+    let a_plan: Vec<_> = [11, 12, 13, 14, 11, 12, 13, 14, 11, 12, 13, 14].map(id).into();
+    for &o in decoys.iter().chain(&b_plan).chain(&a_plan[..4]) {
+        s.put(o, ObjectKind::Blob, Durability::Durable, &content(o, K)).unwrap();
+    }
+    let (b_planned, a_done) = (Barrier::new(2), Barrier::new(2));
+    let (a, b) = std::thread::scope(|t| {
+        let stalled = t.spawn(|| {
+            let scope = s.stream(StreamId(2), Cancel::new(), k).unwrap();
+            s.hint(&b_plan);
+            s.quiesce();
+            b_planned.wait();
+            a_done.wait();
+            for &o in &b_plan {
+                assert_eq!(&s.pin(o).unwrap()[..], &content(o, K)[..]);
+            }
+            scope.stats()
+        });
+        b_planned.wait();
+        let scope = s.stream(StreamId(1), Cancel::new(), k).unwrap();
+        s.hint(&a_plan);
+        for &o in &a_plan {
+            s.quiesce();
+            assert_eq!(&s.pin(o).unwrap()[..], &content(o, K)[..]);
+        }
+        let a = scope.stats();
+        drop(scope);
+        a_done.wait();
+        (a, stalled.join().unwrap())
+    });
+    let st = s.stats();
+    assert_eq!(b.prefetches, 3, "{b:?}");
+    assert_eq!(b.prefetch_hits, 3, "what was prefetched for B stayed: {b:?}");
+    assert!(a.prefetches > 0, "{a:?}");
+    assert_eq!(st.prefetch_evicted_unused, 0, "{st:?}");
+    assert!(st.peak_dram <= budget);
+}

@@ -556,3 +556,63 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure-test-params"));
 }
+
+/// The messages of an anyhow report on stderr (`Error: …`, then `Caused by:` and its numbered
+/// or lone causes), without the backtrace.
+fn error_chain(stderr: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        if let Some(m) = line.strip_prefix("Error: ") {
+            parts.push(m.trim().to_owned());
+            continue;
+        }
+        let t = line.trim();
+        if t.starts_with("Stack backtrace") {
+            break;
+        }
+        if parts.is_empty() || t.is_empty() || t == "Caused by:" {
+            continue;
+        }
+        let numbered = t.split_once(": ").filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+        parts.push(numbered.map_or(t, |(_, m)| m).to_owned());
+    }
+    parts
+}
+
+#[test]
+fn a_pool_damaged_in_its_structure_says_each_thing_once_and_what_to_do() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    json_of(&run_digits(&pool, &[]));
+    // One bit of the superblock: nothing in the pool can be trusted to find its objects.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pool.join("segment-000000.hpool"))
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 40).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], 40).unwrap();
+    drop(f);
+    let out = hetier()
+        .env("RUST_BACKTRACE", "0")
+        .args(["--json", "run", "--images", "2", "--dram-mib", "24", "--dir"])
+        .arg(&pool)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let chain = error_chain(&stderr);
+    assert_eq!(chain.len(), 2, "{stderr}");
+    assert!(chain[0].contains("remove the directory and run again"), "{stderr}");
+    assert!(chain[1].starts_with("superblock checksum mismatch"), "{stderr}");
+    for (i, a) in chain.iter().enumerate() {
+        for b in &chain[i + 1..] {
+            assert!(!a.contains(b.as_str()) && !b.contains(a.as_str()), "said twice: {stderr}");
+        }
+    }
+    // The remedy works: the next run derives the pool again from the key file and the model.
+    std::fs::remove_dir_all(&pool).unwrap();
+    assert_eq!(json_of(&run_digits(&pool, &[]))["agree_with_plaintext"], 2);
+}

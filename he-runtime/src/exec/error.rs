@@ -35,6 +35,25 @@ pub enum Error {
         /// What to do about it.
         remedy: &'static str,
     },
+    /// An evaluation key a server uses is damaged in its pool. The server holds no secret key,
+    /// so it cannot make the key again: the client that owns the key set sends its evaluation
+    /// keys once more (`Server::restore_keys`) and resubmits the request.
+    #[error(
+        "{what} (key set {keyset:#x}) is damaged in the server's pool (object {id:#x} fails \
+         its checksum); the \
+         server holds no secret key to make it again: the client must send its evaluation keys \
+         again (Server::restore_keys), then resubmit the request"
+    )]
+    KeyDamaged {
+        /// What the key is to the model, e.g. "the Galois key for rotation step 3".
+        what: String,
+        /// Its Galois element (0: the relinearisation key).
+        galois_element: u64,
+        /// The client key set it belongs to.
+        keyset: u64,
+        /// Its store object id.
+        id: u64,
+    },
     /// The key-set manifest in the pool cannot be used.
     #[error("key-set manifest: {reason}")]
     KeyManifest {

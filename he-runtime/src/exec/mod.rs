@@ -41,7 +41,9 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
-pub use keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
+pub use keys::{
+    decode_manifest, ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey,
+};
 pub use report::RunReport;
 pub use serve::{Client, Response, Server, ServerOptions, ServerStats};
 pub use session::Session;

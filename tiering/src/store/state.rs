@@ -164,6 +164,11 @@ impl Entry {
         }
     }
 
+    /// Prefetched (or being prefetched) and not pinned since: evicting it would waste the read.
+    fn awaits_use(&self) -> bool {
+        self.prefetched || self.transfer == Transfer::Loading { prefetch: true }
+    }
+
     fn evictable(&self) -> bool {
         self.block.is_some()
             && self.pins == 0
@@ -226,22 +231,53 @@ impl State {
     }
 
     /// Every object occupying DRAM (resident or loading), as the shared choice rules see it.
-    fn occupants(&self) -> impl Iterator<Item = Occupant> + '_ {
-        self.objects.iter().filter_map(|(id, e)| {
+    /// With `shield`, objects prefetched and not yet used (or being prefetched) are held: no
+    /// choice takes them.
+    fn occupants(&self, shield: bool) -> impl Iterator<Item = Occupant> + '_ {
+        self.objects.iter().filter_map(move |(id, e)| {
             let loading = matches!(e.transfer, Transfer::Loading { .. });
+            let shielded = shield && e.awaits_use();
             (e.block.is_some() || loading).then_some(Occupant {
                 id: *id,
                 len: e.len,
                 clean: e.in_pm,
-                evictable: e.evictable(),
-                held: e.pins > 0 || e.waiters > 0,
+                evictable: e.evictable() && !shielded,
+                held: e.pins > 0 || e.waiters > 0 || shielded,
             })
         })
     }
 
-    /// The next object to leave DRAM for a demand or a put (see [`demand_victim`]).
+    /// Whether objects prefetched and not yet used are kept until their use. With request
+    /// streams open, plans advance at their own pace (a step of one request can take a hundred
+    /// times another's), so the merged times are estimates: a request that runs ahead makes
+    /// its own next objects look sooner than those prefetched for a request in a long step,
+    /// and MIN on those times would evict the latter unused. A lone plan's order is exact and
+    /// keeps MIN's choice (the simulators model that case).
+    fn shield_prefetched(&self) -> bool {
+        !self.streams.is_empty()
+    }
+
+    /// Bytes of shielded occupants (see [`Self::occupants`]) that a prefetch of `c` does not
+    /// already count as needed before it.
+    fn shielded_bytes(&self, c: ObjectId) -> u64 {
+        self.objects
+            .iter()
+            .filter(|(id, e)| **id != c && e.awaits_use())
+            .filter(|(id, _)| !self.policy.prefetch_rank(**id, c).1)
+            .map(|(_, e)| e.len)
+            .sum()
+    }
+
+    /// The next object to leave DRAM for a demand or a put (see [`demand_victim`]). With
+    /// streams open, objects prefetched and not yet used leave only for a demand that finds
+    /// nothing else to evict.
     fn victim(&self, below: Option<u64>) -> Option<ObjectId> {
-        demand_victim(&*self.policy, below, self.occupants())
+        let shield = self.shield_prefetched();
+        let first = demand_victim(&*self.policy, below, self.occupants(shield));
+        if first.is_some() || !shield || below.is_some() {
+            return first;
+        }
+        demand_victim(&*self.policy, below, self.occupants(false))
     }
 
     /// Drops a clean object's DRAM copy: its span goes back to the arena, where the next
@@ -283,8 +319,11 @@ pub(super) fn make_room(
         // Open request streams keep room for their own pinned sets: a prefetch that took it
         // would be evicted unused by the next step of another request.
         let headroom = st.policy.prefetch_headroom(c).saturating_add(st.stream_reserve);
-        let scan = prefetch_scan(&*st.policy, c, st.occupants());
-        if !prefetch_fits(scan.protected, len, headroom, budget) {
+        let shield = st.shield_prefetched();
+        let scan = prefetch_scan(&*st.policy, c, st.occupants(shield));
+        // Objects prefetched earlier stay until their use (see `State::shield_prefetched`).
+        let kept = if shield { st.shielded_bytes(c) } else { 0 };
+        if !prefetch_fits(scan.protected.saturating_add(kept), len, headroom, budget) {
             return Ok(Room::Refused);
         }
     }
@@ -319,7 +358,9 @@ pub(super) fn make_room(
         let found = match need {
             Need::Demand => st.victim(None),
             Need::Put { priority } => st.victim(Some(priority)),
-            Need::Prefetch => id.and_then(|c| prefetch_scan(&*st.policy, c, st.occupants()).victim),
+            Need::Prefetch => id.and_then(|c| {
+                prefetch_scan(&*st.policy, c, st.occupants(st.shield_prefetched())).victim
+            }),
         };
         let Some(victim) = found else {
             if need != Need::Demand {

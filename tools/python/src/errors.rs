@@ -60,6 +60,9 @@ pub fn exec(e: hetier_he::exec::Error) -> PyErr {
         E::Core(c) => he(c),
         E::Store(s) => raise("StoreError", s.to_string()),
         E::KeyManifest { .. } => raise("KeySetError", e.to_string()),
+        // A damaged pool object is the pool's failure (an OSError), whatever it holds.
+        E::KeyDamaged { .. } => raise("KeyDamagedError", e.to_string()),
+        E::Damaged { .. } => raise("StoreError", e.to_string()),
         other => raise("CryptoError", other.to_string()),
     }
 }

@@ -160,7 +160,7 @@ pub(crate) fn open_store(
     let backend = if args.mmap { Backend::Mmap } else { Backend::Direct };
     let opts = PoolOptions::default().backend(backend).segment_size(64 << 20);
     let pool = if dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false) {
-        Pool::open(&dir, opts).with_context(|| format!("opening pool {}", dir.display()))?.0
+        Pool::open(&dir, opts).map_err(|e| open_error(e, &dir))?.0
     } else {
         Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
     };
@@ -208,4 +208,29 @@ pub fn peak_rss() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Says what to do about a pool that does not open: one whose own structure (superblock,
+/// object table) is damaged holds nothing a run cannot derive again, so removing it is the
+/// remedy. The allocator's message follows once, as the cause.
+fn open_error(e: hetier_allocator::Error, dir: &std::path::Path) -> anyhow::Error {
+    use hetier_allocator::Error as E;
+    let damaged = matches!(
+        e,
+        E::SuperblockChecksum { .. }
+            | E::CorruptSuperblock { .. }
+            | E::CorruptEntry { .. }
+            | E::Truncated { .. }
+    );
+    let context = if damaged {
+        format!(
+            "pool {} is damaged in its own structure, where no object can be rebuilt; it holds \
+             only evaluation keys and encoded weights, which the next run derives again from \
+             the key file and the model: remove the directory and run again",
+            dir.display()
+        )
+    } else {
+        format!("opening pool {}", dir.display())
+    };
+    anyhow::Error::new(e).context(context)
 }

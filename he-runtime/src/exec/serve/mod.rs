@@ -9,10 +9,13 @@
 //! `planned` policy prefetches and evicts from the merged plans of every request in flight
 //! and keeps a shared key that another request is about to use. A request is admitted only
 //! when its pinned set fits beside those of the running requests; otherwise it waits in a
-//! bounded queue instead of failing on the budget. See `docs/serving.md`.
+//! bounded queue instead of failing on the budget. A damaged weight is re-encoded from the
+//! model; a damaged evaluation key is sent again by its client (see `heal.rs`). See
+//! `docs/serving.md`.
 
 mod admission;
 mod client;
+mod heal;
 mod server;
 
 pub use admission::AdmissionStats;

@@ -2,8 +2,9 @@
 //! durable store objects put once and shared by every request; each request runs its own
 //! executor in its own scratch space and request stream, admitted when its pinned set fits.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use hetier_tiering::{Cancel, ObjectId, StreamId, StreamStats, TieredStore};
@@ -14,7 +15,9 @@ use crate::error::Error as CoreError;
 use crate::exec::error::{Error, Result};
 use crate::exec::ids::{ct_id_in, SCRATCH_SPACES};
 use crate::exec::session::model_weights_tag;
-use crate::exec::{EvalKeyBundle, Executor, KeyReport, KeySet, KeySetId, RunReport};
+use crate::exec::{
+    derivable_damage, program_role, EvalKeyBundle, Executor, KeyReport, KeySet, KeySetId, RunReport,
+};
 use crate::model::{Compiled, Model};
 use crate::nn::encrypted_weights::is_encrypted_weight;
 use crate::nn::{ObjId, ObjKind};
@@ -42,6 +45,8 @@ pub struct Response {
     pub output: Ciphertext,
     /// Steps run and their compute time.
     pub report: RunReport,
+    /// Compute time of each layer of the program (by layer index), in nanoseconds.
+    pub layer_ns: Vec<u64>,
     /// How the request's pins were served (DRAM hits, PM reads, prefetches).
     pub pins: StreamStats,
     /// Time spent waiting for admission.
@@ -59,6 +64,13 @@ pub struct ServerStats {
     pub failed: u64,
     /// The admission queue's counters.
     pub admission: AdmissionStats,
+    /// Damaged encoded weights re-encoded from the model and replaced in the pool.
+    pub healed: u64,
+    /// Requests that met a damaged evaluation key ([`Error::KeyDamaged`]: the client must
+    /// send its keys again).
+    pub keys_damaged: u64,
+    /// Evaluation keys replaced from keys a client sent again ([`Server::restore_keys`]).
+    pub keys_restored: u64,
 }
 
 /// Serves one compiled model over one tiered store to many requests at once.
@@ -70,12 +82,16 @@ pub struct ServerStats {
 /// pool: a request that waits for admission inside a rayon task could block a worker that
 /// another running request's parallel loops need.
 pub struct Server {
-    store: Arc<TieredStore>,
-    compiled: Compiled,
-    ctx: Arc<Context>,
-    keyset: KeySetId,
-    keys: KeySet,
-    weights_tag: u64,
+    pub(super) store: Arc<TieredStore>,
+    pub(super) compiled: Compiled,
+    pub(super) ctx: Arc<Context>,
+    pub(super) keyset: KeySetId,
+    /// The key set every request uses. A request holds it shared for its whole run; healing
+    /// takes it exclusively, so no request pins an object while it is replaced.
+    pub(super) keys: RwLock<KeySet>,
+    /// Galois elements of the program's keys (0: relinearisation), and what each is to it.
+    pub(super) key_roles: BTreeMap<u64, String>,
+    pub(super) weights_tag: u64,
     /// The program's ciphertexts (not encrypted weights): a request's scratch objects.
     scratch: Vec<ObjId>,
     /// DRAM one request pins at once at most (its admission size).
@@ -84,6 +100,9 @@ pub struct Server {
     next_space: AtomicU32,
     served: AtomicU64,
     failed: AtomicU64,
+    pub(super) healed: AtomicU64,
+    pub(super) keys_damaged: AtomicU64,
+    pub(super) keys_restored: AtomicU64,
     /// What preparing the keys did.
     key_report: KeyReport,
     weights_encoded: usize,
@@ -181,6 +200,15 @@ impl Server {
             let e = hetier_tiering::Error::BudgetTooSmall { budget: capacity, needed: need, step };
             return Err(e.into());
         }
+        let program = &compiled.program;
+        let key_roles = program
+            .keys()
+            .iter()
+            .filter_map(|&k| {
+                let g = program.objects()[k.index()].kind.key_tag()?;
+                Some((g, program_role(program, k).what))
+            })
+            .collect();
         let scratch = compiled
             .program
             .objects()
@@ -194,7 +222,8 @@ impl Server {
             compiled,
             ctx,
             keyset,
-            keys: key_set,
+            keys: RwLock::new(key_set),
+            key_roles,
             weights_tag,
             scratch,
             need,
@@ -202,6 +231,9 @@ impl Server {
             next_space: AtomicU32::new(0),
             served: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            healed: AtomicU64::new(0),
+            keys_damaged: AtomicU64::new(0),
+            keys_restored: AtomicU64::new(0),
             key_report,
             weights_encoded,
         })
@@ -266,6 +298,31 @@ impl Server {
         // Space 0 is a lone executor's; request spaces cycle through the rest.
         let space = 1 + self.next_space.fetch_add(1, Ordering::Relaxed) % (SCRATCH_SPACES - 1);
         let scope = self.store.stream(StreamId(u64::from(space)), cancel.clone(), self.need)?;
+        // A damaged weight is re-encoded and the run repeated; each object at most once per
+        // request, so a pool that keeps damaging what is written to it cannot loop.
+        let mut healed: Vec<ObjectId> = Vec::new();
+        loop {
+            let r = self.attempt(input, space);
+            match derivable_damage(&r) {
+                Some((id, what)) if !healed.contains(&id) => {
+                    self.heal(id, what)?;
+                    healed.push(id);
+                }
+                _ => {
+                    let (output, mut report, layer_ns) = r?;
+                    report.healed = healed.len();
+                    let pins = scope.stats();
+                    let (queued, run) = (admitted - arrived, admitted.elapsed());
+                    return Ok(Response { output, report, layer_ns, pins, queued, run });
+                }
+            }
+        }
+    }
+
+    /// One run of a request in scratch space `space`, holding the key set shared (healing
+    /// waits for it to end); its scratch objects are gone when it returns.
+    fn attempt(&self, input: &Ciphertext, space: u32) -> Result<(Ciphertext, RunReport, Vec<u64>)> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let _scratch = ScratchGuard {
             store: &self.store,
             ids: self.scratch.iter().map(|&o| ct_id_in(space, o)).collect(),
@@ -274,14 +331,13 @@ impl Server {
         let mut ex =
             Executor::real(program, self.weights_tag, self.keyset, &self.store, &self.ctx)?
                 .in_scratch_space(space);
-        ex.use_keys(self.keys.clone())?;
+        ex.use_keys(keys.clone())?;
         // Only records the encrypted weights' metadata: the server put them already.
         ex.prepare_encrypted_weights(None)?;
         let report = ex.run(Some(input))?;
         let output = ex.output(&self.compiled.output_name)?;
         ex.finish()?;
-        let pins = scope.stats();
-        Ok(Response { output, report, pins, queued: admitted - arrived, run: admitted.elapsed() })
+        Ok((output, report, ex.layer_compute_ns().to_vec()))
     }
 
     /// The CKKS context (for deserialising and serialising ciphertexts).
@@ -325,6 +381,9 @@ impl Server {
             served: self.served.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             admission: self.admission.stats(),
+            healed: self.healed.load(Ordering::Relaxed),
+            keys_damaged: self.keys_damaged.load(Ordering::Relaxed),
+            keys_restored: self.keys_restored.load(Ordering::Relaxed),
         }
     }
 }

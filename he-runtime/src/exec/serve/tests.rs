@@ -2,10 +2,11 @@ use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use hetier_tiering::{Cancel, PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{Cancel, ObjectKind, PolicyConfig, Pool, PoolOptions, TieredStore};
 
 use super::*;
 use crate::ckks::{Ciphertext, Preset};
+use crate::exec::Error;
 use crate::model::{argmax, Compiled, Model};
 
 const SEED: [u8; 32] = [9; 32];
@@ -167,23 +168,93 @@ fn a_failing_or_cancelled_request_frees_its_scratch_objects() {
 #[test]
 fn interleaved_requests_are_both_prefetched_for_and_nothing_prefetched_is_wasted() {
     let (m, c) = digits();
+    let mut client = Client::from_seed(c.program.params(), SEED).unwrap();
+    let need = need_of(&m, &c, &client);
+    let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
+    // From tight (the two requests' pinned sets and one more) to roomy, all under half the
+    // model's objects: keys and weights keep moving between the tiers while both run.
+    for sets in [3, 6] {
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), sets * need, PolicyConfig::Planned { prefetch: true });
+        assert!(st.budget() < footprint / 2);
+        let srv = Arc::new(server(&m, &c, &st, &client));
+        let inputs = requests(&m, &c, &mut client, 4);
+        let responses = serve_all(&srv, &m, &client, inputs, 2);
+        for (i, r) in responses.iter().enumerate() {
+            assert!(r.pins.prefetches > 0, "{sets} sets: nothing prefetched for {i}: {:?}", r.pins);
+        }
+        let s = st.stats();
+        assert!(s.prefetches > 0 && s.bytes_pm_to_dram > 0, "{sets} sets: {s:?}");
+        assert_eq!(s.prefetch_evicted_unused, 0, "{sets} sets: {s:?}");
+    }
+}
+
+/// Flips one bit in the middle of the first object of each kind `pick` selects, in the pool
+/// files under `dir` (closed); returns how many objects it damaged.
+fn damage(dir: &std::path::Path, pick: &[fn(ObjectKind) -> bool]) -> usize {
+    use std::os::unix::fs::FileExt;
+    let (pool, _) = Pool::open(dir, PoolOptions::default()).unwrap();
+    let seg = pool.superblock().segment_size;
+    let list = pool.list();
+    let victims: Vec<_> = pick.iter().filter_map(|p| list.iter().find(|m| p(m.kind))).collect();
+    for m in &victims {
+        let at = m.offset.0 + m.len / 2;
+        let path = dir.join(format!("segment-{:06}.hpool", at / seg));
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at % seg).unwrap();
+        f.write_all_at(&[b[0] ^ 0x10], at % seg).unwrap();
+        f.sync_all().unwrap();
+    }
+    victims.len()
+}
+
+/// Damaged objects `hetier inspect` would report (the pool's own checksum pass).
+fn corrupt_in(dir: &std::path::Path) -> usize {
+    Pool::open(dir, PoolOptions::default()).unwrap().0.fsck().unwrap().corrupt.len()
+}
+
+#[test]
+fn a_kept_pool_with_a_damaged_key_and_weight_is_healed_and_restored_and_agrees() {
+    let (m, c) = digits();
+    let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
     let dir = tempfile::tempdir().unwrap();
     let mut client = Client::from_seed(c.program.params(), SEED).unwrap();
-    // Room for both requests' pinned sets three times over, but for under half the model's
-    // objects: keys and weights keep moving between the tiers while both run. (Within about
-    // three pinned sets of the budget, demand allocations of one request evict objects
-    // prefetched for the other: see docs/serving.md.)
-    let need = need_of(&m, &c, &client);
-    let st = store(dir.path(), 6 * need, PolicyConfig::Planned { prefetch: true });
-    let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
-    assert!(st.budget() < footprint / 2);
-    let srv = Arc::new(server(&m, &c, &st, &client));
     let inputs = requests(&m, &c, &mut client, 2);
-    let responses = serve_all(&srv, &m, &client, inputs, 2);
-    for (i, r) in responses.iter().enumerate() {
-        assert!(r.pins.prefetches > 0, "nothing was prefetched for request {i}: {:?}", r.pins);
-    }
-    let s = st.stats();
-    assert!(s.prefetches > 0 && s.bytes_pm_to_dram > 0, "{s:?}");
-    assert_eq!(s.prefetch_evicted_unused, 0, "{s:?}");
+    drop(server(&m, &c, &store(dir.path(), footprint / 3, PolicyConfig::Lru), &client));
+    let galois = |k: ObjectKind| matches!(k, ObjectKind::EvalKey { galois_element, .. } if galois_element != 0);
+    let weight = |k: ObjectKind| k == ObjectKind::Plaintext;
+    assert_eq!(damage(dir.path(), &[galois, weight]), 2);
+    assert_eq!(corrupt_in(dir.path()), 2);
+
+    // A later server over the kept pool, with no keys sent: it finds the damage at run time.
+    let pool = Pool::open(dir.path(), PoolOptions::default()).unwrap().0;
+    let policy = PolicyConfig::Planned { prefetch: true };
+    let st = Arc::new(
+        TieredStore::builder()
+            .dram_budget(footprint / 3)
+            .pool(pool)
+            .policy(policy)
+            .build()
+            .unwrap(),
+    );
+    let opts = ServerOptions::default();
+    let srv =
+        Arc::new(Server::new(&m, c.clone(), Arc::clone(&st), client.keyset(), None, opts).unwrap());
+    let baseline = st.stats().objects;
+    let e = srv.infer(&inputs[0]).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::KeyDamaged { galois_element, .. } if galois_element != 0), "{e:?}");
+    assert!(text.starts_with("the Galois key for rotation step"), "{text}");
+    assert!(text.contains("restore_keys"), "{text}");
+    assert_eq!(st.stats().objects, baseline, "the failed request left scratch objects");
+    // The client sends its keys again: only the damaged one is replaced.
+    assert_eq!(srv.restore_keys(client.evaluation_keys(&c).unwrap()).unwrap(), 1);
+    serve_all(&srv, &m, &client, inputs, 2);
+    let s = srv.stats();
+    assert_eq!((s.served, s.failed), (2, 1), "{s:?}");
+    assert_eq!((s.healed, s.keys_damaged, s.keys_restored), (1, 1, 1), "{s:?}");
+    drop(srv);
+    drop(st);
+    assert_eq!(corrupt_in(dir.path()), 0, "the replacements are durable");
 }

@@ -95,7 +95,11 @@ class Server:
         """Put a client's evaluation keys in the pool (durable); returns counts."""
     def use_keys(self, key_set_id: int) -> int:
         """Use a key set an earlier process put in the pool; returns the keys found."""
+    def restore_keys(self, keys: bytes) -> int:
+        """Replace keys damaged in the pool from a client's keys; returns how many."""
     def infer(self, ct: bytes) -> bytes:
-        """Run the model on an encrypted sample; returns the encrypted output."""
+        """Run the model on an encrypted sample (GIL released; threads run at once)."""
+    def stats(self) -> dict[str, int]:
+        """Served, failed, healed, keys damaged/restored, admission counters."""
     def last_report(self) -> Optional[dict[str, Any]]:
         """Seconds, per-layer compute, bytes moved, store peak DRAM, budget, peak RSS."""

@@ -45,3 +45,8 @@ class FileError(Error, OSError):
 class StoreError(Error, OSError):
     """The tiered store failed: the pool is locked by another server, corrupt, or the DRAM
     budget cannot hold what must be pinned."""
+
+
+class KeyDamagedError(StoreError):
+    """An evaluation key is damaged in the server's pool. The server holds no secret key to
+    make it again: send the client's keys once more with ``server.restore_keys`` and resubmit."""
