@@ -17,9 +17,9 @@
 use std::collections::BTreeMap;
 
 use super::desc::{Activation, InputDesc, LayerKind, ModelDesc};
+use super::synthetic::{synthetic, Builder};
 use super::validated::Model;
 use super::weights::Tensor;
-use super::zoo::{synthetic, Builder};
 use crate::error::{Error, Result};
 
 /// The space-to-depth by 2 of a flat `[C][H][W]` image (H, W even): `[4C][H/2][W/2]` with

@@ -12,6 +12,7 @@ mod imagenet;
 mod multiplexed;
 pub mod onnx;
 mod reference;
+mod synthetic;
 pub mod tables;
 mod validated;
 mod weights;

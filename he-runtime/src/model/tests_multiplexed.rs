@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator};
 use crate::model::imagenet::{mini_mobilenet, space_to_depth};
-use crate::model::zoo::synthetic;
+use crate::model::synthetic::synthetic;
 use crate::model::{argmax, Packing, DEFAULT_MARGIN};
 use crate::nn::{AccessMode, BootstrapSpec, Interpreter, KeyBundle};
 
