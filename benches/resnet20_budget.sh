@@ -6,13 +6,13 @@
 #
 #   benches/resnet20_budget.sh [OUT_DIR]
 #   env: HETIER (binary), IMAGES (1), BUDGET_MIB (2200 = 0.246 of the 9.37 GB footprint),
-#        HEADROOM_MIB (1536), POLICIES ("all-dram planned lru alpha"), POOL (a pool dir to reuse)
+#        HEADROOM_MIB (3072: the bootstrapper, its scratch and the decoded program live outside the store), POLICIES ("all-dram planned lru alpha"), POOL (a pool dir to reuse)
 set -euo pipefail
 OUT=${1:-resnet20-budget}
 HETIER=${HETIER:-target/release/hetier}
 IMAGES=${IMAGES:-1}
 BUDGET_MIB=${BUDGET_MIB:-2200}
-HEADROOM_MIB=${HEADROOM_MIB:-1536}
+HEADROOM_MIB=${HEADROOM_MIB:-3072}
 POLICIES=${POLICIES:-"all-dram planned lru alpha"}
 POOL=${POOL:-$OUT/pool}
 CG=/sys/fs/cgroup/memory/hetier-resnet20-$$
