@@ -23,6 +23,8 @@ if [ "$desilo" = 1 ] && [ ! -x "$here/venv-desilo/bin/python" ]; then
 fi
 out="$here/results_boot"
 mkdir -p "$out"
+# A skipped library's results from an earlier run must not reach the table.
+[ "$desilo" = 1 ] || rm -f "$out/desilo.jsonl"
 
 bin="${HETIER:-${CARGO_TARGET_DIR:-$root/target}/release/hetier}"
 [ -n "${HETIER:-}" ] || (cd "$root" && cargo build --release -q -p hetier-cli)
