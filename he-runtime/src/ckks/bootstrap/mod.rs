@@ -56,11 +56,18 @@ pub use self::key_source::{BootstrapKeys, KeySource, KeyUse, RecordingKeys};
 pub use self::params::BootstrapPreset;
 
 /// The exact integer the raised ciphertext is multiplied by before CoeffToSlot (see there).
-const COEFF_TO_SLOT_GAIN: i64 = 1 << 12;
-/// The same for sparse slots, whose trace multiplies by N/2n on top. Measured: at N = 2^16 with
-/// 2^14 slots a gain of 2^12 gave 18.2 bits, 2^6 gave 21.1; at log N 12 the error at EvalMod's
-/// input grows with the gain from 2^8 up (37.3 → 33.7 bits at 2^12), 2^6 gives 37.8.
-const SPARSE_COEFF_TO_SLOT_GAIN: i64 = 1 << 6;
+/// CoeffToSlot's error is two terms: its key switches' noise, fixed in size, which the gain makes
+/// small next to the content, and the rounding of its diagonals, whose relative size falls as
+/// their encoding scale grows; that scale is what is left of EvalMod's prime over the input
+/// scale G·q_0, spread over the factors, so a smaller gain encodes the diagonals more finely.
+/// Measured (log N 14, 3 levels left): 2^0 24.9 bits, 2^3 25.6, 2^6 25.4, 2^12 22.5; at
+/// N = 2^16, 2^3 gives 23.2 bits where 2^12 with every factor but the last at the input scale
+/// gave 20.0.
+const COEFF_TO_SLOT_GAIN: i64 = 1 << 3;
+/// The same for sparse slots, whose trace multiplies the content by N/2n on top, which is gain
+/// enough. Measured (log N 14, with the scale spread over the factors): 4,096 slots 24.3 bits at
+/// 2^0, 23.6 at 2^3, 22.6 at 2^6; 256 slots 25.5 at 2^0, 25.7 at 2^3.
+const SPARSE_COEFF_TO_SLOT_GAIN: i64 = 1;
 
 impl BootstrapKeys {
     /// Generates every key `bs` needs for the secret `sk` (and a fresh sparse secret, which is
@@ -289,7 +296,9 @@ impl Bootstrapper {
         // size: scaling the content up by an exact integer first makes that noise relatively
         // small through CoeffToSlot, whose error EvalMod multiplies by 2πK.
         let gain = if self.sparse() { SPARSE_COEFF_TO_SLOT_GAIN } else { COEFF_TO_SLOT_GAIN };
-        eval.mul_integer_assign(&mut x, gain)?;
+        if gain != 1 {
+            eval.mul_integer_assign(&mut x, gain)?;
+        }
         if self.config.sparse_secret.is_some() {
             x = eval.key_switch(&x, &keys.switching(KeyUse::FromSparse)?, scratch)?;
         }
@@ -313,12 +322,16 @@ impl Bootstrapper {
             name: "cts_levels",
             reason: "no CoeffToSlot factor".into(),
         })?;
+        // EvalMod's squarings keep the scale when it equals the prime they divide by. The way
+        // up from the input scale to it is spread over every factor, as SlotToCoeff spreads its
+        // way down: each factor's diagonals are then encoded at its prime times the same
+        // ratio, instead of the last factor alone taking it.
+        let mod_scale = self.ctx.prime(x.level() - self.cts.len()).q as f64;
+        let step = (mod_scale / x.scale()).powf(1.0 / self.cts.len() as f64);
         for t in rest {
-            let s = x.scale();
+            let s = x.scale() * step;
             x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
         }
-        // EvalMod's squarings keep the scale when it equals the prime they divide by.
-        let mod_scale = self.ctx.prime(x.level() - 1).q as f64;
         x = last.apply(&eval, &enc, &x, keys, scratch, mod_scale)?;
         let conj_g = self.ctx.galois_element_conjugate();
         let conj = eval.conjugate(&x, &keys.galois(conj_g)?, scratch)?;
