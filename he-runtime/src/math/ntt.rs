@@ -24,6 +24,9 @@ pub enum NttBackend {
     Portable,
     /// AVX-512 IFMA (52-bit multiply-add) kernels, for q < 2^50 on CPUs with `avx512ifma`.
     Ifma,
+    /// AVX-512 F/DQ 64-bit Shoup butterflies for the stages with distance >= 8, the rest
+    /// portable: for primes too wide for IFMA (q < 2^62) on CPUs with `avx512dq`.
+    Avx512Wide,
 }
 
 /// `x` with its low `bits` bits reversed.
@@ -86,7 +89,13 @@ impl NttTable {
         let n_inv = modulus.inv(n as u64)?;
         let last_inv = modulus.mul(inv_roots[1], n_inv);
         let ifma_ok = simd::ifma_eligible(q, log_n);
-        let backend = if ifma_ok { NttBackend::Ifma } else { NttBackend::Portable };
+        let backend = if ifma_ok {
+            NttBackend::Ifma
+        } else if simd::wide_eligible(q, log_n) {
+            NttBackend::Avx512Wide
+        } else {
+            NttBackend::Portable
+        };
         Ok(Self {
             modulus,
             log_n,
@@ -147,6 +156,11 @@ impl NttTable {
                 reason: "needs avx512ifma on this CPU and a prime below 2^50",
             });
         }
+        if backend == NttBackend::Avx512Wide
+            && !simd::wide_eligible(self.modulus.value(), self.log_n)
+        {
+            return Err(Error::BackendUnavailable { reason: "needs avx512dq on this CPU" });
+        }
         self.backend = backend;
         Ok(())
     }
@@ -161,6 +175,11 @@ impl NttTable {
         match self.backend {
             NttBackend::Ifma => {
                 simd::ntt_forward(self.modulus.value(), &self.roots, &self.roots_shoup, a)
+            }
+            NttBackend::Avx512Wide => {
+                let (m, t) =
+                    simd::ntt_forward_wide(self.modulus.value(), &self.roots, &self.roots_shoup, a);
+                self.forward_scalar_from(a, m, t);
             }
             NttBackend::Portable => self.forward_portable(a),
         }
@@ -189,6 +208,18 @@ impl NttTable {
                     a,
                 )
             }
+            NttBackend::Avx512Wide => {
+                let (m, t) = self.inverse_scalar_stages(a, 8);
+                simd::ntt_inverse_wide(
+                    self.modulus.value(),
+                    &self.inv_roots,
+                    &self.inv_roots_shoup,
+                    (self.n_inv, self.n_inv_shoup),
+                    (self.last_inv, self.last_inv_shoup),
+                    a,
+                    (m, t),
+                );
+            }
             NttBackend::Portable => self.inverse_portable(a),
         }
     }
@@ -199,11 +230,15 @@ impl NttTable {
     /// If `a.len() != N`.
     pub fn forward_portable(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
+        self.forward_scalar_from(a, 1, self.n);
+    }
+
+    /// The forward stages from m groups of distance t on (m = 1, t = N is the whole
+    /// transform), then the last stage with the final reduction.
+    fn forward_scalar_from(&self, a: &mut [u64], mut m: usize, mut t: usize) {
         let m_ = &self.modulus;
         let q = m_.value();
         let two_q = 2 * q;
-        let mut t = self.n;
-        let mut m = 1;
         while m < self.n / 2 {
             t >>= 1;
             let roots = &self.roots[m..2 * m];
@@ -243,12 +278,27 @@ impl NttTable {
     /// If `a.len() != N`.
     pub fn inverse_portable(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
+        self.inverse_scalar_stages(a, self.n);
+        let m_ = &self.modulus;
+        let two_q = 2 * m_.value();
+        let (lo, hi) = a.split_at_mut(self.n >> 1);
+        let (ni, nis, li, lis) = (self.n_inv, self.n_inv_shoup, self.last_inv, self.last_inv_shoup);
+        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+            let (u, v) = (*x, *y);
+            *x = m_.mul_shoup(u + v, ni, nis);
+            *y = m_.mul_shoup(u + two_q - v, li, lis);
+        }
+    }
+
+    /// The inverse stages of distance below `until` (all but the last when `until` = N);
+    /// returns the (m, t) reached.
+    fn inverse_scalar_stages(&self, a: &mut [u64], until: usize) -> (usize, usize) {
         let m_ = &self.modulus;
         let q = m_.value();
         let two_q = 2 * q;
         let mut t = 1;
         let mut m = self.n >> 1;
-        while m > 1 {
+        while m > 1 && t < until {
             let roots = &self.inv_roots[m..2 * m];
             let shoup = &self.inv_roots_shoup[m..2 * m];
             for ((chunk, &w), &ws) in a.chunks_exact_mut(2 * t).zip(roots).zip(shoup) {
@@ -264,13 +314,7 @@ impl NttTable {
             t <<= 1;
             m >>= 1;
         }
-        let (lo, hi) = a.split_at_mut(self.n >> 1);
-        let (ni, nis, li, lis) = (self.n_inv, self.n_inv_shoup, self.last_inv, self.last_inv_shoup);
-        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-            let (u, v) = (*x, *y);
-            *x = m_.mul_shoup(u + v, ni, nis);
-            *y = m_.mul_shoup(u + two_q - v, li, lis);
-        }
+        (m, t)
     }
 }
 
@@ -397,6 +441,52 @@ mod tests {
         }
         // 539 (log N, size) pairs exist; only a handful of the smallest have no prime.
         assert!(sizes_tested > 500, "{sizes_tested}");
+    }
+
+    /// Every supported N and prime sizes from 20 to 61 bits (the wide stages serve any prime,
+    /// not only those above the IFMA limit): the AVX-512 wide path gives the portable words.
+    #[test]
+    fn avx512_wide_matches_portable_bit_for_bit() {
+        if !simd::dq_available() {
+            eprintln!("skipped: no avx512dq on this CPU");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(61);
+        let mut tested = 0;
+        for log_n in MIN_LOG_N..=MAX_LOG_N {
+            for bits in (20..=61).step_by(3).chain([50, 51, 59, 60, 61]) {
+                let Ok(qs) = generate_ntt_primes(bits, log_n, 2, &[]) else {
+                    continue;
+                };
+                for q in qs {
+                    let mut t = NttTable::new(Modulus::new(q).unwrap(), log_n).unwrap();
+                    t.set_backend(NttBackend::Avx512Wide).unwrap();
+                    // The extremes of the accepted lazy ranges: [0, 4q) in, [0, 2q) inverse.
+                    let mut fwd: Vec<u64> = (0..t.n()).map(|_| rng.gen_range(0..4 * q)).collect();
+                    fwd[0] = 4 * q - 1;
+                    let mut inv: Vec<u64> = (0..t.n()).map(|_| rng.gen_range(0..2 * q)).collect();
+                    inv[t.n() - 1] = 2 * q - 1;
+                    let (mut f1, mut i1) = (fwd.clone(), inv.clone());
+                    t.forward(&mut f1);
+                    t.inverse(&mut i1);
+                    let (mut f2, mut i2) = (fwd, inv);
+                    t.forward_portable(&mut f2);
+                    t.inverse_portable(&mut i2);
+                    assert_eq!(f1, f2, "forward log_n={log_n} q={q}");
+                    assert_eq!(i1, i2, "inverse log_n={log_n} q={q}");
+                    tested += 1;
+                }
+            }
+        }
+        assert!(tested > 300, "{tested}");
+    }
+
+    #[test]
+    fn wide_primes_pick_the_avx512_wide_backend() {
+        let q = generate_ntt_primes(60, 12, 1, &[]).unwrap()[0];
+        let t = NttTable::new(Modulus::new(q).unwrap(), 12).unwrap();
+        let want = if simd::dq_available() { NttBackend::Avx512Wide } else { NttBackend::Portable };
+        assert_eq!(t.backend(), want);
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! SIMD kernels: the AVX-512 IFMA NTT. This module is the only place in the crate with `unsafe`.
+//! SIMD kernels: the AVX-512 IFMA NTT, element-wise and basis-extension kernels, and AVX-512 F/DQ
+//! NTT stages for primes too wide for IFMA. This module is the only place in the crate with
+//! `unsafe`.
 //!
 //! The safe wrappers here re-check every precondition of the kernels (CPU features, lengths,
 //! modulus size), so no caller can reach an intrinsic on an unsupported CPU or out of bounds.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_wide;
 #[cfg(target_arch = "x86_64")]
 mod ifma;
 #[cfg(target_arch = "x86_64")]
@@ -68,6 +72,76 @@ pub(crate) fn rounding_counts(
         ifma::rounding_counts(y, stride, start, inv_q, r)
     }
     true
+}
+
+/// Primes up to this many bits run on the AVX-512 F/DQ NTT stages (the portable path's bound).
+pub(crate) const WIDE_MAX_MODULUS_BITS: u32 = 62;
+
+/// Whether a table for modulus `q` and 2^log_n points can use the AVX-512 F/DQ stages.
+pub(crate) fn wide_eligible(q: u64, log_n: u32) -> bool {
+    dq_available() && q >> WIDE_MAX_MODULUS_BITS == 0 && log_n >= 4
+}
+
+fn check_wide(q: u64, roots: &[u64], roots_shoup: &[u64], a: &[u64]) {
+    let n = a.len();
+    assert!(
+        dq_available()
+            && q >> WIDE_MAX_MODULUS_BITS == 0
+            && n >= 16
+            && n.is_power_of_two()
+            && roots.len() == n
+            && roots_shoup.len() == n,
+        "AVX-512 wide NTT preconditions"
+    );
+}
+
+/// The forward NTT's stages with butterfly distance >= 8 on AVX-512 F/DQ, for any q < 2^62;
+/// returns (m, t), the point the portable loop continues from. The same words as the portable
+/// stages.
+///
+/// # Panics
+/// If the CPU lacks avx512f/avx512dq, q >= 2^62, or the lengths disagree.
+pub(crate) fn ntt_forward_wide(
+    q: u64,
+    roots: &[u64],
+    roots_shoup: &[u64],
+    a: &mut [u64],
+) -> (usize, usize) {
+    check_wide(q, roots, roots_shoup, a);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `check_wide` verified avx512f+avx512dq, q < 2^62 and equal power-of-two lengths
+    // >= 16.
+    unsafe {
+        avx512_wide::forward_stages(q, roots, roots_shoup, a)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("dq_available() is false off x86_64")
+}
+
+/// The inverse NTT's stages with butterfly distance >= 8 after the portable path's first
+/// three, continuing from `(m, t)`, and its last stage with the N^{-1} scaling (`n_inv`,
+/// `last`: constants with their Shoup companions). The same words as the portable path.
+///
+/// # Panics
+/// As [`ntt_forward_wide`], or if `t` is not 8.
+pub(crate) fn ntt_inverse_wide(
+    q: u64,
+    inv_roots: &[u64],
+    inv_roots_shoup: &[u64],
+    n_inv: (u64, u64),
+    last: (u64, u64),
+    a: &mut [u64],
+    (m, t): (usize, usize),
+) {
+    check_wide(q, inv_roots, inv_roots_shoup, a);
+    assert!(t == 8 && 2 * m * t == a.len(), "inverse wide stages start at t = 8");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `ntt_forward_wide`; t = 8 and 2·m·t = n as the stages require, and the
+    // scaling constants are the table's, below q.
+    unsafe {
+        avx512_wide::inverse_stages(q, inv_roots, inv_roots_shoup, a, (m, t));
+        avx512_wide::inverse_last(q, n_inv, last, a);
+    }
 }
 
 /// Whether a table for modulus `q` and 2^log_n points can use the IFMA kernels.

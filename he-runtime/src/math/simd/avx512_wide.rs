@@ -1,0 +1,168 @@
+//! AVX-512 F/DQ NTT stages for primes too wide for IFMA (up to 2^62): 8 lanes of 64-bit Shoup
+//! butterflies.
+//!
+//! Shoup multiplication needs hi64(y·w') for the quotient estimate; AVX-512 has no 64×64→128
+//! multiply, so it is assembled from four 32×32→64 products (`mul_epu32`). The two low products
+//! y·w and est·q are `mullo_epi64` (DQ). The arithmetic is the portable path's, word for word:
+//! the same estimates, the same lazy ranges, so outputs are bit-identical.
+//!
+//! Only the stages whose butterfly distance is at least 8 run here (one twiddle per group,
+//! broadcast); the caller finishes the last three forward stages (or starts the first three
+//! inverse stages) on the scalar path.
+
+use std::arch::x86_64::*;
+
+/// hi64(a·b) for lanes a, b; `b_hi` = b >> 32 (the twiddle companion, broadcast once per group).
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn mul_hi(a: __m512i, b: __m512i, b_hi: __m512i) -> __m512i {
+    let lo32 = _mm512_set1_epi64(0xffff_ffff);
+    let a_hi = _mm512_srli_epi64::<32>(a);
+    let ll = _mm512_mul_epu32(a, b);
+    let lh = _mm512_mul_epu32(a, b_hi);
+    let hl = _mm512_mul_epu32(a_hi, b);
+    let hh = _mm512_mul_epu32(a_hi, b_hi);
+    // The middle column: three 32-bit terms, so it cannot overflow 64 bits.
+    let mid = _mm512_add_epi64(
+        _mm512_add_epi64(_mm512_srli_epi64::<32>(ll), _mm512_and_si512(lh, lo32)),
+        _mm512_and_si512(hl, lo32),
+    );
+    _mm512_add_epi64(
+        _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(lh)),
+        _mm512_add_epi64(_mm512_srli_epi64::<32>(hl), _mm512_srli_epi64::<32>(mid)),
+    )
+}
+
+/// Eight words of `s` from `j`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load(s: &[u64], j: usize) -> __m512i {
+    assert!(j + 8 <= s.len());
+    // SAFETY: the eight words s[j..j + 8] are in bounds (asserted); loadu has no alignment need.
+    unsafe { _mm512_loadu_si512(s.as_ptr().add(j).cast()) }
+}
+
+/// Stores eight words to `s` from `j`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store(s: &mut [u64], j: usize, v: __m512i) {
+    assert!(j + 8 <= s.len());
+    // SAFETY: as in `load`, for a unique borrow.
+    unsafe { _mm512_storeu_si512(s.as_mut_ptr().add(j).cast(), v) }
+}
+
+/// A twiddle and its Shoup companion, broadcast.
+#[derive(Clone, Copy)]
+struct Twiddle {
+    w: __m512i,
+    ws: __m512i,
+    ws_hi: __m512i,
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn twiddle(w: u64, ws: u64) -> Twiddle {
+    Twiddle {
+        w: _mm512_set1_epi64(w as i64),
+        ws: _mm512_set1_epi64(ws as i64),
+        ws_hi: _mm512_set1_epi64((ws >> 32) as i64),
+    }
+}
+
+/// y·w mod q in [0, 2q) for any 64-bit lanes y (`Modulus::mul_shoup_lazy`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn mul_shoup_lazy(y: __m512i, tw: Twiddle, q: __m512i) -> __m512i {
+    let est = mul_hi(y, tw.ws, tw.ws_hi);
+    _mm512_sub_epi64(_mm512_mullo_epi64(y, tw.w), _mm512_mullo_epi64(est, q))
+}
+
+/// The forward transform's stages with butterfly distance t >= 8, in place; returns the
+/// (m, t) the scalar path continues from (m groups of distance t done so far).
+///
+/// # Safety
+/// The CPU must have avx512f and avx512dq; `a`, `roots` and `roots_shoup` have the same
+/// power-of-two length >= 16; q < 2^62; inputs in [0, 4q).
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn forward_stages(
+    q: u64,
+    roots: &[u64],
+    roots_shoup: &[u64],
+    a: &mut [u64],
+) -> (usize, usize) {
+    let n = a.len();
+    let qv = _mm512_set1_epi64(q as i64);
+    let two_q = _mm512_set1_epi64((2 * q) as i64);
+    let (mut m, mut t) = (1usize, n);
+    while m < n / 2 && t / 2 >= 8 {
+        t >>= 1;
+        for g in 0..m {
+            let tw = twiddle(roots[m + g], roots_shoup[m + g]);
+            let (lo, hi) = a[2 * g * t..2 * (g + 1) * t].split_at_mut(t);
+            for j in (0..t).step_by(8) {
+                let x = load(lo, j);
+                let u = _mm512_min_epu64(x, _mm512_sub_epi64(x, two_q));
+                let v = mul_shoup_lazy(load(hi, j), tw, qv);
+                store(lo, j, _mm512_add_epi64(u, v));
+                store(hi, j, _mm512_sub_epi64(_mm512_add_epi64(u, two_q), v));
+            }
+        }
+        m <<= 1;
+    }
+    (m, t)
+}
+
+/// The inverse transform's stages with butterfly distance t >= 8, continuing from the scalar
+/// path at (m, t), up to but excluding the last (t = n/2) stage; returns the (m, t) reached.
+///
+/// # Safety
+/// As [`forward_stages`], with inputs in [0, 2q) and t >= 8 a power of two.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn inverse_stages(
+    q: u64,
+    inv_roots: &[u64],
+    inv_roots_shoup: &[u64],
+    a: &mut [u64],
+    (mut m, mut t): (usize, usize),
+) -> (usize, usize) {
+    let qv = _mm512_set1_epi64(q as i64);
+    let two_q = _mm512_set1_epi64((2 * q) as i64);
+    while m > 1 {
+        for g in 0..m {
+            let tw = twiddle(inv_roots[m + g], inv_roots_shoup[m + g]);
+            let (lo, hi) = a[2 * g * t..2 * (g + 1) * t].split_at_mut(t);
+            for j in (0..t).step_by(8) {
+                let (u, v) = (load(lo, j), load(hi, j));
+                let s = _mm512_add_epi64(u, v);
+                let d = _mm512_sub_epi64(_mm512_add_epi64(u, two_q), v);
+                store(lo, j, _mm512_min_epu64(s, _mm512_sub_epi64(s, two_q)));
+                store(hi, j, mul_shoup_lazy(d, tw, qv));
+            }
+        }
+        t <<= 1;
+        m >>= 1;
+    }
+    (m, t)
+}
+
+/// The inverse transform's last stage fused with the N^{-1} scaling, fully reduced:
+/// x = (u + v)·n_inv, y = (u + 2q − v)·last, for the two halves of `a`.
+///
+/// # Safety
+/// The CPU must have avx512f and avx512dq; `a.len()` is a multiple of 16; q < 2^62; inputs
+/// in [0, 2q); the constants are below q with their Shoup companions.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn inverse_last(q: u64, n_inv: (u64, u64), last: (u64, u64), a: &mut [u64]) {
+    let half = a.len() / 2;
+    let qv = _mm512_set1_epi64(q as i64);
+    let two_q = _mm512_set1_epi64((2 * q) as i64);
+    let (ni, li) = (twiddle(n_inv.0, n_inv.1), twiddle(last.0, last.1));
+    let (lo, hi) = a.split_at_mut(half);
+    for j in (0..half).step_by(8) {
+        let (u, v) = (load(lo, j), load(hi, j));
+        let x = mul_shoup_lazy(_mm512_add_epi64(u, v), ni, qv);
+        let y = mul_shoup_lazy(_mm512_sub_epi64(_mm512_add_epi64(u, two_q), v), li, qv);
+        store(lo, j, _mm512_min_epu64(x, _mm512_sub_epi64(x, qv)));
+        store(hi, j, _mm512_min_epu64(y, _mm512_sub_epi64(y, qv)));
+    }
+}
