@@ -76,6 +76,7 @@ impl ThrottleProfile {
             write_bw: self.write_bw,
             read_latency_ns: self.read_latency_ns,
             write_latency_ns: self.write_latency_ns,
+            overlapped_read_bw: None,
         }
     }
 
@@ -152,6 +153,7 @@ mod tests {
             write_bw: 8e9,
             read_latency_ns: 90.0,
             write_latency_ns: 90.0,
+            overlapped_read_bw: None,
         };
         let c = ThrottleProfile::named("cxl", &dram).unwrap();
         assert_eq!(c.read_latency_ns, 170.0);

@@ -169,6 +169,7 @@ fn neutral_model() -> CostModel {
         write_bw: 1e9,
         read_latency_ns: 0.0,
         write_latency_ns: 0.0,
+        overlapped_read_bw: None,
     };
     CostModel {
         dram: t.clone(),

@@ -134,6 +134,7 @@ mod tests {
             write_bw: bw,
             read_latency_ns: lat,
             write_latency_ns: lat,
+            overlapped_read_bw: None,
         };
         CostFile {
             format: FORMAT.into(),
