@@ -421,11 +421,12 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
         model.ops_ns.insert("key_switch".into(), compute_ns as f64);
         println!(
             "\n## PM tier: {}\ncalibrated: PM read {:.2} GB/s (overlapping busy work, as a prefetch: \
-             {:.2} GB/s), write {:.2} GB/s, read latency {:.1} us; \
+             {:.2} GB/s after a migrator wake-up of {:.2} ms), write {:.2} GB/s, read latency {:.1} us; \
              DRAM copy {:.1} GB/s; op compute = {:.2} x key read = {:.1} ms",
             model.pm_description,
             model.pm.read_bw / 1e9,
             model.pm.overlapped_read_bw.unwrap_or(model.pm.read_bw) / 1e9,
+            model.pm.prefetch_wake_ns / 1e6,
             model.pm.write_bw / 1e9,
             model.pm.read_latency_ns / 1e3,
             model.dram.read_bw / 1e9,

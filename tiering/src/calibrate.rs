@@ -87,6 +87,7 @@ pub fn calibrate_dram(bytes: usize) -> TierCost {
         read_latency_ns: chase_ns(bytes),
         write_latency_ns: 0.0,
         overlapped_read_bw: None,
+        prefetch_wake_ns: 0.0,
     }
 }
 
@@ -136,20 +137,10 @@ pub fn calibrate_pm(opts: &CalibrationOptions) -> Result<TierCost> {
             pool.put(ObjectId(i as u64), ObjectKind::Blob, Durability::Durable, &data)?;
         }
         let write_s = t.elapsed().as_secs_f64();
-        let dram = DramTier::new(opts.object_bytes as usize)?;
+        let dram = DramTier::new(2 * opts.object_bytes as usize)?;
         let mut block = dram.alloc(opts.object_bytes as usize)?;
-        // Fault the destination in first (the store reads into resident blocks), and time the
-        // second of two passes: the store reads the same objects over and over.
-        block.as_bytes_mut().fill(1);
-        let mut read_s = 0.0;
-        for _pass in 0..2 {
-            let t = Instant::now();
-            for i in 0..opts.objects {
-                pool.read_into(ObjectId(i as u64), block.as_bytes_mut())?;
-            }
-            read_s = t.elapsed().as_secs_f64();
-        }
-        let overlapped_s = overlapped_read_s(&pool, opts.objects, &mut block)?;
+        let times = read_times(&pool, opts.objects, &dram, &mut block)?;
+        let (read_s, overlapped_s) = (times.alone_s, times.overlapped_s);
         // Small objects: per-request cost once bandwidth is negligible.
         let small = vec![0x3cu8; 4096];
         let n_small = 64u64;
@@ -170,6 +161,7 @@ pub fn calibrate_pm(opts: &CalibrationOptions) -> Result<TierCost> {
             read_latency_ns: small_read_ns,
             write_latency_ns: small_write_ns,
             overlapped_read_bw: Some(bytes / overlapped_s.max(1e-9)),
+            prefetch_wake_ns: times.wake_ns,
         })
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -180,45 +172,107 @@ pub fn calibrate_pm(opts: &CalibrationOptions) -> Result<TierCost> {
     })
 }
 
-/// Reads the `objects` large objects the way a store's migrator prefetches them: each by a
-/// second thread, woken from a blocking receive, while this thread busy-works as the compute
-/// thread does, until the read is done. Returns the seconds of the second of two passes.
+/// Timed rounds of [`read_times`]; each reports its median.
+const READ_ROUNDS: usize = 5;
+
+/// What [`read_times`] measured (medians over its rounds).
+struct ReadTimes {
+    /// Seconds to read every object on the calling thread.
+    alone_s: f64,
+    /// Seconds a second thread spent reading them while the calling thread busy-worked, from
+    /// each read's start (after the wake-up) to its end.
+    overlapped_s: f64,
+    /// Mean delay from handing a read to the sleeping thread to its start (ns).
+    wake_ns: f64,
+}
+
+/// Seconds to read the `objects` large objects of `pool` once, two ways, as the store reads:
+/// - alone: on this thread, into `block` (a demand load, the compute thread waiting);
+/// - overlapped: each by a second thread, woken from a blocking receive, into its own block,
+///   while this thread busy-works as the compute thread does until the read is done (a
+///   migrator's prefetch during an op).
 ///
 /// On a tier read by CPU copies the copy competes with the computation for the cores (and on
 /// a loaded machine with everything else), and the woken thread waits for a core: a prefetch
-/// then runs slower than a demand load, during which the compute thread waits. Calibration
-/// that timed only reads on an otherwise idle process predicted such runs up to 2x too fast.
-fn overlapped_read_s(pool: &Pool, objects: u32, block: &mut DramBlock) -> Result<f64> {
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// then runs slower than a demand load. Calibration that timed only reads on an otherwise idle
+/// process predicted such runs up to 2x too fast. The wake-up delay is reported apart, since a
+/// prefetch handed over while the compute thread already waits pays it at full length.
+/// Destinations are faulted in first (the store
+/// reads into resident blocks) and a first round of each is untimed (the store reads the same
+/// objects over and over); then [`READ_ROUNDS`] rounds alternate the two ways, so both see the
+/// same machine, and each way's median is returned.
+fn read_times(
+    pool: &Pool,
+    objects: u32,
+    dram: &DramTier,
+    block: &mut DramBlock,
+) -> Result<ReadTimes> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::mpsc;
+    let mut theirs = dram.alloc(block.len())?;
+    block.as_bytes_mut().fill(1);
+    theirs.as_bytes_mut().fill(1);
     let done = AtomicBool::new(false);
+    // When the reader took its current request, in ns from `base`.
+    let base = Instant::now();
+    let woke = AtomicU64::new(0);
     let (tx, rx) = mpsc::channel::<u64>();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     std::thread::scope(|s| {
         let reader = s.spawn(|| -> Result<()> {
             for id in rx {
-                let res = pool.read_into(ObjectId(id), block.as_bytes_mut());
+                woke.store(base.elapsed().as_nanos() as u64, Ordering::Release);
+                let res = pool.read_into(ObjectId(id), theirs.as_bytes_mut());
                 done.store(true, Ordering::Release);
                 res?;
             }
             Ok(())
         });
-        let mut secs = 0.0;
-        for _pass in 0..2 {
-            let t = Instant::now();
-            for i in 0..objects {
-                done.store(false, Ordering::Release);
-                if tx.send(u64::from(i)).is_err() {
-                    break;
+        let (mut alone, mut overlapped, mut wakes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut run = || -> Result<()> {
+            for round in 0..=READ_ROUNDS {
+                let t = Instant::now();
+                for i in 0..objects {
+                    pool.read_into(ObjectId(u64::from(i)), block.as_bytes_mut())?;
                 }
-                while !done.load(Ordering::Acquire) {
-                    std::hint::black_box(busy_work(Duration::from_micros(20)));
+                let a = t.elapsed().as_secs_f64();
+                let (mut read_ns, mut wake_ns) = (0u64, 0u64);
+                for i in 0..objects {
+                    done.store(false, Ordering::Release);
+                    let sent = base.elapsed().as_nanos() as u64;
+                    if tx.send(u64::from(i)).is_err() {
+                        // The reader stopped on an error, which its join reports.
+                        return Ok(());
+                    }
+                    // (A reader that died without saying so is reported by its join.)
+                    while !done.load(Ordering::Acquire) && !reader.is_finished() {
+                        std::hint::black_box(busy_work(Duration::from_micros(20)));
+                    }
+                    let (end, start) =
+                        (base.elapsed().as_nanos() as u64, woke.load(Ordering::Acquire));
+                    wake_ns += start.saturating_sub(sent);
+                    read_ns += end.saturating_sub(start.max(sent));
+                }
+                if round > 0 {
+                    alone.push(a);
+                    overlapped.push(read_ns as f64 / 1e9);
+                    wakes.push(wake_ns as f64 / f64::from(objects.max(1)));
                 }
             }
-            secs = t.elapsed().as_secs_f64();
-        }
+            Ok(())
+        };
+        let ran = run();
         drop(tx);
         reader.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-        Ok(secs)
+        ran?;
+        Ok(ReadTimes {
+            alone_s: median(alone),
+            overlapped_s: median(overlapped),
+            wake_ns: median(wakes),
+        })
     })
 }
 
@@ -230,6 +284,7 @@ pub fn emulate(measured: &TierCost, p: &ThrottleProfile) -> TierCost {
         read_latency_ns: measured.read_latency_ns.max(p.read_latency_ns),
         write_latency_ns: measured.write_latency_ns.max(p.write_latency_ns),
         overlapped_read_bw: measured.overlapped_read_bw.map(|bw| bw.min(p.read_bw)),
+        prefetch_wake_ns: measured.prefetch_wake_ns,
     }
 }
 
@@ -277,6 +332,7 @@ mod tests {
         assert!(m.dram.read_bw > 1e8 && m.pm.read_bw > 1e6 && m.dram.read_latency_ns > 0.0);
         // Reads overlapped with busy work are measured too (the prefetch rate).
         assert!(m.pm.overlapped_read_bw.is_some_and(|bw| bw > 1e6), "{:?}", m.pm);
+        assert!(m.pm.prefetch_wake_ns > 0.0, "{:?}", m.pm);
         assert!(!m.pm_description.emulated);
         o.throttle = Some(ThrottleProfile::optane_dcpmm());
         let m = calibrate(&o).unwrap();

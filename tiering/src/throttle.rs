@@ -77,6 +77,7 @@ impl ThrottleProfile {
             read_latency_ns: self.read_latency_ns,
             write_latency_ns: self.write_latency_ns,
             overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         }
     }
 
@@ -154,6 +155,7 @@ mod tests {
             read_latency_ns: 90.0,
             write_latency_ns: 90.0,
             overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         };
         let c = ThrottleProfile::named("cxl", &dram).unwrap();
         assert_eq!(c.read_latency_ns, 170.0);

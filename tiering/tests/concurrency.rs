@@ -57,6 +57,7 @@ fn run(budget_kb: u64, policy: PolicyConfig, threads: Vec<Vec<Op>>) {
                 read_latency_ns: 100.0,
                 write_latency_ns: 100.0,
                 overlapped_read_bw: None,
+                prefetch_wake_ns: 0.0,
             },
             pm: hetier_tiering::TierCost {
                 read_bw: 1e9,
@@ -64,6 +65,7 @@ fn run(budget_kb: u64, policy: PolicyConfig, threads: Vec<Vec<Op>>) {
                 read_latency_ns: 1000.0,
                 write_latency_ns: 1000.0,
                 overlapped_read_bw: None,
+                prefetch_wake_ns: 0.0,
             },
             pm_description: hetier_tiering::PmDescription { label: "test".into(), emulated: false },
             ops_ns: Default::default(),

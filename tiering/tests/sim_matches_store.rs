@@ -55,6 +55,7 @@ fn model(read_bw: f64) -> CostModel {
         read_latency_ns: 0.0,
         write_latency_ns: 0.0,
         overlapped_read_bw: None,
+        prefetch_wake_ns: 0.0,
     };
     CostModel {
         dram: TierCost {
@@ -63,6 +64,7 @@ fn model(read_bw: f64) -> CostModel {
             read_latency_ns: 0.0,
             write_latency_ns: 0.0,
             overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         },
         pm,
         pm_description: PmDescription { label: "test".into(), emulated: true },

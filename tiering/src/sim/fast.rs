@@ -379,7 +379,8 @@ impl Fast<'_> {
                 }
             }
             self.reserve(len);
-            let end = self.transfer(c, len, true, true, self.now);
+            // An idle migrator thread is woken first.
+            let end = self.transfer(c, len, true, true, self.now + self.model.pm.prefetch_wake_ns);
             self.p.pm_read_bytes += len;
             let started = end - self.model.pm.overlapped_read_ns(len);
             self.update(c, |o| {

@@ -198,6 +198,16 @@ mod tests {
         assert!(p.total_ns > 64.0 * 1.75e6 && p.total_ns < 64.0 * 1.8e6, "{p:?}");
         let r = reference::predict_reference(&t, &m, &planned, budget, &opts).unwrap();
         assert!((r.total_ns - p.total_ns).abs() < 1e-6 * p.total_ns);
+        // A migrator woken 1 ms after the prefetch is handed over starts it then: 1 ms of
+        // wake-up and 1 ms of read (at the demand rate, since the compute thread is waiting
+        // by its end) outlast 1.5 ms of compute, 2 ms per op.
+        let mut woken = m.clone();
+        woken.pm.overlapped_read_bw = None;
+        woken.pm.prefetch_wake_ns = 1e6;
+        let (_, tl) = predict_timeline(&t, &woken, &planned, budget, &opts).unwrap();
+        for (i, (a, b)) in tl.ops.iter().enumerate().take(50).skip(2) {
+            assert!((b - a - 2.0e6).abs() < 1.0, "op {i}: {a} .. {b}");
+        }
         // Demand loads run while the compute thread waits: lru does not change.
         let lru_ov = predict(&t, &m, &PolicyConfig::Lru, budget, &opts).unwrap();
         m.pm.overlapped_read_bw = None;
@@ -332,6 +342,7 @@ mod tests {
         m.pm.write_bw = 0.2e9;
         // Prefetches slower than demand loads, and sped up when waited for.
         m.pm.overlapped_read_bw = Some(0.2e9);
+        m.pm.prefetch_wake_ns = 5_000.0;
         let policies = [
             PolicyConfig::Lru,
             PolicyConfig::Alpha { reserve_bytes: None },

@@ -161,7 +161,7 @@ impl Sim<'_> {
             }
             self.reserve(len);
             let dur = self.model.pm.overlapped_read_ns(len);
-            let end = self.link(self.now, dur);
+            let end = self.link(self.now + self.model.pm.prefetch_wake_ns, dur);
             self.p.pm_read_bytes += len;
             if let Some(o) = self.objs.get_mut(&c) {
                 o.in_dram = true;

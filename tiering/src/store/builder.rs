@@ -170,6 +170,7 @@ fn neutral_model() -> CostModel {
         read_latency_ns: 0.0,
         write_latency_ns: 0.0,
         overlapped_read_bw: None,
+        prefetch_wake_ns: 0.0,
     };
     CostModel {
         dram: t.clone(),
