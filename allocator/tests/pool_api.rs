@@ -207,3 +207,40 @@ fn pool_files_are_private() {
     }
     assert!(n >= 4, "LOCK plus several segments expected, found {n}");
 }
+
+/// Page faults the calling thread takes while `f` runs.
+fn faults_of<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = hetier_allocator::usage::thread_minor_faults().unwrap();
+    let out = f();
+    (out, hetier_allocator::usage::thread_minor_faults().unwrap() - before)
+}
+
+#[test]
+fn populate_at_open_maps_objects_so_first_reads_take_no_faults() {
+    let len = 4 << 20;
+    let data = pattern(9, len);
+    let mut buf = vec![0u8; len];
+    let dir = disk_dir();
+    let opts = small(Backend::Mmap);
+    {
+        let pool = Pool::create(dir.path(), opts).unwrap();
+        pool.put(ObjectId(9), ObjectKind::Blob, Durability::Durable, &data).unwrap();
+    }
+    buf.fill(1);
+    // A fresh mapping: the first read maps the object's 1024 pages, the second maps nothing.
+    let (pool, _) = Pool::open(dir.path(), opts).unwrap();
+    let (n, first) = faults_of(|| pool.read_into(ObjectId(9), &mut buf).unwrap());
+    let (_, second) = faults_of(|| pool.read_into(ObjectId(9), &mut buf).unwrap());
+    assert_eq!(n, len);
+    assert!(first >= 16 && second <= 2, "first read {first} faults, second {second}");
+    drop(pool);
+    // With populate the open maps them, and the first read is like the second.
+    let (pool, opened) = faults_of(|| Pool::open(dir.path(), opts.populate(true)).unwrap().0);
+    let (_, first) = faults_of(|| pool.read_into(ObjectId(9), &mut buf).unwrap());
+    assert!(opened >= 16 && first <= 2, "open {opened} faults, first read {first}");
+    assert_eq!(buf, data);
+    // Nothing to map on the O_DIRECT backend.
+    drop(pool);
+    let (pool, _) = Pool::open(dir.path(), opts.backend(Backend::Direct)).unwrap();
+    assert_eq!(pool.populate(), 0);
+}

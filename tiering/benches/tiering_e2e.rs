@@ -220,6 +220,9 @@ fn child_store(job: &str) -> R<()> {
         b = b.throttle(t);
     }
     let store = b.build()?;
+    // Setup, untimed: the budget's pages are faulted in once, so no run pays for fresh pages
+    // in its timed phase (planned at 100% prefetched 145 MiB there into never-touched DRAM).
+    store.prefault_dram()?;
     let report = replay_with(&store, &trace, &model, true)?;
     drop(store);
     println!("{}", serde_json::to_string(&StoreResult { report })?);
@@ -322,8 +325,14 @@ use observe::{fmt_opt, print_own_cgroup, run_child, Cgroup, Observed, MIB, R};
 
 // ---------------------------------------------------------------- the parent
 
+/// The store's pool: on the mmap backend (tmpfs) every key's pages are mapped at open, so a
+/// key's first read in the run costs what every later one does, as calibration measures it.
 fn pool_options(backend: Backend) -> PoolOptions {
-    PoolOptions::default().backend(backend).segment_size(256 << 20).table_slots(4096)
+    PoolOptions::default()
+        .backend(backend)
+        .segment_size(256 << 20)
+        .table_slots(4096)
+        .populate(backend == Backend::Mmap)
 }
 
 struct Row {
@@ -411,10 +420,13 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
         let compute_ns = (a.compute_factor * model.pm.read_ns(w.key_len)) as u64;
         model.ops_ns.insert("key_switch".into(), compute_ns as f64);
         println!(
-            "\n## PM tier: {}\ncalibrated: PM read {:.2} GB/s, write {:.2} GB/s, read latency {:.1} us; \
+            "\n## PM tier: {}\ncalibrated: PM read {:.2} GB/s (overlapping busy work, as a prefetch: \
+             {:.2} GB/s after a migrator wake-up of {:.2} ms), write {:.2} GB/s, read latency {:.1} us; \
              DRAM copy {:.1} GB/s; op compute = {:.2} x key read = {:.1} ms",
             model.pm_description,
             model.pm.read_bw / 1e9,
+            model.pm.overlapped_read_bw.unwrap_or(model.pm.read_bw) / 1e9,
+            model.pm.prefetch_wake_ns / 1e6,
             model.pm.write_bw / 1e9,
             model.pm.read_latency_ns / 1e3,
             model.dram.read_bw / 1e9,
@@ -675,8 +687,20 @@ fn parent(a: Args) -> R<()> {
         w.ops,
         w.footprint as f64 / MIB
     );
+    // Calibration runs here, in the parent: at the children's priority, or on a loaded machine
+    // it measures the tiers under more contention than the runs it prices see. Before any
+    // thread is spawned, so every later thread inherits it.
+    let reniced = std::process::Command::new("renice")
+        .args(["-n", "-10", "-p", &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
-        println!("load average at start: {} (every run is a child at nice -10)", l.trim());
+        println!(
+            "load average at start: {} (every run is a child at nice -10; calibration {})",
+            l.trim(),
+            if reniced { "at nice -10 too" } else { "at the default nice: renice failed" }
+        );
     }
     let dram = calibrate_dram(64 << 20);
     for &tier in &a.tiers {

@@ -19,12 +19,43 @@ pub struct TierCost {
     pub read_latency_ns: f64,
     /// Fixed cost of one write request in nanoseconds.
     pub write_latency_ns: f64,
+    /// Read bandwidth (bytes per second) of a transfer that runs while the compute thread
+    /// computes — a migrator thread's prefetch — when it differs from `read_bw`. On a tier read
+    /// by CPU copies (tmpfs, DAX) the copy shares the cores with the computation, and on a
+    /// loaded machine a migrator thread also waits to be woken; a demand load runs while the
+    /// compute thread waits. `None`: `read_bw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlapped_read_bw: Option<f64>,
+    /// Delay from handing a prefetch to an idle migrator thread to its transfer starting (ns):
+    /// the thread sleeps in a blocking receive, and on a loaded machine it then waits for a
+    /// core (perf sched at load 5 on 2 cores: 1.4 ms on average for the migrators, up to
+    /// 14 ms). A demand load runs on the compute thread and pays none.
+    #[serde(default)]
+    pub prefetch_wake_ns: f64,
 }
 
 impl TierCost {
     /// Predicted time to read `bytes` in one request, in nanoseconds.
     pub fn read_ns(&self, bytes: u64) -> f64 {
         self.read_latency_ns + bytes as f64 / self.read_bw * 1e9
+    }
+
+    /// Predicted time to read `bytes` in one request while the compute thread computes (ns).
+    pub fn overlapped_read_ns(&self, bytes: u64) -> f64 {
+        self.read_latency_ns + bytes as f64 / self.overlapped_read_bw.unwrap_or(self.read_bw) * 1e9
+    }
+
+    /// When a read priced as overlapped, on the link from `start` until `end`, ends if the
+    /// compute thread stops at `now` to wait for it: from `now` (or its start, if later) the
+    /// rest runs at `read_bw`. A prefetch issued just before the pin that needs it (lru's warm
+    /// start) thus costs a demand load.
+    pub fn waited_read_end(&self, start: f64, end: f64, now: f64) -> f64 {
+        let Some(ov) = self.overlapped_read_bw else { return end };
+        if now >= end {
+            return end;
+        }
+        let from = now.max(start);
+        end.min(from + (end - from) * ov / self.read_bw)
     }
 
     /// Predicted time to write `bytes` in one request, in nanoseconds.
@@ -38,6 +69,8 @@ impl TierCost {
             (self.write_bw, "write_bw"),
             (self.read_latency_ns, "read_latency_ns"),
             (self.write_latency_ns, "write_latency_ns"),
+            (self.overlapped_read_bw.unwrap_or(self.read_bw), "overlapped_read_bw"),
+            (self.prefetch_wake_ns, "prefetch_wake_ns"),
         ] {
             let ok = v.is_finite() && v >= 0.0 && (v > 0.0 || name.ends_with("_ns"));
             if !ok {
@@ -111,9 +144,13 @@ impl CostModel {
         self.dram.read_ns(len)
     }
 
-    /// Per-access cost of an object of `len` bytes read from PM (ns).
+    /// Per-access cost of an object of `len` bytes that lives in PM (ns): it is read into DRAM
+    /// and then used there, so the transfer comes on top of the DRAM access. Keeping an object
+    /// in DRAM therefore always saves the transfer, even where the PM tier's copy was measured
+    /// faster than a DRAM memcpy (an emulated tier on a loaded machine: alpha then left DRAM
+    /// empty at a budget of the whole footprint).
     pub fn pm_access_ns(&self, len: u64) -> f64 {
-        self.pm.read_ns(len)
+        self.pm.read_ns(len) + self.dram.read_ns(len)
     }
 
     /// Writes the profile as pretty JSON.
@@ -141,12 +178,16 @@ pub(crate) fn test_model() -> CostModel {
             write_bw: 10e9,
             read_latency_ns: 100.0,
             write_latency_ns: 100.0,
+            overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         },
         pm: TierCost {
             read_bw: 1e9,
             write_bw: 0.5e9,
             read_latency_ns: 1000.0,
             write_latency_ns: 2000.0,
+            overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         },
         pm_description: PmDescription { label: "test".into(), emulated: true },
         ops_ns: BTreeMap::from([("key_switch".to_owned(), 1000.0)]),
@@ -174,5 +215,25 @@ mod tests {
         std::fs::write(&p, "{").unwrap();
         assert!(matches!(CostModel::load(&p), Err(Error::Json { .. })));
         assert_eq!(m.pm_description.to_string(), "test (emulated)");
+        // A prefetch at half the demand rate: waited for halfway, its second half takes half
+        // as long; waited for from its start (or before), it costs a demand load.
+        let mut t = m.pm.clone();
+        t.overlapped_read_bw = Some(t.read_bw / 2.0);
+        assert_eq!(t.waited_read_end(0.0, 100.0, 50.0), 75.0);
+        assert_eq!(t.waited_read_end(10.0, 110.0, 10.0), 60.0);
+        assert_eq!(t.waited_read_end(10.0, 110.0, 0.0), 60.0);
+        assert_eq!(t.waited_read_end(0.0, 100.0, 120.0), 100.0);
+        t.overlapped_read_bw = None;
+        assert_eq!(t.waited_read_end(0.0, 100.0, 50.0), 100.0);
+        // A PM access costs its transfer on top of the DRAM access, whatever the two rates.
+        let mut fast_pm = m.clone();
+        fast_pm.pm.read_bw = 2.0 * fast_pm.dram.read_bw;
+        let len = 1 << 20;
+        assert!(fast_pm.pm_access_ns(len) > fast_pm.dram_access_ns(len));
+        assert!(
+            (fast_pm.pm_access_ns(len) - fast_pm.dram_access_ns(len) - fast_pm.pm.read_ns(len))
+                .abs()
+                < 1e-6
+        );
     }
 }

@@ -76,6 +76,8 @@ impl ThrottleProfile {
             write_bw: self.write_bw,
             read_latency_ns: self.read_latency_ns,
             write_latency_ns: self.write_latency_ns,
+            overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         }
     }
 
@@ -152,6 +154,8 @@ mod tests {
             write_bw: 8e9,
             read_latency_ns: 90.0,
             write_latency_ns: 90.0,
+            overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         };
         let c = ThrottleProfile::named("cxl", &dram).unwrap();
         assert_eq!(c.read_latency_ns, 170.0);

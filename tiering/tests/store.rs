@@ -359,3 +359,32 @@ fn lru_warm_starts_free_dram_from_the_hint_and_never_evicts_for_it() {
     assert_eq!(s.stats().prefetches, 3);
     assert_eq!((res(3), res(4)), (Residency::Both, Residency::PmOnly));
 }
+
+/// Page faults the calling thread takes writing a fresh block of `len` bytes from `s`.
+fn faults_writing_a_block(s: &TieredStore, len: u64) -> u64 {
+    let before = hetier_allocator::usage::thread_minor_faults().unwrap();
+    let mut w = s.alloc_for_overwrite(len).unwrap();
+    for page in w.as_bytes_mut().chunks_mut(K) {
+        page[0] = 1;
+    }
+    drop(w);
+    hetier_allocator::usage::thread_minor_faults().unwrap() - before
+}
+
+#[test]
+fn prefaulted_dram_serves_blocks_without_page_faults() {
+    let budget = 8 << 20;
+    let len = 6 << 20;
+    // Without prefaulting, a first block faults in its 1536 pages.
+    let (_d, s) = store(budget, PolicyConfig::Lru, 0);
+    assert!(faults_writing_a_block(&s, len) >= 1000);
+    // Prefaulted, the whole budget is faulted in once and the block takes none.
+    let (_d, s) = store(budget, PolicyConfig::Lru, 0);
+    assert_eq!(s.prefault_dram().unwrap(), budget);
+    assert_eq!(s.stats().dram_faulted, budget);
+    assert!(faults_writing_a_block(&s, len) <= 8);
+    assert_eq!(s.stats().dram_faulted, budget);
+    // Nothing is left charged: the whole budget is still there for objects.
+    s.put(ObjectId(1), ObjectKind::Blob, Durability::Scratch, &content(ObjectId(1), 7 << 20))
+        .unwrap();
+}

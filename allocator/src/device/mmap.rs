@@ -155,6 +155,17 @@ impl Device for MmapDevice {
         256 << 10
     }
 
+    fn populate(&self, offset: u64, len: u64) -> u64 {
+        let segs = self.snapshot();
+        let Ok(len) = usize::try_from(len) else { return 0 };
+        if check_bounds(offset, len, segs.len() as u64 * self.seg_size).is_err() {
+            return 0;
+        }
+        segment_pieces(offset, len, self.seg_size)
+            .map(|(s, in_seg, _, n)| segs[s].prefault(in_seg as usize, n, false) as u64)
+            .sum()
+    }
+
     fn name(&self) -> &'static str {
         "mmap"
     }

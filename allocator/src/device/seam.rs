@@ -53,6 +53,14 @@ pub trait Device: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Map `offset..offset+len` now, so that later reads of it take no page faults (memory-mapped
+    /// devices; others have nothing to map). Advice only: failures are ignored and reads then
+    /// fault as usual. Returns the bytes this call mapped.
+    fn populate(&self, offset: u64, len: u64) -> u64 {
+        let _ = (offset, len);
+        0
+    }
+
     /// A short name for reports ("mmap", "direct", "faulty").
     fn name(&self) -> &'static str;
 }

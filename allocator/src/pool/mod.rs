@@ -96,6 +96,27 @@ impl Pool {
         self.dev.name()
     }
 
+    /// Maps every live object's pages now (the mmap backend; a no-op elsewhere), so that no later
+    /// read pays for mapping them. A process's first read of an object through a fresh mapping
+    /// otherwise faults every page of it into the mapping, which makes that read slower than
+    /// every later one and the tier's cost depend on what the process read before. Right for
+    /// a pool whose pages are memory (DAX, tmpfs); on a file on a disk it reads the objects into
+    /// the page cache. Mapping is in 2 MiB regions, so a few pages beside an object may be
+    /// mapped too. Returns the bytes mapped.
+    pub fn populate(&self) -> u64 {
+        let extents: Vec<(u64, u64)> = self
+            .state
+            .lock()
+            .objects
+            .values()
+            .filter_map(|s| match s {
+                Slot::Live(l) => Some((l.meta.offset.0, l.meta.len)),
+                Slot::Pending => None,
+            })
+            .collect();
+        extents.into_iter().map(|(offset, len)| self.dev.populate(offset, len)).sum()
+    }
+
     /// The largest object this pool can ever store.
     pub fn max_object_len(&self) -> u64 {
         (self.sb.max_pool_bytes - self.sb.data_offset()) / EXTENT_UNIT * EXTENT_UNIT

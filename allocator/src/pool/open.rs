@@ -62,6 +62,9 @@ impl Pool {
         let (mut pool, report) = Pool::recover(dev, sb)?;
         pool.path = Some(dir.to_path_buf());
         pool.set_io_threads(opts.io_threads);
+        if opts.populate {
+            pool.populate();
+        }
         Ok((pool, report))
     }
 

@@ -31,6 +31,10 @@ pub struct PoolOptions {
     /// Threads that copy and checksum one object of 2 MiB or more, each a contiguous part
     /// (1 = serial). Not stored on disk.
     pub io_threads: usize,
+    /// `open` maps every live object's pages before it returns ([`crate::Pool::populate`]), so
+    /// reads cost the same from the first one on. Off by default: on a disk file it reads the
+    /// whole pool into the page cache. Not stored on disk.
+    pub populate: bool,
 }
 
 impl Default for PoolOptions {
@@ -41,6 +45,7 @@ impl Default for PoolOptions {
             table_slots: 16384,
             max_pool_bytes: 1 << 40,
             io_threads: DEFAULT_IO_THREADS,
+            populate: false,
         }
     }
 }
@@ -67,6 +72,12 @@ impl PoolOptions {
     /// Use `threads` threads per large get/put.
     pub fn io_threads(mut self, threads: usize) -> Self {
         self.io_threads = threads;
+        self
+    }
+
+    /// Map every live object's pages at `open` (see [`PoolOptions::populate`]).
+    pub fn populate(mut self, yes: bool) -> Self {
+        self.populate = yes;
         self
     }
 

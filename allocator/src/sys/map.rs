@@ -97,11 +97,12 @@ impl MappedSegment {
     /// large copy does not take one page fault per 4 KiB page. Advice only: failures (older
     /// kernels, out-of-range) are ignored and the copy simply faults as usual.
     /// Each 2 MiB region is populated once per mapping (re-populating a mapped range costs about
-    /// as much as the faults it avoids).
-    pub(crate) fn prefault(&self, offset: usize, len: usize, write: bool) {
+    /// as much as the faults it avoids). Returns the bytes this call populated.
+    pub(crate) fn prefault(&self, offset: usize, len: usize, write: bool) -> usize {
         let Some(end) = offset.checked_add(len).filter(|&e| e <= self.len && len > 0) else {
-            return;
+            return 0;
         };
+        let mut populated = 0;
         let (advice, done) = if write {
             (Advice::PopulateWrite, &self.write_done)
         } else {
@@ -119,8 +120,10 @@ impl MappedSegment {
                 if write {
                     self.read_done[word].fetch_or(bit, Ordering::Relaxed);
                 }
+                populated += n;
             }
         }
+        populated
     }
 
     /// Like `copy_out`, checksumming the bytes as they are copied; returns the extended crc32c.

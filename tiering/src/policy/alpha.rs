@@ -137,6 +137,19 @@ mod tests {
     use crate::cost::test_model;
 
     #[test]
+    fn a_pm_tier_measured_faster_than_dram_still_gets_the_partition_filled() {
+        // An emulated PM copy measured faster than a DRAM memcpy on a loaded machine: keeping
+        // an object in DRAM still saves its transfer.
+        let mut m = test_model();
+        m.pm.read_bw = 3.0 * m.dram.read_bw;
+        m.pm.read_latency_ns = 0.0;
+        let mut p = AlphaPolicy::new(m, Some(0));
+        let seq: Vec<_> = [1, 2, 1, 2].iter().map(|&i| ObjectId(i)).collect();
+        p.on_hint(&seq, 200, &|_| Some(100));
+        assert_eq!(p.partition().unwrap().dram, vec![ObjectId(1), ObjectId(2)]);
+    }
+
+    #[test]
     fn hot_objects_outrank_cold_ones() {
         let mut p = AlphaPolicy::new(test_model(), Some(0));
         for i in 1..=3 {

@@ -58,6 +58,8 @@ struct Obj {
     in_dram: bool,
     in_pm: bool,
     ready_at: Option<f64>,
+    /// When its prefetch started on the link (meaningful while `ready_at` is set).
+    started: f64,
     prefetched: bool,
     pins: u32,
     /// Cached `evict_priority`.
@@ -214,9 +216,22 @@ impl Fast<'_> {
         self.link_free
     }
 
-    /// A transfer of `id` on the link from `start`; returns its end (and logs it if asked).
-    fn transfer(&mut self, id: ObjectId, bytes: u64, read: bool, start: f64) -> f64 {
-        let dur = if read { self.model.pm.read_ns(bytes) } else { self.model.pm.write_ns(bytes) };
+    /// A transfer of `id` on the link from `start`; returns its end (and logs it if asked). A
+    /// prefetch runs while the compute thread computes, at the overlapped read rate.
+    fn transfer(
+        &mut self,
+        id: ObjectId,
+        bytes: u64,
+        read: bool,
+        prefetch: bool,
+        start: f64,
+    ) -> f64 {
+        let pm = &self.model.pm;
+        let dur = match (read, prefetch) {
+            (true, true) => pm.overlapped_read_ns(bytes),
+            (true, false) => pm.read_ns(bytes),
+            (false, _) => pm.write_ns(bytes),
+        };
         let end = self.link(start, dur);
         if let Some(log) = &mut self.log {
             let op = log.ops.len().saturating_sub(1);
@@ -231,7 +246,7 @@ impl Fast<'_> {
             None => return,
         };
         if !in_pm {
-            let end = self.transfer(v, len, false, self.now);
+            let end = self.transfer(v, len, false, false, self.now);
             if inline {
                 self.p.stall_ns += end - self.now;
                 self.now = end;
@@ -364,11 +379,14 @@ impl Fast<'_> {
                 }
             }
             self.reserve(len);
-            let end = self.transfer(c, len, true, self.now);
+            // An idle migrator thread is woken first.
+            let end = self.transfer(c, len, true, true, self.now + self.model.pm.prefetch_wake_ns);
             self.p.pm_read_bytes += len;
+            let started = end - self.model.pm.overlapped_read_ns(len);
             self.update(c, |o| {
                 o.in_dram = true;
                 o.ready_at = Some(end);
+                o.started = started;
                 o.prefetched = true;
             });
             self.ready.push(Reverse((end.to_bits(), c)));
@@ -389,6 +407,7 @@ impl Fast<'_> {
                 in_dram,
                 in_pm,
                 ready_at: None,
+                started: 0.0,
                 prefetched: false,
                 pins: 0,
                 prio: 0,
@@ -413,7 +432,7 @@ impl Fast<'_> {
             self.credit += fill;
         }
         if durable {
-            self.now = self.transfer(id, len, false, self.now);
+            self.now = self.transfer(id, len, false, false, self.now);
             self.p.pm_write_bytes += len;
         }
         self.update(id, |o| o.in_pm = durable);
@@ -431,8 +450,9 @@ impl Fast<'_> {
         self.attach(id);
         self.settle();
         let Some(o) = self.objs.get(&id) else { return true };
-        let len = o.len;
+        let (len, started) = (o.len, o.started);
         if let Some(t) = o.ready_at {
+            let t = self.wait_for(id, started, t);
             self.p.stall_ns += (t - self.now).max(0.0);
             self.now = self.now.max(t);
             self.p.hits += 1;
@@ -443,7 +463,7 @@ impl Fast<'_> {
             if !self.room_demand(len) {
                 return false;
             }
-            let end = self.transfer(id, len, true, self.now);
+            let end = self.transfer(id, len, true, false, self.now);
             self.p.stall_ns += end - self.now;
             self.now = end;
             self.p.pm_read_bytes += len;
@@ -457,6 +477,26 @@ impl Fast<'_> {
         });
         self.schedule_prefetch();
         true
+    }
+
+    /// The compute thread waits for the prefetch of `id` (on the link from `started`, due at
+    /// `end`): if it is the link's current and last transfer, the rest of it runs at the demand
+    /// read rate. Returns when it lands.
+    fn wait_for(&mut self, id: ObjectId, started: f64, end: f64) -> f64 {
+        if end.to_bits() != self.link_free.to_bits() {
+            return end;
+        }
+        let t = self.model.pm.waited_read_end(started, end, self.now);
+        if t.to_bits() == end.to_bits() {
+            return end;
+        }
+        self.link_free = t;
+        self.update(id, |o| o.ready_at = Some(t));
+        self.ready.push(Reverse((t.to_bits(), id)));
+        if let Some(x) = self.log.as_mut().and_then(|l| l.transfers.last_mut()) {
+            x.end_ns = t;
+        }
+        t
     }
 
     fn unpin(&mut self, id: ObjectId) {

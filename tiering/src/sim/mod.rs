@@ -173,9 +173,53 @@ mod tests {
     }
 
     #[test]
+    fn prefetches_run_at_the_overlapped_rate_and_the_rest_at_the_demand_rate_once_waited_for() {
+        let mut m = test_model();
+        m.ops_ns.clear();
+        m.pm.read_latency_ns = 0.0;
+        // 1 MB keys at 1 GB/s: 1 ms, hidden by 1.5 ms of compute per op.
+        let t = cyclic(8, 1_000_000, 64, 1_500_000);
+        // The ciphertext and two keys: the next key is prefetched while the current one is used.
+        let budget = 2_250_000;
+        let planned = PolicyConfig::Planned { prefetch: true };
+        let opts = PredictOptions::default();
+        let hidden = predict(&t, &m, &planned, budget, &opts).unwrap();
+        assert!((hidden.total_ns - 64.0 * 1.5e6).abs() < 1.0, "{hidden:?}");
+        // Overlapping the computation the read runs at 0.5 GB/s (2 ms). Each op from the third
+        // on waits 0.5 ms into the next one's prefetch; the 0.25 MB left then run at 1 GB/s
+        // (0.25 ms): 1.75 ms per op, not 2.
+        m.pm.overlapped_read_bw = Some(0.5e9);
+        let (p, tl) = predict_timeline(&t, &m, &planned, budget, &opts).unwrap();
+        for (i, (a, b)) in tl.ops.iter().enumerate().take(50).skip(1) {
+            assert!((b - a - 1.75e6).abs() < 1.0, "op {i}: {a} .. {b}");
+        }
+        // Near the end the plan frees room to prefetch two keys ahead; a waited-for prefetch
+        // with another queued behind it keeps its overlapped rate.
+        assert!(p.total_ns > 64.0 * 1.75e6 && p.total_ns < 64.0 * 1.8e6, "{p:?}");
+        let r = reference::predict_reference(&t, &m, &planned, budget, &opts).unwrap();
+        assert!((r.total_ns - p.total_ns).abs() < 1e-6 * p.total_ns);
+        // A migrator woken 1 ms after the prefetch is handed over starts it then: 1 ms of
+        // wake-up and 1 ms of read (at the demand rate, since the compute thread is waiting
+        // by its end) outlast 1.5 ms of compute, 2 ms per op.
+        let mut woken = m.clone();
+        woken.pm.overlapped_read_bw = None;
+        woken.pm.prefetch_wake_ns = 1e6;
+        let (_, tl) = predict_timeline(&t, &woken, &planned, budget, &opts).unwrap();
+        for (i, (a, b)) in tl.ops.iter().enumerate().take(50).skip(2) {
+            assert!((b - a - 2.0e6).abs() < 1.0, "op {i}: {a} .. {b}");
+        }
+        // Demand loads run while the compute thread waits: lru does not change.
+        let lru_ov = predict(&t, &m, &PolicyConfig::Lru, budget, &opts).unwrap();
+        m.pm.overlapped_read_bw = None;
+        let lru = predict(&t, &m, &PolicyConfig::Lru, budget, &opts).unwrap();
+        assert_eq!(lru_ov, lru);
+    }
+
+    #[test]
     fn timeline_accounts_for_every_byte_and_op() {
         let mut m = test_model();
         m.ops_ns.clear();
+        m.pm.overlapped_read_bw = Some(0.6e9);
         let t = cyclic(8, 1_000_000, 64, 2_000_000);
         let budget = 3_250_000;
         for policy in [PolicyConfig::Lru, PolicyConfig::Planned { prefetch: true }] {
@@ -296,6 +340,9 @@ mod tests {
         m.ops_ns.clear();
         m.pm.read_bw = 0.3e9;
         m.pm.write_bw = 0.2e9;
+        // Prefetches slower than demand loads, and sped up when waited for.
+        m.pm.overlapped_read_bw = Some(0.2e9);
+        m.pm.prefetch_wake_ns = 5_000.0;
         let policies = [
             PolicyConfig::Lru,
             PolicyConfig::Alpha { reserve_bytes: None },

@@ -19,6 +19,8 @@ struct Obj {
     in_pm: bool,
     /// Load completes at this time (virtual ns); `None` when not loading.
     ready_at: Option<f64>,
+    /// When its prefetch started on the link (meaningful while `ready_at` is set).
+    started: f64,
     prefetched: bool,
     pins: u32,
 }
@@ -158,11 +160,13 @@ impl Sim<'_> {
                 break;
             }
             self.reserve(len);
-            let end = self.link(self.now, self.model.pm.read_ns(len));
+            let dur = self.model.pm.overlapped_read_ns(len);
+            let end = self.link(self.now + self.model.pm.prefetch_wake_ns, dur);
             self.p.pm_read_bytes += len;
             if let Some(o) = self.objs.get_mut(&c) {
                 o.in_dram = true;
                 o.ready_at = Some(end);
+                o.started = end - dur;
                 o.prefetched = true;
             }
         }
@@ -179,7 +183,15 @@ impl Sim<'_> {
         self.policy.on_insert(id, len);
         self.objs.insert(
             id,
-            Obj { len, in_dram: true, in_pm: false, ready_at: None, prefetched: false, pins: 0 },
+            Obj {
+                len,
+                in_dram: true,
+                in_pm: false,
+                ready_at: None,
+                started: 0.0,
+                prefetched: false,
+                pins: 0,
+            },
         );
         let fill = self.model.dram.write_ns(len);
         self.now += fill;
@@ -204,8 +216,17 @@ impl Sim<'_> {
         self.policy.on_access(id);
         self.settle();
         let Some(o) = self.objs.get(&id) else { return true };
-        let len = o.len;
-        if let Some(t) = o.ready_at {
+        let (len, started) = (o.len, o.started);
+        if let Some(mut t) = o.ready_at {
+            // Waited for as the link's current and last transfer, the rest runs at the demand
+            // read rate.
+            if t.to_bits() == self.link_free.to_bits() {
+                t = self.model.pm.waited_read_end(started, t, self.now);
+                self.link_free = t;
+                if let Some(o) = self.objs.get_mut(&id) {
+                    o.ready_at = Some(t);
+                }
+            }
             self.p.stall_ns += (t - self.now).max(0.0);
             self.now = self.now.max(t);
             self.p.hits += 1;
@@ -292,6 +313,7 @@ pub fn predict_reference(
                         in_dram: false,
                         in_pm: true,
                         ready_at: None,
+                        started: 0.0,
                         prefetched: false,
                         pins: 0,
                     },

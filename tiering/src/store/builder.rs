@@ -169,6 +169,8 @@ fn neutral_model() -> CostModel {
         write_bw: 1e9,
         read_latency_ns: 0.0,
         write_latency_ns: 0.0,
+        overlapped_read_bw: None,
+        prefetch_wake_ns: 0.0,
     };
     CostModel {
         dram: t.clone(),

@@ -134,6 +134,8 @@ mod tests {
             write_bw: bw,
             read_latency_ns: lat,
             write_latency_ns: lat,
+            overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
         };
         CostFile {
             format: FORMAT.into(),
