@@ -7,8 +7,8 @@
 //!   residue of the centered representative of x in (−Q/2, Q/2], exactly except for values
 //!   within ~k·2^-52·Q of ±Q/2.
 //!
-//! The accumulation runs on AVX-512 IFMA when every prime is below 2^50, else portably; both
-//! give identical words.
+//! The accumulation runs on AVX-512 IFMA when every prime is below 2^50, on AVX-512 F/DQ for
+//! wider ones (bootstrapping's EvalMod primes), else portably; all give identical words.
 
 use rayon::prelude::*;
 
@@ -45,6 +45,9 @@ pub struct BasisConverter {
     /// IFMA folds per target (None for a target of 50 bits or more); the whole field is None
     /// when a source prime is too wide or the CPU lacks IFMA.
     ifma: Option<Vec<Option<simd::ExtendFold>>>,
+    /// Per target not served by IFMA, the Shoup companions of its row for the AVX-512 F/DQ
+    /// kernel (bootstrapping's 60-bit primes, as targets or among the sources).
+    wide: Option<Vec<Option<Vec<u64>>>>,
     /// Whether the centering counts run on AVX-512 DQ (any prime width: they are f64 sums).
     simd_counts: bool,
 }
@@ -90,6 +93,20 @@ impl BasisConverter {
         // kernel for its narrow targets.
         let ifma = (simd::ifma_available() && from.iter().all(fits))
             .then(|| to.iter().map(|m| fits(m).then(|| simd::ExtendFold::new(m))).collect());
+        let served_by_ifma = |t: usize| {
+            ifma.as_ref().is_some_and(|f: &Vec<Option<simd::ExtendFold>>| f[t].is_some())
+        };
+        let k = from.len();
+        let wide = simd::dq_available().then(|| {
+            to.iter()
+                .enumerate()
+                .map(|(t, p)| {
+                    (!served_by_ifma(t)).then(|| {
+                        q_hat_mod_p[t * k..(t + 1) * k].iter().map(|&w| p.shoup(w)).collect()
+                    })
+                })
+                .collect()
+        });
         Ok(Self {
             from: from.to_vec(),
             to: to.to_vec(),
@@ -99,6 +116,7 @@ impl BasisConverter {
             inv_q: from.iter().map(|m| 1.0 / m.value() as f64).collect(),
             lazy_terms,
             ifma,
+            wide,
             simd_counts: true,
         })
     }
@@ -121,6 +139,7 @@ impl BasisConverter {
     /// Forces the portable accumulation (for tests and benchmarks).
     pub fn force_portable(&mut self) {
         self.ifma = None;
+        self.wide = None;
         self.simd_counts = false;
     }
 
@@ -227,6 +246,13 @@ impl BasisConverter {
             return;
         }
         let p = &self.to[t];
+        let wide =
+            self.wide.as_ref().and_then(|w| w[t].as_deref()).filter(|_| len.is_multiple_of(8));
+        if let Some(row_shoup) = wide {
+            let corr = counts.map(|counts| simd::Correction { counts, q_mod_p, q_mod_p_shoup });
+            simd::extend_block_wide(y, n, start, row, row_shoup, p.value(), corr, out);
+            return;
+        }
         const CHUNK: usize = 64;
         let mut acc = [0u128; CHUNK];
         for (ci, oc) in out.chunks_mut(CHUNK).enumerate() {
@@ -678,6 +704,40 @@ mod tests {
         let mut b = vec![0u64; to.len() * n];
         portable.convert(&x, &mut b, Conversion::Centered, &mut scratch).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn wide_primes_extend_on_avx512_as_on_the_portable_path() {
+        // EvalMod's 60-bit primes among the sources and the targets, as in a bootstrapping
+        // chain's key switch; 13 sources so the portable path folds lazily too.
+        let from = basis(60, 12, 13, &[]);
+        let used: Vec<u64> = from.moduli().iter().map(|m| m.value()).collect();
+        let to_wide = basis(61, 12, 3, &used);
+        let to_narrow = basis(46, 12, 3, &used);
+        let to: Vec<Modulus> = to_narrow.moduli().iter().chain(to_wide.moduli()).copied().collect();
+        let conv = BasisConverter::new(from.moduli(), &to).unwrap();
+        if !simd::dq_available() {
+            eprintln!("skipped: no avx512dq on this CPU");
+            return;
+        }
+        assert!(conv.wide.as_ref().is_some_and(|w| w.iter().all(Option::is_some)));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(60);
+        let mut x = random_limbs(&from, &mut rng);
+        // The largest residues, where a lazy bound would first fail.
+        let n = from.n();
+        for (i, m) in from.moduli().iter().enumerate() {
+            x[i * n] = m.value() - 1;
+        }
+        let mut scratch = vec![0u64; conv.scratch_len(n)];
+        for conversion in [Conversion::Approximate, Conversion::Centered] {
+            let mut a = vec![0u64; to.len() * n];
+            conv.convert(&x, &mut a, conversion, &mut scratch).unwrap();
+            let mut portable = conv.clone();
+            portable.force_portable();
+            let mut b = vec![0u64; to.len() * n];
+            portable.convert(&x, &mut b, conversion, &mut scratch).unwrap();
+            assert_eq!(a, b, "{conversion:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@
 
 use std::arch::x86_64::*;
 
+use super::kernel_args::Correction;
+
 /// hi64(a·b) for lanes a, b; `b_hi` = b >> 32 (the twiddle companion, broadcast once per group).
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -164,5 +166,46 @@ pub(super) unsafe fn inverse_last(q: u64, n_inv: (u64, u64), last: (u64, u64), a
         let y = mul_shoup_lazy(_mm512_sub_epi64(_mm512_add_epi64(u, two_q), v), li, qv);
         store(lo, j, _mm512_min_epu64(x, _mm512_sub_epi64(x, qv)));
         store(hi, j, _mm512_min_epu64(y, _mm512_sub_epi64(y, qv)));
+    }
+}
+
+/// out[j] = Σ_i y[i·stride + start + j]·row[i] mod p (minus counts[j]·(Q mod p) with a
+/// correction), fully reduced: the basis extension's accumulation for primes too wide for IFMA,
+/// one Shoup product per term (`row_shoup` are the row's companions) kept in [0, 2p).
+///
+/// # Safety
+/// The CPU must have avx512f and avx512dq; p < 2^62; every row entry and `q_mod_p` below p
+/// with its companion; `out.len()` a multiple of 8; the block `start..start + out.len()` inside
+/// each of the `row.len()` limbs of `stride` words in `y`; `counts` as long as `out`.
+#[target_feature(enable = "avx512f,avx512dq")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn extend_block(
+    y: &[u64],
+    stride: usize,
+    start: usize,
+    row: &[u64],
+    row_shoup: &[u64],
+    p: u64,
+    corr: Option<Correction<'_>>,
+    out: &mut [u64],
+) {
+    let pv = _mm512_set1_epi64(p as i64);
+    let two_p = _mm512_set1_epi64((2 * p) as i64);
+    let q_mod_p = corr.map(|c| twiddle(c.q_mod_p, c.q_mod_p_shoup));
+    for j in (0..out.len()).step_by(8) {
+        let mut acc = _mm512_setzero_si512();
+        for (i, (&w, &ws)) in row.iter().zip(row_shoup).enumerate() {
+            let r = mul_shoup_lazy(load(y, i * stride + start + j), twiddle(w, ws), pv);
+            let s = _mm512_add_epi64(acc, r);
+            acc = _mm512_min_epu64(s, _mm512_sub_epi64(s, two_p));
+        }
+        acc = _mm512_min_epu64(acc, _mm512_sub_epi64(acc, pv));
+        if let (Some(c), Some(qm)) = (corr, q_mod_p) {
+            let s = mul_shoup_lazy(load(c.counts, j), qm, pv);
+            let s = _mm512_min_epu64(s, _mm512_sub_epi64(s, pv));
+            let d = _mm512_sub_epi64(_mm512_add_epi64(acc, pv), s);
+            acc = _mm512_min_epu64(d, _mm512_sub_epi64(d, pv));
+        }
+        store(out, j, acc);
     }
 }

@@ -229,6 +229,44 @@ pub(crate) fn extend_block(
     }
 }
 
+/// [`extend_block`] for primes too wide for IFMA (or sources that are): the same words as the
+/// portable accumulation, on AVX-512 F/DQ. `row_shoup` holds the Shoup companions of `row`
+/// modulo `p`.
+///
+/// # Panics
+/// If the CPU lacks avx512dq, p >= 2^62, `out.len()` is not a multiple of 8, or the block does
+/// not fit the limbs of `y`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn extend_block_wide(
+    y: &[u64],
+    stride: usize,
+    start: usize,
+    row: &[u64],
+    row_shoup: &[u64],
+    p: u64,
+    corr: Option<Correction<'_>>,
+    out: &mut [u64],
+) {
+    let len = out.len();
+    assert!(
+        dq_available()
+            && p >> WIDE_MAX_MODULUS_BITS == 0
+            && len.is_multiple_of(8)
+            && start + len <= stride
+            && y.len() == row.len() * stride
+            && row_shoup.len() == row.len()
+            && row.iter().all(|&w| w < p)
+            && corr.is_none_or(|c| c.counts.len() == len && c.q_mod_p < p),
+        "AVX-512 wide basis extension preconditions"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the assertion above checked CPU support, p < 2^62, the block bounds and lengths;
+    // the companions come with their entries from the caller's tables.
+    unsafe {
+        avx512_wide::extend_block(y, stride, start, row, row_shoup, p, corr, out)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod ifma_slice;
 
