@@ -177,9 +177,7 @@ impl NttTable {
                 simd::ntt_forward(self.modulus.value(), &self.roots, &self.roots_shoup, a)
             }
             NttBackend::Avx512Wide => {
-                let (m, t) =
-                    simd::ntt_forward_wide(self.modulus.value(), &self.roots, &self.roots_shoup, a);
-                self.forward_scalar_from(a, m, t);
+                simd::ntt_forward_wide(self.modulus.value(), &self.roots, &self.roots_shoup, a)
             }
             NttBackend::Portable => self.forward_portable(a),
         }

@@ -6,9 +6,10 @@
 //! y·w and est·q are `mullo_epi64` (DQ). The arithmetic is the portable path's, word for word:
 //! the same estimates, the same lazy ranges, so outputs are bit-identical.
 //!
-//! Only the stages whose butterfly distance is at least 8 run here (one twiddle per group,
-//! broadcast); the caller finishes the last three forward stages (or starts the first three
-//! inverse stages) on the scalar path.
+//! Stages whose butterfly distance is at least 8 broadcast one twiddle per group; the forward
+//! transform's last three (t = 4, 2, 1) gather their operands across two vectors with
+//! `permutex2var`. The inverse transform's first three stages stay on the scalar path (it spends
+//! far less time there: a key switch runs many more forward transforms than inverse ones).
 
 use std::arch::x86_64::*;
 
@@ -112,6 +113,76 @@ pub(super) unsafe fn forward_stages(
         m <<= 1;
     }
     (m, t)
+}
+
+/// Lane indices for a stage of butterfly distance t < 8 over a 16-word block held in two
+/// vectors (a = words 0..8, b = words 8..16), for `permutex2var`: where each X and Y operand
+/// comes from, and where each output word of a and b comes from in (X', Y').
+fn small_stage_indices(t: usize) -> ([u64; 8], [u64; 8], [u64; 8], [u64; 8]) {
+    let (mut gx, mut gy, mut sa, mut sb) = ([0u64; 8], [0u64; 8], [0u64; 8], [0u64; 8]);
+    for l in 0..8 {
+        let w = (l / t) * 2 * t + l % t;
+        gx[l] = w as u64;
+        gy[l] = (w + t) as u64;
+    }
+    for w in 0..16 {
+        let (g, o) = (w / (2 * t), w % (2 * t));
+        let src = if o < t { (g * t + o) as u64 } else { 8 + (g * t + o - t) as u64 };
+        if w < 8 {
+            sa[w] = src;
+        } else {
+            sb[w - 8] = src;
+        }
+    }
+    (gx, gy, sa, sb)
+}
+
+/// The forward transform's last three stages (t = 4, 2, 1), starting from m = N/8 groups of
+/// distance 8 done, the last fused with the final reduction to [0, q): per 16-word block the
+/// butterfly operands are gathered across two vectors and scattered back.
+///
+/// # Safety
+/// As [`forward_stages`], which must have run every stage before (`a.len()` >= 16).
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn forward_tail(q: u64, roots: &[u64], roots_shoup: &[u64], a: &mut [u64]) {
+    let n = a.len();
+    let qv = _mm512_set1_epi64(q as i64);
+    let two_q = _mm512_set1_epi64((2 * q) as i64);
+    let mut m = n / 8;
+    for t in [4usize, 2, 1] {
+        let (gx, gy, sa, sb) = small_stage_indices(t);
+        let (gx, gy, sa, sb) = (load(&gx, 0), load(&gy, 0), load(&sa, 0), load(&sb, 0));
+        let groups = 8 / t;
+        // Lane l's twiddle is the block's (l / t)-th: spread from one load of consecutive roots
+        // (m + 8·blk/t + 8 <= N at every stage, so the load stays in the table).
+        let mut spread = [0u64; 8];
+        for (l, s) in spread.iter_mut().enumerate() {
+            *s = (l / t) as u64;
+        }
+        let spread = load(&spread, 0);
+        for (blk, chunk) in a.chunks_exact_mut(16).enumerate() {
+            let g = m + blk * groups;
+            let wv = _mm512_permutexvar_epi64(spread, load(roots, g));
+            let wsv = _mm512_permutexvar_epi64(spread, load(roots_shoup, g));
+            let tw = Twiddle { w: wv, ws: wsv, ws_hi: _mm512_srli_epi64::<32>(wsv) };
+            let (va, vb) = (load(chunk, 0), load(chunk, 8));
+            let x = _mm512_permutex2var_epi64(va, gx, vb);
+            let y = _mm512_permutex2var_epi64(va, gy, vb);
+            let u = _mm512_min_epu64(x, _mm512_sub_epi64(x, two_q));
+            let v = mul_shoup_lazy(y, tw, qv);
+            let mut x2 = _mm512_add_epi64(u, v);
+            let mut y2 = _mm512_sub_epi64(_mm512_add_epi64(u, two_q), v);
+            if t == 1 {
+                for r in [&mut x2, &mut y2] {
+                    let v = _mm512_min_epu64(*r, _mm512_sub_epi64(*r, two_q));
+                    *r = _mm512_min_epu64(v, _mm512_sub_epi64(v, qv));
+                }
+            }
+            store(chunk, 0, _mm512_permutex2var_epi64(x2, sa, y2));
+            store(chunk, 8, _mm512_permutex2var_epi64(x2, sb, y2));
+        }
+        m <<= 1;
+    }
 }
 
 /// The inverse transform's stages with butterfly distance t >= 8, continuing from the scalar

@@ -95,27 +95,21 @@ fn check_wide(q: u64, roots: &[u64], roots_shoup: &[u64], a: &[u64]) {
     );
 }
 
-/// The forward NTT's stages with butterfly distance >= 8 on AVX-512 F/DQ, for any q < 2^62;
-/// returns (m, t), the point the portable loop continues from. The same words as the portable
-/// stages.
+/// The whole forward NTT on AVX-512 F/DQ for any q < 2^62, fully reduced; the same words as the
+/// portable path.
 ///
 /// # Panics
 /// If the CPU lacks avx512f/avx512dq, q >= 2^62, or the lengths disagree.
-pub(crate) fn ntt_forward_wide(
-    q: u64,
-    roots: &[u64],
-    roots_shoup: &[u64],
-    a: &mut [u64],
-) -> (usize, usize) {
+pub(crate) fn ntt_forward_wide(q: u64, roots: &[u64], roots_shoup: &[u64], a: &mut [u64]) {
     check_wide(q, roots, roots_shoup, a);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `check_wide` verified avx512f+avx512dq, q < 2^62 and equal power-of-two lengths
-    // >= 16.
+    // >= 16; the tail runs after every stage of distance >= 8, as it requires.
     unsafe {
-        avx512_wide::forward_stages(q, roots, roots_shoup, a)
+        let (m, t) = avx512_wide::forward_stages(q, roots, roots_shoup, a);
+        debug_assert_eq!((m, t), (a.len() / 8, 8));
+        avx512_wide::forward_tail(q, roots, roots_shoup, a);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("dq_available() is false off x86_64")
 }
 
 /// The inverse NTT's stages with butterfly distance >= 8 after the portable path's first
@@ -123,7 +117,8 @@ pub(crate) fn ntt_forward_wide(
 /// `last`: constants with their Shoup companions). The same words as the portable path.
 ///
 /// # Panics
-/// As [`ntt_forward_wide`], or if `t` is not 8.
+/// As [`ntt_forward_wide`], or if `(m, t)` is not where the portable path's first three
+/// stages end.
 pub(crate) fn ntt_inverse_wide(
     q: u64,
     inv_roots: &[u64],
@@ -136,8 +131,8 @@ pub(crate) fn ntt_inverse_wide(
     check_wide(q, inv_roots, inv_roots_shoup, a);
     assert!(t == 8 && 2 * m * t == a.len(), "inverse wide stages start at t = 8");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `ntt_forward_wide`; t = 8 and 2·m·t = n as the stages require, and the
-    // scaling constants are the table's, below q.
+    // SAFETY: `check_wide` verified the CPU, q and the lengths; t = 8 and 2·m·t = n as the
+    // stages require, and the scaling constants are the table's, below q.
     unsafe {
         avx512_wide::inverse_stages(q, inv_roots, inv_roots_shoup, a, (m, t));
         avx512_wide::inverse_last(q, n_inv, last, a);
