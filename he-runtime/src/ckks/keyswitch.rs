@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::context::Context;
 use super::keys::KeySwitchKey;
+use super::params::Params;
 use super::ring::{mul_shoup, sub_mod};
 use crate::error::{Error, Result};
 use crate::math::dot_product;
@@ -39,7 +40,7 @@ impl Scratch {
     /// Buffers sized for `ctx` at its top level.
     pub fn new(ctx: &Context) -> Self {
         let level = ctx.params().max_level();
-        let [coeff, y, acc, md, v, dec] = Self::words_at(ctx, level).map(|w| vec![0; w]);
+        let [coeff, y, acc, md, v, dec] = Self::words_at(ctx.params(), level).map(|w| vec![0; w]);
         Self { coeff, y, acc, md, v, dec, spare: Vec::new(), level }
     }
 
@@ -65,38 +66,45 @@ impl Scratch {
 }
 
 impl<B: AsRef<[u64]> + AsMut<[u64]>> Scratch<B> {
-    /// Words of each buffer for key switching operands at `level` under `ctx`, in the order
-    /// `[coeff, y, acc, md, v, dec]` that [`Scratch::with_buffers`] asks for them.
-    pub fn words_at(ctx: &Context, level: usize) -> [usize; 6] {
-        let n = ctx.n();
+    /// Words of each buffer for key switching operands at `level` under `params`, in the
+    /// order `[coeff, y, acc, md, v, dec]` that [`Scratch::with_buffers`] asks for them.
+    pub fn words_at(params: &Params, level: usize) -> [usize; 6] {
+        let n = params.n();
         let l1 = level + 1;
-        let k = ctx.p_len();
-        let alpha = ctx.params().alpha();
-        let digits = ctx.params().digits_at(level);
-        [l1 * n, alpha.max(k) * n, 2 * (l1 + k) * n, l1 * n, n, digits * (l1 + k) * n]
+        let k = params.p().len();
+        let digits = params.digits_at(level);
+        [l1 * n, params.alpha().max(k) * n, 2 * (l1 + k) * n, l1 * n, n, digits * (l1 + k) * n]
     }
 
-    /// Total bytes of the buffers [`Scratch::with_buffers`] asks for at `level`.
-    pub fn bytes_at(ctx: &Context, level: usize) -> u64 {
-        Self::words_at(ctx, level).iter().map(|&w| w as u64 * 8).sum()
+    /// Total bytes of the buffers [`Scratch::with_buffers`] asks for at `level`; without
+    /// `decomposition` the last one (only used when no ready decomposition is given, see
+    /// [`super::Evaluator::rotate_hoisted_into`]) is a single word.
+    pub fn bytes_at(params: &Params, level: usize, decomposition: bool) -> u64 {
+        let mut w = Self::words_at(params, level);
+        if !decomposition {
+            w[5] = 1;
+        }
+        w.iter().map(|&w| w as u64 * 8).sum()
     }
 
     /// Buffers for key switching operands at `level` or below, each made by `alloc` from its
     /// length in words (at least that many; contents unspecified: every buffer is written
-    /// before it is read).
+    /// before it is read). Without `decomposition` the decomposition buffer is one word: such
+    /// a scratch only serves hoisted rotations (whose decomposition is ready).
     pub fn with_buffers<E>(
         ctx: &Context,
         level: usize,
+        decomposition: bool,
         mut alloc: impl FnMut(usize) -> std::result::Result<B, E>,
     ) -> std::result::Result<Self, E> {
-        let [c, y, a, m, v, d] = Self::words_at(ctx, level);
+        let [c, y, a, m, v, d] = Self::words_at(ctx.params(), level);
         Ok(Self {
             coeff: alloc(c)?,
             y: alloc(y)?,
             acc: alloc(a)?,
             md: alloc(m)?,
             v: alloc(v)?,
-            dec: alloc(d)?,
+            dec: alloc(if decomposition { d } else { 1 })?,
             spare: Vec::new(),
             level,
         })
@@ -107,12 +115,19 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>> Scratch<B> {
         self.level
     }
 
-    /// Fails with a typed error when the buffers are too small for operands at `level`.
-    pub(crate) fn check_level(&self, ctx: &Context, level: usize) -> Result<()> {
-        if level <= self.level {
+    /// Fails with a typed error when the buffers are too small for operands at `level` (with
+    /// `decomposition`: also for decomposing them).
+    pub(crate) fn check_level(
+        &self,
+        ctx: &Context,
+        level: usize,
+        decomposition: bool,
+    ) -> Result<()> {
+        let words = Scratch::<B>::words_at(ctx.params(), level);
+        if level <= self.level && (!decomposition || self.dec.as_ref().len() >= words[5]) {
             return Ok(());
         }
-        let need: usize = Scratch::<B>::words_at(ctx, level).iter().sum();
+        let need: usize = words.iter().sum();
         let have: usize = [&self.coeff, &self.y, &self.acc, &self.md, &self.v, &self.dec]
             .iter()
             .map(|b| b.as_ref().len())

@@ -68,7 +68,7 @@ impl Evaluator {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        scratch.check_level(ctx, level)?;
+        scratch.check_level(ctx, level, dec_ready.is_none())?;
         let Scratch { coeff, y, acc, md, dec, v, .. } = scratch;
         let (y, acc, md, v) = (y.as_mut(), acc.as_mut(), md.as_mut(), v.as_mut());
         let dec: &[u64] = match dec_ready {
@@ -362,7 +362,7 @@ impl Evaluator {
                 return Err(Error::BufferLength { expected: want, found: b });
             }
         }
-        scratch.check_level(ctx, a.level)?;
+        scratch.check_level(ctx, a.level, false)?;
         decompose(
             ctx,
             a.level,

@@ -63,9 +63,10 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
     let name = args.model.name();
     let params = batch_params(args.log_n, model.depth())
         .with_context(|| format!("parameters for log N = {}", args.log_n))?;
-    let plan = BatchPlan::compile(model, &params)?;
-    let (store, dir, _tmp, policy) = open_store(args)?;
     let budget = args.dram_mib << 20;
+    // The sums and pins of a step are sized to the budget (they are charged to it).
+    let plan = BatchPlan::compile_within(model, &params, budget)?;
+    let (store, dir, _tmp, policy) = open_store(args)?;
 
     let t0 = Instant::now();
     let secret = args.secret.resolve(&dir)?;
