@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(o.outside_store_bytes, 24 << 20);
         assert_eq!(o.budget_plus_outside, 56 << 20);
         // Never more than the budget is subtracted, and never below zero.
-        let big = hetier_tiering::StoreStats { dram_resident: 40 << 20, ..st };
+        let big = hetier_tiering::StoreStats { dram_resident: 40 << 20, ..st.clone() };
         assert_eq!(OutsideStore::measure(55 << 20, &big).store_peak, 32 << 20);
         assert_eq!(OutsideStore::measure(1 << 20, &st).outside_store_bytes, 0);
     }
