@@ -9,8 +9,9 @@
 //!    budget, each in its own cgroup v1 memory group whose hard limit is the budget plus a
 //!    headroom for what lives outside the store (the CKKS context's tables, the binary, the
 //!    program): 64 MiB by default — every buffer the size of a ciphertext or key is in the
-//!    store — or, where the context's tables alone take more than half of that (log N = 16),
-//!    the tables plus 32 MiB, printed with the excess.
+//!    store — or, where the model, program and context alone take more than half of that
+//!    (log N = 16), what the all-DRAM run measured outside its store plus an eighth, printed
+//!    with the excess.
 //!
 //! Memory is observed from outside (sampled VmHWM and the group's max usage). The output
 //! ciphertexts of every run must hash equal to the all-DRAM run's; the decrypted logits are
@@ -48,9 +49,10 @@ pub struct BenchModelArgs {
     #[arg(long, default_value_t = 1024)]
     dram_mib: u64,
     /// Memory the cgroup allows above the budget (process memory outside the store), MiB.
-    /// Default: 64, or — where the CKKS context's tables (measured by the setup child) leave
-    /// less than half of that for the rest of the process, as at log N = 16 — the tables plus
-    /// 32 MiB, said so in the output.
+    /// Default: 64, or — where the model, program and CKKS context (measured by the setup
+    /// child) leave less than half of that for the rest of the process, as at log N = 16 —
+    /// those plus 32 MiB; the budget runs then get what the all-DRAM run measured outside its
+    /// store plus an eighth if that is more. The output says which, and the excess over 64.
     #[arg(long)]
     headroom_mib: Option<u64>,
     /// Policies to run under the budget (comma-separated: lru, alpha, planned,
@@ -133,18 +135,36 @@ fn headroom_for(flag_mib: Option<u64>, context_tables: u64) -> u64 {
     }
 }
 
+/// The headroom the budget runs need after the all-DRAM run held `outside` outside its store:
+/// that plus an eighth, rounded up to a MiB.
+fn measured_headroom(outside: u64) -> u64 {
+    (outside + outside / 8).div_ceil(1 << 20) << 20
+}
+
+/// Says that the measured constant sets the budget runs' headroom, and by how much it exceeds
+/// 64 MiB.
+fn measured_line(headroom: u64, outside: u64) -> String {
+    format!(
+        "the all-DRAM run held {} outside its store: the budget runs' cgroup limit is budget + {} \
+         (that plus an eighth), {} above budget + 64 MiB",
+        fmt::bytes(outside),
+        fmt::bytes(headroom),
+        fmt::bytes(headroom.saturating_sub(DEFAULT_HEADROOM))
+    )
+}
+
 /// Says what the headroom is made of, and by how much it exceeds 64 MiB when it does.
 fn headroom_line(headroom: u64, context_tables: u64) -> String {
     let over = headroom.saturating_sub(DEFAULT_HEADROOM);
     let mut line = format!(
-        "cgroup limit = budget + {} (the CKKS context's tables are {}, measured by the setup \
-         child)",
+        "cgroup limit = budget + {} (the model, its program and the CKKS context's tables take \
+         {}, measured by the setup child)",
         fmt::bytes(headroom),
         fmt::bytes(context_tables)
     );
     if over > 0 {
         line += &format!(
-            "; 64 MiB is not enough here: the tables alone take {} of it, so the limit is {} \
+            "; 64 MiB is not enough here: those alone take {} of it, so the limit is {} \
              above budget + 64 MiB",
             fmt::bytes(context_tables),
             fmt::bytes(over)
@@ -298,7 +318,7 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
         );
     }
     let context_tables = context_tables(&setup);
-    let headroom = headroom_for(args.headroom_mib, context_tables);
+    let mut headroom = headroom_for(args.headroom_mib, context_tables);
     if !quiet {
         eprintln!("{}", headroom_line(headroom, context_tables));
     }
@@ -330,6 +350,15 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
             let store = r.stats.peak_dram.max(r.stats.dram_resident).min(b);
             obs.hwm.saturating_sub(store)
         });
+        if rows.is_empty() && args.headroom_mib.is_none() {
+            // The all-DRAM child measured the constant: the budget runs get room for it.
+            if let Some(need) = outside_store.map(measured_headroom).filter(|&h| h > headroom) {
+                headroom = need;
+                if !quiet {
+                    eprintln!("{}", measured_line(need, outside_store.unwrap_or(0)));
+                }
+            }
+        }
         rows.push(RunRow {
             name: run_name,
             policy: policy.name().to_owned(),
@@ -458,7 +487,12 @@ fn print_report(r: &BenchReport) {
         fmt::bytes(budget),
         fp.total() as f64 / budget.max(1) as f64,
         (fp.keys + fp.peak_live_ciphertexts) as f64 / budget.max(1) as f64,
-        headroom_line(headroom, r.context_tables),
+        match r.runs.first().and_then(|x| x.outside_store) {
+            Some(o) if headroom > headroom_for(None, r.context_tables) => {
+                measured_line(headroom, o)
+            }
+            _ => headroom_line(headroom, r.context_tables),
+        },
         s.keys_generated,
         s.keys_reused,
         s.weights_encoded,
