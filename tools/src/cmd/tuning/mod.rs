@@ -146,21 +146,39 @@ pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
         .unwrap_or(0)
 }
 
-/// The largest reservation the executor charges to the store's budget for a hoisted
-/// decomposition (decomposition and one plaintext at the rotated ciphertext's level, whole
-/// pages). The trace does not carry it: during a hoisted group the store has this much less
+/// The most the executor borrows from the store's budget in one step beside the trace's
+/// objects (whole pages per buffer): the hoisted decomposition with its c_0 and key-switch
+/// buffers, a rotation's key-switch buffers, or mul_relin's key-switch buffers and degree-2
+/// product. The trace does not carry them: during such a step the store has this much less
 /// room for objects than the trace shows.
 pub fn hoist_charge(l: &Loaded) -> u64 {
     let p = &l.compiled.program;
     let sizes = p.sizes();
+    let n = sizes.n * 8;
+    let page = |b: u64| b.next_multiple_of(4096);
+    // The key-switch buffers, each in whole pages (as the store charges them).
+    let ks = |level: usize, dec: bool| {
+        let l1 = level as u64 + 1;
+        let alpha = sizes.q_len.div_ceil(sizes.dnum.max(1));
+        let words = [l1, alpha.max(sizes.p_len), 2 * (l1 + sizes.p_len), l1, 1];
+        let d = if dec { page(sizes.decomposition(level)) } else { 4096 };
+        words.iter().map(|&w| page(w * n)).sum::<u64>() + d
+    };
+    let level = |o: &hetier_he::nn::ObjId| p.objects()[o.index()].level;
     p.ops()
         .iter()
-        .filter_map(|r| match &r.op {
+        .map(|r| match &r.op {
             hetier_he::nn::Op::HoistedRotate { src, .. } => {
-                let level = p.objects()[src.index()].level;
-                Some((sizes.decomposition(level) + sizes.plaintext(level)).next_multiple_of(4096))
+                let l = level(src);
+                page(sizes.decomposition(l)) + page(sizes.plaintext(l)) + ks(l, false)
             }
-            _ => None,
+            hetier_he::nn::Op::Rotate { src, .. } | hetier_he::nn::Op::Conjugate { src, .. } => {
+                ks(level(src), true)
+            }
+            hetier_he::nn::Op::MulRelin { a, .. } => {
+                ks(level(a), true) + page(3 * sizes.plaintext(level(a)))
+            }
+            _ => 0,
         })
         .max()
         .unwrap_or(0)
