@@ -312,6 +312,80 @@ fn typed_errors(f: &mut Fixture) {
     ));
 }
 
+/// Products, relinearisation, hoisting and encryption into a caller's buffers (what a runtime
+/// with every ciphertext-sized buffer in its store uses): the allocating forms' exact words,
+/// key-switch scratch sized for a level (`Scratch::with_buffers`) that refuses a higher one,
+/// and scratch sizes the plan-side size model agrees with.
+fn caller_buffers(f: &mut Fixture) {
+    let a = f.random_real();
+    let ca = f.encrypt(&a);
+    let p = f.ctx.params().clone();
+    let top = p.max_level();
+    let n = p.n();
+    let mut s = f.eval.scratch();
+    let want = f.eval.mul_relin(&ca, &ca, &f.rk, &mut s).unwrap();
+    let sized = |level: usize, dec: bool| {
+        Scratch::<Vec<u64>>::with_buffers(&f.ctx, level, dec, |w| {
+            Ok::<_, std::convert::Infallible>(vec![u64::MAX; w])
+        })
+        .unwrap()
+    };
+    let (mut tensor, mut out) = (vec![u64::MAX; 3 * (top + 1) * n], vec![0; 2 * (top + 1) * n]);
+    let mut top_scratch = sized(top, true);
+    let got = f
+        .eval
+        .mul_relin_into(&ca, &ca, &f.rk, &mut top_scratch, &mut tensor[..], &mut out[..])
+        .unwrap();
+    assert_eq!(got.as_words(), want.as_words());
+    assert_eq!(f.eval.mul_into(&ca, &ca, &mut tensor[..]).unwrap().as_words(), {
+        f.eval.mul(&ca, &ca).unwrap().as_words()
+    });
+    // Scratch sized for a lower level serves that level and refuses the top one.
+    let low = f.eval.drop_to_level(&ca, top - 1).unwrap();
+    let mut low_scratch = sized(top - 1, true);
+    let l_words = 2 * top * n;
+    let got = f
+        .eval
+        .mul_relin_into(&low, &low, &f.rk, &mut low_scratch, &mut tensor[..3 * top * n], {
+            &mut out[..l_words]
+        })
+        .unwrap();
+    assert_eq!(got.as_words(), f.eval.mul_relin(&low, &low, &f.rk, &mut s).unwrap().as_words());
+    assert!(matches!(
+        f.eval.mul_relin_into(&ca, &ca, &f.rk, &mut low_scratch, &mut tensor[..], &mut out[..]),
+        Err(hetier_he::Error::BufferLength { .. })
+    ));
+    // Hoisting into caller buffers, with a scratch that has no decomposition buffer.
+    let mut kg = f.keygen();
+    let key = kg.rotation_key(&f.sk, 3).unwrap();
+    let (c0w, decw) = HoistedCiphertext::<Vec<u64>>::words_at(&f.ctx, top);
+    let mut no_dec = sized(top, false);
+    let h = f.eval.hoist_into(&ca, &mut no_dec, vec![0; c0w], vec![0; decw]).unwrap();
+    let got = f.eval.rotate_hoisted_into(&h, 3, &key, &mut no_dec, &mut out[..]).unwrap();
+    assert_eq!(got.as_words(), f.eval.rotate(&ca, 3, &key, &mut s).unwrap().as_words());
+    // A plain rotation needs the decomposition buffer.
+    assert!(matches!(
+        f.eval.rotate_into(&ca, 3, &key, &mut no_dec, &mut out[..]),
+        Err(hetier_he::Error::BufferLength { .. })
+    ));
+    // Encoding and encryption into buffers: the same words from the same randomness.
+    let pt = f.enc.encode_real(&a, top, p.scale()).unwrap();
+    let mut pbuf = vec![u64::MAX; (top + 1) * n];
+    let pt2 = f.enc.encode_real_into(&a, top, p.scale(), &mut pbuf[..]).unwrap();
+    assert_eq!(pt2.as_words(), pt.as_words());
+    let c1 = Encryptor::with_seed(&f.ctx, [5; 32]).encrypt_sk(&f.sk, &pt).unwrap();
+    let c2 = Encryptor::with_seed(&f.ctx, [5; 32]).encrypt_sk_into(&f.sk, &pt2, &mut out[..]);
+    assert_eq!(c2.unwrap().as_words(), c1.as_words());
+    // The plan's size model prices exactly the buffers the scratch is made of.
+    let sizes = hetier_he::nn::program::SizeModel::new(&p);
+    for level in [0, top] {
+        for dec in [false, true] {
+            let bytes = Scratch::<Vec<u64>>::bytes_at(&p, level, dec);
+            assert_eq!(sizes.key_switch_scratch(level, dec), bytes, "level {level}, {dec}");
+        }
+    }
+}
+
 macro_rules! suite {
     ($modname:ident, $preset:expr, $($attr:meta)?) => {
         mod $modname {
@@ -323,6 +397,7 @@ macro_rules! suite {
             $(#[$attr])? #[test] fn chain_to_last_level() { super::chain_to_last_level(&mut Fixture::new($preset)) }
             $(#[$attr])? #[test] fn rotations() { super::rotations(&mut Fixture::new($preset)) }
             $(#[$attr])? #[test] fn level_and_scale_matching() { super::level_and_scale_matching(&mut Fixture::new($preset)) }
+            $(#[$attr])? #[test] fn caller_buffers() { super::caller_buffers(&mut Fixture::new($preset)) }
             $(#[$attr])? #[test] fn typed_errors() { super::typed_errors(&mut Fixture::new($preset)) }
         }
     };

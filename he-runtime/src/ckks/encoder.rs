@@ -30,6 +30,29 @@ impl Encoder {
         self.encode(&v, level, scale)
     }
 
+    /// [`Self::encode_real`] into a caller's buffer of (level+1)·N words (e.g. a scratch
+    /// buffer charged to a DRAM budget), returned as the plaintext.
+    pub fn encode_real_into<O: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        values: &[f64],
+        level: usize,
+        scale: f64,
+        mut out: O,
+    ) -> Result<Plaintext<O>> {
+        let v: Vec<Complex64> = values.iter().map(|&x| Complex64::new(x, 0.0)).collect();
+        self.check_level_scale(level, scale)?;
+        let n = self.ctx.n();
+        let words = out.as_mut();
+        if words.len() != (level + 1) * n {
+            return Err(Error::BufferLength { expected: (level + 1) * n, found: words.len() });
+        }
+        let coeffs = self.slot_coefficients(&v)?;
+        let primes: Vec<usize> = (0..=level).collect();
+        self.reduce_limbs_slice(&coeffs, scale, &primes, words)?;
+        let slots = Some(slot_period(&v, self.ctx.params().slots()));
+        Ok(Plaintext { data: out, level, scale, n, params_id: self.ctx.params().id(), slots })
+    }
+
     /// Encodes complex values at `level` and `scale`.
     pub fn encode(&self, values: &[Complex64], level: usize, scale: f64) -> Result<Plaintext> {
         let primes: Vec<usize> = (0..=level).collect();
@@ -136,6 +159,20 @@ impl Encoder {
         primes: &[usize],
         mut data: Vec<u64>,
     ) -> Result<Vec<u64>> {
+        // Every word is written; shrinking a reused buffer writes nothing.
+        data.resize(primes.len() * self.ctx.n(), 0);
+        self.reduce_limbs_slice(unscaled, scale, primes, &mut data)?;
+        Ok(data)
+    }
+
+    /// [`Self::reduce_limbs`] into `data` (primes.len()·N words, all written).
+    fn reduce_limbs_slice(
+        &self,
+        unscaled: &[f64],
+        scale: f64,
+        primes: &[usize],
+        data: &mut [u64],
+    ) -> Result<()> {
         let ctx = &self.ctx;
         let n = ctx.n();
         let coeffs: Vec<f64> = unscaled.iter().map(|c| (c * scale).round()).collect();
@@ -143,9 +180,7 @@ impl Encoder {
             return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
         }
         let small = coeffs.iter().all(|c| c.abs() < 9.0e18);
-        // Every word is written below; shrinking a reused buffer writes nothing.
-        data.resize(primes.len() * n, 0);
-        data.par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &i)| {
+        data[..primes.len() * n].par_chunks_mut(n).zip(primes.par_iter()).for_each(|(limb, &i)| {
             let p = ctx.prime(i);
             if small {
                 for (o, &c) in limb.iter_mut().zip(&coeffs) {
@@ -158,7 +193,7 @@ impl Encoder {
             }
             p.ntt(limb);
         });
-        Ok(data)
+        Ok(())
     }
 
     /// Decodes a plaintext into its N/2 complex slots.

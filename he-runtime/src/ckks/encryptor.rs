@@ -143,6 +143,48 @@ impl Encryptor {
         sk: &SecretKey,
         pt: &Plaintext<C>,
     ) -> Result<(SeededCiphertext, Vec<u64>)> {
+        let l1 = pt.level + 1;
+        let n = self.ctx.n();
+        let (mut c0, mut a) = (vec![0u64; l1 * n], vec![0u64; l1 * n]);
+        let seed = self.encrypt_sk_parts(sk, pt, &mut c0, &mut a)?;
+        let seeded = SeededCiphertext {
+            c0,
+            seed,
+            level: pt.level,
+            scale: pt.scale,
+            params_id: self.ctx.params().id(),
+        };
+        Ok((seeded, a))
+    }
+
+    /// Secret-key encryption into a caller's buffer of 2·(level+1)·N words (e.g. a store
+    /// block or a scratch buffer charged to a DRAM budget), returned as the ciphertext; the
+    /// same randomness as [`Self::encrypt_sk`], and nothing the size of a ciphertext is
+    /// allocated.
+    pub fn encrypt_sk_into<C: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        pt: &Plaintext<C>,
+        out: O,
+    ) -> Result<Ciphertext<O>> {
+        let n = self.ctx.n();
+        let mut ct = Ciphertext::from_raw(out, 2, pt.level, pt.scale, n, self.ctx.params().id())?;
+        let l1 = pt.level + 1;
+        let (c0, a) = ct.data.as_mut()[..2 * l1 * n].split_at_mut(l1 * n);
+        self.encrypt_sk_parts(sk, pt, c0, a)?;
+        ct.slots = pt.slots;
+        Ok(ct)
+    }
+
+    /// Samples a seed, expands the uniform part into `a` and writes c_0 = e − a·s + m into
+    /// `c0` ((level+1)·N words each); returns the seed.
+    fn encrypt_sk_parts<C: AsRef<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        pt: &Plaintext<C>,
+        c0: &mut [u64],
+        a: &mut [u64],
+    ) -> Result<[u8; 32]> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
         ctx.check_plain(pt)?;
@@ -151,11 +193,9 @@ impl Encryptor {
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
         let idx: Vec<usize> = (0..l1).collect();
-        let mut a = vec![0u64; l1 * n];
-        uniform_from_seed(&ctx, &seed, SYM_STREAM, &idx, &mut a);
+        uniform_from_seed(&ctx, &seed, SYM_STREAM, &idx, a);
         let e = gaussian(&mut self.rng, n);
-        let mut c0 = vec![0u64; l1 * n];
-        small_to_ntt(&ctx, &e, &idx, &mut c0);
+        small_to_ntt(&ctx, &e, &idx, c0);
         let ptd: &[u64] = pt.data.as_ref();
         c0.par_chunks_mut(n).zip(a.par_chunks(n)).enumerate().for_each(|(i, (o, al))| {
             let p = ctx.prime(i);
@@ -165,14 +205,7 @@ impl Encryptor {
                 o[j] = add_mod(sub_mod(o[j], p.mul(al[j], s[j]), p.q), m[j], p.q);
             }
         });
-        let seeded = SeededCiphertext {
-            c0,
-            seed,
-            level: pt.level,
-            scale: pt.scale,
-            params_id: ctx.params().id(),
-        };
-        Ok((seeded, a))
+        Ok(seed)
     }
 
     /// Secret-key encryption into a full ciphertext (the uniform part is sampled once, not

@@ -247,6 +247,24 @@ impl Evaluator {
         a: &Ciphertext<A>,
         b: &Ciphertext<B>,
     ) -> Result<Ciphertext> {
+        self.check_ct(a)?;
+        let out = vec![0; 3 * (a.level + 1) * self.ctx.n()];
+        self.mul_into(a, b, out)
+    }
+
+    /// [`Self::mul`] into a caller's buffer of 3·(level+1)·N words (every word is written),
+    /// returned as the degree-2 result; nothing is allocated.
+    pub fn mul_into<A, B, O>(
+        &self,
+        a: &Ciphertext<A>,
+        b: &Ciphertext<B>,
+        out: O,
+    ) -> Result<Ciphertext<O>>
+    where
+        A: AsRef<[u64]>,
+        B: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+    {
         self.check_pair(a, b, false)?;
         for c in [a.degree(), b.degree()] {
             if c != 1 {
@@ -255,9 +273,9 @@ impl Evaluator {
         }
         let n = self.ctx.n();
         let l1 = a.level + 1;
-        let mut out = Ciphertext::zeros(3, a.level, a.scale * b.scale, n, a.params_id);
+        let mut out = Ciphertext::from_raw(out, 3, a.level, a.scale * b.scale, n, a.params_id)?;
         out.slots = merge_slots(a.slots, b.slots);
-        let (o0, rest) = out.data.split_at_mut(l1 * n);
+        let (o0, rest) = out.data.as_mut()[..3 * l1 * n].split_at_mut(l1 * n);
         let (o1, o2) = rest.split_at_mut(l1 * n);
         let (a0, a1, b0, b1) = (a.part(0), a.part(1), b.part(0), b.part(1));
         o0.par_chunks_mut(n)

@@ -5,48 +5,43 @@ use rayon::prelude::*;
 
 use super::context::Context;
 use super::keys::KeySwitchKey;
+use super::params::Params;
 use super::ring::{mul_shoup, sub_mod};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::math::dot_product;
 
-/// Reusable buffers for key switching at any level of one parameter set.
+/// Reusable buffers for key switching at any level up to [`Scratch::level`] of one
+/// parameter set. The buffers are `Vec`s by default; a runtime that keeps every buffer the
+/// size of a ciphertext in its own memory (e.g. a tiered store's DRAM budget) builds one over
+/// its own buffers with [`Scratch::with_buffers`], sized for the level of the operation.
 #[derive(Debug)]
-pub struct Scratch {
+pub struct Scratch<B = Vec<u64>> {
     /// Coefficient form of the polynomial being decomposed, (L+1) limbs.
-    pub(crate) coeff: Vec<u64>,
+    pub(crate) coeff: B,
     /// Basis-extension staging, max(α, K) limbs.
-    pub(crate) y: Vec<u64>,
+    pub(crate) y: B,
     /// Inner-product accumulators, 2·(L+1+K) limbs.
-    pub(crate) acc: Vec<u64>,
+    pub(crate) acc: B,
     /// ModDown staging, (L+1) limbs.
-    pub(crate) md: Vec<u64>,
+    pub(crate) md: B,
     /// Basis-extension overflow counts, one limb.
-    pub(crate) v: Vec<u64>,
+    pub(crate) v: B,
     /// The decomposition of the last operand, dnum·(L+1+K) limbs.
-    pub(crate) dec: Vec<u64>,
+    pub(crate) dec: B,
     /// Large buffers (extended ciphertexts, encoded diagonals) handed back by one step of a
     /// linear transform for the next, so a bootstrap does not fault in fresh pages for each;
     /// emptied by [`Scratch::release_spare`].
     pub(crate) spare: Vec<Vec<u64>>,
+    /// The highest level the buffers are sized for.
+    level: usize,
 }
 
 impl Scratch {
     /// Buffers sized for `ctx` at its top level.
     pub fn new(ctx: &Context) -> Self {
-        let n = ctx.n();
-        let l1 = ctx.q_len();
-        let k = ctx.p_len();
-        let alpha = ctx.params().alpha();
-        let dnum = ctx.params().dnum();
-        Self {
-            coeff: vec![0; l1 * n],
-            y: vec![0; alpha.max(k) * n],
-            acc: vec![0; 2 * (l1 + k) * n],
-            md: vec![0; l1 * n],
-            v: vec![0; n],
-            dec: vec![0; dnum * (l1 + k) * n],
-            spare: Vec::new(),
-        }
+        let level = ctx.params().max_level();
+        let [coeff, y, acc, md, v, dec] = Self::words_at(ctx.params(), level).map(|w| vec![0; w]);
+        Self { coeff, y, acc, md, v, dec, spare: Vec::new(), level }
     }
 
     /// The smallest spare buffer that holds `len` words without growing (any length, any
@@ -67,6 +62,77 @@ impl Scratch {
     /// Frees the spare buffers kept between the steps of a transform or a bootstrap.
     pub fn release_spare(&mut self) {
         self.spare = Vec::new();
+    }
+}
+
+impl<B: AsRef<[u64]> + AsMut<[u64]>> Scratch<B> {
+    /// Words of each buffer for key switching operands at `level` under `params`, in the
+    /// order `[coeff, y, acc, md, v, dec]` that [`Scratch::with_buffers`] asks for them.
+    pub fn words_at(params: &Params, level: usize) -> [usize; 6] {
+        let n = params.n();
+        let l1 = level + 1;
+        let k = params.p().len();
+        let digits = params.digits_at(level);
+        [l1 * n, params.alpha().max(k) * n, 2 * (l1 + k) * n, l1 * n, n, digits * (l1 + k) * n]
+    }
+
+    /// Total bytes of the buffers [`Scratch::with_buffers`] asks for at `level`; without
+    /// `decomposition` the last one (only used when no ready decomposition is given, see
+    /// [`super::Evaluator::rotate_hoisted_into`]) is a single word.
+    pub fn bytes_at(params: &Params, level: usize, decomposition: bool) -> u64 {
+        let mut w = Self::words_at(params, level);
+        if !decomposition {
+            w[5] = 1;
+        }
+        w.iter().map(|&w| w as u64 * 8).sum()
+    }
+
+    /// Buffers for key switching operands at `level` or below, each made by `alloc` from its
+    /// length in words (at least that many; contents unspecified: every buffer is written
+    /// before it is read). Without `decomposition` the decomposition buffer is one word: such
+    /// a scratch only serves hoisted rotations (whose decomposition is ready).
+    pub fn with_buffers<E>(
+        ctx: &Context,
+        level: usize,
+        decomposition: bool,
+        mut alloc: impl FnMut(usize) -> std::result::Result<B, E>,
+    ) -> std::result::Result<Self, E> {
+        let [c, y, a, m, v, d] = Self::words_at(ctx.params(), level);
+        Ok(Self {
+            coeff: alloc(c)?,
+            y: alloc(y)?,
+            acc: alloc(a)?,
+            md: alloc(m)?,
+            v: alloc(v)?,
+            dec: alloc(if decomposition { d } else { 1 })?,
+            spare: Vec::new(),
+            level,
+        })
+    }
+
+    /// The highest operand level the buffers hold.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// Fails with a typed error when the buffers are too small for operands at `level` (with
+    /// `decomposition`: also for decomposing them).
+    pub(crate) fn check_level(
+        &self,
+        ctx: &Context,
+        level: usize,
+        decomposition: bool,
+    ) -> Result<()> {
+        let words = Scratch::<B>::words_at(ctx.params(), level);
+        if level <= self.level && (!decomposition || self.dec.as_ref().len() >= words[5]) {
+            return Ok(());
+        }
+        let need: usize = words.iter().sum();
+        let have: usize = [&self.coeff, &self.y, &self.acc, &self.md, &self.v, &self.dec]
+            .iter()
+            .map(|b| b.as_ref().len())
+            .sum();
+        Err(Error::BufferLength { expected: need, found: have })
     }
 }
 

@@ -9,17 +9,26 @@ use crate::error::{Error, Result};
 
 /// A ciphertext with its c_1 already decomposed (ModUp of every digit), ready for any number
 /// of rotations at the cost of an inner product and a ModDown each.
+/// Its buffers are `Vec`s by default, or a caller's ([`Evaluator::hoist_into`]).
 #[derive(Debug, Clone)]
-pub struct HoistedCiphertext {
-    c0: Vec<u64>,
-    dec: Vec<u64>,
+pub struct HoistedCiphertext<B = Vec<u64>> {
+    c0: B,
+    dec: B,
     level: usize,
     scale: f64,
     params_id: u64,
     slots: Option<usize>,
 }
 
-impl HoistedCiphertext {
+impl<B> HoistedCiphertext<B> {
+    /// Words of the c_0 and decomposition buffers [`Evaluator::hoist_into`] needs for a
+    /// ciphertext at `level` under `ctx`.
+    pub fn words_at(ctx: &super::context::Context, level: usize) -> (usize, usize) {
+        let n = ctx.n();
+        let width = level + 1 + ctx.p_len();
+        ((level + 1) * n, ctx.params().digits_at(level) * width * n)
+    }
+
     /// Level of the hoisted ciphertext.
     pub fn level(&self) -> usize {
         self.level
@@ -44,11 +53,11 @@ impl Evaluator {
     /// Key switches `d` (NTT form, level+1 limbs, or its ready decomposition) with `key`,
     /// delivering the two result polynomials to `out0`, `out1` as `finish0`, `finish1` say.
     #[allow(clippy::too_many_arguments)]
-    fn switch<K: AsRef<[u64]>>(
+    fn switch<K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         level: usize,
         key: &KeySwitchKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         dec_ready: Option<&[u64]>,
         d: &[u64],
         out0: &mut [u64],
@@ -59,12 +68,14 @@ impl Evaluator {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
+        scratch.check_level(ctx, level, dec_ready.is_none())?;
         let Scratch { coeff, y, acc, md, dec, v, .. } = scratch;
+        let (y, acc, md, v) = (y.as_mut(), acc.as_mut(), md.as_mut(), v.as_mut());
         let dec: &[u64] = match dec_ready {
             Some(d) => d,
             None => {
-                decompose(ctx, level, d, coeff, y, v, dec);
-                dec
+                decompose(ctx, level, d, coeff.as_mut(), y, v, dec.as_mut());
+                dec.as_ref()
             }
         };
         inner_product(ctx, level, dec, key, acc)?;
@@ -76,11 +87,11 @@ impl Evaluator {
 
     /// Switches a degree-1 ciphertext to the secret of `key`
     /// ([`super::KeyGenerator::switching_key`]): (c_0 + ks_0(c_1), ks_1(c_1)).
-    pub fn key_switch<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+    pub fn key_switch<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         key: &KeySwitchKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         self.check_ct(a)?;
         self.check_key(key)?;
@@ -98,12 +109,32 @@ impl Evaluator {
     }
 
     /// Relinearises a degree-2 ciphertext back to degree 1.
-    pub fn relinearize<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+    pub fn relinearize<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         rk: &RelinKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
+        self.check_ct(a)?;
+        let out = vec![0; 2 * (a.level + 1) * a.n];
+        self.relinearize_into(a, rk, scratch, out)
+    }
+
+    /// [`Self::relinearize`] into a caller's buffer of 2·(level+1)·N words (e.g. a store
+    /// block being written), returned as the result ciphertext; nothing is allocated.
+    pub fn relinearize_into<A, K, S, O>(
+        &self,
+        a: &Ciphertext<A>,
+        rk: &RelinKey<K>,
+        scratch: &mut Scratch<S>,
+        out: O,
+    ) -> Result<Ciphertext<O>>
+    where
+        A: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+    {
         self.check_ct(a)?;
         self.check_key(&rk.key)?;
         if a.parts != 3 {
@@ -111,24 +142,55 @@ impl Evaluator {
         }
         let n = self.ctx.n();
         let l1 = a.level + 1;
-        let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
+        let mut out = Ciphertext::from_raw(out, 2, a.level, a.scale, n, a.params_id)?;
         out.slots = a.slots;
-        out.data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
-        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        let data = &mut out.data.as_mut()[..2 * l1 * n];
+        data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
+        let (o0, o1) = data.split_at_mut(l1 * n);
         self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, Finish::Add, Finish::Add)?;
         Ok(out)
     }
 
     /// a·b followed by relinearisation (rescale separately).
-    pub fn mul_relin<A: AsRef<[u64]>, B: AsRef<[u64]>, K: AsRef<[u64]>>(
+    pub fn mul_relin<
+        A: AsRef<[u64]>,
+        B: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+    >(
         &self,
         a: &Ciphertext<A>,
         b: &Ciphertext<B>,
         rk: &RelinKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         let t = self.mul(a, b)?;
         self.relinearize(&t, rk, scratch)
+    }
+
+    /// [`Self::mul_relin`] with the degree-2 product in `tensor` (3·(level+1)·N words) and the
+    /// result in `out` (2·(level+1)·N words): caller's buffers, e.g. a scratch buffer and a
+    /// store block charged to a DRAM budget; nothing is allocated.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mul_relin_into<A, B, K, S, T, O>(
+        &self,
+        a: &Ciphertext<A>,
+        b: &Ciphertext<B>,
+        rk: &RelinKey<K>,
+        scratch: &mut Scratch<S>,
+        tensor: T,
+        out: O,
+    ) -> Result<Ciphertext<O>>
+    where
+        A: AsRef<[u64]>,
+        B: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+        T: AsRef<[u64]> + AsMut<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+    {
+        let t = self.mul_into(a, b, tensor)?;
+        self.relinearize_into(&t, rk, scratch, out)
     }
 
     pub(crate) fn check_galois<K: AsRef<[u64]>>(
@@ -144,24 +206,24 @@ impl Evaluator {
     }
 
     /// Applies X → X^g with its Galois key to a degree-1 ciphertext.
-    pub fn apply_galois<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+    pub fn apply_galois<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         g: u64,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         let out = self.output_for(a)?;
         self.galois_into(a, g, None, key, scratch, out)
     }
 
     /// Rotates the slots left by `step` (negative: right) with the matching Galois key.
-    pub fn rotate<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+    pub fn rotate<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         step: i64,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         let out = self.output_for(a)?;
         self.rotate_into(a, step, key, scratch, out)
@@ -169,12 +231,17 @@ impl Evaluator {
 
     /// [`Self::rotate`] into a caller's buffer of 2·(level+1)·N words (e.g. a store block being
     /// written), returned as the result ciphertext; nothing is allocated.
-    pub fn rotate_into<A: AsRef<[u64]>, K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn rotate_into<
+        A: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+    >(
         &self,
         a: &Ciphertext<A>,
         step: i64,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         out: O,
     ) -> Result<Ciphertext<O>> {
         let g = self.ctx.galois_element_for_step(step);
@@ -188,13 +255,18 @@ impl Evaluator {
     }
 
     /// Key switching of c_1 with the decomposition computed into `scratch`, then σ_g.
-    fn galois_into<A: AsRef<[u64]>, K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+    fn galois_into<
+        A: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+    >(
         &self,
         a: &Ciphertext<A>,
         g: u64,
         step: Option<i64>,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         out: O,
     ) -> Result<Ciphertext<O>> {
         self.check_ct(a)?;
@@ -214,12 +286,12 @@ impl Evaluator {
     }
 
     /// Rotates by `step`, looking the key up in `keys` (a typed error if it is missing).
-    pub fn rotate_with(
+    pub fn rotate_with<S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<impl AsRef<[u64]>>,
         step: i64,
         keys: &GaloisKeySet,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         let g = self.ctx.galois_element_for_step(step);
         let key =
@@ -228,22 +300,27 @@ impl Evaluator {
     }
 
     /// Complex conjugation of every slot.
-    pub fn conjugate<A: AsRef<[u64]>, K: AsRef<[u64]>>(
+    pub fn conjugate<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         let out = self.output_for(a)?;
         self.conjugate_into(a, key, scratch, out)
     }
 
     /// [`Self::conjugate`] into a caller's buffer of 2·(level+1)·N words.
-    pub fn conjugate_into<A: AsRef<[u64]>, K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn conjugate_into<
+        A: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+    >(
         &self,
         a: &Ciphertext<A>,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         out: O,
     ) -> Result<Ciphertext<O>> {
         let g = self.ctx.galois_element_conjugate();
@@ -251,31 +328,53 @@ impl Evaluator {
     }
 
     /// Decomposes c_1 once (ModUp of every digit) for any number of hoisted rotations.
-    pub fn hoist<A: AsRef<[u64]>>(
+    pub fn hoist<A: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<HoistedCiphertext> {
+        self.check_ct(a)?;
+        let (c0, dec) = HoistedCiphertext::<Vec<u64>>::words_at(&self.ctx, a.level);
+        self.hoist_into(a, scratch, vec![0; c0], vec![0; dec])
+    }
+
+    /// [`Self::hoist`] into a caller's buffers of [`HoistedCiphertext::words_at`] words (c_0
+    /// and the decomposition; every word is written); nothing is allocated.
+    pub fn hoist_into<
+        A: AsRef<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+        H: AsRef<[u64]> + AsMut<[u64]>,
+    >(
+        &self,
+        a: &Ciphertext<A>,
+        scratch: &mut Scratch<S>,
+        mut c0: H,
+        mut dec: H,
+    ) -> Result<HoistedCiphertext<H>> {
         self.check_ct(a)?;
         if a.parts != 2 {
             return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
         }
         let ctx = &*self.ctx;
-        let n = ctx.n();
-        let width = a.level + 1 + ctx.p_len();
-        let digits = ctx.params().digits_at(a.level);
-        let mut dec = vec![0u64; digits * width * n];
+        let (c0_words, dec_words) = HoistedCiphertext::<H>::words_at(ctx, a.level);
+        for (b, want) in [(c0.as_ref().len(), c0_words), (dec.as_ref().len(), dec_words)] {
+            if b != want {
+                return Err(Error::BufferLength { expected: want, found: b });
+            }
+        }
+        scratch.check_level(ctx, a.level, false)?;
         decompose(
             ctx,
             a.level,
             a.part(1),
-            &mut scratch.coeff,
-            &mut scratch.y,
-            &mut scratch.v,
-            &mut dec,
+            scratch.coeff.as_mut(),
+            scratch.y.as_mut(),
+            scratch.v.as_mut(),
+            dec.as_mut(),
         );
+        c0.as_mut().copy_from_slice(a.part(0));
         Ok(HoistedCiphertext {
-            c0: a.part(0).to_vec(),
+            c0,
             dec,
             level: a.level,
             scale: a.scale,
@@ -284,13 +383,18 @@ impl Evaluator {
         })
     }
 
-    fn galois_hoisted<K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+    fn galois_hoisted<
+        H: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+    >(
         &self,
-        h: &HoistedCiphertext,
+        h: &HoistedCiphertext<H>,
         g: u64,
         step: Option<i64>,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         out: O,
     ) -> Result<Ciphertext<O>> {
         self.ctx.check_id(h.params_id)?;
@@ -303,19 +407,19 @@ impl Evaluator {
         // c_0 added on the way: out_0 = σ(t_0 + c_0), out_1 = σ(t_1).
         let perm = self.ctx.galois_perm(g);
         let (o0, o1) = out.data.as_mut()[..2 * l1 * n].split_at_mut(l1 * n);
-        let p0 = Finish::Permute { perm: &perm, plus: Some(&h.c0) };
+        let p0 = Finish::Permute { perm: &perm, plus: Some(h.c0.as_ref()) };
         let p1 = Finish::Permute { perm: &perm, plus: None };
-        self.switch(h.level, &key.key, scratch, Some(&h.dec), &[], o0, o1, p0, p1)?;
+        self.switch(h.level, &key.key, scratch, Some(h.dec.as_ref()), &[], o0, o1, p0, p1)?;
         Ok(out)
     }
 
     /// Rotates a hoisted ciphertext by `step`.
-    pub fn rotate_hoisted<K: AsRef<[u64]>>(
+    pub fn rotate_hoisted<H: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
-        h: &HoistedCiphertext,
+        h: &HoistedCiphertext<H>,
         step: i64,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         let out = vec![0; 2 * (h.level + 1) * self.ctx.n()];
         self.rotate_hoisted_into(h, step, key, scratch, out)
@@ -323,12 +427,17 @@ impl Evaluator {
 
     /// [`Self::rotate_hoisted`] into a caller's buffer of 2·(level+1)·N words, returned as the
     /// result ciphertext; nothing is allocated.
-    pub fn rotate_hoisted_into<K: AsRef<[u64]>, O: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn rotate_hoisted_into<
+        H: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+    >(
         &self,
-        h: &HoistedCiphertext,
+        h: &HoistedCiphertext<H>,
         step: i64,
         key: &GaloisKey<K>,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         out: O,
     ) -> Result<Ciphertext<O>> {
         let g = self.ctx.galois_element_for_step(step);
@@ -336,12 +445,12 @@ impl Evaluator {
     }
 
     /// Rotations of one ciphertext by several steps sharing one decomposition.
-    pub fn rotate_many<A: AsRef<[u64]>>(
+    pub fn rotate_many<A: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         steps: &[i64],
         keys: &GaloisKeySet,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> Result<Vec<Ciphertext>> {
         let h = self.hoist(a, scratch)?;
         steps

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hetier_tiering::{
-    BlockWriter, Durability, ObjectClass, ObjectId, ObjectKind, PinGuard, TieredStore, Trace,
-    TraceDurability, TraceEvent, TraceHeader,
+    BlockWriter, Durability, ObjectClass, ObjectId, ObjectKind, PinGuard, ScratchBuffer,
+    TieredStore, Trace, TraceDurability, TraceEvent, TraceHeader,
 };
 
 use super::bootstrap::StoredBootstrapKeys;
@@ -73,15 +73,15 @@ struct Real<'s> {
     ctx: Arc<Context>,
     eval: Evaluator,
     encoder: Encoder,
-    scratch: Scratch,
+    /// The bootstrapper's key-switch scratch (process memory, made at the first bootstrap):
+    /// every other step borrows its scratch from the store's budget for the step.
+    boot_scratch: Option<Scratch>,
     keys: KeySet,
     /// (level, scale) of each live ciphertext.
     meta: HashMap<ObjId, (usize, f64)>,
-    hoisted: Option<HoistedCiphertext>,
-    /// The store's budget charged for `hoisted` while it lives: an untouched reservation
-    /// (`alloc` maps zero pages lazily), so DRAM objects plus the decomposition stay within
-    /// the budget although the decomposition itself is process memory.
-    hoist_charge: Option<BlockWriter<'s>>,
+    /// The hoisted decomposition (and c_0) of the hoisted rotation group being run, in
+    /// scratch buffers charged to the store's budget while it lives.
+    hoisted: Option<HoistedCiphertext<ScratchBuffer<'s>>>,
     /// What runs the program's bootstrap ops, and their keys once prepared.
     bootstrapper: Option<Arc<Bootstrapper>>,
     boot_keys: Option<StoredBootstrapKeys<'s>>,
@@ -93,7 +93,6 @@ impl Real<'_> {
     /// Drops the hoisted decomposition and gives its bytes back to the budget.
     fn drop_hoisted(&mut self) {
         self.hoisted = None;
-        self.hoist_charge = None;
     }
 }
 
@@ -224,12 +223,11 @@ impl<'s> Executor<'s> {
             store,
             ctx: Arc::clone(ctx),
             encoder: Encoder::new(ctx),
-            scratch: eval.scratch(),
+            boot_scratch: None,
             eval,
             keys: KeySet::default(),
             meta: HashMap::new(),
             hoisted: None,
-            hoist_charge: None,
             bootstrapper: None,
             boot_keys: None,
             key_form: KeyForm::Expanded,
@@ -567,13 +565,13 @@ impl<'s> Executor<'s> {
             .collect()
     }
 
-    /// For every step, the lengths of the objects it holds in DRAM at once: its pins and the
-    /// block it computes its result into, plus the hoisted decomposition's reservation while a
-    /// hoisted rotation runs. `mul_relin` computes on the heap and puts its result after its
-    /// pins are released: its pins and its result are two sets. A key is pinned in its stored
-    /// (seed-compressed) form and expanded into a block of its full size: both count (the
-    /// stored form at its bound, half the words plus the header). Checked against the store's
-    /// budget before a real run starts.
+    /// For every step, the lengths of the buffers it holds in DRAM at once: its pins, the
+    /// block it computes its result into and the scratch it borrows from the store's budget —
+    /// key-switch buffers (at the step's level), `mul_relin`'s degree-2 product, and the
+    /// hoisted decomposition with its c_0 while a hoisted rotation group runs. A key is pinned
+    /// in its stored (seed-compressed) form and expanded into a block of its full size: both
+    /// count (the stored form at its bound, half the words plus the header). Checked against
+    /// the store's budget before a real run starts.
     pub fn working_sets(&self) -> Vec<Vec<u64>> {
         let p = self.program;
         let sizes = p.sizes();
@@ -583,10 +581,11 @@ impl<'s> Executor<'s> {
             obj.bytes + if obj.kind.is_key() { stored_key } else { 0 }
         };
         let mut sets = Vec::new();
+        let level_of = |o: &ObjId| p.objects()[o.index()].level;
         for r in p.ops() {
-            let charge = match &r.op {
+            let hoisted = match &r.op {
                 Op::HoistedRotate { src, .. } => {
-                    let l = p.objects()[src.index()].level;
+                    let l = level_of(src);
                     Some(sizes.decomposition(l) + sizes.plaintext(l))
                 }
                 _ => None,
@@ -594,15 +593,51 @@ impl<'s> Executor<'s> {
             for s in self.op_steps(&r.op) {
                 let pins = s.pins.iter().map(bytes);
                 let writes = s.writes.iter().map(bytes);
-                if matches!(r.op, Op::MulRelin { .. }) {
-                    sets.push(pins.collect());
-                    sets.push(writes.collect());
-                } else {
-                    sets.push(charge.into_iter().chain(pins).chain(writes).collect());
-                }
+                let scratch: Vec<u64> = match &r.op {
+                    Op::Rotate { src, .. } | Op::Conjugate { src, .. } => {
+                        vec![sizes.key_switch_scratch(level_of(src), true)]
+                    }
+                    Op::HoistedRotate { src, .. } => {
+                        vec![sizes.key_switch_scratch(level_of(src), false)]
+                    }
+                    Op::MulRelin { a, .. } => {
+                        let l = level_of(a);
+                        vec![sizes.key_switch_scratch(l, true), 3 * sizes.plaintext(l)]
+                    }
+                    _ => Vec::new(),
+                };
+                sets.push(hoisted.into_iter().chain(scratch).chain(pins).chain(writes).collect());
             }
         }
         sets
+    }
+
+    /// The most DRAM one step borrows from the store's budget beside its objects (key-switch
+    /// buffers, mul_relin's product, the hoisted decomposition with its c_0), each buffer in
+    /// whole pages as the store charges it.
+    pub fn scratch_charge(&self) -> u64 {
+        let p = self.program;
+        let sizes = p.sizes();
+        let page = |b: u64| b.next_multiple_of(4096);
+        let ks = |level: usize, dec: bool| -> u64 {
+            let w = Scratch::<Vec<u64>>::words_at(p.params(), level);
+            let n = if dec { 6 } else { 5 };
+            w[..n].iter().map(|&w| page(w as u64 * 8)).sum::<u64>() + if dec { 0 } else { 4096 }
+        };
+        let level = |o: &ObjId| p.objects()[o.index()].level;
+        p.ops()
+            .iter()
+            .map(|r| match &r.op {
+                Op::HoistedRotate { src, .. } => {
+                    let l = level(src);
+                    page(sizes.decomposition(l)) + page(sizes.plaintext(l)) + ks(l, false)
+                }
+                Op::Rotate { src, .. } | Op::Conjugate { src, .. } => ks(level(src), true),
+                Op::MulRelin { a, .. } => ks(level(a), true) + page(3 * sizes.plaintext(level(a))),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Runs the program once. Real mode needs `input` (the encrypted sample at the program's
@@ -620,6 +655,19 @@ impl<'s> Executor<'s> {
         self.run_guarded(&[(in_obj, input)])
     }
 
+    /// [`Executor::run`] (real mode) with the input in any buffer, e.g. a client's ciphertext
+    /// encrypted into a scratch buffer of the store's budget.
+    pub fn run_from<C: AsRef<[u64]>>(&mut self, input: &Ciphertext<C>) -> Result<RunReport> {
+        let &[(_, in_obj)] = self.program.inputs() else {
+            return Err(CoreError::InvalidParameter {
+                name: "program",
+                reason: "needs exactly one input".into(),
+            }
+            .into());
+        };
+        self.run_guarded(&[(in_obj, Some(input))])
+    }
+
     /// Runs a program with any number of inputs, each looked up by name in `inputs` (real
     /// mode needs all of them; plan mode ignores them). Outputs stay in the store until
     /// [`Executor::finish`]; a failed run removes what it had put, as [`Executor::run`] does.
@@ -633,7 +681,10 @@ impl<'s> Executor<'s> {
         self.run_guarded(&named)
     }
 
-    fn run_guarded(&mut self, inputs: &[(ObjId, Option<&Ciphertext>)]) -> Result<RunReport> {
+    fn run_guarded<C: AsRef<[u64]>>(
+        &mut self,
+        inputs: &[(ObjId, Option<&Ciphertext<C>>)],
+    ) -> Result<RunReport> {
         let result = self.run_program(inputs);
         if result.is_err() {
             self.discard_live();
@@ -667,7 +718,10 @@ impl<'s> Executor<'s> {
         }
     }
 
-    fn run_program(&mut self, inputs: &[(ObjId, Option<&Ciphertext>)]) -> Result<RunReport> {
+    fn run_program<C: AsRef<[u64]>>(
+        &mut self,
+        inputs: &[(ObjId, Option<&Ciphertext<C>>)],
+    ) -> Result<RunReport> {
         let program = self.program;
         // A budget that some step can never fit fails here, before anything is put.
         if let Backend::Real(real) = &self.backend {
@@ -689,6 +743,12 @@ impl<'s> Executor<'s> {
         if let Backend::Real(real) = &self.backend {
             real.store.hint(&self.pin_sequence());
         }
+        // Prefetches leave room for the largest scratch a step borrows (what plan mode's
+        // predictions take off the budget), so no step's scratch evicts a prefetched object.
+        let _room = match &self.backend {
+            Backend::Real(real) => Some(real.store.keep_free_for_scratch(self.scratch_charge())),
+            Backend::Plan(_) => None,
+        };
         let mut report = RunReport::default();
         self.layer_ns.iter_mut().for_each(|t| *t = 0);
         for (i, rec) in program.ops().iter().enumerate() {
@@ -920,18 +980,10 @@ fn exec_step<'s>(
     weights_on_the_fly: bool,
 ) -> Result<(u64, Vec<(ObjId, u64)>)> {
     if step.name == "hoist" {
-        // The previous decomposition is dead; charge the new one before making it.
+        // The previous decomposition is dead.
         real.drop_hoisted();
-        if let Op::HoistedRotate { src, .. } = op {
-            let level = real.meta.get(src).map_or(0, |m| m.0);
-            let sizes = program.sizes();
-            real.hoist_charge = Some(
-                real.store
-                    .alloc_for_overwrite(sizes.decomposition(level) + sizes.plaintext(level))?,
-            );
-        }
     }
-    let Real { store, ctx, eval, encoder, scratch, keys, meta, hoisted, hoist_charge, .. } = real;
+    let Real { store, ctx, eval, encoder, keys, meta, hoisted, .. } = real;
     let store: &'s TieredStore = store;
     let guards = step
         .pins
@@ -942,27 +994,37 @@ fn exec_step<'s>(
     let g = |k: usize| &guards[k];
     let t = Instant::now();
     // Results are computed straight into their store block: no heap result, no copy, no fresh
-    // pages (the block's bytes count against the budget while the operands are pinned). Only
-    // mul_relin's degree-2 intermediate lives on the heap.
+    // pages (the block's bytes count against the budget while the operands are pinned), and
+    // every temporary the size of a ciphertext is a scratch buffer charged to the budget.
     let block = |level: usize| -> Result<BlockWriter<'s>> {
         Ok(store.alloc_for_overwrite(program.sizes().ciphertext(level))?)
+    };
+    // Key-switch scratch for operands at `level`, borrowed from the budget for this step.
+    let scratch = |level: usize, decomposition: bool| -> Result<Scratch<ScratchBuffer<'s>>> {
+        Ok(Scratch::with_buffers(ctx, level, decomposition, |w| store.scratch(w as u64 * 8))?)
     };
     let out: Option<(ObjId, Output<'s>)> = match op {
         Op::Rotate { dst, src, step: s, key } => {
             let x = v.ct(*src, g(0))?;
             let out = block(x.level())?;
-            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, scratch, out)?;
+            let mut scratch = scratch(x.level(), true)?;
+            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, &mut scratch, out)?;
             Some((*dst, Output::written(c)))
         }
         Op::Conjugate { dst, src, key } => {
             let x = v.ct(*src, g(0))?;
             let out = block(x.level())?;
-            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, scratch, out)?;
+            let mut scratch = scratch(x.level(), true)?;
+            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, &mut scratch, out)?;
             Some((*dst, Output::written(c)))
         }
         Op::HoistedRotate { src, rots } => {
             if step.name == "hoist" {
-                *hoisted = Some(eval.hoist(&v.ct(*src, g(0))?, scratch)?);
+                let x = v.ct(*src, g(0))?;
+                let (c0, dec) = HoistedCiphertext::<ScratchBuffer<'_>>::words_at(ctx, x.level());
+                let (c0, dec) = (store.scratch(c0 as u64 * 8)?, store.scratch(dec as u64 * 8)?);
+                let mut scratch = scratch(x.level(), false)?;
+                *hoisted = Some(eval.hoist_into(&x, &mut scratch, c0, dec)?);
                 None
             } else {
                 let dst = step.writes[0];
@@ -975,7 +1037,8 @@ fn exec_step<'s>(
                     reason: "hoisted decomposition",
                 })?;
                 let out = block(h.level())?;
-                let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, scratch, out)?;
+                let mut scratch = scratch(h.level(), false)?;
+                let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, &mut scratch, out)?;
                 Some((dst, Output::written(c)))
             }
         }
@@ -1029,15 +1092,17 @@ fn exec_step<'s>(
             eval.sub_assign(&mut c, &v.ct(*b, g(1))?)?;
             Some((*dst, Output::written(c)))
         }
-        Op::MulRelin { dst, a, b, key } => Some((
-            *dst,
-            Output::Heap(eval.mul_relin(
-                &v.ct(*a, g(0))?,
-                &v.ct(*b, g(1))?,
-                &v.relin(*key, g(2))?,
-                scratch,
-            )?),
-        )),
+        Op::MulRelin { dst, a, b, key } => {
+            let (x, y) = (v.ct(*a, g(0))?, v.ct(*b, g(1))?);
+            let l = x.level();
+            // The degree-2 product and the key-switch buffers are borrowed from the budget.
+            let tensor = store.scratch(3 * program.sizes().plaintext(l))?;
+            let mut scratch = scratch(l, true)?;
+            let out = block(l)?;
+            let rk = v.relin(*key, g(2))?;
+            let c = eval.mul_relin_into(&x, &y, &rk, &mut scratch, tensor, out)?;
+            Some((*dst, Output::written(c)))
+        }
         Op::Rescale { dst, src } => {
             let x = v.ct(*src, g(0))?;
             let out = block(x.level().saturating_sub(1))?;
@@ -1063,20 +1128,11 @@ fn exec_step<'s>(
         if step.writes.first().is_some_and(|w| rots.last().map(|r| r.2) == Some(*w)) {
             // The last rotation of the group: the decomposition is dead before the put.
             *hoisted = None;
-            *hoist_charge = None;
         }
     }
     let mut written = Vec::new();
     if let Some((dst, out)) = out {
-        let (w, level, scale) = match out {
-            Output::Block { w, level, scale } => (w, level, scale),
-            Output::Heap(ct) => {
-                let words = ct.as_words();
-                let mut w = store.alloc(words.len() as u64 * 8)?;
-                w.as_u64s_mut().copy_from_slice(words);
-                (w, ct.level(), ct.scale())
-            }
-        };
+        let Output { w, level, scale } = out;
         meta.insert(dst, (level, scale));
         let len = w.len();
         store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
@@ -1110,7 +1166,8 @@ fn exec_bootstrap(
     let x = v.ct(*src, &guard)?;
     let recorder = RecordingKeys::new(boot_keys);
     let start = Instant::now();
-    let out = bs.bootstrap(&x, &recorder, &mut real.scratch)?;
+    let scratch = real.boot_scratch.get_or_insert_with(|| Scratch::new(&real.ctx));
+    let out = bs.bootstrap(&x, &recorder, scratch)?;
     let end = Instant::now();
     drop(guard);
     let uses = recorder.into_uses();
@@ -1128,18 +1185,18 @@ fn exec_bootstrap(
     Ok((times, (*dst, len)))
 }
 
-/// A step's result: computed on the heap (copied into a store block after the pins drop), or
-/// straight into its store block.
-enum Output<'s> {
-    Heap(Ciphertext),
-    Block { w: BlockWriter<'s>, level: usize, scale: f64 },
+/// A step's result, computed straight into its store block.
+struct Output<'s> {
+    w: BlockWriter<'s>,
+    level: usize,
+    scale: f64,
 }
 
 impl<'s> Output<'s> {
     /// A ciphertext computed in its store block.
     fn written(c: Ciphertext<BlockWriter<'s>>) -> Self {
         let (level, scale) = (c.level(), c.scale());
-        Output::Block { w: c.into_data(), level, scale }
+        Output { w: c.into_data(), level, scale }
     }
 }
 

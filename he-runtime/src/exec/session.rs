@@ -27,6 +27,7 @@ pub(super) fn model_weights_tag(model: &Model, compiled: &Compiled) -> u64 {
 pub struct Session<'s> {
     model: &'s Model,
     compiled: &'s Compiled,
+    store: &'s TieredStore,
     ctx: Arc<Context>,
     sk: SecretKey,
     encoder: Encoder,
@@ -104,6 +105,7 @@ impl<'s> Session<'s> {
         Ok(Self {
             model,
             compiled,
+            store,
             encoder: Encoder::new(&ctx),
             encryptor: Encryptor::new(&ctx),
             ctx,
@@ -130,13 +132,19 @@ impl<'s> Session<'s> {
         self.model.check_values(x)?;
         let p = self.ctx.params();
         let slots = self.compiled.pack(x, p.slots())?;
-        let pt = self.encoder.encode_real(&slots, self.compiled.input_level()?, p.scale())?;
-        let ct = self.encryptor.encrypt_sk(&self.sk, &pt)?;
+        // The client's plaintext and ciphertext are scratch buffers of the store's budget.
+        let level = self.compiled.input_level()?;
+        let words = ((level + 1) * p.n()) as u64 * 8;
+        let pt = self.store.scratch(words)?;
+        let pt = self.encoder.encode_real_into(&slots, level, p.scale(), pt)?;
+        let ct = self.store.scratch(2 * words)?;
+        let ct = self.encryptor.encrypt_sk_into(&self.sk, &pt, ct)?;
+        drop(pt);
         // A damaged key or weight is regenerated and the run repeated; each object at most
         // once per call, so a pool that keeps damaging what is written to it cannot loop.
         let mut healed: Vec<hetier_tiering::ObjectId> = Vec::new();
         let mut report = loop {
-            let r = self.executor.run(Some(&ct));
+            let r = self.executor.run_from(&ct);
             match derivable_damage(&r) {
                 Some((id, _)) if !healed.contains(&id) => {
                     let line =
@@ -148,6 +156,7 @@ impl<'s> Session<'s> {
             }
         };
         report.healed = healed.len();
+        drop(ct);
         let out = self.executor.output(&self.compiled.output_name)?;
         self.executor.finish()?;
         let dec = Decryptor::new(&self.ctx, &self.sk)?.decrypt(&out)?;

@@ -234,9 +234,10 @@ fn a_budget_too_small_for_a_step_fails_before_anything_is_put() {
     ex.trace().validate().unwrap();
 }
 
-/// DRAM a step holds at once: its pins, or (after they are released) its result, plus the
-/// hoisted decomposition while a hoisted rotation runs when `charge_hoist`.
-fn step_need(c: &Compiled, charge_hoist: bool) -> u64 {
+/// DRAM a step holds at once: its pins and its result, plus, with `scratch`, what it borrows
+/// from the budget — the key-switch buffers at its level, mul_relin's degree-2 product, and
+/// the hoisted decomposition with its c_0 while a hoisted rotation group runs.
+fn step_need(c: &Compiled, scratch: bool) -> u64 {
     let p = &c.program;
     let sizes = p.sizes();
     // A key is pinned seed-compressed and expanded into a block of its full size.
@@ -247,20 +248,26 @@ fn step_need(c: &Compiled, charge_hoist: bool) -> u64 {
     p.ops()
         .iter()
         .flat_map(|r| {
+            let level = |o: &ObjId| p.objects()[o.index()].level;
             let charge = match &r.op {
-                Op::HoistedRotate { src, .. } if charge_hoist => {
-                    let l = p.objects()[src.index()].level;
-                    sizes.decomposition(l) + sizes.plaintext(l)
+                _ if !scratch => 0,
+                Op::HoistedRotate { src, .. } => {
+                    let l = level(src);
+                    sizes.decomposition(l) + sizes.plaintext(l) + sizes.key_switch_scratch(l, false)
+                }
+                Op::Rotate { src, .. } | Op::Conjugate { src, .. } => {
+                    sizes.key_switch_scratch(level(src), true)
+                }
+                Op::MulRelin { a, .. } => {
+                    sizes.key_switch_scratch(level(a), true) + 3 * sizes.plaintext(level(a))
                 }
                 _ => 0,
             };
-            // Steps compute into their result's store block while their operands are pinned;
-            // only mul_relin computes on the heap and puts after the pins drop.
-            let into_block = !matches!(r.op, Op::MulRelin { .. });
+            // Every step computes into its result's store block while its operands are pinned.
             steps(&r.op).into_iter().map(move |s| {
                 let pins: u64 = s.pins.iter().map(bytes).sum();
                 let writes: u64 = s.writes.iter().map(bytes).sum();
-                charge + if into_block { pins + writes } else { pins.max(writes) }
+                charge + pins + writes
             })
         })
         .max()
@@ -268,14 +275,14 @@ fn step_need(c: &Compiled, charge_hoist: bool) -> u64 {
 }
 
 #[test]
-fn the_hoisted_decomposition_is_charged_to_the_budget() {
+fn key_switch_scratch_products_and_the_hoisted_decomposition_are_charged_to_the_budget() {
     let (m, c, ctx) = digits();
     let without = step_need(&c, false);
     let with = step_need(&c, true);
-    assert!(with > without, "a hoisted step must be the largest once charged");
+    assert!(with > without, "a key-switching step must be the largest once charged");
     let slack = 64 << 10;
-    // Enough for every step's objects, but not for a hoisted step's objects plus its
-    // decomposition: the run fails with a typed error instead of exceeding the budget.
+    // Enough for every step's objects, but not for a key-switching step's objects plus its
+    // scratch: the run fails with a typed error instead of exceeding the budget.
     let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path(), without + slack, true);
     let keyset = KeySetId::from_seed(&SK_SEED);
@@ -307,5 +314,24 @@ fn the_hoisted_decomposition_is_charged_to_the_budget() {
     let st = store(dir.path(), needed, false);
     let (_, _, worst) = run_real(&m, &c, &ctx, &st, 0..1);
     assert!(worst < 1e-3);
-    assert!(st.stats().peak_dram <= with + slack);
+    let stats = st.stats();
+    assert!(stats.peak_dram <= with + slack);
+    // The scratch was borrowed from the store (and all of it given back).
+    assert!(stats.scratch_peak >= sizes_of_scratch(&c), "{}", stats.scratch_peak);
+    assert_eq!(stats.scratch_in_use, 0);
+}
+
+/// The key-switch scratch of the program's first rotation or product: a lower bound of what a
+/// real run borrows from the store.
+fn sizes_of_scratch(c: &Compiled) -> u64 {
+    let p = &c.program;
+    p.ops()
+        .iter()
+        .find_map(|r| match &r.op {
+            Op::Rotate { src, .. } | Op::MulRelin { a: src, .. } => {
+                Some(p.sizes().key_switch_scratch(p.objects()[src.index()].level, true))
+            }
+            _ => None,
+        })
+        .unwrap_or(1)
 }

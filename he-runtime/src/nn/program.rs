@@ -514,6 +514,14 @@ impl SizeModel {
         let digits = l1.div_ceil(alpha.max(1));
         digits * (l1 + self.p_len) * self.n * 8
     }
+    /// Bytes of the key-switching scratch for operands at `level` (the same buffers as
+    /// [`crate::ckks::Scratch::bytes_at`]); without `decomposition` for hoisted rotations.
+    pub fn key_switch_scratch(&self, level: usize, decomposition: bool) -> u64 {
+        let l1 = level as u64 + 1;
+        let alpha = self.q_len.div_ceil(self.dnum.max(1));
+        let dec = if decomposition { self.decomposition(level) } else { 8 };
+        (2 * l1 + alpha.max(self.p_len) + 2 * (l1 + self.p_len) + 1) * self.n * 8 + dec
+    }
 }
 
 /// The Galois element 5^step mod 2N of a left rotation by `step` slots (N = 2^log_n).

@@ -63,9 +63,76 @@ fn parse_cpu(stat: &str) -> f64 {
     }
 }
 
+/// The memory a run held outside its store, from outside measurements: the kernel's peak
+/// resident set (VmHWM) less the most the store can have had resident. What remains is the
+/// process's constant — the CKKS context's tables, the binary, the setup's key-generation
+/// transients, heap glibc kept — which a memory limit must allow beside the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutsideStore {
+    /// Peak resident set of the process (VmHWM), bytes.
+    pub peak_rss: u64,
+    /// The store's resident bound subtracted: its peak reservation (or the arena's resident
+    /// pages, if more), at most the budget.
+    pub store_peak: u64,
+    /// `peak_rss − store_peak`: memory held outside the store at the peak.
+    pub outside_store_bytes: u64,
+    /// `budget + outside_store_bytes`: what the whole process needs at this budget.
+    pub budget_plus_outside: u64,
+}
+
+impl OutsideStore {
+    /// From a peak resident set and the store's statistics at the end of the run.
+    pub fn measure(peak_rss: u64, st: &hetier_tiering::StoreStats) -> Self {
+        let store_peak = st.peak_dram.max(st.dram_resident).min(st.budget);
+        let outside_store_bytes = peak_rss.saturating_sub(store_peak);
+        Self {
+            peak_rss,
+            store_peak,
+            outside_store_bytes,
+            budget_plus_outside: st.budget + outside_store_bytes,
+        }
+    }
+
+    /// The table row that prints it as part of the budget.
+    pub fn row(&self, budget: u64) -> Vec<String> {
+        use crate::fmt::bytes;
+        vec![
+            "memory outside the store".into(),
+            format!(
+                "{} (peak RSS {} − store peak {}: context tables, binary, setup) — budget {} + \
+                 {} = {} for the whole process",
+                bytes(self.outside_store_bytes),
+                bytes(self.peak_rss),
+                bytes(self.store_peak),
+                bytes(budget),
+                bytes(self.outside_store_bytes),
+                bytes(self.budget_plus_outside),
+            ),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outside_the_store_is_peak_rss_less_the_stores_resident_bound() {
+        let st = hetier_tiering::StoreStats {
+            budget: 32 << 20,
+            peak_dram: 30 << 20,
+            dram_resident: 31 << 20,
+            ..Default::default()
+        };
+        let o = OutsideStore::measure(55 << 20, &st);
+        assert_eq!(o.store_peak, 31 << 20);
+        assert_eq!(o.outside_store_bytes, 24 << 20);
+        assert_eq!(o.budget_plus_outside, 56 << 20);
+        // Never more than the budget is subtracted, and never below zero.
+        let big = hetier_tiering::StoreStats { dram_resident: 40 << 20, ..st.clone() };
+        assert_eq!(OutsideStore::measure(55 << 20, &big).store_peak, 32 << 20);
+        assert_eq!(OutsideStore::measure(1 << 20, &st).outside_store_bytes, 0);
+    }
 
     #[test]
     fn parses_the_status_fields_in_bytes() {

@@ -12,7 +12,7 @@ use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::cmd::rss::{self, RssSample};
+use crate::cmd::rss::{self, OutsideStore, RssSample};
 use crate::cmd::run_setup::{
     eval_key_fingerprint, open_store, peak_rss, LayoutArg, ModelArg, RunArgs,
 };
@@ -48,7 +48,13 @@ struct RunReport {
     images_per_second: f64,
     dram_budget: u64,
     store_peak_dram: u64,
+    /// The most DRAM the store's borrowed scratch buffers held at once (key switching,
+    /// products, the client's ciphertext); part of `store_peak_dram`.
+    store_scratch_peak: u64,
     peak_rss: Option<u64>,
+    /// Memory held outside the store at the peak (peak RSS less the store's peak), and the
+    /// budget plus it: what the whole process needs.
+    outside_store: Option<OutsideStore>,
     /// The process's memory at each stage (VmRSS, VmHWM, anonymous and file-backed pages).
     rss: Vec<RssSample>,
     bytes_pm_to_dram: u64,
@@ -143,7 +149,9 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         images_per_second: n as f64 / secs.max(1e-9),
         dram_budget: budget,
         store_peak_dram: st.peak_dram,
+        store_scratch_peak: st.scratch_peak,
         peak_rss: peak_rss(),
+        outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
         rss: stages,
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
@@ -170,7 +178,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         out.model, out.log_n, out.depth, out.policy, out.pool
     );
     let rss = rss_summary(&out);
-    let rows = vec![
+    let mut rows = vec![
         vec![
             "agreement with plaintext".into(),
             format!("{}/{} argmax, max logit error {:.2e}", agree, n, max_err),
@@ -193,15 +201,20 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         vec![
             "store DRAM budget".into(),
             format!(
-                "{} (store peak {}; objects and the hoisted decomposition)",
+                "{} (store peak {}: objects, and scratch up to {} — key switching, products, \
+                 the client's ciphertext)",
                 fmt::bytes(budget),
-                fmt::bytes(st.peak_dram)
+                fmt::bytes(st.peak_dram),
+                fmt::bytes(st.scratch_peak)
             ),
         ],
         vec!["damaged objects healed".into(), out.objects_healed.to_string()],
         vec!["process peak RSS".into(), rss],
         fmt::bytes_moved_row(&st),
     ];
+    if let Some(o) = &out.outside_store {
+        rows.insert(rows.len() - 1, o.row(budget));
+    }
     fmt::table(&["", "value"], &rows);
     Ok(())
 }

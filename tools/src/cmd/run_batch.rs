@@ -17,6 +17,7 @@ use serde::Serialize;
 use hetier_he::exec::KeySetId;
 
 use super::run_setup::{eval_key_fingerprint, open_store, peak_rss, RunArgs};
+use crate::cmd::rss::OutsideStore;
 use crate::fmt;
 
 #[derive(Serialize)]
@@ -43,7 +44,13 @@ struct BatchReport {
     dram_budget: u64,
     store_peak_dram: u64,
     plan_peak_live_bytes: u64,
+    /// The most DRAM the store's borrowed scratch buffers held at once (running sums,
+    /// key switching, the client's ciphertext); part of `store_peak_dram`.
+    store_scratch_peak: u64,
     peak_rss: Option<u64>,
+    /// Memory held outside the store at the peak (peak RSS less the store's peak), and the
+    /// budget plus it: what the whole process needs.
+    outside_store: Option<OutsideStore>,
     bytes_pm_to_dram: u64,
     bytes_dram_to_pm: u64,
     keys_generated: usize,
@@ -63,9 +70,10 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
     let name = args.model.name();
     let params = batch_params(args.log_n, model.depth())
         .with_context(|| format!("parameters for log N = {}", args.log_n))?;
-    let plan = BatchPlan::compile(model, &params)?;
-    let (store, dir, _tmp, policy) = open_store(args)?;
     let budget = args.dram_mib << 20;
+    // The sums and pins of a step are sized to the budget (they are charged to it).
+    let plan = BatchPlan::compile_within(model, &params, budget)?;
+    let (store, dir, _tmp, policy) = open_store(args)?;
 
     let t0 = Instant::now();
     let secret = args.secret.resolve(&dir)?;
@@ -137,7 +145,9 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         dram_budget: budget,
         store_peak_dram: st.peak_dram,
         plan_peak_live_bytes: plan.peak_live_bytes(),
+        store_scratch_peak: st.scratch_peak,
         peak_rss: peak_rss(),
+        outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,
@@ -168,7 +178,7 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
     } else {
         String::new()
     };
-    let rows = vec![
+    let mut rows = vec![
         vec!["images".into(), format!("{n}{cycled} in {runs} run(s) of up to {cap}")],
         vec![
             "agreement with plaintext".into(),
@@ -194,9 +204,11 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         vec![
             "DRAM budget".into(),
             format!(
-                "{} (store peak {}; live ciphertexts peak {})",
+                "{} (store peak {}, scratch up to {} — running sums, key switching, the \
+                 client's ciphertext; live ciphertexts peak {})",
                 fmt::bytes(budget),
                 fmt::bytes(st.peak_dram),
+                fmt::bytes(st.scratch_peak),
                 fmt::bytes(out.plan_peak_live_bytes)
             ),
         ],
@@ -204,6 +216,9 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         vec!["peak RSS".into(), rss],
         fmt::bytes_moved_row(&st),
     ];
+    if let Some(o) = &out.outside_store {
+        rows.insert(rows.len() - 1, o.row(budget));
+    }
     fmt::table(&["", "value"], &rows);
     Ok(())
 }

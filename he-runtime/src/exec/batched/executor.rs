@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hetier_tiering::{
-    Durability, ObjectClass, ObjectId, ObjectKind, TieredStore, Trace, TraceDurability, TraceEvent,
-    TraceHeader,
+    BlockWriter, Durability, ObjectClass, ObjectId, ObjectKind, ScratchBuffer, TieredStore, Trace,
+    TraceDurability, TraceEvent, TraceHeader,
 };
 use rayon::prelude::*;
 
@@ -31,11 +31,10 @@ struct Real<'s> {
     store: &'s TieredStore,
     ctx: Arc<Context>,
     eval: Evaluator,
-    scratch: Scratch,
     keys: KeySet,
     /// Per-output sums of the linear blocks being accumulated (several at once: the schedule
-    /// interleaves layers).
-    sums: HashMap<usize, Vec<Vec<u64>>>,
+    /// interleaves layers), in scratch buffers charged to the store's budget.
+    sums: HashMap<usize, Vec<ScratchBuffer<'s>>>,
     /// Ciphertexts currently in the store.
     live: BTreeSet<u32>,
 }
@@ -58,10 +57,10 @@ fn id(o: u32) -> ObjectId {
     ct_id(ObjId(o))
 }
 
-/// A borrowed view of an owned ciphertext.
-fn view(c: &Ciphertext) -> Ciphertext<&[u64]> {
+/// A borrowed view of a ciphertext in a scratch buffer.
+fn view<'v>(c: &'v Ciphertext<ScratchBuffer<'_>>) -> Ciphertext<&'v [u64]> {
     Ciphertext {
-        data: c.data.as_slice(),
+        data: c.data.as_u64s(),
         level: c.level,
         scale: c.scale,
         n: c.n,
@@ -95,7 +94,6 @@ impl<'s> BatchExecutor<'s> {
         let real = Real {
             store,
             ctx: Arc::clone(ctx),
-            scratch: eval.scratch(),
             eval,
             keys: KeySet::default(),
             sums: HashMap::new(),
@@ -191,7 +189,7 @@ impl<'s> BatchExecutor<'s> {
 
     /// Puts input element `f` (its ciphertext holds that element of every sample of the batch,
     /// at the top level and nominal scale). Inputs are put in order, before [`Self::run`].
-    pub fn put_input(&mut self, f: usize, ct: &Ciphertext) -> Result<()> {
+    pub fn put_input<C: AsRef<[u64]>>(&mut self, f: usize, ct: &Ciphertext<C>) -> Result<()> {
         let Some(&o) = self.plan.inputs().get(f) else {
             return Err(CoreError::InvalidParameter {
                 name: "input",
@@ -383,11 +381,27 @@ fn estimate(plan: &BatchPlan, costs: &OpCosts, step: &BatchStep) -> u64 {
 
 /// Puts `words` as the scratch ciphertext `o`.
 fn put_words(real: &mut Real<'_>, o: u32, words: &[u64]) -> Result<()> {
-    let mut w = real.store.alloc(words.len() as u64 * 8)?;
+    let mut w = real.store.alloc_for_overwrite(words.len() as u64 * 8)?;
     w.as_u64s_mut().copy_from_slice(words);
+    put_block(real, o, w)
+}
+
+/// Puts a block computed in place as the scratch ciphertext `o`.
+fn put_block<'s>(real: &mut Real<'s>, o: u32, w: BlockWriter<'s>) -> Result<()> {
     real.store.put_block(id(o), ObjectKind::Ciphertext, Durability::Scratch, w)?;
     real.live.insert(o);
     Ok(())
+}
+
+/// Key-switch scratch for operands at `level`, borrowed from the store's budget.
+fn ks_scratch<'s>(real: &Real<'s>, level: usize) -> Result<Scratch<ScratchBuffer<'s>>> {
+    let store = real.store;
+    Ok(Scratch::with_buffers(&real.ctx, level, true, |w| store.scratch(w as u64 * 8))?)
+}
+
+/// A scratch buffer of `parts` polynomials at `level`, borrowed from the store's budget.
+fn ct_scratch<'s>(real: &Real<'s>, parts: usize, level: usize) -> Result<ScratchBuffer<'s>> {
+    Ok(real.store.scratch((parts * (level + 1) * real.ctx.n()) as u64 * 8)?)
 }
 
 /// The operands of a template run: pinned inputs and computed values.
@@ -402,7 +416,7 @@ struct Args<'a> {
 impl Args<'_> {
     fn get<'v>(
         &'v self,
-        vals: &'v [Option<Ciphertext>],
+        vals: &'v [Option<Ciphertext<ScratchBuffer<'_>>>],
         o: ObjId,
     ) -> CoreResult<Ciphertext<&'v [u64]>> {
         if let Some(k) = self.inputs_of.iter().position(|&i| i == o) {
@@ -432,8 +446,8 @@ fn relin_view<'g, 's>(
 }
 
 /// Runs one step for real; returns its compute time in nanoseconds.
-fn exec_step(
-    real: &mut Real<'_>,
+fn exec_step<'s>(
+    real: &mut Real<'s>,
     plan: &BatchPlan,
     relin_id: ObjectId,
     step: &BatchStep,
@@ -453,8 +467,17 @@ fn exec_step(
             if let Some(bad) = xs.iter().find(|x| x.len() != words) {
                 return Err(CoreError::BufferLength { expected: words, found: bad.len() }.into());
             }
-            let sums =
-                real.sums.entry(*block).or_insert_with(|| vec![vec![0u64; words]; b.outputs.len()]);
+            if !real.sums.contains_key(block) {
+                let bytes = words as u64 * 8;
+                let fresh = (0..b.outputs.len())
+                    .map(|_| real.store.scratch_zeroed(bytes))
+                    .collect::<hetier_tiering::Result<Vec<_>>>()?;
+                real.sums.insert(*block, fresh);
+            }
+            let sums = real.sums.get_mut(block).ok_or(CoreError::MissingObject {
+                id: b.outputs.first().copied().unwrap_or(0),
+                reason: "linear block sums",
+            })?;
             // The integer weight of every term, per limb (a constant product is one integer).
             let wl = (0..l1)
                 .map(|i| {
@@ -477,7 +500,7 @@ fn exec_step(
                 .collect::<CoreResult<Vec<_>>>()?;
             let mut per: Vec<Vec<&mut [u64]>> = (0..b.in_parts * l1).map(|_| Vec::new()).collect();
             for s in sums.iter_mut() {
-                for (t, ch) in s.chunks_mut(n).enumerate() {
+                for (t, ch) in s.as_u64s_mut().chunks_mut(n).enumerate() {
                     per[t].push(ch);
                 }
             }
@@ -508,22 +531,37 @@ fn exec_step(
             }
             let pid = real.ctx.params().id();
             let scale = b.in_scale * b.pt_scale;
+            let mut ks = match relin {
+                Some(_) => Some(ks_scratch(real, b.in_level)?),
+                None => None,
+            };
             for ((sum, &o), &bias) in sums.into_iter().zip(&b.outputs).zip(&b.bias) {
                 let ct = Ciphertext::from_raw(sum, b.in_parts, b.in_level, scale, n, pid)?;
                 // Relinearise before the rescale, which then divides the key-switching noise
-                // by q_level too.
-                let mut y = match &relin {
-                    Some(rk) => {
-                        let r = real.eval.relinearize(&ct, rk, &mut real.scratch)?;
+                // by q_level too. Every intermediate is a scratch buffer of the budget and the
+                // result is computed in its store block.
+                let block = |real: &Real<'s>, level: usize| -> Result<BlockWriter<'s>> {
+                    Ok(real.store.alloc_for_overwrite((2 * (level + 1) * n) as u64 * 8)?)
+                };
+                let out_level = |l: usize| -> CoreResult<usize> {
+                    l.checked_sub(1).ok_or(CoreError::LevelExhausted { level: 0, needed: 1 })
+                };
+                let mut y = match (&relin, ks.as_mut()) {
+                    (Some(rk), Some(ks)) => {
+                        let r = ct_scratch(real, 2, b.in_level)?;
+                        let r = real.eval.relinearize_into(&ct, rk, ks, r)?;
                         drop(ct);
-                        real.eval.rescale(&real.eval.rescale(&r)?)?
+                        let l1 = out_level(b.in_level)?;
+                        let r1 = real.eval.rescale_into(&r, ct_scratch(real, 2, l1)?)?;
+                        drop(r);
+                        real.eval.rescale_into(&r1, block(real, out_level(l1)?)?)?
                     }
-                    None => real.eval.rescale(&ct)?,
+                    _ => real.eval.rescale_into(&ct, block(real, out_level(b.in_level)?)?)?,
                 };
                 if bias != 0.0 {
-                    y = real.eval.add_const(&y, Complex64::new(bias, 0.0))?;
+                    real.eval.add_const_assign(&mut y, Complex64::new(bias, 0.0))?;
                 }
-                put_words(real, o, y.as_words())?;
+                put_block(real, o, y.into_data())?;
             }
             Ok(t.elapsed().as_nanos() as u64)
         }
@@ -533,10 +571,12 @@ fn exec_step(
             let t = Instant::now();
             let p = real.ctx.params();
             let x = Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, n, p.id())?;
-            let y = real.eval.mul(&x, &x)?;
+            // The degree-2 square is computed in its store block.
+            let w = real.store.alloc_for_overwrite((3 * (obj.level + 1) * n) as u64 * 8)?;
+            let y = real.eval.mul_into(&x, &x, w)?;
             drop(g);
             let ns = t.elapsed().as_nanos() as u64;
-            put_words(real, *output, y.as_words())?;
+            put_block(real, *output, y.into_data())?;
             Ok(ns)
         }
         BatchStep::Map { template, inputs, output } => {
@@ -555,43 +595,66 @@ fn exec_step(
             let prog = &tpl.program;
             let ctx = Arc::clone(&real.ctx);
             let p = ctx.params();
-            let mut vals: Vec<Option<Ciphertext>> = vec![None; prog.objects().len()];
+            // Every value of the template is a scratch buffer of the store's budget.
+            let mut vals: Vec<Option<Ciphertext<ScratchBuffer<'s>>>> =
+                (0..prog.objects().len()).map(|_| None).collect();
             let inputs_of: Vec<ObjId> = prog.inputs().iter().map(|(_, o)| *o).collect();
             let args = Args { guards: &guards, inputs_of: &inputs_of, prog, n: p.n(), pid: p.id() };
-            let Real { eval, scratch, .. } = &mut *real;
-            for rec in prog.ops() {
+            let rr: &Real<'s> = real;
+            let eval = &rr.eval;
+            let copy = |x: &Ciphertext<&[u64]>| -> Result<Ciphertext<ScratchBuffer<'s>>> {
+                Ok(eval.copy_into(x, ct_scratch(rr, x.degree() + 1, x.level())?)?)
+            };
+            for (i, rec) in prog.ops().iter().enumerate() {
                 let (dst, c) = match &rec.op {
                     Op::MulConst { dst, src, value, scale } => {
-                        (*dst, eval.mul_const(&args.get(&vals, *src)?, *value, *scale)?)
+                        let mut c = copy(&args.get(&vals, *src)?)?;
+                        eval.mul_const_assign(&mut c, *value, *scale)?;
+                        (*dst, c)
                     }
                     Op::MulInt { dst, src, k } => {
-                        (*dst, eval.mul_integer(&args.get(&vals, *src)?, *k)?)
+                        let mut c = copy(&args.get(&vals, *src)?)?;
+                        eval.mul_integer_assign(&mut c, *k)?;
+                        (*dst, c)
                     }
-                    Op::AddConst { dst, src, value } => (
-                        *dst,
-                        eval.add_const(&args.get(&vals, *src)?, Complex64::new(*value, 0.0))?,
-                    ),
+                    Op::AddConst { dst, src, value } => {
+                        let mut c = copy(&args.get(&vals, *src)?)?;
+                        eval.add_const_assign(&mut c, Complex64::new(*value, 0.0))?;
+                        (*dst, c)
+                    }
                     Op::Add { dst, a, b } => {
-                        (*dst, eval.add(&args.get(&vals, *a)?, &args.get(&vals, *b)?)?)
+                        let mut c = copy(&args.get(&vals, *a)?)?;
+                        eval.add_assign(&mut c, &args.get(&vals, *b)?)?;
+                        (*dst, c)
                     }
                     Op::Sub { dst, a, b } => {
-                        (*dst, eval.sub(&args.get(&vals, *a)?, &args.get(&vals, *b)?)?)
+                        let mut c = copy(&args.get(&vals, *a)?)?;
+                        eval.sub_assign(&mut c, &args.get(&vals, *b)?)?;
+                        (*dst, c)
                     }
                     Op::MulRelin { dst, a, b, .. } => {
                         let rk = relin
                             .as_ref()
                             .ok_or(CoreError::MissingGaloisKey { galois_element: 0, step: None })?;
                         let (x, y) = (args.get(&vals, *a)?, args.get(&vals, *b)?);
-                        (*dst, eval.mul_relin(&x, &y, rk, scratch)?)
+                        let l = x.level();
+                        let mut ks = ks_scratch(rr, l)?;
+                        let (tensor, out) = (ct_scratch(rr, 3, l)?, ct_scratch(rr, 2, l)?);
+                        (*dst, eval.mul_relin_into(&x, &y, rk, &mut ks, tensor, out)?)
                     }
-                    Op::Rescale { dst, src } => (*dst, eval.rescale(&args.get(&vals, *src)?)?),
+                    Op::Rescale { dst, src } => {
+                        let x = args.get(&vals, *src)?;
+                        let out = ct_scratch(rr, 2, x.level().saturating_sub(1))?;
+                        (*dst, eval.rescale_into(&x, out)?)
+                    }
                     Op::Relabel { dst, src, scale } => {
-                        let mut c = args.get(&vals, *src)?.to_owned_ct();
+                        let mut c = copy(&args.get(&vals, *src)?)?;
                         c.set_scale(*scale);
                         (*dst, c)
                     }
                     Op::LevelDrop { dst, src, level } => {
-                        (*dst, eval.drop_to_level(&args.get(&vals, *src)?, *level)?)
+                        let x = args.get(&vals, *src)?;
+                        (*dst, eval.drop_to_level_into(&x, *level, ct_scratch(rr, 2, *level)?)?)
                     }
                     other => {
                         return Err(CoreError::InvalidParameter {
@@ -602,6 +665,10 @@ fn exec_step(
                     }
                 };
                 vals[dst.index()] = Some(c);
+                // Values no later op reads go back to the budget at once.
+                for d in prog.frees_after(i) {
+                    vals[d.index()] = None;
+                }
             }
             let (_, y) = prog
                 .outputs()

@@ -8,6 +8,9 @@
 //!   (one `lincomb` step each, accumulating into per-output sums held by the executor), then
 //!   one `lincomb_finish` step rescales every sum once, adds the biases and puts the outputs.
 //!   A block whose sums would exceed [`ACC_LIMIT`] bytes is split (its inputs are read again).
+//!   Under a DRAM budget ([`BatchPlan::compile_within`]) a quarter of it bounds both the sums
+//!   of a block and the ciphertexts one `lincomb` pins, and the blocks split from one group
+//!   run one after the other, so the sums alive at once stay within that quarter.
 //! * **Element-wise layers** (square, polynomial / Chebyshev activations, residual adds) are
 //!   one small nn [`Program`] — a template with inputs `a` (and `b`) and output `y`, compiled
 //!   once per layer by the nn layers themselves — applied to every element (one `map` step
@@ -181,6 +184,12 @@ struct Lowering<'p> {
     /// Index of the model layer that emitted each step (the scheduler's priority).
     stage: Vec<usize>,
     layer: usize,
+    /// Largest total size of one block's sums (bytes).
+    acc_limit: u64,
+    /// Largest total size of the ciphertexts one `lincomb` step pins (bytes).
+    pin_limit: u64,
+    /// For each block, the block split from the same group that must finish before it starts.
+    after: Vec<Option<usize>>,
 }
 
 impl Lowering<'_> {
@@ -238,13 +247,17 @@ impl Lowering<'_> {
         }
         let out: Vec<u32> =
             (0..rows.len()).map(|_| self.obj(level - rescales, out_scale, 2)).collect();
-        let per_block = (ACC_LIMIT / bytes).max(1) as usize;
+        let per_block = (self.acc_limit / bytes).max(1) as usize;
+        let pins = ((self.pin_limit / bytes) as usize).clamp(1, MAX_PINS);
         for (support, outs) in groups {
             // Inputs in the order they are produced, so each chunk is complete early.
             let mut perm: Vec<usize> = (0..support.len()).collect();
             perm.sort_by_key(|&p| self.origin[x[support[p]] as usize]);
+            let mut prev = None;
             for ks in outs.chunks(per_block) {
                 let block = self.blocks.len();
+                self.after.push(prev);
+                prev = Some(block);
                 self.blocks.push(LinBlock {
                     layer: layer.into(),
                     outputs: ks.iter().map(|&i| out[i]).collect(),
@@ -254,7 +267,7 @@ impl Lowering<'_> {
                     pt_scale,
                     in_parts: parts,
                 });
-                for cols in perm.chunks(MAX_PINS) {
+                for cols in perm.chunks(pins) {
                     let mut weights = Vec::with_capacity(ks.len() * cols.len());
                     for &i in ks {
                         weights.extend(cols.iter().map(|&p| rows[i][p].1));
@@ -368,6 +381,18 @@ fn feeds_only_linear(model: &Model, i: usize) -> bool {
 impl BatchPlan {
     /// Lowers `model` for `params` (after checking its depth against them); see the module docs.
     pub fn compile(model: &Model, params: &Params) -> Result<Self> {
+        Self::lower(model, params, ACC_LIMIT, u64::MAX)
+    }
+
+    /// As [`BatchPlan::compile`] for a run under a DRAM budget of `budget` bytes: a block's
+    /// sums (scratch the executor borrows from the budget) and one step's pinned inputs each
+    /// stay within a quarter of it, and the blocks of one group run one at a time.
+    pub fn compile_within(model: &Model, params: &Params, budget: u64) -> Result<Self> {
+        let quarter = (budget / 4).max(1);
+        Self::lower(model, params, quarter.min(ACC_LIMIT), quarter)
+    }
+
+    fn lower(model: &Model, params: &Params, acc_limit: u64, pin_limit: u64) -> Result<Self> {
         model.check_depth(params)?;
         let nominal = params.scale();
         let mut lw = Lowering {
@@ -379,6 +404,9 @@ impl BatchPlan {
             steps: Vec::new(),
             stage: Vec::new(),
             layer: 0,
+            acc_limit,
+            pin_limit,
+            after: Vec::new(),
         };
         let in_len: usize = model.desc().input.shape.iter().product();
         let inputs: Elems = (0..in_len).map(|_| lw.obj(params.max_level(), nominal, 2)).collect();
@@ -508,7 +536,8 @@ impl BatchPlan {
             last = y;
         }
         let outputs = last;
-        lw.steps = schedule(std::mem::take(&mut lw.steps), &lw.stage, &lw.blocks, lw.objects.len());
+        let order = Order { stage: &lw.stage, blocks: &lw.blocks, after: &lw.after };
+        lw.steps = schedule(std::mem::take(&mut lw.steps), &order, lw.objects.len());
         let frees = liveness(&lw.steps, &lw.blocks, &inputs, &outputs, lw.objects.len());
         Ok(Self {
             params: params.clone(),
@@ -614,17 +643,21 @@ impl BatchPlan {
     }
 }
 
+/// What orders the steps beside their data: each step's layer, the blocks, and which block
+/// each block waits for.
+struct Order<'a> {
+    stage: &'a [usize],
+    blocks: &'a [LinBlock],
+    after: &'a [Option<usize>],
+}
+
 /// Reorders the steps so that each runs as soon as its inputs exist, preferring a ready step of
 /// the latest layer (and within a layer the original order): a layer's output is consumed by the next layer while it is being
 /// produced (a dense layer accumulates each chunk of squares as soon as the convolution
 /// positions behind it are done), so the live set stays near the inputs alone instead of a
 /// whole intermediate tensor.
-fn schedule(
-    steps: Vec<BatchStep>,
-    stage: &[usize],
-    blocks: &[LinBlock],
-    objects: usize,
-) -> Vec<BatchStep> {
+fn schedule(steps: Vec<BatchStep>, order: &Order<'_>, objects: usize) -> Vec<BatchStep> {
+    let Order { stage, blocks, after } = *order;
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     let count = steps.len();
@@ -640,8 +673,13 @@ fn schedule(
         };
         deps[i].extend(reads.iter().filter_map(|&o| producer[o as usize]));
         if let Some(b) = block {
-            // A block's steps keep their order (its sums are one accumulator).
+            // A block's steps keep their order (its sums are one accumulator), and a block
+            // split from a group starts after the previous one finished.
+            let first = last_of_block[b].is_none();
             deps[i].extend(last_of_block[b]);
+            if first {
+                deps[i].extend(after[b].and_then(|p| last_of_block[p]));
+            }
             last_of_block[b] = Some(i);
         }
         let writes: &[u32] = match s {

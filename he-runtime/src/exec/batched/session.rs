@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hetier_tiering::TieredStore;
-use rayon::prelude::*;
 
 use super::{BatchExecutor, BatchPlan};
 use crate::ckks::{Context, Decryptor, Encoder, Encryptor, KeyGenerator, SecretKey, Seed};
@@ -14,9 +13,6 @@ use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::exec::error::Result;
 use crate::exec::{derivable_damage, KeyReport, KeySetId, RunReport};
 use crate::model::Model;
-
-/// Input elements encrypted in parallel before they are put (bounds the memory they hold).
-const ENCRYPT_CHUNK: usize = 16;
 
 /// What one batch run returned.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +33,7 @@ pub struct BatchOutput {
 pub struct BatchSession<'s> {
     model: &'s Model,
     plan: &'s BatchPlan,
+    store: &'s TieredStore,
     ctx: Arc<Context>,
     sk: SecretKey,
     encoder: Encoder,
@@ -67,6 +64,7 @@ impl<'s> BatchSession<'s> {
         Ok(Self {
             model,
             plan,
+            store,
             encoder: Encoder::new(&ctx),
             ctx,
             sk,
@@ -125,21 +123,19 @@ impl<'s> BatchSession<'s> {
         let p = self.ctx.params();
         let elems = self.plan.inputs().len();
         let t0 = Instant::now();
-        let (ctx, sk, enc) = (&self.ctx, &self.sk, &self.encoder);
-        for start in (0..elems).step_by(ENCRYPT_CHUNK) {
-            let end = (start + ENCRYPT_CHUNK).min(elems);
-            let cts = (start..end)
-                .into_par_iter()
-                .map(|f| {
-                    let slots: Vec<f64> = xs.iter().map(|x| x[f]).collect();
-                    let pt = enc.encode_real(&slots, p.max_level(), p.scale())?;
-                    Encryptor::new(ctx).encrypt_sk(sk, &pt)
-                })
-                .collect::<CoreResult<Vec<_>>>()?;
-            for (f, ct) in (start..end).zip(&cts) {
-                self.executor.put_input(f, ct)?;
-            }
+        // One plaintext and one ciphertext buffer, scratch of the store's budget, serve every
+        // element in turn: the client holds nothing the size of a ciphertext outside the store.
+        let words = ((p.max_level() + 1) * p.n()) as u64 * 8;
+        let (mut pt_buf, mut ct_buf) = (self.store.scratch(words)?, self.store.scratch(2 * words)?);
+        let mut encryptor = Encryptor::new(&self.ctx);
+        for f in 0..elems {
+            let slots: Vec<f64> = xs.iter().map(|x| x[f]).collect();
+            let pt =
+                self.encoder.encode_real_into(&slots, p.max_level(), p.scale(), &mut pt_buf)?;
+            let ct = encryptor.encrypt_sk_into(&self.sk, &pt, &mut ct_buf)?;
+            self.executor.put_input(f, &ct)?;
         }
+        drop((pt_buf, ct_buf));
         let encrypt_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let report = self.executor.run()?;

@@ -44,7 +44,8 @@ fn run_batch(name: &str, images: usize, budget: u64) -> (usize, f64, Vec<TraceEv
     let m = load(name);
     let params = batch_params(13, m.depth()).unwrap();
     assert!(params.is_secure());
-    let plan = BatchPlan::compile(&m, &params).unwrap();
+    // Sums and pins sized to the budget: the executor borrows the sums from it.
+    let plan = BatchPlan::compile_within(&m, &params, budget).unwrap();
     let ts = m.test_set().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path(), budget);
@@ -70,6 +71,11 @@ fn run_batch(name: &str, images: usize, budget: u64) -> (usize, f64, Vec<TraceEv
         }
     }
     eprintln!("{name} x{images}: compute by step kind {by:?}");
+    // The sums, key-switch buffers, template values and the client's ciphertext were borrowed
+    // from the store's budget, and all given back.
+    let stats = st.stats();
+    assert!(stats.scratch_peak > 0 && stats.scratch_in_use == 0, "{stats:?}");
+    assert!(stats.peak_dram <= budget, "{stats:?}");
     let real = shape(s.executor().events());
     let mut p = BatchExecutor::plan(&plan, KeySetId::from_seed(&SK_SEED), costs());
     p.prepare_keys(None, None, KeySetId::from_seed(&SK_SEED)).unwrap();
@@ -120,6 +126,40 @@ fn cryptonets_full_batch() {
     eprintln!("cryptonets full batch: {agree}/4096, max logit error {err:e}");
     assert!(agree * 100 >= 99 * 4096);
     assert!(err < 1e-3, "{err}");
+}
+
+/// Under a budget, a block's sums and a step's pins each stay within a quarter of it, and the
+/// blocks split from one group never accumulate at the same time.
+#[test]
+fn a_plan_within_a_budget_bounds_sums_and_pins_and_runs_split_blocks_in_turn() {
+    let m = load("cryptonets");
+    let params = batch_params(13, m.depth()).unwrap();
+    let budget = 32 << 20;
+    let plan = BatchPlan::compile_within(&m, &params, budget).unwrap();
+    let free = BatchPlan::compile(&m, &params).unwrap();
+    assert!(plan.blocks().len() > free.blocks().len(), "fc1 is split");
+    let obj = |o: u32| plan.objects()[o as usize];
+    let mut open: Vec<usize> = Vec::new();
+    for s in plan.steps() {
+        match s {
+            BatchStep::Accumulate { block, inputs, .. } => {
+                let pinned: u64 = inputs.iter().map(|&o| obj(o).bytes).sum();
+                assert!(pinned <= budget / 4, "{pinned}");
+                if !open.contains(block) {
+                    let b = &plan.blocks()[*block];
+                    // No other block of the same layer is still accumulating.
+                    let same = |k: &usize| plan.blocks()[*k].layer == b.layer;
+                    assert!(!open.iter().any(same), "layer {} interleaves blocks", b.layer);
+                    open.push(*block);
+                }
+                let b = &plan.blocks()[*block];
+                let sums = b.outputs.len() as u64 * obj(inputs[0]).bytes;
+                assert!(sums <= budget / 4 || b.outputs.len() == 1, "{sums}");
+            }
+            BatchStep::Finish { block } => open.retain(|k| k != block),
+            _ => {}
+        }
+    }
 }
 
 #[test]

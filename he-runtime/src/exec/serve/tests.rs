@@ -173,7 +173,7 @@ fn interleaved_requests_are_both_prefetched_for_and_nothing_prefetched_is_wasted
     let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
     // From tight (the two requests' pinned sets and one more) to roomy, all under half the
     // model's objects: keys and weights keep moving between the tiers while both run.
-    for sets in [3, 6] {
+    for sets in [3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let st = store(dir.path(), sets * need, PolicyConfig::Planned { prefetch: true });
         assert!(st.budget() < footprint / 2);

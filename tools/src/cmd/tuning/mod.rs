@@ -146,24 +146,15 @@ pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
         .unwrap_or(0)
 }
 
-/// The largest reservation the executor charges to the store's budget for a hoisted
-/// decomposition (decomposition and one plaintext at the rotated ciphertext's level, whole
-/// pages). The trace does not carry it: during a hoisted group the store has this much less
+/// The most the executor borrows from the store's budget in one step beside the trace's
+/// objects (whole pages per buffer): the hoisted decomposition with its c_0 and key-switch
+/// buffers, a rotation's key-switch buffers, or mul_relin's key-switch buffers and degree-2
+/// product. The trace does not carry them: during such a step the store has this much less
 /// room for objects than the trace shows.
 pub fn hoist_charge(l: &Loaded) -> u64 {
-    let p = &l.compiled.program;
-    let sizes = p.sizes();
-    p.ops()
-        .iter()
-        .filter_map(|r| match &r.op {
-            hetier_he::nn::Op::HoistedRotate { src, .. } => {
-                let level = p.objects()[src.index()].level;
-                Some((sizes.decomposition(level) + sizes.plaintext(level)).next_multiple_of(4096))
-            }
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+    let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
+    let costs = OpCosts { log_n: 0, q_len: 0, p_len: 0, top_ns: Default::default() };
+    Executor::plan(&l.compiled.program, 0, keyset, costs).scratch_charge()
 }
 
 /// A progress bar on stderr, hidden under `--quiet`, `--json` or when stderr is no terminal.
