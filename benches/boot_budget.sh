@@ -7,7 +7,9 @@
 #
 #   cargo build --release -p hetier-cli && benches/boot_budget.sh [OUT_DIR]
 #
-# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin).
+# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
+# KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
+# pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -19,6 +21,7 @@ levels="${LEVELS:-9}"
 headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
 repeat="${REPEAT:-1}"
 expand="${EXPAND:-auto}"
+key_form="${KEY_FORM:-seeded}"
 [ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()
 [ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)
@@ -28,7 +31,7 @@ cg_root=/sys/fs/cgroup/memory
 [ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
 
 common=(--json bootstrap --log-n "$log_n" --levels "$levels" "${insecure[@]}" --dir "$pool"
-        --expand "$expand")
+        --expand "$expand" --key-form "$key_form")
 
 # run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
 run() {
