@@ -612,34 +612,6 @@ impl<'s> Executor<'s> {
         sets
     }
 
-    /// The most DRAM one step borrows from the store's budget beside its objects (key-switch
-    /// buffers, mul_relin's product, the hoisted decomposition with its c_0), each buffer in
-    /// whole pages as the store charges it.
-    pub fn scratch_charge(&self) -> u64 {
-        let p = self.program;
-        let sizes = p.sizes();
-        let page = |b: u64| b.next_multiple_of(4096);
-        let ks = |level: usize, dec: bool| -> u64 {
-            let w = Scratch::<Vec<u64>>::words_at(p.params(), level);
-            let n = if dec { 6 } else { 5 };
-            w[..n].iter().map(|&w| page(w as u64 * 8)).sum::<u64>() + if dec { 0 } else { 4096 }
-        };
-        let level = |o: &ObjId| p.objects()[o.index()].level;
-        p.ops()
-            .iter()
-            .map(|r| match &r.op {
-                Op::HoistedRotate { src, .. } => {
-                    let l = level(src);
-                    page(sizes.decomposition(l)) + page(sizes.plaintext(l)) + ks(l, false)
-                }
-                Op::Rotate { src, .. } | Op::Conjugate { src, .. } => ks(level(src), true),
-                Op::MulRelin { a, .. } => ks(level(a), true) + page(3 * sizes.plaintext(level(a))),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Runs the program once. Real mode needs `input` (the encrypted sample at the program's
     /// input level and scale); plan mode ignores it. The output stays in the store until
     /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
@@ -743,12 +715,6 @@ impl<'s> Executor<'s> {
         if let Backend::Real(real) = &self.backend {
             real.store.hint(&self.pin_sequence());
         }
-        // Prefetches leave room for the largest scratch a step borrows (what plan mode's
-        // predictions take off the budget), so no step's scratch evicts a prefetched object.
-        let _room = match &self.backend {
-            Backend::Real(real) => Some(real.store.keep_free_for_scratch(self.scratch_charge())),
-            Backend::Plan(_) => None,
-        };
         let mut report = RunReport::default();
         self.layer_ns.iter_mut().for_each(|t| *t = 0);
         for (i, rec) in program.ops().iter().enumerate() {

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use builder::StoreParts;
 pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
 pub use guard::{BlockWriter, PinGuard};
-pub use scratch::{ScratchBuffer, ScratchRoom};
+pub use scratch::ScratchBuffer;
 pub use state::Residency;
 pub use stats::{StoreStats, StreamStats};
 pub use stream::{Cancel, StreamScope};
@@ -277,16 +277,6 @@ impl TieredStore {
     /// Like [`Self::scratch`], with every byte zero.
     pub fn scratch_zeroed(&self, len: u64) -> Result<ScratchBuffer<'_>> {
         self.scratch_inner(len, true)
-    }
-
-    /// Keeps `bytes` of the budget free of prefetches until the guard drops (as a request
-    /// stream's reserve does): room for the scratch a computation will borrow step by step
-    /// ([`Self::scratch`]), which would otherwise evict prefetched objects before their use.
-    /// Demand loads and pins may still use it.
-    pub fn keep_free_for_scratch(&self, bytes: u64) -> ScratchRoom<'_> {
-        let mut st = self.inner.state.lock();
-        st.stream_reserve = st.stream_reserve.saturating_add(bytes);
-        ScratchRoom { inner: &self.inner, bytes }
     }
 
     fn scratch_inner(&self, len: u64, zero: bool) -> Result<ScratchBuffer<'_>> {

@@ -5,7 +5,6 @@
 use std::ops::{Deref, DerefMut};
 
 use super::guard::BlockWriter;
-use super::state::Inner;
 
 /// A DRAM buffer charged to the store's budget for as long as it lives, never stored: its
 /// bytes go back to the budget and its pages to the arena (for reuse at any size, without
@@ -65,26 +64,5 @@ impl AsMut<[u64]> for ScratchBuffer<'_> {
 impl std::fmt::Debug for ScratchBuffer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScratchBuffer").field("len", &self.len()).finish()
-    }
-}
-
-/// DRAM kept free of prefetches while it lives ([`super::TieredStore::keep_free_for_scratch`]):
-/// room for the scratch a computation borrows step by step, so a prefetched object is not
-/// evicted unused by the next step's scratch.
-pub struct ScratchRoom<'a> {
-    pub(super) inner: &'a Inner,
-    pub(super) bytes: u64,
-}
-
-impl Drop for ScratchRoom<'_> {
-    fn drop(&mut self) {
-        let mut st = self.inner.state.lock();
-        st.stream_reserve = st.stream_reserve.saturating_sub(self.bytes);
-    }
-}
-
-impl std::fmt::Debug for ScratchRoom<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScratchRoom").field("bytes", &self.bytes).finish()
     }
 }
