@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The N = 2^16 bootstrap (n16_deep preset, 9 levels left) with every key in the tiered store,
-# O_DIRECT pool, at a DRAM budget of a quarter of the stored (seed-compressed) key set, under a
+# O_DIRECT pool, at a DRAM budget of a quarter of the stored key set (as stored: KEY_FORM), under a
 # cgroup v1 memory limit of budget + headroom: `planned` and `lru` beside the all-DRAM run.
 # Prints the ratio table with peak RSS (VmHWM, from /usr/bin/time outside the process) and the
 # cgroup's max usage. Needs root (cgroup v1) and a release build:
@@ -79,8 +79,9 @@ for name in ["all_dram", "planned", "lru"]:
     rows.append((name, r, cg_max, failcnt, rc, hwm_kb * 1024))
 base = rows[0][1]["seconds"] if rows[0][1] else None
 k = rows[0][1]
+form = "expanded" if k['key_bytes_stored'] >= k['key_bytes'] else "seed-compressed"
 print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB stored "
-      f"(seed-compressed), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
+      f"({form}), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
       f"(1/4 of stored), cgroup limit budget + {headroom >> 20} MiB")
 print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
       f"{'expand s':>8} {'PM->DRAM':>9} {'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
