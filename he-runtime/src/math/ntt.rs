@@ -228,12 +228,7 @@ impl NttTable {
     /// If `a.len() != N`.
     pub fn forward_portable(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
-        self.forward_scalar_from(a, 1, self.n);
-    }
-
-    /// The forward stages from m groups of distance t on (m = 1, t = N is the whole
-    /// transform), then the last stage with the final reduction.
-    fn forward_scalar_from(&self, a: &mut [u64], mut m: usize, mut t: usize) {
+        let (mut m, mut t) = (1, self.n);
         let m_ = &self.modulus;
         let q = m_.value();
         let two_q = 2 * q;
