@@ -1,5 +1,6 @@
 //! Predicts a trace's run time under a policy and budget with the cost model, by replaying it
-//! in virtual time with the store's residency rules and the same [`Policy`] objects.
+//! in virtual time with the store's residency rules and the same
+//! [`crate::policy::Policy`] objects.
 //!
 //! Model: one compute thread; one PM link serving transfers first come, first served (the
 //! throttle enforces exactly this; a real disk shares bandwidth between concurrent transfers,
@@ -9,11 +10,11 @@
 //! starts — the same protocol as [`crate::replay`].
 //!
 //! [`predict_paging`] puts kernel paging on the same footing: the store over its mapped pool
-//! at its smallest budget, with the kernel's page cache in a cgroup limit ([`paging`]).
+//! at its smallest budget, with the kernel's page cache in a cgroup limit (module `paging`).
 //!
-//! [`predict`] runs the fast engine ([`fast`]: indexed sets and Fenwick trees, O(log n) per
+//! [`predict`] runs the fast engine (module `fast`: indexed sets and Fenwick trees, O(log n) per
 //! event for the common decisions), which makes exactly the decisions of the straightforward
-//! [`reference`] engine — the tests check both on the same traces.
+//! [`mod@reference`] engine — the tests check both on the same traces.
 
 mod fast;
 mod fenwick;

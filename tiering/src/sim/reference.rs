@@ -1,5 +1,5 @@
 //! The reference simulation: the store's rules applied by scanning every object at every
-//! decision (O(objects) per event). Exact but slow; the fast engine in [`super::fast`] must
+//! decision (O(objects) per event). Exact but slow; the fast engine (module `sim::fast`) must
 //! agree with it.
 
 use std::collections::HashMap;
