@@ -35,6 +35,19 @@ pub struct TierCost {
 }
 
 impl TierCost {
+    /// A tier that reads and writes at `bw` bytes per second with `latency_ns` per request, its
+    /// prefetches no slower than its demand loads.
+    pub fn symmetric(bw: f64, latency_ns: f64) -> Self {
+        Self {
+            read_bw: bw,
+            write_bw: bw,
+            read_latency_ns: latency_ns,
+            write_latency_ns: latency_ns,
+            overlapped_read_bw: None,
+            prefetch_wake_ns: 0.0,
+        }
+    }
+
     /// Predicted time to read `bytes` in one request, in nanoseconds.
     pub fn read_ns(&self, bytes: u64) -> f64 {
         self.read_latency_ns + bytes as f64 / self.read_bw * 1e9
@@ -173,14 +186,7 @@ impl CostModel {
 #[cfg(test)]
 pub(crate) fn test_model() -> CostModel {
     CostModel {
-        dram: TierCost {
-            read_bw: 10e9,
-            write_bw: 10e9,
-            read_latency_ns: 100.0,
-            write_latency_ns: 100.0,
-            overlapped_read_bw: None,
-            prefetch_wake_ns: 0.0,
-        },
+        dram: TierCost::symmetric(10e9, 100.0),
         pm: TierCost {
             read_bw: 1e9,
             write_bw: 0.5e9,

@@ -51,22 +51,8 @@ fn run(budget_kb: u64, policy: PolicyConfig, threads: Vec<Vec<Op>>) {
         .pool(file_pool(dir.path()))
         .policy(policy)
         .cost_model(hetier_tiering::cost::CostModel {
-            dram: hetier_tiering::TierCost {
-                read_bw: 10e9,
-                write_bw: 10e9,
-                read_latency_ns: 100.0,
-                write_latency_ns: 100.0,
-                overlapped_read_bw: None,
-                prefetch_wake_ns: 0.0,
-            },
-            pm: hetier_tiering::TierCost {
-                read_bw: 1e9,
-                write_bw: 1e9,
-                read_latency_ns: 1000.0,
-                write_latency_ns: 1000.0,
-                overlapped_read_bw: None,
-                prefetch_wake_ns: 0.0,
-            },
+            dram: hetier_tiering::TierCost::symmetric(10e9, 100.0),
+            pm: hetier_tiering::TierCost::symmetric(1e9, 1000.0),
             pm_description: hetier_tiering::PmDescription { label: "test".into(), emulated: false },
             ops_ns: Default::default(),
         })

@@ -12,14 +12,7 @@ use hetier_tiering::{
 };
 
 fn model() -> CostModel {
-    let t = TierCost {
-        read_bw: 1e9,
-        write_bw: 1e9,
-        read_latency_ns: 0.0,
-        write_latency_ns: 0.0,
-        overlapped_read_bw: None,
-        prefetch_wake_ns: 0.0,
-    };
+    let t = TierCost::symmetric(1e9, 0.0);
     CostModel {
         dram: t.clone(),
         pm: t,

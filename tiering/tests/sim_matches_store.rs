@@ -49,24 +49,9 @@ fn key_switches(keys: u64, key_len: u64, ct_len: u64, ops: u64, compute_ns: u64)
 }
 
 fn model(read_bw: f64) -> CostModel {
-    let pm = TierCost {
-        read_bw,
-        write_bw: read_bw,
-        read_latency_ns: 0.0,
-        write_latency_ns: 0.0,
-        overlapped_read_bw: None,
-        prefetch_wake_ns: 0.0,
-    };
     CostModel {
-        dram: TierCost {
-            read_bw: 20e9,
-            write_bw: 20e9,
-            read_latency_ns: 0.0,
-            write_latency_ns: 0.0,
-            overlapped_read_bw: None,
-            prefetch_wake_ns: 0.0,
-        },
-        pm,
+        dram: TierCost::symmetric(20e9, 0.0),
+        pm: TierCost::symmetric(read_bw, 0.0),
         pm_description: PmDescription { label: "test".into(), emulated: true },
         ops_ns: Default::default(),
     }

@@ -164,14 +164,7 @@ impl StoreBuilder<WithBudget, WithPool> {
 }
 
 fn neutral_model() -> CostModel {
-    let t = crate::cost::TierCost {
-        read_bw: 1e9,
-        write_bw: 1e9,
-        read_latency_ns: 0.0,
-        write_latency_ns: 0.0,
-        overlapped_read_bw: None,
-        prefetch_wake_ns: 0.0,
-    };
+    let t = crate::cost::TierCost::symmetric(1e9, 0.0);
     CostModel {
         dram: t.clone(),
         pm: t,

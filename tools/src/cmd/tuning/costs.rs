@@ -129,14 +129,7 @@ mod tests {
     use hetier_tiering::{PmDescription, TierCost};
 
     fn sample() -> CostFile {
-        let tier = |bw: f64, lat: f64| TierCost {
-            read_bw: bw,
-            write_bw: bw,
-            read_latency_ns: lat,
-            write_latency_ns: lat,
-            overlapped_read_bw: None,
-            prefetch_wake_ns: 0.0,
-        };
+        let tier = TierCost::symmetric;
         CostFile {
             format: FORMAT.into(),
             version: VERSION,
