@@ -8,7 +8,8 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 use super::*;
 use crate::ckks::bootstrap::BootstrapPreset;
 use crate::exec::{weights_tag, Session};
-use crate::model::bootstrapped::tests::{sample, tiny_resnet};
+use crate::model::bootstrapped::tests::sample;
+use crate::model::zoo::reduced_resnet;
 use crate::model::{argmax, DEFAULT_MARGIN};
 use crate::nn::BootstrapSpec;
 
@@ -28,7 +29,7 @@ fn shape(events: &[TraceEvent]) -> Vec<TraceEvent> {
 
 #[test]
 fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
-    let m = tiny_resnet();
+    let m = reduced_resnet().unwrap();
     let preset = BootstrapPreset::insecure_test(12, 5);
     let params = preset.params().unwrap();
     let ctx = Context::new(&params).unwrap();
@@ -90,7 +91,7 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
 
 #[test]
 fn weights_encoded_on_the_fly_give_the_same_logits_and_are_never_stored() {
-    let m = tiny_resnet();
+    let m = reduced_resnet().unwrap();
     let preset = BootstrapPreset::insecure_test(12, 5);
     let params = preset.params().unwrap();
     let ctx = Context::new(&params).unwrap();
@@ -123,7 +124,7 @@ fn weights_encoded_on_the_fly_give_the_same_logits_and_are_never_stored() {
 
 #[test]
 fn a_bootstrapping_program_needs_its_bootstrapper() {
-    let m = tiny_resnet();
+    let m = reduced_resnet().unwrap();
     let preset = BootstrapPreset::insecure_test(12, 5);
     let params = preset.params().unwrap();
     let ctx = Context::new(&params).unwrap();

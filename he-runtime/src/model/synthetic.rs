@@ -26,6 +26,19 @@ pub(super) fn synthetic(seed: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Pseudo-random values uniform in [−1, 1) (xorshift; deterministic per seed).
+pub(crate) fn uniform(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
 pub(super) struct Builder {
     pub(super) layers: Vec<Layer>,
     pub(super) tensors: BTreeMap<String, Tensor>,

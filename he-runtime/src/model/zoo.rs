@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::desc::{Activation, InputDesc, LayerKind, ModelDesc};
-use super::synthetic::{synthetic, Builder};
+use super::desc::{Activation, InputDesc, LayerKind, MaxAbs, ModelDesc};
+use super::synthetic::{synthetic, uniform, Builder};
 use super::validated::Model;
 use super::weights::Tensor;
 use crate::error::Result;
@@ -76,4 +76,86 @@ pub fn resnet20(in_channels: usize, activation: Activation) -> Result<Model> {
         test_set: None,
     };
     Model::from_tensors(desc, b.tensors)
+}
+
+/// A reduced ResNet on 8×8 single-channel images, deeper than one bootstrap's worth of levels
+/// at small N: a 4-channel stem, a basic block, a strided block (4 → 8 channels) with a 1×1
+/// shortcut, average pooling and a dense 8 → 10 layer, with the activation 0.05 + 0.5x + 0.1x²
+/// after every convolution and add. Weights are deterministic (uniform, scaled by the fan-in)
+/// and every layer's range is recorded from the reference pass over eight inputs, as the
+/// trainer records them: the network tests and small-N demos of bootstrapped inference use.
+pub fn reduced_resnet() -> Result<Model> {
+    let activation = Activation::Poly { coeffs: vec![0.05, 0.5, 0.1] };
+    let mut b = Builder { layers: Vec::new(), tensors: BTreeMap::new(), activation };
+    b.conv("conv0", "input", 1, 4, 3, 1, 8);
+    b.act("act0", "conv0", &[4, 8, 8]);
+    b.conv("b1c1", "act0", 4, 4, 3, 1, 8);
+    b.act("b1a1", "b1c1", &[4, 8, 8]);
+    b.conv("b1c2", "b1a1", 4, 4, 3, 1, 8);
+    b.push("b1add", LayerKind::Add, &["b1c2", "act0"], vec![4, 8, 8], vec![4, 8, 8]);
+    b.act("b1a2", "b1add", &[4, 8, 8]);
+    b.conv("b2c1", "b1a2", 4, 8, 3, 2, 8);
+    b.act("b2a1", "b2c1", &[8, 4, 4]);
+    b.conv("b2c2", "b2a1", 8, 8, 3, 1, 4);
+    b.conv("b2sc", "b1a2", 4, 8, 1, 2, 8);
+    b.push("b2add", LayerKind::Add, &["b2c2", "b2sc"], vec![8, 4, 4], vec![8, 4, 4]);
+    b.act("b2a2", "b2add", &[8, 4, 4]);
+    let pool = LayerKind::AvgPool { kernel: [4, 4], stride: [4, 4], padding: [0; 4] };
+    b.push("pool", pool, &["b2a2"], vec![8, 4, 4], vec![8, 1, 1]);
+    b.push("flat", LayerKind::Flatten, &["pool"], vec![8, 1, 1], vec![8]);
+    let fc = LayerKind::Dense {
+        in_features: 8,
+        out_features: 10,
+        weight: "fc.weight".into(),
+        bias: Some("fc.bias".into()),
+    };
+    b.push("fc", fc, &["flat"], vec![8], vec![10]);
+    let shapes: [(&str, Vec<usize>); 7] = [
+        ("conv0", vec![4, 1, 3, 3]),
+        ("b1c1", vec![4, 4, 3, 3]),
+        ("b1c2", vec![4, 4, 3, 3]),
+        ("b2c1", vec![8, 4, 3, 3]),
+        ("b2c2", vec![8, 8, 3, 3]),
+        ("b2sc", vec![8, 4, 1, 1]),
+        ("fc", vec![10, 8]),
+    ];
+    // Weights scaled by the fan-in keep every layer's values moderate, so the recorded ranges
+    // leave the encrypted run its precision.
+    let mut tensors = BTreeMap::new();
+    for (i, (name, shape)) in shapes.iter().enumerate() {
+        let fan_in: usize = shape[1..].iter().product();
+        let scale = 1.2 / (fan_in as f64).sqrt();
+        let w = uniform(i as u64 + 1, shape.iter().product()).into_iter().map(|v| v * scale);
+        let w = Tensor { shape: shape.clone(), data: w.collect() };
+        tensors.insert(format!("{name}.weight"), w);
+        let bias = uniform(i as u64 + 50, shape[0]).into_iter().map(|v| 0.1 * v).collect();
+        tensors.insert(format!("{name}.bias"), Tensor { shape: vec![shape[0]], data: bias });
+    }
+    let mut desc = ModelDesc {
+        name: "reduced_resnet".into(),
+        description: "a reduced ResNet (two basic blocks) with deterministic weights".into(),
+        input: InputDesc {
+            shape: vec![1, 8, 8],
+            dtype: "uint8".into(),
+            scale: 1.0 / 255.0,
+            offset: 0.0,
+            layout: "8x8".into(),
+        },
+        classes: 10,
+        layers: b.layers,
+        weights: "reduced_resnet.safetensors".into(),
+        test_set: None,
+    };
+    let m = Model::from_tensors(desc.clone(), tensors.clone())?;
+    let mut ranges = vec![0.0f64; desc.layers.len()];
+    for s in 0..8 {
+        let x: Vec<f64> = uniform(100 + s, 64).into_iter().map(|v| 0.5 + 0.5 * v).collect();
+        for (r, y) in ranges.iter_mut().zip(m.forward_all(&x)?) {
+            *r = y.iter().fold(*r, |a, v| a.max(v.abs()));
+        }
+    }
+    for (l, r) in desc.layers.iter_mut().zip(ranges) {
+        l.max_abs = Some(MaxAbs { train: r, test: r });
+    }
+    Model::from_tensors(desc, tensors)
 }
