@@ -206,18 +206,14 @@ impl NttTable {
                     a,
                 )
             }
-            NttBackend::Avx512Wide => {
-                let (m, t) = self.inverse_scalar_stages(a, 8);
-                simd::ntt_inverse_wide(
-                    self.modulus.value(),
-                    &self.inv_roots,
-                    &self.inv_roots_shoup,
-                    (self.n_inv, self.n_inv_shoup),
-                    (self.last_inv, self.last_inv_shoup),
-                    a,
-                    (m, t),
-                );
-            }
+            NttBackend::Avx512Wide => simd::ntt_inverse_wide(
+                self.modulus.value(),
+                &self.inv_roots,
+                &self.inv_roots_shoup,
+                (self.n_inv, self.n_inv_shoup),
+                (self.last_inv, self.last_inv_shoup),
+                a,
+            ),
             NttBackend::Portable => self.inverse_portable(a),
         }
     }
@@ -271,27 +267,10 @@ impl NttTable {
     /// If `a.len() != N`.
     pub fn inverse_portable(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
-        self.inverse_scalar_stages(a, self.n);
         let m_ = &self.modulus;
         let two_q = 2 * m_.value();
-        let (lo, hi) = a.split_at_mut(self.n >> 1);
-        let (ni, nis, li, lis) = (self.n_inv, self.n_inv_shoup, self.last_inv, self.last_inv_shoup);
-        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-            let (u, v) = (*x, *y);
-            *x = m_.mul_shoup(u + v, ni, nis);
-            *y = m_.mul_shoup(u + two_q - v, li, lis);
-        }
-    }
-
-    /// The inverse stages of distance below `until` (all but the last when `until` = N);
-    /// returns the (m, t) reached.
-    fn inverse_scalar_stages(&self, a: &mut [u64], until: usize) -> (usize, usize) {
-        let m_ = &self.modulus;
-        let q = m_.value();
-        let two_q = 2 * q;
-        let mut t = 1;
-        let mut m = self.n >> 1;
-        while m > 1 && t < until {
+        let (mut m, mut t) = (self.n >> 1, 1);
+        while m > 1 {
             let roots = &self.inv_roots[m..2 * m];
             let shoup = &self.inv_roots_shoup[m..2 * m];
             for ((chunk, &w), &ws) in a.chunks_exact_mut(2 * t).zip(roots).zip(shoup) {
@@ -307,7 +286,13 @@ impl NttTable {
             t <<= 1;
             m >>= 1;
         }
-        (m, t)
+        let (lo, hi) = a.split_at_mut(self.n >> 1);
+        let (ni, nis, li, lis) = (self.n_inv, self.n_inv_shoup, self.last_inv, self.last_inv_shoup);
+        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+            let (u, v) = (*x, *y);
+            *x = m_.mul_shoup(u + v, ni, nis);
+            *y = m_.mul_shoup(u + two_q - v, li, lis);
+        }
     }
 }
 

@@ -7,9 +7,8 @@
 //! the same estimates, the same lazy ranges, so outputs are bit-identical.
 //!
 //! Stages whose butterfly distance is at least 8 broadcast one twiddle per group; the forward
-//! transform's last three (t = 4, 2, 1) gather their operands across two vectors with
-//! `permutex2var`. The inverse transform's first three stages stay on the scalar path (it spends
-//! far less time there: a key switch runs many more forward transforms than inverse ones).
+//! transform's last three (t = 4, 2, 1) and the inverse's first three (t = 1, 2, 4) gather
+//! their operands across two vectors with `permutex2var`.
 
 use std::arch::x86_64::*;
 
@@ -161,10 +160,7 @@ pub(super) unsafe fn forward_tail(q: u64, roots: &[u64], roots_shoup: &[u64], a:
         }
         let spread = load(&spread, 0);
         for (blk, chunk) in a.chunks_exact_mut(16).enumerate() {
-            let g = m + blk * groups;
-            let wv = _mm512_permutexvar_epi64(spread, load(roots, g));
-            let wsv = _mm512_permutexvar_epi64(spread, load(roots_shoup, g));
-            let tw = Twiddle { w: wv, ws: wsv, ws_hi: _mm512_srli_epi64::<32>(wsv) };
+            let tw = spread_twiddles(spread, roots, roots_shoup, m + blk * groups);
             let (va, vb) = (load(chunk, 0), load(chunk, 8));
             let x = _mm512_permutex2var_epi64(va, gx, vb);
             let y = _mm512_permutex2var_epi64(va, gy, vb);
@@ -185,8 +181,61 @@ pub(super) unsafe fn forward_tail(q: u64, roots: &[u64], roots_shoup: &[u64], a:
     }
 }
 
-/// The inverse transform's stages with butterfly distance t >= 8, continuing from the scalar
-/// path at (m, t), up to but excluding the last (t = n/2) stage; returns the (m, t) reached.
+/// Twiddles for lanes of a small stage: lane l takes the (l / t)-th of the eight consecutive
+/// table entries from `g`, with the Shoup companions' high halves.
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn spread_twiddles(spread: __m512i, roots: &[u64], roots_shoup: &[u64], g: usize) -> Twiddle {
+    let w = _mm512_permutexvar_epi64(spread, load(roots, g));
+    let ws = _mm512_permutexvar_epi64(spread, load(roots_shoup, g));
+    Twiddle { w, ws, ws_hi: _mm512_srli_epi64::<32>(ws) }
+}
+
+/// The inverse transform's first three stages (t = 1, 2, 4), from m = N/2 groups, each 16-word
+/// block's butterfly operands gathered across two vectors as in [`forward_tail`]; the stages of
+/// distance >= 8 continue from (N/16, 8).
+///
+/// # Safety
+/// As [`forward_stages`], with inputs in [0, 2q).
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn inverse_head(
+    q: u64,
+    inv_roots: &[u64],
+    inv_roots_shoup: &[u64],
+    a: &mut [u64],
+) {
+    let n = a.len();
+    let qv = _mm512_set1_epi64(q as i64);
+    let two_q = _mm512_set1_epi64((2 * q) as i64);
+    let mut m = n / 2;
+    for t in [1usize, 2, 4] {
+        let (gx, gy, sa, sb) = small_stage_indices(t);
+        let (gx, gy, sa, sb) = (load(&gx, 0), load(&gy, 0), load(&sa, 0), load(&sb, 0));
+        let groups = 8 / t;
+        let mut spread = [0u64; 8];
+        for (l, s) in spread.iter_mut().enumerate() {
+            *s = (l / t) as u64;
+        }
+        let spread = load(&spread, 0);
+        for (blk, chunk) in a.chunks_exact_mut(16).enumerate() {
+            // m + 8·blk/t + 8 <= N at every stage, so the twiddle load stays in the table.
+            let tw = spread_twiddles(spread, inv_roots, inv_roots_shoup, m + blk * groups);
+            let (va, vb) = (load(chunk, 0), load(chunk, 8));
+            let u = _mm512_permutex2var_epi64(va, gx, vb);
+            let v = _mm512_permutex2var_epi64(va, gy, vb);
+            let s = _mm512_add_epi64(u, v);
+            let x = _mm512_min_epu64(s, _mm512_sub_epi64(s, two_q));
+            let y = mul_shoup_lazy(_mm512_sub_epi64(_mm512_add_epi64(u, two_q), v), tw, qv);
+            store(chunk, 0, _mm512_permutex2var_epi64(x, sa, y));
+            store(chunk, 8, _mm512_permutex2var_epi64(x, sb, y));
+        }
+        m >>= 1;
+    }
+}
+
+/// The inverse transform's stages with butterfly distance t >= 8, continuing from
+/// [`inverse_head`] at (m, t), up to but excluding the last (t = n/2) stage; returns the (m, t)
+/// reached.
 ///
 /// # Safety
 /// As [`forward_stages`], with inputs in [0, 2q) and t >= 8 a power of two.

@@ -112,13 +112,12 @@ pub(crate) fn ntt_forward_wide(q: u64, roots: &[u64], roots_shoup: &[u64], a: &m
     }
 }
 
-/// The inverse NTT's stages with butterfly distance >= 8 after the portable path's first
-/// three, continuing from `(m, t)`, and its last stage with the N^{-1} scaling (`n_inv`,
-/// `last`: constants with their Shoup companions). The same words as the portable path.
+/// The whole inverse NTT on AVX-512 F/DQ for any q < 2^62, with its last stage fused with the
+/// N^{-1} scaling (`n_inv`, `last`: constants with their Shoup companions), fully reduced; the
+/// same words as the portable path.
 ///
 /// # Panics
-/// As [`ntt_forward_wide`], or if `(m, t)` is not where the portable path's first three
-/// stages end.
+/// As [`ntt_forward_wide`].
 pub(crate) fn ntt_inverse_wide(
     q: u64,
     inv_roots: &[u64],
@@ -126,15 +125,17 @@ pub(crate) fn ntt_inverse_wide(
     n_inv: (u64, u64),
     last: (u64, u64),
     a: &mut [u64],
-    (m, t): (usize, usize),
 ) {
     check_wide(q, inv_roots, inv_roots_shoup, a);
-    assert!(t == 8 && 2 * m * t == a.len(), "inverse wide stages start at t = 8");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `check_wide` verified the CPU, q and the lengths; t = 8 and 2·m·t = n as the
-    // stages require, and the scaling constants are the table's, below q.
+    // SAFETY: `check_wide` verified the CPU, q and equal power-of-two lengths >= 16; the stages
+    // run in order (head to (N/16, 8), then distance >= 8, then the last), and the scaling
+    // constants are the table's, below q.
     unsafe {
-        avx512_wide::inverse_stages(q, inv_roots, inv_roots_shoup, a, (m, t));
+        avx512_wide::inverse_head(q, inv_roots, inv_roots_shoup, a);
+        let (m, t) =
+            avx512_wide::inverse_stages(q, inv_roots, inv_roots_shoup, a, (a.len() / 16, 8));
+        debug_assert_eq!(2 * m * t, a.len());
         avx512_wide::inverse_last(q, n_inv, last, a);
     }
 }
