@@ -3,9 +3,14 @@ use std::path::PathBuf;
 use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
+use crate::ckks::KeyGenerator;
 use crate::ckks::{Decryptor, Encryptor, Preset};
+use crate::exec::steps::steps;
 use crate::exec::weights_tag;
+use crate::exec::KeyReport;
 use crate::model::{argmax, Compiled, Model};
+use crate::nn::Op;
+use hetier_tiering::Durability;
 
 const SK_SEED: [u8; 32] = [42; 32];
 
