@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use hetier_tiering::{BlockWriter, Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
+use hetier_tiering::{
+    BlockWriter, Durability, ObjectId, ObjectKind, ScratchBuffer, ScratchReserve, TieredStore,
+};
 
 use super::error::{Error, Result};
 use super::heal::{pin_as, program_role};
@@ -24,6 +26,7 @@ pub(super) fn exec_step<'s>(
     op: &Op,
     step: &Step,
     weights_on_the_fly: bool,
+    room: Option<&ScratchReserve<'s>>,
 ) -> Result<(u64, Vec<(ObjId, u64)>)> {
     if step.name == "hoist" {
         // The previous decomposition is dead.
@@ -45,9 +48,17 @@ pub(super) fn exec_step<'s>(
     let block = |level: usize| -> Result<BlockWriter<'s>> {
         Ok(store.alloc_for_overwrite(program.sizes().ciphertext(level))?)
     };
-    // Key-switch scratch for operands at `level`, borrowed from the budget for this step.
+    // Scratch comes out of the run's reservation (nothing evicted, see
+    // `Executor::scratch_reservation`), or from the budget when there is none.
+    let borrow = |len: u64| -> Result<ScratchBuffer<'s>> {
+        Ok(match room {
+            Some(r) => r.scratch(len)?,
+            None => store.scratch(len)?,
+        })
+    };
+    // Key-switch scratch for operands at `level`, for this step.
     let scratch = |level: usize, decomposition: bool| -> Result<Scratch<ScratchBuffer<'s>>> {
-        Ok(Scratch::with_buffers(ctx, level, decomposition, |w| store.scratch(w as u64 * 8))?)
+        Scratch::with_buffers(ctx, level, decomposition, |w| borrow(w as u64 * 8))
     };
     let out: Option<(ObjId, Output<'s>)> = match op {
         Op::Rotate { dst, src, step: s, key } => {
@@ -68,7 +79,7 @@ pub(super) fn exec_step<'s>(
             if step.name == "hoist" {
                 let x = v.ct(*src, g(0))?;
                 let (c0, dec) = HoistedCiphertext::<ScratchBuffer<'_>>::words_at(ctx, x.level());
-                let (c0, dec) = (store.scratch(c0 as u64 * 8)?, store.scratch(dec as u64 * 8)?);
+                let (c0, dec) = (borrow(c0 as u64 * 8)?, borrow(dec as u64 * 8)?);
                 let mut scratch = scratch(x.level(), false)?;
                 *hoisted = Some(eval.hoist_into(&x, &mut scratch, c0, dec)?);
                 None
@@ -142,7 +153,7 @@ pub(super) fn exec_step<'s>(
             let (x, y) = (v.ct(*a, g(0))?, v.ct(*b, g(1))?);
             let l = x.level();
             // The degree-2 product and the key-switch buffers are borrowed from the budget.
-            let tensor = store.scratch(3 * program.sizes().plaintext(l))?;
+            let tensor = borrow(3 * program.sizes().plaintext(l))?;
             let mut scratch = scratch(l, true)?;
             let out = block(l)?;
             let rk = v.relin(*key, g(2))?;
@@ -152,7 +163,9 @@ pub(super) fn exec_step<'s>(
         Op::Rescale { dst, src } => {
             let x = v.ct(*src, g(0))?;
             let out = block(x.level().saturating_sub(1))?;
-            Some((*dst, Output::written(eval.rescale_into(&x, out)?)))
+            // The last limbs in coefficient form, one per part.
+            let mut lasts = borrow(2 * program.sizes().n * 8)?;
+            Some((*dst, Output::written(eval.rescale_into_with(&x, out, &mut lasts)?)))
         }
         Op::Relabel { dst, src, scale } => {
             let x = v.ct(*src, g(0))?;

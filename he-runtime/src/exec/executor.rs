@@ -213,6 +213,31 @@ impl<'s> Executor<'s> {
         &self.layer_ns
     }
 
+    /// Calls `f` with the output ciphertext named `name` (real mode) where it lies, pinned in
+    /// the store: nothing is copied (decrypt it into a scratch buffer of the budget, for
+    /// instance, see [`crate::ckks::Decryptor::decrypt_into`]).
+    pub fn output_with<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Ciphertext<&[u64]>) -> Result<R>,
+    ) -> Result<R> {
+        let Backend::Real(real) = &self.backend else {
+            return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
+        };
+        let obj = self.program.outputs().iter().find(|(n, _)| n == name).map(|(_, o)| *o).ok_or(
+            CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
+        )?;
+        let g = pin_as(real.store, self.ids[obj.index()], || program_role(self.program, obj))?;
+        let v = Views {
+            store: real.store,
+            ctx: &real.ctx,
+            keys: &real.keys,
+            meta: &real.meta,
+            program: self.program,
+        };
+        f(&v.ct(obj, &g)?)
+    }
+
     /// A copy of the output ciphertext named `name` (real mode).
     pub fn output(&self, name: &str) -> Result<Ciphertext> {
         let Backend::Real(real) = &self.backend else {

@@ -1,7 +1,7 @@
 //! Running a program: inputs put, the plan hinted, each op's steps computed (or, in plan mode,
 //! timed from the op costs) and recorded, dead intermediates removed; a failed run cleans up.
 
-use hetier_tiering::{ObjectId, TraceEvent};
+use hetier_tiering::{ObjectId, TieredStore, TraceEvent};
 
 use super::compute::{exec_bootstrap, exec_step};
 use super::error::{Error, Result};
@@ -102,6 +102,19 @@ impl Executor<'_> {
         if let Backend::Real(real) = &self.backend {
             real.store.check_working_sets(self.working_sets())?;
         }
+        // The largest step's scratch is reserved once for the whole run, before the plan is
+        // hinted: the policy then plans and prefetches around it, and no step's scratch evicts
+        // an object prefetched for the next step.
+        let room = match &self.backend {
+            Backend::Real(real) => {
+                let store: &TieredStore = real.store;
+                match self.scratch_reservation(store.budget()) {
+                    0 => None,
+                    bytes => Some(store.reserve_scratch(bytes)?),
+                }
+            }
+            Backend::Plan(_) => None,
+        };
         // The input ciphertexts.
         for &(in_obj, input) in inputs {
             let in_len = match &mut self.backend {
@@ -158,7 +171,7 @@ impl Executor<'_> {
                     }
                     Backend::Real(real) => {
                         let fly = self.weights_on_the_fly;
-                        exec_step(real, program, &self.ids, &rec.op, &step, fly)?
+                        exec_step(real, program, &self.ids, &rec.op, &step, fly, room.as_ref())?
                     }
                 };
                 report.steps += 1;

@@ -157,10 +157,16 @@ impl<'s> Session<'s> {
         };
         report.healed = healed.len();
         drop(ct);
-        let out = self.executor.output(&self.compiled.output_name)?;
+        // Decrypted where the output lies, into a scratch buffer of the budget: no copy of it
+        // on the heap.
+        let decryptor = Decryptor::new(&self.ctx, &self.sk)?;
+        let values = self.executor.output_with(&self.compiled.output_name, |out| {
+            let words = (out.level() + 1) * p.n();
+            let dec = decryptor.decrypt_into(out, self.store.scratch(words as u64 * 8)?)?;
+            Ok(self.encoder.decode_real(&dec)?)
+        })?;
         self.executor.finish()?;
-        let dec = Decryptor::new(&self.ctx, &self.sk)?.decrypt(&out)?;
-        Ok((self.compiled.unpack_output(&self.encoder.decode_real(&dec)?), report))
+        Ok((self.compiled.unpack_output(&values), report))
     }
 
     /// The lines describing each damaged object regenerated since the last call (for the
