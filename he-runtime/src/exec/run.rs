@@ -1,6 +1,8 @@
 //! Running a program: inputs put, the plan hinted, each op's steps computed (or, in plan mode,
 //! timed from the op costs) and recorded, dead intermediates removed; a failed run cleans up.
 
+use std::borrow::Borrow;
+
 use hetier_tiering::{ObjectId, TieredStore, TraceEvent};
 
 use super::compute::{exec_bootstrap, exec_step};
@@ -27,7 +29,7 @@ impl Executor<'_> {
             }
             .into());
         };
-        self.run_guarded(&[(in_obj, input)])
+        self.run_guarded(&mut [(in_obj, input)])
     }
 
     /// [`Executor::run`] (real mode) with the input in any buffer, e.g. a client's ciphertext
@@ -40,25 +42,39 @@ impl Executor<'_> {
             }
             .into());
         };
-        self.run_guarded(&[(in_obj, Some(input))])
+        self.run_guarded(&mut [(in_obj, Some(input))])
     }
 
     /// Runs a program with any number of inputs, each looked up by name in `inputs` (real
     /// mode needs all of them; plan mode ignores them). Outputs stay in the store until
     /// [`Executor::finish`]; a failed run removes what it had put, as [`Executor::run`] does.
     pub fn run_named(&mut self, inputs: &[(String, Ciphertext)]) -> Result<RunReport> {
-        let named: Vec<(ObjId, Option<&Ciphertext>)> = self
+        let mut named: Vec<(ObjId, Option<&Ciphertext>)> = self
             .program
             .inputs()
             .iter()
             .map(|(name, obj)| (*obj, inputs.iter().find(|(n, _)| n == name).map(|(_, c)| c)))
             .collect();
-        self.run_guarded(&named)
+        self.run_guarded(&mut named)
     }
 
-    fn run_guarded<C: AsRef<[u64]>>(
+    /// [`Executor::run_from`] that takes the input and drops it as soon as it is put, before
+    /// the plan is hinted: a client's ciphertext in a scratch buffer of the store's budget then
+    /// gives its bytes back for the run instead of holding them, unseen by the plan, to the end.
+    pub fn run_owned<C: AsRef<[u64]>>(&mut self, input: Ciphertext<C>) -> Result<RunReport> {
+        let &[(_, in_obj)] = self.program.inputs() else {
+            return Err(CoreError::InvalidParameter {
+                name: "program",
+                reason: "needs exactly one input".into(),
+            }
+            .into());
+        };
+        self.run_guarded(&mut [(in_obj, Some(input))])
+    }
+
+    fn run_guarded<C: AsRef<[u64]>, B: Borrow<Ciphertext<C>>>(
         &mut self,
-        inputs: &[(ObjId, Option<&Ciphertext<C>>)],
+        inputs: &mut [(ObjId, Option<B>)],
     ) -> Result<RunReport> {
         let result = self.run_program(inputs);
         if result.is_err() {
@@ -93,9 +109,9 @@ impl Executor<'_> {
         }
     }
 
-    fn run_program<C: AsRef<[u64]>>(
+    fn run_program<C: AsRef<[u64]>, B: Borrow<Ciphertext<C>>>(
         &mut self,
-        inputs: &[(ObjId, Option<&Ciphertext<C>>)],
+        inputs: &mut [(ObjId, Option<B>)],
     ) -> Result<RunReport> {
         let program = self.program;
         // A budget that some step can never fit fails here, before anything is put.
@@ -116,12 +132,16 @@ impl Executor<'_> {
             Backend::Plan(_) => None,
         };
         // The input ciphertexts.
-        for &(in_obj, input) in inputs {
+        for (in_obj, input) in inputs.iter_mut() {
+            let in_obj = *in_obj;
+            // Taken: an owned input is dropped once put (see `run_owned`).
+            let input = input.take();
             let in_len = match &mut self.backend {
                 Backend::Plan(_) => program.objects()[in_obj.index()].bytes,
                 Backend::Real(real) => {
                     let ct = input
                         .ok_or(Error::WrongMode { mode: "real", what: "run without an input" })?;
+                    let ct = ct.borrow();
                     real.meta.insert(in_obj, (ct.level(), ct.scale()));
                     put_ct(real, self.ids[in_obj.index()], ct)?
                 }

@@ -135,16 +135,18 @@ impl<'s> Session<'s> {
         // The client's plaintext and ciphertext are scratch buffers of the store's budget.
         let level = self.compiled.input_level()?;
         let words = ((level + 1) * p.n()) as u64 * 8;
-        let pt = self.store.scratch(words)?;
-        let pt = self.encoder.encode_real_into(&slots, level, p.scale(), pt)?;
-        let ct = self.store.scratch(2 * words)?;
-        let ct = self.encryptor.encrypt_sk_into(&self.sk, &pt, ct)?;
-        drop(pt);
         // A damaged key or weight is regenerated and the run repeated; each object at most
-        // once per call, so a pool that keeps damaging what is written to it cannot loop.
+        // once per call, so a pool that keeps damaging what is written to it cannot loop. Each
+        // attempt encrypts afresh: the run drops the ciphertext once it is put, so its budget
+        // is free for the run.
         let mut healed: Vec<hetier_tiering::ObjectId> = Vec::new();
         let mut report = loop {
-            let r = self.executor.run_from(&ct);
+            let pt = self.store.scratch(words)?;
+            let pt = self.encoder.encode_real_into(&slots, level, p.scale(), pt)?;
+            let ct = self.store.scratch(2 * words)?;
+            let ct = self.encryptor.encrypt_sk_into(&self.sk, &pt, ct)?;
+            drop(pt);
+            let r = self.executor.run_owned(ct);
             match derivable_damage(&r) {
                 Some((id, _)) if !healed.contains(&id) => {
                     let line =
@@ -156,7 +158,6 @@ impl<'s> Session<'s> {
             }
         };
         report.healed = healed.len();
-        drop(ct);
         // Decrypted where the output lies, into a scratch buffer of the budget: no copy of it
         // on the heap.
         let decryptor = Decryptor::new(&self.ctx, &self.sk)?;
