@@ -302,7 +302,7 @@ fn verify_runs_the_recommendation_for_real_and_moves_the_predicted_bytes() {
             // At the tightest budget the store still reads more than the prediction: with the
             // run's scratch reserved once (what the prediction takes off the budget) and the
             // client's ciphertext given back once put, 140–150 MiB against 114 predicted in six
-            // runs at load 7–9 (1.23–1.31×; 13–32 prefetches evicted unused), against 166–168
+            // runs at load 7–9 (1.23–1.31×; 13–42 prefetches evicted unused), against 166–168
             // MiB (1.46×, 33) with per-step scratch. What still takes the room is not found
             // yet; the step below may read up to 1.4×, never less than the stated error.
             assert!(got >= want * (1.0 - bytes_error) && got <= want * 1.4, "{r}");
