@@ -30,8 +30,8 @@ pub use ids::{ObjectId, StreamId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
 pub use policy::{Policy, PolicyConfig, PolicyReport};
 pub use store::{
-    BlockWriter, Cancel, ObjectInfo, PinGuard, Residency, ScratchBuffer, StoreBuilder, StoreStats,
-    StreamScope, StreamStats, TieredStore,
+    BlockWriter, Cancel, ObjectInfo, PinGuard, Residency, ScratchBuffer, ScratchReserve,
+    StoreBuilder, StoreStats, StreamScope, StreamStats, TieredStore,
 };
 pub use throttle::{Throttle, ThrottleProfile};
 pub use trace::{

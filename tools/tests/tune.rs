@@ -299,11 +299,13 @@ fn verify_runs_the_recommendation_for_real_and_moves_the_predicted_bytes() {
         let want = r["predicted_pm_read_mib"].as_f64().unwrap();
         let got = r["measured_pm_read_mib"].as_f64().unwrap();
         if r["run"] == "step below" {
-            // Known gap (issue 13): at the tightest budget each step's scratch, borrowed per
-            // step, evicts prefetched objects the prediction keeps (146 MiB read against 114
-            // predicted, 20 prefetches evicted unused). The fix is one scratch reservation held
-            // for the run; until then the step below may read more, never less.
-            assert!(got >= want * (1.0 - bytes_error) && got <= want * 1.5, "{r}");
+            // At the tightest budget the store still reads more than the prediction: with the
+            // run's scratch reserved once (what the prediction takes off the budget) and the
+            // client's ciphertext given back once put, 140–150 MiB against 114 predicted in six
+            // runs at load 7–9 (1.23–1.31×; 13–42 prefetches evicted unused), against 166–168
+            // MiB (1.46×, 33) with per-step scratch. What still takes the room is not found
+            // yet; the step below may read up to 1.4×, never less than the stated error.
+            assert!(got >= want * (1.0 - bytes_error) && got <= want * 1.4, "{r}");
             continue;
         }
         assert!((got - want).abs() <= bytes_error * want.max(1.0), "{r}");

@@ -239,6 +239,16 @@ impl<'a> Decryptor<'a> {
 
     /// m = c_0 + c_1·s (+ c_2·s²), as a plaintext at the ciphertext's level and scale.
     pub fn decrypt<C: AsRef<[u64]>>(&self, ct: &Ciphertext<C>) -> Result<Plaintext> {
+        self.decrypt_into(ct, vec![0u64; (ct.level + 1) * ct.n])
+    }
+
+    /// [`Self::decrypt`] into a caller's buffer of (level+1)·N words (e.g. scratch
+    /// charged to a memory budget), so nothing is allocated.
+    pub fn decrypt_into<C, O>(&self, ct: &Ciphertext<C>, out: O) -> Result<Plaintext<O>>
+    where
+        C: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+    {
         let ctx = &self.ctx;
         ctx.check_id(ct.params_id)?;
         if ct.n != ctx.n() {
@@ -249,24 +259,31 @@ impl<'a> Decryptor<'a> {
         }
         let n = ctx.n();
         let l1 = ct.level + 1;
-        let mut data = ct.part(0).to_vec();
+        let mut data = out;
+        let found = data.as_ref().len();
+        if found != l1 * n {
+            return Err(Error::BufferLength { expected: l1 * n, found });
+        }
+        let c0 = ct.part(0);
         let c1 = ct.part(1);
         let c2 = if ct.parts == 3 { Some(ct.part(2)) } else { None };
-        data.par_chunks_mut(n).enumerate().for_each(|(i, o)| {
+        data.as_mut().par_chunks_mut(n).enumerate().for_each(|(i, o)| {
             let p = ctx.prime(i);
             let s = self.sk.limb(i, n);
             let a = &c1[i * n..(i + 1) * n];
+            let b = &c0[i * n..(i + 1) * n];
             for j in 0..n {
                 let mut v = p.mul(a[j], s[j]);
                 if let Some(c2) = c2 {
                     let s2 = p.mul(s[j], s[j]);
                     v = add_mod(v, p.mul(c2[i * n + j], s2), p.q);
                 }
-                o[j] = add_mod(o[j], v, p.q);
+                o[j] = add_mod(b[j], v, p.q);
             }
         });
-        debug_assert_eq!(data.len(), l1 * n);
         let (level, scale, params_id, slots) = (ct.level, ct.scale, ct.params_id, ct.slots);
-        Ok(Plaintext { data, level, scale, n, params_id, slots })
+        let mut pt = Plaintext::from_raw(data, level, scale, n, params_id)?;
+        pt.slots = slots;
+        Ok(pt)
     }
 }

@@ -184,12 +184,33 @@ impl Evaluator {
         A: AsRef<[u64]>,
         O: AsRef<[u64]> + AsMut<[u64]>,
     {
+        let mut lasts = vec![0u64; a.parts * self.ctx.n()];
+        self.rescale_into_with(a, out, &mut lasts)
+    }
+
+    /// [`Self::rescale_into`] with the last limbs' temporary in a caller's buffer of at least
+    /// parts·N words (e.g. scratch charged to a memory budget), so nothing is allocated.
+    pub fn rescale_into_with<A, O, T>(
+        &self,
+        a: &Ciphertext<A>,
+        out: O,
+        lasts: &mut T,
+    ) -> Result<Ciphertext<O>>
+    where
+        A: AsRef<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+        T: AsMut<[u64]> + ?Sized,
+    {
         self.check_ct(a)?;
         let l = a.level;
         if l == 0 {
             return Err(Error::LevelExhausted { level: 0, needed: 1 });
         }
         let n = self.ctx.n();
+        let lasts = lasts.as_mut();
+        if lasts.len() < a.parts * n {
+            return Err(Error::BufferLength { expected: a.parts * n, found: lasts.len() });
+        }
         let ql = self.ctx.prime(l);
         let consts = self.ctx.rescale_consts(l);
         let scale = a.scale / ql.q as f64;
@@ -197,21 +218,19 @@ impl Evaluator {
         out.slots = a.slots;
         // The last limb of every part in coefficient form, the parts' INTTs side by side.
         let srcs: Vec<&[u64]> = (0..a.parts).map(|p| a.part(p)).collect();
-        let lasts: Vec<Vec<u64>> = srcs
-            .par_iter()
-            .map(|src| {
-                let mut last = src[l * n..(l + 1) * n].to_vec();
-                ql.intt(&mut last);
-                last
-            })
-            .collect();
+        let lasts = &mut lasts[..a.parts * n];
+        lasts.par_chunks_mut(n).zip(srcs.par_iter()).for_each(|(last, src)| {
+            last.copy_from_slice(&src[l * n..(l + 1) * n]);
+            ql.intt(last);
+        });
+        let lasts = &*lasts;
         let half = ql.q / 2;
         let words = a.parts * l * n;
         out.data.as_mut()[..words].par_chunks_mut(n).enumerate().for_each(|(k, o)| {
             let (part, i) = (k / l, k % l);
             let p = self.ctx.prime(i);
             let ql_mod = ql.q % p.q;
-            for (tv, &x) in o.iter_mut().zip(&lasts[part]) {
+            for (tv, &x) in o.iter_mut().zip(&lasts[part * n..(part + 1) * n]) {
                 // Centred representative of the last limb, so the division rounds.
                 *tv =
                     if x > half { sub_mod(p.reduce_u64(x), ql_mod, p.q) } else { p.reduce_u64(x) };

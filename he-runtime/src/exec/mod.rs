@@ -18,6 +18,7 @@
 
 pub mod batched;
 mod bootstrap;
+mod compute;
 mod costs;
 mod deep_plan;
 mod error;
@@ -25,9 +26,14 @@ mod executor;
 mod heal;
 pub mod ids;
 mod keys;
+mod memory;
+mod prepare;
+mod real;
 mod report;
+mod run;
 pub mod serve;
 mod session;
+mod steps;
 pub mod train;
 pub mod wire;
 

@@ -135,16 +135,18 @@ impl<'s> Session<'s> {
         // The client's plaintext and ciphertext are scratch buffers of the store's budget.
         let level = self.compiled.input_level()?;
         let words = ((level + 1) * p.n()) as u64 * 8;
-        let pt = self.store.scratch(words)?;
-        let pt = self.encoder.encode_real_into(&slots, level, p.scale(), pt)?;
-        let ct = self.store.scratch(2 * words)?;
-        let ct = self.encryptor.encrypt_sk_into(&self.sk, &pt, ct)?;
-        drop(pt);
         // A damaged key or weight is regenerated and the run repeated; each object at most
-        // once per call, so a pool that keeps damaging what is written to it cannot loop.
+        // once per call, so a pool that keeps damaging what is written to it cannot loop. Each
+        // attempt encrypts afresh: the run drops the ciphertext once it is put, so its budget
+        // is free for the run.
         let mut healed: Vec<hetier_tiering::ObjectId> = Vec::new();
         let mut report = loop {
-            let r = self.executor.run_from(&ct);
+            let pt = self.store.scratch(words)?;
+            let pt = self.encoder.encode_real_into(&slots, level, p.scale(), pt)?;
+            let ct = self.store.scratch(2 * words)?;
+            let ct = self.encryptor.encrypt_sk_into(&self.sk, &pt, ct)?;
+            drop(pt);
+            let r = self.executor.run_owned(ct);
             match derivable_damage(&r) {
                 Some((id, _)) if !healed.contains(&id) => {
                     let line =
@@ -156,11 +158,16 @@ impl<'s> Session<'s> {
             }
         };
         report.healed = healed.len();
-        drop(ct);
-        let out = self.executor.output(&self.compiled.output_name)?;
+        // Decrypted where the output lies, into a scratch buffer of the budget: no copy of it
+        // on the heap.
+        let decryptor = Decryptor::new(&self.ctx, &self.sk)?;
+        let values = self.executor.output_with(&self.compiled.output_name, |out| {
+            let words = (out.level() + 1) * p.n();
+            let dec = decryptor.decrypt_into(out, self.store.scratch(words as u64 * 8)?)?;
+            Ok(self.encoder.decode_real(&dec)?)
+        })?;
         self.executor.finish()?;
-        let dec = Decryptor::new(&self.ctx, &self.sk)?.decrypt(&out)?;
-        Ok((self.compiled.unpack_output(&self.encoder.decode_real(&dec)?), report))
+        Ok((self.compiled.unpack_output(&values), report))
     }
 
     /// The lines describing each damaged object regenerated since the last call (for the

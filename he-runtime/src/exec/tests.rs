@@ -3,9 +3,14 @@ use std::path::PathBuf;
 use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
+use crate::ckks::KeyGenerator;
 use crate::ckks::{Decryptor, Encryptor, Preset};
+use crate::exec::steps::steps;
 use crate::exec::weights_tag;
+use crate::exec::KeyReport;
 use crate::model::{argmax, Compiled, Model};
+use crate::nn::Op;
+use hetier_tiering::Durability;
 
 const SK_SEED: [u8; 32] = [42; 32];
 
@@ -334,4 +339,24 @@ fn sizes_of_scratch(c: &Compiled) -> u64 {
             _ => None,
         })
         .unwrap_or(1)
+}
+
+/// A real run reserves its largest step's scratch once ([`Executor::scratch_charge`]) and
+/// every step's scratch comes out of that reservation: none is made room for step by step, the
+/// reservation is given back with the run, and it covers what the steps borrowed at most.
+#[test]
+fn a_run_reserves_its_largest_step_scratch_once_and_borrows_nothing_beyond() {
+    let (m, c, ctx) = digits();
+    let dir = tempfile::tempdir().unwrap();
+    let keyset = KeySetId::from_seed(&SK_SEED);
+    let plan = Executor::plan(&c.program, 0, keyset, costs());
+    let charge = plan.scratch_charge();
+    assert!(charge >= sizes_of_scratch(&c), "{charge}");
+    let (needed, _) = TieredStore::working_set_need(plan.working_sets());
+    let st = store(dir.path(), needed + charge, true);
+    let (_, _, worst) = run_real(&m, &c, &ctx, &st, 0..1);
+    assert!(worst < 1e-3);
+    let s = st.stats();
+    assert_eq!((s.scratch_beyond_reserve, s.scratch_reserved, s.scratch_in_use), (0, 0, 0));
+    assert!(s.scratch_peak > 0 && s.scratch_peak <= charge, "{} > {charge}", s.scratch_peak);
 }

@@ -7,6 +7,7 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 
 use super::*;
 use crate::ckks::bootstrap::BootstrapPreset;
+use crate::ckks::KeyGenerator;
 use crate::exec::{weights_tag, Session};
 use crate::model::bootstrapped::tests::sample;
 use crate::model::zoo::reduced_resnet;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use hetier_tiering::{TieredStore, TraceEvent};
 
-use super::executor::steps;
+use super::steps::steps;
 use super::{Executor, KeyReport, KeySetId, Result, RunReport};
 use crate::train::{Dataset, EncryptedRun, EncryptedTrainer};
 

@@ -92,6 +92,8 @@ pub struct BlockWriter<'a> {
     pub(super) len: u64,
     /// Borrowed as a [`super::ScratchBuffer`]: counted in the scratch stats.
     pub(super) scratch: bool,
+    /// The scratch reservation whose bytes these are (returned to it on drop).
+    pub(super) reservation: Option<u64>,
 }
 
 impl BlockWriter<'_> {
@@ -168,7 +170,7 @@ impl Drop for BlockWriter<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.block.take() {
             drop(b);
-            self.inner.release_writer(self.len, self.scratch);
+            self.inner.release_writer(self.len, self.scratch, self.reservation);
         }
     }
 }

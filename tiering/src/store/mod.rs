@@ -12,7 +12,7 @@ mod state;
 mod stats;
 mod stream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use builder::StoreParts;
 pub use builder::{NoBudget, NoPool, StoreBuilder, WithBudget, WithPool};
 pub use guard::{BlockWriter, PinGuard};
-pub use scratch::ScratchBuffer;
+pub use scratch::{ScratchBuffer, ScratchReserve};
 pub use state::Residency;
 pub use stats::{StoreStats, StreamStats};
 pub use stream::{Cancel, StreamScope};
@@ -85,10 +85,14 @@ impl Inner {
         schedule_prefetch(self, &mut st);
     }
 
-    fn release_writer(&self, len: u64, scratch: bool) {
+    /// Gives a block writer's bytes back: to its scratch reservation while that lives (they
+    /// stay charged to it), else to the budget.
+    fn release_writer(&self, len: u64, scratch: bool, reservation: Option<u64>) {
         let mut st = self.state.lock();
-        st.used -= footprint(len);
-        st.pinned_bytes -= footprint(len);
+        if !reservation.is_some_and(|r| st.take_back(r, footprint(len))) {
+            st.used -= footprint(len);
+            st.pinned_bytes -= footprint(len);
+        }
         if scratch {
             st.stats.scratch_in_use -= footprint(len);
         }
@@ -250,14 +254,14 @@ impl TieredStore {
     /// Reserves a zeroed DRAM buffer of `len` bytes under the budget, to be filled in place and
     /// stored with [`put_block`](Self::put_block). Counts as pinned until then.
     pub fn alloc(&self, len: u64) -> Result<BlockWriter<'_>> {
-        self.alloc_inner(len, true)
+        scratch::alloc_block(&self.inner, len, true, None)
     }
 
     /// Like [`Self::alloc`], but the buffer is not zeroed first: its bytes may be those of an
     /// object that left DRAM. For writers that overwrite every byte (a computed result), and
     /// for reservations that are never read.
     pub fn alloc_for_overwrite(&self, len: u64) -> Result<BlockWriter<'_>> {
-        self.alloc_inner(len, false)
+        scratch::alloc_block(&self.inner, len, false, None)
     }
 
     /// Borrows a DRAM buffer of `len` bytes charged to the budget, for scratch that is never
@@ -269,49 +273,29 @@ impl TieredStore {
     /// or zero): a user that reads before writing asks for [`Self::scratch_zeroed`]. Check a
     /// plan's steps with their scratch lengths included ([`Self::check_working_sets`]) so a
     /// budget too small fails before any work. [`StoreStats::scratch_in_use`] and
-    /// [`StoreStats::scratch_peak`] count these buffers.
+    /// [`StoreStats::scratch_peak`] count these buffers. A computation that borrows
+    /// scratch step after step takes it from a [`Self::reserve_scratch`] instead, so that its
+    /// scratch never evicts an object prefetched for its next step.
     pub fn scratch(&self, len: u64) -> Result<ScratchBuffer<'_>> {
-        self.scratch_inner(len, false)
+        scratch::borrow(&self.inner, len, false, None)
     }
 
     /// Like [`Self::scratch`], with every byte zero.
     pub fn scratch_zeroed(&self, len: u64) -> Result<ScratchBuffer<'_>> {
-        self.scratch_inner(len, true)
+        scratch::borrow(&self.inner, len, true, None)
     }
 
-    fn scratch_inner(&self, len: u64, zero: bool) -> Result<ScratchBuffer<'_>> {
-        let mut writer = self.alloc_inner(len, zero)?;
-        writer.scratch = true;
-        let mut st = self.inner.state.lock();
-        st.stats.scratch_in_use += footprint(len);
-        st.stats.scratch_peak = st.stats.scratch_peak.max(st.stats.scratch_in_use);
-        Ok(ScratchBuffer { writer })
-    }
-
-    fn alloc_inner(&self, len: u64, zero: bool) -> Result<BlockWriter<'_>> {
-        let inner = &*self.inner;
-        if len == 0 {
-            return Err(Error::EmptyObject { id: None });
-        }
-        let mut st = inner.state.lock();
-        let mut block = match make_room(inner, &mut st, None, len, Need::Demand)? {
-            Room::Reserved(block) => block,
-            Room::Refused => {
-                return Err(Error::PinnedSetTooLarge {
-                    id: None,
-                    requested: len,
-                    pinned: st.pinned_bytes,
-                    budget: inner.budget,
-                })
-            }
-        };
-        st.pinned_bytes += footprint(len);
-        drop(st);
-        if zero {
-            // Only bytes an earlier block used are written: fresh arena pages are still zero.
-            block.zero_fill();
-        }
-        Ok(BlockWriter { inner, block: Some(block), len, scratch: false })
+    /// Reserves `bytes` of the budget for scratch, held until the returned guard drops: made
+    /// room for once, like a pin (evicting clean objects, writing back scratch objects; fails
+    /// with [`Error::PinnedSetTooLarge`] when pins leave no room), then lent to the buffers
+    /// [`ScratchReserve::scratch`] hands out and taken back when they drop, without going
+    /// through eviction again. While it lives the policy plans, and prefetches, within the
+    /// budget less these bytes: a computation that reserves its largest step's scratch for its
+    /// whole run never has a step's scratch evict an object prefetched for the next, and what
+    /// it moves is what a prediction over the budget less the reservation says.
+    /// [`StoreStats::scratch_reserved`] reports it.
+    pub fn reserve_scratch(&self, bytes: u64) -> Result<ScratchReserve<'_>> {
+        scratch::reserve(&self.inner, bytes)
     }
 
     /// Stores a filled [`BlockWriter`] as a new object without copying it. A durable object is
@@ -385,6 +369,9 @@ impl TieredStore {
         let mut st = inner.state.lock();
         let len = st.objects.get(&id).ok_or(Error::UnknownObject { id })?.len;
         st.tracker.record(id, len);
+        // The plan moved on: objects evicted unused may be prefetched again (see
+        // `schedule_prefetch`).
+        st.evicted_unused.clear();
         match stream {
             Some(s) => st.policy.on_access_in(s, id),
             None => st.policy.on_access(id),
@@ -549,7 +536,8 @@ impl TieredStore {
         let mut st = inner.state.lock();
         let lens: HashMap<ObjectId, u64> =
             future.iter().filter_map(|id| st.objects.get(id).map(|e| (*id, e.len))).collect();
-        let budget = inner.budget;
+        // Standing scratch reservations are no room for objects: the plan is made without them.
+        let budget = inner.budget.saturating_sub(st.scratch_reserved);
         let len_of = |id| lens.get(&id).copied();
         match stream {
             Some(s) => st.policy.on_hint_in(s, future, budget, &len_of),
@@ -622,6 +610,7 @@ impl TieredStore {
         let st = self.inner.state.lock();
         let mut s = st.stats.clone();
         s.budget = self.inner.budget;
+        s.scratch_reserved = st.scratch_reserved;
         s.dram_in_use = st.used;
         s.objects = st.objects.len() as u64;
         s.open_streams = st.streams.len() as u64;
@@ -747,6 +736,10 @@ impl TieredStore {
                 migrator_down: false,
                 streams: HashMap::new(),
                 stream_reserve: 0,
+                scratch_reserved: 0,
+                reservations: HashMap::new(),
+                next_reservation: 0,
+                evicted_unused: HashSet::new(),
             }),
             cond: Condvar::new(),
             pool,

@@ -5,6 +5,147 @@
 use std::ops::{Deref, DerefMut};
 
 use super::guard::BlockWriter;
+use super::state::{footprint, make_room, schedule_prefetch, Inner, Need, Room};
+use crate::error::{Error, Result};
+
+/// Reserves a block of `len` bytes like a pin. With `reservation` (a live
+/// [`ScratchReserve`]'s id with that much unlent), the bytes come out of it: lent back to
+/// the budget and taken again under one lock, so nothing is evicted unless the arena cannot
+/// place the block (see [`super::TieredStore::reserve_scratch`]).
+pub(super) fn alloc_block(
+    inner: &Inner,
+    len: u64,
+    zero: bool,
+    reservation: Option<u64>,
+) -> Result<BlockWriter<'_>> {
+    if len == 0 {
+        return Err(Error::EmptyObject { id: None });
+    }
+    let fp = footprint(len);
+    let mut st = inner.state.lock();
+    let lent = reservation.is_some_and(|r| st.lend(r, fp));
+    let block = match make_room(inner, &mut st, None, len, Need::Demand) {
+        Ok(Room::Reserved(block)) => Ok(block),
+        Ok(Room::Refused) => Err(Error::PinnedSetTooLarge {
+            id: None,
+            requested: len,
+            pinned: st.pinned_bytes,
+            budget: inner.budget,
+        }),
+        Err(e) => Err(e),
+    };
+    let mut block = match block {
+        Ok(b) => b,
+        Err(e) => {
+            if let (true, Some(r)) = (lent, reservation) {
+                st.take_back(r, fp);
+            }
+            return Err(e);
+        }
+    };
+    st.pinned_bytes += fp;
+    drop(st);
+    if zero {
+        // Only bytes an earlier block used are written: fresh arena pages are still zero.
+        block.zero_fill();
+    }
+    let reservation = reservation.filter(|_| lent);
+    Ok(BlockWriter { inner, block: Some(block), len, scratch: false, reservation })
+}
+
+/// A scratch buffer (see [`super::TieredStore::scratch`]), out of `reservation` when it has
+/// room.
+pub(super) fn borrow(
+    inner: &Inner,
+    len: u64,
+    zero: bool,
+    reservation: Option<u64>,
+) -> Result<ScratchBuffer<'_>> {
+    let mut writer = alloc_block(inner, len, zero, reservation)?;
+    writer.scratch = true;
+    let mut st = inner.state.lock();
+    if reservation.is_some() && writer.reservation.is_none() {
+        st.stats.scratch_beyond_reserve += 1;
+    }
+    st.stats.scratch_in_use += footprint(len);
+    st.stats.scratch_peak = st.stats.scratch_peak.max(st.stats.scratch_in_use);
+    Ok(ScratchBuffer { writer })
+}
+
+/// Holds `bytes` of the budget for scratch (see [`super::TieredStore::reserve_scratch`]).
+pub(super) fn reserve(inner: &Inner, bytes: u64) -> Result<ScratchReserve<'_>> {
+    let fp = footprint(bytes);
+    let mut st = inner.state.lock();
+    let id = st.next_reservation;
+    st.next_reservation += 1;
+    if fp > 0 {
+        match make_room(inner, &mut st, None, bytes, Need::Demand)? {
+            // Only the bytes are kept: each buffer is placed in the arena when lent (the arena
+            // has twice the budget in address space, so placing rarely fails).
+            Room::Reserved(block) => drop(block),
+            Room::Refused => {
+                return Err(Error::PinnedSetTooLarge {
+                    id: None,
+                    requested: fp,
+                    pinned: st.pinned_bytes,
+                    budget: inner.budget,
+                })
+            }
+        }
+        st.pinned_bytes += fp;
+    }
+    st.scratch_reserved += fp;
+    st.reservations.insert(id, fp);
+    Ok(ScratchReserve { inner, id, bytes: fp })
+}
+
+/// Budget held for scratch by [`super::TieredStore::reserve_scratch`] until dropped; hands out
+/// [`ScratchBuffer`]s from it. Buffers may outlive it: they are then charged to the budget
+/// like [`super::TieredStore::scratch`]'s until they drop.
+pub struct ScratchReserve<'a> {
+    inner: &'a Inner,
+    id: u64,
+    bytes: u64,
+}
+
+impl<'a> ScratchReserve<'a> {
+    /// Bytes reserved (whole pages).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A scratch buffer of `len` bytes (unspecified contents, as [`super::TieredStore::scratch`])
+    /// out of the reservation: nothing is evicted unless the arena cannot place it. When the
+    /// reservation has not that much unlent, it is made room for like [`super::TieredStore::scratch`]
+    /// (counted in [`crate::StoreStats::scratch_beyond_reserve`]).
+    pub fn scratch(&self, len: u64) -> Result<ScratchBuffer<'a>> {
+        borrow(self.inner, len, false, Some(self.id))
+    }
+
+    /// Like [`Self::scratch`], with every byte zero.
+    pub fn scratch_zeroed(&self, len: u64) -> Result<ScratchBuffer<'a>> {
+        borrow(self.inner, len, true, Some(self.id))
+    }
+}
+
+impl Drop for ScratchReserve<'_> {
+    fn drop(&mut self) {
+        let inner = self.inner;
+        let mut st = inner.state.lock();
+        let unlent = st.reservations.remove(&self.id).unwrap_or(0);
+        st.used -= unlent;
+        st.pinned_bytes -= unlent;
+        st.scratch_reserved -= self.bytes;
+        inner.cond.notify_all();
+        schedule_prefetch(inner, &mut st);
+    }
+}
+
+impl std::fmt::Debug for ScratchReserve<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScratchReserve").field("bytes", &self.bytes).finish()
+    }
+}
 
 /// A DRAM buffer charged to the store's budget for as long as it lives, never stored: its
 /// bytes go back to the budget and its pages to the arena (for reuse at any size, without

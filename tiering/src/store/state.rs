@@ -1,7 +1,7 @@
 //! The store's shared state and the residency decisions made under its lock: reserving DRAM
 //! by evicting or writing back, and scheduling prefetches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -192,6 +192,17 @@ pub(super) struct State {
     pub streams: HashMap<StreamId, StreamStats>,
     /// DRAM the open request streams keep free of prefetches (their pinned sets).
     pub stream_reserve: u64,
+    /// Footprints of the live scratch reservations ([`super::ScratchReserve`]): charged to
+    /// `used` and `pinned_bytes` (lent or not), and no room for objects, so the policy plans
+    /// and prefetches within the budget less this.
+    pub scratch_reserved: u64,
+    /// Bytes of each live scratch reservation not lent to a buffer right now.
+    pub reservations: HashMap<u64, u64>,
+    pub next_reservation: u64,
+    /// Objects prefetched and evicted before any pin used them since the last pin: not
+    /// prefetched again until the plan moves on, so every pin is followed by a bounded amount
+    /// of prefetching, whatever takes the room (the guard against prefetch-evict-prefetch).
+    pub evicted_unused: HashSet<ObjectId>,
 }
 
 /// Outcome of [`make_room`].
@@ -225,6 +236,27 @@ pub(super) fn footprint(len: u64) -> u64 {
 }
 
 impl State {
+    /// Lends `fp` bytes of reservation `r` back to the budget for a buffer about to be placed
+    /// (they are taken again at once under the same lock). False when `r` has not that much.
+    pub fn lend(&mut self, r: u64, fp: u64) -> bool {
+        let Some(unlent) = self.reservations.get_mut(&r).filter(|u| **u >= fp) else {
+            return false;
+        };
+        *unlent -= fp;
+        self.used -= fp;
+        self.pinned_bytes -= fp;
+        true
+    }
+
+    /// Returns `fp` bytes lent from reservation `r` (its buffer was dropped, or not placed):
+    /// they stay charged, to the reservation. False when `r` is gone (the bytes are then the
+    /// caller's to release).
+    pub fn take_back(&mut self, r: u64, fp: u64) -> bool {
+        let Some(unlent) = self.reservations.get_mut(&r) else { return false };
+        *unlent += fp;
+        true
+    }
+
     pub fn reserve_raw(&mut self, len: u64) {
         self.used += len;
         self.stats.peak_dram = self.stats.peak_dram.max(self.used);
@@ -288,6 +320,7 @@ impl State {
         let len = e.len;
         if std::mem::take(&mut e.prefetched) {
             self.stats.prefetch_evicted_unused += 1;
+            self.evicted_unused.insert(id);
         }
         self.stats.evictions += 1;
         // Freed (when ours is the last reference) before the bytes are released, so the
@@ -323,7 +356,9 @@ pub(super) fn make_room(
         let scan = prefetch_scan(&*st.policy, c, st.occupants(shield));
         // Objects prefetched earlier stay until their use (see `State::shield_prefetched`).
         let kept = if shield { st.shielded_bytes(c) } else { 0 };
-        if !prefetch_fits(scan.protected.saturating_add(kept), len, headroom, budget) {
+        // Standing scratch reservations are no room for objects.
+        let room = budget.saturating_sub(st.scratch_reserved);
+        if !prefetch_fits(scan.protected.saturating_add(kept), len, headroom, room) {
             return Ok(Room::Refused);
         }
     }
@@ -466,6 +501,13 @@ pub(super) fn schedule_prefetch(inner: &Inner, st: &mut MutexGuard<'_, State>) {
         let Some(e) = st.objects.get(&id) else { continue };
         if e.block.is_some() || e.transfer != Transfer::None || e.failed.is_some() {
             continue;
+        }
+        if st.evicted_unused.contains(&id) {
+            // Prefetched and evicted unused since the last pin: fetching it again now could
+            // repeat forever (prefetch-evict-prefetch) if what evicted it takes the room again.
+            // The next pin lifts this; until then nothing later in the plan is fetched either.
+            st.stats.prefetches_held_back += 1;
+            break;
         }
         let len = e.len;
         let block = match make_room(inner, st, Some(id), len, Need::Prefetch) {

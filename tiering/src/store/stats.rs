@@ -79,6 +79,19 @@ pub struct StoreStats {
     /// The most `scratch_in_use` has been.
     #[serde(default)]
     pub scratch_peak: u64,
+    /// DRAM bytes (footprints) held right now by standing scratch reservations
+    /// (`TieredStore::reserve_scratch`), lent to buffers or not; part of `dram_in_use`, and no
+    /// room for objects.
+    #[serde(default)]
+    pub scratch_reserved: u64,
+    /// Scratch buffers asked of a reservation that had not enough unlent bytes left, and so
+    /// were made room for like a pin (0 when the reservation covers every step).
+    #[serde(default)]
+    pub scratch_beyond_reserve: u64,
+    /// Times prefetching stopped at an object it had prefetched and seen evicted unused since
+    /// the last pin (the guard against prefetch-evict-prefetch loops).
+    #[serde(default)]
+    pub prefetches_held_back: u64,
     /// What the policy reports (α for the α-partition).
     pub policy: Option<PolicyReport>,
 }

@@ -371,12 +371,12 @@ fn infer(
     drop(pt);
     let before = store.stats();
     let t = Instant::now();
-    let rep = ex.run_from(&ct)?;
+    // The client's ciphertext gives its bytes back once put, as `hetier run`'s does.
+    let rep = ex.run_owned(ct)?;
     let out = ex.output(&compiled.output_name)?;
     ex.finish()?;
     let seconds = t.elapsed().as_secs_f64();
     let after = store.stats();
-    drop(ct);
     let logits = compiled.output_layout.unpack(&encoder.decode_real(&dec.decrypt(&out)?)?);
     Ok(ImageRun {
         index: i,

@@ -149,39 +149,12 @@ pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
 /// The most the executor borrows from the store's budget in one step beside the trace's
 /// objects (whole pages per buffer): the hoisted decomposition with its c_0 and key-switch
 /// buffers, a rotation's key-switch buffers, or mul_relin's key-switch buffers and degree-2
-/// product. The trace does not carry them: during such a step the store has this much less
-/// room for objects than the trace shows.
+/// product ([`Executor::scratch_charge`]). A real run reserves it for the whole run, so the
+/// store has this much less room for objects than the trace shows, at every step.
 pub fn hoist_charge(l: &Loaded) -> u64 {
-    let p = &l.compiled.program;
-    let sizes = p.sizes();
-    let n = sizes.n * 8;
-    let page = |b: u64| b.next_multiple_of(4096);
-    // The key-switch buffers, each in whole pages (as the store charges them).
-    let ks = |level: usize, dec: bool| {
-        let l1 = level as u64 + 1;
-        let alpha = sizes.q_len.div_ceil(sizes.dnum.max(1));
-        let words = [l1, alpha.max(sizes.p_len), 2 * (l1 + sizes.p_len), l1, 1];
-        let d = if dec { page(sizes.decomposition(level)) } else { 4096 };
-        words.iter().map(|&w| page(w * n)).sum::<u64>() + d
-    };
-    let level = |o: &hetier_he::nn::ObjId| p.objects()[o.index()].level;
-    p.ops()
-        .iter()
-        .map(|r| match &r.op {
-            hetier_he::nn::Op::HoistedRotate { src, .. } => {
-                let l = level(src);
-                page(sizes.decomposition(l)) + page(sizes.plaintext(l)) + ks(l, false)
-            }
-            hetier_he::nn::Op::Rotate { src, .. } | hetier_he::nn::Op::Conjugate { src, .. } => {
-                ks(level(src), true)
-            }
-            hetier_he::nn::Op::MulRelin { a, .. } => {
-                ks(level(a), true) + page(3 * sizes.plaintext(level(a)))
-            }
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0)
+    let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
+    let costs = OpCosts { log_n: 0, q_len: 0, p_len: 0, top_ns: Default::default() };
+    Executor::plan(&l.compiled.program, 0, keyset, costs).scratch_charge()
 }
 
 /// A progress bar on stderr, hidden under `--quiet`, `--json` or when stderr is no terminal.

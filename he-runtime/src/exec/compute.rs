@@ -1,0 +1,260 @@
+//! One step of a real run: pins its operands, computes straight into the result's store block
+//! with scratch borrowed from the budget, and puts the result; a bootstrap op as a whole.
+
+use std::time::Instant;
+
+use hetier_tiering::{
+    BlockWriter, Durability, ObjectId, ObjectKind, ScratchBuffer, ScratchReserve, TieredStore,
+};
+
+use super::error::{Error, Result};
+use super::heal::{pin_as, program_role};
+use super::real::{encode_weight, Real, Views};
+use super::steps::Step;
+use crate::ckks::bootstrap::RecordingKeys;
+use crate::ckks::{Ciphertext, Complex64, HoistedCiphertext, Scratch};
+use crate::error::Error as CoreError;
+use crate::nn::interp::check_key_uses;
+use crate::nn::{ObjId, Op, Program};
+
+/// Pins a step's objects, computes it, releases the pins and puts its results. Returns the
+/// compute time and the (object, length) of each result.
+pub(super) fn exec_step<'s>(
+    real: &mut Real<'s>,
+    program: &Program,
+    ids: &[ObjectId],
+    op: &Op,
+    step: &Step,
+    weights_on_the_fly: bool,
+    room: Option<&ScratchReserve<'s>>,
+) -> Result<(u64, Vec<(ObjId, u64)>)> {
+    if step.name == "hoist" {
+        // The previous decomposition is dead.
+        real.drop_hoisted();
+    }
+    let Real { store, ctx, eval, encoder, keys, meta, hoisted, .. } = real;
+    let store: &'s TieredStore = store;
+    let guards = step
+        .pins
+        .iter()
+        .map(|&o| pin_as(store, ids[o.index()], || program_role(program, o)))
+        .collect::<Result<Vec<_>>>()?;
+    let v = Views { store, ctx, keys, meta, program };
+    let g = |k: usize| &guards[k];
+    let t = Instant::now();
+    // Results are computed straight into their store block: no heap result, no copy, no fresh
+    // pages (the block's bytes count against the budget while the operands are pinned), and
+    // every temporary the size of a ciphertext is a scratch buffer charged to the budget.
+    let block = |level: usize| -> Result<BlockWriter<'s>> {
+        Ok(store.alloc_for_overwrite(program.sizes().ciphertext(level))?)
+    };
+    // Scratch comes out of the run's reservation (nothing evicted, see
+    // `Executor::scratch_reservation`), or from the budget when there is none.
+    let borrow = |len: u64| -> Result<ScratchBuffer<'s>> {
+        Ok(match room {
+            Some(r) => r.scratch(len)?,
+            None => store.scratch(len)?,
+        })
+    };
+    // Key-switch scratch for operands at `level`, for this step.
+    let scratch = |level: usize, decomposition: bool| -> Result<Scratch<ScratchBuffer<'s>>> {
+        Scratch::with_buffers(ctx, level, decomposition, |w| borrow(w as u64 * 8))
+    };
+    let out: Option<(ObjId, Output<'s>)> = match op {
+        Op::Rotate { dst, src, step: s, key } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level())?;
+            let mut scratch = scratch(x.level(), true)?;
+            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, &mut scratch, out)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Conjugate { dst, src, key } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level())?;
+            let mut scratch = scratch(x.level(), true)?;
+            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, &mut scratch, out)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::HoistedRotate { src, rots } => {
+            if step.name == "hoist" {
+                let x = v.ct(*src, g(0))?;
+                let (c0, dec) = HoistedCiphertext::<ScratchBuffer<'_>>::words_at(ctx, x.level());
+                let (c0, dec) = (borrow(c0 as u64 * 8)?, borrow(dec as u64 * 8)?);
+                let mut scratch = scratch(x.level(), false)?;
+                *hoisted = Some(eval.hoist_into(&x, &mut scratch, c0, dec)?);
+                None
+            } else {
+                let dst = step.writes[0];
+                let &(s, key, _) = rots
+                    .iter()
+                    .find(|r| r.2 == dst)
+                    .ok_or(CoreError::MissingObject { id: dst.0, reason: "hoisted rotation" })?;
+                let h = hoisted.as_ref().ok_or(CoreError::MissingObject {
+                    id: src.0,
+                    reason: "hoisted decomposition",
+                })?;
+                let out = block(h.level())?;
+                let mut scratch = scratch(h.level(), false)?;
+                let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, &mut scratch, out)?;
+                Some((dst, Output::written(c)))
+            }
+        }
+        Op::MulPlain { dst, ct, pt } => {
+            let x = v.ct(*ct, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            if weights_on_the_fly {
+                eval.mul_plain_assign(&mut c, &encode_weight(encoder, program, *pt)?)?;
+            } else {
+                eval.mul_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            }
+            Some((*dst, Output::written(c)))
+        }
+        Op::AddPlain { dst, ct, pt } => {
+            let x = v.ct(*ct, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            if weights_on_the_fly {
+                eval.add_plain_assign(&mut c, &encode_weight(encoder, program, *pt)?)?;
+            } else {
+                eval.add_plain_assign(&mut c, &v.pt(*pt, g(1))?)?;
+            }
+            Some((*dst, Output::written(c)))
+        }
+        Op::MulConst { dst, src, value, scale } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_const_assign(&mut c, *value, *scale)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::MulInt { dst, src, k } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.mul_integer_assign(&mut c, *k)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::AddConst { dst, src, value } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_const_assign(&mut c, Complex64::new(*value, 0.0))?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Add { dst, a, b } => {
+            let x = v.ct(*a, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.add_assign(&mut c, &v.ct(*b, g(1))?)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Sub { dst, a, b } => {
+            let x = v.ct(*a, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            eval.sub_assign(&mut c, &v.ct(*b, g(1))?)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::MulRelin { dst, a, b, key } => {
+            let (x, y) = (v.ct(*a, g(0))?, v.ct(*b, g(1))?);
+            let l = x.level();
+            // The degree-2 product and the key-switch buffers are borrowed from the budget.
+            let tensor = borrow(3 * program.sizes().plaintext(l))?;
+            let mut scratch = scratch(l, true)?;
+            let out = block(l)?;
+            let rk = v.relin(*key, g(2))?;
+            let c = eval.mul_relin_into(&x, &y, &rk, &mut scratch, tensor, out)?;
+            Some((*dst, Output::written(c)))
+        }
+        Op::Rescale { dst, src } => {
+            let x = v.ct(*src, g(0))?;
+            let out = block(x.level().saturating_sub(1))?;
+            // The last limbs in coefficient form, one per part.
+            let mut lasts = borrow(2 * program.sizes().n * 8)?;
+            Some((*dst, Output::written(eval.rescale_into_with(&x, out, &mut lasts)?)))
+        }
+        Op::Relabel { dst, src, scale } => {
+            let x = v.ct(*src, g(0))?;
+            let mut c = eval.copy_into(&x, block(x.level())?)?;
+            c.set_scale(*scale);
+            Some((*dst, Output::written(c)))
+        }
+        Op::LevelDrop { dst, src, level } => {
+            let x = v.ct(*src, g(0))?;
+            Some((*dst, Output::written(eval.drop_to_level_into(&x, *level, block(*level)?)?)))
+        }
+        Op::Bootstrap { .. } => {
+            return Err(Error::WrongMode { mode: "real", what: "run a bootstrap as one step" })
+        }
+    };
+    let ns = t.elapsed().as_nanos() as u64;
+    drop(guards);
+    if let Op::HoistedRotate { rots, .. } = op {
+        if step.writes.first().is_some_and(|w| rots.last().map(|r| r.2) == Some(*w)) {
+            // The last rotation of the group: the decomposition is dead before the put.
+            *hoisted = None;
+        }
+    }
+    let mut written = Vec::new();
+    if let Some((dst, out)) = out {
+        let Output { w, level, scale } = out;
+        meta.insert(dst, (level, scale));
+        let len = w.len();
+        store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
+        written.push((dst, len));
+    }
+    Ok((ns, written))
+}
+
+/// Runs bootstrap op `op`: pins its input for the whole bootstrap and each key only while the
+/// bootstrapper uses it (through the store-backed key source), then puts the result. Returns
+/// the compute time of each of the op's [`steps`] (the time up to the first key, then the time
+/// from each key's pin to the next) and the written result with its length.
+pub(super) fn exec_bootstrap(
+    real: &mut Real<'_>,
+    program: &Program,
+    ids: &[ObjectId],
+    op: &Op,
+) -> Result<(Vec<u64>, (ObjId, u64))> {
+    let Op::Bootstrap { dst, src, keys } = op else {
+        return Err(Error::WrongMode { mode: "real", what: "bootstrap another op" });
+    };
+    real.drop_hoisted();
+    let bs = real.bootstrapper.clone().ok_or(CoreError::MissingKey { what: "bootstrapper" })?;
+    let boot_keys = real.boot_keys.as_ref().ok_or(Error::WrongMode {
+        mode: "real",
+        what: "bootstrap before the bootstrap keys were prepared",
+    })?;
+    let guard = pin_as(real.store, ids[src.index()], || program_role(program, *src))?;
+    let v =
+        Views { store: real.store, ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program };
+    let x = v.ct(*src, &guard)?;
+    let recorder = RecordingKeys::new(boot_keys);
+    let start = Instant::now();
+    let scratch = real.boot_scratch.get_or_insert_with(|| Scratch::new(&real.ctx));
+    let out = bs.bootstrap(&x, &recorder, scratch)?;
+    let end = Instant::now();
+    drop(guard);
+    let uses = recorder.into_uses();
+    check_key_uses(program, keys, &uses)?;
+    let mut marks = vec![start];
+    marks.extend(uses.iter().map(|&(_, t)| t));
+    marks.push(end);
+    let times = marks.windows(2).map(|w| (w[1] - w[0]).as_nanos() as u64).collect();
+    let words = out.as_words();
+    let mut w = real.store.alloc(words.len() as u64 * 8)?;
+    w.as_u64s_mut().copy_from_slice(words);
+    real.meta.insert(*dst, (out.level(), out.scale()));
+    let len = w.len();
+    real.store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
+    Ok((times, (*dst, len)))
+}
+
+/// A step's result, computed straight into its store block.
+pub(super) struct Output<'s> {
+    w: BlockWriter<'s>,
+    level: usize,
+    scale: f64,
+}
+
+impl<'s> Output<'s> {
+    /// A ciphertext computed in its store block.
+    fn written(c: Ciphertext<BlockWriter<'s>>) -> Self {
+        let (level, scale) = (c.level(), c.scale());
+        Output { w: c.into_data(), level, scale }
+    }
+}
