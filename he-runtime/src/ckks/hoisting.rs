@@ -72,8 +72,16 @@ impl ExtendedCiphertext {
     pub(crate) fn from_buffer(ctx: &Context, level: usize, mut buf: Vec<u64>) -> Self {
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        // Shrinking (the usual case: levels fall through a bootstrap) writes nothing.
-        buf.resize(2 * width * n, 0);
+        // Shrinking (the usual case: levels fall through a bootstrap) writes nothing; growing
+        // (a bootstrap's first transform, on fresh spares) zeroes the new words on every
+        // thread, which also spreads their page faults.
+        let len = 2 * width * n;
+        if buf.len() >= len {
+            buf.truncate(len);
+        } else {
+            let extra = len - buf.len();
+            buf.par_extend(rayon::iter::repeat_n(0u64, extra));
+        }
         Self { data: buf, level, width, n }
     }
 

@@ -215,6 +215,9 @@ impl<'s> StoredBootstrapKeys<'s> {
         }
         let t = self.spares.times();
         let cid = cache_id(k.id);
+        // Held while the copy is made: the two EvalMods of a bootstrap on several threads may
+        // ask for the relinearisation key at once, and only one of them may expand it.
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if !self.store.contains(cid) {
             let clock = Instant::now();
             let block =
@@ -233,8 +236,9 @@ impl<'s> StoredBootstrapKeys<'s> {
             let top = self.ctx.params().max_level() as u32;
             let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top, digit: 1 };
             self.store.put_block(cid, kind, Durability::Scratch, key.into_words())?;
-            self.cached.lock().unwrap_or_else(|e| e.into_inner()).push(cid);
+            cached.push(cid);
         }
+        drop(cached);
         let clock = Instant::now();
         let guard = self.store.pin(cid)?;
         t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -275,6 +279,12 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
 
     fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
         self.pin(which)
+    }
+
+    /// Expanding per pin makes a second copy for a second thread (a block a tight budget
+    /// takes from a prefetched key); pins of a stored or cached expanded key share one block.
+    fn shared_borrows(&self) -> bool {
+        self.expansion != Expansion::PerPin
     }
 }
 

@@ -19,11 +19,13 @@ pub enum KeyUse {
     FromSparse,
 }
 
-/// A provider of evaluation keys, borrowed one at a time.
-pub trait KeySource {
+/// A provider of evaluation keys, borrowed one at a time. Shared between threads: a bootstrap
+/// on a pool of several threads runs the EvalMods of the real and imaginary halves side by side,
+/// each borrowing its own keys.
+pub trait KeySource: Sync {
     /// What a failed lookup reports (a store's error for a store-backed source); bootstrapping
     /// reports its own failures in it too.
-    type Error: From<Error>;
+    type Error: From<Error> + Send;
     /// The words of a borrowed key (a slice, or a guard pinning a store block).
     type Words<'a>: AsRef<[u64]>
     where
@@ -38,6 +40,13 @@ pub trait KeySource {
         &self,
         which: KeyUse,
     ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error>;
+
+    /// Whether two threads may borrow the same key at once at no extra memory (true for keys
+    /// in memory or pinned in place; false for a source that expands a fresh copy per borrow).
+    /// A bootstrap on several threads runs its two EvalMods side by side only when it is.
+    fn shared_borrows(&self) -> bool {
+        true
+    }
 }
 
 /// Every key a bootstrap uses, held in memory.
@@ -102,22 +111,22 @@ impl KeySource for BootstrapKeys {
 #[derive(Debug)]
 pub struct RecordingKeys<'k, K> {
     inner: &'k K,
-    uses: std::cell::RefCell<Vec<(KeyUse, std::time::Instant)>>,
+    uses: std::sync::Mutex<Vec<(KeyUse, std::time::Instant)>>,
 }
 
 impl<'k, K: KeySource> RecordingKeys<'k, K> {
     /// Records the uses of `inner`'s keys.
     pub fn new(inner: &'k K) -> Self {
-        Self { inner, uses: std::cell::RefCell::new(Vec::new()) }
+        Self { inner, uses: std::sync::Mutex::new(Vec::new()) }
     }
 
     /// The uses so far, in order, with the instant each key was asked for.
     pub fn into_uses(self) -> Vec<(KeyUse, std::time::Instant)> {
-        self.uses.into_inner()
+        self.uses.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     fn note(&self, u: KeyUse) {
-        self.uses.borrow_mut().push((u, std::time::Instant::now()));
+        self.uses.lock().unwrap_or_else(|e| e.into_inner()).push((u, std::time::Instant::now()));
     }
 }
 
@@ -144,5 +153,9 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
     ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error> {
         self.note(which);
         self.inner.switching(which)
+    }
+
+    fn shared_borrows(&self) -> bool {
+        self.inner.shared_borrows()
     }
 }

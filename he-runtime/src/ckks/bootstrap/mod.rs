@@ -351,8 +351,7 @@ impl Bootstrapper {
             drop((x, conj));
             times.coeff_to_slot = clock.elapsed().as_secs_f64();
             let clock = std::time::Instant::now();
-            let re = self.eval_mod(&eval, re, keys, scratch)?;
-            let mut y = self.eval_mod(&eval, im, keys, scratch)?;
+            let (re, mut y) = self.eval_mod_pair(&eval, re, im, keys, scratch)?;
             self.mul_i_assign(&mut y);
             eval.add_assign(&mut y, &re)?;
             times.eval_mod = clock.elapsed().as_secs_f64();
@@ -460,6 +459,33 @@ impl Bootstrapper {
                 ctx.prime(i).modulus.mul_assign_slice(limb, &self.i_ntt[i * n..(i + 1) * n]);
             });
         }
+    }
+
+    /// [`Self::eval_mod`] of the real and the imaginary half. On a pool of several threads (and
+    /// keys that two threads can borrow at once, [`KeySource::shared_borrows`]) the two run side
+    /// by side, the second on a scratch of its own: each is a chain of products
+    /// and rescales over a dozen limbs with serial gaps between them (copies of powers, level
+    /// drops, key pins), which limb parallelism alone leaves idle on the other thread; the
+    /// results are the same as one after the other.
+    fn eval_mod_pair<K: KeySource>(
+        &self,
+        eval: &Evaluator,
+        re: Ciphertext,
+        im: Ciphertext,
+        keys: &K,
+        scratch: &mut Scratch,
+    ) -> std::result::Result<(Ciphertext, Ciphertext), K::Error> {
+        if rayon::current_num_threads() < 2 || !keys.shared_borrows() {
+            let re = self.eval_mod(eval, re, keys, scratch)?;
+            return Ok((re, self.eval_mod(eval, im, keys, scratch)?));
+        }
+        // Only the pages it touches (EvalMod's levels, below the top) are ever faulted in.
+        let mut second = Scratch::new(&self.ctx);
+        let (re, im) = rayon::join(
+            || self.eval_mod(eval, re, keys, scratch),
+            || self.eval_mod(eval, im, keys, &mut second),
+        );
+        Ok((re?, im?))
     }
 
     /// sin(2πK·t) for slots t ∈ [−1, 1]: the cosine interpolant, then the double angles.

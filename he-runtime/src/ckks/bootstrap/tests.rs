@@ -265,7 +265,7 @@ fn n16_presets_are_secure_and_leave_their_levels() {
 /// Records every key a bootstrap asks for.
 struct Recording<'k> {
     keys: &'k BootstrapKeys,
-    log: std::cell::RefCell<Vec<KeyUse>>,
+    log: std::sync::Mutex<Vec<KeyUse>>,
 }
 
 impl KeySource for Recording<'_> {
@@ -276,15 +276,15 @@ impl KeySource for Recording<'_> {
         Self: 'a;
 
     fn galois(&self, g: u64) -> Result<crate::ckks::GaloisKey<&[u64]>> {
-        self.log.borrow_mut().push(KeyUse::Galois(g));
+        self.log.lock().unwrap().push(KeyUse::Galois(g));
         self.keys.galois(g)
     }
     fn relin(&self) -> Result<crate::ckks::RelinKey<&[u64]>> {
-        self.log.borrow_mut().push(KeyUse::Relin);
+        self.log.lock().unwrap().push(KeyUse::Relin);
         self.keys.relin()
     }
     fn switching(&self, which: KeyUse) -> Result<crate::ckks::KeySwitchKey<&[u64]>> {
-        self.log.borrow_mut().push(which);
+        self.log.lock().unwrap().push(which);
         self.keys.switching(which)
     }
 }
@@ -297,7 +297,7 @@ fn key_sequence_is_exactly_the_order_of_use() {
     let ct = encrypt_at(&f, &z, 0);
     let mut scratch = Evaluator::new(&f.ctx).scratch();
     f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
-    assert_eq!(rec.log.into_inner(), f.bs.key_sequence());
+    assert_eq!(rec.log.into_inner().unwrap(), f.bs.key_sequence());
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn repeated_sparse_bootstraps_keep_precision_and_use_exactly_their_key_sequence(
         ct = if round == 0 {
             let rec = Recording { keys: &f.keys, log: Default::default() };
             let out = f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
-            assert_eq!(rec.log.into_inner(), f.bs.key_sequence());
+            assert_eq!(rec.log.into_inner().unwrap(), f.bs.key_sequence());
             out
         } else {
             f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()
