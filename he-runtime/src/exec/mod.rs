@@ -24,6 +24,7 @@ mod error;
 mod executor;
 mod heal;
 pub mod ids;
+mod key_words;
 mod keys;
 mod report;
 pub mod serve;
