@@ -80,7 +80,7 @@ fn cpu_times(ctx: &Context, bytes: &[u8], buf: &mut [u64], k: usize, log_n: u32)
         ms[0],
         ms[ms.len() / 2],
         ms[ms.len() - 1],
-        buf.len() * 8 >> 20
+        (buf.len() * 8) >> 20
     );
 }
 

@@ -11,7 +11,8 @@ use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
 
 use super::error::{Error, Result};
 use super::ids::KeySetId;
-use super::keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
+use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
+use super::keys::{KeyForm, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_expanded_words, Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
@@ -184,7 +185,12 @@ impl<'s> StoredBootstrapKeys<'s> {
         if !(self.expand_ahead && self.per_pin_seeded()) {
             return f();
         }
-        let keys: Vec<StoredKey> = self.keys.iter().map(|(_, k)| *k).collect();
+        let keys: Vec<(ObjectId, crate::ckks::Seed)> = self
+            .keys
+            .iter()
+            .filter(|(_, k)| k.form == KeyForm::Seeded)
+            .map(|(_, k)| (k.id, k.seed))
+            .collect();
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| self.spares.expand_ahead(self.store, &self.ctx, &keys, &stop));
@@ -350,6 +356,8 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use hetier_tiering::{PolicyConfig, Pool, PoolOptions};
 
     use super::*;
@@ -592,5 +600,82 @@ mod tests {
         assert!(copies.iter().all(|&c| !st.contains(c)));
         let dec = Decryptor::new(&ctx, &sk).unwrap();
         assert!(max_err(&enc.decode(&dec.decrypt(&b).unwrap()).unwrap(), &z) < 1e-5);
+    }
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let clock = Instant::now();
+        while !f() {
+            assert!(clock.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The helper expands each next key of the plan into a reserved block, and the pin of that
+    /// key gets exactly the generated key from it without expanding; a key pinned again in a
+    /// row reuses its block; a pin off the plan expands its own key on the pinning thread; the
+    /// store's DRAM never exceeds its budget.
+    #[test]
+    fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
+        let ctx = Context::new(&crate::ckks::Preset::N13.params().unwrap()).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [21; 32]);
+        let sk = kg.secret_key();
+        let made: Vec<KeySwitchKey> =
+            (1..=3).map(|s| kg.rotation_key(&sk, s).unwrap().key).collect();
+        let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
+        let budget = 3 * expanded;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
+        let st = TieredStore::builder()
+            .dram_budget(budget)
+            .pool(pool)
+            .policy(PolicyConfig::Lru)
+            .build()
+            .unwrap();
+        let stored: Vec<StoredKey> = made
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let bytes = k.to_bytes(&ctx);
+                let id = ObjectId(500 + i as u64);
+                st.put(id, ObjectKind::Blob, Durability::Scratch, &bytes).unwrap();
+                let len = bytes.len() as u64;
+                StoredKey { id, seed: *k.seed(), len, form: KeyForm::Seeded }
+            })
+            .collect();
+        let (a, b, c) = (stored[0], stored[1], stored[2]);
+        let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
+        spares.set_plan(&[a.id, a.id, b.id, a.id]);
+        let stop = AtomicBool::new(false);
+        let t = spares.times();
+        std::thread::scope(|s| {
+            let seeds: Vec<(ObjectId, crate::ckks::Seed)> =
+                stored.iter().map(|k| (k.id, k.seed)).collect();
+            let (st, ctx, spares, stop) = (&st, &ctx, &spares, &stop);
+            s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+            wait_until("the first key", || t.ahead.load(Ordering::Relaxed) >= 1);
+            let k = a.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[0].as_words());
+            // While A is in use the helper expands B into the other block.
+            wait_until("the second key", || t.ahead.load(Ordering::Relaxed) >= 2);
+            drop(k);
+            // A again right after itself: its block, untouched by the helper.
+            let k = a.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[0].as_words());
+            drop(k);
+            let k = b.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[1].as_words());
+            assert_eq!(t.reused.load(Ordering::Relaxed), 3, "no expansion on this thread yet");
+            drop(k);
+            // Off the plan: C is expanded here, and is C.
+            let k = c.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[2].as_words());
+            assert_eq!(t.reused.load(Ordering::Relaxed), 3);
+            drop(k);
+            stop.store(true, Ordering::Release);
+            spares.wake();
+        });
+        assert_eq!(t.pins.load(Ordering::Relaxed), 4);
+        assert_eq!(spares.spare_count(), 2, "the helper gave back every block");
+        assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
     }
 }

@@ -15,7 +15,8 @@ use super::costs::OpCosts;
 use super::error::{Error, Result};
 use super::heal::{healed_line, pin_as, program_role};
 use super::ids::{self, KeySetId};
-use super::keys::{KeyForm, KeyReport, KeySet, KeyWords};
+use super::key_words::KeyWords;
+use super::keys::{KeyForm, KeyReport, KeySet};
 use super::report::RunReport;
 use crate::ckks::bootstrap::{Bootstrapper, RecordingKeys};
 use crate::ckks::{

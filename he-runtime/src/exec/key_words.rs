@@ -2,7 +2,8 @@
 //!
 //! A block keeps the key it was last expanded into ([`ExpansionBlocks`] tags it with the key's
 //! object), so a key pinned again before its block is reused for another — the relinearisation
-//! key at every multiply of EvalMod — is not expanded again. A helper thread
+//! key at every multiply of EvalMod — is not expanded again ([`super::keys::StoredKey::pin_recycled`]).
+//! A helper thread
 //! ([`ExpansionBlocks::expand_ahead`]) follows the plan of keys to come and expands the next
 //! one into a spare block while the current one is in use: the expansion leaves the critical
 //! path, and only ever into blocks already charged to the budget.
@@ -13,8 +14,7 @@ use std::time::Instant;
 
 use hetier_tiering::{BlockWriter, ObjectId, PinGuard, TieredStore};
 
-use super::keys::{KeyForm, StoredKey};
-use crate::ckks::{switch_key_expanded_words, Context, KeySwitchKey};
+use crate::ckks::{switch_key_expanded_words, Context, KeySwitchKey, Seed};
 use crate::exec::error::Result;
 
 /// The words of a key in use: its pinned object itself (expanded form), or a DRAM block
@@ -162,7 +162,7 @@ impl<'s> ExpansionBlocks<'s> {
     /// A block holding `id` expanded (waiting for the helper if it is expanding it), else a
     /// block to expand it into: one holding no key, else the one that held a key longest ago;
     /// `None` when every spare is in use. The flag says whether the words are already `id`.
-    fn take_for(&self, id: ObjectId) -> (Option<BlockWriter<'s>>, bool) {
+    pub(super) fn take_for(&self, id: ObjectId) -> (Option<BlockWriter<'s>>, bool) {
         let mut st = self.lock();
         let clock = Instant::now();
         loop {
@@ -194,14 +194,15 @@ impl<'s> ExpansionBlocks<'s> {
     }
 
     /// Runs on a helper thread until `stop`: after each pin, expands the next key of the plan
-    /// into a spare block (on this thread only, no rayon job), never the block of the key
+    /// (one of the seed-compressed `keys`, by object and the seed its manifest names) into a
+    /// spare block (on this thread only, no rayon job), never the block of the key
     /// just pinned and never more than the spares already charged to the budget. A key it
     /// fails on is left to its pin, which reports the error.
     pub fn expand_ahead(
         &self,
         store: &'s TieredStore,
         ctx: &Context,
-        keys: &[StoredKey],
+        keys: &[(ObjectId, Seed)],
         stop: &AtomicBool,
     ) {
         let len = switch_key_expanded_words(ctx) as u64 * 8;
@@ -218,21 +219,22 @@ impl<'s> ExpansionBlocks<'s> {
                     let i = st.blocks.iter().position(|s| s.key.is_none()).or_else(|| {
                         st.blocks.iter().position(|s| s.key != current && s.block.len() == len)
                     })?;
-                    let key = keys.iter().find(|k| k.id == t && k.form == KeyForm::Seeded)?;
+                    let key = keys.iter().find(|k| k.0 == t)?;
                     Some((i, *key))
                 });
             let Some((i, key)) = job else {
                 st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             };
+            let (id, seed) = key;
             let spare = st.blocks.remove(i);
-            st.in_flight = Some(key.id);
+            st.in_flight = Some(id);
             drop(st);
             let clock = Instant::now();
-            let done = store.pin(key.id).ok().and_then(|guard| {
+            let done = store.pin(id).ok().and_then(|guard| {
                 let k =
                     KeySwitchKey::expand_into_serial(ctx, guard.as_bytes(), spare.block).ok()?;
-                (k.seed() == &key.seed).then(|| k.into_words())
+                (k.seed() == &seed).then(|| k.into_words())
             });
             st = self.lock();
             st.in_flight = None;
@@ -241,7 +243,7 @@ impl<'s> ExpansionBlocks<'s> {
                     self.times.ahead.fetch_add(1, Ordering::Relaxed);
                     let ns = clock.elapsed().as_nanos() as u64;
                     self.times.ahead_ns.fetch_add(ns, Ordering::Relaxed);
-                    st.blocks.push(Spare { block, key: Some(key.id) });
+                    st.blocks.push(Spare { block, key: Some(id) });
                 }
                 None => {
                     // The block went with the failed expansion: the pin allocates its own.
@@ -283,137 +285,5 @@ impl AsRef<[u64]> for KeyWords<'_, '_> {
             KeyWords::Recycled { block: Some(b), .. } => b.as_ref(),
             KeyWords::Recycled { block: None, .. } => &[],
         }
-    }
-}
-
-impl StoredKey {
-    /// As [`StoredKey::pin`], expanding a seed-compressed key into a block of `spares` — or
-    /// using the block that already holds it expanded (left by its previous pin, or expanded
-    /// ahead by [`ExpansionBlocks::expand_ahead`]), without pinning the stored object at all.
-    pub fn pin_recycled<'g, 's>(
-        &self,
-        store: &'s TieredStore,
-        ctx: &Context,
-        spares: &'g ExpansionBlocks<'s>,
-    ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
-        let t = &spares.times;
-        t.pins.fetch_add(1, Ordering::Relaxed);
-        if self.form == KeyForm::Expanded {
-            let clock = Instant::now();
-            let guard = store.pin(self.id)?;
-            t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            return Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?);
-        }
-        let len = switch_key_expanded_words(ctx) as u64 * 8;
-        let (spare, ready) = spares.take_for(self.id);
-        let block = match spare {
-            Some(b) if ready => {
-                t.reused.fetch_add(1, Ordering::Relaxed);
-                b
-            }
-            spare => {
-                let clock = Instant::now();
-                let guard = store.pin(self.id)?;
-                t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let clock = Instant::now();
-                let block = match spare {
-                    Some(b) if b.len() == len => b,
-                    _ => store.alloc_for_overwrite(len)?,
-                };
-                let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
-                drop(guard);
-                t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                self.check_seed(key.seed())?;
-                key.into_words()
-            }
-        };
-        let words = KeyWords::Recycled { block: Some(block), key: self.id, spares };
-        Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use hetier_tiering::{Durability, ObjectKind, PolicyConfig, Pool, PoolOptions};
-
-    use super::*;
-    use crate::ckks::{KeyGenerator, Preset};
-
-    fn wait_until(what: &str, f: impl Fn() -> bool) {
-        let clock = Instant::now();
-        while !f() {
-            assert!(clock.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// The helper expands each next key of the plan into a reserved block, and the pin of that
-    /// key gets exactly the generated key from it without expanding; a key pinned again in a
-    /// row reuses its block; a pin off the plan expands its own key on the pinning thread; the
-    /// store's DRAM never exceeds its budget.
-    #[test]
-    fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
-        let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
-        let ctx = Arc::new(ctx);
-        let mut kg = KeyGenerator::with_seed(&ctx, [21; 32]);
-        let sk = kg.secret_key();
-        let made: Vec<KeySwitchKey> =
-            (1..=3).map(|s| kg.rotation_key(&sk, s).unwrap().key).collect();
-        let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
-        let budget = 3 * expanded;
-        let dir = tempfile::tempdir().unwrap();
-        let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
-        let st = TieredStore::builder()
-            .dram_budget(budget)
-            .pool(pool)
-            .policy(PolicyConfig::Lru)
-            .build()
-            .unwrap();
-        let stored: Vec<StoredKey> = made
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                let bytes = k.to_bytes(&ctx);
-                let id = ObjectId(500 + i as u64);
-                st.put(id, ObjectKind::Blob, Durability::Scratch, &bytes).unwrap();
-                let len = bytes.len() as u64;
-                StoredKey { id, seed: *k.seed(), len, form: KeyForm::Seeded }
-            })
-            .collect();
-        let (a, b, c) = (stored[0], stored[1], stored[2]);
-        let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
-        spares.set_plan(&[a.id, a.id, b.id, a.id]);
-        let stop = AtomicBool::new(false);
-        let t = spares.times();
-        std::thread::scope(|s| {
-            s.spawn(|| spares.expand_ahead(&st, &ctx, &stored, &stop));
-            wait_until("the first key", || t.ahead.load(Ordering::Relaxed) >= 1);
-            let k = a.pin_recycled(&st, &ctx, &spares).unwrap();
-            assert_eq!(k.as_words(), made[0].as_words());
-            // While A is in use the helper expands B into the other block.
-            wait_until("the second key", || t.ahead.load(Ordering::Relaxed) >= 2);
-            drop(k);
-            // A again right after itself: its block, untouched by the helper.
-            let k = a.pin_recycled(&st, &ctx, &spares).unwrap();
-            assert_eq!(k.as_words(), made[0].as_words());
-            drop(k);
-            let k = b.pin_recycled(&st, &ctx, &spares).unwrap();
-            assert_eq!(k.as_words(), made[1].as_words());
-            assert_eq!(t.reused.load(Ordering::Relaxed), 3, "no expansion on this thread yet");
-            drop(k);
-            // Off the plan: C is expanded here, and is C.
-            let k = c.pin_recycled(&st, &ctx, &spares).unwrap();
-            assert_eq!(k.as_words(), made[2].as_words());
-            assert_eq!(t.reused.load(Ordering::Relaxed), 3);
-            drop(k);
-            stop.store(true, Ordering::Release);
-            spares.wake();
-        });
-        assert_eq!(t.pins.load(Ordering::Relaxed), 4);
-        assert_eq!(spares.spare_count(), 2, "the helper gave back every block");
-        assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
     }
 }

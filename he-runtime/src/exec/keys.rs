@@ -9,12 +9,14 @@
 //! `hetier-keyset/1`) is still read, and can still be written, to measure one against the other.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use hetier_tiering::{Durability, ObjectKind, PinGuard, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
-pub use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
+use super::key_words::{ExpansionBlocks, KeyWords};
 use crate::ckks::{
     switch_key_expanded_words, Context, KeyGenerator, KeySwitchKey, SecretKey, Seed,
 };
@@ -226,7 +228,51 @@ impl StoredKey {
         }
     }
 
-    pub(super) fn check_seed(&self, found: &Seed) -> Result<()> {
+    /// As [`StoredKey::pin`], expanding a seed-compressed key into a block of `spares` — or
+    /// using the block that already holds it expanded (left by its previous pin, or expanded
+    /// ahead by [`ExpansionBlocks::expand_ahead`]), without pinning the stored object at all.
+    pub fn pin_recycled<'g, 's>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        spares: &'g ExpansionBlocks<'s>,
+    ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
+        let t = spares.times();
+        t.pins.fetch_add(1, Ordering::Relaxed);
+        if self.form == KeyForm::Expanded {
+            let clock = Instant::now();
+            let guard = store.pin(self.id)?;
+            t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            return Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?);
+        }
+        let len = switch_key_expanded_words(ctx) as u64 * 8;
+        let (spare, ready) = spares.take_for(self.id);
+        let block = match spare {
+            Some(b) if ready => {
+                t.reused.fetch_add(1, Ordering::Relaxed);
+                b
+            }
+            spare => {
+                let clock = Instant::now();
+                let guard = store.pin(self.id)?;
+                t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let clock = Instant::now();
+                let block = match spare {
+                    Some(b) if b.len() == len => b,
+                    _ => store.alloc_for_overwrite(len)?,
+                };
+                let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
+                drop(guard);
+                t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.check_seed(key.seed())?;
+                key.into_words()
+            }
+        };
+        let words = KeyWords::Recycled { block: Some(block), key: self.id, spares };
+        Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)
+    }
+
+    fn check_seed(&self, found: &Seed) -> Result<()> {
         if found != &self.seed {
             return Err(Error::KeyManifest {
                 reason: format!("key object {:#x} has another seed than its manifest", self.id.0),
