@@ -9,7 +9,8 @@
 #
 # Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
-# pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR).
+# pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
+# helper thread expands the next seed-compressed key while the current one is in use; 0: off).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -22,6 +23,8 @@ headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
 repeat="${REPEAT:-1}"
 expand="${EXPAND:-auto}"
 key_form="${KEY_FORM:-seeded}"
+ahead=()
+[ "${EXPAND_AHEAD:-1}" = 0 ] && ahead=(--no-expand-ahead)
 [ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()
 [ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)
@@ -31,7 +34,7 @@ cg_root=/sys/fs/cgroup/memory
 [ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
 
 common=(--json bootstrap --log-n "$log_n" --levels "$levels" "${insecure[@]}" --dir "$pool"
-        --expand "$expand" --key-form "$key_form")
+        --expand "$expand" --key-form "$key_form" "${ahead[@]}")
 
 # run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
 run() {
@@ -84,7 +87,8 @@ print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB st
       f"({form}), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
       f"(1/4 of stored), cgroup limit budget + {headroom >> 20} MiB")
 print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
-      f"{'expand s':>8} {'PM->DRAM':>9} {'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
+      f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'PM->DRAM':>9} "
+      f"{'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
 for name, r, cg_max, failcnt, rc, hwm in rows:
     if r is None:
         print(f"{name:9} failed (exit {rc})")
@@ -92,6 +96,9 @@ for name, r, cg_max, failcnt, rc, hwm in rows:
     s = r["store"]
     print(f"{name:9} {r['seconds']:8.2f} {r['seconds']/base:6.3f} {r['precision_bits']:5.1f} "
           f"{r['levels_after']:4d} {s['key_wait_seconds']:7.2f} {s['key_expand_seconds']:8.2f} "
+          f"{s.get('key_pins', 0):5d}/{s.get('key_pins_reused', 0):<4d} "
+          f"{s.get('expand_ahead_seconds', 0.0):7.2f} "
+          f"{s['expand'] + ('+ahead' if s.get('expand_ahead') else ''):>7} "
           f"{s['stats']['bytes_pm_to_dram']/2**20:8.0f}M {hwm/2**20:8.0f}M {cg_max/2**20:8.0f}M "
           f"{failcnt:7d}")
 EOF

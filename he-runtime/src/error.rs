@@ -318,6 +318,19 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A seed-compressed blob (key, public key, seeded ciphertext) of an older format version,
+    /// whose seed this build would expand into other `a` parts than it was made with
+    /// (format 1 expanded seeds with ChaCha20): the object must be made again.
+    #[error(
+        "blob format version {found} expands its seed with another PRG than this build \
+         (version {supported}): regenerate it"
+    )]
+    RetiredSeedFormat {
+        /// Version in the blob.
+        found: u16,
+        /// Version this build writes.
+        supported: u16,
+    },
     /// A serialised blob fails its checksum.
     #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     ChecksumMismatch {

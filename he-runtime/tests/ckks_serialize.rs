@@ -188,6 +188,10 @@ fn switching_keys_expand_into_a_caller_buffer() {
     let buf = vec![u64::MAX; switch_key_expanded_words(&ctx)];
     let into = KeySwitchKey::expand_into(&ctx, &bytes, buf).unwrap();
     assert_eq!(into.as_words(), gk.key.as_words());
+    // On the calling thread only (a helper expanding ahead): the same words.
+    let buf = vec![u64::MAX; switch_key_expanded_words(&ctx)];
+    let serial = KeySwitchKey::expand_into_serial(&ctx, &bytes, buf).unwrap();
+    assert_eq!(serial.as_words(), gk.key.as_words());
     let a = f.random_real();
     let ct = f.encrypt(&a);
     let mut s = f.eval.scratch();
@@ -213,4 +217,48 @@ fn switching_keys_expand_into_a_caller_buffer() {
     for cut in [0, 30, bytes.len() / 2] {
         assert!(KeySwitchKey::from_bytes(&ctx, &bytes[..cut]).is_err());
     }
+}
+
+/// `bytes` re-labelled as blob format `version`, its checksum made valid again.
+fn relabel(bytes: &[u8], version: u16) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[4..6].copy_from_slice(&version.to_le_bytes());
+    let end = b.len() - 4;
+    let crc = crc32c::crc32c(&b[..end]);
+    b[end..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Format 2 expands seeds with ChaCha12: a format-1 blob holding a seed (ChaCha20) would
+/// expand into another key, so it is refused with a typed error; format-1 blobs without a
+/// seed (ciphertexts, plaintexts) are the same bytes and still read.
+#[test]
+fn format_1_blobs_with_a_seed_are_refused_and_without_one_still_read() {
+    assert_eq!(FORMAT_VERSION, 2);
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let key = f.keygen().rotation_key(&f.sk, 3).unwrap();
+    let bytes = key.key.to_bytes(&ctx);
+    assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), FORMAT_VERSION);
+    let old = relabel(&bytes, 1);
+    let retired = |r: Result<(), Error>| {
+        matches!(r, Err(Error::RetiredSeedFormat { found: 1, supported: FORMAT_VERSION }))
+    };
+    assert!(retired(KeySwitchKey::from_bytes(&ctx, &old).map(|_| ())));
+    let buf = vec![0u64; switch_key_expanded_words(&ctx)];
+    assert!(retired(KeySwitchKey::expand_into(&ctx, &old, buf).map(|_| ())));
+    assert!(retired(blob_kind(&old).map(|_| ())));
+    let gk_old = relabel(&key.to_bytes(&ctx), 1);
+    assert!(retired(GaloisKey::from_bytes(&ctx, &gk_old).map(|_| ())));
+
+    let a = f.random_real();
+    let ct = f.encrypt(&a);
+    let ct_old = relabel(&ct.to_bytes(&ctx), 1);
+    let back = Ciphertext::from_bytes(&ctx, &ct_old).unwrap();
+    assert_eq!(back.as_words(), ct.as_words());
+    // A version after this build's is still a bad header.
+    assert!(matches!(
+        Ciphertext::from_bytes(&ctx, &relabel(&ct.to_bytes(&ctx), 3)),
+        Err(Error::BadHeader { .. })
+    ));
 }

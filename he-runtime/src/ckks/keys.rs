@@ -349,16 +349,6 @@ impl KeyGenerator {
         let g = self.ctx.galois_element_conjugate();
         self.galois_key(sk, g)
     }
-
-    /// Regenerates the `a` parts of a key from its seed into `data` (layout as [`KeySwitchKey`]).
-    pub(crate) fn expand_a(ctx: &Context, seed: &Seed, dnum: usize, data: &mut [u64]) {
-        let n = ctx.n();
-        let qp = ctx.q_len() + ctx.p_len();
-        let all: Vec<usize> = (0..qp).collect();
-        for (j, chunk) in data.chunks_mut(2 * qp * n).enumerate().take(dnum) {
-            uniform_from_seed(ctx, seed, j as u64, &all, &mut chunk[qp * n..]);
-        }
-    }
 }
 
 /// g^-1 mod 2N for odd g (the Galois group is (Z/2N)^*, of order N).

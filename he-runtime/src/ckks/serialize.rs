@@ -4,17 +4,27 @@
 //!
 //! Layout: magic `HTCK` · version u16 · kind u8 · flags u8 (0) · params id u64 · body length
 //! u64 · body · CRC-32C (u32) of everything before it.
+//!
+//! Versions: 2 expands seeds with ChaCha12 taking `width(q)` bits per candidate
+//! ([`super::sampling::uniform_limb`]); 1 expanded them with ChaCha20, 64 bits per candidate.
+//! A format-1 blob without a seed (ciphertext, plaintext) is the same bytes and still read; a
+//! format-1 blob with one is refused with [`Error::RetiredSeedFormat`] (its seed would expand
+//! into other `a` parts), and the key-set manifest regenerates such keys.
 
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::context::Context;
 use super::encryptor::SeededCiphertext;
-use super::keys::{GaloisKey, KeyGenerator, KeySwitchKey, PublicKey, RelinKey};
-use super::sampling::uniform_from_seed;
+use super::keys::{GaloisKey, KeySwitchKey, PublicKey, RelinKey};
+use rayon::prelude::*;
+
+use super::sampling::{bits_at, uniform_from_seed, uniform_limb};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"HTCK";
 /// Current format version.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The version before seeds were expanded with ChaCha12: still read for blobs without a seed.
+const FORMAT_V1: u16 = 1;
 const HEADER: usize = 4 + 2 + 1 + 1 + 8 + 8;
 
 /// What a serialised blob holds.
@@ -39,6 +49,10 @@ pub enum BlobKind {
 }
 
 impl BlobKind {
+    /// Whether the blob stores the seed of uniform `a` parts (and so depends on the PRG).
+    fn has_seed(self) -> bool {
+        !matches!(self, Self::Ciphertext | Self::Plaintext)
+    }
     fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             1 => Self::Ciphertext,
@@ -117,6 +131,38 @@ fn packed_len(n: usize, width: u32) -> usize {
     (n * width as usize).div_ceil(8)
 }
 
+/// Unpacks `out.len()` residues of `width(q)` bits from `src` (little-endian bit order, as
+/// [`Writer::limb`] packs them), rejecting residues not below `q`. Each residue is one
+/// unaligned 9-byte window read ([`bits_at`]), independent of the others, and the range check
+/// is one flag tested at the end.
+fn unpack_limb(src: &[u8], out: &mut [u64], q: u64) -> Result<()> {
+    let width = width(q) as usize;
+    let mask = u64::MAX >> (64 - width);
+    // Residues whose window ends inside `src` read it in place; the last few from a padded copy.
+    let direct = if src.len() >= 9 { ((src.len() - 9) * 8 / width + 1).min(out.len()) } else { 0 };
+    let mut bad = false;
+    for (k, o) in out[..direct].iter_mut().enumerate() {
+        let v = bits_at(src, k * width, mask);
+        bad |= v >= q;
+        *o = v;
+    }
+    let start = direct * width / 8;
+    let mut tail = [0u8; 8 * 64 + 16];
+    let rest = &src[start.min(src.len())..];
+    let rest = &rest[..rest.len().min(tail.len() - 16)];
+    tail[..rest.len()].copy_from_slice(rest);
+    for (k, o) in out[direct..].iter_mut().enumerate() {
+        let v = bits_at(&tail, (direct + k) * width - start * 8, mask);
+        bad |= v >= q;
+        *o = v;
+    }
+    if bad {
+        let v = out.iter().copied().find(|&v| v >= q).unwrap_or(q);
+        return Err(Error::Corrupt { reason: format!("residue {v} not below its prime {q}") });
+    }
+    Ok(())
+}
+
 impl<'a> Reader<'a> {
     /// Checks magic, version, kind, parameter id, length and checksum.
     fn open(bytes: &'a [u8], kind: BlobKind, ctx: &Context) -> Result<Self> {
@@ -163,29 +209,8 @@ impl<'a> Reader<'a> {
     }
     /// Unpacks one limb, rejecting residues not below `q`.
     fn limb(&mut self, out: &mut [u64], q: u64) -> Result<()> {
-        let width = 64 - q.leading_zeros();
-        let src = self.take(packed_len(out.len(), width))?;
-        let mask = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
-        let mut bits: u128 = 0;
-        let mut nbits = 0u32;
-        let mut it = src.iter();
-        for o in out.iter_mut() {
-            while nbits < width {
-                let b = it.next().copied().unwrap_or(0);
-                bits |= (b as u128) << nbits;
-                nbits += 8;
-            }
-            let v = (bits as u64) & mask;
-            bits >>= width;
-            nbits -= width;
-            if v >= q {
-                return Err(Error::Corrupt {
-                    reason: format!("residue {v} not below its prime {q}"),
-                });
-            }
-            *o = v;
-        }
-        Ok(())
+        let src = self.take(packed_len(out.len(), width(q)))?;
+        unpack_limb(src, out, q)
     }
     /// Checks, before anything is allocated, that the rest of the body is exactly `copies`
     /// times one packed limb for each prime index in `primes` (plus `extra` bytes first): a
@@ -230,13 +255,16 @@ fn parse_header(bytes: &[u8]) -> Result<(BlobKind, u64, &[u8])> {
         return Err(Error::BadHeader { reason: "bad magic".into() });
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_V1 {
         return Err(Error::BadHeader {
             reason: format!("format version {version}, this build reads {FORMAT_VERSION}"),
         });
     }
     let kind = BlobKind::from_u8(bytes[6])
         .ok_or_else(|| Error::BadHeader { reason: format!("unknown kind {}", bytes[6]) })?;
+    if version == FORMAT_V1 && kind.has_seed() {
+        return Err(Error::RetiredSeedFormat { found: version, supported: FORMAT_VERSION });
+    }
     let mut id = [0u8; 8];
     id.copy_from_slice(&bytes[8..16]);
     let mut len = [0u8; 8];
@@ -451,7 +479,7 @@ fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySwitchKey> {
     // The length is checked before the buffer is allocated.
     r.expect_switch_key(ctx)?;
     let mut data = vec![0u64; dnum * 2 * qp * n];
-    let seed = read_switch_key_into(r, ctx, &mut data)?;
+    let seed = read_switch_key_into(r, ctx, &mut data, true)?;
     Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
 }
 
@@ -473,20 +501,44 @@ impl Reader<'_> {
 }
 
 /// Reads a switching key's b parts into `data` (the expanded layout, length checked by the
-/// caller) and regenerates its a parts from the seed; returns the seed.
-fn read_switch_key_into(r: &mut Reader<'_>, ctx: &Context, data: &mut [u64]) -> Result<[u8; 32]> {
+/// caller) and regenerates its a parts from the seed; returns the seed. Every limb is its own
+/// job (a `b` limb unpacked from its byte range, an `a` limb from its own PRG stream), run
+/// over rayon's pool when `parallel`, else on the calling thread.
+fn read_switch_key_into(
+    r: &mut Reader<'_>,
+    ctx: &Context,
+    data: &mut [u64],
+    parallel: bool,
+) -> Result<[u8; 32]> {
     let n = ctx.n();
     let qp = ctx.q_len() + ctx.p_len();
     r.expect_switch_key(ctx)?;
     let dnum = r.u32()? as usize;
     let seed = r.seed()?;
-    for j in 0..dnum {
-        for i in 0..qp {
-            let off = (j * 2 * qp + i) * n;
-            r.limb(&mut data[off..off + n], ctx.prime(i).q)?;
-        }
+    // Where each prime's packed limb starts within one digit.
+    let mut starts = Vec::with_capacity(qp + 1);
+    starts.push(0usize);
+    for i in 0..qp {
+        starts.push(starts[i] + packed_len(n, width(ctx.prime(i).q)));
     }
-    KeyGenerator::expand_a(ctx, &seed, dnum, data);
+    let digit_bytes = starts[qp];
+    let body = r.take(dnum * digit_bytes)?;
+    let job = |(k, limb): (usize, &mut [u64])| -> Result<()> {
+        let (j, i) = (k / (2 * qp), k % (2 * qp));
+        if i < qp {
+            let src = &body[j * digit_bytes + starts[i]..j * digit_bytes + starts[i + 1]];
+            unpack_limb(src, limb, ctx.prime(i).q)
+        } else {
+            uniform_limb(&seed, j as u64, i - qp, ctx.prime(i - qp).q, limb);
+            Ok(())
+        }
+    };
+    let limbs = &mut data[..dnum * 2 * qp * n];
+    if parallel {
+        limbs.par_chunks_mut(n).enumerate().try_for_each(job)?;
+    } else {
+        limbs.chunks_mut(n).enumerate().try_for_each(job)?;
+    }
     Ok(seed)
 }
 
@@ -528,13 +580,24 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
     /// Expands a seed-compressed switching key ([`KeySwitchKey::to_bytes`]) into `data`, a
     /// caller-owned buffer of exactly [`switch_key_expanded_words`] words (for instance a
     /// DRAM block charged to the store's budget), every word overwritten.
-    pub fn expand_into(ctx: &Context, bytes: &[u8], mut data: C) -> Result<Self> {
+    pub fn expand_into(ctx: &Context, bytes: &[u8], data: C) -> Result<Self> {
+        Self::expand_into_with(ctx, bytes, data, true)
+    }
+
+    /// As [`KeySwitchKey::expand_into`], on the calling thread only (no rayon job): for a
+    /// helper thread expanding keys ahead of their use beside a computation that keeps rayon's
+    /// pool busy.
+    pub fn expand_into_serial(ctx: &Context, bytes: &[u8], data: C) -> Result<Self> {
+        Self::expand_into_with(ctx, bytes, data, false)
+    }
+
+    fn expand_into_with(ctx: &Context, bytes: &[u8], mut data: C, parallel: bool) -> Result<Self> {
         let expected = switch_key_expanded_words(ctx);
         if data.as_mut().len() != expected {
             return Err(Error::BufferLength { expected, found: data.as_mut().len() });
         }
         let mut r = Reader::open(bytes, BlobKind::SwitchKey, ctx)?;
-        let seed = read_switch_key_into(&mut r, ctx, data.as_mut())?;
+        let seed = read_switch_key_into(&mut r, ctx, data.as_mut(), parallel)?;
         r.end()?;
         let p = ctx.params();
         Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id() })

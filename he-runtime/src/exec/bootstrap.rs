@@ -3,7 +3,7 @@
 //! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
 //! whole key order handed to the store as a hint so `planned` prefetches it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -11,7 +11,8 @@ use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
 
 use super::error::{Error, Result};
 use super::ids::KeySetId;
-use super::keys::{ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey};
+use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
+use super::keys::{KeyForm, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_expanded_words, Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
@@ -42,6 +43,8 @@ pub struct StoredBootstrapKeys<'s> {
     /// lifetime and reused by every step (a step holding two keys at once borrows a second).
     spares: ExpansionBlocks<'s>,
     expansion: Expansion,
+    /// Whether [`Self::ahead`] runs a helper thread expanding the next key (per pin).
+    expand_ahead: bool,
     /// The expanded copies made so far (removed on drop).
     cached: Mutex<Vec<ObjectId>>,
 }
@@ -113,7 +116,16 @@ impl<'s> StoredBootstrapKeys<'s> {
         let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
         let cached = Mutex::new(Vec::new());
         let expansion = Expansion::PerPin;
-        Ok((Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, cached }, report))
+        let this = Self {
+            store,
+            ctx: Arc::clone(ctx),
+            keys,
+            spares,
+            expansion,
+            expand_ahead: false,
+            cached,
+        };
+        Ok((this, report))
     }
 
     /// The keys of an already loaded key set (one that holds every key the bootstrap needs,
@@ -124,7 +136,8 @@ impl<'s> StoredBootstrapKeys<'s> {
         let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
         let cached = Mutex::new(Vec::new());
         let expansion = Expansion::PerPin;
-        Ok(Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, cached })
+        let expand_ahead = false;
+        Ok(Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, expand_ahead, cached })
     }
 
     /// The loaded key set.
@@ -135,11 +148,62 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// Chooses when seed-compressed keys are expanded ([`Expansion::PerPin`] by default).
     /// Per pin, one expanded block is reserved from the budget for as long as this lives.
     pub fn with_expansion(mut self, expansion: Expansion) -> Result<Self> {
-        let seeded = self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
-        let reserve = usize::from(seeded && expansion == Expansion::PerPin);
-        self.spares = ExpansionBlocks::new(self.store, &self.ctx, reserve)?;
         self.expansion = expansion;
+        self.reserve()?;
         Ok(self)
+    }
+
+    /// With [`Expansion::PerPin`], whether [`Self::ahead`] runs a helper thread that expands
+    /// the next key of the hinted order into a second reserved block while the current key is
+    /// in use (off by default). Two expanded blocks are then charged to the budget for as long
+    /// as this lives, instead of one.
+    pub fn with_expand_ahead(mut self, on: bool) -> Result<Self> {
+        self.expand_ahead = on;
+        self.reserve()?;
+        Ok(self)
+    }
+
+    fn per_pin_seeded(&self) -> bool {
+        self.expansion == Expansion::PerPin
+            && self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded)
+    }
+
+    /// Re-reserves the spare blocks the mode needs: one per pin, two when expanding ahead.
+    fn reserve(&mut self) -> Result<()> {
+        let reserve = if self.per_pin_seeded() { 1 + usize::from(self.expand_ahead) } else { 0 };
+        // The old blocks go back to the budget before the new ones are taken.
+        self.spares = ExpansionBlocks::new(self.store, &self.ctx, 0)?;
+        self.spares = ExpansionBlocks::new(self.store, &self.ctx, reserve)?;
+        Ok(())
+    }
+
+    /// Runs `f` (a bootstrap with these keys, after [`Self::hint`]) with, when
+    /// [`Self::with_expand_ahead`] is on, a helper thread expanding each next seed-compressed
+    /// key of the hinted order while the current one is in use. The helper works on its own
+    /// thread only (no rayon job), into the reserved blocks only; it stops when `f` returns.
+    pub fn ahead<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !(self.expand_ahead && self.per_pin_seeded()) {
+            return f();
+        }
+        let keys: Vec<(ObjectId, crate::ckks::Seed)> = self
+            .keys
+            .iter()
+            .filter(|(_, k)| k.form == KeyForm::Seeded)
+            .map(|(_, k)| (k.id, k.seed))
+            .collect();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| self.spares.expand_ahead(self.store, &self.ctx, &keys, &stop));
+            let r = f();
+            stop.store(true, Ordering::Release);
+            self.spares.wake();
+            r
+        })
+    }
+
+    /// Whether a helper thread expands keys ahead in [`Self::ahead`].
+    pub fn expands_ahead(&self) -> bool {
+        self.expand_ahead && self.per_pin_seeded()
     }
 
     /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap). With
@@ -153,8 +217,16 @@ impl<'s> StoredBootstrapKeys<'s> {
         for _ in 0..times {
             for &u in &seq {
                 let k = self.stored(u)?;
-                if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
+                if k.form == KeyForm::Expanded {
                     plan.push(k.id);
+                    continue;
+                }
+                if self.expansion == Expansion::PerPin {
+                    // A key pinned again right after itself is used from the block it was
+                    // expanded into: its stored object is read once per run of uses.
+                    if plan.last() != Some(&k.id) {
+                        plan.push(k.id);
+                    }
                     continue;
                 }
                 let c = cache_id(k.id);
@@ -169,7 +241,11 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// Tells the store the keys `times` bootstraps will pin, in order.
     pub fn hint(&self, bs: &Bootstrapper, times: usize) -> Result<()> {
-        self.store.hint(&self.access_plan(bs, times)?);
+        let plan = self.access_plan(bs, times)?;
+        self.store.hint(&plan);
+        if self.per_pin_seeded() {
+            self.spares.set_plan(&plan);
+        }
         Ok(())
     }
 
@@ -290,6 +366,8 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use hetier_tiering::{PolicyConfig, Pool, PoolOptions};
 
     use super::*;
@@ -446,6 +524,54 @@ mod tests {
         assert_eq!(k.pin(&st, &ctx).unwrap().as_words(), foreign.as_words());
     }
 
+    /// Expanding ahead at a quarter budget: the bootstrap is the per-pin one bit for bit (a
+    /// wrong key would change it), the helper expanded keys and most pins found their key
+    /// ready, and the store never held more than its budget with the two reserved blocks.
+    #[test]
+    fn expanding_ahead_gives_the_per_pin_bootstrap_within_the_budget() {
+        let preset = BootstrapPreset::insecure_test(12, 1);
+        let ctx = Context::new(&preset.params().unwrap()).unwrap();
+        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [12; 32]);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&[12; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let count = bs.galois_elements().len() as u64 + 3;
+        let budget = count * crate::ckks::switch_key_stored_len(&ctx) / 4;
+        let st = store(dir.path(), true, budget);
+        let z: Vec<Complex64> =
+            (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).cos(), 0.0)).collect();
+        let enc = Encoder::new(&ctx);
+        let ct = Encryptor::with_seed(&ctx, [6; 32])
+            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+            .unwrap();
+        let mut scratch = Evaluator::new(&ctx).scratch();
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        keys.hint(&bs, 1).unwrap();
+        let per_pin = keys.ahead(|| bs.bootstrap(&ct, &keys, &mut scratch)).unwrap();
+        assert!(!keys.expands_ahead());
+        let t = keys.pin_times();
+        let pins = t.pins.load(Ordering::Relaxed);
+        // A key pinned again in a row (the relinearisation key in EvalMod) is not re-expanded.
+        assert!(t.reused.load(Ordering::Relaxed) > 0);
+        assert_eq!(t.ahead.load(Ordering::Relaxed), 0);
+
+        let keys = keys.with_expand_ahead(true).unwrap();
+        assert!(keys.expands_ahead());
+        keys.hint(&bs, 1).unwrap();
+        let ahead = keys.ahead(|| bs.bootstrap(&ct, &keys, &mut scratch)).unwrap();
+        assert_eq!(ahead.as_words(), per_pin.as_words());
+        let t = keys.pin_times();
+        assert_eq!(t.pins.load(Ordering::Relaxed), pins);
+        let (done_ahead, reused) =
+            (t.ahead.load(Ordering::Relaxed), t.reused.load(Ordering::Relaxed));
+        assert!(done_ahead > 0 && reused >= done_ahead / 2, "ahead {done_ahead}, reused {reused}");
+        let stats = st.stats();
+        assert!(stats.peak_dram <= budget, "{stats:?}");
+        let dec = Decryptor::new(&ctx, &sk).unwrap();
+        assert!(max_err(&enc.decode(&dec.decrypt(&ahead).unwrap()).unwrap(), &z) < 1e-5);
+    }
+
     /// Cached expansion: each key is expanded at its first pin only (the second bootstrap
     /// expands nothing), the copies are scratch objects gone with the keys, and the result is
     /// the per-pin one.
@@ -484,5 +610,82 @@ mod tests {
         assert!(copies.iter().all(|&c| !st.contains(c)));
         let dec = Decryptor::new(&ctx, &sk).unwrap();
         assert!(max_err(&enc.decode(&dec.decrypt(&b).unwrap()).unwrap(), &z) < 1e-5);
+    }
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let clock = Instant::now();
+        while !f() {
+            assert!(clock.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The helper expands each next key of the plan into a reserved block, and the pin of that
+    /// key gets exactly the generated key from it without expanding; a key pinned again in a
+    /// row reuses its block; a pin off the plan expands its own key on the pinning thread; the
+    /// store's DRAM never exceeds its budget.
+    #[test]
+    fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
+        let ctx = Context::new(&crate::ckks::Preset::N13.params().unwrap()).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [21; 32]);
+        let sk = kg.secret_key();
+        let made: Vec<KeySwitchKey> =
+            (1..=3).map(|s| kg.rotation_key(&sk, s).unwrap().key).collect();
+        let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
+        let budget = 3 * expanded;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
+        let st = TieredStore::builder()
+            .dram_budget(budget)
+            .pool(pool)
+            .policy(PolicyConfig::Lru)
+            .build()
+            .unwrap();
+        let stored: Vec<StoredKey> = made
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let bytes = k.to_bytes(&ctx);
+                let id = ObjectId(500 + i as u64);
+                st.put(id, ObjectKind::Blob, Durability::Scratch, &bytes).unwrap();
+                let len = bytes.len() as u64;
+                StoredKey { id, seed: *k.seed(), len, form: KeyForm::Seeded }
+            })
+            .collect();
+        let (a, b, c) = (stored[0], stored[1], stored[2]);
+        let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
+        spares.set_plan(&[a.id, a.id, b.id, a.id]);
+        let stop = AtomicBool::new(false);
+        let t = spares.times();
+        std::thread::scope(|s| {
+            let seeds: Vec<(ObjectId, crate::ckks::Seed)> =
+                stored.iter().map(|k| (k.id, k.seed)).collect();
+            let (st, ctx, spares, stop) = (&st, &ctx, &spares, &stop);
+            s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+            wait_until("the first key", || t.ahead.load(Ordering::Relaxed) >= 1);
+            let k = a.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[0].as_words());
+            // While A is in use the helper expands B into the other block.
+            wait_until("the second key", || t.ahead.load(Ordering::Relaxed) >= 2);
+            drop(k);
+            // A again right after itself: its block, untouched by the helper.
+            let k = a.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[0].as_words());
+            drop(k);
+            let k = b.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[1].as_words());
+            assert_eq!(t.reused.load(Ordering::Relaxed), 3, "no expansion on this thread yet");
+            drop(k);
+            // Off the plan: C is expanded here, and is C.
+            let k = c.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), made[2].as_words());
+            assert_eq!(t.reused.load(Ordering::Relaxed), 3);
+            drop(k);
+            stop.store(true, Ordering::Release);
+            spares.wake();
+        });
+        assert_eq!(t.pins.load(Ordering::Relaxed), 4);
+        assert_eq!(spares.spare_count(), 2, "the helper gave back every block");
+        assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
     }
 }

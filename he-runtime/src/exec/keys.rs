@@ -9,19 +9,23 @@
 //! `hetier-keyset/1`) is still read, and can still be written, to measure one against the other.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use hetier_tiering::{BlockWriter, Durability, ObjectKind, PinGuard, TieredStore};
+use hetier_tiering::{Durability, ObjectKind, PinGuard, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
+use super::key_words::{ExpansionBlocks, KeyWords};
 use crate::ckks::{
     switch_key_expanded_words, Context, KeyGenerator, KeySwitchKey, SecretKey, Seed,
 };
 use crate::exec::error::{Error, Result};
 
-const MANIFEST_FORMAT: &str = "hetier-keyset/2";
+const MANIFEST_FORMAT: &str = "hetier-keyset/3";
+/// Manifests whose seed-compressed keys are blob format 1 (seeds expanded with ChaCha20, read
+/// no more): those keys are regenerated, its expanded ones reused.
+const MANIFEST_FORMAT_V2: &str = "hetier-keyset/2";
 /// Manifests before keys were seed-compressed: every key listed is in expanded form.
 const MANIFEST_FORMAT_V1: &str = "hetier-keyset/1";
 
@@ -111,7 +115,8 @@ fn read_manifest(
 fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manifest> {
     let m: Manifest =
         serde_json::from_slice(text).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-    let known = m.format == MANIFEST_FORMAT || m.format == MANIFEST_FORMAT_V1;
+    let known =
+        [MANIFEST_FORMAT, MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V1].contains(&m.format.as_str());
     if !known || m.params_id != params_id || m.keyset != keyset.0 {
         return Err(Error::KeyManifest {
             reason: format!(
@@ -123,7 +128,7 @@ fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manif
     Ok(m)
 }
 
-/// Decodes a key-set manifest (`hetier-keyset/2`, or `/1`) as a pool hands it over, for key
+/// Decodes a key-set manifest (`hetier-keyset/3`, or `/2`, `/1`) as a pool hands it over, for key
 /// set `keyset` under parameters `params_id`: every field a later run uses is checked (the
 /// format, the parameter and key-set ids, each key's seed). Returns how many keys it lists.
 /// Bytes from the pool are untrusted: anything else is [`Error::KeyManifest`], never a panic.
@@ -188,114 +193,6 @@ pub struct StoredKey {
     pub form: KeyForm,
 }
 
-/// The words of a key in use: its pinned object itself (expanded form), or a DRAM block
-/// charged to the store's budget that a seed-compressed key was expanded into and that goes
-/// back to the budget when this is dropped.
-pub enum KeyWords<'g, 's> {
-    /// An expanded key used in place in its pin.
-    Pinned(PinGuard<'s>),
-    /// An expanded key used in place in a pin the caller holds.
-    Borrowed(&'g [u64]),
-    /// A seed-compressed key expanded for this use.
-    Expanded(BlockWriter<'s>),
-    /// A seed-compressed key expanded into a block of `spares`, which gets it back on drop.
-    Recycled {
-        /// The block (taken only by drop).
-        block: Option<BlockWriter<'s>>,
-        /// Where it returns.
-        spares: &'g ExpansionBlocks<'s>,
-    },
-}
-
-impl Drop for KeyWords<'_, '_> {
-    fn drop(&mut self) {
-        if let KeyWords::Recycled { block, spares } = self {
-            if let Some(b) = block.take() {
-                spares.blocks.lock().unwrap_or_else(|e| e.into_inner()).push(b);
-            }
-        }
-    }
-}
-
-/// Expanded-key blocks kept charged to the store's budget between uses and handed out again:
-/// the budget always shows the room a key's expansion needs, so the `planned` policy never
-/// fills it with prefetches that the next expansion would evict unused.
-pub struct ExpansionBlocks<'s> {
-    blocks: std::sync::Mutex<Vec<BlockWriter<'s>>>,
-    times: KeyPinTimes,
-}
-
-/// Where the time of pinning keys went, summed over every pin through one
-/// [`ExpansionBlocks`].
-#[derive(Debug, Default)]
-pub struct KeyPinTimes {
-    /// Nanoseconds waiting for the stored objects to be in DRAM.
-    pub wait_ns: AtomicU64,
-    /// Nanoseconds expanding seed-compressed keys.
-    pub expand_ns: AtomicU64,
-    /// Keys pinned.
-    pub pins: AtomicU64,
-}
-
-impl std::fmt::Debug for ExpansionBlocks<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.blocks.lock().map_or(0, |b| b.len());
-        f.debug_struct("ExpansionBlocks").field("spare", &n).finish()
-    }
-}
-
-impl<'s> ExpansionBlocks<'s> {
-    /// `reserved` blocks of one expanded key, charged to `store`'s budget until dropped.
-    pub fn new(store: &'s TieredStore, ctx: &Context, reserved: usize) -> Result<Self> {
-        let len = switch_key_expanded_words(ctx) as u64 * 8;
-        let mut blocks = Vec::with_capacity(reserved);
-        for _ in 0..reserved {
-            blocks.push(store.alloc_for_overwrite(len)?);
-        }
-        Ok(Self { blocks: std::sync::Mutex::new(blocks), times: KeyPinTimes::default() })
-    }
-
-    /// The time spent pinning keys through these blocks so far.
-    pub fn times(&self) -> &KeyPinTimes {
-        &self.times
-    }
-
-    fn take(&self, store: &'s TieredStore, len: u64) -> Result<BlockWriter<'s>> {
-        let spare = self.blocks.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match spare {
-            Some(b) if b.len() == len => Ok(b),
-            _ => Ok(store.alloc_for_overwrite(len)?),
-        }
-    }
-}
-
-impl std::fmt::Debug for KeyWords<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self {
-            KeyWords::Pinned(_) => "pinned",
-            KeyWords::Borrowed(_) => "borrowed",
-            KeyWords::Expanded(_) => "expanded",
-            KeyWords::Recycled { .. } => "recycled",
-        };
-        f.debug_struct("KeyWords")
-            .field("form", &what)
-            .field("words", &self.as_ref().len())
-            .finish()
-    }
-}
-
-impl AsRef<[u64]> for KeyWords<'_, '_> {
-    fn as_ref(&self) -> &[u64] {
-        match self {
-            KeyWords::Pinned(g) => g.as_u64s(),
-            KeyWords::Borrowed(w) => w,
-            KeyWords::Expanded(b) => b.as_ref(),
-            KeyWords::Recycled { block: Some(b), .. } => b.as_ref(),
-            KeyWords::Recycled { block: None, .. } => &[],
-        }
-    }
-}
-
 impl StoredKey {
     /// The key over `pinned`, the caller's pin of its object: used in place when stored
     /// expanded, else expanded into a fresh block charged to `store`'s budget (the pin may go
@@ -331,28 +228,47 @@ impl StoredKey {
         }
     }
 
-    /// As [`StoredKey::pin`], expanding a seed-compressed key into a block of `spares`.
+    /// As [`StoredKey::pin`], expanding a seed-compressed key into a block of `spares` — or
+    /// using the block that already holds it expanded (left by its previous pin, or expanded
+    /// ahead by [`ExpansionBlocks::expand_ahead`]), without pinning the stored object at all.
     pub fn pin_recycled<'g, 's>(
         &self,
         store: &'s TieredStore,
         ctx: &Context,
         spares: &'g ExpansionBlocks<'s>,
     ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
-        let t = &spares.times;
-        let clock = Instant::now();
-        let guard = store.pin(self.id)?;
-        t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let t = spares.times();
         t.pins.fetch_add(1, Ordering::Relaxed);
         if self.form == KeyForm::Expanded {
+            let clock = Instant::now();
+            let guard = store.pin(self.id)?;
+            t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
             return Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?);
         }
-        let clock = Instant::now();
-        let block = spares.take(store, switch_key_expanded_words(ctx) as u64 * 8)?;
-        let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
-        drop(guard);
-        t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.check_seed(key.seed())?;
-        let words = KeyWords::Recycled { block: Some(key.into_words()), spares };
+        let len = switch_key_expanded_words(ctx) as u64 * 8;
+        let (spare, ready) = spares.take_for(self.id);
+        let block = match spare {
+            Some(b) if ready => {
+                t.reused.fetch_add(1, Ordering::Relaxed);
+                b
+            }
+            spare => {
+                let clock = Instant::now();
+                let guard = store.pin(self.id)?;
+                t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let clock = Instant::now();
+                let block = match spare {
+                    Some(b) if b.len() == len => b,
+                    _ => store.alloc_for_overwrite(len)?,
+                };
+                let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
+                drop(guard);
+                t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.check_seed(key.seed())?;
+                key.into_words()
+            }
+        };
+        let words = KeyWords::Recycled { block: Some(block), key: self.id, spares };
         Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)
     }
 
@@ -482,6 +398,10 @@ impl KeySet {
         let mut set = Self::default();
         if let Some((_, m)) = &current {
             for k in &m.keys {
+                if k.form == KeyForm::Seeded && m.format != MANIFEST_FORMAT {
+                    // Blob format 1: its seed would expand into other `a` parts. Made again.
+                    continue;
+                }
                 let id = hetier_tiering::ObjectId(k.id);
                 // A key listed but gone (or of another size) is regenerated below.
                 if store.len_of(id) == Some(k.len) {
@@ -664,6 +584,39 @@ mod tests {
         // A garbled older slot next to a good newer one is ignored.
         st.put(manifest_slot_id(ks, pid, 0), ObjectKind::Blob, Durability::Durable, b"{oops")
             .unwrap();
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (0, 2));
+    }
+
+    /// A `hetier-keyset/2` manifest lists seed-compressed keys of blob format 1 (ChaCha20
+    /// seeds): they are regenerated, never pinned into a wrong key, and its expanded keys are
+    /// reused.
+    #[test]
+    fn seeded_keys_of_a_format_2_manifest_are_regenerated() {
+        let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
+        let (g1, g2) = (ctx.galois_element_for_step(1), ctx.galois_element_for_step(2));
+        let ks = KeySetId::from_seed(&SEED);
+        let pid = ctx.params().id();
+        let dir = tempfile::tempdir().unwrap();
+        let st = open(dir.path(), true);
+        let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+        let sk = kg.secret_key();
+        let source = |g: u64| Ok(kg.galois_key(&sk, g)?.key);
+        let (_, r) =
+            KeySet::ensure_in_form(&st, &ctx, ks, &[g1], KeyForm::Expanded, source, |_, _| {})
+                .unwrap();
+        assert_eq!(r.generated, 1);
+        assert!(ensure(&st, &ctx, &[g1, g2]).unwrap().generated == 1);
+        // Relabel the current manifest as format 2, as an older build wrote it.
+        let slot = (0..2).find(|&s| st.contains(manifest_slot_id(ks, pid, s))).unwrap();
+        let id = manifest_slot_id(ks, pid, slot);
+        let mut m: Manifest = serde_json::from_slice(st.pin(id).unwrap().as_bytes()).unwrap();
+        m.format = MANIFEST_FORMAT_V2.into();
+        st.remove(id).unwrap();
+        st.put(id, ObjectKind::Blob, Durability::Durable, &serde_json::to_vec(&m).unwrap())
+            .unwrap();
+        let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
+        assert_eq!((r.generated, r.reused), (1, 1), "the seeded key is made again");
         let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
         assert_eq!((r.generated, r.reused), (0, 2));
     }

@@ -25,6 +25,7 @@ mod error;
 mod executor;
 mod heal;
 pub mod ids;
+mod key_words;
 mod keys;
 mod memory;
 mod prepare;
@@ -47,9 +48,8 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
-pub use keys::{
-    decode_manifest, ExpansionBlocks, KeyForm, KeyPinTimes, KeyReport, KeySet, KeyWords, StoredKey,
-};
+pub use key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
+pub use keys::{decode_manifest, KeyForm, KeyReport, KeySet, StoredKey};
 pub use report::RunReport;
 pub use serve::{Client, Response, Server, ServerOptions, ServerStats};
 pub use session::Session;

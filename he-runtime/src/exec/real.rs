@@ -8,7 +8,8 @@ use hetier_tiering::{Durability, ObjectId, ObjectKind, PinGuard, ScratchBuffer, 
 
 use super::bootstrap::StoredBootstrapKeys;
 use super::error::Result;
-use super::keys::{KeyForm, KeySet, KeyWords};
+use super::key_words::KeyWords;
+use super::keys::{KeyForm, KeySet};
 use crate::ckks::bootstrap::Bootstrapper;
 use crate::ckks::{
     Ciphertext, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeySwitchKey, Plaintext,

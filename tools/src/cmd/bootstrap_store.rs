@@ -62,6 +62,10 @@ pub struct StoreFlags {
     /// `auto`: `cached` when the budget holds the expanded set with an eighth to spare.
     #[arg(long, value_enum, default_value_t = ExpandArg::Auto)]
     pub expand: ExpandArg,
+    /// With `per-pin` expansion, do not run the helper thread that expands the next key while
+    /// the current one is in use (it holds a second expanded block in the budget).
+    #[arg(long)]
+    pub no_expand_ahead: bool,
     /// Map the pool files instead of O_DIRECT (touched pool pages then count in RSS).
     #[arg(long)]
     pub mmap: bool,
@@ -91,6 +95,14 @@ pub struct StoreReport {
     pub key_expand_seconds: f64,
     /// Keys pinned.
     pub key_pins: u64,
+    /// Pins that found their key already expanded (ahead, or by its previous pin).
+    pub key_pins_reused: u64,
+    /// Whether a helper thread expanded keys ahead of their pins.
+    pub expand_ahead: bool,
+    /// Keys the helper expanded ahead, and the seconds it spent (off the critical path).
+    pub keys_expanded_ahead: u64,
+    /// Seconds the helper spent expanding.
+    pub expand_ahead_seconds: f64,
     /// The store's counters after the run.
     pub stats: StoreStats,
 }
@@ -177,7 +189,7 @@ impl OpenStore {
             ExpandArg::Cached => Expansion::Cached,
             ExpandArg::Auto | ExpandArg::PerPin => Expansion::PerPin,
         };
-        let keys = keys.with_expansion(expansion)?;
+        let keys = keys.with_expansion(expansion)?.with_expand_ahead(!flags.no_expand_ahead)?;
         Ok((keys, report, clock.elapsed().as_secs_f64()))
     }
 
@@ -198,6 +210,10 @@ impl OpenStore {
             key_wait_seconds: t.wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             key_expand_seconds: t.expand_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             key_pins: t.pins.load(Ordering::Relaxed),
+            key_pins_reused: t.reused.load(Ordering::Relaxed),
+            expand_ahead: keys.expands_ahead(),
+            keys_expanded_ahead: t.ahead.load(Ordering::Relaxed),
+            expand_ahead_seconds: t.ahead_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             stats: self.store.stats(),
         }
     }

@@ -1,0 +1,289 @@
+//! The words of a key in use, and the budgeted blocks seed-compressed keys are expanded into.
+//!
+//! A block keeps the key it was last expanded into ([`ExpansionBlocks`] tags it with the key's
+//! object), so a key pinned again before its block is reused for another — the relinearisation
+//! key at every multiply of EvalMod — is not expanded again ([`super::keys::StoredKey::pin_recycled`]).
+//! A helper thread
+//! ([`ExpansionBlocks::expand_ahead`]) follows the plan of keys to come and expands the next
+//! one into a spare block while the current one is in use: the expansion leaves the critical
+//! path, and only ever into blocks already charged to the budget.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use hetier_tiering::{BlockWriter, ObjectId, PinGuard, TieredStore};
+
+use crate::ckks::{switch_key_expanded_words, Context, KeySwitchKey, Seed};
+use crate::exec::error::Result;
+
+/// The words of a key in use: its pinned object itself (expanded form), or a DRAM block
+/// charged to the store's budget that a seed-compressed key was expanded into and that goes
+/// back to the budget when this is dropped.
+pub enum KeyWords<'g, 's> {
+    /// An expanded key used in place in its pin.
+    Pinned(PinGuard<'s>),
+    /// An expanded key used in place in a pin the caller holds.
+    Borrowed(&'g [u64]),
+    /// A seed-compressed key expanded for this use.
+    Expanded(BlockWriter<'s>),
+    /// A seed-compressed key expanded into a block of `spares`, which gets it back on drop
+    /// (still holding the key, for its next pin).
+    Recycled {
+        /// The block (taken only by drop).
+        block: Option<BlockWriter<'s>>,
+        /// The key object it holds expanded.
+        key: ObjectId,
+        /// Where it returns.
+        spares: &'g ExpansionBlocks<'s>,
+    },
+}
+
+impl Drop for KeyWords<'_, '_> {
+    fn drop(&mut self) {
+        if let KeyWords::Recycled { block, key, spares } = self {
+            if let Some(b) = block.take() {
+                let mut st = spares.lock();
+                st.blocks.push(Spare { block: b, key: Some(*key) });
+                drop(st);
+                spares.changed.notify_all();
+            }
+        }
+    }
+}
+
+/// One spare block and the key expanded in it (if its words are a whole key).
+struct Spare<'s> {
+    block: BlockWriter<'s>,
+    key: Option<ObjectId>,
+}
+
+struct SpareState<'s> {
+    blocks: Vec<Spare<'s>>,
+    /// The key a helper thread is expanding right now (its block is out of `blocks`).
+    in_flight: Option<ObjectId>,
+    /// The keys to come, in pin order with repeats collapsed (set by the owner's hint).
+    plan: Vec<ObjectId>,
+    /// Position in `plan` of the last key pinned.
+    pos: Option<usize>,
+}
+
+/// Expanded-key blocks kept charged to the store's budget between uses and handed out again:
+/// the budget always shows the room a key's expansion needs, so the `planned` policy never
+/// fills it with prefetches that the next expansion would evict unused.
+pub struct ExpansionBlocks<'s> {
+    state: Mutex<SpareState<'s>>,
+    changed: Condvar,
+    times: KeyPinTimes,
+}
+
+/// Where the time of pinning keys went, summed over every pin through one
+/// [`ExpansionBlocks`].
+#[derive(Debug, Default)]
+pub struct KeyPinTimes {
+    /// Nanoseconds waiting for the stored objects to be in DRAM.
+    pub wait_ns: AtomicU64,
+    /// Nanoseconds the pinning thread spent expanding seed-compressed keys, or waiting for
+    /// the helper to finish the key it needs.
+    pub expand_ns: AtomicU64,
+    /// Keys pinned.
+    pub pins: AtomicU64,
+    /// Pins that found their key already expanded in a spare block (by the helper, or left
+    /// there by the key's previous pin): no expansion on the pinning thread.
+    pub reused: AtomicU64,
+    /// Keys the helper thread expanded ahead of their pin.
+    pub ahead: AtomicU64,
+    /// Nanoseconds the helper thread spent expanding (off the critical path).
+    pub ahead_ns: AtomicU64,
+}
+
+impl std::fmt::Debug for ExpansionBlocks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.state.lock().map_or(0, |s| s.blocks.len());
+        f.debug_struct("ExpansionBlocks").field("spare", &n).finish()
+    }
+}
+
+/// How far past the last pinned position a pin looks for its key in the plan before giving
+/// up on following it.
+const RESYNC: usize = 16;
+
+impl<'s> ExpansionBlocks<'s> {
+    /// `reserved` blocks of one expanded key, charged to `store`'s budget until dropped.
+    pub fn new(store: &'s TieredStore, ctx: &Context, reserved: usize) -> Result<Self> {
+        let len = switch_key_expanded_words(ctx) as u64 * 8;
+        let mut blocks = Vec::with_capacity(reserved);
+        for _ in 0..reserved {
+            blocks.push(Spare { block: store.alloc_for_overwrite(len)?, key: None });
+        }
+        let state = SpareState { blocks, in_flight: None, plan: Vec::new(), pos: None };
+        Ok(Self {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            times: KeyPinTimes::default(),
+        })
+    }
+
+    /// The time spent pinning keys through these blocks so far.
+    pub fn times(&self) -> &KeyPinTimes {
+        &self.times
+    }
+
+    /// The seed-compressed keys to come, in pin order (repeats of a key in a row collapse: its
+    /// block is reused), for [`Self::expand_ahead`].
+    pub fn set_plan(&self, plan: &[ObjectId]) {
+        let mut st = self.lock();
+        st.plan = plan.to_vec();
+        st.plan.dedup();
+        st.pos = None;
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Spare blocks held (charged to the budget) right now, in flight included.
+    pub fn spare_count(&self) -> usize {
+        let st = self.lock();
+        st.blocks.len() + usize::from(st.in_flight.is_some())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SpareState<'s>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `id` is pinned now: the plan position moves to its next occurrence.
+    fn follow(st: &mut SpareState<'_>, id: ObjectId) {
+        let from = st.pos.map_or(0, |p| p);
+        let end = (from + RESYNC).min(st.plan.len());
+        if let Some(k) = st.plan[from.min(end)..end].iter().position(|&x| x == id) {
+            st.pos = Some(from + k);
+        }
+    }
+
+    /// A block holding `id` expanded (waiting for the helper if it is expanding it), else a
+    /// block to expand it into: one holding no key, else the one that held a key longest ago;
+    /// `None` when every spare is in use. The flag says whether the words are already `id`.
+    pub(super) fn take_for(&self, id: ObjectId) -> (Option<BlockWriter<'s>>, bool) {
+        let mut st = self.lock();
+        let clock = Instant::now();
+        loop {
+            if let Some(i) = st.blocks.iter().position(|s| s.key == Some(id)) {
+                Self::follow(&mut st, id);
+                let s = st.blocks.remove(i);
+                drop(st);
+                self.changed.notify_all();
+                self.times
+                    .expand_ns
+                    .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                return (Some(s.block), true);
+            }
+            if st.in_flight != Some(id) {
+                break;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        Self::follow(&mut st, id);
+        let i = st.blocks.iter().position(|s| s.key.is_none()).or(if st.blocks.is_empty() {
+            None
+        } else {
+            Some(0)
+        });
+        let block = i.map(|i| st.blocks.remove(i).block);
+        drop(st);
+        self.changed.notify_all();
+        (block, false)
+    }
+
+    /// Runs on a helper thread until `stop`: after each pin, expands the next key of the plan
+    /// (one of the seed-compressed `keys`, by object and the seed its manifest names) into a
+    /// spare block (on this thread only, no rayon job), never the block of the key
+    /// just pinned and never more than the spares already charged to the budget. A key it
+    /// fails on is left to its pin, which reports the error.
+    pub fn expand_ahead(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        keys: &[(ObjectId, Seed)],
+        stop: &AtomicBool,
+    ) {
+        let len = switch_key_expanded_words(ctx) as u64 * 8;
+        let mut st = self.lock();
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let current = st.pos.map(|p| st.plan[p]);
+            let next = st.pos.map_or(0, |p| p + 1);
+            let target = st.plan.get(next).copied();
+            let job =
+                target.filter(|t| st.blocks.iter().all(|s| s.key != Some(*t))).and_then(|t| {
+                    let i = st.blocks.iter().position(|s| s.key.is_none()).or_else(|| {
+                        st.blocks.iter().position(|s| s.key != current && s.block.len() == len)
+                    })?;
+                    let key = keys.iter().find(|k| k.0 == t)?;
+                    Some((i, *key))
+                });
+            let Some((i, key)) = job else {
+                st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
+            let (id, seed) = key;
+            let spare = st.blocks.remove(i);
+            st.in_flight = Some(id);
+            drop(st);
+            let clock = Instant::now();
+            let done = store.pin(id).ok().and_then(|guard| {
+                let k =
+                    KeySwitchKey::expand_into_serial(ctx, guard.as_bytes(), spare.block).ok()?;
+                (k.seed() == &seed).then(|| k.into_words())
+            });
+            st = self.lock();
+            st.in_flight = None;
+            match done {
+                Some(block) => {
+                    self.times.ahead.fetch_add(1, Ordering::Relaxed);
+                    let ns = clock.elapsed().as_nanos() as u64;
+                    self.times.ahead_ns.fetch_add(ns, Ordering::Relaxed);
+                    st.blocks.push(Spare { block, key: Some(id) });
+                }
+                None => {
+                    // The block went with the failed expansion: the pin allocates its own.
+                    st.plan.clear();
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+
+    /// Wakes a helper waiting in [`Self::expand_ahead`] (after its stop flag was set).
+    pub fn wake(&self) {
+        let _st = self.lock();
+        self.changed.notify_all();
+    }
+}
+
+impl std::fmt::Debug for KeyWords<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self {
+            KeyWords::Pinned(_) => "pinned",
+            KeyWords::Borrowed(_) => "borrowed",
+            KeyWords::Expanded(_) => "expanded",
+            KeyWords::Recycled { .. } => "recycled",
+        };
+        f.debug_struct("KeyWords")
+            .field("form", &what)
+            .field("words", &self.as_ref().len())
+            .finish()
+    }
+}
+
+impl AsRef<[u64]> for KeyWords<'_, '_> {
+    fn as_ref(&self) -> &[u64] {
+        match self {
+            KeyWords::Pinned(g) => g.as_u64s(),
+            KeyWords::Borrowed(w) => w,
+            KeyWords::Expanded(b) => b.as_ref(),
+            KeyWords::Recycled { block: Some(b), .. } => b.as_ref(),
+            KeyWords::Recycled { block: None, .. } => &[],
+        }
+    }
+}
