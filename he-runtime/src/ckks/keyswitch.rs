@@ -31,7 +31,7 @@ pub struct Scratch<B = Vec<u64>> {
     /// Large buffers (extended ciphertexts, encoded diagonals) handed back by one step of a
     /// linear transform for the next, so a bootstrap does not fault in fresh pages for each;
     /// emptied by [`Scratch::release_spare`].
-    pub(crate) spare: Vec<Vec<u64>>,
+    pub(crate) spare: Vec<B>,
     /// The highest level the buffers are sized for.
     level: usize,
 }
@@ -43,25 +43,89 @@ impl Scratch {
         let [coeff, y, acc, md, v, dec] = Self::words_at(ctx.params(), level).map(|w| vec![0; w]);
         Self { coeff, y, acc, md, v, dec, spare: Vec::new(), level }
     }
+}
 
-    /// The smallest spare buffer that holds `len` words without growing (any length, any
-    /// contents), else the largest one, else a new empty one.
-    pub(crate) fn take_spare(&mut self, len: usize) -> Vec<u64> {
+/// A scratch buffer: words in place. A heap `Vec` also grows on demand; a fixed buffer (a
+/// block of a store's budget) is used as it is, so a caller that keeps every large temporary in
+/// its own memory hands in as many spares as the computation needs, up front
+/// ([`Scratch::add_spares`]).
+pub trait ScratchWords: AsRef<[u64]> + AsMut<[u64]> {
+    /// Words it holds without growing.
+    fn room(&self) -> usize;
+
+    /// Makes at least `len` words addressable if the buffer can grow (new words zero); a fixed
+    /// buffer is left as it is.
+    fn grow(&mut self, len: usize);
+
+    /// A new empty buffer, for a type that can grow; `None` for fixed buffers, which are only
+    /// ever handed in.
+    fn fresh() -> Option<Self>
+    where
+        Self: Sized;
+}
+
+impl ScratchWords for Vec<u64> {
+    fn room(&self) -> usize {
+        self.capacity()
+    }
+
+    fn grow(&mut self, len: usize) {
+        if self.len() < len {
+            self.resize(len, 0);
+        }
+    }
+
+    fn fresh() -> Option<Self> {
+        Some(Vec::new())
+    }
+}
+
+impl<B: ScratchWords> Scratch<B> {
+    /// The smallest spare buffer that holds `len` words without growing (any contents), else
+    /// the largest one grown, else a new one; at least `len` words long. A typed error when
+    /// none is left that holds `len` words and the buffers cannot grow (too few spares were
+    /// handed in).
+    pub(crate) fn take_spare(&mut self, len: usize) -> Result<B> {
         let fits = (0..self.spare.len())
-            .filter(|&i| self.spare[i].capacity() >= len)
-            .min_by_key(|&i| self.spare[i].capacity());
-        let pick = fits.or_else(|| (0..self.spare.len()).max_by_key(|&i| self.spare[i].capacity()));
-        pick.map(|i| self.spare.swap_remove(i)).unwrap_or_default()
+            .filter(|&i| self.spare[i].room() >= len)
+            .min_by_key(|&i| self.spare[i].room());
+        let pick = fits.or_else(|| (0..self.spare.len()).max_by_key(|&i| self.spare[i].room()));
+        let mut buf = match pick.map(|i| self.spare.swap_remove(i)).or_else(B::fresh) {
+            Some(b) => b,
+            None => return Err(Error::BufferLength { expected: len, found: 0 }),
+        };
+        buf.grow(len);
+        let found = buf.as_ref().len();
+        if found < len {
+            self.spare.push(buf);
+            return Err(Error::BufferLength { expected: len, found });
+        }
+        Ok(buf)
     }
 
     /// Keeps `buf` for a later [`Self::take_spare`].
-    pub(crate) fn give_spare(&mut self, buf: Vec<u64>) {
+    pub(crate) fn give_spare(&mut self, buf: B) {
         self.spare.push(buf);
     }
 
-    /// Frees the spare buffers kept between the steps of a transform or a bootstrap.
+    /// Hands in buffers for the large temporaries of linear transforms and bootstraps (see
+    /// [`super::bootstrap::Bootstrapper::spare_words`] for how many a bootstrap needs).
+    pub fn add_spares(&mut self, bufs: impl IntoIterator<Item = B>) {
+        self.spare.extend(bufs);
+    }
+
+    /// Number of spare buffers held.
+    pub fn spares(&self) -> usize {
+        self.spare.len()
+    }
+
+    /// Frees the spare buffers kept between the steps of a transform or a bootstrap, when
+    /// they can be made again; buffers that cannot (handed in with [`Self::add_spares`]) are
+    /// kept for the next computation.
     pub fn release_spare(&mut self) {
-        self.spare = Vec::new();
+        if B::fresh().is_some() {
+            self.spare = Vec::new();
+        }
     }
 }
 
