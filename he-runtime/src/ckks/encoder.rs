@@ -113,23 +113,26 @@ impl Encoder {
         Ok(coeffs)
     }
 
-    /// [`Self::encode_extended`] from [`Self::slot_coefficients`]' output: the same words,
-    /// written into `buf` (reused: any length and contents).
+    /// [`Self::encode_extended`]'s words from [`Self::slot_coefficients`]' output, written into
+    /// the first (level+1+K)·N words of `out` (any contents before).
     pub(crate) fn encode_coefficients_extended(
         &self,
         coeffs: &[f64],
         level: usize,
         scale: f64,
-        buf: Vec<u64>,
-    ) -> Result<ExtendedPlaintext> {
+        out: &mut [u64],
+    ) -> Result<()> {
         self.check_level_scale(level, scale)?;
         if coeffs.len() != self.ctx.n() {
             return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: coeffs.len() });
         }
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
-        let data = self.reduce_limbs_into(coeffs, scale, &primes, buf)?;
-        Ok(ExtendedPlaintext { data, level, scale, params_id: self.ctx.params().id(), slots: None })
+        let words = primes.len() * self.ctx.n();
+        if out.len() < words {
+            return Err(Error::BufferLength { expected: words, found: out.len() });
+        }
+        self.reduce_limbs_slice(coeffs, scale, &primes, out)
     }
 
     fn check_level_scale(&self, level: usize, scale: f64) -> Result<()> {

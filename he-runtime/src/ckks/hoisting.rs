@@ -15,7 +15,7 @@ use super::ciphertext::{merge_slots, Ciphertext};
 use super::context::Context;
 use super::evaluator::Evaluator;
 use super::keys::{GaloisKeySet, KeySwitchKey};
-use super::keyswitch::{decompose, mod_down, qp_prime, Finish, Scratch};
+use super::keyswitch::{decompose, mod_down, qp_prime, Finish, Scratch, ScratchWords};
 use super::ring::add_mod;
 use crate::error::{Error, Result};
 use crate::math::dot_product;
@@ -45,10 +45,11 @@ impl ExtendedPlaintext {
 }
 
 /// A degree-1 ciphertext over Q_l·P that encrypts P times its message (a key switch before its
-/// ModDown): c_0 then c_1, each level+1+K limbs in NTT form.
+/// ModDown): c_0 then c_1, each level+1+K limbs in NTT form, in the first
+/// [`Self::words`] words of its buffer.
 #[derive(Debug, Clone)]
-pub(crate) struct ExtendedCiphertext {
-    data: Vec<u64>,
+pub(crate) struct ExtendedCiphertext<B = Vec<u64>> {
+    data: B,
     level: usize,
     width: usize,
     n: usize,
@@ -60,54 +61,56 @@ impl ExtendedCiphertext {
         Self::zeros_in(ctx, level, Vec::new())
     }
 
-    /// The zero ciphertext at `level` in `buf` (reused: any length and contents).
-    pub(crate) fn zeros_in(ctx: &Context, level: usize, buf: Vec<u64>) -> Self {
+    /// Words of the ciphertext at `level` (both parts over Q_l·P).
+    pub(crate) fn words(ctx: &Context, level: usize) -> usize {
+        2 * (level + 1 + ctx.p_len()) * ctx.n()
+    }
+}
+
+impl<B: ScratchWords> ExtendedCiphertext<B> {
+    /// The zero ciphertext at `level` in `buf` (reused: any contents).
+    pub(crate) fn zeros_in(ctx: &Context, level: usize, buf: B) -> Self {
         let mut out = Self::from_buffer(ctx, level, buf);
         out.clear();
         out
     }
 
     /// A ciphertext at `level` over `buf` with unspecified contents, for a caller that writes
-    /// every word ([`Sink::Store`]).
-    pub(crate) fn from_buffer(ctx: &Context, level: usize, mut buf: Vec<u64>) -> Self {
+    /// every word ([`Sink::Store`]). A growable buffer is grown to [`Self::words`]; a fixed one
+    /// must hold them (from [`Scratch::take_spare`]).
+    pub(crate) fn from_buffer(ctx: &Context, level: usize, mut buf: B) -> Self {
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        // Shrinking (the usual case: levels fall through a bootstrap) writes nothing; growing
-        // (a bootstrap's first transform, on fresh spares) zeroes the new words on every
-        // thread, which also spreads their page faults.
-        let len = 2 * width * n;
-        if buf.len() >= len {
-            buf.truncate(len);
-        } else {
-            let extra = len - buf.len();
-            buf.par_extend(rayon::iter::repeat_n(0u64, extra));
-        }
+        buf.grow(2 * width * n);
+        assert!(buf.as_ref().len() >= 2 * width * n, "extended ciphertext buffer too short");
         Self { data: buf, level, width, n }
     }
 
-    /// Words of the ciphertext at `level` (both parts over Q_l·P).
-    pub(crate) fn words(ctx: &Context, level: usize) -> usize {
-        2 * (level + 1 + ctx.p_len()) * ctx.n()
-    }
-
-    /// The words, for reuse.
-    pub(crate) fn into_buffer(self) -> Vec<u64> {
+    /// The buffer, for reuse.
+    pub(crate) fn into_buffer(self) -> B {
         self.data
     }
 
+    /// Both parts' words.
+    fn all(&self) -> &[u64] {
+        &self.data.as_ref()[..2 * self.width * self.n]
+    }
+
+    /// Both parts' words, mutably.
+    fn all_mut(&mut self) -> &mut [u64] {
+        let len = 2 * self.width * self.n;
+        &mut self.data.as_mut()[..len]
+    }
+
     /// (P·c_0, P·c_1), whose P limbs are zero (the unrotated term of a sum), in `buf`
-    /// (reused: any length and contents).
-    pub(crate) fn lift_in<C: AsRef<[u64]>>(
-        ctx: &Context,
-        ct: &Ciphertext<C>,
-        buf: Vec<u64>,
-    ) -> Self {
+    /// (reused: any contents).
+    pub(crate) fn lift_in<C: AsRef<[u64]>>(ctx: &Context, ct: &Ciphertext<C>, buf: B) -> Self {
         let mut out = Self::from_buffer(ctx, ct.level, buf);
         let (n, width) = (out.n, out.width);
         let l1 = ct.level + 1;
         let plan = ctx.moddown(ct.level);
         let parts = [ct.part(0), ct.part(1)];
-        out.data.par_chunks_mut(n).enumerate().for_each(|(k, limb)| {
+        out.all_mut().par_chunks_mut(n).enumerate().for_each(|(k, limb)| {
             let (p, i) = (k / width, k % width);
             if i < l1 {
                 let c = &parts[p][i * n..(i + 1) * n];
@@ -122,39 +125,42 @@ impl ExtendedCiphertext {
 
     /// c_0 over Q_l·P.
     pub(crate) fn c0(&self) -> &[u64] {
-        &self.data[..self.width * self.n]
+        &self.all()[..self.width * self.n]
     }
 
     fn parts_mut(&mut self) -> (&mut [u64], &mut [u64]) {
-        self.data.split_at_mut(self.width * self.n)
+        let half = self.width * self.n;
+        self.all_mut().split_at_mut(half)
     }
 
     /// Sets every word to zero (reuse across the giant steps of a transform).
     pub(crate) fn clear(&mut self) {
-        self.data.par_chunks_mut(self.n).for_each(|l| l.fill(0));
+        let n = self.n;
+        self.all_mut().par_chunks_mut(n).for_each(|l| l.fill(0));
     }
 
-    /// self += pt ⊙ x over every limb of both parts.
-    pub(crate) fn mul_add_assign(
+    /// self += pt ⊙ x over every limb of both parts, `pt` an extended plaintext's words at
+    /// this level (level+1+K limbs).
+    pub(crate) fn mul_add_assign<X: ScratchWords>(
         &mut self,
         ctx: &Context,
-        x: &ExtendedCiphertext,
-        pt: &ExtendedPlaintext,
+        x: &ExtendedCiphertext<X>,
+        pt: &[u64],
     ) {
         let (n, width, level) = (self.n, self.width, self.level);
-        self.data.par_chunks_mut(n).zip(x.data.par_chunks(n)).enumerate().for_each(
+        self.all_mut().par_chunks_mut(n).zip(x.all().par_chunks(n)).enumerate().for_each(
             |(k, (acc, xl))| {
                 let pos = k % width;
                 let m = &ctx.prime(qp_prime(ctx, level, pos)).modulus;
-                m.mul_add_assign_slice(acc, xl, &pt.data[pos * n..(pos + 1) * n]);
+                m.mul_add_assign_slice(acc, xl, &pt[pos * n..(pos + 1) * n]);
             },
         );
     }
 
     /// self += x.
-    pub(crate) fn add_assign(&mut self, ctx: &Context, x: &ExtendedCiphertext) {
+    pub(crate) fn add_assign<X: ScratchWords>(&mut self, ctx: &Context, x: &ExtendedCiphertext<X>) {
         let (n, width, level) = (self.n, self.width, self.level);
-        self.data.par_chunks_mut(n).zip(x.data.par_chunks(n)).enumerate().for_each(
+        self.all_mut().par_chunks_mut(n).zip(x.all().par_chunks(n)).enumerate().for_each(
             |(k, (acc, xl))| {
                 let m = &ctx.prime(qp_prime(ctx, level, k % width)).modulus;
                 m.add_assign_slice(acc, xl);
@@ -163,19 +169,25 @@ impl ExtendedCiphertext {
     }
 
     /// ModDown of c_1 alone into `out` (level+1 limbs); c_1's P limbs are destroyed.
-    pub(crate) fn mod_down_c1(&mut self, ctx: &Context, scratch: &mut Scratch, out: &mut [u64]) {
+    pub(crate) fn mod_down_c1<S: AsRef<[u64]> + AsMut<[u64]>>(
+        &mut self,
+        ctx: &Context,
+        scratch: &mut Scratch<S>,
+        out: &mut [u64],
+    ) {
         let level = self.level;
         let (_, c1) = self.parts_mut();
         let Scratch { y, v, md, .. } = scratch;
+        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
         mod_down(ctx, level, c1, y, v, md, out, Finish::Store, None);
     }
 
     /// ModDown of both parts: the ciphertext over Q_l at `scale` (both parts' P limbs are
     /// destroyed).
-    pub(crate) fn mod_down(
+    pub(crate) fn mod_down<S: AsRef<[u64]> + AsMut<[u64]>>(
         &mut self,
         ctx: &Context,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         scale: f64,
         params_id: u64,
         slots: Option<usize>,
@@ -187,6 +199,7 @@ impl ExtendedCiphertext {
         let (o0, o1) = out.data.split_at_mut(l1 * n);
         let (a0, a1) = self.parts_mut();
         let Scratch { y, v, md, .. } = scratch;
+        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
         mod_down(ctx, level, a0, y, v, md, o0, Finish::Store, None);
         mod_down(ctx, level, a1, y, v, md, o1, Finish::Store, None);
         out
@@ -217,14 +230,14 @@ pub(crate) enum Sink<'a> {
 /// delivered limb by limb into `out` as `sink` says. `dec` is the ModUp of c_1's digits
 /// ([`decompose`]), `perm` the automorphism σ in NTT form, `key` its (checked) Galois key.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn rotate_extended<K: AsRef<[u64]>>(
+pub(crate) fn rotate_extended<K: AsRef<[u64]>, O: ScratchWords>(
     ctx: &Context,
     level: usize,
     dec: &[u64],
     key: &KeySwitchKey<K>,
     perm: &[u32],
     plus: Plus<'_>,
-    out: &mut ExtendedCiphertext,
+    out: &mut ExtendedCiphertext<O>,
     sink: Sink<'_>,
 ) -> Result<()> {
     let n = ctx.n();
@@ -324,9 +337,9 @@ impl Evaluator {
         for &(step, pt) in terms {
             let g = ctx.galois_element_for_step(step);
             if g == 1 {
-                let lifted =
-                    ExtendedCiphertext::lift_in(ctx, a, scratch.take_spare(acc.data.len()));
-                acc.mul_add_assign(ctx, &lifted, pt);
+                let words = ExtendedCiphertext::words(ctx, level);
+                let lifted = ExtendedCiphertext::lift_in(ctx, a, scratch.take_spare(words)?);
+                acc.mul_add_assign(ctx, &lifted, &pt.data);
                 scratch.give_spare(lifted.into_buffer());
                 continue;
             }

@@ -31,7 +31,10 @@ pub struct Scratch<B = Vec<u64>> {
     /// Large buffers (extended ciphertexts, encoded diagonals) handed back by one step of a
     /// linear transform for the next, so a bootstrap does not fault in fresh pages for each;
     /// emptied by [`Scratch::release_spare`].
-    pub(crate) spare: Vec<Vec<u64>>,
+    pub(crate) spare: Vec<B>,
+    /// A second set of key-switch buffers for work a bootstrap runs on two threads side by
+    /// side (EvalMod's real and imaginary halves), kept between bootstraps.
+    pub(crate) partner: Option<Box<Scratch<B>>>,
     /// The highest level the buffers are sized for.
     level: usize,
 }
@@ -41,27 +44,115 @@ impl Scratch {
     pub fn new(ctx: &Context) -> Self {
         let level = ctx.params().max_level();
         let [coeff, y, acc, md, v, dec] = Self::words_at(ctx.params(), level).map(|w| vec![0; w]);
-        Self { coeff, y, acc, md, v, dec, spare: Vec::new(), level }
+        Self { coeff, y, acc, md, v, dec, spare: Vec::new(), partner: None, level }
+    }
+}
+
+/// A scratch buffer: words in place. A heap `Vec` also grows on demand; a fixed buffer (a
+/// block of a store's budget) is used as it is, so a caller that keeps every large temporary in
+/// its own memory hands in as many spares as the computation needs, up front
+/// ([`Scratch::add_spares`]).
+pub trait ScratchWords: AsRef<[u64]> + AsMut<[u64]> + Send {
+    /// Words it holds without growing.
+    fn room(&self) -> usize;
+
+    /// Makes at least `len` words addressable if the buffer can grow (new words zero); a fixed
+    /// buffer is left as it is.
+    fn grow(&mut self, len: usize);
+
+    /// A new empty buffer, for a type that can grow; `None` for fixed buffers, which are only
+    /// ever handed in.
+    fn fresh() -> Option<Self>
+    where
+        Self: Sized;
+}
+
+impl ScratchWords for Vec<u64> {
+    fn room(&self) -> usize {
+        self.capacity()
     }
 
-    /// The smallest spare buffer that holds `len` words without growing (any length, any
-    /// contents), else the largest one, else a new empty one.
-    pub(crate) fn take_spare(&mut self, len: usize) -> Vec<u64> {
+    fn grow(&mut self, len: usize) {
+        // A bootstrap's first transform grows fresh buffers: zeroing them on every thread also
+        // spreads their page faults.
+        if self.len() < len {
+            let extra = len - self.len();
+            self.par_extend(rayon::iter::repeat_n(0u64, extra));
+        }
+    }
+
+    fn fresh() -> Option<Self> {
+        Some(Vec::new())
+    }
+}
+
+impl<B: ScratchWords> Scratch<B> {
+    /// The smallest spare buffer that holds `len` words without growing (any contents), else
+    /// the largest one grown, else a new one; at least `len` words long. A typed error when
+    /// none is left that holds `len` words and the buffers cannot grow (too few spares were
+    /// handed in).
+    pub(crate) fn take_spare(&mut self, len: usize) -> Result<B> {
         let fits = (0..self.spare.len())
-            .filter(|&i| self.spare[i].capacity() >= len)
-            .min_by_key(|&i| self.spare[i].capacity());
-        let pick = fits.or_else(|| (0..self.spare.len()).max_by_key(|&i| self.spare[i].capacity()));
-        pick.map(|i| self.spare.swap_remove(i)).unwrap_or_default()
+            .filter(|&i| self.spare[i].room() >= len)
+            .min_by_key(|&i| self.spare[i].room());
+        let pick = fits.or_else(|| (0..self.spare.len()).max_by_key(|&i| self.spare[i].room()));
+        let mut buf = match pick.map(|i| self.spare.swap_remove(i)).or_else(B::fresh) {
+            Some(b) => b,
+            None => return Err(Error::BufferLength { expected: len, found: 0 }),
+        };
+        buf.grow(len);
+        let found = buf.as_ref().len();
+        if found < len {
+            self.spare.push(buf);
+            return Err(Error::BufferLength { expected: len, found });
+        }
+        Ok(buf)
     }
 
     /// Keeps `buf` for a later [`Self::take_spare`].
-    pub(crate) fn give_spare(&mut self, buf: Vec<u64>) {
+    pub(crate) fn give_spare(&mut self, buf: B) {
         self.spare.push(buf);
     }
 
-    /// Frees the spare buffers kept between the steps of a transform or a bootstrap.
+    /// Hands in buffers for the large temporaries of linear transforms and bootstraps (see
+    /// [`super::bootstrap::Bootstrapper::spare_words`] for how many a bootstrap needs).
+    pub fn add_spares(&mut self, bufs: impl IntoIterator<Item = B>) {
+        self.spare.extend(bufs);
+    }
+
+    /// Hands in a second scratch for the part of a bootstrap that runs on two threads side by
+    /// side (EvalMod's real and imaginary halves). Without one, growable buffers make their own
+    /// on first use and fixed ones (a store's budget) run the halves one after the other.
+    pub fn set_partner(&mut self, partner: Scratch<B>) {
+        self.partner = Some(Box::new(partner));
+    }
+
+    /// The second scratch for side-by-side work: the one handed in or made before, else a new
+    /// one for growable buffers; `None` when the buffers are fixed and none was handed in.
+    pub(crate) fn take_partner(&mut self, ctx: &Context) -> Option<Scratch<B>> {
+        if let Some(p) = self.partner.take() {
+            return Some(*p);
+        }
+        Scratch::with_buffers(ctx, self.level, true, |w| {
+            let mut b = B::fresh().ok_or(())?;
+            b.grow(w);
+            Ok::<B, ()>(b)
+        })
+        .ok()
+    }
+
+    /// Number of spare buffers held.
+    pub fn spares(&self) -> usize {
+        self.spare.len()
+    }
+
+    /// Frees the spare buffers kept between the steps of a transform or a bootstrap, when
+    /// they can be made again; buffers that cannot (handed in with [`Self::add_spares`]) are
+    /// kept for the next computation.
     pub fn release_spare(&mut self) {
-        self.spare = Vec::new();
+        if B::fresh().is_some() {
+            self.spare = Vec::new();
+        }
     }
 }
 
@@ -106,6 +197,7 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>> Scratch<B> {
             v: alloc(v)?,
             dec: alloc(if decomposition { d } else { 1 })?,
             spare: Vec::new(),
+            partner: None,
             level,
         })
     }

@@ -52,7 +52,7 @@ pub use keys::{
     GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, KeySwitchKeyView, PublicKey, RelinKey,
     SecretKey,
 };
-pub use keyswitch::Scratch;
+pub use keyswitch::{Scratch, ScratchWords};
 pub use params::{
     max_log_qp_128, Params, ParamsBuilder, Preset, MAX_LOG_N, MIN_LOG_N, SECURITY_128_MAX_LOG_QP,
 };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
+use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
 
 use super::error::{Error, Result};
 use super::ids::KeySetId;
@@ -15,7 +15,8 @@ use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{KeyForm, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse};
 use crate::ckks::{
-    switch_key_expanded_words, Context, GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, SecretKey,
+    switch_key_expanded_words, switch_key_stored_len, Context, GaloisKey, KeyGenerator,
+    KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey,
 };
 use crate::Error as CoreError;
 
@@ -47,6 +48,50 @@ pub struct StoredBootstrapKeys<'s> {
     expand_ahead: bool,
     /// The expanded copies made so far (removed on drop).
     cached: Mutex<Vec<ObjectId>>,
+}
+
+/// Byte lengths one store-backed bootstrap of `bs` holds in the budget at once at its peak,
+/// with keys stored in `form`: the key-switch scratch buffers at the top level and the spare
+/// buffers of its linear transforms ([`StoredBootstrapKeys::scratch`]), a second set of
+/// key-switch buffers when its EvalMod halves run `side_by_side` on two threads, the key pinned
+/// for a step (one at a time) and, for a seed-compressed key, `expanded_blocks` blocks it is
+/// expanded into (per pin: two when the next key is expanded ahead; the cached copy being made).
+/// Their footprint is the smallest budget a bootstrap can run in
+/// (`TieredStore::check_working_sets`).
+pub fn bootstrap_working_set(
+    bs: &Bootstrapper,
+    form: KeyForm,
+    expanded_blocks: usize,
+    side_by_side: bool,
+) -> Vec<u64> {
+    let ctx = &**bs.context();
+    let top = ctx.params().max_level();
+    let words = Scratch::<Vec<u64>>::words_at(ctx.params(), top);
+    let second: &[usize] = if side_by_side { &words } else { &[] };
+    let mut set: Vec<u64> =
+        words.iter().chain(second).chain(&bs.spare_words()).map(|&w| w as u64 * 8).collect();
+    let expanded = switch_key_expanded_words(ctx) as u64 * 8;
+    match form {
+        KeyForm::Expanded => set.push(expanded),
+        KeyForm::Seeded => {
+            set.push(switch_key_stored_len(ctx));
+            set.extend(std::iter::repeat_n(expanded, expanded_blocks.max(1)));
+        }
+    }
+    set
+}
+
+/// A store scratch buffer is a fixed one: a bootstrap takes the spares handed in up front.
+impl ScratchWords for ScratchBuffer<'_> {
+    fn room(&self) -> usize {
+        self.as_u64s().len()
+    }
+
+    fn grow(&mut self, _len: usize) {}
+
+    fn fresh() -> Option<Self> {
+        None
+    }
 }
 
 /// The scratch object holding the expanded copy of the key stored as `id`.
@@ -138,6 +183,64 @@ impl<'s> StoredBootstrapKeys<'s> {
         let expansion = Expansion::PerPin;
         let expand_ahead = false;
         Ok(Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, expand_ahead, cached })
+    }
+
+    /// Fails with `BudgetTooSmall`, naming the smallest workable budget, when the store's budget
+    /// cannot hold what one bootstrap holds at once ([`bootstrap_working_set`] for the forms the
+    /// keys are stored in): before any bootstrap work starts instead of halfway through it.
+    pub fn check_budget(&self, bs: &Bootstrapper) -> Result<()> {
+        self.store.check_working_sets([self.working_set(bs)])?;
+        Ok(())
+    }
+
+    /// [`bootstrap_working_set`] for these keys' form, expansion mode and the calling thread
+    /// pool.
+    fn working_set(&self, bs: &Bootstrapper) -> Vec<u64> {
+        let blocks = if self.per_pin_seeded() { 1 + usize::from(self.expand_ahead) } else { 1 };
+        bootstrap_working_set(bs, self.form(), blocks, self.side_by_side())
+    }
+
+    /// Whether a bootstrap on the calling thread pool runs its EvalMod halves side by side
+    /// (and so takes a second key-switch scratch).
+    fn side_by_side(&self) -> bool {
+        rayon::current_num_threads() >= 2 && self.shared_borrows()
+    }
+
+    /// The smallest budget one bootstrap of `bs` runs in with these keys: the footprint of
+    /// [`bootstrap_working_set`] (in whole pages).
+    pub fn working_set_bytes(&self, bs: &Bootstrapper) -> u64 {
+        TieredStore::working_set_need([self.working_set(bs)]).0
+    }
+
+    /// Seeded if any key is stored seed-compressed (its pins need an expansion block).
+    fn form(&self) -> KeyForm {
+        let seeded = self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
+        if seeded {
+            KeyForm::Seeded
+        } else {
+            KeyForm::Expanded
+        }
+    }
+
+    /// Buffers for bootstrapping with `bs`, borrowed from the store's budget (charged while the
+    /// scratch lives): the key-switch buffers sized for the top level and every spare buffer
+    /// of its linear transforms ([`Bootstrapper::spare_words`]), which stay for the next
+    /// bootstrap.
+    pub fn scratch(&self, bs: &Bootstrapper) -> Result<Scratch<ScratchBuffer<'s>>> {
+        let top = self.ctx.params().max_level();
+        let mut scratch =
+            Scratch::with_buffers(&self.ctx, top, true, |w| self.store.scratch(w as u64 * 8))?;
+        let spares: Vec<ScratchBuffer<'s>> = bs
+            .spare_words()
+            .into_iter()
+            .map(|w| self.store.scratch(w as u64 * 8))
+            .collect::<std::result::Result<_, _>>()?;
+        scratch.add_spares(spares);
+        if self.side_by_side() {
+            let alloc = |w: usize| self.store.scratch(w as u64 * 8);
+            scratch.set_partner(Scratch::with_buffers(&self.ctx, top, true, alloc)?);
+        }
+        Ok(scratch)
     }
 
     /// The loaded key set.
@@ -456,6 +559,86 @@ mod tests {
         let c = enc.decode(&dec.decrypt(&again).unwrap()).unwrap();
         assert!(max_err(&c, &z) < 1e-5);
         assert!(st.stats().peak_dram <= budget);
+    }
+
+    /// The bootstrap's key-switch scratch and every buffer of its linear transforms borrowed
+    /// from the store: the result is the heap scratch's bit for bit, the store's scratch peak
+    /// covers the buffers, the handed-in spares stay for a second bootstrap, too few spares are
+    /// a typed error rather than a heap allocation, and a budget below the working set fails
+    /// before any work with the smallest workable budget.
+    #[test]
+    fn bootstrap_buffers_from_the_store_match_the_heap_scratch() {
+        let preset = BootstrapPreset::insecure_test(12, 1);
+        let ctx = Context::new(&preset.params().unwrap()).unwrap();
+        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [11; 32]);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&[11; 32]);
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), true, 256 << 20);
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        let z: Vec<Complex64> =
+            (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).cos(), 0.0)).collect();
+        let enc = Encoder::new(&ctx);
+        let ct = Encryptor::with_seed(&ctx, [6; 32])
+            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+            .unwrap();
+        let want = bs.bootstrap(&ct, &keys, &mut Evaluator::new(&ctx).scratch()).unwrap();
+
+        assert_eq!(st.stats().scratch_in_use, 0);
+        let mut scratch = keys.scratch(&bs).unwrap();
+        let spares = scratch.spares();
+        assert_eq!(spares, bs.spare_words().len());
+        let a = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(scratch.spares(), spares, "the handed-in spares are kept");
+        let b = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(a.as_words(), want.as_words());
+        assert_eq!(b.as_words(), want.as_words());
+        let set = keys.working_set(&bs);
+        let buffers: u64 = set[..set.len() - 2].iter().sum();
+        let stats = st.stats();
+        assert!(stats.scratch_in_use >= buffers, "{} < {buffers}", stats.scratch_in_use);
+        assert!(stats.scratch_peak >= buffers && stats.peak_dram <= stats.budget);
+        drop(scratch);
+        assert_eq!(st.stats().scratch_in_use, 0, "every buffer went back to the budget");
+
+        // One extended ciphertext short: a typed error, not a heap buffer.
+        let top = ctx.params().max_level();
+        let mut short =
+            Scratch::with_buffers(&ctx, top, true, |w| st.scratch(w as u64 * 8)).unwrap();
+        let words = bs.spare_words();
+        short.add_spares(words[1..].iter().map(|&w| st.scratch(w as u64 * 8).unwrap()));
+        let r = bs.bootstrap(&ct, &keys, &mut short);
+        assert!(
+            matches!(r, Err(Error::Core(CoreError::BufferLength { .. }))),
+            "{:?}",
+            r.map(|c| c.level())
+        );
+        drop(short);
+
+        // A budget one page below the working set: refused before any bootstrap work.
+        let need = keys.working_set_bytes(&bs);
+        drop(keys);
+        drop(st);
+        let st = store(dir.path(), false, need - 4096);
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        match keys.check_budget(&bs) {
+            Err(Error::Store(e)) => match e.inner() {
+                hetier_tiering::Error::BudgetTooSmall { needed, .. } => assert_eq!(*needed, need),
+                other => panic!("{other}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        drop(keys);
+        drop(st);
+        let st = store(dir.path(), false, need);
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        keys.check_budget(&bs).unwrap();
+        let mut scratch = keys.scratch(&bs).unwrap();
+        let c = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(c.as_words(), want.as_words(), "it runs at the smallest workable budget");
+        let dec = Decryptor::new(&ctx, &sk).unwrap();
+        assert!(max_err(&enc.decode(&dec.decrypt(&c).unwrap()).unwrap(), &z) < 1e-5);
     }
 
     /// Keys put expanded (as before seed compression) are still reused as they are, next to

@@ -39,7 +39,7 @@ pub mod train;
 pub mod wire;
 
 pub use batched::{BatchExecutor, BatchPlan, BatchSession};
-pub use bootstrap::{Expansion, StoredBootstrapKeys};
+pub use bootstrap::{bootstrap_working_set, Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
 pub use deep_plan::{plan_compiled, PlanSummary, WeightMode};
 pub use error::{Error, Result, StoreError};

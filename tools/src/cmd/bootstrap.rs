@@ -8,13 +8,13 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper, PhaseTimes};
 use hetier_he::ckks::{
-    switch_key_expanded_words, Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator,
+    switch_key_expanded_words, Complex64, Context, Decryptor, Encoder, Encryptor,
 };
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::bootstrap_store::{StoreFlags, StoreReport};
-use super::rss;
+use super::rss::{self, OutsideStore};
 use crate::fmt;
 
 /// Flags of `hetier bootstrap`.
@@ -87,6 +87,12 @@ pub struct BootstrapReport {
     pub log_qp: f64,
     /// Peak resident set of the process, bytes.
     pub peak_rss: u64,
+    /// The smallest DRAM budget one bootstrap runs in (`--dram-mib` below it fails before any
+    /// work): its key-switch and transform buffers, one pinned key and its expansion block.
+    pub working_set_bytes: u64,
+    /// What the process held outside the store's budget at its peak (peak RSS less the store's
+    /// peak): the constant a memory limit must allow beside `--dram-mib`.
+    pub outside_store: OutsideStore,
 }
 
 /// Runs `hetier bootstrap`.
@@ -158,6 +164,14 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
             ],
             vec!["log2 QP".into(), format!("{:.1}", report.log_qp)],
             vec!["peak RSS".into(), fmt::bytes(report.peak_rss)],
+            vec![
+                "smallest workable budget".into(),
+                format!(
+                    "{} (buffers, one key and its expansion)",
+                    fmt::bytes(report.working_set_bytes)
+                ),
+            ],
+            report.outside_store.row(report.store.dram_budget),
         ],
     );
     Ok(())
@@ -212,7 +226,8 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let z: Vec<Complex64> = sparse.iter().copied().cycle().take(params.slots()).collect();
     let enc = Encoder::new(&ctx);
     let ct = Encryptor::new(&ctx).encrypt_sk(&sk, &enc.encode(&z, 0, params.scale())?)?;
-    let mut scratch = Evaluator::new(&ctx).scratch();
+    // Key-switch buffers and the transforms' spares in the store's budget, like every key.
+    let mut scratch = keys.scratch(&bs)?;
     let mut last = None;
     let mut all_seconds = Vec::new();
     let mut all_cpu_seconds = Vec::new();
@@ -233,6 +248,8 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let max = errs.iter().fold(0.0f64, |m, &e| m.max(e));
     let mean = errs.iter().sum::<f64>() / errs.len() as f64;
     let store = open.report(&keys, &made);
+    let peak_rss = rss::sample("bootstrap").hwm;
+    let outside_store = OutsideStore::measure(peak_rss, &store.stats);
     Ok(BootstrapReport {
         log_n: args.log_n,
         slots,
@@ -251,6 +268,8 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         all_cpu_seconds,
         store,
         log_qp: params.log_qp(),
-        peak_rss: rss::sample("bootstrap").hwm,
+        peak_rss,
+        working_set_bytes: keys.working_set_bytes(&bs),
+        outside_store,
     })
 }

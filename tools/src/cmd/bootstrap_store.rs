@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::ckks::bootstrap::Bootstrapper;
 use hetier_he::ckks::{Context, KeyGenerator, SecretKey};
-use hetier_he::exec::{Expansion, KeyForm, KeySetId, StoredBootstrapKeys};
+use hetier_he::exec::{bootstrap_working_set, Expansion, KeyForm, KeySetId, StoredBootstrapKeys};
 use hetier_tiering::{PolicyConfig, StoreStats, TieredStore};
 use serde::Serialize;
 
@@ -180,6 +180,11 @@ impl OpenStore {
             KeyFormArg::Seeded => KeyForm::Seeded,
             KeyFormArg::Expanded => KeyForm::Expanded,
         };
+        // A budget too small for one bootstrap fails here, before any key is made (the least
+        // it needs; checked again below for the expansion mode and the keys found).
+        self.store
+            .check_working_sets([bootstrap_working_set(bs, form, 1, false)])
+            .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
         let clock = Instant::now();
         let (keys, report) =
             StoredBootstrapKeys::ensure_in_form(&self.store, ctx, kg, sk, keyset, bs, form)?;
@@ -190,6 +195,9 @@ impl OpenStore {
             ExpandArg::Auto | ExpandArg::PerPin => Expansion::PerPin,
         };
         let keys = keys.with_expansion(expansion)?.with_expand_ahead(!flags.no_expand_ahead)?;
+        // Keys reused from the pool may be in the other form: checked again for what is there.
+        keys.check_budget(bs)
+            .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
         Ok((keys, report, clock.elapsed().as_secs_f64()))
     }
 

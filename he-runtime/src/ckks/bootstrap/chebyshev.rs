@@ -35,12 +35,12 @@ impl<'a, K: KeySource> Powers<'a, K> {
         Self { eval, keys, cache, top }
     }
 
-    fn product(
+    fn product<S: AsRef<[u64]> + AsMut<[u64]>>(
         &mut self,
         a: usize,
         b: usize,
         minus: usize,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         let (x, y) = (self.get(a, scratch)?, self.get(b, scratch)?);
         let l = x.level().min(y.level());
@@ -62,10 +62,10 @@ impl<'a, K: KeySource> Powers<'a, K> {
     }
 
     /// T_j (j ≥ 1).
-    pub(crate) fn get(
+    pub(crate) fn get<S: AsRef<[u64]> + AsMut<[u64]>>(
         &mut self,
         j: usize,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         if let Some(c) = self.cache.get(&j) {
             return Ok(c.clone());
@@ -205,12 +205,12 @@ impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
     }
 
     /// p(t) at exactly (`level`, `scale`); `level` must not exceed [`Self::output_level`].
-    pub(crate) fn eval(
+    pub(crate) fn eval<S: AsRef<[u64]> + AsMut<[u64]>>(
         &mut self,
         c: &[f64],
         level: usize,
         scale: f64,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         let d = degree(c);
         let eval = self.powers.eval;

@@ -5,14 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
-
 use super::super::ciphertext::Ciphertext;
 use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
 use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
-use super::super::keyswitch::{decompose, Scratch};
+use super::super::keyswitch::{decompose, Scratch, ScratchWords};
 use super::dft::DiagonalMap;
 use super::key_source::KeySource;
 use crate::error::Error;
@@ -80,6 +78,13 @@ impl LinearTransform {
         babies.chain(self.giants.iter().map(|g| g.step).filter(|&g| g != 0)).collect()
     }
 
+    /// Extended ciphertexts one application takes from the scratch's spares at once (the baby
+    /// rotations, the giant steps' sum and accumulator), beside one extended plaintext and one
+    /// c_1 of the input's size.
+    pub(crate) fn spare_ciphertexts(&self) -> usize {
+        self.babies.len() + 2
+    }
+
     /// Number of key switches one application costs.
     pub(crate) fn key_switches(&self) -> usize {
         self.babies.iter().filter(|&&j| j != 0).count()
@@ -93,13 +98,13 @@ impl LinearTransform {
     /// basis Q_l·P (no ModDown), the diagonals are encoded over Q_l·P and multiplied there.
     /// Each giant step takes one ModDown (of its c_1, which it key-switches; its c_0 stays in
     /// Q_l·P), the giant rotations accumulate in Q_l·P, and two ModDowns end the transform.
-    pub(crate) fn apply<K: KeySource, C: AsRef<[u64]>>(
+    pub(crate) fn apply<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         eval: &Evaluator,
         enc: &Encoder,
         x: &Ciphertext<C>,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
         out_scale: f64,
     ) -> std::result::Result<Ciphertext, K::Error> {
         let ctx = &**eval.context();
@@ -116,29 +121,30 @@ impl LinearTransform {
         let pt_scale = q * out_scale / x.scale();
         if self.babies.iter().any(|&j| j != 0) {
             let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
+            let (coeff, y, v, dec) = (coeff.as_mut(), y.as_mut(), v.as_mut(), dec.as_mut());
             decompose(ctx, level, x.part(1), coeff, y, v, dec);
         }
         // Every large buffer comes from (and goes back to) the scratch's spares, so the
         // transforms of a bootstrap reuse the pages of the first instead of faulting in fresh
         // ones for each rotation and diagonal.
         let ext_words = ExtendedCiphertext::words(ctx, level);
-        let mut rotated: BTreeMap<i64, ExtendedCiphertext> = BTreeMap::new();
+        let mut rotated: BTreeMap<i64, ExtendedCiphertext<S>> = BTreeMap::new();
         for &j in &self.babies {
             let ct = if j == 0 {
-                ExtendedCiphertext::lift_in(ctx, x, scratch.take_spare(ext_words))
+                ExtendedCiphertext::lift_in(ctx, x, scratch.take_spare(ext_words)?)
             } else {
                 let g = ctx.galois_element_for_step(j);
                 let key = keys.galois(g)?;
                 eval.check_galois(&key, g, Some(j))?;
                 // Sink::Store writes every word.
                 let mut out =
-                    ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words));
+                    ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words)?);
                 let plus = Plus::Scaled(x.part(0));
                 let perm = ctx.galois_perm(g);
                 rotate_extended(
                     ctx,
                     level,
-                    &scratch.dec,
+                    scratch.dec.as_ref(),
                     &key.key,
                     &perm,
                     plus,
@@ -149,36 +155,30 @@ impl LinearTransform {
             };
             rotated.insert(j, ct);
         }
-        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, scratch.take_spare(ext_words));
-        let mut inner = ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words));
-        let mut c1 = scratch.take_spare((level + 1) * n);
-        c1.resize((level + 1) * n, 0);
+        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, scratch.take_spare(ext_words)?);
+        let mut inner = ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words)?);
+        let c1_words = (level + 1) * n;
+        let mut c1 = scratch.take_spare(c1_words)?;
         let mut any = false;
         for giant in &self.giants {
             if giant.terms.is_empty() {
                 continue;
             }
             inner.clear();
-            let bufs: Vec<Vec<u64>> =
-                giant.terms.iter().map(|_| scratch.take_spare(ext_words / 2)).collect();
-            let pts = giant
-                .terms
-                .par_iter()
-                .zip(bufs)
-                .map(|((_, diag), buf)| {
-                    enc.encode_coefficients_extended(diag, level, pt_scale, buf)
-                })
-                .collect::<Result<Vec<_>, Error>>()?;
-            for ((j, _), pt) in giant.terms.iter().zip(&pts) {
+            // One diagonal at a time through one buffer (the encoding is parallel over its
+            // limbs): the budget holds one encoded diagonal, not one per term of the step.
+            let pt_words = ext_words / 2;
+            let mut pt = scratch.take_spare(pt_words)?;
+            for (j, diag) in &giant.terms {
+                let pt = &mut pt.as_mut()[..pt_words];
+                enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",
                 })?;
                 inner.mul_add_assign(ctx, baby, pt);
             }
-            for pt in pts {
-                scratch.give_spare(pt.data);
-            }
+            scratch.give_spare(pt);
             any = true;
             if giant.step == 0 {
                 acc.add_assign(ctx, &inner);
@@ -187,9 +187,11 @@ impl LinearTransform {
             let g = ctx.galois_element_for_step(giant.step);
             let key = keys.galois(g)?;
             eval.check_galois(&key, g, Some(giant.step))?;
-            inner.mod_down_c1(ctx, scratch, &mut c1);
+            let c1w = &mut c1.as_mut()[..c1_words];
+            inner.mod_down_c1(ctx, scratch, c1w);
             let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
-            decompose(ctx, level, &c1, coeff, y, v, dec);
+            let (coeff, y, v, dec) = (coeff.as_mut(), y.as_mut(), v.as_mut(), dec.as_mut());
+            decompose(ctx, level, c1w, coeff, y, v, dec);
             let perm = ctx.galois_perm(g);
             let plus = Plus::Extended(inner.c0());
             rotate_extended(ctx, level, dec, &key.key, &perm, plus, &mut acc, Sink::Add)?;

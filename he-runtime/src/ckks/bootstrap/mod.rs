@@ -46,8 +46,9 @@ use super::encoder::Encoder;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
 
+use super::hoisting::ExtendedCiphertext;
 use super::keys::{GaloisKeySet, KeyGenerator, SecretKey};
-use super::keyswitch::Scratch;
+use super::keyswitch::{Scratch, ScratchWords};
 use crate::error::{Error, Result};
 
 pub use self::config::BootstrapConfig;
@@ -241,6 +242,20 @@ impl Bootstrapper {
         seq
     }
 
+    /// Lengths in words of the spare buffers a bootstrap (or [`Self::dft_round_trip`]) takes
+    /// from its [`Scratch`] at once at its peak (its linear transforms' rotated and accumulated
+    /// extended ciphertexts, encoded diagonals and ModDown staging), each sized for the top
+    /// level: a caller whose buffers cannot grow hands in these ([`Scratch::add_spares`]).
+    pub fn spare_words(&self) -> Vec<usize> {
+        let ctx = &*self.ctx;
+        let top = ctx.params().max_level();
+        let ext = ExtendedCiphertext::words(ctx, top);
+        let cts = self.cts.iter().chain(&self.stc).map(|t| t.spare_ciphertexts()).max();
+        let mut words = vec![ext; cts.unwrap_or(0)];
+        words.extend([ext / 2, (top + 1) * ctx.n()]);
+        words
+    }
+
     /// Key switches in one bootstrap (trace and DFT rotations, conjugation; encapsulation and
     /// relinearisations excluded).
     pub fn rotations_per_bootstrap(&self) -> usize {
@@ -249,21 +264,21 @@ impl Bootstrapper {
     }
 
     /// Bootstraps `ct` (any level, degree 1) to [`Self::output_level`] at the same scale.
-    pub fn bootstrap<K: KeySource, C: AsRef<[u64]>>(
+    pub fn bootstrap<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         ct: &Ciphertext<C>,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         self.bootstrap_timed(ct, keys, scratch).map(|(c, _)| c)
     }
 
     /// [`Self::bootstrap`], with the time of each phase.
-    pub fn bootstrap_timed<K: KeySource, C: AsRef<[u64]>>(
+    pub fn bootstrap_timed<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         ct: &Ciphertext<C>,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<(Ciphertext, PhaseTimes), K::Error> {
         let eval = Evaluator::new(&self.ctx);
         let enc = Encoder::new(&self.ctx);
@@ -384,11 +399,11 @@ impl Bootstrapper {
     /// CoeffToSlot then SlotToCoeff (no EvalMod between; for sparse slots, with the conjugate
     /// packing between), with the transforms' constants relabelled away: the identity on the
     /// slots, up to the transforms' noise. `x` must be at the top level.
-    pub fn dft_round_trip<K: KeySource, C: AsRef<[u64]>>(
+    pub fn dft_round_trip<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         x: &Ciphertext<C>,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         let eval = Evaluator::new(&self.ctx);
         let enc = Encoder::new(&self.ctx);
@@ -420,11 +435,11 @@ impl Bootstrapper {
 
     /// EvalMod alone on slots t (real, in [−1, 1]): sin(2πK·t), consuming
     /// [`BootstrapConfig::depth`]'s EvalMod levels.
-    pub fn eval_mod_only<K: KeySource>(
+    pub fn eval_mod_only<K: KeySource, S: ScratchWords>(
         &self,
         t: Ciphertext,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         self.eval_mod(&Evaluator::new(&self.ctx), t, keys, scratch)
     }
@@ -467,34 +482,38 @@ impl Bootstrapper {
     /// and rescales over a dozen limbs with serial gaps between them (copies of powers, level
     /// drops, key pins), which limb parallelism alone leaves idle on the other thread; the
     /// results are the same as one after the other.
-    fn eval_mod_pair<K: KeySource>(
+    fn eval_mod_pair<K: KeySource, S: ScratchWords>(
         &self,
         eval: &Evaluator,
         re: Ciphertext,
         im: Ciphertext,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<(Ciphertext, Ciphertext), K::Error> {
-        if rayon::current_num_threads() < 2 || !keys.shared_borrows() {
+        let second = if rayon::current_num_threads() < 2 || !keys.shared_borrows() {
+            None
+        } else {
+            scratch.take_partner(&self.ctx)
+        };
+        let Some(mut second) = second else {
             let re = self.eval_mod(eval, re, keys, scratch)?;
             return Ok((re, self.eval_mod(eval, im, keys, scratch)?));
-        }
-        // Only the pages it touches (EvalMod's levels, below the top) are ever faulted in.
-        let mut second = Scratch::new(&self.ctx);
+        };
         let (re, im) = rayon::join(
             || self.eval_mod(eval, re, keys, scratch),
             || self.eval_mod(eval, im, keys, &mut second),
         );
+        scratch.set_partner(second);
         Ok((re?, im?))
     }
 
     /// sin(2πK·t) for slots t ∈ [−1, 1]: the cosine interpolant, then the double angles.
-    fn eval_mod<K: KeySource>(
+    fn eval_mod<K: KeySource, S: ScratchWords>(
         &self,
         eval: &Evaluator,
         t: Ciphertext,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         let mut powers = Powers::new(eval, keys, t);
         let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
@@ -521,11 +540,11 @@ impl Bootstrapper {
 
     /// u + u³/6 in two levels: u³ = (u·u)·u with the 1/6 folded into its scale, and u brought to
     /// that scale by an integer product before the last rescale.
-    fn arcsine<K: KeySource>(
+    fn arcsine<K: KeySource, S: ScratchWords>(
         eval: &Evaluator,
         u: &Ciphertext,
         keys: &K,
-        scratch: &mut Scratch,
+        scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         let sq = eval.rescale(&eval.mul_relin(u, u, &keys.relin()?, scratch)?)?;
         let low = eval.drop_to_level(u, sq.level())?;
