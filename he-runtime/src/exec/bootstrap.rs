@@ -196,14 +196,48 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// [`bootstrap_working_set`] for these keys' form, expansion mode and the calling thread
     /// pool.
     fn working_set(&self, bs: &Bootstrapper) -> Vec<u64> {
-        let blocks = if self.per_pin_seeded() { 1 + usize::from(self.expand_ahead) } else { 1 };
-        bootstrap_working_set(bs, self.form(), blocks, self.side_by_side())
+        self.working_set_in(bs, self.expansion, self.expand_ahead)
     }
 
-    /// Whether a bootstrap on the calling thread pool runs its EvalMod halves side by side
-    /// (and so takes a second key-switch scratch).
-    fn side_by_side(&self) -> bool {
-        rayon::current_num_threads() >= 2 && self.shared_borrows()
+    /// [`bootstrap_working_set`] for these keys' form on the calling thread pool, were they
+    /// expanded by `expansion` (and, per pin, `ahead`).
+    fn working_set_in(&self, bs: &Bootstrapper, expansion: Expansion, ahead: bool) -> Vec<u64> {
+        self.footprint(bs, expansion, ahead).0
+    }
+
+    /// The working set for `expansion` (and `ahead`), and whether it includes a second
+    /// key-switch scratch for EvalMod's halves side by side: on a pool of two threads or more,
+    /// when pins share one expanded copy (not per pin) and the budget holds it beside the rest.
+    fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: bool) -> (Vec<u64>, bool) {
+        let per_pin = expansion == Expansion::PerPin && self.form() == KeyForm::Seeded;
+        let blocks = if per_pin { 1 + usize::from(ahead) } else { 1 };
+        let base = bootstrap_working_set(bs, self.form(), blocks, false);
+        if rayon::current_num_threads() < 2 || expansion == Expansion::PerPin {
+            return (base, false);
+        }
+        let wide = bootstrap_working_set(bs, self.form(), blocks, true);
+        if TieredStore::working_set_need([wide.clone()]).0 <= self.store.budget() {
+            (wide, true)
+        } else {
+            (base, false)
+        }
+    }
+
+    /// The smallest budget one bootstrap of `bs` runs in with these keys expanded by
+    /// `expansion` (and, per pin, `ahead`) on the calling thread pool: for choosing a mode, or
+    /// a budget for one, before switching to it.
+    pub fn working_set_bytes_in(
+        &self,
+        bs: &Bootstrapper,
+        expansion: Expansion,
+        ahead: bool,
+    ) -> u64 {
+        TieredStore::working_set_need([self.working_set_in(bs, expansion, ahead)]).0
+    }
+
+    /// The store's DRAM budget.
+    pub fn budget(&self) -> u64 {
+        self.store.budget()
     }
 
     /// The smallest budget one bootstrap of `bs` runs in with these keys: the footprint of
@@ -236,7 +270,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             .map(|w| self.store.scratch(w as u64 * 8))
             .collect::<std::result::Result<_, _>>()?;
         scratch.add_spares(spares);
-        if self.side_by_side() {
+        if self.footprint(bs, self.expansion, self.expand_ahead).1 {
             let alloc = |w: usize| self.store.scratch(w as u64 * 8);
             scratch.set_partner(Scratch::with_buffers(&self.ctx, top, true, alloc)?);
         }

@@ -10,6 +10,7 @@ use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper, PhaseTimes};
 use hetier_he::ckks::{
     switch_key_expanded_words, Complex64, Context, Decryptor, Encoder, Encryptor,
 };
+use hetier_he::exec::Expansion;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
@@ -90,6 +91,10 @@ pub struct BootstrapReport {
     /// The smallest DRAM budget one bootstrap runs in (`--dram-mib` below it fails before any
     /// work): its key-switch and transform buffers, one pinned key and its expansion block.
     pub working_set_bytes: u64,
+    /// The smallest budget for seed-compressed keys expanded per pin with the next key
+    /// expanded ahead (the mode a budget below the expanded key set runs in): what a
+    /// memory-bound run should be given at least.
+    pub per_pin_working_set_bytes: u64,
     /// What the process held outside the store's budget at its peak (peak RSS less the store's
     /// peak): the constant a memory limit must allow beside `--dram-mib`.
     pub outside_store: OutsideStore,
@@ -270,6 +275,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         log_qp: params.log_qp(),
         peak_rss,
         working_set_bytes: keys.working_set_bytes(&bs),
+        per_pin_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::PerPin, true),
         outside_store,
     })
 }

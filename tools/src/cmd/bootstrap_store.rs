@@ -194,7 +194,10 @@ impl OpenStore {
             ExpandArg::Cached => Expansion::Cached,
             ExpandArg::Auto | ExpandArg::PerPin => Expansion::PerPin,
         };
-        let keys = keys.with_expansion(expansion)?.with_expand_ahead(!flags.no_expand_ahead)?;
+        // Expanding ahead takes a second expanded-key block: only where the budget holds it.
+        let ahead = !flags.no_expand_ahead
+            && keys.working_set_bytes_in(bs, expansion, true) <= self.store.budget();
+        let keys = keys.with_expansion(expansion)?.with_expand_ahead(ahead)?;
         // Keys reused from the pool may be in the other form: checked again for what is there.
         keys.check_budget(bs)
             .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
