@@ -11,7 +11,8 @@
 # Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
-# helper thread expands the next seed-compressed key while the current one is in use; 0: off).
+# helper thread expands the next seed-compressed key while the current one is in use; 0: off),
+# THREADS (worker threads of every run; default all cores).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -26,6 +27,7 @@ expand="${EXPAND:-auto}"
 key_form="${KEY_FORM:-seeded}"
 ahead=()
 [ "${EXPAND_AHEAD:-1}" = 0 ] && ahead=(--no-expand-ahead)
+[ -n "${THREADS:-}" ] && ahead+=(--threads "$THREADS")
 [ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()
 [ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)
