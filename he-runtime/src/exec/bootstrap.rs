@@ -55,7 +55,8 @@ pub struct StoredBootstrapKeys<'s> {
 /// buffers of its linear transforms ([`StoredBootstrapKeys::scratch`]), a second set of
 /// key-switch buffers when its EvalMod halves run `side_by_side` on two threads, the key pinned
 /// for a step (one at a time) and, for a seed-compressed key, `expanded_blocks` blocks it is
-/// expanded into (per pin: two when the next key is expanded ahead; the cached copy being made).
+/// expanded into (per pin: two when the next key is expanded ahead, whose stored object is then
+/// pinned too; the cached copy being made).
 /// Their footprint is the smallest budget a bootstrap can run in
 /// (`TieredStore::check_working_sets`).
 pub fn bootstrap_working_set(
@@ -74,7 +75,9 @@ pub fn bootstrap_working_set(
     match form {
         KeyForm::Expanded => set.push(expanded),
         KeyForm::Seeded => {
-            set.push(switch_key_stored_len(ctx));
+            // Expanding ahead pins the next key's stored object while a step may hold its own.
+            let stored = if expanded_blocks > 1 { 2 } else { 1 };
+            set.extend(std::iter::repeat_n(switch_key_stored_len(ctx), stored));
             set.extend(std::iter::repeat_n(expanded, expanded_blocks.max(1)));
         }
     }

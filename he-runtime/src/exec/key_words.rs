@@ -248,6 +248,7 @@ impl<'s> ExpansionBlocks<'s> {
                 None => {
                     // The block went with the failed expansion: the pin allocates its own.
                     st.plan.clear();
+                    st.pos = None;
                 }
             }
             self.changed.notify_all();
