@@ -95,7 +95,8 @@ k = rows[0][1]
 form = "expanded" if k['key_bytes_stored'] >= k['key_bytes'] else "seed-compressed"
 print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB stored "
       f"({form}), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
-      f"(1/4 of stored), cgroup limit budget + {headroom >> 20} MiB")
+      f"({budget_mib / (k['key_bytes_stored'] / 2**20):.2f} of stored: a quarter, or the "
+      f"bootstrap's working set if larger), cgroup limit budget + {headroom >> 20} MiB")
 print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
       f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'PM->DRAM':>9} "
       f"{'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
