@@ -3,41 +3,13 @@
 //! OOM kill, agrees with the plaintext model, and the group's measured maximum stays within the
 //! limit. Skipped, with the reason printed, only where the memory controller cannot be written.
 
-use std::process::Command;
+mod common;
+
+use common::MemoryGroup;
 
 const MIB: u64 = 1 << 20;
 /// What the process may hold beside its store's budget.
 const HEADROOM: u64 = 64 * MIB;
-
-/// A cgroup v1 memory group for one child process, removed on drop.
-struct MemoryGroup(std::path::PathBuf);
-
-impl MemoryGroup {
-    /// Creates the group with a hard limit, or says why it cannot (no cgroup v1 memory
-    /// controller, or no permission to write it).
-    fn create(name: &str, limit: u64) -> Result<MemoryGroup, String> {
-        let root = std::path::Path::new("/sys/fs/cgroup/memory");
-        if !root.join("memory.limit_in_bytes").exists() {
-            return Err(format!("no cgroup v1 memory controller at {}", root.display()));
-        }
-        let path = root.join(name);
-        std::fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let g = MemoryGroup(path);
-        std::fs::write(g.0.join("memory.limit_in_bytes"), limit.to_string())
-            .map_err(|e| format!("cannot set the limit of {}: {e}", g.0.display()))?;
-        Ok(g)
-    }
-
-    fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.0.join(file)).unwrap()
-    }
-}
-
-impl Drop for MemoryGroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 /// Runs `hetier --json run --dram-mib <budget> <args>` in a group limited to budget + 64 MiB
 /// and checks it: no OOM kill, success, every image agrees with the plaintext model, the
@@ -55,13 +27,8 @@ fn run_under_limit(label: &str, budget_mib: u64, images: usize, args: &[&str]) {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    // The shell joins the group and then becomes hetier, so everything hetier maps is charged.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"")
-        .arg("sh")
-        .arg(&group.0)
-        .arg(env!("CARGO_BIN_EXE_hetier"))
+    let out = group
+        .command(env!("CARGO_BIN_EXE_hetier"))
         .args(["--json", "run", "--dram-mib", &budget_mib.to_string()])
         .args(["--images", &images.to_string()])
         .args(args)
@@ -69,11 +36,8 @@ fn run_under_limit(label: &str, budget_mib: u64, images: usize, args: &[&str]) {
         .arg(dir.path().join("pool"))
         .output()
         .unwrap();
-    let max: u64 = group.read("memory.max_usage_in_bytes").trim().parse().unwrap();
-    let killed = group
-        .read("memory.oom_control")
-        .lines()
-        .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0");
+    let max = group.max_usage();
+    let killed = group.oom_killed();
     assert!(!killed, "{label}: OOM-killed under {} MiB (max {} MiB)", limit / MIB, max / MIB);
     assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

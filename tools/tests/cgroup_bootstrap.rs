@@ -6,7 +6,11 @@
 //! workable budget. Skipped, with the reason printed, only where the memory controller cannot be
 //! written.
 
+mod common;
+
 use std::process::{Command, Output};
+
+use common::MemoryGroup;
 
 const MIB: u64 = 1 << 20;
 /// What the process may hold beside its store's budget at log N = 12: the CKKS context and the
@@ -19,50 +23,12 @@ const HEADROOM: u64 = 56 * MIB;
 /// it, and above one bootstrap's working set (30 MiB: its buffers, one key, its expansion).
 const BUDGET_MIB: u64 = 32;
 
-/// A cgroup v1 memory group for one child process, removed on drop.
-struct MemoryGroup(std::path::PathBuf);
-
-impl MemoryGroup {
-    /// Creates the group with a hard limit, or says why it cannot (no cgroup v1 memory
-    /// controller, or no permission to write it).
-    fn create(name: &str, limit: u64) -> Result<MemoryGroup, String> {
-        let root = std::path::Path::new("/sys/fs/cgroup/memory");
-        if !root.join("memory.limit_in_bytes").exists() {
-            return Err(format!("no cgroup v1 memory controller at {}", root.display()));
-        }
-        let path = root.join(name);
-        std::fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        let g = MemoryGroup(path);
-        std::fs::write(g.0.join("memory.limit_in_bytes"), limit.to_string())
-            .map_err(|e| format!("cannot set the limit of {}: {e}", g.0.display()))?;
-        Ok(g)
-    }
-
-    fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.0.join(file)).unwrap()
-    }
-}
-
-impl Drop for MemoryGroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// `hetier --json bootstrap --log-n 12 --insecure-test-params --dir <pool> <args>`, in `group`
-/// when given (the shell joins the group and then becomes hetier, so everything it maps is
-/// charged).
+/// when given.
 fn bootstrap(pool: &std::path::Path, group: Option<&MemoryGroup>, args: &[&str]) -> Output {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c");
-    match group {
-        Some(g) => {
-            cmd.arg("echo $$ > \"$1/cgroup.procs\" && shift && exec \"$@\"").arg("sh").arg(&g.0)
-        }
-        None => cmd.arg("shift && exec \"$@\"").arg("sh").arg("-"),
-    };
-    cmd.arg(env!("CARGO_BIN_EXE_hetier"))
-        .args(["--json", "bootstrap", "--log-n", "12", "--levels", "1", "--insecure-test-params"])
+    let hetier = env!("CARGO_BIN_EXE_hetier");
+    let mut cmd = group.map_or_else(|| Command::new(hetier), |g| g.command(hetier));
+    cmd.args(["--json", "bootstrap", "--log-n", "12", "--levels", "1", "--insecure-test-params"])
         .arg("--dir")
         .arg(pool)
         .args(args)
@@ -109,11 +75,8 @@ fn bootstrap_fits_budget_plus_a_constant_under_a_cgroup_limit() {
     assert!(at_needed.status.success(), "{}", String::from_utf8_lossy(&at_needed.stderr));
 
     let out = bootstrap(&pool, Some(&group), &["--dram-mib", &BUDGET_MIB.to_string()]);
-    let max: u64 = group.read("memory.max_usage_in_bytes").trim().parse().unwrap();
-    let killed = group
-        .read("memory.oom_control")
-        .lines()
-        .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0");
+    let max = group.max_usage();
+    let killed = group.oom_killed();
     assert!(!killed, "OOM-killed under {} MiB (max {} MiB)", limit / MIB, max / MIB);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
