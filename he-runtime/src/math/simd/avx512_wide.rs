@@ -136,6 +136,61 @@ fn small_stage_indices(t: usize) -> ([u64; 8], [u64; 8], [u64; 8], [u64; 8]) {
     (gx, gy, sa, sb)
 }
 
+/// A stage of butterfly distance t < 8 over 16-word blocks: where each lane's X and Y operand
+/// comes from in the block's two vectors, where each output word goes back, and which of the
+/// block's consecutive twiddles each lane takes.
+#[derive(Clone, Copy)]
+struct SmallStage {
+    gx: __m512i,
+    gy: __m512i,
+    sa: __m512i,
+    sb: __m512i,
+    spread: __m512i,
+    groups: usize,
+}
+
+impl SmallStage {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new(t: usize) -> Self {
+        let (gx, gy, sa, sb) = small_stage_indices(t);
+        let mut spread = [0u64; 8];
+        for (l, s) in spread.iter_mut().enumerate() {
+            *s = (l / t) as u64;
+        }
+        let v = |a: &[u64; 8]| load(a, 0);
+        Self { gx: v(&gx), gy: v(&gy), sa: v(&sa), sb: v(&sb), spread: v(&spread), groups: 8 / t }
+    }
+
+    /// The butterfly operands (X, Y) of a 16-word block.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn gather(&self, chunk: &[u64]) -> (__m512i, __m512i) {
+        let (va, vb) = (load(chunk, 0), load(chunk, 8));
+        let x = _mm512_permutex2var_epi64(va, self.gx, vb);
+        (x, _mm512_permutex2var_epi64(va, self.gy, vb))
+    }
+
+    /// Writes the butterfly outputs (X', Y') back to their words of the block.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn scatter(&self, chunk: &mut [u64], x: __m512i, y: __m512i) {
+        store(chunk, 0, _mm512_permutex2var_epi64(x, self.sa, y));
+        store(chunk, 8, _mm512_permutex2var_epi64(x, self.sb, y));
+    }
+
+    /// Block `blk`'s twiddles at a stage of `m` groups: lane l takes the (l / t)-th of the
+    /// eight consecutive table entries from m + blk·8/t (inside the table at every stage).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn twiddles(&self, roots: &[u64], roots_shoup: &[u64], m: usize, blk: usize) -> Twiddle {
+        let g = m + blk * self.groups;
+        let w = _mm512_permutexvar_epi64(self.spread, load(roots, g));
+        let ws = _mm512_permutexvar_epi64(self.spread, load(roots_shoup, g));
+        Twiddle { w, ws, ws_hi: _mm512_srli_epi64::<32>(ws) }
+    }
+}
+
 /// The forward transform's last three stages (t = 4, 2, 1), starting from m = N/8 groups of
 /// distance 8 done, the last fused with the final reduction to [0, q): per 16-word block the
 /// butterfly operands are gathered across two vectors and scattered back.
@@ -149,21 +204,10 @@ pub(super) unsafe fn forward_tail(q: u64, roots: &[u64], roots_shoup: &[u64], a:
     let two_q = _mm512_set1_epi64((2 * q) as i64);
     let mut m = n / 8;
     for t in [4usize, 2, 1] {
-        let (gx, gy, sa, sb) = small_stage_indices(t);
-        let (gx, gy, sa, sb) = (load(&gx, 0), load(&gy, 0), load(&sa, 0), load(&sb, 0));
-        let groups = 8 / t;
-        // Lane l's twiddle is the block's (l / t)-th: spread from one load of consecutive roots
-        // (m + 8·blk/t + 8 <= N at every stage, so the load stays in the table).
-        let mut spread = [0u64; 8];
-        for (l, s) in spread.iter_mut().enumerate() {
-            *s = (l / t) as u64;
-        }
-        let spread = load(&spread, 0);
+        let stage = SmallStage::new(t);
         for (blk, chunk) in a.chunks_exact_mut(16).enumerate() {
-            let tw = spread_twiddles(spread, roots, roots_shoup, m + blk * groups);
-            let (va, vb) = (load(chunk, 0), load(chunk, 8));
-            let x = _mm512_permutex2var_epi64(va, gx, vb);
-            let y = _mm512_permutex2var_epi64(va, gy, vb);
+            let tw = stage.twiddles(roots, roots_shoup, m, blk);
+            let (x, y) = stage.gather(chunk);
             let u = _mm512_min_epu64(x, _mm512_sub_epi64(x, two_q));
             let v = mul_shoup_lazy(y, tw, qv);
             let mut x2 = _mm512_add_epi64(u, v);
@@ -174,21 +218,10 @@ pub(super) unsafe fn forward_tail(q: u64, roots: &[u64], roots_shoup: &[u64], a:
                     *r = _mm512_min_epu64(v, _mm512_sub_epi64(v, qv));
                 }
             }
-            store(chunk, 0, _mm512_permutex2var_epi64(x2, sa, y2));
-            store(chunk, 8, _mm512_permutex2var_epi64(x2, sb, y2));
+            stage.scatter(chunk, x2, y2);
         }
         m <<= 1;
     }
-}
-
-/// Twiddles for lanes of a small stage: lane l takes the (l / t)-th of the eight consecutive
-/// table entries from `g`, with the Shoup companions' high halves.
-#[inline]
-#[target_feature(enable = "avx512f,avx512dq")]
-fn spread_twiddles(spread: __m512i, roots: &[u64], roots_shoup: &[u64], g: usize) -> Twiddle {
-    let w = _mm512_permutexvar_epi64(spread, load(roots, g));
-    let ws = _mm512_permutexvar_epi64(spread, load(roots_shoup, g));
-    Twiddle { w, ws, ws_hi: _mm512_srli_epi64::<32>(ws) }
 }
 
 /// The inverse transform's first three stages (t = 1, 2, 4), from m = N/2 groups, each 16-word
@@ -209,25 +242,14 @@ pub(super) unsafe fn inverse_head(
     let two_q = _mm512_set1_epi64((2 * q) as i64);
     let mut m = n / 2;
     for t in [1usize, 2, 4] {
-        let (gx, gy, sa, sb) = small_stage_indices(t);
-        let (gx, gy, sa, sb) = (load(&gx, 0), load(&gy, 0), load(&sa, 0), load(&sb, 0));
-        let groups = 8 / t;
-        let mut spread = [0u64; 8];
-        for (l, s) in spread.iter_mut().enumerate() {
-            *s = (l / t) as u64;
-        }
-        let spread = load(&spread, 0);
+        let stage = SmallStage::new(t);
         for (blk, chunk) in a.chunks_exact_mut(16).enumerate() {
-            // m + 8·blk/t + 8 <= N at every stage, so the twiddle load stays in the table.
-            let tw = spread_twiddles(spread, inv_roots, inv_roots_shoup, m + blk * groups);
-            let (va, vb) = (load(chunk, 0), load(chunk, 8));
-            let u = _mm512_permutex2var_epi64(va, gx, vb);
-            let v = _mm512_permutex2var_epi64(va, gy, vb);
+            let tw = stage.twiddles(inv_roots, inv_roots_shoup, m, blk);
+            let (u, v) = stage.gather(chunk);
             let s = _mm512_add_epi64(u, v);
             let x = _mm512_min_epu64(s, _mm512_sub_epi64(s, two_q));
             let y = mul_shoup_lazy(_mm512_sub_epi64(_mm512_add_epi64(u, two_q), v), tw, qv);
-            store(chunk, 0, _mm512_permutex2var_epi64(x, sa, y));
-            store(chunk, 8, _mm512_permutex2var_epi64(x, sb, y));
+            stage.scatter(chunk, x, y);
         }
         m >>= 1;
     }
