@@ -5,22 +5,10 @@
 
 mod common;
 
-use common::{content, file_pool};
+use common::{content, store};
 use hetier_tiering::{Durability, ObjectId, ObjectKind, PolicyConfig, TieredStore};
 
 const K: u64 = 4096;
-
-fn store(budget: u64, policy: PolicyConfig, threads: usize) -> (tempfile::TempDir, TieredStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TieredStore::builder()
-        .dram_budget(budget)
-        .pool(file_pool(dir.path()))
-        .policy(policy)
-        .migrator_threads(threads)
-        .build()
-        .unwrap();
-    (dir, s)
-}
 
 /// `n` durable one-page objects, all in the pool and none in DRAM once the store is reopened
 /// by the caller's plan (they are evicted by the budget as they are put).

@@ -4,24 +4,12 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{content, file_pool, opts, Flaky};
+use common::{content, file_pool, opts, store, Flaky};
 use hetier_tiering::{
     Durability, Error, ObjectId, ObjectKind, PolicyConfig, Pool, Residency, TieredStore,
 };
 
 const K: usize = 4096;
-
-fn store(budget: u64, policy: PolicyConfig, threads: usize) -> (tempfile::TempDir, TieredStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TieredStore::builder()
-        .dram_budget(budget)
-        .pool(file_pool(dir.path()))
-        .policy(policy)
-        .migrator_threads(threads)
-        .build()
-        .unwrap();
-    (dir, s)
-}
 
 #[test]
 fn residency_follows_durability_and_eviction() {

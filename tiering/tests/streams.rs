@@ -5,24 +5,10 @@ mod common;
 
 use std::sync::Barrier;
 
-use common::{content, file_pool};
-use hetier_tiering::{
-    Cancel, Durability, Error, ObjectId, ObjectKind, PolicyConfig, StreamId, TieredStore,
-};
+use common::{content, store};
+use hetier_tiering::{Cancel, Durability, Error, ObjectId, ObjectKind, PolicyConfig, StreamId};
 
 const K: usize = 4096;
-
-fn store(budget: u64, policy: PolicyConfig, threads: usize) -> (tempfile::TempDir, TieredStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TieredStore::builder()
-        .dram_budget(budget)
-        .pool(file_pool(dir.path()))
-        .policy(policy)
-        .migrator_threads(threads)
-        .build()
-        .unwrap();
-    (dir, s)
-}
 
 #[test]
 fn a_scope_counts_its_own_pins_and_a_cancelled_one_stops_pinning() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hetier_allocator::{Device, FaultConfig, FaultyDevice};
-use hetier_tiering::{ObjectId, Pool, PoolOptions};
+use hetier_tiering::{ObjectId, PolicyConfig, Pool, PoolOptions, TieredStore};
 
 pub fn opts() -> PoolOptions {
     PoolOptions::default().segment_size(1 << 20).table_slots(1024)
@@ -14,6 +14,23 @@ pub fn opts() -> PoolOptions {
 
 pub fn file_pool(dir: &Path) -> Pool {
     Pool::create(dir, opts()).unwrap()
+}
+
+/// A store over a fresh file pool in a temporary directory (kept alive by the returned guard).
+pub fn store(
+    budget: u64,
+    policy: PolicyConfig,
+    threads: usize,
+) -> (tempfile::TempDir, TieredStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TieredStore::builder()
+        .dram_budget(budget)
+        .pool(file_pool(dir.path()))
+        .policy(policy)
+        .migrator_threads(threads)
+        .build()
+        .unwrap();
+    (dir, s)
 }
 
 /// Deterministic, id-dependent contents so any mix-up between objects is caught.
