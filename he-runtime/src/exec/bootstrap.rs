@@ -199,13 +199,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// [`bootstrap_working_set`] for these keys' form, expansion mode and the calling thread
     /// pool.
     fn working_set(&self, bs: &Bootstrapper) -> Vec<u64> {
-        self.working_set_in(bs, self.expansion, self.expand_ahead)
-    }
-
-    /// [`bootstrap_working_set`] for these keys' form on the calling thread pool, were they
-    /// expanded by `expansion` (and, per pin, `ahead`).
-    fn working_set_in(&self, bs: &Bootstrapper, expansion: Expansion, ahead: bool) -> Vec<u64> {
-        self.footprint(bs, expansion, ahead).0
+        self.footprint(bs, self.expansion, self.expand_ahead).0
     }
 
     /// The working set for `expansion` (and `ahead`), and whether it includes a second
@@ -235,12 +229,7 @@ impl<'s> StoredBootstrapKeys<'s> {
         expansion: Expansion,
         ahead: bool,
     ) -> u64 {
-        TieredStore::working_set_need([self.working_set_in(bs, expansion, ahead)]).0
-    }
-
-    /// The store's DRAM budget.
-    pub fn budget(&self) -> u64 {
-        self.store.budget()
+        TieredStore::working_set_need([self.footprint(bs, expansion, ahead).0]).0
     }
 
     /// The smallest budget one bootstrap of `bs` runs in with these keys: the footprint of
@@ -265,16 +254,12 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// bootstrap.
     pub fn scratch(&self, bs: &Bootstrapper) -> Result<Scratch<ScratchBuffer<'s>>> {
         let top = self.ctx.params().max_level();
-        let mut scratch =
-            Scratch::with_buffers(&self.ctx, top, true, |w| self.store.scratch(w as u64 * 8))?;
-        let spares: Vec<ScratchBuffer<'s>> = bs
-            .spare_words()
-            .into_iter()
-            .map(|w| self.store.scratch(w as u64 * 8))
-            .collect::<std::result::Result<_, _>>()?;
+        let alloc = |w: usize| self.store.scratch(w as u64 * 8);
+        let mut scratch = Scratch::with_buffers(&self.ctx, top, true, alloc)?;
+        let spares: Vec<ScratchBuffer<'s>> =
+            bs.spare_words().into_iter().map(alloc).collect::<std::result::Result<_, _>>()?;
         scratch.add_spares(spares);
         if self.footprint(bs, self.expansion, self.expand_ahead).1 {
-            let alloc = |w: usize| self.store.scratch(w as u64 * 8);
             scratch.set_partner(Scratch::with_buffers(&self.ctx, top, true, alloc)?);
         }
         Ok(scratch)
@@ -304,8 +289,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     }
 
     fn per_pin_seeded(&self) -> bool {
-        self.expansion == Expansion::PerPin
-            && self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded)
+        self.expansion == Expansion::PerPin && self.form() == KeyForm::Seeded
     }
 
     /// Re-reserves the spare blocks the mode needs: one per pin, two when expanding ahead.
@@ -512,7 +496,7 @@ mod tests {
 
     use super::*;
     use crate::ckks::bootstrap::{BootstrapKeys, BootstrapPreset};
-    use crate::ckks::{Complex64, Decryptor, Encoder, Encryptor, Evaluator};
+    use crate::ckks::{Ciphertext, Complex64, Decryptor, Encoder, Encryptor, Evaluator};
 
     fn store(dir: &std::path::Path, create: bool, budget: u64) -> TieredStore {
         let opts = PoolOptions::default().segment_size(64 << 20);
@@ -529,6 +513,41 @@ mod tests {
             .unwrap()
     }
 
+    /// A log N = 12 bootstrapper (one level left) and a key generator seeded with `[seed; 32]`,
+    /// its secret key and key-set id, and a directory for the pool.
+    struct Fixture {
+        ctx: Arc<Context>,
+        bs: Bootstrapper,
+        kg: KeyGenerator,
+        sk: SecretKey,
+        keyset: KeySetId,
+        dir: tempfile::TempDir,
+    }
+
+    fn fixture(seed: u8) -> Fixture {
+        let preset = BootstrapPreset::insecure_test(12, 1);
+        let ctx = Context::new(&preset.params().unwrap()).unwrap();
+        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+        let mut kg = KeyGenerator::with_seed(&ctx, [seed; 32]);
+        let sk = kg.secret_key();
+        let keyset = KeySetId::from_seed(&[seed; 32]);
+        Fixture { ctx, bs, kg, sk, keyset, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// The slots `slot(i)`, their encoder, and their encryption under `sk` (fixed seed).
+    fn encrypted(
+        ctx: &Arc<Context>,
+        sk: &SecretKey,
+        slot: impl Fn(usize) -> Complex64,
+    ) -> (Vec<Complex64>, Encoder, Ciphertext) {
+        let z: Vec<Complex64> = (0..ctx.params().slots()).map(slot).collect();
+        let enc = Encoder::new(ctx);
+        let ct = Encryptor::with_seed(ctx, [6; 32])
+            .encrypt_sk(sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+            .unwrap();
+        (z, enc, ct)
+    }
+
     fn max_err(a: &[Complex64], z: &[Complex64]) -> f64 {
         a.iter().zip(z).map(|(x, w)| (*x - *w).abs()).fold(0.0, f64::max)
     }
@@ -538,20 +557,8 @@ mod tests {
     /// matches the in-memory bootstrap; a later process reuses every key through the manifest.
     #[test]
     fn bootstrap_with_keys_in_the_store_matches_in_memory_and_reuses_them() {
-        let preset = BootstrapPreset::insecure_test(12, 1);
-        let ctx = Context::new(&preset.params().unwrap()).unwrap();
-        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-        let seed = [5; 32];
-        let mut kg = KeyGenerator::with_seed(&ctx, seed);
-        let sk = kg.secret_key();
-        let keyset = KeySetId::from_seed(&seed);
-        let dir = tempfile::tempdir().unwrap();
-        let z: Vec<Complex64> =
-            (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).sin(), 0.0)).collect();
-        let enc = Encoder::new(&ctx);
-        let ct = Encryptor::with_seed(&ctx, [6; 32])
-            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-            .unwrap();
+        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(5);
+        let (z, enc, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).sin(), 0.0));
         let mut scratch = Evaluator::new(&ctx).scratch();
 
         let count = bs.galois_elements().len() as u64 + 3;
@@ -574,7 +581,7 @@ mod tests {
         assert!(stats.prefetches > 0 && stats.prefetch_evicted_unused == 0, "{stats:?}");
 
         // The same ciphertext with the same keys in memory: the same result.
-        let mut kg2 = KeyGenerator::with_seed(&ctx, seed);
+        let mut kg2 = KeyGenerator::with_seed(&ctx, [5; 32]);
         let _ = kg2.secret_key();
         let local = BootstrapKeys::generate(&mut kg2, &sk, &bs).unwrap();
         let in_memory = bs.bootstrap(&ct, &local, &mut scratch).unwrap();
@@ -605,21 +612,10 @@ mod tests {
     /// before any work with the smallest workable budget.
     #[test]
     fn bootstrap_buffers_from_the_store_match_the_heap_scratch() {
-        let preset = BootstrapPreset::insecure_test(12, 1);
-        let ctx = Context::new(&preset.params().unwrap()).unwrap();
-        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-        let mut kg = KeyGenerator::with_seed(&ctx, [11; 32]);
-        let sk = kg.secret_key();
-        let keyset = KeySetId::from_seed(&[11; 32]);
-        let dir = tempfile::tempdir().unwrap();
+        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(11);
         let st = store(dir.path(), true, 256 << 20);
         let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
-        let z: Vec<Complex64> =
-            (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).cos(), 0.0)).collect();
-        let enc = Encoder::new(&ctx);
-        let ct = Encryptor::with_seed(&ctx, [6; 32])
-            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-            .unwrap();
+        let (z, enc, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).cos(), 0.0));
         let want = bs.bootstrap(&ct, &keys, &mut Evaluator::new(&ctx).scratch()).unwrap();
 
         assert_eq!(st.stats().scratch_in_use, 0);
@@ -683,14 +679,7 @@ mod tests {
     /// typed error rather than a wrong key.
     #[test]
     fn expanded_keys_are_reused_and_a_foreign_seed_is_refused() {
-        let preset = BootstrapPreset::insecure_test(12, 1);
-        let ctx = Context::new(&preset.params().unwrap()).unwrap();
-        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-        let seed = [3; 32];
-        let mut kg = KeyGenerator::with_seed(&ctx, seed);
-        let sk = kg.secret_key();
-        let keyset = KeySetId::from_seed(&seed);
-        let dir = tempfile::tempdir().unwrap();
+        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(3);
         let expanded_one = switch_key_expanded_words(&ctx) as u64 * 8;
         let st = store(dir.path(), true, 64 << 20);
         let (keys, _) = StoredBootstrapKeys::ensure_in_form(
@@ -749,22 +738,11 @@ mod tests {
     /// ready, and the store never held more than its budget with the two reserved blocks.
     #[test]
     fn expanding_ahead_gives_the_per_pin_bootstrap_within_the_budget() {
-        let preset = BootstrapPreset::insecure_test(12, 1);
-        let ctx = Context::new(&preset.params().unwrap()).unwrap();
-        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-        let mut kg = KeyGenerator::with_seed(&ctx, [12; 32]);
-        let sk = kg.secret_key();
-        let keyset = KeySetId::from_seed(&[12; 32]);
-        let dir = tempfile::tempdir().unwrap();
+        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(12);
         let count = bs.galois_elements().len() as u64 + 3;
         let budget = count * crate::ckks::switch_key_stored_len(&ctx) / 4;
         let st = store(dir.path(), true, budget);
-        let z: Vec<Complex64> =
-            (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).cos(), 0.0)).collect();
-        let enc = Encoder::new(&ctx);
-        let ct = Encryptor::with_seed(&ctx, [6; 32])
-            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-            .unwrap();
+        let (z, enc, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).cos(), 0.0));
         let mut scratch = Evaluator::new(&ctx).scratch();
         let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
         keys.hint(&bs, 1).unwrap();
@@ -797,20 +775,9 @@ mod tests {
     /// the per-pin one.
     #[test]
     fn cached_expansion_expands_each_key_once() {
-        let preset = BootstrapPreset::insecure_test(12, 1);
-        let ctx = Context::new(&preset.params().unwrap()).unwrap();
-        let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-        let mut kg = KeyGenerator::with_seed(&ctx, [8; 32]);
-        let sk = kg.secret_key();
-        let keyset = KeySetId::from_seed(&[8; 32]);
-        let dir = tempfile::tempdir().unwrap();
+        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(8);
         let st = store(dir.path(), true, 512 << 20);
-        let z: Vec<Complex64> =
-            (0..ctx.params().slots()).map(|i| Complex64::new(0.0, (i as f64).sin())).collect();
-        let enc = Encoder::new(&ctx);
-        let ct = Encryptor::with_seed(&ctx, [6; 32])
-            .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-            .unwrap();
+        let (z, enc, ct) = encrypted(&ctx, &sk, |i| Complex64::new(0.0, (i as f64).sin()));
         let mut scratch = Evaluator::new(&ctx).scratch();
         let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
         let per_pin = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
