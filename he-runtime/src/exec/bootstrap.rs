@@ -213,7 +213,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             return (base, false);
         }
         let wide = bootstrap_working_set(bs, self.form(), blocks, true);
-        if TieredStore::working_set_need([wide.clone()]).0 <= self.store.budget() {
+        if TieredStore::working_set_need([wide.iter().copied()]).0 <= self.store.budget() {
             (wide, true)
         } else {
             (base, false)

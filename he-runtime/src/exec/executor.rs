@@ -240,21 +240,7 @@ impl<'s> Executor<'s> {
 
     /// A copy of the output ciphertext named `name` (real mode).
     pub fn output(&self, name: &str) -> Result<Ciphertext> {
-        let Backend::Real(real) = &self.backend else {
-            return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
-        };
-        let obj = self.program.outputs().iter().find(|(n, _)| n == name).map(|(_, o)| *o).ok_or(
-            CoreError::InvalidParameter { name: "output", reason: format!("no output {name}") },
-        )?;
-        let g = pin_as(real.store, self.ids[obj.index()], || program_role(self.program, obj))?;
-        let v = Views {
-            store: real.store,
-            ctx: &real.ctx,
-            keys: &real.keys,
-            meta: &real.meta,
-            program: self.program,
-        };
-        Ok(v.ct(obj, &g)?.to_owned_ct())
+        self.output_with(name, |ct| Ok(ct.to_owned_ct()))
     }
 
     /// Removes the outputs of the last run from the store (and records it), ready for the next.

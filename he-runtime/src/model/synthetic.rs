@@ -9,14 +9,10 @@ use super::weights::Tensor;
 /// Non-zero pseudo-random weights in ±[0.05, 0.5] (a zero weight would drop a term and change
 /// the op sequence).
 pub(super) fn synthetic(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-            let m = 0.05 + 0.45 * u;
+    xorshift(seed)
+        .take(n)
+        .map(|s| {
+            let m = 0.05 + 0.45 * unit(s);
             if s & 1 == 0 {
                 m
             } else {
@@ -26,17 +22,25 @@ pub(super) fn synthetic(seed: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A xorshift64 stream, deterministic per seed (test data and synthetic weights, not security).
+fn xorshift(seed: u64) -> impl Iterator<Item = u64> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    std::iter::repeat_with(move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    })
+}
+
+/// The top 53 bits of `s` as a value in [0, 1).
+fn unit(s: u64) -> f64 {
+    (s >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Pseudo-random values uniform in [−1, 1) (xorshift; deterministic per seed).
 pub(crate) fn uniform(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect()
+    xorshift(seed).take(n).map(|s| unit(s) * 2.0 - 1.0).collect()
 }
 
 pub(super) struct Builder {
