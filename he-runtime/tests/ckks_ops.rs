@@ -376,6 +376,15 @@ fn caller_buffers(f: &mut Fixture) {
     let c1 = Encryptor::with_seed(&f.ctx, [5; 32]).encrypt_sk(&f.sk, &pt).unwrap();
     let c2 = Encryptor::with_seed(&f.ctx, [5; 32]).encrypt_sk_into(&f.sk, &pt2, &mut out[..]);
     assert_eq!(c2.unwrap().as_words(), c1.as_words());
+    // Decryption into a buffer and decoding where it lies give the heap path's slots exactly.
+    let dec = Decryptor::new(&f.ctx, &f.sk).unwrap();
+    let want = f.enc.decode(&dec.decrypt(&c1).unwrap()).unwrap();
+    let mut dbuf = vec![u64::MAX; (top + 1) * n];
+    let got = f.enc.decode_in_place(dec.decrypt_into(&c1, &mut dbuf[..]).unwrap()).unwrap();
+    assert_eq!(got, want);
+    assert!(max_err(&f.enc.decode_real(&dec.decrypt(&c1).unwrap()).unwrap(), &a) < 1e-6);
+    let real = f.enc.decode_real_in_place(dec.decrypt_into(&c1, &mut dbuf[..]).unwrap()).unwrap();
+    assert_eq!(real, want.iter().map(|z| z.re).collect::<Vec<_>>());
     // The plan's size model prices exactly the buffers the scratch is made of.
     let sizes = hetier_he::nn::program::SizeModel::new(&p);
     for level in [0, top] {

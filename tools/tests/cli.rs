@@ -371,9 +371,15 @@ fn bench_model_runs_every_policy_to_the_all_dram_outputs_and_reuses_its_keys() {
     assert_eq!(first["setup"]["keys_generated"], 20);
     let runs = first["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4);
+    // What each run held outside its store is at least what the setup child measured staying
+    // outside for the whole run (context tables, secret key), and within 64 MiB at log N 14.
+    let constant = first["context_tables"].as_u64().unwrap();
+    assert!(constant > 1 << 20, "{constant}");
     for r in runs {
         assert_eq!(r["outputs_equal_all_dram"], true, "{}", r["name"]);
         assert!(r["hwm"].as_u64().unwrap() > 0);
+        let outside = r["outside_store"].as_u64().unwrap();
+        assert!(outside >= constant && outside <= 64 << 20, "{}: {outside}", r["name"]);
     }
     // Under the small budget the store stays within it and moves bytes; all-DRAM moves none back.
     let lru = &runs[1]["report"]["stats"];

@@ -201,15 +201,48 @@ impl Encoder {
 
     /// Decodes a plaintext into its N/2 complex slots.
     pub fn decode<C: AsRef<[u64]>>(&self, pt: &Plaintext<C>) -> Result<Vec<Complex64>> {
+        self.ctx.check_plain(pt)?;
+        let l1 = pt.level + 1;
+        let coeff = pt.data.as_ref()[..l1 * self.ctx.n()].to_vec();
+        self.decode_limbs(coeff, l1, pt.scale)
+    }
+
+    /// [`Self::decode`] of a plaintext given up by the caller: its limbs leave NTT form where
+    /// they lie, so nothing of the plaintext's size is copied (for a plaintext decrypted into a
+    /// budgeted buffer, see [`crate::ckks::Decryptor::decrypt_into`]).
+    pub fn decode_in_place<C: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        mut pt: Plaintext<C>,
+    ) -> Result<Vec<Complex64>> {
+        self.ctx.check_plain(&pt)?;
+        let l1 = pt.level + 1;
+        let scale = pt.scale;
+        let n = self.ctx.n();
+        self.decode_limbs(&mut pt.data.as_mut()[..l1 * n], l1, scale)
+    }
+
+    /// [`Self::decode_in_place`], the real parts of the slots.
+    pub fn decode_real_in_place<C: AsRef<[u64]> + AsMut<[u64]>>(
+        &self,
+        pt: Plaintext<C>,
+    ) -> Result<Vec<f64>> {
+        Ok(self.decode_in_place(pt)?.into_iter().map(|z| z.re).collect())
+    }
+
+    /// The slots of `l1` NTT-form limbs at `scale`; the limbs are left in coefficient form.
+    fn decode_limbs(
+        &self,
+        mut coeff: impl AsMut<[u64]>,
+        l1: usize,
+        scale: f64,
+    ) -> Result<Vec<Complex64>> {
         let ctx = &self.ctx;
-        ctx.check_plain(pt)?;
         let n = ctx.n();
         let slots = n / 2;
-        let l1 = pt.level + 1;
-        let mut coeff = pt.data.as_ref().to_vec();
+        let coeff = coeff.as_mut();
         coeff.par_chunks_mut(n).enumerate().for_each(|(i, limb)| ctx.prime(i).intt(limb));
-        let values = crt_center(ctx, &coeff, l1);
-        let inv = 1.0 / pt.scale;
+        let values = crt_center(ctx, coeff, l1);
+        let inv = 1.0 / scale;
         let mut v: Vec<Complex64> =
             (0..slots).map(|i| Complex64::new(values[i] * inv, values[i + slots] * inv)).collect();
         ctx.fft().forward(&mut v);

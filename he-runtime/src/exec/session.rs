@@ -158,13 +158,13 @@ impl<'s> Session<'s> {
             }
         };
         report.healed = healed.len();
-        // Decrypted where the output lies, into a scratch buffer of the budget: no copy of it
-        // on the heap.
+        // Decrypted where the output lies, into a scratch buffer of the budget, and decoded
+        // there: no copy of it on the heap.
         let decryptor = Decryptor::new(&self.ctx, &self.sk)?;
         let values = self.executor.output_with(&self.compiled.output_name, |out| {
             let words = (out.level() + 1) * p.n();
             let dec = decryptor.decrypt_into(out, self.store.scratch(words as u64 * 8)?)?;
-            Ok(self.encoder.decode_real(&dec)?)
+            Ok(self.encoder.decode_real_in_place(dec)?)
         })?;
         self.executor.finish()?;
         Ok((self.compiled.unpack_output(&values), report))

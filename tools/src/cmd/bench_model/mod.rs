@@ -7,11 +7,11 @@
 //!    with fixed encryption seeds: the baseline time and the reference output ciphertexts.
 //! 3. One child per policy (`lru`, `alpha`, `planned`) runs the same images under the small
 //!    budget, each in its own cgroup v1 memory group whose hard limit is the budget plus a
-//!    headroom for what lives outside the store (the CKKS context's tables, the binary, the
-//!    program): 64 MiB by default — every buffer the size of a ciphertext or key is in the
-//!    store — or, where the model, program and context alone take more than half of that
-//!    (log N = 16), what the all-DRAM run measured outside its store plus an eighth, printed
-//!    with the excess.
+//!    headroom for what lives outside the store (the CKKS context's tables, the client's secret
+//!    key, the binary, the program): 64 MiB by default — every buffer the size of a ciphertext
+//!    or evaluation key is in the store — or, where the model, program, context and secret key
+//!    alone take more than half of that (log N = 16), those plus 32 MiB, or what the all-DRAM
+//!    run measured outside its store plus an eighth if that is more, printed with the excess.
 //!
 //! Memory is observed from outside (sampled VmHWM and the group's max usage). The output
 //! ciphertexts of every run must hash equal to the all-DRAM run's; the decrypted logits are
@@ -30,8 +30,9 @@ use hetier_tiering::{CostModel, PolicyConfig};
 use serde::Serialize;
 
 use cgroup::{run_child, Cgroup, Observed};
-use child::{ChildReport, Job, JobKey, JobMode};
+use child::{ChildReport, Job, JobKey, JobMode, CONSTANT_STAGE};
 
+use crate::cmd::rss::OutsideStore;
 use crate::cmd::tuning::costs::CostFile;
 use crate::cmd::tuning::plot::{write_svg, Chart, Series};
 use crate::fmt;
@@ -49,8 +50,8 @@ pub struct BenchModelArgs {
     #[arg(long, default_value_t = 1024)]
     dram_mib: u64,
     /// Memory the cgroup allows above the budget (process memory outside the store), MiB.
-    /// Default: 64, or — where the model, program and CKKS context (measured by the setup
-    /// child) leave less than half of that for the rest of the process, as at log N = 16 —
+    /// Default: 64, or — where the model, program, CKKS context and secret key (measured by
+    /// the setup child) leave less than half of that for the rest of the process, as at log N = 16 —
     /// those plus 32 MiB; the budget runs then get what the all-DRAM run measured outside its
     /// store plus an eighth if that is more. The output says which, and the excess over 64.
     #[arg(long)]
@@ -120,7 +121,7 @@ const DEFAULT_HEADROOM: u64 = 64 << 20;
 /// The context's tables from the setup child's own samples.
 fn context_tables(setup: &ChildReport) -> u64 {
     let at = |stage: &str| setup.rss.iter().find(|r| r.stage == stage).map(|r| r.rss);
-    match (at("start"), at("CKKS context")) {
+    match (at("start"), at(CONSTANT_STAGE)) {
         (Some(a), Some(b)) => b.saturating_sub(a),
         _ => 0,
     }
@@ -157,8 +158,8 @@ fn measured_line(headroom: u64, outside: u64) -> String {
 fn headroom_line(headroom: u64, context_tables: u64) -> String {
     let over = headroom.saturating_sub(DEFAULT_HEADROOM);
     let mut line = format!(
-        "cgroup limit = budget + {} (the model, its program and the CKKS context's tables take \
-         {}, measured by the setup child)",
+        "cgroup limit = budget + {} (the model, its program, the CKKS context's tables and the \
+         client's secret key take {}, measured by the setup child)",
         fmt::bytes(headroom),
         fmt::bytes(context_tables)
     );
@@ -179,8 +180,8 @@ struct BenchReport {
     pool: String,
     setup: ChildReport,
     setup_hwm: u64,
-    /// The CKKS context's tables: the setup child's resident set after making the context less
-    /// before (measured by the process).
+    /// The CKKS context's tables and the client's secret key: the setup child's resident set
+    /// after making both less before (measured by the process).
     context_tables: u64,
     /// What each run's cgroup allows above its budget.
     headroom: u64,
@@ -346,10 +347,8 @@ pub fn run(args: &BenchModelArgs, json: bool) -> Result<()> {
             );
         }
         let (report, obs) = run_one(&job, &run_name, limit)?;
-        let outside_store = report.as_ref().map(|r| {
-            let store = r.stats.peak_dram.max(r.stats.dram_resident).min(b);
-            obs.hwm.saturating_sub(store)
-        });
+        let outside_store =
+            report.as_ref().map(|r| OutsideStore::measure(obs.hwm, &r.stats).outside_store_bytes);
         if rows.is_empty() && args.headroom_mib.is_none() {
             // The all-DRAM child measured the constant: the budget runs get room for it.
             if let Some(need) = outside_store.map(measured_headroom).filter(|&h| h > headroom) {
@@ -562,12 +561,13 @@ fn print_report(r: &BenchReport) {
     println!();
     for row in &r.runs {
         let Some(rep) = &row.report else { continue };
-        let ctx = rep.rss.iter().find(|x| x.stage == "CKKS context").map_or(0, |x| x.rss);
+        let ctx = rep.rss.iter().find(|x| x.stage == CONSTANT_STAGE).map_or(0, |x| x.rss);
         println!(
             "- {}: process memory outside the store = peak RSS − store peak = {} MiB of the {} MiB \
-             headroom (CKKS context and process start {} MiB; the rest is the binary's pages, \
-             thread stacks, the program and the secret key — key-switch scratch, products, the \
-             result and the client's ciphertext are in the store, whose scratch peaked at {} MiB)",
+             headroom (CKKS context, secret key and process start {} MiB; the rest is the \
+             binary's pages, thread stacks and the program — key-switch scratch, products, the \
+             result, its decryption and the client's ciphertext are in the store, whose scratch \
+             peaked at {} MiB)",
             row.name,
             row.outside_store.map_or("–".into(), mib),
             mib(r.headroom),
