@@ -13,6 +13,7 @@ use super::{mib, note, Loaded};
 use crate::cmd::bench_model::cgroup::{run_child, Cgroup, Observed};
 use crate::cmd::bench_model::child::JobKey;
 use crate::cmd::bench_model::child::{ChildReport, ImageRun, Job, JobMode};
+use crate::cmd::rss::OutsideStore;
 use crate::secret::SecretArgs;
 
 /// How the verifying runs are made.
@@ -208,8 +209,9 @@ pub fn verify(
             rep.as_ref().map(|r| r.images.iter().map(|i| i.output_hash).collect());
         if name == "all-DRAM" {
             (base, base_stall, base_hashes) = (secs, stall, hashes.clone());
-            let store_peak = rep.as_ref().map_or(0, |r| r.stats.peak_dram);
-            own_memory = obs.peak_anon.saturating_sub(store_peak);
+            own_memory = rep.as_ref().map_or(obs.peak_anon, |r| {
+                OutsideStore::measure(obs.peak_anon, &r.stats).outside_store_bytes
+            });
         }
         let pm_read = rep.as_ref().and_then(|r| steady(&r.images, |i| i.pm_to_dram as f64));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
