@@ -43,7 +43,9 @@ fn class_of(e: &Error) -> &'static str {
         | Error::BadHeader { .. }
         | Error::ChecksumMismatch { .. } => "CorruptDataError",
         Error::InsecureParameters { .. } | Error::InvalidParameter { .. } => "ConfigError",
-        Error::MissingGaloisKey { .. } => "KeySetError",
+        // Keys from an older build must be made again by the client: a key-set problem,
+        // not a bad operand.
+        Error::MissingGaloisKey { .. } | Error::RetiredSeedFormat { .. } => "KeySetError",
         _ => "CryptoError",
     }
 }

@@ -23,7 +23,8 @@ class InputShapeError(Error, ValueError):
 
 
 class KeySetError(Error, ValueError):
-    """Evaluation keys are missing, made for other parameters, or not loaded yet."""
+    """Evaluation keys are missing, made for other parameters or by an older hetier whose
+    seed format this build no longer reads, or not loaded yet."""
 
 
 class CorruptDataError(Error, ValueError):
