@@ -4,6 +4,7 @@
 
 use super::super::context::Context;
 use super::super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
+use super::diagonals::DiagonalUse;
 use crate::error::{Error, Result};
 
 /// One use of an evaluation key by a bootstrap, in order.
@@ -46,6 +47,18 @@ pub trait KeySource: Sync {
     /// A bootstrap on several threads runs its two EvalMods side by side only when it is.
     fn shared_borrows(&self) -> bool {
         true
+    }
+
+    /// The words of a diagonal of the bootstrap's linear transforms already encoded as `want`
+    /// asks (NTT form over Q_level·P at `want.scale`, (level+1+K)·N words), borrowed for one
+    /// term; `None` has it encoded on the fly (the default, and the answer for an encoding
+    /// the source does not hold, e.g. [`super::Bootstrapper::dft_round_trip`]'s other scales).
+    fn diagonal(
+        &self,
+        want: &DiagonalUse,
+    ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
+        let _ = want;
+        Ok(None)
     }
 }
 
@@ -157,5 +170,12 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
 
     fn shared_borrows(&self) -> bool {
         self.inner.shared_borrows()
+    }
+
+    fn diagonal(
+        &self,
+        want: &DiagonalUse,
+    ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
+        self.inner.diagonal(want)
     }
 }

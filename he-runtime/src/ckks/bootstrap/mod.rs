@@ -28,6 +28,7 @@
 mod chebyshev;
 mod config;
 mod dft;
+mod diagonals;
 mod key_source;
 mod linear;
 mod params;
@@ -52,6 +53,7 @@ use super::keyswitch::{Scratch, ScratchWords};
 use crate::error::{Error, Result};
 
 pub use self::config::BootstrapConfig;
+pub use self::diagonals::{BootstrapUse, DiagonalUse, EncodedDiagonals, WithDiagonals};
 pub(crate) use self::key_source::view;
 pub use self::key_source::{BootstrapKeys, KeySource, KeyUse, RecordingKeys};
 pub use self::params::BootstrapPreset;
@@ -152,8 +154,15 @@ impl Bootstrapper {
             last.scale(Complex64::new(q0 / (2.0 * std::f64::consts::PI * params.scale()), 0.0));
         }
         let enc = Encoder::new(ctx);
-        let cts = cts_maps.iter().map(|m| LinearTransform::new(m, &enc)).collect::<Result<_>>()?;
-        let stc = stc_maps.iter().map(|m| LinearTransform::new(m, &enc)).collect::<Result<_>>()?;
+        // Diagonals are numbered over CoeffToSlot then SlotToCoeff, in the order of use.
+        let mut next = 0;
+        let mut lay_out = |m: &dft::DiagonalMap| -> Result<LinearTransform> {
+            let t = LinearTransform::new(m, &enc)?.numbered_from(next);
+            next += t.diagonal_count();
+            Ok(t)
+        };
+        let cts = cts_maps.iter().map(&mut lay_out).collect::<Result<_>>()?;
+        let stc = stc_maps.iter().map(&mut lay_out).collect::<Result<_>>()?;
         let n = ctx.n();
         let mut i_ntt = vec![0u64; params.q().len() * n];
         i_ntt.par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
