@@ -36,6 +36,8 @@ mod run;
 pub mod serve;
 mod session;
 mod steps;
+#[cfg(test)]
+mod tests_diagonals;
 pub mod train;
 pub mod wire;
 

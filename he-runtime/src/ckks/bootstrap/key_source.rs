@@ -4,7 +4,6 @@
 
 use super::super::context::Context;
 use super::super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
-use super::diagonals::DiagonalUse;
 use crate::error::{Error, Result};
 
 /// One use of an evaluation key by a bootstrap, in order.
@@ -18,6 +17,38 @@ pub enum KeyUse {
     ToSparse,
     /// The sparse-to-dense switching key of the encapsulation.
     FromSparse,
+}
+
+/// One encoding of a diagonal of a bootstrap's linear transforms: which diagonal (numbered
+/// over CoeffToSlot's factors then SlotToCoeff's, in the order a bootstrap uses them) and the
+/// level and scale it is encoded at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiagonalUse {
+    /// The diagonal's number, `0..Bootstrapper::diagonals().len()`.
+    pub id: usize,
+    /// The level of the ciphertext it multiplies: encoded over q_0..q_level and P.
+    pub level: usize,
+    /// The scale its coefficients are rounded at.
+    pub scale: f64,
+}
+
+impl DiagonalUse {
+    /// Whether `other` asks for exactly this encoding (same diagonal, level and scale bits):
+    /// a source answers only then, and leaves any other encoding to the transform.
+    pub fn is(&self, other: &DiagonalUse) -> bool {
+        self.id == other.id
+            && self.level == other.level
+            && self.scale.to_bits() == other.scale.to_bits()
+    }
+}
+
+/// One use of a bootstrap, in order: an evaluation key or a pre-encoded diagonal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapUse {
+    /// An evaluation key.
+    Key(KeyUse),
+    /// The diagonal of this id ([`DiagonalUse::id`]).
+    Diagonal(usize),
 }
 
 /// A provider of evaluation keys, borrowed one at a time. Shared between threads: a bootstrap

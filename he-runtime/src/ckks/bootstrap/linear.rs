@@ -12,8 +12,7 @@ use super::super::fft::Complex64;
 use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
 use super::super::keyswitch::{decompose, Scratch, ScratchWords};
 use super::dft::DiagonalMap;
-use super::diagonals::DiagonalUse;
-use super::key_source::KeySource;
+use super::key_source::{DiagonalUse, KeySource};
 use crate::error::Error;
 
 /// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it,
