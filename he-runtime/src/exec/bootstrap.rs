@@ -1,7 +1,9 @@
 //! Bootstrapping with its keys in the tiered store: every key a durable seed-compressed object
 //! (reused by later processes through the key-set manifest), pinned only for the step that uses
 //! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
-//! whole key order handed to the store as a hint so `planned` prefetches it.
+//! whole key order handed to the store as a hint so `planned` prefetches it. Optionally the
+//! transforms' diagonals too, encoded once per process into transient objects pinned per term
+//! and hinted between the keys ([`StoredBootstrapKeys::with_stored_diagonals`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -58,8 +58,9 @@ pub struct StoreFlags {
     /// afterwards). Reusing a directory reuses its keys through the key-set manifest.
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// DRAM budget of the store in MiB (default: the whole key set expanded, plus room for
-    /// the bootstrap's own blocks: every key stays in DRAM once read).
+    /// DRAM budget of the store in MiB (default: the whole key set expanded and, unless
+    /// `--diagonals encode`, the encoded diagonals, plus room for the bootstrap's own blocks:
+    /// every key and diagonal stays in DRAM once read).
     #[arg(long)]
     pub dram_mib: Option<u64>,
     /// Placement policy of the store.
