@@ -12,7 +12,9 @@
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
 # helper thread expands the next seed-compressed key while the current one is in use; 0: off),
-# THREADS (worker threads of every run; default all cores).
+# THREADS (worker threads of every run; default all cores), DIAGONALS (auto: the transforms'
+# diagonals stored in the budget when it holds the expanded keys and them, else encoded at every
+# use — the all-DRAM run stores them, the quarter-budget runs encode; `stored` or `encode`).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -25,6 +27,7 @@ headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
 repeat="${REPEAT:-1}"
 expand="${EXPAND:-auto}"
 key_form="${KEY_FORM:-seeded}"
+diagonals="${DIAGONALS:-auto}"
 ahead=()
 [ "${EXPAND_AHEAD:-1}" = 0 ] && ahead=(--no-expand-ahead)
 [ -n "${THREADS:-}" ] && ahead+=(--threads "$THREADS")
@@ -37,7 +40,7 @@ cg_root=/sys/fs/cgroup/memory
 [ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
 
 common=(--json bootstrap --log-n "$log_n" --levels "$levels" "${insecure[@]}" --dir "$pool"
-        --expand "$expand" --key-form "$key_form" "${ahead[@]}")
+        --expand "$expand" --key-form "$key_form" --diagonals "$diagonals" "${ahead[@]}")
 
 # run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
 run() {
@@ -98,7 +101,7 @@ print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB st
       f"({budget_mib / (k['key_bytes_stored'] / 2**20):.2f} of stored: a quarter, or the "
       f"bootstrap's working set if larger), cgroup limit budget + {headroom >> 20} MiB")
 print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
-      f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'PM->DRAM':>9} "
+      f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'diag':>6} {'PM->DRAM':>9} "
       f"{'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
 for name, r, cg_max, failcnt, rc, hwm in rows:
     if r is None:
@@ -110,6 +113,7 @@ for name, r, cg_max, failcnt, rc, hwm in rows:
           f"{s.get('key_pins', 0):5d}/{s.get('key_pins_reused', 0):<4d} "
           f"{s.get('expand_ahead_seconds', 0.0):7.2f} "
           f"{s['expand'] + ('+ahead' if s.get('expand_ahead') else ''):>7} "
+          f"{s.get('diagonals', 'encode'):>6} "
           f"{s['stats']['bytes_pm_to_dram']/2**20:8.0f}M {hwm/2**20:8.0f}M {cg_max/2**20:8.0f}M "
           f"{failcnt:7d}")
 EOF

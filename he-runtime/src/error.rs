@@ -419,6 +419,13 @@ pub enum Error {
         /// Which key.
         what: &'static str,
     },
+    /// A bootstrap's source of pre-encoded diagonals holds none under this id (it was made
+    /// for another bootstrapper).
+    #[error("pre-encoded diagonal {id} of the bootstrap is missing")]
+    MissingDiagonal {
+        /// The diagonal's id ([`crate::ckks::bootstrap::DiagonalUse::id`]).
+        id: usize,
+    },
     /// A program refers to an object the executor does not hold.
     #[error("program object {id} is missing ({reason})")]
     MissingObject {

@@ -443,7 +443,9 @@ fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
 /// `hetier bootstrap --dir`: the first run puts the seed-compressed keys in the pool (its
 /// secret key in a 0600 file beside it), a later run at a quarter of the stored key set (or the
 /// bootstrap's working set, its buffers being in the budget too, if that is more) reuses every
-/// key and still bootstraps to the precision bound; test-size rings need the opt-in flag.
+/// key and still bootstraps to the precision bound; test-size rings need the opt-in flag. With
+/// `--diagonals auto` the default budget (grown for them) stores the transforms' diagonals and
+/// every one is pinned, none encoded; the quarter budget encodes them.
 #[test]
 fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -468,6 +470,14 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     for field in ["seconds", "precision_bits", "levels_after", "peak_rss"] {
         assert!(first[field].as_f64().unwrap() > 0.0, "{field}");
     }
+    let diagonal_bytes = first["diagonal_bytes"].as_u64().unwrap();
+    assert!(diagonal_bytes > 0);
+    assert_eq!(first["store"]["diagonals"], "stored");
+    let d = &first["store"]["diagonal_store"];
+    assert_eq!(d["bytes"].as_u64(), Some(diagonal_bytes));
+    assert_eq!(d["encoded_on_the_fly"].as_u64(), Some(0));
+    assert_eq!(d["pins"], d["count"], "{d}");
+    assert!(first["store"]["dram_budget"].as_u64().unwrap() >= expanded + diagonal_bytes);
     let mode = std::fs::metadata(dir.path().join("pool.secret")).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
 
@@ -480,6 +490,8 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(again["store"]["keys_generated"].as_u64(), Some(0));
     assert!(again["store"]["stats"]["peak_dram"].as_u64().unwrap() <= budget);
     assert!(again["precision_bits"].as_f64().unwrap() > 15.0, "{again}");
+    assert_eq!(again["store"]["diagonals"], "encode");
+    assert!(again["store"]["diagonal_store"].is_null());
 
     let out = hetier()
         .args(["bootstrap", "--log-n", "12", "--levels", "1", "--dir"])

@@ -1,7 +1,9 @@
 //! Bootstrapping with its keys in the tiered store: every key a durable seed-compressed object
 //! (reused by later processes through the key-set manifest), pinned only for the step that uses
 //! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
-//! whole key order handed to the store as a hint so `planned` prefetches it.
+//! whole key order handed to the store as a hint so `planned` prefetches it. Optionally the
+//! transforms' diagonals too, encoded once per process into transient objects pinned per term
+//! and hinted between the keys ([`StoredBootstrapKeys::with_stored_diagonals`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,11 +11,12 @@ use std::time::Instant;
 
 use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
 
+use super::diagonals::{DiagonalReport, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
 use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{KeyForm, KeyReport, KeySet, StoredKey};
-use crate::ckks::bootstrap::{Bootstrapper, KeySource, KeyUse};
+use crate::ckks::bootstrap::{BootstrapUse, Bootstrapper, DiagonalUse, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_expanded_words, switch_key_stored_len, Context, GaloisKey, KeyGenerator,
     KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey,
@@ -48,6 +51,9 @@ pub struct StoredBootstrapKeys<'s> {
     expand_ahead: bool,
     /// The expanded copies made so far (removed on drop).
     cached: Mutex<Vec<ObjectId>>,
+    /// The bootstrapper's diagonals encoded as store objects ([`Self::with_stored_diagonals`]);
+    /// without them every transform encodes its own.
+    pub(super) diagonals: Option<StoredDiagonals<'s>>,
 }
 
 /// Byte lengths one store-backed bootstrap of `bs` holds in the budget at once at its peak,
@@ -172,6 +178,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             expansion,
             expand_ahead: false,
             cached,
+            diagonals: None,
         };
         Ok((this, report))
     }
@@ -185,7 +192,8 @@ impl<'s> StoredBootstrapKeys<'s> {
         let cached = Mutex::new(Vec::new());
         let expansion = Expansion::PerPin;
         let expand_ahead = false;
-        Ok(Self { store, ctx: Arc::clone(ctx), keys, spares, expansion, expand_ahead, cached })
+        let ctx = Arc::clone(ctx);
+        Ok(Self { store, ctx, keys, spares, expansion, expand_ahead, cached, diagonals: None })
     }
 
     /// Fails with `BudgetTooSmall`, naming the smallest workable budget, when the store's budget
@@ -205,14 +213,22 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// The working set for `expansion` (and `ahead`), and whether it includes a second
     /// key-switch scratch for EvalMod's halves side by side: on a pool of two threads or more,
     /// when pins share one expanded copy (not per pin) and the budget holds it beside the rest.
+    /// With stored diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
     fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: bool) -> (Vec<u64>, bool) {
         let per_pin = expansion == Expansion::PerPin && self.form() == KeyForm::Seeded;
         let blocks = if per_pin { 1 + usize::from(ahead) } else { 1 };
-        let base = bootstrap_working_set(bs, self.form(), blocks, false);
+        let set = |side_by_side: bool| {
+            let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
+            if self.diagonals.is_some() {
+                set.push(bs.max_diagonal_words() as u64 * 8);
+            }
+            set
+        };
+        let base = set(false);
         if rayon::current_num_threads() < 2 || expansion == Expansion::PerPin {
             return (base, false);
         }
-        let wide = bootstrap_working_set(bs, self.form(), blocks, true);
+        let wide = set(true);
         if TieredStore::working_set_need([wide.iter().copied()]).0 <= self.store.budget() {
             (wide, true)
         } else {
@@ -334,12 +350,27 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// [`Expansion::Cached`] a key is pinned through its expanded copy: a key without one yet
     /// is read once (its stored object) and then used through the copy made from it, which
     /// the plan names too, so `planned` keeps room for it instead of evicting it as unplanned.
+    /// With stored diagonals, each is named where its transform multiplies by it.
     pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
-        let seq = bs.key_sequence();
+        self.plan(bs, times, true)
+    }
+
+    /// [`Self::access_plan`], with or without the diagonals.
+    fn plan(&self, bs: &Bootstrapper, times: usize, diagonals: bool) -> Result<Vec<ObjectId>> {
+        let seq = bs.access_sequence();
         let mut plan = Vec::with_capacity(seq.len() * times + 64);
         let mut made = std::collections::HashSet::new();
+        let mut last_key = None;
         for _ in 0..times {
             for &u in &seq {
+                let u = match (u, &self.diagonals) {
+                    (BootstrapUse::Key(u), _) => u,
+                    (BootstrapUse::Diagonal(i), Some(d)) if diagonals => {
+                        plan.push(d.object(i)?);
+                        continue;
+                    }
+                    (BootstrapUse::Diagonal(_), _) => continue,
+                };
                 let k = self.stored(u)?;
                 if k.form == KeyForm::Expanded {
                     plan.push(k.id);
@@ -347,10 +378,12 @@ impl<'s> StoredBootstrapKeys<'s> {
                 }
                 if self.expansion == Expansion::PerPin {
                     // A key pinned again right after itself is used from the block it was
-                    // expanded into: its stored object is read once per run of uses.
-                    if plan.last() != Some(&k.id) {
+                    // expanded into (diagonals between do not take that block): its stored
+                    // object is read once per run of uses.
+                    if last_key != Some(k.id) {
                         plan.push(k.id);
                     }
+                    last_key = Some(k.id);
                     continue;
                 }
                 let c = cache_id(k.id);
@@ -368,9 +401,29 @@ impl<'s> StoredBootstrapKeys<'s> {
         let plan = self.access_plan(bs, times)?;
         self.store.hint(&plan);
         if self.per_pin_seeded() {
-            self.spares.set_plan(&plan);
+            // The helper expanding ahead follows the keys alone.
+            self.spares.set_plan(&self.plan(bs, times, false)?);
         }
         Ok(())
+    }
+
+    /// Encodes every diagonal of `bs` into the store as a transient object (charged to the
+    /// budget like any object, written to the pool when evicted), used by every bootstrap from
+    /// then on instead of encoding them; the objects are removed with these keys.
+    pub fn with_stored_diagonals(mut self, bs: &Bootstrapper) -> Result<Self> {
+        self.diagonals = None;
+        self.diagonals = Some(StoredDiagonals::put(self.store, bs)?);
+        Ok(self)
+    }
+
+    /// What the stored diagonals cost and how they were used (None: encoded on the fly).
+    pub fn diagonal_report(&self) -> Option<DiagonalReport> {
+        self.diagonals.as_ref().map(StoredDiagonals::report)
+    }
+
+    /// Bytes of the stored diagonals (0 when encoded on the fly).
+    pub fn diagonal_bytes(&self) -> u64 {
+        self.diagonals.as_ref().map_or(0, StoredDiagonals::bytes)
     }
 
     /// Bytes of every key of the set in the store.
@@ -485,6 +538,12 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     /// takes from a prefetched key); pins of a stored or cached expanded key share one block.
     fn shared_borrows(&self) -> bool {
         self.expansion != Expansion::PerPin
+    }
+
+    /// A stored diagonal pinned for its term.
+    fn diagonal(&self, want: &DiagonalUse) -> Result<Option<KeyWords<'_, 's>>> {
+        let Some(d) = &self.diagonals else { return Ok(None) };
+        Ok(d.pin(want)?.map(KeyWords::Pinned))
     }
 }
 

@@ -21,6 +21,7 @@ mod bootstrap;
 mod compute;
 mod costs;
 mod deep_plan;
+mod diagonals;
 mod error;
 mod executor;
 mod heal;
@@ -35,6 +36,8 @@ mod run;
 pub mod serve;
 mod session;
 mod steps;
+#[cfg(test)]
+mod tests_diagonals;
 pub mod train;
 pub mod wire;
 
@@ -42,6 +45,7 @@ pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::{bootstrap_working_set, Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
 pub use deep_plan::{plan_compiled, PlanSummary, WeightMode};
+pub use diagonals::DiagonalReport;
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
 pub use heal::{

@@ -14,7 +14,7 @@ use hetier_he::exec::Expansion;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::bootstrap_store::{StoreFlags, StoreReport};
+use super::bootstrap_store::{DiagonalsArg, StoreFlags, StoreReport};
 use super::rss::{self, OutsideStore};
 use crate::fmt;
 
@@ -82,6 +82,9 @@ pub struct BootstrapReport {
     pub cpu_seconds: f64,
     /// CPU seconds of every timed bootstrap, in order.
     pub all_cpu_seconds: Vec<f64>,
+    /// Bytes of every diagonal of CoeffToSlot and SlotToCoeff encoded (in the store with
+    /// `--diagonals stored`; `store.diagonals` says where they came from).
+    pub diagonal_bytes: u64,
     /// The key store.
     pub store: StoreReport,
     /// log2(QP) of the parameters.
@@ -137,6 +140,26 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
                     fmt::bytes(report.key_bytes),
                     fmt::bytes(report.key_bytes_stored)
                 ),
+            ],
+            vec![
+                "diagonals".into(),
+                match &report.store.diagonal_store {
+                    Some(d) => format!(
+                        "stored: {} diagonals, {}, encoded in {:.2} s; {} pins, {:.2} s waiting \
+                         for the store",
+                        d.count,
+                        fmt::bytes(d.bytes),
+                        d.encode_seconds,
+                        d.pins,
+                        d.wait_seconds
+                    ),
+                    None => {
+                        format!(
+                            "encoded at every use ({} if stored)",
+                            fmt::bytes(report.diagonal_bytes)
+                        )
+                    }
+                },
             ],
             vec![
                 "key generation".into(),
@@ -211,11 +234,17 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let params = preset.params()?;
     let ctx = Context::new(&params)?;
     let bs = Bootstrapper::new(&ctx, &preset.config)?;
-    // Default budget: the whole key set expanded plus room for the bootstrap's own blocks.
+    // Default budget: the whole key set expanded (and the diagonals, unless they are encoded
+    // at every use) plus room for the bootstrap's own blocks.
     let key_count =
         bs.galois_elements().len() + 1 + 2 * usize::from(preset.config.sparse_secret.is_some());
     let expanded_key = switch_key_expanded_words(&ctx) as u64 * 8;
-    let open = args.store.open(key_count as u64 * expanded_key * 5 / 4 + (256 << 20))?;
+    let diagonals = match args.store.diagonals {
+        DiagonalsArg::Encode => 0,
+        DiagonalsArg::Auto | DiagonalsArg::Stored => bs.diagonal_bytes(),
+    };
+    let open =
+        args.store.open((key_count as u64 * expanded_key + diagonals) * 5 / 4 + (256 << 20))?;
     let (sk, mut kg, keyset) = open.secret_key(&args.store, &ctx)?;
     let (keys, made, keygen_seconds) = open.keys(&args.store, &ctx, &mut kg, &sk, keyset, &bs)?;
 
@@ -271,6 +300,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         all_seconds,
         cpu_seconds: all_cpu_seconds.last().copied().unwrap_or(0.0),
         all_cpu_seconds,
+        diagonal_bytes: bs.diagonal_bytes(),
         store,
         log_qp: params.log_qp(),
         peak_rss,

@@ -19,6 +19,38 @@ pub enum KeyUse {
     FromSparse,
 }
 
+/// One encoding of a diagonal of a bootstrap's linear transforms: which diagonal (numbered
+/// over CoeffToSlot's factors then SlotToCoeff's, in the order a bootstrap uses them) and the
+/// level and scale it is encoded at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiagonalUse {
+    /// The diagonal's number, `0..Bootstrapper::diagonals().len()`.
+    pub id: usize,
+    /// The level of the ciphertext it multiplies: encoded over q_0..q_level and P.
+    pub level: usize,
+    /// The scale its coefficients are rounded at.
+    pub scale: f64,
+}
+
+impl DiagonalUse {
+    /// Whether `other` asks for exactly this encoding (same diagonal, level and scale bits):
+    /// a source answers only then, and leaves any other encoding to the transform.
+    pub fn is(&self, other: &DiagonalUse) -> bool {
+        self.id == other.id
+            && self.level == other.level
+            && self.scale.to_bits() == other.scale.to_bits()
+    }
+}
+
+/// One use of a bootstrap, in order: an evaluation key or a pre-encoded diagonal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapUse {
+    /// An evaluation key.
+    Key(KeyUse),
+    /// The diagonal of this id ([`DiagonalUse::id`]).
+    Diagonal(usize),
+}
+
 /// A provider of evaluation keys, borrowed one at a time. Shared between threads: a bootstrap
 /// on a pool of several threads runs the EvalMods of the real and imaginary halves side by side,
 /// each borrowing its own keys.
@@ -46,6 +78,18 @@ pub trait KeySource: Sync {
     /// A bootstrap on several threads runs its two EvalMods side by side only when it is.
     fn shared_borrows(&self) -> bool {
         true
+    }
+
+    /// The words of a diagonal of the bootstrap's linear transforms already encoded as `want`
+    /// asks (NTT form over Q_level·P at `want.scale`, (level+1+K)·N words), borrowed for one
+    /// term; `None` has it encoded on the fly (the default, and the answer for an encoding
+    /// the source does not hold, e.g. [`super::Bootstrapper::dft_round_trip`]'s other scales).
+    fn diagonal(
+        &self,
+        want: &DiagonalUse,
+    ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
+        let _ = want;
+        Ok(None)
     }
 }
 
@@ -157,5 +201,12 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
 
     fn shared_borrows(&self) -> bool {
         self.inner.shared_borrows()
+    }
+
+    fn diagonal(
+        &self,
+        want: &DiagonalUse,
+    ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
+        self.inner.diagonal(want)
     }
 }

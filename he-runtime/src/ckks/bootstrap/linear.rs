@@ -12,7 +12,7 @@ use super::super::fft::Complex64;
 use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
 use super::super::keyswitch::{decompose, Scratch, ScratchWords};
 use super::dft::DiagonalMap;
-use super::key_source::KeySource;
+use super::key_source::{DiagonalUse, KeySource};
 use crate::error::Error;
 
 /// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it,
@@ -30,6 +30,18 @@ pub(crate) struct LinearTransform {
     giants: Vec<Giant>,
     /// Baby rotation steps in use (0 included when used).
     babies: Vec<i64>,
+    /// Id of its first diagonal among every diagonal of the bootstrap (see
+    /// [`super::DiagonalUse`]); the terms follow in the order [`Self::apply`] uses them.
+    first_id: usize,
+}
+
+/// One use of a transform's application, in order: a rotation key or an encoded diagonal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransformUse {
+    /// The key of this rotation step.
+    Rotation(i64),
+    /// The diagonal of this id.
+    Diagonal(usize),
 }
 
 impl LinearTransform {
@@ -60,7 +72,45 @@ impl LinearTransform {
         babies.sort_unstable();
         babies.dedup();
         let giants = giants.into_iter().map(|(step, terms)| Giant { step, terms }).collect();
-        Ok(Self { giants, babies })
+        Ok(Self { giants, babies, first_id: 0 })
+    }
+
+    /// The same transform with its diagonals numbered from `first` on.
+    pub(crate) fn numbered_from(self, first: usize) -> Self {
+        Self { first_id: first, ..self }
+    }
+
+    /// Number of diagonals (terms over every giant step).
+    pub(crate) fn diagonal_count(&self) -> usize {
+        self.giants.iter().map(|g| g.terms.len()).sum()
+    }
+
+    /// The unscaled coefficients of the diagonal numbered `id`, if it is one of this
+    /// transform's.
+    pub(crate) fn coefficients(&self, id: usize) -> Option<&[f64]> {
+        let mut i = id.checked_sub(self.first_id)?;
+        for g in &self.giants {
+            if let Some((_, c)) = g.terms.get(i) {
+                return Some(c);
+            }
+            i -= g.terms.len();
+        }
+        None
+    }
+
+    /// The key and diagonal uses of one application, in the order [`Self::apply`] makes them.
+    pub(crate) fn uses_in_order(&self) -> Vec<TransformUse> {
+        let mut uses: Vec<TransformUse> =
+            self.babies.iter().filter(|&&j| j != 0).map(|&j| TransformUse::Rotation(j)).collect();
+        let mut id = self.first_id;
+        for g in &self.giants {
+            uses.extend((id..id + g.terms.len()).map(TransformUse::Diagonal));
+            id += g.terms.len();
+            if g.step != 0 {
+                uses.push(TransformUse::Rotation(g.step));
+            }
+        }
+        uses
     }
 
     /// Every rotation step the transform needs a key for.
@@ -160,6 +210,7 @@ impl LinearTransform {
         let c1_words = (level + 1) * n;
         let mut c1 = scratch.take_spare(c1_words)?;
         let mut any = false;
+        let mut id = self.first_id;
         for giant in &self.giants {
             if giant.terms.is_empty() {
                 continue;
@@ -170,8 +221,22 @@ impl LinearTransform {
             let pt_words = ext_words / 2;
             let mut pt = scratch.take_spare(pt_words)?;
             for (j, diag) in &giant.terms {
-                let pt = &mut pt.as_mut()[..pt_words];
-                enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;
+                // Encoded beforehand by the source (pinned for this term only), or here.
+                let want = DiagonalUse { id, level, scale: pt_scale };
+                id += 1;
+                let stored = keys.diagonal(&want)?;
+                let pt: &[u64] = match &stored {
+                    Some(w) if w.as_ref().len() != pt_words => {
+                        let found = w.as_ref().len();
+                        return Err(Error::BufferLength { expected: pt_words, found }.into());
+                    }
+                    Some(w) => w.as_ref(),
+                    None => {
+                        let pt = &mut pt.as_mut()[..pt_words];
+                        enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;
+                        pt
+                    }
+                };
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",

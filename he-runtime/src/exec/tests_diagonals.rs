@@ -1,0 +1,80 @@
+//! The bootstrap's diagonals as store objects (`exec/diagonals.rs`) through
+//! [`super::StoredBootstrapKeys`]: kept apart from both so neither imports the other's tests.
+
+use hetier_tiering::{ObjectId, PolicyConfig, Pool, PoolOptions, TieredStore};
+
+use crate::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
+use crate::ckks::{
+    switch_key_stored_len, Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator,
+    KeyGenerator,
+};
+use crate::exec::{KeySetId, StoredBootstrapKeys};
+
+fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
+    let pool = Pool::create(dir, PoolOptions::default().segment_size(64 << 20)).unwrap();
+    let policy = PolicyConfig::Planned { prefetch: true };
+    TieredStore::builder().dram_budget(budget).pool(pool).policy(policy).build().unwrap()
+}
+
+/// Diagonals stored at a budget of the key set plus a third of the diagonals: they stream
+/// through the pool in the hinted order, the bootstrap encodes none itself and its result
+/// is the on-the-fly one bit for bit, the store stays in its budget, the working set grows
+/// by one pinned diagonal, and the objects go with the keys.
+#[test]
+fn stored_diagonals_stream_through_the_budget_and_give_the_encoded_bootstrap() {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let ctx = Context::new(&preset.params().unwrap()).unwrap();
+    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+    let mut kg = KeyGenerator::with_seed(&ctx, [41; 32]);
+    let sk = kg.secret_key();
+    let keyset = KeySetId::from_seed(&[41; 32]);
+    let keys_bytes = (bs.galois_elements().len() as u64 + 3) * switch_key_stored_len(&ctx);
+    let budget = keys_bytes + bs.diagonal_bytes() / 3;
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), budget);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let z: Vec<Complex64> =
+        (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).sin(), 0.1)).collect();
+    let enc = Encoder::new(&ctx);
+    let ct = Encryptor::with_seed(&ctx, [6; 32])
+        .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+        .unwrap();
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    let plain_set = keys.working_set_bytes(&bs);
+    let plain_plan = keys.access_plan(&bs, 1).unwrap().len();
+
+    let keys = keys.with_stored_diagonals(&bs).unwrap();
+    let count = bs.diagonals().len();
+    assert_eq!(keys.diagonal_bytes(), bs.diagonal_bytes());
+    assert_eq!(keys.access_plan(&bs, 1).unwrap().len(), plain_plan + count);
+    let pinned = bs.max_diagonal_words() as u64 * 8;
+    assert!(keys.working_set_bytes(&bs) >= plain_set + pinned - 4096);
+    keys.check_budget(&bs).unwrap();
+    let before = st.stats();
+    for _ in 0..2 {
+        keys.hint(&bs, 1).unwrap();
+        let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(got.as_words(), want.as_words());
+    }
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!(
+        (report.count, report.pins, report.encoded_on_the_fly),
+        (count, 2 * count as u64, 0)
+    );
+    let stats = st.stats();
+    assert!(stats.peak_dram <= budget, "{stats:?}");
+    let moved = stats.bytes_pm_to_dram - before.bytes_pm_to_dram;
+    assert!(moved >= bs.diagonal_bytes() / 2, "diagonals came back from the pool: {moved}");
+    assert!(stats.prefetches > before.prefetches, "{stats:?}");
+    let dec = Decryptor::new(&ctx, &sk).unwrap();
+    let got = enc.decode(&dec.decrypt(&want).unwrap()).unwrap();
+    let err = got.iter().zip(&z).map(|(a, b)| (*a - *b).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-5, "{err:e}");
+
+    let ids: Vec<ObjectId> = keys.diagonals.as_ref().unwrap().ids.clone();
+    assert_eq!(ids.len(), count);
+    assert!(ids.iter().all(|&id| st.contains(id)));
+    drop(keys);
+    assert!(ids.iter().all(|&id| !st.contains(id)), "removed with the keys");
+}
