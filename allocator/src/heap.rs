@@ -3,11 +3,12 @@
 
 use crate::sys::heap;
 
-/// The mmap threshold [`release_large_frees`] sets: 256 KiB, below one ring element's words at
-/// N = 2^16 (512 KiB), the size of most per-operation buffers there. Measured on a log N = 16
-/// bootstrap: 1 MiB leaves the memory outside the store where glibc's default does (355 MiB),
-/// 256 KiB or 128 KiB bring it to 223 MiB.
-pub const MMAP_THRESHOLD: usize = 256 << 10;
+/// The mmap threshold [`release_large_frees`] sets: 128 KiB (glibc's starting value, kept
+/// from growing), at most one ring element's words from N = 2^14 up, the size of most
+/// per-operation buffers there. Measured outside the store in `hetier bootstrap`: at log N = 16
+/// 355 MiB with glibc's default or a 1 MiB threshold, 223 MiB at 256 KiB or 128 KiB; at
+/// log N = 14, 34 MiB at the default or 256 KiB, 19 MiB at 128 KiB.
+pub const MMAP_THRESHOLD: usize = 128 << 10;
 
 /// Makes every heap allocation of [`MMAP_THRESHOLD`] bytes or more a mapping of its own that
 /// goes back to the OS when freed. glibc's default raises the threshold to the largest block
