@@ -100,6 +100,7 @@ impl LinearTransform {
     /// basis Q_l·P (no ModDown), the diagonals are encoded over Q_l·P and multiplied there.
     /// Each giant step takes one ModDown (of its c_1, which it key-switches; its c_0 stays in
     /// Q_l·P), the giant rotations accumulate in Q_l·P, and two ModDowns end the transform.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         eval: &Evaluator,
