@@ -160,12 +160,15 @@ impl<B: ScratchWords> Scratch<B> {
         self.spare.len()
     }
 
-    /// Frees the spare buffers kept between the steps of a transform or a bootstrap, when
-    /// they can be made again; buffers that cannot (handed in with [`Self::add_spares`]) are
-    /// kept for the next computation.
+    /// Frees the spare buffers kept between the steps of a transform or a bootstrap (the
+    /// partner's too), when they can be made again; buffers that cannot (handed in with
+    /// [`Self::add_spares`]) are kept for the next computation.
     pub fn release_spare(&mut self) {
         if B::fresh().is_some() {
             self.spare = Vec::new();
+            if let Some(p) = self.partner.as_mut() {
+                p.spare = Vec::new();
+            }
         }
     }
 }

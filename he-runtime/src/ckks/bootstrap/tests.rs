@@ -89,7 +89,11 @@ fn bootstraps_are_bit_identical_for_any_thread_count() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let mut scratch = Evaluator::new(&f.ctx).scratch();
-            f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()
+            let out = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+            // Heap spares (the second EvalMod half's too) are freed, not kept between calls.
+            let partner = scratch.partner.as_ref().map_or(0, |p| p.spares());
+            assert_eq!((scratch.spares(), partner), (0, 0), "{threads} threads");
+            out
         })
     };
     let one = run(1);
