@@ -21,6 +21,7 @@ mod dram;
 mod error;
 mod extent;
 pub mod format;
+pub mod heap;
 mod object;
 mod pagecache;
 mod pool;

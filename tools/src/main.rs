@@ -58,6 +58,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Large heap buffers freed go back to the OS instead of staying resident beside the
+    // store's budget (glibc would otherwise keep them once its threshold has grown).
+    hetier_allocator::heap::release_large_frees();
     let cli = Cli::parse();
     match cli.command {
         Command::Plan(args) => cmd::plan::run(&args, cli.json),

@@ -191,18 +191,37 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
         scale: f64,
         params_id: u64,
         slots: Option<usize>,
-    ) -> Ciphertext {
+    ) -> Result<Ciphertext> {
+        let out = vec![0; 2 * (self.level + 1) * self.n];
+        self.mod_down_into(ctx, scratch, out, scale, params_id, slots)
+    }
+
+    /// [`Self::mod_down`] into a caller's buffer of 2·(level+1)·N words (every word is
+    /// written); nothing is allocated.
+    pub(crate) fn mod_down_into<S, O>(
+        &mut self,
+        ctx: &Context,
+        scratch: &mut Scratch<S>,
+        out: O,
+        scale: f64,
+        params_id: u64,
+        slots: Option<usize>,
+    ) -> Result<Ciphertext<O>>
+    where
+        S: AsRef<[u64]> + AsMut<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+    {
         let (level, n) = (self.level, self.n);
         let l1 = level + 1;
-        let mut out = Ciphertext::zeros(2, level, scale, n, params_id);
+        let mut out = Ciphertext::from_raw(out, 2, level, scale, n, params_id)?;
         out.slots = slots;
-        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        let (o0, o1) = out.data.as_mut().split_at_mut(l1 * n);
         let (a0, a1) = self.parts_mut();
         let Scratch { y, v, md, .. } = scratch;
         let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
         mod_down(ctx, level, a0, y, v, md, o0, Finish::Store, None);
         mod_down(ctx, level, a1, y, v, md, o1, Finish::Store, None);
-        out
+        Ok(out)
     }
 }
 
@@ -366,7 +385,7 @@ impl Evaluator {
             )?;
         }
         let slots = terms.iter().fold(a.slots, |s, (_, pt)| merge_slots(s, pt.slots));
-        let out = acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id, slots);
+        let out = acc.mod_down(ctx, scratch, a.scale * pt_scale, a.params_id, slots)?;
         scratch.release_spare();
         Ok(out)
     }

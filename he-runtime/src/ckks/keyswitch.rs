@@ -114,6 +114,20 @@ impl<B: ScratchWords> Scratch<B> {
         self.spare.push(buf);
     }
 
+    /// A spare buffer of at least `room` words lent out as its first `len` (≤ `room`) words:
+    /// the buffer of a ciphertext temporary. Every temporary of a bootstrap asks for the same
+    /// `room` (its largest temporary), so temporaries never take the smaller spares of a linear
+    /// transform and one count of equal buffers covers them ([`Self::take_spare`]'s errors).
+    pub(crate) fn lend(&mut self, room: usize, len: usize) -> Result<Lent<B>> {
+        let buf = self.take_spare(room.max(len))?;
+        Ok(Lent { buf, len })
+    }
+
+    /// Takes back a buffer of [`Self::lend`].
+    pub(crate) fn give_back(&mut self, lent: Lent<B>) {
+        self.spare.push(lent.buf);
+    }
+
     /// Hands in buffers for the large temporaries of linear transforms and bootstraps (see
     /// [`super::bootstrap::Bootstrapper::spare_words`] for how many a bootstrap needs).
     pub fn add_spares(&mut self, bufs: impl IntoIterator<Item = B>) {
@@ -146,13 +160,36 @@ impl<B: ScratchWords> Scratch<B> {
         self.spare.len()
     }
 
-    /// Frees the spare buffers kept between the steps of a transform or a bootstrap, when
-    /// they can be made again; buffers that cannot (handed in with [`Self::add_spares`]) are
-    /// kept for the next computation.
+    /// Frees the spare buffers kept between the steps of a transform or a bootstrap (the
+    /// partner's too), when they can be made again; buffers that cannot (handed in with
+    /// [`Self::add_spares`]) are kept for the next computation.
     pub fn release_spare(&mut self) {
         if B::fresh().is_some() {
             self.spare = Vec::new();
+            if let Some(p) = self.partner.as_mut() {
+                p.spare = Vec::new();
+            }
         }
+    }
+}
+
+/// A spare buffer in use for its first `len` words ([`Scratch::lend`]): the words of a
+/// ciphertext temporary, whose buffer may be longer.
+#[derive(Debug)]
+pub(crate) struct Lent<B> {
+    buf: B,
+    len: usize,
+}
+
+impl<B: AsRef<[u64]>> AsRef<[u64]> for Lent<B> {
+    fn as_ref(&self) -> &[u64] {
+        &self.buf.as_ref()[..self.len]
+    }
+}
+
+impl<B: AsMut<[u64]>> AsMut<[u64]> for Lent<B> {
+    fn as_mut(&mut self) -> &mut [u64] {
+        &mut self.buf.as_mut()[..self.len]
     }
 }
 

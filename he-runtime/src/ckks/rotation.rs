@@ -94,16 +94,37 @@ impl Evaluator {
         scratch: &mut Scratch<S>,
     ) -> Result<Ciphertext> {
         self.check_ct(a)?;
+        let out = vec![0; 2 * (a.level + 1) * a.n];
+        self.key_switch_into(a, key, scratch, out)
+    }
+
+    /// [`Self::key_switch`] into a caller's buffer of 2·(level+1)·N words (every word is
+    /// written), returned as the result ciphertext; nothing is allocated.
+    pub fn key_switch_into<A, K, S, O>(
+        &self,
+        a: &Ciphertext<A>,
+        key: &KeySwitchKey<K>,
+        scratch: &mut Scratch<S>,
+        out: O,
+    ) -> Result<Ciphertext<O>>
+    where
+        A: AsRef<[u64]>,
+        K: AsRef<[u64]>,
+        S: AsRef<[u64]> + AsMut<[u64]>,
+        O: AsRef<[u64]> + AsMut<[u64]>,
+    {
+        self.check_ct(a)?;
         self.check_key(key)?;
         if a.parts != 2 {
             return Err(Error::InvalidDegree { degree: a.degree(), expected: 1 });
         }
         let n = self.ctx.n();
         let l1 = a.level + 1;
-        let mut out = Ciphertext::zeros(2, a.level, a.scale, n, a.params_id);
+        let mut out = Ciphertext::from_raw(out, 2, a.level, a.scale, n, a.params_id)?;
         out.slots = a.slots;
-        out.data[..l1 * n].copy_from_slice(a.part(0));
-        let (o0, o1) = out.data.split_at_mut(l1 * n);
+        let data = out.data.as_mut();
+        data[..l1 * n].copy_from_slice(a.part(0));
+        let (o0, o1) = data.split_at_mut(l1 * n);
         self.switch(a.level, key, scratch, None, a.part(1), o0, o1, Finish::Add, Finish::Store)?;
         Ok(out)
     }

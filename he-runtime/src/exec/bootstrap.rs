@@ -58,8 +58,9 @@ pub struct StoredBootstrapKeys<'s> {
 
 /// Byte lengths one store-backed bootstrap of `bs` holds in the budget at once at its peak,
 /// with keys stored in `form`: the key-switch scratch buffers at the top level and the spare
-/// buffers of its linear transforms ([`StoredBootstrapKeys::scratch`]), a second set of
-/// key-switch buffers when its EvalMod halves run `side_by_side` on two threads, the key pinned
+/// buffers of its ciphertext temporaries and linear transforms
+/// ([`StoredBootstrapKeys::scratch`]), a second set of key-switch buffers and one EvalMod
+/// half's spares when its EvalMod halves run `side_by_side` on two threads, the key pinned
 /// for a step (one at a time) and, for a seed-compressed key, `expanded_blocks` blocks it is
 /// expanded into (per pin: two when the next key is expanded ahead, whose stored object is then
 /// pinned too; the cached copy being made).
@@ -74,9 +75,13 @@ pub fn bootstrap_working_set(
     let ctx = &**bs.context();
     let top = ctx.params().max_level();
     let words = Scratch::<Vec<u64>>::words_at(ctx.params(), top);
-    let second: &[usize] = if side_by_side { &words } else { &[] };
+    let mut second = Vec::new();
+    if side_by_side {
+        second.extend(words);
+        second.extend(bs.partner_spare_words());
+    }
     let mut set: Vec<u64> =
-        words.iter().chain(second).chain(&bs.spare_words()).map(|&w| w as u64 * 8).collect();
+        words.iter().chain(&second).chain(&bs.spare_words()).map(|&w| w as u64 * 8).collect();
     let expanded = switch_key_expanded_words(ctx) as u64 * 8;
     match form {
         KeyForm::Expanded => set.push(expanded),
@@ -266,8 +271,9 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// Buffers for bootstrapping with `bs`, borrowed from the store's budget (charged while the
     /// scratch lives): the key-switch buffers sized for the top level and every spare buffer
-    /// of its linear transforms ([`Bootstrapper::spare_words`]), which stay for the next
-    /// bootstrap.
+    /// of its ciphertext temporaries and linear transforms ([`Bootstrapper::spare_words`];
+    /// with EvalMod's halves side by side, a partner scratch with
+    /// [`Bootstrapper::partner_spare_words`]), which stay for the next bootstrap.
     pub fn scratch(&self, bs: &Bootstrapper) -> Result<Scratch<ScratchBuffer<'s>>> {
         let top = self.ctx.params().max_level();
         let alloc = |w: usize| self.store.scratch(w as u64 * 8);
@@ -276,7 +282,10 @@ impl<'s> StoredBootstrapKeys<'s> {
             bs.spare_words().into_iter().map(alloc).collect::<std::result::Result<_, _>>()?;
         scratch.add_spares(spares);
         if self.footprint(bs, self.expansion, self.expand_ahead).1 {
-            scratch.set_partner(Scratch::with_buffers(&self.ctx, top, true, alloc)?);
+            let mut partner = Scratch::with_buffers(&self.ctx, top, true, alloc)?;
+            let spares = bs.partner_spare_words().into_iter().map(alloc);
+            partner.add_spares(spares.collect::<std::result::Result<Vec<_>, _>>()?);
+            scratch.set_partner(partner);
         }
         Ok(scratch)
     }

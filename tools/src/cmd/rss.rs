@@ -66,7 +66,9 @@ fn parse_cpu(stat: &str) -> f64 {
 /// The memory a run held outside its store, from outside measurements: the kernel's peak
 /// resident set (VmHWM) less the most the store can have had resident. What remains is the
 /// process's constant — the CKKS context's tables, the binary, the setup's key-generation
-/// transients, heap glibc kept — which a memory limit must allow beside the budget.
+/// transients, small heap blocks glibc kept (large ones go back to the OS,
+/// `hetier_allocator::heap::release_large_frees`) — which a memory limit must allow beside the
+/// budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutsideStore {
     /// Peak resident set of the process (VmHWM), bytes.
@@ -100,12 +102,17 @@ impl OutsideStore {
 
     /// The table row that prints it as part of the budget.
     pub fn row(&self, budget: u64) -> Vec<String> {
+        self.row_of(budget, "context tables, binary, setup")
+    }
+
+    /// [`Self::row`] naming what the memory outside the store is (`contents`).
+    pub fn row_of(&self, budget: u64, contents: &str) -> Vec<String> {
         use crate::fmt::bytes;
         vec![
             "memory outside the store".into(),
             format!(
-                "{} (peak RSS {} − store peak {}: context tables, binary, setup) — budget {} + \
-                 {} = {} for the whole process",
+                "{} (peak RSS {} − store peak {}: {contents}) — budget {} + {} = {} for the \
+                 whole process",
                 bytes(self.outside_store_bytes),
                 bytes(self.peak_rss),
                 bytes(self.store_peak),

@@ -14,70 +14,145 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::super::ciphertext::Ciphertext;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
-use super::super::keyswitch::Scratch;
+use super::super::keyswitch::{Lent, Scratch, ScratchWords};
 use super::key_source::KeySource;
 use crate::error::Error;
 
-/// Chebyshev powers of one input ciphertext, made on demand.
-pub(crate) struct Powers<'a, K: KeySource> {
+/// A ciphertext temporary in a spare of the scratch ([`Scratch::lend`]).
+pub(crate) type Temp<S> = Ciphertext<Lent<S>>;
+
+/// Chebyshev powers of one input ciphertext, all made up front ([`Powers::make`]) into spares
+/// of the scratch and given back by [`Powers::release`].
+pub(crate) struct Powers<'a, K: KeySource, S> {
     eval: &'a Evaluator,
     keys: &'a K,
-    cache: BTreeMap<usize, Ciphertext>,
+    cache: BTreeMap<usize, Temp<S>>,
     top: usize,
+    /// Words every temporary asks for ([`Scratch::lend`]).
+    room: usize,
 }
 
-impl<'a, K: KeySource> Powers<'a, K> {
-    /// Powers of `t` (slots in [−1, 1]).
-    pub(crate) fn new(eval: &'a Evaluator, keys: &'a K, t: Ciphertext) -> Self {
+impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
+    /// Powers of `t` (slots in [−1, 1]), its temporaries lent for `room` words.
+    pub(crate) fn new(eval: &'a Evaluator, keys: &'a K, t: Temp<S>, room: usize) -> Self {
         let top = t.level();
         let mut cache = BTreeMap::new();
         cache.insert(1, t);
-        Self { eval, keys, cache, top }
+        Self { eval, keys, cache, top, room }
     }
 
-    fn product<S: AsRef<[u64]> + AsMut<[u64]>>(
+    /// Makes every power in `needed` (a set closed under [`recipe`], see [`powers_made`]) in
+    /// increasing order, so that each one's operands are ready.
+    pub(crate) fn make(
+        &mut self,
+        needed: &BTreeSet<usize>,
+        scratch: &mut Scratch<S>,
+    ) -> std::result::Result<(), K::Error> {
+        for &j in needed {
+            if !self.cache.contains_key(&j) {
+                let (a, b, minus) = recipe(j);
+                let ct = self.product(a, b, minus, scratch)?;
+                self.cache.insert(j, ct);
+            }
+        }
+        Ok(())
+    }
+
+    /// 2·T_a·T_b − T_minus (T_0 = 1), one level below the lower operand.
+    fn product(
         &mut self,
         a: usize,
         b: usize,
         minus: usize,
         scratch: &mut Scratch<S>,
-    ) -> std::result::Result<Ciphertext, K::Error> {
-        let (x, y) = (self.get(a, scratch)?, self.get(b, scratch)?);
+    ) -> std::result::Result<Temp<S>, K::Error> {
+        let (eval, room) = (self.eval, self.room);
+        let missing = || Error::InvalidParameter {
+            name: "Chebyshev power",
+            reason: "an operand was not made before the power".into(),
+        };
+        let x = self.cache.get(&a).ok_or_else(missing)?;
+        let y = self.cache.get(&b).ok_or_else(missing)?;
         let l = x.level().min(y.level());
-        let eval = self.eval;
-        let (x, y) = (eval.drop_to_level(&x, l)?, eval.drop_to_level(&y, l)?);
-        let mut p = eval.mul_relin(&x, &y, &self.keys.relin()?, scratch)?;
+        let n = eval.context().n();
+        // The operand above the common level is copied down (at most one is).
+        let drop = |c: &Temp<S>, s: &mut Scratch<S>| -> crate::error::Result<Option<Temp<S>>> {
+            if c.level() == l {
+                return Ok(None);
+            }
+            Ok(Some(eval.drop_to_level_into(c, l, s.lend(room, 2 * (l + 1) * n)?)?))
+        };
+        let xd = drop(x, scratch)?;
+        let yd = drop(y, scratch)?;
+        let (xr, yr) = (xd.as_ref().unwrap_or(x), yd.as_ref().unwrap_or(y));
+        let tensor = eval.mul_into(xr, yr, scratch.lend(room, 3 * (l + 1) * n)?)?;
+        let out = scratch.lend(room, 2 * (l + 1) * n)?;
+        let mut p = eval.relinearize_into(&tensor, &self.keys.relin()?, scratch, out)?;
+        scratch.give_back(tensor.into_data());
+        for c in [xd, yd].into_iter().flatten() {
+            scratch.give_back(c.into_data());
+        }
         eval.mul_integer_assign(&mut p, 2)?;
         let target = p.scale();
         if minus == 0 {
             eval.add_const_assign(&mut p, Complex64::new(-1.0, 0.0))?;
         } else {
-            let m = self.get(minus, scratch)?;
-            let m = eval.drop_to_level(&m, l)?;
-            let mut m = eval.mul_const(&m, 1.0, target / m.scale())?;
+            let mut m = self.dropped(minus, l, scratch)?;
+            let s = m.scale();
+            eval.mul_const_assign(&mut m, 1.0, target / s)?;
             m.set_scale(target);
             eval.sub_assign(&mut p, &m)?;
+            scratch.give_back(m.into_data());
         }
-        Ok(eval.rescale(&p)?)
+        let r = rescale(eval, &p, scratch, room)?;
+        scratch.give_back(p.into_data());
+        Ok(r)
     }
 
-    /// T_j (j ≥ 1).
-    pub(crate) fn get<S: AsRef<[u64]> + AsMut<[u64]>>(
-        &mut self,
+    /// A copy of T_j (made by [`Self::make`]) at `level`, in a spare.
+    fn dropped(
+        &self,
         j: usize,
+        level: usize,
         scratch: &mut Scratch<S>,
-    ) -> std::result::Result<Ciphertext, K::Error> {
-        if let Some(c) = self.cache.get(&j) {
-            return Ok(c.clone());
+    ) -> crate::error::Result<Temp<S>> {
+        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
+            name: "Chebyshev power",
+            reason: format!("T_{j} was not made"),
+        })?;
+        let out = scratch.lend(self.room, 2 * (level + 1) * self.eval.context().n())?;
+        self.eval.drop_to_level_into(t, level, out)
+    }
+
+    /// Gives every power's buffer back to `scratch`.
+    pub(crate) fn release(self, scratch: &mut Scratch<S>) {
+        for (_, c) in self.cache {
+            scratch.give_back(c.into_data());
         }
-        let ct = if j.is_power_of_two() {
-            self.product(j / 2, j / 2, 0, scratch)?
-        } else {
-            let a = 1usize << (usize::BITS - 1 - j.leading_zeros());
-            self.product(a, j - a, 2 * a - j, scratch)?
-        };
-        self.cache.insert(j, ct.clone());
-        Ok(ct)
+    }
+}
+
+/// `a` rescaled into a spare lent for `room` words (the last limbs staged in the scratch's
+/// coefficient buffer, so nothing is allocated).
+pub(crate) fn rescale<S: ScratchWords>(
+    eval: &Evaluator,
+    a: &Temp<S>,
+    scratch: &mut Scratch<S>,
+    room: usize,
+) -> crate::error::Result<Temp<S>> {
+    let level = a.level().checked_sub(1).ok_or(Error::LevelExhausted { level: 0, needed: 1 })?;
+    let out = scratch.lend(room, (a.degree() + 1) * (level + 1) * eval.context().n())?;
+    eval.rescale_into_with(a, out, &mut scratch.coeff)
+}
+
+/// The operands of T_j (j ≥ 2) = 2·T_a·T_b − T_minus (T_0 = 1): T_2j = 2·T_j² − 1, and
+/// T_j = 2·T_a·T_(j−a) − T_(2a−j) with a the largest power of two below j.
+fn recipe(j: usize) -> (usize, usize, usize) {
+    if j.is_power_of_two() {
+        (j / 2, j / 2, 0)
+    } else {
+        let a = 1usize << (usize::BITS - 1 - j.leading_zeros());
+        (a, j - a, 2 * a - j)
     }
 }
 
@@ -142,9 +217,9 @@ pub(crate) fn depth(c: &[f64], limit: usize) -> Option<usize> {
     output_level(c, top, baby_bound(degree(c))).map(|l| top - l)
 }
 
-/// Relinearised products one evaluation of `c` makes: every power it needs (and the powers
-/// those are built from) plus one per giant step whose quotient is not a constant.
-pub(crate) fn products(c: &[f64]) -> usize {
+/// The powers one evaluation of `c` uses and the giant steps whose quotient is not a
+/// constant (each one more product).
+fn plan(c: &[f64]) -> (BTreeSet<usize>, usize) {
     fn collect(c: &[f64], baby: usize, powers: &mut BTreeSet<usize>, splits: &mut usize) {
         let d = degree(c);
         if d == 0 {
@@ -163,39 +238,88 @@ pub(crate) fn products(c: &[f64]) -> usize {
         }
         collect(&r, baby, powers, splits);
     }
+    let mut powers = BTreeSet::new();
+    let mut splits = 0;
+    collect(c, baby_bound(degree(c)), &mut powers, &mut splits);
+    (powers, splits)
+}
+
+/// Every power an evaluation of `c` makes (T_1 included): the powers it uses and those they
+/// are built from ([`recipe`]).
+pub(crate) fn powers_made(c: &[f64]) -> BTreeSet<usize> {
     fn close(j: usize, made: &mut BTreeSet<usize>) {
         if made.contains(&j) {
             return;
         }
-        if j.is_power_of_two() {
-            close(j / 2, made);
-        } else {
-            let a = 1usize << (usize::BITS - 1 - j.leading_zeros());
-            close(a, made);
-            close(j - a, made);
-            close(2 * a - j, made);
+        let (a, b, minus) = recipe(j);
+        for k in [a, b, minus] {
+            if k > 0 {
+                close(k, made);
+            }
         }
         made.insert(j);
     }
-    let mut powers = BTreeSet::new();
-    let mut splits = 0;
-    collect(c, baby_bound(degree(c)), &mut powers, &mut splits);
     let mut made = BTreeSet::from([1usize]);
-    for j in powers {
+    for j in plan(c).0 {
         close(j, &mut made);
     }
-    made.len() - 1 + splits
+    made
 }
 
-/// Evaluates p = Σ c_k T_k(t) and the powers it needs.
-pub(crate) struct ChebyshevEvaluator<'p, 'a, K: KeySource> {
-    powers: &'p mut Powers<'a, K>,
+/// Relinearised products one evaluation of `c` makes: every power it needs (and the powers
+/// those are built from) plus one per giant step whose quotient is not a constant.
+pub(crate) fn products(c: &[f64]) -> usize {
+    powers_made(c).len() - 1 + plan(c).1
+}
+
+/// Ciphertext temporaries (powers included, the input T_1 among them) one evaluation of `c`
+/// holds at once at its peak: while [`Powers::make`] makes each power (those made before it,
+/// a copy of the higher operand when the two differ in level, the degree-2 product and its
+/// relinearisation), then while [`ChebyshevEvaluator::eval`] runs over every power.
+pub(crate) fn peak_temporaries(c: &[f64]) -> usize {
+    let made = powers_made(c);
+    // Levels below the input's: T_j sits one below the lower of its operands.
+    let mut below: BTreeMap<usize, usize> = BTreeMap::from([(1, 0)]);
+    let mut peak = 1;
+    for (held, &j) in made.iter().enumerate().skip(1) {
+        let (a, b, _) = recipe(j);
+        let (la, lb) = (below[&a], below[&b]);
+        peak = peak.max(held + 2 + usize::from(la != lb));
+        below.insert(j, la.max(lb) + 1);
+    }
+    peak.max(made.len() + eval_peak(c, baby_bound(degree(c))))
+}
+
+/// Temporaries besides the powers that [`ChebyshevEvaluator::eval`] of `c` holds at once.
+fn eval_peak(c: &[f64], baby: usize) -> usize {
+    let d = degree(c);
+    if d < baby {
+        // The sum and one term; then the sum and its rescale.
+        return 2;
+    }
+    let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
+    let (q, r) = divide(&c[..=d], m);
+    // T_m's copy, then its product (or the rescale, 2).
+    let mut peak = 2;
+    if degree(&q) > 0 {
+        // T_m's copy beside the quotient's evaluation; then both, the tensor and the result.
+        peak = peak.max(1 + eval_peak(&q, baby)).max(4);
+    }
+    if degree(&r) > 0 {
+        peak = peak.max(1 + eval_peak(&r, baby));
+    }
+    peak
+}
+
+/// Evaluates p = Σ c_k T_k(t) over powers made up front.
+pub(crate) struct ChebyshevEvaluator<'p, 'a, K: KeySource, S> {
+    powers: &'p mut Powers<'a, K, S>,
     baby: usize,
 }
 
-impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
+impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
     /// An evaluator for polynomials of degree up to `max_degree` over `powers`.
-    pub(crate) fn new(powers: &'p mut Powers<'a, K>, max_degree: usize) -> Self {
+    pub(crate) fn new(powers: &'p mut Powers<'a, K, S>, max_degree: usize) -> Self {
         Self { powers, baby: baby_bound(max_degree) }
     }
 
@@ -204,33 +328,38 @@ impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
         output_level(c, self.powers.top, self.baby)
     }
 
-    /// p(t) at exactly (`level`, `scale`); `level` must not exceed [`Self::output_level`].
-    pub(crate) fn eval<S: AsRef<[u64]> + AsMut<[u64]>>(
+    /// p(t) at exactly (`level`, `scale`); `level` must not exceed [`Self::output_level`], and
+    /// the powers must have been made ([`Powers::make`] with [`powers_made`]).
+    pub(crate) fn eval(
         &mut self,
         c: &[f64],
         level: usize,
         scale: f64,
         scratch: &mut Scratch<S>,
-    ) -> std::result::Result<Ciphertext, K::Error> {
+    ) -> std::result::Result<Temp<S>, K::Error> {
         let d = degree(c);
         let eval = self.powers.eval;
+        let room = self.powers.room;
         let ctx = eval.context();
         let q_next = ctx.prime(level + 1).q as f64;
         if d < self.baby {
             // One sum of constant products at scale·q_(level+1), one rescale.
             let target = scale * q_next;
-            let mut acc: Option<Ciphertext> = None;
+            let mut acc: Option<Temp<S>> = None;
             for (j, &cj) in c.iter().enumerate().take(d + 1).skip(1) {
                 if cj == 0.0 {
                     continue;
                 }
-                let t = self.powers.get(j, scratch)?;
-                let t = eval.drop_to_level(&t, level + 1)?;
-                let mut term = eval.mul_const(&t, cj, target / t.scale())?;
+                let mut term = self.powers.dropped(j, level + 1, scratch)?;
+                let s = term.scale();
+                eval.mul_const_assign(&mut term, cj, target / s)?;
                 term.set_scale(target);
                 match acc.as_mut() {
                     None => acc = Some(term),
-                    Some(a) => eval.add_assign(a, &term)?,
+                    Some(a) => {
+                        eval.add_assign(a, &term)?;
+                        scratch.give_back(term.into_data());
+                    }
                 }
             }
             let mut acc = acc.ok_or(Error::InvalidParameter {
@@ -238,23 +367,32 @@ impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
                 reason: "a constant has no encrypted evaluation".into(),
             })?;
             eval.add_const_assign(&mut acc, Complex64::new(c[0], 0.0))?;
-            let mut out = eval.rescale(&acc)?;
+            let mut out = rescale(eval, &acc, scratch, room)?;
+            scratch.give_back(acc.into_data());
             out.set_scale(scale);
             return Ok(out);
         }
         let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
         let (q, r) = divide(&c[..=d], m);
-        let tm = self.powers.get(m, scratch)?;
-        let tm = eval.drop_to_level(&tm, level + 1)?;
+        let mut tm = self.powers.dropped(m, level + 1, scratch)?;
         let target = scale * q_next;
         let mut prod = if degree(&q) == 0 {
-            let mut p = eval.mul_const(&tm, q[0], target / tm.scale())?;
-            p.set_scale(target);
-            p
+            let s = tm.scale();
+            eval.mul_const_assign(&mut tm, q[0], target / s)?;
+            tm.set_scale(target);
+            tm
         } else {
             let qs = target / tm.scale();
             let qc = self.eval(&q, level + 1, qs, scratch)?;
-            let mut p = eval.mul_relin(&qc, &tm, &self.powers.keys.relin()?, scratch)?;
+            let n = ctx.n();
+            let tensor = eval.mul_into(&qc, &tm, scratch.lend(room, 3 * (level + 2) * n)?)?;
+            let out = scratch.lend(room, 2 * (level + 2) * n)?;
+            let rk = self.powers.keys.relin()?;
+            let mut p = eval.relinearize_into(&tensor, &rk, scratch, out)?;
+            drop(rk);
+            for t in [tensor, qc, tm] {
+                scratch.give_back(t.into_data());
+            }
             p.set_scale(target);
             p
         };
@@ -263,14 +401,16 @@ impl<'p, 'a, K: KeySource> ChebyshevEvaluator<'p, 'a, K> {
                 &mut prod,
                 Complex64::new(r.first().copied().unwrap_or(0.0), 0.0),
             )?;
-            let mut out = eval.rescale(&prod)?;
-            out.set_scale(scale);
+        }
+        let mut out = rescale(eval, &prod, scratch, room)?;
+        scratch.give_back(prod.into_data());
+        out.set_scale(scale);
+        if degree(&r) == 0 {
             return Ok(out);
         }
-        let mut out = eval.rescale(&prod)?;
-        out.set_scale(scale);
         let rc = self.eval(&r, level, scale, scratch)?;
         eval.add_assign(&mut out, &rc)?;
+        scratch.give_back(rc.into_data());
         Ok(out)
     }
 }

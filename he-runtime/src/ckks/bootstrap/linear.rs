@@ -10,7 +10,7 @@ use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
 use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
-use super::super::keyswitch::{decompose, Scratch, ScratchWords};
+use super::super::keyswitch::{decompose, Lent, Scratch, ScratchWords};
 use super::dft::DiagonalMap;
 use super::key_source::{DiagonalUse, KeySource};
 use crate::error::Error;
@@ -143,11 +143,14 @@ impl LinearTransform {
 
     /// `M x` on a ciphertext, consuming one level; the result has scale `out_scale` (the
     /// diagonals are encoded at q_level · out_scale / scale(x), so the rescale lands on it).
+    /// The result is in a spare of the scratch lent for `room` words ([`Scratch::lend`]); the
+    /// caller gives it back.
     ///
     /// Double hoisting: x's c_1 is decomposed once; every baby rotation stays in the extended
     /// basis Q_l·P (no ModDown), the diagonals are encoded over Q_l·P and multiplied there.
     /// Each giant step takes one ModDown (of its c_1, which it key-switches; its c_0 stays in
     /// Q_l·P), the giant rotations accumulate in Q_l·P, and two ModDowns end the transform.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         eval: &Evaluator,
@@ -156,7 +159,8 @@ impl LinearTransform {
         keys: &K,
         scratch: &mut Scratch<S>,
         out_scale: f64,
-    ) -> std::result::Result<Ciphertext, K::Error> {
+        room: usize,
+    ) -> std::result::Result<Ciphertext<Lent<S>>, K::Error> {
         let ctx = &**eval.context();
         eval.check_ct(x)?;
         if x.degree() != 1 {
@@ -273,10 +277,15 @@ impl LinearTransform {
         }
         scratch.give_spare(c1);
         // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
-        // any period to one of the same period, so the input's is kept.
-        let down = acc.mod_down(ctx, scratch, x.scale() * pt_scale, x.params_id(), x.slots());
+        // any period to one of the same period, so the input's is kept. The ModDown and the
+        // rescale land in spares lent for `room` words (the bootstrap's ciphertext temporaries).
+        let down = scratch.lend(room, 2 * (level + 1) * n)?;
+        let (scale, id) = (x.scale() * pt_scale, x.params_id());
+        let down = acc.mod_down_into(ctx, scratch, down, scale, id, x.slots())?;
         scratch.give_spare(acc.into_buffer());
-        let mut out = eval.rescale(&down)?;
+        let out = scratch.lend(room, 2 * level * n)?;
+        let mut out = eval.rescale_into_with(&down, out, &mut scratch.coeff)?;
+        scratch.give_back(down.into_data());
         out.set_scale(out_scale);
         Ok(out)
     }
@@ -341,7 +350,7 @@ mod tests {
         for level in [top, top - 1] {
             let pt = enc.encode(&x, level, params.scale()).unwrap();
             let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
-            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale()).unwrap();
+            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale(), 0).unwrap();
             assert_eq!(out.level(), level - 1);
             let got = enc.decode(&dec.decrypt(&out).unwrap()).unwrap();
             let err = got.iter().zip(&want).map(|(a, b)| (*a - *b).abs()).fold(0.0, f64::max);
@@ -356,7 +365,7 @@ mod tests {
         }
         let pt = enc.encode(&x, top, params.scale()).unwrap();
         let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
-        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale());
+        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale(), 0);
         assert!(matches!(r, Err(Error::MissingGaloisKey { .. })), "{r:?}");
     }
 }

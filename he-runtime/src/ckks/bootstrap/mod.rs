@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use self::chebyshev::{ChebyshevEvaluator, Powers};
+use self::chebyshev::{rescale, ChebyshevEvaluator, Powers, Temp};
 use self::linear::{LinearTransform, TransformUse};
 use super::ciphertext::Ciphertext;
 use super::context::Context;
@@ -51,7 +51,7 @@ use super::fft::Complex64;
 
 use super::hoisting::ExtendedCiphertext;
 use super::keys::{GaloisKeySet, KeyGenerator, SecretKey};
-use super::keyswitch::{Scratch, ScratchWords};
+use super::keyswitch::{Lent, Scratch, ScratchWords};
 use crate::error::{Error, Result};
 
 pub use self::config::BootstrapConfig;
@@ -125,6 +125,8 @@ pub struct Bootstrapper {
     /// NTT form of X^(N/2) (multiplication by i) over every Q prime.
     i_ntt: Vec<u64>,
     eval_mod_depth: usize,
+    /// Words every ciphertext temporary asks for ([`Scratch::lend`]): the largest of them.
+    room: usize,
 }
 
 impl Bootstrapper {
@@ -182,6 +184,10 @@ impl Bootstrapper {
             slots,
             trace_steps: trace_steps.collect(),
             i_ntt,
+            // The largest temporary: a transform's extended ciphertext at the top level, or the
+            // degree-2 product at EvalMod's input level.
+            room: ExtendedCiphertext::words(ctx, params.max_level())
+                .max(3 * (params.max_level() - cts_levels + 1) * n),
             eval_mod_depth,
         })
     }
@@ -255,18 +261,49 @@ impl Bootstrapper {
         seq
     }
 
-    /// Lengths in words of the spare buffers a bootstrap (or [`Self::dft_round_trip`]) takes
-    /// from its [`Scratch`] at once at its peak (its linear transforms' rotated and accumulated
-    /// extended ciphertexts, encoded diagonals and ModDown staging), each sized for the top
-    /// level: a caller whose buffers cannot grow hands in these ([`Scratch::add_spares`]).
+    /// Lengths in words of the spare buffers a bootstrap (or [`Self::dft_round_trip`],
+    /// [`Self::eval_mod_only`]) takes from its [`Scratch`] at once at its peak, each sized for
+    /// the top level: a caller whose buffers cannot grow hands in these
+    /// ([`Scratch::add_spares`]). They are the ciphertext temporaries and the linear
+    /// transforms' rotated and accumulated extended ciphertexts, all of one length (the largest
+    /// of them), and a transform's encoded diagonal and ModDown staging.
     pub fn spare_words(&self) -> Vec<usize> {
         let ctx = &*self.ctx;
         let top = ctx.params().max_level();
         let ext = ExtendedCiphertext::words(ctx, top);
-        let cts = self.cts.iter().chain(&self.stc).map(|t| t.spare_ciphertexts()).max();
-        let mut words = vec![ext; cts.unwrap_or(0)];
+        let mut words = vec![self.room; self.peak_temporaries()];
         words.extend([ext / 2, (top + 1) * ctx.n()]);
         words
+    }
+
+    /// Lengths in words of the spare buffers the second scratch of EvalMod's halves side by
+    /// side ([`Scratch::set_partner`]) takes at once: one half's temporaries but its input,
+    /// which the first scratch lends it. Empty for a sparse bootstrap (one EvalMod).
+    pub fn partner_spare_words(&self) -> Vec<usize> {
+        if self.sparse() {
+            return Vec::new();
+        }
+        vec![self.room; self.eval_mod_temporaries() - 1]
+    }
+
+    /// Ciphertext temporaries (and transform buffers of the same length) a bootstrap holds at
+    /// once at its peak, in its own scratch.
+    fn peak_temporaries(&self) -> usize {
+        let transform = self.cts.iter().chain(&self.stc).map(|t| t.spare_ciphertexts()).max();
+        // A transform's buffers beside its input; ModRaise's and a rotation's input and
+        // output; the real/imaginary split (input, conjugate, real half); EvalMod of one half
+        // beside the other half (or its result), which a partner scratch borrows.
+        let split = if self.sparse() { 2 } else { 3 };
+        let eval_mod = self.eval_mod_temporaries() + usize::from(!self.sparse());
+        [transform.unwrap_or(0) + 1, 2, split, eval_mod].into_iter().max().unwrap_or(0)
+    }
+
+    /// Ciphertext temporaries one EvalMod holds at once (its input included): the Chebyshev
+    /// evaluation's, a double angle's (input, product, relinearisation) or the arcsine's.
+    fn eval_mod_temporaries(&self) -> usize {
+        let arcsine = if self.config.arcsine { 4 } else { 0 };
+        let double = if self.config.double_angle > 0 { 3 } else { 0 };
+        chebyshev::peak_temporaries(&self.cosine).max(arcsine).max(double)
     }
 
     /// Key switches in one bootstrap (trace and DFT rotations, conjugation; encapsulation and
@@ -277,6 +314,8 @@ impl Bootstrapper {
     }
 
     /// Bootstraps `ct` (any level, degree 1) to [`Self::output_level`] at the same scale.
+    /// Every ciphertext temporary is a spare of `scratch` ([`Self::spare_words`]); the result
+    /// is a copy on the heap, at the output level.
     pub fn bootstrap<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
         ct: &Ciphertext<C>,
@@ -284,6 +323,16 @@ impl Bootstrapper {
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
         self.bootstrap_timed(ct, keys, scratch).map(|(c, _)| c)
+    }
+
+    /// A spare of `scratch` for a ciphertext of `parts` polynomials at `level`.
+    fn lend<S: ScratchWords>(
+        &self,
+        scratch: &mut Scratch<S>,
+        parts: usize,
+        level: usize,
+    ) -> Result<Lent<S>> {
+        scratch.lend(self.room, parts * (level + 1) * self.ctx.n())
     }
 
     /// [`Self::bootstrap`], with the time of each phase.
@@ -315,21 +364,29 @@ impl Bootstrapper {
         }
         let mut times = PhaseTimes::default();
         let clock = std::time::Instant::now();
-        let mut x = eval.drop_to_level(ct, 0)?;
+        let mut x = eval.drop_to_level_into(ct, 0, self.lend(scratch, 2, 0)?)?;
         if self.config.sparse_secret.is_some() {
-            x = eval.key_switch(&x, &keys.switching(KeyUse::ToSparse)?, scratch)?;
+            let out = self.lend(scratch, 2, 0)?;
+            let y = eval.key_switch_into(&x, &keys.switching(KeyUse::ToSparse)?, scratch, out)?;
+            scratch.give_back(std::mem::replace(&mut x, y).into_data());
         }
-        let mut x = self.mod_raise(&x)?;
+        let mut y = self.mod_raise(&x, scratch)?;
+        scratch.give_back(x.into_data());
         // The raised ciphertext is exact, and every key switch after it adds noise of a fixed
         // size: scaling the content up by an exact integer first makes that noise relatively
         // small through CoeffToSlot, whose error EvalMod multiplies by 2πK.
         let gain = if self.sparse() { SPARSE_COEFF_TO_SLOT_GAIN } else { COEFF_TO_SLOT_GAIN };
         if gain != 1 {
-            eval.mul_integer_assign(&mut x, gain)?;
+            eval.mul_integer_assign(&mut y, gain)?;
         }
         if self.config.sparse_secret.is_some() {
-            x = eval.key_switch(&x, &keys.switching(KeyUse::FromSparse)?, scratch)?;
+            let out = self.lend(scratch, 2, y.level())?;
+            let key = keys.switching(KeyUse::FromSparse)?;
+            let z = eval.key_switch_into(&y, &key, scratch, out)?;
+            drop(key);
+            scratch.give_back(std::mem::replace(&mut y, z).into_data());
         }
+        let mut x = y;
         // Decrypts to G·(Δ·m + q_0·I): read at scale G·q_0, the slots hold m·Δ/q_0 + I.
         x.set_scale(q0 * gain as f64);
         times.mod_raise = clock.elapsed().as_secs_f64();
@@ -340,9 +397,11 @@ impl Bootstrapper {
             let scale = x.scale() * (self.ctx.params().slots() / self.slots) as f64;
             for &step in &self.trace_steps {
                 let key = keys.galois(self.ctx.galois_element_for_step(step))?;
-                let r = eval.rotate(&x, step, &key, scratch)?;
+                let out = self.lend(scratch, 2, x.level())?;
+                let r = eval.rotate_into(&x, step, &key, scratch, out)?;
                 drop(key);
                 eval.add_assign(&mut x, &r)?;
+                scratch.give_back(r.into_data());
             }
             x.set_scale(scale);
         }
@@ -358,30 +417,36 @@ impl Bootstrapper {
         let step = (mod_scale / x.scale()).powf(1.0 / self.cts.len() as f64);
         for t in rest {
             let s = x.scale() * step;
-            x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
+            let y = t.apply(&eval, &enc, &x, keys, scratch, s, self.room)?;
+            scratch.give_back(std::mem::replace(&mut x, y).into_data());
         }
-        x = last.apply(&eval, &enc, &x, keys, scratch, mod_scale)?;
+        let y = last.apply(&eval, &enc, &x, keys, scratch, mod_scale, self.room)?;
+        scratch.give_back(std::mem::replace(&mut x, y).into_data());
         let conj_g = self.ctx.galois_element_conjugate();
-        let conj = eval.conjugate(&x, &keys.galois(conj_g)?, scratch)?;
+        let out = self.lend(scratch, 2, x.level())?;
+        let mut conj = eval.conjugate_into(&x, &keys.galois(conj_g)?, scratch, out)?;
         let mut x = if self.sparse() {
             // (w, −i·w) plus its conjugate: (Re w, Im w) in 2n real slots, one EvalMod.
-            let packed = eval.add(&x, &conj)?;
-            drop((x, conj));
+            eval.add_assign(&mut x, &conj)?;
+            scratch.give_back(conj.into_data());
             times.coeff_to_slot = clock.elapsed().as_secs_f64();
             let clock = std::time::Instant::now();
-            let y = self.eval_mod(&eval, packed, keys, scratch)?;
+            let y = self.eval_mod(&eval, x, keys, scratch)?;
             times.eval_mod = clock.elapsed().as_secs_f64();
             y
         } else {
-            let re = eval.add(&x, &conj)?;
-            let mut im = eval.sub(&conj, &x)?;
+            let mut re = eval.copy_into(&x, self.lend(scratch, 2, x.level())?)?;
+            eval.add_assign(&mut re, &conj)?;
+            eval.sub_assign(&mut conj, &x)?;
+            scratch.give_back(x.into_data());
+            let mut im = conj;
             self.mul_i_assign(&mut im);
-            drop((x, conj));
             times.coeff_to_slot = clock.elapsed().as_secs_f64();
             let clock = std::time::Instant::now();
             let (re, mut y) = self.eval_mod_pair(&eval, re, im, keys, scratch)?;
             self.mul_i_assign(&mut y);
             eval.add_assign(&mut y, &re)?;
+            scratch.give_back(re.into_data());
             times.eval_mod = clock.elapsed().as_secs_f64();
             y
         };
@@ -398,10 +463,14 @@ impl Bootstrapper {
         let step = (nominal / x.scale()).powf(1.0 / self.stc.len() as f64);
         for t in rest {
             let s = x.scale() * step;
-            x = t.apply(&eval, &enc, &x, keys, scratch, s)?;
+            let y = t.apply(&eval, &enc, &x, keys, scratch, s, self.room)?;
+            scratch.give_back(std::mem::replace(&mut x, y).into_data());
         }
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
-        let mut out = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
+        let y = last.apply(&eval, &enc, &x, keys, scratch, nominal, self.room)?;
+        scratch.give_back(x.into_data());
+        let mut out = y.to_owned_ct();
+        scratch.give_back(y.into_data());
         out.set_scale(scale_in);
         out.set_slots(ct.slots());
         times.slot_to_coeff = clock.elapsed().as_secs_f64();
@@ -420,30 +489,45 @@ impl Bootstrapper {
     ) -> std::result::Result<Ciphertext, K::Error> {
         let eval = Evaluator::new(&self.ctx);
         let enc = Encoder::new(&self.ctx);
-        let mut y = x.to_owned_ct();
-        let scale = y.scale();
+        let scale = x.scale();
+        let mut y: Option<Temp<S>> = None;
+        let room = self.room;
         for t in &self.cts {
-            let s = y.scale();
-            y = t.apply(&eval, &enc, &y, keys, scratch, s)?;
+            let next = match &y {
+                None => t.apply(&eval, &enc, x, keys, scratch, x.scale(), room)?,
+                Some(y) => t.apply(&eval, &enc, y, keys, scratch, y.scale(), room)?,
+            };
+            if let Some(old) = y.replace(next) {
+                scratch.give_back(old.into_data());
+            }
         }
+        let mut y = y.ok_or(Error::InvalidParameter {
+            name: "cts_levels",
+            reason: "no CoeffToSlot factor".into(),
+        })?;
         // CoeffToSlot's 1/2 undoes the doubling of the conjugate packing.
         let mut half = 0.5;
         if self.sparse() {
             let conj_g = self.ctx.galois_element_conjugate();
-            let conj = eval.conjugate(&y, &keys.galois(conj_g)?, scratch)?;
+            let out = self.lend(scratch, 2, y.level())?;
+            let conj = eval.conjugate_into(&y, &keys.galois(conj_g)?, scratch, out)?;
             eval.add_assign(&mut y, &conj)?;
+            scratch.give_back(conj.into_data());
             half = 1.0;
         }
         for t in &self.stc {
             let s = y.scale();
-            y = t.apply(&eval, &enc, &y, keys, scratch, s)?;
+            let next = t.apply(&eval, &enc, &y, keys, scratch, s, room)?;
+            scratch.give_back(std::mem::replace(&mut y, next).into_data());
         }
+        let mut out = y.to_owned_ct();
+        scratch.give_back(y.into_data());
         let q0 = self.ctx.params().q()[0] as f64;
         let c =
             half * q0 / (2.0 * std::f64::consts::PI * self.config.k * self.ctx.params().scale());
-        y.set_scale(scale * c);
+        out.set_scale(scale * c);
         scratch.release_spare();
-        Ok(y)
+        Ok(out)
     }
 
     /// EvalMod alone on slots t (real, in [−1, 1]): sin(2πK·t), consuming
@@ -454,23 +538,37 @@ impl Bootstrapper {
         keys: &K,
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<Ciphertext, K::Error> {
-        self.eval_mod(&Evaluator::new(&self.ctx), t, keys, scratch)
+        let eval = Evaluator::new(&self.ctx);
+        let t = eval.copy_into(&t, self.lend(scratch, 2, t.level())?)?;
+        let y = self.eval_mod(&eval, t, keys, scratch)?;
+        let out = y.to_owned_ct();
+        scratch.give_back(y.into_data());
+        scratch.release_spare();
+        Ok(out)
     }
 
-    /// The level-0 ciphertext read modulo every prime of the chain (centred lift).
-    fn mod_raise(&self, x: &Ciphertext) -> Result<Ciphertext> {
+    /// The level-0 ciphertext read modulo every prime of the chain (centred lift), in a spare.
+    fn mod_raise<C: AsRef<[u64]>, S: ScratchWords>(
+        &self,
+        x: &Ciphertext<C>,
+        scratch: &mut Scratch<S>,
+    ) -> Result<Temp<S>> {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let top = ctx.params().max_level();
         let q0 = &ctx.prime(0).modulus;
-        let mut out = Ciphertext::zeros(2, top, x.scale(), n, x.params_id());
+        let out = self.lend(scratch, 2, top)?;
+        let mut out = Ciphertext::from_raw(out, 2, top, x.scale(), n, x.params_id())?;
         out.set_slots(x.slots());
         for p in 0..2 {
-            let mut coeff = x.part(p)[..n].to_vec();
-            ctx.prime(0).intt(&mut coeff);
+            // Level 0's coefficients, staged in the scratch's coefficient buffer.
+            let coeff = &mut scratch.coeff.as_mut()[..n];
+            coeff.copy_from_slice(&x.part(p)[..n]);
+            ctx.prime(0).intt(coeff);
+            let coeff = &*coeff;
             out.part_mut(p).par_chunks_mut(n).enumerate().for_each(|(i, limb)| {
                 let prime = ctx.prime(i);
-                prime.modulus.lift_centered_slice(&coeff, q0, limb);
+                prime.modulus.lift_centered_slice(coeff, q0, limb);
                 prime.ntt(limb);
             });
         }
@@ -478,7 +576,7 @@ impl Bootstrapper {
     }
 
     /// Multiplies the slots by i (the monomial X^(N/2)), exactly.
-    fn mul_i_assign(&self, x: &mut Ciphertext) {
+    fn mul_i_assign<C: AsRef<[u64]> + AsMut<[u64]>>(&self, x: &mut Ciphertext<C>) {
         let ctx = &*self.ctx;
         let n = ctx.n();
         let l1 = x.level() + 1;
@@ -494,15 +592,17 @@ impl Bootstrapper {
     /// by side, the second on a scratch of its own: each is a chain of products
     /// and rescales over a dozen limbs with serial gaps between them (copies of powers, level
     /// drops, key pins), which limb parallelism alone leaves idle on the other thread; the
-    /// results are the same as one after the other.
+    /// results are the same as one after the other. The second half's input comes from the
+    /// first scratch and goes back to the second, its result the other way round, so each
+    /// keeps as many spares as it had.
     fn eval_mod_pair<K: KeySource, S: ScratchWords>(
         &self,
         eval: &Evaluator,
-        re: Ciphertext,
-        im: Ciphertext,
+        re: Temp<S>,
+        im: Temp<S>,
         keys: &K,
         scratch: &mut Scratch<S>,
-    ) -> std::result::Result<(Ciphertext, Ciphertext), K::Error> {
+    ) -> std::result::Result<(Temp<S>, Temp<S>), K::Error> {
         let second = if rayon::current_num_threads() < 2 || !keys.shared_borrows() {
             None
         } else {
@@ -524,11 +624,12 @@ impl Bootstrapper {
     fn eval_mod<K: KeySource, S: ScratchWords>(
         &self,
         eval: &Evaluator,
-        t: Ciphertext,
+        t: Temp<S>,
         keys: &K,
         scratch: &mut Scratch<S>,
-    ) -> std::result::Result<Ciphertext, K::Error> {
-        let mut powers = Powers::new(eval, keys, t);
+    ) -> std::result::Result<Temp<S>, K::Error> {
+        let mut powers = Powers::new(eval, keys, t, self.room);
+        powers.make(&chebyshev::powers_made(&self.cosine), scratch)?;
         let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
         let level = cheb.output_level(&self.cosine).ok_or(Error::CannotBootstrap {
             needed: self.eval_mod_depth,
@@ -537,37 +638,66 @@ impl Bootstrapper {
         })?;
         let scale = self.ctx.prime(level).q as f64;
         let mut c = cheb.eval(&self.cosine, level, scale, scratch)?;
-        drop(powers);
+        powers.release(scratch);
         for _ in 0..self.config.double_angle {
             // cos 2θ = 2cos²θ − 1.
-            let mut sq = eval.mul_relin(&c, &c, &keys.relin()?, scratch)?;
+            let mut sq = self.mul_relin(eval, &c, &c, keys, scratch)?;
+            scratch.give_back(c.into_data());
             eval.mul_integer_assign(&mut sq, 2)?;
             eval.add_const_assign(&mut sq, Complex64::new(-1.0, 0.0))?;
-            c = eval.rescale(&sq)?;
+            c = rescale(eval, &sq, scratch, self.room)?;
+            scratch.give_back(sq.into_data());
         }
         if self.config.arcsine {
-            c = Self::arcsine(eval, &c, keys, scratch)?;
+            c = self.arcsine(eval, c, keys, scratch)?;
         }
         Ok(c)
+    }
+
+    /// a·b relinearised, in a spare (the degree-2 product in another, given back).
+    fn mul_relin<K: KeySource, S: ScratchWords>(
+        &self,
+        eval: &Evaluator,
+        a: &Temp<S>,
+        b: &Temp<S>,
+        keys: &K,
+        scratch: &mut Scratch<S>,
+    ) -> std::result::Result<Temp<S>, K::Error> {
+        let rk = keys.relin()?;
+        let tensor = eval.mul_into(a, b, self.lend(scratch, 3, a.level())?)?;
+        let out = self.lend(scratch, 2, a.level())?;
+        let p = eval.relinearize_into(&tensor, &rk, scratch, out)?;
+        scratch.give_back(tensor.into_data());
+        Ok(p)
     }
 
     /// u + u³/6 in two levels: u³ = (u·u)·u with the 1/6 folded into its scale, and u brought to
     /// that scale by an integer product before the last rescale.
     fn arcsine<K: KeySource, S: ScratchWords>(
+        &self,
         eval: &Evaluator,
-        u: &Ciphertext,
+        u: Temp<S>,
         keys: &K,
         scratch: &mut Scratch<S>,
-    ) -> std::result::Result<Ciphertext, K::Error> {
-        let sq = eval.rescale(&eval.mul_relin(u, u, &keys.relin()?, scratch)?)?;
-        let low = eval.drop_to_level(u, sq.level())?;
-        let mut cube = eval.mul_relin(&sq, &low, &keys.relin()?, scratch)?;
+    ) -> std::result::Result<Temp<S>, K::Error> {
+        let uu = self.mul_relin(eval, &u, &u, keys, scratch)?;
+        let sq = rescale(eval, &uu, scratch, self.room)?;
+        scratch.give_back(uu.into_data());
+        let mut low =
+            eval.drop_to_level_into(&u, sq.level(), self.lend(scratch, 2, sq.level())?)?;
+        scratch.give_back(u.into_data());
+        let mut cube = self.mul_relin(eval, &sq, &low, keys, scratch)?;
+        scratch.give_back(sq.into_data());
         let target = 6.0 * cube.scale();
         cube.set_scale(target);
-        let mut lin = eval.mul_const(&low, 1.0, target / low.scale())?;
-        lin.set_scale(target);
-        eval.add_assign(&mut cube, &lin)?;
-        Ok(eval.rescale(&cube)?)
+        let s = low.scale();
+        eval.mul_const_assign(&mut low, 1.0, target / s)?;
+        low.set_scale(target);
+        eval.add_assign(&mut cube, &low)?;
+        scratch.give_back(low.into_data());
+        let out = rescale(eval, &cube, scratch, self.room)?;
+        scratch.give_back(cube.into_data());
+        Ok(out)
     }
 }
 

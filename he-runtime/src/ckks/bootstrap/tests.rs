@@ -89,7 +89,11 @@ fn bootstraps_are_bit_identical_for_any_thread_count() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let mut scratch = Evaluator::new(&f.ctx).scratch();
-            f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()
+            let out = f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap();
+            // Heap spares (the second EvalMod half's too) are freed, not kept between calls.
+            let partner = scratch.partner.as_ref().map_or(0, |p| p.spares());
+            assert_eq!((scratch.spares(), partner), (0, 0), "{threads} threads");
+            out
         })
     };
     let one = run(1);
@@ -471,4 +475,85 @@ fn a_ciphertext_encoded_for_more_slots_than_the_bootstrapper_is_a_typed_error() 
         Ciphertext::from_raw(ct.as_words(), 2, 0, ct.scale(), f.ctx.n(), ct.params_id()).unwrap();
     assert_eq!(raw.slots(), None);
     assert!(f.bs.bootstrap(&raw, &f.keys, &mut scratch).is_ok());
+}
+
+/// A buffer that cannot grow, as a store block: a bootstrap over these takes only the spares
+/// handed in.
+#[derive(Debug)]
+struct Fixed(Vec<u64>);
+
+impl AsRef<[u64]> for Fixed {
+    fn as_ref(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+impl AsMut<[u64]> for Fixed {
+    fn as_mut(&mut self) -> &mut [u64] {
+        &mut self.0
+    }
+}
+
+impl ScratchWords for Fixed {
+    fn room(&self) -> usize {
+        self.0.len()
+    }
+
+    fn grow(&mut self, _len: usize) {}
+
+    fn fresh() -> Option<Self> {
+        None
+    }
+}
+
+/// A scratch of fixed buffers at the top level holding `spares`, with a partner holding
+/// `partner` spares when given.
+fn fixed_scratch(f: &Fixture, spares: &[usize], partner: Option<&[usize]>) -> Scratch<Fixed> {
+    let top = f.ctx.params().max_level();
+    let alloc = |w: usize| Ok::<Fixed, ()>(Fixed(vec![0; w]));
+    let mut s = Scratch::with_buffers(&f.ctx, top, true, alloc).unwrap();
+    s.add_spares(spares.iter().map(|&w| Fixed(vec![0; w])));
+    if let Some(words) = partner {
+        let mut p = Scratch::with_buffers(&f.ctx, top, true, alloc).unwrap();
+        p.add_spares(words.iter().map(|&w| Fixed(vec![0; w])));
+        s.set_partner(p);
+    }
+    s
+}
+
+/// Every ciphertext temporary comes from the spares: with exactly [`Bootstrapper::spare_words`]
+/// (and [`Bootstrapper::partner_spare_words`] for EvalMod's second half, side by side on two
+/// threads) of buffers that cannot grow, full-slot, arcsine and sparse bootstraps give the heap
+/// scratch's result bit for bit, again on the second run (each scratch keeps its spares); one
+/// buffer fewer in either scratch is a typed error.
+#[test]
+fn spare_words_are_exactly_the_buffers_a_bootstrap_takes() {
+    let arcsine = BootstrapConfig { arcsine: true, ..BootstrapConfig::default() };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    for config in [BootstrapConfig::default(), arcsine, sparse(256)] {
+        let f = fixture(12, 1, config);
+        let z = periodic_slots(&f, f.bs.slots(), true, 3);
+        let ct = encrypt_at(&f, &z, 0);
+        let want = f.bs.bootstrap(&ct, &f.keys, &mut Evaluator::new(&f.ctx).scratch()).unwrap();
+        let (words, partner) = (f.bs.spare_words(), f.bs.partner_spare_words());
+        assert_eq!(partner.is_empty(), f.bs.sparse());
+        pool.install(|| {
+            let mut s = fixed_scratch(&f, &words, Some(&partner));
+            for _ in 0..2 {
+                let got = f.bs.bootstrap(&ct, &f.keys, &mut s).unwrap();
+                assert_eq!(got.as_words(), want.as_words());
+                assert_eq!(s.spares(), words.len());
+                let p = s.partner.as_ref().map(|p| p.spares());
+                assert_eq!(p, Some(partner.len()), "the partner keeps its spares");
+            }
+            let mut short = fixed_scratch(&f, &words[1..], Some(&partner));
+            let r = f.bs.bootstrap(&ct, &f.keys, &mut short);
+            assert!(matches!(r, Err(Error::BufferLength { .. })), "{:?}", r.map(|c| c.level()));
+            if let Some((_, rest)) = partner.split_first() {
+                let mut short = fixed_scratch(&f, &words, Some(rest));
+                let r = f.bs.bootstrap(&ct, &f.keys, &mut short);
+                assert!(matches!(r, Err(Error::BufferLength { .. })), "partner one short");
+            }
+        });
+    }
 }
