@@ -28,6 +28,7 @@
 mod chebyshev;
 mod config;
 mod dft;
+mod diagonal_plan;
 mod diagonals;
 mod key_source;
 mod linear;
@@ -42,7 +43,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use self::chebyshev::{rescale, ChebyshevEvaluator, Powers, Temp};
-use self::linear::{LinearTransform, TransformUse};
+use self::linear::LinearTransform;
 use super::ciphertext::Ciphertext;
 use super::context::Context;
 use super::encoder::Encoder;
@@ -698,142 +699,5 @@ impl Bootstrapper {
         let out = rescale(eval, &cube, scratch, self.room)?;
         scratch.give_back(cube.into_data());
         Ok(out)
-    }
-}
-
-/// The diagonals of the linear transforms, for callers that encode them ahead of time: within
-/// one bootstrap every transform runs at a fixed level and encodes at a fixed scale, so the
-/// NTT-form words of each diagonal are the same in every bootstrap of a parameter set.
-impl Bootstrapper {
-    /// The transforms in diagonal-id order: CoeffToSlot's factors, then SlotToCoeff's.
-    fn transforms(&self) -> impl Iterator<Item = &LinearTransform> {
-        self.cts.iter().chain(&self.stc)
-    }
-
-    /// Every diagonal one bootstrap multiplies by, in the order it uses them (ids ascending),
-    /// with the level and scale [`Self::bootstrap`] encodes it at: the scales follow the same
-    /// arithmetic as the bootstrap's (ModRaise's G·q_0, each factor's share of the way to
-    /// EvalMod's prime, EvalMod's products and rescales, SlotToCoeff's way down to Δ).
-    pub fn diagonals(&self) -> Vec<DiagonalUse> {
-        let ctx = &*self.ctx;
-        let params = ctx.params();
-        let q = |l: usize| ctx.prime(l).q as f64;
-        let gain = if self.sparse() { SPARSE_COEFF_TO_SLOT_GAIN } else { COEFF_TO_SLOT_GAIN };
-        let mut scale = params.q()[0] as f64 * gain as f64;
-        if self.sparse() {
-            scale *= (params.slots() / self.slots) as f64;
-        }
-        let mut level = params.max_level();
-        // (level, diagonal scale) of each transform, in order.
-        let mut at: Vec<(usize, f64)> = Vec::new();
-        let mut apply = |level: &mut usize, scale: &mut f64, out_scale: f64| {
-            at.push((*level, q(*level) * out_scale / *scale));
-            *level -= 1;
-            *scale = out_scale;
-        };
-        let mod_scale = q(level - self.cts.len());
-        let step = (mod_scale / scale).powf(1.0 / self.cts.len() as f64);
-        for _ in 1..self.cts.len() {
-            let s = scale * step;
-            apply(&mut level, &mut scale, s);
-        }
-        apply(&mut level, &mut scale, mod_scale);
-        // EvalMod: the interpolant lands on its output level's prime; each double angle squares
-        // and rescales; the arcsine's cube (with its 1/6) takes two rescales.
-        let arcsine = if self.config.arcsine { 2 } else { 0 };
-        level -= self.eval_mod_depth - self.config.double_angle as usize - arcsine;
-        scale = q(level);
-        for _ in 0..self.config.double_angle {
-            scale = scale * scale / q(level);
-            level -= 1;
-        }
-        if self.config.arcsine {
-            let cube = scale * scale / q(level) * scale;
-            scale = 6.0 * cube / q(level - 1);
-            level -= 2;
-        }
-        let nominal = params.scale();
-        let step = (nominal / scale).powf(1.0 / self.stc.len() as f64);
-        for _ in 1..self.stc.len() {
-            let s = scale * step;
-            apply(&mut level, &mut scale, s);
-        }
-        apply(&mut level, &mut scale, nominal);
-        let mut out = Vec::new();
-        for (t, (level, scale)) in self.transforms().zip(at) {
-            let first = out.len();
-            out.extend((first..first + t.diagonal_count()).map(|id| DiagonalUse {
-                id,
-                level,
-                scale,
-            }));
-        }
-        out
-    }
-
-    /// Words of the encoding `d`: (level+1+K)·N.
-    pub fn diagonal_words(&self, d: &DiagonalUse) -> usize {
-        (d.level + 1 + self.ctx.p_len()) * self.ctx.n()
-    }
-
-    /// Bytes of every diagonal of [`Self::diagonals`] encoded.
-    pub fn diagonal_bytes(&self) -> u64 {
-        self.diagonals().iter().map(|d| self.diagonal_words(d) as u64 * 8).sum()
-    }
-
-    /// Words of the largest encoded diagonal (the one a bootstrap pins at its peak).
-    pub fn max_diagonal_words(&self) -> usize {
-        self.diagonals().iter().map(|d| self.diagonal_words(d)).max().unwrap_or(0)
-    }
-
-    /// Encodes the diagonal `d` into the first [`Self::diagonal_words`] words of `out`: the
-    /// words a transform would encode itself (bit for bit).
-    pub fn encode_diagonal(&self, d: &DiagonalUse, out: &mut [u64]) -> Result<()> {
-        let coeffs = self
-            .transforms()
-            .find_map(|t| t.coefficients(d.id))
-            .ok_or(Error::MissingDiagonal { id: d.id })?;
-        Encoder::new(&self.ctx).encode_coefficients_extended(coeffs, d.level, d.scale, out)
-    }
-
-    /// Encodes every diagonal of [`Self::diagonals`] in memory.
-    pub fn encode_diagonals(&self) -> Result<EncodedDiagonals> {
-        let uses = self.diagonals();
-        let words = uses
-            .iter()
-            .map(|d| {
-                let mut w = vec![0u64; self.diagonal_words(d)];
-                self.encode_diagonal(d, &mut w)?;
-                Ok(w)
-            })
-            .collect::<Result<_>>()?;
-        Ok(EncodedDiagonals { uses, words })
-    }
-
-    /// Every key and diagonal use of one bootstrap, in order: [`Self::key_sequence`] with the
-    /// diagonals where their transforms multiply by them.
-    pub fn access_sequence(&self) -> Vec<BootstrapUse> {
-        let galois =
-            |s: i64| BootstrapUse::Key(KeyUse::Galois(self.ctx.galois_element_for_step(s)));
-        let transform = |t: &LinearTransform| {
-            t.uses_in_order().into_iter().map(move |u| match u {
-                TransformUse::Rotation(s) => galois(s),
-                TransformUse::Diagonal(i) => BootstrapUse::Diagonal(i),
-            })
-        };
-        let mut seq = Vec::new();
-        if self.config.sparse_secret.is_some() {
-            seq.extend([KeyUse::ToSparse, KeyUse::FromSparse].map(BootstrapUse::Key));
-        }
-        seq.extend(self.trace_steps.iter().map(|&s| galois(s)));
-        seq.extend(self.cts.iter().flat_map(transform));
-        seq.push(BootstrapUse::Key(KeyUse::Galois(self.ctx.galois_element_conjugate())));
-        let products = chebyshev::products(&self.cosine)
-            + self.config.double_angle as usize
-            + if self.config.arcsine { 2 } else { 0 };
-        let eval_mods = if self.sparse() { 1 } else { 2 };
-        seq.extend(std::iter::repeat_n(BootstrapUse::Key(KeyUse::Relin), eval_mods * products));
-        seq.extend(self.stc.iter().flat_map(transform));
-        seq
     }
 }
