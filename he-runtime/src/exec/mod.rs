@@ -37,6 +37,8 @@ pub mod serve;
 mod session;
 mod steps;
 #[cfg(test)]
+mod test_store;
+#[cfg(test)]
 mod tests_diagonals;
 pub mod train;
 pub mod wire;

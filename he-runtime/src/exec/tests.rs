@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
+use hetier_tiering::{TieredStore, TraceEvent};
 
 use super::*;
 use crate::ckks::KeyGenerator;
@@ -28,15 +28,7 @@ fn load(name: &str) -> (Model, Compiled, Arc<Context>) {
 }
 
 fn store(dir: &std::path::Path, budget: u64, create: bool) -> TieredStore {
-    let opts = PoolOptions::default().segment_size(32 << 20);
-    let pool =
-        if create { Pool::create(dir, opts).unwrap() } else { Pool::open(dir, opts).unwrap().0 };
-    TieredStore::builder()
-        .dram_budget(budget)
-        .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
-        .build()
-        .unwrap()
+    crate::exec::test_store::planned_store(dir, budget, create, 32 << 20)
 }
 
 fn costs() -> OpCosts {

@@ -1,19 +1,18 @@
 //! The bootstrap's diagonals as store objects (`exec/diagonals.rs`) through
 //! [`super::StoredBootstrapKeys`]: kept apart from both so neither imports the other's tests.
 
-use hetier_tiering::{ObjectId, PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{ObjectId, TieredStore};
 
 use crate::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
 use crate::ckks::{
     switch_key_stored_len, Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator,
     KeyGenerator,
 };
+use crate::exec::test_store::planned_store;
 use crate::exec::{KeySetId, StoredBootstrapKeys};
 
 fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
-    let pool = Pool::create(dir, PoolOptions::default().segment_size(64 << 20)).unwrap();
-    let policy = PolicyConfig::Planned { prefetch: true };
-    TieredStore::builder().dram_budget(budget).pool(pool).policy(policy).build().unwrap()
+    planned_store(dir, budget, true, 64 << 20)
 }
 
 /// Diagonals stored at a budget of the key set plus a third of the diagonals: they stream

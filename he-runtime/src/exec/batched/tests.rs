@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
+use hetier_tiering::{TieredStore, TraceEvent};
 
 use super::*;
 use crate::error::Error as CoreError;
@@ -16,13 +16,7 @@ fn load(name: &str) -> Model {
 }
 
 fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
-    let pool = Pool::create(dir, PoolOptions::default().segment_size(32 << 20)).unwrap();
-    TieredStore::builder()
-        .dram_budget(budget)
-        .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
-        .build()
-        .unwrap()
+    crate::exec::test_store::planned_store(dir, budget, true, 32 << 20)
 }
 
 /// Events without compute times.

@@ -7,17 +7,10 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions};
 use super::*;
 use crate::ckks::bootstrap::{BootstrapKeys, BootstrapPreset};
 use crate::ckks::{Ciphertext, Complex64, Decryptor, Encoder, Encryptor, Evaluator};
+use crate::exec::test_store::planned_store;
 
 fn store(dir: &std::path::Path, create: bool, budget: u64) -> TieredStore {
-    let opts = PoolOptions::default().segment_size(64 << 20);
-    let pool =
-        if create { Pool::create(dir, opts).unwrap() } else { Pool::open(dir, opts).unwrap().0 };
-    TieredStore::builder()
-        .dram_budget(budget)
-        .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
-        .build()
-        .unwrap()
+    planned_store(dir, budget, create, 64 << 20)
 }
 
 /// A log N = 12 bootstrapper (one level left) and a key generator seeded with `[seed; 32]`,
