@@ -12,28 +12,21 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion};
-use hetier_he::ckks::bootstrap::{BootstrapKeys, BootstrapPreset, Bootstrapper};
+use hetier_he::ckks::bootstrap::{BootstrapKeys, Bootstrapper};
 use hetier_he::ckks::{Complex64, Context, Encoder, Encryptor, Evaluator, KeyGenerator};
 
-fn sizes() -> Vec<u32> {
-    std::env::var("HETIER_BOOT_LOGN")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![13])
-}
+#[path = "common/bootstrap_setup.rs"]
+mod bootstrap_setup;
+
+use bootstrap_setup::{preset, sizes, thread_pool};
 
 fn bench(c: &mut Criterion) {
-    let threads =
-        std::env::var("HETIER_BOOT_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let pool = thread_pool("HETIER_BOOT_THREADS");
+    let threads = pool.current_num_threads();
     let mut group = c.benchmark_group("bootstrap");
     group.sample_size(10);
-    for log_n in sizes() {
-        let preset = if log_n == 16 {
-            BootstrapPreset::n16_deep()
-        } else {
-            BootstrapPreset::insecure_test(log_n, 2)
-        };
+    for log_n in sizes("HETIER_BOOT_LOGN", 13) {
+        let preset = preset(log_n);
         let params = preset.params().expect("preset");
         let ctx = Context::new(&params).expect("context");
         let bs = Bootstrapper::new(&ctx, &preset.config).expect("bootstrapper");

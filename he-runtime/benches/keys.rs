@@ -12,28 +12,20 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use hetier_he::ckks::bootstrap::BootstrapPreset;
 use hetier_he::ckks::{switch_key_expanded_words, Context, KeyGenerator, KeySwitchKey};
 
-fn sizes() -> Vec<u32> {
-    std::env::var("HETIER_KEYS_LOGN")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![14])
-}
+#[path = "common/bootstrap_setup.rs"]
+mod bootstrap_setup;
+
+use bootstrap_setup::{preset, sizes, thread_pool};
 
 fn bench(c: &mut Criterion) {
-    let threads =
-        std::env::var("HETIER_KEYS_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let pool = thread_pool("HETIER_KEYS_THREADS");
+    let threads = pool.current_num_threads();
     let mut group = c.benchmark_group("key-expand");
     group.sample_size(10);
-    for log_n in sizes() {
-        let preset = if log_n == 16 {
-            BootstrapPreset::n16_deep()
-        } else {
-            BootstrapPreset::insecure_test(log_n, 2)
-        };
+    for log_n in sizes("HETIER_KEYS_LOGN", 14) {
+        let preset = preset(log_n);
         let ctx = Context::new(&preset.params().expect("preset")).expect("context");
         let mut kg = KeyGenerator::with_seed(&ctx, [1; 32]);
         let sk = kg.secret_key();

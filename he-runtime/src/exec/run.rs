@@ -22,26 +22,14 @@ impl Executor<'_> {
     /// [`Executor::finish`]. A run that fails removes the ciphertexts it had put, so the
     /// executor (and the store) can run again.
     pub fn run(&mut self, input: Option<&Ciphertext>) -> Result<RunReport> {
-        let &[(_, in_obj)] = self.program.inputs() else {
-            return Err(CoreError::InvalidParameter {
-                name: "program",
-                reason: "needs exactly one input".into(),
-            }
-            .into());
-        };
+        let in_obj = self.single_input()?;
         self.run_guarded(&mut [(in_obj, input)])
     }
 
     /// [`Executor::run`] (real mode) with the input in any buffer, e.g. a client's ciphertext
     /// encrypted into a scratch buffer of the store's budget.
     pub fn run_from<C: AsRef<[u64]>>(&mut self, input: &Ciphertext<C>) -> Result<RunReport> {
-        let &[(_, in_obj)] = self.program.inputs() else {
-            return Err(CoreError::InvalidParameter {
-                name: "program",
-                reason: "needs exactly one input".into(),
-            }
-            .into());
-        };
+        let in_obj = self.single_input()?;
         self.run_guarded(&mut [(in_obj, Some(input))])
     }
 
@@ -62,14 +50,20 @@ impl Executor<'_> {
     /// the plan is hinted: a client's ciphertext in a scratch buffer of the store's budget then
     /// gives its bytes back for the run instead of holding them, unseen by the plan, to the end.
     pub fn run_owned<C: AsRef<[u64]>>(&mut self, input: Ciphertext<C>) -> Result<RunReport> {
-        let &[(_, in_obj)] = self.program.inputs() else {
-            return Err(CoreError::InvalidParameter {
+        let in_obj = self.single_input()?;
+        self.run_guarded(&mut [(in_obj, Some(input))])
+    }
+
+    /// The program's one input, or a typed error for a program with none or several.
+    fn single_input(&self) -> Result<ObjId> {
+        match self.program.inputs() {
+            &[(_, in_obj)] => Ok(in_obj),
+            _ => Err(CoreError::InvalidParameter {
                 name: "program",
                 reason: "needs exactly one input".into(),
             }
-            .into());
-        };
-        self.run_guarded(&mut [(in_obj, Some(input))])
+            .into()),
+        }
     }
 
     fn run_guarded<C: AsRef<[u64]>, B: Borrow<Ciphertext<C>>>(
