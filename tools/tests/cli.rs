@@ -445,7 +445,8 @@ fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
 /// bootstrap's working set, its buffers being in the budget too, if that is more) reuses every
 /// key and still bootstraps to the precision bound; test-size rings need the opt-in flag. With
 /// `--diagonals auto` the default budget (grown for them) stores the transforms' diagonals and
-/// every one is pinned, none encoded; the quarter budget encodes them.
+/// every one is pinned, none encoded; the quarter budget encodes them, or with `--diagonals
+/// durable` reads them from the pool, where the first such run left them.
 #[test]
 fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -494,6 +495,21 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert!(again["precision_bits"].as_f64().unwrap() > 15.0, "{again}");
     assert_eq!(again["store"]["diagonals"], "encode");
     assert!(again["store"]["diagonal_store"].is_null());
+
+    // `--diagonals durable` at the same budget: the first run encodes them into the pool, the
+    // next reuses every one, and both pin each without encoding.
+    let durable = ["--insecure-test-params", "--dram-mib", &mib, "--diagonals", "durable"];
+    for reused in [false, true] {
+        let run = boot(&durable);
+        assert_eq!(run["store"]["diagonals"], "durable");
+        let d = &run["store"]["diagonal_store"];
+        let count = d["count"].as_u64().unwrap();
+        assert_eq!(d["reused"].as_u64(), Some(if reused { count } else { 0 }), "{d}");
+        assert_eq!(d["encoded_on_the_fly"].as_u64(), Some(0));
+        assert_eq!(d["pins"], d["count"], "{d}");
+        assert!(run["store"]["stats"]["peak_dram"].as_u64().unwrap() <= budget);
+        assert!(run["precision_bits"].as_f64().unwrap() > 15.0, "{run}");
+    }
 
     let out = hetier()
         .args(["bootstrap", "--log-n", "12", "--levels", "1", "--dir"])

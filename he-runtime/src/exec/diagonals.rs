@@ -1,12 +1,15 @@
-//! A bootstrap's pre-encoded diagonals as store objects ([`Bootstrapper::diagonals`]): each
-//! encoded once per process straight into a budgeted block and put as a transient (scratch)
-//! object, pinned only for the one term that multiplies by it, and named in the bootstrap's
-//! access hint between the keys so `planned` prefetches both in order.
+//! A bootstrap's pre-encoded diagonals as store objects ([`Bootstrapper::diagonals`]), pinned
+//! only for the one term that multiplies by each and named in the bootstrap's access hint
+//! between the keys, so `planned` prefetches both in order. Two lifetimes
+//! ([`DiagonalStorage`]):
 //!
-//! Transient rather than durable: they are a pure function of the parameters, encoding all of
-//! them costs about one bootstrap's share of encoding (seconds, parallel over limbs), while a
-//! durable copy would be gigabytes written to the pool and read back through it on every later
-//! process, no cheaper than encoding them again, and would need a manifest of its own.
+//! - transient: encoded once per process straight into budgeted blocks and put as scratch
+//!   objects, removed with the keys. An evicted one is written to the pool and read back.
+//! - durable: encoded once per parameter set into durable pool objects whose ids are derived
+//!   from what they are encoded from ([`Bootstrapper::diagonal_fingerprint`]), so a later
+//!   process with the same parameters finds and reuses them without encoding, and at a budget
+//!   below the diagonals the store drops an evicted one for free (its pool copy is clean) and
+//!   reads it back with the keys: I/O in place of the encoding's CPU work.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -15,6 +18,7 @@ use hetier_tiering::{Durability, ObjectId, ObjectKind, PinGuard, TieredStore};
 use serde::Serialize;
 
 use super::error::Result;
+use super::ids::diagonal_id;
 use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse};
 use crate::Error as CoreError;
 
@@ -24,14 +28,29 @@ fn object_id(set: u64, diagonal: usize) -> ObjectId {
     ObjectId(0x6469_6167_0000_0000 ^ (set << 24) ^ diagonal as u64)
 }
 
+/// How long a bootstrap's stored diagonals live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiagonalStorage {
+    /// Scratch objects encoded by this process and removed with its keys.
+    Transient,
+    /// Durable pool objects encoded once per parameter set and reused by later processes.
+    Durable,
+}
+
 /// What the diagonals of a bootstrap cost and how they were used.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DiagonalReport {
+    /// Their lifetime.
+    pub storage: DiagonalStorage,
     /// Diagonals stored.
     pub count: usize,
+    /// Durable diagonals found in the pool and reused instead of encoded.
+    pub reused: usize,
     /// Their bytes.
     pub bytes: u64,
-    /// Seconds encoding them and putting them in the store.
+    /// Seconds encoding them and putting them in the store (durable: finding the reused
+    /// ones too).
     pub encode_seconds: f64,
     /// Pins of a diagonal so far.
     pub pins: u64,
@@ -41,10 +60,12 @@ pub struct DiagonalReport {
     pub encoded_on_the_fly: u64,
 }
 
-/// Every diagonal of a bootstrapper as a transient store object, removed on drop.
+/// Every diagonal of a bootstrapper as a store object; transient ones are removed on drop.
 #[derive(Debug)]
 pub(crate) struct StoredDiagonals<'s> {
     store: &'s TieredStore,
+    storage: DiagonalStorage,
+    reused: usize,
     uses: Vec<DiagonalUse>,
     pub(super) ids: Vec<ObjectId>,
     bytes: u64,
@@ -55,14 +76,22 @@ pub(crate) struct StoredDiagonals<'s> {
 }
 
 impl<'s> StoredDiagonals<'s> {
-    /// Encodes every diagonal of `bs` into a block of the store's budget and puts it.
-    pub(crate) fn put(store: &'s TieredStore, bs: &Bootstrapper) -> Result<Self> {
+    /// Puts every diagonal of `bs` in the store as `storage` says, each encoded into a block
+    /// of the store's budget. Durable ones already in the pool at their length are reused; an
+    /// object of another length at a diagonal's id (not one this code wrote) is replaced.
+    pub(crate) fn put(
+        store: &'s TieredStore,
+        bs: &Bootstrapper,
+        storage: DiagonalStorage,
+    ) -> Result<Self> {
         static SETS: AtomicU64 = AtomicU64::new(0);
         let set = SETS.fetch_add(1, Ordering::Relaxed);
         let clock = Instant::now();
         let uses = bs.diagonals();
         let mut this = Self {
             store,
+            storage,
+            reused: 0,
             uses: Vec::with_capacity(uses.len()),
             ids: Vec::with_capacity(uses.len()),
             bytes: 0,
@@ -73,11 +102,24 @@ impl<'s> StoredDiagonals<'s> {
         };
         for d in uses {
             let bytes = bs.diagonal_words(&d) as u64 * 8;
-            let mut block = store.alloc_for_overwrite(bytes)?;
-            bs.encode_diagonal(&d, block.as_u64s_mut())?;
-            let id = object_id(set, d.id);
-            store.put_block(id, ObjectKind::Plaintext, Durability::Scratch, block)?;
-            // Recorded as soon as put, so a failure further on still removes it.
+            let (id, durability) = match storage {
+                DiagonalStorage::Transient => (object_id(set, d.id), Durability::Scratch),
+                DiagonalStorage::Durable => {
+                    (diagonal_id(bs.diagonal_fingerprint(&d)?), Durability::Durable)
+                }
+            };
+            let found = store.len_of(id);
+            if storage == DiagonalStorage::Durable && found == Some(bytes) {
+                this.reused += 1;
+            } else {
+                if found.is_some() {
+                    store.remove(id)?;
+                }
+                let mut block = store.alloc_for_overwrite(bytes)?;
+                bs.encode_diagonal(&d, block.as_u64s_mut())?;
+                store.put_block(id, ObjectKind::Plaintext, durability, block)?;
+            }
+            // Recorded as soon as put, so a failure further on still removes a transient one.
             this.uses.push(d);
             this.ids.push(id);
             this.bytes += bytes;
@@ -114,7 +156,9 @@ impl<'s> StoredDiagonals<'s> {
     /// Costs and use so far.
     pub(crate) fn report(&self) -> DiagonalReport {
         DiagonalReport {
+            storage: self.storage,
             count: self.ids.len(),
+            reused: self.reused,
             bytes: self.bytes,
             encode_seconds: self.encode_seconds,
             pins: self.pins.load(Ordering::Relaxed),
@@ -126,6 +170,9 @@ impl<'s> StoredDiagonals<'s> {
 
 impl Drop for StoredDiagonals<'_> {
     fn drop(&mut self) {
+        if self.storage == DiagonalStorage::Durable {
+            return;
+        }
         // Best effort: they are scratch objects, which the pool drops on reopen anyway.
         for &id in &self.ids {
             let _ = self.store.remove(id);

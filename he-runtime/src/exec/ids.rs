@@ -14,6 +14,7 @@ const KEY_SPACE: u64 = 1 << SPACE_SHIFT;
 const WEIGHT_SPACE: u64 = 2 << SPACE_SHIFT;
 const CT_SPACE: u64 = 3 << SPACE_SHIFT;
 const MANIFEST_SPACE: u64 = 4 << SPACE_SHIFT;
+const DIAGONAL_SPACE: u64 = 5 << SPACE_SHIFT;
 const LOW: u64 = (1 << SPACE_SHIFT) - 1;
 
 /// Identity of a set of evaluation keys: which secret key they belong to, without revealing it.
@@ -57,6 +58,13 @@ pub fn manifest_slot_id(keyset: KeySetId, params_id: u64, slot: u64) -> ObjectId
         hash(&[keyset.0, params_id, 0x6d61_6e69, slot])
     };
     ObjectId(MANIFEST_SPACE | (h & LOW))
+}
+
+/// Id of a bootstrap diagonal's durable encoding with fingerprint `fingerprint`
+/// (`Bootstrapper::diagonal_fingerprint`): derived from what the words are encoded from, so
+/// every process with the same parameters and bootstrap configuration finds the same objects.
+pub fn diagonal_id(fingerprint: u64) -> ObjectId {
+    ObjectId(DIAGONAL_SPACE | (hash(&[fingerprint, 0x6469_6167]) & LOW))
 }
 
 /// Id of an encoded weight plaintext of the model identified by `weights_tag`.

@@ -1,7 +1,7 @@
 //! The bootstrap's diagonals as store objects (`exec/diagonals.rs`) through
 //! [`super::StoredBootstrapKeys`]: kept apart from both so neither imports the other's tests.
 
-use hetier_tiering::{ObjectId, TieredStore};
+use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
 
 use crate::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
 use crate::ckks::{
@@ -9,7 +9,7 @@ use crate::ckks::{
     KeyGenerator,
 };
 use crate::exec::test_store::planned_store;
-use crate::exec::{KeySetId, StoredBootstrapKeys};
+use crate::exec::{DiagonalStorage, KeySetId, StoredBootstrapKeys};
 
 fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
     planned_store(dir, budget, true, 64 << 20)
@@ -76,4 +76,73 @@ fn stored_diagonals_stream_through_the_budget_and_give_the_encoded_bootstrap() {
     assert!(ids.iter().all(|&id| st.contains(id)));
     drop(keys);
     assert!(ids.iter().all(|&id| !st.contains(id)), "removed with the keys");
+}
+
+/// Durable diagonals: the first process encodes them into durable pool objects named by what
+/// they are encoded from; they outlive its keys, and a later process over the reopened pool
+/// reuses every one without encoding (one lost before a crash is encoded again, one of another
+/// length at a diagonal's id is replaced), and its bootstrap is the on-the-fly one bit for bit.
+#[test]
+fn durable_diagonals_are_reused_by_a_later_process_and_give_the_encoded_bootstrap() {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let ctx = Context::new(&preset.params().unwrap()).unwrap();
+    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+    let mut kg = KeyGenerator::with_seed(&ctx, [43; 32]);
+    let sk = kg.secret_key();
+    let keyset = KeySetId::from_seed(&[43; 32]);
+    let keys_bytes = (bs.galois_elements().len() as u64 + 3) * switch_key_stored_len(&ctx);
+    let budget = keys_bytes + bs.diagonal_bytes() / 3;
+    let dir = tempfile::tempdir().unwrap();
+    let z: Vec<Complex64> =
+        (0..ctx.params().slots()).map(|i| Complex64::new(0.2, (i as f64).cos())).collect();
+    let enc = Encoder::new(&ctx);
+    let ct = Encryptor::with_seed(&ctx, [7; 32])
+        .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+        .unwrap();
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let count = bs.diagonals().len();
+
+    let st = store(dir.path(), budget);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    let keys = keys.with_durable_diagonals(&bs).unwrap();
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!((report.storage, report.count, report.reused), (DiagonalStorage::Durable, count, 0));
+    keys.hint(&bs, 1).unwrap();
+    let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    assert_eq!(got.as_words(), want.as_words());
+    assert_eq!(keys.diagonal_report().unwrap().encoded_on_the_fly, 0);
+    let ids: Vec<ObjectId> = keys.diagonals.as_ref().unwrap().ids.clone();
+    let lens: Vec<u64> = ids.iter().map(|&id| st.len_of(id).unwrap()).collect();
+    drop(keys);
+    assert!(ids.iter().all(|&id| st.contains(id)), "durable diagonals outlive the keys");
+    // What a crash would leave: one diagonal never written, one id holding other bytes.
+    st.remove(ids[0]).unwrap();
+    st.remove(ids[1]).unwrap();
+    st.put(ids[1], ObjectKind::Plaintext, Durability::Durable, &[7u8; 64]).unwrap();
+    drop(st);
+
+    let st = planned_store(dir.path(), budget, false, 64 << 20);
+    let (keys, made) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    assert_eq!(made.generated, 0);
+    let keys = keys.with_durable_diagonals(&bs).unwrap();
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!((report.count, report.reused), (count, count - 2));
+    assert_eq!(keys.diagonals.as_ref().unwrap().ids, ids, "same ids in every process");
+    assert_eq!(ids.iter().map(|&id| st.len_of(id).unwrap()).collect::<Vec<_>>(), lens);
+    keys.hint(&bs, 1).unwrap();
+    let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    assert_eq!(got.as_words(), want.as_words());
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!((report.pins, report.encoded_on_the_fly), (count as u64, 0));
+    assert!(st.stats().peak_dram <= budget);
+
+    // Other parameters name other objects: nothing of this set is taken for theirs.
+    let other = BootstrapPreset::insecure_test(12, 2);
+    let other_ctx = Context::new(&other.params().unwrap()).unwrap();
+    let other_bs = Bootstrapper::new(&other_ctx, &other.config).unwrap();
+    let d = &other_bs.diagonals()[0];
+    assert!(
+        !ids.contains(&crate::exec::ids::diagonal_id(other_bs.diagonal_fingerprint(d).unwrap()))
+    );
 }

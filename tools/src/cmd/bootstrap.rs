@@ -145,10 +145,12 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
                 "diagonals".into(),
                 match &report.store.diagonal_store {
                     Some(d) => format!(
-                        "stored: {} diagonals, {}, encoded in {:.2} s; {} pins, {:.2} s waiting \
-                         for the store",
+                        "{}: {} diagonals, {}, {} reused, put in {:.2} s; {} pins, {:.2} s \
+                         waiting for the store",
+                        report.store.diagonals,
                         d.count,
                         fmt::bytes(d.bytes),
+                        d.reused,
                         d.encode_seconds,
                         d.pins,
                         d.wait_seconds
@@ -246,7 +248,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let expanded_key = switch_key_expanded_words(&ctx) as u64 * 8;
     let diagonals = match args.store.diagonals {
         DiagonalsArg::Encode => 0,
-        DiagonalsArg::Auto | DiagonalsArg::Stored => bs.diagonal_bytes(),
+        DiagonalsArg::Auto | DiagonalsArg::Stored | DiagonalsArg::Durable => bs.diagonal_bytes(),
     };
     let open =
         args.store.open((key_count as u64 * expanded_key + diagonals) * 5 / 4 + (256 << 20))?;

@@ -12,7 +12,9 @@ use clap::{Args, ValueEnum};
 use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::ckks::bootstrap::Bootstrapper;
 use hetier_he::ckks::{Context, KeyGenerator, SecretKey};
-use hetier_he::exec::{bootstrap_working_set, Expansion, KeyForm, KeySetId, StoredBootstrapKeys};
+use hetier_he::exec::{
+    bootstrap_working_set, DiagonalStorage, Expansion, KeyForm, KeySetId, StoredBootstrapKeys,
+};
 use hetier_tiering::{PolicyConfig, StoreStats, TieredStore};
 use serde::Serialize;
 
@@ -47,6 +49,9 @@ pub enum DiagonalsArg {
     Auto,
     /// Encoded once per process into transient store objects, pinned per term.
     Stored,
+    /// Encoded once per parameter set into durable pool objects, reused by later processes
+    /// with `--dir` and read back from the pool when evicted, pinned per term.
+    Durable,
     /// Encoded by each transform at every application.
     Encode,
 }
@@ -75,8 +80,9 @@ pub struct StoreFlags {
     /// `auto`: `cached` when the budget holds the expanded set with an eighth to spare.
     #[arg(long, value_enum, default_value_t = ExpandArg::Auto)]
     pub expand: ExpandArg,
-    /// Where the diagonals of CoeffToSlot and SlotToCoeff come from: encoded once into store
-    /// objects (`stored`, charged to the budget like keys), or at every use (`encode`).
+    /// Where the diagonals of CoeffToSlot and SlotToCoeff come from: encoded once per process
+    /// into store objects (`stored`, charged to the budget like keys), once per parameter set
+    /// into durable pool objects (`durable`), or at every use (`encode`).
     #[arg(long, value_enum, default_value_t = DiagonalsArg::Auto)]
     pub diagonals: DiagonalsArg,
     /// With `per-pin` expansion, do not run the helper thread that expands the next key while
@@ -102,7 +108,7 @@ pub struct StoreReport {
     pub policy: String,
     /// When seed-compressed keys were expanded.
     pub expand: String,
-    /// Where the diagonals came from (`stored` or `encode`).
+    /// Where the diagonals came from (`stored`, `durable` or `encode`).
     pub diagonals: String,
     /// The stored diagonals' costs and use (absent when encoded).
     pub diagonal_store: Option<hetier_he::exec::DiagonalReport>,
@@ -220,12 +226,14 @@ impl OpenStore {
             && keys.working_set_bytes_in(bs, expansion, true) <= self.store.budget();
         let keys = keys.with_expansion(expansion)?.with_expand_ahead(ahead)?;
         let both = keys.expanded_bytes() + bs.diagonal_bytes();
-        let stored = match flags.diagonals {
-            DiagonalsArg::Auto => both + both / 8 <= self.store.budget(),
-            DiagonalsArg::Stored => true,
-            DiagonalsArg::Encode => false,
+        let keys = match flags.diagonals {
+            DiagonalsArg::Auto if both + both / 8 <= self.store.budget() => {
+                keys.with_stored_diagonals(bs)?
+            }
+            DiagonalsArg::Stored => keys.with_stored_diagonals(bs)?,
+            DiagonalsArg::Durable => keys.with_durable_diagonals(bs)?,
+            DiagonalsArg::Auto | DiagonalsArg::Encode => keys,
         };
-        let keys = if stored { keys.with_stored_diagonals(bs)? } else { keys };
         // Keys reused from the pool may be in the other form: checked again for what is there.
         keys.check_budget(bs)
             .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
@@ -244,7 +252,12 @@ impl OpenStore {
             dram_budget: self.store.budget(),
             policy: self.policy.clone(),
             expand: format!("{:?}", keys.expansion()).to_lowercase(),
-            diagonals: if keys.diagonal_report().is_some() { "stored" } else { "encode" }.into(),
+            diagonals: match keys.diagonal_report().map(|d| d.storage) {
+                Some(DiagonalStorage::Transient) => "stored",
+                Some(DiagonalStorage::Durable) => "durable",
+                None => "encode",
+            }
+            .into(),
             diagonal_store: keys.diagonal_report(),
             keys_generated: made.generated,
             keys_reused: made.reused,

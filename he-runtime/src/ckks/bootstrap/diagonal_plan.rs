@@ -10,6 +10,12 @@ use super::{Bootstrapper, COEFF_TO_SLOT_GAIN, SPARSE_COEFF_TO_SLOT_GAIN};
 use crate::ckks::encoder::Encoder;
 use crate::error::{Error, Result};
 
+/// Version of [`Bootstrapper::encode_diagonal`]'s output that
+/// [`Bootstrapper::diagonal_fingerprint`] covers: bump it whenever the words encoded from the
+/// same coefficients, level and scale change, so a durable copy made by an older build is not
+/// taken for the new encoding.
+const DIAGONAL_ENCODING_VERSION: u64 = 1;
+
 /// The diagonals of the linear transforms, for callers that encode them ahead of time: within
 /// one bootstrap every transform runs at a fixed level and encodes at a fixed scale, so the
 /// NTT-form words of each diagonal are the same in every bootstrap of a parameter set.
@@ -103,6 +109,36 @@ impl Bootstrapper {
             .find_map(|t| t.coefficients(d.id))
             .ok_or(Error::MissingDiagonal { id: d.id })?;
         Encoder::new(&self.ctx).encode_coefficients_extended(coeffs, d.level, d.scale, out)
+    }
+
+    /// A 64-bit fingerprint of everything the words of `d` are encoded from: the parameter
+    /// set, the diagonal's coefficients, level and scale, and the encoding's version. Equal
+    /// fingerprints mean equal words (up to hash collisions), so a durable copy keyed by it can
+    /// be reused by any later process with the same parameters and bootstrap configuration.
+    pub fn diagonal_fingerprint(&self, d: &DiagonalUse) -> Result<u64> {
+        let coeffs = self
+            .transforms()
+            .find_map(|t| t.coefficients(d.id))
+            .ok_or(Error::MissingDiagonal { id: d.id })?;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for x in [
+            DIAGONAL_ENCODING_VERSION,
+            self.ctx.params().id(),
+            d.id as u64,
+            d.level as u64,
+            d.scale.to_bits(),
+            coeffs.len() as u64,
+        ] {
+            h.update(&x.to_le_bytes());
+        }
+        let mut bytes = [0u8; 4096];
+        for chunk in coeffs.chunks(bytes.len() / 8) {
+            for (b, c) in bytes.chunks_exact_mut(8).zip(chunk) {
+                b.copy_from_slice(&c.to_bits().to_le_bytes());
+            }
+            h.update(&bytes[..chunk.len() * 8]);
+        }
+        Ok(h.digest())
     }
 
     /// Encodes every diagonal of [`Self::diagonals`] in memory.

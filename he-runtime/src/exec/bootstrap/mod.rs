@@ -2,8 +2,10 @@
 //! (reused by later processes through the key-set manifest), pinned only for the step that uses
 //! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
 //! whole key order handed to the store as a hint so `planned` prefetches it. Optionally the
-//! transforms' diagonals too, encoded once per process into transient objects pinned per term
-//! and hinted between the keys ([`StoredBootstrapKeys::with_stored_diagonals`]).
+//! transforms' diagonals too, encoded once per process into transient objects
+//! ([`StoredBootstrapKeys::with_stored_diagonals`]) or once per parameter set into durable ones
+//! ([`StoredBootstrapKeys::with_durable_diagonals`]), pinned per term and hinted between the
+//! keys.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use std::time::Instant;
 
 use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
 
-use super::diagonals::{DiagonalReport, StoredDiagonals};
+use super::diagonals::{DiagonalReport, DiagonalStorage, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
 use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
@@ -421,7 +423,17 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// then on instead of encoding them; the objects are removed with these keys.
     pub fn with_stored_diagonals(mut self, bs: &Bootstrapper) -> Result<Self> {
         self.diagonals = None;
-        self.diagonals = Some(StoredDiagonals::put(self.store, bs)?);
+        self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Transient)?);
+        Ok(self)
+    }
+
+    /// Like [`Self::with_stored_diagonals`], with each diagonal a durable pool object named by
+    /// what it is encoded from: the first process with these parameters encodes and writes
+    /// them, later ones reuse them without encoding (`DiagonalReport::reused`), and an evicted
+    /// one costs no write-back. The objects stay in the pool when these keys drop.
+    pub fn with_durable_diagonals(mut self, bs: &Bootstrapper) -> Result<Self> {
+        self.diagonals = None;
+        self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Durable)?);
         Ok(self)
     }
 
