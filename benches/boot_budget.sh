@@ -8,13 +8,15 @@
 #
 #   cargo build --release -p hetier-cli && benches/boot_budget.sh [OUT_DIR]
 #
-# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
+# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), BUDGET_MIB (the budget of
+# the planned and lru runs instead of the quarter or working set), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
 # helper thread expands the next seed-compressed key while the current one is in use; 0: off),
 # THREADS (worker threads of every run; default all cores), DIAGONALS (auto: the transforms'
 # diagonals stored in the budget when it holds the expanded keys and them, else encoded at every
-# use — the all-DRAM run stores them, the quarter-budget runs encode; `stored` or `encode`).
+# use — the all-DRAM run stores them, the quarter-budget runs encode; `stored`, `durable` —
+# encoded once into the pool by the first run and read from it by every later one — or `encode`).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -77,6 +79,8 @@ need=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.a
 budget=$(( stored / 4 ))
 [ "$need" -gt "$budget" ] && budget=$need
 budget_mib=$(( (budget + (1 << 20) - 1) >> 20 ))
+# BUDGET_MIB overrides it (e.g. a quarter of the expanded key set: 1470 for n16_deep).
+[ -n "${BUDGET_MIB:-}" ] && budget_mib=$BUDGET_MIB
 for p in planned lru; do
   run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" --policy "$p"
 done
@@ -98,10 +102,12 @@ k = rows[0][1]
 form = "expanded" if k['key_bytes_stored'] >= k['key_bytes'] else "seed-compressed"
 print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB stored "
       f"({form}), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
-      f"({budget_mib / (k['key_bytes_stored'] / 2**20):.2f} of stored: a quarter, or the "
-      f"bootstrap's working set if larger), cgroup limit budget + {headroom >> 20} MiB")
+      f"({budget_mib / (k['key_bytes_stored'] / 2**20):.2f} of stored, "
+      f"{budget_mib / (k['key_bytes'] / 2**20):.2f} of expanded; default a quarter of stored, or "
+      f"the bootstrap's working set if larger), cgroup limit budget + {headroom >> 20} MiB")
 print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
-      f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'diag':>6} {'PM->DRAM':>9} "
+      f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'diag':>7} {'dwait s':>7} "
+      f"{'PM->DRAM':>9} "
       f"{'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
 for name, r, cg_max, failcnt, rc, hwm in rows:
     if r is None:
@@ -113,7 +119,8 @@ for name, r, cg_max, failcnt, rc, hwm in rows:
           f"{s.get('key_pins', 0):5d}/{s.get('key_pins_reused', 0):<4d} "
           f"{s.get('expand_ahead_seconds', 0.0):7.2f} "
           f"{s['expand'] + ('+ahead' if s.get('expand_ahead') else ''):>7} "
-          f"{s.get('diagonals', 'encode'):>6} "
+          f"{s.get('diagonals', 'encode'):>7} "
+          f"{(s.get('diagonal_store') or {}).get('wait_seconds', 0.0):7.2f} "
           f"{s['stats']['bytes_pm_to_dram']/2**20:8.0f}M {hwm/2**20:8.0f}M {cg_max/2**20:8.0f}M "
           f"{failcnt:7d}")
 EOF

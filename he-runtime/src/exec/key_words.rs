@@ -12,10 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use hetier_tiering::{BlockWriter, ObjectId, PinGuard, TieredStore};
+use hetier_tiering::{BlockWriter, Cancel, ObjectId, PinGuard, StreamId, TieredStore};
 
 use crate::ckks::{switch_key_expanded_words, Context, KeySwitchKey, Seed};
 use crate::exec::error::Result;
+
+/// First stream id of the key-expanding helper threads, apart from request streams (their
+/// scratch space numbers) and the maintenance stream (`u64::MAX`).
+const HELPER_STREAM_BASE: u64 = 1 << 62;
 
 /// The words of a key in use: its pinned object itself (expanded form), or a DRAM block
 /// charged to the store's budget that a seed-compressed key was expanded into and that goes
@@ -206,6 +210,13 @@ impl<'s> ExpansionBlocks<'s> {
         stop: &AtomicBool,
     ) {
         let len = switch_key_expanded_words(ctx) as u64 * 8;
+        // This thread pins each key before the bootstrap reaches it. Outside a stream of its
+        // own those pins would move the hinted plan's cursor past the diagonals the bootstrap
+        // has still to pin, which would then look unneeded and be evicted before their use; in
+        // a stream without a plan they move nothing. (If the id is taken, pins go unscoped.)
+        static HELPER_STREAMS: AtomicU64 = AtomicU64::new(0);
+        let stream = StreamId(HELPER_STREAM_BASE + HELPER_STREAMS.fetch_add(1, Ordering::Relaxed));
+        let _scope = store.stream(stream, Cancel::new(), 0).ok();
         let mut st = self.lock();
         loop {
             if stop.load(Ordering::Acquire) {

@@ -9,7 +9,7 @@ use crate::ckks::{
     KeyGenerator,
 };
 use crate::exec::test_store::planned_store;
-use crate::exec::{DiagonalStorage, KeySetId, StoredBootstrapKeys};
+use crate::exec::{DiagonalStorage, Expansion, KeySetId, StoredBootstrapKeys};
 
 fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
     planned_store(dir, budget, true, 64 << 20)
@@ -145,4 +145,52 @@ fn durable_diagonals_are_reused_by_a_later_process_and_give_the_encoded_bootstra
     assert!(
         !ids.contains(&crate::exec::ids::diagonal_id(other_bs.diagonal_fingerprint(d).unwrap()))
     );
+}
+
+/// Durable diagonals with per-pin expansion and the next key expanded ahead, at a budget of
+/// the working set and an eighth of the diagonals: the helper thread's pins run ahead of the
+/// bootstrap's without moving the plan past the diagonals between, so `planned` evicts none of
+/// what it prefetched before its use, and the result is the on-the-fly bootstrap's.
+#[test]
+fn keys_expanded_ahead_leave_the_prefetched_diagonals_in_place() {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let ctx = Context::new(&preset.params().unwrap()).unwrap();
+    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
+    let mut kg = KeyGenerator::with_seed(&ctx, [44; 32]);
+    let sk = kg.secret_key();
+    let keyset = KeySetId::from_seed(&[44; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let z: Vec<Complex64> =
+        (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).sin(), -0.3)).collect();
+    let enc = Encoder::new(&ctx);
+    let ct = Encryptor::with_seed(&ctx, [8; 32])
+        .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
+        .unwrap();
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let (want, need) = {
+        let st = store(dir.path(), 1 << 30);
+        let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+        let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let keys = keys.with_durable_diagonals(&bs).unwrap();
+        (want, keys.working_set_bytes_in(&bs, Expansion::PerPin, true))
+    };
+    let budget = need + bs.diagonal_bytes() / 8;
+    let st = planned_store(dir.path(), budget, false, 64 << 20);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let keys = keys
+        .with_expansion(Expansion::PerPin)
+        .unwrap()
+        .with_expand_ahead(true)
+        .unwrap()
+        .with_durable_diagonals(&bs)
+        .unwrap();
+    assert!(keys.expands_ahead());
+    keys.hint(&bs, 1).unwrap();
+    let got = keys.ahead(|| bs.bootstrap(&ct, &keys, &mut scratch)).unwrap();
+    assert_eq!(got.as_words(), want.as_words());
+    let stats = st.stats();
+    assert!(stats.prefetches > 0, "{stats:?}");
+    assert_eq!(stats.prefetch_evicted_unused, 0, "{stats:?}");
+    assert!(stats.peak_dram <= budget, "{stats:?}");
+    assert!(keys.pin_times().ahead.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
