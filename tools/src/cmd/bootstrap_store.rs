@@ -44,8 +44,8 @@ pub enum ExpandArg {
 /// Where the bootstrap's linear-transform diagonals come from (`--diagonals`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DiagonalsArg {
-    /// `stored` if the DRAM budget holds the expanded key set and the diagonals with an eighth
-    /// to spare, else `encode`.
+    /// `durable` with `--dir`; in a temporary pool `stored` if the DRAM budget holds the
+    /// expanded key set and the diagonals with an eighth to spare, else `encode`.
     Auto,
     /// Encoded once per process into transient store objects, pinned per term.
     Stored,
@@ -207,10 +207,20 @@ impl OpenStore {
             KeyFormArg::Seeded => KeyForm::Seeded,
             KeyFormArg::Expanded => KeyForm::Expanded,
         };
+        // Diagonals in the store are pinned one at a time: part of the working set.
+        let diagonals_stored = match flags.diagonals {
+            DiagonalsArg::Auto => !self.temporary,
+            DiagonalsArg::Stored | DiagonalsArg::Durable => true,
+            DiagonalsArg::Encode => false,
+        };
+        let mut least = bootstrap_working_set(bs, form, 1, false);
+        if diagonals_stored {
+            least.push(bs.max_diagonal_words() as u64 * 8);
+        }
         // A budget too small for one bootstrap fails here, before any key is made (the least
         // it needs; checked again below for the expansion mode and the keys found).
         self.store
-            .check_working_sets([bootstrap_working_set(bs, form, 1, false)])
+            .check_working_sets([least])
             .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
         let clock = Instant::now();
         let (keys, report) =
@@ -227,6 +237,9 @@ impl OpenStore {
         let keys = keys.with_expansion(expansion)?.with_expand_ahead(ahead)?;
         let both = keys.expanded_bytes() + bs.diagonal_bytes();
         let keys = match flags.diagonals {
+            // A pool that outlives this run keeps them for the next one (and a budget below
+            // them reads them back instead of encoding them at every use).
+            DiagonalsArg::Auto if !self.temporary => keys.with_durable_diagonals(bs)?,
             DiagonalsArg::Auto if both + both / 8 <= self.store.budget() => {
                 keys.with_stored_diagonals(bs)?
             }
