@@ -154,3 +154,30 @@ fn a_budget_one_page_below_the_bootstrapping_minimum_is_refused_before_any_op() 
     ex.run(Some(&ct)).unwrap();
     assert!(st.stats().peak_dram <= needed);
 }
+
+/// Seed-compressed bootstrap keys keep an expansion block in the budget while they are loaded:
+/// the real executor's working sets count it at every step, beside the bootstrap's buffers.
+#[test]
+fn seeded_bootstrap_keys_add_their_held_expansion_block_to_every_step() {
+    let (ctx, bs, program) = two_bootstraps();
+    let keyset = KeySetId::from_seed(&SEED);
+    let plan = Executor::plan(&program, 1, keyset, costs());
+    let dir = tempfile::tempdir().unwrap();
+    let st = planned_store(dir.path(), 1 << 30, true, 32 << 20);
+    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+    let sk = kg.secret_key();
+    let mut ex = real(&program, &st, &ctx, &bs).put_keys_as(KeyForm::Seeded);
+    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    let block = crate::ckks::switch_key_expanded_words(&ctx) as u64 * 8;
+    let mut want = plan.bootstrap_scratch_lengths();
+    want.push(block);
+    assert_eq!(ex.run_buffers(), want);
+    for (real, planned) in ex.working_sets().iter().zip(plan.working_sets()) {
+        let held = want.len() - 1;
+        assert_eq!(real[..held], planned[..held]);
+        assert_eq!(real[held], block);
+        assert_eq!(real[held + 1..], planned[held..]);
+    }
+    ex.run(Some(&input(&ctx, &sk))).unwrap();
+    assert_eq!(st.stats().scratch_beyond_reserve, 0);
+}
