@@ -1,7 +1,9 @@
 //! `hetier run` as a child in a cgroup v1 memory group limited to its DRAM budget + 64 MiB, for
 //! the digits model and CryptoNets in the slot and batch layouts: each run completes without an
 //! OOM kill, agrees with the plaintext model, and the group's measured maximum stays within the
-//! limit. Skipped, with the reason printed, only where the memory controller cannot be written.
+//! limit; and digits compiled with bootstrapping (insecure test parameters) at its smallest
+//! workable budget. Skipped, with the reason printed, only where the memory controller cannot be
+//! written.
 
 mod common;
 
@@ -81,4 +83,95 @@ fn run_cryptonets_batch_layout_fits_budget_plus_64_mib_under_a_cgroup_limit() {
 #[test]
 fn run_digits_batch_layout_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     run_under_limit("digits-batch", 32, 64, &["--model", "digits", "--layout", "batch"]);
+}
+
+/// The first `n` held-out digits images as a `.npy` file (`|u1`, `[n, 64]`) in `dir`.
+fn digits_images(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits.test.safetensors");
+    let tests = hetier_he::model::TestSet::from_bytes(file, &std::fs::read(file).unwrap()).unwrap();
+    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({n}, 64), }}");
+    // The magic, version and length (10 bytes), the header and its newline: 64-byte aligned.
+    header.push_str(&" ".repeat(63 - (10 + header.len()) % 64));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    (0..n).for_each(|i| bytes.extend(tests.image(i)));
+    let path = dir.join("digits.npy");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The smallest model that bootstraps: digits compiled with a bootstrap every two levels at
+/// log N = 12 (insecure test parameters; two bootstraps per image), whose bootstraps take every
+/// buffer from the store's budget. A budget one MiB below the smallest workable one (the
+/// bootstrap's buffers included) is refused with it before any key is made; at that budget,
+/// in a group limited to it + 64 MiB, two held-out images run without an OOM kill, agree with
+/// the plaintext model, and the group's maximum stays within the limit.
+#[test]
+fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = digits_images(dir.path(), 2);
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/digits.json");
+    let run = |group: Option<&MemoryGroup>, budget_mib: u64, pool: &str| {
+        let hetier = env!("CARGO_BIN_EXE_hetier");
+        let mut cmd =
+            group.map_or_else(|| std::process::Command::new(hetier), |g| g.command(hetier));
+        cmd.args(["--json", "run", "--model-file", model, "--insecure-test-params"])
+            .args(["--bootstrap-levels", "2", "--dram-mib", &budget_mib.to_string()])
+            .arg("--inputs")
+            .arg(&images)
+            .arg("--dir")
+            .arg(dir.path().join(pool))
+            .output()
+            .unwrap()
+    };
+    // The smallest workable budget, from the refusal of a budget below it.
+    let small = run(None, 1, "small");
+    assert!(!small.status.success());
+    let err = String::from_utf8_lossy(&small.stderr);
+    let needed: u64 = err
+        .split("smallest workable budget is ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no budget in: {err}"));
+    let budget_mib = needed.div_ceil(MIB);
+    let below = run(None, budget_mib - 1, "below");
+    let err = String::from_utf8_lossy(&below.stderr);
+    assert!(!below.status.success() && err.contains(&needed.to_string()), "{err}");
+    assert!(err.contains("too small for this plan"), "refused before any work: {err}");
+
+    let budget = budget_mib * MIB;
+    let limit = budget + HEADROOM;
+    let name = format!("hetier-cgroup-test-bootstrapping-digits-{}", std::process::id());
+    let group = match MemoryGroup::create(&name, limit) {
+        Ok(g) => g,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+    let out = run(Some(&group), budget_mib, "pool");
+    let max = group.max_usage();
+    assert!(!group.oom_killed(), "OOM-killed under {} MiB (max {} MiB)", limit / MIB, max / MIB);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["bootstraps"], 2);
+    assert_eq!(r["argmax_agree"], 2);
+    assert!(r["max_abs_error"].as_f64().unwrap() <= 1e-3, "{}", r["max_abs_error"]);
+    assert!(r["store_peak_dram"].as_u64().unwrap() <= budget);
+    let peak_rss = r["peak_rss"].as_u64().unwrap();
+    let outside = r["outside_store"]["outside_store_bytes"].as_u64().unwrap();
+    println!(
+        "bootstrapping digits: budget {} MiB (smallest workable {needed} B), cgroup limit {} \
+         MiB, cgroup max {:.1} MiB, peak RSS {:.1} MiB, outside the store {:.1} MiB",
+        budget / MIB,
+        limit / MIB,
+        max as f64 / MIB as f64,
+        peak_rss as f64 / MIB as f64,
+        outside as f64 / MIB as f64,
+    );
+    assert!(max <= limit && peak_rss <= limit, "max {max}, peak RSS {peak_rss}");
+    assert!(outside <= HEADROOM, "{outside} B outside the store");
 }

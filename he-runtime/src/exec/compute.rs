@@ -200,15 +200,43 @@ pub(super) fn exec_step<'s>(
     Ok((ns, written))
 }
 
-/// Runs bootstrap op `op`: pins its input for the whole bootstrap and each key only while the
-/// bootstrapper uses it (through the store-backed key source), then puts the result. Returns
-/// the compute time of each of the op's [`steps`] (the time up to the first key, then the time
-/// from each key's pin to the next) and the written result with its length.
-pub(super) fn exec_bootstrap(
-    real: &mut Real<'_>,
+/// The buffers every bootstrap op of a run shares, taken from the store's budget once at the
+/// run's start (out of the run's reservation `room` when there is one) and held to its end:
+/// key-switch buffers at the top level and one spare per ciphertext temporary and transform
+/// buffer of a bootstrap, as the program's [`crate::nn::BootstrapSpec::spare_words`] lists them
+/// (what `Executor::bootstrap_scratch_lengths` charges the plan for, in that order).
+pub(super) fn bootstrap_scratch<'s>(
+    real: &Real<'s>,
+    spare_words: &[usize],
+    room: Option<&ScratchReserve<'s>>,
+) -> Result<Scratch<ScratchBuffer<'s>>> {
+    let store: &'s TieredStore = real.store;
+    let alloc = |w: usize| -> Result<ScratchBuffer<'s>> {
+        let len = w as u64 * 8;
+        Ok(match room {
+            Some(r) => r.scratch(len)?,
+            None => store.scratch(len)?,
+        })
+    };
+    let top = real.ctx.params().max_level();
+    let mut scratch = Scratch::with_buffers(&real.ctx, top, true, alloc)?;
+    let spares = spare_words.iter().map(|&w| alloc(w)).collect::<Result<Vec<_>>>()?;
+    scratch.add_spares(spares);
+    Ok(scratch)
+}
+
+/// Runs bootstrap op `op` with the run's bootstrap buffers `scratch` ([`bootstrap_scratch`]):
+/// pins its input for the whole bootstrap and each key only while the bootstrapper uses it
+/// (through the store-backed key source), computes the result straight into its store block
+/// and puts it. Returns the compute time of each of the op's [`steps`] (the time up to the
+/// first key, then the time from each key's pin to the next) and the written result with its
+/// length.
+pub(super) fn exec_bootstrap<'s>(
+    real: &mut Real<'s>,
     program: &Program,
     ids: &[ObjectId],
     op: &Op,
+    scratch: &mut Scratch<ScratchBuffer<'s>>,
 ) -> Result<(Vec<u64>, (ObjId, u64))> {
     let Op::Bootstrap { dst, src, keys } = op else {
         return Err(Error::WrongMode { mode: "real", what: "bootstrap another op" });
@@ -219,14 +247,17 @@ pub(super) fn exec_bootstrap(
         mode: "real",
         what: "bootstrap before the bootstrap keys were prepared",
     })?;
-    let guard = pin_as(real.store, ids[src.index()], || program_role(program, *src))?;
-    let v =
-        Views { store: real.store, ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program };
+    let store: &'s TieredStore = real.store;
+    let guard = pin_as(store, ids[src.index()], || program_role(program, *src))?;
+    let v = Views { store, ctx: &real.ctx, keys: &real.keys, meta: &real.meta, program };
     let x = v.ct(*src, &guard)?;
     let recorder = RecordingKeys::new(boot_keys);
     let start = Instant::now();
-    let scratch = real.boot_scratch.get_or_insert_with(|| Scratch::new(&real.ctx));
-    let out = bs.bootstrap(&x, &recorder, scratch)?;
+    // The result's block is taken once the last transform is done (the step that writes it).
+    let block = |words: usize| -> Result<BlockWriter<'s>> {
+        Ok(store.alloc_for_overwrite(words as u64 * 8)?)
+    };
+    let (out, _) = bs.bootstrap_into(&x, &recorder, scratch, block)?;
     let end = Instant::now();
     drop(guard);
     let uses = recorder.into_uses();
@@ -235,12 +266,10 @@ pub(super) fn exec_bootstrap(
     marks.extend(uses.iter().map(|&(_, t)| t));
     marks.push(end);
     let times = marks.windows(2).map(|w| (w[1] - w[0]).as_nanos() as u64).collect();
-    let words = out.as_words();
-    let mut w = real.store.alloc(words.len() as u64 * 8)?;
-    w.as_u64s_mut().copy_from_slice(words);
     real.meta.insert(*dst, (out.level(), out.scale()));
+    let w = out.into_data();
     let len = w.len();
-    real.store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
+    store.put_block(ids[dst.index()], ObjectKind::Ciphertext, Durability::Scratch, w)?;
     Ok((times, (*dst, len)))
 }
 

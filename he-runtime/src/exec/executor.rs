@@ -131,7 +131,6 @@ impl<'s> Executor<'s> {
             store,
             ctx: Arc::clone(ctx),
             encoder: Encoder::new(ctx),
-            boot_scratch: None,
             eval,
             keys: KeySet::default(),
             meta: HashMap::new(),
@@ -283,6 +282,9 @@ impl<'s> Executor<'s> {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "tests_boot_scratch.rs"]
+mod tests_boot_scratch;
 #[cfg(test)]
 #[path = "tests_bootstrapped.rs"]
 mod tests_bootstrapped;

@@ -3,7 +3,7 @@
 
 use hetier_tiering::ObjectId;
 
-use super::executor::Executor;
+use super::executor::{Backend, Executor};
 use super::steps::{steps, Step};
 use crate::ckks::Scratch;
 use crate::nn::{ObjId, Op};
@@ -41,8 +41,10 @@ impl Executor<'_> {
     /// key-switch buffers (at the step's level), `mul_relin`'s degree-2 product, and the
     /// hoisted decomposition with its c_0 while a hoisted rotation group runs. A key is pinned
     /// in its stored (seed-compressed) form and expanded into a block of its full size: both
-    /// count (the stored form at its bound, half the words plus the header). Checked against
-    /// the store's budget before a real run starts.
+    /// count (the stored form at its bound, half the words plus the header). A program that
+    /// bootstraps also holds, at every step, the buffers its bootstraps share for the whole run
+    /// ([`Self::run_buffers`]), and a bootstrap keeps its input pinned through its key steps.
+    /// Checked against the store's budget before a real run starts.
     pub fn working_sets(&self) -> Vec<Vec<u64>> {
         let p = self.program;
         let sizes = p.sizes();
@@ -51,6 +53,7 @@ impl Executor<'_> {
             let obj = &p.objects()[o.index()];
             obj.bytes + if obj.kind.is_key() { stored_key } else { 0 }
         };
+        let held = self.run_buffers();
         let mut sets = Vec::new();
         let level_of = |o: &ObjId| p.objects()[o.index()].level;
         for r in p.ops() {
@@ -61,7 +64,12 @@ impl Executor<'_> {
                 }
                 _ => None,
             };
-            for s in self.op_steps(&r.op) {
+            // The bootstrap's input, pinned for the whole op (its first step names it).
+            let boot_input = match &r.op {
+                Op::Bootstrap { src, .. } => Some(bytes(src)),
+                _ => None,
+            };
+            for (i, s) in self.op_steps(&r.op).into_iter().enumerate() {
                 let pins = s.pins.iter().map(bytes);
                 let writes = s.writes.iter().map(bytes);
                 let scratch: Vec<u64> = match &r.op {
@@ -79,10 +87,46 @@ impl Executor<'_> {
                     Op::Rescale { .. } => vec![2 * sizes.n * 8],
                     _ => Vec::new(),
                 };
-                sets.push(hoisted.into_iter().chain(scratch).chain(pins).chain(writes).collect());
+                let input = boot_input.filter(|_| i > 0);
+                sets.push(
+                    held.iter()
+                        .copied()
+                        .chain(hoisted)
+                        .chain(input)
+                        .chain(scratch)
+                        .chain(pins)
+                        .chain(writes)
+                        .collect(),
+                );
             }
         }
         sets
+    }
+
+    /// Byte lengths of the scratch buffers a run of a program that bootstraps takes from the
+    /// store's budget once, at its start, and holds to its end: the bootstrap's key-switch
+    /// buffers at the top level and the spares of its ciphertext temporaries and linear
+    /// transforms ([`crate::nn::BootstrapSpec::spare_words`]), shared by every bootstrap op of
+    /// the run. Empty for a program without bootstrap ops.
+    pub fn bootstrap_scratch_lengths(&self) -> Vec<u64> {
+        let p = self.program;
+        let Some(spec) = p.bootstrap().filter(|_| p.bootstraps() > 0) else {
+            return Vec::new();
+        };
+        let top = p.params().max_level();
+        let ks = Scratch::<Vec<u64>>::words_at(p.params(), top);
+        ks.iter().chain(&spec.spare_words).map(|&w| w as u64 * 8).collect()
+    }
+
+    /// Byte lengths of every buffer a real run holds in the budget from its start to its end
+    /// beside its objects: [`Self::bootstrap_scratch_lengths`], and the expansion block the
+    /// bootstrap's seed-compressed keys keep for as long as they are loaded.
+    pub fn run_buffers(&self) -> Vec<u64> {
+        let mut v = self.bootstrap_scratch_lengths();
+        if let Backend::Real(real) = &self.backend {
+            v.extend(real.boot_keys.as_ref().map(|k| k.held_block_lengths()).unwrap_or_default());
+        }
+        v
     }
 
     /// The most scratch op `op` borrows from the store's budget at once (beside its pins and
@@ -111,17 +155,31 @@ impl Executor<'_> {
         }
     }
 
-    /// The most DRAM one op borrows from the store's budget beside its objects (see
-    /// `op_scratch`): what a real run reserves for its scratch, and what a prediction of the
-    /// run takes off the budget (the trace carries objects only).
+    /// The most DRAM a run borrows from the store's budget at once beside its objects (see
+    /// `op_scratch`): the bootstrap's buffers it holds for the whole run
+    /// ([`Self::bootstrap_scratch_lengths`]) and the most scratch one op borrows beside them.
+    /// What a real run reserves for its scratch, and what a prediction of the run takes off the
+    /// budget (the trace carries objects only).
     pub fn scratch_charge(&self) -> u64 {
+        self.boot_scratch_charge() + self.op_scratch_charge()
+    }
+
+    /// The bootstrap's buffers held for the whole run, each in whole pages.
+    fn boot_scratch_charge(&self) -> u64 {
+        self.bootstrap_scratch_lengths().into_iter().map(page).sum()
+    }
+
+    /// The most scratch one op borrows at once.
+    fn op_scratch_charge(&self) -> u64 {
         self.program.ops().iter().map(|r| self.op_scratch(&r.op)).max().unwrap_or(0)
     }
 
     /// The scratch a real run under `budget` reserves for its whole run: [`Self::scratch_charge`],
-    /// less what the largest step's pins and result need beside it when the budget cannot hold
-    /// both (the steps whose scratch then exceeds the reservation borrow the rest step by step,
-    /// as before; no budget that passes [`Self::working_sets`]' check is refused).
+    /// less what the largest step's pins and result (and the buffers held for the run) need
+    /// beside the ops' scratch when the budget cannot hold both (the steps whose scratch then
+    /// exceeds the reservation borrow the rest step by step, as before; no budget that passes
+    /// [`Self::working_sets`]' check is refused). The bootstrap's buffers are always reserved
+    /// whole: the run takes them out of the reservation at its start.
     pub(super) fn scratch_reservation(&self, budget: u64) -> u64 {
         let p = self.program;
         let stored_key = p.sizes().key() / 2 + 64;
@@ -132,10 +190,21 @@ impl Executor<'_> {
         let objects = p
             .ops()
             .iter()
-            .flat_map(|r| self.op_steps(&r.op))
-            .map(|s| s.pins.iter().chain(&s.writes).map(bytes).sum::<u64>())
+            .flat_map(|r| {
+                // A bootstrap's input stays pinned through its key steps.
+                let input = match &r.op {
+                    Op::Bootstrap { src, .. } => bytes(src),
+                    _ => 0,
+                };
+                let steps = self.op_steps(&r.op).into_iter().enumerate();
+                steps.map(move |(i, s)| (s, if i > 0 { input } else { 0 }))
+            })
+            .map(|(s, input)| s.pins.iter().chain(&s.writes).map(bytes).sum::<u64>() + input)
             .max()
             .unwrap_or(0);
-        self.scratch_charge().min(budget.saturating_sub(objects))
+        let boot = self.boot_scratch_charge();
+        let keys: u64 = self.run_buffers().into_iter().map(page).sum::<u64>() - boot;
+        let room = budget.saturating_sub(objects + boot + keys);
+        boot + self.op_scratch_charge().min(room)
     }
 }

@@ -13,7 +13,7 @@ use super::keys::{KeyForm, KeySet};
 use crate::ckks::bootstrap::Bootstrapper;
 use crate::ckks::{
     Ciphertext, Context, Encoder, Evaluator, GaloisKey, HoistedCiphertext, KeySwitchKey, Plaintext,
-    RelinKey, Scratch,
+    RelinKey,
 };
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::nn::{ObjId, ObjKind, Program, FROM_SPARSE_TAG, TO_SPARSE_TAG};
@@ -24,9 +24,6 @@ pub(super) struct Real<'s> {
     pub(super) ctx: Arc<Context>,
     pub(super) eval: Evaluator,
     pub(super) encoder: Encoder,
-    /// The bootstrapper's key-switch scratch (process memory, made at the first bootstrap):
-    /// every other step borrows its scratch from the store's budget for the step.
-    pub(super) boot_scratch: Option<Scratch>,
     pub(super) keys: KeySet,
     /// (level, scale) of each live ciphertext.
     pub(super) meta: HashMap<ObjId, (usize, f64)>,

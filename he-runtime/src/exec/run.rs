@@ -5,7 +5,7 @@ use std::borrow::Borrow;
 
 use hetier_tiering::{ObjectId, TieredStore, TraceEvent};
 
-use super::compute::{exec_bootstrap, exec_step};
+use super::compute::{bootstrap_scratch, exec_bootstrap, exec_step};
 use super::error::{Error, Result};
 use super::executor::{Backend, Executor};
 use super::real::put_ct;
@@ -125,6 +125,14 @@ impl Executor<'_> {
             }
             Backend::Plan(_) => None,
         };
+        // The buffers every bootstrap op shares, taken once for the whole run (out of the
+        // reservation, which counts them) before any input is put: held to the run's end.
+        let mut boot = match (&self.backend, program.bootstrap()) {
+            (Backend::Real(real), Some(spec)) if program.bootstraps() > 0 => {
+                Some(bootstrap_scratch(real, &spec.spare_words, room.as_ref())?)
+            }
+            _ => None,
+        };
         // The input ciphertexts.
         for (in_obj, input) in inputs.iter_mut() {
             let in_obj = *in_obj;
@@ -148,8 +156,10 @@ impl Executor<'_> {
         let mut report = RunReport::default();
         self.layer_ns.iter_mut().for_each(|t| *t = 0);
         for (i, rec) in program.ops().iter().enumerate() {
-            if let (Op::Bootstrap { .. }, Backend::Real(real)) = (&rec.op, &mut self.backend) {
-                let (times, written) = exec_bootstrap(real, program, &self.ids, &rec.op)?;
+            if let (Op::Bootstrap { .. }, Backend::Real(real), Some(scratch)) =
+                (&rec.op, &mut self.backend, boot.as_mut())
+            {
+                let (times, written) = exec_bootstrap(real, program, &self.ids, &rec.op, scratch)?;
                 for (step, ns) in steps(&rec.op).into_iter().zip(times) {
                     let pins = step.pins.iter().map(|o| self.ids[o.index()]).collect();
                     report.steps += 1;

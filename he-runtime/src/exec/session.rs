@@ -46,7 +46,9 @@ pub struct Session<'s> {
 
 impl<'s> Session<'s> {
     /// Derives the secret key from `sk_seed`, makes sure every key and weight is in `store`
-    /// (reusing what an earlier process left), and prepares the executor.
+    /// (reusing what an earlier process left), and prepares the executor. A store whose budget
+    /// cannot hold some step of the program fails first, with `BudgetTooSmall` naming the
+    /// smallest workable budget ([`Executor::working_sets`]).
     pub fn new(
         model: &'s Model,
         compiled: &'s Compiled,
@@ -99,6 +101,10 @@ impl<'s> Session<'s> {
         if weights_on_the_fly {
             executor = executor.encode_weights_on_the_fly();
         }
+        // A budget no step of the plan fits (the bootstrap's buffers included) fails here with
+        // the smallest workable budget, before any key is made; a run checks again with the
+        // keys as loaded.
+        store.check_working_sets(executor.working_sets())?;
         let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
         let weights_encoded =
             executor.prepare_weights()? + executor.prepare_encrypted_weights(Some(&sk))?;

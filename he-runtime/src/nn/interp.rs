@@ -90,6 +90,8 @@ pub fn check_bootstrapper(program: &Program, bs: &Bootstrapper) -> Result<()> {
         format!("output level {}, program has {}", got.output_level, spec.output_level)
     } else if got.key_uses != spec.key_uses {
         format!("{} key uses, program has {}", got.key_uses.len(), spec.key_uses.len())
+    } else if got.spare_words != spec.spare_words {
+        format!("spare buffers {:?}, program has {:?}", got.spare_words, spec.spare_words)
     } else {
         return Ok(());
     };

@@ -113,6 +113,10 @@ pub struct BootstrapSpec {
     pub key_uses: Vec<KeyUse>,
     /// The slot rotation of each Galois element it uses (`None`: the conjugation).
     pub steps: BTreeMap<u64, Option<i64>>,
+    /// Lengths in words of the spare buffers one bootstrap takes from its scratch at once
+    /// ([`Bootstrapper::spare_words`]): with the key-switch buffers at the top level, what a
+    /// run that bootstraps holds in the store's budget for its ciphertext temporaries.
+    pub spare_words: Vec<usize>,
 }
 
 impl BootstrapSpec {
@@ -130,6 +134,7 @@ impl BootstrapSpec {
             output_level: bs.output_level(),
             key_uses: bs.key_sequence(),
             steps,
+            spare_words: bs.spare_words(),
         }
     }
 }

@@ -3,14 +3,19 @@
 //! decrypted output with the plaintext reference of the same (lowered) model.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context as _, Result};
+use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
+use hetier_he::ckks::{Context, Params};
 use hetier_he::exec::Session;
-use hetier_he::model::{argmax, onnx};
+use hetier_he::model::{argmax, onnx, Compiled, Model, DEFAULT_MARGIN};
+use hetier_he::nn::BootstrapSpec;
 use serde::Serialize;
 
 use super::run_setup::{open_store, peak_rss, RunArgs};
+use crate::cmd::rss::OutsideStore;
 use crate::{fmt, npy};
 
 #[derive(Serialize)]
@@ -20,6 +25,8 @@ struct FileRunReport {
     log_n: u32,
     insecure_test_params: bool,
     depth: usize,
+    /// Bootstrap ops per input (`--bootstrap-levels`; 0 without).
+    bootstraps: usize,
     inputs: usize,
     random_inputs: bool,
     /// Decrypted outputs, one row per input.
@@ -37,7 +44,25 @@ struct FileRunReport {
     bytes_pm_to_dram: u64,
     bytes_dram_to_pm: u64,
     peak_rss: Option<u64>,
+    /// Peak RSS less the store's resident bound: the memory held outside the store.
+    outside_store: Option<OutsideStore>,
     policy: &'static str,
+}
+
+/// Compiles `model` with bootstrapping at log N = 12 (insecure test parameters), `levels`
+/// levels between bootstraps.
+fn compile_bootstrapped(
+    model: &Model,
+    levels: usize,
+) -> Result<(Params, Compiled, Arc<Bootstrapper>)> {
+    let preset = BootstrapPreset::insecure_test(12, levels);
+    let params = preset.params()?;
+    let ctx = Context::new(&params)?;
+    let bs = Arc::new(Bootstrapper::new(&ctx, &preset.config)?);
+    let compiled = model
+        .compile_bootstrapped(&params, &BootstrapSpec::of(&bs), DEFAULT_MARGIN)
+        .with_context(|| format!("compiling with bootstrapping, {levels} levels between"))?;
+    Ok((params, compiled, bs))
 }
 
 /// Uniform values in [lo, hi) from a small xorshift generator.
@@ -60,7 +85,17 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     let imp = args.import.load(path)?;
     let model = imp.model;
     let insecure = args.import.insecure_test_params;
-    let (params, compiled) = onnx::compile_smallest(&model, insecure)?;
+    let (params, compiled, bs) = match args.bootstrap_levels {
+        Some(levels) if insecure => {
+            let (p, c, bs) = compile_bootstrapped(&model, levels)?;
+            (p, c, Some(bs))
+        }
+        Some(_) => bail!("--bootstrap-levels runs with --insecure-test-params only"),
+        None => {
+            let (p, c) = onnx::compile_smallest(&model, insecure)?;
+            (p, c, None)
+        }
+    };
     if insecure && !json {
         eprintln!("warning: --insecure-test-params: log N = 12, NOT SECURE — for tests only");
     }
@@ -90,8 +125,19 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     let (store, dir, _tmp, policy) = open_store(args)?;
     let t0 = Instant::now();
     let secret = args.secret.resolve(&dir)?;
-    let mut session = Session::new(&model, &compiled, &store, *secret.seed)
-        .context("preparing keys and weights")?;
+    let mut session = match &bs {
+        Some(bs) => Session::with_bootstrapper(
+            &model,
+            &compiled,
+            &store,
+            *secret.seed,
+            Arc::clone(bs),
+            false,
+            args.key_form.into(),
+        ),
+        None => Session::new(&model, &compiled, &store, *secret.seed),
+    }
+    .context("preparing keys and weights")?;
     let setup = t0.elapsed().as_secs_f64();
     let (mut outputs, mut reference) = (Vec::new(), Vec::new());
     let (mut max_err, mut agree) = (0.0f64, 0);
@@ -112,6 +158,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         log_n: params.log_n(),
         insecure_test_params: insecure,
         depth: model.depth(),
+        bootstraps: compiled.program.bootstraps(),
         inputs: xs.len(),
         random_inputs: random,
         outputs,
@@ -127,6 +174,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         peak_rss: peak_rss(),
+        outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
         policy: policy.name(),
     };
     if json {
@@ -142,7 +190,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         out.depth,
         out.policy
     );
-    let rows = vec![
+    let mut rows = vec![
         vec![
             "agreement with plaintext".into(),
             format!(
@@ -172,6 +220,12 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         vec!["process peak RSS".into(), out.peak_rss.map_or("unknown".into(), fmt::bytes)],
         fmt::bytes_moved_row(&st),
     ];
+    if let Some(o) = &out.outside_store {
+        rows.push(o.row(out.dram_budget));
+    }
+    if out.bootstraps > 0 {
+        rows.push(vec!["bootstraps".into(), format!("{} per input", out.bootstraps)]);
+    }
     fmt::table(&["", "value"], &rows);
     Ok(())
 }

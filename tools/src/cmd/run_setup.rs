@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// Inputs for `--model-file` (.npy, `[N, *input shape]`); default: `--images` random ones.
     #[arg(long, requires = "model_file")]
     pub(crate) inputs: Option<PathBuf>,
+    /// Compile `--model-file` with bootstrapping, this many levels between bootstraps, at log
+    /// N = 12 (with `--insecure-test-params` only: a test of the executor's bootstraps).
+    #[arg(long, requires_all = ["model_file", "insecure_test_params"])]
+    pub(crate) bootstrap_levels: Option<usize>,
     #[command(flatten)]
     pub(crate) import: super::import::ImportFlags,
     /// Run with the weights encrypted too (ct × ct products), side by side with plaintext

@@ -343,6 +343,25 @@ impl Bootstrapper {
         keys: &K,
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<(Ciphertext, PhaseTimes), K::Error> {
+        self.bootstrap_into(ct, keys, scratch, |words| Ok(vec![0; words]))
+    }
+
+    /// [`Self::bootstrap_timed`] with the result written into the buffer `result` makes from its
+    /// length in words (e.g. a block of a store's budget, made once the last transform is
+    /// done): no ciphertext of the bootstrap is then on the heap.
+    pub fn bootstrap_into<K, C, S, D>(
+        &self,
+        ct: &Ciphertext<C>,
+        keys: &K,
+        scratch: &mut Scratch<S>,
+        result: impl FnOnce(usize) -> std::result::Result<D, K::Error>,
+    ) -> std::result::Result<(Ciphertext<D>, PhaseTimes), K::Error>
+    where
+        K: KeySource,
+        C: AsRef<[u64]>,
+        S: ScratchWords,
+        D: AsRef<[u64]> + AsMut<[u64]>,
+    {
         let eval = Evaluator::new(&self.ctx);
         let enc = Encoder::new(&self.ctx);
         eval.check_ct(ct)?;
@@ -470,7 +489,7 @@ impl Bootstrapper {
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
         let y = last.apply(&eval, &enc, &x, keys, scratch, nominal, self.room)?;
         scratch.give_back(x.into_data());
-        let mut out = y.to_owned_ct();
+        let mut out = eval.copy_into(&y, result(y.as_words().len())?)?;
         scratch.give_back(y.into_data());
         out.set_scale(scale_in);
         out.set_slots(ct.slots());

@@ -302,6 +302,16 @@ impl<'s> BatchExecutor<'s> {
 
     /// A copy of output element `k` (real mode).
     pub fn output(&self, k: usize) -> Result<Ciphertext> {
+        self.output_with(k, |ct| Ok(ct.to_owned_ct()))
+    }
+
+    /// Calls `f` with output element `k` (real mode) where it lies, pinned in the store:
+    /// nothing is copied (decrypt it into a scratch buffer of the budget, for instance).
+    pub fn output_with<R>(
+        &self,
+        k: usize,
+        f: impl FnOnce(&Ciphertext<&[u64]>) -> Result<R>,
+    ) -> Result<R> {
         let Backend::Real(real) = &self.backend else {
             return Err(Error::WrongMode { mode: self.mode(), what: "return a ciphertext" });
         };
@@ -312,8 +322,7 @@ impl<'s> BatchExecutor<'s> {
         let g = pin_as(real.store, id(o), || ct_role(self.plan, o))?;
         let obj = self.plan.objects()[o as usize];
         let p = real.ctx.params();
-        let ct = Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, p.n(), p.id())?;
-        Ok(ct.to_owned_ct())
+        f(&Ciphertext::from_raw(g.as_u64s(), obj.parts, obj.level, obj.scale, p.n(), p.id())?)
     }
 
     /// Removes the outputs of the last run from the store (and records it).

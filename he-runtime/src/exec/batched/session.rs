@@ -144,8 +144,13 @@ impl<'s> BatchSession<'s> {
         let dec = Decryptor::new(&self.ctx, &self.sk)?;
         let mut logits = vec![Vec::with_capacity(self.plan.outputs().len()); samples];
         for k in 0..self.plan.outputs().len() {
-            let ct = self.executor.output(k)?;
-            let v = self.encoder.decode_real(&dec.decrypt(&ct)?)?;
+            // Decrypted from where the output lies into a scratch buffer of the budget: no
+            // copy of the ciphertext (or its plaintext) on the heap.
+            let v = self.executor.output_with(k, |ct| {
+                let words = (ct.level() + 1) * p.n();
+                let pt = dec.decrypt_into(ct, self.store.scratch(words as u64 * 8)?)?;
+                Ok(self.encoder.decode_real_in_place(pt)?)
+            })?;
             for (b, l) in logits.iter_mut().enumerate() {
                 l.push(v[b]);
             }

@@ -292,6 +292,13 @@ impl<'s> StoredBootstrapKeys<'s> {
         Ok(scratch)
     }
 
+    /// Byte lengths of the expansion blocks these keys hold in the budget for as long as they
+    /// live (one per pin for seed-compressed keys, two when expanding ahead; none expanded).
+    pub fn held_block_lengths(&self) -> Vec<u64> {
+        let len = switch_key_expanded_words(&self.ctx) as u64 * 8;
+        vec![len; self.spares.spare_count()]
+    }
+
     /// The loaded key set.
     pub fn key_set(&self) -> &KeySet {
         &self.keys

@@ -149,8 +149,9 @@ pub fn working_set_bytes(l: &Loaded, ops: &OpCosts) -> u64 {
 /// The most the executor borrows from the store's budget in one step beside the trace's
 /// objects (whole pages per buffer): the hoisted decomposition with its c_0 and key-switch
 /// buffers, a rotation's key-switch buffers, or mul_relin's key-switch buffers and degree-2
-/// product ([`Executor::scratch_charge`]). A real run reserves it for the whole run, so the
-/// store has this much less room for objects than the trace shows, at every step.
+/// product, plus, for a model that bootstraps, the bootstrap's buffers it holds for the whole
+/// run ([`Executor::scratch_charge`]). A real run reserves it for the whole run, so the store
+/// has this much less room for objects than the trace shows, at every step.
 pub fn hoist_charge(l: &Loaded) -> u64 {
     let keyset = KeySetId::from_seed(&hetier_he::ckks::os_seed());
     let costs = OpCosts { log_n: 0, q_len: 0, p_len: 0, top_ns: Default::default() };

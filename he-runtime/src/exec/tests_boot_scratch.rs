@@ -1,0 +1,183 @@
+//! A run that bootstraps takes every buffer of its bootstraps from the store's budget: once per
+//! run, shared by its bootstrap ops, counted by the plan's working sets (a budget below them is
+//! refused before any work), and bit for bit the bootstrap the heap-buffered bootstrapper makes.
+
+use std::sync::Arc;
+
+use hetier_tiering::{TieredStore, TraceEvent};
+
+use super::*;
+use crate::ckks::bootstrap::BootstrapPreset;
+use crate::ckks::{Complex64, Encoder, Encryptor, KeyGenerator, Scratch, SecretKey};
+use crate::exec::bootstrap::StoredBootstrapKeys;
+use crate::exec::test_store::planned_store;
+use crate::nn::{BootstrapSpec, Program, ProgramBuilder};
+
+const SEED: [u8; 32] = [33; 32];
+
+/// Log N = 12 (insecure test parameters, one level left after a bootstrap): the context, its
+/// bootstrapper, and a program that bootstraps its input twice.
+fn two_bootstraps() -> (Arc<Context>, Arc<Bootstrapper>, Program) {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let params = preset.params().unwrap();
+    let ctx = Context::new(&params).unwrap();
+    let bs = Arc::new(Bootstrapper::new(&ctx, &preset.config).unwrap());
+    let mut b = ProgramBuilder::new(&params);
+    b.enable_bootstrap(BootstrapSpec::of(&bs));
+    let x = b.input("x", 0, params.scale()).unwrap();
+    let y = b.bootstrap(x).unwrap();
+    let z = b.bootstrap(y).unwrap();
+    b.output("z", z).unwrap();
+    (ctx, bs, b.finish())
+}
+
+/// The input: slots in [−1, 1] at level 0, encrypted under `sk` with a fixed seed.
+fn input(ctx: &Arc<Context>, sk: &SecretKey) -> Ciphertext {
+    let z: Vec<Complex64> = (0..ctx.params().slots())
+        .map(|i| Complex64::new((i as f64 * 0.37).sin() * 0.9, (i as f64 * 0.11).cos() * 0.5))
+        .collect();
+    let pt = Encoder::new(ctx).encode(&z, 0, ctx.params().scale()).unwrap();
+    Encryptor::with_seed(ctx, [7; 32]).encrypt_sk(sk, &pt).unwrap()
+}
+
+fn costs() -> OpCosts {
+    OpCosts { log_n: 12, q_len: 4, p_len: 1, top_ns: [("bootstrap_key".to_owned(), 1e3)].into() }
+}
+
+fn real<'s>(
+    program: &'s Program,
+    st: &'s TieredStore,
+    ctx: &Arc<Context>,
+    bs: &Arc<Bootstrapper>,
+) -> Executor<'s> {
+    let keyset = KeySetId::from_seed(&SEED);
+    let ex = Executor::real(program, 1, keyset, st, ctx).unwrap();
+    ex.with_bootstrapper(Arc::clone(bs)).unwrap()
+}
+
+/// Both bootstrap ops run on the scratch the run took from the store's budget at its start
+/// (nothing borrowed step by step beyond the run's reservation), at the smallest budget the
+/// plan names, and the result is bit for bit the standalone bootstrapper's on heap buffers
+/// (growable, so its EvalMod halves run side by side on their own second scratch).
+#[test]
+fn the_executor_bootstraps_in_store_scratch_bit_identical_to_heap_scratch() {
+    let (ctx, bs, program) = two_bootstraps();
+    let plan = Executor::plan(&program, 1, KeySetId::from_seed(&SEED), costs());
+    let lengths = plan.bootstrap_scratch_lengths();
+    let boot: u64 = lengths.iter().map(|b| b.next_multiple_of(4096)).sum();
+    let top = ctx.params().max_level();
+    let words: usize =
+        Scratch::<Vec<u64>>::words_at(ctx.params(), top).iter().chain(&bs.spare_words()).sum();
+    assert_eq!(lengths.iter().sum::<u64>(), words as u64 * 8, "every bootstrap buffer");
+    assert_eq!(plan.scratch_charge(), boot, "bootstrap ops borrow nothing else");
+    let (needed, _) = TieredStore::working_set_need(plan.working_sets());
+
+    let dir = tempfile::tempdir().unwrap();
+    let st = planned_store(dir.path(), needed, true, 32 << 20);
+    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+    let sk = kg.secret_key();
+    let keyset = KeySetId::from_seed(&SEED);
+    let mut ex = real(&program, &st, &ctx, &bs);
+    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    // Plan and real mode charge the same (the keys are expanded: no block held for them).
+    assert_eq!(ex.working_sets(), plan.working_sets());
+    let ct = input(&ctx, &sk);
+    ex.run(Some(&ct)).unwrap();
+    let got = ex.output("z").unwrap();
+    ex.finish().unwrap();
+    let s = st.stats();
+    assert!(s.peak_dram <= needed, "{} > {needed}", s.peak_dram);
+    assert!(s.scratch_peak >= boot, "the bootstrap's buffers were in the store: {s:?}");
+    assert_eq!((s.scratch_beyond_reserve, s.scratch_in_use, s.scratch_reserved), (0, 0, 0));
+    let bootstraps = ex
+        .events()
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::Op { name, .. } if name == "bootstrap"))
+        .count();
+    assert_eq!(bootstraps, 2);
+    drop(ex);
+
+    // The same keys, from the pool, on the heap scratch the executor used before.
+    let (keys, report) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    assert_eq!(report.generated, 0);
+    let mut heap = Scratch::new(&ctx);
+    let once = bs.bootstrap(&ct, &keys, &mut heap).unwrap();
+    let twice = bs.bootstrap(&once, &keys, &mut heap).unwrap();
+    // The executor keeps level and scale (not the slot period) of a stored ciphertext.
+    assert_eq!((got.level(), got.scale()), (twice.level(), twice.scale()));
+    assert!(got.as_words() == twice.as_words(), "the store-scratch bootstrap differs");
+}
+
+/// A budget one page below the smallest the plan names for a bootstrapping program (its
+/// bootstrap buffers included) is refused with `BudgetTooSmall` naming that budget before
+/// anything is put or run; the run at the named budget then completes within it.
+#[test]
+fn a_budget_one_page_below_the_bootstrapping_minimum_is_refused_before_any_op() {
+    let (ctx, bs, program) = two_bootstraps();
+    let keyset = KeySetId::from_seed(&SEED);
+    let plan = Executor::plan(&program, 1, keyset, costs());
+    let (needed, _) = TieredStore::working_set_need(plan.working_sets());
+    // Every step holds the bootstrap's buffers beside its own.
+    let held = plan.bootstrap_scratch_lengths();
+    let boot: u64 = held.iter().map(|b| b.next_multiple_of(4096)).sum();
+    assert!(boot > 0 && plan.working_sets().iter().all(|s| s.starts_with(&held)));
+    let (without, _) = TieredStore::working_set_need(
+        plan.working_sets().into_iter().map(|s| s[held.len()..].to_vec()),
+    );
+    assert_eq!(without + boot, needed);
+    let dir = tempfile::tempdir().unwrap();
+    let below = needed - 4096;
+    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+    let sk = kg.secret_key();
+    let ct = input(&ctx, &sk);
+    {
+        let st = planned_store(dir.path(), below, true, 32 << 20);
+        let mut ex = real(&program, &st, &ctx, &bs);
+        ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+        let (objects, events) = (st.stats().objects, ex.events().len());
+        let err = ex.run(Some(&ct)).unwrap_err();
+        match err.store() {
+            Some(hetier_tiering::Error::BudgetTooSmall { budget, needed: n, .. }) => {
+                assert_eq!((*budget, *n), (below, needed));
+            }
+            other => panic!("expected BudgetTooSmall, got {other:?} ({err})"),
+        }
+        // Nothing was put, run or recorded, and no scratch was taken.
+        let s = st.stats();
+        assert_eq!((s.objects, ex.events().len()), (objects, events));
+        assert_eq!((s.scratch_peak, s.scratch_in_use), (0, 0));
+    }
+    let st = planned_store(dir.path(), needed, false, 32 << 20);
+    let mut ex = real(&program, &st, &ctx, &bs);
+    let report = ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    assert_eq!(report.generated, 0, "the keys come from the pool");
+    ex.run(Some(&ct)).unwrap();
+    assert!(st.stats().peak_dram <= needed);
+}
+
+/// Seed-compressed bootstrap keys keep an expansion block in the budget while they are loaded:
+/// the real executor's working sets count it at every step, beside the bootstrap's buffers.
+#[test]
+fn seeded_bootstrap_keys_add_their_held_expansion_block_to_every_step() {
+    let (ctx, bs, program) = two_bootstraps();
+    let keyset = KeySetId::from_seed(&SEED);
+    let plan = Executor::plan(&program, 1, keyset, costs());
+    let dir = tempfile::tempdir().unwrap();
+    let st = planned_store(dir.path(), 1 << 30, true, 32 << 20);
+    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+    let sk = kg.secret_key();
+    let mut ex = real(&program, &st, &ctx, &bs).put_keys_as(KeyForm::Seeded);
+    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    let block = crate::ckks::switch_key_expanded_words(&ctx) as u64 * 8;
+    let mut want = plan.bootstrap_scratch_lengths();
+    want.push(block);
+    assert_eq!(ex.run_buffers(), want);
+    for (real, planned) in ex.working_sets().iter().zip(plan.working_sets()) {
+        let held = want.len() - 1;
+        assert_eq!(real[..held], planned[..held]);
+        assert_eq!(real[held], block);
+        assert_eq!(real[held + 1..], planned[held..]);
+    }
+    ex.run(Some(&input(&ctx, &sk))).unwrap();
+    assert_eq!(st.stats().scratch_beyond_reserve, 0);
+}
