@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::super::ciphertext::Ciphertext;
+use super::super::context::Context;
 use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
@@ -13,6 +14,7 @@ use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
 use super::super::keyswitch::{decompose, Lent, Scratch, ScratchWords};
 use super::dft::DiagonalMap;
 use super::key_source::{DiagonalUse, KeySource};
+use super::spares::{Handle, Trace};
 use crate::error::Error;
 
 /// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it,
@@ -128,11 +130,27 @@ impl LinearTransform {
         babies.chain(self.giants.iter().map(|g| g.step).filter(|&g| g != 0)).collect()
     }
 
-    /// Extended ciphertexts one application takes from the scratch's spares at once (the baby
-    /// rotations, the giant steps' sum and accumulator), beside one extended plaintext and one
-    /// c_1 of the input's size.
-    pub(crate) fn spare_ciphertexts(&self) -> usize {
-        self.babies.len() + 2
+    /// The spares one application to a ciphertext at `level` takes and gives back, in the
+    /// order [`Self::apply`] does: the baby rotations, the giant steps' sum and accumulator
+    /// (extended ciphertexts), one c_1, one encoded diagonal at a time, the ModDown and the
+    /// rescaled result, whose handle it returns.
+    pub(crate) fn trace(&self, ctx: &Context, level: usize, tr: &mut Trace) -> Handle {
+        let n = ctx.n();
+        let ext = ExtendedCiphertext::words(ctx, level);
+        let mut held: Vec<Handle> = self.babies.iter().map(|_| tr.take(ext)).collect();
+        let acc = tr.take(ext);
+        held.push(tr.take(ext));
+        held.push(tr.take((level + 1) * n));
+        for _ in self.giants.iter().filter(|g| !g.terms.is_empty()) {
+            let pt = tr.take(ext / 2);
+            tr.give(pt);
+        }
+        held.into_iter().for_each(|h| tr.give(h));
+        let down = tr.take(2 * (level + 1) * n);
+        tr.give(acc);
+        let out = tr.take(2 * level * n);
+        tr.give(down);
+        out
     }
 
     /// Number of key switches one application costs.
@@ -143,8 +161,7 @@ impl LinearTransform {
 
     /// `M x` on a ciphertext, consuming one level; the result has scale `out_scale` (the
     /// diagonals are encoded at q_level · out_scale / scale(x), so the rescale lands on it).
-    /// The result is in a spare of the scratch lent for `room` words ([`Scratch::lend`]); the
-    /// caller gives it back.
+    /// The result is in a spare of the scratch ([`Scratch::lend`]); the caller gives it back.
     ///
     /// Double hoisting: x's c_1 is decomposed once; every baby rotation stays in the extended
     /// basis Q_l·P (no ModDown), the diagonals are encoded over Q_l·P and multiplied there.
@@ -159,7 +176,6 @@ impl LinearTransform {
         keys: &K,
         scratch: &mut Scratch<S>,
         out_scale: f64,
-        room: usize,
     ) -> std::result::Result<Ciphertext<Lent<S>>, K::Error> {
         let ctx = &**eval.context();
         eval.check_ct(x)?;
@@ -277,13 +293,12 @@ impl LinearTransform {
         }
         scratch.give_spare(c1);
         // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
-        // any period to one of the same period, so the input's is kept. The ModDown and the
-        // rescale land in spares lent for `room` words (the bootstrap's ciphertext temporaries).
-        let down = scratch.lend(room, 2 * (level + 1) * n)?;
+        // any period to one of the same period, so the input's is kept.
+        let down = scratch.lend(2 * (level + 1) * n)?;
         let (scale, id) = (x.scale() * pt_scale, x.params_id());
         let down = acc.mod_down_into(ctx, scratch, down, scale, id, x.slots())?;
         scratch.give_spare(acc.into_buffer());
-        let out = scratch.lend(room, 2 * level * n)?;
+        let out = scratch.lend(2 * level * n)?;
         let mut out = eval.rescale_into_with(&down, out, &mut scratch.coeff)?;
         scratch.give_back(down.into_data());
         out.set_scale(out_scale);
@@ -350,7 +365,7 @@ mod tests {
         for level in [top, top - 1] {
             let pt = enc.encode(&x, level, params.scale()).unwrap();
             let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
-            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale(), 0).unwrap();
+            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale()).unwrap();
             assert_eq!(out.level(), level - 1);
             let got = enc.decode(&dec.decrypt(&out).unwrap()).unwrap();
             let err = got.iter().zip(&want).map(|(a, b)| (*a - *b).abs()).fold(0.0, f64::max);
@@ -365,7 +380,7 @@ mod tests {
         }
         let pt = enc.encode(&x, top, params.scale()).unwrap();
         let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
-        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale(), 0);
+        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale());
         assert!(matches!(r, Err(Error::MissingGaloisKey { .. })), "{r:?}");
     }
 }
