@@ -86,6 +86,20 @@ impl ScratchWords for Vec<u64> {
     }
 }
 
+/// A borrowed slice as a fixed buffer: the words of another buffer lent for a while (a linear
+/// transform's accumulator in the key-switch accumulator's words).
+impl ScratchWords for &mut [u64] {
+    fn room(&self) -> usize {
+        self.len()
+    }
+
+    fn grow(&mut self, _len: usize) {}
+
+    fn fresh() -> Option<Self> {
+        None
+    }
+}
+
 impl<B: ScratchWords> Scratch<B> {
     /// The smallest spare buffer that holds `len` words without growing (any contents), else
     /// the largest one grown, else a new one; at least `len` words long. A typed error when

@@ -131,23 +131,20 @@ impl LinearTransform {
     }
 
     /// The spares one application to a ciphertext at `level` takes and gives back, in the
-    /// order [`Self::apply`] does: the baby rotations, the giant steps' sum and accumulator
+    /// order [`Self::apply`] does: the baby rotations (but the unrotated one), the giant steps'
+    /// sum and accumulator
     /// (extended ciphertexts), one c_1, one encoded diagonal at a time, the ModDown and the
     /// rescaled result, whose handle it returns.
     pub(crate) fn trace(&self, ctx: &Context, level: usize, tr: &mut Trace) -> Handle {
         let n = ctx.n();
         let ext = ExtendedCiphertext::words(ctx, level);
-        let mut held: Vec<Handle> = self.babies.iter().map(|_| tr.take(ext)).collect();
-        let acc = tr.take(ext);
+        let rotated = self.babies.iter().filter(|&&j| j != 0);
+        let mut held: Vec<Handle> = rotated.map(|_| tr.take(ext)).collect();
         held.push(tr.take(ext));
         held.push(tr.take((level + 1) * n));
-        for _ in self.giants.iter().filter(|g| !g.terms.is_empty()) {
-            let pt = tr.take(ext / 2);
-            tr.give(pt);
-        }
+        held.push(tr.take(ext / 2));
         held.into_iter().for_each(|h| tr.give(h));
         let down = tr.take(2 * (level + 1) * n);
-        tr.give(acc);
         let out = tr.take(2 * level * n);
         tr.give(down);
         out
@@ -189,6 +186,7 @@ impl LinearTransform {
         let n = ctx.n();
         let q = ctx.prime(level).q as f64;
         let pt_scale = q * out_scale / x.scale();
+        scratch.check_level(ctx, level, true)?;
         if self.babies.iter().any(|&j| j != 0) {
             let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
             let (coeff, y, v, dec) = (coeff.as_mut(), y.as_mut(), v.as_mut(), dec.as_mut());
@@ -199,10 +197,10 @@ impl LinearTransform {
         // ones for each rotation and diagonal.
         let ext_words = ExtendedCiphertext::words(ctx, level);
         let mut rotated: BTreeMap<i64, ExtendedCiphertext<S>> = BTreeMap::new();
-        for &j in &self.babies {
-            let ct = if j == 0 {
-                ExtendedCiphertext::lift_in(ctx, x, scratch.take_spare(ext_words)?)
-            } else {
+        // The unrotated term's baby, x lifted to Q_l·P, is not kept: it is lifted where it is
+        // multiplied (the same words), which saves an extended ciphertext at the peak.
+        for &j in self.babies.iter().filter(|&&j| j != 0) {
+            let ct = {
                 let g = ctx.galois_element_for_step(j);
                 let key = keys.galois(g)?;
                 eval.check_galois(&key, g, Some(j))?;
@@ -225,10 +223,20 @@ impl LinearTransform {
             };
             rotated.insert(j, ct);
         }
-        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, scratch.take_spare(ext_words)?);
         let mut inner = ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words)?);
         let c1_words = (level + 1) * n;
         let mut c1 = scratch.take_spare(c1_words)?;
+        // One diagonal at a time through one buffer (the encoding is parallel over its limbs):
+        // the budget holds one encoded diagonal, not one per term of a giant step.
+        let pt_words = ext_words / 2;
+        let mut pt = scratch.take_spare(pt_words)?;
+        // The giant steps accumulate in the key-switch accumulator, 2·(L+1+K) limbs, which
+        // nothing else uses during the transform (its key switches are the hoisted rotations'):
+        // an extended ciphertext less among the spares at the peak.
+        let Scratch { coeff, y, v, md, dec, acc: acc_words, .. } = &mut *scratch;
+        let (coeff, y, v, md, dec) =
+            (coeff.as_mut(), y.as_mut(), v.as_mut(), md.as_mut(), dec.as_mut());
+        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, &mut acc_words.as_mut()[..]);
         let mut any = false;
         let mut id = self.first_id;
         for giant in &self.giants {
@@ -236,10 +244,6 @@ impl LinearTransform {
                 continue;
             }
             inner.clear();
-            // One diagonal at a time through one buffer (the encoding is parallel over its
-            // limbs): the budget holds one encoded diagonal, not one per term of the step.
-            let pt_words = ext_words / 2;
-            let mut pt = scratch.take_spare(pt_words)?;
             for (j, diag) in &giant.terms {
                 // Encoded beforehand by the source (pinned for this term only), or here.
                 let want = DiagonalUse { id, level, scale: pt_scale };
@@ -257,13 +261,16 @@ impl LinearTransform {
                         pt
                     }
                 };
+                if *j == 0 {
+                    inner.mul_add_lifted_assign(ctx, x, pt);
+                    continue;
+                }
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",
                 })?;
                 inner.mul_add_assign(ctx, baby, pt);
             }
-            scratch.give_spare(pt);
             any = true;
             if giant.step == 0 {
                 acc.add_assign(ctx, &inner);
@@ -273,9 +280,7 @@ impl LinearTransform {
             let key = keys.galois(g)?;
             eval.check_galois(&key, g, Some(giant.step))?;
             let c1w = &mut c1.as_mut()[..c1_words];
-            inner.mod_down_c1(ctx, scratch, c1w);
-            let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
-            let (coeff, y, v, dec) = (coeff.as_mut(), y.as_mut(), v.as_mut(), dec.as_mut());
+            inner.mod_down_c1(ctx, y, v, md, c1w);
             decompose(ctx, level, c1w, coeff, y, v, dec);
             let perm = ctx.galois_perm(g);
             let plus = Plus::Extended(inner.c0());
@@ -288,16 +293,21 @@ impl LinearTransform {
             }
             .into());
         }
+        drop(acc);
         for ct in rotated.into_values().chain([inner]) {
             scratch.give_spare(ct.into_buffer());
         }
         scratch.give_spare(c1);
+        scratch.give_spare(pt);
         // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
         // any period to one of the same period, so the input's is kept.
         let down = scratch.lend(2 * (level + 1) * n)?;
         let (scale, id) = (x.scale() * pt_scale, x.params_id());
-        let down = acc.mod_down_into(ctx, scratch, down, scale, id, x.slots())?;
-        scratch.give_spare(acc.into_buffer());
+        let Scratch { y, v, md, acc: acc_words, .. } = &mut *scratch;
+        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
+        // The sum is still in the accumulator's words.
+        let mut acc = ExtendedCiphertext::from_buffer(ctx, level, &mut acc_words.as_mut()[..]);
+        let down = acc.mod_down_into_with(ctx, y, v, md, down, scale, id, x.slots())?;
         let out = scratch.lend(2 * level * n)?;
         let mut out = eval.rescale_into_with(&down, out, &mut scratch.coeff)?;
         scratch.give_back(down.into_data());

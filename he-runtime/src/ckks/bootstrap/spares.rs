@@ -51,8 +51,8 @@ impl Trace {
 
     /// Replays the trace over free buffers `own` (and the foreign ones) with the scratch's
     /// choice: the room of the buffer each handle got, or, at the first length no free buffer
-    /// holds, that length and the longest of `own` free then.
-    fn replay(&self, own: &[usize]) -> Result<Vec<usize>, (usize, Option<usize>)> {
+    /// holds, that length and the buffers of `own` free then (their indices).
+    fn replay(&self, own: &[usize]) -> Result<Vec<usize>, (usize, Vec<usize>)> {
         // (room, index in `own`; None for a foreign buffer).
         let mut free: Vec<(usize, Option<usize>)> =
             own.iter().enumerate().map(|(i, &r)| (r, Some(i))).collect();
@@ -66,8 +66,7 @@ impl Trace {
                     let fit =
                         (0..free.len()).filter(|&i| free[i].0 >= len).min_by_key(|&i| free[i].0);
                     let Some(i) = fit else {
-                        let longest = free.iter().filter_map(|&(r, o)| Some((r, o?))).max();
-                        return Err((len, longest.map(|(_, i)| i)));
+                        return Err((len, free.iter().filter_map(|&(_, o)| o).collect()));
                     };
                     held[h.0] = free.swap_remove(i);
                 }
@@ -82,12 +81,12 @@ impl Trace {
         self.replay(own).map_or(0, |held| held[h.0])
     }
 
-    /// The fewest buffers, each as short as it can be, over which every trace of `traces`
-    /// runs (each from all of them free), longest first. Starts from the lower bound (the
-    /// k-th longest buffer at least the k-th longest temporary alive at any one time, the
-    /// foreign buffers serving the longest) and, where the scratch's choice still runs short,
-    /// lengthens the longest free buffer as a growable scratch does (or adds one when none is
-    /// free), until every trace runs.
+    /// The fewest buffers, each about as short as it can be, over which every trace of
+    /// `traces` runs (each from all of them free), longest first. Starts from the lower bound
+    /// (the k-th longest buffer at least the k-th longest temporary alive at any one time, the
+    /// foreign buffers serving the longest) and, where the scratch's choice still runs short of
+    /// a length, lengthens the longest buffer free then to it, as a growable scratch does (a
+    /// buffer is added only when none is free, so there are no more than are alive at once).
     pub(crate) fn buffers(traces: &[&Trace]) -> Vec<usize> {
         let mut own: Vec<usize> = Vec::new();
         for t in traces {
@@ -98,19 +97,14 @@ impl Trace {
                 }
             }
         }
-        'again: loop {
-            for t in traces {
-                if let Err((len, longest_free)) = t.replay(&own) {
-                    match longest_free {
-                        Some(i) => own[i] = len,
-                        None => own.push(len),
-                    }
-                    continue 'again;
-                }
+        while let Some((len, free)) = traces.iter().find_map(|t| t.replay(&own).err()) {
+            match free.into_iter().max_by_key(|&i| own[i]) {
+                Some(i) => own[i] = len,
+                None => own.push(len),
             }
-            own.sort_unstable_by(|a, b| b.cmp(a));
-            return own;
         }
+        own.sort_unstable_by(|a, b| b.cmp(a));
+        own
     }
 
     /// For each k, the largest k-th longest length alive at once (longest first), less as
