@@ -293,7 +293,6 @@ impl LinearTransform {
             }
             .into());
         }
-        drop(acc);
         for ct in rotated.into_values().chain([inner]) {
             scratch.give_spare(ct.into_buffer());
         }

@@ -33,6 +33,7 @@ mod diagonals;
 mod key_source;
 mod linear;
 mod params;
+mod spare_plan;
 mod spares;
 #[cfg(test)]
 mod tests;
@@ -274,7 +275,7 @@ impl Bootstrapper {
     /// many as are alive at once and each as long as the scratch's choice of buffer
     /// (the smallest free one that holds a temporary) needs, whether EvalMod's halves run one
     /// after the other or side by side (computed exactly from the bootstrap's order of lends,
-    /// see `spares.rs`).
+    /// see `spare_plan.rs`).
     pub fn spare_words(&self) -> Vec<usize> {
         self.spares.0.clone()
     }
