@@ -316,6 +316,21 @@ impl Bootstrapper {
         scratch.lend(parts * (level + 1) * self.ctx.n())
     }
 
+    /// `x` moved into the smallest spare that holds it (the same words), its buffer given
+    /// back. A key switch's or a transform's result is lent while its input (and a transform's
+    /// ModDown staging) is alive, so over fixed spares it may sit in a buffer as long as the
+    /// next transform's extended ciphertexts, which then run short of one.
+    fn settle<S: ScratchWords>(
+        &self,
+        eval: &Evaluator,
+        scratch: &mut Scratch<S>,
+        x: Temp<S>,
+    ) -> Result<Temp<S>> {
+        let moved = eval.copy_into(&x, self.lend(scratch, 2, x.level())?)?;
+        scratch.give_back(x.into_data());
+        Ok(moved)
+    }
+
     /// [`Self::bootstrap`], with the time of each phase.
     pub fn bootstrap_timed<K: KeySource, C: AsRef<[u64]>, S: ScratchWords>(
         &self,
@@ -366,6 +381,7 @@ impl Bootstrapper {
             let z = eval.key_switch_into(&y, &key, scratch, out)?;
             drop(key);
             scratch.give_back(std::mem::replace(&mut y, z).into_data());
+            y = self.settle(&eval, scratch, y)?;
         }
         let mut x = y;
         // Decrypts to G·(Δ·m + q_0·I): read at scale G·q_0, the slots hold m·Δ/q_0 + I.
@@ -400,9 +416,11 @@ impl Bootstrapper {
             let s = x.scale() * step;
             let y = t.apply(&eval, &enc, &x, keys, scratch, s)?;
             scratch.give_back(std::mem::replace(&mut x, y).into_data());
+            x = self.settle(&eval, scratch, x)?;
         }
         let y = last.apply(&eval, &enc, &x, keys, scratch, mod_scale)?;
         scratch.give_back(std::mem::replace(&mut x, y).into_data());
+        x = self.settle(&eval, scratch, x)?;
         let conj_g = self.ctx.galois_element_conjugate();
         let out = self.lend(scratch, 2, x.level())?;
         let mut conj = eval.conjugate_into(&x, &keys.galois(conj_g)?, scratch, out)?;
@@ -446,6 +464,7 @@ impl Bootstrapper {
             let s = x.scale() * step;
             let y = t.apply(&eval, &enc, &x, keys, scratch, s)?;
             scratch.give_back(std::mem::replace(&mut x, y).into_data());
+            x = self.settle(&eval, scratch, x)?;
         }
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
         let y = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;

@@ -45,20 +45,29 @@ impl Bootstrapper {
         tr.give(x);
         x = y;
         if self.config.sparse_secret.is_some() {
-            let y = tr.take(2 * (top + 1) * n);
-            tr.give(x);
-            x = y;
+            // The switch back to the dense secret, then its result settled.
+            for _ in 0..2 {
+                let y = tr.take(2 * (top + 1) * n);
+                tr.give(x);
+                x = y;
+            }
         }
         let mut level = top;
         for _ in &self.trace_steps {
             let r = tr.take(2 * (level + 1) * n);
             tr.give(r);
         }
+        // Each transform's result settled (Bootstrapper::settle): lent again, the old given back.
+        let settle = |tr: &mut Trace, x: Handle, level: usize| {
+            let y = tr.take(2 * (level + 1) * n);
+            tr.give(x);
+            y
+        };
         for t in &self.cts {
             let y = t.trace(ctx, level, &mut tr);
             tr.give(x);
-            x = y;
             level = level.checked_sub(1)?;
+            x = settle(&mut tr, y, level);
         }
         let conj = tr.take(2 * (level + 1) * n);
         let mut im_half = None;
@@ -74,11 +83,11 @@ impl Bootstrapper {
             tr.give(re);
             level = out;
         }
-        for t in &self.stc {
+        for (i, t) in self.stc.iter().enumerate() {
             let y = t.trace(ctx, level, &mut tr);
             tr.give(x);
-            x = y;
             level = level.checked_sub(1)?;
+            x = if i + 1 < self.stc.len() { settle(&mut tr, y, level) } else { y };
         }
         tr.give(x);
         Some((tr, im_half))
