@@ -88,12 +88,13 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         let yd = drop(y, scratch)?;
         let (xr, yr) = (xd.as_ref().unwrap_or(x), yd.as_ref().unwrap_or(y));
         let tensor = eval.mul_into(xr, yr, scratch.lend(3 * (l + 1) * n)?)?;
-        let out = scratch.lend(2 * (l + 1) * n)?;
-        let mut p = eval.relinearize_into(&tensor, &self.keys.relin()?, scratch, out)?;
-        scratch.give_back(tensor.into_data());
+        // The copied operand goes back before the relinearisation's output is lent.
         for c in [xd, yd].into_iter().flatten() {
             scratch.give_back(c.into_data());
         }
+        let out = scratch.lend(2 * (l + 1) * n)?;
+        let mut p = eval.relinearize_into(&tensor, &self.keys.relin()?, scratch, out)?;
+        scratch.give_back(tensor.into_data());
         eval.mul_integer_assign(&mut p, 2)?;
         let target = p.scale();
         if minus == 0 {
@@ -161,6 +162,15 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
             scratch.give_back(t.into_data());
         }
         Ok(copy)
+    }
+
+    /// The scale of T_j (made by [`Self::make`]).
+    fn scale_of(&self, j: usize) -> crate::error::Result<f64> {
+        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
+            name: "Chebyshev power",
+            reason: format!("T_{j} was not made"),
+        })?;
+        Ok(t.scale())
     }
 
     /// Gives every power's buffer back to `scratch`.
@@ -388,9 +398,9 @@ pub(crate) fn trace(
         let drops: Vec<Handle> =
             [la, lb].into_iter().filter(|&x| x != l).map(|_| tr.take(2 * (l + 1) * n)).collect();
         let tensor = tr.take(3 * (l + 1) * n);
+        drops.into_iter().for_each(|d| tr.give(d));
         let p = tr.take(2 * (l + 1) * n);
         tr.give(tensor);
-        drops.into_iter().for_each(|d| tr.give(d));
         if minus != 0 {
             let m = tr.take(2 * (l + 1) * n);
             tr.give(m);
@@ -437,14 +447,16 @@ fn trace_eval(
     }
     let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
     let (q, r) = divide(&c[..=d], m);
-    let tm = powers.use_at(m, level + 1, tr);
     let prod = if degree(&q) == 0 {
-        tm
+        powers.use_at(m, level + 1, tr)
     } else {
         let qc = trace_eval(&q, level + 1, baby, powers, tr);
+        let tm = powers.use_at(m, level + 1, tr);
         let tensor = tr.take(3 * (level + 2) * n);
+        tr.give(qc);
+        tr.give(tm);
         let p = tr.take(above);
-        [tensor, qc, tm].into_iter().for_each(|h| tr.give(h));
+        tr.give(tensor);
         p
     };
     let out = tr.take(2 * (level + 1) * n);
@@ -518,25 +530,30 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
         }
         let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
         let (q, r) = divide(&c[..=d], m);
-        let mut tm = self.powers.use_at(m, level + 1, scratch)?;
         let target = scale * q_next;
         let mut prod = if degree(&q) == 0 {
+            let mut tm = self.powers.use_at(m, level + 1, scratch)?;
             let s = tm.scale();
             eval.mul_const_assign(&mut tm, q[0], target / s)?;
             tm.set_scale(target);
             tm
         } else {
-            let qs = target / tm.scale();
+            // T_m's copy is made after the quotient, not held through its evaluation (a copy
+            // keeps its power's scale).
+            let qs = target / self.powers.scale_of(m)?;
             let qc = self.eval(&q, level + 1, qs, scratch)?;
+            let tm = self.powers.use_at(m, level + 1, scratch)?;
             let n = ctx.n();
             let tensor = eval.mul_into(&qc, &tm, scratch.lend(3 * (level + 2) * n)?)?;
+            // The factors go back before the relinearisation's output is lent.
+            for t in [qc, tm] {
+                scratch.give_back(t.into_data());
+            }
             let out = scratch.lend(2 * (level + 2) * n)?;
             let rk = self.powers.keys.relin()?;
             let mut p = eval.relinearize_into(&tensor, &rk, scratch, out)?;
             drop(rk);
-            for t in [tensor, qc, tm] {
-                scratch.give_back(t.into_data());
-            }
+            scratch.give_back(tensor.into_data());
             p.set_scale(target);
             p
         };
