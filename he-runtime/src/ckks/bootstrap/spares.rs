@@ -1,9 +1,9 @@
-//! The spare buffers a bootstrap takes from its [`super::Scratch`], computed exactly: the
-//! sequence of lengths the computation lends and gives back is written down as a [`Trace`]
+//! The spare buffers a bootstrap takes from its [`super::Scratch`], counted from the
+//! computation's own order: the lengths it lends and gives back are written down as a [`Trace`]
 //! (the bootstrap's shape, no arithmetic), and [`Trace::buffers`] finds buffers of which the
 //! scratch's choice (the smallest free buffer that holds a length, `Scratch::take_spare`)
-//! never runs short. Every temporary is lent at the length its level needs, so the buffers
-//! are as many as the temporaries alive at once and each as long as its share of the peak.
+//! never runs short. Every temporary is lent at the length its level needs, so there are as
+//! many buffers as temporaries alive at once, each near the shortest that serves its rank.
 
 /// A temporary of a [`Trace`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
