@@ -157,6 +157,37 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
         );
     }
 
+    /// self += pt ⊙ (P·c_0, P·c_1) for a ciphertext `ct` over Q_l at this level: the same words
+    /// as [`Self::mul_add_assign`] of [`Self::lift_in`]`(ct)`, without a buffer for the lifted
+    /// copy (each limb is lifted a slice at a time; its P limbs are zero and add nothing).
+    pub(crate) fn mul_add_lifted_assign<C: AsRef<[u64]>>(
+        &mut self,
+        ctx: &Context,
+        ct: &Ciphertext<C>,
+        pt: &[u64],
+    ) {
+        const SLICE: usize = 512;
+        let (n, width, level) = (self.n, self.width, self.level);
+        let plan = ctx.moddown(level);
+        let parts = [ct.part(0), ct.part(1)];
+        self.all_mut().par_chunks_mut(n).enumerate().for_each(|(k, acc)| {
+            let (p, pos) = (k / width, k % width);
+            if pos > level {
+                return;
+            }
+            let m = &ctx.prime(pos).modulus;
+            let c = &parts[p][pos * n..(pos + 1) * n];
+            let d = &pt[pos * n..(pos + 1) * n];
+            let mut lifted = [0u64; SLICE];
+            for ((acc, c), d) in acc.chunks_mut(SLICE).zip(c.chunks(SLICE)).zip(d.chunks(SLICE)) {
+                let lifted = &mut lifted[..c.len()];
+                lifted.copy_from_slice(c);
+                m.mul_scalar_assign_slice(lifted, plan.p_mod[pos].0);
+                m.mul_add_assign_slice(acc, lifted, d);
+            }
+        });
+    }
+
     /// self += x.
     pub(crate) fn add_assign<X: ScratchWords>(&mut self, ctx: &Context, x: &ExtendedCiphertext<X>) {
         let (n, width, level) = (self.n, self.width, self.level);
@@ -168,17 +199,18 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
         );
     }
 
-    /// ModDown of c_1 alone into `out` (level+1 limbs); c_1's P limbs are destroyed.
-    pub(crate) fn mod_down_c1<S: AsRef<[u64]> + AsMut<[u64]>>(
+    /// ModDown of c_1 alone into `out` (level+1 limbs) with a scratch's basis-extension (`y`,
+    /// `v`) and ModDown (`md`) staging; c_1's P limbs are destroyed.
+    pub(crate) fn mod_down_c1(
         &mut self,
         ctx: &Context,
-        scratch: &mut Scratch<S>,
+        y: &mut [u64],
+        v: &mut [u64],
+        md: &mut [u64],
         out: &mut [u64],
     ) {
         let level = self.level;
         let (_, c1) = self.parts_mut();
-        let Scratch { y, v, md, .. } = scratch;
-        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
         mod_down(ctx, level, c1, y, v, md, out, Finish::Store, None);
     }
 
@@ -211,14 +243,31 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
         S: AsRef<[u64]> + AsMut<[u64]>,
         O: AsRef<[u64]> + AsMut<[u64]>,
     {
+        let Scratch { y, v, md, .. } = scratch;
+        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
+        self.mod_down_into_with(ctx, y, v, md, out, scale, params_id, slots)
+    }
+
+    /// [`Self::mod_down_into`] with the scratch's staging handed in alone (see
+    /// [`Self::mod_down_c1`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn mod_down_into_with<O: AsRef<[u64]> + AsMut<[u64]>>(
+        &mut self,
+        ctx: &Context,
+        y: &mut [u64],
+        v: &mut [u64],
+        md: &mut [u64],
+        out: O,
+        scale: f64,
+        params_id: u64,
+        slots: Option<usize>,
+    ) -> Result<Ciphertext<O>> {
         let (level, n) = (self.level, self.n);
         let l1 = level + 1;
         let mut out = Ciphertext::from_raw(out, 2, level, scale, n, params_id)?;
         out.slots = slots;
         let (o0, o1) = out.data.as_mut().split_at_mut(l1 * n);
         let (a0, a1) = self.parts_mut();
-        let Scratch { y, v, md, .. } = scratch;
-        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
         mod_down(ctx, level, a0, y, v, md, o0, Finish::Store, None);
         mod_down(ctx, level, a1, y, v, md, o1, Finish::Store, None);
         Ok(out)

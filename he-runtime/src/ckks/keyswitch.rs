@@ -86,6 +86,20 @@ impl ScratchWords for Vec<u64> {
     }
 }
 
+/// A borrowed slice as a fixed buffer: the words of another buffer lent for a while (a linear
+/// transform's accumulator in the key-switch accumulator's words).
+impl ScratchWords for &mut [u64] {
+    fn room(&self) -> usize {
+        self.len()
+    }
+
+    fn grow(&mut self, _len: usize) {}
+
+    fn fresh() -> Option<Self> {
+        None
+    }
+}
+
 impl<B: ScratchWords> Scratch<B> {
     /// The smallest spare buffer that holds `len` words without growing (any contents), else
     /// the largest one grown, else a new one; at least `len` words long. A typed error when
@@ -114,12 +128,24 @@ impl<B: ScratchWords> Scratch<B> {
         self.spare.push(buf);
     }
 
-    /// A spare buffer of at least `room` words lent out as its first `len` (≤ `room`) words:
-    /// the buffer of a ciphertext temporary. Every temporary of a bootstrap asks for the same
-    /// `room` (its largest temporary), so temporaries never take the smaller spares of a linear
-    /// transform and one count of equal buffers covers them ([`Self::take_spare`]'s errors).
-    pub(crate) fn lend(&mut self, room: usize, len: usize) -> Result<Lent<B>> {
-        let buf = self.take_spare(room.max(len))?;
+    /// A spare buffer lent out as its first `len` words: the buffer of a ciphertext
+    /// temporary, the smallest spare that holds it ([`Self::take_spare`]). Every temporary of
+    /// a bootstrap asks for the length its level needs, and the bootstrap hands in spares of
+    /// those lengths (see [`super::bootstrap::Bootstrapper::spare_words`]).
+    pub(crate) fn lend(&mut self, len: usize) -> Result<Lent<B>> {
+        let buf = self.take_spare(len)?;
+        Ok(Lent { buf, len })
+    }
+
+    /// A spare of exactly `room` words (any, if none is that long and the buffers can grow)
+    /// lent out as its first `len` words: for handing back a buffer of the size another
+    /// scratch lent, so both keep the spares they had.
+    pub(crate) fn lend_exact(&mut self, room: usize, len: usize) -> Result<Lent<B>> {
+        let exact = (0..self.spare.len()).find(|&i| self.spare[i].room() == room);
+        let buf = match exact {
+            Some(i) => self.spare.swap_remove(i),
+            None => self.take_spare(room.max(len))?,
+        };
         Ok(Lent { buf, len })
     }
 
@@ -179,6 +205,13 @@ impl<B: ScratchWords> Scratch<B> {
 pub(crate) struct Lent<B> {
     buf: B,
     len: usize,
+}
+
+impl<B: ScratchWords> Lent<B> {
+    /// Words the lent buffer holds without growing.
+    pub(crate) fn room(&self) -> usize {
+        self.buf.room()
+    }
 }
 
 impl<B: AsRef<[u64]>> AsRef<[u64]> for Lent<B> {

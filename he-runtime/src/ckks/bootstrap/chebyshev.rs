@@ -16,6 +16,7 @@ use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
 use super::super::keyswitch::{Lent, Scratch, ScratchWords};
 use super::key_source::KeySource;
+use super::spares::{Handle, Trace};
 use crate::error::Error;
 
 /// A ciphertext temporary in a spare of the scratch ([`Scratch::lend`]).
@@ -28,17 +29,18 @@ pub(crate) struct Powers<'a, K: KeySource, S> {
     keys: &'a K,
     cache: BTreeMap<usize, Temp<S>>,
     top: usize,
-    /// Words every temporary asks for ([`Scratch::lend`]).
-    room: usize,
+    /// Uses left of each power in the evaluation ([`Self::plan_uses`]): a power is given back
+    /// after its last one (a power without a count stays to [`Self::release`]).
+    uses: BTreeMap<usize, usize>,
 }
 
 impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
-    /// Powers of `t` (slots in [−1, 1]), its temporaries lent for `room` words.
-    pub(crate) fn new(eval: &'a Evaluator, keys: &'a K, t: Temp<S>, room: usize) -> Self {
+    /// Powers of `t` (slots in [−1, 1]).
+    pub(crate) fn new(eval: &'a Evaluator, keys: &'a K, t: Temp<S>) -> Self {
         let top = t.level();
         let mut cache = BTreeMap::new();
         cache.insert(1, t);
-        Self { eval, keys, cache, top, room }
+        Self { eval, keys, cache, top, uses: BTreeMap::new() }
     }
 
     /// Makes every power in `needed` (a set closed under [`recipe`], see [`powers_made`]) in
@@ -66,7 +68,7 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         minus: usize,
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<Temp<S>, K::Error> {
-        let (eval, room) = (self.eval, self.room);
+        let eval = self.eval;
         let missing = || Error::InvalidParameter {
             name: "Chebyshev power",
             reason: "an operand was not made before the power".into(),
@@ -80,18 +82,19 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
             if c.level() == l {
                 return Ok(None);
             }
-            Ok(Some(eval.drop_to_level_into(c, l, s.lend(room, 2 * (l + 1) * n)?)?))
+            Ok(Some(eval.drop_to_level_into(c, l, s.lend(2 * (l + 1) * n)?)?))
         };
         let xd = drop(x, scratch)?;
         let yd = drop(y, scratch)?;
         let (xr, yr) = (xd.as_ref().unwrap_or(x), yd.as_ref().unwrap_or(y));
-        let tensor = eval.mul_into(xr, yr, scratch.lend(room, 3 * (l + 1) * n)?)?;
-        let out = scratch.lend(room, 2 * (l + 1) * n)?;
-        let mut p = eval.relinearize_into(&tensor, &self.keys.relin()?, scratch, out)?;
-        scratch.give_back(tensor.into_data());
+        let tensor = eval.mul_into(xr, yr, scratch.lend(3 * (l + 1) * n)?)?;
+        // The copied operand goes back before the relinearisation's output is lent.
         for c in [xd, yd].into_iter().flatten() {
             scratch.give_back(c.into_data());
         }
+        let out = scratch.lend(2 * (l + 1) * n)?;
+        let mut p = eval.relinearize_into(&tensor, &self.keys.relin()?, scratch, out)?;
+        scratch.give_back(tensor.into_data());
         eval.mul_integer_assign(&mut p, 2)?;
         let target = p.scale();
         if minus == 0 {
@@ -104,7 +107,7 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
             eval.sub_assign(&mut p, &m)?;
             scratch.give_back(m.into_data());
         }
-        let r = rescale(eval, &p, scratch, room)?;
+        let r = rescale(eval, &p, scratch)?;
         scratch.give_back(p.into_data());
         Ok(r)
     }
@@ -120,8 +123,54 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
             name: "Chebyshev power",
             reason: format!("T_{j} was not made"),
         })?;
-        let out = scratch.lend(self.room, 2 * (level + 1) * self.eval.context().n())?;
+        let out = scratch.lend(2 * (level + 1) * self.eval.context().n())?;
         self.eval.drop_to_level_into(t, level, out)
+    }
+
+    /// Counts the uses [`ChebyshevEvaluator::eval`] of `c` (degree at most `max_degree`)
+    /// makes of each power, so that each is given back after its last one.
+    pub(crate) fn plan_uses(&mut self, c: &[f64], max_degree: usize) {
+        self.uses = uses(c, baby_bound(max_degree));
+    }
+
+    /// T_j at `level` for one use of the evaluation, in a spare: a copy while the power has
+    /// uses left, else the power itself when it is at `level` (the copy would be the same
+    /// words), or a copy after which the power is given back.
+    fn use_at(
+        &mut self,
+        j: usize,
+        level: usize,
+        scratch: &mut Scratch<S>,
+    ) -> crate::error::Result<Temp<S>> {
+        let last = match self.uses.get_mut(&j) {
+            Some(left) => {
+                *left = left.saturating_sub(1);
+                *left == 0
+            }
+            None => false,
+        };
+        if !last {
+            return self.dropped(j, level, scratch);
+        }
+        if self.cache.get(&j).is_some_and(|t| t.level() == level) {
+            if let Some(t) = self.cache.remove(&j) {
+                return Ok(t);
+            }
+        }
+        let copy = self.dropped(j, level, scratch)?;
+        if let Some(t) = self.cache.remove(&j) {
+            scratch.give_back(t.into_data());
+        }
+        Ok(copy)
+    }
+
+    /// The scale of T_j (made by [`Self::make`]).
+    fn scale_of(&self, j: usize) -> crate::error::Result<f64> {
+        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
+            name: "Chebyshev power",
+            reason: format!("T_{j} was not made"),
+        })?;
+        Ok(t.scale())
     }
 
     /// Gives every power's buffer back to `scratch`.
@@ -132,16 +181,15 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
     }
 }
 
-/// `a` rescaled into a spare lent for `room` words (the last limbs staged in the scratch's
-/// coefficient buffer, so nothing is allocated).
+/// `a` rescaled into a spare (the last limbs staged in the scratch's coefficient buffer, so
+/// nothing is allocated).
 pub(crate) fn rescale<S: ScratchWords>(
     eval: &Evaluator,
     a: &Temp<S>,
     scratch: &mut Scratch<S>,
-    room: usize,
 ) -> crate::error::Result<Temp<S>> {
     let level = a.level().checked_sub(1).ok_or(Error::LevelExhausted { level: 0, needed: 1 })?;
-    let out = scratch.lend(room, (a.degree() + 1) * (level + 1) * eval.context().n())?;
+    let out = scratch.lend((a.degree() + 1) * (level + 1) * eval.context().n())?;
     eval.rescale_into_with(a, out, &mut scratch.coeff)
 }
 
@@ -272,43 +320,152 @@ pub(crate) fn products(c: &[f64]) -> usize {
     powers_made(c).len() - 1 + plan(c).1
 }
 
-/// Ciphertext temporaries (powers included, the input T_1 among them) one evaluation of `c`
-/// holds at once at its peak: while [`Powers::make`] makes each power (those made before it,
-/// a copy of the higher operand when the two differ in level, the degree-2 product and its
-/// relinearisation), then while [`ChebyshevEvaluator::eval`] runs over every power.
-pub(crate) fn peak_temporaries(c: &[f64]) -> usize {
-    let made = powers_made(c);
-    // Levels below the input's: T_j sits one below the lower of its operands.
-    let mut below: BTreeMap<usize, usize> = BTreeMap::from([(1, 0)]);
-    let mut peak = 1;
-    for (held, &j) in made.iter().enumerate().skip(1) {
-        let (a, b, _) = recipe(j);
-        let (la, lb) = (below[&a], below[&b]);
-        peak = peak.max(held + 2 + usize::from(la != lb));
-        below.insert(j, la.max(lb) + 1);
+/// How many times [`ChebyshevEvaluator::eval`] of `c` (baby-step bound `baby`) takes each
+/// power: once per nonzero term of a baby part, once per giant step.
+fn uses(c: &[f64], baby: usize) -> BTreeMap<usize, usize> {
+    fn count(c: &[f64], baby: usize, n: &mut BTreeMap<usize, usize>) {
+        let d = degree(c);
+        if d < baby {
+            for j in (1..=d).filter(|&j| c[j] != 0.0) {
+                *n.entry(j).or_default() += 1;
+            }
+            return;
+        }
+        let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
+        let (q, r) = divide(&c[..=d], m);
+        *n.entry(m).or_default() += 1;
+        if degree(&q) > 0 {
+            count(&q, baby, n);
+        }
+        if degree(&r) > 0 {
+            count(&r, baby, n);
+        }
     }
-    peak.max(made.len() + eval_peak(c, baby_bound(degree(c))))
+    let mut n = BTreeMap::new();
+    count(c, baby, &mut n);
+    n
 }
 
-/// Temporaries besides the powers that [`ChebyshevEvaluator::eval`] of `c` holds at once.
-fn eval_peak(c: &[f64], baby: usize) -> usize {
+/// The powers of a [`trace`]: each one's handle and level, and its uses left.
+struct TracedPowers {
+    held: BTreeMap<usize, (Handle, usize)>,
+    uses: BTreeMap<usize, usize>,
+    n: usize,
+}
+
+impl TracedPowers {
+    /// [`Powers::use_at`].
+    fn use_at(&mut self, j: usize, level: usize, tr: &mut Trace) -> Handle {
+        let left = self.uses.get_mut(&j).map(|u| {
+            *u = u.saturating_sub(1);
+            *u
+        });
+        let copy_len = 2 * (level + 1) * self.n;
+        let Some((h, at)) = self.held.get(&j).copied() else { return tr.take(copy_len) };
+        if left != Some(0) {
+            return tr.take(copy_len);
+        }
+        self.held.remove(&j);
+        if at == level {
+            return h;
+        }
+        let copy = tr.take(copy_len);
+        tr.give(h);
+        copy
+    }
+}
+
+/// The spares one evaluation of `c` (degree at most `max_degree`) takes and gives back, in
+/// the order [`Powers::make`], [`ChebyshevEvaluator::eval`] and [`Powers::release`] do, for
+/// `t` (at `top`, given back with the powers) in a ring of `n` coefficients: the result's
+/// handle and level (None: not enough levels).
+pub(crate) fn trace(
+    c: &[f64],
+    max_degree: usize,
+    t: Handle,
+    top: usize,
+    n: usize,
+    tr: &mut Trace,
+) -> Option<(Handle, usize)> {
+    let mut powers: BTreeMap<usize, (Handle, usize)> = BTreeMap::from([(1, (t, top))]);
+    for j in powers_made(c) {
+        if powers.contains_key(&j) {
+            continue;
+        }
+        let (a, b, minus) = recipe(j);
+        let (la, lb) = (powers[&a].1, powers[&b].1);
+        let l = la.min(lb);
+        let drops: Vec<Handle> =
+            [la, lb].into_iter().filter(|&x| x != l).map(|_| tr.take(2 * (l + 1) * n)).collect();
+        let tensor = tr.take(3 * (l + 1) * n);
+        drops.into_iter().for_each(|d| tr.give(d));
+        let p = tr.take(2 * (l + 1) * n);
+        tr.give(tensor);
+        if minus != 0 {
+            let m = tr.take(2 * (l + 1) * n);
+            tr.give(m);
+        }
+        if l == 0 {
+            return None;
+        }
+        // The rescale to l − 1.
+        let r = tr.take(2 * l * n);
+        tr.give(p);
+        powers.insert(j, (r, l - 1));
+    }
+    let baby = baby_bound(max_degree);
+    let level = output_level(c, top, baby)?;
+    let mut powers = TracedPowers { held: powers, uses: uses(c, baby), n };
+    let out = trace_eval(c, level, baby, &mut powers, tr);
+    powers.held.into_values().for_each(|(h, _)| tr.give(h));
+    Some((out, level))
+}
+
+/// [`trace`] of [`ChebyshevEvaluator::eval`] of `c` at `level`.
+fn trace_eval(
+    c: &[f64],
+    level: usize,
+    baby: usize,
+    powers: &mut TracedPowers,
+    tr: &mut Trace,
+) -> Handle {
+    let n = powers.n;
     let d = degree(c);
+    let above = 2 * (level + 2) * n;
     if d < baby {
-        // The sum and one term; then the sum and its rescale.
-        return 2;
+        let mut acc = None;
+        for j in (1..=d).filter(|&j| c[j] != 0.0) {
+            let term = powers.use_at(j, level + 1, tr);
+            match acc {
+                None => acc = Some(term),
+                Some(_) => tr.give(term),
+            }
+        }
+        let out = tr.take(2 * (level + 1) * n);
+        acc.into_iter().for_each(|a| tr.give(a));
+        return out;
     }
     let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
     let (q, r) = divide(&c[..=d], m);
-    // T_m's copy, then its product (or the rescale, 2).
-    let mut peak = 2;
-    if degree(&q) > 0 {
-        // T_m's copy beside the quotient's evaluation; then both, the tensor and the result.
-        peak = peak.max(1 + eval_peak(&q, baby)).max(4);
-    }
+    let prod = if degree(&q) == 0 {
+        powers.use_at(m, level + 1, tr)
+    } else {
+        let qc = trace_eval(&q, level + 1, baby, powers, tr);
+        let tm = powers.use_at(m, level + 1, tr);
+        let tensor = tr.take(3 * (level + 2) * n);
+        tr.give(qc);
+        tr.give(tm);
+        let p = tr.take(above);
+        tr.give(tensor);
+        p
+    };
+    let out = tr.take(2 * (level + 1) * n);
+    tr.give(prod);
     if degree(&r) > 0 {
-        peak = peak.max(1 + eval_peak(&r, baby));
+        let rc = trace_eval(&r, level, baby, powers, tr);
+        tr.give(rc);
     }
-    peak
+    out
 }
 
 /// Evaluates p = Σ c_k T_k(t) over powers made up front.
@@ -339,7 +496,6 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
     ) -> std::result::Result<Temp<S>, K::Error> {
         let d = degree(c);
         let eval = self.powers.eval;
-        let room = self.powers.room;
         let ctx = eval.context();
         let q_next = ctx.prime(level + 1).q as f64;
         if d < self.baby {
@@ -350,7 +506,7 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
                 if cj == 0.0 {
                     continue;
                 }
-                let mut term = self.powers.dropped(j, level + 1, scratch)?;
+                let mut term = self.powers.use_at(j, level + 1, scratch)?;
                 let s = term.scale();
                 eval.mul_const_assign(&mut term, cj, target / s)?;
                 term.set_scale(target);
@@ -367,32 +523,37 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
                 reason: "a constant has no encrypted evaluation".into(),
             })?;
             eval.add_const_assign(&mut acc, Complex64::new(c[0], 0.0))?;
-            let mut out = rescale(eval, &acc, scratch, room)?;
+            let mut out = rescale(eval, &acc, scratch)?;
             scratch.give_back(acc.into_data());
             out.set_scale(scale);
             return Ok(out);
         }
         let m = 1usize << (usize::BITS - 1 - d.leading_zeros());
         let (q, r) = divide(&c[..=d], m);
-        let mut tm = self.powers.dropped(m, level + 1, scratch)?;
         let target = scale * q_next;
         let mut prod = if degree(&q) == 0 {
+            let mut tm = self.powers.use_at(m, level + 1, scratch)?;
             let s = tm.scale();
             eval.mul_const_assign(&mut tm, q[0], target / s)?;
             tm.set_scale(target);
             tm
         } else {
-            let qs = target / tm.scale();
+            // T_m's copy is made after the quotient, not held through its evaluation (a copy
+            // keeps its power's scale).
+            let qs = target / self.powers.scale_of(m)?;
             let qc = self.eval(&q, level + 1, qs, scratch)?;
+            let tm = self.powers.use_at(m, level + 1, scratch)?;
             let n = ctx.n();
-            let tensor = eval.mul_into(&qc, &tm, scratch.lend(room, 3 * (level + 2) * n)?)?;
-            let out = scratch.lend(room, 2 * (level + 2) * n)?;
+            let tensor = eval.mul_into(&qc, &tm, scratch.lend(3 * (level + 2) * n)?)?;
+            // The factors go back before the relinearisation's output is lent.
+            for t in [qc, tm] {
+                scratch.give_back(t.into_data());
+            }
+            let out = scratch.lend(2 * (level + 2) * n)?;
             let rk = self.powers.keys.relin()?;
             let mut p = eval.relinearize_into(&tensor, &rk, scratch, out)?;
             drop(rk);
-            for t in [tensor, qc, tm] {
-                scratch.give_back(t.into_data());
-            }
+            scratch.give_back(tensor.into_data());
             p.set_scale(target);
             p
         };
@@ -402,7 +563,7 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
                 Complex64::new(r.first().copied().unwrap_or(0.0), 0.0),
             )?;
         }
-        let mut out = rescale(eval, &prod, scratch, room)?;
+        let mut out = rescale(eval, &prod, scratch)?;
         scratch.give_back(prod.into_data());
         out.set_scale(scale);
         if degree(&r) == 0 {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::super::ciphertext::Ciphertext;
+use super::super::context::Context;
 use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
@@ -13,6 +14,7 @@ use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
 use super::super::keyswitch::{decompose, Lent, Scratch, ScratchWords};
 use super::dft::DiagonalMap;
 use super::key_source::{DiagonalUse, KeySource};
+use super::spares::{Handle, Trace};
 use crate::error::Error;
 
 /// One giant step: its rotation and the (baby rotation, pre-rotated diagonal) terms under it,
@@ -128,11 +130,24 @@ impl LinearTransform {
         babies.chain(self.giants.iter().map(|g| g.step).filter(|&g| g != 0)).collect()
     }
 
-    /// Extended ciphertexts one application takes from the scratch's spares at once (the baby
-    /// rotations, the giant steps' sum and accumulator), beside one extended plaintext and one
-    /// c_1 of the input's size.
-    pub(crate) fn spare_ciphertexts(&self) -> usize {
-        self.babies.len() + 2
+    /// The spares one application to a ciphertext at `level` takes and gives back, in the
+    /// order [`Self::apply`] does: the baby rotations (but the unrotated one), the giant steps'
+    /// sum and accumulator
+    /// (extended ciphertexts), one c_1, one encoded diagonal at a time, the ModDown and the
+    /// rescaled result, whose handle it returns.
+    pub(crate) fn trace(&self, ctx: &Context, level: usize, tr: &mut Trace) -> Handle {
+        let n = ctx.n();
+        let ext = ExtendedCiphertext::words(ctx, level);
+        let rotated = self.babies.iter().filter(|&&j| j != 0);
+        let mut held: Vec<Handle> = rotated.map(|_| tr.take(ext)).collect();
+        held.push(tr.take(ext));
+        held.push(tr.take((level + 1) * n));
+        held.push(tr.take(ext / 2));
+        held.into_iter().for_each(|h| tr.give(h));
+        let down = tr.take(2 * (level + 1) * n);
+        let out = tr.take(2 * level * n);
+        tr.give(down);
+        out
     }
 
     /// Number of key switches one application costs.
@@ -143,8 +158,7 @@ impl LinearTransform {
 
     /// `M x` on a ciphertext, consuming one level; the result has scale `out_scale` (the
     /// diagonals are encoded at q_level · out_scale / scale(x), so the rescale lands on it).
-    /// The result is in a spare of the scratch lent for `room` words ([`Scratch::lend`]); the
-    /// caller gives it back.
+    /// The result is in a spare of the scratch ([`Scratch::lend`]); the caller gives it back.
     ///
     /// Double hoisting: x's c_1 is decomposed once; every baby rotation stays in the extended
     /// basis Q_l·P (no ModDown), the diagonals are encoded over Q_l·P and multiplied there.
@@ -159,7 +173,6 @@ impl LinearTransform {
         keys: &K,
         scratch: &mut Scratch<S>,
         out_scale: f64,
-        room: usize,
     ) -> std::result::Result<Ciphertext<Lent<S>>, K::Error> {
         let ctx = &**eval.context();
         eval.check_ct(x)?;
@@ -173,6 +186,7 @@ impl LinearTransform {
         let n = ctx.n();
         let q = ctx.prime(level).q as f64;
         let pt_scale = q * out_scale / x.scale();
+        scratch.check_level(ctx, level, true)?;
         if self.babies.iter().any(|&j| j != 0) {
             let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
             let (coeff, y, v, dec) = (coeff.as_mut(), y.as_mut(), v.as_mut(), dec.as_mut());
@@ -183,10 +197,10 @@ impl LinearTransform {
         // ones for each rotation and diagonal.
         let ext_words = ExtendedCiphertext::words(ctx, level);
         let mut rotated: BTreeMap<i64, ExtendedCiphertext<S>> = BTreeMap::new();
-        for &j in &self.babies {
-            let ct = if j == 0 {
-                ExtendedCiphertext::lift_in(ctx, x, scratch.take_spare(ext_words)?)
-            } else {
+        // The unrotated term's baby, x lifted to Q_l·P, is not kept: it is lifted where it is
+        // multiplied (the same words), which saves an extended ciphertext at the peak.
+        for &j in self.babies.iter().filter(|&&j| j != 0) {
+            let ct = {
                 let g = ctx.galois_element_for_step(j);
                 let key = keys.galois(g)?;
                 eval.check_galois(&key, g, Some(j))?;
@@ -209,10 +223,20 @@ impl LinearTransform {
             };
             rotated.insert(j, ct);
         }
-        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, scratch.take_spare(ext_words)?);
         let mut inner = ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words)?);
         let c1_words = (level + 1) * n;
         let mut c1 = scratch.take_spare(c1_words)?;
+        // One diagonal at a time through one buffer (the encoding is parallel over its limbs):
+        // the budget holds one encoded diagonal, not one per term of a giant step.
+        let pt_words = ext_words / 2;
+        let mut pt = scratch.take_spare(pt_words)?;
+        // The giant steps accumulate in the key-switch accumulator, 2·(L+1+K) limbs, which
+        // nothing else uses during the transform (its key switches are the hoisted rotations'):
+        // an extended ciphertext less among the spares at the peak.
+        let Scratch { coeff, y, v, md, dec, acc: acc_words, .. } = &mut *scratch;
+        let (coeff, y, v, md, dec) =
+            (coeff.as_mut(), y.as_mut(), v.as_mut(), md.as_mut(), dec.as_mut());
+        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, &mut acc_words.as_mut()[..]);
         let mut any = false;
         let mut id = self.first_id;
         for giant in &self.giants {
@@ -220,10 +244,6 @@ impl LinearTransform {
                 continue;
             }
             inner.clear();
-            // One diagonal at a time through one buffer (the encoding is parallel over its
-            // limbs): the budget holds one encoded diagonal, not one per term of the step.
-            let pt_words = ext_words / 2;
-            let mut pt = scratch.take_spare(pt_words)?;
             for (j, diag) in &giant.terms {
                 // Encoded beforehand by the source (pinned for this term only), or here.
                 let want = DiagonalUse { id, level, scale: pt_scale };
@@ -241,13 +261,16 @@ impl LinearTransform {
                         pt
                     }
                 };
+                if *j == 0 {
+                    inner.mul_add_lifted_assign(ctx, x, pt);
+                    continue;
+                }
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",
                 })?;
                 inner.mul_add_assign(ctx, baby, pt);
             }
-            scratch.give_spare(pt);
             any = true;
             if giant.step == 0 {
                 acc.add_assign(ctx, &inner);
@@ -257,9 +280,7 @@ impl LinearTransform {
             let key = keys.galois(g)?;
             eval.check_galois(&key, g, Some(giant.step))?;
             let c1w = &mut c1.as_mut()[..c1_words];
-            inner.mod_down_c1(ctx, scratch, c1w);
-            let Scratch { coeff, y, v, dec, .. } = &mut *scratch;
-            let (coeff, y, v, dec) = (coeff.as_mut(), y.as_mut(), v.as_mut(), dec.as_mut());
+            inner.mod_down_c1(ctx, y, v, md, c1w);
             decompose(ctx, level, c1w, coeff, y, v, dec);
             let perm = ctx.galois_perm(g);
             let plus = Plus::Extended(inner.c0());
@@ -276,14 +297,17 @@ impl LinearTransform {
             scratch.give_spare(ct.into_buffer());
         }
         scratch.give_spare(c1);
+        scratch.give_spare(pt);
         // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
-        // any period to one of the same period, so the input's is kept. The ModDown and the
-        // rescale land in spares lent for `room` words (the bootstrap's ciphertext temporaries).
-        let down = scratch.lend(room, 2 * (level + 1) * n)?;
+        // any period to one of the same period, so the input's is kept.
+        let down = scratch.lend(2 * (level + 1) * n)?;
         let (scale, id) = (x.scale() * pt_scale, x.params_id());
-        let down = acc.mod_down_into(ctx, scratch, down, scale, id, x.slots())?;
-        scratch.give_spare(acc.into_buffer());
-        let out = scratch.lend(room, 2 * level * n)?;
+        let Scratch { y, v, md, acc: acc_words, .. } = &mut *scratch;
+        let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
+        // The sum is still in the accumulator's words.
+        let mut acc = ExtendedCiphertext::from_buffer(ctx, level, &mut acc_words.as_mut()[..]);
+        let down = acc.mod_down_into_with(ctx, y, v, md, down, scale, id, x.slots())?;
+        let out = scratch.lend(2 * level * n)?;
         let mut out = eval.rescale_into_with(&down, out, &mut scratch.coeff)?;
         scratch.give_back(down.into_data());
         out.set_scale(out_scale);
@@ -350,7 +374,7 @@ mod tests {
         for level in [top, top - 1] {
             let pt = enc.encode(&x, level, params.scale()).unwrap();
             let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
-            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale(), 0).unwrap();
+            let out = lt.apply(&eval, &enc, &ct, &keys, &mut scratch, params.scale()).unwrap();
             assert_eq!(out.level(), level - 1);
             let got = enc.decode(&dec.decrypt(&out).unwrap()).unwrap();
             let err = got.iter().zip(&want).map(|(a, b)| (*a - *b).abs()).fold(0.0, f64::max);
@@ -365,7 +389,7 @@ mod tests {
         }
         let pt = enc.encode(&x, top, params.scale()).unwrap();
         let ct = Encryptor::with_seed(&ctx, [5; 32]).encrypt_sk(&sk, &pt).unwrap();
-        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale(), 0);
+        let r = lt.apply(&eval, &enc, &ct, &partial, &mut scratch, params.scale());
         assert!(matches!(r, Err(Error::MissingGaloisKey { .. })), "{r:?}");
     }
 }

@@ -33,6 +33,8 @@ mod diagonals;
 mod key_source;
 mod linear;
 mod params;
+mod spare_plan;
+mod spares;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -50,7 +52,6 @@ use super::encoder::Encoder;
 use super::evaluator::Evaluator;
 use super::fft::Complex64;
 
-use super::hoisting::ExtendedCiphertext;
 use super::keys::{GaloisKeySet, KeyGenerator, SecretKey};
 use super::keyswitch::{Lent, Scratch, ScratchWords};
 use crate::error::{Error, Result};
@@ -126,8 +127,9 @@ pub struct Bootstrapper {
     /// NTT form of X^(N/2) (multiplication by i) over every Q prime.
     i_ntt: Vec<u64>,
     eval_mod_depth: usize,
-    /// Words every ciphertext temporary asks for ([`Scratch::lend`]): the largest of them.
-    room: usize,
+    /// Lengths of the spares a bootstrap takes from its scratch and from the partner scratch
+    /// of EvalMod's halves side by side ([`Self::spare_words`]).
+    spares: (Vec<usize>, Vec<usize>),
 }
 
 impl Bootstrapper {
@@ -176,7 +178,7 @@ impl Bootstrapper {
             limb[n / 2] = 1;
             ctx.prime(i).ntt(limb);
         });
-        Ok(Self {
+        let mut bs = Self {
             ctx: Arc::clone(ctx),
             config: config.clone(),
             cts,
@@ -185,12 +187,15 @@ impl Bootstrapper {
             slots,
             trace_steps: trace_steps.collect(),
             i_ntt,
-            // The largest temporary: a transform's extended ciphertext at the top level, or the
-            // degree-2 product at EvalMod's input level.
-            room: ExtendedCiphertext::words(ctx, params.max_level())
-                .max(3 * (params.max_level() - cts_levels + 1) * n),
             eval_mod_depth,
-        })
+            spares: (Vec::new(), Vec::new()),
+        };
+        bs.spares = bs.spare_buffers().ok_or(Error::CannotBootstrap {
+            needed: bs.eval_mod_depth,
+            available: 0,
+            reason: "EvalMod runs out of levels",
+        })?;
+        Ok(bs)
     }
 
     /// The context it was built for.
@@ -262,49 +267,24 @@ impl Bootstrapper {
         seq
     }
 
-    /// Lengths in words of the spare buffers a bootstrap (or [`Self::dft_round_trip`],
-    /// [`Self::eval_mod_only`]) takes from its [`Scratch`] at once at its peak, each sized for
-    /// the top level: a caller whose buffers cannot grow hands in these
-    /// ([`Scratch::add_spares`]). They are the ciphertext temporaries and the linear
-    /// transforms' rotated and accumulated extended ciphertexts, all of one length (the largest
-    /// of them), and a transform's encoded diagonal and ModDown staging.
+    /// Lengths in words of the spare buffers a bootstrap takes from its [`Scratch`] at once at
+    /// its peak, longest first: a caller whose buffers cannot grow hands in these
+    /// ([`Scratch::add_spares`]). They are its ciphertext temporaries and the linear
+    /// transforms' extended ciphertexts, encoded diagonal and ModDown staging, each lent at the
+    /// length its level needs (a temporary of EvalMod is shorter than one at ModRaise), as
+    /// many as are alive at once and each as long as the scratch's choice of buffer
+    /// (the smallest free one that holds a temporary) needs, whether EvalMod's halves run one
+    /// after the other or side by side (computed exactly from the bootstrap's order of lends,
+    /// see `spare_plan.rs`).
     pub fn spare_words(&self) -> Vec<usize> {
-        let ctx = &*self.ctx;
-        let top = ctx.params().max_level();
-        let ext = ExtendedCiphertext::words(ctx, top);
-        let mut words = vec![self.room; self.peak_temporaries()];
-        words.extend([ext / 2, (top + 1) * ctx.n()]);
-        words
+        self.spares.0.clone()
     }
 
     /// Lengths in words of the spare buffers the second scratch of EvalMod's halves side by
     /// side ([`Scratch::set_partner`]) takes at once: one half's temporaries but its input,
     /// which the first scratch lends it. Empty for a sparse bootstrap (one EvalMod).
     pub fn partner_spare_words(&self) -> Vec<usize> {
-        if self.sparse() {
-            return Vec::new();
-        }
-        vec![self.room; self.eval_mod_temporaries() - 1]
-    }
-
-    /// Ciphertext temporaries (and transform buffers of the same length) a bootstrap holds at
-    /// once at its peak, in its own scratch.
-    fn peak_temporaries(&self) -> usize {
-        let transform = self.cts.iter().chain(&self.stc).map(|t| t.spare_ciphertexts()).max();
-        // A transform's buffers beside its input; ModRaise's and a rotation's input and
-        // output; the real/imaginary split (input, conjugate, real half); EvalMod of one half
-        // beside the other half (or its result), which a partner scratch borrows.
-        let split = if self.sparse() { 2 } else { 3 };
-        let eval_mod = self.eval_mod_temporaries() + usize::from(!self.sparse());
-        [transform.unwrap_or(0) + 1, 2, split, eval_mod].into_iter().max().unwrap_or(0)
-    }
-
-    /// Ciphertext temporaries one EvalMod holds at once (its input included): the Chebyshev
-    /// evaluation's, a double angle's (input, product, relinearisation) or the arcsine's.
-    fn eval_mod_temporaries(&self) -> usize {
-        let arcsine = if self.config.arcsine { 4 } else { 0 };
-        let double = if self.config.double_angle > 0 { 3 } else { 0 };
-        chebyshev::peak_temporaries(&self.cosine).max(arcsine).max(double)
+        self.spares.1.clone()
     }
 
     /// Key switches in one bootstrap (trace and DFT rotations, conjugation; encapsulation and
@@ -333,7 +313,22 @@ impl Bootstrapper {
         parts: usize,
         level: usize,
     ) -> Result<Lent<S>> {
-        scratch.lend(self.room, parts * (level + 1) * self.ctx.n())
+        scratch.lend(parts * (level + 1) * self.ctx.n())
+    }
+
+    /// `x` moved into the smallest spare that holds it (the same words), its buffer given
+    /// back. A key switch's or a transform's result is lent while its input (and a transform's
+    /// ModDown staging) is alive, so over fixed spares it may sit in a buffer as long as the
+    /// next transform's extended ciphertexts, which then run short of one.
+    fn settle<S: ScratchWords>(
+        &self,
+        eval: &Evaluator,
+        scratch: &mut Scratch<S>,
+        x: Temp<S>,
+    ) -> Result<Temp<S>> {
+        let moved = eval.copy_into(&x, self.lend(scratch, 2, x.level())?)?;
+        scratch.give_back(x.into_data());
+        Ok(moved)
     }
 
     /// [`Self::bootstrap`], with the time of each phase.
@@ -405,6 +400,7 @@ impl Bootstrapper {
             let z = eval.key_switch_into(&y, &key, scratch, out)?;
             drop(key);
             scratch.give_back(std::mem::replace(&mut y, z).into_data());
+            y = self.settle(&eval, scratch, y)?;
         }
         let mut x = y;
         // Decrypts to G·(Δ·m + q_0·I): read at scale G·q_0, the slots hold m·Δ/q_0 + I.
@@ -437,11 +433,13 @@ impl Bootstrapper {
         let step = (mod_scale / x.scale()).powf(1.0 / self.cts.len() as f64);
         for t in rest {
             let s = x.scale() * step;
-            let y = t.apply(&eval, &enc, &x, keys, scratch, s, self.room)?;
+            let y = t.apply(&eval, &enc, &x, keys, scratch, s)?;
             scratch.give_back(std::mem::replace(&mut x, y).into_data());
+            x = self.settle(&eval, scratch, x)?;
         }
-        let y = last.apply(&eval, &enc, &x, keys, scratch, mod_scale, self.room)?;
+        let y = last.apply(&eval, &enc, &x, keys, scratch, mod_scale)?;
         scratch.give_back(std::mem::replace(&mut x, y).into_data());
+        x = self.settle(&eval, scratch, x)?;
         let conj_g = self.ctx.galois_element_conjugate();
         let out = self.lend(scratch, 2, x.level())?;
         let mut conj = eval.conjugate_into(&x, &keys.galois(conj_g)?, scratch, out)?;
@@ -483,11 +481,12 @@ impl Bootstrapper {
         let step = (nominal / x.scale()).powf(1.0 / self.stc.len() as f64);
         for t in rest {
             let s = x.scale() * step;
-            let y = t.apply(&eval, &enc, &x, keys, scratch, s, self.room)?;
+            let y = t.apply(&eval, &enc, &x, keys, scratch, s)?;
             scratch.give_back(std::mem::replace(&mut x, y).into_data());
+            x = self.settle(&eval, scratch, x)?;
         }
         // The slots now hold (Δ_in/Δ)·z at scale Δ: relabelled, z at scale Δ_in.
-        let y = last.apply(&eval, &enc, &x, keys, scratch, nominal, self.room)?;
+        let y = last.apply(&eval, &enc, &x, keys, scratch, nominal)?;
         scratch.give_back(x.into_data());
         let mut out = eval.copy_into(&y, result(y.as_words().len())?)?;
         scratch.give_back(y.into_data());
@@ -511,11 +510,10 @@ impl Bootstrapper {
         let enc = Encoder::new(&self.ctx);
         let scale = x.scale();
         let mut y: Option<Temp<S>> = None;
-        let room = self.room;
         for t in &self.cts {
             let next = match &y {
-                None => t.apply(&eval, &enc, x, keys, scratch, x.scale(), room)?,
-                Some(y) => t.apply(&eval, &enc, y, keys, scratch, y.scale(), room)?,
+                None => t.apply(&eval, &enc, x, keys, scratch, x.scale())?,
+                Some(y) => t.apply(&eval, &enc, y, keys, scratch, y.scale())?,
             };
             if let Some(old) = y.replace(next) {
                 scratch.give_back(old.into_data());
@@ -537,7 +535,7 @@ impl Bootstrapper {
         }
         for t in &self.stc {
             let s = y.scale();
-            let next = t.apply(&eval, &enc, &y, keys, scratch, s, room)?;
+            let next = t.apply(&eval, &enc, &y, keys, scratch, s)?;
             scratch.give_back(std::mem::replace(&mut y, next).into_data());
         }
         let mut out = y.to_owned_ct();
@@ -632,10 +630,22 @@ impl Bootstrapper {
             let re = self.eval_mod(eval, re, keys, scratch)?;
             return Ok((re, self.eval_mod(eval, im, keys, scratch)?));
         };
+        let room = im.data.room();
         let (re, im) = rayon::join(
             || self.eval_mod(eval, re, keys, scratch),
             || self.eval_mod(eval, im, keys, &mut second),
         );
+        // The result goes back in a buffer as long as the one the input came in, so each
+        // scratch keeps the lengths of spares it had (a copy of a few limbs, when another).
+        let im = match im {
+            Ok(im) if im.data.room() != room => {
+                let moved = second.lend_exact(room, im.as_words().len());
+                let moved = moved.and_then(|b| eval.copy_into(&im, b));
+                second.give_back(im.into_data());
+                moved.map_err(K::Error::from)
+            }
+            other => other,
+        };
         scratch.set_partner(second);
         Ok((re?, im?))
     }
@@ -648,8 +658,9 @@ impl Bootstrapper {
         keys: &K,
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<Temp<S>, K::Error> {
-        let mut powers = Powers::new(eval, keys, t, self.room);
+        let mut powers = Powers::new(eval, keys, t);
         powers.make(&chebyshev::powers_made(&self.cosine), scratch)?;
+        powers.plan_uses(&self.cosine, self.cosine.len() - 1);
         let mut cheb = ChebyshevEvaluator::new(&mut powers, self.cosine.len() - 1);
         let level = cheb.output_level(&self.cosine).ok_or(Error::CannotBootstrap {
             needed: self.eval_mod_depth,
@@ -665,7 +676,7 @@ impl Bootstrapper {
             scratch.give_back(c.into_data());
             eval.mul_integer_assign(&mut sq, 2)?;
             eval.add_const_assign(&mut sq, Complex64::new(-1.0, 0.0))?;
-            c = rescale(eval, &sq, scratch, self.room)?;
+            c = rescale(eval, &sq, scratch)?;
             scratch.give_back(sq.into_data());
         }
         if self.config.arcsine {
@@ -701,7 +712,7 @@ impl Bootstrapper {
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<Temp<S>, K::Error> {
         let uu = self.mul_relin(eval, &u, &u, keys, scratch)?;
-        let sq = rescale(eval, &uu, scratch, self.room)?;
+        let sq = rescale(eval, &uu, scratch)?;
         scratch.give_back(uu.into_data());
         let mut low =
             eval.drop_to_level_into(&u, sq.level(), self.lend(scratch, 2, sq.level())?)?;
@@ -715,7 +726,7 @@ impl Bootstrapper {
         low.set_scale(target);
         eval.add_assign(&mut cube, &low)?;
         scratch.give_back(low.into_data());
-        let out = rescale(eval, &cube, scratch, self.room)?;
+        let out = rescale(eval, &cube, scratch)?;
         scratch.give_back(cube.into_data());
         Ok(out)
     }

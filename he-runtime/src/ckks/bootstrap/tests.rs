@@ -521,39 +521,57 @@ fn fixed_scratch(f: &Fixture, spares: &[usize], partner: Option<&[usize]>) -> Sc
     s
 }
 
-/// Every ciphertext temporary comes from the spares: with exactly [`Bootstrapper::spare_words`]
-/// (and [`Bootstrapper::partner_spare_words`] for EvalMod's second half, side by side on two
-/// threads) of buffers that cannot grow, full-slot, arcsine and sparse bootstraps give the heap
-/// scratch's result bit for bit, again on the second run (each scratch keeps its spares); one
-/// buffer fewer in either scratch is a typed error.
+/// The lengths of a scratch's spares, longest first.
+fn spare_lengths(s: &Scratch<Fixed>) -> Vec<usize> {
+    let mut l: Vec<usize> = s.spare.iter().map(|b| b.0.len()).collect();
+    l.sort_unstable_by(|a, b| b.cmp(a));
+    l
+}
+
+/// Every ciphertext temporary comes from the spares, each lent at the length its level needs:
+/// with exactly [`Bootstrapper::spare_words`] (and [`Bootstrapper::partner_spare_words`] for
+/// EvalMod's second half) of buffers that cannot grow, full-slot, arcsine and sparse
+/// bootstraps give the heap scratch's result bit for bit, with EvalMod's halves one after the
+/// other (one thread) and side by side (two), again on the second run (each scratch keeps
+/// spares of the same lengths); one buffer fewer in either scratch, the longest or the
+/// shortest, is a typed error. The spares are not all of one length: those of EvalMod's
+/// temporaries are shorter than a transform's extended ciphertexts at the top level.
 #[test]
 fn spare_words_are_exactly_the_buffers_a_bootstrap_takes() {
-    let arcsine = BootstrapConfig { arcsine: true, ..BootstrapConfig::default() };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    for config in [BootstrapConfig::default(), arcsine, sparse(256)] {
+    let no_arcsine = BootstrapConfig { arcsine: false, ..BootstrapConfig::default() };
+    for config in [BootstrapConfig::default(), no_arcsine, sparse(256)] {
         let f = fixture(12, 1, config);
         let z = periodic_slots(&f, f.bs.slots(), true, 3);
         let ct = encrypt_at(&f, &z, 0);
         let want = f.bs.bootstrap(&ct, &f.keys, &mut Evaluator::new(&f.ctx).scratch()).unwrap();
         let (words, partner) = (f.bs.spare_words(), f.bs.partner_spare_words());
         assert_eq!(partner.is_empty(), f.bs.sparse());
-        pool.install(|| {
-            let mut s = fixed_scratch(&f, &words, Some(&partner));
-            for _ in 0..2 {
-                let got = f.bs.bootstrap(&ct, &f.keys, &mut s).unwrap();
-                assert_eq!(got.as_words(), want.as_words());
-                assert_eq!(s.spares(), words.len());
-                let p = s.partner.as_ref().map(|p| p.spares());
-                assert_eq!(p, Some(partner.len()), "the partner keeps its spares");
-            }
-            let mut short = fixed_scratch(&f, &words[1..], Some(&partner));
-            let r = f.bs.bootstrap(&ct, &f.keys, &mut short);
-            assert!(matches!(r, Err(Error::BufferLength { .. })), "{:?}", r.map(|c| c.level()));
-            if let Some((_, rest)) = partner.split_first() {
-                let mut short = fixed_scratch(&f, &words, Some(rest));
-                let r = f.bs.bootstrap(&ct, &f.keys, &mut short);
-                assert!(matches!(r, Err(Error::BufferLength { .. })), "partner one short");
-            }
-        });
+        assert!(words.windows(2).all(|w| w[0] >= w[1]), "longest first");
+        assert!(words.iter().sum::<usize>() < words.len() * words[0], "sized: {words:?}");
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut s = fixed_scratch(&f, &words, Some(&partner));
+                for _ in 0..2 {
+                    let got = f.bs.bootstrap(&ct, &f.keys, &mut s).unwrap();
+                    assert_eq!(got.as_words(), want.as_words(), "{threads} threads");
+                    assert_eq!(spare_lengths(&s), words, "{threads} threads");
+                    let p = s.partner.as_deref().map(spare_lengths);
+                    assert_eq!(p.as_ref(), Some(&partner), "the partner keeps its spares");
+                }
+                let (last, rest) = words.split_last().unwrap();
+                for short in [&words[1..], rest] {
+                    let mut s = fixed_scratch(&f, short, Some(&partner));
+                    let r = f.bs.bootstrap(&ct, &f.keys, &mut s);
+                    let r = r.map(|c| c.level());
+                    assert!(matches!(r, Err(Error::BufferLength { .. })), "{last}: {r:?}");
+                }
+                if let (2, Some((_, rest))) = (threads, partner.split_first()) {
+                    let mut short = fixed_scratch(&f, &words, Some(rest));
+                    let r = f.bs.bootstrap(&ct, &f.keys, &mut short);
+                    assert!(matches!(r, Err(Error::BufferLength { .. })), "partner one short");
+                }
+            });
+        }
     }
 }
