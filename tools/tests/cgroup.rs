@@ -21,13 +21,7 @@ fn run_under_limit(label: &str, budget_mib: u64, images: usize, args: &[&str]) {
     let budget = budget_mib * MIB;
     let limit = budget + HEADROOM;
     let name = format!("hetier-cgroup-test-{label}-{}", std::process::id());
-    let group = match MemoryGroup::create(&name, limit) {
-        Ok(g) => g,
-        Err(reason) => {
-            println!("skipped: {reason}");
-            return;
-        }
-    };
+    let Some(group) = MemoryGroup::create_or_skip(&name, limit) else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = group
         .command(env!("CARGO_BIN_EXE_hetier"))
@@ -45,24 +39,7 @@ fn run_under_limit(label: &str, budget_mib: u64, images: usize, args: &[&str]) {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["agree_with_plaintext"], images, "{label}");
     assert!(r["max_logit_error"].as_f64().unwrap() <= 1e-3, "{label}: {}", r["max_logit_error"]);
-    let peak_rss = r["peak_rss"].as_u64().unwrap();
-    let o = &r["outside_store"];
-    let outside = o["outside_store_bytes"].as_u64().unwrap();
-    println!(
-        "{label}: budget {} MiB, cgroup limit {} MiB, cgroup max {:.1} MiB, peak RSS {:.1} MiB, \
-         outside the store {:.1} MiB",
-        budget / MIB,
-        limit / MIB,
-        max as f64 / MIB as f64,
-        peak_rss as f64 / MIB as f64,
-        outside as f64 / MIB as f64,
-    );
-    assert!(max <= limit && peak_rss <= limit, "{label}: max {max}, peak RSS {peak_rss}");
-    // The printed constant is the peak RSS less what the store held, and part of the budget.
-    assert_eq!(o["peak_rss"].as_u64(), Some(peak_rss), "{label}");
-    assert_eq!(outside + o["store_peak"].as_u64().unwrap(), peak_rss, "{label}");
-    assert_eq!(o["budget_plus_outside"].as_u64(), Some(budget + outside), "{label}");
-    assert!(outside <= HEADROOM, "{label}: {outside} B outside the store");
+    common::check_outside_store(label, &r, budget, limit, HEADROOM, max);
 }
 
 #[test]
@@ -129,13 +106,7 @@ fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     // The smallest workable budget, from the refusal of a budget below it.
     let small = run(None, 1, "small");
     assert!(!small.status.success());
-    let err = String::from_utf8_lossy(&small.stderr);
-    let needed: u64 = err
-        .split("smallest workable budget is ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no budget in: {err}"));
+    let needed = common::named_budget(&small.stderr);
     let budget_mib = needed.div_ceil(MIB);
     let below = run(None, budget_mib - 1, "below");
     let err = String::from_utf8_lossy(&below.stderr);
@@ -145,13 +116,7 @@ fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     let budget = budget_mib * MIB;
     let limit = budget + HEADROOM;
     let name = format!("hetier-cgroup-test-bootstrapping-digits-{}", std::process::id());
-    let group = match MemoryGroup::create(&name, limit) {
-        Ok(g) => g,
-        Err(reason) => {
-            println!("skipped: {reason}");
-            return;
-        }
-    };
+    let Some(group) = MemoryGroup::create_or_skip(&name, limit) else { return };
     let out = run(Some(&group), budget_mib, "pool");
     let max = group.max_usage();
     assert!(!group.oom_killed(), "OOM-killed under {} MiB (max {} MiB)", limit / MIB, max / MIB);
@@ -161,17 +126,6 @@ fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     assert_eq!(r["argmax_agree"], 2);
     assert!(r["max_abs_error"].as_f64().unwrap() <= 1e-3, "{}", r["max_abs_error"]);
     assert!(r["store_peak_dram"].as_u64().unwrap() <= budget);
-    let peak_rss = r["peak_rss"].as_u64().unwrap();
-    let outside = r["outside_store"]["outside_store_bytes"].as_u64().unwrap();
-    println!(
-        "bootstrapping digits: budget {} MiB (smallest workable {needed} B), cgroup limit {} \
-         MiB, cgroup max {:.1} MiB, peak RSS {:.1} MiB, outside the store {:.1} MiB",
-        budget / MIB,
-        limit / MIB,
-        max as f64 / MIB as f64,
-        peak_rss as f64 / MIB as f64,
-        outside as f64 / MIB as f64,
-    );
-    assert!(max <= limit && peak_rss <= limit, "max {max}, peak RSS {peak_rss}");
-    assert!(outside <= HEADROOM, "{outside} B outside the store");
+    let label = format!("bootstrapping digits (smallest workable budget {needed} B)");
+    common::check_outside_store(&label, &r, budget, limit, HEADROOM, max);
 }

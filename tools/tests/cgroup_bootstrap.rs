@@ -43,13 +43,7 @@ fn bootstrap_fits_budget_plus_a_constant_under_a_cgroup_limit() {
     let budget = BUDGET_MIB * MIB;
     let limit = budget + HEADROOM;
     let name = format!("hetier-cgroup-test-bootstrap-{}", std::process::id());
-    let group = match MemoryGroup::create(&name, limit) {
-        Ok(g) => g,
-        Err(reason) => {
-            println!("skipped: {reason}");
-            return;
-        }
-    };
+    let Some(group) = MemoryGroup::create_or_skip(&name, limit) else { return };
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");
     // The keys, generated once into the pool (no limit: key generation is not what is measured).
@@ -66,12 +60,7 @@ fn bootstrap_fits_budget_plus_a_constant_under_a_cgroup_limit() {
     assert!(!small.status.success());
     let err = String::from_utf8_lossy(&small.stderr);
     assert!(err.contains("smallest workable budget"), "{err}");
-    let needed: u64 = err
-        .split("smallest workable budget is ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no budget in: {err}"));
+    let needed = common::named_budget(&small.stderr);
     assert!(needed > MIB && needed <= budget, "smallest workable budget {needed} B");
     let at_needed = bootstrap(&pool, None, &["--dram-mib", &needed.div_ceil(MIB).to_string()]);
     assert!(at_needed.status.success(), "{}", String::from_utf8_lossy(&at_needed.stderr));
@@ -91,20 +80,12 @@ fn bootstrap_fits_budget_plus_a_constant_under_a_cgroup_limit() {
     let st = &r["store"]["stats"];
     assert!(st["peak_dram"].as_u64().unwrap() <= budget);
     assert!(st["scratch_peak"].as_u64().unwrap() > 0, "the bootstrap's buffers were in the store");
-    let peak_rss = r["peak_rss"].as_u64().unwrap();
-    let o = &r["outside_store"];
-    let outside = o["outside_store_bytes"].as_u64().unwrap();
-    println!(
-        "bootstrap: budget {} MiB, cgroup limit {} MiB, cgroup max {:.1} MiB, peak RSS {:.1} MiB, \
-         outside the store {:.1} MiB, {bits:.1} bits",
-        budget / MIB,
-        limit / MIB,
-        max as f64 / MIB as f64,
-        peak_rss as f64 / MIB as f64,
-        outside as f64 / MIB as f64,
+    common::check_outside_store(
+        &format!("bootstrap ({bits:.1} bits)"),
+        &r,
+        budget,
+        limit,
+        HEADROOM,
+        max,
     );
-    assert!(max <= limit && peak_rss <= limit, "max {max}, peak RSS {peak_rss}");
-    assert_eq!(outside + o["store_peak"].as_u64().unwrap(), peak_rss);
-    assert_eq!(o["budget_plus_outside"].as_u64(), Some(budget + outside));
-    assert!(outside <= HEADROOM, "{outside} B outside the store");
 }

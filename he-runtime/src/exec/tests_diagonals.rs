@@ -4,12 +4,9 @@
 use hetier_tiering::{Durability, ObjectId, ObjectKind, TieredStore};
 
 use crate::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
-use crate::ckks::{
-    switch_key_stored_len, Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator,
-    KeyGenerator,
-};
-use crate::exec::test_store::planned_store;
-use crate::exec::{DiagonalStorage, Expansion, KeySetId, StoredBootstrapKeys};
+use crate::ckks::{switch_key_stored_len, Complex64, Context, Decryptor, Evaluator};
+use crate::exec::test_store::{encrypted, fixture, planned_store, Fixture};
+use crate::exec::{DiagonalStorage, Expansion, StoredBootstrapKeys};
 
 fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
     planned_store(dir, budget, true, 64 << 20)
@@ -21,23 +18,12 @@ fn store(dir: &std::path::Path, budget: u64) -> TieredStore {
 /// by one pinned diagonal, and the objects go with the keys.
 #[test]
 fn stored_diagonals_stream_through_the_budget_and_give_the_encoded_bootstrap() {
-    let preset = BootstrapPreset::insecure_test(12, 1);
-    let ctx = Context::new(&preset.params().unwrap()).unwrap();
-    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-    let mut kg = KeyGenerator::with_seed(&ctx, [41; 32]);
-    let sk = kg.secret_key();
-    let keyset = KeySetId::from_seed(&[41; 32]);
+    let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(41);
+    let (z, enc, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).sin(), 0.1));
     let keys_bytes = (bs.galois_elements().len() as u64 + 3) * switch_key_stored_len(&ctx);
     let budget = keys_bytes + bs.diagonal_bytes() / 3;
-    let dir = tempfile::tempdir().unwrap();
     let st = store(dir.path(), budget);
     let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
-    let z: Vec<Complex64> =
-        (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).sin(), 0.1)).collect();
-    let enc = Encoder::new(&ctx);
-    let ct = Encryptor::with_seed(&ctx, [6; 32])
-        .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-        .unwrap();
     let mut scratch = Evaluator::new(&ctx).scratch();
     let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
     let plain_set = keys.working_set_bytes(&bs);
@@ -84,21 +70,10 @@ fn stored_diagonals_stream_through_the_budget_and_give_the_encoded_bootstrap() {
 /// length at a diagonal's id is replaced), and its bootstrap is the on-the-fly one bit for bit.
 #[test]
 fn durable_diagonals_are_reused_by_a_later_process_and_give_the_encoded_bootstrap() {
-    let preset = BootstrapPreset::insecure_test(12, 1);
-    let ctx = Context::new(&preset.params().unwrap()).unwrap();
-    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-    let mut kg = KeyGenerator::with_seed(&ctx, [43; 32]);
-    let sk = kg.secret_key();
-    let keyset = KeySetId::from_seed(&[43; 32]);
+    let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(43);
+    let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new(0.2, (i as f64).cos()));
     let keys_bytes = (bs.galois_elements().len() as u64 + 3) * switch_key_stored_len(&ctx);
     let budget = keys_bytes + bs.diagonal_bytes() / 3;
-    let dir = tempfile::tempdir().unwrap();
-    let z: Vec<Complex64> =
-        (0..ctx.params().slots()).map(|i| Complex64::new(0.2, (i as f64).cos())).collect();
-    let enc = Encoder::new(&ctx);
-    let ct = Encryptor::with_seed(&ctx, [7; 32])
-        .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-        .unwrap();
     let mut scratch = Evaluator::new(&ctx).scratch();
     let count = bs.diagonals().len();
 
@@ -153,19 +128,8 @@ fn durable_diagonals_are_reused_by_a_later_process_and_give_the_encoded_bootstra
 /// what it prefetched before its use, and the result is the on-the-fly bootstrap's.
 #[test]
 fn keys_expanded_ahead_leave_the_prefetched_diagonals_in_place() {
-    let preset = BootstrapPreset::insecure_test(12, 1);
-    let ctx = Context::new(&preset.params().unwrap()).unwrap();
-    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-    let mut kg = KeyGenerator::with_seed(&ctx, [44; 32]);
-    let sk = kg.secret_key();
-    let keyset = KeySetId::from_seed(&[44; 32]);
-    let dir = tempfile::tempdir().unwrap();
-    let z: Vec<Complex64> =
-        (0..ctx.params().slots()).map(|i| Complex64::new((i as f64).sin(), -0.3)).collect();
-    let enc = Encoder::new(&ctx);
-    let ct = Encryptor::with_seed(&ctx, [8; 32])
-        .encrypt_sk(&sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-        .unwrap();
+    let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(44);
+    let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).sin(), -0.3));
     let mut scratch = Evaluator::new(&ctx).scratch();
     let (want, need) = {
         let st = store(dir.path(), 1 << 30);

@@ -5,47 +5,12 @@ use std::time::Duration;
 use hetier_tiering::{PolicyConfig, Pool, PoolOptions};
 
 use super::*;
-use crate::ckks::bootstrap::{BootstrapKeys, BootstrapPreset};
-use crate::ckks::{Ciphertext, Complex64, Decryptor, Encoder, Encryptor, Evaluator};
-use crate::exec::test_store::planned_store;
+use crate::ckks::bootstrap::BootstrapKeys;
+use crate::ckks::{Complex64, Decryptor, Encoder, Encryptor, Evaluator};
+use crate::exec::test_store::{encrypted, fixture, planned_store, Fixture};
 
 fn store(dir: &std::path::Path, create: bool, budget: u64) -> TieredStore {
     planned_store(dir, budget, create, 64 << 20)
-}
-
-/// A log N = 12 bootstrapper (one level left) and a key generator seeded with `[seed; 32]`,
-/// its secret key and key-set id, and a directory for the pool.
-struct Fixture {
-    ctx: Arc<Context>,
-    bs: Bootstrapper,
-    kg: KeyGenerator,
-    sk: SecretKey,
-    keyset: KeySetId,
-    dir: tempfile::TempDir,
-}
-
-fn fixture(seed: u8) -> Fixture {
-    let preset = BootstrapPreset::insecure_test(12, 1);
-    let ctx = Context::new(&preset.params().unwrap()).unwrap();
-    let bs = Bootstrapper::new(&ctx, &preset.config).unwrap();
-    let mut kg = KeyGenerator::with_seed(&ctx, [seed; 32]);
-    let sk = kg.secret_key();
-    let keyset = KeySetId::from_seed(&[seed; 32]);
-    Fixture { ctx, bs, kg, sk, keyset, dir: tempfile::tempdir().unwrap() }
-}
-
-/// The slots `slot(i)`, their encoder, and their encryption under `sk` (fixed seed).
-fn encrypted(
-    ctx: &Arc<Context>,
-    sk: &SecretKey,
-    slot: impl Fn(usize) -> Complex64,
-) -> (Vec<Complex64>, Encoder, Ciphertext) {
-    let z: Vec<Complex64> = (0..ctx.params().slots()).map(slot).collect();
-    let enc = Encoder::new(ctx);
-    let ct = Encryptor::with_seed(ctx, [6; 32])
-        .encrypt_sk(sk, &enc.encode(&z, 0, ctx.params().scale()).unwrap())
-        .unwrap();
-    (z, enc, ct)
 }
 
 fn max_err(a: &[Complex64], z: &[Complex64]) -> f64 {
