@@ -25,6 +25,11 @@ impl Bootstrapper {
         self.cts.iter().chain(&self.stc)
     }
 
+    /// The unscaled coefficients of diagonal `id`, from whichever transform holds it.
+    fn coefficients(&self, id: usize) -> Result<&[f64]> {
+        self.transforms().find_map(|t| t.coefficients(id)).ok_or(Error::MissingDiagonal { id })
+    }
+
     /// Every diagonal one bootstrap multiplies by, in the order it uses them (ids ascending),
     /// with the level and scale [`Self::bootstrap`] encodes it at: the scales follow the same
     /// arithmetic as the bootstrap's (ModRaise's G·q_0, each factor's share of the way to
@@ -104,10 +109,7 @@ impl Bootstrapper {
     /// Encodes the diagonal `d` into the first [`Self::diagonal_words`] words of `out`: the
     /// words a transform would encode itself (bit for bit).
     pub fn encode_diagonal(&self, d: &DiagonalUse, out: &mut [u64]) -> Result<()> {
-        let coeffs = self
-            .transforms()
-            .find_map(|t| t.coefficients(d.id))
-            .ok_or(Error::MissingDiagonal { id: d.id })?;
+        let coeffs = self.coefficients(d.id)?;
         Encoder::new(&self.ctx).encode_coefficients_extended(coeffs, d.level, d.scale, out)
     }
 
@@ -116,10 +118,7 @@ impl Bootstrapper {
     /// fingerprints mean equal words (up to hash collisions), so a durable copy keyed by it can
     /// be reused by any later process with the same parameters and bootstrap configuration.
     pub fn diagonal_fingerprint(&self, d: &DiagonalUse) -> Result<u64> {
-        let coeffs = self
-            .transforms()
-            .find_map(|t| t.coefficients(d.id))
-            .ok_or(Error::MissingDiagonal { id: d.id })?;
+        let coeffs = self.coefficients(d.id)?;
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for x in [
             DIAGONAL_ENCODING_VERSION,
