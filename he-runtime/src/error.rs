@@ -426,6 +426,17 @@ pub enum Error {
         /// The diagonal's id ([`crate::ckks::bootstrap::DiagonalUse::id`]).
         id: usize,
     },
+    /// A diagonal must be encoded on the fly, but its bootstrapper has handed its coefficients
+    /// to the key source ([`crate::ckks::bootstrap::Bootstrapper::release_diagonal_coefficients`])
+    /// and the source holds neither that encoding nor the coefficients.
+    #[error(
+        "diagonal {id} of the bootstrap must be encoded, but its coefficients were released and \
+         the key source holds neither its encoding nor its coefficients"
+    )]
+    DiagonalCoefficientsReleased {
+        /// The diagonal's id ([`crate::ckks::bootstrap::DiagonalUse::id`]).
+        id: usize,
+    },
     /// A program refers to an object the executor does not hold.
     #[error("program object {id} is missing ({reason})")]
     MissingObject {

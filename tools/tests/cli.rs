@@ -503,7 +503,13 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
 
     let encode = boot(&["--insecure-test-params", "--dram-mib", &mib, "--diagonals", "encode"]);
     assert_eq!(encode["store"]["diagonals"], "encode");
-    assert!(encode["store"]["diagonal_store"].is_null());
+    // Encoded at every use from their coefficients, which are in the store (none on the heap).
+    let d = &encode["store"]["diagonal_store"];
+    assert_eq!(d["storage"], "coefficients", "{d}");
+    assert_eq!(d["encoded_on_the_fly"], d["count"], "{d}");
+    assert_eq!(d["pins"], d["count"], "{d}");
+    // 8 bytes per coefficient, N = 4,096 coefficients per diagonal at log N 12.
+    assert_eq!(d["bytes"].as_u64(), Some(d["count"].as_u64().unwrap() * 8 * 4096), "{d}");
     assert!(encode["precision_bits"].as_f64().unwrap() > 15.0, "{encode}");
 
     // Without `--dir` the pool is temporary: the diagonals are encoded once into it, in DRAM.

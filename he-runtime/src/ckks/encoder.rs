@@ -48,7 +48,7 @@ impl Encoder {
         }
         let coeffs = self.slot_coefficients(&v)?;
         let primes: Vec<usize> = (0..=level).collect();
-        self.reduce_limbs_slice(&coeffs, scale, &primes, words)?;
+        self.reduce_limbs_slice(coeffs.iter().copied(), scale, &primes, words)?;
         let slots = Some(slot_period(&v, self.ctx.params().slots()));
         Ok(Plaintext { data: out, level, scale, n, params_id: self.ctx.params().id(), slots })
     }
@@ -122,9 +122,34 @@ impl Encoder {
         scale: f64,
         out: &mut [u64],
     ) -> Result<()> {
+        self.encode_extended_from(coeffs.len(), coeffs.iter().copied(), level, scale, out)
+    }
+
+    /// [`Self::encode_coefficients_extended`] of coefficients kept as the bit patterns of
+    /// their `f64`s (`f64::to_bits`): how a container of words, such as a store block, holds
+    /// them.
+    pub(crate) fn encode_coefficient_bits_extended(
+        &self,
+        bits: &[u64],
+        level: usize,
+        scale: f64,
+        out: &mut [u64],
+    ) -> Result<()> {
+        let coeffs = bits.iter().map(|&b| f64::from_bits(b));
+        self.encode_extended_from(bits.len(), coeffs, level, scale, out)
+    }
+
+    fn encode_extended_from(
+        &self,
+        count: usize,
+        coeffs: impl Iterator<Item = f64>,
+        level: usize,
+        scale: f64,
+        out: &mut [u64],
+    ) -> Result<()> {
         self.check_level_scale(level, scale)?;
-        if coeffs.len() != self.ctx.n() {
-            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: coeffs.len() });
+        if count != self.ctx.n() {
+            return Err(Error::DegreeMismatch { expected: self.ctx.n(), found: count });
         }
         let q_len = self.ctx.q_len();
         let primes: Vec<usize> = (0..=level).chain(q_len..q_len + self.ctx.p_len()).collect();
@@ -164,21 +189,21 @@ impl Encoder {
     ) -> Result<Vec<u64>> {
         // Every word is written; shrinking a reused buffer writes nothing.
         data.resize(primes.len() * self.ctx.n(), 0);
-        self.reduce_limbs_slice(unscaled, scale, primes, &mut data)?;
+        self.reduce_limbs_slice(unscaled.iter().copied(), scale, primes, &mut data)?;
         Ok(data)
     }
 
     /// [`Self::reduce_limbs`] into `data` (primes.len()·N words, all written).
     fn reduce_limbs_slice(
         &self,
-        unscaled: &[f64],
+        unscaled: impl Iterator<Item = f64>,
         scale: f64,
         primes: &[usize],
         data: &mut [u64],
     ) -> Result<()> {
         let ctx = &self.ctx;
         let n = ctx.n();
-        let coeffs: Vec<f64> = unscaled.iter().map(|c| (c * scale).round()).collect();
+        let coeffs: Vec<f64> = unscaled.map(|c| (c * scale).round()).collect();
         if let Some(&bad) = coeffs.iter().find(|c| !c.is_finite()) {
             return Err(Error::EncodingOverflow { value: bad / scale, scale_log2: scale.log2() });
         }

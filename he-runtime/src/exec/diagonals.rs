@@ -36,6 +36,11 @@ pub enum DiagonalStorage {
     Transient,
     /// Durable pool objects encoded once per parameter set and reused by later processes.
     Durable,
+    /// Not encoded: each diagonal's unscaled coefficients (N `f64`s, 1/(level+1+K) of its
+    /// encoding) as a transient object, which the transform encodes from at every use; for a
+    /// budget that holds no encoded diagonals, so the coefficients are in the budget too
+    /// instead of on the heap ([`Bootstrapper::release_diagonal_coefficients`]).
+    Coefficients,
 }
 
 /// What the diagonals of a bootstrap cost and how they were used.
@@ -101,9 +106,15 @@ impl<'s> StoredDiagonals<'s> {
             encoded: AtomicU64::new(0),
         };
         for d in uses {
-            let bytes = bs.diagonal_words(&d) as u64 * 8;
+            let words = match storage {
+                DiagonalStorage::Coefficients => bs.context().n(),
+                _ => bs.diagonal_words(&d),
+            };
+            let bytes = words as u64 * 8;
             let (id, durability) = match storage {
-                DiagonalStorage::Transient => (object_id(set, d.id), Durability::Scratch),
+                DiagonalStorage::Transient | DiagonalStorage::Coefficients => {
+                    (object_id(set, d.id), Durability::Scratch)
+                }
                 DiagonalStorage::Durable => {
                     (diagonal_id(bs.diagonal_fingerprint(&d)?), Durability::Durable)
                 }
@@ -116,7 +127,12 @@ impl<'s> StoredDiagonals<'s> {
                     store.remove(id)?;
                 }
                 let mut block = store.alloc_for_overwrite(bytes)?;
-                bs.encode_diagonal(&d, block.as_u64s_mut())?;
+                match storage {
+                    DiagonalStorage::Coefficients => {
+                        bs.diagonal_coefficient_bits(d.id, block.as_u64s_mut())?
+                    }
+                    _ => bs.encode_diagonal(&d, block.as_u64s_mut())?,
+                }
                 store.put_block(id, ObjectKind::Plaintext, durability, block)?;
             }
             // Recorded as soon as put, so a failure further on still removes a transient one.
@@ -132,15 +148,35 @@ impl<'s> StoredDiagonals<'s> {
     /// which the transform encodes itself); a typed error for an id not stored.
     pub(crate) fn pin(&self, want: &DiagonalUse) -> Result<Option<PinGuard<'s>>> {
         let held = self.uses.get(want.id).ok_or(CoreError::MissingDiagonal { id: want.id })?;
-        if !held.is(want) {
+        if self.storage == DiagonalStorage::Coefficients || !held.is(want) {
             self.encoded.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
+        self.pin_object(want.id).map(Some)
+    }
+
+    /// The pinned coefficients of diagonal `id` when they are what is stored (`None`
+    /// otherwise: an encoding that is not stored is then made from the bootstrapper's own).
+    pub(crate) fn pin_coefficients(&self, id: usize) -> Result<Option<PinGuard<'s>>> {
+        if self.storage != DiagonalStorage::Coefficients {
+            return Ok(None);
+        }
+        self.pin_object(id).map(Some)
+    }
+
+    fn pin_object(&self, id: usize) -> Result<PinGuard<'s>> {
+        let object = self.object(id)?;
         let clock = Instant::now();
-        let guard = self.store.pin(self.ids[want.id])?;
+        let guard = self.store.pin(object)?;
         self.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.pins.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(guard))
+        Ok(guard)
+    }
+
+    /// Bytes of the largest object a bootstrap pins at once: an encoded diagonal, or one
+    /// diagonal's coefficients.
+    pub(crate) fn pinned_bytes(&self, bs: &Bootstrapper) -> u64 {
+        pinned_diagonal_bytes(bs, self.storage)
     }
 
     /// The store object of diagonal `id`.
@@ -166,6 +202,16 @@ impl<'s> StoredDiagonals<'s> {
             encoded_on_the_fly: self.encoded.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Bytes of the largest diagonal object a bootstrap of `bs` pins at once with its diagonals
+/// stored as `storage` says: part of its working set.
+pub fn pinned_diagonal_bytes(bs: &Bootstrapper, storage: DiagonalStorage) -> u64 {
+    let words = match storage {
+        DiagonalStorage::Coefficients => bs.context().n(),
+        DiagonalStorage::Transient | DiagonalStorage::Durable => bs.max_diagonal_words(),
+    };
+    words as u64 * 8
 }
 
 impl Drop for StoredDiagonals<'_> {

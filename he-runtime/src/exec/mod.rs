@@ -47,7 +47,7 @@ pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::{bootstrap_working_set, Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
 pub use deep_plan::{plan_compiled, PlanSummary, WeightMode};
-pub use diagonals::{DiagonalReport, DiagonalStorage};
+pub use diagonals::{pinned_diagonal_bytes, DiagonalReport, DiagonalStorage};
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
 pub use heal::{

@@ -158,3 +158,52 @@ fn keys_expanded_ahead_leave_the_prefetched_diagonals_in_place() {
     assert!(stats.peak_dram <= budget, "{stats:?}");
     assert!(keys.pin_times().ahead.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
+
+/// Coefficients in the store: the bootstrapper releases its own, and a bootstrap at a budget
+/// of the key set plus a third of the coefficients encodes every diagonal from a pinned
+/// coefficient object, word for word the heap bootstrapper's result. The working set counts
+/// one pinned coefficient block, the objects leave with the keys, and without them the
+/// released bootstrapper fails with a typed error.
+#[test]
+fn stored_coefficients_replace_the_bootstrappers_own_bit_for_bit() {
+    let Fixture { ctx, mut bs, mut kg, sk, keyset, dir } = fixture(47);
+    let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new(0.3, (i as f64).sin()));
+    let count = bs.diagonals().len();
+    let coefficient_bytes = count as u64 * ctx.n() as u64 * 8;
+    let keys_bytes = (bs.galois_elements().len() as u64 + 3) * switch_key_stored_len(&ctx);
+    let st = store(dir.path(), keys_bytes + coefficient_bytes / 3);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    let plain_set = keys.working_set_bytes(&bs);
+
+    let keys = keys.with_stored_coefficients(&bs).unwrap();
+    bs.release_diagonal_coefficients();
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!((report.storage, report.count), (DiagonalStorage::Coefficients, count));
+    assert_eq!(keys.diagonal_bytes(), coefficient_bytes);
+    let set = keys.working_set_bytes(&bs);
+    assert!(set >= plain_set + ctx.n() as u64 * 8 - 4096, "{set} vs {plain_set}");
+    assert!(set < plain_set + bs.max_diagonal_words() as u64 * 8, "a coefficient block only");
+    for _ in 0..2 {
+        keys.hint(&bs, 1).unwrap();
+        let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(got.as_words(), want.as_words());
+    }
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!((report.pins, report.encoded_on_the_fly), (2 * count as u64, 2 * count as u64));
+    assert!(st.stats().peak_dram <= st.budget());
+
+    let ids: Vec<ObjectId> = keys.diagonals.as_ref().unwrap().ids.clone();
+    drop(keys);
+    let (plain, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    assert!(ids.iter().all(|&id| !st.contains(id)), "removed with the keys");
+    let r = bs.bootstrap(&ct, &plain, &mut scratch);
+    assert!(
+        matches!(
+            r,
+            Err(crate::exec::Error::Core(crate::Error::DiagonalCoefficientsReleased { .. }))
+        ),
+        "{r:?}"
+    );
+}

@@ -240,7 +240,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     preset.config.slots = args.slots;
     let params = preset.params()?;
     let ctx = Context::new(&params)?;
-    let bs = Bootstrapper::new(&ctx, &preset.config)?;
+    let mut bs = Bootstrapper::new(&ctx, &preset.config)?;
     // Default budget: the whole key set expanded (and the diagonals, unless they are encoded
     // at every use) plus room for the bootstrap's own blocks.
     let key_count =
@@ -254,6 +254,9 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         args.store.open((key_count as u64 * expanded_key + diagonals) * 5 / 4 + (256 << 20))?;
     let (sk, mut kg, keyset) = open.secret_key(&args.store, &ctx)?;
     let (keys, made, keygen_seconds) = open.keys(&args.store, &ctx, &mut kg, &sk, keyset, &bs)?;
+    // The store holds every diagonal encoded or the coefficients to encode it from: the
+    // bootstrapper's own copy would only add to the memory outside the budget.
+    bs.release_diagonal_coefficients();
 
     let slots = bs.slots();
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();

@@ -13,7 +13,8 @@ use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::ckks::bootstrap::Bootstrapper;
 use hetier_he::ckks::{Context, KeyGenerator, SecretKey};
 use hetier_he::exec::{
-    bootstrap_working_set, DiagonalStorage, Expansion, KeyForm, KeySetId, StoredBootstrapKeys,
+    bootstrap_working_set, pinned_diagonal_bytes, DiagonalStorage, Expansion, KeyForm, KeySetId,
+    StoredBootstrapKeys,
 };
 use hetier_tiering::{PolicyConfig, StoreStats, TieredStore};
 use serde::Serialize;
@@ -52,7 +53,8 @@ pub enum DiagonalsArg {
     /// Encoded once per parameter set into durable pool objects, reused by later processes
     /// with `--dir` and read back from the pool when evicted, pinned per term.
     Durable,
-    /// Encoded by each transform at every application.
+    /// Encoded by each transform at every application, from their coefficients (kept in the
+    /// store, 1/(level+1+K) of an encoding's bytes).
     Encode,
 }
 
@@ -82,7 +84,8 @@ pub struct StoreFlags {
     pub expand: ExpandArg,
     /// Where the diagonals of CoeffToSlot and SlotToCoeff come from: encoded once per process
     /// into store objects (`stored`, charged to the budget like keys), once per parameter set
-    /// into durable pool objects (`durable`), or at every use (`encode`).
+    /// into durable pool objects (`durable`), or at every use from their coefficients in the
+    /// store (`encode`).
     #[arg(long, value_enum, default_value_t = DiagonalsArg::Auto)]
     pub diagonals: DiagonalsArg,
     /// With `per-pin` expansion, do not run the helper thread that expands the next key while
@@ -207,16 +210,15 @@ impl OpenStore {
             KeyFormArg::Seeded => KeyForm::Seeded,
             KeyFormArg::Expanded => KeyForm::Expanded,
         };
-        // Diagonals in the store are pinned one at a time: part of the working set.
-        let diagonals_stored = match flags.diagonals {
-            DiagonalsArg::Auto => !self.temporary,
-            DiagonalsArg::Stored | DiagonalsArg::Durable => true,
-            DiagonalsArg::Encode => false,
+        // Diagonals (or their coefficients) in the store are pinned one at a time: part of the
+        // working set.
+        let pinned = match flags.diagonals {
+            DiagonalsArg::Auto if !self.temporary => DiagonalStorage::Durable,
+            DiagonalsArg::Stored | DiagonalsArg::Durable => DiagonalStorage::Transient,
+            DiagonalsArg::Auto | DiagonalsArg::Encode => DiagonalStorage::Coefficients,
         };
         let mut least = bootstrap_working_set(bs, form, 1, false);
-        if diagonals_stored {
-            least.push(bs.max_diagonal_words() as u64 * 8);
-        }
+        least.push(pinned_diagonal_bytes(bs, pinned));
         // A budget too small for one bootstrap fails here, before any key is made (the least
         // it needs; checked again below for the expansion mode and the keys found).
         self.store
@@ -245,7 +247,8 @@ impl OpenStore {
             }
             DiagonalsArg::Stored => keys.with_stored_diagonals(bs)?,
             DiagonalsArg::Durable => keys.with_durable_diagonals(bs)?,
-            DiagonalsArg::Auto | DiagonalsArg::Encode => keys,
+            // The coefficients they are encoded from go to the budget instead of the heap.
+            DiagonalsArg::Auto | DiagonalsArg::Encode => keys.with_stored_coefficients(bs)?,
         };
         // Keys reused from the pool may be in the other form: checked again for what is there.
         keys.check_budget(bs)
@@ -268,7 +271,7 @@ impl OpenStore {
             diagonals: match keys.diagonal_report().map(|d| d.storage) {
                 Some(DiagonalStorage::Transient) => "stored",
                 Some(DiagonalStorage::Durable) => "durable",
-                None => "encode",
+                Some(DiagonalStorage::Coefficients) | None => "encode",
             }
             .into(),
             diagonal_store: keys.diagonal_report(),

@@ -27,7 +27,41 @@ impl Bootstrapper {
 
     /// The unscaled coefficients of diagonal `id`, from whichever transform holds it.
     fn coefficients(&self, id: usize) -> Result<&[f64]> {
-        self.transforms().find_map(|t| t.coefficients(id)).ok_or(Error::MissingDiagonal { id })
+        let c = self.transforms().find_map(|t| t.coefficients(id));
+        match c.ok_or(Error::MissingDiagonal { id })? {
+            [] => Err(Error::DiagonalCoefficientsReleased { id }),
+            c => Ok(c),
+        }
+    }
+
+    /// Writes the unscaled coefficients of diagonal `id` as the bit patterns of their `f64`s
+    /// into the first N words of `out`: what a key source hands back from
+    /// [`super::KeySource::diagonal_coefficients`] once this bootstrapper has released its own.
+    pub fn diagonal_coefficient_bits(&self, id: usize, out: &mut [u64]) -> Result<()> {
+        let coeffs = self.coefficients(id)?;
+        let found = out.len();
+        let out = out
+            .get_mut(..coeffs.len())
+            .ok_or(Error::BufferLength { expected: coeffs.len(), found })?;
+        for (o, c) in out.iter_mut().zip(coeffs) {
+            *o = c.to_bits();
+        }
+        Ok(())
+    }
+
+    /// Drops the coefficients every diagonal is encoded from (N `f64`s each, about 158 MiB for
+    /// the N = 2^16 presets): for a caller whose key source hands out every diagonal encoded
+    /// ([`super::KeySource::diagonal`]) or its coefficients ([`super::KeySource::diagonal_coefficients`]),
+    /// e.g. from a store's budget, so they do not stay on the heap as well. From then on
+    /// [`Self::encode_diagonal`], [`Self::diagonal_fingerprint`] and any bootstrap whose source
+    /// lacks a diagonal fail with [`Error::DiagonalCoefficientsReleased`].
+    pub fn release_diagonal_coefficients(&mut self) {
+        self.cts.iter_mut().chain(&mut self.stc).for_each(LinearTransform::release_coefficients);
+    }
+
+    /// Whether this bootstrapper still holds its diagonals' coefficients.
+    pub fn holds_diagonal_coefficients(&self) -> bool {
+        self.transforms().all(LinearTransform::holds_coefficients)
     }
 
     /// Every diagonal one bootstrap multiplies by, in the order it uses them (ids ascending),

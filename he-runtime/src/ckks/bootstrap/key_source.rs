@@ -91,6 +91,19 @@ pub trait KeySource: Sync {
         let _ = want;
         Ok(None)
     }
+
+    /// The unscaled coefficients of diagonal `id` as the bit patterns of their `f64`s (N
+    /// words, [`super::Bootstrapper::diagonal_coefficient_bits`]), borrowed for one encoding:
+    /// asked for only by a bootstrapper that has released its own
+    /// ([`super::Bootstrapper::release_diagonal_coefficients`]) when [`Self::diagonal`] has no
+    /// encoding. `None` (the default) fails that bootstrap with a typed error.
+    fn diagonal_coefficients(
+        &self,
+        id: usize,
+    ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 /// Every key a bootstrap uses, held in memory.
@@ -208,5 +221,12 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
         want: &DiagonalUse,
     ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
         self.inner.diagonal(want)
+    }
+
+    fn diagonal_coefficients(
+        &self,
+        id: usize,
+    ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
+        self.inner.diagonal_coefficients(id)
     }
 }

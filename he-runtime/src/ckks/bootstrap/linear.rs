@@ -87,8 +87,23 @@ impl LinearTransform {
         self.giants.iter().map(|g| g.terms.len()).sum()
     }
 
+    /// Drops every diagonal's coefficients (an application then asks its key source for
+    /// them, [`KeySource::diagonal_coefficients`]); the layout stays.
+    pub(crate) fn release_coefficients(&mut self) {
+        for g in &mut self.giants {
+            for (_, c) in &mut g.terms {
+                *c = Vec::new();
+            }
+        }
+    }
+
+    /// Whether every diagonal's coefficients are held (not released).
+    pub(crate) fn holds_coefficients(&self) -> bool {
+        self.giants.iter().flat_map(|g| &g.terms).all(|(_, c)| !c.is_empty())
+    }
+
     /// The unscaled coefficients of the diagonal numbered `id`, if it is one of this
-    /// transform's.
+    /// transform's (empty once released).
     pub(crate) fn coefficients(&self, id: usize) -> Option<&[f64]> {
         let mut i = id.checked_sub(self.first_id)?;
         for g in &self.giants {
@@ -255,6 +270,15 @@ impl LinearTransform {
                         return Err(Error::BufferLength { expected: pt_words, found }.into());
                     }
                     Some(w) => w.as_ref(),
+                    None if diag.is_empty() => {
+                        // Released by the bootstrapper: the source holds them (one pin).
+                        let pt = &mut pt.as_mut()[..pt_words];
+                        let bits = keys
+                            .diagonal_coefficients(want.id)?
+                            .ok_or(Error::DiagonalCoefficientsReleased { id: want.id })?;
+                        enc.encode_coefficient_bits_extended(bits.as_ref(), level, pt_scale, pt)?;
+                        pt
+                    }
                     None => {
                         let pt = &mut pt.as_mut()[..pt_words];
                         enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;

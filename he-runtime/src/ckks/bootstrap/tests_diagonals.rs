@@ -91,3 +91,87 @@ fn other_scales_are_encoded_and_bad_diagonals_are_typed_errors() {
     let past = DiagonalUse { id: bs.diagonals().len(), level: top, scale: 1e10 };
     assert!(matches!(bs.encode_diagonal(&past, &mut out), Err(Error::MissingDiagonal { .. })));
 }
+
+/// In-memory keys that hand out a released bootstrapper's coefficients (as a store does from
+/// its budget), counting the lookups.
+struct WithCoefficients<'a> {
+    keys: &'a BootstrapKeys,
+    bits: Vec<Vec<u64>>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl KeySource for WithCoefficients<'_> {
+    type Error = Error;
+    type Words<'b>
+        = &'b [u64]
+    where
+        Self: 'b;
+
+    fn galois(&self, g: u64) -> Result<crate::ckks::keys::GaloisKey<&[u64]>> {
+        self.keys.galois(g)
+    }
+
+    fn relin(&self) -> Result<crate::ckks::keys::RelinKey<&[u64]>> {
+        self.keys.relin()
+    }
+
+    fn switching(&self, which: KeyUse) -> Result<crate::ckks::keys::KeySwitchKey<&[u64]>> {
+        self.keys.switching(which)
+    }
+
+    fn diagonal_coefficients(&self, id: usize) -> Result<Option<&[u64]>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.bits.get(id).map(Vec::as_slice))
+    }
+}
+
+/// A bootstrapper that released its coefficients encodes from the ones its source hands out,
+/// word for word as before (a bootstrap and a DFT round trip at other scales, full and sparse
+/// slots); without them, or after release for its own encoding and fingerprint, the errors
+/// are typed.
+#[test]
+fn released_coefficients_come_from_the_source_bit_for_bit() {
+    for (log_n, slots) in [(12, None), (12, Some(16))] {
+        let (mut bs, keys, sk) = setup(log_n, slots);
+        let n = bs.context().n();
+        let ct = encrypted(&bs, &sk, 0);
+        let top = bs.context().params().max_level();
+        let x = encrypted(&bs, &sk, top);
+        let mut scratch = Evaluator::new(bs.context()).scratch();
+        let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let want_trip = bs.dft_round_trip(&x, &keys, &mut scratch).unwrap();
+        let uses = bs.diagonals();
+        let first = uses[0];
+        let fingerprint = bs.diagonal_fingerprint(&first).unwrap();
+        let bits: Vec<Vec<u64>> = uses
+            .iter()
+            .map(|d| {
+                let mut w = vec![0; n];
+                bs.diagonal_coefficient_bits(d.id, &mut w).unwrap();
+                w
+            })
+            .collect();
+        assert!(bs.holds_diagonal_coefficients());
+        bs.release_diagonal_coefficients();
+        assert!(!bs.holds_diagonal_coefficients());
+
+        let source = WithCoefficients { keys: &keys, bits, asked: Default::default() };
+        let got = bs.bootstrap(&ct, &source, &mut scratch).unwrap();
+        assert_eq!(got.as_words(), want.as_words(), "log N {log_n}, {slots:?} slots");
+        let asked = source.asked.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(asked, uses.len());
+        let trip = bs.dft_round_trip(&x, &source, &mut scratch).unwrap();
+        assert_eq!(trip.as_words(), want_trip.as_words());
+
+        let r = bs.bootstrap(&ct, &keys, &mut scratch);
+        assert!(matches!(r, Err(Error::DiagonalCoefficientsReleased { id: 0 })), "{r:?}");
+        let mut out = vec![0; bs.max_diagonal_words()];
+        let r = bs.encode_diagonal(&first, &mut out);
+        assert!(matches!(r, Err(Error::DiagonalCoefficientsReleased { id: 0 })), "{r:?}");
+        let r = bs.diagonal_fingerprint(&first);
+        assert!(matches!(r, Err(Error::DiagonalCoefficientsReleased { .. })), "{r:?}");
+        assert_ne!(fingerprint, 0);
+        let r = bs.diagonal_coefficient_bits(0, &mut out);
+        assert!(matches!(r, Err(Error::DiagonalCoefficientsReleased { .. })), "{r:?}");
+    }
+}

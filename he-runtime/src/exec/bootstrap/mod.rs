@@ -226,8 +226,8 @@ impl<'s> StoredBootstrapKeys<'s> {
         let blocks = if per_pin { 1 + usize::from(ahead) } else { 1 };
         let set = |side_by_side: bool| {
             let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
-            if self.diagonals.is_some() {
-                set.push(bs.max_diagonal_words() as u64 * 8);
+            if let Some(d) = &self.diagonals {
+                set.push(d.pinned_bytes(bs));
             }
             set
         };
@@ -444,6 +444,18 @@ impl<'s> StoredBootstrapKeys<'s> {
         Ok(self)
     }
 
+    /// Puts the unscaled coefficients of every diagonal of `bs` in the store as transient
+    /// objects (N `f64`s each, charged to the budget like any object), from which each
+    /// transform encodes at every use: for a budget too small for the encoded diagonals. The
+    /// caller then releases the bootstrapper's own copy
+    /// ([`Bootstrapper::release_diagonal_coefficients`]), which would otherwise stay on the
+    /// heap outside the budget (about 158 MiB at N = 2^16).
+    pub fn with_stored_coefficients(mut self, bs: &Bootstrapper) -> Result<Self> {
+        self.diagonals = None;
+        self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Coefficients)?);
+        Ok(self)
+    }
+
     /// What the stored diagonals cost and how they were used (None: encoded on the fly).
     pub fn diagonal_report(&self) -> Option<DiagonalReport> {
         self.diagonals.as_ref().map(StoredDiagonals::report)
@@ -572,6 +584,11 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     fn diagonal(&self, want: &DiagonalUse) -> Result<Option<KeyWords<'_, 's>>> {
         let Some(d) = &self.diagonals else { return Ok(None) };
         Ok(d.pin(want)?.map(KeyWords::Pinned))
+    }
+
+    fn diagonal_coefficients(&self, id: usize) -> Result<Option<KeyWords<'_, 's>>> {
+        let Some(d) = &self.diagonals else { return Ok(None) };
+        Ok(d.pin_coefficients(id)?.map(KeyWords::Pinned))
     }
 }
 
