@@ -43,7 +43,8 @@ impl Executor<'_> {
     /// in its stored (seed-compressed) form and expanded into a block of its full size: both
     /// count (the stored form at its bound, half the words plus the header). A program that
     /// bootstraps also holds, at every step, the buffers its bootstraps share for the whole run
-    /// ([`Self::run_buffers`]), and a bootstrap keeps its input pinned through its key steps.
+    /// ([`Self::run_buffers`]), and a bootstrap keeps its input pinned through its key steps
+    /// and one diagonal's coefficients pinned at a time.
     /// Checked against the store's budget before a real run starts.
     pub fn working_sets(&self) -> Vec<Vec<u64>> {
         let p = self.program;
@@ -85,6 +86,8 @@ impl Executor<'_> {
                     }
                     // Rescale's last limbs in coefficient form.
                     Op::Rescale { .. } => vec![2 * sizes.n * 8],
+                    // A diagonal's coefficients, pinned while a transform encodes it.
+                    Op::Bootstrap { .. } => vec![sizes.n * 8],
                     _ => Vec::new(),
                 };
                 let input = boot_input.filter(|_| i > 0);

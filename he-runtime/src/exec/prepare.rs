@@ -1,6 +1,8 @@
 //! Setup before runs: evaluation keys (generated, reused from the pool or sent by a client),
 //! encoded and encrypted weights, and healing a damaged key or weight from its source.
 
+use std::sync::Arc;
+
 use hetier_tiering::{Durability, ObjectId, ObjectKind};
 
 use super::bootstrap::StoredBootstrapKeys;
@@ -9,7 +11,7 @@ use super::executor::{Backend, Executor};
 use super::heal::{healed_line, program_role};
 use super::ids::KeySetId;
 use super::keys::{KeyReport, KeySet};
-use super::real::{galois_of, is_switching_tag, put_weight};
+use super::real::{galois_of, is_switching_tag, put_weight, Real};
 use crate::ckks::{Encryptor, KeyGenerator, KeySwitchKey, SecretKey};
 use crate::error::Error as CoreError;
 use crate::nn::encrypted_weights::is_encrypted_weight;
@@ -85,8 +87,11 @@ impl Executor<'_> {
                 report.bytes_generated += boot_report.bytes_generated;
                 report.manifests_healed += boot_report.manifests_healed;
                 if let Some(bk) = &mut real.boot_keys {
-                    *bk = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
+                    let keys =
+                        StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
+                    *bk = keys.with_diagonals_of(bk);
                 }
+                keep_coefficients_in_store(real)?;
                 real.keys = set;
                 // Every key is recorded, generated or reused: the trace describes the objects
                 // the program uses, and a replay decides whether durable setup objects are
@@ -117,8 +122,12 @@ impl Executor<'_> {
         let (set, report) =
             KeySet::ensure_with(real.store, &real.ctx, keyset, &needed, source, |_, _| {})?;
         if self.program.bootstrap().is_some() {
-            real.boot_keys =
-                Some(StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?);
+            let mut keys = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
+            if let Some(old) = real.boot_keys.as_mut() {
+                keys = keys.with_diagonals_of(old);
+            }
+            real.boot_keys = Some(keys);
+            keep_coefficients_in_store(real)?;
         }
         real.keys = set;
         for k in &keys {
@@ -210,12 +219,14 @@ impl Executor<'_> {
                 }
                 real.keys =
                     KeySet::ensure(real.store, &real.ctx, kg, sk, keyset, &needed, |_, _| {})?.0;
-                if real.boot_keys.is_some() {
-                    real.boot_keys = Some(StoredBootstrapKeys::from_key_set(
+                if let Some(old) = real.boot_keys.as_mut() {
+                    // The stored coefficients move over: the bootstrapper has none of its own.
+                    let keys = StoredBootstrapKeys::from_key_set(
                         real.store,
                         &real.ctx,
                         real.keys.clone(),
-                    )?);
+                    )?;
+                    real.boot_keys = Some(keys.with_diagonals_of(old));
                 }
                 "the client's secret key"
             }
@@ -269,4 +280,21 @@ impl Executor<'_> {
         }
         Ok(encrypted)
     }
+}
+
+/// Puts the bootstrapper's diagonal coefficients in the store beside its keys (once; later
+/// key sets take them over, [`StoredBootstrapKeys::with_diagonals_of`]) and keeps a copy of the
+/// bootstrapper without them, so the ~158 MiB of them at N = 2^16 are in the budget and not
+/// also on the heap (the caller's copy goes with its last `Arc`).
+fn keep_coefficients_in_store(real: &mut Real<'_>) -> Result<()> {
+    let Some(bs) = real.bootstrapper.clone() else { return Ok(()) };
+    let stored = real.boot_keys.as_ref().map(|k| k.diagonal_report().is_some());
+    if stored != Some(false) || !bs.holds_diagonal_coefficients() {
+        return Ok(());
+    }
+    if let Some(keys) = real.boot_keys.take() {
+        real.boot_keys = Some(keys.with_stored_coefficients(&bs)?);
+        real.bootstrapper = Some(Arc::new(bs.without_diagonal_coefficients()));
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
 use super::*;
 use crate::ckks::bootstrap::BootstrapPreset;
 use crate::ckks::KeyGenerator;
-use crate::exec::{weights_tag, Session};
+use crate::exec::{weights_tag, DiagonalStorage, Session};
 use crate::model::bootstrapped::tests::sample;
 use crate::model::zoo::reduced_resnet;
 use crate::model::{argmax, DEFAULT_MARGIN};
@@ -51,6 +51,16 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
             .unwrap();
     // Every key once: the bootstrap's and the layers' (shared ones counted once).
     assert_eq!((s.keys.generated, s.keys.reused), (c.program.keys().len(), 0));
+    // The diagonals' coefficients are in the store, not in the executor's bootstrapper (the
+    // caller's shared copy keeps its own).
+    let coefficient_report = |s: &Session<'_>| {
+        let Backend::Real(real) = &s.executor().backend else { panic!("a real executor") };
+        assert!(!real.bootstrapper.as_ref().unwrap().holds_diagonal_coefficients());
+        real.boot_keys.as_ref().unwrap().diagonal_report().unwrap()
+    };
+    assert!(bs.holds_diagonal_coefficients());
+    let d = coefficient_report(&s);
+    assert_eq!((d.storage, d.count), (DiagonalStorage::Coefficients, bs.diagonals().len()));
     for i in 0..2 {
         let (raw, x) = sample(&m, i);
         let want = m.forward(&x).unwrap();
@@ -60,6 +70,9 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
         assert_eq!(argmax(&y), argmax(&want));
         assert!(report.steps > c.program.ops().len(), "bootstraps run one step per key");
     }
+    let d = coefficient_report(&s);
+    let encodings = 2 * c.program.bootstraps() as u64 * d.count as u64;
+    assert_eq!((d.pins, d.encoded_on_the_fly), (encodings, encodings));
     let stats = st.stats();
     assert!(stats.peak_dram <= budget, "{stats:?}");
     assert!(stats.bytes_pm_to_dram > 0, "keys stream from the pool: {stats:?}");

@@ -134,12 +134,15 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     let budget = args.dram_mib << 20;
     let t = Instant::now();
     let secret = args.secret.resolve(&dir)?;
+    let levels_after_bootstrap = bs.output_level();
+    // The session takes the bootstrapper: the executor keeps a copy without the diagonals'
+    // coefficients (they go to the store), and this one is dropped with it.
     let mut session = Session::with_bootstrapper(
         &model,
         &compiled,
         &store,
         *secret.seed,
-        Arc::clone(&bs),
+        bs,
         true,
         args.key_form.into(),
     )
@@ -197,7 +200,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     let out = DeepReport {
         model: name.into(),
         log_n: params.log_n(),
-        levels_after_bootstrap: bs.output_level(),
+        levels_after_bootstrap,
         images: n,
         agree_with_plaintext: agree,
         correct_labels: correct,

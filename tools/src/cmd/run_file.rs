@@ -125,13 +125,15 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     let (store, dir, _tmp, policy) = open_store(args)?;
     let t0 = Instant::now();
     let secret = args.secret.resolve(&dir)?;
-    let mut session = match &bs {
+    // The session takes the bootstrapper: the executor keeps a copy without the diagonals'
+    // coefficients (they go to the store), and this one is dropped with it.
+    let mut session = match bs {
         Some(bs) => Session::with_bootstrapper(
             &model,
             &compiled,
             &store,
             *secret.seed,
-            Arc::clone(bs),
+            bs,
             false,
             args.key_form.into(),
         ),

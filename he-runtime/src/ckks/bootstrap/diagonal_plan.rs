@@ -2,6 +2,8 @@
 //! of time (a tiered store, [`super::EncodedDiagonals`]): their ids, levels and scales, their
 //! encoding, and the access order of keys and diagonals in one bootstrap.
 
+use std::sync::Arc;
+
 use super::chebyshev;
 use super::diagonals::EncodedDiagonals;
 use super::key_source::{BootstrapUse, DiagonalUse, KeyUse};
@@ -57,6 +59,25 @@ impl Bootstrapper {
     /// lacks a diagonal fail with [`Error::DiagonalCoefficientsReleased`].
     pub fn release_diagonal_coefficients(&mut self) {
         self.cts.iter_mut().chain(&mut self.stc).for_each(LinearTransform::release_coefficients);
+    }
+
+    /// A copy of this bootstrapper that has released its diagonals' coefficients
+    /// ([`Self::release_diagonal_coefficients`]), made without copying them: for a holder that
+    /// shares this one with others (an `Arc`) and keeps the coefficients elsewhere.
+    pub fn without_diagonal_coefficients(&self) -> Bootstrapper {
+        let layout = |ts: &[LinearTransform]| ts.iter().map(|t| t.without_coefficients()).collect();
+        Bootstrapper {
+            ctx: Arc::clone(&self.ctx),
+            config: self.config.clone(),
+            cts: layout(&self.cts),
+            stc: layout(&self.stc),
+            cosine: self.cosine.clone(),
+            slots: self.slots,
+            trace_steps: self.trace_steps.clone(),
+            i_ntt: self.i_ntt.clone(),
+            eval_mod_depth: self.eval_mod_depth,
+            spares: self.spares.clone(),
+        }
     }
 
     /// Whether this bootstrapper still holds its diagonals' coefficients.

@@ -97,6 +97,20 @@ impl LinearTransform {
         }
     }
 
+    /// The same layout without any diagonal's coefficients (as after
+    /// [`Self::release_coefficients`]), copied without copying them.
+    pub(crate) fn without_coefficients(&self) -> Self {
+        let giants = self
+            .giants
+            .iter()
+            .map(|g| Giant {
+                step: g.step,
+                terms: g.terms.iter().map(|(j, _)| (*j, Vec::new())).collect(),
+            })
+            .collect();
+        Self { giants, babies: self.babies.clone(), first_id: self.first_id }
+    }
+
     /// Whether every diagonal's coefficients are held (not released).
     pub(crate) fn holds_coefficients(&self) -> bool {
         self.giants.iter().flat_map(|g| &g.terms).all(|(_, c)| !c.is_empty())

@@ -456,6 +456,13 @@ impl<'s> StoredBootstrapKeys<'s> {
         Ok(self)
     }
 
+    /// These keys with the stored diagonals (or coefficients) of `old` moved over, so they
+    /// are not removed with `old`: for keys made again over the same bootstrapper.
+    pub(crate) fn with_diagonals_of(mut self, old: &mut StoredBootstrapKeys<'s>) -> Self {
+        self.diagonals = old.diagonals.take();
+        self
+    }
+
     /// What the stored diagonals cost and how they were used (None: encoded on the fly).
     pub fn diagonal_report(&self) -> Option<DiagonalReport> {
         self.diagonals.as_ref().map(StoredDiagonals::report)
