@@ -26,8 +26,9 @@ pub(super) fn exec_step<'s>(
     op: &Op,
     step: &Step,
     weights_on_the_fly: bool,
-    room: Option<&ScratchReserve<'s>>,
+    buffers: StepBuffers<'_, 's>,
 ) -> Result<(u64, Vec<(ObjId, u64)>)> {
+    let StepBuffers { room, shared } = buffers;
     if step.name == "hoist" {
         // The previous decomposition is dead.
         real.drop_hoisted();
@@ -56,23 +57,33 @@ pub(super) fn exec_step<'s>(
             None => store.scratch(len)?,
         })
     };
-    // Key-switch scratch for operands at `level`, for this step.
-    let scratch = |level: usize, decomposition: bool| -> Result<Scratch<ScratchBuffer<'s>>> {
-        Scratch::with_buffers(ctx, level, decomposition, |w| borrow(w as u64 * 8))
+    // Key-switch scratch for operands at `level`, for this step: the run's bootstrap buffers
+    // when it holds them (top level, idle between bootstraps), else borrowed for the step.
+    let mut shared = shared;
+    let mut scratch = |level: usize, decomposition: bool| -> Result<KeySwitchBuffers<'_, 's>> {
+        Ok(match shared.take() {
+            Some(s) => KeySwitchBuffers::Shared(s),
+            None => KeySwitchBuffers::Own(Box::new(Scratch::with_buffers(
+                ctx,
+                level,
+                decomposition,
+                |w| borrow(w as u64 * 8),
+            )?)),
+        })
     };
     let out: Option<(ObjId, Output<'s>)> = match op {
         Op::Rotate { dst, src, step: s, key } => {
             let x = v.ct(*src, g(0))?;
             let out = block(x.level())?;
             let mut scratch = scratch(x.level(), true)?;
-            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, &mut scratch, out)?;
+            let c = eval.rotate_into(&x, *s, &v.galois(*key, g(1))?, scratch.get(), out)?;
             Some((*dst, Output::written(c)))
         }
         Op::Conjugate { dst, src, key } => {
             let x = v.ct(*src, g(0))?;
             let out = block(x.level())?;
             let mut scratch = scratch(x.level(), true)?;
-            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, &mut scratch, out)?;
+            let c = eval.conjugate_into(&x, &v.galois(*key, g(1))?, scratch.get(), out)?;
             Some((*dst, Output::written(c)))
         }
         Op::HoistedRotate { src, rots } => {
@@ -81,7 +92,7 @@ pub(super) fn exec_step<'s>(
                 let (c0, dec) = HoistedCiphertext::<ScratchBuffer<'_>>::words_at(ctx, x.level());
                 let (c0, dec) = (borrow(c0 as u64 * 8)?, borrow(dec as u64 * 8)?);
                 let mut scratch = scratch(x.level(), false)?;
-                *hoisted = Some(eval.hoist_into(&x, &mut scratch, c0, dec)?);
+                *hoisted = Some(eval.hoist_into(&x, scratch.get(), c0, dec)?);
                 None
             } else {
                 let dst = step.writes[0];
@@ -95,7 +106,8 @@ pub(super) fn exec_step<'s>(
                 })?;
                 let out = block(h.level())?;
                 let mut scratch = scratch(h.level(), false)?;
-                let c = eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, &mut scratch, out)?;
+                let c =
+                    eval.rotate_hoisted_into(h, s, &v.galois(key, g(0))?, scratch.get(), out)?;
                 Some((dst, Output::written(c)))
             }
         }
@@ -157,7 +169,7 @@ pub(super) fn exec_step<'s>(
             let mut scratch = scratch(l, true)?;
             let out = block(l)?;
             let rk = v.relin(*key, g(2))?;
-            let c = eval.mul_relin_into(&x, &y, &rk, &mut scratch, tensor, out)?;
+            let c = eval.mul_relin_into(&x, &y, &rk, scratch.get(), tensor, out)?;
             Some((*dst, Output::written(c)))
         }
         Op::Rescale { dst, src } => {
@@ -198,6 +210,31 @@ pub(super) fn exec_step<'s>(
         written.push((dst, len));
     }
     Ok((ns, written))
+}
+
+/// Where a step's scratch comes from.
+pub(super) struct StepBuffers<'a, 's> {
+    /// The run's scratch reservation, if it has one (else the store's budget).
+    pub(super) room: Option<&'a ScratchReserve<'s>>,
+    /// The run's bootstrap buffers, whose key-switch buffers serve the step's key switch.
+    pub(super) shared: Option<&'a mut Scratch<ScratchBuffer<'s>>>,
+}
+
+/// The key-switch buffers of one step.
+enum KeySwitchBuffers<'a, 's> {
+    /// The run's bootstrap buffers, lent for the step.
+    Shared(&'a mut Scratch<ScratchBuffer<'s>>),
+    /// Borrowed from the budget for the step.
+    Own(Box<Scratch<ScratchBuffer<'s>>>),
+}
+
+impl<'s> KeySwitchBuffers<'_, 's> {
+    fn get(&mut self) -> &mut Scratch<ScratchBuffer<'s>> {
+        match self {
+            KeySwitchBuffers::Shared(s) => s,
+            KeySwitchBuffers::Own(s) => s,
+        }
+    }
 }
 
 /// The buffers every bootstrap op of a run shares, taken from the store's budget once at the

@@ -38,7 +38,8 @@ impl Executor<'_> {
 
     /// For every step, the lengths of the buffers it holds in DRAM at once: its pins, the
     /// block it computes its result into and the scratch it borrows from the store's budget —
-    /// key-switch buffers (at the step's level), `mul_relin`'s degree-2 product, and the
+    /// key-switch buffers (at the step's level; none in a run that bootstraps, whose bootstrap
+    /// buffers serve every key switch), `mul_relin`'s degree-2 product, and the
     /// hoisted decomposition with its c_0 while a hoisted rotation group runs. A key is pinned
     /// in its stored (seed-compressed) form and expanded into a block of its full size: both
     /// count (the stored form at its bound, half the words plus the header). A program that
@@ -55,6 +56,15 @@ impl Executor<'_> {
             obj.bytes + if obj.kind.is_key() { stored_key } else { 0 }
         };
         let held = self.run_buffers();
+        // A run that bootstraps lends its bootstrap's key-switch buffers to every other op.
+        let shared = !self.bootstrap_scratch_lengths().is_empty();
+        let key_switch = |level: usize, decomposition: bool| -> Vec<u64> {
+            if shared {
+                Vec::new()
+            } else {
+                vec![sizes.key_switch_scratch(level, decomposition)]
+            }
+        };
         let mut sets = Vec::new();
         let level_of = |o: &ObjId| p.objects()[o.index()].level;
         for r in p.ops() {
@@ -75,14 +85,14 @@ impl Executor<'_> {
                 let writes = s.writes.iter().map(bytes);
                 let scratch: Vec<u64> = match &r.op {
                     Op::Rotate { src, .. } | Op::Conjugate { src, .. } => {
-                        vec![sizes.key_switch_scratch(level_of(src), true)]
+                        key_switch(level_of(src), true)
                     }
-                    Op::HoistedRotate { src, .. } => {
-                        vec![sizes.key_switch_scratch(level_of(src), false)]
-                    }
+                    Op::HoistedRotate { src, .. } => key_switch(level_of(src), false),
                     Op::MulRelin { a, .. } => {
                         let l = level_of(a);
-                        vec![sizes.key_switch_scratch(l, true), 3 * sizes.plaintext(l)]
+                        let mut v = key_switch(l, true);
+                        v.push(3 * sizes.plaintext(l));
+                        v
                     }
                     // Rescale's last limbs in coefficient form.
                     Op::Rescale { .. } => vec![2 * sizes.n * 8],
@@ -133,14 +143,20 @@ impl Executor<'_> {
     }
 
     /// The most scratch op `op` borrows from the store's budget at once (beside its pins and
-    /// result), each buffer in whole pages as the store charges it: key-switch buffers,
-    /// `mul_relin`'s degree-2 product, or a hoisted group's decomposition and c_0 with its
-    /// rotations' key-switch buffers, or rescale's last limbs. Exactly what `compute` asks for.
+    /// result), each buffer in whole pages as the store charges it: key-switch buffers (none in
+    /// a run that bootstraps: its bootstrap's serve every op), `mul_relin`'s degree-2 product,
+    /// or a hoisted group's decomposition and c_0 with its rotations' key-switch buffers, or
+    /// rescale's last limbs. Exactly what `compute` asks for.
     fn op_scratch(&self, op: &Op) -> u64 {
         let p = self.program;
         let sizes = p.sizes();
+        // A run that bootstraps lends its bootstrap's key-switch buffers to every other op.
+        let shared = !self.bootstrap_scratch_lengths().is_empty();
         // Key-switch buffers; without the decomposition its buffer is one word (one page).
         let ks = |level: usize, dec: bool| -> u64 {
+            if shared {
+                return 0;
+            }
             let w = Scratch::<Vec<u64>>::words_at(p.params(), level);
             let n = if dec { 6 } else { 5 };
             w[..n].iter().map(|&w| page(w as u64 * 8)).sum::<u64>() + if dec { 0 } else { 4096 }

@@ -5,7 +5,7 @@ use std::borrow::Borrow;
 
 use hetier_tiering::{ObjectId, TieredStore, TraceEvent};
 
-use super::compute::{bootstrap_scratch, exec_bootstrap, exec_step};
+use super::compute::{bootstrap_scratch, exec_bootstrap, exec_step, StepBuffers};
 use super::error::{Error, Result};
 use super::executor::{Backend, Executor};
 use super::real::put_ct;
@@ -195,7 +195,9 @@ impl Executor<'_> {
                     }
                     Backend::Real(real) => {
                         let fly = self.weights_on_the_fly;
-                        exec_step(real, program, &self.ids, &rec.op, &step, fly, room.as_ref())?
+                        // The bootstrap's key-switch buffers serve the run's other ops too.
+                        let buffers = StepBuffers { room: room.as_ref(), shared: boot.as_mut() };
+                        exec_step(real, program, &self.ids, &rec.op, &step, fly, buffers)?
                     }
                 };
                 report.steps += 1;

@@ -181,3 +181,51 @@ fn seeded_bootstrap_keys_add_their_held_expansion_block_to_every_step() {
     ex.run(Some(&input(&ctx, &sk))).unwrap();
     assert_eq!(st.stats().scratch_beyond_reserve, 0);
 }
+
+/// In a run that bootstraps, the other ops' key switches use the bootstrap's key-switch
+/// buffers, which the run holds anyway: the plan charges rotations nothing beyond the
+/// bootstrap's buffers, and the real run at the smallest budget the plan names rotates,
+/// bootstraps and rotates again without borrowing past its reservation, agreeing with the
+/// rotated plaintext.
+#[test]
+fn the_other_ops_of_a_bootstrapping_run_key_switch_in_the_bootstraps_buffers() {
+    let preset = BootstrapPreset::insecure_test(12, 1);
+    let params = preset.params().unwrap();
+    let ctx = Context::new(&params).unwrap();
+    let bs = Arc::new(Bootstrapper::new(&ctx, &preset.config).unwrap());
+    let mut b = ProgramBuilder::new(&params);
+    b.enable_bootstrap(BootstrapSpec::of(&bs));
+    let x = b.input("x", 0, params.scale()).unwrap();
+    let r = b.rotate(x, 1).unwrap();
+    let y = b.bootstrap(r).unwrap();
+    let z = b.rotate(y, 2).unwrap();
+    b.output("z", z).unwrap();
+    let program = b.finish();
+    let keyset = KeySetId::from_seed(&SEED);
+    let plan = Executor::plan(&program, 1, keyset, costs());
+    let boot: u64 = plan.bootstrap_scratch_lengths().iter().map(|b| b.next_multiple_of(4096)).sum();
+    assert_eq!(plan.scratch_charge(), boot, "rotations borrow no buffers of their own");
+    let (needed, _) = TieredStore::working_set_need(plan.working_sets());
+
+    let dir = tempfile::tempdir().unwrap();
+    let st = planned_store(dir.path(), needed, true, 32 << 20);
+    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+    let sk = kg.secret_key();
+    let mut ex = real(&program, &st, &ctx, &bs);
+    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    let ct = input(&ctx, &sk);
+    ex.run(Some(&ct)).unwrap();
+    let got = ex.output("z").unwrap();
+    ex.finish().unwrap();
+    let s = st.stats();
+    assert!(s.peak_dram <= needed, "{} > {needed}", s.peak_dram);
+    assert_eq!(s.scratch_beyond_reserve, 0, "{s:?}");
+
+    let enc = Encoder::new(&ctx);
+    let dec = crate::ckks::Decryptor::new(&ctx, &sk).unwrap();
+    let want = enc.decode(&dec.decrypt(&ct).unwrap()).unwrap();
+    let got = enc.decode(&dec.decrypt(&got).unwrap()).unwrap();
+    let slots = want.len();
+    let err = (0..slots).map(|i| (got[i] - want[(i + 3) % slots]).abs()).fold(0.0, f64::max);
+    assert!(err < 1e-4, "max error {err:e}");
+}
