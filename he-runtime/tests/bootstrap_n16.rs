@@ -1,15 +1,13 @@
-//! The secure-size bootstrap: N = 2^16, full 2^15 complex slots, 9 levels left, against the
-//! plaintext. Minutes and ~8 GiB of keys, so ignored by default:
+//! The secure-size bootstrap: N = 2^16, full 2^15 complex slots, against the plaintext, for
+//! both presets. Minutes and ~10 GiB of keys and diagonals, so ignored by default:
 //! `cargo test --release -p hetier-he --test bootstrap_n16 -- --ignored --nocapture`.
 
 use hetier_he::ckks::bootstrap::{BootstrapKeys, BootstrapPreset, Bootstrapper};
 use hetier_he::ckks::{Complex64, Context, Decryptor, Encoder, Encryptor, Evaluator, KeyGenerator};
 use rand::{Rng, SeedableRng};
 
-#[test]
-#[ignore = "log N = 16: minutes and ~8 GiB"]
-fn n16_deep_bootstrap_meets_22_bits() {
-    let preset = BootstrapPreset::n16_deep();
+/// Bootstraps random complex slots in [−1, 1] at level 0; (−log2 max error, −log2 mean error).
+fn bootstrap_precision(preset: &BootstrapPreset, levels: usize) -> (f64, f64) {
     let params = preset.params().unwrap();
     assert!(params.is_secure());
     let ctx = Context::new(&params).unwrap();
@@ -26,9 +24,31 @@ fn n16_deep_bootstrap_meets_22_bits() {
         Encryptor::new(&ctx).encrypt_sk(&sk, &enc.encode(&z, 0, params.scale()).unwrap()).unwrap();
     let mut scratch = Evaluator::new(&ctx).scratch();
     let (out, times) = bs.bootstrap_timed(&ct, &keys, &mut scratch).unwrap();
-    assert_eq!(out.level(), 9);
+    assert_eq!(out.level(), levels);
     let got = enc.decode(&Decryptor::new(&ctx, &sk).unwrap().decrypt(&out).unwrap()).unwrap();
-    let max = got.iter().zip(&z).map(|(a, b)| (*a - *b).abs()).fold(0.0, f64::max);
-    eprintln!("N = 2^16: {:.1} bits, {times:?}", -max.log2());
-    assert!(-max.log2() >= 22.0, "{:.1} bits", -max.log2());
+    let errs: Vec<f64> = got.iter().zip(&z).map(|(a, b)| (*a - *b).abs()).collect();
+    let max = errs.iter().fold(0.0f64, |m, &e| m.max(e));
+    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+    eprintln!(
+        "N = 2^16, {levels} levels: {:.2} bits max, {:.2} mean, {times:?}",
+        -max.log2(),
+        -mean.log2()
+    );
+    (-max.log2(), -mean.log2())
+}
+
+#[test]
+#[ignore = "log N = 16: minutes and ~10 GiB"]
+fn n16_deep_bootstrap_meets_22_bits() {
+    let (max, _) = bootstrap_precision(&BootstrapPreset::n16_deep(), 9);
+    assert!(max >= 22.0, "{max:.2} bits");
+}
+
+/// Issue 12's goal for full slots: ≥ 24 bits (measured 24.4–24.6 max, 26.4 mean).
+#[test]
+#[ignore = "log N = 16: a minute and ~10 GiB"]
+fn n16_fast_bootstrap_meets_24_bits() {
+    let (max, mean) = bootstrap_precision(&BootstrapPreset::n16_fast(), 3);
+    assert!(max >= 24.0, "{max:.2} bits");
+    assert!(mean >= 26.0, "{mean:.2} bits mean");
 }

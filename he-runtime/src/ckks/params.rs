@@ -122,6 +122,8 @@ impl ParamsBuilder {
     }
 
     /// Q chain by bit sizes: the first (decryption) prime and the scaling primes, bottom up.
+    /// A scaling prime of b bits is near 2^b (either side), except at b = 61, the widest
+    /// supported: those are the largest primes below 2^61.
     pub fn q_bits(&mut self, first: u32, scaling: &[u32]) -> &mut Self {
         self.q = QSpec::Bits { first, scaling: scaling.to_vec() };
         self
@@ -190,7 +192,14 @@ impl ParamsBuilder {
                 for (b, c) in by_bits {
                     let excl: Vec<u64> =
                         q.iter().chain(pools.iter().flat_map(|p| p.1.iter())).copied().collect();
-                    pools.push((b, primes_near(b, c, log_n, &excl)?));
+                    // Primes near 2^b lie on both sides of it; at the widest width there is
+                    // no room above, so those are the largest below 2^61.
+                    let pool = if b >= MAX_PRIME_BITS {
+                        primes_below(b, c, log_n, &excl)?
+                    } else {
+                        primes_near(b, c, log_n, &excl)?
+                    };
+                    pools.push((b, pool));
                 }
                 for &b in scaling {
                     if let Some((_, pool)) = pools.iter_mut().find(|(bb, _)| *bb == b) {
@@ -393,6 +402,24 @@ mod tests {
             let p_bits: f64 = p.p().iter().map(|&q| (q as f64).log2()).sum();
             assert!(p_bits + 0.01 > digit_bits, "{p_bits} vs {digit_bits}");
         }
+    }
+
+    /// 61 bits takes the largest primes below 2^61 (there is no room above 2^61), other widths
+    /// stay near 2^b on both sides; 62 is refused.
+    #[test]
+    fn q_bits_of_61_are_the_largest_primes_below_2_61() {
+        let mut b = ParamsBuilder::new(12);
+        b.q_bits(50, &[60, 61, 61, 60]).special_bits(50).dnum(2).allow_insecure();
+        let p = b.build().unwrap();
+        let q = p.q();
+        for &x in &q[2..4] {
+            assert!(x > 1 << 60 && x < 1 << 61, "{x:#x}");
+        }
+        assert!(q[2] > q[3], "the largest first");
+        assert!(q[1].abs_diff(1 << 60) < 1 << 20 && q[4].abs_diff(1 << 60) < 1 << 20);
+        let mut b = ParamsBuilder::new(12);
+        b.q_bits(50, &[62]).special_bits(50).dnum(1).allow_insecure();
+        assert!(b.build().is_err());
     }
 
     #[test]

@@ -753,8 +753,15 @@ impl Bootstrapper {
         scratch.give_back(sq.into_data());
         let target = 6.0 * cube.scale();
         cube.set_scale(target);
-        let s = low.scale();
-        eval.mul_const_assign(&mut low, 1.0, target / s)?;
+        // An integer product by target/s ≈ 6q; above 2^63 (61-bit EvalMod primes) as the
+        // product by target/6s and an exact one by 6.
+        let ratio = target / low.scale();
+        if ratio < 9.0e18 {
+            eval.mul_const_assign(&mut low, 1.0, ratio)?;
+        } else {
+            eval.mul_const_assign(&mut low, 1.0, ratio / 6.0)?;
+            eval.mul_integer_assign(&mut low, 6)?;
+        }
         low.set_scale(target);
         eval.add_assign(&mut cube, &low)?;
         scratch.give_back(low.into_data());
