@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hetier_tiering::{Durability, ObjectId, ObjectKind};
 
 use super::bootstrap::StoredBootstrapKeys;
+use super::diagonals::{DiagonalStorage, StoredDiagonals};
 use super::error::{Error, Result};
 use super::executor::{Backend, Executor};
 use super::heal::{healed_line, program_role};
@@ -52,6 +53,8 @@ impl Executor<'_> {
                 }
                 let mut boot_report = KeyReport::default();
                 if self.program.bootstrap().is_some() {
+                    // Before any key is made, so they are not on the heap beside the keys.
+                    let coefficients = coefficients_to_store(real)?;
                     let bs = real.bootstrapper.clone().ok_or(Error::WrongMode {
                         mode: "real",
                         what: "prepare a bootstrapping program's keys without a bootstrapper",
@@ -68,6 +71,11 @@ impl Executor<'_> {
                     boot_report = r;
                     // Keys the bootstrap already made or found are not counted twice.
                     needed.retain(|&g| !is_switching_tag(g) && bk.key_set().get(g).is_none());
+                    let bk = match (coefficients, real.boot_keys.as_mut()) {
+                        (Some(d), _) => bk.with_diagonals(d),
+                        (None, Some(old)) => bk.with_diagonals_of(old),
+                        (None, None) => bk,
+                    };
                     real.boot_keys = Some(bk);
                 }
                 let source = |g: u64| -> Result<KeySwitchKey> {
@@ -297,4 +305,21 @@ fn keep_coefficients_in_store(real: &mut Real<'_>) -> Result<()> {
         real.bootstrapper = Some(Arc::new(bs.without_diagonal_coefficients()));
     }
     Ok(())
+}
+
+/// The bootstrapper's diagonal coefficients as transient store objects, made before its keys
+/// are: the executor then keeps a copy of the bootstrapper without them (its own is dropped
+/// with its last `Arc`). `None` when there is no bootstrapper, its keys already hold them, or
+/// it has none left to store.
+fn coefficients_to_store<'s>(real: &mut Real<'s>) -> Result<Option<StoredDiagonals<'s>>> {
+    let Some(bs) = real.bootstrapper.take() else { return Ok(None) };
+    let held = real.boot_keys.as_ref().is_some_and(|k| k.diagonal_report().is_some());
+    if held || !bs.holds_diagonal_coefficients() {
+        real.bootstrapper = Some(bs);
+        return Ok(None);
+    }
+    let stored = StoredDiagonals::put(real.store, &bs, DiagonalStorage::Coefficients);
+    real.bootstrapper =
+        Some(if stored.is_ok() { Arc::new(bs.without_diagonal_coefficients()) } else { bs });
+    stored.map(Some)
 }

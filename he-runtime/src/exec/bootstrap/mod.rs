@@ -153,20 +153,25 @@ impl<'s> StoredBootstrapKeys<'s> {
             }
             needed.extend([TO_SPARSE_TAG, FROM_SPARSE_TAG]);
         }
-        let mut pair: Option<(KeySwitchKey, KeySwitchKey)> = None;
+        // The encapsulation pair shares one sparse secret, sampled with the first of the two
+        // and kept (zeroized on drop) until the second: each key is made when it is put, so
+        // one key at a time is on the heap (140 MiB at N = 2^16), not the pair and a copy.
+        let mut sparse: Option<SecretKey> = None;
         let make = |t: u64| -> Result<KeySwitchKey> {
             match (t, sparse_h) {
                 (0, _) => Ok(kg.relin_key(sk)?.key),
                 (TO_SPARSE_TAG | FROM_SPARSE_TAG, Some(h)) => {
-                    if pair.is_none() {
-                        let sparse = kg.sparse_secret_key(h)?;
-                        pair =
-                            Some((kg.switching_key(sk, &sparse)?, kg.switching_key(&sparse, sk)?));
+                    if sparse.is_none() {
+                        sparse = Some(kg.sparse_secret_key(h)?);
                     }
-                    let (to, from) = pair
+                    let sparse = sparse
                         .as_ref()
-                        .ok_or(CoreError::MissingKey { what: "encapsulation switching key" })?;
-                    Ok(if t == TO_SPARSE_TAG { to.clone() } else { from.clone() })
+                        .ok_or(CoreError::MissingKey { what: "encapsulation sparse secret" })?;
+                    Ok(if t == TO_SPARSE_TAG {
+                        kg.switching_key(sk, sparse)?
+                    } else {
+                        kg.switching_key(sparse, sk)?
+                    })
                 }
                 (g, _) => Ok(kg.galois_key(sk, g)?.key),
             }
@@ -454,6 +459,12 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.diagonals = None;
         self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Coefficients)?);
         Ok(self)
+    }
+
+    /// These keys with `diagonals` (stored for the same bootstrapper) handed out from now on.
+    pub(crate) fn with_diagonals(mut self, diagonals: StoredDiagonals<'s>) -> Self {
+        self.diagonals = Some(diagonals);
+        self
     }
 
     /// These keys with the stored diagonals (or coefficients) of `old` moved over, so they
