@@ -11,13 +11,15 @@ use crate::ckks::bootstrap::BootstrapPreset;
 use crate::ckks::{Complex64, Encoder, Encryptor, KeyGenerator, Scratch, SecretKey};
 use crate::exec::bootstrap::StoredBootstrapKeys;
 use crate::exec::test_store::planned_store;
-use crate::nn::{BootstrapSpec, Program, ProgramBuilder};
+use crate::nn::{BootstrapSpec, ObjId, Program, ProgramBuilder};
 
 const SEED: [u8; 32] = [33; 32];
 
 /// Log N = 12 (insecure test parameters, one level left after a bootstrap): the context, its
-/// bootstrapper, and a program that bootstraps its input twice.
-fn two_bootstraps() -> (Arc<Context>, Arc<Bootstrapper>, Program) {
+/// bootstrapper, and the program `body` builds from input "x" to output "z".
+fn bootstrapping_program(
+    body: impl FnOnce(&mut ProgramBuilder, ObjId) -> ObjId,
+) -> (Arc<Context>, Arc<Bootstrapper>, Program) {
     let preset = BootstrapPreset::insecure_test(12, 1);
     let params = preset.params().unwrap();
     let ctx = Context::new(&params).unwrap();
@@ -25,10 +27,17 @@ fn two_bootstraps() -> (Arc<Context>, Arc<Bootstrapper>, Program) {
     let mut b = ProgramBuilder::new(&params);
     b.enable_bootstrap(BootstrapSpec::of(&bs));
     let x = b.input("x", 0, params.scale()).unwrap();
-    let y = b.bootstrap(x).unwrap();
-    let z = b.bootstrap(y).unwrap();
+    let z = body(&mut b, x);
     b.output("z", z).unwrap();
     (ctx, bs, b.finish())
+}
+
+/// [`bootstrapping_program`] bootstrapping its input twice.
+fn two_bootstraps() -> (Arc<Context>, Arc<Bootstrapper>, Program) {
+    bootstrapping_program(|b, x| {
+        let y = b.bootstrap(x).unwrap();
+        b.bootstrap(y).unwrap()
+    })
 }
 
 /// The input: slots in [−1, 1] at level 0, encrypted under `sk` with a fixed seed.
@@ -189,18 +198,11 @@ fn seeded_bootstrap_keys_add_their_held_expansion_block_to_every_step() {
 /// rotated plaintext.
 #[test]
 fn the_other_ops_of_a_bootstrapping_run_key_switch_in_the_bootstraps_buffers() {
-    let preset = BootstrapPreset::insecure_test(12, 1);
-    let params = preset.params().unwrap();
-    let ctx = Context::new(&params).unwrap();
-    let bs = Arc::new(Bootstrapper::new(&ctx, &preset.config).unwrap());
-    let mut b = ProgramBuilder::new(&params);
-    b.enable_bootstrap(BootstrapSpec::of(&bs));
-    let x = b.input("x", 0, params.scale()).unwrap();
-    let r = b.rotate(x, 1).unwrap();
-    let y = b.bootstrap(r).unwrap();
-    let z = b.rotate(y, 2).unwrap();
-    b.output("z", z).unwrap();
-    let program = b.finish();
+    let (ctx, bs, program) = bootstrapping_program(|b, x| {
+        let r = b.rotate(x, 1).unwrap();
+        let y = b.bootstrap(r).unwrap();
+        b.rotate(y, 2).unwrap()
+    });
     let keyset = KeySetId::from_seed(&SEED);
     let plan = Executor::plan(&program, 1, keyset, costs());
     let boot: u64 = plan.bootstrap_scratch_lengths().iter().map(|b| b.next_multiple_of(4096)).sum();
