@@ -385,6 +385,19 @@ fn caller_buffers(f: &mut Fixture) {
     assert!(max_err(&f.enc.decode_real(&dec.decrypt(&c1).unwrap()).unwrap(), &a) < 1e-6);
     let real = f.enc.decode_real_in_place(dec.decrypt_into(&c1, &mut dbuf[..]).unwrap()).unwrap();
     assert_eq!(real, want.iter().map(|z| z.re).collect::<Vec<_>>());
+    // Keys made into caller buffers (a store block): the heap path's words and seeds from the
+    // same generator state, whatever the buffer held; a buffer of another length is refused.
+    let words = switch_key_expanded_words(&f.ctx);
+    let (mut heap, mut into) = (f.keygen(), f.keygen());
+    let g = f.ctx.galois_element_for_step(5);
+    let want = [heap.galois_key(&f.sk, g).unwrap().key, heap.relin_key(&f.sk).unwrap().key];
+    let mut kbuf = vec![u64::MAX; words];
+    let got = into.galois_key_into(&f.sk, g, &mut kbuf[..]).unwrap();
+    assert_eq!((got.as_words(), got.seed()), (want[0].as_words(), want[0].seed()));
+    let got = into.relin_key_into(&f.sk, &mut kbuf[..]).unwrap();
+    assert_eq!((got.as_words(), got.seed()), (want[1].as_words(), want[1].seed()));
+    let short = into.galois_key_into(&f.sk, g, &mut kbuf[..words - 1]);
+    assert!(matches!(short, Err(hetier_he::Error::BufferLength { .. })));
     // The plan's size model prices exactly the buffers the scratch is made of.
     let sizes = hetier_he::nn::program::SizeModel::new(&p);
     for level in [0, top] {

@@ -218,10 +218,23 @@ impl KeyGenerator {
     /// A key-switching key from `from` to `to`: a ciphertext under `from` becomes one under `to`
     /// ([`crate::ckks::Evaluator::key_switch`]).
     pub fn switching_key(&mut self, from: &SecretKey, to: &SecretKey) -> Result<KeySwitchKey> {
+        let words = vec![0; super::switch_key_expanded_words(&self.ctx)];
+        self.switching_key_into(from, to, words)
+    }
+
+    /// [`Self::switching_key`] written into `data` (exactly
+    /// [`super::switch_key_expanded_words`] long, any contents): e.g. a store block, so the
+    /// key is never on the heap.
+    pub fn switching_key_into<C: AsMut<[u64]>>(
+        &mut self,
+        from: &SecretKey,
+        to: &SecretKey,
+        data: C,
+    ) -> Result<KeySwitchKey<C>> {
         self.ctx.check_id(from.params_id)?;
         self.ctx.check_id(to.params_id)?;
         let q = self.ctx.q_len() * self.ctx.n();
-        Ok(self.switch_key(&to.ntt, &from.ntt[..q]))
+        self.switch_key_into(&to.ntt, &from.ntt[..q], data)
     }
 
     /// The public key of `sk`.
@@ -251,8 +264,18 @@ impl KeyGenerator {
 
     /// Key-switching key from s' (NTT form over the Q primes, limb-major) to the secret `t`
     /// (NTT form over QP, limb-major).
-    fn switch_key(&mut self, t: &[u64], s_prime: &[u64]) -> KeySwitchKey {
+    fn switch_key_into<C: AsMut<[u64]>>(
+        &mut self,
+        t: &[u64],
+        s_prime: &[u64],
+        mut data: C,
+    ) -> Result<KeySwitchKey<C>> {
         let ctx = Arc::clone(&self.ctx);
+        let expected = super::switch_key_expanded_words(&ctx);
+        let found = data.as_mut().len();
+        if found != expected {
+            return Err(Error::BufferLength { expected, found });
+        }
         let n = ctx.n();
         let l1 = ctx.q_len();
         let qp = l1 + ctx.p_len();
@@ -267,9 +290,9 @@ impl KeyGenerator {
                 ctx.params().p().iter().fold(1u64, |acc, &pj| qi.mul(acc, pj % qi.q))
             })
             .collect();
-        let mut data = vec![0u64; dnum * 2 * qp * n];
         let errors: Vec<Vec<i64>> = (0..dnum).map(|_| gaussian(&mut self.rng, n)).collect();
-        for (j, chunk) in data.chunks_mut(2 * qp * n).enumerate() {
+        // Every word is written: b from the error, a from the seed.
+        for (j, chunk) in data.as_mut().chunks_mut(2 * qp * n).enumerate() {
             let (b, a) = chunk.split_at_mut(qp * n);
             uniform_from_seed(&ctx, &seed, j as u64, &all, a);
             small_to_ntt(&ctx, &errors[j], &all, b);
@@ -289,11 +312,22 @@ impl KeyGenerator {
                 }
             });
         }
-        KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() }
+        Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
     }
 
     /// The relinearisation key of `sk` (switches s² to s).
     pub fn relin_key(&mut self, sk: &SecretKey) -> Result<RelinKey> {
+        let words = vec![0; super::switch_key_expanded_words(&self.ctx)];
+        Ok(RelinKey { key: self.relin_key_into(sk, words)? })
+    }
+
+    /// [`Self::relin_key`]'s switching key written into `data` (exactly
+    /// [`super::switch_key_expanded_words`] long, any contents).
+    pub fn relin_key_into<C: AsMut<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        data: C,
+    ) -> Result<KeySwitchKey<C>> {
         self.ctx.check_id(sk.params_id)?;
         let n = self.ctx.n();
         let l1 = self.ctx.q_len();
@@ -304,13 +338,25 @@ impl KeyGenerator {
                 *o = p.mul(s, s);
             }
         });
-        let key = self.switch_key(&sk.ntt, &s2);
+        let key = self.switch_key_into(&sk.ntt, &s2, data);
         s2.zeroize();
-        Ok(RelinKey { key })
+        key
     }
 
     /// The Galois key for X → X^g (g odd, below 2N).
     pub fn galois_key(&mut self, sk: &SecretKey, g: u64) -> Result<GaloisKey> {
+        let words = vec![0; super::switch_key_expanded_words(&self.ctx)];
+        Ok(GaloisKey { galois_element: g, key: self.galois_key_into(sk, g, words)? })
+    }
+
+    /// [`Self::galois_key`]'s switching key written into `data` (exactly
+    /// [`super::switch_key_expanded_words`] long, any contents).
+    pub fn galois_key_into<C: AsMut<[u64]>>(
+        &mut self,
+        sk: &SecretKey,
+        g: u64,
+        data: C,
+    ) -> Result<KeySwitchKey<C>> {
         let ctx = Arc::clone(&self.ctx);
         ctx.check_id(sk.params_id)?;
         let n = ctx.n();
@@ -333,9 +379,9 @@ impl KeyGenerator {
                 *o = s[p as usize];
             }
         });
-        let key = self.switch_key(&t, &sk.ntt[..ctx.q_len() * n]);
+        let key = self.switch_key_into(&t, &sk.ntt[..ctx.q_len() * n], data);
         t.zeroize();
-        Ok(GaloisKey { galois_element: g, key })
+        key
     }
 
     /// The Galois key of a left rotation by `step` slots.

@@ -89,6 +89,18 @@ impl<'s> StoredDiagonals<'s> {
         bs: &Bootstrapper,
         storage: DiagonalStorage,
     ) -> Result<Self> {
+        Self::put_from(store, bs, storage, None)
+    }
+
+    /// [`Self::put`] encoding from `from`'s stored coefficients (pinned one at a time) rather
+    /// than the bootstrapper's own, which it may have released.
+    pub(crate) fn put_from(
+        store: &'s TieredStore,
+        bs: &Bootstrapper,
+        storage: DiagonalStorage,
+        from: Option<&StoredDiagonals<'_>>,
+    ) -> Result<Self> {
+        let from = from.filter(|f| f.holds_coefficients());
         static SETS: AtomicU64 = AtomicU64::new(0);
         let set = SETS.fetch_add(1, Ordering::Relaxed);
         let clock = Instant::now();
@@ -111,11 +123,16 @@ impl<'s> StoredDiagonals<'s> {
                 _ => bs.diagonal_words(&d),
             };
             let bytes = words as u64 * 8;
-            let (id, durability) = match storage {
-                DiagonalStorage::Transient | DiagonalStorage::Coefficients => {
+            let bits = from.map(|f| f.pin_object(d.id)).transpose()?;
+            let bits = bits.as_ref().map(|g| g.as_u64s());
+            let (id, durability) = match (storage, bits) {
+                (DiagonalStorage::Transient | DiagonalStorage::Coefficients, _) => {
                     (object_id(set, d.id), Durability::Scratch)
                 }
-                DiagonalStorage::Durable => {
+                (DiagonalStorage::Durable, Some(b)) => {
+                    (diagonal_id(bs.diagonal_fingerprint_from_bits(&d, b)), Durability::Durable)
+                }
+                (DiagonalStorage::Durable, None) => {
                     (diagonal_id(bs.diagonal_fingerprint(&d)?), Durability::Durable)
                 }
             };
@@ -127,11 +144,19 @@ impl<'s> StoredDiagonals<'s> {
                     store.remove(id)?;
                 }
                 let mut block = store.alloc_for_overwrite(bytes)?;
-                match storage {
-                    DiagonalStorage::Coefficients => {
-                        bs.diagonal_coefficient_bits(d.id, block.as_u64s_mut())?
+                let out = block.as_u64s_mut();
+                match (storage, bits) {
+                    (DiagonalStorage::Coefficients, Some(b)) => {
+                        let (expected, found) = (b.len(), out.len());
+                        out.get_mut(..expected)
+                            .ok_or(CoreError::BufferLength { expected, found })?
+                            .copy_from_slice(b)
                     }
-                    _ => bs.encode_diagonal(&d, block.as_u64s_mut())?,
+                    (DiagonalStorage::Coefficients, None) => {
+                        bs.diagonal_coefficient_bits(d.id, out)?
+                    }
+                    (_, Some(b)) => bs.encode_diagonal_from_bits(&d, b, out)?,
+                    (_, None) => bs.encode_diagonal(&d, out)?,
                 }
                 store.put_block(id, ObjectKind::Plaintext, durability, block)?;
             }
@@ -179,6 +204,11 @@ impl<'s> StoredDiagonals<'s> {
         pinned_diagonal_bytes(bs, self.storage)
     }
 
+    /// Whether these are coefficients ([`DiagonalStorage::Coefficients`]).
+    pub(crate) fn holds_coefficients(&self) -> bool {
+        self.storage == DiagonalStorage::Coefficients
+    }
+
     /// The store object of diagonal `id`.
     pub(crate) fn object(&self, id: usize) -> Result<ObjectId> {
         Ok(*self.ids.get(id).ok_or(CoreError::MissingDiagonal { id })?)
@@ -201,6 +231,26 @@ impl<'s> StoredDiagonals<'s> {
             wait_seconds: self.wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             encoded_on_the_fly: self.encoded.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A bootstrapper's diagonal coefficients as transient store objects
+/// ([`DiagonalStorage::Coefficients`]), put before its keys are made so that the bootstrapper
+/// can release its own copy first ([`Bootstrapper::release_diagonal_coefficients`]); handed to
+/// the keys with [`super::StoredBootstrapKeys::with_coefficients`], which encode any stored or
+/// durable diagonals from them. Removed from the store on drop.
+#[derive(Debug)]
+pub struct StoredCoefficients<'s>(pub(crate) StoredDiagonals<'s>);
+
+impl<'s> StoredCoefficients<'s> {
+    /// Puts every diagonal's coefficients of `bs` (which must still hold them) in `store`.
+    pub fn put(store: &'s TieredStore, bs: &Bootstrapper) -> Result<Self> {
+        Ok(Self(StoredDiagonals::put(store, bs, DiagonalStorage::Coefficients)?))
+    }
+
+    /// Bytes of them in the store.
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes()
     }
 }
 

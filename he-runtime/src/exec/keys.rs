@@ -295,6 +295,63 @@ impl StoredKey {
     }
 }
 
+/// Where [`KeySet::ensure_in_form`]'s missing keys come from: each is written into the block
+/// of the store's budget it is put from.
+pub trait KeyMaker {
+    /// Key `g` (a Galois element, 0 = relinearisation) into `out`, its
+    /// [`switch_key_expanded_words`] expanded words (any contents before); returns its seed.
+    fn make_into(&mut self, g: u64, out: &mut [u64]) -> Result<Seed>;
+}
+
+/// Keys made from the client's secret key: relinearisation for 0, else Galois keys.
+pub struct GeneratedKeys<'a> {
+    /// The generator.
+    pub kg: &'a mut KeyGenerator,
+    /// The secret key they are made from.
+    pub sk: &'a SecretKey,
+}
+
+impl KeyMaker for GeneratedKeys<'_> {
+    fn make_into(&mut self, g: u64, out: &mut [u64]) -> Result<Seed> {
+        let key = match g {
+            0 => self.kg.relin_key_into(self.sk, out)?,
+            g => self.kg.galois_key_into(self.sk, g, out)?,
+        };
+        Ok(*key.seed())
+    }
+}
+
+/// Any function writing key `g` into a buffer and returning its seed.
+impl<F: FnMut(u64, &mut [u64]) -> Result<Seed>> KeyMaker for F {
+    fn make_into(&mut self, g: u64, out: &mut [u64]) -> Result<Seed> {
+        self(g, out)
+    }
+}
+
+/// Keys handed over whole (e.g. sent by a client), copied into their blocks after a check of
+/// their parameters.
+struct GivenKeys<F> {
+    source: F,
+    params_id: u64,
+}
+
+impl<F: FnMut(u64) -> Result<KeySwitchKey>> KeyMaker for GivenKeys<F> {
+    fn make_into(&mut self, g: u64, out: &mut [u64]) -> Result<Seed> {
+        let key = (self.source)(g)?;
+        if key.params_id() != self.params_id {
+            let e =
+                crate::Error::ParamsMismatch { expected: self.params_id, found: key.params_id() };
+            return Err(e.into());
+        }
+        let (expected, found) = (out.len(), key.as_words().len());
+        if found != expected {
+            return Err(crate::Error::BufferLength { expected, found }.into());
+        }
+        out.copy_from_slice(key.as_words());
+        Ok(*key.seed())
+    }
+}
+
 /// What [`KeySet::ensure`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyReport {
@@ -349,24 +406,23 @@ impl KeySet {
         needed: &[u64],
         on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
-        let source = |g: u64| -> Result<KeySwitchKey> {
-            Ok(if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key })
-        };
-        Self::ensure_with(store, ctx, keyset, needed, source, on_put)
+        let maker = GeneratedKeys { kg, sk };
+        Self::ensure_impl(store, ctx, keyset, needed, KeyForm::Seeded, maker, on_put)
     }
 
-    /// As [`KeySet::ensure_with`], putting the missing keys in `form` (keys already in the
-    /// pool are reused in whatever form they were put).
+    /// As [`KeySet::ensure`], putting the missing keys in `form` (keys already in the pool are
+    /// reused in whatever form they were put), each made by `maker` straight into the block it
+    /// is put from (never on the heap).
     pub fn ensure_in_form(
         store: &TieredStore,
         ctx: &Context,
         keyset: KeySetId,
         needed: &[u64],
         form: KeyForm,
-        source: impl FnMut(u64) -> Result<KeySwitchKey>,
+        maker: impl KeyMaker,
         on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
-        Self::ensure_impl(store, ctx, keyset, needed, form, source, on_put)
+        Self::ensure_impl(store, ctx, keyset, needed, form, maker, on_put)
     }
 
     /// As [`KeySet::ensure`], with the missing keys taken from `source` (Galois element → key;
@@ -381,7 +437,8 @@ impl KeySet {
         source: impl FnMut(u64) -> Result<KeySwitchKey>,
         on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
-        Self::ensure_impl(store, ctx, keyset, needed, KeyForm::Seeded, source, on_put)
+        let maker = GivenKeys { source, params_id: ctx.params().id() };
+        Self::ensure_impl(store, ctx, keyset, needed, KeyForm::Seeded, maker, on_put)
     }
 
     fn ensure_impl(
@@ -390,7 +447,7 @@ impl KeySet {
         keyset: KeySetId,
         needed: &[u64],
         form: KeyForm,
-        mut source: impl FnMut(u64) -> Result<KeySwitchKey>,
+        mut maker: impl KeyMaker,
         mut on_put: impl FnMut(hetier_tiering::ObjectId, u64),
     ) -> Result<(Self, KeyReport)> {
         let params = ctx.params();
@@ -418,35 +475,29 @@ impl KeySet {
                 report.reused += 1;
                 continue;
             }
-            let key = source(g)?;
-            if key.params_id() != params.id() {
-                let e =
-                    crate::Error::ParamsMismatch { expected: params.id(), found: key.params_id() };
-                return Err(e.into());
-            }
-            let seed = *key.seed();
             let id = key_id(keyset, params.id(), g);
             if store.contains(id) {
                 // An orphan from an interrupted run (not in the manifest): replace it.
                 store.remove(id)?;
             }
             let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit: 0 };
-            let len = match form {
+            // The key is made in a block of the budget (140 MiB at log N = 16), not on the heap.
+            let expanded = switch_key_expanded_words(ctx) as u64 * 8;
+            let (seed, len) = match form {
                 KeyForm::Seeded => {
-                    let bytes = key.to_bytes(ctx);
-                    drop(key);
+                    let mut words = store.scratch(expanded)?;
+                    let seed = maker.make_into(g, words.as_mut())?;
+                    let words_ref: &[u64] = words.as_ref();
+                    let bytes = KeySwitchKey::from_raw(words_ref, seed, ctx)?.to_bytes(ctx);
+                    drop(words);
                     store.put(id, kind, Durability::Durable, &bytes)?;
-                    bytes.len() as u64
+                    (seed, bytes.len() as u64)
                 }
                 KeyForm::Expanded => {
-                    // Copied once, straight into its store block (no second heap copy: at
-                    // log N = 16 one key is 126 MiB).
-                    let len = key.as_words().len() as u64 * 8;
-                    let mut w = store.alloc(len)?;
-                    w.as_u64s_mut().copy_from_slice(key.as_words());
-                    drop(key);
+                    let mut w = store.alloc(expanded)?;
+                    let seed = maker.make_into(g, w.as_u64s_mut())?;
                     store.put_block(id, kind, Durability::Durable, w)?;
-                    len
+                    (seed, expanded)
                 }
             };
             on_put(id, len);
@@ -601,9 +652,9 @@ mod tests {
         let st = open(dir.path(), true);
         let mut kg = KeyGenerator::with_seed(&ctx, SEED);
         let sk = kg.secret_key();
-        let source = |g: u64| Ok(kg.galois_key(&sk, g)?.key);
+        let maker = GeneratedKeys { kg: &mut kg, sk: &sk };
         let (_, r) =
-            KeySet::ensure_in_form(&st, &ctx, ks, &[g1], KeyForm::Expanded, source, |_, _| {})
+            KeySet::ensure_in_form(&st, &ctx, ks, &[g1], KeyForm::Expanded, maker, |_, _| {})
                 .unwrap();
         assert_eq!(r.generated, 1);
         assert!(ensure(&st, &ctx, &[g1, g2]).unwrap().generated == 1);

@@ -47,7 +47,7 @@ pub use batched::{BatchExecutor, BatchPlan, BatchSession};
 pub use bootstrap::{bootstrap_working_set, Expansion, StoredBootstrapKeys};
 pub use costs::OpCosts;
 pub use deep_plan::{plan_compiled, PlanSummary, WeightMode};
-pub use diagonals::{pinned_diagonal_bytes, DiagonalReport, DiagonalStorage};
+pub use diagonals::{pinned_diagonal_bytes, DiagonalReport, DiagonalStorage, StoredCoefficients};
 pub use error::{Error, Result, StoreError};
 pub use executor::Executor;
 pub use heal::{
@@ -55,7 +55,7 @@ pub use heal::{
 };
 pub use ids::{weights_tag, KeySetId};
 pub use key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
-pub use keys::{decode_manifest, KeyForm, KeyReport, KeySet, StoredKey};
+pub use keys::{decode_manifest, GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
 pub use report::RunReport;
 pub use serve::{Client, Response, Server, ServerOptions, ServerStats};
 pub use session::Session;

@@ -11,7 +11,7 @@ use super::error::{Error, Result};
 use super::executor::{Backend, Executor};
 use super::heal::{healed_line, program_role};
 use super::ids::KeySetId;
-use super::keys::{KeyReport, KeySet};
+use super::keys::{GeneratedKeys, KeyReport, KeySet};
 use super::real::{galois_of, is_switching_tag, put_weight, Real};
 use crate::ckks::{Encryptor, KeyGenerator, KeySwitchKey, SecretKey};
 use crate::error::Error as CoreError;
@@ -78,16 +78,13 @@ impl Executor<'_> {
                     };
                     real.boot_keys = Some(bk);
                 }
-                let source = |g: u64| -> Result<KeySwitchKey> {
-                    Ok(if g == 0 { kg.relin_key(sk)?.key } else { kg.galois_key(sk, g)?.key })
-                };
                 let (set, mut report) = KeySet::ensure_in_form(
                     real.store,
                     &real.ctx,
                     keyset,
                     &needed,
                     real.key_form,
-                    source,
+                    GeneratedKeys { kg, sk },
                     |_, _| {},
                 )?;
                 report.generated += boot_report.generated;

@@ -207,3 +207,33 @@ fn stored_coefficients_replace_the_bootstrappers_own_bit_for_bit() {
         "{r:?}"
     );
 }
+
+/// Coefficients put before the keys (the bootstrapper then releases its own): durable
+/// diagonals made from them are named exactly as ones made from the bootstrapper's own
+/// coefficients (so later processes reuse either), one lost is encoded again from the stored
+/// coefficients, and the bootstrap over them is the heap bootstrapper's bit for bit.
+#[test]
+fn diagonals_from_stored_coefficients_match_the_bootstrappers_own() {
+    let Fixture { ctx, mut bs, mut kg, sk, keyset, dir } = fixture(53);
+    let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).cos(), 0.2));
+    let st = store(dir.path(), 1 << 30);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    let keys = keys.with_durable_diagonals(&bs).unwrap();
+    let own: Vec<ObjectId> = keys.diagonals.as_ref().unwrap().ids.clone();
+    drop(keys);
+    st.remove(own[5]).unwrap();
+
+    let coefficients = crate::exec::StoredCoefficients::put(&st, &bs).unwrap();
+    assert_eq!(coefficients.bytes(), bs.diagonals().len() as u64 * ctx.n() as u64 * 8);
+    bs.release_diagonal_coefficients();
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let keys = keys.with_coefficients(coefficients).with_durable_diagonals(&bs).unwrap();
+    assert_eq!(keys.diagonals.as_ref().unwrap().ids, own);
+    let report = keys.diagonal_report().unwrap();
+    assert_eq!((report.storage, report.reused), (DiagonalStorage::Durable, own.len() - 1));
+    let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    assert_eq!(got.as_words(), want.as_words());
+    assert_eq!(keys.diagonal_report().unwrap().encoded_on_the_fly, 0);
+}

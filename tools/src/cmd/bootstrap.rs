@@ -253,10 +253,10 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let open =
         args.store.open((key_count as u64 * expanded_key + diagonals) * 5 / 4 + (256 << 20))?;
     let (sk, mut kg, keyset) = open.secret_key(&args.store, &ctx)?;
-    let (keys, made, keygen_seconds) = open.keys(&args.store, &ctx, &mut kg, &sk, keyset, &bs)?;
-    // The store holds every diagonal encoded or the coefficients to encode it from: the
+    // The store takes every diagonal encoded, or the coefficients to encode it from: the
     // bootstrapper's own copy would only add to the memory outside the budget.
-    bs.release_diagonal_coefficients();
+    let (keys, made, keygen_seconds) =
+        open.keys(&args.store, &ctx, &mut kg, &sk, keyset, &mut bs)?;
 
     let slots = bs.slots();
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();

@@ -14,7 +14,7 @@ use hetier_he::ckks::bootstrap::Bootstrapper;
 use hetier_he::ckks::{Context, KeyGenerator, SecretKey};
 use hetier_he::exec::{
     bootstrap_working_set, pinned_diagonal_bytes, DiagonalStorage, Expansion, KeyForm, KeySetId,
-    StoredBootstrapKeys,
+    StoredBootstrapKeys, StoredCoefficients,
 };
 use hetier_tiering::{PolicyConfig, StoreStats, TieredStore};
 use serde::Serialize;
@@ -204,7 +204,7 @@ impl OpenStore {
         kg: &mut KeyGenerator,
         sk: &SecretKey,
         keyset: KeySetId,
-        bs: &Bootstrapper,
+        bs: &mut Bootstrapper,
     ) -> Result<(StoredBootstrapKeys<'s>, hetier_he::exec::KeyReport, f64)> {
         let form = match flags.key_form {
             KeyFormArg::Seeded => KeyForm::Seeded,
@@ -225,8 +225,13 @@ impl OpenStore {
             .check_working_sets([least])
             .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
         let clock = Instant::now();
+        // The diagonals' coefficients go to the store before any key is made, and the
+        // bootstrapper's own copy goes: they are never on the heap beside the keys.
+        let coefficients = StoredCoefficients::put(&self.store, bs)?;
+        bs.release_diagonal_coefficients();
         let (keys, report) =
             StoredBootstrapKeys::ensure_in_form(&self.store, ctx, kg, sk, keyset, bs, form)?;
+        let keys = keys.with_coefficients(coefficients);
         let fits = keys.expanded_bytes() + keys.expanded_bytes() / 8 <= self.store.budget();
         let expansion = match flags.expand {
             ExpandArg::Auto if fits => Expansion::Cached,
@@ -247,8 +252,8 @@ impl OpenStore {
             }
             DiagonalsArg::Stored => keys.with_stored_diagonals(bs)?,
             DiagonalsArg::Durable => keys.with_durable_diagonals(bs)?,
-            // The coefficients they are encoded from go to the budget instead of the heap.
-            DiagonalsArg::Auto | DiagonalsArg::Encode => keys.with_stored_coefficients(bs)?,
+            // Encoded at every use from the coefficients the keys hold.
+            DiagonalsArg::Auto | DiagonalsArg::Encode => keys,
         };
         // Keys reused from the pool may be in the other form: checked again for what is there.
         keys.check_budget(bs)

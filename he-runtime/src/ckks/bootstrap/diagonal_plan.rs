@@ -174,6 +174,27 @@ impl Bootstrapper {
     /// be reused by any later process with the same parameters and bootstrap configuration.
     pub fn diagonal_fingerprint(&self, d: &DiagonalUse) -> Result<u64> {
         let coeffs = self.coefficients(d.id)?;
+        Ok(self.fingerprint(d, coeffs.len(), coeffs.iter().map(|c| c.to_bits())))
+    }
+
+    /// [`Self::encode_diagonal`] from the coefficients' bit patterns `bits` (N words, as
+    /// [`Self::diagonal_coefficient_bits`] writes them: e.g. a store object), for a
+    /// bootstrapper that has released its own.
+    pub fn encode_diagonal_from_bits(
+        &self,
+        d: &DiagonalUse,
+        bits: &[u64],
+        out: &mut [u64],
+    ) -> Result<()> {
+        Encoder::new(&self.ctx).encode_coefficient_bits_extended(bits, d.level, d.scale, out)
+    }
+
+    /// [`Self::diagonal_fingerprint`] from the coefficients' bit patterns `bits`.
+    pub fn diagonal_fingerprint_from_bits(&self, d: &DiagonalUse, bits: &[u64]) -> u64 {
+        self.fingerprint(d, bits.len(), bits.iter().copied())
+    }
+
+    fn fingerprint(&self, d: &DiagonalUse, count: usize, bits: impl Iterator<Item = u64>) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         for x in [
             DIAGONAL_ENCODING_VERSION,
@@ -181,18 +202,21 @@ impl Bootstrapper {
             d.id as u64,
             d.level as u64,
             d.scale.to_bits(),
-            coeffs.len() as u64,
+            count as u64,
         ] {
             h.update(&x.to_le_bytes());
         }
         let mut bytes = [0u8; 4096];
-        for chunk in coeffs.chunks(bytes.len() / 8) {
-            for (b, c) in bytes.chunks_exact_mut(8).zip(chunk) {
-                b.copy_from_slice(&c.to_bits().to_le_bytes());
+        let mut bits = bits.peekable();
+        while bits.peek().is_some() {
+            let mut len = 0;
+            for (b, c) in bytes.chunks_exact_mut(8).zip(&mut bits) {
+                b.copy_from_slice(&c.to_le_bytes());
+                len += 8;
             }
-            h.update(&bytes[..chunk.len() * 8]);
+            h.update(&bytes[..len]);
         }
-        Ok(h.digest())
+        h.digest()
     }
 
     /// Encodes every diagonal of [`Self::diagonals`] in memory.

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
 
-use super::diagonals::{DiagonalReport, DiagonalStorage, StoredDiagonals};
+use super::diagonals::{DiagonalReport, DiagonalStorage, StoredCoefficients, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
 use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
@@ -21,7 +21,7 @@ use super::keys::{KeyForm, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{BootstrapUse, Bootstrapper, DiagonalUse, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_expanded_words, switch_key_stored_len, Context, GaloisKey, KeyGenerator,
-    KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey,
+    KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey, Seed,
 };
 use crate::Error as CoreError;
 
@@ -154,12 +154,12 @@ impl<'s> StoredBootstrapKeys<'s> {
             needed.extend([TO_SPARSE_TAG, FROM_SPARSE_TAG]);
         }
         // The encapsulation pair shares one sparse secret, sampled with the first of the two
-        // and kept (zeroized on drop) until the second: each key is made when it is put, so
-        // one key at a time is on the heap (140 MiB at N = 2^16), not the pair and a copy.
+        // and kept (zeroized on drop) until the second: each key is made straight into the
+        // block it is put from, never on the heap (140 MiB at N = 2^16).
         let mut sparse: Option<SecretKey> = None;
-        let make = |t: u64| -> Result<KeySwitchKey> {
-            match (t, sparse_h) {
-                (0, _) => Ok(kg.relin_key(sk)?.key),
+        let make = |t: u64, out: &mut [u64]| -> Result<Seed> {
+            let key = match (t, sparse_h) {
+                (0, _) => kg.relin_key_into(sk, out)?,
                 (TO_SPARSE_TAG | FROM_SPARSE_TAG, Some(h)) => {
                     if sparse.is_none() {
                         sparse = Some(kg.sparse_secret_key(h)?);
@@ -167,14 +167,15 @@ impl<'s> StoredBootstrapKeys<'s> {
                     let sparse = sparse
                         .as_ref()
                         .ok_or(CoreError::MissingKey { what: "encapsulation sparse secret" })?;
-                    Ok(if t == TO_SPARSE_TAG {
-                        kg.switching_key(sk, sparse)?
+                    if t == TO_SPARSE_TAG {
+                        kg.switching_key_into(sk, sparse, out)?
                     } else {
-                        kg.switching_key(sparse, sk)?
-                    })
+                        kg.switching_key_into(sparse, sk, out)?
+                    }
                 }
-                (g, _) => Ok(kg.galois_key(sk, g)?.key),
-            }
+                (g, _) => kg.galois_key_into(sk, g, out)?,
+            };
+            Ok(*key.seed())
         };
         let (keys, report) =
             KeySet::ensure_in_form(store, ctx, keyset, &needed, form, make, |_, _| {})?;
@@ -433,20 +434,36 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// Encodes every diagonal of `bs` into the store as a transient object (charged to the
     /// budget like any object, written to the pool when evicted), used by every bootstrap from
     /// then on instead of encoding them; the objects are removed with these keys.
-    pub fn with_stored_diagonals(mut self, bs: &Bootstrapper) -> Result<Self> {
-        self.diagonals = None;
-        self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Transient)?);
+    pub fn with_stored_diagonals(self, bs: &Bootstrapper) -> Result<Self> {
+        self.with_encoded(bs, DiagonalStorage::Transient)
+    }
+
+    /// The diagonals put as `storage` says, encoded from the coefficients these keys hold
+    /// ([`Self::with_coefficients`]) when they hold them, else from the bootstrapper's own;
+    /// they then replace what the keys held.
+    fn with_encoded(mut self, bs: &Bootstrapper, storage: DiagonalStorage) -> Result<Self> {
+        if !self.diagonals.as_ref().is_some_and(StoredDiagonals::holds_coefficients) {
+            // Encoded ones of before go first, out of the budget.
+            self.diagonals = None;
+        }
+        let d = StoredDiagonals::put_from(self.store, bs, storage, self.diagonals.as_ref())?;
+        self.diagonals = Some(d);
         Ok(self)
+    }
+
+    /// These keys handing out `coefficients` (put before the keys were made), from which
+    /// [`Self::with_stored_diagonals`] and [`Self::with_durable_diagonals`] then encode.
+    pub fn with_coefficients(mut self, coefficients: StoredCoefficients<'s>) -> Self {
+        self.diagonals = Some(coefficients.0);
+        self
     }
 
     /// Like [`Self::with_stored_diagonals`], with each diagonal a durable pool object named by
     /// what it is encoded from: the first process with these parameters encodes and writes
     /// them, later ones reuse them without encoding (`DiagonalReport::reused`), and an evicted
     /// one costs no write-back. The objects stay in the pool when these keys drop.
-    pub fn with_durable_diagonals(mut self, bs: &Bootstrapper) -> Result<Self> {
-        self.diagonals = None;
-        self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Durable)?);
-        Ok(self)
+    pub fn with_durable_diagonals(self, bs: &Bootstrapper) -> Result<Self> {
+        self.with_encoded(bs, DiagonalStorage::Durable)
     }
 
     /// Puts the unscaled coefficients of every diagonal of `bs` in the store as transient
