@@ -62,6 +62,11 @@ impl<C: AsRef<[u64]>> PublicKey<C> {
     }
 }
 
+/// Words of one expanded switching key under `ctx` (both halves of every digit).
+pub fn switch_key_expanded_words(ctx: &Context) -> usize {
+    ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n()
+}
+
 /// A hybrid key-switching key from some s' to s: for each digit j, (b_j, a_j) over QP with
 /// b_j = -a_j·s + e_j + P·[i ∈ digit j]·s'. Layout: `[digit][b|a][limb over QP][N]`.
 #[derive(Debug, Clone)]
@@ -218,12 +223,12 @@ impl KeyGenerator {
     /// A key-switching key from `from` to `to`: a ciphertext under `from` becomes one under `to`
     /// ([`crate::ckks::Evaluator::key_switch`]).
     pub fn switching_key(&mut self, from: &SecretKey, to: &SecretKey) -> Result<KeySwitchKey> {
-        let words = vec![0; super::switch_key_expanded_words(&self.ctx)];
+        let words = vec![0; switch_key_expanded_words(&self.ctx)];
         self.switching_key_into(from, to, words)
     }
 
     /// [`Self::switching_key`] written into `data` (exactly
-    /// [`super::switch_key_expanded_words`] long, any contents): e.g. a store block, so the
+    /// [`switch_key_expanded_words`] long, any contents): e.g. a store block, so the
     /// key is never on the heap.
     pub fn switching_key_into<C: AsMut<[u64]>>(
         &mut self,
@@ -271,7 +276,7 @@ impl KeyGenerator {
         mut data: C,
     ) -> Result<KeySwitchKey<C>> {
         let ctx = Arc::clone(&self.ctx);
-        let expected = super::switch_key_expanded_words(&ctx);
+        let expected = switch_key_expanded_words(&ctx);
         let found = data.as_mut().len();
         if found != expected {
             return Err(Error::BufferLength { expected, found });
@@ -317,12 +322,12 @@ impl KeyGenerator {
 
     /// The relinearisation key of `sk` (switches s² to s).
     pub fn relin_key(&mut self, sk: &SecretKey) -> Result<RelinKey> {
-        let words = vec![0; super::switch_key_expanded_words(&self.ctx)];
+        let words = vec![0; switch_key_expanded_words(&self.ctx)];
         Ok(RelinKey { key: self.relin_key_into(sk, words)? })
     }
 
     /// [`Self::relin_key`]'s switching key written into `data` (exactly
-    /// [`super::switch_key_expanded_words`] long, any contents).
+    /// [`switch_key_expanded_words`] long, any contents).
     pub fn relin_key_into<C: AsMut<[u64]>>(
         &mut self,
         sk: &SecretKey,
@@ -345,12 +350,12 @@ impl KeyGenerator {
 
     /// The Galois key for X → X^g (g odd, below 2N).
     pub fn galois_key(&mut self, sk: &SecretKey, g: u64) -> Result<GaloisKey> {
-        let words = vec![0; super::switch_key_expanded_words(&self.ctx)];
+        let words = vec![0; switch_key_expanded_words(&self.ctx)];
         Ok(GaloisKey { galois_element: g, key: self.galois_key_into(sk, g, words)? })
     }
 
     /// [`Self::galois_key`]'s switching key written into `data` (exactly
-    /// [`super::switch_key_expanded_words`] long, any contents).
+    /// [`switch_key_expanded_words`] long, any contents).
     pub fn galois_key_into<C: AsMut<[u64]>>(
         &mut self,
         sk: &SecretKey,

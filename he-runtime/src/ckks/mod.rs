@@ -49,8 +49,8 @@ pub use evaluator::Evaluator;
 pub use fft::Complex64;
 pub use hoisting::ExtendedPlaintext;
 pub use keys::{
-    GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey, KeySwitchKeyView, PublicKey, RelinKey,
-    SecretKey,
+    switch_key_expanded_words, GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey,
+    KeySwitchKeyView, PublicKey, RelinKey, SecretKey,
 };
 pub use keyswitch::{Scratch, ScratchWords};
 pub use params::{
@@ -58,6 +58,4 @@ pub use params::{
 };
 pub use rotation::HoistedCiphertext;
 pub use sampling::{os_seed, Seed, SIGMA};
-pub use serialize::{
-    blob_kind, switch_key_expanded_words, switch_key_stored_len, BlobKind, FORMAT_VERSION,
-};
+pub use serialize::{blob_kind, switch_key_stored_len, BlobKind, FORMAT_VERSION};

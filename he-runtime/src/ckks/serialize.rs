@@ -14,7 +14,7 @@
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::context::Context;
 use super::encryptor::SeededCiphertext;
-use super::keys::{GaloisKey, KeySwitchKey, PublicKey, RelinKey};
+use super::keys::{switch_key_expanded_words, GaloisKey, KeySwitchKey, PublicKey, RelinKey};
 use rayon::prelude::*;
 
 use super::sampling::{bits_at, uniform_from_seed, uniform_limb};
@@ -549,11 +549,6 @@ pub fn switch_key_stored_len(ctx: &Context) -> u64 {
     let qp = ctx.q_len() + ctx.p_len();
     let per_digit: usize = (0..qp).map(|i| packed_len(n, width(ctx.prime(i).q))).sum();
     (HEADER + 4 + 32 + ctx.params().dnum() * per_digit + 4) as u64
-}
-
-/// Words of one expanded switching key under `ctx` (both halves of every digit).
-pub fn switch_key_expanded_words(ctx: &Context) -> usize {
-    ctx.params().dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n()
 }
 
 impl<C: AsRef<[u64]>> KeySwitchKey<C> {
