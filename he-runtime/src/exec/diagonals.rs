@@ -100,7 +100,9 @@ impl<'s> StoredDiagonals<'s> {
         storage: DiagonalStorage,
         from: Option<&StoredDiagonals<'_>>,
     ) -> Result<Self> {
-        let from = from.filter(|f| f.holds_coefficients());
+        // Coefficients are copied from the bootstrapper only; encodings come from either.
+        let from =
+            from.filter(|f| f.holds_coefficients() && storage != DiagonalStorage::Coefficients);
         static SETS: AtomicU64 = AtomicU64::new(0);
         let set = SETS.fetch_add(1, Ordering::Relaxed);
         let clock = Instant::now();
@@ -146,13 +148,7 @@ impl<'s> StoredDiagonals<'s> {
                 let mut block = store.alloc_for_overwrite(bytes)?;
                 let out = block.as_u64s_mut();
                 match (storage, bits) {
-                    (DiagonalStorage::Coefficients, Some(b)) => {
-                        let (expected, found) = (b.len(), out.len());
-                        out.get_mut(..expected)
-                            .ok_or(CoreError::BufferLength { expected, found })?
-                            .copy_from_slice(b)
-                    }
-                    (DiagonalStorage::Coefficients, None) => {
+                    (DiagonalStorage::Coefficients, _) => {
                         bs.diagonal_coefficient_bits(d.id, out)?
                     }
                     (_, Some(b)) => bs.encode_diagonal_from_bits(&d, b, out)?,

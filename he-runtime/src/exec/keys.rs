@@ -470,6 +470,7 @@ impl KeySet {
         }
         let mut report = KeyReport { manifests_healed, ..KeyReport::default() };
         let top = params.max_level() as u32;
+        let expanded = switch_key_expanded_words(ctx) as u64 * 8;
         for &g in needed {
             if set.keys.contains_key(&g) {
                 report.reused += 1;
@@ -482,7 +483,6 @@ impl KeySet {
             }
             let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit: 0 };
             // The key is made in a block of the budget (140 MiB at log N = 16), not on the heap.
-            let expanded = switch_key_expanded_words(ctx) as u64 * 8;
             let (seed, len) = match form {
                 KeyForm::Seeded => {
                     let mut words = store.scratch(expanded)?;

@@ -57,7 +57,7 @@ impl Executor<'_> {
         };
         let held = self.run_buffers();
         // A run that bootstraps lends its bootstrap's key-switch buffers to every other op.
-        let shared = !self.bootstrap_scratch_lengths().is_empty();
+        let shared = self.holds_bootstrap_buffers();
         let key_switch = |level: usize, decomposition: bool| -> Vec<u64> {
             if shared {
                 Vec::new()
@@ -123,12 +123,18 @@ impl Executor<'_> {
     /// the run. Empty for a program without bootstrap ops.
     pub fn bootstrap_scratch_lengths(&self) -> Vec<u64> {
         let p = self.program;
-        let Some(spec) = p.bootstrap().filter(|_| p.bootstraps() > 0) else {
+        let Some(spec) = p.bootstrap().filter(|_| self.holds_bootstrap_buffers()) else {
             return Vec::new();
         };
         let top = p.params().max_level();
         let ks = Scratch::<Vec<u64>>::words_at(p.params(), top);
         ks.iter().chain(&spec.spare_words).map(|&w| w as u64 * 8).collect()
+    }
+
+    /// Whether a run holds its bootstraps' buffers ([`Self::bootstrap_scratch_lengths`]): the
+    /// program has bootstrap ops.
+    fn holds_bootstrap_buffers(&self) -> bool {
+        self.program.bootstrap().is_some() && self.program.bootstraps() > 0
     }
 
     /// Byte lengths of every buffer a real run holds in the budget from its start to its end
@@ -151,7 +157,7 @@ impl Executor<'_> {
         let p = self.program;
         let sizes = p.sizes();
         // A run that bootstraps lends its bootstrap's key-switch buffers to every other op.
-        let shared = !self.bootstrap_scratch_lengths().is_empty();
+        let shared = self.holds_bootstrap_buffers();
         // Key-switch buffers; without the decomposition its buffer is one word (one page).
         let ks = |level: usize, dec: bool| -> u64 {
             if shared {

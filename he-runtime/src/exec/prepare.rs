@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hetier_tiering::{Durability, ObjectId, ObjectKind};
 
 use super::bootstrap::StoredBootstrapKeys;
-use super::diagonals::{DiagonalStorage, StoredDiagonals};
+use super::diagonals::StoredCoefficients;
 use super::error::{Error, Result};
 use super::executor::{Backend, Executor};
 use super::heal::{healed_line, program_role};
@@ -71,12 +71,7 @@ impl Executor<'_> {
                     boot_report = r;
                     // Keys the bootstrap already made or found are not counted twice.
                     needed.retain(|&g| !is_switching_tag(g) && bk.key_set().get(g).is_none());
-                    let bk = match (coefficients, real.boot_keys.as_mut()) {
-                        (Some(d), _) => bk.with_diagonals(d),
-                        (None, Some(old)) => bk.with_diagonals_of(old),
-                        (None, None) => bk,
-                    };
-                    real.boot_keys = Some(bk);
+                    real.boot_keys = Some(with_held_diagonals(bk, coefficients, real));
                 }
                 let (set, mut report) = KeySet::ensure_in_form(
                     real.store,
@@ -96,7 +91,6 @@ impl Executor<'_> {
                         StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
                     *bk = keys.with_diagonals_of(bk);
                 }
-                keep_coefficients_in_store(real)?;
                 real.keys = set;
                 // Every key is recorded, generated or reused: the trace describes the objects
                 // the program uses, and a replay decides whether durable setup objects are
@@ -127,12 +121,9 @@ impl Executor<'_> {
         let (set, report) =
             KeySet::ensure_with(real.store, &real.ctx, keyset, &needed, source, |_, _| {})?;
         if self.program.bootstrap().is_some() {
-            let mut keys = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
-            if let Some(old) = real.boot_keys.as_mut() {
-                keys = keys.with_diagonals_of(old);
-            }
-            real.boot_keys = Some(keys);
-            keep_coefficients_in_store(real)?;
+            let coefficients = coefficients_to_store(real)?;
+            let keys = StoredBootstrapKeys::from_key_set(real.store, &real.ctx, set.clone())?;
+            real.boot_keys = Some(with_held_diagonals(keys, coefficients, real));
         }
         real.keys = set;
         for k in &keys {
@@ -287,36 +278,34 @@ impl Executor<'_> {
     }
 }
 
-/// Puts the bootstrapper's diagonal coefficients in the store beside its keys (once; later
-/// key sets take them over, [`StoredBootstrapKeys::with_diagonals_of`]) and keeps a copy of the
-/// bootstrapper without them, so the ~158 MiB of them at N = 2^16 are in the budget and not
-/// also on the heap (the caller's copy goes with its last `Arc`).
-fn keep_coefficients_in_store(real: &mut Real<'_>) -> Result<()> {
-    let Some(bs) = real.bootstrapper.clone() else { return Ok(()) };
-    let stored = real.boot_keys.as_ref().map(|k| k.diagonal_report().is_some());
-    if stored != Some(false) || !bs.holds_diagonal_coefficients() {
-        return Ok(());
-    }
-    if let Some(keys) = real.boot_keys.take() {
-        real.boot_keys = Some(keys.with_stored_coefficients(&bs)?);
-        real.bootstrapper = Some(Arc::new(bs.without_diagonal_coefficients()));
-    }
-    Ok(())
-}
-
-/// The bootstrapper's diagonal coefficients as transient store objects, made before its keys
-/// are: the executor then keeps a copy of the bootstrapper without them (its own is dropped
-/// with its last `Arc`). `None` when there is no bootstrapper, its keys already hold them, or
-/// it has none left to store.
-fn coefficients_to_store<'s>(real: &mut Real<'s>) -> Result<Option<StoredDiagonals<'s>>> {
+/// The bootstrapper's diagonal coefficients as transient store objects, put before its keys
+/// are made (so they are not on the heap beside them): the executor then keeps a copy of the
+/// bootstrapper without them (its own goes with its last `Arc`), and the keys hand them out
+/// ([`with_held_diagonals`]). `None` when there is no bootstrapper, its keys already hold them,
+/// or it has none left to store.
+fn coefficients_to_store<'s>(real: &mut Real<'s>) -> Result<Option<StoredCoefficients<'s>>> {
     let Some(bs) = real.bootstrapper.take() else { return Ok(None) };
     let held = real.boot_keys.as_ref().is_some_and(|k| k.diagonal_report().is_some());
     if held || !bs.holds_diagonal_coefficients() {
         real.bootstrapper = Some(bs);
         return Ok(None);
     }
-    let stored = StoredDiagonals::put(real.store, &bs, DiagonalStorage::Coefficients);
+    let stored = StoredCoefficients::put(real.store, &bs);
     real.bootstrapper =
         Some(if stored.is_ok() { Arc::new(bs.without_diagonal_coefficients()) } else { bs });
     stored.map(Some)
+}
+
+/// `keys` (new bootstrap keys) handing out the coefficients just stored, else whatever
+/// diagonals or coefficients the keys they replace held (moved, so not removed with those).
+fn with_held_diagonals<'s>(
+    keys: StoredBootstrapKeys<'s>,
+    coefficients: Option<StoredCoefficients<'s>>,
+    real: &mut Real<'s>,
+) -> StoredBootstrapKeys<'s> {
+    match (coefficients, real.boot_keys.as_mut()) {
+        (Some(c), _) => keys.with_coefficients(c),
+        (None, Some(old)) => keys.with_diagonals_of(old),
+        (None, None) => keys,
+    }
 }

@@ -49,6 +49,18 @@ fn input(ctx: &Arc<Context>, sk: &SecretKey) -> Ciphertext {
     Encryptor::with_seed(ctx, [7; 32]).encrypt_sk(sk, &pt).unwrap()
 }
 
+/// `ex` with its keys made from the client's secret key of [`SEED`]: the executor, the
+/// generator and that key.
+fn prepared<'s>(
+    mut ex: Executor<'s>,
+    ctx: &Arc<Context>,
+) -> (Executor<'s>, KeyGenerator, SecretKey) {
+    let mut kg = KeyGenerator::with_seed(ctx, SEED);
+    let sk = kg.secret_key();
+    ex.prepare_keys(Some(&mut kg), Some(&sk), KeySetId::from_seed(&SEED)).unwrap();
+    (ex, kg, sk)
+}
+
 fn costs() -> OpCosts {
     OpCosts { log_n: 12, q_len: 4, p_len: 1, top_ns: [("bootstrap_key".to_owned(), 1e3)].into() }
 }
@@ -83,11 +95,8 @@ fn the_executor_bootstraps_in_store_scratch_bit_identical_to_heap_scratch() {
 
     let dir = tempfile::tempdir().unwrap();
     let st = planned_store(dir.path(), needed, true, 32 << 20);
-    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
-    let sk = kg.secret_key();
     let keyset = KeySetId::from_seed(&SEED);
-    let mut ex = real(&program, &st, &ctx, &bs);
-    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    let (mut ex, mut kg, sk) = prepared(real(&program, &st, &ctx, &bs), &ctx);
     // Plan and real mode charge the same (the keys are expanded: no block held for them).
     assert_eq!(ex.working_sets(), plan.working_sets());
     let ct = input(&ctx, &sk);
@@ -173,10 +182,8 @@ fn seeded_bootstrap_keys_add_their_held_expansion_block_to_every_step() {
     let plan = Executor::plan(&program, 1, keyset, costs());
     let dir = tempfile::tempdir().unwrap();
     let st = planned_store(dir.path(), 1 << 30, true, 32 << 20);
-    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
-    let sk = kg.secret_key();
-    let mut ex = real(&program, &st, &ctx, &bs).put_keys_as(KeyForm::Seeded);
-    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    let (mut ex, _, sk) =
+        prepared(real(&program, &st, &ctx, &bs).put_keys_as(KeyForm::Seeded), &ctx);
     let block = crate::ckks::switch_key_expanded_words(&ctx) as u64 * 8;
     let mut want = plan.bootstrap_scratch_lengths();
     want.push(block);
@@ -211,10 +218,7 @@ fn the_other_ops_of_a_bootstrapping_run_key_switch_in_the_bootstraps_buffers() {
 
     let dir = tempfile::tempdir().unwrap();
     let st = planned_store(dir.path(), needed, true, 32 << 20);
-    let mut kg = KeyGenerator::with_seed(&ctx, SEED);
-    let sk = kg.secret_key();
-    let mut ex = real(&program, &st, &ctx, &bs);
-    ex.prepare_keys(Some(&mut kg), Some(&sk), keyset).unwrap();
+    let (mut ex, _, sk) = prepared(real(&program, &st, &ctx, &bs), &ctx);
     let ct = input(&ctx, &sk);
     ex.run(Some(&ct)).unwrap();
     let got = ex.output("z").unwrap();

@@ -473,15 +473,10 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// ([`Bootstrapper::release_diagonal_coefficients`]), which would otherwise stay on the
     /// heap outside the budget (about 158 MiB at N = 2^16).
     pub fn with_stored_coefficients(mut self, bs: &Bootstrapper) -> Result<Self> {
+        // What the keys held goes first, out of the budget.
         self.diagonals = None;
-        self.diagonals = Some(StoredDiagonals::put(self.store, bs, DiagonalStorage::Coefficients)?);
-        Ok(self)
-    }
-
-    /// These keys with `diagonals` (stored for the same bootstrapper) handed out from now on.
-    pub(crate) fn with_diagonals(mut self, diagonals: StoredDiagonals<'s>) -> Self {
-        self.diagonals = Some(diagonals);
-        self
+        let coefficients = StoredCoefficients::put(self.store, bs)?;
+        Ok(self.with_coefficients(coefficients))
     }
 
     /// These keys with the stored diagonals (or coefficients) of `old` moved over, so they
