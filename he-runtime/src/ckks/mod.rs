@@ -34,6 +34,7 @@ mod fft;
 mod hoisting;
 mod in_place;
 mod keys;
+mod keystream;
 mod keyswitch;
 mod params;
 mod ring;

@@ -2,10 +2,11 @@
 //! expanded from a seed with ChaCha12 ([`SeedPrg`]), so that `a` parts can be stored as their
 //! 32-byte seed.
 
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
 use super::context::Context;
+use super::keystream::Keystream;
 
 /// Standard deviation of the error distribution.
 pub const SIGMA: f64 = 3.2;
@@ -101,26 +102,33 @@ pub(crate) type SeedPrg = rand_chacha::ChaCha12Rng;
 /// each (none wasted on the bits above q) and are rejected when not below `q`, so every
 /// residue is exactly uniform.
 pub(crate) fn uniform_limb(seed: &Seed, stream: u64, pi: usize, q: u64, limb: &mut [u64]) {
-    let mut rng = SeedPrg::from_seed(*seed);
-    rng.set_stream((stream << 8) | pi as u64);
+    let mut keystream = Keystream::new(seed, (stream << 8) | pi as u64);
     let width = (64 - q.leading_zeros()) as usize;
     let mask = u64::MAX >> (64 - width);
-    // 64 candidates per refill: 8·width bytes (a whole number of the PRG's 32-bit words, so
-    // the byte stream has no gaps), plus slack for the last candidates' 9-byte window.
-    let mut buf = [0u8; 64 * 8 + 16];
-    let fill = 8 * width;
+    // Fresh keystream goes after the bytes of a field cut by the last refill; the slack holds
+    // those (at most 9) and the last field's 9-byte window.
+    const FRESH: usize = 4096;
+    let mut buf = [0u8; FRESH + 32];
+    let mut kept = 0;
+    let mut bit = 0;
     let mut i = 0;
     while i < limb.len() {
-        rng.fill_bytes(&mut buf[..fill]);
-        for c in 0..64 {
-            let x = bits_at(&buf, c * width, mask);
+        keystream.fill(&mut buf[kept..kept + FRESH]);
+        let end = (kept + FRESH) * 8;
+        while bit + width <= end {
+            let x = bits_at(&buf, bit, mask);
             // Branch-free compaction: the slot is overwritten until a candidate is accepted.
             limb[i] = x;
             i += usize::from(x < q);
+            bit += width;
             if i == limb.len() {
-                break;
+                return;
             }
         }
+        let from = bit / 8;
+        kept = kept + FRESH - from;
+        buf.copy_within(from..from + kept, 0);
+        bit -= from * 8;
     }
 }
 
@@ -141,6 +149,7 @@ pub(crate) fn bits_at(src: &[u8], o: usize, mask: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
     use super::*;

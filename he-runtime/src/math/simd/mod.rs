@@ -8,6 +8,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512_wide;
 #[cfg(target_arch = "x86_64")]
+mod chacha;
+#[cfg(target_arch = "x86_64")]
 mod ifma;
 #[cfg(target_arch = "x86_64")]
 mod ifma_dot;
@@ -46,6 +48,39 @@ pub(crate) fn dq_available() -> bool {
     {
         false
     }
+}
+
+/// Whether this CPU has AVX-512 F (the ChaCha12 keystream kernel needs nothing more).
+#[inline]
+pub(crate) fn avx512f_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Writes ChaCha12 keystream blocks `block..block + 16` of (`key`, `stream`) to `out` (the
+/// layout of `rand_chacha`: 64-bit block counter, 64-bit stream id); `false`, with nothing
+/// written, when the CPU lacks AVX-512 F.
+pub(crate) fn chacha12_blocks16(
+    key: &[u32; 8],
+    block: u64,
+    stream: u64,
+    out: &mut [u8; 1024],
+) -> bool {
+    if !avx512f_available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: avx512f is present; the kernel writes exactly the 1024 bytes of `out`.
+    unsafe {
+        chacha::blocks16(key, block, stream, out)
+    }
+    true
 }
 
 /// The centering counts of a basis extension on AVX-512 DQ for the coefficients
