@@ -304,6 +304,14 @@ pub enum Error {
         /// Words supplied.
         found: usize,
     },
+    /// A caller's buffer for a serialised blob is not the blob's exact length.
+    #[error("blob buffer of {found} bytes where {expected} are needed")]
+    BlobBufferLength {
+        /// Bytes needed.
+        expected: usize,
+        /// Bytes supplied.
+        found: usize,
+    },
     /// A serialised blob ends before its declared content.
     #[error("blob truncated: {found} bytes, at least {needed} needed")]
     Truncated {

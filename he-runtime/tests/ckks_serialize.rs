@@ -219,6 +219,30 @@ fn switching_keys_expand_into_a_caller_buffer() {
     }
 }
 
+/// A key serialised into a caller's buffer (a store block) is `to_bytes` byte for byte, every
+/// byte overwritten; a buffer of another length, or another parameter set, is a typed error.
+#[test]
+fn switching_keys_serialise_into_a_caller_buffer() {
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let gk = f.keygen().rotation_key(&f.sk, 5).unwrap();
+    let want = gk.key.to_bytes(&ctx);
+    let mut out = vec![0xa5u8; want.len()];
+    gk.key.write_to(&ctx, &mut out).unwrap();
+    assert_eq!(out, want);
+    assert_eq!(KeySwitchKey::from_bytes(&ctx, &out).unwrap().as_words(), gk.key.as_words());
+    for len in [want.len() - 1, want.len() + 1, 0] {
+        let mut out = vec![0u8; len];
+        assert!(matches!(
+            gk.key.write_to(&ctx, &mut out),
+            Err(Error::BlobBufferLength { expected, found }) if expected == want.len() && found == len
+        ));
+    }
+    let other = Context::new(&Preset::N14.params().unwrap()).unwrap();
+    let mut out = vec![0u8; switch_key_stored_len(&other) as usize];
+    assert!(matches!(gk.key.write_to(&other, &mut out), Err(Error::ParamsMismatch { .. })));
+}
+
 /// `bytes` re-labelled as blob format `version`, its checksum made valid again.
 fn relabel(bytes: &[u8], version: u16) -> Vec<u8> {
     let mut b = bytes.to_vec();

@@ -67,34 +67,82 @@ impl BlobKind {
     }
 }
 
-struct Writer {
-    buf: Vec<u8>,
+/// Where a [`Writer`] puts a blob: a growing `Vec`, or a caller's buffer of exactly the
+/// blob's length ([`SliceSink`]: a store block), so that a large blob needs no heap copy.
+trait Sink {
+    fn extend(&mut self, bytes: &[u8]);
+    fn push(&mut self, byte: u8);
+    fn written_mut(&mut self) -> &mut [u8];
+}
+
+impl Sink for Vec<u8> {
+    fn extend(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn push(&mut self, byte: u8) {
+        Vec::push(self, byte);
+    }
+    fn written_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+/// A caller's buffer, filled front to back. Writing past its end is a bug of the caller,
+/// who checks the blob's exact length first, and panics.
+struct SliceSink<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Sink for SliceSink<'_> {
+    fn extend(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+    fn push(&mut self, byte: u8) {
+        self.buf[self.len] = byte;
+        self.len += 1;
+    }
+    fn written_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+}
+
+struct Writer<S: Sink = Vec<u8>> {
+    buf: S,
     bits: u128,
     nbits: u32,
 }
 
 impl Writer {
     fn new(kind: BlobKind, params_id: u64) -> Self {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        buf.push(kind as u8);
-        buf.push(0);
-        buf.extend_from_slice(&params_id.to_le_bytes());
-        buf.extend_from_slice(&0u64.to_le_bytes());
+        Self::into_sink(kind, params_id, Vec::new())
+    }
+    fn finish(self) -> Vec<u8> {
+        self.finish_sink()
+    }
+}
+
+impl<S: Sink> Writer<S> {
+    fn into_sink(kind: BlobKind, params_id: u64, mut buf: S) -> Self {
+        buf.extend(MAGIC);
+        buf.extend(&FORMAT_VERSION.to_le_bytes());
+        buf.extend(&[kind as u8, 0]);
+        buf.extend(&params_id.to_le_bytes());
+        buf.extend(&0u64.to_le_bytes());
         Self { buf, bits: 0, nbits: 0 }
     }
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
     fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.extend(&v.to_le_bytes());
     }
     fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.buf.extend(&v.to_le_bytes());
     }
     fn bytes(&mut self, v: &[u8]) {
-        self.buf.extend_from_slice(v);
+        self.buf.extend(v);
     }
     /// Packs one limb of residues at `width` bits each (ends byte-aligned).
     fn limb(&mut self, words: &[u64], width: u32) {
@@ -113,11 +161,13 @@ impl Writer {
             self.nbits = 0;
         }
     }
-    fn finish(mut self) -> Vec<u8> {
-        let body = (self.buf.len() - HEADER) as u64;
-        self.buf[16..24].copy_from_slice(&body.to_le_bytes());
-        let crc = crc32c::crc32c(&self.buf);
-        self.buf.extend_from_slice(&crc.to_le_bytes());
+    /// Sets the body length, appends the checksum and hands the sink back.
+    fn finish_sink(mut self) -> S {
+        let written = self.buf.written_mut();
+        let body = (written.len() - HEADER) as u64;
+        written[16..24].copy_from_slice(&body.to_le_bytes());
+        let crc = crc32c::crc32c(written);
+        self.buf.extend(&crc.to_le_bytes());
         self.buf
     }
 }
@@ -460,7 +510,11 @@ impl PublicKey {
     }
 }
 
-fn write_switch_key<C: AsRef<[u64]>>(w: &mut Writer, ctx: &Context, key: &KeySwitchKey<C>) {
+fn write_switch_key<C: AsRef<[u64]>, S: Sink>(
+    w: &mut Writer<S>,
+    ctx: &Context,
+    key: &KeySwitchKey<C>,
+) {
     let n = ctx.n();
     let qp = ctx.q_len() + ctx.p_len();
     w.u32(key.dnum as u32);
@@ -558,6 +612,23 @@ impl<C: AsRef<[u64]>> KeySwitchKey<C> {
         let mut w = Writer::new(BlobKind::SwitchKey, self.params_id);
         write_switch_key(&mut w, ctx, self);
         w.finish()
+    }
+
+    /// Writes [`Self::to_bytes`]'s bytes into `out`, exactly [`switch_key_stored_len`] long
+    /// (a store block, say): a key is stored without a heap copy of its blob (55 MiB at
+    /// log N = 16).
+    pub fn write_to(&self, ctx: &Context, out: &mut [u8]) -> Result<()> {
+        ctx.check_id(self.params_id)?;
+        let expected = switch_key_stored_len(ctx) as usize;
+        if out.len() != expected {
+            return Err(Error::BlobBufferLength { expected, found: out.len() });
+        }
+        let sink = SliceSink { buf: out, len: 0 };
+        let mut w = Writer::into_sink(BlobKind::SwitchKey, self.params_id, sink);
+        write_switch_key(&mut w, ctx, self);
+        let sink = w.finish_sink();
+        debug_assert_eq!(sink.len, expected);
+        Ok(())
     }
 }
 

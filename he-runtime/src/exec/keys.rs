@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::ids::{key_id, manifest_slot_id, KeySetId};
 use super::key_words::{ExpansionBlocks, KeyWords};
 use crate::ckks::{
-    switch_key_expanded_words, Context, KeyGenerator, KeySwitchKey, SecretKey, Seed,
+    switch_key_expanded_words, switch_key_stored_len, Context, KeyGenerator, KeySwitchKey,
+    SecretKey, Seed,
 };
 use crate::exec::error::{Error, Result};
 
@@ -471,6 +472,7 @@ impl KeySet {
         let mut report = KeyReport { manifests_healed, ..KeyReport::default() };
         let top = params.max_level() as u32;
         let expanded = switch_key_expanded_words(ctx) as u64 * 8;
+        let stored = switch_key_stored_len(ctx);
         for &g in needed {
             if set.keys.contains_key(&g) {
                 report.reused += 1;
@@ -488,10 +490,13 @@ impl KeySet {
                     let mut words = store.scratch(expanded)?;
                     let seed = maker.make_into(g, words.as_mut())?;
                     let words_ref: &[u64] = words.as_ref();
-                    let bytes = KeySwitchKey::from_raw(words_ref, seed, ctx)?.to_bytes(ctx);
+                    // Serialised straight into the object's block: no heap copy of the blob.
+                    let mut block = store.alloc_for_overwrite(stored)?;
+                    KeySwitchKey::from_raw(words_ref, seed, ctx)?
+                        .write_to(ctx, block.as_bytes_mut())?;
                     drop(words);
-                    store.put(id, kind, Durability::Durable, &bytes)?;
-                    (seed, bytes.len() as u64)
+                    store.put_block(id, kind, Durability::Durable, block)?;
+                    (seed, stored)
                 }
                 KeyForm::Expanded => {
                     let mut w = store.alloc(expanded)?;
