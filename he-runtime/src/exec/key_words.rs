@@ -243,8 +243,8 @@ impl<'s> ExpansionBlocks<'s> {
             drop(st);
             let clock = Instant::now();
             let done = store.pin(id).ok().and_then(|guard| {
-                let k =
-                    KeySwitchKey::expand_into_serial(ctx, guard.as_bytes(), spare.block).ok()?;
+                let k = KeySwitchKey::expand_pinned_into(ctx, guard.as_bytes(), spare.block, false)
+                    .ok()?;
                 (k.seed() == &seed).then(|| k.into_words())
             });
             st = self.lock();

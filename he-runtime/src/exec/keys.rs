@@ -262,7 +262,7 @@ impl StoredKey {
                     Some(b) if b.len() == len => b,
                     _ => store.alloc_for_overwrite(len)?,
                 };
-                let key = KeySwitchKey::expand_into(ctx, guard.as_bytes(), block)?;
+                let key = KeySwitchKey::expand_pinned_into(ctx, guard.as_bytes(), block, true)?;
                 drop(guard);
                 t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 self.check_seed(key.seed())?;
@@ -290,7 +290,7 @@ impl StoredKey {
     ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
         let words = switch_key_expanded_words(ctx);
         let block = store.alloc_for_overwrite(words as u64 * 8)?;
-        let key = KeySwitchKey::expand_into(ctx, bytes, block)?;
+        let key = KeySwitchKey::expand_pinned_into(ctx, bytes, block, true)?;
         self.check_seed(key.seed())?;
         Ok(KeySwitchKey::from_raw(KeyWords::Expanded(key.into_words()), self.seed, ctx)?)
     }

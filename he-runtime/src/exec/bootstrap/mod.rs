@@ -548,7 +548,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             let guard = self.store.pin(k.id)?;
             t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let clock = Instant::now();
-            let key = KeySwitchKey::expand_into(&self.ctx, guard.as_bytes(), block)?;
+            let key = KeySwitchKey::expand_pinned_into(&self.ctx, guard.as_bytes(), block, true)?;
             drop(guard);
             if key.seed() != &k.seed {
                 return Err(Error::KeyManifest {
