@@ -223,7 +223,7 @@ fn switching_keys_expand_into_a_caller_buffer() {
 /// byte overwritten; a buffer of another length, or another parameter set, is a typed error.
 #[test]
 fn switching_keys_serialise_into_a_caller_buffer() {
-    let mut f = Fixture::new(Preset::N13);
+    let f = Fixture::new(Preset::N13);
     let ctx = f.ctx.clone();
     let gk = f.keygen().rotation_key(&f.sk, 5).unwrap();
     let want = gk.key.to_bytes(&ctx);
