@@ -34,40 +34,53 @@ struct Layout {
 /// The low byte of each lane: `hi` gathers only that one.
 const LOW_BYTES: __mmask64 = 0x0101_0101_0101_0101;
 
-#[target_feature(enable = "avx512f")]
+/// Per width (index 0 unused): the byte offset of field k of a group in bytes 8k..8k+8 (lane k
+/// of `Layout::lo` then holds offsets b..b+8), and its bit shift. Built at compile time, so a
+/// call on a short string (64 PRG candidates) pays four loads for its constants.
+const fn tables() -> ([[u8; 64]; 65], [[u64; 8]; 65]) {
+    let mut lo = [[0u8; 64]; 65];
+    let mut shr = [[0u64; 8]; 65];
+    let mut w = 1;
+    while w <= 64 {
+        let mut k = 0;
+        while k < 8 {
+            let (b, s) = (k * w / 8, k * w % 8);
+            let mut j = 0;
+            while j < 8 {
+                // b + 7 <= 7·64/8 + 7 = 63: always inside the register.
+                lo[w][8 * k + j] = (b + j) as u8;
+                j += 1;
+            }
+            shr[w][k] = s as u64;
+            k += 1;
+        }
+        w += 1;
+    }
+    (lo, shr)
+}
+
+static TABLES: ([[u8; 64]; 65], [[u64; 8]; 65]) = tables();
+
+#[target_feature(enable = "avx512f,avx512bw")]
 fn layout(width: u32) -> Layout {
     let w = width as usize;
-    let mut lo = [0u8; 64];
-    let mut hi = [0u8; 64];
-    let mut shr = [0u64; 8];
-    let mut shl = [0u64; 8];
-    let mut wide = false;
-    for k in 0..8 {
-        let (b, s) = (k * w / 8, (k * w % 8) as u64);
-        for j in 0..8 {
-            // b + 7 ≤ 7·64/8 + 7 = 63: always inside the register.
-            lo[8 * k + j] = (b + j) as u8;
-        }
-        // b + 8 is 64 only for width 64, whose fields all start on a byte (shl = 64); vpermb
-        // reads the index mod 64 anyway.
-        hi[8 * k] = ((b + 8) & 63) as u8;
-        shr[k] = s;
-        shl[k] = 64 - s;
-        wide |= w + s as usize > 64;
-    }
-    let vec = |b: &[u8; 64]| {
-        let mut q = [0i64; 8];
-        for (l, c) in q.iter_mut().zip(b.chunks_exact(8)) {
-            *l = i64::from_le_bytes(c.try_into().expect("8 bytes"));
-        }
-        q
+    // SAFETY: both rows are 64 bytes, read unaligned.
+    let (lo, shr) = unsafe {
+        (
+            _mm512_loadu_si512(TABLES.0[w].as_ptr().cast()),
+            _mm512_loadu_si512(TABLES.1[w].as_ptr().cast()),
+        )
     };
-    let set = |v: [i64; 8]| _mm512_set_epi64(v[7], v[6], v[5], v[4], v[3], v[2], v[1], v[0]);
+    // Field k ends past the 64 bits gathered for it when width + shift > 64; shifts are
+    // below 8, so no field does for width <= 57.
+    let wide = TABLES.1[w].iter().any(|&s| w + s as usize > 64);
     Layout {
-        lo: set(vec(&lo)),
-        hi: set(vec(&hi)),
-        shr: set(shr.map(|x| x as i64)),
-        shl: set(shl.map(|x| x as i64)),
+        lo,
+        // Byte b + 8 is 64 only for width 64, whose fields all start on a byte (shl = 64,
+        // which shifts it out); vpermb reads the index mod 64 anyway.
+        hi: _mm512_add_epi8(lo, _mm512_set1_epi8(8)),
+        shr,
+        shl: _mm512_sub_epi64(_mm512_set1_epi64(64), shr),
         mask: _mm512_set1_epi64((u64::MAX >> (64 - width)) as i64),
         wide,
         bytes: w,
@@ -157,14 +170,27 @@ pub(crate) unsafe fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> u
 /// field that fills `out`.
 ///
 /// # Safety
-/// 1 ≤ width ≤ 64, and the CPU has avx512f, avx512bw and avx512vbmi.
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+/// 1 ≤ width ≤ 64, and the CPU has avx512f, avx512bw, avx512vbmi and popcnt.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,popcnt")]
 pub(crate) unsafe fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64]) -> (usize, usize) {
     let l = layout(width);
     let qv = _mm512_set1_epi64(q as i64);
     let fields = src.len() * 8 / width as usize;
     let dst = out.as_mut_ptr();
     let (mut written, mut read) = (0, 0);
+    // Whole groups while `out` has room for all eight: the compressed vector is stored whole
+    // (its lanes past the kept ones are overwritten by the next store or left past `written`).
+    while read + 8 <= fields && written + 8 <= out.len() {
+        // SAFETY: the group's 8 fields are whole fields of `src` (read is a multiple of 8).
+        let v = unsafe { group(src, read / 8, 8, &l) };
+        let keep = _mm512_cmplt_epu64_mask(v, qv);
+        // SAFETY: lanes written ..+ 8 are inside `out`.
+        unsafe {
+            _mm512_storeu_si512(dst.add(written).cast(), _mm512_maskz_compress_epi64(keep, v))
+        };
+        written += keep.count_ones() as usize;
+        read += 8;
+    }
     while read < fields && written < out.len() {
         let m = (fields - read).min(8);
         // SAFETY: `read` is a multiple of 8 here (only the last iteration reads fewer than 8)

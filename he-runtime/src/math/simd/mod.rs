@@ -427,7 +427,8 @@ pub(crate) fn lincomb(
     true
 }
 
-/// Whether this CPU can run the bit-field kernels (AVX-512 VBMI byte gathers, BW byte masks).
+/// Whether this CPU can run the bit-field kernels (AVX-512 VBMI byte gathers, BW byte masks,
+/// popcnt for the count of kept fields).
 #[inline]
 pub(crate) fn bit_fields_available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -435,6 +436,7 @@ pub(crate) fn bit_fields_available() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vbmi")
+            && std::arch::is_x86_feature_detected!("popcnt")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -484,7 +486,7 @@ pub(crate) fn take_below(
     }
     assert!((1..=64).contains(&width), "bit-field width {width}");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: avx512f+bw+vbmi are present and 1 <= width <= 64; the kernel reads whole fields
+    // SAFETY: avx512f+bw+vbmi and popcnt are present and 1 <= width <= 64; the kernel reads whole fields
     // of `src` only and writes at most `out.len()` words.
     unsafe {
         Some(bit_fields::take_below(src, width, q, out))
