@@ -6,6 +6,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rayon::prelude::*;
 
 use super::context::Context;
+use crate::math::bit_fields::take_below;
 
 /// Standard deviation of the error distribution.
 pub const SIGMA: f64 = 3.2;
@@ -104,39 +105,15 @@ pub(crate) fn uniform_limb(seed: &Seed, stream: u64, pi: usize, q: u64, limb: &m
     let mut rng = SeedPrg::from_seed(*seed);
     rng.set_stream((stream << 8) | pi as u64);
     let width = (64 - q.leading_zeros()) as usize;
-    let mask = u64::MAX >> (64 - width);
     // 64 candidates per refill: 8·width bytes (a whole number of the PRG's 32-bit words, so
-    // the byte stream has no gaps), plus slack for the last candidates' 9-byte window.
-    let mut buf = [0u8; 64 * 8 + 16];
+    // the byte stream has no gaps); `take_below` reads nothing past them.
+    let mut buf = [0u8; 64 * 8];
     let fill = 8 * width;
     let mut i = 0;
     while i < limb.len() {
         rng.fill_bytes(&mut buf[..fill]);
-        for c in 0..64 {
-            let x = bits_at(&buf, c * width, mask);
-            // Branch-free compaction: the slot is overwritten until a candidate is accepted.
-            limb[i] = x;
-            i += usize::from(x < q);
-            if i == limb.len() {
-                break;
-            }
-        }
+        i += take_below(&buf[..fill], width as u32, q, &mut limb[i..]).0;
     }
-}
-
-/// The `mask`-wide field starting at bit `o` of the little-endian bit string `src` (which has
-/// at least 9 bytes from byte `o / 8` on). Each call stands alone, so a loop over fields has
-/// no dependency from one to the next.
-#[inline(always)]
-pub(crate) fn bits_at(src: &[u8], o: usize, mask: u64) -> u64 {
-    let b = o >> 3;
-    let s = (o & 7) as u32;
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&src[b..b + 8]);
-    let lo = u64::from_le_bytes(w);
-    let hi = u64::from(src[b + 8]);
-    // `hi << (64 - s)`, zero when s = 0.
-    ((lo >> s) | ((hi << 1) << (63 - s))) & mask
 }
 
 #[cfg(test)]
