@@ -144,13 +144,18 @@ pub(crate) unsafe fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> u
     let mut max = _mm512_setzero_si512();
     let full = out.len() / 8;
     let dst = out.as_mut_ptr();
-    for g in 0..full {
-        // SAFETY: group g's 8·width bits end at bit 8·width·(g+1) ≤ out.len()·width, inside
-        // `src` by the caller's contract.
-        let v = unsafe { group(src, g, 8, &l) };
-        max = _mm512_max_epu64(max, v);
-        // SAFETY: lanes 8g ..+ 8 are inside `out` (g < out.len() / 8).
-        unsafe { _mm512_storeu_si512(dst.add(8 * g).cast(), v) };
+    if out.len() >= STREAM_MIN {
+        // SAFETY: the caller's contract, passed on.
+        max = unsafe { unpack_streaming(src, &l, out) };
+    } else {
+        for g in 0..full {
+            // SAFETY: group g's 8·width bits end at bit 8·width·(g+1) ≤ out.len()·width,
+            // inside `src` by the caller's contract.
+            let v = unsafe { group(src, g, 8, &l) };
+            max = _mm512_max_epu64(max, v);
+            // SAFETY: lanes 8g ..+ 8 are inside `out` (g < out.len() / 8).
+            unsafe { _mm512_storeu_si512(dst.add(8 * g).cast(), v) };
+        }
     }
     let m = out.len() % 8;
     if m > 0 {
@@ -163,6 +168,57 @@ pub(crate) unsafe fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> u
         };
     }
     _mm512_reduce_max_epu64(max)
+}
+
+/// Outputs of at least this many words (a limb at N ≥ 2^15, 256 KiB) are written with
+/// non-temporal stores: they do not stay in cache anyway, and a normal store first reads each
+/// line it writes (a third of the memory traffic of unpacking a key's limbs).
+const STREAM_MIN: usize = 1 << 15;
+
+/// The whole groups of [`unpack_fields`] with non-temporal stores on 64-byte lines of `out`
+/// (the fields of a line come from two consecutive groups when `out` is not 64-byte
+/// aligned); returns the running maximum. Leaves the last `out.len() mod 8` fields.
+///
+/// # Safety
+/// As [`unpack_fields`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn unpack_streaming(src: &[u8], l: &Layout, out: &mut [u64]) -> __m512i {
+    let full = out.len() / 8;
+    let dst = out.as_mut_ptr();
+    // Words before the first 64-byte boundary of `out`.
+    let a = (8 - (dst as usize / 8) % 8) % 8;
+    // Line j takes lanes a..8 of group j and lanes 0..a of group j + 1.
+    let idx =
+        _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi64(a as i64));
+    let mut max = _mm512_setzero_si512();
+    if full == 0 {
+        return max;
+    }
+    // SAFETY: group 0 is whole (full ≥ 1) and inside `src`.
+    let mut prev = unsafe { group(src, 0, 8, l) };
+    max = _mm512_max_epu64(max, prev);
+    // SAFETY: out[0..a] (a < 8 ≤ out.len()) is inside `out`.
+    unsafe { _mm512_mask_storeu_epi64(dst.cast(), ((1u32 << a) - 1) as __mmask8, prev) };
+    for g in 1..full {
+        // SAFETY: as in `unpack_fields`, group g < full is inside `src`.
+        let cur = unsafe { group(src, g, 8, l) };
+        max = _mm512_max_epu64(max, cur);
+        let line = if a == 0 { prev } else { _mm512_permutex2var_epi64(prev, idx, cur) };
+        // SAFETY: out[a + 8(g−1) ..+ 8] is inside `out` (a + 8g ≤ 8·full) and 64-byte
+        // aligned by the choice of a.
+        unsafe { _mm512_stream_si512(dst.add(a + 8 * (g - 1)).cast(), line) };
+        prev = cur;
+    }
+    // The last group's lanes a..8 (all eight when a = 0): out[8·full − 8 + a .. 8·full].
+    let last = _mm512_permutex2var_epi64(prev, idx, _mm512_setzero_si512());
+    // SAFETY: those 8 − a words end at 8·full ≤ out.len().
+    unsafe {
+        _mm512_mask_storeu_epi64(dst.add(8 * full - 8 + a).cast(), (0xffu32 >> a) as __mmask8, last)
+    };
+    // Non-temporal stores are weakly ordered: fence them before the caller (or another
+    // thread it hands `out` to) reads the words.
+    _mm_sfence();
+    max
 }
 
 /// Appends the fields of `src` below `q` to `out` in order, until `out` is full or `src` has
