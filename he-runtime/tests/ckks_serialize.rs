@@ -286,3 +286,29 @@ fn format_1_blobs_with_a_seed_are_refused_and_without_one_still_read() {
         Err(Error::BadHeader { .. })
     ));
 }
+
+#[test]
+fn a_residue_not_below_its_prime_is_a_typed_error() {
+    // A blob whose checksum is right but one residue is >= its prime (all ones in its bits):
+    // the first residue of the first limb, and the last of the last limb, which ends right
+    // before the checksum (no slack after it).
+    let mut f = Fixture::new(Preset::N13);
+    let ctx = f.ctx.clone();
+    let a = f.random_real();
+    let bytes = f.encrypt(&a).to_bytes(&ctx);
+    assert!(Ciphertext::from_bytes(&ctx, &bytes).is_ok());
+    let body = 4 + 2 + 1 + 1 + 8 + 8;
+    let first = body + 1 + 4 + 8;
+    let end = bytes.len() - 4;
+    for residue in [first..first + 8, end - 8..end] {
+        let mut b = bytes[..end].to_vec();
+        b[residue.clone()].fill(0xff);
+        let crc = crc32c::crc32c(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        let e = Ciphertext::from_bytes(&ctx, &b).unwrap_err();
+        assert!(
+            matches!(&e, Error::Corrupt { reason } if reason.contains("not below its prime")),
+            "bytes {residue:?}: {e}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::context::Context;
 use super::keystream::Keystream;
+use crate::math::bit_fields::take_below;
 
 /// Standard deviation of the error distribution.
 pub const SIGMA: f64 = 3.2;
@@ -104,47 +105,15 @@ pub(crate) type SeedPrg = rand_chacha::ChaCha12Rng;
 pub(crate) fn uniform_limb(seed: &Seed, stream: u64, pi: usize, q: u64, limb: &mut [u64]) {
     let mut keystream = Keystream::new(seed, (stream << 8) | pi as u64);
     let width = (64 - q.leading_zeros()) as usize;
-    let mask = u64::MAX >> (64 - width);
-    // Fresh keystream goes after the bytes of a field cut by the last refill; the slack holds
-    // those (at most 9) and the last field's 9-byte window.
-    const FRESH: usize = 4096;
-    let mut buf = [0u8; FRESH + 32];
-    let mut kept = 0;
-    let mut bit = 0;
+    // 8192 candidates per refill: 1024·width bytes, whole keystream chunks (made in place,
+    // no copy) and whole groups of eight fields; `take_below` reads nothing past them.
+    let fill = 1024 * width;
+    let mut buf = vec![0u8; fill];
     let mut i = 0;
     while i < limb.len() {
-        keystream.fill(&mut buf[kept..kept + FRESH]);
-        let end = (kept + FRESH) * 8;
-        while bit + width <= end {
-            let x = bits_at(&buf, bit, mask);
-            // Branch-free compaction: the slot is overwritten until a candidate is accepted.
-            limb[i] = x;
-            i += usize::from(x < q);
-            bit += width;
-            if i == limb.len() {
-                return;
-            }
-        }
-        let from = bit / 8;
-        kept = kept + FRESH - from;
-        buf.copy_within(from..from + kept, 0);
-        bit -= from * 8;
+        keystream.fill(&mut buf);
+        i += take_below(&buf, width as u32, q, &mut limb[i..]).0;
     }
-}
-
-/// The `mask`-wide field starting at bit `o` of the little-endian bit string `src` (which has
-/// at least 9 bytes from byte `o / 8` on). Each call stands alone, so a loop over fields has
-/// no dependency from one to the next.
-#[inline(always)]
-pub(crate) fn bits_at(src: &[u8], o: usize, mask: u64) -> u64 {
-    let b = o >> 3;
-    let s = (o & 7) as u32;
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&src[b..b + 8]);
-    let lo = u64::from_le_bytes(w);
-    let hi = u64::from(src[b + 8]);
-    // `hi << (64 - s)`, zero when s = 0.
-    ((lo >> s) | ((hi << 1) << (63 - s))) & mask
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use super::encryptor::SeededCiphertext;
 use super::keys::{switch_key_expanded_words, GaloisKey, KeySwitchKey, PublicKey, RelinKey};
 use rayon::prelude::*;
 
-use super::sampling::{bits_at, uniform_from_seed, uniform_limb};
+use super::sampling::{uniform_from_seed, uniform_limb};
 use crate::error::{Error, Result};
+use crate::math::bit_fields::{packed_len, unpack_fields};
 
 const MAGIC: &[u8; 4] = b"HTCK";
 /// Current format version.
@@ -177,36 +178,11 @@ struct Reader<'a> {
     pos: usize,
 }
 
-fn packed_len(n: usize, width: u32) -> usize {
-    (n * width as usize).div_ceil(8)
-}
-
 /// Unpacks `out.len()` residues of `width(q)` bits from `src` (little-endian bit order, as
-/// [`Writer::limb`] packs them), rejecting residues not below `q`. Each residue is one
-/// unaligned 9-byte window read ([`bits_at`]), independent of the others, and the range check
-/// is one flag tested at the end.
+/// [`Writer::limb`] packs them), rejecting residues not below `q`. The range check is on the
+/// largest residue, which the unpacking returns, so the limb is not read twice.
 fn unpack_limb(src: &[u8], out: &mut [u64], q: u64) -> Result<()> {
-    let width = width(q) as usize;
-    let mask = u64::MAX >> (64 - width);
-    // Residues whose window ends inside `src` read it in place; the last few from a padded copy.
-    let direct = if src.len() >= 9 { ((src.len() - 9) * 8 / width + 1).min(out.len()) } else { 0 };
-    let mut bad = false;
-    for (k, o) in out[..direct].iter_mut().enumerate() {
-        let v = bits_at(src, k * width, mask);
-        bad |= v >= q;
-        *o = v;
-    }
-    let start = direct * width / 8;
-    let mut tail = [0u8; 8 * 64 + 16];
-    let rest = &src[start.min(src.len())..];
-    let rest = &rest[..rest.len().min(tail.len() - 16)];
-    tail[..rest.len()].copy_from_slice(rest);
-    for (k, o) in out[direct..].iter_mut().enumerate() {
-        let v = bits_at(&tail, (direct + k) * width - start * 8, mask);
-        bad |= v >= q;
-        *o = v;
-    }
-    if bad {
+    if unpack_fields(src, width(q), out) >= q {
         let v = out.iter().copied().find(|&v| v >= q).unwrap_or(q);
         return Err(Error::Corrupt { reason: format!("residue {v} not below its prime {q}") });
     }

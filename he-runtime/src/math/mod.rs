@@ -28,6 +28,7 @@
 pub mod automorphism;
 pub mod basis_ext;
 mod bigint;
+pub mod bit_fields;
 pub mod crt;
 pub mod dot;
 pub mod lincomb;

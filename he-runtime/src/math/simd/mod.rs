@@ -8,6 +8,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512_wide;
 #[cfg(target_arch = "x86_64")]
+mod bit_fields;
+#[cfg(target_arch = "x86_64")]
 mod chacha;
 #[cfg(target_arch = "x86_64")]
 mod ifma;
@@ -458,4 +460,72 @@ pub(crate) fn lincomb(
         unsafe { ifma_lincomb::lincomb(fold, lincomb_chunk(m.bits()), x, w, acc) };
     }
     true
+}
+
+/// Whether this CPU can run the bit-field kernels (AVX-512 VBMI byte gathers, BW byte masks,
+/// popcnt for the count of kept fields).
+#[inline]
+pub(crate) fn bit_fields_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi")
+            && std::arch::is_x86_feature_detected!("popcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `out[k]` = bits `[k·width, (k+1)·width)` of the little-endian bit string `src`, on
+/// AVX-512 VBMI; returns the largest field (0 for none), or `None` without writing when the
+/// CPU lacks the features.
+///
+/// # Panics
+/// If `width` is not in 1..=64 or `src` is shorter than the `out.len()` fields.
+pub(crate) fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> Option<u64> {
+    if !bit_fields_available() {
+        return None;
+    }
+    assert!(
+        (1..=64).contains(&width) && src.len() >= (out.len() * width as usize).div_ceil(8),
+        "bit-field unpack: width {width}, {} bytes for {} fields",
+        src.len(),
+        out.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: avx512f+bw+vbmi are present, 1 <= width <= 64 and `src` holds every field.
+    unsafe {
+        Some(bit_fields::unpack_fields(src, width, out))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// The fields of `src` below `q`, appended to `out` in order until it is full or `src` has no
+/// whole field left, on AVX-512 VBMI: (written, fields read), or `None` without writing when
+/// the CPU lacks the features.
+///
+/// # Panics
+/// If `width` is not in 1..=64.
+pub(crate) fn take_below(
+    src: &[u8],
+    width: u32,
+    q: u64,
+    out: &mut [u64],
+) -> Option<(usize, usize)> {
+    if !bit_fields_available() {
+        return None;
+    }
+    assert!((1..=64).contains(&width), "bit-field width {width}");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: avx512f+bw+vbmi and popcnt are present and 1 <= width <= 64; the kernel reads whole fields
+    // of `src` only and writes at most `out.len()` words.
+    unsafe {
+        Some(bit_fields::take_below(src, width, q, out))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
