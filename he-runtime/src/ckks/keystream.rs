@@ -9,8 +9,24 @@
 
 use rand::{RngCore, SeedableRng};
 
-use super::sampling::{Seed, SeedPrg};
 use crate::math::simd;
+
+/// A 32-byte seed (as [`super::Seed`]; named here so that this module needs nothing from
+/// `sampling`, which builds on it).
+type Seed = [u8; 32];
+
+/// The PRG seeds expand with (blob format 2 on; format 1 used ChaCha20, see
+/// [`super::serialize::FORMAT_VERSION`]).
+///
+/// Why 12 rounds: the seed is public (anyone holding a key can expand its `a` parts), so what
+/// the construction needs is that the expanded polynomial has no structure an RLWE attacker
+/// can use — the role Kyber gives its XOF, modelled as a random oracle; the generator's own
+/// secrecy plays no part. The best published cryptanalysis of ChaCha reaches 7 rounds
+/// (differential-linear distinguishers, far above 2^128 work for the 256-bit key); 12 rounds
+/// keep a 5-round margin, the choice `rand`'s `StdRng` makes for a CSPRNG and Aumasson's
+/// "Too Much Crypto" (2019) argues is already conservative (it proposes 8). ChaCha20 cost
+/// ~1.7× as much per expanded key for no security this use can tell apart.
+pub(crate) type SeedPrg = rand_chacha::ChaCha12Rng;
 
 /// Bytes the SIMD kernel makes per call: sixteen 64-byte blocks.
 const CHUNK: usize = 1024;

@@ -1,5 +1,5 @@
 //! Randomness: ternary secrets, discrete Gaussian errors (σ = 3.2) and uniform polynomials
-//! expanded from a seed with ChaCha12 ([`SeedPrg`]), so that `a` parts can be stored as their
+//! expanded from a seed with ChaCha12 ([`Keystream`]), so that `a` parts can be stored as their
 //! 32-byte seed.
 
 use rand::{Rng, RngCore};
@@ -85,19 +85,6 @@ pub(crate) fn uniform_from_seed(
     });
 }
 
-/// The PRG seeds expand with (blob format 2 on; format 1 used ChaCha20, see
-/// [`super::serialize::FORMAT_VERSION`]).
-///
-/// Why 12 rounds: the seed is public (anyone holding a key can expand its `a` parts), so what
-/// the construction needs is that the expanded polynomial has no structure an RLWE attacker
-/// can use — the role Kyber gives its XOF, modelled as a random oracle; the generator's own
-/// secrecy plays no part. The best published cryptanalysis of ChaCha reaches 7 rounds
-/// (differential-linear distinguishers, far above 2^128 work for the 256-bit key); 12 rounds
-/// keep a 5-round margin, the choice `rand`'s `StdRng` makes for a CSPRNG and Aumasson's
-/// "Too Much Crypto" (2019) argues is already conservative (it proposes 8). ChaCha20 cost
-/// ~1.7× as much per expanded key for no security this use can tell apart.
-pub(crate) type SeedPrg = rand_chacha::ChaCha12Rng;
-
 /// One limb uniform mod `q` (prime index `pi`) from `seed`'s stream `stream`, on the calling
 /// thread. Candidates take exactly `width(q)` bits of the PRG's little-endian output stream
 /// each (none wasted on the bits above q) and are rejected when not below `q`, so every
@@ -120,6 +107,8 @@ pub(crate) fn uniform_limb(seed: &Seed, stream: u64, pi: usize, q: u64, limb: &m
 mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+
+    use super::super::keystream::SeedPrg;
 
     use super::*;
 
