@@ -13,7 +13,8 @@ use rayon::prelude::*;
 
 use super::plan::{BatchPlan, BatchStep};
 use crate::ckks::{
-    Ciphertext, Complex64, Context, Evaluator, KeyGenerator, RelinKey, Scratch, SecretKey,
+    switch_key_expanded_words, switch_key_stored_len, Ciphertext, Complex64, Context, Evaluator,
+    KeyGenerator, RelinKey, Scratch, SecretKey,
 };
 use crate::error::{Error as CoreError, Result as CoreResult};
 use crate::exec::costs::OpCosts;
@@ -21,7 +22,7 @@ use crate::exec::error::{Error, Result};
 use crate::exec::heal::{healed_line, pin_as, ObjectRole};
 use crate::exec::ids::{ct_id, key_id, KeySetId};
 use crate::exec::key_words::KeyWords;
-use crate::exec::keys::{KeyReport, KeySet};
+use crate::exec::keys::{KeyForm, KeyReport, KeySet};
 use crate::exec::report::RunReport;
 use crate::math::lincomb::lin_comb_acc;
 use crate::nn::program::SizeModel;
@@ -230,6 +231,29 @@ impl<'s> BatchExecutor<'s> {
         v
     }
 
+    /// What one pin of the relinearisation key holds in the budget: its object in the form
+    /// it is stored (seed-compressed before it is made), and for a seed-compressed key the
+    /// block it is expanded into. Empty when the plan needs no key; plan mode has no budget.
+    pub fn key_pin_bytes(&self) -> Vec<u64> {
+        let Backend::Real(real) = &self.backend else { return Vec::new() };
+        let expanded = switch_key_expanded_words(&real.ctx) as u64 * 8;
+        match real.keys.get(0) {
+            _ if !self.plan.needs_relin() => Vec::new(),
+            Some(k) if k.form == KeyForm::Expanded => vec![k.len],
+            Some(k) => vec![k.len, expanded],
+            None => vec![switch_key_stored_len(&real.ctx), expanded],
+        }
+    }
+
+    /// Checks the plan's steps against the store's budget ([`BatchPlan::working_sets`]): a
+    /// budget too small is [`hetier_tiering::Error::BudgetTooSmall`], naming what the plan
+    /// needs, before any work. Plan mode has no budget and passes.
+    pub fn check_budget(&self) -> Result<()> {
+        let Backend::Real(real) = &self.backend else { return Ok(()) };
+        real.store.check_working_sets(self.plan.working_sets(&self.key_pin_bytes()))?;
+        Ok(())
+    }
+
     /// Runs every step. Real mode needs every input put first; plan mode records the input
     /// puts itself. Outputs stay in the store until [`Self::finish`]. A failed run removes the
     /// ciphertexts it had put, so the executor and the store can run again.
@@ -272,6 +296,7 @@ impl<'s> BatchExecutor<'s> {
                 real.store.hint(&self.pin_sequence());
             }
         }
+        self.check_budget()?;
         self.inputs_put = 0;
         let mut report = RunReport::default();
         for (i, step) in plan.steps().iter().enumerate() {

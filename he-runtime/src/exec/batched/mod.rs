@@ -18,6 +18,7 @@
 mod executor;
 mod plan;
 mod session;
+mod working_set;
 
 pub use executor::BatchExecutor;
 pub use plan::{

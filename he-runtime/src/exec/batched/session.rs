@@ -60,6 +60,17 @@ impl<'s> BatchSession<'s> {
         let sk = kg.secret_key();
         let keyset = KeySetId::from_seed(&sk_seed);
         let mut executor = BatchExecutor::real(plan, keyset, store, &ctx)?;
+        // Before any key is made: a budget too small fails now, naming the smallest budget
+        // whose plan (compiled within it, as this one was) fits it.
+        let key_pin = executor.key_pin_bytes();
+        let (needed, _) = TieredStore::working_set_need(plan.working_sets(&key_pin));
+        if needed > store.budget() {
+            let from = store.budget().max(needed);
+            let (needed, step) =
+                BatchPlan::smallest_budget_within(model, plan.params(), from, &key_pin)?;
+            let budget = store.budget();
+            return Err(hetier_tiering::Error::BudgetTooSmall { budget, needed, step }.into());
+        }
         let keys = executor.prepare_keys(Some(&mut kg), Some(&sk), keyset)?;
         Ok(Self {
             model,

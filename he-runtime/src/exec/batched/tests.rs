@@ -286,3 +286,48 @@ fn relu_depth_errors_batch_major_name_the_layer() {
     let err = BatchPlan::compile(&add_then_relu(), &batch_params(13, 5).unwrap()).unwrap_err();
     assert_eq!(err, CoreError::DepthExceeded { layer: "act2".into(), needed: 3, available: 2 });
 }
+
+/// A budget too small for a batch plan fails before any key is made or input put, naming the
+/// smallest budget whose own plan (compiled within it) fits it; a plan compiled within that
+/// budget runs there and agrees with plaintext, and one page less is refused the same way.
+#[test]
+fn a_batch_budget_too_small_fails_before_any_work_and_names_one_that_runs() {
+    let m = load("cryptonets");
+    let params = batch_params(13, m.depth()).unwrap();
+    let refused = |budget: u64| -> u64 {
+        let plan = BatchPlan::compile_within(&m, &params, budget).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path(), budget);
+        let err = BatchSession::new(&m, &plan, &st, SK_SEED).err().expect("refused");
+        assert_eq!(st.stats().objects, 0, "nothing was put before the refusal");
+        match err.store() {
+            Some(hetier_tiering::Error::BudgetTooSmall { budget: b, needed, .. }) => {
+                assert_eq!(*b, budget);
+                *needed
+            }
+            other => panic!("expected BudgetTooSmall, got {other:?}"),
+        }
+    };
+    let needed = refused(16 << 20);
+    assert!(needed > 16 << 20);
+    // The named budget is a fixed point: its own plan fits it.
+    let plan = BatchPlan::compile_within(&m, &params, needed).unwrap();
+    let ctx = crate::ckks::Context::new(&params).unwrap();
+    let key_pin = [
+        crate::ckks::switch_key_stored_len(&ctx),
+        crate::ckks::switch_key_expanded_words(&ctx) as u64 * 8,
+    ];
+    let (need, _) = TieredStore::working_set_need(plan.working_sets(&key_pin));
+    assert!(need <= needed);
+    let dir = tempfile::tempdir().unwrap();
+    let st = store(dir.path(), needed);
+    let mut s = BatchSession::new(&m, &plan, &st, SK_SEED).unwrap();
+    let ts = m.test_set().unwrap();
+    let raw: Vec<&[u8]> = (0..4).map(|i| ts.image(i)).collect();
+    let out = s.infer(&raw).unwrap();
+    for (i, y) in out.logits.iter().enumerate() {
+        assert_eq!(argmax(y), argmax(ts.reference_logits(i)), "image {i}");
+    }
+    assert!(st.stats().peak_dram <= needed);
+    assert_eq!(refused(needed - 4096), needed, "one page less names the same budget");
+}
