@@ -12,7 +12,8 @@
 # the planned and lru runs instead of the quarter or working set), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
-# helper thread expands the next seed-compressed key while the current one is in use; 0: off),
+# helper thread expands the next seed-compressed key while the current one is in use; N: keeps N
+# keys expanded ahead, one more expanded block each in the budget; 0: off),
 # THREADS (worker threads of every run; default all cores), DIAGONALS (auto: the transforms'
 # diagonals stored in the budget when it holds the expanded keys and them, else encoded at every
 # use — the all-DRAM run stores them, the quarter-budget runs encode; `stored`, `durable` —
@@ -32,6 +33,7 @@ key_form="${KEY_FORM:-seeded}"
 diagonals="${DIAGONALS:-auto}"
 ahead=()
 [ "${EXPAND_AHEAD:-1}" = 0 ] && ahead=(--no-expand-ahead)
+[ "${EXPAND_AHEAD:-1}" -gt 1 ] && ahead=(--expand-ahead-keys "$EXPAND_AHEAD")
 [ -n "${THREADS:-}" ] && ahead+=(--threads "$THREADS")
 [ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()

@@ -79,6 +79,9 @@ pub struct ExpansionBlocks<'s> {
     state: Mutex<SpareState<'s>>,
     changed: Condvar,
     times: KeyPinTimes,
+    /// How many keys past the one in use [`Self::expand_ahead`] keeps expanded: every reserved
+    /// block but the current key's.
+    window: usize,
 }
 
 /// Where the time of pinning keys went, summed over every pin through one
@@ -125,6 +128,7 @@ impl<'s> ExpansionBlocks<'s> {
             state: Mutex::new(state),
             changed: Condvar::new(),
             times: KeyPinTimes::default(),
+            window: reserved.saturating_sub(1).max(1),
         })
     }
 
@@ -186,11 +190,15 @@ impl<'s> ExpansionBlocks<'s> {
             st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         Self::follow(&mut st, id);
-        let i = st.blocks.iter().position(|s| s.key.is_none()).or(if st.blocks.is_empty() {
-            None
-        } else {
-            Some(0)
-        });
+        // A block holding no key, else one whose key is not among the next to come (the
+        // helper expanded those ahead), else any.
+        let soon = Self::upcoming(&st, self.window);
+        let i = st
+            .blocks
+            .iter()
+            .position(|s| s.key.is_none())
+            .or_else(|| st.blocks.iter().position(|s| !s.key.is_some_and(|k| soon.contains(&k))))
+            .or(if st.blocks.is_empty() { None } else { Some(0) });
         let block = i.map(|i| st.blocks.remove(i).block);
         drop(st);
         self.changed.notify_all();
@@ -223,14 +231,22 @@ impl<'s> ExpansionBlocks<'s> {
                 return;
             }
             let current = st.pos.map(|p| st.plan[p]);
-            let next = st.pos.map_or(0, |p| p + 1);
-            let target = st.plan.get(next).copied();
-            let job =
-                target.filter(|t| st.blocks.iter().all(|s| s.key != Some(*t))).and_then(|t| {
+            let soon = Self::upcoming(&st, self.window);
+            // The soonest key of the window not expanded yet, into a block holding no key, else
+            // one holding neither the current key nor one needed before it.
+            let job = soon
+                .iter()
+                .position(|t| st.blocks.iter().all(|s| s.key != Some(*t)))
+                .and_then(|k| {
+                    let (t, before) = (soon[k], &soon[..k]);
                     let i = st.blocks.iter().position(|s| s.key.is_none()).or_else(|| {
-                        st.blocks.iter().position(|s| s.key != current && s.block.len() == len)
+                        st.blocks.iter().position(|s| {
+                            s.key != current
+                                && !s.key.is_some_and(|x| before.contains(&x))
+                                && s.block.len() == len
+                        })
                     })?;
-                    let key = keys.iter().find(|k| k.0 == t)?;
+                    let key = keys.iter().find(|x| x.0 == t)?;
                     Some((i, *key))
                 });
             let Some((i, key)) = job else {
@@ -264,6 +280,13 @@ impl<'s> ExpansionBlocks<'s> {
             }
             self.changed.notify_all();
         }
+    }
+
+    /// The next `window` keys of the plan after the last one pinned (from its start before
+    /// any pin), soonest first.
+    fn upcoming(st: &SpareState<'_>, window: usize) -> Vec<ObjectId> {
+        let next = st.pos.map_or(0, |p| p + 1).min(st.plan.len());
+        st.plan[next..(next + window).min(st.plan.len())].to_vec()
     }
 
     /// Wakes a helper waiting in [`Self::expand_ahead`] (after its stop flag was set).

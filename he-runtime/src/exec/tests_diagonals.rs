@@ -136,7 +136,7 @@ fn keys_expanded_ahead_leave_the_prefetched_diagonals_in_place() {
         let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
         let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
         let keys = keys.with_durable_diagonals(&bs).unwrap();
-        (want, keys.working_set_bytes_in(&bs, Expansion::PerPin, true))
+        (want, keys.working_set_bytes_in(&bs, Expansion::PerPin, 1))
     };
     let budget = need + bs.diagonal_bytes() / 8;
     let st = planned_store(dir.path(), budget, false, 64 << 20);

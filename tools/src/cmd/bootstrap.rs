@@ -315,7 +315,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         log_qp: params.log_qp(),
         peak_rss,
         working_set_bytes: keys.working_set_bytes(&bs),
-        per_pin_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::PerPin, true),
+        per_pin_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::PerPin, 1),
         outside_store,
     })
 }

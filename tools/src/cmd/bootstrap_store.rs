@@ -92,6 +92,12 @@ pub struct StoreFlags {
     /// the current one is in use (it holds a second expanded block in the budget).
     #[arg(long)]
     pub no_expand_ahead: bool,
+    /// With `per-pin` expansion, how many keys the helper keeps expanded ahead of the one in
+    /// use, at most: each is one more expanded block in the budget, and fewer are kept where
+    /// the budget does not hold them. Bursts of keys (CoeffToSlot's baby steps) wait less with
+    /// two than with one (docs/bootstrapping.md).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub expand_ahead_keys: u16,
     /// Map the pool files instead of O_DIRECT (touched pool pages then count in RSS).
     #[arg(long)]
     pub mmap: bool,
@@ -129,6 +135,8 @@ pub struct StoreReport {
     pub key_pins_reused: u64,
     /// Whether a helper thread expanded keys ahead of their pins.
     pub expand_ahead: bool,
+    /// How many keys it kept expanded ahead of the one in use.
+    pub expand_ahead_keys: usize,
     /// Keys the helper expanded ahead, and the seconds it spent (off the critical path).
     pub keys_expanded_ahead: u64,
     /// Seconds the helper spent expanding.
@@ -238,10 +246,13 @@ impl OpenStore {
             ExpandArg::Cached => Expansion::Cached,
             ExpandArg::Auto | ExpandArg::PerPin => Expansion::PerPin,
         };
-        // Expanding ahead takes a second expanded-key block: only where the budget holds it.
-        let ahead = !flags.no_expand_ahead
-            && keys.working_set_bytes_in(bs, expansion, true) <= self.store.budget();
-        let keys = keys.with_expansion(expansion)?.with_expand_ahead(ahead)?;
+        // Expanding ahead takes an expanded-key block per key: as many as the budget holds.
+        let most = if flags.no_expand_ahead { 0 } else { usize::from(flags.expand_ahead_keys) };
+        let ahead_keys = (1..=most)
+            .rev()
+            .find(|&k| keys.working_set_bytes_in(bs, expansion, k) <= self.store.budget())
+            .unwrap_or(0);
+        let keys = keys.with_expansion(expansion)?.with_expand_ahead_keys(ahead_keys)?;
         let both = keys.expanded_bytes() + bs.diagonal_bytes();
         let keys = match flags.diagonals {
             // A pool that outlives this run keeps them for the next one (and a budget below
@@ -287,6 +298,7 @@ impl OpenStore {
             key_pins: t.pins.load(Ordering::Relaxed),
             key_pins_reused: t.reused.load(Ordering::Relaxed),
             expand_ahead: keys.expands_ahead(),
+            expand_ahead_keys: keys.expand_ahead_keys(),
             keys_expanded_ahead: t.ahead.load(Ordering::Relaxed),
             expand_ahead_seconds: t.ahead_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             stats: self.store.stats(),

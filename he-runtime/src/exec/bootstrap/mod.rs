@@ -49,8 +49,9 @@ pub struct StoredBootstrapKeys<'s> {
     /// lifetime and reused by every step (a step holding two keys at once borrows a second).
     spares: ExpansionBlocks<'s>,
     expansion: Expansion,
-    /// Whether [`Self::ahead`] runs a helper thread expanding the next key (per pin).
-    expand_ahead: bool,
+    /// How many keys of the hinted order [`Self::ahead`]'s helper thread keeps expanded ahead
+    /// of the one in use (per pin; 0: no helper).
+    ahead_keys: usize,
     /// The expanded copies made so far (removed on drop).
     cached: Mutex<Vec<ObjectId>>,
     /// The bootstrapper's diagonals encoded as store objects ([`Self::with_stored_diagonals`]);
@@ -189,7 +190,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             keys,
             spares,
             expansion,
-            expand_ahead: false,
+            ahead_keys: 0,
             cached,
             diagonals: None,
         };
@@ -204,9 +205,8 @@ impl<'s> StoredBootstrapKeys<'s> {
         let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
         let cached = Mutex::new(Vec::new());
         let expansion = Expansion::PerPin;
-        let expand_ahead = false;
         let ctx = Arc::clone(ctx);
-        Ok(Self { store, ctx, keys, spares, expansion, expand_ahead, cached, diagonals: None })
+        Ok(Self { store, ctx, keys, spares, expansion, ahead_keys: 0, cached, diagonals: None })
     }
 
     /// Fails with `BudgetTooSmall`, naming the smallest workable budget, when the store's budget
@@ -220,16 +220,16 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// [`bootstrap_working_set`] for these keys' form, expansion mode and the calling thread
     /// pool.
     fn working_set(&self, bs: &Bootstrapper) -> Vec<u64> {
-        self.footprint(bs, self.expansion, self.expand_ahead).0
+        self.footprint(bs, self.expansion, self.ahead_keys).0
     }
 
-    /// The working set for `expansion` (and `ahead`), and whether it includes a second
+    /// The working set for `expansion` (and, per pin, `ahead` keys expanded ahead), and whether it includes a second
     /// key-switch scratch for EvalMod's halves side by side: on a pool of two threads or more,
     /// when pins share one expanded copy (not per pin) and the budget holds it beside the rest.
     /// With stored diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
-    fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: bool) -> (Vec<u64>, bool) {
+    fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: usize) -> (Vec<u64>, bool) {
         let per_pin = expansion == Expansion::PerPin && self.form() == KeyForm::Seeded;
-        let blocks = if per_pin { 1 + usize::from(ahead) } else { 1 };
+        let blocks = if per_pin { 1 + ahead } else { 1 };
         let set = |side_by_side: bool| {
             let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
             if let Some(d) = &self.diagonals {
@@ -250,13 +250,13 @@ impl<'s> StoredBootstrapKeys<'s> {
     }
 
     /// The smallest budget one bootstrap of `bs` runs in with these keys expanded by
-    /// `expansion` (and, per pin, `ahead`) on the calling thread pool: for choosing a mode, or
-    /// a budget for one, before switching to it.
+    /// `expansion` (and, per pin, `ahead` keys expanded ahead of the one in use) on the calling
+    /// thread pool: for choosing a mode, or a budget for one, before switching to it.
     pub fn working_set_bytes_in(
         &self,
         bs: &Bootstrapper,
         expansion: Expansion,
-        ahead: bool,
+        ahead: usize,
     ) -> u64 {
         TieredStore::working_set_need([self.footprint(bs, expansion, ahead).0]).0
     }
@@ -289,7 +289,7 @@ impl<'s> StoredBootstrapKeys<'s> {
         let spares: Vec<ScratchBuffer<'s>> =
             bs.spare_words().into_iter().map(alloc).collect::<std::result::Result<_, _>>()?;
         scratch.add_spares(spares);
-        if self.footprint(bs, self.expansion, self.expand_ahead).1 {
+        if self.footprint(bs, self.expansion, self.ahead_keys).1 {
             let mut partner = Scratch::with_buffers(&self.ctx, top, true, alloc)?;
             let spares = bs.partner_spare_words().into_iter().map(alloc);
             partner.add_spares(spares.collect::<std::result::Result<Vec<_>, _>>()?);
@@ -322,8 +322,16 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// the next key of the hinted order into a second reserved block while the current key is
     /// in use (off by default). Two expanded blocks are then charged to the budget for as long
     /// as this lives, instead of one.
-    pub fn with_expand_ahead(mut self, on: bool) -> Result<Self> {
-        self.expand_ahead = on;
+    pub fn with_expand_ahead(self, on: bool) -> Result<Self> {
+        self.with_expand_ahead_keys(usize::from(on))
+    }
+
+    /// As [`Self::with_expand_ahead`], keeping up to `keys` keys of the hinted order expanded
+    /// ahead of the one in use (0: no helper): CoeffToSlot's baby steps need keys faster than
+    /// one thread expands them, and more keys ahead absorb those bursts. Each costs one more
+    /// expanded block of the budget (140 MiB at log N = 16) for as long as this lives.
+    pub fn with_expand_ahead_keys(mut self, keys: usize) -> Result<Self> {
+        self.ahead_keys = keys;
         self.reserve()?;
         Ok(self)
     }
@@ -334,7 +342,7 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// Re-reserves the spare blocks the mode needs: one per pin, two when expanding ahead.
     fn reserve(&mut self) -> Result<()> {
-        let reserve = if self.per_pin_seeded() { 1 + usize::from(self.expand_ahead) } else { 0 };
+        let reserve = if self.per_pin_seeded() { 1 + self.ahead_keys } else { 0 };
         // The old blocks go back to the budget before the new ones are taken.
         self.spares = ExpansionBlocks::new(self.store, &self.ctx, 0)?;
         self.spares = ExpansionBlocks::new(self.store, &self.ctx, reserve)?;
@@ -346,7 +354,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// key of the hinted order while the current one is in use. The helper works on its own
     /// thread only (no rayon job), into the reserved blocks only; it stops when `f` returns.
     pub fn ahead<R>(&self, f: impl FnOnce() -> R) -> R {
-        if !(self.expand_ahead && self.per_pin_seeded()) {
+        if !self.expands_ahead() {
             return f();
         }
         let keys: Vec<(ObjectId, crate::ckks::Seed)> = self
@@ -365,9 +373,18 @@ impl<'s> StoredBootstrapKeys<'s> {
         })
     }
 
+    /// How many keys [`Self::ahead`]'s helper keeps expanded ahead of the one in use (0: none).
+    pub fn expand_ahead_keys(&self) -> usize {
+        if self.expands_ahead() {
+            self.ahead_keys
+        } else {
+            0
+        }
+    }
+
     /// Whether a helper thread expands keys ahead in [`Self::ahead`].
     pub fn expands_ahead(&self) -> bool {
-        self.expand_ahead && self.per_pin_seeded()
+        self.ahead_keys > 0 && self.per_pin_seeded()
     }
 
     /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap). With

@@ -331,3 +331,60 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
     assert_eq!(spares.spare_count(), 2, "the helper gave back every block");
     assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
 }
+
+/// With three reserved blocks the helper keeps two keys ahead: before any pin it expands the
+/// first two of the plan, and while the first is in use the third; every pin then finds its
+/// key ready, and the store never holds more than its budget.
+#[test]
+fn two_keys_expanded_ahead_are_ready_before_their_pins() {
+    let ctx = Context::new(&crate::ckks::Preset::N13.params().unwrap()).unwrap();
+    let mut kg = KeyGenerator::with_seed(&ctx, [22; 32]);
+    let sk = kg.secret_key();
+    let made: Vec<KeySwitchKey> = (1..=3).map(|s| kg.rotation_key(&sk, s).unwrap().key).collect();
+    let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
+    let budget = 4 * expanded;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
+    let st = TieredStore::builder()
+        .dram_budget(budget)
+        .pool(pool)
+        .policy(PolicyConfig::Lru)
+        .build()
+        .unwrap();
+    let stored: Vec<StoredKey> = made
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let bytes = k.to_bytes(&ctx);
+            let id = ObjectId(600 + i as u64);
+            st.put(id, ObjectKind::Blob, Durability::Scratch, &bytes).unwrap();
+            StoredKey { id, seed: *k.seed(), len: bytes.len() as u64, form: KeyForm::Seeded }
+        })
+        .collect();
+    let spares = ExpansionBlocks::new(&st, &ctx, 3).unwrap();
+    spares.set_plan(&stored.iter().map(|k| k.id).collect::<Vec<_>>());
+    let stop = AtomicBool::new(false);
+    let t = spares.times();
+    std::thread::scope(|s| {
+        let seeds: Vec<(ObjectId, crate::ckks::Seed)> =
+            stored.iter().map(|k| (k.id, k.seed)).collect();
+        let (st, ctx, spares, stop) = (&st, &ctx, &spares, &stop);
+        s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+        wait_until("the first two keys", || t.ahead.load(Ordering::Relaxed) >= 2);
+        let k = stored[0].pin_recycled(st, ctx, spares).unwrap();
+        assert_eq!(k.as_words(), made[0].as_words());
+        // While the first is in use, the third (two past it) is expanded too.
+        wait_until("the third key", || t.ahead.load(Ordering::Relaxed) >= 3);
+        drop(k);
+        for (key, words) in stored[1..].iter().zip(&made[1..]) {
+            let k = key.pin_recycled(st, ctx, spares).unwrap();
+            assert_eq!(k.as_words(), words.as_words());
+        }
+        stop.store(true, Ordering::Release);
+        spares.wake();
+    });
+    assert_eq!(t.ahead.load(Ordering::Relaxed), 3);
+    assert_eq!(t.reused.load(Ordering::Relaxed), 3, "every pin found its key ready");
+    assert_eq!(spares.spare_count(), 3, "the helper gave back every block");
+    assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
+}
