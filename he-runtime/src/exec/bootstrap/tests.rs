@@ -264,18 +264,24 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
     }
 }
 
-/// The helper expands each next key of the plan into a reserved block, and the pin of that
-/// key gets exactly the generated key from it without expanding; a key pinned again in a
-/// row reuses its block; a pin off the plan expands its own key on the pinning thread; the
-/// store's DRAM never exceeds its budget.
-#[test]
-fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
+/// Three rotation keys stored seed-compressed (as blobs) in an lru store over a fresh pool
+/// whose budget holds `blocks` expanded keys: the keys made, their stored handles, the store
+/// (its pool under the returned directory) and the budget.
+struct ThreeStoredKeys {
+    ctx: Arc<Context>,
+    made: Vec<KeySwitchKey>,
+    stored: Vec<StoredKey>,
+    st: TieredStore,
+    budget: u64,
+    _dir: tempfile::TempDir,
+}
+
+fn three_stored_keys(seed: u8, blocks: u64) -> ThreeStoredKeys {
     let ctx = Context::new(&crate::ckks::Preset::N13.params().unwrap()).unwrap();
-    let mut kg = KeyGenerator::with_seed(&ctx, [21; 32]);
+    let mut kg = KeyGenerator::with_seed(&ctx, [seed; 32]);
     let sk = kg.secret_key();
     let made: Vec<KeySwitchKey> = (1..=3).map(|s| kg.rotation_key(&sk, s).unwrap().key).collect();
-    let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
-    let budget = 3 * expanded;
+    let budget = blocks * switch_key_expanded_words(&ctx) as u64 * 8;
     let dir = tempfile::tempdir().unwrap();
     let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
     let st = TieredStore::builder()
@@ -291,10 +297,19 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
             let bytes = k.to_bytes(&ctx);
             let id = ObjectId(500 + i as u64);
             st.put(id, ObjectKind::Blob, Durability::Scratch, &bytes).unwrap();
-            let len = bytes.len() as u64;
-            StoredKey { id, seed: *k.seed(), len, form: KeyForm::Seeded }
+            StoredKey { id, seed: *k.seed(), len: bytes.len() as u64, form: KeyForm::Seeded }
         })
         .collect();
+    ThreeStoredKeys { ctx, made, stored, st, budget, _dir: dir }
+}
+
+/// The helper expands each next key of the plan into a reserved block, and the pin of that
+/// key gets exactly the generated key from it without expanding; a key pinned again in a
+/// row reuses its block; a pin off the plan expands its own key on the pinning thread; the
+/// store's DRAM never exceeds its budget.
+#[test]
+fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
+    let ThreeStoredKeys { ctx, made, stored, st, budget, _dir } = three_stored_keys(21, 3);
     let (a, b, c) = (stored[0], stored[1], stored[2]);
     let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
     spares.set_plan(&[a.id, a.id, b.id, a.id]);
@@ -337,30 +352,7 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
 /// key ready, and the store never holds more than its budget.
 #[test]
 fn two_keys_expanded_ahead_are_ready_before_their_pins() {
-    let ctx = Context::new(&crate::ckks::Preset::N13.params().unwrap()).unwrap();
-    let mut kg = KeyGenerator::with_seed(&ctx, [22; 32]);
-    let sk = kg.secret_key();
-    let made: Vec<KeySwitchKey> = (1..=3).map(|s| kg.rotation_key(&sk, s).unwrap().key).collect();
-    let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
-    let budget = 4 * expanded;
-    let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::create(dir.path(), PoolOptions::default().segment_size(32 << 20)).unwrap();
-    let st = TieredStore::builder()
-        .dram_budget(budget)
-        .pool(pool)
-        .policy(PolicyConfig::Lru)
-        .build()
-        .unwrap();
-    let stored: Vec<StoredKey> = made
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let bytes = k.to_bytes(&ctx);
-            let id = ObjectId(600 + i as u64);
-            st.put(id, ObjectKind::Blob, Durability::Scratch, &bytes).unwrap();
-            StoredKey { id, seed: *k.seed(), len: bytes.len() as u64, form: KeyForm::Seeded }
-        })
-        .collect();
+    let ThreeStoredKeys { ctx, made, stored, st, budget, _dir } = three_stored_keys(22, 4);
     let spares = ExpansionBlocks::new(&st, &ctx, 3).unwrap();
     spares.set_plan(&stored.iter().map(|k| k.id).collect::<Vec<_>>());
     let stop = AtomicBool::new(false);
