@@ -499,7 +499,8 @@ impl KeySet {
                     (seed, stored)
                 }
                 KeyForm::Expanded => {
-                    let mut w = store.alloc(expanded)?;
+                    // The maker writes every word: no zeroing first.
+                    let mut w = store.alloc_for_overwrite(expanded)?;
                     let seed = maker.make_into(g, w.as_u64s_mut())?;
                     store.put_block(id, kind, Durability::Durable, w)?;
                     (seed, expanded)

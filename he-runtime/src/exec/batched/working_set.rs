@@ -50,6 +50,9 @@ impl BatchPlan {
     /// seed-compressed key the block it is expanded into).
     pub fn working_sets(&self, key_pin: &[u64]) -> Vec<Vec<u64>> {
         let sizes = Sizes { params: self.params() };
+        // A template runs at many steps (one per element): its peak is the same at each.
+        let template_peaks: Vec<Vec<u64>> =
+            self.templates().iter().map(|t| sizes.template_peak(t)).collect();
         let mut open: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
         let mut sets = Vec::with_capacity(self.steps().len());
         for (i, step) in self.steps().iter().enumerate() {
@@ -79,7 +82,7 @@ impl BatchPlan {
                     set.push(sizes.ct(3, self.objects()[*input as usize].level));
                 }
                 BatchStep::Map { template, .. } => {
-                    set.extend(sizes.template_peak(&self.templates()[*template]));
+                    set.extend_from_slice(&template_peaks[*template]);
                 }
             }
             set.extend(open.values().flatten());

@@ -17,7 +17,7 @@ use super::diagonals::{DiagonalReport, DiagonalStorage, StoredCoefficients, Stor
 use super::error::{Error, Result};
 use super::ids::KeySetId;
 use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
-use super::keys::{KeyForm, KeyReport, KeySet, StoredKey};
+use super::keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{BootstrapUse, Bootstrapper, DiagonalUse, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_expanded_words, switch_key_stored_len, Context, GaloisKey, KeyGenerator,
@@ -160,7 +160,6 @@ impl<'s> StoredBootstrapKeys<'s> {
         let mut sparse: Option<SecretKey> = None;
         let make = |t: u64, out: &mut [u64]| -> Result<Seed> {
             let key = match (t, sparse_h) {
-                (0, _) => kg.relin_key_into(sk, out)?,
                 (TO_SPARSE_TAG | FROM_SPARSE_TAG, Some(h)) => {
                     if sparse.is_none() {
                         sparse = Some(kg.sparse_secret_key(h)?);
@@ -174,7 +173,8 @@ impl<'s> StoredBootstrapKeys<'s> {
                         kg.switching_key_into(sparse, sk, out)?
                     }
                 }
-                (g, _) => kg.galois_key_into(sk, g, out)?,
+                // The relinearisation and Galois keys, as every key set makes them.
+                (g, _) => return GeneratedKeys { kg: &mut *kg, sk }.make_into(g, out),
             };
             Ok(*key.seed())
         };
