@@ -303,6 +303,32 @@ fn three_stored_keys(seed: u8, blocks: u64) -> ThreeStoredKeys {
     ThreeStoredKeys { ctx, made, stored, st, budget, _dir: dir }
 }
 
+/// Runs `body` while a helper thread expands `stored`'s keys ahead into `spares`, then stops
+/// the helper, also when `body` panics (else the scope would wait for it forever).
+fn with_expander<'s>(
+    st: &'s TieredStore,
+    ctx: &Context,
+    stored: &[StoredKey],
+    spares: &ExpansionBlocks<'s>,
+    body: impl FnOnce(&'s TieredStore, &Context, &ExpansionBlocks<'s>),
+) {
+    struct Stop<'a, 's>(&'a AtomicBool, &'a ExpansionBlocks<'s>);
+    impl Drop for Stop<'_, '_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+            self.1.wake();
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let seeds: Vec<(ObjectId, crate::ckks::Seed)> = stored.iter().map(|k| (k.id, k.seed)).collect();
+    std::thread::scope(|s| {
+        let stop = &stop;
+        s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+        let _stop = Stop(stop, spares);
+        body(st, ctx, spares);
+    });
+}
+
 /// The helper expands each next key of the plan into a reserved block, and the pin of that
 /// key gets exactly the generated key from it without expanding; a key pinned again in a
 /// row reuses its block; a pin off the plan expands its own key on the pinning thread; the
@@ -313,13 +339,8 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
     let (a, b, c) = (stored[0], stored[1], stored[2]);
     let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
     spares.set_plan(&[a.id, a.id, b.id, a.id]);
-    let stop = AtomicBool::new(false);
     let t = spares.times();
-    std::thread::scope(|s| {
-        let seeds: Vec<(ObjectId, crate::ckks::Seed)> =
-            stored.iter().map(|k| (k.id, k.seed)).collect();
-        let (st, ctx, spares, stop) = (&st, &ctx, &spares, &stop);
-        s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+    with_expander(&st, &ctx, &stored, &spares, |st, ctx, spares| {
         wait_until("the first key", || t.ahead.load(Ordering::Relaxed) >= 1);
         let k = a.pin_recycled(st, ctx, spares).unwrap();
         assert_eq!(k.as_words(), made[0].as_words());
@@ -339,8 +360,6 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
         assert_eq!(k.as_words(), made[2].as_words());
         assert_eq!(t.reused.load(Ordering::Relaxed), 3);
         drop(k);
-        stop.store(true, Ordering::Release);
-        spares.wake();
     });
     assert_eq!(t.pins.load(Ordering::Relaxed), 4);
     assert_eq!(spares.spare_count(), 2, "the helper gave back every block");
@@ -355,13 +374,8 @@ fn two_keys_expanded_ahead_are_ready_before_their_pins() {
     let ThreeStoredKeys { ctx, made, stored, st, budget, _dir } = three_stored_keys(22, 4);
     let spares = ExpansionBlocks::new(&st, &ctx, 3).unwrap();
     spares.set_plan(&stored.iter().map(|k| k.id).collect::<Vec<_>>());
-    let stop = AtomicBool::new(false);
     let t = spares.times();
-    std::thread::scope(|s| {
-        let seeds: Vec<(ObjectId, crate::ckks::Seed)> =
-            stored.iter().map(|k| (k.id, k.seed)).collect();
-        let (st, ctx, spares, stop) = (&st, &ctx, &spares, &stop);
-        s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+    with_expander(&st, &ctx, &stored, &spares, |st, ctx, spares| {
         wait_until("the first two keys", || t.ahead.load(Ordering::Relaxed) >= 2);
         let k = stored[0].pin_recycled(st, ctx, spares).unwrap();
         assert_eq!(k.as_words(), made[0].as_words());
@@ -372,8 +386,6 @@ fn two_keys_expanded_ahead_are_ready_before_their_pins() {
             let k = key.pin_recycled(st, ctx, spares).unwrap();
             assert_eq!(k.as_words(), words.as_words());
         }
-        stop.store(true, Ordering::Release);
-        spares.wake();
     });
     assert_eq!(t.ahead.load(Ordering::Relaxed), 3);
     assert_eq!(t.reused.load(Ordering::Relaxed), 3, "every pin found its key ready");
