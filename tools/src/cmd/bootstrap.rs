@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper, PhaseTimes};
 use hetier_he::ckks::{
     switch_key_expanded_words, Complex64, Context, Decryptor, Encoder, Encryptor,
@@ -24,9 +24,14 @@ pub struct BootstrapArgs {
     /// log2 of the ring degree; 16 is the secure size, 12..=15 need --insecure-test-params.
     #[arg(long, default_value_t = 16)]
     pub log_n: u32,
-    /// Levels a bootstrapped ciphertext keeps for computation: 9 (deep) or 3 (latency).
+    /// Levels a bootstrapped ciphertext keeps for computation: 9 (deep) or 3 (latency). At
+    /// log N 16 this picks the `deep` or `fast` preset unless `--preset` names one.
     #[arg(long, default_value_t = 9)]
     pub levels: usize,
+    /// The log N 16 parameter set (default: by `--levels`). `precise` leaves 9 levels at the
+    /// 24-bit precision of `fast`, with keys ~21% larger than `deep`'s.
+    #[arg(long, value_enum, conflicts_with = "levels")]
+    pub preset: Option<PresetArg>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -47,11 +52,44 @@ pub struct BootstrapArgs {
     pub store: StoreFlags,
 }
 
+/// The secure (log N 16) bootstrapping presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// 9 levels left, Δ = 2^40, dnum 4: the smallest keys for a ResNet's depth (~23 bits).
+    Deep,
+    /// 3 levels left, Δ = 2^42, dnum 3: the lowest latency (~24.5 bits).
+    Fast,
+    /// 9 levels left, Δ = 2^42, dnum 5: the depth of `deep` at the precision of `fast`.
+    Precise,
+}
+
+impl PresetArg {
+    fn preset(self) -> BootstrapPreset {
+        match self {
+            PresetArg::Deep => BootstrapPreset::n16_deep(),
+            PresetArg::Fast => BootstrapPreset::n16_fast(),
+            PresetArg::Precise => BootstrapPreset::n16_precise(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PresetArg::Deep => "deep",
+            PresetArg::Fast => "fast",
+            PresetArg::Precise => "precise",
+        }
+    }
+}
+
 /// What one `hetier bootstrap` run measured.
 #[derive(Debug, Serialize)]
 pub struct BootstrapReport {
     /// log2 N.
     pub log_n: u32,
+    /// The parameter set: `deep`, `fast` or `precise` at log N 16, `test` below.
+    pub preset: &'static str,
+    /// Key-switching digits of its keys.
+    pub dnum: usize,
     /// Slots bootstrapped.
     pub slots: usize,
     /// Worker threads.
@@ -115,6 +153,7 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
         &["what", "value"],
         &[
             vec!["ring".into(), format!("N = 2^{}, {} slots", report.log_n, report.slots)],
+            vec!["preset".into(), format!("{} (dnum {})", report.preset, report.dnum)],
             vec!["threads".into(), report.threads.to_string()],
             vec![
                 "bootstrap".into(),
@@ -231,12 +270,19 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
             .build_global()
             .context("setting the thread count")?;
     }
-    let mut preset = match (args.log_n, args.levels) {
-        (16, 9) => BootstrapPreset::n16_deep(),
-        (16, 3) => BootstrapPreset::n16_fast(),
-        (16, l) => bail!("--levels {l}: the log N = 16 presets leave 9 or 3 levels"),
-        (n, l) => BootstrapPreset::insecure_test(n, l),
+    let chosen = match (args.log_n, args.preset, args.levels) {
+        (16, Some(p), _) => Some(p),
+        (16, None, 9) => Some(PresetArg::Deep),
+        (16, None, 3) => Some(PresetArg::Fast),
+        (16, None, l) => bail!("--levels {l}: the log N = 16 presets leave 9 or 3 levels"),
+        (n, Some(_), _) => bail!("--preset is for log N 16 (got --log-n {n})"),
+        (_, None, _) => None,
     };
+    let mut preset = match chosen {
+        Some(p) => p.preset(),
+        None => BootstrapPreset::insecure_test(args.log_n, args.levels),
+    };
+    let preset_name = chosen.map_or("test", PresetArg::name);
     preset.config.slots = args.slots;
     let params = preset.params()?;
     let ctx = Context::new(&params)?;
@@ -296,6 +342,8 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
     let outside_store = OutsideStore::measure(peak_rss, &store.stats);
     Ok(BootstrapReport {
         log_n: args.log_n,
+        preset: preset_name,
+        dnum: params.dnum(),
         slots,
         threads: rayon::current_num_threads(),
         seconds,

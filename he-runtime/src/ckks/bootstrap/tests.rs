@@ -251,7 +251,12 @@ fn eval_mod_matches_the_sine() {
 
 #[test]
 fn n16_presets_are_secure_and_leave_their_levels() {
-    for (preset, levels) in [(BootstrapPreset::n16_deep(), 9), (BootstrapPreset::n16_fast(), 3)] {
+    let presets = [
+        (BootstrapPreset::n16_deep(), 9),
+        (BootstrapPreset::n16_fast(), 3),
+        (BootstrapPreset::n16_precise(), 9),
+    ];
+    for (preset, levels) in presets {
         let p = preset.params().unwrap();
         eprintln!(
             "log N 16, {levels} levels: log QP {:.1}, L+1 = {}, K = {}, dnum {}",
@@ -286,6 +291,26 @@ fn n16_fast_has_a_wider_scale_and_eval_mod_within_the_bound() {
     for &x in &q[1..=preset.compute_levels] {
         assert!(((x as f64).log2() - 42.0).abs() < 0.01, "computation prime {x}");
     }
+}
+
+/// `n16_precise` keeps `n16_deep`'s depth at `n16_fast`'s widths: the bound holds only because
+/// a fifth digit lets eight special primes cover the widest digit where dnum 4 needs nine.
+#[test]
+fn n16_precise_fits_the_bound_with_a_fifth_digit() {
+    let precise = BootstrapPreset::n16_precise();
+    let p = precise.params().unwrap();
+    assert!(p.is_secure(), "log QP {:.1}", p.log_qp());
+    assert_eq!((p.dnum(), p.p().len(), p.log_scale()), (5, 8, 42.0));
+    assert_eq!(p.max_level(), BootstrapPreset::n16_deep().params().unwrap().max_level());
+    let fast = BootstrapPreset::n16_fast();
+    assert_eq!(
+        (precise.compute_bits, precise.q0_bits, precise.eval_mod_bits),
+        (fast.compute_bits, fast.q0_bits, fast.eval_mod_bits)
+    );
+    // The same widths at dnum 4 are refused by the bound.
+    let mut four = BootstrapPreset::n16_precise();
+    four.dnum = 4;
+    assert!(matches!(four.params(), Err(crate::error::Error::InsecureParameters { .. })));
 }
 
 /// The same widths at log N 13: 2^42 and 61-bit EvalMod primes give a bootstrap at least half a
