@@ -43,6 +43,13 @@ pub fn sample(stage: &str) -> RssSample {
     parse(stage, &std::fs::read_to_string("/proc/self/status").unwrap_or_default())
 }
 
+/// Resets the kernel's peak resident set (VmHWM) to the current one, so that a later
+/// [`sample`]'s `hwm` is the peak of what ran since; false where the kernel refuses (no
+/// `/proc/self/clear_refs`, Linux before 4.0), and then `hwm` stays the peak of the whole run.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// CPU seconds (user + system, every thread) this process has used so far, from
 /// `/proc/self/stat` (0 where it is unavailable). On a loaded machine this, unlike wall time,
 /// measures the work a step did.
@@ -145,6 +152,28 @@ mod tests {
         let big = hetier_tiering::StoreStats { dram_resident: 40 << 20, ..st.clone() };
         assert_eq!(OutsideStore::measure(55 << 20, &big).store_peak, 32 << 20);
         assert_eq!(OutsideStore::measure(1 << 20, &st).outside_store_bytes, 0);
+    }
+
+    /// A peak left behind by freed memory is forgotten after a reset: what a run's later phase
+    /// reports is its own peak, not the setup's.
+    #[test]
+    fn a_reset_peak_forgets_memory_already_returned() {
+        let big = 256usize << 20;
+        let mut v = vec![0u8; big];
+        // Touch every page so that it is resident, and keep the writes.
+        for i in (0..big).step_by(4096) {
+            v[i] = 1;
+        }
+        std::hint::black_box(&v);
+        let before = sample("touched").hwm;
+        assert!(before >= big as u64, "VmHWM {before}");
+        drop(v); // a block this large is its own mapping: freeing returns it to the OS
+        if !reset_peak() {
+            eprintln!("skipped: this kernel does not reset VmHWM");
+            return;
+        }
+        let after = sample("reset").hwm;
+        assert!(after + (128 << 20) < before, "VmHWM {after} after the reset, {before} before");
     }
 
     #[test]

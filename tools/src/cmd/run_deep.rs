@@ -18,7 +18,8 @@ use hetier_he::model::{argmax, Compiled, LayerKind, Model, DEFAULT_MARGIN};
 use hetier_he::nn::{BootstrapSpec, ObjKind};
 use serde::Serialize;
 
-use crate::cmd::run_setup::{open_store, peak_rss, RunArgs};
+use crate::cmd::rss::{self, OutsideStore};
+use crate::cmd::run_setup::{open_store, RunArgs};
 use crate::fmt;
 
 /// Where the models of this checkout live (the repository's `models/`).
@@ -89,6 +90,12 @@ struct DeepReport {
     budget_fraction_of_footprint: f64,
     store_peak_dram: u64,
     peak_rss: Option<u64>,
+    /// Memory outside the store at the run's peak (the setup's: key generation), and what the
+    /// whole process needs at this budget.
+    outside_store: Option<OutsideStore>,
+    /// The same while the images ran (the peak reset after the setup), where the kernel
+    /// allows the reset.
+    outside_store_images: Option<OutsideStore>,
     bytes_pm_to_dram: u64,
     bytes_dram_to_pm: u64,
     keys_generated: usize,
@@ -148,6 +155,8 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     )
     .context("preparing keys")?;
     let setup_seconds = t.elapsed().as_secs_f64();
+    let setup_peak = rss::sample("setup").hwm;
+    let peak_was_reset = rss::reset_peak();
 
     let kinds: HashMap<&str, &LayerKind> =
         model.layers().iter().map(|l| (l.name.as_str(), &l.kind)).collect();
@@ -197,6 +206,9 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         *v *= per;
     }
     let st = store.stats();
+    let images_peak = rss::sample("images").hwm;
+    let whole_peak = setup_peak.max(images_peak);
+    let measured = whole_peak > 0;
     let out = DeepReport {
         model: name.into(),
         log_n: params.log_n(),
@@ -214,7 +226,10 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         footprint: fp,
         dram_budget: budget,
         store_peak_dram: st.peak_dram,
-        peak_rss: peak_rss(),
+        peak_rss: measured.then_some(whole_peak),
+        outside_store: measured.then(|| OutsideStore::measure(whole_peak, &st)),
+        outside_store_images: (measured && peak_was_reset)
+            .then(|| OutsideStore::measure(images_peak, &st)),
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,
@@ -228,7 +243,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         return Ok(());
     }
     let s = &out.split_per_image;
-    let rows = vec![
+    let mut rows = vec![
         vec![
             "agreement with plaintext".into(),
             format!("{agree}/{n} argmax, max logit error {max_err:.2e}"),
@@ -271,6 +286,13 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         vec!["process peak RSS".into(), out.peak_rss.map_or("unknown".into(), fmt::bytes)],
         fmt::bytes_moved_row(&st),
     ];
+    let at = rows.len() - 1;
+    if let Some(o) = &out.outside_store_images {
+        rows.insert(at, o.row_of(budget, "context tables, secret key, binary; images only"));
+    }
+    if let Some(o) = &out.outside_store {
+        rows.insert(at, o.row_of(budget, "context tables, secret key, binary, key generation"));
+    }
     println!(
         "hetier run — encrypted {} (log N = {}, {} levels after a bootstrap), {} policy, pool {}",
         out.model, out.log_n, out.levels_after_bootstrap, out.policy, out.pool
