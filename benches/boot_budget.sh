@@ -8,7 +8,8 @@
 #
 #   cargo build --release -p hetier-cli && benches/boot_budget.sh [OUT_DIR]
 #
-# Environment: LOG_N (16), LEVELS (9), HEADROOM_MIB (3072), REPEAT (1), BUDGET_MIB (the budget of
+# Environment: LOG_N (16), LEVELS (9), PRESET (deep, fast or precise at log N 16: instead of
+# LEVELS), HEADROOM_MIB (3072), REPEAT (1), BUDGET_MIB (the budget of
 # the planned and lru runs instead of the quarter or working set), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
@@ -43,7 +44,9 @@ pool="$out/pool"
 cg_root=/sys/fs/cgroup/memory
 [ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
 
-common=(--json bootstrap --log-n "$log_n" --levels "$levels" "${insecure[@]}" --dir "$pool"
+shape=(--levels "$levels")
+[ -n "${PRESET:-}" ] && shape=(--preset "$PRESET")
+common=(--json bootstrap --log-n "$log_n" "${shape[@]}" "${insecure[@]}" --dir "$pool"
         --expand "$expand" --key-form "$key_form" --diagonals "$diagonals" "${ahead[@]}")
 
 # run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
