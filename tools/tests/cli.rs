@@ -463,6 +463,7 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
         json_of(&out)
     };
     let first = boot(&["--insecure-test-params"]);
+    assert_eq!((first["preset"].as_str(), first["dnum"].as_u64()), (Some("test"), Some(3)));
     let count = first["key_count"].as_u64().unwrap();
     assert_eq!(first["store"]["keys_generated"].as_u64(), Some(count));
     let stored = first["key_bytes_stored"].as_u64().unwrap();
@@ -527,6 +528,22 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure-test-params"));
+}
+
+/// `--preset` names a log N 16 set: refused below log N 16 and together with `--levels`, each
+/// before any key is made.
+#[test]
+fn bootstrap_presets_are_refused_where_they_do_not_apply() {
+    let refused = |args: &[&str], says: &str| {
+        let out = hetier().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    let small = ["bootstrap", "--log-n", "12", "--insecure-test-params", "--preset", "precise"];
+    refused(&small, "--preset is for log N 16");
+    refused(&["bootstrap", "--preset", "precise", "--levels", "3"], "cannot be used with");
+    refused(&["bootstrap", "--preset", "widest"], "invalid value 'widest'");
 }
 
 /// The messages of an anyhow report on stderr (`Error: …`, then `Caused by:` and its numbered
