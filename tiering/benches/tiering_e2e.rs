@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use hetier_allocator::{Backend, DramTier, Durability, ObjectId, ObjectKind, Pool, PoolOptions};
 use hetier_tiering::busy::busy_work;
-use hetier_tiering::calibrate::{calibrate, calibrate_dram, CalibrationOptions};
+use hetier_tiering::calibrate::{calibrate, calibrate_dram, calibrate_pm, CalibrationOptions};
 use hetier_tiering::replay::{replay_with, ReplayReport};
 use hetier_tiering::sim::{physical_bound, predict, PredictOptions};
 use hetier_tiering::{
@@ -353,6 +353,8 @@ struct Row {
     pins: Option<(u64, u64, u64, u64)>,
     /// The PM read rate the store saw over the timed phase (bytes / time in reads), GB/s.
     read_gbs: Option<f64>,
+    /// The PM read rate calibrated just before the run, which its prediction used, GB/s.
+    calibrated_gbs: Option<f64>,
     obs: Observed,
     budget: u64,
     alpha: Option<f64>,
@@ -457,6 +459,14 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                 throttle: throttle.clone(),
                 label: label.clone(),
             };
+            // The disk's read rate drifts (1.22 to 1.78 GB/s within one session here), so each
+            // budgeted run is predicted, and alpha partitions, with the PM tier calibrated just
+            // before it, as a deployment recalibrates before it tunes.
+            let mut model = model.clone();
+            if budget < w.footprint {
+                model.pm = calibrate_pm(&co)?;
+            }
+            model.save(&model_path)?;
             let job_path = work.join("job.json");
             std::fs::write(&job_path, serde_json::to_string(&job)?)?;
             let cg = if direct {
@@ -504,6 +514,7 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
                     let t = &r.report.timed;
                     (t.pm_read_ns > 0).then(|| t.pm_read_bytes as f64 / t.pm_read_ns as f64)
                 }),
+                calibrated_gbs: Some(model.pm.read_bw / 1e9),
                 obs,
                 budget,
                 alpha: result.as_ref().and_then(|r| r.report.stats.policy.as_ref()?.alpha),
@@ -580,6 +591,7 @@ fn paging_run(
         faulted_mb: None,
         pins: None,
         read_gbs: None,
+        calibrated_gbs: None,
         obs,
         budget,
         alpha: None,
@@ -589,7 +601,7 @@ fn paging_run(
 fn print_rows(rows: &[Row]) {
     let ideal = rows.iter().find(|r| r.name == "all-DRAM").and_then(|r| r.wall_s);
     println!(
-        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | pins hit/miss/pref/wait | PM read GB/s in run | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
+        "| budget (MiB) | run | time s | x all-DRAM | x bound | predicted s | pred err | PM read MiB (pred) | PM write MiB (pred) | wasted prefetches (pred) | pins hit/miss/pref/wait | PM read GB/s in run (calibrated) | store faulted MiB | peak anon MiB | VmHWM MiB | peak RSS (wait4) MiB | cgroup limit MiB | cgroup max MiB | alpha |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut by_budget: HashMap<u32, Vec<&Row>> = HashMap::new();
@@ -631,7 +643,10 @@ fn print_rows(rows: &[Row]) {
                 None => "-".into(),
             },
             r.pins.map_or("-".into(), |(h, m, p, w)| format!("{h}/{m}/{p}/{w}")),
-            fmt_opt(r.read_gbs, 2),
+            match r.read_gbs {
+                Some(g) => format!("{g:.2} ({})", fmt_opt(r.calibrated_gbs, 2)),
+                None => "-".into(),
+            },
             fmt_opt(r.faulted_mb, 0),
             r.obs.peak_anon as f64 / MIB,
             r.obs.hwm as f64 / MIB,
