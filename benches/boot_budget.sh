@@ -77,8 +77,9 @@ run all_dram 0 --repeat "$repeat"
 stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_bytes_stored"])' "$out/all_dram.json")
 # A quarter of the key set, or the bootstrap's own working set (its key-switch and transform
 # buffers are in the budget too) when that is larger: a smaller budget fails before any work.
-# (The planned and lru runs expand per pin, ahead unless EXPAND_AHEAD=0.)
-field=per_pin_working_set_bytes
+# (The planned and lru runs expand per pin, with EXPAND_AHEAD keys expanded ahead: the budget
+# then holds that whole window; EXPAND_AHEAD=0, none.)
+field=expand_ahead_working_set_bytes
 [ "${EXPAND_AHEAD:-1}" = 0 ] && field=working_set_bytes
 need=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$out/all_dram.json" "$field")
 budget=$(( stored / 4 ))

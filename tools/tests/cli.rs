@@ -488,6 +488,9 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     // every key expanded, with EvalMod's halves side by side: a larger working set).
     let need = first["per_pin_working_set_bytes"].as_u64().unwrap();
     assert!(need > 0 && need < stored, "working set {need} B, key set {stored} B");
+    // The default window (two keys ahead) holds one expanded key more than the minimum.
+    let window = first["expand_ahead_working_set_bytes"].as_u64().unwrap();
+    assert_eq!(window - need, expanded / count, "{window} B with the window, {need} B without");
     let budget = (stored / 4).max(need).div_ceil(1 << 20) << 20;
     let mib = (budget >> 20).to_string();
     let again = boot(&["--insecure-test-params", "--dram-mib", &mib, "--policy", "planned"]);

@@ -136,6 +136,9 @@ pub struct BootstrapReport {
     /// expanded ahead (the mode a budget below the expanded key set runs in): what a
     /// memory-bound run should be given at least.
     pub per_pin_working_set_bytes: u64,
+    /// The same with as many keys expanded ahead as `--expand-ahead-keys` asks for (one
+    /// expanded block more per key past the first): the budget that keeps the whole window.
+    pub expand_ahead_working_set_bytes: u64,
     /// What the process held outside the store's budget at its peak (peak RSS less the store's
     /// peak): the constant a memory limit must allow beside `--dram-mib`.
     pub outside_store: OutsideStore,
@@ -364,6 +367,11 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         peak_rss,
         working_set_bytes: keys.working_set_bytes(&bs),
         per_pin_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::PerPin, 1),
+        expand_ahead_working_set_bytes: keys.working_set_bytes_in(
+            &bs,
+            Expansion::PerPin,
+            usize::from(args.store.expand_ahead_keys),
+        ),
         outside_store,
     })
 }
