@@ -102,6 +102,8 @@ pub struct KeyPinTimes {
     pub ahead: AtomicU64,
     /// Nanoseconds the helper thread spent expanding (off the critical path).
     pub ahead_ns: AtomicU64,
+    /// Of which waiting for the stored objects to be in DRAM.
+    pub ahead_wait_ns: AtomicU64,
 }
 
 impl std::fmt::Debug for ExpansionBlocks<'_> {
@@ -258,7 +260,11 @@ impl<'s> ExpansionBlocks<'s> {
             st.in_flight = Some(id);
             drop(st);
             let clock = Instant::now();
-            let done = store.pin(id).ok().and_then(|guard| {
+            let pinned = store.pin(id);
+            self.times
+                .ahead_wait_ns
+                .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let done = pinned.ok().and_then(|guard| {
                 let k = KeySwitchKey::expand_pinned_into(ctx, guard.as_bytes(), spare.block, false)
                     .ok()?;
                 (k.seed() == &seed).then(|| k.into_words())

@@ -141,6 +141,8 @@ pub struct StoreReport {
     pub keys_expanded_ahead: u64,
     /// Seconds the helper spent expanding.
     pub expand_ahead_seconds: f64,
+    /// Of which the helper waited for stored objects.
+    pub expand_ahead_wait_seconds: f64,
     /// The store's counters after the run.
     pub stats: StoreStats,
 }
@@ -301,6 +303,7 @@ impl OpenStore {
             expand_ahead_keys: keys.expand_ahead_keys(),
             keys_expanded_ahead: t.ahead.load(Ordering::Relaxed),
             expand_ahead_seconds: t.ahead_ns.load(Ordering::Relaxed) as f64 * 1e-9,
+            expand_ahead_wait_seconds: t.ahead_wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             stats: self.store.stats(),
         }
     }

@@ -227,6 +227,45 @@ fn expanding_ahead_gives_the_per_pin_bootstrap_within_the_budget() {
     assert!(max_err(&enc.decode(&dec.decrypt(&ahead).unwrap()).unwrap(), &z) < 1e-5);
 }
 
+/// With two keys expanded ahead, the hint names each stored key object where the helper pins
+/// it, two key uses before its own, so that `planned` reads it before the helper waits for
+/// it; the diagonals and the order of the keys are unchanged.
+#[test]
+fn the_hint_names_each_key_where_the_helper_pins_it() {
+    let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(13);
+    let st = store(dir.path(), true, 512 << 20);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let keys = keys.with_expansion(Expansion::PerPin).unwrap();
+    let keys = keys.with_stored_diagonals(&bs).unwrap();
+    let own = keys.access_plan(&bs, 2).unwrap();
+    let keys = keys.with_expand_ahead_keys(2).unwrap();
+    assert_eq!(keys.expand_ahead_keys(), 2);
+    let led = keys.access_plan(&bs, 2).unwrap();
+    let ids: std::collections::HashSet<ObjectId> =
+        keys.key_set().iter().map(|(_, k)| k.id).collect();
+    // Each key object of a plan with the number of other entries before it, and the others.
+    let split = |plan: &[ObjectId]| {
+        let (mut keyed, mut rest) = (Vec::new(), Vec::new());
+        for &id in plan {
+            if ids.contains(&id) {
+                keyed.push((id, rest.len()));
+            } else {
+                rest.push(id);
+            }
+        }
+        (keyed, rest)
+    };
+    let ((own_keys, own_rest), (led_keys, led_rest)) = (split(&own), split(&led));
+    assert!(!own_rest.is_empty() && own_keys.len() > 2);
+    assert_eq!(own_rest, led_rest, "the diagonals stay where they are");
+    let order = |k: &[(ObjectId, usize)]| k.iter().map(|x| x.0).collect::<Vec<_>>();
+    assert_eq!(order(&own_keys), order(&led_keys));
+    assert!(led_keys[..2].iter().all(|k| k.1 == 0), "the first two lead the plan");
+    for i in 2..led_keys.len() {
+        assert_eq!(led_keys[i].1, own_keys[i - 2].1, "key use {i}");
+    }
+}
+
 /// Cached expansion: each key is expanded at its first pin only (the second bootstrap
 /// expands nothing), the copies are scratch objects gone with the keys, and the result is
 /// the per-pin one.
