@@ -75,15 +75,16 @@ impl Keystream {
             return;
         }
         while !out.is_empty() {
-            if self.used == CHUNK && out.len() >= CHUNK {
-                // Whole chunks go straight to the caller.
-                let (head, rest) = out.split_at_mut(CHUNK);
-                let head: &mut [u8; CHUNK] = head.try_into().expect("split at CHUNK");
-                self.block = make(&self.key, self.block, self.stream, head);
-                out = rest;
-                continue;
-            }
             if self.used == CHUNK {
+                // Whole chunks go straight to the caller.
+                let (chunks, rest) = std::mem::take(&mut out).as_chunks_mut::<CHUNK>();
+                for head in chunks {
+                    self.block = make(&self.key, self.block, self.stream, head);
+                }
+                out = rest;
+                if out.is_empty() {
+                    break;
+                }
                 self.block = make(&self.key, self.block, self.stream, &mut self.chunk);
                 self.used = 0;
             }

@@ -273,7 +273,9 @@ impl StoredKey {
         Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)
     }
 
-    fn check_seed(&self, found: &Seed) -> Result<()> {
+    /// Fails with [`Error::KeyManifest`] when `found`, the seed an object holds, is not the one
+    /// the manifest records for it.
+    pub(crate) fn check_seed(&self, found: &Seed) -> Result<()> {
         if found != &self.seed {
             return Err(Error::KeyManifest {
                 reason: format!("key object {:#x} has another seed than its manifest", self.id.0),

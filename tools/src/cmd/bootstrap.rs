@@ -71,14 +71,6 @@ impl PresetArg {
             PresetArg::Precise => BootstrapPreset::n16_precise(),
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            PresetArg::Deep => "deep",
-            PresetArg::Fast => "fast",
-            PresetArg::Precise => "precise",
-        }
-    }
 }
 
 /// What one `hetier bootstrap` run measured.
@@ -87,7 +79,7 @@ pub struct BootstrapReport {
     /// log2 N.
     pub log_n: u32,
     /// The parameter set: `deep`, `fast` or `precise` at log N 16, `test` below.
-    pub preset: &'static str,
+    pub preset: String,
     /// Key-switching digits of its keys.
     pub dnum: usize,
     /// Slots bootstrapped.
@@ -285,7 +277,10 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         Some(p) => p.preset(),
         None => BootstrapPreset::insecure_test(args.log_n, args.levels),
     };
-    let preset_name = chosen.map_or("test", PresetArg::name);
+    // The name the flag takes, as clap spells it.
+    let preset_name = chosen
+        .and_then(|p| p.to_possible_value())
+        .map_or_else(|| "test".to_owned(), |v| v.get_name().to_owned());
     preset.config.slots = args.slots;
     let params = preset.params()?;
     let ctx = Context::new(&params)?;

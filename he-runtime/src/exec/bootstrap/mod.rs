@@ -600,11 +600,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             let clock = Instant::now();
             let key = KeySwitchKey::expand_pinned_into(&self.ctx, guard.as_bytes(), block, true)?;
             drop(guard);
-            if key.seed() != &k.seed {
-                return Err(Error::KeyManifest {
-                    reason: format!("key object {:#x} has another seed than its manifest", k.id.0),
-                });
-            }
+            k.check_seed(key.seed())?;
             t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let top = self.ctx.params().max_level() as u32;
             let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top, digit: 1 };
