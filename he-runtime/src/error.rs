@@ -421,6 +421,14 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// A key expanded only for key switches up to one level was used at a higher one.
+    #[error("key expanded for switches up to level {key_level} used at level {level}")]
+    KeyLevel {
+        /// The highest level the key's words serve.
+        key_level: usize,
+        /// The level of the switch.
+        level: usize,
+    },
     /// A key an operation needs was not supplied.
     #[error("missing key: {what}")]
     MissingKey {

@@ -313,6 +313,7 @@ pub(crate) fn rotate_extended<K: AsRef<[u64]>, O: ScratchWords>(
     let width = l1 + ctx.p_len();
     let qp = ctx.q_len() + ctx.p_len();
     let digits = ctx.params().digits_at(level);
+    key.check_level(level)?;
     let kd: &[u64] = key.data.as_ref();
     let plan = ctx.moddown(level);
     let (o0, o1) = out.parts_mut();

@@ -75,17 +75,50 @@ pub struct KeySwitchKey<C = Vec<u64>> {
     pub(crate) seed: Seed,
     pub(crate) dnum: usize,
     pub(crate) params_id: u64,
+    /// The highest level whose key switches the words serve: the chain's top for a whole
+    /// key, lower for one expanded only where a switch at that level reads
+    /// ([`super::serialize::KeySwitchKey::expand_pinned_for_level`]).
+    pub(crate) max_level: usize,
 }
 
 impl<C: AsRef<[u64]>> KeySwitchKey<C> {
     /// Wraps a buffer in the key layout (for instance a pinned store buffer).
     pub fn from_raw(data: C, seed: Seed, ctx: &Context) -> Result<Self> {
+        Self::from_raw_for_level(data, seed, ctx, ctx.params().max_level())
+    }
+
+    /// As [`KeySwitchKey::from_raw`], for words that hold only what a key switch at
+    /// `max_level` or below reads (a block a key was expanded into for that level).
+    pub(crate) fn from_raw_for_level(
+        data: C,
+        seed: Seed,
+        ctx: &Context,
+        max_level: usize,
+    ) -> Result<Self> {
         let p = ctx.params();
         let expected = p.dnum() * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n();
         if data.as_ref().len() != expected {
             return Err(Error::BufferLength { expected, found: data.as_ref().len() });
         }
-        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id() })
+        if max_level > p.max_level() {
+            return Err(Error::InvalidLevel { level: max_level, max: p.max_level() });
+        }
+        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id(), max_level })
+    }
+
+    /// The highest level this key switches at: the top of the chain unless it was expanded
+    /// only for the limbs a lower level reads.
+    pub fn max_level(&self) -> usize {
+        self.max_level
+    }
+
+    /// Fails with [`Error::KeyLevel`] when a switch at `level` would read words this key was
+    /// not expanded into.
+    pub(crate) fn check_level(&self, level: usize) -> Result<()> {
+        if level > self.max_level {
+            return Err(Error::KeyLevel { key_level: self.max_level, level });
+        }
+        Ok(())
     }
     /// The seed the `a` parts are expanded from.
     pub fn seed(&self) -> &Seed {
@@ -317,7 +350,13 @@ impl KeyGenerator {
                 }
             });
         }
-        Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
+        Ok(KeySwitchKey {
+            data,
+            seed,
+            dnum,
+            params_id: ctx.params().id(),
+            max_level: ctx.params().max_level(),
+        })
     }
 
     /// The relinearisation key of `sk` (switches s² to s).

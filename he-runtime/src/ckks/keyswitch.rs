@@ -363,6 +363,7 @@ pub(crate) fn inner_product<K: AsRef<[u64]>>(
     let width = level + 1 + ctx.p_len();
     let qp = ctx.q_len() + ctx.p_len();
     let digits = ctx.params().digits_at(level);
+    key.check_level(level)?;
     let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
     let kd: &[u64] = key.data.as_ref();
     let klimb = |j: usize, p: usize, i: usize| {

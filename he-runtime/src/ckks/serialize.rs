@@ -529,8 +529,9 @@ fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySwitchKey> {
     // The length is checked before the buffer is allocated.
     r.expect_switch_key(ctx)?;
     let mut data = vec![0u64; dnum * 2 * qp * n];
-    let seed = read_switch_key_into(r, ctx, &mut data, true)?;
-    Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id() })
+    let top = ctx.params().max_level();
+    let seed = read_switch_key_into(r, ctx, &mut data, true, top)?;
+    Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id(), max_level: top })
 }
 
 impl Reader<'_> {
@@ -559,9 +560,10 @@ fn read_switch_key_into(
     ctx: &Context,
     data: &mut [u64],
     parallel: bool,
+    level: usize,
 ) -> Result<[u8; 32]> {
     let n = ctx.n();
-    let qp = ctx.q_len() + ctx.p_len();
+    let (q_len, qp) = (ctx.q_len(), ctx.q_len() + ctx.p_len());
     r.expect_switch_key(ctx)?;
     let dnum = r.u32()? as usize;
     let seed = r.seed()?;
@@ -573,8 +575,17 @@ fn read_switch_key_into(
     }
     let digit_bytes = starts[qp];
     let body = r.take(dnum * digit_bytes)?;
+    // A switch at `level` reads the first digits_at(level) digits over Q_level·P only
+    // (keyswitch::inner_product, hoisting::rotate_extended): SlotToCoeff's keys, below
+    // EvalMod, need under a third of the limbs.
+    let whole = level >= ctx.params().max_level();
+    let digits = if whole { dnum } else { ctx.params().digits_at(level).min(dnum) };
+    let read = |i: usize| whole || i <= level || i >= q_len;
     let job = |(k, limb): (usize, &mut [u64])| -> Result<()> {
         let (j, i) = (k / (2 * qp), k % (2 * qp));
+        if j >= digits || !read(i % qp) {
+            return Ok(());
+        }
         if i < qp {
             let src = &body[j * digit_bytes + starts[i]..j * digit_bytes + starts[i + 1]];
             unpack_limb(src, limb, ctx.prime(i).q)
@@ -603,7 +614,9 @@ pub fn switch_key_stored_len(ctx: &Context) -> u64 {
 
 impl<C: AsRef<[u64]>> KeySwitchKey<C> {
     /// Serialises the b parts and the seed of the a parts (about half the expanded words, each
-    /// residue bit-packed to its prime's width): the form a key takes in the store.
+    /// residue bit-packed to its prime's width): the form a key takes in the store. A key
+    /// expanded only for a lower level ([`KeySwitchKey::max_level`]) has stale words where
+    /// that level reads nothing, and would write them: [`Self::write_to`] refuses it.
     pub fn to_bytes(&self, ctx: &Context) -> Vec<u8> {
         let mut w = Writer::new(BlobKind::SwitchKey, self.params_id);
         write_switch_key(&mut w, ctx, self);
@@ -615,6 +628,8 @@ impl<C: AsRef<[u64]>> KeySwitchKey<C> {
     /// log N = 16).
     pub fn write_to(&self, ctx: &Context, out: &mut [u8]) -> Result<()> {
         ctx.check_id(self.params_id)?;
+        // A key expanded for a lower level holds stale words where that level reads nothing.
+        self.check_level(ctx.params().max_level())?;
         let expected = switch_key_stored_len(ctx) as usize;
         if out.len() != expected {
             return Err(Error::BlobBufferLength { expected, found: out.len() });
@@ -643,14 +658,16 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
     /// caller-owned buffer of exactly [`switch_key_expanded_words`] words (for instance a
     /// DRAM block charged to the store's budget), every word overwritten.
     pub fn expand_into(ctx: &Context, bytes: &[u8], data: C) -> Result<Self> {
-        Self::expand_into_with(ctx, bytes, data, true, Checksum::Verify)
+        let top = ctx.params().max_level();
+        Self::expand_into_with(ctx, bytes, data, true, Checksum::Verify, top)
     }
 
     /// As [`KeySwitchKey::expand_into`], on the calling thread only (no rayon job): for a
     /// helper thread expanding keys ahead of their use beside a computation that keeps rayon's
     /// pool busy.
     pub fn expand_into_serial(ctx: &Context, bytes: &[u8], data: C) -> Result<Self> {
-        Self::expand_into_with(ctx, bytes, data, false, Checksum::Verify)
+        let top = ctx.params().max_level();
+        Self::expand_into_with(ctx, bytes, data, false, Checksum::Verify, top)
     }
 
     /// As [`KeySwitchKey::expand_into`] (on rayon's pool when `parallel`), for bytes whose
@@ -664,7 +681,21 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
         data: C,
         parallel: bool,
     ) -> Result<Self> {
-        Self::expand_into_with(ctx, bytes, data, parallel, Checksum::AlreadyVerified)
+        Self::expand_pinned_for_level(ctx, bytes, data, parallel, ctx.params().max_level())
+    }
+
+    /// As [`KeySwitchKey::expand_pinned_into`], writing only the words a key switch at `level`
+    /// or below reads: the first `digits_at(level)` digits over Q_level·P (every word from the
+    /// top level on). The rest of `data` is left as it was; the key refuses a switch above
+    /// `level` ([`Error::KeyLevel`]) and cannot be written out.
+    pub(crate) fn expand_pinned_for_level(
+        ctx: &Context,
+        bytes: &[u8],
+        data: C,
+        parallel: bool,
+        level: usize,
+    ) -> Result<Self> {
+        Self::expand_into_with(ctx, bytes, data, parallel, Checksum::AlreadyVerified, level)
     }
 
     fn expand_into_with(
@@ -673,16 +704,20 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
         mut data: C,
         parallel: bool,
         checksum: Checksum,
+        level: usize,
     ) -> Result<Self> {
         let expected = switch_key_expanded_words(ctx);
         if data.as_mut().len() != expected {
             return Err(Error::BufferLength { expected, found: data.as_mut().len() });
         }
-        let mut r = Reader::open_with(bytes, BlobKind::SwitchKey, ctx, checksum)?;
-        let seed = read_switch_key_into(&mut r, ctx, data.as_mut(), parallel)?;
-        r.end()?;
         let p = ctx.params();
-        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id() })
+        if level > p.max_level() {
+            return Err(Error::InvalidLevel { level, max: p.max_level() });
+        }
+        let mut r = Reader::open_with(bytes, BlobKind::SwitchKey, ctx, checksum)?;
+        let seed = read_switch_key_into(&mut r, ctx, data.as_mut(), parallel, level)?;
+        r.end()?;
+        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id(), max_level: level })
     }
 }
 

@@ -1,9 +1,11 @@
 //! The words of a key in use, and the budgeted blocks seed-compressed keys are expanded into.
 //!
 //! A block keeps the key it was last expanded into ([`ExpansionBlocks`] tags it with the key's
-//! object), so a key pinned again before its block is reused for another — the relinearisation
-//! key at every multiply of EvalMod — is not expanded again ([`super::keys::StoredKey::pin_recycled`]).
-//! A helper thread
+//! object and the level it was expanded for), so a key pinned again before its block is reused
+//! for another — the relinearisation key at every multiply of EvalMod — is not expanded again
+//! ([`super::keys::StoredKey::pin_recycled`]). A key is expanded only where a switch at its
+//! level reads ([`KeySwitchKey::max_level`]): a block serves a later pin at that level or
+//! below. A helper thread
 //! ([`ExpansionBlocks::expand_ahead`]) follows the plan of keys to come and expands the next
 //! one into a spare block while the current one is in use: the expansion leaves the critical
 //! path, and only ever into blocks already charged to the budget.
@@ -36,8 +38,8 @@ pub enum KeyWords<'g, 's> {
     Recycled {
         /// The block (taken only by drop).
         block: Option<BlockWriter<'s>>,
-        /// The key object it holds expanded.
-        key: ObjectId,
+        /// The key it holds expanded, and for which level.
+        key: ExpandedKey,
         /// Where it returns.
         spares: &'g ExpansionBlocks<'s>,
     },
@@ -56,18 +58,45 @@ impl Drop for KeyWords<'_, '_> {
     }
 }
 
-/// One spare block and the key expanded in it (if its words are a whole key).
+/// A stored key object expanded for key switches up to `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpandedKey {
+    /// The seed-compressed key's object.
+    pub id: ObjectId,
+    /// The highest level whose switches the expanded words serve.
+    pub level: usize,
+}
+
+impl ExpandedKey {
+    /// Whether these words serve a pin of `id` for a switch at `level`.
+    fn serves(&self, id: ObjectId, level: usize) -> bool {
+        self.id == id && self.level >= level
+    }
+}
+
+/// One spare block and the key expanded in it (if its words are a key's).
 struct Spare<'s> {
     block: BlockWriter<'s>,
-    key: Option<ObjectId>,
+    key: Option<ExpandedKey>,
+}
+
+impl Spare<'_> {
+    fn serves(&self, want: &ExpandedKey) -> bool {
+        self.key.is_some_and(|k| k.serves(want.id, want.level))
+    }
+
+    fn holds(&self, id: ObjectId) -> bool {
+        self.key.is_some_and(|k| k.id == id)
+    }
 }
 
 struct SpareState<'s> {
     blocks: Vec<Spare<'s>>,
     /// The key a helper thread is expanding right now (its block is out of `blocks`).
-    in_flight: Option<ObjectId>,
-    /// The keys to come, in pin order with repeats collapsed (set by the owner's hint).
-    plan: Vec<ObjectId>,
+    in_flight: Option<ExpandedKey>,
+    /// The keys to come, in pin order with repeats collapsed to the highest level of their
+    /// run (set by the owner's hint).
+    plan: Vec<ExpandedKey>,
     /// Position in `plan` of the last key pinned.
     pos: Option<usize>,
 }
@@ -139,12 +168,18 @@ impl<'s> ExpansionBlocks<'s> {
         &self.times
     }
 
-    /// The seed-compressed keys to come, in pin order (repeats of a key in a row collapse: its
-    /// block is reused), for [`Self::expand_ahead`].
-    pub fn set_plan(&self, plan: &[ObjectId]) {
+    /// The seed-compressed keys to come, in pin order, each with the level of its switch, for
+    /// [`Self::expand_ahead`]. Repeats of a key in a row collapse to one expansion at the
+    /// highest of their levels: its block is reused.
+    pub fn set_plan(&self, plan: &[ExpandedKey]) {
         let mut st = self.lock();
-        st.plan = plan.to_vec();
-        st.plan.dedup();
+        st.plan.clear();
+        for &k in plan {
+            match st.plan.last_mut() {
+                Some(last) if last.id == k.id => last.level = last.level.max(k.level),
+                _ => st.plan.push(k),
+            }
+        }
         st.pos = None;
         drop(st);
         self.changed.notify_all();
@@ -164,19 +199,24 @@ impl<'s> ExpansionBlocks<'s> {
     fn follow(st: &mut SpareState<'_>, id: ObjectId) {
         let from = st.pos.map_or(0, |p| p);
         let end = (from + RESYNC).min(st.plan.len());
-        if let Some(k) = st.plan[from.min(end)..end].iter().position(|&x| x == id) {
+        if let Some(k) = st.plan[from.min(end)..end].iter().position(|x| x.id == id) {
             st.pos = Some(from + k);
         }
     }
 
-    /// A block holding `id` expanded (waiting for the helper if it is expanding it), else a
-    /// block to expand it into: one holding no key, else the one that held a key longest ago;
-    /// `None` when every spare is in use. The flag says whether the words are already `id`.
-    pub(super) fn take_for(&self, id: ObjectId) -> (Option<BlockWriter<'s>>, bool) {
+    /// A block holding `want`'s key expanded for its level or above (waiting for the helper
+    /// if it is expanding it so), else a block to expand it into: one holding no key, else
+    /// one whose key is not among the next to come, else any; `None` when every spare is in
+    /// use. With the block comes, when its words already serve `want`, what they hold.
+    pub(super) fn take_for(
+        &self,
+        want: ExpandedKey,
+    ) -> (Option<BlockWriter<'s>>, Option<ExpandedKey>) {
+        let id = want.id;
         let mut st = self.lock();
         let clock = Instant::now();
         loop {
-            if let Some(i) = st.blocks.iter().position(|s| s.key == Some(id)) {
+            if let Some(i) = st.blocks.iter().position(|s| s.serves(&want)) {
                 Self::follow(&mut st, id);
                 let s = st.blocks.remove(i);
                 drop(st);
@@ -184,9 +224,9 @@ impl<'s> ExpansionBlocks<'s> {
                 self.times
                     .expand_ns
                     .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                return (Some(s.block), true);
+                return (Some(s.block), s.key);
             }
-            if st.in_flight != Some(id) {
+            if !st.in_flight.is_some_and(|k| k.serves(id, want.level)) {
                 break;
             }
             st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -199,12 +239,16 @@ impl<'s> ExpansionBlocks<'s> {
             .blocks
             .iter()
             .position(|s| s.key.is_none())
-            .or_else(|| st.blocks.iter().position(|s| !s.key.is_some_and(|k| soon.contains(&k))))
+            .or_else(|| {
+                st.blocks
+                    .iter()
+                    .position(|s| !s.key.is_some_and(|k| soon.iter().any(|x| x.id == k.id)))
+            })
             .or(if st.blocks.is_empty() { None } else { Some(0) });
         let block = i.map(|i| st.blocks.remove(i).block);
         drop(st);
         self.changed.notify_all();
-        (block, false)
+        (block, None)
     }
 
     /// Runs on a helper thread until `stop`: after each pin, expands the next key of the plan
@@ -232,32 +276,30 @@ impl<'s> ExpansionBlocks<'s> {
             if stop.load(Ordering::Acquire) {
                 return;
             }
-            let current = st.pos.map(|p| st.plan[p]);
+            let current = st.pos.map(|p| st.plan[p].id);
             let soon = Self::upcoming(&st, self.window);
-            // The soonest key of the window not expanded yet, into a block holding no key, else
-            // one holding neither the current key nor one needed before it.
-            let job = soon
-                .iter()
-                .position(|t| st.blocks.iter().all(|s| s.key != Some(*t)))
-                .and_then(|k| {
+            // The soonest key of the window not expanded yet (for its level), into a block
+            // holding no key, else one holding neither the current key nor one needed before it.
+            let job =
+                soon.iter().position(|t| !st.blocks.iter().any(|s| s.serves(t))).and_then(|k| {
                     let (t, before) = (soon[k], &soon[..k]);
                     let i = st.blocks.iter().position(|s| s.key.is_none()).or_else(|| {
                         st.blocks.iter().position(|s| {
-                            s.key != current
-                                && !s.key.is_some_and(|x| before.contains(&x))
+                            !current.is_some_and(|c| s.holds(c))
+                                && !before.iter().any(|x| s.holds(x.id))
                                 && s.block.len() == len
                         })
                     })?;
-                    let key = keys.iter().find(|x| x.0 == t)?;
-                    Some((i, *key))
+                    let key = keys.iter().find(|x| x.0 == t.id)?;
+                    Some((i, t, key.1))
                 });
-            let Some((i, key)) = job else {
+            let Some((i, want, seed)) = job else {
                 st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             };
-            let (id, seed) = key;
+            let id = want.id;
             let spare = st.blocks.remove(i);
-            st.in_flight = Some(id);
+            st.in_flight = Some(want);
             drop(st);
             let clock = Instant::now();
             let pinned = store.pin(id);
@@ -265,8 +307,15 @@ impl<'s> ExpansionBlocks<'s> {
                 .ahead_wait_ns
                 .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let done = pinned.ok().and_then(|guard| {
-                let k = KeySwitchKey::expand_pinned_into(ctx, guard.as_bytes(), spare.block, false)
-                    .ok()?;
+                let bytes = guard.as_bytes();
+                let k = KeySwitchKey::expand_pinned_for_level(
+                    ctx,
+                    bytes,
+                    spare.block,
+                    false,
+                    want.level,
+                )
+                .ok()?;
                 (k.seed() == &seed).then(|| k.into_words())
             });
             st = self.lock();
@@ -276,7 +325,7 @@ impl<'s> ExpansionBlocks<'s> {
                     self.times.ahead.fetch_add(1, Ordering::Relaxed);
                     let ns = clock.elapsed().as_nanos() as u64;
                     self.times.ahead_ns.fetch_add(ns, Ordering::Relaxed);
-                    st.blocks.push(Spare { block, key: Some(id) });
+                    st.blocks.push(Spare { block, key: Some(want) });
                 }
                 None => {
                     // The block went with the failed expansion: the pin allocates its own.
@@ -290,7 +339,7 @@ impl<'s> ExpansionBlocks<'s> {
 
     /// The next `window` keys of the plan after the last one pinned (from its start before
     /// any pin), soonest first.
-    fn upcoming(st: &SpareState<'_>, window: usize) -> Vec<ObjectId> {
+    fn upcoming(st: &SpareState<'_>, window: usize) -> Vec<ExpandedKey> {
         let next = st.pos.map_or(0, |p| p + 1).min(st.plan.len());
         st.plan[next..(next + window).min(st.plan.len())].to_vec()
     }

@@ -16,7 +16,7 @@ use hetier_tiering::{Durability, ObjectKind, PinGuard, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{key_id, manifest_slot_id, KeySetId};
-use super::key_words::{ExpansionBlocks, KeyWords};
+use super::key_words::{ExpandedKey, ExpansionBlocks, KeyWords};
 use crate::ckks::{
     switch_key_expanded_words, switch_key_stored_len, Context, KeyGenerator, KeySwitchKey,
     SecretKey, Seed,
@@ -229,14 +229,17 @@ impl StoredKey {
         }
     }
 
-    /// As [`StoredKey::pin`], expanding a seed-compressed key into a block of `spares` — or
-    /// using the block that already holds it expanded (left by its previous pin, or expanded
-    /// ahead by [`ExpansionBlocks::expand_ahead`]), without pinning the stored object at all.
+    /// As [`StoredKey::pin`] for a key switch at `level`, expanding a seed-compressed key into
+    /// a block of `spares` only where such a switch reads ([`KeySwitchKey::max_level`]) — or
+    /// using the block that already holds it expanded for `level` or above (left by its
+    /// previous pin, or expanded ahead by [`ExpansionBlocks::expand_ahead`]), without pinning
+    /// the stored object at all.
     pub fn pin_recycled<'g, 's>(
         &self,
         store: &'s TieredStore,
         ctx: &Context,
         spares: &'g ExpansionBlocks<'s>,
+        level: usize,
     ) -> Result<KeySwitchKey<KeyWords<'g, 's>>> {
         let t = spares.times();
         t.pins.fetch_add(1, Ordering::Relaxed);
@@ -247,13 +250,16 @@ impl StoredKey {
             return Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?);
         }
         let len = switch_key_expanded_words(ctx) as u64 * 8;
-        let (spare, ready) = spares.take_for(self.id);
-        let block = match spare {
-            Some(b) if ready => {
+        let want = ExpandedKey { id: self.id, level };
+        let (spare, ready) = spares.take_for(want);
+        let (block, key) = match (spare, ready) {
+            // Tagged with the block's level, which may be above this pin's: it keeps serving
+            // pins at that level.
+            (Some(b), Some(held)) => {
                 t.reused.fetch_add(1, Ordering::Relaxed);
-                b
+                (b, held)
             }
-            spare => {
+            (spare, _) => {
                 let clock = Instant::now();
                 let guard = store.pin(self.id)?;
                 t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -262,15 +268,16 @@ impl StoredKey {
                     Some(b) if b.len() == len => b,
                     _ => store.alloc_for_overwrite(len)?,
                 };
-                let key = KeySwitchKey::expand_pinned_into(ctx, guard.as_bytes(), block, true)?;
+                let bytes = guard.as_bytes();
+                let key = KeySwitchKey::expand_pinned_for_level(ctx, bytes, block, true, level)?;
                 drop(guard);
                 t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 self.check_seed(key.seed())?;
-                key.into_words()
+                (key.into_words(), want)
             }
         };
-        let words = KeyWords::Recycled { block: Some(block), key: self.id, spares };
-        Ok(KeySwitchKey::from_raw(words, self.seed, ctx)?)
+        let words = KeyWords::Recycled { block: Some(block), key, spares };
+        Ok(KeySwitchKey::from_raw_for_level(words, self.seed, ctx, key.level)?)
     }
 
     /// Fails with [`Error::KeyManifest`] when `found`, the seed an object holds, is not the one

@@ -54,7 +54,7 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
-pub use key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
+pub use key_words::{ExpandedKey, ExpansionBlocks, KeyPinTimes, KeyWords};
 pub use keys::{decode_manifest, GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
 pub use report::RunReport;
 pub use serve::{Client, Response, Server, ServerOptions, ServerStats};

@@ -58,18 +58,18 @@ impl KeySource for KeyBundle {
     type Error = Error;
     type Words<'a> = &'a [u64];
 
-    fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {
+    fn galois(&self, g: u64, _level: usize) -> Result<GaloisKey<&[u64]>> {
         let k =
             self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
         Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
     }
 
-    fn relin(&self) -> Result<RelinKey<&[u64]>> {
+    fn relin(&self, _level: usize) -> Result<RelinKey<&[u64]>> {
         let k = self.relin.as_ref().ok_or(Error::MissingKey { what: "relinearisation key" })?;
         Ok(RelinKey { key: view(&k.key) })
     }
 
-    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<&[u64]>> {
+    fn switching(&self, which: KeyUse, _level: usize) -> Result<KeySwitchKey<&[u64]>> {
         let (key, what) = match which {
             KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
             _ => (&self.from_sparse, "sparse-to-dense switching key"),

@@ -93,7 +93,8 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
             scratch.give_back(c.into_data());
         }
         let out = scratch.lend(2 * (l + 1) * n)?;
-        let mut p = eval.relinearize_into(&tensor, &self.keys.relin()?, scratch, out)?;
+        let mut p =
+            eval.relinearize_into(&tensor, &self.keys.relin(tensor.level())?, scratch, out)?;
         scratch.give_back(tensor.into_data());
         eval.mul_integer_assign(&mut p, 2)?;
         let target = p.scale();
@@ -550,7 +551,7 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
                 scratch.give_back(t.into_data());
             }
             let out = scratch.lend(2 * (level + 2) * n)?;
-            let rk = self.powers.keys.relin()?;
+            let rk = self.powers.keys.relin(tensor.level())?;
             let mut p = eval.relinearize_into(&tensor, &rk, scratch, out)?;
             drop(rk);
             scratch.give_back(tensor.into_data());

@@ -57,16 +57,16 @@ impl KeySource for WithDiagonals<'_> {
     where
         Self: 'b;
 
-    fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {
-        self.keys.galois(g)
+    fn galois(&self, g: u64, level: usize) -> Result<GaloisKey<&[u64]>> {
+        self.keys.galois(g, level)
     }
 
-    fn relin(&self) -> Result<RelinKey<&[u64]>> {
-        self.keys.relin()
+    fn relin(&self, level: usize) -> Result<RelinKey<&[u64]>> {
+        self.keys.relin(level)
     }
 
-    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<&[u64]>> {
-        self.keys.switching(which)
+    fn switching(&self, which: KeyUse, level: usize) -> Result<KeySwitchKey<&[u64]>> {
+        self.keys.switching(which, level)
     }
 
     fn diagonal(&self, want: &DiagonalUse) -> Result<Option<&[u64]>> {

@@ -63,14 +63,23 @@ pub trait KeySource: Sync {
     where
         Self: 'a;
 
-    /// The Galois key of element `g`.
-    fn galois(&self, g: u64) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error>;
-    /// The relinearisation key.
-    fn relin(&self) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error>;
-    /// An encapsulation switching key ([`KeyUse::ToSparse`] or [`KeyUse::FromSparse`]).
+    /// The Galois key of element `g`, for a key switch at `level` (the level of the
+    /// ciphertext it switches). The key may serve switches up to `level` only
+    /// ([`KeySwitchKey::max_level`]): a source expanding seed-compressed keys writes just the
+    /// digits and limbs such a switch reads.
+    fn galois(
+        &self,
+        g: u64,
+        level: usize,
+    ) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error>;
+    /// The relinearisation key, for a switch at `level` (as [`Self::galois`]).
+    fn relin(&self, level: usize) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error>;
+    /// An encapsulation switching key ([`KeyUse::ToSparse`] or [`KeyUse::FromSparse`]), for a
+    /// switch at `level` (as [`Self::galois`]).
     fn switching(
         &self,
         which: KeyUse,
+        level: usize,
     ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error>;
 
     /// Whether two threads may borrow the same key at once at no extra memory (true for keys
@@ -136,24 +145,30 @@ impl BootstrapKeys {
 
 /// A borrowed view of an owned key.
 pub(crate) fn view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
-    KeySwitchKey { data: k.data.as_slice(), seed: k.seed, dnum: k.dnum, params_id: k.params_id }
+    KeySwitchKey {
+        data: k.data.as_slice(),
+        seed: k.seed,
+        dnum: k.dnum,
+        params_id: k.params_id,
+        max_level: k.max_level,
+    }
 }
 
 impl KeySource for BootstrapKeys {
     type Error = Error;
     type Words<'a> = &'a [u64];
 
-    fn galois(&self, g: u64) -> Result<GaloisKey<&[u64]>> {
+    fn galois(&self, g: u64, _level: usize) -> Result<GaloisKey<&[u64]>> {
         let k =
             self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
         Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
     }
 
-    fn relin(&self) -> Result<RelinKey<&[u64]>> {
+    fn relin(&self, _level: usize) -> Result<RelinKey<&[u64]>> {
         Ok(RelinKey { key: view(&self.relin.key) })
     }
 
-    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<&[u64]>> {
+    fn switching(&self, which: KeyUse, _level: usize) -> Result<KeySwitchKey<&[u64]>> {
         let (key, what) = match which {
             KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
             _ => (&self.from_sparse, "sparse-to-dense switching key"),
@@ -162,13 +177,13 @@ impl KeySource for BootstrapKeys {
     }
 }
 
-/// A key source that records every key it hands out, in order, with the time it was asked
-/// for: how an executor turns one bootstrap into its per-key trace steps (and checks that the
-/// bootstrapper used its keys in the order it announced).
+/// A key source that records every key it hands out, in order, with the level it was asked
+/// for and the time: how an executor turns one bootstrap into its per-key trace steps (and
+/// checks that the bootstrapper used its keys in the order it announced).
 #[derive(Debug)]
 pub struct RecordingKeys<'k, K> {
     inner: &'k K,
-    uses: std::sync::Mutex<Vec<(KeyUse, std::time::Instant)>>,
+    uses: std::sync::Mutex<Vec<(KeyUse, usize, std::time::Instant)>>,
 }
 
 impl<'k, K: KeySource> RecordingKeys<'k, K> {
@@ -179,11 +194,17 @@ impl<'k, K: KeySource> RecordingKeys<'k, K> {
 
     /// The uses so far, in order, with the instant each key was asked for.
     pub fn into_uses(self) -> Vec<(KeyUse, std::time::Instant)> {
+        self.into_uses_at().into_iter().map(|(u, _, t)| (u, t)).collect()
+    }
+
+    /// The uses so far, in order, with the level each key was asked for and the instant.
+    pub fn into_uses_at(self) -> Vec<(KeyUse, usize, std::time::Instant)> {
         self.uses.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn note(&self, u: KeyUse) {
-        self.uses.lock().unwrap_or_else(|e| e.into_inner()).push((u, std::time::Instant::now()));
+    fn note(&self, u: KeyUse, level: usize) {
+        let now = std::time::Instant::now();
+        self.uses.lock().unwrap_or_else(|e| e.into_inner()).push((u, level, now));
     }
 }
 
@@ -194,22 +215,27 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
     where
         Self: 'a;
 
-    fn galois(&self, g: u64) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error> {
-        self.note(KeyUse::Galois(g));
-        self.inner.galois(g)
+    fn galois(
+        &self,
+        g: u64,
+        level: usize,
+    ) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error> {
+        self.note(KeyUse::Galois(g), level);
+        self.inner.galois(g, level)
     }
 
-    fn relin(&self) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error> {
-        self.note(KeyUse::Relin);
-        self.inner.relin()
+    fn relin(&self, level: usize) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error> {
+        self.note(KeyUse::Relin, level);
+        self.inner.relin(level)
     }
 
     fn switching(
         &self,
         which: KeyUse,
+        level: usize,
     ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error> {
-        self.note(which);
-        self.inner.switching(which)
+        self.note(which, level);
+        self.inner.switching(which, level)
     }
 
     fn shared_borrows(&self) -> bool {

@@ -231,7 +231,7 @@ impl LinearTransform {
         for &j in self.babies.iter().filter(|&&j| j != 0) {
             let ct = {
                 let g = ctx.galois_element_for_step(j);
-                let key = keys.galois(g)?;
+                let key = keys.galois(g, level)?;
                 eval.check_galois(&key, g, Some(j))?;
                 // Sink::Store writes every word.
                 let mut out =
@@ -315,7 +315,7 @@ impl LinearTransform {
                 continue;
             }
             let g = ctx.galois_element_for_step(giant.step);
-            let key = keys.galois(g)?;
+            let key = keys.galois(g, level)?;
             eval.check_galois(&key, g, Some(giant.step))?;
             let c1w = &mut c1.as_mut()[..c1_words];
             inner.mod_down_c1(ctx, y, v, md, c1w);

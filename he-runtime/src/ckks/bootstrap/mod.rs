@@ -274,23 +274,36 @@ impl Bootstrapper {
     /// Every key use of one bootstrap, in the order [`Self::bootstrap`] asks its
     /// [`KeySource`] for them: the access plan a tiered store prefetches from.
     pub fn key_sequence(&self) -> Vec<KeyUse> {
+        self.key_uses().into_iter().map(|(u, _)| u).collect()
+    }
+
+    /// [`Self::key_sequence`] with the level each key is asked for (the level of the ciphertext
+    /// it switches). For the relinearisation key it is EvalMod's input level, which bounds
+    /// every product's; the others are exact. A source that expands keys ahead of their use
+    /// expands each for its level only: SlotToCoeff's keys, below EvalMod, need under a
+    /// third of a key's words.
+    pub fn key_uses(&self) -> Vec<(KeyUse, usize)> {
+        let top = self.ctx.params().max_level();
         let mut seq = Vec::new();
         if self.config.sparse_secret.is_some() {
-            seq.extend([KeyUse::ToSparse, KeyUse::FromSparse]);
+            seq.extend([(KeyUse::ToSparse, 0), (KeyUse::FromSparse, top)]);
         }
         let galois = |s: i64| KeyUse::Galois(self.ctx.galois_element_for_step(s));
-        seq.extend(self.trace_steps.iter().map(|&s| galois(s)));
-        for t in &self.cts {
-            seq.extend(t.steps_in_order().into_iter().map(galois));
+        seq.extend(self.trace_steps.iter().map(|&s| (galois(s), top)));
+        // Each transform consumes one level.
+        for (i, t) in self.cts.iter().enumerate() {
+            seq.extend(t.steps_in_order().into_iter().map(|s| (galois(s), top - i)));
         }
-        seq.push(KeyUse::Galois(self.ctx.galois_element_conjugate()));
+        let eval_mod_in = top - self.cts.len();
+        seq.push((KeyUse::Galois(self.ctx.galois_element_conjugate()), eval_mod_in));
         let products = chebyshev::products(&self.cosine)
             + self.config.double_angle as usize
             + if self.config.arcsine { 2 } else { 0 };
         let eval_mods = if self.sparse() { 1 } else { 2 };
-        seq.extend(std::iter::repeat_n(KeyUse::Relin, eval_mods * products));
-        for t in &self.stc {
-            seq.extend(t.steps_in_order().into_iter().map(galois));
+        seq.extend(std::iter::repeat_n((KeyUse::Relin, eval_mod_in), eval_mods * products));
+        let stc_in = eval_mod_in - self.eval_mod_depth;
+        for (i, t) in self.stc.iter().enumerate() {
+            seq.extend(t.steps_in_order().into_iter().map(|s| (galois(s), stc_in - i)));
         }
         seq
     }
@@ -410,7 +423,12 @@ impl Bootstrapper {
         let mut x = eval.drop_to_level_into(ct, 0, self.lend(scratch, 2, 0)?)?;
         if self.config.sparse_secret.is_some() {
             let out = self.lend(scratch, 2, 0)?;
-            let y = eval.key_switch_into(&x, &keys.switching(KeyUse::ToSparse)?, scratch, out)?;
+            let y = eval.key_switch_into(
+                &x,
+                &keys.switching(KeyUse::ToSparse, x.level())?,
+                scratch,
+                out,
+            )?;
             scratch.give_back(std::mem::replace(&mut x, y).into_data());
         }
         let mut y = self.mod_raise(&x, scratch)?;
@@ -424,7 +442,7 @@ impl Bootstrapper {
         }
         if self.config.sparse_secret.is_some() {
             let out = self.lend(scratch, 2, y.level())?;
-            let key = keys.switching(KeyUse::FromSparse)?;
+            let key = keys.switching(KeyUse::FromSparse, y.level())?;
             let z = eval.key_switch_into(&y, &key, scratch, out)?;
             drop(key);
             scratch.give_back(std::mem::replace(&mut y, z).into_data());
@@ -440,7 +458,7 @@ impl Bootstrapper {
             // The trace keeps the subring part of I (and m) times N/2n: a larger scale.
             let scale = x.scale() * (self.ctx.params().slots() / self.slots) as f64;
             for &step in &self.trace_steps {
-                let key = keys.galois(self.ctx.galois_element_for_step(step))?;
+                let key = keys.galois(self.ctx.galois_element_for_step(step), x.level())?;
                 let out = self.lend(scratch, 2, x.level())?;
                 let r = eval.rotate_into(&x, step, &key, scratch, out)?;
                 drop(key);
@@ -470,7 +488,7 @@ impl Bootstrapper {
         x = self.settle(&eval, scratch, x)?;
         let conj_g = self.ctx.galois_element_conjugate();
         let out = self.lend(scratch, 2, x.level())?;
-        let mut conj = eval.conjugate_into(&x, &keys.galois(conj_g)?, scratch, out)?;
+        let mut conj = eval.conjugate_into(&x, &keys.galois(conj_g, x.level())?, scratch, out)?;
         let mut x = if self.sparse() {
             // (w, −i·w) plus its conjugate: (Re w, Im w) in 2n real slots, one EvalMod.
             eval.add_assign(&mut x, &conj)?;
@@ -556,7 +574,7 @@ impl Bootstrapper {
         if self.sparse() {
             let conj_g = self.ctx.galois_element_conjugate();
             let out = self.lend(scratch, 2, y.level())?;
-            let conj = eval.conjugate_into(&y, &keys.galois(conj_g)?, scratch, out)?;
+            let conj = eval.conjugate_into(&y, &keys.galois(conj_g, y.level())?, scratch, out)?;
             eval.add_assign(&mut y, &conj)?;
             scratch.give_back(conj.into_data());
             half = 1.0;
@@ -726,7 +744,7 @@ impl Bootstrapper {
         keys: &K,
         scratch: &mut Scratch<S>,
     ) -> std::result::Result<Temp<S>, K::Error> {
-        let rk = keys.relin()?;
+        let rk = keys.relin(a.level())?;
         let tensor = eval.mul_into(a, b, self.lend(scratch, 3, a.level())?)?;
         let out = self.lend(scratch, 2, a.level())?;
         let p = eval.relinearize_into(&tensor, &rk, scratch, out)?;

@@ -345,42 +345,31 @@ fn a_wider_scale_and_eval_mod_primes_give_more_precision() {
     assert!(wide_max >= narrow_max, "{wide_max:.2} vs {narrow_max:.2} bits max");
 }
 
-/// Records every key a bootstrap asks for.
-struct Recording<'k> {
-    keys: &'k BootstrapKeys,
-    log: std::sync::Mutex<Vec<KeyUse>>,
-}
-
-impl KeySource for Recording<'_> {
-    type Error = Error;
-    type Words<'a>
-        = &'a [u64]
-    where
-        Self: 'a;
-
-    fn galois(&self, g: u64) -> Result<crate::ckks::GaloisKey<&[u64]>> {
-        self.log.lock().unwrap().push(KeyUse::Galois(g));
-        self.keys.galois(g)
-    }
-    fn relin(&self) -> Result<crate::ckks::RelinKey<&[u64]>> {
-        self.log.lock().unwrap().push(KeyUse::Relin);
-        self.keys.relin()
-    }
-    fn switching(&self, which: KeyUse) -> Result<crate::ckks::KeySwitchKey<&[u64]>> {
-        self.log.lock().unwrap().push(which);
-        self.keys.switching(which)
-    }
-}
-
 #[test]
 fn key_sequence_is_exactly_the_order_of_use() {
-    let f = fixture(12, 1, BootstrapConfig::default());
-    let rec = Recording { keys: &f.keys, log: Default::default() };
-    let z = random_slots(f.ctx.params().slots(), false, 40);
-    let ct = encrypt_at(&f, &z, 0);
-    let mut scratch = Evaluator::new(&f.ctx).scratch();
-    f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
-    assert_eq!(rec.log.into_inner().unwrap(), f.bs.key_sequence());
+    for slots in [None, Some(16)] {
+        let f = fixture(12, 1, BootstrapConfig { slots, ..Default::default() });
+        let rec = RecordingKeys::new(&f.keys);
+        let z = periodic_slots(&f, slots.unwrap_or(f.ctx.params().slots()), false, 40);
+        let ct = encrypt_at(&f, &z, 0);
+        let mut scratch = Evaluator::new(&f.ctx).scratch();
+        f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
+        let used: Vec<(KeyUse, usize)> =
+            rec.into_uses_at().into_iter().map(|(u, level, _)| (u, level)).collect();
+        let announced = f.bs.key_uses();
+        assert_eq!(used.iter().map(|u| u.0).collect::<Vec<_>>(), f.bs.key_sequence());
+        assert_eq!(used.len(), announced.len());
+        // Each key is announced at the level it is asked for; the relinearisation key at a
+        // level no product of EvalMod exceeds (a key expanded for it serves them all).
+        for (i, (&(u, level), &(_, said))) in used.iter().zip(&announced).enumerate() {
+            match u {
+                KeyUse::Relin => assert!(level <= said, "use {i}: relin at {level} > {said}"),
+                _ => assert_eq!(level, said, "use {i}: {u:?}"),
+            }
+        }
+        let stc_levels = announced.iter().rev().take(4).map(|u| u.1);
+        assert!(stc_levels.into_iter().all(|l| l < f.ctx.params().max_level() / 2));
+    }
 }
 
 #[test]
@@ -481,9 +470,10 @@ fn repeated_sparse_bootstraps_keep_precision_and_use_exactly_their_key_sequence(
     let mut ct = encrypt_at(&f, &want, 0);
     for round in 0..5 {
         ct = if round == 0 {
-            let rec = Recording { keys: &f.keys, log: Default::default() };
+            let rec = RecordingKeys::new(&f.keys);
             let out = f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
-            assert_eq!(rec.log.into_inner().unwrap(), f.bs.key_sequence());
+            let used: Vec<KeyUse> = rec.into_uses().into_iter().map(|(u, _)| u).collect();
+            assert_eq!(used, f.bs.key_sequence());
             out
         } else {
             f.bs.bootstrap(&ct, &f.keys, &mut scratch).unwrap()

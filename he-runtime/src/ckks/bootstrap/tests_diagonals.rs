@@ -107,16 +107,20 @@ impl KeySource for WithCoefficients<'_> {
     where
         Self: 'b;
 
-    fn galois(&self, g: u64) -> Result<crate::ckks::keys::GaloisKey<&[u64]>> {
-        self.keys.galois(g)
+    fn galois(&self, g: u64, level: usize) -> Result<crate::ckks::keys::GaloisKey<&[u64]>> {
+        self.keys.galois(g, level)
     }
 
-    fn relin(&self) -> Result<crate::ckks::keys::RelinKey<&[u64]>> {
-        self.keys.relin()
+    fn relin(&self, level: usize) -> Result<crate::ckks::keys::RelinKey<&[u64]>> {
+        self.keys.relin(level)
     }
 
-    fn switching(&self, which: KeyUse) -> Result<crate::ckks::keys::KeySwitchKey<&[u64]>> {
-        self.keys.switching(which)
+    fn switching(
+        &self,
+        which: KeyUse,
+        level: usize,
+    ) -> Result<crate::ckks::keys::KeySwitchKey<&[u64]>> {
+        self.keys.switching(which, level)
     }
 
     fn diagonal_coefficients(&self, id: usize) -> Result<Option<&[u64]>> {

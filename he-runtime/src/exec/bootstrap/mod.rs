@@ -16,7 +16,7 @@ use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStor
 use super::diagonals::{DiagonalReport, DiagonalStorage, StoredCoefficients, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
-use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
+use super::key_words::{ExpandedKey, ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{BootstrapUse, Bootstrapper, DiagonalUse, KeySource, KeyUse};
 use crate::ckks::{
@@ -398,7 +398,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// then. (Named at its own use, it was read only once the helper already waited for it:
     /// 8.9 s of the helper's 15.4 s in two `n16_deep` bootstraps at a quarter budget.)
     pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
-        let plan = self.plan(bs, times, true)?;
+        let plan = self.plan(bs, times)?;
         Ok(self.lead_keys(plan, self.expand_ahead_keys()))
     }
 
@@ -429,8 +429,8 @@ impl<'s> StoredBootstrapKeys<'s> {
         out
     }
 
-    /// [`Self::access_plan`], with or without the diagonals.
-    fn plan(&self, bs: &Bootstrapper, times: usize, diagonals: bool) -> Result<Vec<ObjectId>> {
+    /// [`Self::access_plan`] before the keys' lead.
+    fn plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
         let seq = bs.access_sequence();
         let mut plan = Vec::with_capacity(seq.len() * times + 64);
         let mut made = std::collections::HashSet::new();
@@ -439,7 +439,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             for &u in &seq {
                 let u = match (u, &self.diagonals) {
                     (BootstrapUse::Key(u), _) => u,
-                    (BootstrapUse::Diagonal(i), Some(d)) if diagonals => {
+                    (BootstrapUse::Diagonal(i), Some(d)) => {
                         plan.push(d.object(i)?);
                         continue;
                     }
@@ -476,9 +476,25 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.store.hint(&plan);
         if self.per_pin_seeded() {
             // The helper expanding ahead follows the keys alone.
-            self.spares.set_plan(&self.plan(bs, times, false)?);
+            self.spares.set_plan(&self.expansion_plan(bs, times)?);
         }
         Ok(())
+    }
+
+    /// The seed-compressed keys `times` bootstraps of `bs` pin, in order, each with the level
+    /// it is expanded for: what the helper of [`Self::ahead`] follows.
+    fn expansion_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ExpandedKey>> {
+        let uses = bs.key_uses();
+        let mut plan = Vec::with_capacity(uses.len() * times);
+        for _ in 0..times {
+            for &(u, level) in &uses {
+                let k = self.stored(u)?;
+                if k.form == KeyForm::Seeded {
+                    plan.push(ExpandedKey { id: k.id, level });
+                }
+            }
+        }
+        Ok(plan)
     }
 
     /// Encodes every diagonal of `bs` into the store as a transient object (charged to the
@@ -581,10 +597,12 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.keys.get(tag(u)).ok_or(Error::Core(missing))
     }
 
-    fn pin(&self, u: KeyUse) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
+    /// `u`'s key for a switch at `level`: expanded per pin for that level only, or the
+    /// whole key (stored expanded, or its cached expanded copy).
+    fn pin(&self, u: KeyUse, level: usize) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
         let k = self.stored(u)?;
         if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
-            return k.pin_recycled(self.store, &self.ctx, &self.spares);
+            return k.pin_recycled(self.store, &self.ctx, &self.spares, level);
         }
         let t = self.spares.times();
         let cid = cache_id(k.id);
@@ -638,16 +656,16 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     where
         Self: 'a;
 
-    fn galois(&self, g: u64) -> Result<GaloisKey<KeyWords<'_, 's>>> {
-        Ok(GaloisKey { galois_element: g, key: self.pin(KeyUse::Galois(g))? })
+    fn galois(&self, g: u64, level: usize) -> Result<GaloisKey<KeyWords<'_, 's>>> {
+        Ok(GaloisKey { galois_element: g, key: self.pin(KeyUse::Galois(g), level)? })
     }
 
-    fn relin(&self) -> Result<RelinKey<KeyWords<'_, 's>>> {
-        Ok(RelinKey { key: self.pin(KeyUse::Relin)? })
+    fn relin(&self, level: usize) -> Result<RelinKey<KeyWords<'_, 's>>> {
+        Ok(RelinKey { key: self.pin(KeyUse::Relin, level)? })
     }
 
-    fn switching(&self, which: KeyUse) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
-        self.pin(which)
+    fn switching(&self, which: KeyUse, level: usize) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
+        self.pin(which, level)
     }
 
     /// Expanding per pin makes a second copy for a second thread (a block a tight budget

@@ -295,6 +295,15 @@ fn cached_expansion_expands_each_key_once() {
     assert!(max_err(&enc.decode(&dec.decrypt(&b).unwrap()).unwrap(), &z) < 1e-5);
 }
 
+fn top(ctx: &Context) -> usize {
+    ctx.params().max_level()
+}
+
+/// `key`'s plan entry for a switch at the top level: the whole key.
+fn at_top(ctx: &Context, key: StoredKey) -> ExpandedKey {
+    ExpandedKey { id: key.id, level: top(ctx) }
+}
+
 fn wait_until(what: &str, f: impl Fn() -> bool) {
     let clock = Instant::now();
     while !f() {
@@ -377,25 +386,25 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
     let ThreeStoredKeys { ctx, made, stored, st, budget, _dir } = three_stored_keys(21, 3);
     let (a, b, c) = (stored[0], stored[1], stored[2]);
     let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
-    spares.set_plan(&[a.id, a.id, b.id, a.id]);
+    spares.set_plan(&[a, a, b, a].map(|k| at_top(&ctx, k)));
     let t = spares.times();
     with_expander(&st, &ctx, &stored, &spares, |st, ctx, spares| {
         wait_until("the first key", || t.ahead.load(Ordering::Relaxed) >= 1);
-        let k = a.pin_recycled(st, ctx, spares).unwrap();
+        let k = a.pin_recycled(st, ctx, spares, top(ctx)).unwrap();
         assert_eq!(k.as_words(), made[0].as_words());
         // While A is in use the helper expands B into the other block.
         wait_until("the second key", || t.ahead.load(Ordering::Relaxed) >= 2);
         drop(k);
         // A again right after itself: its block, untouched by the helper.
-        let k = a.pin_recycled(st, ctx, spares).unwrap();
+        let k = a.pin_recycled(st, ctx, spares, top(ctx)).unwrap();
         assert_eq!(k.as_words(), made[0].as_words());
         drop(k);
-        let k = b.pin_recycled(st, ctx, spares).unwrap();
+        let k = b.pin_recycled(st, ctx, spares, top(ctx)).unwrap();
         assert_eq!(k.as_words(), made[1].as_words());
         assert_eq!(t.reused.load(Ordering::Relaxed), 3, "no expansion on this thread yet");
         drop(k);
         // Off the plan: C is expanded here, and is C.
-        let k = c.pin_recycled(st, ctx, spares).unwrap();
+        let k = c.pin_recycled(st, ctx, spares, top(ctx)).unwrap();
         assert_eq!(k.as_words(), made[2].as_words());
         assert_eq!(t.reused.load(Ordering::Relaxed), 3);
         drop(k);
@@ -412,22 +421,73 @@ fn keys_expanded_ahead_are_the_keys_pinned_and_stay_in_the_budget() {
 fn two_keys_expanded_ahead_are_ready_before_their_pins() {
     let ThreeStoredKeys { ctx, made, stored, st, budget, _dir } = three_stored_keys(22, 4);
     let spares = ExpansionBlocks::new(&st, &ctx, 3).unwrap();
-    spares.set_plan(&stored.iter().map(|k| k.id).collect::<Vec<_>>());
+    spares.set_plan(&stored.iter().map(|&k| at_top(&ctx, k)).collect::<Vec<_>>());
     let t = spares.times();
     with_expander(&st, &ctx, &stored, &spares, |st, ctx, spares| {
         wait_until("the first two keys", || t.ahead.load(Ordering::Relaxed) >= 2);
-        let k = stored[0].pin_recycled(st, ctx, spares).unwrap();
+        let k = stored[0].pin_recycled(st, ctx, spares, top(ctx)).unwrap();
         assert_eq!(k.as_words(), made[0].as_words());
         // While the first is in use, the third (two past it) is expanded too.
         wait_until("the third key", || t.ahead.load(Ordering::Relaxed) >= 3);
         drop(k);
         for (key, words) in stored[1..].iter().zip(&made[1..]) {
-            let k = key.pin_recycled(st, ctx, spares).unwrap();
+            let k = key.pin_recycled(st, ctx, spares, top(ctx)).unwrap();
             assert_eq!(k.as_words(), words.as_words());
         }
     });
     assert_eq!(t.ahead.load(Ordering::Relaxed), 3);
     assert_eq!(t.reused.load(Ordering::Relaxed), 3, "every pin found its key ready");
     assert_eq!(spares.spare_count(), 3, "the helper gave back every block");
+    assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
+}
+
+/// A key pinned for a switch below the top is expanded for that level only; its block then
+/// serves pins at that level or below without expanding, but not one above (which expands the
+/// whole key again, whose block then serves every level). The helper expands a run of one
+/// key's pins once, for the highest level of the run.
+#[test]
+fn a_key_is_expanded_for_the_level_of_its_switch() {
+    let ThreeStoredKeys { ctx, made, stored, st, budget, _dir } = three_stored_keys(23, 3);
+    let (a, b) = (stored[0], stored[1]);
+    let (top, low) = (top(&ctx), top(&ctx) - 1);
+    {
+        let spares = ExpansionBlocks::new(&st, &ctx, 1).unwrap();
+        let t = spares.times();
+        let reused = || t.reused.load(Ordering::Relaxed);
+        let k = a.pin_recycled(&st, &ctx, &spares, low).unwrap();
+        assert_eq!(k.max_level(), low);
+        assert_ne!(k.as_words(), made[0].as_words(), "only part of the key is expanded");
+        drop(k);
+        let k = a.pin_recycled(&st, &ctx, &spares, low - 1).unwrap();
+        assert_eq!((reused(), k.max_level()), (1, low), "a lower pin reuses the block");
+        drop(k);
+        let k = a.pin_recycled(&st, &ctx, &spares, top).unwrap();
+        assert_eq!(reused(), 1, "a higher pin expands again");
+        assert_eq!(k.as_words(), made[0].as_words());
+        drop(k);
+        let k = a.pin_recycled(&st, &ctx, &spares, low).unwrap();
+        assert_eq!((reused(), k.max_level()), (2, top), "the whole key serves a lower pin");
+        drop(k);
+    }
+
+    // The helper: A at a low level then at the top, in a row, is one expansion at the top.
+    let spares = ExpansionBlocks::new(&st, &ctx, 2).unwrap();
+    let t = spares.times();
+    let plan = [ExpandedKey { id: a.id, level: low }, at_top(&ctx, a), at_top(&ctx, b)];
+    spares.set_plan(&plan);
+    with_expander(&st, &ctx, &stored, &spares, |st, ctx, spares| {
+        wait_until("the first key", || t.ahead.load(Ordering::Relaxed) >= 1);
+        let k = a.pin_recycled(st, ctx, spares, low).unwrap();
+        assert_eq!(k.max_level(), top);
+        drop(k);
+        let k = a.pin_recycled(st, ctx, spares, top).unwrap();
+        assert_eq!(k.as_words(), made[0].as_words());
+        wait_until("the second key", || t.ahead.load(Ordering::Relaxed) >= 2);
+        drop(k);
+        let k = b.pin_recycled(st, ctx, spares, top).unwrap();
+        assert_eq!(k.as_words(), made[1].as_words());
+    });
+    assert_eq!(t.reused.load(Ordering::Relaxed), 3, "every pin found its key ready");
+    assert_eq!(t.ahead.load(Ordering::Relaxed), 2);
     assert!(st.stats().peak_dram <= budget, "{:?}", st.stats());
 }
