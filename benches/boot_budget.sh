@@ -19,6 +19,8 @@
 # diagonals stored in the budget when it holds the expanded keys and them, else encoded at every
 # use — the all-DRAM run stores them, the quarter-budget runs encode; `stored`, `durable` —
 # encoded once into the pool by the first run and read from it by every later one — or `encode`).
+# BRACKET (1): the all-DRAM run again after the budgeted ones, and every ratio against the mean
+# of the two (this VM's speed drifts by 10-20% within minutes; the two show by how much).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
@@ -90,12 +92,18 @@ budget_mib=$(( (budget + (1 << 20) - 1) >> 20 ))
 for p in planned lru; do
   run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" --policy "$p"
 done
+rm -f "$out/all_dram_after.mem"
+[ "${BRACKET:-1}" = 1 ] && run all_dram_after 0 --repeat "$repeat"
 
 python3 - "$out" "$budget_mib" "$headroom" <<'EOF'
 import json, sys
 out, budget_mib, headroom = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import os
 rows = []
-for name in ["all_dram", "planned", "lru"]:
+names = ["all_dram", "planned", "lru"]
+if os.path.exists(f"{out}/all_dram_after.mem"):
+    names.append("all_dram_after")
+for name in names:
     mem = open(f"{out}/{name}.mem").read().split()
     cg_max, failcnt, rc, hwm_kb = int(mem[0]), int(mem[1]), int(mem[2]), int(mem[3] or 0)
     try:
@@ -105,22 +113,29 @@ for name in ["all_dram", "planned", "lru"]:
     rows.append((name, r, cg_max, failcnt, rc, hwm_kb * 1024))
 base = rows[0][1]["seconds"] if rows[0][1] else None
 k = rows[0][1]
+after = rows[-1][1] if rows[-1][0] == "all_dram_after" else None
+if base is not None and after is not None:
+    # The budgeted runs ran between the two: the ratio is against the baseline of that moment.
+    drift = after["seconds"] / base - 1
+    base = (base + after["seconds"]) / 2
+    print(f"all-DRAM before / after the budgeted runs: {rows[0][1]['seconds']:.2f} / "
+          f"{after['seconds']:.2f} s ({drift:+.1%}); ratios against their mean {base:.2f} s")
 form = "expanded" if k['key_bytes_stored'] >= k['key_bytes'] else "seed-compressed"
 print(f"key set: {k['key_count']} keys, {k['key_bytes_stored']/2**20:.0f} MiB stored "
       f"({form}), {k['key_bytes']/2**20:.0f} MiB expanded; budget {budget_mib} MiB "
       f"({budget_mib / (k['key_bytes_stored'] / 2**20):.2f} of stored, "
       f"{budget_mib / (k['key_bytes'] / 2**20):.2f} of expanded; default a quarter of stored, or "
       f"the bootstrap's working set if larger), cgroup limit budget + {headroom >> 20} MiB")
-print(f"{'run':9} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
+print(f"{'run':14} {'seconds':>8} {'ratio':>6} {'bits':>5} {'lvls':>4} {'wait s':>7} "
       f"{'expand s':>8} {'pins/ready':>10} {'ahead s':>7} {'mode':>7} {'diag':>7} {'dwait s':>7} "
       f"{'PM->DRAM':>9} "
       f"{'peak RSS':>9} {'cg max':>9} {'failcnt':>7}")
 for name, r, cg_max, failcnt, rc, hwm in rows:
     if r is None:
-        print(f"{name:9} failed (exit {rc})")
+        print(f"{name:14} failed (exit {rc})")
         continue
     s = r["store"]
-    print(f"{name:9} {r['seconds']:8.2f} {r['seconds']/base:6.3f} {r['precision_bits']:5.1f} "
+    print(f"{name:14} {r['seconds']:8.2f} {r['seconds']/base:6.3f} {r['precision_bits']:5.1f} "
           f"{r['levels_after']:4d} {s['key_wait_seconds']:7.2f} {s['key_expand_seconds']:8.2f} "
           f"{s.get('key_pins', 0):5d}/{s.get('key_pins_reused', 0):<4d} "
           f"{s.get('expand_ahead_seconds', 0.0):7.2f} "
