@@ -12,9 +12,9 @@
 # LEVELS), HEADROOM_MIB (3072), REPEAT (1), BUDGET_MIB (the budget of
 # the planned and lru runs instead of the quarter or working set), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
 # KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
-# pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (1: a
-# helper thread expands the next seed-compressed key while the current one is in use; N: keeps N
-# keys expanded ahead, one more expanded block each in the budget; 0: off),
+# pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (2: a
+# helper thread keeps the next 2 seed-compressed keys expanded while the current one is in use;
+# N: N keys, one more expanded block each in the budget, as the CLI's --expand-ahead-keys; 0: off),
 # THREADS (worker threads of every run; default all cores), DIAGONALS (auto: the transforms'
 # diagonals stored in the budget when it holds the expanded keys and them, else encoded at every
 # use — the all-DRAM run stores them, the quarter-budget runs encode; `stored`, `durable` —
@@ -35,8 +35,13 @@ expand="${EXPAND:-auto}"
 key_form="${KEY_FORM:-seeded}"
 diagonals="${DIAGONALS:-auto}"
 ahead=()
-[ "${EXPAND_AHEAD:-1}" = 0 ] && ahead=(--no-expand-ahead)
-[ "${EXPAND_AHEAD:-1}" -gt 1 ] && ahead=(--expand-ahead-keys "$EXPAND_AHEAD")
+# Always passed: EXPAND_AHEAD=1 must mean one key, whatever the CLI's default.
+expand_ahead="${EXPAND_AHEAD:-2}"
+if [ "$expand_ahead" = 0 ]; then
+  ahead=(--no-expand-ahead)
+else
+  ahead=(--expand-ahead-keys "$expand_ahead")
+fi
 [ -n "${THREADS:-}" ] && ahead+=(--threads "$THREADS")
 [ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()
@@ -82,7 +87,7 @@ stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_by
 # (The planned and lru runs expand per pin, with EXPAND_AHEAD keys expanded ahead: the budget
 # then holds that whole window; EXPAND_AHEAD=0, none.)
 field=expand_ahead_working_set_bytes
-[ "${EXPAND_AHEAD:-1}" = 0 ] && field=working_set_bytes
+[ "$expand_ahead" = 0 ] && field=working_set_bytes
 need=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$out/all_dram.json" "$field")
 budget=$(( stored / 4 ))
 [ "$need" -gt "$budget" ] && budget=$need
