@@ -25,7 +25,9 @@
 # later runs of this script reuse them. Takes minutes; numbers depend on machine load.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${HETIER:-${CARGO_TARGET_DIR:-$root/target}/release/hetier}"
+# shellcheck source=lib/cgroup.sh
+. "$root/benches/lib/cgroup.sh"
+bin="$(hetier_bin "$root")"
 out="${1:-$root/benches/results/boot_budget}"
 log_n="${LOG_N:-16}"
 levels="${LEVELS:-9}"
@@ -43,13 +45,11 @@ else
   ahead=(--expand-ahead-keys "$expand_ahead")
 fi
 [ -n "${THREADS:-}" ] && ahead+=(--threads "$THREADS")
-[ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
 insecure=()
 [ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)
 mkdir -p "$out"
 pool="$out/pool"
-cg_root=/sys/fs/cgroup/memory
-[ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
+require_cgroup_v1
 
 shape=(--levels "$levels")
 [ -n "${PRESET:-}" ] && shape=(--preset "$PRESET")
@@ -59,19 +59,11 @@ common=(--json bootstrap --log-n "$log_n" "${shape[@]}" "${insecure[@]}" --dir "
 # run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
 run() {
   local name="$1" limit="$2"; shift 2
-  local cg="$cg_root/hetier_boot_$$_$name"
-  mkdir "$cg"
-  [ "$limit" -gt 0 ] && echo "$limit" > "$cg/memory.limit_in_bytes"
   echo "[$name] limit $(( limit >> 20 )) MiB: hetier ${common[*]} $*" >&2
-  local rc=0
-  sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec /usr/bin/time -f "%M" -o "$0" "$@"' \
-    "$out/$name.time" "$cg" "$bin" "${common[@]}" "$@" > "$out/$name.json" || rc=$?
-  local max fail
-  max=$(cat "$cg/memory.max_usage_in_bytes")
-  fail=$(cat "$cg/memory.failcnt")
-  echo 0 > "$cg/memory.force_empty" 2>/dev/null || true
-  rmdir "$cg"
-  echo "$max $fail $rc $(tail -n1 "$out/$name.time" 2>/dev/null || echo 0)" > "$out/$name.mem"
+  local max fail oom rc hwm
+  read -r max fail oom rc hwm < <(in_cgroup "hetier_boot_$$_$name" "$limit" "$out/$name.time" \
+    "$out/$name.json" /dev/stderr "$bin" "${common[@]}" "$@")
+  echo "$max $fail $rc $hwm" > "$out/$name.mem"
 }
 
 # 1. Keys into the pool (generated once; a reused pool skips this).

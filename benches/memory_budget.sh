@@ -16,33 +16,25 @@
 #   cargo bench -p hetier-tiering --bench tiering_e2e -- --scale 0.25 --ops 48 --dir /var/tmp
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${HETIER:-${CARGO_TARGET_DIR:-$root/target}/release/hetier}"
+# shellcheck source=lib/cgroup.sh
+. "$root/benches/lib/cgroup.sh"
+bin="$(hetier_bin "$root")"
 out="${1:-$root/benches/results/memory_budget}"
 budgets="${BUDGETS:-32 128 512}"
 images="${IMAGES:-4}"
 slack="${SLACK_MIB:-64}"
-[ -x "$bin" ] || { echo "no hetier binary at $bin (cargo build --release -p hetier-cli)" >&2; exit 1; }
-cg_root=/sys/fs/cgroup/memory
-[ -e "$cg_root/memory.limit_in_bytes" ] || { echo "cgroup v1 memory controller not mounted" >&2; exit 1; }
+require_cgroup_v1
 mkdir -p "$out"
 : > "$out/runs.txt"
 
 # run NAME BUDGET_MIB LIMIT_MIB ARGS...: `hetier ARGS` in its own group; NAME.json, NAME.mem.
 run() {
   local name="$1" budget="$2" limit="$3"; shift 3
-  local cg="$cg_root/hetier_mem_$$_$name"
-  mkdir "$cg"
-  echo $(( limit << 20 )) > "$cg/memory.limit_in_bytes"
   echo "[$name] budget $budget MiB, limit $limit MiB: hetier $*" >&2
-  local rc=0
-  sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec /usr/bin/time -f "%M" -o "$0" "$@"' \
-    "$out/$name.time" "$cg" "$bin" "$@" > "$out/$name.json" 2> "$out/$name.err" || rc=$?
-  local max oom
-  max=$(cat "$cg/memory.max_usage_in_bytes")
-  oom=$(awk '/oom_kill /{print $2}' "$cg/memory.oom_control")
-  echo 0 > "$cg/memory.force_empty" 2>/dev/null || true
-  rmdir "$cg"
-  echo "$name $budget $limit $max ${oom:-0} $rc $(tail -n1 "$out/$name.time" 2>/dev/null || echo 0)" >> "$out/runs.txt"
+  local max fail oom rc hwm
+  read -r max fail oom rc hwm < <(in_cgroup "hetier_mem_$$_$name" $(( limit << 20 )) \
+    "$out/$name.time" "$out/$name.json" "$out/$name.err" "$bin" "$@")
+  echo "$name $budget $limit $max $oom $rc $hwm" >> "$out/runs.txt"
 }
 
 for b in $budgets; do
