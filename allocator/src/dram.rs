@@ -117,7 +117,7 @@ impl DramTier {
     }
 
     /// A tier whose arena has only `factor` bytes of address space per byte of budget (tests
-    /// of fragmentation, which twice the budget makes rare).
+    /// of fragmentation, which the real arena's eight times the budget makes rare).
     #[cfg(test)]
     fn with_address_space(budget_bytes: usize, factor: usize) -> DramTier {
         Self::over(Arena::reserve_with_space(budget_bytes, factor).expect("arena"))

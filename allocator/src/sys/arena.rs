@@ -1,4 +1,4 @@
-//! The DRAM arena's memory: one anonymous mapping reserved up front, twice the budget in
+//! The DRAM arena's memory: one anonymous mapping reserved up front, eight times the budget in
 //! address space, carved into non-overlapping page-aligned spans by the coalescing extent
 //! allocator. Address space is cheap, so fragmentation rarely refuses a block; memory is not,
 //! so the [`ResidentSet`] holds resident pages to the budget: a freed span stays faulted in and
@@ -19,7 +19,7 @@ use crate::resident::ResidentSet;
 use crate::sys::mem::{MIN_ALIGN, PAGE_ALIGN};
 
 /// Address space reserved per byte of budget.
-const SPACE_FACTOR: usize = 2;
+const SPACE_FACTOR: usize = 8;
 
 /// Page moves per arena at most: each can split the mapping into more kernel VMAs (bounded
 /// by `vm.max_map_count`), so past this the arena releases and faults pages instead.

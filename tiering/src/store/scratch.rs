@@ -81,7 +81,7 @@ pub(super) fn reserve(inner: &Inner, bytes: u64) -> Result<ScratchReserve<'_>> {
     if fp > 0 {
         match make_room(inner, &mut st, None, bytes, Need::Demand)? {
             // Only the bytes are kept: each buffer is placed in the arena when lent (the arena
-            // has twice the budget in address space, so placing rarely fails).
+            // has eight times the budget in address space, so placing rarely fails).
             Room::Reserved(block) => drop(block),
             Room::Refused => {
                 return Err(Error::PinnedSetTooLarge {
