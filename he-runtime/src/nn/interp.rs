@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::program::{key_use_tag, Access, AccessMode, BootstrapSpec, ObjId, ObjKind, Op, Program};
-use crate::ckks::bootstrap::{view, Bootstrapper, KeySource, KeyUse, RecordingKeys};
+use crate::ckks::bootstrap::{
+    encapsulation_view, galois_view, view, Bootstrapper, KeySource, KeyUse, RecordingKeys,
+};
 use crate::ckks::{
     Ciphertext, Context, Encoder, Encryptor, Evaluator, GaloisKey, GaloisKeySet, KeyGenerator,
     KeySwitchKey, Plaintext, RelinKey, Scratch, SecretKey,
@@ -59,9 +61,7 @@ impl KeySource for KeyBundle {
     type Words<'a> = &'a [u64];
 
     fn galois(&self, g: u64, _level: usize) -> Result<GaloisKey<&[u64]>> {
-        let k =
-            self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
-        Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
+        galois_view(&self.galois, g)
     }
 
     fn relin(&self, _level: usize) -> Result<RelinKey<&[u64]>> {
@@ -70,11 +70,7 @@ impl KeySource for KeyBundle {
     }
 
     fn switching(&self, which: KeyUse, _level: usize) -> Result<KeySwitchKey<&[u64]>> {
-        let (key, what) = match which {
-            KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
-            _ => (&self.from_sparse, "sparse-to-dense switching key"),
-        };
-        key.as_ref().map(view).ok_or(Error::MissingKey { what })
+        encapsulation_view(which, self.to_sparse.as_ref(), self.from_sparse.as_ref())
     }
 }
 

@@ -154,14 +154,33 @@ pub(crate) fn view(k: &KeySwitchKey) -> KeySwitchKey<&[u64]> {
     }
 }
 
+/// The key of `set` for Galois element `g`, borrowed: what every in-memory key source hands
+/// out, a typed error naming a missing one.
+pub(crate) fn galois_view(set: &GaloisKeySet, g: u64) -> Result<GaloisKey<&[u64]>> {
+    let k = set.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
+    Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
+}
+
+/// The encapsulation key `which` asks for (dense → sparse for [`KeyUse::ToSparse`], else
+/// sparse → dense) of an in-memory pair, borrowed; a typed error when that one is missing.
+pub(crate) fn encapsulation_view<'a>(
+    which: KeyUse,
+    to_sparse: Option<&'a KeySwitchKey>,
+    from_sparse: Option<&'a KeySwitchKey>,
+) -> Result<KeySwitchKey<&'a [u64]>> {
+    let (key, what) = match which {
+        KeyUse::ToSparse => (to_sparse, "dense-to-sparse switching key"),
+        _ => (from_sparse, "sparse-to-dense switching key"),
+    };
+    key.map(view).ok_or(Error::MissingKey { what })
+}
+
 impl KeySource for BootstrapKeys {
     type Error = Error;
     type Words<'a> = &'a [u64];
 
     fn galois(&self, g: u64, _level: usize) -> Result<GaloisKey<&[u64]>> {
-        let k =
-            self.galois.get(g).ok_or(Error::MissingGaloisKey { galois_element: g, step: None })?;
-        Ok(GaloisKey { galois_element: k.galois_element, key: view(&k.key) })
+        galois_view(&self.galois, g)
     }
 
     fn relin(&self, _level: usize) -> Result<RelinKey<&[u64]>> {
@@ -169,11 +188,7 @@ impl KeySource for BootstrapKeys {
     }
 
     fn switching(&self, which: KeyUse, _level: usize) -> Result<KeySwitchKey<&[u64]>> {
-        let (key, what) = match which {
-            KeyUse::ToSparse => (&self.to_sparse, "dense-to-sparse switching key"),
-            _ => (&self.from_sparse, "sparse-to-dense switching key"),
-        };
-        key.as_ref().map(view).ok_or(Error::MissingKey { what })
+        encapsulation_view(which, self.to_sparse.as_ref(), self.from_sparse.as_ref())
     }
 }
 

@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 
 pub use self::config::BootstrapConfig;
 pub use self::diagonals::{EncodedDiagonals, WithDiagonals};
-pub(crate) use self::key_source::view;
+pub(crate) use self::key_source::{encapsulation_view, galois_view, view};
 pub use self::key_source::{
     BootstrapKeys, BootstrapUse, DiagonalUse, KeySource, KeyUse, RecordingKeys,
 };
