@@ -19,6 +19,8 @@
 # diagonals stored in the budget when it holds the expanded keys and them, else encoded at every
 # use — the all-DRAM run stores them, the quarter-budget runs encode; `stored`, `durable` —
 # encoded once into the pool by the first run and read from it by every later one — or `encode`).
+# ENCODE_SHARE (0): the share of the stored diagonals the planned and lru runs encode at every
+# use instead of reading (the CLI's --encode-share; the all-DRAM runs read them all).
 # BRACKET (1): the all-DRAM run again after the budgeted ones, and every ratio against the mean
 # of the two (this VM's speed drifts by 10-20% within minutes; the two show by how much).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
@@ -87,7 +89,8 @@ budget_mib=$(( (budget + (1 << 20) - 1) >> 20 ))
 # BUDGET_MIB overrides it (e.g. a quarter of the expanded key set: 1470 for n16_deep).
 [ -n "${BUDGET_MIB:-}" ] && budget_mib=$BUDGET_MIB
 for p in planned lru; do
-  run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" --policy "$p"
+  run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" \
+    --policy "$p" --encode-share "${ENCODE_SHARE:-0}"
 done
 rm -f "$out/all_dram_after.mem"
 [ "${BRACKET:-1}" = 1 ] && run all_dram_after 0 --repeat "$repeat"

@@ -61,8 +61,17 @@ pub struct DiagonalReport {
     pub pins: u64,
     /// Seconds those pins waited for the store (summed).
     pub wait_seconds: f64,
-    /// Diagonals asked for in an encoding not stored (left to the transform) so far.
+    /// Diagonals asked for in an encoding not stored (left to the transform) so far,
+    /// including the share encoded at every use.
     pub encoded_on_the_fly: u64,
+    /// The share of the stored diagonals encoded at every use from their coefficients
+    /// (`StoredBootstrapKeys::with_encode_share`).
+    pub encode_share: f64,
+    /// Pins of those coefficients so far: one each to encode or name the stored diagonals,
+    /// then one per use of the share.
+    pub coefficient_pins: u64,
+    /// Seconds the coefficient pins waited for the store (summed).
+    pub coefficient_wait_seconds: f64,
 }
 
 /// Every diagonal of a bootstrapper as a store object; transient ones are removed on drop.
@@ -176,6 +185,12 @@ impl<'s> StoredDiagonals<'s> {
         self.pin_object(want.id).map(Some)
     }
 
+    /// Counts a use of a stored diagonal that its transform encodes instead (a share encoded
+    /// at every use).
+    pub(crate) fn count_encoded(&self) {
+        self.encoded.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The pinned coefficients of diagonal `id` when they are what is stored (`None`
     /// otherwise: an encoding that is not stored is then made from the bootstrapper's own).
     pub(crate) fn pin_coefficients(&self, id: usize) -> Result<Option<PinGuard<'s>>> {
@@ -226,6 +241,9 @@ impl<'s> StoredDiagonals<'s> {
             pins: self.pins.load(Ordering::Relaxed),
             wait_seconds: self.wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             encoded_on_the_fly: self.encoded.load(Ordering::Relaxed),
+            encode_share: 0.0,
+            coefficient_pins: 0,
+            coefficient_wait_seconds: 0.0,
         }
     }
 }

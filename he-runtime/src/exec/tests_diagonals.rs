@@ -237,3 +237,72 @@ fn diagonals_from_stored_coefficients_match_the_bootstrappers_own() {
     assert_eq!(got.as_words(), want.as_words());
     assert_eq!(keys.diagonal_report().unwrap().encoded_on_the_fly, 0);
 }
+
+/// Half the durable diagonals encoded at every use from the stored coefficients: the hint
+/// names the coefficients where those are used and the encodings elsewhere, each use pins
+/// exactly one of the two, the bootstrap is the heap bootstrapper's bit for bit, the working
+/// set grows by one coefficient block, and the store stays within its budget. A share
+/// outside 0..=1, or one with no coefficients left anywhere, is a typed error.
+#[test]
+fn a_share_of_the_diagonals_is_encoded_at_every_use_bit_for_bit() {
+    let Fixture { ctx, mut bs, mut kg, sk, keyset, dir } = fixture(59);
+    let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).sin(), -0.4));
+    let keys_bytes = (bs.galois_elements().len() as u64 + 3) * switch_key_stored_len(&ctx);
+    let st = store(dir.path(), keys_bytes + bs.diagonal_bytes() / 3);
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let mut scratch = Evaluator::new(&ctx).scratch();
+    let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+    let durable = keys.with_durable_diagonals(&bs).unwrap();
+    let durable_set = durable.working_set_bytes(&bs);
+    let coefficients = crate::exec::StoredCoefficients::put(&st, &bs).unwrap();
+    bs.release_diagonal_coefficients();
+    // Encoded diagonals, and no coefficients held or left in the bootstrapper.
+    let none = durable.with_encode_share(&bs, 0.5);
+    assert!(
+        matches!(
+            none,
+            Err(crate::exec::Error::Core(crate::Error::DiagonalCoefficientsReleased { .. }))
+        ),
+        "{none:?}"
+    );
+    let (keys, _) = StoredBootstrapKeys::ensure(&st, &ctx, &mut kg, &sk, keyset, &bs).unwrap();
+    let keys = keys.with_coefficients(coefficients).with_encode_share(&bs, 0.5).unwrap();
+    let keys = keys.with_durable_diagonals(&bs).unwrap();
+    let count = bs.diagonals().len();
+    let encoded_ids: Vec<ObjectId> = keys.coefficients.as_ref().unwrap().ids.clone();
+    let stored_ids: Vec<ObjectId> = keys.diagonals.as_ref().unwrap().ids.clone();
+    // Every other diagonal, by id.
+    let plan = keys.access_plan(&bs, 1).unwrap();
+    for i in 0..count {
+        let (named, not) = if i % 2 == 1 {
+            (encoded_ids[i], stored_ids[i])
+        } else {
+            (stored_ids[i], encoded_ids[i])
+        };
+        assert!(plan.contains(&named) && !plan.contains(&not), "diagonal {i}");
+    }
+    let set = keys.working_set_bytes(&bs);
+    assert!(set >= durable_set + ctx.n() as u64 * 8 - 4096, "{set} vs {durable_set}");
+    for _ in 0..2 {
+        keys.hint(&bs, 1).unwrap();
+        let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        assert_eq!(got.as_words(), want.as_words());
+    }
+    let r = keys.diagonal_report().unwrap();
+    let half = (count / 2) as u64;
+    assert_eq!(r.encode_share, 0.5);
+    // The coefficients were pinned once each to encode (or name) the durable diagonals.
+    let setup = count as u64;
+    assert_eq!((r.encoded_on_the_fly, r.coefficient_pins), (2 * half, setup + 2 * half));
+    assert_eq!(r.pins, 2 * (count as u64 - half));
+    assert!(st.stats().peak_dram <= st.budget());
+
+    let bad = keys.with_encode_share(&bs, 1.5).unwrap_err();
+    assert!(
+        matches!(
+            bad,
+            crate::exec::Error::Core(crate::Error::InvalidParameter { name: "encode_share", .. })
+        ),
+        "{bad:?}"
+    );
+}

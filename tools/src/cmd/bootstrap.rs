@@ -178,17 +178,29 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
             vec![
                 "diagonals".into(),
                 match &report.store.diagonal_store {
-                    Some(d) => format!(
-                        "{}: {} diagonals, {}, {} reused, put in {:.2} s; {} pins, {:.2} s \
-                         waiting for the store",
-                        report.store.diagonals,
-                        d.count,
-                        fmt::bytes(d.bytes),
-                        d.reused,
-                        d.encode_seconds,
-                        d.pins,
-                        d.wait_seconds
-                    ),
+                    Some(d) => {
+                        let mut line = format!(
+                            "{}: {} diagonals, {}, {} reused, put in {:.2} s; {} pins, {:.2} s \
+                             waiting for the store",
+                            report.store.diagonals,
+                            d.count,
+                            fmt::bytes(d.bytes),
+                            d.reused,
+                            d.encode_seconds,
+                            d.pins,
+                            d.wait_seconds
+                        );
+                        if d.encode_share > 0.0 {
+                            line += &format!(
+                                "; {:.0}% encoded at every use: {} encodings, {:.2} s waiting \
+                                 for coefficients",
+                                d.encode_share * 100.0,
+                                d.encoded_on_the_fly,
+                                d.coefficient_wait_seconds
+                            );
+                        }
+                        line
+                    }
                     None => {
                         format!(
                             "encoded at every use ({} if stored)",

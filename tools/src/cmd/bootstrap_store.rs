@@ -88,6 +88,11 @@ pub struct StoreFlags {
     /// store (`encode`).
     #[arg(long, value_enum, default_value_t = DiagonalsArg::Auto)]
     pub diagonals: DiagonalsArg,
+    /// With `stored` or `durable` diagonals, the share of them (0 to 1, spread evenly) encoded
+    /// at every use from their coefficients instead of read: at a budget below the diagonals,
+    /// CPU work in place of pool reads where the cores would wait for them.
+    #[arg(long, default_value_t = 0.0)]
+    pub encode_share: f64,
     /// With `per-pin` expansion, do not run the helper thread that expands the next key while
     /// the current one is in use (it holds a second expanded block in the budget).
     #[arg(long)]
@@ -241,7 +246,8 @@ impl OpenStore {
         bs.release_diagonal_coefficients();
         let (keys, report) =
             StoredBootstrapKeys::ensure_in_form(&self.store, ctx, kg, sk, keyset, bs, form)?;
-        let keys = keys.with_coefficients(coefficients);
+        let keys =
+            keys.with_coefficients(coefficients).with_encode_share(bs, flags.encode_share)?;
         let fits = keys.expanded_bytes() + keys.expanded_bytes() / 8 <= self.store.budget();
         let expansion = match flags.expand {
             ExpandArg::Auto if fits => Expansion::Cached,

@@ -57,6 +57,11 @@ pub struct StoredBootstrapKeys<'s> {
     /// The bootstrapper's diagonals encoded as store objects ([`Self::with_stored_diagonals`]);
     /// without them every transform encodes its own.
     pub(super) diagonals: Option<StoredDiagonals<'s>>,
+    /// The share of the encoded diagonals encoded at every use instead of pinned
+    /// ([`Self::with_encode_share`]).
+    encode_share: f64,
+    /// The coefficients that share is encoded from, kept beside the encoded diagonals.
+    pub(super) coefficients: Option<StoredDiagonals<'s>>,
 }
 
 /// Byte lengths one store-backed bootstrap of `bs` holds in the budget at once at its peak,
@@ -193,6 +198,8 @@ impl<'s> StoredBootstrapKeys<'s> {
             ahead_keys: 0,
             cached,
             diagonals: None,
+            encode_share: 0.0,
+            coefficients: None,
         };
         Ok((this, report))
     }
@@ -206,7 +213,18 @@ impl<'s> StoredBootstrapKeys<'s> {
         let cached = Mutex::new(Vec::new());
         let expansion = Expansion::PerPin;
         let ctx = Arc::clone(ctx);
-        Ok(Self { store, ctx, keys, spares, expansion, ahead_keys: 0, cached, diagonals: None })
+        Ok(Self {
+            store,
+            ctx,
+            keys,
+            spares,
+            expansion,
+            ahead_keys: 0,
+            cached,
+            diagonals: None,
+            encode_share: 0.0,
+            coefficients: None,
+        })
     }
 
     /// Fails with `BudgetTooSmall`, naming the smallest workable budget, when the store's budget
@@ -234,6 +252,9 @@ impl<'s> StoredBootstrapKeys<'s> {
             let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
             if let Some(d) = &self.diagonals {
                 set.push(d.pinned_bytes(bs));
+            }
+            if let Some(c) = &self.coefficients {
+                set.push(c.pinned_bytes(bs));
             }
             set
         };
@@ -440,7 +461,10 @@ impl<'s> StoredBootstrapKeys<'s> {
                 let u = match (u, &self.diagonals) {
                     (BootstrapUse::Key(u), _) => u,
                     (BootstrapUse::Diagonal(i), Some(d)) => {
-                        plan.push(d.object(i)?);
+                        plan.push(match &self.coefficients {
+                            Some(c) if self.encodes_on_use(i) => c.object(i)?,
+                            _ => d.object(i)?,
+                        });
                         continue;
                     }
                     (BootstrapUse::Diagonal(_), _) => continue,
@@ -513,7 +537,53 @@ impl<'s> StoredBootstrapKeys<'s> {
             self.diagonals = None;
         }
         let d = StoredDiagonals::put_from(self.store, bs, storage, self.diagonals.as_ref())?;
-        self.diagonals = Some(d);
+        let old = self.diagonals.replace(d).filter(StoredDiagonals::holds_coefficients);
+        // A share encoded at every use keeps the coefficients it is encoded from.
+        if self.encode_share > 0.0 && self.coefficients.is_none() {
+            self.coefficients = match old {
+                Some(c) => Some(c),
+                None => Some(StoredCoefficients::put(self.store, bs)?.0),
+            };
+        }
+        Ok(self)
+    }
+
+    /// Whether diagonal `id` is one of the share encoded at every use: ids spread evenly (the
+    /// `i`th taken when `⌊(i+1)·share⌋` passes `⌊i·share⌋`), so any stretch of the
+    /// transforms' order, which their ids follow, encodes about that share.
+    fn encodes_on_use(&self, id: usize) -> bool {
+        let share = self.encode_share;
+        self.coefficients.is_some()
+            && ((id + 1) as f64 * share).floor() > (id as f64 * share).floor()
+    }
+
+    /// Of the stored or durable diagonals, `share` (0 to 1, spread evenly over the transforms)
+    /// are encoded at every use from their coefficients instead of pinned. At a budget below
+    /// the encoded diagonals each such use reads N words of coefficients in place of
+    /// (level+1+K)·N words of encoding and spends an encoding's CPU work instead, which pays
+    /// where the cores would wait for the pool. The coefficients are the ones these keys
+    /// hold ([`Self::with_coefficients`], kept when the diagonals are then encoded from them)
+    /// or, once the diagonals are encoded, put from `bs`; they stay in the store, hinted
+    /// where they are used. A share outside 0..=1 is `InvalidParameter`; coefficients neither
+    /// held nor in `bs` are `DiagonalCoefficientsReleased`. Diagonals encoded at every use
+    /// anyway ([`Self::with_stored_coefficients`]) are unchanged.
+    pub fn with_encode_share(mut self, bs: &Bootstrapper, share: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(CoreError::InvalidParameter {
+                name: "encode_share",
+                reason: format!("{share} is not a share between 0 and 1"),
+            }
+            .into());
+        }
+        self.encode_share = share;
+        if share == 0.0 {
+            self.coefficients = None;
+            return Ok(self);
+        }
+        let encoded = self.diagonals.as_ref().is_some_and(|d| !d.holds_coefficients());
+        if encoded && self.coefficients.is_none() {
+            self.coefficients = Some(StoredCoefficients::put(self.store, bs)?.0);
+        }
         Ok(self)
     }
 
@@ -549,12 +619,21 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// are not removed with `old`: for keys made again over the same bootstrapper.
     pub(crate) fn with_diagonals_of(mut self, old: &mut StoredBootstrapKeys<'s>) -> Self {
         self.diagonals = old.diagonals.take();
+        self.coefficients = old.coefficients.take();
+        self.encode_share = old.encode_share;
         self
     }
 
     /// What the stored diagonals cost and how they were used (None: encoded on the fly).
     pub fn diagonal_report(&self) -> Option<DiagonalReport> {
-        self.diagonals.as_ref().map(StoredDiagonals::report)
+        let mut report = self.diagonals.as_ref().map(StoredDiagonals::report)?;
+        if let Some(c) = &self.coefficients {
+            let used = c.report();
+            report.encode_share = self.encode_share;
+            report.coefficient_pins = used.pins;
+            report.coefficient_wait_seconds = used.wait_seconds;
+        }
+        Some(report)
     }
 
     /// Bytes of the stored diagonals (0 when encoded on the fly).
@@ -677,11 +756,17 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     /// A stored diagonal pinned for its term.
     fn diagonal(&self, want: &DiagonalUse) -> Result<Option<KeyWords<'_, 's>>> {
         let Some(d) = &self.diagonals else { return Ok(None) };
+        if self.encodes_on_use(want.id) {
+            d.count_encoded();
+            return Ok(None);
+        }
         Ok(d.pin(want)?.map(KeyWords::Pinned))
     }
 
     fn diagonal_coefficients(&self, id: usize) -> Result<Option<KeyWords<'_, 's>>> {
-        let Some(d) = &self.diagonals else { return Ok(None) };
+        let Some(d) = self.coefficients.as_ref().or(self.diagonals.as_ref()) else {
+            return Ok(None);
+        };
         Ok(d.pin_coefficients(id)?.map(KeyWords::Pinned))
     }
 }
