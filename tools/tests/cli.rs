@@ -446,7 +446,8 @@ fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
 /// key and still bootstraps to the precision bound; test-size rings need the opt-in flag. With
 /// `--diagonals auto` and `--dir` the first run encodes the transforms' diagonals into the pool
 /// and every one is pinned, none encoded; the later run reads every one back (`--diagonals
-/// encode` encodes them at every use; without `--dir` they are stored for the run only).
+/// encode` encodes them at every use, `--encode-share 0.5` every other one; without `--dir`
+/// they are stored for the run only).
 #[test]
 fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     let dir = tempfile::tempdir().unwrap();
@@ -504,6 +505,24 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(d["reused"], d["count"], "{d}");
     assert_eq!(d["encoded_on_the_fly"].as_u64(), Some(0));
     assert_eq!(d["pins"], d["count"], "{d}");
+
+    // Half the durable diagonals (every other id) encoded at every use, the rest read back.
+    let shared = ["--insecure-test-params", "--dram-mib", &mib, "--policy", "planned"];
+    let half = boot(&[&shared[..], &["--encode-share", "0.5"]].concat());
+    let d = &half["store"]["diagonal_store"];
+    let count = d["count"].as_u64().unwrap();
+    assert_eq!(d["encode_share"].as_f64(), Some(0.5), "{d}");
+    assert_eq!(d["encoded_on_the_fly"].as_u64(), Some(count / 2), "{d}");
+    assert_eq!(d["pins"].as_u64(), Some(count - count / 2), "{d}");
+    assert!(half["precision_bits"].as_f64().unwrap() > 15.0, "{half}");
+    let out = hetier()
+        .args(["bootstrap", "--log-n", "12", "--levels", "1", "--encode-share", "1.5", "--dir"])
+        .arg(&pool)
+        .args(shared)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encode_share"));
 
     let encode = boot(&["--insecure-test-params", "--dram-mib", &mib, "--diagonals", "encode"]);
     assert_eq!(encode["store"]["diagonals"], "encode");
