@@ -185,23 +185,7 @@ impl<'s> StoredBootstrapKeys<'s> {
         };
         let (keys, report) =
             KeySet::ensure_in_form(store, ctx, keyset, &needed, form, make, |_, _| {})?;
-        let seeded = keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
-        let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
-        let cached = Mutex::new(Vec::new());
-        let expansion = Expansion::PerPin;
-        let this = Self {
-            store,
-            ctx: Arc::clone(ctx),
-            keys,
-            spares,
-            expansion,
-            ahead_keys: 0,
-            cached,
-            diagonals: None,
-            encode_share: 0.0,
-            coefficients: None,
-        };
-        Ok((this, report))
+        Ok((Self::from_key_set(store, ctx, keys)?, report))
     }
 
     /// The keys of an already loaded key set (one that holds every key the bootstrap needs,
