@@ -67,8 +67,7 @@ pub struct DiagonalReport {
     /// The share of the stored diagonals encoded at every use from their coefficients
     /// (`StoredBootstrapKeys::with_encode_share`).
     pub encode_share: f64,
-    /// Pins of those coefficients so far: one each to encode or name the stored diagonals,
-    /// then one per use of the share.
+    /// Pins of those coefficients by the share's uses so far.
     pub coefficient_pins: u64,
     /// Seconds the coefficient pins waited for the store (summed).
     pub coefficient_wait_seconds: f64,
@@ -183,6 +182,13 @@ impl<'s> StoredDiagonals<'s> {
             return Ok(None);
         }
         self.pin_object(want.id).map(Some)
+    }
+
+    /// Starts the pin and wait counters again: for coefficients kept after the stored
+    /// diagonals were named or encoded from them, so their report counts the uses alone.
+    pub(crate) fn restart_use_counters(&self) {
+        self.pins.store(0, Ordering::Relaxed);
+        self.wait_ns.store(0, Ordering::Relaxed);
     }
 
     /// Counts a use of a stored diagonal that its transform encodes instead (a share encoded

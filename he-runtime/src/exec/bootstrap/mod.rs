@@ -524,10 +524,12 @@ impl<'s> StoredBootstrapKeys<'s> {
         let old = self.diagonals.replace(d).filter(StoredDiagonals::holds_coefficients);
         // A share encoded at every use keeps the coefficients it is encoded from.
         if self.encode_share > 0.0 && self.coefficients.is_none() {
-            self.coefficients = match old {
-                Some(c) => Some(c),
-                None => Some(StoredCoefficients::put(self.store, bs)?.0),
+            let kept = match old {
+                Some(c) => c,
+                None => StoredCoefficients::put(self.store, bs)?.0,
             };
+            kept.restart_use_counters();
+            self.coefficients = Some(kept);
         }
         Ok(self)
     }
