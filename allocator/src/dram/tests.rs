@@ -338,3 +338,21 @@ fn a_cache_at_its_byte_limit_is_not_refused_for_address_space() {
     let tight = DramTier::with_address_space(400 * PAGE, 2);
     assert!(refusals_at_the_byte_limit(&tight, 20_000) > 0, "the run no longer fragments");
 }
+
+/// Where the OS refuses eight times the budget in address space (here: more than the 128 TiB
+/// a process maps without a hint), the tier still starts, on the most it is granted, and keeps
+/// its budget.
+#[test]
+fn a_budget_too_large_for_eight_times_its_address_space_takes_less() {
+    let budget = 20usize << 40;
+    let granted = crate::sys::arena::SPACE_FACTORS
+        .into_iter()
+        .find(|&f| Arena::reserve_with_space(budget, f).is_some())
+        .expect("some address space");
+    let t = DramTier::new(budget).unwrap();
+    assert_eq!(t.arena.space(), budget * granted);
+    assert_eq!(t.budget(), budget);
+    let b = t.alloc(3 * PAGE).unwrap();
+    assert_eq!(t.in_use(), 3 * PAGE);
+    drop(b);
+}

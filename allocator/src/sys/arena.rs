@@ -1,10 +1,11 @@
 //! The DRAM arena's memory: one anonymous mapping reserved up front, eight times the budget in
-//! address space, carved into non-overlapping page-aligned spans by the coalescing extent
-//! allocator. Address space is cheap, so fragmentation rarely refuses a block; memory is not,
-//! so the [`ResidentSet`] holds resident pages to the budget: a freed span stays faulted in and
-//! is reused at any size without new faults, and only when a span elsewhere needs fresh pages
-//! beyond the budget are freed pages given back to the OS — moved into the new block with
-//! `mremap` where the kernel allows (no faults, no zeroing), else dropped (`MADV_DONTNEED`).
+//! address space (less where the OS refuses that much), carved into non-overlapping
+//! page-aligned spans by the coalescing extent allocator. Address space is cheap, so
+//! fragmentation rarely refuses a block; memory is not, so the [`ResidentSet`] holds resident
+//! pages to the budget: a freed span stays faulted in and is reused at any size without new
+//! faults, and only when a span elsewhere needs fresh pages beyond the budget are freed pages
+//! given back to the OS — moved into the new block with `mremap` where the kernel allows (no
+//! faults, no zeroing), else dropped (`MADV_DONTNEED`).
 //!
 //! The mapping is advised against transparent huge pages: a huge page makes 2 MiB resident on
 //! one touch and cannot be released piecewise, which would break the exact bound.
@@ -18,8 +19,14 @@ use crate::extent::ExtentAllocator;
 use crate::resident::ResidentSet;
 use crate::sys::mem::{MIN_ALIGN, PAGE_ALIGN};
 
-/// Address space reserved per byte of budget.
-const SPACE_FACTOR: usize = 8;
+/// Address space reserved per byte of budget, tried in this order. Untouched address space
+/// costs nothing, and a budget's worth of small pinned blocks spread over twice the budget
+/// left no hole for a quarter-budget block in 4 of 10 runs of a store at its smallest workable
+/// budget; eight times leaves room for that pattern
+/// (`a_cache_at_its_byte_limit_is_not_refused_for_address_space`). Where the OS counts address
+/// space (RLIMIT_AS, strict overcommit) and refuses that much, less is taken rather than
+/// failing: blocks are then refused for fragmentation sooner, never beyond the budget.
+pub(crate) const SPACE_FACTORS: [usize; 3] = [8, 2, 1];
 
 /// Page moves per arena at most: each can split the mapping into more kernel VMAs (bounded
 /// by `vm.max_map_count`), so past this the arena releases and faults pages instead.
@@ -84,10 +91,17 @@ pub(crate) struct ArenaUsage {
 
 impl Arena {
     /// Reserves address space for at most `capacity` resident bytes (rounded up to whole
-    /// pages). `None` when the OS refuses the mapping (address space, not memory: nothing is
+    /// pages): the most of [`SPACE_FACTORS`] the OS grants. `None` when it refuses even one
+    /// byte of address space per byte of capacity (address space, not memory: nothing is
     /// faulted in yet).
     pub(crate) fn reserve(capacity: usize) -> Option<Arena> {
-        Self::reserve_with_space(capacity, SPACE_FACTOR)
+        SPACE_FACTORS.iter().find_map(|&factor| Self::reserve_with_space(capacity, factor))
+    }
+
+    /// Bytes of address space reserved.
+    #[cfg(test)]
+    pub(crate) fn space(&self) -> usize {
+        self.space
     }
 
     /// [`Self::reserve`] with `factor` bytes of address space per byte of capacity.
