@@ -96,9 +96,8 @@ rm -f "$out/all_dram_after.mem"
 [ "${BRACKET:-1}" = 1 ] && run all_dram_after 0 --repeat "$repeat"
 
 python3 - "$out" "$budget_mib" "$headroom" <<'EOF'
-import json, sys
+import json, os, sys
 out, budget_mib, headroom = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-import os
 rows = []
 names = ["all_dram", "planned", "lru"]
 if os.path.exists(f"{out}/all_dram_after.mem"):

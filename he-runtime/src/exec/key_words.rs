@@ -68,9 +68,10 @@ pub struct ExpandedKey {
 }
 
 impl ExpandedKey {
-    /// Whether these words serve a pin of `id` for a switch at `level`.
-    fn serves(&self, id: ObjectId, level: usize) -> bool {
-        self.id == id && self.level >= level
+    /// Whether these words serve a pin of `want`: the same key, expanded for its level or
+    /// above.
+    fn serves(&self, want: &ExpandedKey) -> bool {
+        self.id == want.id && self.level >= want.level
     }
 }
 
@@ -82,7 +83,7 @@ struct Spare<'s> {
 
 impl Spare<'_> {
     fn serves(&self, want: &ExpandedKey) -> bool {
-        self.key.is_some_and(|k| k.serves(want.id, want.level))
+        self.key.is_some_and(|k| k.serves(want))
     }
 
     fn holds(&self, id: ObjectId) -> bool {
@@ -226,7 +227,7 @@ impl<'s> ExpansionBlocks<'s> {
                     .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 return (Some(s.block), s.key);
             }
-            if !st.in_flight.is_some_and(|k| k.serves(id, want.level)) {
+            if !st.in_flight.is_some_and(|k| k.serves(&want)) {
                 break;
             }
             st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
