@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::ckks::{KeyGenerator, Preset};
+use crate::ckks::{switch_key_expanded_words, KeyGenerator, KeySwitchKey, Preset};
 
 /// A pinned store object's key expands to the same words without its CRC computed again (the
 /// pool checked its own as it read the bytes), while everything else is still checked: a

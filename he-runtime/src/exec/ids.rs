@@ -44,6 +44,12 @@ pub fn key_id(keyset: KeySetId, params_id: u64, g: u64) -> ObjectId {
     ObjectId(KEY_SPACE | (hash(&[keyset.0, params_id, g]) & LOW))
 }
 
+/// Id of digit `digit`'s object of the key `key` names ([`key_id`]) when the key is stored one
+/// object per digit (`KeyForm::Digits`).
+pub fn key_digit_id(key: ObjectId, digit: usize) -> ObjectId {
+    ObjectId(KEY_SPACE | (hash(&[key.0, digit as u64, 0x6469_6769]) & LOW))
+}
+
 /// Id of the key-set manifest in slot 0 (the one a single write leaves).
 pub fn manifest_id(keyset: KeySetId, params_id: u64) -> ObjectId {
     manifest_slot_id(keyset, params_id, 0)

@@ -4,7 +4,7 @@
 //! object and the level it was expanded for), so a key pinned again before its block is reused
 //! for another — the relinearisation key at every multiply of EvalMod — is not expanded again
 //! ([`super::keys::StoredKey::pin_recycled`]). A key is expanded only where a switch at its
-//! level reads ([`KeySwitchKey::max_level`]): a block serves a later pin at that level or
+//! level reads ([`crate::ckks::KeySwitchKey::max_level`]): a block serves a later pin at that level or
 //! below. A helper thread
 //! ([`ExpansionBlocks::expand_ahead`]) follows the plan of keys to come and expands the next
 //! one into a spare block while the current one is in use: the expansion leaves the critical
@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use hetier_tiering::{BlockWriter, Cancel, ObjectId, PinGuard, StreamId, TieredStore};
 
-use crate::ckks::{switch_key_expanded_words, Context, KeySwitchKey, Seed};
+use super::keys::StoredKey;
+use crate::ckks::{switch_key_expanded_words, Context};
 use crate::exec::error::Result;
 
 /// First stream id of the key-expanding helper threads, apart from request streams (their
@@ -253,7 +254,7 @@ impl<'s> ExpansionBlocks<'s> {
     }
 
     /// Runs on a helper thread until `stop`: after each pin, expands the next key of the plan
-    /// (one of the seed-compressed `keys`, by object and the seed its manifest names) into a
+    /// (one of the seed-compressed `keys`, named by [`StoredKey::id`]) into a
     /// spare block (on this thread only, no rayon job), never the block of the key
     /// just pinned and never more than the spares already charged to the budget. A key it
     /// fails on is left to its pin, which reports the error.
@@ -261,7 +262,7 @@ impl<'s> ExpansionBlocks<'s> {
         &self,
         store: &'s TieredStore,
         ctx: &Context,
-        keys: &[(ObjectId, Seed)],
+        keys: &[StoredKey],
         stop: &AtomicBool,
     ) {
         let len = switch_key_expanded_words(ctx) as u64 * 8;
@@ -291,34 +292,23 @@ impl<'s> ExpansionBlocks<'s> {
                                 && s.block.len() == len
                         })
                     })?;
-                    let key = keys.iter().find(|x| x.0 == t.id)?;
-                    Some((i, t, key.1))
+                    let key = keys.iter().find(|x| x.id == t.id)?;
+                    Some((i, t, key))
                 });
-            let Some((i, want, seed)) = job else {
+            let Some((i, want, key)) = job else {
                 st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             };
-            let id = want.id;
             let spare = st.blocks.remove(i);
             st.in_flight = Some(want);
             drop(st);
             let clock = Instant::now();
-            let pinned = store.pin(id);
-            self.times
-                .ahead_wait_ns
-                .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            let done = pinned.ok().and_then(|guard| {
-                let bytes = guard.as_bytes();
-                let k = KeySwitchKey::expand_pinned_for_level(
-                    ctx,
-                    bytes,
-                    spare.block,
-                    false,
-                    want.level,
-                )
-                .ok()?;
-                (k.seed() == &seed).then(|| k.into_words())
-            });
+            let done = key.expand_for_level(store, ctx, spare.block, false, want.level).ok().map(
+                |(block, wait_ns)| {
+                    self.times.ahead_wait_ns.fetch_add(wait_ns, Ordering::Relaxed);
+                    block
+                },
+            );
             st = self.lock();
             st.in_flight = None;
             match done {

@@ -5,30 +5,28 @@
 //! A key is stored seed-compressed by default ([`KeyForm::Seeded`]: its `b` parts bit-packed
 //! and the seed of its uniform `a` parts, a little under half the expanded words) and expanded
 //! only while it is pinned for its use, into a DRAM block charged to the store's budget
-//! ([`KeySet::pin`]). The expanded form ([`KeyForm::Expanded`], the only one of manifests
+//! ([`KeySet::pin`]). [`KeyForm::Digits`] stores the same bytes one object per digit, so a
+//! switch at a low level reads only the digits it uses. The expanded form ([`KeyForm::Expanded`], the only one of manifests
 //! `hetier-keyset/1`) is still read, and can still be written, to measure one against the other.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use hetier_tiering::{Durability, ObjectKind, PinGuard, TieredStore};
+use hetier_tiering::{BlockWriter, Durability, ObjectKind, PinGuard, TieredStore};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{key_id, manifest_slot_id, KeySetId};
+use super::ids::{key_digit_id, key_id, KeySetId};
+use super::key_manifest::{
+    hex, read_manifest, unhex, write_manifest, Manifest, ManifestKey, MANIFEST_FORMAT,
+    MANIFEST_FORMAT_V1, MANIFEST_FORMAT_V2,
+};
 use super::key_words::{ExpandedKey, ExpansionBlocks, KeyWords};
 use crate::ckks::{
-    switch_key_expanded_words, switch_key_stored_len, Context, KeyGenerator, KeySwitchKey,
-    SecretKey, Seed,
+    digits_read_at, expand_pinned_digit, switch_key_digit_stored_len, switch_key_expanded_words,
+    switch_key_stored_len, Context, KeyGenerator, KeySwitchKey, SecretKey, Seed,
 };
 use crate::exec::error::{Error, Result};
-
-const MANIFEST_FORMAT: &str = "hetier-keyset/3";
-/// Manifests whose seed-compressed keys are blob format 1 (seeds expanded with ChaCha20, read
-/// no more): those keys are regenerated, its expanded ones reused.
-const MANIFEST_FORMAT_V2: &str = "hetier-keyset/2";
-/// Manifests before keys were seed-compressed: every key listed is in expanded form.
-const MANIFEST_FORMAT_V1: &str = "hetier-keyset/1";
 
 /// How a key's words are kept in the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,160 +39,112 @@ pub enum KeyForm {
     /// Every word expanded: used in place where it is pinned, at about twice the bytes to
     /// store, move and prefetch.
     Expanded,
+    /// Seed-compressed like [`KeyForm::Seeded`], one store object per digit
+    /// ([`KeySwitchKey::write_digit_to`]): a switch at a level that reads only the first
+    /// digits pins and reads only those (SlotToCoeff's, two of `n16_deep`'s four), and an
+    /// expansion holds one digit's object pinned at a time.
+    Digits,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ManifestKey {
-    galois_element: u64,
-    id: u64,
-    len: u64,
-    seed: String,
-    /// Absent in `hetier-keyset/1` manifests, whose keys are all expanded.
-    #[serde(default = "expanded_form")]
-    form: KeyForm,
-}
-
-fn expanded_form() -> KeyForm {
-    KeyForm::Expanded
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
-    format: String,
-    params_id: u64,
-    keyset: u64,
-    /// Incremented by every update; the highest complete one wins (0 in manifests written
-    /// before updates were two-slot).
-    #[serde(default)]
-    generation: u64,
-    keys: Vec<ManifestKey>,
-}
-
-/// Reads the manifest slots of a key set and returns the newest valid one with its slot, and
-/// how many damaged slots it dropped. Both slots exist only after a crash between writing a
-/// new manifest and removing the old; an unreadable slot is then ignored in favour of the
-/// other, and is an error only when it is the only one. A slot damaged in the pool is removed:
-/// the keys it listed are then regenerated (they derive from the secret key).
-fn read_manifest(
-    store: &TieredStore,
-    keyset: KeySetId,
-    params_id: u64,
-) -> Result<(Option<(u64, Manifest)>, usize)> {
-    let mut best: Option<(u64, Manifest)> = None;
-    let mut first_err = None;
-    let mut dropped = 0;
-    for slot in 0..2 {
-        let id = manifest_slot_id(keyset, params_id, slot);
-        if !store.contains(id) {
-            continue;
-        }
-        let pin = match store.pin(id) {
-            Ok(p) => p,
-            Err(hetier_tiering::Error::Damaged { .. }) => {
-                store.remove(id)?;
-                dropped += 1;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match parse_manifest(pin.as_bytes(), keyset, params_id) {
-            Ok(m) => {
-                if best.as_ref().is_none_or(|(_, b)| m.generation > b.generation) {
-                    best = Some((slot, m));
-                }
-            }
-            Err(e) => first_err = first_err.or(Some(e)),
-        }
+impl KeyForm {
+    /// Whether the key is expanded from a seed when pinned (every form but `Expanded`).
+    pub fn is_seeded(self) -> bool {
+        self != KeyForm::Expanded
     }
-    match (best, first_err) {
-        (Some(b), _) => Ok((Some(b), dropped)),
-        (None, Some(e)) => Err(e),
-        (None, None) => Ok((None, dropped)),
-    }
-}
-
-fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manifest> {
-    let m: Manifest =
-        serde_json::from_slice(text).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-    let known =
-        [MANIFEST_FORMAT, MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V1].contains(&m.format.as_str());
-    if !known || m.params_id != params_id || m.keyset != keyset.0 {
-        return Err(Error::KeyManifest {
-            reason: format!(
-                "manifest is {} for params {:#x} / key set {:#x}, expected {MANIFEST_FORMAT} for {:#x} / {:#x}",
-                m.format, m.params_id, m.keyset, params_id, keyset.0
-            ),
-        });
-    }
-    Ok(m)
-}
-
-/// Decodes a key-set manifest (`hetier-keyset/3`, or `/2`, `/1`) as a pool hands it over, for key
-/// set `keyset` under parameters `params_id`: every field a later run uses is checked (the
-/// format, the parameter and key-set ids, each key's seed). Returns how many keys it lists.
-/// Bytes from the pool are untrusted: anything else is [`Error::KeyManifest`], never a panic.
-pub fn decode_manifest(bytes: &[u8], keyset: KeySetId, params_id: u64) -> Result<usize> {
-    let m = parse_manifest(bytes, keyset, params_id)?;
-    for k in &m.keys {
-        unhex(&k.seed)?;
-    }
-    Ok(m.keys.len())
-}
-
-/// Replaces the manifest crash-safely: objects are immutable, so the new one goes to the slot
-/// not in use (durable when `put` returns) and only then is the old one removed. A crash before
-/// the put leaves the old manifest; one after it leaves both, and the newer generation wins.
-fn write_manifest(
-    store: &TieredStore,
-    keyset: KeySetId,
-    params_id: u64,
-    current: Option<u64>,
-    m: &Manifest,
-) -> Result<()> {
-    let bytes = serde_json::to_vec(m).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-    let slot = current.map_or(0, |c| 1 - c);
-    let new_id = manifest_slot_id(keyset, params_id, slot);
-    if store.contains(new_id) {
-        // A stale older manifest left by a crash: the current one stays while this goes.
-        store.remove(new_id)?;
-    }
-    store.put(new_id, ObjectKind::Blob, Durability::Durable, &bytes)?;
-    if let Some(c) = current {
-        store.remove(manifest_slot_id(keyset, params_id, c))?;
-    }
-    Ok(())
-}
-
-fn hex(seed: &Seed) -> String {
-    seed.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Result<Seed> {
-    let bad = || Error::KeyManifest { reason: format!("bad seed {s:?}") };
-    if s.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
-    }
-    Ok(out)
 }
 
 /// One key of the set: where it is, in which form, and the seed of its `a` parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredKey {
-    /// Store object id.
+    /// Store object id; for [`KeyForm::Digits`] the key's name, its digits' objects derived
+    /// from it ([`StoredKey::objects`]).
     pub id: hetier_tiering::ObjectId,
     /// Seed the key's `a` parts were expanded from.
     pub seed: Seed,
-    /// Length of the stored object in bytes.
+    /// Length of the stored object in bytes (of all its digits' objects together for
+    /// [`KeyForm::Digits`]).
     pub len: u64,
     /// How the object holds the key.
     pub form: KeyForm,
 }
 
 impl StoredKey {
+    /// The store objects holding the key: its digits' objects in digit order for
+    /// [`KeyForm::Digits`], else its one object.
+    pub fn objects(&self, ctx: &Context) -> Vec<hetier_tiering::ObjectId> {
+        self.objects_at(ctx, ctx.params().max_level())
+    }
+
+    /// The store objects a pin for a key switch at `level` reads: the first
+    /// digits such a switch uses for [`KeyForm::Digits`], else the key's one object.
+    pub fn objects_at(&self, ctx: &Context, level: usize) -> Vec<hetier_tiering::ObjectId> {
+        match self.form {
+            KeyForm::Digits => {
+                (0..digits_read_at(ctx, level)).map(|j| key_digit_id(self.id, j)).collect()
+            }
+            _ => vec![self.id],
+        }
+    }
+
+    /// Whether every object of the key is in `store` at the length the manifest records.
+    fn is_present(&self, store: &TieredStore, ctx: &Context) -> bool {
+        match self.form {
+            KeyForm::Digits => {
+                let part = switch_key_digit_stored_len(ctx);
+                let all = self.objects(ctx);
+                self.len == part * all.len() as u64
+                    && all.iter().all(|&id| store.len_of(id) == Some(part))
+            }
+            _ => store.len_of(self.id) == Some(self.len),
+        }
+    }
+
+    /// Removes whichever of the key's objects (in any form) are in `store`: a key to make again.
+    pub fn remove(&self, store: &TieredStore, ctx: &Context) -> Result<()> {
+        let digits = (0..ctx.params().dnum()).map(|j| key_digit_id(self.id, j));
+        for id in std::iter::once(self.id).chain(digits) {
+            if store.contains(id) {
+                store.remove(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands this seed-compressed key into `block` ([`switch_key_expanded_words`] words)
+    /// where a switch at `level` reads, pinning its stored objects (one digit's at a time for
+    /// [`KeyForm::Digits`]) on rayon's pool when `parallel`, else on the calling thread. Returns
+    /// the block and the nanoseconds spent waiting for the pins.
+    pub(crate) fn expand_for_level<'s>(
+        &self,
+        store: &'s TieredStore,
+        ctx: &Context,
+        mut block: BlockWriter<'s>,
+        parallel: bool,
+        level: usize,
+    ) -> Result<(BlockWriter<'s>, u64)> {
+        let mut wait_ns = 0;
+        let mut pin = |id| {
+            let clock = Instant::now();
+            let guard = store.pin(id);
+            wait_ns += clock.elapsed().as_nanos() as u64;
+            guard
+        };
+        if self.form == KeyForm::Digits {
+            for (j, id) in self.objects_at(ctx, level).into_iter().enumerate() {
+                let guard = pin(id)?;
+                let words = block.as_u64s_mut();
+                let seed = expand_pinned_digit(ctx, guard.as_bytes(), words, j, parallel, level)?;
+                self.check_seed(&seed)?;
+            }
+            return Ok((block, wait_ns));
+        }
+        let guard = pin(self.id)?;
+        let key =
+            KeySwitchKey::expand_pinned_for_level(ctx, guard.as_bytes(), block, parallel, level)?;
+        self.check_seed(key.seed())?;
+        Ok((key.into_words(), wait_ns))
+    }
+
     /// The key over `pinned`, the caller's pin of its object: used in place when stored
     /// expanded, else expanded into a fresh block charged to `store`'s budget (the pin may go
     /// as soon as this returns, but the borrow keeps it for the expanded-form case).
@@ -209,6 +159,13 @@ impl StoredKey {
                 Ok(KeySwitchKey::from_raw(KeyWords::Borrowed(pinned.as_u64s()), self.seed, ctx)?)
             }
             KeyForm::Seeded => self.expand(store, ctx, pinned.as_bytes()),
+            // One pin cannot hold a key of several objects.
+            KeyForm::Digits => Err(Error::KeyManifest {
+                reason: format!(
+                    "key {:#x} is stored one object per digit: pin it with StoredKey::pin",
+                    self.id.0
+                ),
+            }),
         }
     }
 
@@ -220,12 +177,18 @@ impl StoredKey {
         store: &'s TieredStore,
         ctx: &Context,
     ) -> Result<KeySwitchKey<KeyWords<'s, 's>>> {
-        let guard = store.pin(self.id)?;
         match self.form {
             KeyForm::Expanded => {
+                let guard = store.pin(self.id)?;
                 Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), self.seed, ctx)?)
             }
-            KeyForm::Seeded => self.expand(store, ctx, guard.as_bytes()),
+            KeyForm::Seeded => self.expand(store, ctx, store.pin(self.id)?.as_bytes()),
+            KeyForm::Digits => {
+                let block = store.alloc_for_overwrite(switch_key_expanded_words(ctx) as u64 * 8)?;
+                let top = ctx.params().max_level();
+                let (block, _) = self.expand_for_level(store, ctx, block, true, top)?;
+                Ok(KeySwitchKey::from_raw(KeyWords::Expanded(block), self.seed, ctx)?)
+            }
         }
     }
 
@@ -261,19 +224,15 @@ impl StoredKey {
             }
             (spare, _) => {
                 let clock = Instant::now();
-                let guard = store.pin(self.id)?;
-                t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let clock = Instant::now();
                 let block = match spare {
                     Some(b) if b.len() == len => b,
                     _ => store.alloc_for_overwrite(len)?,
                 };
-                let bytes = guard.as_bytes();
-                let key = KeySwitchKey::expand_pinned_for_level(ctx, bytes, block, true, level)?;
-                drop(guard);
-                t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                self.check_seed(key.seed())?;
-                (key.into_words(), want)
+                let (block, wait) = self.expand_for_level(store, ctx, block, true, level)?;
+                let expanding = (clock.elapsed().as_nanos() as u64).saturating_sub(wait);
+                t.wait_ns.fetch_add(wait, Ordering::Relaxed);
+                t.expand_ns.fetch_add(expanding, Ordering::Relaxed);
+                (block, want)
             }
         };
         let words = KeyWords::Recycled { block: Some(block), key, spares };
@@ -464,16 +423,16 @@ impl KeySet {
         let (current, manifests_healed) = read_manifest(store, keyset, params.id())?;
         let mut set = Self::default();
         if let Some((_, m)) = &current {
+            let retired = [MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V1].contains(&m.format.as_str());
             for k in &m.keys {
-                if k.form == KeyForm::Seeded && m.format != MANIFEST_FORMAT {
+                if k.form == KeyForm::Seeded && retired {
                     // Blob format 1: its seed would expand into other `a` parts. Made again.
                     continue;
                 }
                 let id = hetier_tiering::ObjectId(k.id);
+                let key = StoredKey { id, seed: unhex(&k.seed)?, len: k.len, form: k.form };
                 // A key listed but gone (or of another size) is regenerated below.
-                if store.len_of(id) == Some(k.len) {
-                    let seed = unhex(&k.seed)?;
-                    let key = StoredKey { id, seed, len: k.len, form: k.form };
+                if key.is_present(store, ctx) {
                     set.keys.insert(k.galois_element, key);
                 }
             }
@@ -488,10 +447,8 @@ impl KeySet {
                 continue;
             }
             let id = key_id(keyset, params.id(), g);
-            if store.contains(id) {
-                // An orphan from an interrupted run (not in the manifest): replace it.
-                store.remove(id)?;
-            }
+            // Orphans from an interrupted run (not in the manifest), in any form: replaced.
+            StoredKey { id, seed: [0; 32], len: 0, form }.remove(store, ctx)?;
             let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit: 0 };
             // The key is made in a block of the budget (140 MiB at log N = 16), not on the heap.
             let (seed, len) = match form {
@@ -513,6 +470,21 @@ impl KeySet {
                     let seed = maker.make_into(g, w.as_u64s_mut())?;
                     store.put_block(id, kind, Durability::Durable, w)?;
                     (seed, expanded)
+                }
+                KeyForm::Digits => {
+                    let mut words = store.scratch(expanded)?;
+                    let seed = maker.make_into(g, words.as_mut())?;
+                    let words_ref: &[u64] = words.as_ref();
+                    let key = KeySwitchKey::from_raw(words_ref, seed, ctx)?;
+                    let part = switch_key_digit_stored_len(ctx);
+                    for j in 0..params.dnum() {
+                        let mut block = store.alloc_for_overwrite(part)?;
+                        key.write_digit_to(ctx, j, block.as_bytes_mut())?;
+                        let kind =
+                            ObjectKind::EvalKey { galois_element: g, level: top, digit: j as u32 };
+                        store.put_block(key_digit_id(id, j), kind, Durability::Durable, block)?;
+                    }
+                    (seed, part * params.dnum() as u64)
                 }
             };
             on_put(id, len);
@@ -553,6 +525,8 @@ mod tests {
 
     use super::*;
     use crate::ckks::Preset;
+    use crate::exec::ids::manifest_slot_id;
+    use crate::exec::key_manifest::decode_manifest;
 
     const SEED: [u8; 32] = [7; 32];
 

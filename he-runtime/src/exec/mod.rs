@@ -26,6 +26,7 @@ mod error;
 mod executor;
 mod heal;
 pub mod ids;
+mod key_manifest;
 mod key_words;
 mod keys;
 mod memory;
@@ -40,6 +41,8 @@ mod steps;
 mod test_store;
 #[cfg(test)]
 mod tests_diagonals;
+#[cfg(test)]
+mod tests_key_digits;
 pub mod train;
 pub mod wire;
 
@@ -54,8 +57,9 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
+pub use key_manifest::decode_manifest;
 pub use key_words::{ExpandedKey, ExpansionBlocks, KeyPinTimes, KeyWords};
-pub use keys::{decode_manifest, GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
+pub use keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
 pub use report::RunReport;
 pub use serve::{Client, Response, Server, ServerOptions, ServerStats};
 pub use session::Session;

@@ -20,8 +20,8 @@ use super::key_words::{ExpandedKey, ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
 use crate::ckks::bootstrap::{BootstrapUse, Bootstrapper, DiagonalUse, KeySource, KeyUse};
 use crate::ckks::{
-    switch_key_expanded_words, switch_key_stored_len, Context, GaloisKey, KeyGenerator,
-    KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey, Seed,
+    switch_key_digit_stored_len, switch_key_expanded_words, switch_key_stored_len, Context,
+    GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey, Seed,
 };
 use crate::Error as CoreError;
 
@@ -91,15 +91,19 @@ pub fn bootstrap_working_set(
     let mut set: Vec<u64> =
         words.iter().chain(&second).chain(&bs.spare_words()).map(|&w| w as u64 * 8).collect();
     let expanded = switch_key_expanded_words(ctx) as u64 * 8;
-    match form {
-        KeyForm::Expanded => set.push(expanded),
-        KeyForm::Seeded => {
-            // Expanding ahead pins the next key's stored object while a step may hold its own.
-            let stored = if expanded_blocks > 1 { 2 } else { 1 };
-            set.extend(std::iter::repeat_n(switch_key_stored_len(ctx), stored));
-            set.extend(std::iter::repeat_n(expanded, expanded_blocks.max(1)));
+    // Expanding ahead pins the next key's stored object while a step may hold its own.
+    let stored = if expanded_blocks > 1 { 2 } else { 1 };
+    let pinned = match form {
+        KeyForm::Expanded => {
+            set.push(expanded);
+            return set;
         }
-    }
+        KeyForm::Seeded => switch_key_stored_len(ctx),
+        // An expansion holds one digit's object pinned at a time.
+        KeyForm::Digits => switch_key_digit_stored_len(ctx),
+    };
+    set.extend(std::iter::repeat_n(pinned, stored));
+    set.extend(std::iter::repeat_n(expanded, expanded_blocks.max(1)));
     set
 }
 
@@ -155,7 +159,7 @@ impl<'s> StoredBootstrapKeys<'s> {
                 KeySet::ensure_with(store, ctx, keyset, &[], |_| unreachable_key(), |_, _| {})?;
             let pair = [TO_SPARSE_TAG, FROM_SPARSE_TAG].map(|t| current.get(t).copied());
             if let [Some(k), None] | [None, Some(k)] = pair {
-                store.remove(k.id)?;
+                k.remove(store, ctx)?;
             }
             needed.extend([TO_SPARSE_TAG, FROM_SPARSE_TAG]);
         }
@@ -192,7 +196,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// e.g. after [`Self::ensure`] or a server's `KeySet::ensure_with`).
     /// Seed-compressed keys are expanded per pin, as after [`Self::ensure`].
     pub fn from_key_set(store: &'s TieredStore, ctx: &Arc<Context>, keys: KeySet) -> Result<Self> {
-        let seeded = keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
+        let seeded = keys.iter().any(|(_, k)| k.form.is_seeded());
         let spares = ExpansionBlocks::new(store, ctx, usize::from(seeded))?;
         let cached = Mutex::new(Vec::new());
         let expansion = Expansion::PerPin;
@@ -230,7 +234,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// when pins share one expanded copy (not per pin) and the budget holds it beside the rest.
     /// With stored diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
     fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: usize) -> (Vec<u64>, bool) {
-        let per_pin = expansion == Expansion::PerPin && self.form() == KeyForm::Seeded;
+        let per_pin = expansion == Expansion::PerPin && self.form().is_seeded();
         let blocks = if per_pin { 1 + ahead } else { 1 };
         let set = |side_by_side: bool| {
             let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
@@ -272,14 +276,15 @@ impl<'s> StoredBootstrapKeys<'s> {
         TieredStore::working_set_need([self.working_set(bs)]).0
     }
 
-    /// Seeded if any key is stored seed-compressed (its pins need an expansion block).
+    /// The form whose pins hold the most: seeded if any key is stored seed-compressed in one
+    /// object (its pins need an expansion block and the whole object), else by digit if any
+    /// is (one digit's object at a time), else expanded.
     fn form(&self) -> KeyForm {
-        let seeded = self.keys.iter().any(|(_, k)| k.form == KeyForm::Seeded);
-        if seeded {
-            KeyForm::Seeded
-        } else {
-            KeyForm::Expanded
-        }
+        let has = |f: KeyForm| self.keys.iter().any(|(_, k)| k.form == f);
+        [KeyForm::Seeded, KeyForm::Digits]
+            .into_iter()
+            .find(|&f| has(f))
+            .unwrap_or(KeyForm::Expanded)
     }
 
     /// Buffers for bootstrapping with `bs`, borrowed from the store's budget (charged while the
@@ -342,7 +347,7 @@ impl<'s> StoredBootstrapKeys<'s> {
     }
 
     fn per_pin_seeded(&self) -> bool {
-        self.expansion == Expansion::PerPin && self.form() == KeyForm::Seeded
+        self.expansion == Expansion::PerPin && self.form().is_seeded()
     }
 
     /// Re-reserves the spare blocks the mode needs: one per pin, two when expanding ahead.
@@ -362,12 +367,8 @@ impl<'s> StoredBootstrapKeys<'s> {
         if !self.expands_ahead() {
             return f();
         }
-        let keys: Vec<(ObjectId, crate::ckks::Seed)> = self
-            .keys
-            .iter()
-            .filter(|(_, k)| k.form == KeyForm::Seeded)
-            .map(|(_, k)| (k.id, k.seed))
-            .collect();
+        let keys: Vec<StoredKey> =
+            self.keys.iter().filter(|(_, k)| k.form.is_seeded()).map(|(_, k)| *k).collect();
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| self.spares.expand_ahead(self.store, &self.ctx, &keys, &stop));
@@ -404,78 +405,82 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// 8.9 s of the helper's 15.4 s in two `n16_deep` bootstraps at a quarter budget.)
     pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
         let plan = self.plan(bs, times)?;
-        Ok(self.lead_keys(plan, self.expand_ahead_keys()))
+        let plan = lead_keys(plan, self.expand_ahead_keys());
+        Ok(plan
+            .into_iter()
+            .flat_map(|item| match item {
+                PlanItem::StoredKey(ids) => ids,
+                PlanItem::Object(id) => vec![id],
+            })
+            .collect())
     }
 
-    /// `plan` with each stored seed-compressed key object moved `lead` key objects earlier
-    /// (the first `lead` at the start); diagonals and expanded-form keys stay where they are.
-    fn lead_keys(&self, plan: Vec<ObjectId>, lead: usize) -> Vec<ObjectId> {
-        if lead == 0 {
-            return plan;
-        }
-        let seeded: std::collections::HashSet<ObjectId> = self
-            .keys
-            .iter()
-            .filter(|(_, k)| k.form == KeyForm::Seeded)
-            .map(|(_, k)| k.id)
-            .collect();
-        let keys: Vec<ObjectId> = plan.iter().copied().filter(|id| seeded.contains(id)).collect();
-        let mut out = Vec::with_capacity(plan.len());
-        out.extend(keys.iter().take(lead));
-        let mut next = lead;
-        for id in plan {
-            if seeded.contains(&id) {
-                out.extend(keys.get(next));
-                next += 1;
-            } else {
-                out.push(id);
-            }
-        }
-        out
-    }
-
-    /// [`Self::access_plan`] before the keys' lead.
-    fn plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
+    /// [`Self::access_plan`] before the keys' lead: per seed-compressed key expanded per pin,
+    /// the objects its expansion pins (for the highest level of its run of uses: only the
+    /// digits that level reads when stored by digit).
+    fn plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<PlanItem>> {
         let seq = bs.access_sequence();
+        let levels = self.run_levels(bs)?;
+        let top = self.ctx.params().max_level();
         let mut plan = Vec::with_capacity(seq.len() * times + 64);
         let mut made = std::collections::HashSet::new();
         let mut last_key = None;
         for _ in 0..times {
+            let mut levels = levels.iter();
             for &u in &seq {
                 let u = match (u, &self.diagonals) {
                     (BootstrapUse::Key(u), _) => u,
                     (BootstrapUse::Diagonal(i), Some(d)) => {
-                        plan.push(match &self.coefficients {
+                        plan.push(PlanItem::Object(match &self.coefficients {
                             Some(c) if self.encodes_on_use(i) => c.object(i)?,
                             _ => d.object(i)?,
-                        });
+                        }));
                         continue;
                     }
                     (BootstrapUse::Diagonal(_), _) => continue,
                 };
                 let k = self.stored(u)?;
+                // Every digit if the two sequences ever disagree: more read, never too little.
+                let level = levels.next().copied().unwrap_or(top);
                 if k.form == KeyForm::Expanded {
-                    plan.push(k.id);
+                    plan.push(PlanItem::Object(k.id));
                     continue;
                 }
                 if self.expansion == Expansion::PerPin {
                     // A key pinned again right after itself is used from the block it was
                     // expanded into (diagonals between do not take that block): its stored
-                    // object is read once per run of uses.
+                    // objects are read once per run of uses.
                     if last_key != Some(k.id) {
-                        plan.push(k.id);
+                        plan.push(PlanItem::StoredKey(k.objects_at(&self.ctx, level)));
                     }
                     last_key = Some(k.id);
                     continue;
                 }
                 let c = cache_id(k.id);
                 if !self.store.contains(c) && made.insert(c) {
-                    plan.push(k.id);
+                    plan.push(PlanItem::StoredKey(k.objects(&self.ctx)));
                 }
-                plan.push(c);
+                plan.push(PlanItem::Object(c));
             }
         }
         Ok(plan)
+    }
+
+    /// For each key use of one bootstrap of `bs` in order, the highest level over its run of
+    /// uses of the same key: the level its expansion serves.
+    fn run_levels(&self, bs: &Bootstrapper) -> Result<Vec<usize>> {
+        let uses = bs.key_uses();
+        let ids: Vec<ObjectId> =
+            uses.iter().map(|&(u, _)| self.stored(u).map(|k| k.id)).collect::<Result<_>>()?;
+        let mut levels: Vec<usize> = uses.iter().map(|&(_, l)| l).collect();
+        let mut start = 0;
+        while start < ids.len() {
+            let end = (start..ids.len()).find(|&i| ids[i] != ids[start]).unwrap_or(ids.len());
+            let top = levels[start..end].iter().copied().max().unwrap_or(0);
+            levels[start..end].fill(top);
+            start = end;
+        }
+        Ok(levels)
     }
 
     /// Tells the store the keys `times` bootstraps will pin, in order.
@@ -497,7 +502,7 @@ impl<'s> StoredBootstrapKeys<'s> {
         for _ in 0..times {
             for &(u, level) in &uses {
                 let k = self.stored(u)?;
-                if k.form == KeyForm::Seeded {
+                if k.form.is_seeded() {
                     plan.push(ExpandedKey { id: k.id, level });
                 }
             }
@@ -652,6 +657,11 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.keys.iter().count()
     }
 
+    /// Number of store objects holding the keys ([`StoredKey::objects`]).
+    pub fn stored_object_count(&self) -> usize {
+        self.keys.iter().map(|(_, k)| k.objects(&self.ctx).len()).sum()
+    }
+
     fn stored(&self, u: KeyUse) -> Result<&StoredKey> {
         let missing = match u {
             KeyUse::Galois(g) => CoreError::MissingGaloisKey { galois_element: g, step: None },
@@ -678,16 +688,13 @@ impl<'s> StoredBootstrapKeys<'s> {
             let clock = Instant::now();
             let block =
                 self.store.alloc_for_overwrite(switch_key_expanded_words(&self.ctx) as u64 * 8)?;
-            let guard = self.store.pin(k.id)?;
-            t.wait_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            let clock = Instant::now();
-            let key = KeySwitchKey::expand_pinned_into(&self.ctx, guard.as_bytes(), block, true)?;
-            drop(guard);
-            k.check_seed(key.seed())?;
-            t.expand_ns.fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            let top = self.ctx.params().max_level() as u32;
-            let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top, digit: 1 };
-            self.store.put_block(cid, kind, Durability::Scratch, key.into_words())?;
+            let top = self.ctx.params().max_level();
+            let (block, wait) = k.expand_for_level(self.store, &self.ctx, block, true, top)?;
+            t.wait_ns.fetch_add(wait, Ordering::Relaxed);
+            let expanding = (clock.elapsed().as_nanos() as u64).saturating_sub(wait);
+            t.expand_ns.fetch_add(expanding, Ordering::Relaxed);
+            let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top as u32, digit: 1 };
+            self.store.put_block(cid, kind, Durability::Scratch, block)?;
             cached.push(cid);
         }
         drop(cached);
@@ -697,6 +704,42 @@ impl<'s> StoredBootstrapKeys<'s> {
         t.pins.fetch_add(1, Ordering::Relaxed);
         Ok(KeySwitchKey::from_raw(KeyWords::Pinned(guard), k.seed, &self.ctx)?)
     }
+}
+
+/// One entry of a bootstrap's access plan before it is flattened for the store.
+enum PlanItem {
+    /// The stored objects one expansion of a seed-compressed key pins, in order.
+    StoredKey(Vec<ObjectId>),
+    /// Any other object: a diagonal, an expanded key, a cached expanded copy.
+    Object(ObjectId),
+}
+
+/// `plan` with each stored seed-compressed key moved `lead` keys earlier (the first `lead` at
+/// the start); every other object stays where it is.
+fn lead_keys(plan: Vec<PlanItem>, lead: usize) -> Vec<PlanItem> {
+    if lead == 0 {
+        return plan;
+    }
+    let mut keys = Vec::new();
+    let mut rest = Vec::with_capacity(plan.len());
+    for item in plan {
+        match item {
+            PlanItem::StoredKey(ids) => {
+                keys.push(ids);
+                rest.push(None);
+            }
+            other => rest.push(Some(other)),
+        }
+    }
+    let mut keys = keys.into_iter().map(PlanItem::StoredKey);
+    let mut out: Vec<PlanItem> = keys.by_ref().take(lead).collect();
+    for item in rest {
+        match item {
+            Some(other) => out.push(other),
+            None => out.extend(keys.next()),
+        }
+    }
+    out
 }
 
 impl Drop for StoredBootstrapKeys<'_> {

@@ -368,10 +368,9 @@ fn with_expander<'s>(
         }
     }
     let stop = AtomicBool::new(false);
-    let seeds: Vec<(ObjectId, crate::ckks::Seed)> = stored.iter().map(|k| (k.id, k.seed)).collect();
     std::thread::scope(|s| {
         let stop = &stop;
-        s.spawn(move || spares.expand_ahead(st, ctx, &seeds, stop));
+        s.spawn(move || spares.expand_ahead(st, ctx, stored, stop));
         let _stop = Stop(stop, spares);
         body(st, ctx, spares);
     });
