@@ -11,7 +11,8 @@
 # Environment: LOG_N (16), LEVELS (9), PRESET (deep, fast or precise at log N 16: instead of
 # LEVELS), HEADROOM_MIB (3072), REPEAT (1), BUDGET_MIB (the budget of
 # the planned and lru runs instead of the quarter or working set), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
-# KEY_FORM (seeded; `expanded` stores every word: twice the bytes to read, nothing to expand at a
+# KEY_FORM (digits: seed-compressed, one pool object per digit; `seeded`: one object per key;
+# `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (2: a
 # helper thread keeps the next 2 seed-compressed keys expanded while the current one is in use;
 # N: N keys, one more expanded block each in the budget, as the CLI's --expand-ahead-keys; 0: off),
@@ -36,7 +37,7 @@ levels="${LEVELS:-9}"
 headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
 repeat="${REPEAT:-1}"
 expand="${EXPAND:-auto}"
-key_form="${KEY_FORM:-seeded}"
+key_form="${KEY_FORM:-digits}"
 diagonals="${DIAGONALS:-auto}"
 ahead=()
 # Always passed: EXPAND_AHEAD=1 must mean one key, whatever the CLI's default.

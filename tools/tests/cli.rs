@@ -467,6 +467,9 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!((first["preset"].as_str(), first["dnum"].as_u64()), (Some("test"), Some(3)));
     let count = first["key_count"].as_u64().unwrap();
     assert_eq!(first["store"]["keys_generated"].as_u64(), Some(count));
+    // Stored one object per digit by default (dnum 3 here).
+    let key_count = count;
+    assert_eq!(first["store"]["key_objects"].as_u64(), Some(3 * key_count));
     let stored = first["key_bytes_stored"].as_u64().unwrap();
     let expanded = first["key_bytes"].as_u64().unwrap();
     assert!(stored * 2 < expanded, "{stored} stored, {expanded} expanded");
@@ -536,12 +539,16 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert!(encode["precision_bits"].as_f64().unwrap() > 15.0, "{encode}");
 
     // Without `--dir` the pool is temporary: the diagonals are encoded once into it, in DRAM.
+    // `--key-form seeded` stores each key in one object.
     let out = hetier()
         .args(["--json", "bootstrap", "--log-n", "12", "--levels", "1", "--insecure-test-params"])
+        .args(["--key-form", "seeded"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json_of(&out)["store"]["diagonals"], "stored");
+    let temporary = json_of(&out);
+    assert_eq!(temporary["store"]["diagonals"], "stored");
+    assert_eq!(temporary["store"]["key_objects"].as_u64(), Some(key_count));
 
     let out = hetier()
         .args(["bootstrap", "--log-n", "12", "--levels", "1", "--dir"])

@@ -25,10 +25,14 @@ use crate::secret::SecretArgs;
 /// How the keys are written to the pool (`--key-form`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KeyFormArg {
-    /// Seed-compressed, expanded into a budgeted block when pinned (the default).
+    /// Seed-compressed in one pool object, expanded into a budgeted block when pinned.
     Seeded,
     /// Every word stored, used in place when pinned (twice the bytes to read).
     Expanded,
+    /// Seed-compressed, one pool object per digit (the default): a switch below the top
+    /// levels reads only the digits it uses (SlotToCoeff's keys: half their bytes), and an
+    /// expansion holds one digit's object pinned instead of the whole key's.
+    Digits,
 }
 
 /// When seed-compressed keys are expanded (`--expand`).
@@ -74,7 +78,7 @@ pub struct StoreFlags {
     #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
     pub policy: PolicyArg,
     /// How newly generated keys are stored (keys already in the pool keep their form).
-    #[arg(long, value_enum, default_value_t = KeyFormArg::Seeded)]
+    #[arg(long, value_enum, default_value_t = KeyFormArg::Digits)]
     pub key_form: KeyFormArg,
     /// When a seed-compressed key is expanded: at every pin into a reused budgeted block
     /// (`per-pin`), or once per process into a scratch store object (`cached`: faster when the
@@ -130,6 +134,8 @@ pub struct StoreReport {
     pub keys_generated: usize,
     /// Keys found in the pool and reused.
     pub keys_reused: usize,
+    /// Pool objects holding the keys (one per digit of each key stored by digit).
+    pub key_objects: usize,
     /// Seconds pinning keys spent waiting for the store (summed over every pin).
     pub key_wait_seconds: f64,
     /// Seconds spent expanding seed-compressed keys (summed over every pin).
@@ -224,6 +230,7 @@ impl OpenStore {
         let form = match flags.key_form {
             KeyFormArg::Seeded => KeyForm::Seeded,
             KeyFormArg::Expanded => KeyForm::Expanded,
+            KeyFormArg::Digits => KeyForm::Digits,
         };
         // Diagonals (or their coefficients) in the store are pinned one at a time: part of the
         // working set.
@@ -301,6 +308,7 @@ impl OpenStore {
             diagonal_store: keys.diagonal_report(),
             keys_generated: made.generated,
             keys_reused: made.reused,
+            key_objects: keys.stored_object_count(),
             key_wait_seconds: t.wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             key_expand_seconds: t.expand_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             key_pins: t.pins.load(Ordering::Relaxed),
