@@ -140,19 +140,31 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
     }
 
     /// self += pt ⊙ x over every limb of both parts, `pt` an extended plaintext's words at
-    /// this level (level+1+K limbs).
+    /// this level (level+1+K limbs), each word standing for `repeat` equal neighbours (1: every
+    /// word stored; a compacted diagonal, [`crate::ckks::bootstrap::compact_runs`]).
     pub(crate) fn mul_add_assign<X: ScratchWords>(
         &mut self,
         ctx: &Context,
         x: &ExtendedCiphertext<X>,
         pt: &[u64],
+        repeat: usize,
     ) {
         let (n, width, level) = (self.n, self.width, self.level);
+        let stored = n / repeat;
         self.all_mut().par_chunks_mut(n).zip(x.all().par_chunks(n)).enumerate().for_each(
             |(k, (acc, xl))| {
                 let pos = k % width;
                 let m = &ctx.prime(qp_prime(ctx, level, pos)).modulus;
-                m.mul_add_assign_slice(acc, xl, &pt[pos * n..(pos + 1) * n]);
+                let d = &pt[pos * stored..(pos + 1) * stored];
+                if repeat == 1 {
+                    m.mul_add_assign_slice(acc, xl, d);
+                    return;
+                }
+                let mut runs = [0u64; SLICE];
+                for (i, (acc, xl)) in acc.chunks_mut(SLICE).zip(xl.chunks(SLICE)).enumerate() {
+                    let runs = expand_runs(&mut runs[..acc.len()], d, i * SLICE, repeat);
+                    m.mul_add_assign_slice(acc, xl, runs);
+                }
             },
         );
     }
@@ -165,9 +177,10 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
         ctx: &Context,
         ct: &Ciphertext<C>,
         pt: &[u64],
+        repeat: usize,
     ) {
-        const SLICE: usize = 512;
         let (n, width, level) = (self.n, self.width, self.level);
+        let stored = n / repeat;
         let plan = ctx.moddown(level);
         let parts = [ct.part(0), ct.part(1)];
         self.all_mut().par_chunks_mut(n).enumerate().for_each(|(k, acc)| {
@@ -177,12 +190,17 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
             }
             let m = &ctx.prime(pos).modulus;
             let c = &parts[p][pos * n..(pos + 1) * n];
-            let d = &pt[pos * n..(pos + 1) * n];
-            let mut lifted = [0u64; SLICE];
-            for ((acc, c), d) in acc.chunks_mut(SLICE).zip(c.chunks(SLICE)).zip(d.chunks(SLICE)) {
+            let d = &pt[pos * stored..(pos + 1) * stored];
+            let (mut lifted, mut runs) = ([0u64; SLICE], [0u64; SLICE]);
+            for (i, (acc, c)) in acc.chunks_mut(SLICE).zip(c.chunks(SLICE)).enumerate() {
                 let lifted = &mut lifted[..c.len()];
                 lifted.copy_from_slice(c);
                 m.mul_scalar_assign_slice(lifted, plan.p_mod[pos].0);
+                let d = if repeat == 1 {
+                    &d[i * SLICE..i * SLICE + c.len()]
+                } else {
+                    expand_runs(&mut runs[..c.len()], d, i * SLICE, repeat)
+                };
                 m.mul_add_assign_slice(acc, lifted, d);
             }
         });
@@ -408,7 +426,7 @@ impl Evaluator {
             if g == 1 {
                 let words = ExtendedCiphertext::words(ctx, level);
                 let lifted = ExtendedCiphertext::lift_in(ctx, a, scratch.take_spare(words)?);
-                acc.mul_add_assign(ctx, &lifted, &pt.data);
+                acc.mul_add_assign(ctx, &lifted, &pt.data, 1);
                 scratch.give_spare(lifted.into_buffer());
                 continue;
             }
@@ -439,4 +457,17 @@ impl Evaluator {
         scratch.release_spare();
         Ok(out)
     }
+}
+
+/// Words a limb is worked through at a time where a slice is made on the stack.
+const SLICE: usize = 512;
+
+/// Fills `out` with the words `from..from + out.len()` of a limb stored one word per run of
+/// `repeat` (`stored[i / repeat]`), and returns it.
+fn expand_runs<'a>(out: &'a mut [u64], stored: &[u64], from: usize, repeat: usize) -> &'a [u64] {
+    let shift = repeat.trailing_zeros();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = stored[(from + i) >> shift];
+    }
+    out
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::error::Result;
 use super::ids::diagonal_id;
-use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse};
+use crate::ckks::bootstrap::{compact_runs, Bootstrapper, DiagonalUse};
 use crate::Error as CoreError;
 
 /// Ids of the diagonal objects of one [`StoredDiagonals`] set: a tag, a per-process set
@@ -127,14 +127,17 @@ impl<'s> StoredDiagonals<'s> {
             wait_ns: AtomicU64::new(0),
             encoded: AtomicU64::new(0),
         };
+        let n = bs.context().n();
         for d in uses {
-            let words = match storage {
-                DiagonalStorage::Coefficients => bs.context().n(),
-                _ => bs.diagonal_words(&d),
-            };
-            let bytes = words as u64 * 8;
             let bits = from.map(|f| f.pin_object(d.id)).transpose()?;
             let bits = bits.as_ref().map(|g| g.as_u64s());
+            // An encoding keeps one word per run of equal ones (compact.rs): most diagonals
+            // are polynomials in X^32 or X^1024, a 32 or 1,024 times smaller object.
+            let (words, repeat) = match (storage, bits) {
+                (DiagonalStorage::Coefficients, _) => (n, 1),
+                (_, Some(b)) => (bs.diagonal_words(&d), bs.diagonal_repeat_from_bits(b)),
+                (_, None) => (bs.diagonal_words(&d), bs.diagonal_repeat(d.id)?),
+            };
             let (id, durability) = match (storage, bits) {
                 (DiagonalStorage::Transient | DiagonalStorage::Coefficients, _) => {
                     (object_id(set, d.id), Durability::Scratch)
@@ -146,14 +149,18 @@ impl<'s> StoredDiagonals<'s> {
                     (diagonal_id(bs.diagonal_fingerprint(&d)?), Durability::Durable)
                 }
             };
+            let compact = (words / repeat) as u64 * 8;
             let found = store.len_of(id);
-            if storage == DiagonalStorage::Durable && found == Some(bytes) {
+            let bytes = if storage == DiagonalStorage::Durable && found == Some(compact) {
                 this.reused += 1;
+                compact
             } else {
+                // An object of another length (one every word of which was stored, by an
+                // older build) is replaced.
                 if found.is_some() {
                     store.remove(id)?;
                 }
-                let mut block = store.alloc_for_overwrite(bytes)?;
+                let mut block = store.alloc_for_overwrite(words as u64 * 8)?;
                 let out = block.as_u64s_mut();
                 match (storage, bits) {
                     (DiagonalStorage::Coefficients, _) => {
@@ -162,8 +169,21 @@ impl<'s> StoredDiagonals<'s> {
                     (_, Some(b)) => bs.encode_diagonal_from_bits(&d, b, out)?,
                     (_, None) => bs.encode_diagonal(&d, out)?,
                 }
+                let block = if repeat > 1 {
+                    let mut runs = store.alloc_for_overwrite(compact)?;
+                    if compact_runs(block.as_ref(), n, repeat, runs.as_u64s_mut()) {
+                        runs
+                    } else {
+                        // Not runs after all (never seen): every word is kept.
+                        block
+                    }
+                } else {
+                    block
+                };
+                let bytes = block.len();
                 store.put_block(id, ObjectKind::Plaintext, durability, block)?;
-            }
+                bytes
+            };
             // Recorded as soon as put, so a failure further on still removes a transient one.
             this.uses.push(d);
             this.ids.push(id);

@@ -10,7 +10,7 @@ use hetier_he::ckks::bootstrap::{BootstrapPreset, Bootstrapper, PhaseTimes};
 use hetier_he::ckks::{
     switch_key_expanded_words, Complex64, Context, Decryptor, Encoder, Encryptor,
 };
-use hetier_he::exec::Expansion;
+use hetier_he::exec::{DiagonalStorage, Expansion};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
@@ -112,8 +112,9 @@ pub struct BootstrapReport {
     pub cpu_seconds: f64,
     /// CPU seconds of every timed bootstrap, in order.
     pub all_cpu_seconds: Vec<f64>,
-    /// Bytes of every diagonal of CoeffToSlot and SlotToCoeff encoded (in the store with
-    /// `--diagonals stored`; `store.diagonals` says where they came from).
+    /// Bytes of every diagonal of CoeffToSlot and SlotToCoeff as the store holds them (one
+    /// word per run of equal words; `store.diagonals` says where they came from), or encoded
+    /// in full when they are encoded at every use.
     pub diagonal_bytes: u64,
     /// The key store.
     pub store: StoreReport,
@@ -368,7 +369,10 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         all_seconds,
         cpu_seconds: all_cpu_seconds.last().copied().unwrap_or(0.0),
         all_cpu_seconds,
-        diagonal_bytes: bs.diagonal_bytes(),
+        diagonal_bytes: match keys.diagonal_report() {
+            Some(d) if d.storage != DiagonalStorage::Coefficients => d.bytes,
+            _ => bs.diagonal_bytes(),
+        },
         store,
         log_qp: params.log_qp(),
         peak_rss,

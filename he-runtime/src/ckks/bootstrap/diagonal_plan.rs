@@ -51,6 +51,22 @@ impl Bootstrapper {
         Ok(())
     }
 
+    /// How many neighbouring words of each limb of diagonal `id`'s encoding are equal: the
+    /// diagonal is a polynomial in X^k ([`super::coefficient_stride`] of its coefficients),
+    /// and such a polynomial's NTT evaluations come in runs of k. A store can keep one word per
+    /// run ([`super::compact_runs`]); the transforms multiply by the runs as stored.
+    pub fn diagonal_repeat(&self, id: usize) -> Result<usize> {
+        let c = self.coefficients(id)?;
+        Ok(super::coefficient_stride(self.ctx.n(), c.iter().map(|&x| x != 0.0)))
+    }
+
+    /// [`Self::diagonal_repeat`] from the coefficients' bit patterns
+    /// ([`Self::diagonal_coefficient_bits`]), for a caller holding those instead.
+    pub fn diagonal_repeat_from_bits(&self, bits: &[u64]) -> usize {
+        let nonzero = bits.iter().map(|&b| f64::from_bits(b) != 0.0);
+        super::coefficient_stride(self.ctx.n(), nonzero)
+    }
+
     /// Drops the coefficients every diagonal is encoded from (N `f64`s each, about 158 MiB for
     /// the N = 2^16 presets): for a caller whose key source hands out every diagonal encoded
     /// ([`super::KeySource::diagonal`]) or its coefficients ([`super::KeySource::diagonal_coefficients`]),

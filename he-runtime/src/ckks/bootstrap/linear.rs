@@ -12,6 +12,7 @@ use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
 use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
 use super::super::keyswitch::{decompose, Lent, Scratch, ScratchWords};
+use super::compact::repeat_of;
 use super::dft::DiagonalMap;
 use super::key_source::{DiagonalUse, KeySource};
 use super::spares::{Handle, Trace};
@@ -278,12 +279,15 @@ impl LinearTransform {
                 let want = DiagonalUse { id, level, scale: pt_scale };
                 id += 1;
                 let stored = keys.diagonal(&want)?;
+                // A stored diagonal may keep one word per run of equal ones (compact.rs).
+                let mut repeat = 1;
                 let pt: &[u64] = match &stored {
-                    Some(w) if w.as_ref().len() != pt_words => {
+                    Some(w) => {
                         let found = w.as_ref().len();
-                        return Err(Error::BufferLength { expected: pt_words, found }.into());
+                        repeat = repeat_of(pt_words, found, n)
+                            .ok_or(Error::BufferLength { expected: pt_words, found })?;
+                        w.as_ref()
                     }
-                    Some(w) => w.as_ref(),
                     None if diag.is_empty() => {
                         // Released by the bootstrapper: the source holds them (one pin).
                         let pt = &mut pt.as_mut()[..pt_words];
@@ -300,14 +304,14 @@ impl LinearTransform {
                     }
                 };
                 if *j == 0 {
-                    inner.mul_add_lifted_assign(ctx, x, pt);
+                    inner.mul_add_lifted_assign(ctx, x, pt, repeat);
                     continue;
                 }
                 let baby = rotated.get(j).ok_or(Error::MissingObject {
                     id: 0,
                     reason: "baby-step rotation of a linear transform",
                 })?;
-                inner.mul_add_assign(ctx, baby, pt);
+                inner.mul_add_assign(ctx, baby, pt, repeat);
             }
             any = true;
             if giant.step == 0 {

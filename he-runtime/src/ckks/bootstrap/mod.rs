@@ -26,6 +26,7 @@
 //! generate, store and load them one at a time.
 
 mod chebyshev;
+mod compact;
 mod config;
 mod dft;
 mod diagonal_plan;
@@ -57,6 +58,7 @@ use super::keyswitch::{Lent, Scratch, ScratchWords};
 use super::ring::{mul_shoup, shoup};
 use crate::error::{Error, Result};
 
+pub use self::compact::{coefficient_stride, compact_runs, repeat_of};
 pub use self::config::BootstrapConfig;
 pub use self::diagonals::{EncodedDiagonals, WithDiagonals};
 pub(crate) use self::key_source::{encapsulation_view, galois_view, view};
