@@ -60,6 +60,6 @@ pub use params::{
 pub use rotation::HoistedCiphertext;
 pub use sampling::{os_seed, Seed, SIGMA};
 pub use serialize::{
-    blob_kind, switch_key_digit_stored_len, switch_key_stored_len, BlobKind, FORMAT_VERSION,
+    blob_kind, digits_read_at, expand_pinned_digit, switch_key_digit_stored_len,
+    switch_key_stored_len, BlobKind, FORMAT_VERSION,
 };
-pub(crate) use serialize::{digits_read_at, expand_pinned_digit};

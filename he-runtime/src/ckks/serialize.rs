@@ -22,9 +22,8 @@ use crate::math::bit_fields::{packed_len, unpack_fields};
 
 mod digits;
 mod switch_key;
-pub(crate) use digits::expand_pinned_digit;
-pub use digits::switch_key_digit_stored_len;
-pub(crate) use switch_key::digits_read_at;
+pub use digits::{expand_pinned_digit, switch_key_digit_stored_len};
+pub use switch_key::digits_read_at;
 pub use switch_key::switch_key_stored_len;
 use switch_key::{read_switch_key, write_switch_key};
 
@@ -54,7 +53,7 @@ pub enum BlobKind {
     /// A seed-compressed key-switching key of any use (relinearisation, Galois, the
     /// encapsulation keys): the form evaluation keys take in the store.
     SwitchKey = 7,
-    /// One digit of a seed-compressed key-switching key ([`KeySwitchKey::write_digit_to`]):
+    /// One digit of a seed-compressed key-switching key ([`super::KeySwitchKey::write_digit_to`]):
     /// a key stored one object per digit, so that a low-level switch reads only its digits.
     SwitchKeyDigit = 8,
 }

@@ -86,7 +86,7 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
 /// pinned it (its own CRC is not computed again), into `data` ([`switch_key_expanded_words`]
 /// words), only where a switch at `level` reads; returns the key's seed. Magic, version, kind,
 /// parameter id, digit count, digit index, length and every residue are checked.
-pub(crate) fn expand_pinned_digit(
+pub fn expand_pinned_digit(
     ctx: &Context,
     bytes: &[u8],
     data: &mut [u64],

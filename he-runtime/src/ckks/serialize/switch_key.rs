@@ -94,7 +94,7 @@ pub(super) fn digit_starts(ctx: &Context) -> Vec<usize> {
 
 /// How many digits of a switching key a switch at `level` reads: all of them from the top
 /// level on.
-pub(crate) fn digits_read_at(ctx: &Context, level: usize) -> usize {
+pub fn digits_read_at(ctx: &Context, level: usize) -> usize {
     let p = ctx.params();
     if level >= p.max_level() {
         p.dnum()
