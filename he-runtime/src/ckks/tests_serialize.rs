@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::blob::HEADER;
 use super::*;
 use crate::ckks::{switch_key_expanded_words, KeyGenerator, KeySwitchKey, Preset};
 

@@ -6,7 +6,7 @@ use hetier_tiering::{Durability, ObjectKind, TieredStore};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{manifest_slot_id, KeySetId};
-use super::keys::KeyForm;
+use super::stored_key::KeyForm;
 use crate::ckks::Seed;
 use crate::exec::error::{Error, Result};
 

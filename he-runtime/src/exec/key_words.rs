@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use hetier_tiering::{BlockWriter, Cancel, ObjectId, PinGuard, StreamId, TieredStore};
 
-use super::keys::StoredKey;
+use super::stored_key::StoredKey;
 use crate::ckks::{switch_key_expanded_words, Context};
 use crate::exec::error::Result;
 

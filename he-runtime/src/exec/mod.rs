@@ -37,6 +37,7 @@ mod run;
 pub mod serve;
 mod session;
 mod steps;
+mod stored_key;
 #[cfg(test)]
 mod test_store;
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! key's (the same seed and PRG stream per digit and limb), so the digits of one key expand to
 //! exactly the words [`KeySwitchKey::to_bytes`]'s blob expands to.
 
+use super::blob::{width, BlobKind, Checksum, Reader, SliceSink, Writer, HEADER};
 use super::switch_key::{digit_starts, digits_read_at, fill_digits};
-use super::{width, BlobKind, Checksum, Reader, SliceSink, Writer, HEADER};
 use crate::ckks::context::Context;
 use crate::ckks::keys::{switch_key_expanded_words, KeySwitchKey};
 use crate::ckks::Seed;

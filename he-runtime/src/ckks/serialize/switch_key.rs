@@ -5,13 +5,14 @@
 
 use rayon::prelude::*;
 
-use super::{
-    packed_len, unpack_limb, width, BlobKind, Checksum, Reader, Sink, SliceSink, Writer, HEADER,
+use super::blob::{
+    unpack_limb, width, BlobKind, Checksum, Reader, Sink, SliceSink, Writer, HEADER,
 };
 use crate::ckks::context::Context;
 use crate::ckks::keys::{switch_key_expanded_words, KeySwitchKey};
 use crate::ckks::sampling::uniform_limb;
 use crate::error::{Error, Result};
+use crate::math::bit_fields::packed_len;
 
 pub(super) fn write_switch_key<C: AsRef<[u64]>, S: Sink>(
     w: &mut Writer<S>,

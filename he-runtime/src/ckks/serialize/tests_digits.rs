@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::blob::HEADER;
 use super::*;
 use crate::ckks::{switch_key_expanded_words, KeyGenerator, KeySwitchKey, Preset};
 
