@@ -137,6 +137,16 @@ pub struct KeyPinTimes {
     pub ahead_wait_ns: AtomicU64,
 }
 
+impl KeyPinTimes {
+    /// Counts one expansion on the pinning thread that started at `since` and spent `wait_ns`
+    /// of that waiting for its stored objects: the wait as such, the rest as expanding.
+    pub(crate) fn add_expansion(&self, since: Instant, wait_ns: u64) {
+        let expanding = (since.elapsed().as_nanos() as u64).saturating_sub(wait_ns);
+        self.wait_ns.fetch_add(wait_ns, Ordering::Relaxed);
+        self.expand_ns.fetch_add(expanding, Ordering::Relaxed);
+    }
+}
+
 impl std::fmt::Debug for ExpansionBlocks<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.state.lock().map_or(0, |s| s.blocks.len());

@@ -114,9 +114,7 @@ impl StoredKey {
                     _ => store.alloc_for_overwrite(len)?,
                 };
                 let (block, wait) = self.expand_for_level(store, ctx, block, true, level)?;
-                let expanding = (clock.elapsed().as_nanos() as u64).saturating_sub(wait);
-                t.wait_ns.fetch_add(wait, Ordering::Relaxed);
-                t.expand_ns.fetch_add(expanding, Ordering::Relaxed);
+                t.add_expansion(clock, wait);
                 (block, want)
             }
         };
@@ -326,18 +324,6 @@ impl KeySet {
             let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit: 0 };
             // The key is made in a block of the budget (140 MiB at log N = 16), not on the heap.
             let (seed, len) = match form {
-                KeyForm::Seeded => {
-                    let mut words = store.scratch(expanded)?;
-                    let seed = maker.make_into(g, words.as_mut())?;
-                    let words_ref: &[u64] = words.as_ref();
-                    // Serialised straight into the object's block: no heap copy of the blob.
-                    let mut block = store.alloc_for_overwrite(stored)?;
-                    KeySwitchKey::from_raw(words_ref, seed, ctx)?
-                        .write_to(ctx, block.as_bytes_mut())?;
-                    drop(words);
-                    store.put_block(id, kind, Durability::Durable, block)?;
-                    (seed, stored)
-                }
                 KeyForm::Expanded => {
                     // The maker writes every word: no zeroing first.
                     let mut w = store.alloc_for_overwrite(expanded)?;
@@ -345,20 +331,36 @@ impl KeySet {
                     store.put_block(id, kind, Durability::Durable, w)?;
                     (seed, expanded)
                 }
-                KeyForm::Digits => {
+                KeyForm::Seeded | KeyForm::Digits => {
                     let mut words = store.scratch(expanded)?;
                     let seed = maker.make_into(g, words.as_mut())?;
                     let words_ref: &[u64] = words.as_ref();
                     let key = KeySwitchKey::from_raw(words_ref, seed, ctx)?;
-                    let part = switch_key_digit_stored_len(ctx);
-                    for j in 0..params.dnum() {
-                        let mut block = store.alloc_for_overwrite(part)?;
-                        key.write_digit_to(ctx, j, block.as_bytes_mut())?;
-                        let kind =
-                            ObjectKind::EvalKey { galois_element: g, level: top, digit: j as u32 };
-                        store.put_block(key_digit_id(id, j), kind, Durability::Durable, block)?;
-                    }
-                    (seed, part * params.dnum() as u64)
+                    // Serialised straight into the objects' blocks: no heap copy of a blob.
+                    let len = if form == KeyForm::Seeded {
+                        let mut block = store.alloc_for_overwrite(stored)?;
+                        key.write_to(ctx, block.as_bytes_mut())?;
+                        // The expanded words go back to the budget before the put.
+                        drop(words);
+                        store.put_block(id, kind, Durability::Durable, block)?;
+                        stored
+                    } else {
+                        let part = switch_key_digit_stored_len(ctx);
+                        for j in 0..params.dnum() {
+                            let mut block = store.alloc_for_overwrite(part)?;
+                            key.write_digit_to(ctx, j, block.as_bytes_mut())?;
+                            let digit = j as u32;
+                            let kind = ObjectKind::EvalKey { galois_element: g, level: top, digit };
+                            store.put_block(
+                                key_digit_id(id, j),
+                                kind,
+                                Durability::Durable,
+                                block,
+                            )?;
+                        }
+                        part * params.dnum() as u64
+                    };
+                    (seed, len)
                 }
             };
             on_put(id, len);

@@ -279,14 +279,14 @@ impl LinearTransform {
                 let want = DiagonalUse { id, level, scale: pt_scale };
                 id += 1;
                 let stored = keys.diagonal(&want)?;
-                // A stored diagonal may keep one word per run of equal ones (compact.rs).
-                let mut repeat = 1;
-                let pt: &[u64] = match &stored {
+                // A stored diagonal may keep one word per run of equal ones (compact.rs); an
+                // encoding made here holds every word.
+                let (pt, repeat): (&[u64], usize) = match &stored {
                     Some(w) => {
                         let found = w.as_ref().len();
-                        repeat = repeat_of(pt_words, found, n)
+                        let repeat = repeat_of(pt_words, found, n)
                             .ok_or(Error::BufferLength { expected: pt_words, found })?;
-                        w.as_ref()
+                        (w.as_ref(), repeat)
                     }
                     None if diag.is_empty() => {
                         // Released by the bootstrapper: the source holds them (one pin).
@@ -295,12 +295,12 @@ impl LinearTransform {
                             .diagonal_coefficients(want.id)?
                             .ok_or(Error::DiagonalCoefficientsReleased { id: want.id })?;
                         enc.encode_coefficient_bits_extended(bits.as_ref(), level, pt_scale, pt)?;
-                        pt
+                        (pt, 1)
                     }
                     None => {
                         let pt = &mut pt.as_mut()[..pt_words];
                         enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;
-                        pt
+                        (pt, 1)
                     }
                 };
                 if *j == 0 {

@@ -7,7 +7,7 @@
 //! key's (the same seed and PRG stream per digit and limb), so the digits of one key expand to
 //! exactly the words [`KeySwitchKey::to_bytes`]'s blob expands to.
 
-use super::blob::{width, BlobKind, Checksum, Reader, SliceSink, Writer, HEADER};
+use super::blob::{blob_kind, width, BlobKind, Checksum, Reader, SliceSink, Writer, HEADER};
 use super::switch_key::{digit_starts, digits_read_at, fill_digits};
 use crate::ckks::context::Context;
 use crate::ckks::keys::{switch_key_expanded_words, KeySwitchKey};
@@ -74,7 +74,9 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
             .ok_or_else(none)?;
         let mut seed = None;
         for (j, bytes) in parts.iter().enumerate() {
-            let s = expand_digit(ctx, bytes, data.as_mut(), j, true, level, Checksum::Verify)?;
+            // Bytes from outside: their checksum first (a store's pin has checked its own).
+            blob_kind(bytes)?;
+            let s = expand_pinned_digit(ctx, bytes, data.as_mut(), j, true, level)?;
             check_same_seed(&mut seed, s)?;
         }
         let seed = seed.ok_or_else(none)?;
@@ -94,18 +96,6 @@ pub fn expand_pinned_digit(
     parallel: bool,
     level: usize,
 ) -> Result<Seed> {
-    expand_digit(ctx, bytes, data, digit, parallel, level, Checksum::AlreadyVerified)
-}
-
-fn expand_digit(
-    ctx: &Context,
-    bytes: &[u8],
-    data: &mut [u64],
-    digit: usize,
-    parallel: bool,
-    level: usize,
-    checksum: Checksum,
-) -> Result<Seed> {
     let expected = switch_key_expanded_words(ctx);
     if data.len() != expected {
         return Err(Error::BufferLength { expected, found: data.len() });
@@ -115,6 +105,7 @@ fn expand_digit(
         return Err(Error::InvalidLevel { level, max: p.max_level() });
     }
     let qp = ctx.q_len() + ctx.p_len();
+    let checksum = Checksum::AlreadyVerified;
     let mut r = Reader::open_with(bytes, BlobKind::SwitchKeyDigit, ctx, checksum)?;
     let dnum = r.u32()? as usize;
     let found = r.u32()? as usize;

@@ -690,9 +690,7 @@ impl<'s> StoredBootstrapKeys<'s> {
                 self.store.alloc_for_overwrite(switch_key_expanded_words(&self.ctx) as u64 * 8)?;
             let top = self.ctx.params().max_level();
             let (block, wait) = k.expand_for_level(self.store, &self.ctx, block, true, top)?;
-            t.wait_ns.fetch_add(wait, Ordering::Relaxed);
-            let expanding = (clock.elapsed().as_nanos() as u64).saturating_sub(wait);
-            t.expand_ns.fetch_add(expanding, Ordering::Relaxed);
+            t.add_expansion(clock, wait);
             let kind = ObjectKind::EvalKey { galois_element: tag(u), level: top as u32, digit: 1 };
             self.store.put_block(cid, kind, Durability::Scratch, block)?;
             cached.push(cid);
