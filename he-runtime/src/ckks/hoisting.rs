@@ -14,11 +14,11 @@ use rayon::prelude::*;
 use super::ciphertext::{merge_slots, Ciphertext};
 use super::context::Context;
 use super::evaluator::Evaluator;
+use super::key_limbs::{key_dot_product, SwitchKeyWords};
 use super::keys::{GaloisKeySet, KeySwitchKey};
 use super::keyswitch::{decompose, mod_down, qp_prime, Finish, Scratch, ScratchWords};
 use super::ring::add_mod;
 use crate::error::{Error, Result};
-use crate::math::dot_product;
 
 /// A plaintext over the extended basis q_0..q_level, p_0..p_(K−1) in NTT form, made by
 /// [`Encoder::encode_extended`](super::Encoder::encode_extended).
@@ -316,7 +316,7 @@ pub(crate) enum Sink<'a> {
 /// delivered limb by limb into `out` as `sink` says. `dec` is the ModUp of c_1's digits
 /// ([`decompose`]), `perm` the automorphism σ in NTT form, `key` its (checked) Galois key.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn rotate_extended<K: AsRef<[u64]>, O: ScratchWords>(
+pub(crate) fn rotate_extended<K: SwitchKeyWords, O: ScratchWords>(
     ctx: &Context,
     level: usize,
     dec: &[u64],
@@ -329,10 +329,9 @@ pub(crate) fn rotate_extended<K: AsRef<[u64]>, O: ScratchWords>(
     let n = ctx.n();
     let l1 = level + 1;
     let width = l1 + ctx.p_len();
-    let qp = ctx.q_len() + ctx.p_len();
     let digits = ctx.params().digits_at(level);
     key.check_level(level)?;
-    let kd: &[u64] = key.data.as_ref();
+    let limbs = key.data.key_limbs();
     let plan = ctx.moddown(level);
     let (o0, o1) = out.parts_mut();
     o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().try_for_each_init(
@@ -344,11 +343,7 @@ pub(crate) fn rotate_extended<K: AsRef<[u64]>, O: ScratchWords>(
             let a: Vec<&[u64]> = (0..digits)
                 .map(|j| &dec[(j * width + pos) * n..(j * width + pos + 1) * n])
                 .collect();
-            let b: Vec<&[u64]> = (0..2)
-                .flat_map(|p| (0..digits).map(move |j| ((j * 2 + p) * qp + gi) * n))
-                .map(|off| &kd[off..off + n])
-                .collect();
-            dot_product(m, &a, &b, None, &mut [t0.as_mut_slice(), t1.as_mut_slice()])?;
+            key_dot_product(ctx, &limbs, gi, &a, [t0.as_mut_slice(), t1.as_mut_slice()])?;
             match plus {
                 Plus::Scaled(c) if pos < l1 => {
                     m.mul_scalar_add_assign_slice(t0, &c[pos * n..(pos + 1) * n], plan.p_mod[pos].0)

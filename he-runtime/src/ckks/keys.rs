@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use super::context::Context;
+use super::key_limbs::{KeyLimbs, SwitchKeyWords};
 use super::ring::{add_mod, sub_mod};
 use super::sampling::{gaussian, os_seed, small_to_ntt, ternary, uniform_from_seed, Seed};
 use crate::error::{Error, Result};
@@ -106,24 +107,6 @@ impl<C: AsRef<[u64]>> KeySwitchKey<C> {
         Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id(), max_level })
     }
 
-    /// The highest level this key switches at: the top of the chain unless it was expanded
-    /// only for the limbs a lower level reads.
-    pub fn max_level(&self) -> usize {
-        self.max_level
-    }
-
-    /// Fails with [`Error::KeyLevel`] when a switch at `level` would read words this key was
-    /// not expanded into.
-    pub(crate) fn check_level(&self, level: usize) -> Result<()> {
-        if level > self.max_level {
-            return Err(Error::KeyLevel { key_level: self.max_level, level });
-        }
-        Ok(())
-    }
-    /// The seed the `a` parts are expanded from.
-    pub fn seed(&self) -> &Seed {
-        &self.seed
-    }
     /// The raw words.
     pub fn as_words(&self) -> &[u64] {
         self.data.as_ref()
@@ -141,6 +124,71 @@ impl<C: AsRef<[u64]>> KeySwitchKey<C> {
     pub(crate) fn limb(&self, j: usize, p: usize, i: usize, n: usize, qp: usize) -> &[u64] {
         let off = ((j * 2 + p) * qp + i) * n;
         &self.data.as_ref()[off..off + n]
+    }
+}
+
+impl<C: SwitchKeyWords> KeySwitchKey<C> {
+    /// A seed-compressed key read in place by every key switch (`data` answers
+    /// [`KeyLimbs::Packed`], a layout parsed under `ctx`): it serves switches up to the level
+    /// its layout was parsed for, and is never expanded. Expanded words are
+    /// [`Error::BufferLength`] here: wrap those with [`KeySwitchKey::from_raw`].
+    pub fn from_packed(data: C, ctx: &Context) -> Result<Self> {
+        let (seed, max_level) = match data.key_limbs() {
+            KeyLimbs::Packed { layout, .. } => {
+                ctx.check_id(layout.params_id())?;
+                (*layout.seed(), layout.max_level())
+            }
+            KeyLimbs::Expanded(words) => {
+                return Err(Error::BufferLength { expected: 0, found: words.len() })
+            }
+        };
+        let p = ctx.params();
+        Ok(Self { data, seed, dnum: p.dnum(), params_id: p.id(), max_level })
+    }
+
+    /// Checks that the key was made under `ctx`'s parameters and, when expanded, holds a whole
+    /// key's words.
+    pub(crate) fn check_shape(&self, ctx: &Context) -> Result<()> {
+        ctx.check_id(self.params_id)?;
+        match self.data.key_limbs() {
+            KeyLimbs::Expanded(words) => {
+                let expected = self.dnum * 2 * (ctx.q_len() + ctx.p_len()) * ctx.n();
+                if words.len() != expected {
+                    return Err(Error::BufferLength { expected, found: words.len() });
+                }
+            }
+            KeyLimbs::Packed { layout, .. } => ctx.check_id(layout.params_id())?,
+        }
+        Ok(())
+    }
+}
+
+impl<C> KeySwitchKey<C> {
+    /// The highest level this key switches at: the top of the chain unless it was expanded
+    /// (or its blobs located) only for the limbs a lower level reads.
+    pub fn max_level(&self) -> usize {
+        self.max_level
+    }
+
+    /// Fails with [`Error::KeyLevel`] when a switch at `level` would read words this key was
+    /// not expanded into.
+    pub(crate) fn check_level(&self, level: usize) -> Result<()> {
+        if level > self.max_level {
+            return Err(Error::KeyLevel { key_level: self.max_level, level });
+        }
+        Ok(())
+    }
+
+    /// The seed the `a` parts are expanded from.
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+
+    /// The same key over its words wrapped by `f` (in an enum of the kinds of words a source
+    /// hands out, say).
+    pub fn map_words<D>(self, f: impl FnOnce(C) -> D) -> KeySwitchKey<D> {
+        let Self { data, seed, dnum, params_id, max_level } = self;
+        KeySwitchKey { data: f(data), seed, dnum, params_id, max_level }
     }
 }
 

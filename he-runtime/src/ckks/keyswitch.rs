@@ -4,11 +4,11 @@
 use rayon::prelude::*;
 
 use super::context::Context;
+use super::key_limbs::{key_dot_product, SwitchKeyWords};
 use super::keys::KeySwitchKey;
 use super::params::Params;
 use super::ring::{mul_shoup, sub_mod};
 use crate::error::{Error, Result};
-use crate::math::dot_product;
 
 /// Reusable buffers for key switching at any level up to [`Scratch::level`] of one
 /// parameter set. The buffers are `Vec`s by default; a runtime that keeps every buffer the
@@ -352,7 +352,7 @@ pub(crate) fn decompose(
 
 /// acc = Σ_j dec_j ⊙ key_j for both key parts; `acc` holds 2·(level+1+K) limbs: part b then
 /// part a.
-pub(crate) fn inner_product<K: AsRef<[u64]>>(
+pub(crate) fn inner_product<K: SwitchKeyWords>(
     ctx: &Context,
     level: usize,
     dec: &[u64],
@@ -361,28 +361,17 @@ pub(crate) fn inner_product<K: AsRef<[u64]>>(
 ) -> Result<()> {
     let n = ctx.n();
     let width = level + 1 + ctx.p_len();
-    let qp = ctx.q_len() + ctx.p_len();
     let digits = ctx.params().digits_at(level);
     key.check_level(level)?;
     let (acc0, acc1) = acc[..2 * width * n].split_at_mut(width * n);
-    let kd: &[u64] = key.data.as_ref();
-    let klimb = |j: usize, p: usize, i: usize| {
-        let off = ((j * 2 + p) * qp + i) * n;
-        &kd[off..off + n]
-    };
+    let limbs = key.data.key_limbs();
     acc0.par_chunks_mut(n).zip(acc1.par_chunks_mut(n)).enumerate().try_for_each(
         |(pos, (o0, o1))| {
-            let gi = qp_prime(ctx, level, pos);
-            let m = &ctx.prime(gi).modulus;
             // One fused pass (math::dot_product, IFMA): both parts, every digit.
             let a: Vec<&[u64]> = (0..digits)
                 .map(|j| &dec[(j * width + pos) * n..(j * width + pos + 1) * n])
                 .collect();
-            let b: Vec<&[u64]> = (0..2)
-                .flat_map(|p| (0..digits).map(move |j| (j, p)))
-                .map(|(j, p)| klimb(j, p, gi))
-                .collect();
-            dot_product(m, &a, &b, None, &mut [o0, o1])
+            key_dot_product(ctx, &limbs, qp_prime(ctx, level, pos), &a, [o0, o1])
         },
     )
 }

@@ -33,6 +33,7 @@ mod evaluator;
 mod fft;
 mod hoisting;
 mod in_place;
+mod key_limbs;
 mod keys;
 mod keystream;
 mod keyswitch;
@@ -49,6 +50,7 @@ pub use encryptor::{Decryptor, Encryptor, SeededCiphertext};
 pub use evaluator::Evaluator;
 pub use fft::Complex64;
 pub use hoisting::ExtendedPlaintext;
+pub use key_limbs::{KeyLimbs, SwitchKeyWords};
 pub use keys::{
     switch_key_expanded_words, GaloisKey, GaloisKeySet, KeyGenerator, KeySwitchKey,
     KeySwitchKeyView, PublicKey, RelinKey, SecretKey,
@@ -61,5 +63,5 @@ pub use rotation::HoistedCiphertext;
 pub use sampling::{os_seed, Seed, SIGMA};
 pub use serialize::{
     blob_kind, digits_read_at, expand_pinned_digit, switch_key_digit_stored_len,
-    switch_key_stored_len, BlobKind, FORMAT_VERSION,
+    switch_key_stored_len, BlobKind, PackedKeyLayout, FORMAT_VERSION,
 };

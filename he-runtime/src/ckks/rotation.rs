@@ -3,6 +3,7 @@
 
 use super::ciphertext::Ciphertext;
 use super::evaluator::Evaluator;
+use super::key_limbs::SwitchKeyWords;
 use super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
 use super::keyswitch::{decompose, inner_product, mod_down, Finish, Scratch};
 use crate::error::{Error, Result};
@@ -41,19 +42,14 @@ impl Evaluator {
         Scratch::new(&self.ctx)
     }
 
-    fn check_key<K: AsRef<[u64]>>(&self, key: &KeySwitchKey<K>) -> Result<()> {
-        self.ctx.check_id(key.params_id)?;
-        let expected = key.dnum * 2 * (self.ctx.q_len() + self.ctx.p_len()) * self.ctx.n();
-        if key.data.as_ref().len() != expected {
-            return Err(Error::BufferLength { expected, found: key.data.as_ref().len() });
-        }
-        Ok(())
+    fn check_key<K: SwitchKeyWords>(&self, key: &KeySwitchKey<K>) -> Result<()> {
+        key.check_shape(&self.ctx)
     }
 
     /// Key switches `d` (NTT form, level+1 limbs, or its ready decomposition) with `key`,
     /// delivering the two result polynomials to `out0`, `out1` as `finish0`, `finish1` say.
     #[allow(clippy::too_many_arguments)]
-    fn switch<K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    fn switch<K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         level: usize,
         key: &KeySwitchKey<K>,
@@ -87,7 +83,7 @@ impl Evaluator {
 
     /// Switches a degree-1 ciphertext to the secret of `key`
     /// ([`super::KeyGenerator::switching_key`]): (c_0 + ks_0(c_1), ks_1(c_1)).
-    pub fn key_switch<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn key_switch<A: AsRef<[u64]>, K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         key: &KeySwitchKey<K>,
@@ -109,7 +105,7 @@ impl Evaluator {
     ) -> Result<Ciphertext<O>>
     where
         A: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         S: AsRef<[u64]> + AsMut<[u64]>,
         O: AsRef<[u64]> + AsMut<[u64]>,
     {
@@ -130,7 +126,7 @@ impl Evaluator {
     }
 
     /// Relinearises a degree-2 ciphertext back to degree 1.
-    pub fn relinearize<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn relinearize<A: AsRef<[u64]>, K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         rk: &RelinKey<K>,
@@ -152,7 +148,7 @@ impl Evaluator {
     ) -> Result<Ciphertext<O>>
     where
         A: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         S: AsRef<[u64]> + AsMut<[u64]>,
         O: AsRef<[u64]> + AsMut<[u64]>,
     {
@@ -176,7 +172,7 @@ impl Evaluator {
     pub fn mul_relin<
         A: AsRef<[u64]>,
         B: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         S: AsRef<[u64]> + AsMut<[u64]>,
     >(
         &self,
@@ -205,7 +201,7 @@ impl Evaluator {
     where
         A: AsRef<[u64]>,
         B: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         S: AsRef<[u64]> + AsMut<[u64]>,
         T: AsRef<[u64]> + AsMut<[u64]>,
         O: AsRef<[u64]> + AsMut<[u64]>,
@@ -214,7 +210,7 @@ impl Evaluator {
         self.relinearize_into(&t, rk, scratch, out)
     }
 
-    pub(crate) fn check_galois<K: AsRef<[u64]>>(
+    pub(crate) fn check_galois<K: SwitchKeyWords>(
         &self,
         key: &GaloisKey<K>,
         g: u64,
@@ -227,7 +223,7 @@ impl Evaluator {
     }
 
     /// Applies X → X^g with its Galois key to a degree-1 ciphertext.
-    pub fn apply_galois<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn apply_galois<A: AsRef<[u64]>, K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         g: u64,
@@ -239,7 +235,7 @@ impl Evaluator {
     }
 
     /// Rotates the slots left by `step` (negative: right) with the matching Galois key.
-    pub fn rotate<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn rotate<A: AsRef<[u64]>, K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         step: i64,
@@ -254,7 +250,7 @@ impl Evaluator {
     /// written), returned as the result ciphertext; nothing is allocated.
     pub fn rotate_into<
         A: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         O: AsRef<[u64]> + AsMut<[u64]>,
         S: AsRef<[u64]> + AsMut<[u64]>,
     >(
@@ -278,7 +274,7 @@ impl Evaluator {
     /// Key switching of c_1 with the decomposition computed into `scratch`, then σ_g.
     fn galois_into<
         A: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         O: AsRef<[u64]> + AsMut<[u64]>,
         S: AsRef<[u64]> + AsMut<[u64]>,
     >(
@@ -321,7 +317,7 @@ impl Evaluator {
     }
 
     /// Complex conjugation of every slot.
-    pub fn conjugate<A: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn conjugate<A: AsRef<[u64]>, K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         a: &Ciphertext<A>,
         key: &GaloisKey<K>,
@@ -334,7 +330,7 @@ impl Evaluator {
     /// [`Self::conjugate`] into a caller's buffer of 2·(level+1)·N words.
     pub fn conjugate_into<
         A: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         O: AsRef<[u64]> + AsMut<[u64]>,
         S: AsRef<[u64]> + AsMut<[u64]>,
     >(
@@ -406,7 +402,7 @@ impl Evaluator {
 
     fn galois_hoisted<
         H: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         O: AsRef<[u64]> + AsMut<[u64]>,
         S: AsRef<[u64]> + AsMut<[u64]>,
     >(
@@ -435,7 +431,7 @@ impl Evaluator {
     }
 
     /// Rotates a hoisted ciphertext by `step`.
-    pub fn rotate_hoisted<H: AsRef<[u64]>, K: AsRef<[u64]>, S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn rotate_hoisted<H: AsRef<[u64]>, K: SwitchKeyWords, S: AsRef<[u64]> + AsMut<[u64]>>(
         &self,
         h: &HoistedCiphertext<H>,
         step: i64,
@@ -450,7 +446,7 @@ impl Evaluator {
     /// result ciphertext; nothing is allocated.
     pub fn rotate_hoisted_into<
         H: AsRef<[u64]>,
-        K: AsRef<[u64]>,
+        K: SwitchKeyWords,
         O: AsRef<[u64]> + AsMut<[u64]>,
         S: AsRef<[u64]> + AsMut<[u64]>,
     >(

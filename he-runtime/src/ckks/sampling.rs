@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::context::Context;
 use super::keystream::Keystream;
-use crate::math::bit_fields::take_below;
+use crate::math::bit_fields::{take_below, unpack_fields};
 
 /// Standard deviation of the error distribution.
 pub const SIGMA: f64 = 3.2;
@@ -90,16 +90,97 @@ pub(crate) fn uniform_from_seed(
 /// each (none wasted on the bits above q) and are rejected when not below `q`, so every
 /// residue is exactly uniform.
 pub(crate) fn uniform_limb(seed: &Seed, stream: u64, pi: usize, q: u64, limb: &mut [u64]) {
-    let mut keystream = Keystream::new(seed, (stream << 8) | pi as u64);
-    let width = (64 - q.leading_zeros()) as usize;
-    // 8192 candidates per refill: 1024·width bytes, whole keystream chunks (made in place,
-    // no copy) and whole groups of eight fields; `take_below` reads nothing past them.
-    let fill = 1024 * width;
-    let mut buf = vec![0u8; fill];
-    let mut i = 0;
-    while i < limb.len() {
-        keystream.fill(&mut buf);
-        i += take_below(&buf, width as u32, q, &mut limb[i..]).0;
+    UniformStream::new(seed, stream, pi, q).fill(limb);
+}
+
+/// Groups of eight candidates per keystream refill: 1024·width bytes, whole keystream chunks
+/// (made in place, no copy).
+const GROUPS: usize = 1024;
+
+/// The residues [`uniform_limb`] writes, handed out a piece at a time in the same order: a key
+/// switch reading a seed-compressed key in place makes each piece of an `a` limb just before
+/// it multiplies by it, instead of expanding the whole key first.
+pub(crate) struct UniformStream {
+    keystream: Keystream,
+    q: u64,
+    width: usize,
+    /// Keystream bytes: `GROUPS` groups of eight `width`-bit candidates (`width` bytes each).
+    buf: Vec<u8>,
+    /// Groups of `buf` already read.
+    group: usize,
+    /// Accepted candidates of a group read only in part (the piece before ended inside it).
+    pending: [u64; 8],
+    pending_at: usize,
+    pending_len: usize,
+}
+
+impl UniformStream {
+    /// The residues of limb `pi` (prime `q`) of `seed`'s stream `stream`, from the first.
+    pub(crate) fn new(seed: &Seed, stream: u64, pi: usize, q: u64) -> Self {
+        Self::with_buffer(seed, stream, pi, q, Vec::new())
+    }
+
+    /// As [`Self::new`], its keystream buffer made from `buf` (any contents; one of
+    /// [`Self::into_buffer`], so that a caller making many streams allocates once).
+    pub(crate) fn with_buffer(
+        seed: &Seed,
+        stream: u64,
+        pi: usize,
+        q: u64,
+        mut buf: Vec<u8>,
+    ) -> Self {
+        let width = (64 - q.leading_zeros()) as usize;
+        buf.resize(GROUPS * width, 0);
+        Self {
+            keystream: Keystream::new(seed, (stream << 8) | pi as u64),
+            q,
+            width,
+            buf,
+            group: GROUPS,
+            pending: [0; 8],
+            pending_at: 0,
+            pending_len: 0,
+        }
+    }
+
+    /// The keystream buffer, for the next stream's [`Self::with_buffer`].
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Fills `out` with the next residues.
+    pub(crate) fn fill(&mut self, out: &mut [u64]) {
+        let w = self.width;
+        let mut i = 0;
+        while self.pending_at < self.pending_len && i < out.len() {
+            out[i] = self.pending[self.pending_at];
+            self.pending_at += 1;
+            i += 1;
+        }
+        while i < out.len() {
+            if self.group == GROUPS {
+                self.keystream.fill(&mut self.buf);
+                self.group = 0;
+            }
+            let (written, read) =
+                take_below(&self.buf[self.group * w..], w as u32, self.q, &mut out[i..]);
+            i += written;
+            self.group += read / 8;
+            let part = read % 8;
+            if part != 0 {
+                // `out` filled inside a group: its later candidates are the next piece's first.
+                let mut raw = [0u64; 8];
+                let bytes = &self.buf[self.group * w..(self.group + 1) * w];
+                unpack_fields(bytes, w as u32, &mut raw);
+                self.pending_len = 0;
+                for &v in raw[part..].iter().filter(|&&v| v < self.q) {
+                    self.pending[self.pending_len] = v;
+                    self.pending_len += 1;
+                }
+                self.pending_at = 0;
+                self.group += 1;
+            }
+        }
     }
 }
 
@@ -171,6 +252,26 @@ mod tests {
         uniform_limb(&[1; 32], 0, 0, q, &mut v);
         let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
         assert!(v.iter().all(|&x| x < q) && (mean / (q as f64 / 2.0) - 1.0).abs() < 0.01);
+    }
+
+    /// Pieces of every size, crossing groups and refills at every offset, give the residues
+    /// of the whole limb in order.
+    #[test]
+    fn a_uniform_stream_read_in_pieces_gives_the_whole_limb() {
+        for q in [(1u64 << 50) - 27, (1u64 << 61) - 1, (1u64 << 36) + 31] {
+            let mut whole = vec![0u64; 40_000];
+            uniform_limb(&[9; 32], 2, 5, q, &mut whole);
+            for piece in [1usize, 7, 8, 9, 1000, 2048, 8191, 8193] {
+                let mut stream = UniformStream::new(&[9; 32], 2, 5, q);
+                let mut got = Vec::with_capacity(whole.len());
+                while got.len() < whole.len() {
+                    let mut buf = vec![0u64; piece.min(whole.len() - got.len())];
+                    stream.fill(&mut buf);
+                    got.extend_from_slice(&buf);
+                }
+                assert_eq!(got, whole, "q {q:#x}, pieces of {piece}");
+            }
+        }
     }
 
     const KNOWN: [u64; 3] = [671_462_983_991_853, 270_749_929_660_559, 937_094_533_291_440];

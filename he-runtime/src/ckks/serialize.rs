@@ -21,11 +21,14 @@ use crate::error::{Error, Result};
 
 mod blob;
 mod digits;
+mod layout;
+mod packed;
 mod switch_key;
 pub use blob::{blob_kind, BlobKind, FORMAT_VERSION};
 use blob::{width, Reader, Writer};
 pub use digits::{expand_pinned_digit, switch_key_digit_stored_len};
-pub use switch_key::digits_read_at;
+pub use layout::digits_read_at;
+pub use packed::PackedKeyLayout;
 pub use switch_key::switch_key_stored_len;
 use switch_key::{read_switch_key, write_switch_key};
 
@@ -235,3 +238,5 @@ impl GaloisKey {
 mod tests;
 #[cfg(test)]
 mod tests_digits;
+#[cfg(test)]
+mod tests_packed;

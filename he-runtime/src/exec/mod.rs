@@ -26,6 +26,7 @@ mod error;
 mod executor;
 mod heal;
 pub mod ids;
+mod key_in_place;
 mod key_manifest;
 mod key_words;
 mod keys;
@@ -58,6 +59,7 @@ pub use heal::{
     derivable_damage, healed_line, program_role, ObjectRole, REMEDY_CIPHERTEXT, REMEDY_DERIVABLE,
 };
 pub use ids::{weights_tag, KeySetId};
+pub use key_in_place::{KeyInUse, PinnedPackedKey};
 pub use key_manifest::decode_manifest;
 pub use key_words::{ExpandedKey, ExpansionBlocks, KeyPinTimes, KeyWords};
 pub use keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};

@@ -59,6 +59,7 @@ impl KeyBundle {
 impl KeySource for KeyBundle {
     type Error = Error;
     type Words<'a> = &'a [u64];
+    type KeyWords<'a> = &'a [u64];
 
     fn galois(&self, g: u64, _level: usize) -> Result<GaloisKey<&[u64]>> {
         galois_view(&self.galois, g)

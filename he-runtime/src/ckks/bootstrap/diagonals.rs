@@ -56,6 +56,10 @@ impl KeySource for WithDiagonals<'_> {
         = &'b [u64]
     where
         Self: 'b;
+    type KeyWords<'b>
+        = &'b [u64]
+    where
+        Self: 'b;
 
     fn galois(&self, g: u64, level: usize) -> Result<GaloisKey<&[u64]>> {
         self.keys.galois(g, level)

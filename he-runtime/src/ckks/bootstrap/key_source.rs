@@ -3,6 +3,7 @@
 //! `Bootstrapper::key_sequence` tells such a store the whole order in advance.
 
 use super::super::context::Context;
+use super::super::key_limbs::SwitchKeyWords;
 use super::super::keys::{GaloisKey, GaloisKeySet, KeySwitchKey, RelinKey};
 use crate::error::{Error, Result};
 
@@ -58,8 +59,13 @@ pub trait KeySource: Sync {
     /// What a failed lookup reports (a store's error for a store-backed source); bootstrapping
     /// reports its own failures in it too.
     type Error: From<Error> + Send;
-    /// The words of a borrowed key (a slice, or a guard pinning a store block).
+    /// The words of a borrowed diagonal (a slice, or a guard pinning a store block).
     type Words<'a>: AsRef<[u64]>
+    where
+        Self: 'a;
+    /// The words of a borrowed key: expanded words (a slice, a pinned or expanded block) or a
+    /// seed-compressed key's pinned blobs read in place ([`crate::ckks::KeyLimbs::Packed`]).
+    type KeyWords<'a>: SwitchKeyWords
     where
         Self: 'a;
 
@@ -71,16 +77,17 @@ pub trait KeySource: Sync {
         &self,
         g: u64,
         level: usize,
-    ) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error>;
+    ) -> std::result::Result<GaloisKey<Self::KeyWords<'_>>, Self::Error>;
     /// The relinearisation key, for a switch at `level` (as [`Self::galois`]).
-    fn relin(&self, level: usize) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error>;
+    fn relin(&self, level: usize)
+        -> std::result::Result<RelinKey<Self::KeyWords<'_>>, Self::Error>;
     /// An encapsulation switching key ([`KeyUse::ToSparse`] or [`KeyUse::FromSparse`]), for a
     /// switch at `level` (as [`Self::galois`]).
     fn switching(
         &self,
         which: KeyUse,
         level: usize,
-    ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error>;
+    ) -> std::result::Result<KeySwitchKey<Self::KeyWords<'_>>, Self::Error>;
 
     /// Whether two threads may borrow the same key at once at no extra memory (true for keys
     /// in memory or pinned in place; false for a source that expands a fresh copy per borrow).
@@ -178,6 +185,7 @@ pub(crate) fn encapsulation_view<'a>(
 impl KeySource for BootstrapKeys {
     type Error = Error;
     type Words<'a> = &'a [u64];
+    type KeyWords<'a> = &'a [u64];
 
     fn galois(&self, g: u64, _level: usize) -> Result<GaloisKey<&[u64]>> {
         galois_view(&self.galois, g)
@@ -229,17 +237,24 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
         = K::Words<'a>
     where
         Self: 'a;
+    type KeyWords<'a>
+        = K::KeyWords<'a>
+    where
+        Self: 'a;
 
     fn galois(
         &self,
         g: u64,
         level: usize,
-    ) -> std::result::Result<GaloisKey<Self::Words<'_>>, Self::Error> {
+    ) -> std::result::Result<GaloisKey<Self::KeyWords<'_>>, Self::Error> {
         self.note(KeyUse::Galois(g), level);
         self.inner.galois(g, level)
     }
 
-    fn relin(&self, level: usize) -> std::result::Result<RelinKey<Self::Words<'_>>, Self::Error> {
+    fn relin(
+        &self,
+        level: usize,
+    ) -> std::result::Result<RelinKey<Self::KeyWords<'_>>, Self::Error> {
         self.note(KeyUse::Relin, level);
         self.inner.relin(level)
     }
@@ -248,7 +263,7 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
         &self,
         which: KeyUse,
         level: usize,
-    ) -> std::result::Result<KeySwitchKey<Self::Words<'_>>, Self::Error> {
+    ) -> std::result::Result<KeySwitchKey<Self::KeyWords<'_>>, Self::Error> {
         self.note(which, level);
         self.inner.switching(which, level)
     }

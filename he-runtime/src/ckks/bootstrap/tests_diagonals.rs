@@ -106,6 +106,10 @@ impl KeySource for WithCoefficients<'_> {
         = &'b [u64]
     where
         Self: 'b;
+    type KeyWords<'b>
+        = &'b [u64]
+    where
+        Self: 'b;
 
     fn galois(&self, g: u64, level: usize) -> Result<crate::ckks::keys::GaloisKey<&[u64]>> {
         self.keys.galois(g, level)

@@ -332,6 +332,12 @@ pub fn blob_kind(bytes: &[u8]) -> Result<BlobKind> {
     parse_header(bytes, Checksum::Verify).map(|(k, _, _)| k)
 }
 
+/// The kind of a blob whose checksum the caller has verified (a pinned store object): the
+/// rest of its header is still checked.
+pub(super) fn kind_unchecked(bytes: &[u8]) -> Result<BlobKind> {
+    parse_header(bytes, Checksum::AlreadyVerified).map(|(k, _, _)| k)
+}
+
 /// Bits of a residue of `q`: what each is packed to.
 pub(super) fn width(q: u64) -> u32 {
     64 - q.leading_zeros()

@@ -8,7 +8,8 @@
 //! exactly the words [`KeySwitchKey::to_bytes`]'s blob expands to.
 
 use super::blob::{blob_kind, width, BlobKind, Checksum, Reader, SliceSink, Writer, HEADER};
-use super::switch_key::{digit_starts, digits_read_at, fill_digits};
+use super::layout::{digit_starts, digits_read_at};
+use super::switch_key::fill_digits;
 use crate::ckks::context::Context;
 use crate::ckks::keys::{switch_key_expanded_words, KeySwitchKey};
 use crate::ckks::Seed;

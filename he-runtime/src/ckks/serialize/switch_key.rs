@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::blob::{
     unpack_limb, width, BlobKind, Checksum, Reader, Sink, SliceSink, Writer, HEADER,
 };
+use super::layout::{digit_starts, digits_read_at};
 use crate::ckks::context::Context;
 use crate::ckks::keys::{switch_key_expanded_words, KeySwitchKey};
 use crate::ckks::sampling::uniform_limb;
@@ -78,30 +79,6 @@ fn read_switch_key_into(
     let body = r.take(dnum * starts[qp])?;
     fill_digits(ctx, &seed, body, 0..dnum, data, parallel, level)?;
     Ok(seed)
-}
-
-/// Where each prime's packed limb starts within one digit of a switching key's `b` parts
-/// (over Q·P), and at the end the digit's length.
-pub(super) fn digit_starts(ctx: &Context) -> Vec<usize> {
-    let n = ctx.n();
-    let qp = ctx.q_len() + ctx.p_len();
-    let mut starts = Vec::with_capacity(qp + 1);
-    starts.push(0usize);
-    for i in 0..qp {
-        starts.push(starts[i] + packed_len(n, width(ctx.prime(i).q)));
-    }
-    starts
-}
-
-/// How many digits of a switching key a switch at `level` reads: all of them from the top
-/// level on.
-pub fn digits_read_at(ctx: &Context, level: usize) -> usize {
-    let p = ctx.params();
-    if level >= p.max_level() {
-        p.dnum()
-    } else {
-        p.digits_at(level).min(p.dnum())
-    }
 }
 
 /// Expands `digits` of a switching key into `data` (the expanded layout): their `b` parts

@@ -1,6 +1,7 @@
 //! Bootstrapping with its keys in the tiered store: every key a durable seed-compressed object
 //! (reused by later processes through the key-set manifest), pinned only for the step that uses
-//! it and expanded for that step into a DRAM block charged to the budget, and the bootstrap's
+//! it and either read in place by its key switch ([`Expansion::InPlace`]) or expanded for that
+//! step into a DRAM block charged to the budget, and the bootstrap's
 //! whole key order handed to the store as a hint so `planned` prefetches it. Optionally the
 //! transforms' diagonals too, encoded once per process into transient objects
 //! ([`StoredBootstrapKeys::with_stored_diagonals`]) or once per parameter set into durable ones
@@ -16,9 +17,10 @@ use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStor
 use super::diagonals::{DiagonalReport, DiagonalStorage, StoredCoefficients, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
-use super::key_words::{ExpandedKey, ExpansionBlocks, KeyPinTimes, KeyWords};
+use super::key_in_place::KeyInUse;
+use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
-use crate::ckks::bootstrap::{BootstrapUse, Bootstrapper, DiagonalUse, KeySource, KeyUse};
+use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse, KeySource, KeyUse};
 use crate::ckks::{
     switch_key_digit_stored_len, switch_key_expanded_words, switch_key_stored_len, Context,
     GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey, Seed,
@@ -37,6 +39,11 @@ pub enum Expansion {
     /// the store moves the expanded copy between DRAM and the pool like any other object (it
     /// is dropped when the pool is reopened; the durable key stays seed-compressed).
     Cached,
+    /// Never, but for the relinearisation key (cached, as [`Expansion::Cached`]): each key
+    /// switch reads the key's pinned stored objects in place, making each piece of a limb in
+    /// cache as it multiplies by it ([`crate::ckks::KeyLimbs::Packed`]). No expansion block in
+    /// the budget, and no expanded words written or read back.
+    InPlace,
 }
 
 /// A bootstrap's evaluation keys as store objects.
@@ -71,7 +78,8 @@ pub struct StoredBootstrapKeys<'s> {
 /// half's spares when its EvalMod halves run `side_by_side` on two threads, the key pinned
 /// for a step (one at a time) and, for a seed-compressed key, `expanded_blocks` blocks it is
 /// expanded into (per pin: two when the next key is expanded ahead, whose stored object is then
-/// pinned too; the cached copy being made).
+/// pinned too; the cached copy being made; none when read in place, [`Expansion::InPlace`],
+/// whose step holds every object of its key pinned).
 /// Their footprint is the smallest budget a bootstrap can run in
 /// (`TieredStore::check_working_sets`).
 pub fn bootstrap_working_set(
@@ -99,11 +107,19 @@ pub fn bootstrap_working_set(
             return set;
         }
         KeyForm::Seeded => switch_key_stored_len(ctx),
+        KeyForm::Digits if expanded_blocks == 0 => {
+            set.extend(std::iter::repeat_n(switch_key_digit_stored_len(ctx), ctx.params().dnum()));
+            return set;
+        }
         // An expansion holds one digit's object pinned at a time.
         KeyForm::Digits => switch_key_digit_stored_len(ctx),
     };
+    if expanded_blocks == 0 {
+        set.push(pinned);
+        return set;
+    }
     set.extend(std::iter::repeat_n(pinned, stored));
-    set.extend(std::iter::repeat_n(expanded, expanded_blocks.max(1)));
+    set.extend(std::iter::repeat_n(expanded, expanded_blocks));
     set
 }
 
@@ -231,13 +247,21 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// The working set for `expansion` (and, per pin, `ahead` keys expanded ahead), and whether it includes a second
     /// key-switch scratch for EvalMod's halves side by side: on a pool of two threads or more,
-    /// when pins share one expanded copy (not per pin) and the budget holds it beside the rest.
+    /// when pins share one cached expanded copy and the budget holds it beside the rest.
     /// With stored diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
     fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: usize) -> (Vec<u64>, bool) {
         let per_pin = expansion == Expansion::PerPin && self.form().is_seeded();
-        let blocks = if per_pin { 1 + ahead } else { 1 };
+        let blocks = match expansion {
+            _ if per_pin => 1 + ahead,
+            Expansion::InPlace => 0,
+            _ => 1,
+        };
         let set = |side_by_side: bool| {
             let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
+            if expansion == Expansion::InPlace && self.form().is_seeded() {
+                // The relinearisation key's cached expanded copy, pinned through EvalMod.
+                set.push(switch_key_expanded_words(&self.ctx) as u64 * 8);
+            }
             if let Some(d) = &self.diagonals {
                 set.push(d.pinned_bytes(bs));
             }
@@ -247,7 +271,10 @@ impl<'s> StoredBootstrapKeys<'s> {
             set
         };
         let base = set(false);
-        if rayon::current_num_threads() < 2 || expansion == Expansion::PerPin {
+        // Read in place, the budget's room goes to prefetching keys instead: with the second
+        // half's ~400 MiB of buffers beside them at `n16_deep`'s quarter budget, the keys'
+        // reads fell behind (key wait 1.28 s in two bootstraps, 2026-12-07).
+        if rayon::current_num_threads() < 2 || expansion != Expansion::Cached {
             return (base, false);
         }
         let wide = set(true);
@@ -391,123 +418,6 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// Whether a helper thread expands keys ahead in [`Self::ahead`].
     pub fn expands_ahead(&self) -> bool {
         self.ahead_keys > 0 && self.per_pin_seeded()
-    }
-
-    /// The store objects of `bs`'s key order, repeated `times` (one per planned bootstrap). With
-    /// [`Expansion::Cached`] a key is pinned through its expanded copy: a key without one yet
-    /// is read once (its stored object) and then used through the copy made from it, which
-    /// the plan names too, so `planned` keeps room for it instead of evicting it as unplanned.
-    /// With stored diagonals, each is named where its transform multiplies by it.
-    ///
-    /// With keys expanded ahead, each stored key object is named where the helper pins it:
-    /// [`Self::expand_ahead_keys`] key uses before its own, so that `planned` has read it by
-    /// then. (Named at its own use, it was read only once the helper already waited for it:
-    /// 8.9 s of the helper's 15.4 s in two `n16_deep` bootstraps at a quarter budget.)
-    pub fn access_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ObjectId>> {
-        let plan = self.plan(bs, times)?;
-        let plan = lead_keys(plan, self.expand_ahead_keys());
-        Ok(plan
-            .into_iter()
-            .flat_map(|item| match item {
-                PlanItem::StoredKey(ids) => ids,
-                PlanItem::Object(id) => vec![id],
-            })
-            .collect())
-    }
-
-    /// [`Self::access_plan`] before the keys' lead: per seed-compressed key expanded per pin,
-    /// the objects its expansion pins (for the highest level of its run of uses: only the
-    /// digits that level reads when stored by digit).
-    fn plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<PlanItem>> {
-        let seq = bs.access_sequence();
-        let levels = self.run_levels(bs)?;
-        let top = self.ctx.params().max_level();
-        let mut plan = Vec::with_capacity(seq.len() * times + 64);
-        let mut made = std::collections::HashSet::new();
-        let mut last_key = None;
-        for _ in 0..times {
-            let mut levels = levels.iter();
-            for &u in &seq {
-                let u = match (u, &self.diagonals) {
-                    (BootstrapUse::Key(u), _) => u,
-                    (BootstrapUse::Diagonal(i), Some(d)) => {
-                        plan.push(PlanItem::Object(match &self.coefficients {
-                            Some(c) if self.encodes_on_use(i) => c.object(i)?,
-                            _ => d.object(i)?,
-                        }));
-                        continue;
-                    }
-                    (BootstrapUse::Diagonal(_), _) => continue,
-                };
-                let k = self.stored(u)?;
-                // Every digit if the two sequences ever disagree: more read, never too little.
-                let level = levels.next().copied().unwrap_or(top);
-                if k.form == KeyForm::Expanded {
-                    plan.push(PlanItem::Object(k.id));
-                    continue;
-                }
-                if self.expansion == Expansion::PerPin {
-                    // A key pinned again right after itself is used from the block it was
-                    // expanded into (diagonals between do not take that block): its stored
-                    // objects are read once per run of uses.
-                    if last_key != Some(k.id) {
-                        plan.push(PlanItem::StoredKey(k.objects_at(&self.ctx, level)));
-                    }
-                    last_key = Some(k.id);
-                    continue;
-                }
-                let c = cache_id(k.id);
-                if !self.store.contains(c) && made.insert(c) {
-                    plan.push(PlanItem::StoredKey(k.objects(&self.ctx)));
-                }
-                plan.push(PlanItem::Object(c));
-            }
-        }
-        Ok(plan)
-    }
-
-    /// For each key use of one bootstrap of `bs` in order, the highest level over its run of
-    /// uses of the same key: the level its expansion serves.
-    fn run_levels(&self, bs: &Bootstrapper) -> Result<Vec<usize>> {
-        let uses = bs.key_uses();
-        let ids: Vec<ObjectId> =
-            uses.iter().map(|&(u, _)| self.stored(u).map(|k| k.id)).collect::<Result<_>>()?;
-        let mut levels: Vec<usize> = uses.iter().map(|&(_, l)| l).collect();
-        let mut start = 0;
-        while start < ids.len() {
-            let end = (start..ids.len()).find(|&i| ids[i] != ids[start]).unwrap_or(ids.len());
-            let top = levels[start..end].iter().copied().max().unwrap_or(0);
-            levels[start..end].fill(top);
-            start = end;
-        }
-        Ok(levels)
-    }
-
-    /// Tells the store the keys `times` bootstraps will pin, in order.
-    pub fn hint(&self, bs: &Bootstrapper, times: usize) -> Result<()> {
-        let plan = self.access_plan(bs, times)?;
-        self.store.hint(&plan);
-        if self.per_pin_seeded() {
-            // The helper expanding ahead follows the keys alone.
-            self.spares.set_plan(&self.expansion_plan(bs, times)?);
-        }
-        Ok(())
-    }
-
-    /// The seed-compressed keys `times` bootstraps of `bs` pin, in order, each with the level
-    /// it is expanded for: what the helper of [`Self::ahead`] follows.
-    fn expansion_plan(&self, bs: &Bootstrapper, times: usize) -> Result<Vec<ExpandedKey>> {
-        let uses = bs.key_uses();
-        let mut plan = Vec::with_capacity(uses.len() * times);
-        for _ in 0..times {
-            for &(u, level) in &uses {
-                let k = self.stored(u)?;
-                if k.form.is_seeded() {
-                    plan.push(ExpandedKey { id: k.id, level });
-                }
-            }
-        }
-        Ok(plan)
     }
 
     /// Encodes every diagonal of `bs` into the store as a transient object (charged to the
@@ -674,8 +584,30 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// `u`'s key for a switch at `level`: expanded per pin for that level only, or the
     /// whole key (stored expanded, or its cached expanded copy).
-    fn pin(&self, u: KeyUse, level: usize) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
+    fn pin(&self, u: KeyUse, level: usize) -> Result<KeySwitchKey<KeyInUse<'_, 's>>> {
         let k = self.stored(u)?;
+        if self.reads_in_place(u, k) {
+            return k.pin_in_place(self.store, &self.ctx, self.spares.times(), level);
+        }
+        Ok(self.pin_words(u, k, level)?.map_words(KeyInUse::Words))
+    }
+
+    /// Whether `u`'s key `k` is read in place: with [`Expansion::InPlace`], every
+    /// seed-compressed key but the relinearisation key, which EvalMod uses at every product
+    /// (two dozen uses a bootstrap at `n16_deep`): making its pieces at each would cost more
+    /// than the budget its cached expanded copy takes.
+    fn reads_in_place(&self, u: KeyUse, k: &StoredKey) -> bool {
+        self.expansion == Expansion::InPlace && k.form.is_seeded() && u != KeyUse::Relin
+    }
+
+    /// `u`'s key `k` for a switch at `level` as expanded words: expanded per pin, stored
+    /// expanded, or its cached expanded copy.
+    fn pin_words(
+        &self,
+        u: KeyUse,
+        k: &StoredKey,
+        level: usize,
+    ) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
         if self.expansion == Expansion::PerPin || k.form == KeyForm::Expanded {
             return k.pin_recycled(self.store, &self.ctx, &self.spares, level);
         }
@@ -704,42 +636,6 @@ impl<'s> StoredBootstrapKeys<'s> {
     }
 }
 
-/// One entry of a bootstrap's access plan before it is flattened for the store.
-enum PlanItem {
-    /// The stored objects one expansion of a seed-compressed key pins, in order.
-    StoredKey(Vec<ObjectId>),
-    /// Any other object: a diagonal, an expanded key, a cached expanded copy.
-    Object(ObjectId),
-}
-
-/// `plan` with each stored seed-compressed key moved `lead` keys earlier (the first `lead` at
-/// the start); every other object stays where it is.
-fn lead_keys(plan: Vec<PlanItem>, lead: usize) -> Vec<PlanItem> {
-    if lead == 0 {
-        return plan;
-    }
-    let mut keys = Vec::new();
-    let mut rest = Vec::with_capacity(plan.len());
-    for item in plan {
-        match item {
-            PlanItem::StoredKey(ids) => {
-                keys.push(ids);
-                rest.push(None);
-            }
-            other => rest.push(Some(other)),
-        }
-    }
-    let mut keys = keys.into_iter().map(PlanItem::StoredKey);
-    let mut out: Vec<PlanItem> = keys.by_ref().take(lead).collect();
-    for item in rest {
-        match item {
-            Some(other) => out.push(other),
-            None => out.extend(keys.next()),
-        }
-    }
-    out
-}
-
 impl Drop for StoredBootstrapKeys<'_> {
     fn drop(&mut self) {
         // The expanded copies are this process's cache: best effort, they are scratch objects
@@ -761,16 +657,20 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
         = KeyWords<'a, 's>
     where
         Self: 'a;
+    type KeyWords<'a>
+        = KeyInUse<'a, 's>
+    where
+        Self: 'a;
 
-    fn galois(&self, g: u64, level: usize) -> Result<GaloisKey<KeyWords<'_, 's>>> {
+    fn galois(&self, g: u64, level: usize) -> Result<GaloisKey<KeyInUse<'_, 's>>> {
         Ok(GaloisKey { galois_element: g, key: self.pin(KeyUse::Galois(g), level)? })
     }
 
-    fn relin(&self, level: usize) -> Result<RelinKey<KeyWords<'_, 's>>> {
+    fn relin(&self, level: usize) -> Result<RelinKey<KeyInUse<'_, 's>>> {
         Ok(RelinKey { key: self.pin(KeyUse::Relin, level)? })
     }
 
-    fn switching(&self, which: KeyUse, level: usize) -> Result<KeySwitchKey<KeyWords<'_, 's>>> {
+    fn switching(&self, which: KeyUse, level: usize) -> Result<KeySwitchKey<KeyInUse<'_, 's>>> {
         self.pin(which, level)
     }
 
@@ -798,5 +698,6 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     }
 }
 
+mod plan;
 #[cfg(test)]
 mod tests;

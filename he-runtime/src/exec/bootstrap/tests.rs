@@ -7,6 +7,7 @@ use hetier_tiering::{PolicyConfig, Pool, PoolOptions};
 use super::*;
 use crate::ckks::bootstrap::BootstrapKeys;
 use crate::ckks::{Complex64, Decryptor, Encoder, Encryptor, Evaluator};
+use crate::exec::key_words::ExpandedKey;
 use crate::exec::test_store::{encrypted, fixture, planned_store, Fixture};
 
 fn store(dir: &std::path::Path, create: bool, budget: u64) -> TieredStore {
