@@ -10,7 +10,10 @@
 #
 # Environment: LOG_N (16), LEVELS (9), PRESET (deep, fast or precise at log N 16: instead of
 # LEVELS), HEADROOM_MIB (3072), REPEAT (1), BUDGET_MIB (the budget of
-# the planned and lru runs instead of the quarter or working set), EXPAND (auto: cached when the budget holds the expanded set, else per-pin),
+# the planned and lru runs instead of the quarter or working set), EXPAND (of the planned and lru
+# runs; auto: cached when the budget holds the expanded set, else `in-place`: never expanded,
+# each key switch reads the pinned stored objects; `per-pin`: expanded at every pin, with
+# EXPAND_AHEAD), BASE_EXPAND (auto, i.e. cached: of the all-DRAM runs),
 # KEY_FORM (digits: seed-compressed, one pool object per digit; `seeded`: one object per key;
 # `expanded` stores every word: twice the bytes to read, nothing to expand at a
 # pin — the budget is then a quarter of that larger set; use a fresh OUT_DIR), EXPAND_AHEAD (2: a
@@ -37,6 +40,7 @@ levels="${LEVELS:-9}"
 headroom=$(( ${HEADROOM_MIB:-3072} << 20 ))
 repeat="${REPEAT:-1}"
 expand="${EXPAND:-auto}"
+base_expand="${BASE_EXPAND:-auto}"
 key_form="${KEY_FORM:-digits}"
 diagonals="${DIAGONALS:-auto}"
 ahead=()
@@ -57,7 +61,7 @@ require_cgroup_v1
 shape=(--levels "$levels")
 [ -n "${PRESET:-}" ] && shape=(--preset "$PRESET")
 common=(--json bootstrap --log-n "$log_n" "${shape[@]}" "${insecure[@]}" --dir "$pool"
-        --expand "$expand" --key-form "$key_form" --diagonals "$diagonals" "${ahead[@]}")
+        --key-form "$key_form" --diagonals "$diagonals" "${ahead[@]}")
 
 # run NAME LIMIT_BYTES ARGS...: one child in its own cgroup; writes NAME.json and NAME.mem.
 run() {
@@ -71,18 +75,21 @@ run() {
 
 # 1. Keys into the pool (generated once; a reused pool skips this).
 if [ ! -d "$pool" ]; then
-  run keygen 0 --repeat 1
+  run keygen 0 --repeat 1 --expand "$base_expand"
   [ -s "$out/keygen.json" ] || { echo "key generation failed" >&2; exit 1; }
 fi
 # The key set as stored, from a run over the pool (reuses the keys, no limit).
-run all_dram 0 --repeat "$repeat"
+run all_dram 0 --repeat "$repeat" --expand "$base_expand"
 stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["key_bytes_stored"])' "$out/all_dram.json")
 # A quarter of the key set, or the bootstrap's own working set (its key-switch and transform
 # buffers are in the budget too) when that is larger: a smaller budget fails before any work.
-# (The planned and lru runs expand per pin, with EXPAND_AHEAD keys expanded ahead: the budget
-# then holds that whole window; EXPAND_AHEAD=0, none.)
-field=expand_ahead_working_set_bytes
-[ "$expand_ahead" = 0 ] && field=working_set_bytes
+# (The planned and lru runs read their keys in place by default; expanded per pin, with
+# EXPAND_AHEAD keys expanded ahead, the budget holds that whole window; EXPAND_AHEAD=0, none.)
+field=in_place_working_set_bytes
+if [ "$expand" = per-pin ]; then
+  field=expand_ahead_working_set_bytes
+  [ "$expand_ahead" = 0 ] && field=working_set_bytes
+fi
 need=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$out/all_dram.json" "$field")
 budget=$(( stored / 4 ))
 [ "$need" -gt "$budget" ] && budget=$need
@@ -91,10 +98,11 @@ budget_mib=$(( (budget + (1 << 20) - 1) >> 20 ))
 [ -n "${BUDGET_MIB:-}" ] && budget_mib=$BUDGET_MIB
 for p in planned lru; do
   run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" \
+    --expand "$expand" \
     --policy "$p" --encode-share "${ENCODE_SHARE:-0}"
 done
 rm -f "$out/all_dram_after.mem"
-[ "${BRACKET:-1}" = 1 ] && run all_dram_after 0 --repeat "$repeat"
+[ "${BRACKET:-1}" = 1 ] && run all_dram_after 0 --repeat "$repeat" --expand "$base_expand"
 
 python3 - "$out" "$budget_mib" "$headroom" <<'EOF'
 import json, os, sys

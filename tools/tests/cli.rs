@@ -488,16 +488,20 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     let mode = std::fs::metadata(dir.path().join("pool.secret")).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
 
-    // A budget below the expanded key set runs per pin (the first run's default budget held
-    // every key expanded, with EvalMod's halves side by side: a larger working set).
-    let need = first["per_pin_working_set_bytes"].as_u64().unwrap();
-    assert!(need > 0 && need < stored, "working set {need} B, key set {stored} B");
-    // The default window (two keys ahead) holds one expanded key more than the minimum.
+    // A budget below the expanded key set reads the keys in place (the first run's default
+    // budget held every key expanded, with EvalMod's halves side by side: a larger working
+    // set): no expansion block, only the relinearisation key's cached copy, so less than
+    // expanding per pin needs.
+    let need = first["in_place_working_set_bytes"].as_u64().unwrap();
+    let per_pin = first["per_pin_working_set_bytes"].as_u64().unwrap();
+    assert!(need > 0 && need < per_pin && need < stored, "in place {need} B, per pin {per_pin} B");
+    // Per pin, the default window (two keys ahead) holds one expanded key more.
     let window = first["expand_ahead_working_set_bytes"].as_u64().unwrap();
-    assert_eq!(window - need, expanded / count, "{window} B with the window, {need} B without");
+    assert_eq!(window - per_pin, expanded / count, "{window} B with the window, {per_pin} B");
     let budget = (stored / 4).max(need).div_ceil(1 << 20) << 20;
     let mib = (budget >> 20).to_string();
     let again = boot(&["--insecure-test-params", "--dram-mib", &mib, "--policy", "planned"]);
+    assert_eq!(again["store"]["expand"], "inplace");
     assert_eq!(again["store"]["keys_reused"].as_u64(), Some(count));
     assert_eq!(again["store"]["keys_generated"].as_u64(), Some(0));
     assert!(again["store"]["stats"]["peak_dram"].as_u64().unwrap() <= budget);

@@ -125,9 +125,11 @@ pub struct BootstrapReport {
     /// The smallest DRAM budget one bootstrap runs in (`--dram-mib` below it fails before any
     /// work): its key-switch and transform buffers, one pinned key and its expansion block.
     pub working_set_bytes: u64,
+    /// The smallest budget for seed-compressed keys read in place (the mode a budget below the
+    /// expanded key set runs in by default): what a memory-bound run should be given at least.
+    pub in_place_working_set_bytes: u64,
     /// The smallest budget for seed-compressed keys expanded per pin with the next key
-    /// expanded ahead (the mode a budget below the expanded key set runs in): what a
-    /// memory-bound run should be given at least.
+    /// expanded ahead (`--expand per-pin`).
     pub per_pin_working_set_bytes: u64,
     /// The same with as many keys expanded ahead as `--expand-ahead-keys` asks for (one
     /// expanded block more per key past the first): the budget that keeps the whole window.
@@ -377,6 +379,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         log_qp: params.log_qp(),
         peak_rss,
         working_set_bytes: keys.working_set_bytes(&bs),
+        in_place_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::InPlace, 0),
         per_pin_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::PerPin, 1),
         expand_ahead_working_set_bytes: keys.working_set_bytes_in(
             &bs,

@@ -38,12 +38,16 @@ pub enum KeyFormArg {
 /// When seed-compressed keys are expanded (`--expand`).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExpandArg {
-    /// `cached` if the DRAM budget holds the expanded key set, else `per-pin`.
+    /// `cached` if the DRAM budget holds the expanded key set, else `in-place` where its
+    /// working set fits, else `per-pin`.
     Auto,
     /// Once per process, kept as a scratch store object.
     Cached,
     /// At every pin, into a reused block charged to the budget.
     PerPin,
+    /// Never: each key switch reads the key's pinned stored objects in place (no expansion
+    /// block in the budget, no expanded words written and read back).
+    InPlace,
 }
 
 /// Where the bootstrap's linear-transform diagonals come from (`--diagonals`).
@@ -81,9 +85,11 @@ pub struct StoreFlags {
     #[arg(long, value_enum, default_value_t = KeyFormArg::Digits)]
     pub key_form: KeyFormArg,
     /// When a seed-compressed key is expanded: at every pin into a reused budgeted block
-    /// (`per-pin`), or once per process into a scratch store object (`cached`: faster when the
-    /// budget holds the expanded set; stalls under `planned` at tight budgets, not fixed).
-    /// `auto`: `cached` when the budget holds the expanded set with an eighth to spare.
+    /// (`per-pin`), once per process into a scratch store object (`cached`: faster when the
+    /// budget holds the expanded set; stalls under `planned` at tight budgets, not fixed), or
+    /// never (`in-place`: each key switch reads the pinned stored objects; the relinearisation
+    /// key alone is cached). `auto`: `cached` when the budget holds the expanded set with an
+    /// eighth to spare, else `in-place` where its working set fits, else `per-pin`.
     #[arg(long, value_enum, default_value_t = ExpandArg::Auto)]
     pub expand: ExpandArg,
     /// Where the diagonals of CoeffToSlot and SlotToCoeff come from: encoded once per process
@@ -255,19 +261,7 @@ impl OpenStore {
             StoredBootstrapKeys::ensure_in_form(&self.store, ctx, kg, sk, keyset, bs, form)?;
         let keys =
             keys.with_coefficients(coefficients).with_encode_share(bs, flags.encode_share)?;
-        let fits = keys.expanded_bytes() + keys.expanded_bytes() / 8 <= self.store.budget();
-        let expansion = match flags.expand {
-            ExpandArg::Auto if fits => Expansion::Cached,
-            ExpandArg::Cached => Expansion::Cached,
-            ExpandArg::Auto | ExpandArg::PerPin => Expansion::PerPin,
-        };
-        // Expanding ahead takes an expanded-key block per key: as many as the budget holds.
-        let most = if flags.no_expand_ahead { 0 } else { usize::from(flags.expand_ahead_keys) };
-        let ahead_keys = (1..=most)
-            .rev()
-            .find(|&k| keys.working_set_bytes_in(bs, expansion, k) <= self.store.budget())
-            .unwrap_or(0);
-        let keys = keys.with_expansion(expansion)?.with_expand_ahead_keys(ahead_keys)?;
+        // The diagonals first: which expansion fits depends on the one pinned at a time.
         let both = keys.expanded_bytes() + bs.diagonal_bytes();
         let keys = match flags.diagonals {
             // A pool that outlives this run keeps them for the next one (and a budget below
@@ -281,6 +275,28 @@ impl OpenStore {
             // Encoded at every use from the coefficients the keys hold.
             DiagonalsArg::Auto | DiagonalsArg::Encode => keys,
         };
+        let fits = keys.expanded_bytes() + keys.expanded_bytes() / 8 <= self.store.budget();
+        let expansion = match flags.expand {
+            ExpandArg::Auto if fits => Expansion::Cached,
+            ExpandArg::Cached => Expansion::Cached,
+            ExpandArg::PerPin => Expansion::PerPin,
+            ExpandArg::InPlace => Expansion::InPlace,
+            // In place holds every digit of a key and the relinearisation key's cached copy:
+            // where that does not fit, per pin (one digit and one block) is the smallest.
+            ExpandArg::Auto
+                if keys.working_set_bytes_in(bs, Expansion::InPlace, 0) <= self.store.budget() =>
+            {
+                Expansion::InPlace
+            }
+            ExpandArg::Auto => Expansion::PerPin,
+        };
+        // Expanding ahead takes an expanded-key block per key: as many as the budget holds.
+        let most = if flags.no_expand_ahead { 0 } else { usize::from(flags.expand_ahead_keys) };
+        let ahead_keys = (1..=most)
+            .rev()
+            .find(|&k| keys.working_set_bytes_in(bs, expansion, k) <= self.store.budget())
+            .unwrap_or(0);
+        let keys = keys.with_expansion(expansion)?.with_expand_ahead_keys(ahead_keys)?;
         // Keys reused from the pool may be in the other form: checked again for what is there.
         keys.check_budget(bs)
             .context("the DRAM budget (--dram-mib) cannot hold one bootstrap's working set")?;
