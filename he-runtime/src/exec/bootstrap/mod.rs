@@ -247,7 +247,7 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// The working set for `expansion` (and, per pin, `ahead` keys expanded ahead), and whether it includes a second
     /// key-switch scratch for EvalMod's halves side by side: on a pool of two threads or more,
-    /// when pins share one cached expanded copy and the budget holds it beside the rest.
+    /// when keys are not expanded per pin and the budget holds it beside the rest.
     /// With stored diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
     fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: usize) -> (Vec<u64>, bool) {
         let per_pin = expansion == Expansion::PerPin && self.form().is_seeded();
@@ -271,10 +271,10 @@ impl<'s> StoredBootstrapKeys<'s> {
             set
         };
         let base = set(false);
-        // Read in place, the budget's room goes to prefetching keys instead: with the second
-        // half's ~400 MiB of buffers beside them at `n16_deep`'s quarter budget, the keys'
-        // reads fell behind (key wait 1.28 s in two bootstraps, 2026-12-07).
-        if rayon::current_num_threads() < 2 || expansion != Expansion::Cached {
+        // Read in place, the halves side by side take ~400 MiB of `n16_deep`'s quarter budget
+        // from prefetching (key wait 1.0–1.2 s in two bootstraps against 0.6–0.8 s one half at
+        // a time), and still win: EvalMod 1.7–2.4 s against 2.3–3.0 s (2026-12-07).
+        if rayon::current_num_threads() < 2 || expansion == Expansion::PerPin {
             return (base, false);
         }
         let wide = set(true);
