@@ -14,7 +14,7 @@ use super::test_store::{encrypted, fixture, planned_store, Fixture};
 use super::{Error, KeySetId};
 use crate::ckks::{
     digits_read_at, switch_key_digit_stored_len, switch_key_expanded_words, switch_key_stored_len,
-    Complex64, Context, Evaluator, KeyGenerator, KeySwitchKey, Preset,
+    Ciphertext, Complex64, Context, Evaluator, KeyGenerator, KeySwitchKey, Preset, Scratch,
 };
 
 const SEED: [u8; 32] = [5; 32];
@@ -96,27 +96,22 @@ fn keys_stored_by_digit_survive_a_crash_and_a_low_switch_reads_only_its_digits()
 #[test]
 fn keys_stored_by_digit_bootstrap_bit_for_bit_and_are_read_only_as_far_as_needed() {
     let run = |form: KeyForm| {
-        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(31);
-        let st = planned_store(dir.path(), 512 << 20, true, 64 << 20);
-        let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new((i as f64).sin(), 0.25));
-        let mut scratch = Evaluator::new(&ctx).scratch();
-        let (keys, _) =
-            StoredBootstrapKeys::ensure_in_form(&st, &ctx, &mut kg, &sk, keyset, &bs, form)
-                .unwrap();
-        let keys = keys.with_expansion(Expansion::PerPin).unwrap();
-        let keys = keys.with_stored_diagonals(&bs).unwrap();
-        let plan = keys.access_plan(&bs, 1).unwrap();
-        let per_pin = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
-        let keys = keys.with_expand_ahead_keys(2).unwrap();
-        keys.hint(&bs, 1).unwrap();
-        let ahead = keys.ahead(|| bs.bootstrap(&ct, &keys, &mut scratch)).unwrap();
-        assert_eq!(ahead.as_words(), per_pin.as_words());
-        let lens: Vec<u64> = plan.iter().map(|&id| st.len_of(id).unwrap()).collect();
-        (per_pin.as_words().to_vec(), lens, ctx, bs)
+        let signal = |i: usize| Complex64::new((i as f64).sin(), 0.25);
+        per_pin_bootstrap(form, signal, |fx, st, keys, ct, scratch| {
+            let plan = keys.access_plan(&fx.bs, 1).unwrap();
+            let per_pin = fx.bs.bootstrap(ct, &keys, scratch).unwrap();
+            let keys = keys.with_expand_ahead_keys(2).unwrap();
+            keys.hint(&fx.bs, 1).unwrap();
+            let ahead = keys.ahead(|| fx.bs.bootstrap(ct, &keys, scratch)).unwrap();
+            assert_eq!(ahead.as_words(), per_pin.as_words());
+            let lens: Vec<u64> = plan.iter().map(|&id| st.len_of(id).unwrap()).collect();
+            (per_pin.as_words().to_vec(), lens)
+        })
     };
-    let (whole, whole_plan, ctx, bs) = run(KeyForm::Seeded);
-    let (by_digit, digit_plan, _, _) = run(KeyForm::Digits);
+    let (whole, whole_plan) = run(KeyForm::Seeded);
+    let (by_digit, digit_plan) = run(KeyForm::Digits);
     assert_eq!(by_digit, whole);
+    let Fixture { ctx, bs, .. } = fixture(31);
 
     let (stored, part) = (switch_key_stored_len(&ctx), switch_key_digit_stored_len(&ctx));
     let dnum = ctx.params().dnum() as u64;
@@ -145,50 +140,66 @@ fn keys_stored_by_digit_bootstrap_bit_for_bit_and_are_read_only_as_far_as_needed
 #[test]
 fn keys_read_in_place_bootstrap_bit_for_bit_without_an_expansion_block() {
     for form in [KeyForm::Seeded, KeyForm::Digits] {
-        let Fixture { ctx, bs, mut kg, sk, keyset, dir } = fixture(31);
-        let st = planned_store(dir.path(), 512 << 20, true, 64 << 20);
-        let (_, _, ct) = encrypted(&ctx, &sk, |i| Complex64::new(0.5, (i as f64).cos() / 2.0));
-        let mut scratch = Evaluator::new(&ctx).scratch();
-        let (keys, _) =
-            StoredBootstrapKeys::ensure_in_form(&st, &ctx, &mut kg, &sk, keyset, &bs, form)
-                .unwrap();
-        let keys = keys.with_expansion(Expansion::PerPin).unwrap();
-        let keys = keys.with_stored_diagonals(&bs).unwrap();
-        let want = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
+        let signal = |i: usize| Complex64::new(0.5, (i as f64).cos() / 2.0);
+        per_pin_bootstrap(form, signal, |fx, _, keys, ct, scratch| {
+            let (ctx, bs) = (&fx.ctx, &fx.bs);
+            let want = bs.bootstrap(ct, &keys, scratch).unwrap();
 
-        let keys = keys.with_expansion(Expansion::InPlace).unwrap();
-        assert!(keys.held_block_lengths().is_empty(), "{form:?}: no expansion block");
-        keys.hint(&bs, 1).unwrap();
-        let pins = || keys.pin_times().pins.load(std::sync::atomic::Ordering::Relaxed);
-        let before = pins();
-        let got = bs.bootstrap(&ct, &keys, &mut scratch).unwrap();
-        assert_eq!(got.as_words(), want.as_words(), "{form:?}");
-        assert_eq!(pins() - before, bs.key_uses().len() as u64, "{form:?}: one pin per use");
+            let keys = keys.with_expansion(Expansion::InPlace).unwrap();
+            assert!(keys.held_block_lengths().is_empty(), "{form:?}: no expansion block");
+            keys.hint(bs, 1).unwrap();
+            let pins = || keys.pin_times().pins.load(std::sync::atomic::Ordering::Relaxed);
+            let before = pins();
+            let got = bs.bootstrap(ct, &keys, scratch).unwrap();
+            assert_eq!(got.as_words(), want.as_words(), "{form:?}");
+            assert_eq!(pins() - before, bs.key_uses().len() as u64, "{form:?}: one pin per use");
 
-        // The hint names each use's own objects, in order, between the diagonals (the
-        // relinearisation key is used through its cached expanded copy instead).
-        let uses = bs.key_uses();
-        let want_keys: Vec<ObjectId> = uses
-            .iter()
-            .filter(|&&(u, _)| u != crate::ckks::bootstrap::KeyUse::Relin)
-            .flat_map(|&(u, level)| {
-                let k = keys.key_set().get(crate::nn::key_use_tag(u)).unwrap();
-                k.objects_at(&ctx, level)
-            })
-            .collect();
-        let key_objects: HashSet<ObjectId> = want_keys.iter().copied().collect();
-        let plan = keys.access_plan(&bs, 1).unwrap();
-        let named: Vec<ObjectId> =
-            plan.iter().copied().filter(|id| key_objects.contains(id)).collect();
-        assert_eq!(named, want_keys, "{form:?}");
+            // The hint names each use's own objects, in order, between the diagonals (the
+            // relinearisation key is used through its cached expanded copy instead).
+            let uses = bs.key_uses();
+            let want_keys: Vec<ObjectId> = uses
+                .iter()
+                .filter(|&&(u, _)| u != crate::ckks::bootstrap::KeyUse::Relin)
+                .flat_map(|&(u, level)| {
+                    let k = keys.key_set().get(crate::nn::key_use_tag(u)).unwrap();
+                    k.objects_at(ctx, level)
+                })
+                .collect();
+            let key_objects: HashSet<ObjectId> = want_keys.iter().copied().collect();
+            let plan = keys.access_plan(bs, 1).unwrap();
+            let named: Vec<ObjectId> =
+                plan.iter().copied().filter(|id| key_objects.contains(id)).collect();
+            assert_eq!(named, want_keys, "{form:?}");
 
-        let set = |blocks| bootstrap_working_set(&bs, form, blocks, false).iter().sum::<u64>();
-        let expanded = switch_key_expanded_words(&ctx) as u64 * 8;
-        let (dnum, part) = (ctx.params().dnum() as u64, switch_key_digit_stored_len(&ctx));
-        let held_in_place = match form {
-            KeyForm::Digits => dnum * part - part,
-            _ => 0,
-        };
-        assert_eq!(set(1) - set(0), expanded - held_in_place, "{form:?}");
+            let set = |blocks| bootstrap_working_set(bs, form, blocks, false).iter().sum::<u64>();
+            let expanded = switch_key_expanded_words(ctx) as u64 * 8;
+            let (dnum, part) = (ctx.params().dnum() as u64, switch_key_digit_stored_len(ctx));
+            let held_in_place = match form {
+                KeyForm::Digits => dnum * part - part,
+                _ => 0,
+            };
+            assert_eq!(set(1) - set(0), expanded - held_in_place, "{form:?}");
+        });
     }
+}
+
+/// A store-backed bootstrap's setup: keys of `form` made into a fresh store, expanded per pin,
+/// with stored diagonals; `f` gets the fixture, the store, the keys, a ciphertext of `slot`'s
+/// values to bootstrap and a scratch.
+fn per_pin_bootstrap<R>(
+    form: KeyForm,
+    slot: impl Fn(usize) -> Complex64,
+    f: impl FnOnce(&Fixture, &TieredStore, StoredBootstrapKeys<'_>, &Ciphertext, &mut Scratch) -> R,
+) -> R {
+    let mut fx = fixture(31);
+    let st = planned_store(fx.dir.path(), 512 << 20, true, 64 << 20);
+    let (_, _, ct) = encrypted(&fx.ctx, &fx.sk, slot);
+    let mut scratch = Evaluator::new(&fx.ctx).scratch();
+    let (keys, _) = StoredBootstrapKeys::ensure_in_form(
+        &st, &fx.ctx, &mut fx.kg, &fx.sk, fx.keyset, &fx.bs, form,
+    )
+    .unwrap();
+    let keys = keys.with_expansion(Expansion::PerPin).unwrap();
+    let keys = keys.with_stored_diagonals(&fx.bs).unwrap();
+    f(&fx, &st, keys, &ct, &mut scratch)
 }
