@@ -45,6 +45,8 @@ mod test_store;
 mod tests_diagonals;
 #[cfg(test)]
 mod tests_key_digits;
+#[cfg(test)]
+mod tests_key_in_place;
 pub mod train;
 pub mod wire;
 

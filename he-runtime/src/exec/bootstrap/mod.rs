@@ -245,39 +245,19 @@ impl<'s> StoredBootstrapKeys<'s> {
         self.footprint(bs, self.expansion, self.ahead_keys).0
     }
 
-    /// The working set for `expansion` (and, per pin, `ahead` keys expanded ahead), and whether it includes a second
-    /// key-switch scratch for EvalMod's halves side by side: on a pool of two threads or more,
-    /// when keys are not expanded per pin and the budget holds it beside the rest.
-    /// With stored diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
+    /// The working set for `expansion` (and, per pin, `ahead` keys expanded ahead), and whether
+    /// it includes a second key-switch scratch for EvalMod's halves side by side: on a pool of
+    /// two threads or more, when keys are not expanded per pin and the budget holds it beside
+    /// the rest.
     fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: usize) -> (Vec<u64>, bool) {
-        let per_pin = expansion == Expansion::PerPin && self.form().is_seeded();
-        let blocks = match expansion {
-            _ if per_pin => 1 + ahead,
-            Expansion::InPlace => 0,
-            _ => 1,
-        };
-        let set = |side_by_side: bool| {
-            let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
-            if expansion == Expansion::InPlace && self.form().is_seeded() {
-                // The relinearisation key's cached expanded copy, pinned through EvalMod.
-                set.push(switch_key_expanded_words(&self.ctx) as u64 * 8);
-            }
-            if let Some(d) = &self.diagonals {
-                set.push(d.pinned_bytes(bs));
-            }
-            if let Some(c) = &self.coefficients {
-                set.push(c.pinned_bytes(bs));
-            }
-            set
-        };
-        let base = set(false);
+        let base = self.working_set_for(bs, expansion, ahead, false);
         // Read in place, the halves side by side take ~400 MiB of `n16_deep`'s quarter budget
         // from prefetching (key wait 1.0–1.2 s in two bootstraps against 0.6–0.8 s one half at
         // a time), and still win: EvalMod 1.7–2.4 s against 2.3–3.0 s (2026-12-07).
         if rayon::current_num_threads() < 2 || expansion == Expansion::PerPin {
             return (base, false);
         }
-        let wide = set(true);
+        let wide = self.working_set_for(bs, expansion, ahead, true);
         if TieredStore::working_set_need([wide.iter().copied()]).0 <= self.store.budget() {
             (wide, true)
         } else {
@@ -285,16 +265,45 @@ impl<'s> StoredBootstrapKeys<'s> {
         }
     }
 
+    /// The working set for `expansion`, with EvalMod's halves `side_by_side` or not. With stored
+    /// diagonals, the one pinned at a time (at most (L+1+K)·N words) is part of it.
+    fn working_set_for(
+        &self,
+        bs: &Bootstrapper,
+        expansion: Expansion,
+        ahead: usize,
+        side_by_side: bool,
+    ) -> Vec<u64> {
+        let per_pin = expansion == Expansion::PerPin && self.form().is_seeded();
+        let blocks = match expansion {
+            _ if per_pin => 1 + ahead,
+            Expansion::InPlace => 0,
+            _ => 1,
+        };
+        let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
+        if expansion == Expansion::InPlace && self.form().is_seeded() {
+            // The relinearisation key's cached expanded copy, pinned through EvalMod.
+            set.push(switch_key_expanded_words(&self.ctx) as u64 * 8);
+        }
+        if let Some(d) = &self.diagonals {
+            set.push(d.pinned_bytes(bs));
+        }
+        if let Some(c) = &self.coefficients {
+            set.push(c.pinned_bytes(bs));
+        }
+        set
+    }
+
     /// The smallest budget one bootstrap of `bs` runs in with these keys expanded by
-    /// `expansion` (and, per pin, `ahead` keys expanded ahead of the one in use) on the calling
-    /// thread pool: for choosing a mode, or a budget for one, before switching to it.
+    /// `expansion` (and, per pin, `ahead` keys expanded ahead of the one in use), EvalMod's
+    /// halves one at a time: for choosing a mode, or a budget for one, before switching to it.
     pub fn working_set_bytes_in(
         &self,
         bs: &Bootstrapper,
         expansion: Expansion,
         ahead: usize,
     ) -> u64 {
-        TieredStore::working_set_need([self.footprint(bs, expansion, ahead).0]).0
+        TieredStore::working_set_need([self.working_set_for(bs, expansion, ahead, false)]).0
     }
 
     /// The smallest budget one bootstrap of `bs` runs in with these keys: the footprint of
