@@ -7,8 +7,8 @@
 //! key's (the same seed and PRG stream per digit and limb), so the digits of one key expand to
 //! exactly the words [`KeySwitchKey::to_bytes`]'s blob expands to.
 
-use super::blob::{blob_kind, width, BlobKind, Checksum, Reader, SliceSink, Writer, HEADER};
-use super::layout::{digit_starts, digits_read_at};
+use super::blob::{blob_kind, width, BlobKind, SliceSink, Writer, HEADER};
+use super::layout::{check_same_seed, digit_starts, highest_level_reading, open_digit};
 use super::switch_key::fill_digits;
 use crate::ckks::context::Context;
 use crate::ckks::keys::{switch_key_expanded_words, KeySwitchKey};
@@ -69,10 +69,7 @@ impl<C: AsRef<[u64]> + AsMut<[u64]>> KeySwitchKey<C> {
     /// ([`KeySwitchKey::max_level`]); a level that reads more is [`Error::KeyLevel`].
     pub fn expand_digits_into(ctx: &Context, parts: &[&[u8]], mut data: C) -> Result<Self> {
         let none = || Error::Corrupt { reason: "no digit blob".into() };
-        let level = (0..=ctx.params().max_level())
-            .rev()
-            .find(|&l| digits_read_at(ctx, l) <= parts.len())
-            .ok_or_else(none)?;
+        let level = highest_level_reading(ctx, parts.len()).ok_or_else(none)?;
         let mut seed = None;
         for (j, bytes) in parts.iter().enumerate() {
             // Bytes from outside: their checksum first (a store's pin has checked its own).
@@ -105,37 +102,8 @@ pub fn expand_pinned_digit(
     if level > p.max_level() {
         return Err(Error::InvalidLevel { level, max: p.max_level() });
     }
-    let qp = ctx.q_len() + ctx.p_len();
-    let checksum = Checksum::AlreadyVerified;
-    let mut r = Reader::open_with(bytes, BlobKind::SwitchKeyDigit, ctx, checksum)?;
-    let dnum = r.u32()? as usize;
-    let found = r.u32()? as usize;
-    if dnum != p.dnum() || found != digit {
-        return Err(Error::Corrupt {
-            reason: format!(
-                "digit {found} of {dnum}, expected digit {digit} of {} (parameters' dnum)",
-                p.dnum()
-            ),
-        });
-    }
-    r.expect_limbs(ctx, "one digit of a switching key", 1, 0..qp, 32)?;
-    let seed = r.seed()?;
-    let body = r.take(digit_starts(ctx)[qp])?;
-    r.end()?;
+    let (seed, at) = open_digit(ctx, bytes, digit)?;
+    let body = &bytes[at..at + digit_starts(ctx)[ctx.q_len() + ctx.p_len()]];
     fill_digits(ctx, &seed, body, digit..digit + 1, data, parallel, level)?;
     Ok(seed)
-}
-
-/// Records the first part's seed, and fails when a later part holds another: parts of two
-/// different keys.
-fn check_same_seed(seed: &mut Option<Seed>, found: Seed) -> Result<()> {
-    match seed {
-        Some(s) if *s != found => {
-            Err(Error::Corrupt { reason: "digit blobs of different keys (seeds differ)".into() })
-        }
-        _ => {
-            *seed = Some(found);
-            Ok(())
-        }
-    }
 }

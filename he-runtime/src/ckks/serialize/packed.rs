@@ -8,7 +8,9 @@
 //! holds and makes each piece in cache.
 
 use super::blob::{unpack_limb, width, BlobKind, Checksum, Reader, HEADER};
-use super::layout::{digit_starts, digits_read_at};
+use super::layout::{
+    check_same_seed, digit_starts, digits_read_at, highest_level_reading, open_digit,
+};
 use crate::ckks::context::Context;
 use crate::ckks::Seed;
 use crate::error::{Error, Result};
@@ -61,10 +63,10 @@ impl PackedKeyLayout {
                     reason: format!("{} blobs of a key stored whole", blobs.len()),
                 });
             }
-            let mut r =
-                Reader::open_with(first, BlobKind::SwitchKey, ctx, Checksum::AlreadyVerified)?;
-            check_dnum(r.u32()? as usize, p.dnum())?;
-            r.expect_limbs(ctx, "a switching key", p.dnum(), 0..qp, 32)?;
+            let checksum = Checksum::AlreadyVerified;
+            let mut r = Reader::open_with(first, BlobKind::SwitchKey, ctx, checksum)?;
+            r.expect_switch_key(ctx)?;
+            r.u32()?;
             let seed = r.seed()?;
             let body = HEADER + r.pos;
             r.take(p.dnum() * digit_bytes)?;
@@ -72,41 +74,15 @@ impl PackedKeyLayout {
             (seed, (0..read).map(|j| (0, body + j * digit_bytes)).collect())
         } else {
             if blobs.len() < read {
-                return Err(Error::KeyLevel {
-                    key_level: (0..=level)
-                        .rev()
-                        .find(|&l| digits_read_at(ctx, l) <= blobs.len())
-                        .unwrap_or(0),
-                    level,
-                });
+                let key_level = highest_level_reading(ctx, blobs.len()).unwrap_or(0);
+                return Err(Error::KeyLevel { key_level, level });
             }
             let mut seed = None;
             let mut digits = Vec::with_capacity(read);
             for (j, bytes) in blobs.iter().enumerate().take(read) {
-                let mut r = Reader::open_with(
-                    bytes,
-                    BlobKind::SwitchKeyDigit,
-                    ctx,
-                    Checksum::AlreadyVerified,
-                )?;
-                check_dnum(r.u32()? as usize, p.dnum())?;
-                let found = r.u32()? as usize;
-                if found != j {
-                    return Err(Error::Corrupt {
-                        reason: format!("digit {found} where digit {j} belongs"),
-                    });
-                }
-                r.expect_limbs(ctx, "one digit of a switching key", 1, 0..qp, 32)?;
-                let s = r.seed()?;
-                if seed.is_some_and(|first| first != s) {
-                    return Err(Error::Corrupt {
-                        reason: "digit blobs of different keys (seeds differ)".into(),
-                    });
-                }
-                seed = Some(s);
-                digits.push((j, HEADER + r.pos));
-                r.take(digit_bytes)?;
-                r.end()?;
+                let (s, at) = open_digit(ctx, bytes, j)?;
+                check_same_seed(&mut seed, s)?;
+                digits.push((j, at));
             }
             (seed.ok_or_else(|| Error::Corrupt { reason: "no digit blob".into() })?, digits)
         };
@@ -156,11 +132,4 @@ impl PackedKeyLayout {
         })?;
         unpack_limb(bytes, out, q)
     }
-}
-
-fn check_dnum(found: usize, dnum: usize) -> Result<()> {
-    if found != dnum {
-        return Err(Error::Corrupt { reason: format!("dnum {found}, parameters have {dnum}") });
-    }
-    Ok(())
 }

@@ -43,23 +43,6 @@ pub(super) fn read_switch_key(r: &mut Reader<'_>, ctx: &Context) -> Result<KeySw
     Ok(KeySwitchKey { data, seed, dnum, params_id: ctx.params().id(), max_level: top })
 }
 
-impl Reader<'_> {
-    /// Checks the digit count and that the rest of the body is one switching key's b parts.
-    fn expect_switch_key(&mut self, ctx: &Context) -> Result<()> {
-        let qp = ctx.q_len() + ctx.p_len();
-        let start = self.pos;
-        let dnum = self.u32()? as usize;
-        if dnum != ctx.params().dnum() {
-            return Err(Error::Corrupt {
-                reason: format!("dnum {dnum}, parameters have {}", ctx.params().dnum()),
-            });
-        }
-        self.expect_limbs(ctx, &format!("a switching key of {dnum} digits"), dnum, 0..qp, 32)?;
-        self.pos = start;
-        Ok(())
-    }
-}
-
 /// Reads a switching key's b parts into `data` (the expanded layout, length checked by the
 /// caller) and regenerates its a parts from the seed; returns the seed. Every limb is its own
 /// job (a `b` limb unpacked from its byte range, an `a` limb from its own PRG stream), run
