@@ -221,6 +221,47 @@ fn scratch_buffers_are_charged_to_the_budget_and_make_room_like_pins() {
     assert!(s.allocator_peak() <= 4 * K as u64);
 }
 
+#[test]
+fn a_released_scratch_buffer_gives_its_bytes_back_until_it_is_reacquired() {
+    let (_d, s) = store(4 * K as u64, PolicyConfig::Lru, 0);
+    let mut t = s.scratch(2 * K as u64).unwrap();
+    t.release();
+    assert!(t.is_released());
+    assert_eq!((t.len(), t.as_u64s().len(), t.is_empty()), (2 * K as u64, 0, false));
+    let st = s.stats();
+    assert_eq!((st.dram_in_use, st.scratch_in_use, st.scratch_peak), (0, 0, 2 * K as u64));
+    // The released bytes hold objects meanwhile: all four pages.
+    for i in 1..=4 {
+        let id = ObjectId(i);
+        s.put(id, ObjectKind::Blob, Durability::Durable, &content(id, K)).unwrap();
+    }
+    assert_eq!(s.stats().dram_in_use, 4 * K as u64);
+    // Reacquired, it makes room like a new buffer: the two least recent objects leave.
+    t.reacquire().unwrap();
+    assert!(!t.is_released());
+    assert_eq!(t.as_u64s().len(), 2 * K / 8);
+    assert_eq!(s.residency(ObjectId(1)), Some(Residency::PmOnly));
+    assert_eq!(s.residency(ObjectId(2)), Some(Residency::PmOnly));
+    assert_eq!(s.stats().scratch_in_use, 2 * K as u64);
+    t.as_u64s_mut().fill(9);
+    // A second reacquire keeps the words it holds.
+    t.reacquire().unwrap();
+    assert!(t.as_u64s().iter().all(|&w| w == 9));
+    // Released again, with the rest of the budget pinned it cannot come back: it stays
+    // released, and the budget is unchanged.
+    t.release();
+    t.release();
+    let pins: Vec<_> = (1..=4).map(|i| s.pin(ObjectId(i)).unwrap()).collect();
+    assert!(matches!(t.reacquire(), Err(Error::PinnedSetTooLarge { id: None, .. })));
+    assert!(t.is_released());
+    let st = s.stats();
+    assert_eq!((st.dram_in_use, st.scratch_in_use), (4 * K as u64, 0));
+    drop(pins);
+    t.reacquire().unwrap();
+    drop(t);
+    assert_eq!(s.stats().scratch_in_use, 0);
+}
+
 /// Objects written to the pool before the store opens it start PM-only.
 fn prefilled(n: u64, len: usize) -> (tempfile::TempDir, Pool) {
     let dir = tempfile::tempdir().unwrap();

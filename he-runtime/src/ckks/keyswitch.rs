@@ -35,6 +35,9 @@ pub struct Scratch<B = Vec<u64>> {
     /// A second set of key-switch buffers for work a bootstrap runs on two threads side by
     /// side (EvalMod's real and imaginary halves), kept between bootstraps.
     pub(crate) partner: Option<Box<Scratch<B>>>,
+    /// Whether the partner's buffers are released between its uses
+    /// ([`Scratch::release_partner_while_idle`]).
+    release_partner: bool,
     /// The highest level the buffers are sized for.
     level: usize,
 }
@@ -44,7 +47,18 @@ impl Scratch {
     pub fn new(ctx: &Context) -> Self {
         let level = ctx.params().max_level();
         let [coeff, y, acc, md, v, dec] = Self::words_at(ctx.params(), level).map(|w| vec![0; w]);
-        Self { coeff, y, acc, md, v, dec, spare: Vec::new(), partner: None, level }
+        Self {
+            coeff,
+            y,
+            acc,
+            md,
+            v,
+            dec,
+            spare: Vec::new(),
+            partner: None,
+            release_partner: false,
+            level,
+        }
     }
 }
 
@@ -65,6 +79,17 @@ pub trait ScratchWords: AsRef<[u64]> + AsMut<[u64]> + Send {
     fn fresh() -> Option<Self>
     where
         Self: Sized;
+
+    /// Gives the buffer's memory back while it is idle, keeping its length, when it is
+    /// borrowed from a budget (a store's); [`Self::reacquire`] makes it usable again. Other
+    /// buffers keep their memory.
+    fn release(&mut self) {}
+
+    /// Makes a [released](Self::release) buffer usable again, its contents unspecified;
+    /// `false` when its memory cannot be had now (it then stays released).
+    fn reacquire(&mut self) -> bool {
+        true
+    }
 }
 
 impl ScratchWords for Vec<u64> {
@@ -163,14 +188,33 @@ impl<B: ScratchWords> Scratch<B> {
     /// Hands in a second scratch for the part of a bootstrap that runs on two threads side by
     /// side (EvalMod's real and imaginary halves). Without one, growable buffers make their own
     /// on first use and fixed ones (a store's budget) run the halves one after the other.
-    pub fn set_partner(&mut self, partner: Scratch<B>) {
+    pub fn set_partner(&mut self, mut partner: Scratch<B>) {
+        if self.release_partner {
+            partner.release_buffers();
+        }
         self.partner = Some(Box::new(partner));
     }
 
+    /// Releases the partner's buffers ([`ScratchWords::release`]) whenever the side-by-side
+    /// work is not running, and reacquires them when it starts. Buffers borrowed from a store's
+    /// budget then leave the rest of a bootstrap (CoeffToSlot, SlotToCoeff) that much more
+    /// room to prefetch; when they cannot be had again, the halves run one after the other.
+    pub fn release_partner_while_idle(&mut self) {
+        self.release_partner = true;
+        if let Some(p) = self.partner.as_mut() {
+            p.release_buffers();
+        }
+    }
+
     /// The second scratch for side-by-side work: the one handed in or made before, else a new
-    /// one for growable buffers; `None` when the buffers are fixed and none was handed in.
+    /// one for growable buffers; `None` when the buffers are fixed and none was handed in, or
+    /// a released partner cannot have its buffers again.
     pub(crate) fn take_partner(&mut self, ctx: &Context) -> Option<Scratch<B>> {
-        if let Some(p) = self.partner.take() {
+        if let Some(mut p) = self.partner.take() {
+            if self.release_partner && !p.reacquire_buffers() {
+                self.partner = Some(p);
+                return None;
+            }
             return Some(*p);
         }
         Scratch::with_buffers(ctx, self.level, true, |w| {
@@ -179,6 +223,25 @@ impl<B: ScratchWords> Scratch<B> {
             Ok::<B, ()>(b)
         })
         .ok()
+    }
+
+    /// Every buffer held: the key-switch buffers, then the spares.
+    pub(crate) fn buffers_mut(&mut self) -> impl Iterator<Item = &mut B> {
+        let Self { coeff, y, acc, md, v, dec, spare, .. } = self;
+        [coeff, y, acc, md, v, dec].into_iter().chain(spare.iter_mut())
+    }
+
+    fn release_buffers(&mut self) {
+        self.buffers_mut().for_each(ScratchWords::release);
+    }
+
+    /// Reacquires every buffer, or none: on a failure the ones taken are released again.
+    fn reacquire_buffers(&mut self) -> bool {
+        let all = self.buffers_mut().all(ScratchWords::reacquire);
+        if !all {
+            self.release_buffers();
+        }
+        all
     }
 
     /// Number of spare buffers held.
@@ -268,6 +331,7 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>> Scratch<B> {
             dec: alloc(if decomposition { d } else { 1 })?,
             spare: Vec::new(),
             partner: None,
+            release_partner: false,
             level,
         })
     }

@@ -61,6 +61,17 @@ pub(super) fn borrow(
     zero: bool,
     reservation: Option<u64>,
 ) -> Result<ScratchBuffer<'_>> {
+    let writer = scratch_block(inner, len, zero, reservation)?;
+    Ok(ScratchBuffer { inner, len, reservation, writer: Some(writer) })
+}
+
+/// A block for a scratch buffer, counted in the scratch stats.
+fn scratch_block(
+    inner: &Inner,
+    len: u64,
+    zero: bool,
+    reservation: Option<u64>,
+) -> Result<BlockWriter<'_>> {
     let mut writer = alloc_block(inner, len, zero, reservation)?;
     writer.scratch = true;
     let mut st = inner.state.lock();
@@ -69,7 +80,7 @@ pub(super) fn borrow(
     }
     st.stats.scratch_in_use += footprint(len);
     st.stats.scratch_peak = st.stats.scratch_peak.max(st.stats.scratch_in_use);
-    Ok(ScratchBuffer { writer })
+    Ok(writer)
 }
 
 /// Holds `bytes` of the budget for scratch (see [`super::TieredStore::reserve_scratch`]).
@@ -150,29 +161,60 @@ impl std::fmt::Debug for ScratchReserve<'_> {
 /// A DRAM buffer charged to the store's budget for as long as it lives, never stored: its
 /// bytes go back to the budget and its pages to the arena (for reuse at any size, without
 /// faults) on drop. Use it in place as `[u8]` or as RNS words (`AsRef<[u64]>`/`AsMut<[u64]>`).
+///
+/// A buffer a computation needs in one phase only can be [released](Self::release) between
+/// its uses: its bytes then go back to the budget (to prefetching) and it is
+/// [reacquired](Self::reacquire) for the next use.
 pub struct ScratchBuffer<'a> {
-    pub(super) writer: BlockWriter<'a>,
+    inner: &'a Inner,
+    len: u64,
+    /// The reservation it was first lent from, which a reacquire asks again.
+    reservation: Option<u64>,
+    /// The block; `None` while released.
+    writer: Option<BlockWriter<'a>>,
 }
 
 impl ScratchBuffer<'_> {
-    /// Length in bytes.
+    /// Length in bytes (also while released).
     pub fn len(&self) -> u64 {
-        self.writer.len()
+        self.len
     }
 
     /// Whether the buffer is empty (never true: empty buffers are rejected).
     pub fn is_empty(&self) -> bool {
-        self.writer.is_empty()
+        self.len == 0
     }
 
-    /// The bytes as `u64` words (`len / 8` of them).
+    /// Whether the buffer's bytes are back in the budget ([`Self::release`]).
+    pub fn is_released(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// Gives the bytes back to the budget until [`Self::reacquire`]; the contents are lost and
+    /// the buffer holds no words meanwhile. Nothing happens if it is released already.
+    pub fn release(&mut self) {
+        self.writer = None;
+    }
+
+    /// Takes the buffer's length out of the budget again after [`Self::release`], making room
+    /// as [`super::TieredStore::scratch`] does (evicting unpinned objects); the contents are
+    /// unspecified. Fails as `scratch` does when the pins leave no room: the buffer then stays
+    /// released. Nothing happens if it holds its bytes already.
+    pub fn reacquire(&mut self) -> Result<()> {
+        if self.writer.is_none() {
+            self.writer = Some(scratch_block(self.inner, self.len, false, self.reservation)?);
+        }
+        Ok(())
+    }
+
+    /// The bytes as `u64` words (`len / 8` of them; none while released).
     pub fn as_u64s(&self) -> &[u64] {
-        self.writer.as_ref()
+        self.writer.as_ref().map_or(&[], |w| w.as_ref())
     }
 
-    /// The bytes as mutable `u64` words (`len / 8` of them).
+    /// The bytes as mutable `u64` words (`len / 8` of them; none while released).
     pub fn as_u64s_mut(&mut self) -> &mut [u64] {
-        self.writer.as_u64s_mut()
+        self.writer.as_mut().map_or(&mut [], |w| w.as_u64s_mut())
     }
 }
 
@@ -180,13 +222,13 @@ impl Deref for ScratchBuffer<'_> {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.writer
+        self.writer.as_deref().unwrap_or(&[])
     }
 }
 
 impl DerefMut for ScratchBuffer<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        self.writer.as_bytes_mut()
+        self.writer.as_mut().map_or(&mut [], |w| w.as_bytes_mut())
     }
 }
 
@@ -204,6 +246,9 @@ impl AsMut<[u64]> for ScratchBuffer<'_> {
 
 impl std::fmt::Debug for ScratchBuffer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScratchBuffer").field("len", &self.len()).finish()
+        f.debug_struct("ScratchBuffer")
+            .field("len", &self.len)
+            .field("released", &self.is_released())
+            .finish()
     }
 }

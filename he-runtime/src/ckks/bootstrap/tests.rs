@@ -644,3 +644,104 @@ fn spare_words_are_exactly_the_buffers_a_bootstrap_takes() {
         }
     }
 }
+
+/// A fixed buffer that can be released and reacquired while `available` allows, counting
+/// its reacquires in `taken`.
+#[derive(Debug)]
+struct Releasable {
+    words: Option<Vec<u64>>,
+    len: usize,
+    available: Arc<std::sync::atomic::AtomicBool>,
+    taken: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AsRef<[u64]> for Releasable {
+    fn as_ref(&self) -> &[u64] {
+        self.words.as_deref().unwrap_or(&[])
+    }
+}
+
+impl AsMut<[u64]> for Releasable {
+    fn as_mut(&mut self) -> &mut [u64] {
+        self.words.as_deref_mut().unwrap_or(&mut [])
+    }
+}
+
+impl ScratchWords for Releasable {
+    fn room(&self) -> usize {
+        self.as_ref().len()
+    }
+
+    fn grow(&mut self, _len: usize) {}
+
+    fn fresh() -> Option<Self> {
+        None
+    }
+
+    fn release(&mut self) {
+        self.words = None;
+    }
+
+    fn reacquire(&mut self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.words.is_none() {
+            if !self.available.load(Ordering::Relaxed) {
+                return false;
+            }
+            self.taken.fetch_add(1, Ordering::Relaxed);
+            // Not zeroed: the contents after a reacquire are unspecified.
+            self.words = Some(vec![0x5a5a_5a5a; self.len]);
+        }
+        true
+    }
+}
+
+/// A partner released while idle holds no memory outside EvalMod: it is reacquired for the
+/// halves side by side (every buffer once per bootstrap) and released after them, with the
+/// heap scratch's result bit for bit. When its memory cannot be had, the halves run one after
+/// the other, with the same result, and no buffer is left half taken.
+#[test]
+fn a_partner_released_while_idle_is_taken_for_eval_mod_alone() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let z = periodic_slots(&f, f.bs.slots(), true, 3);
+    let ct = encrypt_at(&f, &z, 0);
+    let want = f.bs.bootstrap(&ct, &f.keys, &mut Evaluator::new(&f.ctx).scratch()).unwrap();
+    let available = Arc::new(AtomicBool::new(true));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let buffer = |len: usize| Releasable {
+        words: Some(vec![0; len]),
+        len,
+        available: available.clone(),
+        taken: taken.clone(),
+    };
+    let top = f.ctx.params().max_level();
+    let alloc = |w: usize| Ok::<_, ()>(buffer(w));
+    let mut s = Scratch::with_buffers(&f.ctx, top, true, alloc).unwrap();
+    s.add_spares(f.bs.spare_words().into_iter().map(buffer));
+    let mut p = Scratch::with_buffers(&f.ctx, top, true, alloc).unwrap();
+    p.add_spares(f.bs.partner_spare_words().into_iter().map(buffer));
+    let partner_buffers = 6 + f.bs.partner_spare_words().len();
+    s.release_partner_while_idle();
+    s.set_partner(p);
+    let released = |s: &mut Scratch<Releasable>| {
+        let p = s.partner.as_deref_mut().unwrap();
+        let all: Vec<bool> = p.buffers_mut().map(|b| b.words.is_none()).collect();
+        (all.len(), all.iter().all(|&r| r))
+    };
+    assert_eq!(released(&mut s), (partner_buffers, true));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        for round in 1..=2 {
+            let got = f.bs.bootstrap(&ct, &f.keys, &mut s).unwrap();
+            assert_eq!(got.as_words(), want.as_words(), "round {round}");
+            assert_eq!(taken.load(Ordering::Relaxed), round * partner_buffers);
+            assert_eq!(released(&mut s), (partner_buffers, true), "round {round}");
+        }
+        available.store(false, Ordering::Relaxed);
+        let got = f.bs.bootstrap(&ct, &f.keys, &mut s).unwrap();
+        assert_eq!(got.as_words(), want.as_words(), "one after the other");
+        assert_eq!(taken.load(Ordering::Relaxed), 2 * partner_buffers);
+        assert_eq!(released(&mut s), (partner_buffers, true));
+    });
+}

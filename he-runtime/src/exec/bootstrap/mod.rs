@@ -134,6 +134,14 @@ impl ScratchWords for ScratchBuffer<'_> {
     fn fresh() -> Option<Self> {
         None
     }
+
+    fn release(&mut self) {
+        ScratchBuffer::release(self);
+    }
+
+    fn reacquire(&mut self) -> bool {
+        ScratchBuffer::reacquire(self).is_ok()
+    }
 }
 
 /// The scratch object holding the expanded copy of the key stored as `id`.
@@ -327,7 +335,8 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// scratch lives): the key-switch buffers sized for the top level and every spare buffer
     /// of its ciphertext temporaries and linear transforms ([`Bootstrapper::spare_words`];
     /// with EvalMod's halves side by side, a partner scratch with
-    /// [`Bootstrapper::partner_spare_words`]), which stay for the next bootstrap.
+    /// [`Bootstrapper::partner_spare_words`]), which stay for the next bootstrap. The partner's
+    /// buffers are released outside EvalMod ([`Scratch::release_partner_while_idle`]).
     pub fn scratch(&self, bs: &Bootstrapper) -> Result<Scratch<ScratchBuffer<'s>>> {
         let top = self.ctx.params().max_level();
         let alloc = |w: usize| self.store.scratch(w as u64 * 8);
@@ -339,6 +348,8 @@ impl<'s> StoredBootstrapKeys<'s> {
             let mut partner = Scratch::with_buffers(&self.ctx, top, true, alloc)?;
             let spares = bs.partner_spare_words().into_iter().map(alloc);
             partner.add_spares(spares.collect::<std::result::Result<Vec<_>, _>>()?);
+            // Idle outside EvalMod: its bytes prefetch CoeffToSlot's and SlotToCoeff's objects.
+            scratch.release_partner_while_idle();
             scratch.set_partner(partner);
         }
         Ok(scratch)
