@@ -12,7 +12,8 @@ use hetier_he::ckks::{Context, Encoder};
 use hetier_he::model::{zoo, Activation, DEFAULT_MARGIN};
 use hetier_he::nn::{BootstrapSpec, ObjKind, Op};
 use hetier_tiering::{
-    Backend, Durability, ObjectId, ObjectKind, PolicyConfig, Pool, PoolOptions, TieredStore,
+    Backend, Durability, ObjectId, ObjectKind, PolicyConfig, Pool, PoolOptions, PrefetchRule,
+    TieredStore,
 };
 
 fn store(dir: &std::path::Path, create: bool, policy: PolicyConfig) -> TieredStore {
@@ -87,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(t.elapsed().as_secs_f64())
     };
     let cold = read(PolicyConfig::Lru, false)?;
-    let prefetched = read(PolicyConfig::Planned { prefetch: true }, true)?;
+    let prefetched = read(PolicyConfig::planned(PrefetchRule::Conservative), true)?;
     let per_image = |s: f64| s / n * total as f64;
     println!(
         "on the fly: {:.2} ms/diagonal (evaluate {:.2} + encode {:.2}) -> {:.1} s of CPU per image",

@@ -11,7 +11,7 @@ use std::time::Instant;
 use hetier_he::ckks::Preset;
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, Model};
-use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{PolicyConfig, Pool, PoolOptions, PrefetchRule, TieredStore};
 
 struct Outcome {
     images: usize,
@@ -30,7 +30,7 @@ fn run(name: &str, images: usize, budget: u64) -> Outcome {
     let store = TieredStore::builder()
         .dram_budget(budget)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()
         .unwrap();
     let mut s = Session::new(&m, &c, &store, [3; 32]).unwrap();

@@ -8,7 +8,7 @@ use hetier_he::ckks::Preset;
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, Model};
 use hetier_he::nn::encrypt_weights;
-use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{PolicyConfig, Pool, PoolOptions, PrefetchRule, TieredStore};
 
 fn store(dir: &std::path::Path, create: bool) -> TieredStore {
     let opts = PoolOptions::default().segment_size(64 << 20);
@@ -17,7 +17,7 @@ fn store(dir: &std::path::Path, create: bool) -> TieredStore {
     TieredStore::builder()
         .dram_budget(64 << 20)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()
         .unwrap()
 }

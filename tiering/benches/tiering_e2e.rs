@@ -30,8 +30,8 @@ use hetier_tiering::calibrate::{calibrate, calibrate_dram, calibrate_pm, Calibra
 use hetier_tiering::replay::{replay_with, ReplayReport};
 use hetier_tiering::sim::{physical_bound, predict, PredictOptions};
 use hetier_tiering::{
-    CostModel, ObjectClass, PolicyConfig, ThrottleProfile, TieredStore, Trace, TraceDurability,
-    TraceHeader, TraceRecorder,
+    CostModel, ObjectClass, PolicyConfig, PrefetchRule, ThrottleProfile, TieredStore, Trace,
+    TraceDurability, TraceHeader, TraceRecorder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -525,7 +525,7 @@ fn run_tier(a: &Args, tier: Tier, w: &Workload, dram: &hetier_tiering::TierCost)
             100,
             "all-DRAM",
             w.footprint * 2,
-            PolicyConfig::Planned { prefetch: true },
+            PolicyConfig::planned(PrefetchRule::Conservative),
         )?);
         for &pct in &a.budgets {
             let budget = w.footprint * pct as u64 / 100;

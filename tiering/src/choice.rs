@@ -2,7 +2,7 @@
 //! makes exactly the decisions the store would.
 
 use crate::ids::ObjectId;
-use crate::policy::Policy;
+use crate::policy::{Policy, PrefetchRule};
 
 /// One object that occupies DRAM (resident or being loaded), as the choice sees it.
 #[derive(Clone, Copy, Debug)]
@@ -58,15 +58,16 @@ pub(crate) struct PrefetchScan {
 /// after `c`'s; ties: clean first, then the smaller id), and only if its rank exceeds `c`'s
 /// own, it can leave now, and it is not a scratch object the plan never uses again — such an
 /// object is about to be removed, and writing it back would spend the PM link on bytes nobody
-/// reads; the prefetch waits for the removal instead. It also waits while an occupant needed
-/// before `c` (pinned or not) has a strictly higher rank: once used, that object is what MIN
-/// would evict at `c`'s use (Cao et al.'s conservative rule).
+/// reads; the prefetch waits for the removal instead. Under [`PrefetchRule::Conservative`] it
+/// also waits while an occupant needed before `c` (pinned or not) has a strictly higher rank:
+/// once used, that object is what MIN would evict at `c`'s use.
 pub(crate) fn prefetch_scan(
     policy: &dyn Policy,
     c: ObjectId,
     occupants: impl Iterator<Item = Occupant>,
 ) -> PrefetchScan {
     let own = policy.prefetch_rank(c, c).0;
+    let conservative = policy.prefetch_rule() == PrefetchRule::Conservative;
     let mut protected = 0u64;
     let mut blocker_rank: Option<u64> = None;
     // ((rank, clean, smaller id first), can leave now)
@@ -93,7 +94,7 @@ pub(crate) fn prefetch_scan(
     }
     let victim = match best {
         Some(((rank, _, std::cmp::Reverse(id)), true))
-            if rank > own && blocker_rank.is_none_or(|b| b <= rank) =>
+            if rank > own && (!conservative || blocker_rank.is_none_or(|b| b <= rank)) =>
         {
             Some(id)
         }
@@ -107,4 +108,31 @@ pub(crate) fn prefetch_scan(
 /// something needed sooner.
 pub(crate) fn prefetch_fits(protected: u64, len: u64, headroom: u64, budget: u64) -> bool {
     protected.saturating_add(len).saturating_add(headroom) <= budget
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PlannedPolicy;
+
+    /// A is used before the candidate C and again last; X is used between them. At C's use MIN
+    /// would evict A (its next use is farthest), which is still needed before C: the
+    /// conservative rule waits for it, the aggressive one evicts X now.
+    #[test]
+    fn only_the_conservative_rule_waits_for_an_object_used_before_the_candidate() {
+        let (a, c, x) = (ObjectId(1), ObjectId(2), ObjectId(3));
+        let occupant = |id| Occupant { id, len: 10, clean: true, evictable: true, held: false };
+        for (rule, victim) in
+            [(PrefetchRule::Conservative, None), (PrefetchRule::Aggressive, Some(x))]
+        {
+            let mut p = PlannedPolicy::new(true).with_rule(rule);
+            p.on_hint(&[a, c, x, a], 30, &|_| Some(10));
+            let scan = prefetch_scan(&p, c, [occupant(a), occupant(x)].into_iter());
+            assert_eq!(scan, PrefetchScan { protected: 10, victim }, "{rule:?}");
+            // Once A is used it is MIN's victim, under either rule.
+            p.on_access(a);
+            let scan = prefetch_scan(&p, c, [occupant(a), occupant(x)].into_iter());
+            assert_eq!(scan, PrefetchScan { protected: 0, victim: Some(a) }, "{rule:?}");
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub use error::{Error, Result};
 pub use hetier_allocator::{Backend, Durability, ObjectKind, Pool, PoolOptions};
 pub use ids::{ObjectId, StreamId, Tick};
 pub use partition::{solve_alpha, Partition, PartitionItem};
-pub use policy::{Policy, PolicyConfig, PolicyReport};
+pub use policy::{Policy, PolicyConfig, PolicyReport, PrefetchRule};
 pub use store::{
     BlockWriter, Cancel, ObjectInfo, PinGuard, Residency, ScratchBuffer, ScratchReserve,
     StoreBuilder, StoreStats, StreamScope, StreamStats, TieredStore,

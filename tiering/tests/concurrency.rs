@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{content, file_pool};
-use hetier_tiering::{Durability, Error, ObjectId, ObjectKind, PolicyConfig, TieredStore};
+use hetier_tiering::{
+    Durability, Error, ObjectId, ObjectKind, PolicyConfig, PrefetchRule, TieredStore,
+};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -36,8 +38,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn policy() -> impl Strategy<Value = PolicyConfig> {
     prop_oneof![
         Just(PolicyConfig::Lru),
-        Just(PolicyConfig::Planned { prefetch: true }),
-        Just(PolicyConfig::Planned { prefetch: false }),
+        Just(PolicyConfig::planned(PrefetchRule::Conservative)),
+        Just(PolicyConfig::planned_without_prefetch()),
         Just(PolicyConfig::Alpha { reserve_bytes: None }),
     ]
 }

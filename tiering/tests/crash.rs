@@ -6,7 +6,7 @@ mod common;
 use common::{content, opts};
 use hetier_allocator::{FaultConfig, FaultyDevice};
 use hetier_tiering::{
-    Durability, ObjectId, ObjectKind, PolicyConfig, Pool, Residency, TieredStore,
+    Durability, ObjectId, ObjectKind, PolicyConfig, Pool, PrefetchRule, Residency, TieredStore,
 };
 
 const K: usize = 4096;
@@ -51,7 +51,7 @@ fn durable_objects_survive_and_store_reopens() {
     let s = TieredStore::builder()
         .dram_budget(8 * K as u64)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()
         .unwrap();
     s.hint(&durable);

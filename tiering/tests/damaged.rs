@@ -7,7 +7,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::{content, opts};
-use hetier_tiering::{Durability, Error, ObjectId, ObjectKind, PolicyConfig, Pool, TieredStore};
+use hetier_tiering::{
+    Durability, Error, ObjectId, ObjectKind, PolicyConfig, Pool, PrefetchRule, TieredStore,
+};
 
 const K: usize = 4096;
 
@@ -15,7 +17,7 @@ fn open(dir: &Path, threads: usize) -> TieredStore {
     TieredStore::builder()
         .dram_budget(4 * K as u64)
         .pool(Pool::open(dir, opts()).unwrap().0)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .migrator_threads(threads)
         .build()
         .unwrap()

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use common::{content, file_pool};
 use hetier_tiering::belady::simulate_min;
-use hetier_tiering::{Durability, ObjectId, ObjectKind, PolicyConfig, TieredStore};
+use hetier_tiering::{Durability, ObjectId, ObjectKind, PolicyConfig, PrefetchRule, TieredStore};
 
 const LEN: usize = 4096;
 
@@ -31,7 +31,11 @@ fn replay(seq: &[ObjectId], slots: u64, prefetch: bool) -> (u64, Vec<usize>) {
     let s = TieredStore::builder()
         .dram_budget(slots * LEN as u64)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch })
+        .policy(if prefetch {
+            PolicyConfig::planned(PrefetchRule::Conservative)
+        } else {
+            PolicyConfig::planned_without_prefetch()
+        })
         .migrator_threads(if prefetch { 1 } else { 0 })
         .build()
         .unwrap();

@@ -7,8 +7,8 @@ use common::file_pool;
 use hetier_tiering::replay::replay;
 use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{
-    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, TierCost, TieredStore, Trace,
-    TraceHeader, TraceRecorder,
+    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, PrefetchRule, TierCost,
+    TieredStore, Trace, TraceHeader, TraceRecorder,
 };
 
 fn model() -> CostModel {
@@ -57,7 +57,7 @@ fn replays_a_recorded_trace() {
 
     let trace = Trace::load(&path).unwrap();
     let budget = 3 * klen + 2 * 16 * 1024;
-    for policy in [PolicyConfig::Lru, PolicyConfig::Planned { prefetch: true }] {
+    for policy in [PolicyConfig::Lru, PolicyConfig::planned(PrefetchRule::Conservative)] {
         let pool_dir = tempfile::tempdir().unwrap();
         let store = TieredStore::builder()
             .dram_budget(budget)

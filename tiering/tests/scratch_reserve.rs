@@ -6,7 +6,7 @@
 mod common;
 
 use common::{content, store};
-use hetier_tiering::{Durability, ObjectId, ObjectKind, PolicyConfig, TieredStore};
+use hetier_tiering::{Durability, ObjectId, ObjectKind, PolicyConfig, PrefetchRule, TieredStore};
 
 const K: u64 = 4096;
 
@@ -76,7 +76,7 @@ struct Shape {
 /// Runs `shape` under `planned` with two migrator threads and returns the store's stats.
 /// With `reserve`, the scratch comes from one reservation held for the run.
 fn run(shape: &Shape, reserve: bool) -> hetier_tiering::StoreStats {
-    let (_d, s) = store(shape.budget, PolicyConfig::Planned { prefetch: true }, 2);
+    let (_d, s) = store(shape.budget, PolicyConfig::planned(PrefetchRule::Conservative), 2);
     let ids = put_objects(&s, shape.objects);
     s.quiesce();
     let plan: Vec<ObjectId> = (0..shape.rounds).flat_map(|_| ids.iter().copied()).collect();

@@ -7,8 +7,8 @@ use common::file_pool;
 use hetier_tiering::replay::replay;
 use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{
-    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, ThrottleProfile, TierCost,
-    TieredStore, Trace, TraceDurability, TraceEvent, TraceHeader,
+    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, PrefetchRule, ThrottleProfile,
+    TierCost, TieredStore, Trace, TraceDurability, TraceEvent, TraceHeader,
 };
 
 const CT0: u64 = 1_000_000;
@@ -64,13 +64,14 @@ fn store_reads_what_the_simulator_predicts() {
     let m = model(1e9);
     let compute_ns = (1.2 * key_len as f64 / 1e9 * 1e9) as u64;
     let trace = key_switches(keys, key_len, ct_len, ops, compute_ns);
-    for pct in [10u64, 25, 50] {
+    let rules = [PrefetchRule::Conservative, PrefetchRule::Aggressive];
+    for (pct, rule) in [10u64, 25, 50].into_iter().flat_map(|p| rules.map(|r| (p, r))) {
         let budget = footprint * pct / 100;
         let dir = tempfile::tempdir().unwrap();
         let store = TieredStore::builder()
             .dram_budget(budget)
             .pool(file_pool(dir.path()))
-            .policy(PolicyConfig::Planned { prefetch: true })
+            .policy(PolicyConfig::planned(rule))
             .cost_model(m.clone())
             .migrator_threads(2)
             .throttle(ThrottleProfile {
@@ -84,15 +85,10 @@ fn store_reads_what_the_simulator_predicts() {
             .build()
             .unwrap();
         let r = replay(&store, &trace, &m).unwrap();
-        let p = predict(
-            &trace,
-            &m,
-            &PolicyConfig::Planned { prefetch: true },
-            budget,
-            &PredictOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(r.timed.prefetch_evicted_unused, 0, "{pct}%: {:?}", r.timed);
-        assert_eq!(r.timed.pm_read_bytes, p.pm_read_bytes, "{pct}%");
+        let p =
+            predict(&trace, &m, &PolicyConfig::planned(rule), budget, &PredictOptions::default())
+                .unwrap();
+        assert_eq!(r.timed.prefetch_evicted_unused, 0, "{pct}% {rule:?}: {:?}", r.timed);
+        assert_eq!(r.timed.pm_read_bytes, p.pm_read_bytes, "{pct}% {rule:?}");
     }
 }

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use common::{content, file_pool, opts, store, Flaky};
 use hetier_tiering::{
-    Durability, Error, ObjectId, ObjectKind, PolicyConfig, Pool, Residency, TieredStore,
+    Durability, Error, ObjectId, ObjectKind, PolicyConfig, Pool, PrefetchRule, Residency,
+    TieredStore,
 };
 
 const K: usize = 4096;
@@ -279,7 +280,7 @@ fn prefetched_object_is_not_read_twice() {
     let s = TieredStore::builder()
         .dram_budget(4 * 64 * K as u64)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .migrator_threads(2)
         .build()
         .unwrap();
@@ -308,7 +309,7 @@ fn failed_transfers_surface_on_the_pin_and_leave_objects_readable() {
     let s = TieredStore::builder()
         .dram_budget(32 * K as u64)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .migrator_threads(1)
         .build()
         .unwrap();

@@ -6,7 +6,9 @@ mod common;
 use std::sync::Barrier;
 
 use common::{content, store};
-use hetier_tiering::{Cancel, Durability, Error, ObjectId, ObjectKind, PolicyConfig, StreamId};
+use hetier_tiering::{
+    Cancel, Durability, Error, ObjectId, ObjectKind, PolicyConfig, PrefetchRule, StreamId,
+};
 
 const K: usize = 4096;
 
@@ -49,7 +51,7 @@ fn a_scope_counts_its_own_pins_and_a_cancelled_one_stops_pinning() {
 /// prefetched is evicted before its use.
 #[test]
 fn interleaved_streams_are_both_prefetched_for_and_nothing_prefetched_is_wasted() {
-    let (_d, s) = store(6 * K as u64, PolicyConfig::Planned { prefetch: true }, 1);
+    let (_d, s) = store(6 * K as u64, PolicyConfig::planned(PrefetchRule::Conservative), 1);
     let id = |i: u64| ObjectId(i);
     let own = |r: u64| (0..4).map(move |i| id(100 * r + i)).collect::<Vec<_>>();
     let shared: Vec<_> = (0..4).map(|i| id(900 + i)).collect();
@@ -102,7 +104,7 @@ fn interleaved_streams_are_both_prefetched_for_and_nothing_prefetched_is_wasted(
 fn a_request_running_ahead_never_evicts_what_was_prefetched_for_a_stalled_one() {
     let k = K as u64;
     let budget = 6 * k;
-    let (_d, s) = store(budget, PolicyConfig::Planned { prefetch: true }, 1);
+    let (_d, s) = store(budget, PolicyConfig::planned(PrefetchRule::Conservative), 1);
     let id = |i: u64| ObjectId(i);
     // Objects never planned fill DRAM first, so the planned ones start in PM only.
     let decoys: Vec<_> = (100..106).map(id).collect();

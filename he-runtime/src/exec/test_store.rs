@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{PolicyConfig, Pool, PoolOptions, PrefetchRule, TieredStore};
 
 use crate::ckks::bootstrap::{BootstrapPreset, Bootstrapper};
 use crate::ckks::{Ciphertext, Complex64, Context, Encoder, Encryptor, KeyGenerator, SecretKey};
@@ -24,7 +24,7 @@ pub(crate) fn planned_store(
     TieredStore::builder()
         .dram_budget(budget)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()
         .unwrap()
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hetier_tiering::{PolicyConfig, Pool, PoolOptions, TieredStore, TraceEvent};
+use hetier_tiering::{PolicyConfig, Pool, PoolOptions, PrefetchRule, TieredStore, TraceEvent};
 
 use super::*;
 use crate::ckks::bootstrap::BootstrapPreset;
@@ -43,7 +43,7 @@ fn a_bootstrapped_resnet_runs_over_the_store_at_a_quarter_budget_as_planned() {
     let st = TieredStore::builder()
         .dram_budget(budget)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()
         .unwrap();
     let mut s =

@@ -77,6 +77,12 @@ pub trait Policy: Send + std::fmt::Debug {
         (self.evict_priority(id), false)
     }
 
+    /// When a prefetch may evict: whether it also waits for objects used before the candidate
+    /// ([`PrefetchRule`]). Conservative unless the policy says otherwise.
+    fn prefetch_rule(&self) -> PrefetchRule {
+        PrefetchRule::Conservative
+    }
+
     /// Bytes a prefetch of `candidate` must leave free for objects that do not exist yet but
     /// will be written (and used) before it, e.g. the results of the next operations.
     fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {
@@ -104,4 +110,31 @@ pub struct PolicyReport {
     pub alpha: Option<f64>,
     /// Remaining hinted accesses (planned policy only).
     pub planned_ahead: Option<u64>,
+}
+
+/// When a prefetch may evict an object (Cao, Felten, Karlin and Li, 1995). Both evict the
+/// object whose next use is farthest, only if that use comes after the prefetched object's;
+/// they differ in what they wait for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefetchRule {
+    /// Also waits while an object used before the prefetched one would be MIN's victim at its
+    /// use: the PM reads are MIN's, issued as early as that allows.
+    #[default]
+    Conservative,
+    /// Never waits for objects used before the prefetched one: reads ahead as far as the
+    /// budget holds, at the price of reading back some of what it evicts. Better when the PM
+    /// link is idle much of the time but the reads come in bursts (a bootstrap's
+    /// CoeffToSlot), worse when the link is the bottleneck.
+    Aggressive,
+}
+
+impl PrefetchRule {
+    /// Short name (`conservative`, `aggressive`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PrefetchRule::Conservative => "conservative",
+            PrefetchRule::Aggressive => "aggressive",
+        }
+    }
 }

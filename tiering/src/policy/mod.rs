@@ -7,7 +7,7 @@ mod lru;
 mod planned;
 
 pub use alpha::AlphaPolicy;
-pub use interface::{Policy, PolicyReport};
+pub use interface::{Policy, PolicyReport, PrefetchRule};
 pub use lru::LruPolicy;
 pub use planned::PlannedPolicy;
 
@@ -35,6 +35,9 @@ pub enum PolicyConfig {
         /// Whether to prefetch (false gives pure MIN eviction, for comparison).
         #[serde(default = "yes")]
         prefetch: bool,
+        /// When a prefetch may evict ([`PrefetchRule`]).
+        #[serde(default)]
+        rule: PrefetchRule,
     },
 }
 
@@ -50,7 +53,9 @@ impl PolicyConfig {
             PolicyConfig::Alpha { reserve_bytes } => {
                 Box::new(AlphaPolicy::new(model.clone(), *reserve_bytes))
             }
-            PolicyConfig::Planned { prefetch } => Box::new(PlannedPolicy::new(*prefetch)),
+            PolicyConfig::Planned { prefetch, rule } => {
+                Box::new(PlannedPolicy::new(*prefetch).with_rule(*rule))
+            }
         }
     }
 
@@ -63,13 +68,25 @@ impl PolicyConfig {
         }
     }
 
-    /// Parses a CLI spelling: `lru`, `alpha`, `planned`, `planned-noprefetch`.
+    /// `planned` with prefetch under `rule`.
+    pub fn planned(rule: PrefetchRule) -> Self {
+        PolicyConfig::Planned { prefetch: true, rule }
+    }
+
+    /// `planned` without prefetch: pure MIN eviction.
+    pub fn planned_without_prefetch() -> Self {
+        PolicyConfig::Planned { prefetch: false, rule: PrefetchRule::default() }
+    }
+
+    /// Parses a CLI spelling: `lru`, `alpha`, `planned`, `planned-aggressive`,
+    /// `planned-noprefetch`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "lru" => Some(PolicyConfig::Lru),
             "alpha" => Some(PolicyConfig::Alpha { reserve_bytes: None }),
-            "planned" => Some(PolicyConfig::Planned { prefetch: true }),
-            "planned-noprefetch" => Some(PolicyConfig::Planned { prefetch: false }),
+            "planned" => Some(PolicyConfig::planned(PrefetchRule::Conservative)),
+            "planned-aggressive" => Some(PolicyConfig::planned(PrefetchRule::Aggressive)),
+            "planned-noprefetch" => Some(PolicyConfig::planned_without_prefetch()),
             _ => None,
         }
     }
@@ -87,11 +104,18 @@ mod tests {
     #[test]
     fn config_serde_and_parse() {
         let c: PolicyConfig = serde_json::from_str(r#"{"policy":"planned"}"#).unwrap();
-        assert_eq!(c, PolicyConfig::Planned { prefetch: true });
+        assert_eq!(c, PolicyConfig::planned(PrefetchRule::Conservative));
+        let json = r#"{"policy":"planned","prefetch":true,"rule":"aggressive"}"#;
+        assert_eq!(
+            serde_json::to_string(&PolicyConfig::planned(PrefetchRule::Aggressive)).unwrap(),
+            json
+        );
+        let c: PolicyConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(c.build(&crate::cost::test_model()).prefetch_rule(), PrefetchRule::Aggressive);
         let c: PolicyConfig = serde_json::from_str(r#"{"policy":"alpha"}"#).unwrap();
         assert_eq!(c, PolicyConfig::Alpha { reserve_bytes: None });
         assert_eq!(serde_json::to_string(&PolicyConfig::Lru).unwrap(), r#"{"policy":"lru"}"#);
-        for s in ["lru", "alpha", "planned", "planned-noprefetch"] {
+        for s in ["lru", "alpha", "planned", "planned-aggressive", "planned-noprefetch"] {
             let c = PolicyConfig::parse(s).unwrap();
             assert!(s.starts_with(c.name()));
             assert_eq!(c.build(&crate::cost::test_model()).name(), c.name());

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use super::{Policy, PolicyReport};
+use super::{Policy, PolicyReport, PrefetchRule};
 use crate::ids::{ObjectId, StreamId};
 
 /// How far past a mismatch the cursor may jump to resynchronise with the plan.
@@ -85,6 +85,7 @@ impl Plan {
 #[derive(Debug, Default)]
 pub struct PlannedPolicy {
     prefetch: bool,
+    rule: PrefetchRule,
     plans: BTreeMap<StreamId, Plan>,
     lens: HashMap<ObjectId, u64>,
     budget: u64,
@@ -93,9 +94,15 @@ pub struct PlannedPolicy {
 }
 
 impl PlannedPolicy {
-    /// A planned policy; with `prefetch == false` it is pure MIN eviction.
+    /// A planned policy; with `prefetch == false` it is pure MIN eviction. Prefetches follow
+    /// [`PrefetchRule::Conservative`] unless [`Self::with_rule`] says otherwise.
     pub fn new(prefetch: bool) -> Self {
         Self { prefetch, ..Self::default() }
+    }
+
+    /// This policy with its prefetches evicting under `rule`.
+    pub fn with_rule(self, rule: PrefetchRule) -> Self {
+        Self { rule, ..self }
     }
 
     fn default_plan(&self) -> Option<&Plan> {
@@ -223,6 +230,10 @@ impl Policy for PlannedPolicy {
             }
         }
         (rank.map_or(u64::MAX, |t| t as u64), needed_first)
+    }
+
+    fn prefetch_rule(&self) -> PrefetchRule {
+        self.rule
     }
 
     fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {

@@ -25,7 +25,7 @@ use crate::choice::prefetch_fits;
 use crate::cost::CostModel;
 use crate::error::{Error, Result};
 use crate::ids::ObjectId;
-use crate::policy::{AlphaPolicy, LruPolicy, PlannedPolicy, Policy, PolicyConfig};
+use crate::policy::{AlphaPolicy, LruPolicy, PlannedPolicy, Policy, PolicyConfig, PrefetchRule};
 use crate::trace::{Trace, TraceDurability, TraceEvent};
 
 enum Pol {
@@ -313,7 +313,7 @@ impl Fast<'_> {
     }
 
     /// Whether an occupant needed before position `tc` has a first use from `tc` on later
-    /// than `rank`, which blocks the prefetch.
+    /// than `rank`, which blocks the prefetch under [`PrefetchRule::Conservative`].
     ///
     /// Every plan position `q` of an existing object holds the position of that object's use
     /// after `q`; over `cursor..tc` the maximum of these is the latest "first use from `tc` on"
@@ -322,8 +322,10 @@ impl Fast<'_> {
     /// (the candidates before this one were all fetched).
     fn blocked(&self, tc: usize, rank: u64) -> bool {
         match self.planned() {
-            Some(p) => self.after.max(p.cursor(), tc) > rank,
-            None => false,
+            Some(p) if p.prefetch_rule() == PrefetchRule::Conservative => {
+                self.after.max(p.cursor(), tc) > rank
+            }
+            _ => false,
         }
     }
 
@@ -591,8 +593,8 @@ pub(super) fn predict(
         PolicyConfig::Alpha { reserve_bytes } => {
             Pol::Alpha(Box::new(AlphaPolicy::new(model.clone(), *reserve_bytes)))
         }
-        PolicyConfig::Planned { prefetch } => {
-            Pol::Planned(PlannedPolicy::new(*prefetch), *prefetch)
+        PolicyConfig::Planned { prefetch, rule } => {
+            Pol::Planned(PlannedPolicy::new(*prefetch).with_rule(*rule), *prefetch)
         }
     };
     let mut sim = Fast {

@@ -107,6 +107,7 @@ mod tests {
     use crate::belady::simulate_min;
     use crate::cost::test_model;
     use crate::ids::ObjectId;
+    use crate::policy::PrefetchRule;
     use crate::trace::{ObjectClass, TraceDurability, TraceHeader};
 
     /// `keys` keys of `klen` bytes cycled by `ops` ops, each also pinning one ciphertext.
@@ -158,7 +159,7 @@ mod tests {
         let planned = predict(
             &t,
             &m,
-            &PolicyConfig::Planned { prefetch: true },
+            &PolicyConfig::planned(PrefetchRule::Conservative),
             budget,
             &PredictOptions::default(),
         )
@@ -182,7 +183,7 @@ mod tests {
         let t = cyclic(8, 1_000_000, 64, 1_500_000);
         // The ciphertext and two keys: the next key is prefetched while the current one is used.
         let budget = 2_250_000;
-        let planned = PolicyConfig::Planned { prefetch: true };
+        let planned = PolicyConfig::planned(PrefetchRule::Conservative);
         let opts = PredictOptions::default();
         let hidden = predict(&t, &m, &planned, budget, &opts).unwrap();
         assert!((hidden.total_ns - 64.0 * 1.5e6).abs() < 1.0, "{hidden:?}");
@@ -223,7 +224,7 @@ mod tests {
         m.pm.overlapped_read_bw = Some(0.6e9);
         let t = cyclic(8, 1_000_000, 64, 2_000_000);
         let budget = 3_250_000;
-        for policy in [PolicyConfig::Lru, PolicyConfig::Planned { prefetch: true }] {
+        for policy in [PolicyConfig::Lru, PolicyConfig::planned(PrefetchRule::Conservative)] {
             let opts = PredictOptions::default();
             let (p, tl) = predict_timeline(&t, &m, &policy, budget, &opts).unwrap();
             assert_eq!(p, predict(&t, &m, &policy, budget, &opts).unwrap());
@@ -256,7 +257,8 @@ mod tests {
         assert_eq!((lru.pm_read_bytes, lru.misses), (10_000_000, 10));
         // Planned loads them before the clock starts.
         let planned =
-            predict(&t, &m, &PolicyConfig::Planned { prefetch: true }, 10_000_000, &opts).unwrap();
+            predict(&t, &m, &PolicyConfig::planned(PrefetchRule::Conservative), 10_000_000, &opts)
+                .unwrap();
         assert_eq!(planned.pm_read_bytes, 0);
     }
 
@@ -347,8 +349,9 @@ mod tests {
         let policies = [
             PolicyConfig::Lru,
             PolicyConfig::Alpha { reserve_bytes: None },
-            PolicyConfig::Planned { prefetch: true },
-            PolicyConfig::Planned { prefetch: false },
+            PolicyConfig::planned(PrefetchRule::Conservative),
+            PolicyConfig::planned(PrefetchRule::Aggressive),
+            PolicyConfig::planned_without_prefetch(),
         ];
         let mut compared = 0;
         for seed in 0..150 {
@@ -428,7 +431,7 @@ mod tests {
         for policy in [
             PolicyConfig::Lru,
             PolicyConfig::Alpha { reserve_bytes: None },
-            PolicyConfig::Planned { prefetch: true },
+            PolicyConfig::planned(PrefetchRule::Conservative),
         ] {
             for pct in [5u64, 25, 50, 100] {
                 let budget = (keys << 20) * pct / 100 + (1 << 19);

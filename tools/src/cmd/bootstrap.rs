@@ -222,9 +222,14 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
             vec![
                 "store".into(),
                 format!(
-                    "{} budget, {}, PM→DRAM {}",
+                    "{} budget, {}{}, PM→DRAM {}",
                     fmt::bytes(report.store.dram_budget),
                     report.store.policy,
+                    report
+                        .store
+                        .prefetch_rule
+                        .as_ref()
+                        .map_or(String::new(), |r| format!(" ({r})")),
                     fmt::bytes(report.store.stats.bytes_pm_to_dram)
                 ),
             ],

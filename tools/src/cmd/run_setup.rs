@@ -11,7 +11,7 @@ use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::exec::ids::key_id;
 use hetier_he::exec::KeySetId;
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
-use hetier_tiering::{PolicyConfig, TieredStore};
+use hetier_tiering::{PolicyConfig, PrefetchRule, TieredStore};
 
 use crate::secret::SecretArgs;
 
@@ -59,6 +59,29 @@ pub enum PolicyArg {
     Alpha,
     /// Belady eviction and prefetch over the hinted plan.
     Planned,
+}
+
+impl PolicyArg {
+    /// The store's policy; `rule` says when `planned`'s prefetches may evict.
+    pub(crate) fn config(self, rule: PrefetchRuleArg) -> PolicyConfig {
+        match self {
+            PolicyArg::Lru => PolicyConfig::Lru,
+            PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
+            PolicyArg::Planned => PolicyConfig::planned(match rule {
+                PrefetchRuleArg::Conservative => PrefetchRule::Conservative,
+                PrefetchRuleArg::Aggressive => PrefetchRule::Aggressive,
+            }),
+        }
+    }
+}
+
+/// When `planned`'s prefetches may evict ([`PrefetchRule`]).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PrefetchRuleArg {
+    /// Wait for objects used before the prefetched one: the pool reads of Belady's MIN.
+    Conservative,
+    /// Read ahead as far as the budget holds: more pool reads, fewer waits for them.
+    Aggressive,
 }
 
 /// Flags of `hetier run`.
@@ -168,11 +191,7 @@ pub(crate) fn open_store(
     } else {
         Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
     };
-    let policy = match args.policy {
-        PolicyArg::Lru => PolicyConfig::Lru,
-        PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
-        PolicyArg::Planned => PolicyConfig::Planned { prefetch: true },
-    };
+    let policy = args.policy.config(PrefetchRuleArg::Conservative);
     let mut builder =
         TieredStore::builder().dram_budget(args.dram_mib << 20).pool(pool).policy(policy.clone());
     if matches!(policy, PolicyConfig::Alpha { .. }) {

@@ -14,7 +14,7 @@ use hetier_he::train::{
     deep_params, max_abs_diff, score, train_plain, Dataset, EncryptedTrainer, Normaliser,
     Optimizer, SigmoidApprox, Task, TrainConfig,
 };
-use hetier_tiering::{PolicyConfig, TieredStore};
+use hetier_tiering::{PolicyConfig, PrefetchRule, TieredStore};
 use serde::Serialize;
 
 use crate::cmd::rss;
@@ -134,7 +134,7 @@ fn open_store(args: &TrainArgs) -> Result<(TieredStore, String, Option<tempfile:
     let store = TieredStore::builder()
         .dram_budget(args.dram_mib << 20)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()?;
     let desc = format!("{} ({})", dir.display(), store.pm_description());
     Ok((store, desc, tmp))

@@ -2,7 +2,9 @@ use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use hetier_tiering::{Cancel, ObjectKind, PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{
+    Cancel, ObjectKind, PolicyConfig, Pool, PoolOptions, PrefetchRule, TieredStore,
+};
 
 use super::*;
 use crate::ckks::{Ciphertext, Preset};
@@ -84,7 +86,7 @@ fn four_requests_on_two_threads_at_a_small_budget_agree_with_plaintext_and_leave
     let (m, c) = digits();
     let footprint: u64 = c.program.objects().iter().map(|o| o.bytes).sum();
     let dir = tempfile::tempdir().unwrap();
-    let st = store(dir.path(), footprint / 3, PolicyConfig::Planned { prefetch: true });
+    let st = store(dir.path(), footprint / 3, PolicyConfig::planned(PrefetchRule::Conservative));
     let mut client = Client::from_seed(c.program.params(), SEED).unwrap();
     let srv = Arc::new(server(&m, &c, &st, &client));
     assert!(2 * srv.request_need() <= st.budget(), "two requests must fit to run at once");
@@ -110,7 +112,7 @@ fn requests_that_cannot_all_fit_wait_their_turn_instead_of_failing_or_deadlockin
     let dir = tempfile::tempdir().unwrap();
     let mut client = Client::from_seed(c.program.params(), SEED).unwrap();
     let need = need_of(&m, &c, &client);
-    let st = store(dir.path(), need + need / 2, PolicyConfig::Planned { prefetch: true });
+    let st = store(dir.path(), need + need / 2, PolicyConfig::planned(PrefetchRule::Conservative));
     let srv = Arc::new(server(&m, &c, &st, &client));
     let baseline = st.stats().objects;
     let inputs = requests(&m, &c, &mut client, 4);
@@ -175,7 +177,7 @@ fn interleaved_requests_are_both_prefetched_for_and_nothing_prefetched_is_wasted
     // model's objects: keys and weights keep moving between the tiers while both run.
     for sets in [3, 4] {
         let dir = tempfile::tempdir().unwrap();
-        let st = store(dir.path(), sets * need, PolicyConfig::Planned { prefetch: true });
+        let st = store(dir.path(), sets * need, PolicyConfig::planned(PrefetchRule::Conservative));
         assert!(st.budget() < footprint / 2);
         let srv = Arc::new(server(&m, &c, &st, &client));
         let inputs = requests(&m, &c, &mut client, 4);
@@ -229,7 +231,7 @@ fn a_kept_pool_with_a_damaged_key_and_weight_is_healed_and_restored_and_agrees()
 
     // A later server over the kept pool, with no keys sent: it finds the damage at run time.
     let pool = Pool::open(dir.path(), PoolOptions::default()).unwrap().0;
-    let policy = PolicyConfig::Planned { prefetch: true };
+    let policy = PolicyConfig::planned(PrefetchRule::Conservative);
     let st = Arc::new(
         TieredStore::builder()
             .dram_budget(footprint / 3)

@@ -11,7 +11,7 @@ use clap::Args;
 use hetier_allocator::{Backend, Pool, PoolOptions};
 use hetier_he::exec::Session;
 use hetier_tiering::sim::{predict_timeline, PredictOptions};
-use hetier_tiering::{PolicyConfig, TieredStore, Trace};
+use hetier_tiering::{PolicyConfig, PrefetchRule, TieredStore, Trace};
 use serde::Serialize;
 
 use super::analysis::{bandwidth, layer_rows, live_timeline, op_layers, top_objects};
@@ -88,7 +88,7 @@ fn real_trace(l: &Loaded, images: usize, quiet: bool) -> Result<Trace> {
     let store = TieredStore::builder()
         .dram_budget(u64::MAX / 4)
         .pool(pool)
-        .policy(PolicyConfig::Planned { prefetch: true })
+        .policy(PolicyConfig::planned(PrefetchRule::Conservative))
         .build()?;
     note(quiet, &format!("profile: keys and weights of {} (real run) ...", l.name));
     // The pool is a throwaway temp dir: a throwaway random key (decrypted in this process only).

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hetier_tiering::sim::{predict_timeline, split_setup, PredictOptions, Timeline};
-use hetier_tiering::{solve_alpha, CostModel, PartitionItem, PolicyConfig, Trace, TraceEvent};
+use hetier_tiering::{
+    solve_alpha, CostModel, PartitionItem, PolicyConfig, PrefetchRule, Trace, TraceEvent,
+};
 use serde::Serialize;
 
 use super::analysis::{bandwidth, live_timeline, op_layers};
@@ -278,7 +280,7 @@ pub fn run(args: &TuneArgs, json: bool) -> Result<()> {
     // Keys and weights sit in the pool from an earlier process, as in a served model.
     let opts = PredictOptions { migrator_threads: 2, reuse_durable: true };
     let everything: u64 = trace.object_lens().values().sum::<u64>() + 1;
-    let planned = PolicyConfig::Planned { prefetch: true };
+    let planned = PolicyConfig::planned(PrefetchRule::Conservative);
     let (p, tl) = predict_timeline(&trace, tiers, &planned, everything, &opts)?;
     let base_ns = steady_image_ns(&tl, p.total_ns, per_image, images);
 
