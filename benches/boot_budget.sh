@@ -25,8 +25,8 @@
 # encoded once into the pool by the first run and read from it by every later one — or `encode`).
 # ENCODE_SHARE (0): the share of the stored diagonals the planned and lru runs encode at every
 # use instead of reading (the CLI's --encode-share; the all-DRAM runs read them all).
-# PREFETCH_RULE (aggressive): when the planned run's prefetches may evict (--prefetch-rule;
-# `conservative` waits for what MIN would evict, reading less and waiting more).
+# PREFETCH_RULE (conservative): when the planned run's prefetches may evict (--prefetch-rule;
+# `aggressive` never waits for what MIN would evict: it reads more and waits less).
 # BRACKET (1): the all-DRAM run again after the budgeted ones, and every ratio against the mean
 # of the two (this VM's speed drifts by 10-20% within minutes; the two show by how much).
 # The first run generates the keys into OUT_DIR/pool (kept, with its 0600 key file beside it);
@@ -101,7 +101,7 @@ budget_mib=$(( (budget + (1 << 20) - 1) >> 20 ))
 for p in planned lru; do
   run "$p" $(( (budget_mib << 20) + headroom )) --repeat "$repeat" --dram-mib "$budget_mib" \
     --expand "$expand" \
-    --policy "$p" --encode-share "${ENCODE_SHARE:-0}" --prefetch-rule "${PREFETCH_RULE:-aggressive}"
+    --policy "$p" --encode-share "${ENCODE_SHARE:-0}" --prefetch-rule "${PREFETCH_RULE:-conservative}"
 done
 rm -f "$out/all_dram_after.mem"
 [ "${BRACKET:-1}" = 1 ] && run all_dram_after 0 --repeat "$repeat" --expand "$base_expand"

@@ -82,10 +82,10 @@ pub struct StoreFlags {
     #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
     pub policy: PolicyArg,
     /// When `planned`'s prefetches may evict. `aggressive` reads ahead as far as the budget
-    /// holds: at a quarter budget it read 23% more from the pool than `conservative` but
-    /// waited for keys a tenth as long, since CoeffToSlot's reads come in bursts while EvalMod
-    /// reads nothing (docs/bootstrapping.md).
-    #[arg(long, value_enum, default_value_t = PrefetchRuleArg::Aggressive)]
+    /// holds: at a quarter budget on two threads it waited for keys a tenth as long as
+    /// `conservative`, but read 23% more from the pool, while the computing threads ran, and
+    /// was slower by the median of six rounds (docs/bootstrapping.md).
+    #[arg(long, value_enum, default_value_t = PrefetchRuleArg::Conservative)]
     pub prefetch_rule: PrefetchRuleArg,
     /// How newly generated keys are stored (keys already in the pool keep their form).
     #[arg(long, value_enum, default_value_t = KeyFormArg::Digits)]
