@@ -1,15 +1,19 @@
 //! Plan-driven policy: Belady/MIN eviction over the hinted future and prefetch of the next
 //! objects in plan order, as far ahead as the budget allows.
 //!
-//! Prefetching follows the "conservative" integrated prefetching rule (Cao, Felten, Karlin and
-//! Li, 1995): a prefetch of the next missing object `c` evicts exactly the object MIN would
-//! evict when `c` is used — the one whose use at or after `c`'s is farthest — and waits while
-//! that object is still needed before `c`. So the PM traffic is MIN's, issued as early as
-//! possible. Pinned objects are left out of the choice (they cannot leave now, and waiting for
+//! By default prefetching follows the "conservative" integrated prefetching rule (Cao, Felten,
+//! Karlin and Li, 1995): a prefetch of the next missing object `c` evicts exactly the object MIN
+//! would evict when `c` is used — the one whose use at or after `c`'s is farthest — and waits
+//! while that object is still needed before `c`. So the PM traffic is MIN's, issued as early
+//! as possible. Pinned objects are left out of the choice (they cannot leave now, and waiting for
 //! them would serialise every transfer behind the op using them), which keeps one slot rotating
 //! for the in-flight transfer: the traffic then lies between MIN's with the full budget and
 //! MIN's with one object less. With prefetch off the eviction sequence is exactly MIN's (both
 //! checked against [`crate::belady`] in the tests).
+//!
+//! With [`PrefetchRule::Aggressive`] a prefetch never waits for objects used before `c`: it
+//! evicts the farthest-used object that is not, if that use comes after `c`'s. It reads ahead
+//! as far as the budget holds and reads back some of what it evicts.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
