@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Interleaved rounds of the all-DRAM bootstrap and the budgeted ones, for ratios that hold on a
+# machine whose speed drifts within minutes: each round runs all-DRAM, then each prefetch rule
+# under the budget; every budgeted run is compared with the mean of the all-DRAM runs just
+# before and after it (one more all-DRAM run closes the last round), and the script prints
+# every ratio and their median per rule.
+#
+#   cargo build --release -p hetier-cli && benches/boot_rounds.sh OUT_DIR
+#
+# OUT_DIR/pool must hold the keys and durable diagonals: a run of benches/boot_budget.sh with
+# the same OUT_DIR, KEY_FORM and DIAGONALS=durable leaves them. No cgroup here (the store's
+# budget alone; O_DIRECT keeps the page cache out): boot_budget.sh is the run that checks the
+# memory from outside.
+#
+# Environment: LOG_N (16), LEVELS (9), PRESET (instead of LEVELS), ROUNDS (6), THREADS (2),
+# REPEAT (2: the second bootstrap's seconds are compared, the first one warms the store),
+# BUDGET_MIB (1470: a quarter of n16_deep's expanded key set), KEY_FORM (digits), EXPAND (auto:
+# of the budgeted runs; the all-DRAM runs are cached), RULES ("conservative": the prefetch rules
+# to run each round, e.g. "conservative aggressive").
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=lib/cgroup.sh
+. "$root/benches/lib/cgroup.sh"
+bin="$(hetier_bin "$root")"
+out="${1:?usage: benches/boot_rounds.sh OUT_DIR (OUT_DIR/pool from benches/boot_budget.sh)}"
+pool="$out/pool"
+[ -d "$pool" ] || { echo "no pool at $pool: run benches/boot_budget.sh $out first" >&2; exit 1; }
+log_n="${LOG_N:-16}"
+rounds="${ROUNDS:-6}"
+rules="${RULES:-conservative}"
+insecure=()
+[ "$log_n" -lt 16 ] && insecure=(--insecure-test-params)
+shape=(--levels "${LEVELS:-9}")
+[ -n "${PRESET:-}" ] && shape=(--preset "$PRESET")
+common=(--json bootstrap --log-n "$log_n" "${shape[@]}" "${insecure[@]}" --dir "$pool"
+        --key-form "${KEY_FORM:-digits}" --diagonals durable --repeat "${REPEAT:-2}"
+        --threads "${THREADS:-2}")
+mkdir -p "$out/rounds"
+
+# run NAME ARGS...: one process; writes rounds/NAME.json.
+run() {
+  local name="$1"; shift
+  echo "[$name] hetier ${common[*]} $*" >&2
+  "$bin" "${common[@]}" "$@" > "$out/rounds/$name.json"
+}
+
+for i in $(seq 1 "$rounds"); do
+  run "dram_$i" --expand cached
+  for rule in $rules; do
+    run "${rule}_$i" --dram-mib "${BUDGET_MIB:-1470}" --expand "${EXPAND:-auto}" \
+      --policy planned --prefetch-rule "$rule"
+  done
+done
+run "dram_$((rounds + 1))" --expand cached
+
+python3 - "$out/rounds" "$rounds" $rules <<'EOF'
+import json, statistics, sys
+d, rounds, rules = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def load(name):
+    return json.load(open(f"{d}/{name}.json"))
+dram = [load(f"dram_{i}")["seconds"] for i in range(1, rounds + 2)]
+print("round  all-DRAM s  " + "  ".join(f"{r:>28}" for r in rules))
+ratios = {r: [] for r in rules}
+for i in range(1, rounds + 1):
+    base = (dram[i - 1] + dram[i]) / 2
+    cells = []
+    for r in rules:
+        j = load(f"{r}_{i}")
+        s = j["store"]
+        ratio = j["seconds"] / base
+        ratios[r].append(ratio)
+        wait = s["key_wait_seconds"] + (s.get("diagonal_store") or {}).get("wait_seconds", 0.0)
+        cells.append(f"{j['seconds']:6.2f} s {ratio:5.3f}x wait {wait:4.2f} s")
+    print(f"{i:>5}  {dram[i - 1]:10.2f}  " + "  ".join(f"{c:>28}" for c in cells))
+print(f"after  {dram[rounds]:10.2f}")
+for r in rules:
+    print(f"{r}: median {statistics.median(ratios[r]):.3f}x all-DRAM over {rounds} rounds "
+          f"({min(ratios[r]):.3f}-{max(ratios[r]):.3f})")
+EOF
