@@ -83,8 +83,9 @@ pub struct StoreFlags {
     pub policy: PolicyArg,
     /// When `planned`'s prefetches may evict. `aggressive` reads ahead as far as the budget
     /// holds: at a quarter budget on two threads it waited for keys a tenth as long as
-    /// `conservative`, but read 23% more from the pool, while the computing threads ran, and
-    /// was slower by the median of six rounds (docs/bootstrapping.md).
+    /// `conservative` but read 23% more from the pool, beside the computing threads. Over 19
+    /// interleaved rounds it took 0.85–1.23× conservative's time (median 0.98), depending on
+    /// the machine's state (docs/bootstrapping.md; `benches/boot_rounds.sh` compares them).
     #[arg(long, value_enum, default_value_t = PrefetchRuleArg::Conservative)]
     pub prefetch_rule: PrefetchRuleArg,
     /// How newly generated keys are stored (keys already in the pool keep their form).
