@@ -420,15 +420,25 @@ fn bench_model_refuses_an_unknown_policy() {
 
 #[test]
 fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
-    for policy in ["lru", "alpha", "planned"] {
-        let out = hetier()
-            .args(["--json", "run", "--images", "1", "--dram-mib", "24", "--policy", policy])
-            .output()
-            .unwrap();
+    // The prefetch rule each run asks for (`None`: the default) and the one it reports.
+    let runs = [
+        ("lru", None, None),
+        ("alpha", None, None),
+        ("planned", None, Some("conservative")),
+        ("planned", Some("aggressive"), Some("aggressive")),
+    ];
+    for (policy, rule, reported) in runs {
+        let mut cmd = hetier();
+        cmd.args(["--json", "run", "--images", "1", "--dram-mib", "24", "--policy", policy]);
+        if let Some(rule) = rule {
+            cmd.args(["--prefetch-rule", rule]);
+        }
+        let out = cmd.output().unwrap();
         assert!(out.status.success(), "{policy}: {}", String::from_utf8_lossy(&out.stderr));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["agree_with_plaintext"], 1, "{policy}");
         assert_eq!(r["policy"], policy);
+        assert_eq!(r["prefetch_rule"].as_str(), reported, "{policy} {rule:?}");
         assert!(r["store_peak_dram"].as_u64().unwrap() <= 24 << 20);
         // O_DIRECT by default: no pool page is mapped into the process.
         assert!(r["pool"].as_str().unwrap().contains("direct"), "{}", r["pool"]);

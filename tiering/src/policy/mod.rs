@@ -68,6 +68,14 @@ impl PolicyConfig {
         }
     }
 
+    /// The rule prefetches follow: `None` for a policy that does not prefetch.
+    pub fn prefetch_rule(&self) -> Option<PrefetchRule> {
+        match self {
+            PolicyConfig::Planned { prefetch: true, rule } => Some(*rule),
+            _ => None,
+        }
+    }
+
     /// `planned` with prefetch under `rule`.
     pub fn planned(rule: PrefetchRule) -> Self {
         PolicyConfig::Planned { prefetch: true, rule }
@@ -121,5 +129,9 @@ mod tests {
             assert_eq!(c.build(&crate::cost::test_model()).name(), c.name());
         }
         assert!(PolicyConfig::parse("fifo").is_none());
+        let rule = |s| PolicyConfig::parse(s).unwrap().prefetch_rule();
+        assert_eq!(rule("planned"), Some(PrefetchRule::Conservative));
+        assert_eq!(rule("planned-aggressive"), Some(PrefetchRule::Aggressive));
+        assert_eq!((rule("planned-noprefetch"), rule("lru"), rule("alpha")), (None, None, None));
     }
 }

@@ -16,7 +16,7 @@ use hetier_he::exec::{
     bootstrap_working_set, pinned_diagonal_bytes, DiagonalStorage, Expansion, KeyForm, KeySetId,
     StoredBootstrapKeys, StoredCoefficients,
 };
-use hetier_tiering::{PolicyConfig, StoreStats, TieredStore};
+use hetier_tiering::{PrefetchRule, StoreStats, TieredStore};
 use serde::Serialize;
 
 use super::run_setup::{PolicyArg, PrefetchRuleArg};
@@ -205,10 +205,7 @@ impl StoreFlags {
             Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
         };
         let policy = self.policy.config(self.prefetch_rule);
-        let prefetch_rule = match &policy {
-            PolicyConfig::Planned { prefetch: true, rule } => Some(rule.name()),
-            _ => None,
-        };
+        let prefetch_rule = policy.prefetch_rule().map(PrefetchRule::name);
         let budget = self.dram_mib.map_or(default_budget, |m| m << 20);
         let store = TieredStore::builder().dram_budget(budget).pool(pool).policy(policy).build()?;
         let policy = format!("{:?}", self.policy).to_lowercase();

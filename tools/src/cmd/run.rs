@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use hetier_he::ckks::Preset;
 use hetier_he::exec::{KeySetId, Session};
 use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
+use hetier_tiering::PrefetchRule;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -69,6 +70,8 @@ struct RunReport {
     /// A fingerprint of the relinearisation key (public material) in the pool.
     eval_key_fingerprint: Option<String>,
     policy: &'static str,
+    /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
+    prefetch_rule: Option<&'static str>,
     pool: String,
 }
 
@@ -167,6 +170,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
             0,
         )?,
         policy: policy.name(),
+        prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
     if json {

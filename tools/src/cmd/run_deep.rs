@@ -16,6 +16,7 @@ use hetier_he::ckks::{switch_key_stored_len, Context};
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, Compiled, LayerKind, Model, DEFAULT_MARGIN};
 use hetier_he::nn::{BootstrapSpec, ObjKind};
+use hetier_tiering::PrefetchRule;
 use serde::Serialize;
 
 use crate::cmd::rss::{self, OutsideStore};
@@ -103,6 +104,8 @@ struct DeepReport {
     /// How keys are stored: seed-compressed (expanded at every pin) or expanded.
     key_form: String,
     policy: &'static str,
+    /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
+    prefetch_rule: Option<&'static str>,
     pool: String,
 }
 
@@ -236,6 +239,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         keys_reused: session.keys.reused,
         key_form: format!("{:?}", args.key_form).to_lowercase(),
         policy: policy.name(),
+        prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
     if json {

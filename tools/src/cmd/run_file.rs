@@ -12,6 +12,7 @@ use hetier_he::ckks::{Context, Params};
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, onnx, Compiled, Model, DEFAULT_MARGIN};
 use hetier_he::nn::BootstrapSpec;
+use hetier_tiering::PrefetchRule;
 use serde::Serialize;
 
 use super::run_setup::{open_store, peak_rss, RunArgs};
@@ -47,6 +48,8 @@ struct FileRunReport {
     /// Peak RSS less the store's resident bound: the memory held outside the store.
     outside_store: Option<OutsideStore>,
     policy: &'static str,
+    /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
+    prefetch_rule: Option<&'static str>,
 }
 
 /// Compiles `model` with bootstrapping at log N = 12 (insecure test parameters), `levels`
@@ -178,6 +181,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         peak_rss: peak_rss(),
         outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
         policy: policy.name(),
+        prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -111,6 +111,11 @@ pub struct RunArgs {
     /// Placement policy.
     #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
     pub(crate) policy: PolicyArg,
+    /// When `planned`'s prefetches may evict: `aggressive` reads ahead as far as the budget
+    /// holds, at the price of more pool reads (measured on bootstraps only:
+    /// docs/bootstrapping.md).
+    #[arg(long, value_enum, default_value_t = PrefetchRuleArg::Conservative)]
+    pub(crate) prefetch_rule: PrefetchRuleArg,
     /// Pool directory (default: a fresh temporary directory, removed afterwards). Reusing a
     /// directory reuses its keys and encoded weights.
     #[arg(long)]
@@ -191,7 +196,7 @@ pub(crate) fn open_store(
     } else {
         Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
     };
-    let policy = args.policy.config(PrefetchRuleArg::Conservative);
+    let policy = args.policy.config(args.prefetch_rule);
     let mut builder =
         TieredStore::builder().dram_budget(args.dram_mib << 20).pool(pool).policy(policy.clone());
     if matches!(policy, PolicyConfig::Alpha { .. }) {
