@@ -418,3 +418,53 @@ fn prefaulted_dram_serves_blocks_without_page_faults() {
     s.put(ObjectId(1), ObjectKind::Blob, Durability::Scratch, &content(ObjectId(1), 7 << 20))
         .unwrap();
 }
+
+/// Two pins of one object that is in the pool only, both waiting for room held by a
+/// write-back: the first to get the room loads and pins it, and the second takes that copy.
+/// Before, the second failed with `PinnedSetTooLarge` though the budget held every pinned
+/// object once (it counted the first pin's copy against its own request).
+#[test]
+fn two_pins_waiting_for_the_same_absent_object_share_one_copy() {
+    use common::Gated;
+    let len = 16 * K;
+    let (dev, gate) = Gated::new();
+    let pool = Pool::create_on(Box::new(dev), opts()).unwrap();
+    let s = TieredStore::builder()
+        .dram_budget(2 * len as u64)
+        .pool(pool)
+        .policy(PolicyConfig::Lru)
+        .build()
+        .unwrap();
+    let (x, w, scratch) = (ObjectId(1), ObjectId(2), ObjectId(3));
+    s.put(x, ObjectKind::Blob, Durability::Durable, &content(x, len)).unwrap();
+    s.put(w, ObjectKind::Blob, Durability::Durable, &content(w, len)).unwrap();
+    let held = s.pin(w).unwrap();
+    // The scratch object displaces x (clean, in the pool) and can only leave by a write-back.
+    s.put(scratch, ObjectKind::Ciphertext, Durability::Scratch, &content(scratch, len)).unwrap();
+    assert_eq!(s.residency(x), Some(Residency::PmOnly));
+    gate.close();
+    std::thread::scope(|t| {
+        let pins: Vec<_> = (0..2)
+            .map(|_| {
+                t.spawn(|| {
+                    let g = s.pin(x)?;
+                    assert_eq!(&g[..], &content(x, len)[..]);
+                    Ok::<_, Error>(())
+                })
+            })
+            .collect();
+        // Both pins are waiting for room (the write-back is held at the gate).
+        while gate.blocked.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        gate.open();
+        for p in pins {
+            p.join().unwrap().unwrap();
+        }
+    });
+    drop(held);
+    let st = s.stats();
+    assert!(st.peak_dram <= 2 * len as u64);
+    assert_eq!(st.pm_reads, 1, "one copy of x was read");
+}

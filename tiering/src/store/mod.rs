@@ -28,8 +28,8 @@ pub use stats::{StoreStats, StreamStats};
 pub use stream::{Cancel, StreamScope};
 
 use state::{
-    complete_load, finish_transfer, footprint, make_room, schedule_prefetch, start_transfer,
-    BusyClock, Entry, Inner, Job, Need, Room, State, Transfer,
+    complete_load, finish_transfer, footprint, make_room, present, schedule_prefetch,
+    start_transfer, BusyClock, Entry, Inner, Job, Need, Room, State, Transfer,
 };
 
 use crate::cost::PmDescription;
@@ -444,7 +444,8 @@ impl TieredStore {
             }
             let block = match make_room(inner, &mut st, Some(id), len, Need::Demand)? {
                 Room::Reserved(block) => block,
-                // Demand requests are never refused; a refusal would mean nothing is reserved.
+                // Another pin brought it in while this one waited for room: take that copy.
+                Room::Refused if st.objects.get(&id).is_some_and(present) => continue,
                 Room::Refused => {
                     return Err(Error::PinnedSetTooLarge {
                         id: Some(id),

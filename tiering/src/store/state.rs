@@ -208,7 +208,9 @@ pub(super) struct State {
 /// Outcome of [`make_room`].
 #[derive(Debug)]
 pub(super) enum Room {
-    /// A non-demand request gave up; nothing was reserved.
+    /// A non-demand request gave up, or a demand for an object that another pin loaded, or
+    /// started loading, while this one waited for room (the caller pins that copy instead);
+    /// nothing was reserved.
     Refused,
     /// `len` bytes are reserved and carved from the DRAM arena: this block, whose bytes are
     /// unspecified (the caller overwrites or zeroes them outside the lock).
@@ -330,8 +332,14 @@ impl State {
     }
 }
 
+/// Whether an object is in DRAM or on its way there.
+pub(super) fn present(e: &Entry) -> bool {
+    e.block.is_some() || matches!(e.transfer, Transfer::Loading { .. })
+}
+
 /// Reserves `len` bytes of DRAM for `id`, evicting as `need` allows; a non-demand request
-/// that cannot be met is refused, a demand request fails only with a typed error.
+/// that cannot be met is refused, a demand request fails only with a typed error (or is
+/// refused when another pin brought its object in meanwhile).
 pub(super) fn make_room(
     inner: &Inner,
     st: &mut MutexGuard<'_, State>,
@@ -366,6 +374,12 @@ pub(super) fn make_room(
     let mut fragmented = None;
     let fp = footprint(len);
     loop {
+        // Waiting below releases the lock: two pins of one absent object may both be here, and
+        // the one that gets room first loads and pins it. The other must not fail for want of
+        // room it no longer needs.
+        if need == Need::Demand && id.is_some_and(|i| st.objects.get(&i).is_some_and(present)) {
+            return Ok(Room::Refused);
+        }
         if st.used + fp <= budget {
             // Carving is a few tree operations: done under the lock, so that what `used` says
             // fits and what the arena holds never disagree for long.

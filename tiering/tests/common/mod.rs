@@ -89,3 +89,70 @@ impl Device for Flaky {
         "flaky"
     }
 }
+
+/// A device whose writes wait while its gate is closed, so that a test can hold a transfer
+/// in flight; `blocked` counts writes waiting at the gate.
+#[derive(Debug)]
+pub struct Gated {
+    pub inner: FaultyDevice,
+    pub gate: Arc<Gate>,
+}
+
+/// The gate of a [`Gated`] device.
+#[derive(Debug, Default)]
+pub struct Gate {
+    closed: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+    pub blocked: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    pub fn close(&self) {
+        *self.closed.lock().unwrap() = true;
+    }
+
+    pub fn open(&self) {
+        *self.closed.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock().unwrap();
+        if *closed {
+            self.blocked.fetch_add(1, Ordering::SeqCst);
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+        }
+    }
+}
+
+impl Gated {
+    pub fn new() -> (Self, Arc<Gate>) {
+        let gate = Arc::new(Gate::default());
+        let inner = FaultyDevice::new(0, FaultConfig::default());
+        (Self { inner, gate: Arc::clone(&gate) }, gate)
+    }
+}
+
+impl Device for Gated {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> hetier_allocator::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> hetier_allocator::Result<()> {
+        self.gate.pass();
+        self.inner.write_at(offset, data)
+    }
+    fn flush(&self, offset: u64, len: u64) -> hetier_allocator::Result<()> {
+        self.inner.flush(offset, len)
+    }
+    fn grow(&self, new_len: u64) -> hetier_allocator::Result<()> {
+        self.inner.grow(new_len)
+    }
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+}
