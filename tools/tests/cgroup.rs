@@ -82,9 +82,11 @@ fn digits_images(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
 /// The smallest model that bootstraps: digits compiled with a bootstrap every two levels at
 /// log N = 12 (insecure test parameters; two bootstraps per image), whose bootstraps take every
 /// buffer from the store's budget. A budget one MiB below the smallest workable one (the
-/// bootstrap's buffers included) is refused with it before any key is made; at that budget,
-/// in a group limited to it + 64 MiB, two held-out images run without an OOM kill, agree with
-/// the plaintext model, and the group's maximum stays within the limit.
+/// bootstrap's buffers included) is refused with it before any key is made. At that budget on
+/// two threads the EvalMod halves run one after the other, and 64 MiB more lets them run side
+/// by side. At the smallest budget, in a group limited to it + 64 MiB, two held-out images run
+/// without an OOM kill, agree with the plaintext model, and the group's maximum stays within
+/// the limit.
 #[test]
 fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,6 +96,8 @@ fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
         let hetier = env!("CARGO_BIN_EXE_hetier");
         let mut cmd =
             group.map_or_else(|| std::process::Command::new(hetier), |g| g.command(hetier));
+        // Two threads on any machine: EvalMod's halves may then run side by side.
+        cmd.env("RAYON_NUM_THREADS", "2");
         cmd.args(["--json", "run", "--model-file", model, "--insecure-test-params"])
             .args(["--bootstrap-levels", "2", "--dram-mib", &budget_mib.to_string()])
             .arg("--inputs")
@@ -112,6 +116,27 @@ fn run_bootstrapping_digits_fits_budget_plus_64_mib_under_a_cgroup_limit() {
     let err = String::from_utf8_lossy(&below.stderr);
     assert!(!below.status.success() && err.contains(&needed.to_string()), "{err}");
     assert!(err.contains("too small for this plan"), "refused before any work: {err}");
+
+    // At the smallest budget each EvalMod runs its halves one after the other; with room for a
+    // second set of bootstrap buffers they run side by side (bit for bit the same arithmetic:
+    // `eval_mod_halves_run_side_by_side_when_the_budget_holds_a_partner`).
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let tight = json(run(None, budget_mib, "tight"));
+    let roomy = json(run(None, budget_mib + 64, "roomy"));
+    assert_eq!(
+        (tight["eval_mods_side_by_side"].as_u64(), tight["bootstraps"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(roomy["eval_mods_side_by_side"], 4, "two bootstraps of each of two images");
+    // Each run makes its own random key, so the outputs differ by the noise alone.
+    for r in [&tight, &roomy] {
+        assert_eq!(r["argmax_agree"], 2);
+        assert!(r["max_abs_error"].as_f64().unwrap() <= 1e-3, "{}", r["max_abs_error"]);
+    }
+    assert!(roomy["store_peak_dram"].as_u64().unwrap() <= (budget_mib + 64) * MIB);
 
     let budget = budget_mib * MIB;
     let limit = budget + HEADROOM;

@@ -38,6 +38,8 @@ pub struct Scratch<B = Vec<u64>> {
     /// Whether the partner's buffers are released between its uses
     /// ([`Scratch::release_partner_while_idle`]).
     release_partner: bool,
+    /// Times side-by-side work ran on the partner ([`Scratch::partner_runs`]).
+    partner_runs: u64,
     /// The highest level the buffers are sized for.
     level: usize,
 }
@@ -57,6 +59,7 @@ impl Scratch {
             spare: Vec::new(),
             partner: None,
             release_partner: false,
+            partner_runs: 0,
             level,
         }
     }
@@ -215,14 +218,23 @@ impl<B: ScratchWords> Scratch<B> {
                 self.partner = Some(p);
                 return None;
             }
+            self.partner_runs += 1;
             return Some(*p);
         }
-        Scratch::with_buffers(ctx, self.level, true, |w| {
+        let made = Scratch::with_buffers(ctx, self.level, true, |w| {
             let mut b = B::fresh().ok_or(())?;
             b.grow(w);
             Ok::<B, ()>(b)
         })
-        .ok()
+        .ok();
+        self.partner_runs += u64::from(made.is_some());
+        made
+    }
+
+    /// How many times side-by-side work (a bootstrap's two EvalMod halves) ran on a partner
+    /// scratch; the other times it ran one half after the other in this one.
+    pub fn partner_runs(&self) -> u64 {
+        self.partner_runs
     }
 
     /// Every buffer held: the key-switch buffers, then the spares.
@@ -332,6 +344,7 @@ impl<B: AsRef<[u64]> + AsMut<[u64]>> Scratch<B> {
             spare: Vec::new(),
             partner: None,
             release_partner: false,
+            partner_runs: 0,
             level,
         })
     }

@@ -11,7 +11,7 @@ use super::error::{Error, Result};
 use super::heal::{pin_as, program_role};
 use super::real::{encode_weight, Real, Views};
 use super::steps::Step;
-use crate::ckks::bootstrap::RecordingKeys;
+use crate::ckks::bootstrap::{KeySource, RecordingKeys};
 use crate::ckks::{Ciphertext, Complex64, HoistedCiphertext, Scratch};
 use crate::error::Error as CoreError;
 use crate::nn::interp::check_key_uses;
@@ -260,6 +260,43 @@ pub(super) fn bootstrap_scratch<'s>(
     let spares = spare_words.iter().map(|&w| alloc(w)).collect::<Result<Vec<_>>>()?;
     scratch.add_spares(spares);
     Ok(scratch)
+}
+
+/// Gives the run's bootstrap buffers `scratch` a partner, so that each bootstrap's two EvalMod
+/// halves run side by side, when that can pay and fit: on a pool of two threads or more, with
+/// keys two threads may borrow at once, and a budget that holds the partner's buffers beside
+/// the run's largest working set `need` (the halves pin the same relinearisation key). The
+/// partner's buffers come from the store's budget
+/// and are released outside EvalMod, so the run's other steps keep their room to prefetch
+/// ([`Scratch::release_partner_while_idle`]); an EvalMod that cannot have them back runs its
+/// halves one after the other.
+pub(super) fn add_eval_mod_partner<'s>(
+    real: &Real<'s>,
+    scratch: &mut Scratch<ScratchBuffer<'s>>,
+    need: u64,
+) -> Result<()> {
+    let (Some(bs), Some(keys)) = (real.bootstrapper.as_ref(), real.boot_keys.as_ref()) else {
+        return Ok(());
+    };
+    let spares = bs.partner_spare_words();
+    if rayon::current_num_threads() < 2 || spares.is_empty() || !keys.shared_borrows() {
+        return Ok(());
+    }
+    let store: &'s TieredStore = real.store;
+    let top = real.ctx.params().max_level();
+    let words = Scratch::<Vec<u64>>::words_at(real.ctx.params(), top);
+    let bytes = words.iter().chain(&spares).map(|&w| w as u64 * 8);
+    let (partner_bytes, _) = TieredStore::working_set_need([bytes]);
+    if need.saturating_add(partner_bytes) > store.budget() {
+        return Ok(());
+    }
+    let alloc = |w: usize| store.scratch(w as u64 * 8);
+    let mut partner = Scratch::with_buffers(&real.ctx, top, true, alloc)?;
+    let spares = spares.into_iter().map(alloc).collect::<std::result::Result<Vec<_>, _>>()?;
+    partner.add_spares(spares);
+    scratch.release_partner_while_idle();
+    scratch.set_partner(partner);
+    Ok(())
 }
 
 /// Runs bootstrap op `op` with the run's bootstrap buffers `scratch` ([`bootstrap_scratch`]):

@@ -190,7 +190,7 @@ impl Executor<'_> {
     }
 
     /// The bootstrap's buffers held for the whole run, each in whole pages.
-    fn boot_scratch_charge(&self) -> u64 {
+    pub(super) fn boot_scratch_charge(&self) -> u64 {
         self.bootstrap_scratch_lengths().into_iter().map(page).sum()
     }
 

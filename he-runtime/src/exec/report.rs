@@ -12,4 +12,8 @@ pub struct RunReport {
     pub bootstrap_ns: u64,
     /// Damaged pool objects regenerated from their source during this run (by a session).
     pub healed: usize,
+    /// Bootstraps whose two EvalMod halves ran side by side on a partner scratch (a pool of
+    /// two threads or more, and room in the budget for its buffers beside the run's largest
+    /// working set); the others ran one half after the other.
+    pub eval_mods_side_by_side: u64,
 }

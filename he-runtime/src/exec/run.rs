@@ -5,7 +5,9 @@ use std::borrow::Borrow;
 
 use hetier_tiering::{ObjectId, TieredStore, TraceEvent};
 
-use super::compute::{bootstrap_scratch, exec_bootstrap, exec_step, StepBuffers};
+use super::compute::{
+    add_eval_mod_partner, bootstrap_scratch, exec_bootstrap, exec_step, StepBuffers,
+};
 use super::error::{Error, Result};
 use super::executor::{Backend, Executor};
 use super::real::put_ct;
@@ -109,27 +111,39 @@ impl Executor<'_> {
     ) -> Result<RunReport> {
         let program = self.program;
         // A budget that some step can never fit fails here, before anything is put.
-        if let Backend::Real(real) = &self.backend {
-            real.store.check_working_sets(self.working_sets())?;
-        }
+        let need = match &self.backend {
+            Backend::Real(real) => {
+                let sets = self.working_sets();
+                let (need, _) =
+                    TieredStore::working_set_need(sets.iter().map(|s| s.iter().copied()));
+                real.store.check_working_sets(sets)?;
+                need
+            }
+            Backend::Plan(_) => 0,
+        };
         // The largest step's scratch is reserved once for the whole run, before the plan is
         // hinted: the policy then plans and prefetches around it, and no step's scratch evicts
         // an object prefetched for the next step.
-        let room = match &self.backend {
+        let (room, reserved) = match &self.backend {
             Backend::Real(real) => {
                 let store: &TieredStore = real.store;
                 match self.scratch_reservation(store.budget()) {
-                    0 => None,
-                    bytes => Some(store.reserve_scratch(bytes)?),
+                    0 => (None, 0),
+                    bytes => (Some(store.reserve_scratch(bytes)?), bytes),
                 }
             }
-            Backend::Plan(_) => None,
+            Backend::Plan(_) => (None, 0),
         };
         // The buffers every bootstrap op shares, taken once for the whole run (out of the
         // reservation, which counts them) before any input is put: held to the run's end.
         let mut boot = match (&self.backend, program.bootstrap()) {
             (Backend::Real(real), Some(spec)) if program.bootstraps() > 0 => {
-                Some(bootstrap_scratch(real, &spec.spare_words, room.as_ref())?)
+                let mut scratch = bootstrap_scratch(real, &spec.spare_words, room.as_ref())?;
+                // The reservation's room for the other ops' scratch stays held through every
+                // bootstrap, beside the plan's largest working set.
+                let held = reserved.saturating_sub(self.boot_scratch_charge());
+                add_eval_mod_partner(real, &mut scratch, need.saturating_add(held))?;
+                Some(scratch)
             }
             _ => None,
         };
@@ -219,6 +233,7 @@ impl Executor<'_> {
         if let Backend::Real(real) = &mut self.backend {
             real.drop_hoisted();
         }
+        report.eval_mods_side_by_side = boot.map_or(0, |b| b.partner_runs());
         Ok(report)
     }
 

@@ -235,3 +235,43 @@ fn the_other_ops_of_a_bootstrapping_run_key_switch_in_the_bootstraps_buffers() {
     let err = (0..slots).map(|i| (got[i] - want[(i + 3) % slots]).abs()).fold(0.0, f64::max);
     assert!(err < 1e-4, "max error {err:e}");
 }
+
+/// On two threads, with room in the budget for a second set of bootstrap buffers beside the
+/// plan's largest working set, each bootstrap's EvalMod halves run side by side on a partner
+/// taken from the budget (released between EvalMods), and the result is bit for bit the
+/// one-thread run's. One page less room, or one thread, and the halves run one after the
+/// other; every run stays within its budget.
+#[test]
+fn eval_mod_halves_run_side_by_side_when_the_budget_holds_a_partner() {
+    let (ctx, bs, program) = two_bootstraps();
+    let plan = Executor::plan(&program, 1, KeySetId::from_seed(&SEED), costs());
+    let (needed, _) = TieredStore::working_set_need(plan.working_sets());
+    let top = ctx.params().max_level();
+    let words = Scratch::<Vec<u64>>::words_at(ctx.params(), top);
+    let spares = bs.partner_spare_words();
+    assert!(!spares.is_empty(), "full slots: two EvalMod halves");
+    let partner: u64 =
+        words.iter().chain(&spares).map(|&w| (w as u64 * 8).next_multiple_of(4096)).sum();
+    let run = |budget: u64, threads: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let st = planned_store(dir.path(), budget, true, 32 << 20);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (side_by_side, out) = pool.install(|| {
+            let (mut ex, _, sk) = prepared(real(&program, &st, &ctx, &bs), &ctx);
+            let report = ex.run(Some(&input(&ctx, &sk))).unwrap();
+            let out = ex.output("z").unwrap();
+            ex.finish().unwrap();
+            (report.eval_mods_side_by_side, out)
+        });
+        assert!(st.stats().peak_dram <= budget, "{threads} threads over the budget");
+        (side_by_side, out)
+    };
+    let (side_by_side, wide) = run(needed + partner, 2);
+    assert_eq!(side_by_side, 2, "both bootstraps ran their halves side by side");
+    let (side_by_side, one) = run(needed + partner, 1);
+    assert_eq!(side_by_side, 0, "one thread");
+    assert!(wide.as_words() == one.as_words(), "side by side differs from one after the other");
+    let (side_by_side, tight) = run(needed + partner - 4096, 2);
+    assert_eq!(side_by_side, 0, "no room for the partner");
+    assert!(tight.as_words() == one.as_words());
+}

@@ -81,6 +81,9 @@ struct DeepReport {
     agree_with_plaintext: usize,
     correct_labels: usize,
     max_logit_error: f64,
+    /// Of all images' bootstraps, those whose EvalMod halves ran side by side (two threads or
+    /// more, and room in the budget for a second set of bootstrap buffers).
+    eval_mods_side_by_side: u64,
     bootstrapper_seconds: f64,
     compile_seconds: f64,
     setup_seconds: f64,
@@ -165,7 +168,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         model.layers().iter().map(|l| (l.name.as_str(), &l.kind)).collect();
     let layer_names = compiled.program.layers().to_vec();
     let n = args.images.min(tests.len());
-    let (mut agree, mut correct, mut max_err) = (0, 0, 0.0f64);
+    let (mut agree, mut correct, mut max_err, mut side_by_side) = (0, 0, 0.0f64, 0);
     let mut split = Split::default();
     let t = Instant::now();
     for i in 0..n {
@@ -178,6 +181,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         agree += usize::from(argmax(&y) == argmax(want));
         correct += usize::from(argmax(&y).map(|a| a as i64) == Some(tests.labels[i]));
         split.bootstrapping += report.bootstrap_ns as f64 * 1e-9;
+        side_by_side += report.eval_mods_side_by_side;
         for (ns, layer) in session.executor().layer_compute_ns().iter().zip(&layer_names) {
             let s = *ns as f64 * 1e-9;
             match kinds.get(layer.as_str()) {
@@ -220,6 +224,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         agree_with_plaintext: agree,
         correct_labels: correct,
         max_logit_error: max_err,
+        eval_mods_side_by_side: side_by_side,
         bootstrapper_seconds,
         compile_seconds,
         setup_seconds,

@@ -28,6 +28,9 @@ struct FileRunReport {
     depth: usize,
     /// Bootstrap ops per input (`--bootstrap-levels`; 0 without).
     bootstraps: usize,
+    /// Of all inputs' bootstraps, those whose EvalMod halves ran side by side (two threads or
+    /// more, and room in the budget for a second set of bootstrap buffers).
+    eval_mods_side_by_side: u64,
     inputs: usize,
     random_inputs: bool,
     /// Decrypted outputs, one row per input.
@@ -145,10 +148,11 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     .context("preparing keys and weights")?;
     let setup = t0.elapsed().as_secs_f64();
     let (mut outputs, mut reference) = (Vec::new(), Vec::new());
-    let (mut max_err, mut agree) = (0.0f64, 0);
+    let (mut max_err, mut agree, mut side_by_side) = (0.0f64, 0, 0);
     let t1 = Instant::now();
     for x in &xs {
-        let (y, _) = session.infer_values(x)?;
+        let (y, report) = session.infer_values(x)?;
+        side_by_side += report.eval_mods_side_by_side;
         let want = model.forward(x)?;
         max_err = y.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(max_err, f64::max);
         agree += usize::from(argmax(&y) == argmax(&want));
@@ -164,6 +168,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         insecure_test_params: insecure,
         depth: model.depth(),
         bootstraps: compiled.program.bootstraps(),
+        eval_mods_side_by_side: side_by_side,
         inputs: xs.len(),
         random_inputs: random,
         outputs,

@@ -695,9 +695,10 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     }
 
     /// Expanding per pin makes a second copy for a second thread (a block a tight budget
-    /// takes from a prefetched key); pins of a stored or cached expanded key share one block.
+    /// takes from a prefetched key); pins of a stored or cached expanded key share one block,
+    /// and so do keys read in place.
     fn shared_borrows(&self) -> bool {
-        self.expansion != Expansion::PerPin
+        self.expansion != Expansion::PerPin || !self.form().is_seeded()
     }
 
     /// A stored diagonal pinned for its term.
