@@ -255,14 +255,14 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// The working set for `expansion` (and, per pin, `ahead` keys expanded ahead), and whether
     /// it includes a second key-switch scratch for EvalMod's halves side by side: on a pool of
-    /// two threads or more, when keys are not expanded per pin and the budget holds it beside
-    /// the rest.
+    /// two threads or more, when no seed-compressed key is expanded per pin (which would make
+    /// a second copy for the second half) and the budget holds it beside the rest.
     fn footprint(&self, bs: &Bootstrapper, expansion: Expansion, ahead: usize) -> (Vec<u64>, bool) {
         let base = self.working_set_for(bs, expansion, ahead, false);
         // Read in place, the halves side by side take ~400 MiB of `n16_deep`'s quarter budget
         // from prefetching (key wait 1.0–1.2 s in two bootstraps against 0.6–0.8 s one half at
         // a time), and still win: EvalMod 1.7–2.4 s against 2.3–3.0 s (2026-12-07).
-        if rayon::current_num_threads() < 2 || expansion == Expansion::PerPin {
+        if rayon::current_num_threads() < 2 || self.expands_per_pin(expansion) {
             return (base, false);
         }
         let wide = self.working_set_for(bs, expansion, ahead, true);
@@ -282,7 +282,7 @@ impl<'s> StoredBootstrapKeys<'s> {
         ahead: usize,
         side_by_side: bool,
     ) -> Vec<u64> {
-        let per_pin = expansion == Expansion::PerPin && self.form().is_seeded();
+        let per_pin = self.expands_per_pin(expansion);
         let blocks = match expansion {
             _ if per_pin => 1 + ahead,
             Expansion::InPlace => 0,
@@ -394,7 +394,13 @@ impl<'s> StoredBootstrapKeys<'s> {
     }
 
     fn per_pin_seeded(&self) -> bool {
-        self.expansion == Expansion::PerPin && self.form().is_seeded()
+        self.expands_per_pin(self.expansion)
+    }
+
+    /// Whether `expansion` expands seed-compressed keys at every pin (a block per pin, and a
+    /// second copy for a second thread).
+    fn expands_per_pin(&self, expansion: Expansion) -> bool {
+        expansion == Expansion::PerPin && self.form().is_seeded()
     }
 
     /// Re-reserves the spare blocks the mode needs: one per pin, two when expanding ahead.
@@ -698,7 +704,7 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
     /// takes from a prefetched key); pins of a stored or cached expanded key share one block,
     /// and so do keys read in place.
     fn shared_borrows(&self) -> bool {
-        self.expansion != Expansion::PerPin || !self.form().is_seeded()
+        !self.per_pin_seeded()
     }
 
     /// A stored diagonal pinned for its term.
