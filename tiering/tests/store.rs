@@ -425,9 +425,9 @@ fn prefaulted_dram_serves_blocks_without_page_faults() {
 /// object once (it counted the first pin's copy against its own request).
 #[test]
 fn two_pins_waiting_for_the_same_absent_object_share_one_copy() {
-    use common::Gated;
     let len = 16 * K;
-    let (dev, gate) = Gated::new();
+    let (dev, _, _) = Flaky::new();
+    let gate = std::sync::Arc::clone(&dev.gate);
     let pool = Pool::create_on(Box::new(dev), opts()).unwrap();
     let s = TieredStore::builder()
         .dram_budget(2 * len as u64)

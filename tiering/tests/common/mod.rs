@@ -46,12 +46,14 @@ pub fn content(id: ObjectId, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A device that fails reads / writes while the flags are set, for transfer-failure tests.
+/// A device that fails reads / writes while the flags are set, for transfer-failure tests, and
+/// holds writes while its gate is closed, so that a test can keep a transfer in flight.
 #[derive(Debug)]
 pub struct Flaky {
     pub inner: FaultyDevice,
     pub fail_reads: Arc<AtomicBool>,
     pub fail_writes: Arc<AtomicBool>,
+    pub gate: Arc<Gate>,
 }
 
 impl Flaky {
@@ -59,7 +61,8 @@ impl Flaky {
         let r = Arc::new(AtomicBool::new(false));
         let w = Arc::new(AtomicBool::new(false));
         let inner = FaultyDevice::new(0, FaultConfig::default());
-        (Self { inner, fail_reads: Arc::clone(&r), fail_writes: Arc::clone(&w) }, r, w)
+        let gate = Arc::new(Gate::default());
+        (Self { inner, fail_reads: Arc::clone(&r), fail_writes: Arc::clone(&w), gate }, r, w)
     }
 }
 
@@ -74,6 +77,7 @@ impl Device for Flaky {
         self.inner.read_at(offset, buf)
     }
     fn write_at(&self, offset: u64, data: &[u8]) -> hetier_allocator::Result<()> {
+        self.gate.pass();
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(hetier_allocator::Error::InjectedFault { op: "write", index: 0 });
         }
@@ -90,15 +94,8 @@ impl Device for Flaky {
     }
 }
 
-/// A device whose writes wait while its gate is closed, so that a test can hold a transfer
-/// in flight; `blocked` counts writes waiting at the gate.
-#[derive(Debug)]
-pub struct Gated {
-    pub inner: FaultyDevice,
-    pub gate: Arc<Gate>,
-}
-
-/// The gate of a [`Gated`] device.
+/// The write gate of a [`Flaky`] device (open until closed); `blocked` counts writes that
+/// waited at it.
 #[derive(Debug, Default)]
 pub struct Gate {
     closed: std::sync::Mutex<bool>,
@@ -124,35 +121,5 @@ impl Gate {
                 closed = self.opened.wait(closed).unwrap();
             }
         }
-    }
-}
-
-impl Gated {
-    pub fn new() -> (Self, Arc<Gate>) {
-        let gate = Arc::new(Gate::default());
-        let inner = FaultyDevice::new(0, FaultConfig::default());
-        (Self { inner, gate: Arc::clone(&gate) }, gate)
-    }
-}
-
-impl Device for Gated {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> hetier_allocator::Result<()> {
-        self.inner.read_at(offset, buf)
-    }
-    fn write_at(&self, offset: u64, data: &[u8]) -> hetier_allocator::Result<()> {
-        self.gate.pass();
-        self.inner.write_at(offset, data)
-    }
-    fn flush(&self, offset: u64, len: u64) -> hetier_allocator::Result<()> {
-        self.inner.flush(offset, len)
-    }
-    fn grow(&self, new_len: u64) -> hetier_allocator::Result<()> {
-        self.inner.grow(new_len)
-    }
-    fn name(&self) -> &'static str {
-        "gated"
     }
 }
