@@ -560,6 +560,19 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(d["bytes"].as_u64(), Some(d["count"].as_u64().unwrap() * 8 * 4096), "{d}");
     assert!(encode["precision_bits"].as_f64().unwrap() > 15.0, "{encode}");
 
+    // A budget that does not hold the relinearisation key's cached copy reads that key in
+    // place too (`auto` picks it): the smallest working set of any mode.
+    let all = encode["in_place_all_working_set_bytes"].as_u64().unwrap();
+    let some = encode["in_place_working_set_bytes"].as_u64().unwrap();
+    let tight = all.div_ceil(1 << 20) << 20;
+    assert!(tight < some, "in place {some} B, the relinearisation key too {all} B");
+    let mib = (tight >> 20).to_string();
+    let small = boot(&["--insecure-test-params", "--dram-mib", &mib, "--diagonals", "encode"]);
+    assert_eq!(small["store"]["expand"], "inplaceall");
+    assert_eq!(small["store"]["key_expand_seconds"].as_f64(), Some(0.0), "{small}");
+    assert!(small["store"]["stats"]["peak_dram"].as_u64().unwrap() <= tight);
+    assert!(small["precision_bits"].as_f64().unwrap() > 15.0, "{small}");
+
     // Without `--dir` the pool is temporary: the diagonals are encoded once into it, in DRAM.
     // `--key-form seeded` stores each key in one object.
     let out = hetier()

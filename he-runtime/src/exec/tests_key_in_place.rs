@@ -62,3 +62,42 @@ fn keys_read_in_place_bootstrap_bit_for_bit_without_an_expansion_block() {
         });
     }
 }
+
+/// With [`Expansion::InPlaceAll`] the relinearisation key is read in place too: the same words
+/// again, no cached copy made, every one of its uses naming its own objects in the hint, and a
+/// working set smaller than [`Expansion::InPlace`]'s by that copy.
+#[test]
+fn the_relinearisation_key_read_in_place_too_bootstraps_bit_for_bit_in_a_smaller_set() {
+    for form in [KeyForm::Seeded, KeyForm::Digits] {
+        let signal = |i: usize| Complex64::new((i as f64).sin() / 2.0, 0.25);
+        per_pin_bootstrap(form, signal, |fx, st, keys, ct, scratch| {
+            let (ctx, bs) = (&fx.ctx, &fx.bs);
+            let want = bs.bootstrap(ct, &keys, scratch).unwrap();
+            let copy = (switch_key_expanded_words(ctx) as u64 * 8).next_multiple_of(4096);
+            let some = keys.working_set_bytes_in(bs, Expansion::InPlace, 0);
+            let all = keys.working_set_bytes_in(bs, Expansion::InPlaceAll, 0);
+            assert_eq!(some - all, copy, "{form:?}: the relinearisation key's copy");
+
+            let keys = keys.with_expansion(Expansion::InPlaceAll).unwrap();
+            assert!(keys.held_block_lengths().is_empty(), "{form:?}: no expansion block");
+            keys.hint(bs, 1).unwrap();
+            let objects = st.stats().objects;
+            let got = bs.bootstrap(ct, &keys, scratch).unwrap();
+            assert_eq!(got.as_words(), want.as_words(), "{form:?}");
+            assert_eq!(st.stats().objects, objects, "{form:?}: no cached copy was made");
+
+            let relin = keys.key_set().get(crate::nn::key_use_tag(KeyUse::Relin)).unwrap();
+            let uses: Vec<ObjectId> = bs
+                .key_uses()
+                .iter()
+                .filter(|&&(u, _)| u == KeyUse::Relin)
+                .flat_map(|&(_, level)| relin.objects_at(ctx, level))
+                .collect();
+            assert!(!uses.is_empty());
+            let own: HashSet<ObjectId> = uses.iter().copied().collect();
+            let plan = keys.access_plan(bs, 1).unwrap();
+            let named: Vec<ObjectId> = plan.into_iter().filter(|id| own.contains(id)).collect();
+            assert_eq!(named, uses, "{form:?}: the hint names each use's own objects");
+        });
+    }
+}

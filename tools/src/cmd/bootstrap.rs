@@ -128,6 +128,9 @@ pub struct BootstrapReport {
     /// The smallest budget for seed-compressed keys read in place (the mode a budget below the
     /// expanded key set runs in by default): what a memory-bound run should be given at least.
     pub in_place_working_set_bytes: u64,
+    /// The same with the relinearisation key read in place too (`--expand in-place-all`): the
+    /// smallest budget of any mode.
+    pub in_place_all_working_set_bytes: u64,
     /// The smallest budget for seed-compressed keys expanded per pin with the next key
     /// expanded ahead (`--expand per-pin`).
     pub per_pin_working_set_bytes: u64,
@@ -385,6 +388,7 @@ fn measure(args: &BootstrapArgs) -> Result<BootstrapReport> {
         peak_rss,
         working_set_bytes: keys.working_set_bytes(&bs),
         in_place_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::InPlace, 0),
+        in_place_all_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::InPlaceAll, 0),
         per_pin_working_set_bytes: keys.working_set_bytes_in(&bs, Expansion::PerPin, 1),
         expand_ahead_working_set_bytes: keys.working_set_bytes_in(
             &bs,

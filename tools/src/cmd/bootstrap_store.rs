@@ -39,15 +39,19 @@ pub enum KeyFormArg {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ExpandArg {
     /// `cached` if the DRAM budget holds the expanded key set, else `in-place` where its
-    /// working set fits, else `per-pin`.
+    /// working set fits, else `in-place-all`.
     Auto,
     /// Once per process, kept as a scratch store object.
     Cached,
     /// At every pin, into a reused block charged to the budget.
     PerPin,
     /// Never: each key switch reads the key's pinned stored objects in place (no expansion
-    /// block in the budget, no expanded words written and read back).
+    /// block in the budget, no expanded words written and read back); the relinearisation key
+    /// alone is cached.
     InPlace,
+    /// Never, not even the relinearisation key: `in-place` without its cached copy, the
+    /// smallest working set of all.
+    InPlaceAll,
 }
 
 /// Where the bootstrap's linear-transform diagonals come from (`--diagonals`).
@@ -95,8 +99,9 @@ pub struct StoreFlags {
     /// (`per-pin`), once per process into a scratch store object (`cached`: faster when the
     /// budget holds the expanded set; stalls under `planned` at tight budgets, not fixed), or
     /// never (`in-place`: each key switch reads the pinned stored objects; the relinearisation
-    /// key alone is cached). `auto`: `cached` when the budget holds the expanded set with an
-    /// eighth to spare, else `in-place` where its working set fits, else `per-pin`.
+    /// key alone is cached; `in-place-all`: that key too). `auto`: `cached` when the budget
+    /// holds the expanded set with an eighth to spare, else `in-place` where its working set
+    /// fits, else `in-place-all`.
     #[arg(long, value_enum, default_value_t = ExpandArg::Auto)]
     pub expand: ExpandArg,
     /// Where the diagonals of CoeffToSlot and SlotToCoeff come from: encoded once per process
@@ -253,7 +258,9 @@ impl OpenStore {
             DiagonalsArg::Stored | DiagonalsArg::Durable => DiagonalStorage::Transient,
             DiagonalsArg::Auto | DiagonalsArg::Encode => DiagonalStorage::Coefficients,
         };
-        let mut least = bootstrap_working_set(bs, form, 1, false);
+        // Keys read in place, the relinearisation key too, hold the least: every digit of one
+        // key, no expansion block and no cached copy.
+        let mut least = bootstrap_working_set(bs, form, 0, false);
         least.push(pinned_diagonal_bytes(bs, pinned));
         // A budget too small for one bootstrap fails here, before any key is made (the least
         // it needs; checked again below for the expansion mode and the keys found).
@@ -289,14 +296,16 @@ impl OpenStore {
             ExpandArg::Cached => Expansion::Cached,
             ExpandArg::PerPin => Expansion::PerPin,
             ExpandArg::InPlace => Expansion::InPlace,
-            // In place holds every digit of a key and the relinearisation key's cached copy:
-            // where that does not fit, per pin (one digit and one block) is the smallest.
+            ExpandArg::InPlaceAll => Expansion::InPlaceAll,
+            // In place holds every digit of a key and the relinearisation key's cached copy;
+            // where that does not fit, the same without the copy, the smallest set of any mode
+            // (per pin adds an expanded block): a budget below it is refused below, naming it.
             ExpandArg::Auto
                 if keys.working_set_bytes_in(bs, Expansion::InPlace, 0) <= self.store.budget() =>
             {
                 Expansion::InPlace
             }
-            ExpandArg::Auto => Expansion::PerPin,
+            ExpandArg::Auto => Expansion::InPlaceAll,
         };
         // Expanding ahead takes an expanded-key block per key: as many as the budget holds.
         let most = if flags.no_expand_ahead { 0 } else { usize::from(flags.expand_ahead_keys) };

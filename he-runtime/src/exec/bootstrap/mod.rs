@@ -44,6 +44,17 @@ pub enum Expansion {
     /// cache as it multiplies by it ([`crate::ckks::KeyLimbs::Packed`]). No expansion block in
     /// the budget, and no expanded words written or read back.
     InPlace,
+    /// Never, not even the relinearisation key: as [`Expansion::InPlace`] without the cached
+    /// copy (140 MiB at `n16_deep`), its pieces made again at each of EvalMod's two dozen uses.
+    /// The smallest working set of any mode, for budgets that do not hold that copy.
+    InPlaceAll,
+}
+
+impl Expansion {
+    /// Whether key switches read the keys' stored objects in place.
+    pub fn reads_in_place(self) -> bool {
+        matches!(self, Expansion::InPlace | Expansion::InPlaceAll)
+    }
 }
 
 /// A bootstrap's evaluation keys as store objects.
@@ -285,7 +296,7 @@ impl<'s> StoredBootstrapKeys<'s> {
         let per_pin = self.expands_per_pin(expansion);
         let blocks = match expansion {
             _ if per_pin => 1 + ahead,
-            Expansion::InPlace => 0,
+            Expansion::InPlace | Expansion::InPlaceAll => 0,
             _ => 1,
         };
         let mut set = bootstrap_working_set(bs, self.form(), blocks, side_by_side);
@@ -620,10 +631,12 @@ impl<'s> StoredBootstrapKeys<'s> {
 
     /// Whether `u`'s key `k` is read in place: with [`Expansion::InPlace`], every
     /// seed-compressed key but the relinearisation key, which EvalMod uses at every product
-    /// (two dozen uses a bootstrap at `n16_deep`): making its pieces at each would cost more
-    /// than the budget its cached expanded copy takes.
+    /// (two dozen uses a bootstrap at `n16_deep`): making its pieces at each costs more than
+    /// the budget its cached expanded copy takes, where the budget has it. With
+    /// [`Expansion::InPlaceAll`], every seed-compressed key.
     fn reads_in_place(&self, u: KeyUse, k: &StoredKey) -> bool {
-        self.expansion == Expansion::InPlace && k.form.is_seeded() && u != KeyUse::Relin
+        let relin_too = self.expansion == Expansion::InPlaceAll;
+        self.expansion.reads_in_place() && k.form.is_seeded() && (u != KeyUse::Relin || relin_too)
     }
 
     /// `u`'s key `k` for a switch at `level` as expanded words: expanded per pin, stored

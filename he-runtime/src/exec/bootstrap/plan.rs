@@ -42,9 +42,10 @@ impl StoredBootstrapKeys<'_> {
         let seq = bs.access_sequence();
         // Read in place, each use pins what its own level reads; else an expansion serves its
         // whole run of uses.
-        let levels = match self.expansion {
-            Expansion::InPlace => bs.key_uses().iter().map(|&(_, l)| l).collect(),
-            _ => self.run_levels(bs)?,
+        let levels = if self.expansion.reads_in_place() {
+            bs.key_uses().iter().map(|&(_, l)| l).collect()
+        } else {
+            self.run_levels(bs)?
         };
         let top = self.ctx.params().max_level();
         let mut plan = Vec::with_capacity(seq.len() * times + 64);
