@@ -7,6 +7,7 @@ use hetier_tiering::{
     BlockWriter, Durability, ObjectId, ObjectKind, ScratchBuffer, ScratchReserve, TieredStore,
 };
 
+use super::bootstrap::{add_store_partner, partner_words};
 use super::error::{Error, Result};
 use super::heal::{pin_as, program_role};
 use super::real::{encode_weight, Real, Views};
@@ -266,10 +267,9 @@ pub(super) fn bootstrap_scratch<'s>(
 /// halves run side by side, when that can pay and fit: on a pool of two threads or more, with
 /// keys two threads may borrow at once, and a budget that holds the partner's buffers beside
 /// the run's largest working set `need` (the halves pin the same relinearisation key). The
-/// partner's buffers come from the store's budget
-/// and are released outside EvalMod, so the run's other steps keep their room to prefetch
-/// ([`Scratch::release_partner_while_idle`]); an EvalMod that cannot have them back runs its
-/// halves one after the other.
+/// partner's buffers come from the store's budget and are released outside EvalMod, so the
+/// run's other steps keep their room to prefetch ([`add_store_partner`]); an EvalMod that
+/// cannot have them back runs its halves one after the other.
 pub(super) fn add_eval_mod_partner<'s>(
     real: &Real<'s>,
     scratch: &mut Scratch<ScratchBuffer<'s>>,
@@ -278,25 +278,15 @@ pub(super) fn add_eval_mod_partner<'s>(
     let (Some(bs), Some(keys)) = (real.bootstrapper.as_ref(), real.boot_keys.as_ref()) else {
         return Ok(());
     };
-    let spares = bs.partner_spare_words();
-    if rayon::current_num_threads() < 2 || spares.is_empty() || !keys.shared_borrows() {
+    let halves = !bs.partner_spare_words().is_empty();
+    if rayon::current_num_threads() < 2 || !halves || !keys.shared_borrows() {
         return Ok(());
     }
-    let store: &'s TieredStore = real.store;
-    let top = real.ctx.params().max_level();
-    let words = Scratch::<Vec<u64>>::words_at(real.ctx.params(), top);
-    let bytes = words.iter().chain(&spares).map(|&w| w as u64 * 8);
-    let (partner_bytes, _) = TieredStore::working_set_need([bytes]);
-    if need.saturating_add(partner_bytes) > store.budget() {
+    let bytes = partner_words(bs).into_iter().map(|w| w as u64 * 8);
+    if need.saturating_add(TieredStore::working_set_need([bytes]).0) > real.store.budget() {
         return Ok(());
     }
-    let alloc = |w: usize| store.scratch(w as u64 * 8);
-    let mut partner = Scratch::with_buffers(&real.ctx, top, true, alloc)?;
-    let spares = spares.into_iter().map(alloc).collect::<std::result::Result<Vec<_>, _>>()?;
-    partner.add_spares(spares);
-    scratch.release_partner_while_idle();
-    scratch.set_partner(partner);
-    Ok(())
+    add_store_partner(real.store, bs, scratch)
 }
 
 /// Runs bootstrap op `op` with the run's bootstrap buffers `scratch` ([`bootstrap_scratch`]):

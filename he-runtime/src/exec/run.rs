@@ -112,13 +112,7 @@ impl Executor<'_> {
         let program = self.program;
         // A budget that some step can never fit fails here, before anything is put.
         let need = match &self.backend {
-            Backend::Real(real) => {
-                let sets = self.working_sets();
-                let (need, _) =
-                    TieredStore::working_set_need(sets.iter().map(|s| s.iter().copied()));
-                real.store.check_working_sets(sets)?;
-                need
-            }
+            Backend::Real(real) => real.store.check_working_sets(self.working_sets())?,
             Backend::Plan(_) => 0,
         };
         // The largest step's scratch is reserved once for the whole run, before the plan is

@@ -594,8 +594,8 @@ impl TieredStore {
     /// Checks a plan against the budget before any of its work starts (see
     /// [`Self::working_set_need`]): a step that could never fit fails now with
     /// [`Error::BudgetTooSmall`], naming the smallest workable budget, rather than halfway
-    /// through the plan.
-    pub fn check_working_sets<S>(&self, sets: impl IntoIterator<Item = S>) -> Result<()>
+    /// through the plan. Returns that smallest budget (the largest step's footprint).
+    pub fn check_working_sets<S>(&self, sets: impl IntoIterator<Item = S>) -> Result<u64>
     where
         S: IntoIterator<Item = u64>,
     {
@@ -603,7 +603,7 @@ impl TieredStore {
         if needed > self.inner.budget {
             return Err(Error::BudgetTooSmall { budget: self.inner.budget, needed, step });
         }
-        Ok(())
+        Ok(needed)
     }
 
     /// A snapshot of the counters.

@@ -102,11 +102,7 @@ pub fn bootstrap_working_set(
     let ctx = &**bs.context();
     let top = ctx.params().max_level();
     let words = Scratch::<Vec<u64>>::words_at(ctx.params(), top);
-    let mut second = Vec::new();
-    if side_by_side {
-        second.extend(words);
-        second.extend(bs.partner_spare_words());
-    }
+    let second = if side_by_side { partner_words(bs) } else { Vec::new() };
     let mut set: Vec<u64> =
         words.iter().chain(&second).chain(&bs.spare_words()).map(|&w| w as u64 * 8).collect();
     let expanded = switch_key_expanded_words(ctx) as u64 * 8;
@@ -132,6 +128,36 @@ pub fn bootstrap_working_set(
     set.extend(std::iter::repeat_n(pinned, stored));
     set.extend(std::iter::repeat_n(expanded, expanded_blocks));
     set
+}
+
+/// Word lengths of a partner scratch's buffers for `bs`'s EvalMod halves side by side
+/// ([`Scratch::set_partner`]): the key-switch buffers at the top level, then
+/// [`Bootstrapper::partner_spare_words`].
+pub(crate) fn partner_words(bs: &Bootstrapper) -> Vec<usize> {
+    let params = bs.context().params();
+    let mut words = Scratch::<Vec<u64>>::words_at(params, params.max_level()).to_vec();
+    words.extend(bs.partner_spare_words());
+    words
+}
+
+/// Gives `scratch` a partner for `bs`'s EvalMod halves side by side, its buffers
+/// ([`partner_words`]) borrowed from `store`'s budget and released outside EvalMod
+/// ([`Scratch::release_partner_while_idle`]): their bytes prefetch CoeffToSlot's and
+/// SlotToCoeff's objects meanwhile.
+pub(crate) fn add_store_partner<'s>(
+    store: &'s TieredStore,
+    bs: &Bootstrapper,
+    scratch: &mut Scratch<ScratchBuffer<'s>>,
+) -> Result<()> {
+    let ctx = bs.context();
+    let top = ctx.params().max_level();
+    let alloc = |w: usize| store.scratch(w as u64 * 8);
+    let mut partner = Scratch::with_buffers(ctx, top, true, alloc)?;
+    let spares = bs.partner_spare_words().into_iter().map(alloc);
+    partner.add_spares(spares.collect::<std::result::Result<Vec<_>, _>>()?);
+    scratch.release_partner_while_idle();
+    scratch.set_partner(partner);
+    Ok(())
 }
 
 /// A store scratch buffer is a fixed one: a bootstrap takes the spares handed in up front.
@@ -356,12 +382,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             bs.spare_words().into_iter().map(alloc).collect::<std::result::Result<_, _>>()?;
         scratch.add_spares(spares);
         if self.footprint(bs, self.expansion, self.ahead_keys).1 {
-            let mut partner = Scratch::with_buffers(&self.ctx, top, true, alloc)?;
-            let spares = bs.partner_spare_words().into_iter().map(alloc);
-            partner.add_spares(spares.collect::<std::result::Result<Vec<_>, _>>()?);
-            // Idle outside EvalMod: its bytes prefetch CoeffToSlot's and SlotToCoeff's objects.
-            scratch.release_partner_while_idle();
-            scratch.set_partner(partner);
+            add_store_partner(self.store, bs, &mut scratch)?;
         }
         Ok(scratch)
     }
@@ -635,8 +656,12 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// the budget its cached expanded copy takes, where the budget has it. With
     /// [`Expansion::InPlaceAll`], every seed-compressed key.
     fn reads_in_place(&self, u: KeyUse, k: &StoredKey) -> bool {
-        let relin_too = self.expansion == Expansion::InPlaceAll;
-        self.expansion.reads_in_place() && k.form.is_seeded() && (u != KeyUse::Relin || relin_too)
+        k.form.is_seeded()
+            && match self.expansion {
+                Expansion::InPlaceAll => true,
+                Expansion::InPlace => u != KeyUse::Relin,
+                Expansion::PerPin | Expansion::Cached => false,
+            }
     }
 
     /// `u`'s key `k` for a switch at `level` as expanded words: expanded per pin, stored
