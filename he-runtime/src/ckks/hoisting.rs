@@ -45,11 +45,13 @@ impl ExtendedPlaintext {
 }
 
 /// A degree-1 ciphertext over Q_l·P that encrypts P times its message (a key switch before its
-/// ModDown): c_0 then c_1, each level+1+K limbs in NTT form, in the first
-/// [`Self::words`] words of its buffer.
+/// ModDown): c_0 and c_1, each level+1+K limbs in NTT form, in the first
+/// [`Self::part_words`] words of its own buffer. Two buffers, not one: half-size spares also
+/// serve the smaller ciphertexts of EvalMod, so a bootstrap's spares need not hold a whole
+/// extended ciphertext's length for each of them.
 #[derive(Debug, Clone)]
 pub(crate) struct ExtendedCiphertext<B = Vec<u64>> {
-    data: B,
+    parts: [B; 2],
     level: usize,
     width: usize,
     n: usize,
@@ -58,59 +60,70 @@ pub(crate) struct ExtendedCiphertext<B = Vec<u64>> {
 impl ExtendedCiphertext {
     /// The zero ciphertext at `level`.
     pub(crate) fn zeros(ctx: &Context, level: usize) -> Self {
-        Self::zeros_in(ctx, level, Vec::new())
+        Self::zeros_in(ctx, level, [Vec::new(), Vec::new()])
     }
+}
 
-    /// Words of the ciphertext at `level` (both parts over Q_l·P).
-    pub(crate) fn words(ctx: &Context, level: usize) -> usize {
-        2 * (level + 1 + ctx.p_len()) * ctx.n()
+impl<B> ExtendedCiphertext<B> {
+    /// Words of one part of the ciphertext at `level` (level+1+K limbs).
+    pub(crate) fn part_words(ctx: &Context, level: usize) -> usize {
+        (level + 1 + ctx.p_len()) * ctx.n()
     }
 }
 
 impl<B: ScratchWords> ExtendedCiphertext<B> {
-    /// The zero ciphertext at `level` in `buf` (reused: any contents).
-    pub(crate) fn zeros_in(ctx: &Context, level: usize, buf: B) -> Self {
-        let mut out = Self::from_buffer(ctx, level, buf);
+    /// The zero ciphertext at `level` in `bufs` (c_0's and c_1's; reused: any contents).
+    pub(crate) fn zeros_in(ctx: &Context, level: usize, bufs: [B; 2]) -> Self {
+        let mut out = Self::from_buffers(ctx, level, bufs);
         out.clear();
         out
     }
 
-    /// A ciphertext at `level` over `buf` with unspecified contents, for a caller that writes
-    /// every word ([`Sink::Store`]). A growable buffer is grown to [`Self::words`]; a fixed one
-    /// must hold them (from [`Scratch::take_spare`]).
-    pub(crate) fn from_buffer(ctx: &Context, level: usize, mut buf: B) -> Self {
+    /// A ciphertext at `level` over `bufs` (c_0's and c_1's) with unspecified contents, for a
+    /// caller that writes every word ([`Sink::Store`]). A growable buffer is grown to
+    /// [`Self::part_words`]; a fixed one must hold them (from [`Scratch::take_spare`]).
+    pub(crate) fn from_buffers(ctx: &Context, level: usize, mut bufs: [B; 2]) -> Self {
         let n = ctx.n();
         let width = level + 1 + ctx.p_len();
-        buf.grow(2 * width * n);
-        assert!(buf.as_ref().len() >= 2 * width * n, "extended ciphertext buffer too short");
-        Self { data: buf, level, width, n }
+        for buf in &mut bufs {
+            buf.grow(width * n);
+            assert!(buf.as_ref().len() >= width * n, "extended ciphertext buffer too short");
+        }
+        Self { parts: bufs, level, width, n }
     }
 
-    /// The buffer, for reuse.
-    pub(crate) fn into_buffer(self) -> B {
-        self.data
+    /// The buffers (c_0's, c_1's), for reuse.
+    pub(crate) fn into_buffers(self) -> [B; 2] {
+        self.parts
     }
 
-    /// Both parts' words.
-    fn all(&self) -> &[u64] {
-        &self.data.as_ref()[..2 * self.width * self.n]
+    /// Every limb, c_0's then c_1's: the k-th is limb k % width of part k / width.
+    fn limbs(&self) -> impl IndexedParallelIterator<Item = &[u64]> {
+        let len = self.width * self.n;
+        let [a, b] = &self.parts;
+        a.as_ref()[..len].par_chunks(self.n).chain(b.as_ref()[..len].par_chunks(self.n))
     }
 
-    /// Both parts' words, mutably.
-    fn all_mut(&mut self) -> &mut [u64] {
-        let len = 2 * self.width * self.n;
-        &mut self.data.as_mut()[..len]
+    /// [`Self::limbs`], mutably.
+    fn limbs_mut(&mut self) -> impl IndexedParallelIterator<Item = &mut [u64]> {
+        let (n, len) = (self.n, self.width * self.n);
+        let [a, b] = &mut self.parts;
+        a.as_mut()[..len].par_chunks_mut(n).chain(b.as_mut()[..len].par_chunks_mut(n))
     }
 
-    /// (P·c_0, P·c_1), whose P limbs are zero (the unrotated term of a sum), in `buf`
+    /// (P·c_0, P·c_1), whose P limbs are zero (the unrotated term of a sum), in `bufs`
     /// (reused: any contents).
-    pub(crate) fn lift_in<C: AsRef<[u64]>>(ctx: &Context, ct: &Ciphertext<C>, buf: B) -> Self {
-        let mut out = Self::from_buffer(ctx, ct.level, buf);
+    pub(crate) fn lift_in<C: AsRef<[u64]>>(
+        ctx: &Context,
+        ct: &Ciphertext<C>,
+        bufs: [B; 2],
+    ) -> Self {
+        let mut out = Self::from_buffers(ctx, ct.level, bufs);
         let (n, width) = (out.n, out.width);
         let l1 = ct.level + 1;
         let plan = ctx.moddown(ct.level);
         let parts = [ct.part(0), ct.part(1)];
-        out.all_mut().par_chunks_mut(n).enumerate().for_each(|(k, limb)| {
+        out.limbs_mut().enumerate().for_each(|(k, limb)| {
             let (p, i) = (k / width, k % width);
             if i < l1 {
                 let c = &parts[p][i * n..(i + 1) * n];
@@ -125,18 +138,18 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
 
     /// c_0 over Q_l·P.
     pub(crate) fn c0(&self) -> &[u64] {
-        &self.all()[..self.width * self.n]
+        &self.parts[0].as_ref()[..self.width * self.n]
     }
 
     fn parts_mut(&mut self) -> (&mut [u64], &mut [u64]) {
-        let half = self.width * self.n;
-        self.all_mut().split_at_mut(half)
+        let len = self.width * self.n;
+        let [a, b] = &mut self.parts;
+        (&mut a.as_mut()[..len], &mut b.as_mut()[..len])
     }
 
     /// Sets every word to zero (reuse across the giant steps of a transform).
     pub(crate) fn clear(&mut self) {
-        let n = self.n;
-        self.all_mut().par_chunks_mut(n).for_each(|l| l.fill(0));
+        self.limbs_mut().for_each(|l| l.fill(0));
     }
 
     /// self += pt ⊙ x over every limb of both parts, `pt` an extended plaintext's words at
@@ -151,22 +164,20 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
     ) {
         let (n, width, level) = (self.n, self.width, self.level);
         let stored = n / repeat;
-        self.all_mut().par_chunks_mut(n).zip(x.all().par_chunks(n)).enumerate().for_each(
-            |(k, (acc, xl))| {
-                let pos = k % width;
-                let m = &ctx.prime(qp_prime(ctx, level, pos)).modulus;
-                let d = &pt[pos * stored..(pos + 1) * stored];
-                if repeat == 1 {
-                    m.mul_add_assign_slice(acc, xl, d);
-                    return;
-                }
-                let mut runs = [0u64; SLICE];
-                for (i, (acc, xl)) in acc.chunks_mut(SLICE).zip(xl.chunks(SLICE)).enumerate() {
-                    let runs = expand_runs(&mut runs[..acc.len()], d, i * SLICE, repeat);
-                    m.mul_add_assign_slice(acc, xl, runs);
-                }
-            },
-        );
+        self.limbs_mut().zip(x.limbs()).enumerate().for_each(|(k, (acc, xl))| {
+            let pos = k % width;
+            let m = &ctx.prime(qp_prime(ctx, level, pos)).modulus;
+            let d = &pt[pos * stored..(pos + 1) * stored];
+            if repeat == 1 {
+                m.mul_add_assign_slice(acc, xl, d);
+                return;
+            }
+            let mut runs = [0u64; SLICE];
+            for (i, (acc, xl)) in acc.chunks_mut(SLICE).zip(xl.chunks(SLICE)).enumerate() {
+                let runs = expand_runs(&mut runs[..acc.len()], d, i * SLICE, repeat);
+                m.mul_add_assign_slice(acc, xl, runs);
+            }
+        });
     }
 
     /// self += pt ⊙ (P·c_0, P·c_1) for a ciphertext `ct` over Q_l at this level: the same words
@@ -183,7 +194,7 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
         let stored = n / repeat;
         let plan = ctx.moddown(level);
         let parts = [ct.part(0), ct.part(1)];
-        self.all_mut().par_chunks_mut(n).enumerate().for_each(|(k, acc)| {
+        self.limbs_mut().enumerate().for_each(|(k, acc)| {
             let (p, pos) = (k / width, k % width);
             if pos > level {
                 return;
@@ -208,13 +219,11 @@ impl<B: ScratchWords> ExtendedCiphertext<B> {
 
     /// self += x.
     pub(crate) fn add_assign<X: ScratchWords>(&mut self, ctx: &Context, x: &ExtendedCiphertext<X>) {
-        let (n, width, level) = (self.n, self.width, self.level);
-        self.all_mut().par_chunks_mut(n).zip(x.all().par_chunks(n)).enumerate().for_each(
-            |(k, (acc, xl))| {
-                let m = &ctx.prime(qp_prime(ctx, level, k % width)).modulus;
-                m.add_assign_slice(acc, xl);
-            },
-        );
+        let (width, level) = (self.width, self.level);
+        self.limbs_mut().zip(x.limbs()).enumerate().for_each(|(k, (acc, xl))| {
+            let m = &ctx.prime(qp_prime(ctx, level, k % width)).modulus;
+            m.add_assign_slice(acc, xl);
+        });
     }
 
     /// ModDown of c_1 alone into `out` (level+1 limbs) with a scratch's basis-extension (`y`,
@@ -419,10 +428,11 @@ impl Evaluator {
         for &(step, pt) in terms {
             let g = ctx.galois_element_for_step(step);
             if g == 1 {
-                let words = ExtendedCiphertext::words(ctx, level);
-                let lifted = ExtendedCiphertext::lift_in(ctx, a, scratch.take_spare(words)?);
+                let words = ExtendedCiphertext::<Vec<u64>>::part_words(ctx, level);
+                let bufs = [scratch.take_spare(words)?, scratch.take_spare(words)?];
+                let lifted = ExtendedCiphertext::lift_in(ctx, a, bufs);
                 acc.mul_add_assign(ctx, &lifted, &pt.data, 1);
-                scratch.give_spare(lifted.into_buffer());
+                lifted.into_buffers().into_iter().for_each(|b| scratch.give_spare(b));
                 continue;
             }
             let key = keys

@@ -396,13 +396,36 @@ pub(crate) fn decompose(
     v: &mut [u64],
     out: &mut [u64],
 ) {
+    let l1n = (level + 1) * ctx.n();
+    coeff[..l1n].copy_from_slice(&d[..l1n]);
+    decompose_in_coeff(ctx, level, coeff, y, v, out);
+}
+
+/// [`decompose`] of the polynomial already in `coeff` (NTT form, level+1 limbs), which is left
+/// in coefficient form: a caller that can produce its operand there needs no buffer of its own
+/// for it.
+pub(crate) fn decompose_in_coeff(
+    ctx: &Context,
+    level: usize,
+    coeff: &mut [u64],
+    y: &mut [u64],
+    v: &mut [u64],
+    out: &mut [u64],
+) {
     let n = ctx.n();
     let l1 = level + 1;
     let width = l1 + ctx.p_len();
     let coeff = &mut coeff[..l1 * n];
-    coeff.copy_from_slice(&d[..l1 * n]);
+    let plans = ctx.modup(level);
+    // A digit's own limbs are the operand's, still in NTT form: copied before the INTT.
+    for (j, plan) in plans.iter().enumerate() {
+        let dig = plan.digit.clone();
+        let outj = &mut out[(j * width + dig.start) * n..(j * width + dig.end) * n];
+        outj.copy_from_slice(&coeff[dig.start * n..dig.end * n]);
+    }
     coeff.par_chunks_mut(n).enumerate().for_each(|(i, limb)| ctx.prime(i).intt(limb));
-    for (j, plan) in ctx.modup(level).iter().enumerate() {
+    let coeff = &*coeff;
+    for (j, plan) in plans.iter().enumerate() {
         let dig = plan.digit.clone();
         let y = &mut y[..dig.len() * n];
         y.par_chunks_mut(n).enumerate().for_each(|(ii, yl)| {
@@ -414,16 +437,14 @@ pub(crate) fn decompose(
         plan.ext.overflow(y, v);
         let v = &*v;
         let outj = &mut out[j * width * n..(j + 1) * width * n];
-        outj.par_chunks_mut(n).enumerate().for_each(|(pos, limb)| {
-            if dig.contains(&pos) {
-                limb.copy_from_slice(&d[pos * n..(pos + 1) * n]);
-            } else {
+        outj.par_chunks_mut(n).enumerate().filter(|(pos, _)| !dig.contains(pos)).for_each(
+            |(pos, limb)| {
                 let t = if pos < dig.start { pos } else { pos - dig.len() };
                 let p = ctx.prime(qp_prime(ctx, level, pos));
                 plan.ext.extend_limb(t, y, v, limb);
                 p.ntt(limb);
-            }
-        });
+            },
+        );
     }
 }
 

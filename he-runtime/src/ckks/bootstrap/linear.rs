@@ -11,7 +11,7 @@ use super::super::encoder::Encoder;
 use super::super::evaluator::Evaluator;
 use super::super::fft::Complex64;
 use super::super::hoisting::{rotate_extended, ExtendedCiphertext, Plus, Sink};
-use super::super::keyswitch::{decompose, Lent, Scratch, ScratchWords};
+use super::super::keyswitch::{decompose, decompose_in_coeff, Lent, Scratch, ScratchWords};
 use super::compact::repeat_of;
 use super::dft::DiagonalMap;
 use super::key_source::{DiagonalUse, KeySource};
@@ -161,18 +161,16 @@ impl LinearTransform {
     }
 
     /// The spares one application to a ciphertext at `level` takes and gives back, in the
-    /// order [`Self::apply`] does: the baby rotations (but the unrotated one), the giant steps'
-    /// sum and accumulator
-    /// (extended ciphertexts), one c_1, one encoded diagonal at a time, the ModDown and the
-    /// rescaled result, whose handle it returns.
+    /// order [`Self::apply`] does: the baby rotations (but the unrotated one) and the giant
+    /// steps' sum (extended ciphertexts, two spares each), the ModDown and the rescaled result, whose handle it
+    /// returns. The giant steps' accumulator, c_1 and encoded diagonal live in the key-switch
+    /// buffers.
     pub(crate) fn trace(&self, ctx: &Context, level: usize, tr: &mut Trace) -> Handle {
         let n = ctx.n();
-        let ext = ExtendedCiphertext::words(ctx, level);
-        let rotated = self.babies.iter().filter(|&&j| j != 0);
-        let mut held: Vec<Handle> = rotated.map(|_| tr.take(ext)).collect();
-        held.push(tr.take(ext));
-        held.push(tr.take((level + 1) * n));
-        held.push(tr.take(ext / 2));
+        let part = ExtendedCiphertext::<Vec<u64>>::part_words(ctx, level);
+        let rotated = self.baby_rotations();
+        // Each extended ciphertext in two spares, c_0's and c_1's.
+        let held: Vec<Handle> = (0..2 * (rotated + 1)).map(|_| tr.take(part)).collect();
         held.into_iter().for_each(|h| tr.give(h));
         let down = tr.take(2 * (level + 1) * n);
         let out = tr.take(2 * level * n);
@@ -182,8 +180,13 @@ impl LinearTransform {
 
     /// Number of key switches one application costs.
     pub(crate) fn key_switches(&self) -> usize {
+        self.baby_rotations() + self.giants.iter().filter(|g| g.step != 0).count()
+    }
+
+    /// Number of baby steps that rotate (all but the unrotated one): the extended ciphertexts
+    /// an application holds through its giant steps, besides their sum.
+    pub(crate) fn baby_rotations(&self) -> usize {
         self.babies.iter().filter(|&&j| j != 0).count()
-            + self.giants.iter().filter(|g| g.step != 0).count()
     }
 
     /// `M x` on a ciphertext, consuming one level; the result has scale `out_scale` (the
@@ -225,7 +228,7 @@ impl LinearTransform {
         // Every large buffer comes from (and goes back to) the scratch's spares, so the
         // transforms of a bootstrap reuse the pages of the first instead of faulting in fresh
         // ones for each rotation and diagonal.
-        let ext_words = ExtendedCiphertext::words(ctx, level);
+        let part_words = ExtendedCiphertext::<S>::part_words(ctx, level);
         let mut rotated: BTreeMap<i64, ExtendedCiphertext<S>> = BTreeMap::new();
         // The unrotated term's baby, x lifted to Q_l·P, is not kept: it is lifted where it is
         // multiplied (the same words), which saves an extended ciphertext at the peak.
@@ -235,8 +238,8 @@ impl LinearTransform {
                 let key = keys.galois(g, level)?;
                 eval.check_galois(&key, g, Some(j))?;
                 // Sink::Store writes every word.
-                let mut out =
-                    ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words)?);
+                let bufs = [scratch.take_spare(part_words)?, scratch.take_spare(part_words)?];
+                let mut out = ExtendedCiphertext::from_buffers(ctx, level, bufs);
                 let plus = Plus::Scaled(x.part(0));
                 let perm = ctx.galois_perm(g);
                 rotate_extended(
@@ -253,20 +256,19 @@ impl LinearTransform {
             };
             rotated.insert(j, ct);
         }
-        let mut inner = ExtendedCiphertext::from_buffer(ctx, level, scratch.take_spare(ext_words)?);
-        let c1_words = (level + 1) * n;
-        let mut c1 = scratch.take_spare(c1_words)?;
-        // One diagonal at a time through one buffer (the encoding is parallel over its limbs):
-        // the budget holds one encoded diagonal, not one per term of a giant step.
-        let pt_words = ext_words / 2;
-        let mut pt = scratch.take_spare(pt_words)?;
+        let bufs = [scratch.take_spare(part_words)?, scratch.take_spare(part_words)?];
+        let mut inner = ExtendedCiphertext::from_buffers(ctx, level, bufs);
+        // One diagonal at a time, encoded into the decomposition buffer: once the babies are
+        // made it is free until a giant step decomposes its c_1, after the step's terms.
+        let pt_words = part_words;
         // The giant steps accumulate in the key-switch accumulator, 2·(L+1+K) limbs, which
         // nothing else uses during the transform (its key switches are the hoisted rotations'):
-        // an extended ciphertext less among the spares at the peak.
+        // an extended ciphertext less among the spares at the peak. A giant step's c_1 is
+        // brought down into `coeff` and decomposed from there: no spare for it either.
         let Scratch { coeff, y, v, md, dec, acc: acc_words, .. } = &mut *scratch;
         let (coeff, y, v, md, dec) =
             (coeff.as_mut(), y.as_mut(), v.as_mut(), md.as_mut(), dec.as_mut());
-        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, &mut acc_words.as_mut()[..]);
+        let mut acc = ExtendedCiphertext::zeros_in(ctx, level, halves(acc_words.as_mut()));
         let mut any = false;
         let mut id = self.first_id;
         for giant in &self.giants {
@@ -290,7 +292,7 @@ impl LinearTransform {
                     }
                     None if diag.is_empty() => {
                         // Released by the bootstrapper: the source holds them (one pin).
-                        let pt = &mut pt.as_mut()[..pt_words];
+                        let pt = &mut dec[..pt_words];
                         let bits = keys
                             .diagonal_coefficients(want.id)?
                             .ok_or(Error::DiagonalCoefficientsReleased { id: want.id })?;
@@ -298,7 +300,7 @@ impl LinearTransform {
                         (pt, 1)
                     }
                     None => {
-                        let pt = &mut pt.as_mut()[..pt_words];
+                        let pt = &mut dec[..pt_words];
                         enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;
                         (pt, 1)
                     }
@@ -321,9 +323,8 @@ impl LinearTransform {
             let g = ctx.galois_element_for_step(giant.step);
             let key = keys.galois(g, level)?;
             eval.check_galois(&key, g, Some(giant.step))?;
-            let c1w = &mut c1.as_mut()[..c1_words];
-            inner.mod_down_c1(ctx, y, v, md, c1w);
-            decompose(ctx, level, c1w, coeff, y, v, dec);
+            inner.mod_down_c1(ctx, y, v, md, coeff);
+            decompose_in_coeff(ctx, level, coeff, y, v, dec);
             let perm = ctx.galois_perm(g);
             let plus = Plus::Extended(inner.c0());
             rotate_extended(ctx, level, dec, &key.key, &perm, plus, &mut acc, Sink::Add)?;
@@ -336,10 +337,8 @@ impl LinearTransform {
             .into());
         }
         for ct in rotated.into_values().chain([inner]) {
-            scratch.give_spare(ct.into_buffer());
+            ct.into_buffers().into_iter().for_each(|b| scratch.give_spare(b));
         }
-        scratch.give_spare(c1);
-        scratch.give_spare(pt);
         // Diagonals are full-slot vectors, but a transform of the bootstrap maps a message of
         // any period to one of the same period, so the input's is kept.
         let down = scratch.lend(2 * (level + 1) * n)?;
@@ -347,7 +346,7 @@ impl LinearTransform {
         let Scratch { y, v, md, acc: acc_words, .. } = &mut *scratch;
         let (y, v, md) = (y.as_mut(), v.as_mut(), md.as_mut());
         // The sum is still in the accumulator's words.
-        let mut acc = ExtendedCiphertext::from_buffer(ctx, level, &mut acc_words.as_mut()[..]);
+        let mut acc = ExtendedCiphertext::from_buffers(ctx, level, halves(acc_words.as_mut()));
         let down = acc.mod_down_into_with(ctx, y, v, md, down, scale, id, x.slots())?;
         let out = scratch.lend(2 * level * n)?;
         let mut out = eval.rescale_into_with(&down, out, &mut scratch.coeff)?;
@@ -355,6 +354,13 @@ impl LinearTransform {
         out.set_scale(out_scale);
         Ok(out)
     }
+}
+
+/// The key-switch accumulator's words as an extended ciphertext's two parts (each half of them
+/// holds a part at any level: the accumulator is sized for the top one).
+fn halves(words: &mut [u64]) -> [&mut [u64]; 2] {
+    let (c0, c1) = words.split_at_mut(words.len() / 2);
+    [c0, c1]
 }
 
 #[cfg(test)]

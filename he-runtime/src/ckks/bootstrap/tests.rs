@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 
+use super::super::hoisting::ExtendedCiphertext;
 use super::*;
 use crate::ckks::{Decryptor, Encryptor, GaloisKeySet, KeyGenerator, SecretKey};
 
@@ -744,4 +745,39 @@ fn a_partner_released_while_idle_is_taken_for_eval_mod_alone() {
         assert_eq!(taken.load(Ordering::Relaxed), 2 * partner_buffers);
         assert_eq!(released(&mut s), (partner_buffers, true));
     });
+}
+
+/// A double-hoisted transform keeps each extended ciphertext (its baby rotations and the giant
+/// steps' sum) in two half-size spares, and its giant steps' c_1 and encoded diagonal in the
+/// key-switch buffers: CoeffToSlot's first factor runs over exactly the spares its trace asks
+/// for, none as long as a whole extended ciphertext, and gives the heap scratch's words bit for
+/// bit; a spare fewer is a typed error. (Whole extended spares set `n16_deep`'s smallest budget
+/// above a quarter of its stored key set.)
+#[test]
+fn a_transform_takes_half_extended_spares_and_no_buffer_for_its_c1_or_diagonal() {
+    let f = fixture(12, 1, BootstrapConfig::default());
+    let (eval, enc) = (Evaluator::new(&f.ctx), Encoder::new(&f.ctx));
+    let top = f.ctx.params().max_level();
+    let z = periodic_slots(&f, f.bs.slots(), true, 5);
+    let x = encrypt_at(&f, &z, top);
+    let t = &f.bs.cts[0];
+    let scale = f.ctx.params().scale();
+    let want = t.apply(&eval, &enc, &x, &f.keys, &mut eval.scratch(), scale).unwrap();
+    let mut tr = spares::Trace::default();
+    let out = t.trace(&f.ctx, top, &mut tr);
+    tr.give(out);
+    let words = spares::Trace::buffers(&[&tr]);
+    let part = ExtendedCiphertext::<Vec<u64>>::part_words(&f.ctx, top);
+    let babies = t.baby_rotations();
+    assert!(babies >= 2, "several baby rotations");
+    // The ModDown and the result reuse two of them, lengthened.
+    assert_eq!(words.len(), 2 * (babies + 1), "{words:?}");
+    assert!(words.iter().all(|&w| w >= part), "{words:?}");
+    assert!(words[0] < 2 * part, "no whole extended ciphertext: {words:?}");
+    let mut s = fixed_scratch(&f, &words, None);
+    let got = t.apply(&eval, &enc, &x, &f.keys, &mut s, scale).unwrap();
+    assert_eq!(got.as_words(), want.as_words());
+    let mut short = fixed_scratch(&f, &words[1..], None);
+    let r = t.apply(&eval, &enc, &x, &f.keys, &mut short, scale).map(|c| c.level());
+    assert!(matches!(r, Err(Error::BufferLength { .. })), "{r:?}");
 }
