@@ -495,6 +495,12 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(d["encoded_on_the_fly"].as_u64(), Some(0));
     assert_eq!(d["pins"], d["count"], "{d}");
     assert!(first["store"]["dram_budget"].as_u64().unwrap() >= expanded + diagonal_bytes);
+    // With every key in DRAM and two threads, EvalMod's halves ran side by side: their partner
+    // scratch is part of the run's working set.
+    let (set, partner) = (first["working_set_bytes"].as_u64(), first["partner_bytes"].as_u64());
+    if first["threads"].as_u64().unwrap() >= 2 {
+        assert!(partner.unwrap() > 0 && partner < set, "partner {partner:?} of {set:?}");
+    }
     let mode = std::fs::metadata(dir.path().join("pool.secret")).unwrap().permissions();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
 
@@ -571,6 +577,9 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(small["store"]["expand"], "inplaceall");
     assert_eq!(small["store"]["key_expand_seconds"].as_f64(), Some(0.0), "{small}");
     assert!(small["store"]["stats"]["peak_dram"].as_u64().unwrap() <= tight);
+    // At the smallest budget no partner fits: the run's working set is the smallest one.
+    assert_eq!(small["partner_bytes"].as_u64(), Some(0), "{small}");
+    assert_eq!(small["working_set_bytes"].as_u64(), Some(all), "{small}");
     assert!(small["precision_bits"].as_f64().unwrap() > 15.0, "{small}");
 
     // Without `--dir` the pool is temporary: the diagonals are encoded once into it, in DRAM.

@@ -351,10 +351,23 @@ impl<'s> StoredBootstrapKeys<'s> {
         TieredStore::working_set_need([self.working_set_for(bs, expansion, ahead, false)]).0
     }
 
-    /// The smallest budget one bootstrap of `bs` runs in with these keys: the footprint of
-    /// [`bootstrap_working_set`] (in whole pages).
+    /// What one bootstrap of `bs` holds at its peak with these keys, the budget it is checked
+    /// against: the footprint of [`bootstrap_working_set`] (in whole pages), with EvalMod's
+    /// partner scratch when the budget holds one ([`Self::partner_bytes`] of it; a budget
+    /// without that room runs the halves in turn).
     pub fn working_set_bytes(&self, bs: &Bootstrapper) -> u64 {
         TieredStore::working_set_need([self.working_set(bs)]).0
+    }
+
+    /// The part of [`Self::working_set_bytes`] that is EvalMod's partner scratch (0 when the
+    /// halves run in turn).
+    pub fn partner_bytes(&self, bs: &Bootstrapper) -> u64 {
+        let (set, side_by_side) = self.footprint(bs, self.expansion, self.ahead_keys);
+        if !side_by_side {
+            return 0;
+        }
+        let alone = self.working_set_for(bs, self.expansion, self.ahead_keys, false);
+        TieredStore::working_set_need([set]).0 - TieredStore::working_set_need([alone]).0
     }
 
     /// The form whose pins hold the most: seeded if any key is stored seed-compressed in one
