@@ -162,9 +162,9 @@ impl LinearTransform {
 
     /// The spares one application to a ciphertext at `level` takes and gives back, in the
     /// order [`Self::apply`] does: the baby rotations (but the unrotated one) and the giant
-    /// steps' sum (extended ciphertexts, two spares each), the ModDown and the rescaled result, whose handle it
-    /// returns. The giant steps' accumulator, c_1 and encoded diagonal live in the key-switch
-    /// buffers.
+    /// steps' sum (extended ciphertexts, two spares each), the ModDown and the rescaled result,
+    /// whose handle it returns. The giant steps' accumulator, c_1 and encoded diagonal live in
+    /// the key-switch buffers.
     pub(crate) fn trace(&self, ctx: &Context, level: usize, tr: &mut Trace) -> Handle {
         let n = ctx.n();
         let part = ExtendedCiphertext::<Vec<u64>>::part_words(ctx, level);
