@@ -235,14 +235,25 @@ impl Bootstrapper {
         h.digest()
     }
 
-    /// Encodes every diagonal of [`Self::diagonals`] in memory.
+    /// Encodes every diagonal of [`Self::diagonals`] in memory, each kept one word per run of
+    /// equal words ([`Self::diagonal_repeat`], [`super::compact_runs`]) as a store keeps them:
+    /// at `n16_deep` 1.0 GB instead of 4.6 GB ([`EncodedDiagonals::bytes`]).
     pub fn encode_diagonals(&self) -> Result<EncodedDiagonals> {
         let uses = self.diagonals();
+        let n = self.ctx.n();
         let words = uses
             .iter()
             .map(|d| {
                 let mut w = vec![0u64; self.diagonal_words(d)];
                 self.encode_diagonal(d, &mut w)?;
+                let repeat = self.diagonal_repeat(d.id)?;
+                if repeat > 1 {
+                    let mut runs = vec![0u64; w.len() / repeat];
+                    // Not runs after all (never seen): every word is kept.
+                    if super::compact_runs(&w, n, repeat, &mut runs) {
+                        return Ok(runs);
+                    }
+                }
                 Ok(w)
             })
             .collect::<Result<_>>()?;

@@ -7,7 +7,8 @@ use super::super::keys::{GaloisKey, KeySwitchKey, RelinKey};
 use super::key_source::{BootstrapKeys, DiagonalUse, KeySource, KeyUse};
 use crate::error::{Error, Result};
 
-/// Every diagonal of a bootstrapper, encoded in memory.
+/// Every diagonal of a bootstrapper, encoded in memory, one word per run of equal words (what
+/// the transforms multiply by as stored).
 #[derive(Debug, Clone)]
 pub struct EncodedDiagonals {
     pub(super) uses: Vec<DiagonalUse>,
@@ -15,7 +16,8 @@ pub struct EncodedDiagonals {
 }
 
 impl EncodedDiagonals {
-    /// Bytes held.
+    /// Bytes held (less than [`super::Bootstrapper::diagonal_bytes`], which counts every
+    /// word of every encoding, where diagonals are polynomials in X^k).
     pub fn bytes(&self) -> u64 {
         self.words.iter().map(|w| w.len() as u64 * 8).sum()
     }
