@@ -16,7 +16,9 @@
 # REPEAT (2: the second bootstrap's seconds are compared, the first one warms the store),
 # BUDGET_MIB (1470: a quarter of n16_deep's expanded key set), KEY_FORM (digits), EXPAND (auto:
 # of the budgeted runs; the all-DRAM runs are cached), RULES ("conservative": the prefetch rules
-# to run each round, e.g. "conservative aggressive").
+# to run each round, e.g. "conservative aggressive"), IN_PLACE_BASE (0; 1: each round also runs
+# all-DRAM with the keys read in place, `--expand in-place` without a budget, and prints every
+# ratio against it too: what the store costs beside the key form the budget forces).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=lib/cgroup.sh
@@ -44,8 +46,13 @@ run() {
   "$bin" "${common[@]}" "$@" > "$out/rounds/$name.json"
 }
 
+in_place_base="${IN_PLACE_BASE:-0}"
+rm -f "$out"/rounds/in_place_*.json
 for i in $(seq 1 "$rounds"); do
   run "dram_$i" --expand cached
+  if [ "$in_place_base" = 1 ]; then
+    run "in_place_$i" --expand in-place
+  fi
   for rule in $rules; do
     run "${rule}_$i" --dram-mib "${BUDGET_MIB:-1470}" --expand "${EXPAND:-auto}" \
       --policy planned --prefetch-rule "$rule"
@@ -54,16 +61,23 @@ done
 run "dram_$((rounds + 1))" --expand cached
 
 python3 - "$out/rounds" "$rounds" $rules <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 d, rounds, rules = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def load(name):
     return json.load(open(f"{d}/{name}.json"))
 dram = [load(f"dram_{i}")["seconds"] for i in range(1, rounds + 2)]
+in_place = None
+if os.path.exists(f"{d}/in_place_1.json"):
+    in_place = [load(f"in_place_{i}")["seconds"] for i in range(1, rounds + 1)]
 print("round  all-DRAM s  " + "  ".join(f"{r:>28}" for r in rules))
 ratios = {r: [] for r in rules}
+beside = {r: [] for r in rules}
 for i in range(1, rounds + 1):
     base = (dram[i - 1] + dram[i]) / 2
     cells = []
+    if in_place:
+        for r in rules:
+            beside[r].append(load(f"{r}_{i}")["seconds"] / in_place[i - 1])
     for r in rules:
         j = load(f"{r}_{i}")
         s = j["store"]
@@ -76,4 +90,11 @@ print(f"after  {dram[rounds]:10.2f}")
 for r in rules:
     print(f"{r}: median {statistics.median(ratios[r]):.3f}x all-DRAM over {rounds} rounds "
           f"({min(ratios[r]):.3f}-{max(ratios[r]):.3f})")
+if in_place:
+    keys = [p / ((dram[i] + dram[i + 1]) / 2) for i, p in enumerate(in_place)]
+    print(f"all-DRAM with the keys read in place: {', '.join(f'{s:.2f}' for s in in_place)} s, "
+          f"median {statistics.median(keys):.3f}x all-DRAM cached")
+    for r in rules:
+        print(f"{r}: median {statistics.median(beside[r]):.3f}x all-DRAM read in place "
+              f"({min(beside[r]):.3f}-{max(beside[r]):.3f})")
 EOF
