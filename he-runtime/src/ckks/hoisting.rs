@@ -62,10 +62,8 @@ impl ExtendedCiphertext {
     pub(crate) fn zeros(ctx: &Context, level: usize) -> Self {
         Self::zeros_in(ctx, level, [Vec::new(), Vec::new()])
     }
-}
 
-impl<B> ExtendedCiphertext<B> {
-    /// Words of one part of the ciphertext at `level` (level+1+K limbs).
+    /// Words of one part of the ciphertext at `level` (level+1+K limbs), whatever its buffers.
     pub(crate) fn part_words(ctx: &Context, level: usize) -> usize {
         (level + 1 + ctx.p_len()) * ctx.n()
     }
@@ -428,7 +426,7 @@ impl Evaluator {
         for &(step, pt) in terms {
             let g = ctx.galois_element_for_step(step);
             if g == 1 {
-                let words = ExtendedCiphertext::<Vec<u64>>::part_words(ctx, level);
+                let words = ExtendedCiphertext::part_words(ctx, level);
                 let bufs = [scratch.take_spare(words)?, scratch.take_spare(words)?];
                 let lifted = ExtendedCiphertext::lift_in(ctx, a, bufs);
                 acc.mul_add_assign(ctx, &lifted, &pt.data, 1);

@@ -167,7 +167,7 @@ impl LinearTransform {
     /// the key-switch buffers.
     pub(crate) fn trace(&self, ctx: &Context, level: usize, tr: &mut Trace) -> Handle {
         let n = ctx.n();
-        let part = ExtendedCiphertext::<Vec<u64>>::part_words(ctx, level);
+        let part = ExtendedCiphertext::part_words(ctx, level);
         let rotated = self.baby_rotations();
         // Each extended ciphertext in two spares, c_0's and c_1's.
         let held: Vec<Handle> = (0..2 * (rotated + 1)).map(|_| tr.take(part)).collect();
@@ -228,7 +228,7 @@ impl LinearTransform {
         // Every large buffer comes from (and goes back to) the scratch's spares, so the
         // transforms of a bootstrap reuse the pages of the first instead of faulting in fresh
         // ones for each rotation and diagonal.
-        let part_words = ExtendedCiphertext::<S>::part_words(ctx, level);
+        let part_words = ExtendedCiphertext::part_words(ctx, level);
         let mut rotated: BTreeMap<i64, ExtendedCiphertext<S>> = BTreeMap::new();
         // The unrotated term's baby, x lifted to Q_l·P, is not kept: it is lifted where it is
         // multiplied (the same words), which saves an extended ciphertext at the peak.
@@ -258,9 +258,9 @@ impl LinearTransform {
         }
         let bufs = [scratch.take_spare(part_words)?, scratch.take_spare(part_words)?];
         let mut inner = ExtendedCiphertext::from_buffers(ctx, level, bufs);
-        // One diagonal at a time, encoded into the decomposition buffer: once the babies are
-        // made it is free until a giant step decomposes its c_1, after the step's terms.
-        let pt_words = part_words;
+        // One diagonal at a time (a part's words), encoded into the decomposition buffer: once
+        // the babies are made it is free until a giant step decomposes its c_1, after the
+        // step's terms.
         // The giant steps accumulate in the key-switch accumulator, 2·(L+1+K) limbs, which
         // nothing else uses during the transform (its key switches are the hoisted rotations'):
         // an extended ciphertext less among the spares at the peak. A giant step's c_1 is
@@ -286,13 +286,13 @@ impl LinearTransform {
                 let (pt, repeat): (&[u64], usize) = match &stored {
                     Some(w) => {
                         let found = w.as_ref().len();
-                        let repeat = repeat_of(pt_words, found, n)
-                            .ok_or(Error::BufferLength { expected: pt_words, found })?;
+                        let repeat = repeat_of(part_words, found, n)
+                            .ok_or(Error::BufferLength { expected: part_words, found })?;
                         (w.as_ref(), repeat)
                     }
                     None if diag.is_empty() => {
                         // Released by the bootstrapper: the source holds them (one pin).
-                        let pt = &mut dec[..pt_words];
+                        let pt = &mut dec[..part_words];
                         let bits = keys
                             .diagonal_coefficients(want.id)?
                             .ok_or(Error::DiagonalCoefficientsReleased { id: want.id })?;
@@ -300,7 +300,7 @@ impl LinearTransform {
                         (pt, 1)
                     }
                     None => {
-                        let pt = &mut dec[..pt_words];
+                        let pt = &mut dec[..part_words];
                         enc.encode_coefficients_extended(diag, level, pt_scale, pt)?;
                         (pt, 1)
                     }

@@ -767,7 +767,7 @@ fn a_transform_takes_half_extended_spares_and_no_buffer_for_its_c1_or_diagonal()
     let out = t.trace(&f.ctx, top, &mut tr);
     tr.give(out);
     let words = spares::Trace::buffers(&[&tr]);
-    let part = ExtendedCiphertext::<Vec<u64>>::part_words(&f.ctx, top);
+    let part = ExtendedCiphertext::part_words(&f.ctx, top);
     let babies = t.baby_rotations();
     assert!(babies >= 2, "several baby rotations");
     // The ModDown and the result reuse two of them, lengthened.
