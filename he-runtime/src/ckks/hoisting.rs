@@ -17,6 +17,7 @@ use super::evaluator::Evaluator;
 use super::key_limbs::{key_dot_product, SwitchKeyWords};
 use super::keys::{GaloisKeySet, KeySwitchKey};
 use super::keyswitch::{decompose, mod_down, qp_prime, Finish, Scratch, ScratchWords};
+use super::limb_scratch::with_scratch;
 use super::ring::add_mod;
 use crate::error::{Error, Result};
 
@@ -341,16 +342,17 @@ pub(crate) fn rotate_extended<K: SwitchKeyWords, O: ScratchWords>(
     let limbs = key.data.key_limbs();
     let plan = ctx.moddown(level);
     let (o0, o1) = out.parts_mut();
-    o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().try_for_each_init(
-        || (vec![0u64; n], vec![0u64; n], vec![0u64; n]),
-        |(t0, t1, g), (pos, (r0, r1))| {
+    o0.par_chunks_mut(n).zip(o1.par_chunks_mut(n)).enumerate().try_for_each(|(pos, (r0, r1))| {
+        with_scratch(3 * n, |words| {
+            let (t0, rest) = words.split_at_mut(n);
+            let (t1, g) = rest.split_at_mut(n);
             let gi = qp_prime(ctx, level, pos);
             let prime = ctx.prime(gi);
             let m = &prime.modulus;
             let a: Vec<&[u64]> = (0..digits)
                 .map(|j| &dec[(j * width + pos) * n..(j * width + pos + 1) * n])
                 .collect();
-            key_dot_product(ctx, &limbs, gi, &a, [t0.as_mut_slice(), t1.as_mut_slice()])?;
+            key_dot_product(ctx, &limbs, gi, &a, [&mut *t0, &mut *t1])?;
             match plus {
                 Plus::Scaled(c) if pos < l1 => {
                     m.mul_scalar_add_assign_slice(t0, &c[pos * n..(pos + 1) * n], plan.p_mod[pos].0)
@@ -379,8 +381,8 @@ pub(crate) fn rotate_extended<K: SwitchKeyWords, O: ScratchWords>(
                 }
             }
             Ok(())
-        },
-    )
+        })
+    })
 }
 
 impl Evaluator {

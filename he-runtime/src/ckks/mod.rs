@@ -37,6 +37,7 @@ mod key_limbs;
 mod keys;
 mod keystream;
 mod keyswitch;
+mod limb_scratch;
 mod params;
 mod ring;
 mod rotation;
