@@ -450,6 +450,22 @@ fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
     }
 }
 
+/// The store waits a `hetier --json bootstrap` report splits by phase are every wait it
+/// counts (keys, diagonals, their coefficients), none negative.
+fn phase_waits_add_up(report: &serde_json::Value) {
+    let store = &report["store"];
+    let w = &store["phase_wait_seconds"];
+    let phases = ["mod_raise", "coeff_to_slot", "eval_mod", "slot_to_coeff"];
+    let by_phase: Vec<f64> = phases.iter().map(|p| w[p].as_f64().unwrap()).collect();
+    assert!(by_phase.iter().all(|&s| s >= 0.0), "{w}");
+    let d = &store["diagonal_store"];
+    let total = store["key_wait_seconds"].as_f64().unwrap()
+        + d["wait_seconds"].as_f64().unwrap_or(0.0)
+        + d["coefficient_wait_seconds"].as_f64().unwrap_or(0.0);
+    let sum: f64 = by_phase.iter().sum();
+    assert!((sum - total).abs() < 1e-6, "phases {sum} s, every pin {total} s: {store}");
+}
+
 /// `hetier bootstrap --dir`: the first run puts the seed-compressed keys in the pool (its
 /// secret key in a 0600 file beside it), a later run at a quarter of the stored key set (or the
 /// bootstrap's working set, its buffers being in the budget too, if that is more) reuses every
@@ -546,6 +562,7 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(d["encoded_on_the_fly"].as_u64(), Some(count / 2), "{d}");
     assert_eq!(d["pins"].as_u64(), Some(count - count / 2), "{d}");
     assert!(half["precision_bits"].as_f64().unwrap() > 15.0, "{half}");
+    phase_waits_add_up(&half);
     let out = hetier()
         .args(["bootstrap", "--log-n", "12", "--levels", "1", "--encode-share", "1.5", "--dir"])
         .arg(&pool)
@@ -557,6 +574,7 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
 
     let encode = boot(&["--insecure-test-params", "--dram-mib", &mib, "--diagonals", "encode"]);
     assert_eq!(encode["store"]["diagonals"], "encode");
+    phase_waits_add_up(&encode);
     // Encoded at every use from their coefficients, which are in the store (none on the heap).
     let d = &encode["store"]["diagonal_store"];
     assert_eq!(d["storage"], "coefficients", "{d}");

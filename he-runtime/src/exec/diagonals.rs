@@ -256,6 +256,11 @@ impl<'s> StoredDiagonals<'s> {
         self.bytes
     }
 
+    /// Nanoseconds the pins so far waited for the store.
+    pub(crate) fn wait_ns(&self) -> u64 {
+        self.wait_ns.load(Ordering::Relaxed)
+    }
+
     /// Costs and use so far.
     pub(crate) fn report(&self) -> DiagonalReport {
         DiagonalReport {

@@ -254,6 +254,14 @@ pub fn run(args: &BootstrapArgs, json: bool) -> Result<()> {
                     report.store.expand_ahead_seconds
                 ),
             ],
+            vec!["store waits".into(), {
+                let w = &report.store.phase_wait_seconds;
+                format!(
+                    "{:.2} s ModRaise, {:.2} s CoeffToSlot, {:.2} s EvalMod, {:.2} s \
+                         SlotToCoeff (every pin, all bootstraps)",
+                    w.mod_raise, w.coeff_to_slot, w.eval_mod, w.slot_to_coeff
+                )
+            }],
             vec!["log2 QP".into(), format!("{:.1}", report.log_qp)],
             vec!["peak RSS".into(), fmt::bytes(report.peak_rss)],
             vec![

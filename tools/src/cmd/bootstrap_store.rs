@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use hetier_allocator::{Backend, Pool, PoolOptions};
-use hetier_he::ckks::bootstrap::Bootstrapper;
+use hetier_he::ckks::bootstrap::{Bootstrapper, PhaseTimes};
 use hetier_he::ckks::{Context, KeyGenerator, SecretKey};
 use hetier_he::exec::{
     bootstrap_working_set, pinned_diagonal_bytes, DiagonalStorage, Expansion, KeyForm, KeySetId,
@@ -159,6 +159,9 @@ pub struct StoreReport {
     pub key_objects: usize,
     /// Seconds pinning keys spent waiting for the store (summed over every pin).
     pub key_wait_seconds: f64,
+    /// Seconds every pin (keys, diagonals, coefficients) waited for the store, by the
+    /// bootstrap phase the wait fell in, summed over the run's bootstraps.
+    pub phase_wait_seconds: PhaseTimes,
     /// Seconds spent expanding seed-compressed keys (summed over every pin).
     pub key_expand_seconds: f64,
     /// Keys pinned.
@@ -344,6 +347,7 @@ impl OpenStore {
             keys_reused: made.reused,
             key_objects: keys.stored_object_count(),
             key_wait_seconds: t.wait_ns.load(Ordering::Relaxed) as f64 * 1e-9,
+            phase_wait_seconds: keys.phase_wait_seconds(),
             key_expand_seconds: t.expand_ns.load(Ordering::Relaxed) as f64 * 1e-9,
             key_pins: t.pins.load(Ordering::Relaxed),
             key_pins_reused: t.reused.load(Ordering::Relaxed),

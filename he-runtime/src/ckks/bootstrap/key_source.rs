@@ -120,6 +120,27 @@ pub trait KeySource: Sync {
         let _ = id;
         Ok(None)
     }
+
+    /// Called as a bootstrap enters each phase, in order, on the thread that runs it: a
+    /// source that measures its borrows (a store's waits) can split them by phase. Does
+    /// nothing by default.
+    fn phase_started(&self, phase: Phase) {
+        let _ = phase;
+    }
+}
+
+/// A phase of a bootstrap, as [`KeySource::phase_started`] reports it (the phases of
+/// [`super::PhaseTimes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Encapsulation, ModRaise and the switch back.
+    ModRaise,
+    /// The trace of a sparse bootstrap, CoeffToSlot and the real/imaginary split.
+    CoeffToSlot,
+    /// EvalMod of both halves.
+    EvalMod,
+    /// SlotToCoeff.
+    SlotToCoeff,
 }
 
 /// Every key a bootstrap uses, held in memory.
@@ -207,12 +228,18 @@ impl KeySource for BootstrapKeys {
 pub struct RecordingKeys<'k, K> {
     inner: &'k K,
     uses: std::sync::Mutex<Vec<(KeyUse, usize, std::time::Instant)>>,
+    phases: std::sync::Mutex<Vec<(Phase, std::time::Instant)>>,
 }
 
 impl<'k, K: KeySource> RecordingKeys<'k, K> {
     /// Records the uses of `inner`'s keys.
     pub fn new(inner: &'k K) -> Self {
-        Self { inner, uses: std::sync::Mutex::new(Vec::new()) }
+        Self { inner, uses: std::sync::Mutex::new(Vec::new()), phases: Default::default() }
+    }
+
+    /// The phases the bootstraps entered so far, in order, with the instant each began.
+    pub fn phases(&self) -> Vec<(Phase, std::time::Instant)> {
+        self.phases.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The uses so far, in order, with the instant each key was asked for.
@@ -284,5 +311,11 @@ impl<K: KeySource> KeySource for RecordingKeys<'_, K> {
         id: usize,
     ) -> std::result::Result<Option<Self::Words<'_>>, Self::Error> {
         self.inner.diagonal_coefficients(id)
+    }
+
+    fn phase_started(&self, phase: Phase) {
+        let now = std::time::Instant::now();
+        self.phases.lock().unwrap_or_else(|e| e.into_inner()).push((phase, now));
+        self.inner.phase_started(phase);
     }
 }

@@ -63,7 +63,7 @@ pub use self::config::BootstrapConfig;
 pub use self::diagonals::{EncodedDiagonals, WithDiagonals};
 pub(crate) use self::key_source::{encapsulation_view, galois_view, view};
 pub use self::key_source::{
-    BootstrapKeys, BootstrapUse, DiagonalUse, KeySource, KeyUse, RecordingKeys,
+    BootstrapKeys, BootstrapUse, DiagonalUse, KeySource, KeyUse, Phase, RecordingKeys,
 };
 pub use self::params::BootstrapPreset;
 
@@ -421,6 +421,7 @@ impl Bootstrapper {
             .into());
         }
         let mut times = PhaseTimes::default();
+        keys.phase_started(Phase::ModRaise);
         let clock = std::time::Instant::now();
         let mut x = eval.drop_to_level_into(ct, 0, self.lend(scratch, 2, 0)?)?;
         if self.config.sparse_secret.is_some() {
@@ -455,6 +456,7 @@ impl Bootstrapper {
         x.set_scale(q0 * gain as f64);
         times.mod_raise = clock.elapsed().as_secs_f64();
 
+        keys.phase_started(Phase::CoeffToSlot);
         let clock = std::time::Instant::now();
         if self.sparse() {
             // The trace keeps the subring part of I (and m) times N/2n: a larger scale.
@@ -496,6 +498,7 @@ impl Bootstrapper {
             eval.add_assign(&mut x, &conj)?;
             scratch.give_back(conj.into_data());
             times.coeff_to_slot = clock.elapsed().as_secs_f64();
+            keys.phase_started(Phase::EvalMod);
             let clock = std::time::Instant::now();
             let y = self.eval_mod(&eval, x, keys, scratch)?;
             times.eval_mod = clock.elapsed().as_secs_f64();
@@ -508,6 +511,7 @@ impl Bootstrapper {
             let mut im = conj;
             self.mul_i_assign(&mut im);
             times.coeff_to_slot = clock.elapsed().as_secs_f64();
+            keys.phase_started(Phase::EvalMod);
             let clock = std::time::Instant::now();
             let (re, mut y) = self.eval_mod_pair(&eval, re, im, keys, scratch)?;
             self.mul_i_assign(&mut y);
@@ -517,6 +521,7 @@ impl Bootstrapper {
             y
         };
 
+        keys.phase_started(Phase::SlotToCoeff);
         let clock = std::time::Instant::now();
         let (last, rest) = self.stc.split_last().ok_or(Error::InvalidParameter {
             name: "stc_levels",

@@ -355,8 +355,23 @@ fn key_sequence_is_exactly_the_order_of_use() {
         let ct = encrypt_at(&f, &z, 0);
         let mut scratch = Evaluator::new(&f.ctx).scratch();
         f.bs.bootstrap(&ct, &rec, &mut scratch).unwrap();
+        // The source hears of each phase as it begins; EvalMod alone relinearises, and
+        // SlotToCoeff only rotates.
+        let phases = rec.phases();
+        let order: Vec<Phase> = phases.iter().map(|p| p.0).collect();
+        let want = [Phase::ModRaise, Phase::CoeffToSlot, Phase::EvalMod, Phase::SlotToCoeff];
+        assert_eq!(order, want);
+        let (eval_mod_at, stc_at) = (phases[2].1, phases[3].1);
+        let timed = rec.into_uses_at();
+        for &(u, _, at) in &timed {
+            let in_eval_mod = at >= eval_mod_at && at < stc_at;
+            assert_eq!(u == KeyUse::Relin, in_eval_mod, "{u:?}: relin exactly in EvalMod");
+            if at >= stc_at {
+                assert!(matches!(u, KeyUse::Galois(_)), "{u:?} in SlotToCoeff");
+            }
+        }
         let used: Vec<(KeyUse, usize)> =
-            rec.into_uses_at().into_iter().map(|(u, level, _)| (u, level)).collect();
+            timed.into_iter().map(|(u, level, _)| (u, level)).collect();
         let announced = f.bs.key_uses();
         assert_eq!(used.iter().map(|u| u.0).collect::<Vec<_>>(), f.bs.key_sequence());
         assert_eq!(used.len(), announced.len());

@@ -14,13 +14,14 @@ use std::time::Instant;
 
 use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
 
+use self::phase_waits::PhaseWaits;
 use super::diagonals::{DiagonalReport, DiagonalStorage, StoredCoefficients, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
 use super::key_in_place::KeyInUse;
 use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
-use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse, KeySource, KeyUse};
+use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse, KeySource, KeyUse, Phase};
 use crate::ckks::{
     switch_key_digit_stored_len, switch_key_expanded_words, switch_key_stored_len, Context,
     GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey, Seed,
@@ -80,6 +81,8 @@ pub struct StoredBootstrapKeys<'s> {
     encode_share: f64,
     /// The coefficients that share is encoded from, kept beside the encoded diagonals.
     pub(super) coefficients: Option<StoredDiagonals<'s>>,
+    /// The waits for the store so far, by the phase they fell in.
+    phase_waits: PhaseWaits,
 }
 
 /// Byte lengths one store-backed bootstrap of `bs` holds in the budget at once at its peak,
@@ -273,6 +276,7 @@ impl<'s> StoredBootstrapKeys<'s> {
             diagonals: None,
             encode_share: 0.0,
             coefficients: None,
+            phase_waits: PhaseWaits::default(),
         })
     }
 
@@ -774,8 +778,13 @@ impl<'s> KeySource for StoredBootstrapKeys<'s> {
         };
         Ok(d.pin_coefficients(id)?.map(KeyWords::Pinned))
     }
+
+    fn phase_started(&self, phase: Phase) {
+        self.phase_waits.enter(phase, self.total_wait_ns());
+    }
 }
 
+mod phase_waits;
 mod plan;
 #[cfg(test)]
 mod tests;
