@@ -14,14 +14,14 @@ use std::time::Instant;
 
 use hetier_tiering::{Durability, ObjectId, ObjectKind, ScratchBuffer, TieredStore};
 
-use self::phase_waits::PhaseWaits;
+use self::phase_waits::{total_wait_ns, PhaseWaits};
 use super::diagonals::{DiagonalReport, DiagonalStorage, StoredCoefficients, StoredDiagonals};
 use super::error::{Error, Result};
 use super::ids::KeySetId;
 use super::key_in_place::KeyInUse;
 use super::key_words::{ExpansionBlocks, KeyPinTimes, KeyWords};
 use super::keys::{GeneratedKeys, KeyForm, KeyMaker, KeyReport, KeySet, StoredKey};
-use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse, KeySource, KeyUse, Phase};
+use crate::ckks::bootstrap::{Bootstrapper, DiagonalUse, KeySource, KeyUse, Phase, PhaseTimes};
 use crate::ckks::{
     switch_key_digit_stored_len, switch_key_expanded_words, switch_key_stored_len, Context,
     GaloisKey, KeyGenerator, KeySwitchKey, RelinKey, Scratch, ScratchWords, SecretKey, Seed,
@@ -635,6 +635,16 @@ impl<'s> StoredBootstrapKeys<'s> {
     /// Where the time of pinning keys went so far (waiting for the store, expanding).
     pub fn pin_times(&self) -> &KeyPinTimes {
         self.spares.times()
+    }
+
+    /// Seconds the bootstraps so far waited for the store in each phase: their pins of keys,
+    /// diagonals and coefficients, summed over threads as [`KeyPinTimes::wait_ns`] is.
+    pub fn phase_wait_seconds(&self) -> PhaseTimes {
+        self.phase_waits.seconds(self.total_wait_ns())
+    }
+
+    fn total_wait_ns(&self) -> u64 {
+        total_wait_ns(self.spares.times(), [self.diagonals.as_ref(), self.coefficients.as_ref()])
     }
 
     /// Number of keys.

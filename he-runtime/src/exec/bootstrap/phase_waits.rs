@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use super::StoredBootstrapKeys;
 use crate::ckks::bootstrap::{Phase, PhaseTimes};
 use crate::exec::diagonals::StoredDiagonals;
+use crate::exec::key_words::KeyPinTimes;
 
 /// Waits attributed to phases as [`PhaseWaits::enter`] hears of them.
 #[derive(Debug, Default)]
@@ -58,20 +58,14 @@ impl PhaseWaits {
     }
 }
 
-impl StoredBootstrapKeys<'_> {
-    /// Seconds the bootstraps so far waited for the store in each phase: their pins of keys,
-    /// diagonals and coefficients, summed over threads as [`KeyPinTimes::wait_ns`](crate::exec::KeyPinTimes::wait_ns) is.
-    pub fn phase_wait_seconds(&self) -> PhaseTimes {
-        self.phase_waits.seconds(self.total_wait_ns())
-    }
-
-    /// Nanoseconds every pin so far waited for the store.
-    pub(super) fn total_wait_ns(&self) -> u64 {
-        let diagonals = [&self.diagonals, &self.coefficients];
-        let d: u64 =
-            diagonals.iter().filter_map(|d| d.as_ref()).map(StoredDiagonals::wait_ns).sum();
-        self.spares.times().wait_ns.load(Ordering::Relaxed) + d
-    }
+/// Nanoseconds every pin so far waited for the store: the keys' (summed over threads, as
+/// [`KeyPinTimes::wait_ns`] is) and the stored diagonals' or coefficients'.
+pub(crate) fn total_wait_ns(
+    keys: &KeyPinTimes,
+    diagonals: [Option<&StoredDiagonals<'_>>; 2],
+) -> u64 {
+    let d: u64 = diagonals.into_iter().flatten().map(StoredDiagonals::wait_ns).sum();
+    keys.wait_ns.load(Ordering::Relaxed) + d
 }
 
 #[cfg(test)]
