@@ -18,7 +18,9 @@
 # of the budgeted runs; the all-DRAM runs are cached), RULES ("conservative": the prefetch rules
 # to run each round, e.g. "conservative aggressive"), IN_PLACE_BASE (0; 1: each round also runs
 # all-DRAM with the keys read in place, `--expand in-place` without a budget, and prints every
-# ratio against it too: what the store costs beside the key form the budget forces).
+# ratio against it too: what the store costs beside the key form the budget forces). Each rule's
+# store waits by bootstrap phase (`store.phase_wait_seconds`, median over the rounds) close the
+# summary.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=lib/cgroup.sh
@@ -87,9 +89,14 @@ for i in range(1, rounds + 1):
         cells.append(f"{j['seconds']:6.2f} s {ratio:5.3f}x wait {wait:4.2f} s")
     print(f"{i:>5}  {dram[i - 1]:10.2f}  " + "  ".join(f"{c:>28}" for c in cells))
 print(f"after  {dram[rounds]:10.2f}")
+phases = ["mod_raise", "coeff_to_slot", "eval_mod", "slot_to_coeff"]
 for r in rules:
     print(f"{r}: median {statistics.median(ratios[r]):.3f}x all-DRAM over {rounds} rounds "
           f"({min(ratios[r]):.3f}-{max(ratios[r]):.3f})")
+    waits = [load(f"{r}_{i}")["store"].get("phase_wait_seconds") for i in range(1, rounds + 1)]
+    if all(waits):
+        cells = [f"{p} {statistics.median(w[p] for w in waits):.2f} s" for p in phases]
+        print(f"{r}: store waits by phase, median over rounds (whole run): " + ", ".join(cells))
 if in_place:
     keys = [p / ((dram[i] + dram[i + 1]) / 2) for i, p in enumerate(in_place)]
     print(f"all-DRAM with the keys read in place: {', '.join(f'{s:.2f}' for s in in_place)} s, "
