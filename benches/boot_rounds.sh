@@ -16,7 +16,8 @@
 # REPEAT (2: the second bootstrap's seconds are compared, the first one warms the store),
 # BUDGET_MIB (1470: a quarter of n16_deep's expanded key set), KEY_FORM (digits), EXPAND (auto:
 # of the budgeted runs; the all-DRAM runs are cached), RULES ("conservative": the prefetch rules
-# to run each round, e.g. "conservative aggressive"), IN_PLACE_BASE (0; 1: each round also runs
+# to run each round, e.g. "conservative aggressive"; RULE@MIB also sets the prefetch lead, e.g.
+# "conservative@0 conservative@256"; without it the CLI's default), IN_PLACE_BASE (0; 1: each round also runs
 # all-DRAM with the keys read in place, `--expand in-place` without a budget, and prints every
 # ratio against it too: what the store costs beside the key form the budget forces). Each rule's
 # store waits by bootstrap phase (`store.phase_wait_seconds`, median over the rounds) close the
@@ -55,9 +56,11 @@ for i in $(seq 1 "$rounds"); do
   if [ "$in_place_base" = 1 ]; then
     run "in_place_$i" --expand in-place
   fi
-  for rule in $rules; do
-    run "${rule}_$i" --dram-mib "${BUDGET_MIB:-1470}" --expand "${EXPAND:-auto}" \
-      --policy planned --prefetch-rule "$rule"
+  for spec in $rules; do
+    lead=()
+    [[ "$spec" == *@* ]] && lead=(--prefetch-lead-mib "${spec#*@}")
+    run "${spec}_$i" --dram-mib "${BUDGET_MIB:-1470}" --expand "${EXPAND:-auto}" \
+      --policy planned --prefetch-rule "${spec%@*}" "${lead[@]}"
   done
 done
 run "dram_$((rounds + 1))" --expand cached

@@ -67,7 +67,7 @@ pub(crate) fn prefetch_scan(
     occupants: impl Iterator<Item = Occupant>,
 ) -> PrefetchScan {
     let own = policy.prefetch_rank(c, c).0;
-    let conservative = policy.prefetch_rule() == PrefetchRule::Conservative;
+    let conservative = policy.prefetch_rule_for(c) == PrefetchRule::Conservative;
     let mut protected = 0u64;
     let mut blocker_rank: Option<u64> = None;
     // ((rank, clean, smaller id first), can leave now)
@@ -133,6 +133,30 @@ mod tests {
             p.on_access(a);
             let scan = prefetch_scan(&p, c, [occupant(a), occupant(x)].into_iter());
             assert_eq!(scan, PrefetchScan { protected: 0, victim: Some(a) }, "{rule:?}");
+        }
+    }
+
+    /// The same plan under the conservative rule with a lead: A (10 bytes) lies between the
+    /// cursor and C, so a lead above 10 bytes prefetches C as the aggressive rule does, and a
+    /// lead of 10 or less waits as plain conservative does.
+    #[test]
+    fn a_lead_makes_a_conservative_prefetch_near_the_cursor_aggressive() {
+        let (a, c, x) = (ObjectId(1), ObjectId(2), ObjectId(3));
+        let occupant = |id| Occupant { id, len: 10, clean: true, evictable: true, held: false };
+        for (lead, victim) in [(0, None), (10, None), (11, Some(x)), (1000, Some(x))] {
+            let mut p =
+                PlannedPolicy::new(true).with_rule(PrefetchRule::Conservative).with_lead(lead);
+            p.on_hint(&[a, c, x, a], 30, &|_| Some(10));
+            let scan = prefetch_scan(&p, c, [occupant(a), occupant(x)].into_iter());
+            assert_eq!(scan, PrefetchScan { protected: 10, victim }, "lead {lead}");
+            assert_eq!(
+                p.rule_at(1),
+                if victim.is_some() {
+                    PrefetchRule::Aggressive
+                } else {
+                    PrefetchRule::Conservative
+                }
+            );
         }
     }
 }

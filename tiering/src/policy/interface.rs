@@ -83,6 +83,14 @@ pub trait Policy: Send + std::fmt::Debug {
         PrefetchRule::Conservative
     }
 
+    /// The rule a prefetch of `candidate` follows: [`Self::prefetch_rule`] unless the policy
+    /// varies it by how soon the candidate is used (a planned policy's lead,
+    /// [`crate::policy::PlannedPolicy::with_lead`]).
+    fn prefetch_rule_for(&self, candidate: ObjectId) -> PrefetchRule {
+        let _ = candidate;
+        self.prefetch_rule()
+    }
+
     /// Bytes a prefetch of `candidate` must leave free for objects that do not exist yet but
     /// will be written (and used) before it, e.g. the results of the next operations.
     fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {

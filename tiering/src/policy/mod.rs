@@ -38,11 +38,19 @@ pub enum PolicyConfig {
         /// When a prefetch may evict ([`PrefetchRule`]).
         #[serde(default)]
         rule: PrefetchRule,
+        /// Plan bytes ahead within which a conservative prefetch follows the aggressive rule
+        /// ([`PlannedPolicy::with_lead`]; 0: none, and left out of the JSON).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        lead_bytes: u64,
     },
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 impl PolicyConfig {
@@ -53,8 +61,8 @@ impl PolicyConfig {
             PolicyConfig::Alpha { reserve_bytes } => {
                 Box::new(AlphaPolicy::new(model.clone(), *reserve_bytes))
             }
-            PolicyConfig::Planned { prefetch, rule } => {
-                Box::new(PlannedPolicy::new(*prefetch).with_rule(*rule))
+            PolicyConfig::Planned { prefetch, rule, lead_bytes } => {
+                Box::new(PlannedPolicy::new(*prefetch).with_rule(*rule).with_lead(*lead_bytes))
             }
         }
     }
@@ -71,19 +79,39 @@ impl PolicyConfig {
     /// The rule prefetches follow: `None` for a policy that does not prefetch.
     pub fn prefetch_rule(&self) -> Option<PrefetchRule> {
         match self {
-            PolicyConfig::Planned { prefetch: true, rule } => Some(*rule),
+            PolicyConfig::Planned { prefetch: true, rule, .. } => Some(*rule),
+            _ => None,
+        }
+    }
+
+    /// A planned policy's prefetch lead in bytes ([`PlannedPolicy::with_lead`]): `None` for a
+    /// policy that does not prefetch.
+    pub fn prefetch_lead(&self) -> Option<u64> {
+        match self {
+            PolicyConfig::Planned { prefetch: true, lead_bytes, .. } => Some(*lead_bytes),
             _ => None,
         }
     }
 
     /// `planned` with prefetch under `rule`.
     pub fn planned(rule: PrefetchRule) -> Self {
-        PolicyConfig::Planned { prefetch: true, rule }
+        PolicyConfig::Planned { prefetch: true, rule, lead_bytes: 0 }
+    }
+
+    /// This config with a planned policy's prefetch lead set to `bytes`
+    /// ([`PlannedPolicy::with_lead`]); other policies are returned unchanged.
+    pub fn with_lead(self, bytes: u64) -> Self {
+        match self {
+            PolicyConfig::Planned { prefetch, rule, .. } => {
+                PolicyConfig::Planned { prefetch, rule, lead_bytes: bytes }
+            }
+            other => other,
+        }
     }
 
     /// `planned` without prefetch: pure MIN eviction.
     pub fn planned_without_prefetch() -> Self {
-        PolicyConfig::Planned { prefetch: false, rule: PrefetchRule::default() }
+        PolicyConfig::Planned { prefetch: false, rule: PrefetchRule::default(), lead_bytes: 0 }
     }
 
     /// Parses a CLI spelling: `lru`, `alpha`, `planned`, `planned-aggressive`,
@@ -133,5 +161,28 @@ mod tests {
         assert_eq!(rule("planned"), Some(PrefetchRule::Conservative));
         assert_eq!(rule("planned-aggressive"), Some(PrefetchRule::Aggressive));
         assert_eq!((rule("planned-noprefetch"), rule("lru"), rule("alpha")), (None, None, None));
+    }
+
+    /// A lead travels through JSON (absent means none, as in configs written before it) and
+    /// reaches the built policy; other policies ignore it.
+    #[test]
+    fn a_prefetch_lead_round_trips_and_reaches_the_policy() {
+        let led = PolicyConfig::planned(PrefetchRule::Conservative).with_lead(64 << 20);
+        let json = serde_json::to_string(&led).unwrap();
+        assert_eq!(
+            json,
+            r#"{"policy":"planned","prefetch":true,"rule":"conservative","lead_bytes":67108864}"#
+        );
+        assert_eq!(serde_json::from_str::<PolicyConfig>(&json).unwrap(), led);
+        assert_eq!(PolicyConfig::Lru.with_lead(1), PolicyConfig::Lru);
+        assert_eq!(led.prefetch_lead(), Some(64 << 20));
+        assert_eq!(PolicyConfig::planned_without_prefetch().with_lead(1).prefetch_lead(), None);
+        // Built, the lead turns a conservative prefetch aggressive only near the cursor.
+        let p = led.build(&crate::cost::test_model());
+        let (near, far) = (crate::ObjectId(1), crate::ObjectId(2));
+        let mut p = p;
+        p.on_hint(&[near, far], 1 << 40, &|id| Some(if id == near { 100 << 20 } else { 1 }));
+        assert_eq!(p.prefetch_rule_for(near), PrefetchRule::Aggressive);
+        assert_eq!(p.prefetch_rule_for(far), PrefetchRule::Conservative);
     }
 }

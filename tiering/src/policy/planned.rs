@@ -90,6 +90,9 @@ impl Plan {
 pub struct PlannedPolicy {
     prefetch: bool,
     rule: PrefetchRule,
+    /// Under [`PrefetchRule::Conservative`], the plan bytes ahead of the cursor within which a
+    /// prefetch follows the aggressive rule instead (see [`Self::with_lead`]).
+    lead: u64,
     plans: BTreeMap<StreamId, Plan>,
     lens: HashMap<ObjectId, u64>,
     budget: u64,
@@ -107,6 +110,55 @@ impl PlannedPolicy {
     /// This policy with its prefetches evicting under `rule`.
     pub fn with_rule(self, rule: PrefetchRule) -> Self {
         Self { rule, ..self }
+    }
+
+    /// This policy with a prefetch lead of `bytes`: under [`PrefetchRule::Conservative`], an
+    /// object used within the next `bytes` of the plan (each distinct object counted once,
+    /// resident or not) is prefetched under the aggressive rule, so the PM link always has
+    /// that much of the plan to read ahead of the computation. Conservative alone can wait
+    /// until the object just used becomes MIN's victim, and then every miss is read while the
+    /// computation waits for it; the lead trades a few reads back (at most about `bytes` per
+    /// burst of misses) for reads that overlap it. 0 (the default) is the plain rule.
+    pub fn with_lead(self, bytes: u64) -> Self {
+        Self { lead: bytes, ..self }
+    }
+
+    /// The rule a prefetch of the object used at position `pos` of the default stream's plan
+    /// follows: aggressive within the lead, else this policy's rule.
+    pub fn rule_at(&self, pos: usize) -> PrefetchRule {
+        match self.default_plan() {
+            Some(p) => self.rule_in(p, pos),
+            None => self.rule,
+        }
+    }
+
+    fn rule_in(&self, plan: &Plan, pos: usize) -> PrefetchRule {
+        if self.rule == PrefetchRule::Conservative
+            && self.lead > 0
+            && self.bytes_before(plan, pos) < self.lead
+        {
+            PrefetchRule::Aggressive
+        } else {
+            self.rule
+        }
+    }
+
+    /// Bytes of the distinct objects `plan` uses from its cursor up to (not including) `pos`,
+    /// counted until they reach the lead.
+    fn bytes_before(&self, plan: &Plan, pos: usize) -> u64 {
+        let start = plan.cursor();
+        let end = pos.min(plan.seq.len());
+        let mut seen = HashSet::new();
+        let mut bytes = 0u64;
+        for id in plan.seq.get(start..end).unwrap_or(&[]) {
+            if seen.insert(*id) {
+                bytes += self.lens.get(id).copied().unwrap_or(self.last_insert_len);
+                if bytes >= self.lead {
+                    break;
+                }
+            }
+        }
+        bytes
     }
 
     fn default_plan(&self) -> Option<&Plan> {
@@ -238,6 +290,19 @@ impl Policy for PlannedPolicy {
 
     fn prefetch_rule(&self) -> PrefetchRule {
         self.rule
+    }
+
+    fn prefetch_rule_for(&self, candidate: ObjectId) -> PrefetchRule {
+        // The plan that uses the candidate soonest decides.
+        let nearest = self
+            .plans
+            .values()
+            .filter_map(|p| p.next_use(candidate).map(|at| (at.saturating_sub(p.cursor()), p, at)))
+            .min_by_key(|&(d, _, _)| d);
+        match nearest {
+            Some((_, p, at)) => self.rule_in(p, at),
+            None => self.rule,
+        }
     }
 
     fn prefetch_headroom(&self, candidate: ObjectId) -> u64 {

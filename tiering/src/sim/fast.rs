@@ -322,7 +322,7 @@ impl Fast<'_> {
     /// (the candidates before this one were all fetched).
     fn blocked(&self, tc: usize, rank: u64) -> bool {
         match self.planned() {
-            Some(p) if p.prefetch_rule() == PrefetchRule::Conservative => {
+            Some(p) if p.rule_at(tc) == PrefetchRule::Conservative => {
                 self.after.max(p.cursor(), tc) > rank
             }
             _ => false,
@@ -593,9 +593,10 @@ pub(super) fn predict(
         PolicyConfig::Alpha { reserve_bytes } => {
             Pol::Alpha(Box::new(AlphaPolicy::new(model.clone(), *reserve_bytes)))
         }
-        PolicyConfig::Planned { prefetch, rule } => {
-            Pol::Planned(PlannedPolicy::new(*prefetch).with_rule(*rule), *prefetch)
-        }
+        PolicyConfig::Planned { prefetch, rule, lead_bytes } => Pol::Planned(
+            PlannedPolicy::new(*prefetch).with_rule(*rule).with_lead(*lead_bytes),
+            *prefetch,
+        ),
     };
     let mut sim = Fast {
         model,

@@ -351,6 +351,8 @@ mod tests {
             PolicyConfig::Alpha { reserve_bytes: None },
             PolicyConfig::planned(PrefetchRule::Conservative),
             PolicyConfig::planned(PrefetchRule::Aggressive),
+            PolicyConfig::planned(PrefetchRule::Conservative).with_lead(8 << 10),
+            PolicyConfig::planned(PrefetchRule::Conservative).with_lead(48 << 10),
             PolicyConfig::planned_without_prefetch(),
         ];
         let mut compared = 0;
