@@ -535,6 +535,8 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     let again = boot(&["--insecure-test-params", "--dram-mib", &mib, "--policy", "planned"]);
     assert_eq!(again["store"]["expand"], "inplace");
     assert_eq!(again["store"]["prefetch_rule"], "conservative");
+    // The default lead of the plan prefetched ahead under the aggressive rule.
+    assert_eq!(again["store"]["prefetch_lead_bytes"].as_u64(), Some(256 << 20));
     assert_eq!(again["store"]["keys_reused"].as_u64(), Some(count));
     assert_eq!(again["store"]["keys_generated"].as_u64(), Some(0));
     assert!(again["store"]["stats"]["peak_dram"].as_u64().unwrap() <= budget);
@@ -552,6 +554,13 @@ fn bootstrap_keeps_its_keys_in_a_pool_and_reuses_them_at_a_quarter_budget() {
     assert_eq!(ahead["store"]["prefetch_rule"], "aggressive");
     assert!(ahead["store"]["stats"]["peak_dram"].as_u64().unwrap() <= budget);
     assert!(ahead["precision_bits"].as_f64().unwrap() > 15.0, "{ahead}");
+
+    // The plain conservative rule, without a lead: the same bootstrap in the budget.
+    let lead = ["--prefetch-lead-mib", "0"];
+    let plain = boot(&[&["--insecure-test-params", "--dram-mib", &mib][..], &lead].concat());
+    assert_eq!(plain["store"]["prefetch_lead_bytes"].as_u64(), Some(0));
+    assert!(plain["store"]["stats"]["peak_dram"].as_u64().unwrap() <= budget);
+    assert!(plain["precision_bits"].as_f64().unwrap() > 15.0, "{plain}");
 
     // Half the durable diagonals (every other id) encoded at every use, the rest read back.
     let shared = ["--insecure-test-params", "--dram-mib", &mib, "--policy", "planned"];
