@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::file_pool;
+use common::{durable_key_put, throttled_store};
 use hetier_tiering::replay::replay;
 use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{
-    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, PrefetchRule, ThrottleProfile,
-    TierCost, TieredStore, Trace, TraceDurability, TraceEvent, TraceHeader,
+    CostModel, ObjectId, PmDescription, PolicyConfig, PrefetchRule, TierCost, Trace, TraceEvent,
+    TraceHeader,
 };
 
 /// Bytes of every object.
@@ -29,14 +29,8 @@ const MISSING: u64 = 1000;
 /// every missing object.
 fn kept_beside_missing(compute_ns: u64) -> Trace {
     let mut ev = Vec::new();
-    // The missing objects first, so the kept ones are what DRAM holds when the steps start.
     for id in (MISSING..MISSING + STEPS).chain(0..STEPS) {
-        ev.push(TraceEvent::Put {
-            id: ObjectId(id),
-            kind: ObjectClass::EvalKey,
-            durability: TraceDurability::Durable,
-            len: LEN,
-        });
+        ev.push(durable_key_put(id, LEN));
     }
     // A first pass over the kept objects leaves them in DRAM.
     for i in 0..STEPS {
@@ -119,22 +113,7 @@ fn the_store_reads_what_the_simulator_predicts_with_a_lead() {
     for lead in [0, LEN, 2 * LEN, 8 * LEN] {
         let policy = conservative(lead);
         let dir = tempfile::tempdir().unwrap();
-        let store = TieredStore::builder()
-            .dram_budget(budget())
-            .pool(file_pool(dir.path()))
-            .policy(policy.clone())
-            .cost_model(m.clone())
-            .migrator_threads(2)
-            .throttle(ThrottleProfile {
-                name: "test".into(),
-                read_bw: 1e9,
-                write_bw: 1e9,
-                read_latency_ns: 0.0,
-                write_latency_ns: 0.0,
-                source: String::new(),
-            })
-            .build()
-            .unwrap();
+        let store = throttled_store(dir.path(), budget(), policy.clone(), &m);
         let r = replay(&store, &trace, &m).unwrap();
         let p = predict(&trace, &m, &policy, budget(), &PredictOptions::default()).unwrap();
         assert_eq!(r.timed.pm_read_bytes, p.pm_read_bytes, "lead {lead}");

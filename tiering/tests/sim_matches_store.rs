@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::file_pool;
+use common::{durable_key_put, throttled_store};
 use hetier_tiering::replay::replay;
 use hetier_tiering::sim::{predict, PredictOptions};
 use hetier_tiering::{
-    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, PrefetchRule, ThrottleProfile,
-    TierCost, TieredStore, Trace, TraceDurability, TraceEvent, TraceHeader,
+    CostModel, ObjectClass, ObjectId, PmDescription, PolicyConfig, PrefetchRule, TierCost, Trace,
+    TraceDurability, TraceEvent, TraceHeader,
 };
 
 const CT0: u64 = 1_000_000;
@@ -18,12 +18,7 @@ const CT0: u64 = 1_000_000;
 fn key_switches(keys: u64, key_len: u64, ct_len: u64, ops: u64, compute_ns: u64) -> Trace {
     let mut ev = Vec::new();
     for k in 0..keys {
-        ev.push(TraceEvent::Put {
-            id: ObjectId(k),
-            kind: ObjectClass::EvalKey,
-            durability: TraceDurability::Durable,
-            len: key_len,
-        });
+        ev.push(durable_key_put(k, key_len));
     }
     ev.push(TraceEvent::Put {
         id: ObjectId(CT0),
@@ -68,22 +63,7 @@ fn store_reads_what_the_simulator_predicts() {
     for (pct, rule) in [10u64, 25, 50].into_iter().flat_map(|p| rules.map(|r| (p, r))) {
         let budget = footprint * pct / 100;
         let dir = tempfile::tempdir().unwrap();
-        let store = TieredStore::builder()
-            .dram_budget(budget)
-            .pool(file_pool(dir.path()))
-            .policy(PolicyConfig::planned(rule))
-            .cost_model(m.clone())
-            .migrator_threads(2)
-            .throttle(ThrottleProfile {
-                name: "test".into(),
-                read_bw: 1e9,
-                write_bw: 1e9,
-                read_latency_ns: 0.0,
-                write_latency_ns: 0.0,
-                source: String::new(),
-            })
-            .build()
-            .unwrap();
+        let store = throttled_store(dir.path(), budget, PolicyConfig::planned(rule), &m);
         let r = replay(&store, &trace, &m).unwrap();
         let p =
             predict(&trace, &m, &PolicyConfig::planned(rule), budget, &PredictOptions::default())

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hetier_allocator::{Device, FaultConfig, FaultyDevice};
-use hetier_tiering::{ObjectId, PolicyConfig, Pool, PoolOptions, TieredStore};
+use hetier_tiering::{
+    CostModel, ObjectClass, ObjectId, PolicyConfig, Pool, PoolOptions, ThrottleProfile,
+    TieredStore, TraceDurability, TraceEvent,
+};
 
 pub fn opts() -> PoolOptions {
     PoolOptions::default().segment_size(1 << 20).table_slots(1024)
@@ -31,6 +34,42 @@ pub fn store(
         .build()
         .unwrap();
     (dir, s)
+}
+
+/// A store over a fresh file pool whose PM link is throttled to 1 GB/s each way, with `model`
+/// as its cost model: the real store the simulator's predictions are checked against.
+pub fn throttled_store(
+    dir: &Path,
+    budget: u64,
+    policy: PolicyConfig,
+    model: &CostModel,
+) -> TieredStore {
+    TieredStore::builder()
+        .dram_budget(budget)
+        .pool(file_pool(dir))
+        .policy(policy)
+        .cost_model(model.clone())
+        .migrator_threads(2)
+        .throttle(ThrottleProfile {
+            name: "test".into(),
+            read_bw: 1e9,
+            write_bw: 1e9,
+            read_latency_ns: 0.0,
+            write_latency_ns: 0.0,
+            source: String::new(),
+        })
+        .build()
+        .unwrap()
+}
+
+/// A trace's put of a durable evaluation key of `len` bytes.
+pub fn durable_key_put(id: u64, len: u64) -> TraceEvent {
+    TraceEvent::Put {
+        id: ObjectId(id),
+        kind: ObjectClass::EvalKey,
+        durability: TraceDurability::Durable,
+        len,
+    }
 }
 
 /// Deterministic, id-dependent contents so any mix-up between objects is caught.
