@@ -86,10 +86,11 @@ pub struct StoreFlags {
     #[arg(long, value_enum, default_value_t = PolicyArg::Planned)]
     pub policy: PolicyArg,
     /// When `planned`'s prefetches may evict. `aggressive` reads ahead as far as the budget
-    /// holds: at a quarter budget on two threads it waited for keys a tenth as long as
-    /// `conservative` but read 23% more from the pool, beside the computing threads. Over 19
-    /// interleaved rounds it took 0.85–1.23× conservative's time (median 0.98), depending on
-    /// the machine's state (docs/bootstrapping.md; `benches/boot_rounds.sh` compares them).
+    /// holds: at a quarter budget on two threads it waited for keys a tenth as long as plain
+    /// `conservative` (no lead) but read 23% more from the pool, beside the computing threads.
+    /// Over 19 interleaved rounds it took 0.85–1.23× plain conservative's time (median 0.98).
+    /// `conservative` with the default `--prefetch-lead-mib` reads ahead only that far, for 5%
+    /// more reads (docs/bootstrapping.md; `benches/boot_rounds.sh` compares them).
     #[arg(long, value_enum, default_value_t = PrefetchRuleArg::Conservative)]
     pub prefetch_rule: PrefetchRuleArg,
     /// MiB of the plan ahead of the computation within which `conservative` prefetches as
