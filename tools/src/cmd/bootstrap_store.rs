@@ -16,7 +16,7 @@ use hetier_he::exec::{
     bootstrap_working_set, pinned_diagonal_bytes, DiagonalStorage, Expansion, KeyForm, KeySetId,
     StoredBootstrapKeys, StoredCoefficients,
 };
-use hetier_tiering::{PrefetchRule, StoreStats, TieredStore};
+use hetier_tiering::{PolicyConfig, StoreStats, TieredStore};
 use serde::Serialize;
 
 use super::run_setup::{PolicyArg, PrefetchRuleArg};
@@ -202,8 +202,8 @@ pub struct OpenStore {
     /// The temporary directory holding a default pool (removed on drop).
     pub _tmp: Option<tempfile::TempDir>,
     policy: String,
-    prefetch_rule: Option<&'static str>,
-    prefetch_lead: Option<u64>,
+    /// The placement policy the store was built with (its prefetch rule and lead).
+    config: PolicyConfig,
     temporary: bool,
 }
 
@@ -224,14 +224,13 @@ impl StoreFlags {
         } else {
             Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
         };
-        let policy = self.policy.config(self.prefetch_rule).with_lead(self.prefetch_lead_mib << 20);
-        let prefetch_rule = policy.prefetch_rule().map(PrefetchRule::name);
-        let prefetch_lead = policy.prefetch_lead();
+        let config = self.policy.config(self.prefetch_rule).with_lead(self.prefetch_lead_mib << 20);
         let budget = self.dram_mib.map_or(default_budget, |m| m << 20);
-        let store = TieredStore::builder().dram_budget(budget).pool(pool).policy(policy).build()?;
+        let store =
+            TieredStore::builder().dram_budget(budget).pool(pool).policy(config.clone()).build()?;
         let policy = format!("{:?}", self.policy).to_lowercase();
         let temporary = tmp.is_some();
-        Ok(OpenStore { store, dir, _tmp: tmp, policy, prefetch_rule, prefetch_lead, temporary })
+        Ok(OpenStore { store, dir, _tmp: tmp, policy, config, temporary })
     }
 }
 
@@ -347,8 +346,8 @@ impl OpenStore {
             dir: (!self.temporary).then(|| self.dir.clone()),
             dram_budget: self.store.budget(),
             policy: self.policy.clone(),
-            prefetch_rule: self.prefetch_rule.map(str::to_owned),
-            prefetch_lead_bytes: self.prefetch_lead,
+            prefetch_rule: self.config.prefetch_rule().map(|r| r.name().to_owned()),
+            prefetch_lead_bytes: self.config.prefetch_lead(),
             expand: format!("{:?}", keys.expansion()).to_lowercase(),
             diagonals: match keys.diagonal_report().map(|d| d.storage) {
                 Some(DiagonalStorage::Transient) => "stored",
