@@ -471,8 +471,53 @@ const SLICE: usize = 512;
 /// `repeat` (`stored[i / repeat]`), and returns it.
 fn expand_runs<'a>(out: &'a mut [u64], stored: &[u64], from: usize, repeat: usize) -> &'a [u64] {
     let shift = repeat.trailing_zeros();
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = stored[(from + i) >> shift];
+    if repeat < MIN_FILLED_RUN {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = stored[(from + i) >> shift];
+        }
+        return out;
+    }
+    // Whole runs are filled with one word each (vector stores) instead of read word by word
+    // through the index: at `n16_deep`'s runs of 32 and 1,024 words the per-word loop took
+    // ~2.8% of a budgeted bootstrap's CPU.
+    let mut pos = from;
+    let mut rest = &mut out[..];
+    while !rest.is_empty() {
+        let run = pos >> shift;
+        let take = (((run + 1) << shift) - pos).min(rest.len());
+        let (head, tail) = rest.split_at_mut(take);
+        head.fill(stored[run]);
+        pos += take;
+        rest = tail;
     }
     out
+}
+
+/// Runs shorter than this are expanded word by word.
+const MIN_FILLED_RUN: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run-filling path gives the words of the definition `stored[i / repeat]` for every
+    /// run length, start and slice length, aligned to a run or not.
+    #[test]
+    fn expanded_runs_are_the_stored_word_of_each_run() {
+        let stored: Vec<u64> =
+            (0..4096u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        for repeat in [2usize, 4, 8, 16, 32, 1024, 2048] {
+            for from in [0usize, 512, 1024, 3 * SLICE, 5, 37, 1023, 2047] {
+                for len in [SLICE, 100, 7, 1] {
+                    if (from + len).div_ceil(repeat) > stored.len() {
+                        continue;
+                    }
+                    let mut out = vec![u64::MAX; len];
+                    let got = expand_runs(&mut out, &stored, from, repeat).to_vec();
+                    let want: Vec<u64> = (from..from + len).map(|i| stored[i / repeat]).collect();
+                    assert_eq!(got, want, "repeat {repeat}, from {from}, len {len}");
+                }
+            }
+        }
+    }
 }

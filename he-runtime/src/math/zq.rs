@@ -268,6 +268,9 @@ mod tests {
                 let mut t = a.clone();
                 m.mul_scalar_assign_slice(&mut t, s);
                 assert!((0..len).all(|i| t[i] == r(a[i] as u128 * s as u128)));
+                let mut t = c.clone();
+                m.mul_scalar_add_assign_slice(&mut t, &a, s);
+                assert!((0..len).all(|i| t[i] == r(a[i] as u128 * s as u128 + c[i] as u128)));
                 let mut t = a.clone();
                 m.sub_mul_scalar_assign_slice(&mut t, &b, s);
                 assert!((0..len)

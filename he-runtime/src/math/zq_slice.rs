@@ -100,7 +100,8 @@ impl Modulus {
         }
     }
 
-    /// `acc[i] = (acc[i] + a[i] * s) mod q` for a scalar s.
+    /// `acc[i] = (acc[i] + a[i] * s) mod q` for a scalar s; every input word must be below q
+    /// (the IFMA path relies on it).
     ///
     /// # Panics
     /// If the slices differ in length.
@@ -108,6 +109,10 @@ impl Modulus {
         assert_eq!(acc.len(), a.len());
         let s = self.reduce(s);
         let s_shoup = self.shoup(s);
+        #[cfg(target_arch = "x86_64")]
+        if simd::slice_eligible(self) {
+            return simd::slices::mul_scalar_add_assign(self, acc, a, s, s_shoup);
+        }
         for (r, &x) in acc.iter_mut().zip(a) {
             *r = self.add(*r, self.mul_shoup(x, s, s_shoup));
         }

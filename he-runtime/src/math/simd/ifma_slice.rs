@@ -1,5 +1,5 @@
 //! AVX-512 IFMA element-wise kernels modulo q < 2^50 (add, sub, Barrett multiply, multiply-add,
-//! Shoup scalar multiply); a masked tail handles lengths that are not multiples of 8.
+//! Shoup scalar multiply and multiply-add); a masked tail handles lengths that are not multiples of 8.
 //!
 //! Barrett in 52-bit lanes: for a, b < q with s = bits(q), the product P = hi·2^52 + lo is
 //! shifted to z = P >> (s − 2) < 2^52 and multiplied by μ = floor(2^(s+50)/q) < 2^52;
@@ -162,6 +162,41 @@ pub(crate) unsafe fn mul_scalar_assign(m: LaneModulus, a: &mut [u64], w: u64, w_
             let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x, wv), est, c.neg_q);
             let r = reduce_once(_mm512_and_si512(r, c.mask), c.q);
             _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, r);
+        }
+        i += 8;
+    }
+}
+
+/// acc[i] = (acc[i] + a[i]·w) mod q with w < q and its 64-bit Shoup companion `w_shoup`.
+///
+/// # Safety
+/// avx512f+avx512ifma available; `acc.len() == a.len()`; all words < q < 2^50.
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) unsafe fn mul_scalar_add_assign(
+    m: LaneModulus,
+    acc: &mut [u64],
+    a: &[u64],
+    w: u64,
+    w_shoup: u64,
+) {
+    let c = mul_consts(m);
+    let wv = _mm512_set1_epi64(w as i64);
+    let ws = _mm512_set1_epi64((w_shoup >> 12) as i64);
+    let zero = _mm512_setzero_si512();
+    let len = acc.len();
+    let (rp, ap) = (acc.as_mut_ptr(), a.as_ptr());
+    let mut i = 0;
+    while i < len {
+        let k = lane_mask(i, len);
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
+        unsafe {
+            let r = _mm512_maskz_loadu_epi64(k, rp.add(i) as *const _);
+            let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
+            let est = _mm512_madd52hi_epu64(zero, x, ws);
+            let p = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x, wv), est, c.neg_q);
+            let p = reduce_once(_mm512_and_si512(p, c.mask), c.q);
+            let s = reduce_once(_mm512_add_epi64(r, p), c.q);
+            _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, s);
         }
         i += 8;
     }

@@ -354,6 +354,14 @@ pub(crate) mod slices {
         unsafe { k::mul_add_assign(l, acc, a, b) }
     }
 
+    /// acc += a·w mod q (w < q, Shoup companion `ws`).
+    pub(crate) fn mul_scalar_add_assign(m: &Modulus, acc: &mut [u64], a: &[u64], w: u64, ws: u64) {
+        assert_eq!(acc.len(), a.len());
+        let l = lanes(m);
+        // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal.
+        unsafe { k::mul_scalar_add_assign(l, acc, a, w, ws) }
+    }
+
     /// a = (a − b)·w mod q (w < q, Shoup companion `ws`).
     pub(crate) fn sub_mul_scalar_assign(m: &Modulus, a: &mut [u64], b: &[u64], w: u64, ws: u64) {
         assert_eq!(a.len(), b.len());
