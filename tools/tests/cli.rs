@@ -420,18 +420,23 @@ fn bench_model_refuses_an_unknown_policy() {
 
 #[test]
 fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
-    // The prefetch rule each run asks for (`None`: the default) and the one it reports.
+    // The prefetch rule and lead (MiB) each run asks for (`None`: the default) and the ones it
+    // reports.
     let runs = [
-        ("lru", None, None),
-        ("alpha", None, None),
-        ("planned", None, Some("conservative")),
-        ("planned", Some("aggressive"), Some("aggressive")),
+        ("lru", None, None, None, None),
+        ("alpha", None, None, None, None),
+        ("planned", None, None, Some("conservative"), Some(0)),
+        ("planned", Some("aggressive"), None, Some("aggressive"), Some(0)),
+        ("planned", None, Some(8u64), Some("conservative"), Some(8 << 20)),
     ];
-    for (policy, rule, reported) in runs {
+    for (policy, rule, lead, reported, reported_lead) in runs {
         let mut cmd = hetier();
         cmd.args(["--json", "run", "--images", "1", "--dram-mib", "24", "--policy", policy]);
         if let Some(rule) = rule {
             cmd.args(["--prefetch-rule", rule]);
+        }
+        if let Some(mib) = lead {
+            cmd.args(["--prefetch-lead-mib", &mib.to_string()]);
         }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{policy}: {}", String::from_utf8_lossy(&out.stderr));
@@ -439,6 +444,7 @@ fn run_with_every_policy_stays_in_budget_and_reports_rss_by_stage() {
         assert_eq!(r["agree_with_plaintext"], 1, "{policy}");
         assert_eq!(r["policy"], policy);
         assert_eq!(r["prefetch_rule"].as_str(), reported, "{policy} {rule:?}");
+        assert_eq!(r["prefetch_lead_bytes"].as_u64(), reported_lead, "{policy} {lead:?}");
         assert!(r["store_peak_dram"].as_u64().unwrap() <= 24 << 20);
         // O_DIRECT by default: no pool page is mapped into the process.
         assert!(r["pool"].as_str().unwrap().contains("direct"), "{}", r["pool"]);

@@ -72,6 +72,8 @@ struct RunReport {
     policy: &'static str,
     /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
     prefetch_rule: Option<&'static str>,
+    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
+    prefetch_lead_bytes: Option<u64>,
     pool: String,
 }
 
@@ -171,6 +173,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         )?,
         policy: policy.name(),
         prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
+        prefetch_lead_bytes: policy.prefetch_lead(),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
     if json {

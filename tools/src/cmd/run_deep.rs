@@ -109,6 +109,8 @@ struct DeepReport {
     policy: &'static str,
     /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
     prefetch_rule: Option<&'static str>,
+    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
+    prefetch_lead_bytes: Option<u64>,
     pool: String,
 }
 
@@ -245,6 +247,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         key_form: format!("{:?}", args.key_form).to_lowercase(),
         policy: policy.name(),
         prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
+        prefetch_lead_bytes: policy.prefetch_lead(),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
     if json {

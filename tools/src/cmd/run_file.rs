@@ -53,6 +53,8 @@ struct FileRunReport {
     policy: &'static str,
     /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
     prefetch_rule: Option<&'static str>,
+    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
+    prefetch_lead_bytes: Option<u64>,
 }
 
 /// Compiles `model` with bootstrapping at log N = 12 (insecure test parameters), `levels`
@@ -187,6 +189,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
         policy: policy.name(),
         prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
+        prefetch_lead_bytes: policy.prefetch_lead(),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
