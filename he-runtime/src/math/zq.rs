@@ -302,6 +302,35 @@ mod tests {
         }
     }
 
+    /// The products by a constant for primes wider than IFMA's (the AVX-512 F/DQ kernels where
+    /// the CPU has them) against the u128 formula, up to the 62-bit bound, with tails, for
+    /// words of `a` anywhere in 64 bits (Shoup takes any) and constants at the edges.
+    #[test]
+    fn wide_scalar_kernels_match_scalar() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        for bits in [51u32, 52, 55, 59, 60, 61, 62] {
+            let m = Modulus::new(((1u64 << bits) - 1) | 1).unwrap();
+            let q = m.value();
+            for len in [1usize, 7, 8, 9, 64, 1000] {
+                let a: Vec<u64> =
+                    (0..len).map(|i| if i == 0 { u64::MAX } else { rng.gen() }).collect();
+                let small: Vec<u64> = a.iter().map(|&x| x % q).collect();
+                let acc: Vec<u64> = (0..len).map(|_| rng.gen_range(0..q)).collect();
+                for s in [0, 1, q - 1, rng.gen_range(0..q)] {
+                    let r = |x: u128| (x % q as u128) as u64;
+                    let mut t = a.clone();
+                    m.mul_scalar_assign_slice(&mut t, s);
+                    assert!((0..len).all(|i| t[i] == r(a[i] as u128 * s as u128)), "mul q={q}");
+                    let mut t = acc.clone();
+                    m.mul_scalar_add_assign_slice(&mut t, &small, s);
+                    let want = |i: usize| r(small[i] as u128 * s as u128 + acc[i] as u128);
+                    assert!((0..len).all(|i| t[i] == want(i)), "mul-add q={q}");
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn barrett_matches_u128(qi in 0usize..5, x in any::<u128>(), y in any::<u64>()) {

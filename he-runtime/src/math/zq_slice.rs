@@ -79,6 +79,10 @@ impl Modulus {
         if simd::slice_eligible(self) {
             return simd::slices::mul_scalar_assign(self, a, s, s_shoup);
         }
+        #[cfg(target_arch = "x86_64")]
+        if simd::wide_slice_eligible(self) {
+            return simd::slices::mul_scalar_assign_wide(self, a, s, s_shoup);
+        }
         for x in a.iter_mut() {
             *x = self.mul_shoup(*x, s, s_shoup);
         }
@@ -112,6 +116,10 @@ impl Modulus {
         #[cfg(target_arch = "x86_64")]
         if simd::slice_eligible(self) {
             return simd::slices::mul_scalar_add_assign(self, acc, a, s, s_shoup);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if simd::wide_slice_eligible(self) {
+            return simd::slices::mul_scalar_add_assign_wide(self, acc, a, s, s_shoup);
         }
         for (r, &x) in acc.iter_mut().zip(a) {
             *r = self.add(*r, self.mul_shoup(x, s, s_shoup));

@@ -1,5 +1,5 @@
 //! AVX-512 F/DQ NTT stages for primes too wide for IFMA (up to 2^62): 8 lanes of 64-bit Shoup
-//! butterflies.
+//! butterflies; and the element-wise Shoup products by a constant for the same primes.
 //!
 //! Shoup multiplication needs hi64(y·w') for the quotient estimate; AVX-512 has no 64×64→128
 //! multiply, so it is assembled from four 32×32→64 products (`mul_epu32`). The two low products
@@ -12,6 +12,7 @@
 
 use std::arch::x86_64::*;
 
+use super::ifma_slice::lane_mask;
 use super::kernel_args::Correction;
 
 /// hi64(a·b) for lanes a, b; `b_hi` = b >> 32 (the twiddle companion, broadcast once per group).
@@ -349,5 +350,59 @@ pub(super) unsafe fn extend_block(
             acc = _mm512_min_epu64(d, _mm512_sub_epi64(d, pv));
         }
         store(out, j, acc);
+    }
+}
+
+/// The canonical residue of lanes in [0, 2q).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce_once(x: __m512i, q: __m512i) -> __m512i {
+    _mm512_min_epu64(x, _mm512_sub_epi64(x, q))
+}
+
+/// a[i] = a[i]·w mod q (canonical) for a constant w < q with Shoup companion `ws`
+/// (`Modulus::mul_shoup`, word for word).
+///
+/// # Safety
+/// The CPU must have avx512f and avx512dq; q < 2^62; w < q and ws = floor(w·2^64 / q).
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn mul_scalar_assign(q: u64, a: &mut [u64], w: u64, ws: u64) {
+    let (tw, qv) = (twiddle(w, ws), _mm512_set1_epi64(q as i64));
+    let len = a.len();
+    let ap = a.as_mut_ptr();
+    let mut i = 0;
+    while i < len {
+        let k = lane_mask(i, len);
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside the slice.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
+            let r = reduce_once(mul_shoup_lazy(x, tw, qv), qv);
+            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, r);
+        }
+        i += 8;
+    }
+}
+
+/// acc[i] = (acc[i] + a[i]·w) mod q for a constant w < q with Shoup companion `ws`.
+///
+/// # Safety
+/// As [`mul_scalar_assign`], with `acc.len() == a.len()` and every word of `acc` below q.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn mul_scalar_add_assign(q: u64, acc: &mut [u64], a: &[u64], w: u64, ws: u64) {
+    let (tw, qv) = (twiddle(w, ws), _mm512_set1_epi64(q as i64));
+    let len = acc.len();
+    let (rp, ap) = (acc.as_mut_ptr(), a.as_ptr());
+    let mut i = 0;
+    while i < len {
+        let k = lane_mask(i, len);
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
+        unsafe {
+            let r = _mm512_maskz_loadu_epi64(k, rp.add(i) as *const _);
+            let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
+            let p = reduce_once(mul_shoup_lazy(x, tw, qv), qv);
+            let s = reduce_once(_mm512_add_epi64(r, p), qv);
+            _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, s);
+        }
+        i += 8;
     }
 }

@@ -33,7 +33,7 @@ fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
 
 /// Lane mask for the `len` words starting at `i` (all ones except in the tail).
 #[inline]
-fn lane_mask(i: usize, len: usize) -> __mmask8 {
+pub(super) fn lane_mask(i: usize, len: usize) -> __mmask8 {
     let rem = len - i;
     if rem >= 8 {
         0xff

@@ -309,8 +309,16 @@ pub(crate) fn slice_eligible(m: &crate::math::zq::Modulus) -> bool {
     m.bits() <= IFMA_MAX_MODULUS_BITS && ifma_available()
 }
 
+/// Whether the AVX-512 F/DQ products by a constant serve modulus `m` (primes too wide for
+/// IFMA; [`slices::mul_scalar_assign_wide`]).
+#[inline]
+pub(crate) fn wide_slice_eligible(m: &crate::math::zq::Modulus) -> bool {
+    m.bits() <= WIDE_MAX_MODULUS_BITS && dq_available()
+}
+
 /// Element-wise operations for [`crate::math::zq::Modulus`]'s slice helpers; callers check
-/// [`slice_eligible`] first, and lengths are asserted here so the kernels stay in bounds.
+/// [`slice_eligible`] (or [`wide_slice_eligible`] for the `_wide` ones) first, and lengths are
+/// asserted here so the kernels stay in bounds.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod slices {
     use super::ifma_slice::{self as k, LaneModulus};
@@ -378,6 +386,27 @@ pub(crate) mod slices {
         // SAFETY: `lanes` checked CPU support and q < 2^50; lengths are equal; src words are
         // below p < 2^52 by the caller's contract (a wrong word gives a wrong value, not UB).
         unsafe { k::lift_centered(l, src, dst, p.value() >> 1, p_mod, m.shoup(1)) }
+    }
+
+    /// a *= w mod q (w < q, Shoup companion `ws`) for q < 2^62.
+    pub(crate) fn mul_scalar_assign_wide(m: &Modulus, a: &mut [u64], w: u64, ws: u64) {
+        assert!(super::wide_slice_eligible(m) && w < m.value(), "AVX-512 DQ and q < 2^62");
+        // SAFETY: checked CPU support, q < 2^62 and w < q; ws is w's companion (caller).
+        unsafe { super::avx512_wide::mul_scalar_assign(m.value(), a, w, ws) }
+    }
+
+    /// acc += a·w mod q (w < q, Shoup companion `ws`) for q < 2^62.
+    pub(crate) fn mul_scalar_add_assign_wide(
+        m: &Modulus,
+        acc: &mut [u64],
+        a: &[u64],
+        w: u64,
+        ws: u64,
+    ) {
+        assert!(super::wide_slice_eligible(m) && w < m.value(), "AVX-512 DQ and q < 2^62");
+        assert_eq!(acc.len(), a.len());
+        // SAFETY: as in `mul_scalar_assign_wide`, with equal lengths.
+        unsafe { super::avx512_wide::mul_scalar_add_assign(m.value(), acc, a, w, ws) }
     }
 
     /// a *= w mod q (w < q, Shoup companion `ws`).
