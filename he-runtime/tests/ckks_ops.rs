@@ -112,6 +112,22 @@ fn linear_ops(f: &mut Fixture) {
     assert_eq!(r.as_words(), f.eval.rescale(&y).unwrap().as_words());
     let r = f.eval.drop_to_level_into(&ca, top - 1, &mut buf[..low]).unwrap();
     assert_eq!(r.as_words(), f.eval.drop_to_level(&ca, top - 1).unwrap().as_words());
+    // acc += c·b with b one level above acc: the words of b dropped, scaled and added, and
+    // the plaintext acc + c·b (a negative constant included).
+    for c in [0.3, -0.7] {
+        let mut acc =
+            f.eval.mul_const(&f.eval.drop_to_level(&cb, top - 1).unwrap(), 0.5, scale).unwrap();
+        let mut want =
+            f.eval.mul_const(&f.eval.drop_to_level(&ca, top - 1).unwrap(), c, scale).unwrap();
+        want.set_scale(acc.scale());
+        f.eval.add_assign(&mut want, &acc).unwrap();
+        f.eval.mul_const_add_assign(&mut acc, &ca, c, scale).unwrap();
+        assert_eq!(acc.as_words(), want.as_words(), "c = {c}");
+        assert_eq!(acc.level(), top - 1);
+        let plain: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 0.5 * y + c * x).collect();
+        let got = f.decrypt_real(&f.eval.rescale(&acc).unwrap());
+        assert!(max_err(&got, &plain) < MUL_BOUND, "c = {c}");
+    }
     assert!(matches!(
         f.eval.rescale_into(&y, &mut buf[..]),
         Err(hetier_he::Error::BufferLength { .. })
@@ -291,6 +307,26 @@ fn typed_errors(f: &mut Fixture) {
     let pt = f.enc.encode_real(&a, top, 2f64.powi(30)).unwrap();
     let c30 = f.encryptor.encrypt_pk(&f.pk, &pt).unwrap();
     assert!(matches!(f.eval.add(&ca, &c30), Err(Error::ScaleMismatch { .. })));
+    // acc += c·b: b below acc's level, a scale that does not make b's into acc's, a b of higher
+    // degree, and a constant beyond one word.
+    let mut acc = f.eval.mul_const(&ca, 1.0, 2f64.powi(20)).unwrap();
+    let scaled = 2f64.powi(20);
+    assert!(matches!(
+        f.eval.mul_const_add_assign(&mut acc, &l0, 1.0, scaled),
+        Err(Error::InvalidLevel { .. })
+    ));
+    assert!(matches!(
+        f.eval.mul_const_add_assign(&mut acc, &ca, 1.0, 2f64.powi(21)),
+        Err(Error::ScaleMismatch { .. })
+    ));
+    assert!(matches!(
+        f.eval.mul_const_add_assign(&mut acc, &t, 1.0, scaled * ca.scale() / t.scale()),
+        Err(Error::InvalidDegree { .. })
+    ));
+    assert!(matches!(
+        f.eval.mul_const_add_assign(&mut acc, &ca, 1e300, scaled),
+        Err(Error::EncodingOverflow { .. })
+    ));
     assert!(matches!(f.eval.add_plain(&ca, &pt), Err(Error::ScaleMismatch { .. })));
     // Objects from another parameter set.
     let other = Fixture::with_params(&{

@@ -7,9 +7,9 @@ use rayon::prelude::*;
 
 use super::ciphertext::{merge_slots, Ciphertext, Plaintext};
 use super::encoder::f64_to_residue;
-use super::evaluator::Evaluator;
+use super::evaluator::{scales_match, Evaluator};
 use super::fft::Complex64;
-use super::ring::{add_mod, mul_shoup, neg_mod, shoup, sub_mod, Prime};
+use super::ring::{add_mod, neg_mod, sub_mod, Prime};
 use crate::error::{Error, Result};
 use crate::math::Modulus;
 
@@ -156,10 +156,57 @@ impl Evaluator {
         let words = a.parts * l1 * n;
         a.data.as_mut()[..words].par_chunks_mut(n).enumerate().for_each(|(idx, o)| {
             let p = self.ctx.prime(idx % l1);
-            let w = p.reduce_i64(k);
-            let ws = shoup(w, p.q);
-            o.iter_mut().for_each(|x| *x = mul_shoup(*x, w, ws, p.q));
+            p.modulus.mul_scalar_assign_slice(o, p.reduce_i64(k));
         });
+        Ok(())
+    }
+
+    /// a += round(c·scale)·b in place, b read at a's level: b may sit higher (its limbs above
+    /// a's are not read), so a power kept at its own level is added to a lower sum without a
+    /// copy. a's scale must be b's times `scale`; b of degree at most a's. The words are those
+    /// of b dropped to a's level, [`Self::mul_const_assign`]`(c, scale)` and
+    /// [`Self::add_assign`], in one pass.
+    pub fn mul_const_add_assign<A, B>(
+        &self,
+        a: &mut Ciphertext<A>,
+        b: &Ciphertext<B>,
+        c: f64,
+        scale: f64,
+    ) -> Result<()>
+    where
+        A: AsRef<[u64]> + AsMut<[u64]>,
+        B: AsRef<[u64]>,
+    {
+        self.check_ct(a)?;
+        self.check_ct(b)?;
+        if b.level < a.level {
+            return Err(Error::InvalidLevel { level: a.level, max: b.level });
+        }
+        if b.parts > a.parts {
+            return Err(Error::InvalidDegree { degree: b.degree(), expected: a.degree() });
+        }
+        if !scales_match(a.scale, b.scale * scale) {
+            return Err(Error::ScaleMismatch {
+                left_log2: a.scale.log2(),
+                right_log2: (b.scale * scale).log2(),
+            });
+        }
+        let v = (c * scale).round();
+        if !(v.is_finite() && v.abs() < 9.0e18) {
+            return Err(Error::EncodingOverflow { value: c, scale_log2: scale.log2() });
+        }
+        let n = self.ctx.n();
+        let l1 = a.level + 1;
+        for p in 0..b.parts {
+            let bp = &b.part(p)[..l1 * n];
+            a.part_mut(p).par_chunks_mut(n).zip(bp.par_chunks(n)).enumerate().for_each(
+                |(i, (o, x))| {
+                    let prime = self.ctx.prime(i);
+                    prime.modulus.mul_scalar_add_assign_slice(o, x, prime.reduce_i64(v as i64));
+                },
+            );
+        }
+        a.slots = merge_slots(a.slots, b.slots);
         Ok(())
     }
 

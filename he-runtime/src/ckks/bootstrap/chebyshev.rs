@@ -101,12 +101,9 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         if minus == 0 {
             eval.add_const_assign(&mut p, Complex64::new(-1.0, 0.0))?;
         } else {
-            let mut m = self.dropped(minus, l, scratch)?;
-            let s = m.scale();
-            eval.mul_const_assign(&mut m, 1.0, target / s)?;
-            m.set_scale(target);
-            eval.sub_assign(&mut p, &m)?;
-            scratch.give_back(m.into_data());
+            // T_minus is read at its own level: no copy down.
+            let m = self.cache.get(&minus).ok_or_else(missing)?;
+            eval.mul_const_add_assign(&mut p, m, -1.0, target / m.scale())?;
         }
         let r = rescale(eval, &p, scratch)?;
         scratch.give_back(p.into_data());
@@ -143,14 +140,7 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         level: usize,
         scratch: &mut Scratch<S>,
     ) -> crate::error::Result<Temp<S>> {
-        let last = match self.uses.get_mut(&j) {
-            Some(left) => {
-                *left = left.saturating_sub(1);
-                *left == 0
-            }
-            None => false,
-        };
-        if !last {
+        if !self.count_use(j) {
             return self.dropped(j, level, scratch);
         }
         if self.cache.get(&j).is_some_and(|t| t.level() == level) {
@@ -163,6 +153,41 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
             scratch.give_back(t.into_data());
         }
         Ok(copy)
+    }
+
+    /// acc += c·T_j for one use of the evaluation, T_j read at acc's level where it is kept
+    /// (no copy); the power is given back after its last use. The constant is encoded at
+    /// acc's scale over T_j's.
+    fn add_use(
+        &mut self,
+        acc: &mut Temp<S>,
+        j: usize,
+        c: f64,
+        scratch: &mut Scratch<S>,
+    ) -> crate::error::Result<()> {
+        let last = self.count_use(j);
+        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
+            name: "Chebyshev power",
+            reason: format!("T_{j} was not made"),
+        })?;
+        self.eval.mul_const_add_assign(acc, t, c, acc.scale() / t.scale())?;
+        if last {
+            if let Some(t) = self.cache.remove(&j) {
+                scratch.give_back(t.into_data());
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one use of T_j; true if it was the last.
+    fn count_use(&mut self, j: usize) -> bool {
+        match self.uses.get_mut(&j) {
+            Some(left) => {
+                *left = left.saturating_sub(1);
+                *left == 0
+            }
+            None => false,
+        }
     }
 
     /// The scale of T_j (made by [`Self::make`]).
@@ -374,6 +399,19 @@ impl TracedPowers {
         tr.give(h);
         copy
     }
+
+    /// [`Powers::add_use`]: no spare; the power goes back after its last use.
+    fn add_use(&mut self, j: usize, tr: &mut Trace) {
+        let left = self.uses.get_mut(&j).map(|u| {
+            *u = u.saturating_sub(1);
+            *u
+        });
+        if left == Some(0) {
+            if let Some((h, _)) = self.held.remove(&j) {
+                tr.give(h);
+            }
+        }
+    }
 }
 
 /// The spares one evaluation of `c` (degree at most `max_degree`) takes and gives back, in
@@ -393,7 +431,7 @@ pub(crate) fn trace(
         if powers.contains_key(&j) {
             continue;
         }
-        let (a, b, minus) = recipe(j);
+        let (a, b, _) = recipe(j);
         let (la, lb) = (powers[&a].1, powers[&b].1);
         let l = la.min(lb);
         let drops: Vec<Handle> =
@@ -402,10 +440,6 @@ pub(crate) fn trace(
         drops.into_iter().for_each(|d| tr.give(d));
         let p = tr.take(2 * (l + 1) * n);
         tr.give(tensor);
-        if minus != 0 {
-            let m = tr.take(2 * (l + 1) * n);
-            tr.give(m);
-        }
         if l == 0 {
             return None;
         }
@@ -436,10 +470,9 @@ fn trace_eval(
     if d < baby {
         let mut acc = None;
         for j in (1..=d).filter(|&j| c[j] != 0.0) {
-            let term = powers.use_at(j, level + 1, tr);
             match acc {
-                None => acc = Some(term),
-                Some(_) => tr.give(term),
+                None => acc = Some(powers.use_at(j, level + 1, tr)),
+                Some(_) => powers.add_use(j, tr),
             }
         }
         let out = tr.take(2 * (level + 1) * n);
@@ -507,17 +540,16 @@ impl<'p, 'a, K: KeySource, S: ScratchWords> ChebyshevEvaluator<'p, 'a, K, S> {
                 if cj == 0.0 {
                     continue;
                 }
+                // The first term is a copy scaled in place; later ones add into it.
+                if let Some(a) = acc.as_mut() {
+                    self.powers.add_use(a, j, cj, scratch)?;
+                    continue;
+                }
                 let mut term = self.powers.use_at(j, level + 1, scratch)?;
                 let s = term.scale();
                 eval.mul_const_assign(&mut term, cj, target / s)?;
                 term.set_scale(target);
-                match acc.as_mut() {
-                    None => acc = Some(term),
-                    Some(a) => {
-                        eval.add_assign(a, &term)?;
-                        scratch.give_back(term.into_data());
-                    }
-                }
+                acc = Some(term);
             }
             let mut acc = acc.ok_or(Error::InvalidParameter {
                 name: "polynomial",
