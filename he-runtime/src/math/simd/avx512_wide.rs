@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::ifma_slice::lane_mask;
+use super::ifma_slice::lane_blocks;
 use super::kernel_args::Correction;
 
 /// hi64(a·b) for lanes a, b; `b_hi` = b >> 32 (the twiddle companion, broadcast once per group).
@@ -370,16 +370,13 @@ pub(super) unsafe fn mul_scalar_assign(q: u64, a: &mut [u64], w: u64, ws: u64) {
     let (tw, qv) = (twiddle(w, ws), _mm512_set1_epi64(q as i64));
     let len = a.len();
     let ap = a.as_mut_ptr();
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside the slice.
         unsafe {
             let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
             let r = reduce_once(mul_shoup_lazy(x, tw, qv), qv);
             _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, r);
         }
-        i += 8;
     }
 }
 
@@ -392,9 +389,7 @@ pub(super) unsafe fn mul_scalar_add_assign(q: u64, acc: &mut [u64], a: &[u64], w
     let (tw, qv) = (twiddle(w, ws), _mm512_set1_epi64(q as i64));
     let len = acc.len();
     let (rp, ap) = (acc.as_mut_ptr(), a.as_ptr());
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
         unsafe {
             let r = _mm512_maskz_loadu_epi64(k, rp.add(i) as *const _);
@@ -403,6 +398,5 @@ pub(super) unsafe fn mul_scalar_add_assign(q: u64, acc: &mut [u64], a: &[u64], w
             let s = reduce_once(_mm512_add_epi64(r, p), qv);
             _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, s);
         }
-        i += 8;
     }
 }

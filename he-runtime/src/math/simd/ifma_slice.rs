@@ -31,9 +31,15 @@ fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
     _mm512_min_epu64(x, _mm512_sub_epi64(x, m))
 }
 
+/// The start and lane mask of each block of up to eight words of a slice of `len` words.
+#[inline]
+pub(super) fn lane_blocks(len: usize) -> impl Iterator<Item = (usize, __mmask8)> {
+    (0..len).step_by(8).map(move |i| (i, lane_mask(i, len)))
+}
+
 /// Lane mask for the `len` words starting at `i` (all ones except in the tail).
 #[inline]
-pub(super) fn lane_mask(i: usize, len: usize) -> __mmask8 {
+fn lane_mask(i: usize, len: usize) -> __mmask8 {
     let rem = len - i;
     if rem >= 8 {
         0xff
@@ -64,6 +70,29 @@ fn mul_consts(m: LaneModulus) -> MulConsts {
     }
 }
 
+/// A constant w < q and its Shoup companion, broadcast for 52-bit lanes.
+#[derive(Clone, Copy)]
+struct ShoupConst {
+    w: __m512i,
+    /// The companion floor(w·2^64 / q) >> 12: the quotient estimate's factor in 52 bits.
+    ws: __m512i,
+}
+
+#[target_feature(enable = "avx512f")]
+fn shoup_const(w: u64, w_shoup: u64) -> ShoupConst {
+    ShoupConst { w: _mm512_set1_epi64(w as i64), ws: _mm512_set1_epi64((w_shoup >> 12) as i64) }
+}
+
+/// x·w mod q, canonical, for lanes x < 2^52 and q < 2^50.
+#[inline]
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn mul_shoup(c: MulConsts, x: __m512i, w: ShoupConst) -> __m512i {
+    let zero = _mm512_setzero_si512();
+    let est = _mm512_madd52hi_epu64(zero, x, w.ws);
+    let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x, w.w), est, c.neg_q);
+    reduce_once(_mm512_and_si512(r, c.mask), c.q)
+}
+
 /// a·b mod q, canonical, for lanes a, b < q < 2^50.
 #[inline]
 #[target_feature(enable = "avx512f,avx512ifma")]
@@ -88,16 +117,13 @@ macro_rules! binary_kernel {
             let $c = mul_consts(m);
             let len = a.len();
             let (ap, bp) = (a.as_mut_ptr(), b.as_ptr());
-            let mut i = 0;
-            while i < len {
-                let k = lane_mask(i, len);
+            for (i, k) in lane_blocks(len) {
                 // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
                 unsafe {
                     let $x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
                     let $y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
                     _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, $body);
                 }
-                i += 8;
             }
         }
     };
@@ -125,9 +151,7 @@ pub(crate) unsafe fn mul_add_assign(m: LaneModulus, acc: &mut [u64], a: &[u64], 
     let c = mul_consts(m);
     let len = acc.len();
     let (rp, ap, bp) = (acc.as_mut_ptr(), a.as_ptr(), b.as_ptr());
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside all three slices.
         unsafe {
             let r = _mm512_maskz_loadu_epi64(k, rp.add(i) as *const _);
@@ -136,7 +160,6 @@ pub(crate) unsafe fn mul_add_assign(m: LaneModulus, acc: &mut [u64], a: &[u64], 
             let s = reduce_once(_mm512_add_epi64(r, mul_mod(c, x, y)), c.q);
             _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, s);
         }
-        i += 8;
     }
 }
 
@@ -146,24 +169,15 @@ pub(crate) unsafe fn mul_add_assign(m: LaneModulus, acc: &mut [u64], a: &[u64], 
 /// avx512f+avx512ifma available; all words of `a` < 2^52; q < 2^50.
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) unsafe fn mul_scalar_assign(m: LaneModulus, a: &mut [u64], w: u64, w_shoup: u64) {
-    let c = mul_consts(m);
-    let wv = _mm512_set1_epi64(w as i64);
-    let ws = _mm512_set1_epi64((w_shoup >> 12) as i64);
-    let zero = _mm512_setzero_si512();
+    let (c, w) = (mul_consts(m), shoup_const(w, w_shoup));
     let len = a.len();
     let ap = a.as_mut_ptr();
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside the slice.
         unsafe {
             let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
-            let est = _mm512_madd52hi_epu64(zero, x, ws);
-            let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x, wv), est, c.neg_q);
-            let r = reduce_once(_mm512_and_si512(r, c.mask), c.q);
-            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, r);
+            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, mul_shoup(c, x, w));
         }
-        i += 8;
     }
 }
 
@@ -179,26 +193,17 @@ pub(crate) unsafe fn mul_scalar_add_assign(
     w: u64,
     w_shoup: u64,
 ) {
-    let c = mul_consts(m);
-    let wv = _mm512_set1_epi64(w as i64);
-    let ws = _mm512_set1_epi64((w_shoup >> 12) as i64);
-    let zero = _mm512_setzero_si512();
+    let (c, w) = (mul_consts(m), shoup_const(w, w_shoup));
     let len = acc.len();
     let (rp, ap) = (acc.as_mut_ptr(), a.as_ptr());
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
         unsafe {
             let r = _mm512_maskz_loadu_epi64(k, rp.add(i) as *const _);
             let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
-            let est = _mm512_madd52hi_epu64(zero, x, ws);
-            let p = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, x, wv), est, c.neg_q);
-            let p = reduce_once(_mm512_and_si512(p, c.mask), c.q);
-            let s = reduce_once(_mm512_add_epi64(r, p), c.q);
+            let s = reduce_once(_mm512_add_epi64(r, mul_shoup(c, x, w)), c.q);
             _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, s);
         }
-        i += 8;
     }
 }
 
@@ -214,26 +219,17 @@ pub(crate) unsafe fn sub_mul_scalar_assign(
     w: u64,
     w_shoup: u64,
 ) {
-    let c = mul_consts(m);
-    let wv = _mm512_set1_epi64(w as i64);
-    let ws = _mm512_set1_epi64((w_shoup >> 12) as i64);
-    let zero = _mm512_setzero_si512();
+    let (c, w) = (mul_consts(m), shoup_const(w, w_shoup));
     let len = a.len();
     let (ap, bp) = (a.as_mut_ptr(), b.as_ptr());
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
         unsafe {
             let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
             let y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
             let d = _mm512_sub_epi64(_mm512_add_epi64(x, c.q), y);
-            let est = _mm512_madd52hi_epu64(zero, d, ws);
-            let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, d, wv), est, c.neg_q);
-            let r = reduce_once(_mm512_and_si512(r, c.mask), c.q);
-            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, r);
+            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, mul_shoup(c, d, w));
         }
-        i += 8;
     }
 }
 
@@ -251,28 +247,20 @@ pub(crate) unsafe fn lift_centered(
     p_mod: u64,
     one_shoup: u64,
 ) {
-    let c = mul_consts(m);
-    let one = _mm512_set1_epi64(1);
-    let one52 = _mm512_set1_epi64((one_shoup >> 12) as i64);
+    let (c, one) = (mul_consts(m), shoup_const(1, one_shoup));
     let halfv = _mm512_set1_epi64(half as i64);
     let fix = _mm512_set1_epi64((m.q - p_mod) as i64);
-    let zero = _mm512_setzero_si512();
     let len = src.len();
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
-    let mut i = 0;
-    while i < len {
-        let k = lane_mask(i, len);
+    for (i, k) in lane_blocks(len) {
         // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
         unsafe {
             let v = _mm512_maskz_loadu_epi64(k, sp.add(i) as *const _);
-            let est = _mm512_madd52hi_epu64(zero, v, one52);
-            let r = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(zero, v, one), est, c.neg_q);
-            let r = reduce_once(_mm512_and_si512(r, c.mask), c.q);
+            let r = mul_shoup(c, v, one);
             let neg = _mm512_cmpgt_epu64_mask(v, halfv);
             let shifted = reduce_once(_mm512_add_epi64(r, fix), c.q);
             let out = _mm512_mask_blend_epi64(neg, r, shifted);
             _mm512_mask_storeu_epi64(dp.add(i) as *mut _, k, out);
         }
-        i += 8;
     }
 }
