@@ -191,10 +191,7 @@ impl Evaluator {
                 right_log2: (b.scale * scale).log2(),
             });
         }
-        let v = (c * scale).round();
-        if !(v.is_finite() && v.abs() < 9.0e18) {
-            return Err(Error::EncodingOverflow { value: c, scale_log2: scale.log2() });
-        }
+        let v = const_integer(c, scale)?;
         let n = self.ctx.n();
         let l1 = a.level + 1;
         for p in 0..b.parts {
@@ -202,7 +199,7 @@ impl Evaluator {
             a.part_mut(p).par_chunks_mut(n).zip(bp.par_chunks(n)).enumerate().for_each(
                 |(i, (o, x))| {
                     let prime = self.ctx.prime(i);
-                    prime.modulus.mul_scalar_add_assign_slice(o, x, prime.reduce_i64(v as i64));
+                    prime.modulus.mul_scalar_add_assign_slice(o, x, prime.reduce_i64(v));
                 },
             );
         }
@@ -216,11 +213,7 @@ impl Evaluator {
     where
         A: AsRef<[u64]> + AsMut<[u64]>,
     {
-        let v = (c * scale).round();
-        if !(v.is_finite() && v.abs() < 9.0e18) {
-            return Err(Error::EncodingOverflow { value: c, scale_log2: scale.log2() });
-        }
-        self.mul_integer_assign(a, v as i64)?;
+        self.mul_integer_assign(a, const_integer(c, scale)?)?;
         a.scale *= scale;
         Ok(())
     }
@@ -335,4 +328,14 @@ impl Evaluator {
         out.slots = a.slots;
         Ok(out)
     }
+}
+
+/// The integer a real constant `c` encodes to at `scale`: round(c·scale), refused beyond one
+/// signed word.
+fn const_integer(c: f64, scale: f64) -> Result<i64> {
+    let v = (c * scale).round();
+    if !(v.is_finite() && v.abs() < 9.0e18) {
+        return Err(Error::EncodingOverflow { value: c, scale_log2: scale.log2() });
+    }
+    Ok(v as i64)
 }

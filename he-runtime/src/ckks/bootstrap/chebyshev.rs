@@ -117,10 +117,7 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         level: usize,
         scratch: &mut Scratch<S>,
     ) -> crate::error::Result<Temp<S>> {
-        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
-            name: "Chebyshev power",
-            reason: format!("T_{j} was not made"),
-        })?;
+        let t = self.power(j)?;
         let out = scratch.lend(2 * (level + 1) * self.eval.context().n())?;
         self.eval.drop_to_level_into(t, level, out)
     }
@@ -140,7 +137,7 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         level: usize,
         scratch: &mut Scratch<S>,
     ) -> crate::error::Result<Temp<S>> {
-        if !self.count_use(j) {
+        if !count_use(&mut self.uses, j) {
             return self.dropped(j, level, scratch);
         }
         if self.cache.get(&j).is_some_and(|t| t.level() == level) {
@@ -165,11 +162,8 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         c: f64,
         scratch: &mut Scratch<S>,
     ) -> crate::error::Result<()> {
-        let last = self.count_use(j);
-        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
-            name: "Chebyshev power",
-            reason: format!("T_{j} was not made"),
-        })?;
+        let last = count_use(&mut self.uses, j);
+        let t = self.power(j)?;
         self.eval.mul_const_add_assign(acc, t, c, acc.scale() / t.scale())?;
         if last {
             if let Some(t) = self.cache.remove(&j) {
@@ -179,24 +173,17 @@ impl<'a, K: KeySource, S: ScratchWords> Powers<'a, K, S> {
         Ok(())
     }
 
-    /// Counts one use of T_j; true if it was the last.
-    fn count_use(&mut self, j: usize) -> bool {
-        match self.uses.get_mut(&j) {
-            Some(left) => {
-                *left = left.saturating_sub(1);
-                *left == 0
-            }
-            None => false,
-        }
+    /// T_j where it is kept (made by [`Self::make`]).
+    fn power(&self, j: usize) -> crate::error::Result<&Temp<S>> {
+        self.cache.get(&j).ok_or(Error::InvalidParameter {
+            name: "Chebyshev power",
+            reason: format!("T_{j} was not made"),
+        })
     }
 
     /// The scale of T_j (made by [`Self::make`]).
     fn scale_of(&self, j: usize) -> crate::error::Result<f64> {
-        let t = self.cache.get(&j).ok_or(Error::InvalidParameter {
-            name: "Chebyshev power",
-            reason: format!("T_{j} was not made"),
-        })?;
-        Ok(t.scale())
+        Ok(self.power(j)?.scale())
     }
 
     /// Gives every power's buffer back to `scratch`.
@@ -372,6 +359,15 @@ fn uses(c: &[f64], baby: usize) -> BTreeMap<usize, usize> {
     n
 }
 
+/// Counts one use of power `j` in `uses`; true if it was its last (a power without a count
+/// has no last use: it stays until the powers are released).
+fn count_use(uses: &mut BTreeMap<usize, usize>, j: usize) -> bool {
+    uses.get_mut(&j).is_some_and(|left| {
+        *left = left.saturating_sub(1);
+        *left == 0
+    })
+}
+
 /// The powers of a [`trace`]: each one's handle and level, and its uses left.
 struct TracedPowers {
     held: BTreeMap<usize, (Handle, usize)>,
@@ -382,13 +378,10 @@ struct TracedPowers {
 impl TracedPowers {
     /// [`Powers::use_at`].
     fn use_at(&mut self, j: usize, level: usize, tr: &mut Trace) -> Handle {
-        let left = self.uses.get_mut(&j).map(|u| {
-            *u = u.saturating_sub(1);
-            *u
-        });
+        let last = count_use(&mut self.uses, j);
         let copy_len = 2 * (level + 1) * self.n;
         let Some((h, at)) = self.held.get(&j).copied() else { return tr.take(copy_len) };
-        if left != Some(0) {
+        if !last {
             return tr.take(copy_len);
         }
         self.held.remove(&j);
@@ -402,11 +395,7 @@ impl TracedPowers {
 
     /// [`Powers::add_use`]: no spare; the power goes back after its last use.
     fn add_use(&mut self, j: usize, tr: &mut Trace) {
-        let left = self.uses.get_mut(&j).map(|u| {
-            *u = u.saturating_sub(1);
-            *u
-        });
-        if left == Some(0) {
+        if count_use(&mut self.uses, j) {
             if let Some((h, _)) = self.held.remove(&j) {
                 tr.give(h);
             }
