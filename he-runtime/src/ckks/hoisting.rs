@@ -471,12 +471,6 @@ const SLICE: usize = 512;
 /// `repeat` (`stored[i / repeat]`), and returns it.
 fn expand_runs<'a>(out: &'a mut [u64], stored: &[u64], from: usize, repeat: usize) -> &'a [u64] {
     let shift = repeat.trailing_zeros();
-    if repeat < MIN_FILLED_RUN {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = stored[(from + i) >> shift];
-        }
-        return out;
-    }
     // Whole runs are filled with one word each (vector stores) instead of read word by word
     // through the index: at `n16_deep`'s runs of 32 and 1,024 words the per-word loop took
     // ~2.8% of a budgeted bootstrap's CPU.
@@ -492,9 +486,6 @@ fn expand_runs<'a>(out: &'a mut [u64], stored: &[u64], from: usize, repeat: usiz
     }
     out
 }
-
-/// Runs shorter than this are expanded word by word.
-const MIN_FILLED_RUN: usize = 8;
 
 #[cfg(test)]
 mod tests {

@@ -224,7 +224,7 @@ impl StoreFlags {
         } else {
             Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
         };
-        let config = self.policy.config(self.prefetch_rule).with_lead(self.prefetch_lead_mib << 20);
+        let config = self.policy.config(self.prefetch_rule, self.prefetch_lead_mib);
         let budget = self.dram_mib.map_or(default_budget, |m| m << 20);
         let store =
             TieredStore::builder().dram_budget(budget).pool(pool).policy(config.clone()).build()?;

@@ -9,13 +9,12 @@ use anyhow::{Context, Result};
 use hetier_he::ckks::Preset;
 use hetier_he::exec::{KeySetId, Session};
 use hetier_he::model::{argmax, Model, ModelDesc, TestSet};
-use hetier_tiering::PrefetchRule;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cmd::rss::{self, OutsideStore, RssSample};
 use crate::cmd::run_setup::{
-    eval_key_fingerprint, open_store, peak_rss, LayoutArg, ModelArg, RunArgs,
+    eval_key_fingerprint, open_store, peak_rss, LayoutArg, ModelArg, PrefetchReport, RunArgs,
 };
 use crate::fmt;
 
@@ -70,10 +69,8 @@ struct RunReport {
     /// A fingerprint of the relinearisation key (public material) in the pool.
     eval_key_fingerprint: Option<String>,
     policy: &'static str,
-    /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
-    prefetch_rule: Option<&'static str>,
-    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
-    prefetch_lead_bytes: Option<u64>,
+    #[serde(flatten)]
+    prefetch: PrefetchReport,
     pool: String,
 }
 
@@ -172,8 +169,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
             0,
         )?,
         policy: policy.name(),
-        prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
-        prefetch_lead_bytes: policy.prefetch_lead(),
+        prefetch: PrefetchReport::of(&policy),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
     if json {

@@ -16,11 +16,10 @@ use hetier_he::ckks::{switch_key_stored_len, Context};
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, Compiled, LayerKind, Model, DEFAULT_MARGIN};
 use hetier_he::nn::{BootstrapSpec, ObjKind};
-use hetier_tiering::PrefetchRule;
 use serde::Serialize;
 
 use crate::cmd::rss::{self, OutsideStore};
-use crate::cmd::run_setup::{open_store, RunArgs};
+use crate::cmd::run_setup::{open_store, PrefetchReport, RunArgs};
 use crate::fmt;
 
 /// Where the models of this checkout live (the repository's `models/`).
@@ -107,10 +106,8 @@ struct DeepReport {
     /// How keys are stored: seed-compressed (expanded at every pin) or expanded.
     key_form: String,
     policy: &'static str,
-    /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
-    prefetch_rule: Option<&'static str>,
-    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
-    prefetch_lead_bytes: Option<u64>,
+    #[serde(flatten)]
+    prefetch: PrefetchReport,
     pool: String,
 }
 
@@ -246,8 +243,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         keys_reused: session.keys.reused,
         key_form: format!("{:?}", args.key_form).to_lowercase(),
         policy: policy.name(),
-        prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
-        prefetch_lead_bytes: policy.prefetch_lead(),
+        prefetch: PrefetchReport::of(&policy),
         pool: format!("{} ({})", dir.display(), store.pm_description()),
     };
     if json {

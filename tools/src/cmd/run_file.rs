@@ -12,10 +12,9 @@ use hetier_he::ckks::{Context, Params};
 use hetier_he::exec::Session;
 use hetier_he::model::{argmax, onnx, Compiled, Model, DEFAULT_MARGIN};
 use hetier_he::nn::BootstrapSpec;
-use hetier_tiering::PrefetchRule;
 use serde::Serialize;
 
-use super::run_setup::{open_store, peak_rss, RunArgs};
+use super::run_setup::{open_store, peak_rss, PrefetchReport, RunArgs};
 use crate::cmd::rss::OutsideStore;
 use crate::{fmt, npy};
 
@@ -51,10 +50,8 @@ struct FileRunReport {
     /// Peak RSS less the store's resident bound: the memory held outside the store.
     outside_store: Option<OutsideStore>,
     policy: &'static str,
-    /// The rule `planned`'s prefetches followed (`None`: no prefetching policy).
-    prefetch_rule: Option<&'static str>,
-    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
-    prefetch_lead_bytes: Option<u64>,
+    #[serde(flatten)]
+    prefetch: PrefetchReport,
 }
 
 /// Compiles `model` with bootstrapping at log N = 12 (insecure test parameters), `levels`
@@ -188,8 +185,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         peak_rss: peak_rss(),
         outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
         policy: policy.name(),
-        prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
-        prefetch_lead_bytes: policy.prefetch_lead(),
+        prefetch: PrefetchReport::of(&policy),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);

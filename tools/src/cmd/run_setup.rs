@@ -12,6 +12,7 @@ use hetier_he::exec::ids::key_id;
 use hetier_he::exec::KeySetId;
 use hetier_tiering::calibrate::{calibrate, CalibrationOptions};
 use hetier_tiering::{PolicyConfig, PrefetchRule, TieredStore};
+use serde::Serialize;
 
 use crate::secret::SecretArgs;
 
@@ -62,15 +63,36 @@ pub enum PolicyArg {
 }
 
 impl PolicyArg {
-    /// The store's policy; `rule` says when `planned`'s prefetches may evict.
-    pub(crate) fn config(self, rule: PrefetchRuleArg) -> PolicyConfig {
+    /// The store's policy; `rule` says when `planned`'s prefetches may evict, and `lead_mib`
+    /// how far ahead of the computation they follow `aggressive` regardless.
+    pub(crate) fn config(self, rule: PrefetchRuleArg, lead_mib: u64) -> PolicyConfig {
         match self {
             PolicyArg::Lru => PolicyConfig::Lru,
             PolicyArg::Alpha => PolicyConfig::Alpha { reserve_bytes: None },
             PolicyArg::Planned => PolicyConfig::planned(match rule {
                 PrefetchRuleArg::Conservative => PrefetchRule::Conservative,
                 PrefetchRuleArg::Aggressive => PrefetchRule::Aggressive,
-            }),
+            })
+            .with_lead(lead_mib << 20),
+        }
+    }
+}
+
+/// What a run reports of its planned prefetching (both absent for other policies).
+#[derive(Serialize)]
+pub(crate) struct PrefetchReport {
+    /// The rule `planned`'s prefetches followed.
+    prefetch_rule: Option<&'static str>,
+    /// Bytes of the plan ahead within which `planned` prefetched as `aggressive` does.
+    prefetch_lead_bytes: Option<u64>,
+}
+
+impl PrefetchReport {
+    /// The report of a store built with `policy`.
+    pub(crate) fn of(policy: &PolicyConfig) -> Self {
+        Self {
+            prefetch_rule: policy.prefetch_rule().map(PrefetchRule::name),
+            prefetch_lead_bytes: policy.prefetch_lead(),
         }
     }
 }
@@ -202,7 +224,7 @@ pub(crate) fn open_store(
     } else {
         Pool::create(&dir, opts).with_context(|| format!("creating pool {}", dir.display()))?
     };
-    let policy = args.policy.config(args.prefetch_rule).with_lead(args.prefetch_lead_mib << 20);
+    let policy = args.policy.config(args.prefetch_rule, args.prefetch_lead_mib);
     let mut builder =
         TieredStore::builder().dram_budget(args.dram_mib << 20).pool(pool).policy(policy.clone());
     if matches!(policy, PolicyConfig::Alpha { .. }) {

@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::ifma_slice::lane_blocks;
+use super::ifma_slice::{lane_blocks, reduce_once};
 use super::kernel_args::Correction;
 
 /// hi64(a·b) for lanes a, b; `b_hi` = b >> 32 (the twiddle companion, broadcast once per group).
@@ -351,13 +351,6 @@ pub(super) unsafe fn extend_block(
         }
         store(out, j, acc);
     }
-}
-
-/// The canonical residue of lanes in [0, 2q).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn reduce_once(x: __m512i, q: __m512i) -> __m512i {
-    _mm512_min_epu64(x, _mm512_sub_epi64(x, q))
 }
 
 /// a[i] = a[i]·w mod q (canonical) for a constant w < q with Shoup companion `ws`

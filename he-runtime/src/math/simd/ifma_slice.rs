@@ -25,9 +25,10 @@ impl LaneModulus {
     }
 }
 
+/// The canonical residue of lanes in [0, 2m).
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
+pub(super) fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
     _mm512_min_epu64(x, _mm512_sub_epi64(x, m))
 }
 
