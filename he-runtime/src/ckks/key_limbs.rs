@@ -11,7 +11,7 @@ use super::context::Context;
 use super::sampling::UniformStream;
 use super::serialize::PackedKeyLayout;
 use crate::error::{Error, Result};
-use crate::math::dot_product;
+use crate::math::{dot_product, simd};
 
 /// Where a key switch reads a switching key's words from.
 #[derive(Debug, Clone)]
@@ -98,6 +98,14 @@ pub(crate) fn key_dot_product(
             let mut made = || -> Result<()> {
                 for from in (0..n).step_by(PIECE) {
                     let len = PIECE.min(n - from);
+                    let next = from + len;
+                    if next < n {
+                        // The next piece's b bytes come in while this one's keystream is made.
+                        for j in 0..digits {
+                            let ahead = PIECE.min(n - next);
+                            simd::prefetch_l2(layout.b_bytes(ctx, blobs, j, gi, next, ahead)?);
+                        }
+                    }
                     let (b, a) = pieces.split_at_mut(digits * PIECE);
                     let parts = b.chunks_mut(PIECE).zip(a.chunks_mut(PIECE));
                     for (j, ((bj, aj), stream)) in parts.zip(&mut streams).enumerate() {

@@ -121,15 +121,28 @@ impl PackedKeyLayout {
         from: usize,
         out: &mut [u64],
     ) -> Result<()> {
+        let bytes = self.b_bytes(ctx, blobs, j, gi, from, out.len())?;
+        unpack_limb(bytes, out, ctx.prime(gi).q)
+    }
+
+    /// The packed bytes of words `from..from + len` of the `b` limb of digit `j` at global
+    /// prime `gi` ([`Self::b_piece`] unpacks them); `from` is a multiple of 8.
+    pub(crate) fn b_bytes<'b>(
+        &self,
+        ctx: &Context,
+        blobs: &[&'b [u8]],
+        j: usize,
+        gi: usize,
+        from: usize,
+        len: usize,
+    ) -> Result<&'b [u8]> {
         debug_assert!(from.is_multiple_of(8));
-        let q = ctx.prime(gi).q;
-        let w = width(q);
+        let w = width(ctx.prime(gi).q);
         let (blob, at) = self.digits[j];
         let start = at + self.starts[gi] + from / 8 * w as usize;
-        let bytes = blobs.get(blob).and_then(|b| b.get(start..start + packed_len(out.len(), w)));
-        let bytes = bytes.ok_or_else(|| Error::Corrupt {
+        let bytes = blobs.get(blob).and_then(|b| b.get(start..start + packed_len(len, w)));
+        bytes.ok_or_else(|| Error::Corrupt {
             reason: format!("blob {blob} is shorter than the layout it was parsed with"),
-        })?;
-        unpack_limb(bytes, out, q)
+        })
     }
 }
