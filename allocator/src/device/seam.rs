@@ -26,12 +26,12 @@ pub trait Device: Send + Sync + std::fmt::Debug {
     /// the CPU override this to checksum while copying.
     fn read_at_crc(&self, offset: u64, buf: &mut [u8], crc: u32) -> Result<u32> {
         self.read_at(offset, buf)?;
-        Ok(crc32c::crc32c_append(crc, buf))
+        Ok(crate::sys::crc::crc32c_append(crc, buf))
     }
 
     /// Write `data` at `offset` and return `crc32c_append(crc, data)`.
     fn write_at_crc(&self, offset: u64, data: &[u8], crc: u32) -> Result<u32> {
-        let c = crc32c::crc32c_append(crc, data);
+        let c = crate::sys::crc::crc32c_append(crc, data);
         self.write_at(offset, data)?;
         Ok(c)
     }

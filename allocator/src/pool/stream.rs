@@ -8,6 +8,7 @@ use std::sync::mpsc;
 
 use crate::device::Device;
 use crate::error::Result;
+use crate::sys::crc;
 
 /// Objects at least this large are split across the I/O threads.
 pub(crate) const PARALLEL_MIN: usize = 2 << 20;
@@ -48,7 +49,7 @@ fn combine(parts: Vec<(Result<u32>, usize)>) -> Result<u32> {
 /// the main thread writes it.
 fn write_overlapped(dev: &dyn Device, offset: u64, bytes: &[u8], chunk: usize) -> Result<u32> {
     std::thread::scope(|s| {
-        let h = s.spawn(|| crc32c::crc32c(bytes));
+        let h = s.spawn(|| crc::crc32c_append(0, bytes));
         let mut written = Ok(());
         for (i, piece) in bytes.chunks(chunk).enumerate() {
             if let Err(e) = dev.write_at(offset + (i * chunk) as u64, piece) {
@@ -66,7 +67,7 @@ fn write_overlapped(dev: &dyn Device, offset: u64, bytes: &[u8], chunk: usize) -
 fn read_overlapped(dev: &dyn Device, offset: u64, buf: &mut [u8], chunk: usize) -> Result<u32> {
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::sync_channel::<&[u8]>(8);
-        let h = s.spawn(move || rx.into_iter().fold(0u32, crc32c::crc32c_append));
+        let h = s.spawn(move || rx.into_iter().fold(0u32, crc::crc32c_append));
         let mut result = Ok(());
         for (i, piece) in buf.chunks_mut(chunk).enumerate() {
             if let Err(e) = dev.read_at(offset + (i * chunk) as u64, piece) {

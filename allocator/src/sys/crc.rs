@@ -74,6 +74,34 @@ fn shift(m: &[u32; 32], mut r: u32) -> u32 {
     out
 }
 
+/// `crc32c_append(crc, bytes)`, folded with VPCLMULQDQ where the CPU has it: about twice the
+/// `crc32` instruction's speed, from memory or from cache. The store checks every object it
+/// reads from the pool with this, beside the threads computing on what it read.
+pub(crate) fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if bytes.len() >= FOLD_MIN
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("vpclmulqdq")
+        {
+            let body = bytes.len() / FOLD_BLOCK * FOLD_BLOCK;
+            let (body_bytes, tail) = bytes.split_at(body);
+            // SAFETY: AVX-512F and VPCLMULQDQ were detected just above; `body_bytes` is `body`
+            // bytes long, a non-zero multiple of FOLD_BLOCK; a null destination copies nothing.
+            let residue =
+                unsafe { fold_body(std::ptr::null_mut(), body_bytes.as_ptr(), body, !crc) };
+            // As in `copy_with_crc_fold`: the residue's raw CRC from zero is the body's from `!crc`.
+            let r = !crc32c::crc32c_append(!0, &residue);
+            return crc32c::crc32c_append(!r, tail);
+        }
+    }
+    crc32c::crc32c_append(crc, bytes)
+}
+
+/// Buffers shorter than this are checksummed by the `crc32c` crate: folding pays a fixed
+/// finish over its 256-byte residue.
+const FOLD_MIN: usize = 4 << 10;
+
 /// Copy `src` into `dst` (same length) and return `crc32c_append(crc, src)`.
 pub(crate) fn copy_with_crc(dst: &mut [u8], src: &[u8], crc: u32) -> u32 {
     let n = dst.len().min(src.len());
@@ -145,11 +173,13 @@ fn copy_with_crc_fold(dst: &mut [u8], src: &[u8], crc: u32) -> u32 {
     !r
 }
 
-/// Copy `n` bytes with non-temporal stores while folding them; returns the 256 folded bytes.
+/// Fold `n` bytes of `src`, copying them to `dst` with non-temporal stores when it is not null;
+/// returns the 256 folded bytes.
 ///
 /// # Safety
-/// AVX-512F and VPCLMULQDQ must be available; `src` valid for `n` reads and `dst` for `n` writes,
-/// not overlapping; `dst` 64-byte aligned; `n` a non-zero multiple of [`FOLD_BLOCK`].
+/// AVX-512F and VPCLMULQDQ must be available; `src` valid for `n` reads; `dst` null, or valid
+/// for `n` writes, not overlapping `src` and 64-byte aligned; `n` a non-zero multiple of
+/// [`FOLD_BLOCK`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,vpclmulqdq")]
 unsafe fn fold_body(dst: *mut u8, src: *const u8, n: usize, raw_init: u32) -> [u8; FOLD_BLOCK] {
@@ -158,14 +188,17 @@ unsafe fn fold_body(dst: *mut u8, src: *const u8, n: usize, raw_init: u32) -> [u
         _mm512_storeu_si512, _mm512_stream_si512, _mm512_ternarylogic_epi64, _mm512_xor_si512,
         _mm512_zextsi128_si512, _mm_cvtsi32_si128, _mm_sfence,
     };
-    // Copy one block with streaming stores and return its four registers.
+    // Load one block (copying it with streaming stores when there is a destination) and
+    // return its four registers.
     let step = |off: usize| -> [__m512i; 4] {
         std::array::from_fn(|i| {
             // SAFETY: off + 64·i + 64 <= off + FOLD_BLOCK <= n keeps the load and the store in
             // bounds; dst + off + 64·i is 64-byte aligned (dst is, off is a multiple of 256).
             unsafe {
                 let x = _mm512_loadu_si512(src.add(off + 64 * i).cast::<__m512i>());
-                _mm512_stream_si512(dst.add(off + 64 * i).cast::<__m512i>(), x);
+                if !dst.is_null() {
+                    _mm512_stream_si512(dst.add(off + 64 * i).cast::<__m512i>(), x);
+                }
                 x
             }
         })
@@ -289,6 +322,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn folded_checksum_matches_the_crc32c_crate() {
+        // Lengths below, at and above the fold threshold, with and without a partial block,
+        // and unaligned starts: a wrong residue or tail fails every length past FOLD_MIN.
+        let src: Vec<u8> = (0..(1 << 20) + 64).map(|i| ((i * 40_503) >> 3) as u8).collect();
+        for len in [0usize, 5, FOLD_MIN - 1, FOLD_MIN, FOLD_MIN + 1, FOLD_MIN + 255, 1 << 20] {
+            for start in [0usize, 1, 33] {
+                let s = &src[start..start + len];
+                for seed in [0u32, 0xdead_beef] {
+                    let want = crc32c::crc32c_append(seed, s);
+                    assert_eq!(crc32c_append(seed, s), want, "len {len} start {start}");
+                }
+            }
+        }
+        // Appending in pieces gives the checksum of the whole.
+        let whole = crc32c_append(0, &src);
+        let (a, b) = src.split_at(300_001);
+        assert_eq!(crc32c_append(crc32c_append(0, a), b), whole);
     }
 
     #[test]
