@@ -253,36 +253,39 @@ fn relabel(bytes: &[u8], version: u16) -> Vec<u8> {
     b
 }
 
-/// Format 2 expands seeds with ChaCha12: a format-1 blob holding a seed (ChaCha20) would
-/// expand into another key, so it is refused with a typed error; format-1 blobs without a
-/// seed (ciphertexts, plaintexts) are the same bytes and still read.
+/// Format 3 expands seeds with AES-256 in counter mode: a format-1 or -2 blob holding a seed
+/// (ChaCha20, ChaCha12) would expand into another key, so it is refused with a typed error;
+/// older blobs without a seed (ciphertexts, plaintexts) are the same bytes and still read.
 #[test]
-fn format_1_blobs_with_a_seed_are_refused_and_without_one_still_read() {
-    assert_eq!(FORMAT_VERSION, 2);
+fn older_blobs_with_a_seed_are_refused_and_without_one_still_read() {
+    assert_eq!(FORMAT_VERSION, 3);
     let mut f = Fixture::new(Preset::N13);
     let ctx = f.ctx.clone();
     let key = f.keygen().rotation_key(&f.sk, 3).unwrap();
     let bytes = key.key.to_bytes(&ctx);
     assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), FORMAT_VERSION);
-    let old = relabel(&bytes, 1);
-    let retired = |r: Result<(), Error>| {
-        matches!(r, Err(Error::RetiredSeedFormat { found: 1, supported: FORMAT_VERSION }))
-    };
-    assert!(retired(KeySwitchKey::from_bytes(&ctx, &old).map(|_| ())));
-    let buf = vec![0u64; switch_key_expanded_words(&ctx)];
-    assert!(retired(KeySwitchKey::expand_into(&ctx, &old, buf).map(|_| ())));
-    assert!(retired(blob_kind(&old).map(|_| ())));
-    let gk_old = relabel(&key.to_bytes(&ctx), 1);
-    assert!(retired(GaloisKey::from_bytes(&ctx, &gk_old).map(|_| ())));
-
     let a = f.random_real();
     let ct = f.encrypt(&a);
-    let ct_old = relabel(&ct.to_bytes(&ctx), 1);
-    let back = Ciphertext::from_bytes(&ctx, &ct_old).unwrap();
-    assert_eq!(back.as_words(), ct.as_words());
+    for version in [1, 2] {
+        let old = relabel(&bytes, version);
+        let retired = |r: Result<(), Error>| {
+            matches!(r, Err(Error::RetiredSeedFormat { found, supported: FORMAT_VERSION })
+                if found == version)
+        };
+        assert!(retired(KeySwitchKey::from_bytes(&ctx, &old).map(|_| ())));
+        let buf = vec![0u64; switch_key_expanded_words(&ctx)];
+        assert!(retired(KeySwitchKey::expand_into(&ctx, &old, buf).map(|_| ())));
+        assert!(retired(blob_kind(&old).map(|_| ())));
+        let gk_old = relabel(&key.to_bytes(&ctx), version);
+        assert!(retired(GaloisKey::from_bytes(&ctx, &gk_old).map(|_| ())));
+
+        let ct_old = relabel(&ct.to_bytes(&ctx), version);
+        let back = Ciphertext::from_bytes(&ctx, &ct_old).unwrap();
+        assert_eq!(back.as_words(), ct.as_words());
+    }
     // A version after this build's is still a bad header.
     assert!(matches!(
-        Ciphertext::from_bytes(&ctx, &relabel(&ct.to_bytes(&ctx), 3)),
+        Ciphertext::from_bytes(&ctx, &relabel(&ct.to_bytes(&ctx), 4)),
         Err(Error::BadHeader { .. })
     ));
 }

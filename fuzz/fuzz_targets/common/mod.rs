@@ -23,7 +23,7 @@ pub fn ctx() -> &'static Arc<Context> {
 pub fn sealed(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER + body.len() + 4);
     b.extend_from_slice(b"HTCK");
-    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&hetier_he::ckks::FORMAT_VERSION.to_le_bytes());
     b.push(kind);
     b.push(0);
     b.extend_from_slice(&ctx().params().id().to_le_bytes());

@@ -1,6 +1,6 @@
 //! Randomness: ternary secrets, discrete Gaussian errors (σ = 3.2) and uniform polynomials
-//! expanded from a seed with ChaCha12 ([`Keystream`]), so that `a` parts can be stored as their
-//! 32-byte seed.
+//! expanded from a seed with AES-256 in counter mode ([`Keystream`]), so that `a` parts can be
+//! stored as their 32-byte seed.
 
 use rand::{Rng, RngCore};
 use rayon::prelude::*;
@@ -189,7 +189,9 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
-    use super::super::keystream::SeedPrg;
+    use aes::cipher::{BlockEncrypt, KeyInit};
+
+    use super::super::keystream::counter_block;
 
     use super::*;
 
@@ -209,11 +211,12 @@ mod tests {
         assert!(e.iter().all(|&x| x.abs() <= 19));
     }
 
-    /// The stored format's definition of an expanded limb (blob format 2): ChaCha12 on stream
-    /// `(stream << 8) | prime index`, its output read as one little-endian bit string, cut into
-    /// `width(q)`-bit candidates, those ≥ q dropped. Written here bit by bit, independently of
-    /// the word-at-a-time code, and pinned to known values so a change to either (or to the
-    /// PRG crate) fails here rather than as keys that no longer match their seeds.
+    /// The stored format's definition of an expanded limb (blob format 3): AES-256 in counter
+    /// mode on stream `(stream << 8) | prime index`, its output read as one little-endian bit
+    /// string, cut into `width(q)`-bit candidates, those ≥ q dropped. Written here bit by bit
+    /// from the `aes` crate, independently of the word-at-a-time code and the SIMD kernel, and
+    /// pinned to known values so a change to either (or to the cipher crate) fails here rather
+    /// than as keys that no longer match their seeds.
     #[test]
     fn uniform_limb_matches_its_definition_and_known_values() {
         let seed = [0x5a; 32];
@@ -224,14 +227,18 @@ mod tests {
             (0xffff_ffff_ffff_ffc5, 2, 2),
         ] {
             let width = 64 - q.leading_zeros() as usize;
-            let mut rng = SeedPrg::from_seed(seed);
-            rng.set_stream((stream << 8) | pi as u64);
+            let cipher = aes::Aes256::new(&seed.into());
+            let mut block = 0u64;
             let mut bits: Vec<bool> = Vec::new();
             let mut want = Vec::new();
             while want.len() < 1000 {
                 while bits.len() < width {
-                    let w = rng.next_u64();
-                    bits.extend((0..64).map(|b| (w >> b) & 1 == 1));
+                    let mut b = counter_block(block, (stream << 8) | pi as u64);
+                    cipher.encrypt_block((&mut b).into());
+                    block += 1;
+                    bits.extend(
+                        b.iter().flat_map(|&byte| (0..8).map(move |k| (byte >> k) & 1 == 1)),
+                    );
                 }
                 let x =
                     bits.drain(..width).enumerate().fold(0u64, |a, (b, v)| a | (u64::from(v) << b));
@@ -243,7 +250,7 @@ mod tests {
             uniform_limb(&seed, stream, pi, q, &mut got);
             assert_eq!(got, want, "q = {q:#x}");
             if q == (1u64 << 50) - 27 {
-                assert_eq!(&got[..3], &KNOWN, "ChaCha12 output changed: stored keys would too");
+                assert_eq!(&got[..3], &KNOWN, "the keystream changed: stored keys would too");
             }
         }
         // Uniform in [0, q): the mean of 2^16 draws is within 1% of q/2.
@@ -274,7 +281,7 @@ mod tests {
         }
     }
 
-    const KNOWN: [u64; 3] = [671_462_983_991_853, 270_749_929_660_559, 937_094_533_291_440];
+    const KNOWN: [u64; 3] = [707_070_361_320_516, 640_184_494_590_744, 706_747_081_495_364];
 
     #[test]
     fn ternary_is_balanced() {

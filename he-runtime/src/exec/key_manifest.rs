@@ -10,8 +10,11 @@ use super::stored_key::KeyForm;
 use crate::ckks::Seed;
 use crate::exec::error::{Error, Result};
 
-pub(super) const MANIFEST_FORMAT: &str = "hetier-keyset/4";
-/// Manifests before keys could be stored one object per digit: the same forms otherwise.
+pub(super) const MANIFEST_FORMAT: &str = "hetier-keyset/5";
+/// Manifests whose seed-compressed keys (whole or by digit) are blob format 2 (seeds expanded
+/// with ChaCha12, read no more): those keys are regenerated, its expanded ones reused.
+pub(super) const MANIFEST_FORMAT_V4: &str = "hetier-keyset/4";
+/// As `/4`, before keys could be stored one object per digit.
 pub(super) const MANIFEST_FORMAT_V3: &str = "hetier-keyset/3";
 /// Manifests whose seed-compressed keys are blob format 1 (seeds expanded with ChaCha20, read
 /// no more): those keys are regenerated, its expanded ones reused.
@@ -94,8 +97,14 @@ pub(super) fn read_manifest(
 fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manifest> {
     let m: Manifest =
         serde_json::from_slice(text).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
-    let known = [MANIFEST_FORMAT, MANIFEST_FORMAT_V3, MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V1]
-        .contains(&m.format.as_str());
+    let known = [
+        MANIFEST_FORMAT,
+        MANIFEST_FORMAT_V4,
+        MANIFEST_FORMAT_V3,
+        MANIFEST_FORMAT_V2,
+        MANIFEST_FORMAT_V1,
+    ]
+    .contains(&m.format.as_str());
     if !known || m.params_id != params_id || m.keyset != keyset.0 {
         return Err(Error::KeyManifest {
             reason: format!(
@@ -107,7 +116,7 @@ fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manif
     Ok(m)
 }
 
-/// Decodes a key-set manifest (`hetier-keyset/4`, or `/3`, `/2`, `/1`) as a pool hands it over, for key
+/// Decodes a key-set manifest (`hetier-keyset/5`, or `/4` … `/1`) as a pool hands it over, for key
 /// set `keyset` under parameters `params_id`: every field a later run uses is checked (the
 /// format, the parameter and key-set ids, each key's seed). Returns how many keys it lists.
 /// Bytes from the pool are untrusted: anything else is [`Error::KeyManifest`], never a panic.

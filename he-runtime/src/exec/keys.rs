@@ -18,7 +18,6 @@ use hetier_tiering::{Durability, ObjectKind, PinGuard, TieredStore};
 use super::ids::{key_digit_id, key_id, KeySetId};
 use super::key_manifest::{
     hex, read_manifest, unhex, write_manifest, Manifest, ManifestKey, MANIFEST_FORMAT,
-    MANIFEST_FORMAT_V1, MANIFEST_FORMAT_V2,
 };
 use super::key_words::{ExpandedKey, ExpansionBlocks, KeyWords};
 pub use super::stored_key::{KeyForm, StoredKey};
@@ -295,10 +294,11 @@ impl KeySet {
         let (current, manifests_healed) = read_manifest(store, keyset, params.id())?;
         let mut set = Self::default();
         if let Some((_, m)) = &current {
-            let retired = [MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V1].contains(&m.format.as_str());
+            // Every older manifest's seed-compressed keys are blobs of a retired format (1 or
+            // 2): their seeds would expand into other `a` parts. They are made again.
+            let retired = m.format != MANIFEST_FORMAT;
             for k in &m.keys {
-                if k.form == KeyForm::Seeded && retired {
-                    // Blob format 1: its seed would expand into other `a` parts. Made again.
+                if k.form != KeyForm::Expanded && retired {
                     continue;
                 }
                 let id = hetier_tiering::ObjectId(k.id);
@@ -403,6 +403,7 @@ mod tests {
     use crate::ckks::Preset;
     use crate::exec::ids::manifest_slot_id;
     use crate::exec::key_manifest::decode_manifest;
+    use crate::exec::key_manifest::{MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V3, MANIFEST_FORMAT_V4};
 
     const SEED: [u8; 32] = [7; 32];
 
@@ -504,11 +505,22 @@ mod tests {
         assert_eq!((r.generated, r.reused), (0, 2));
     }
 
-    /// A `hetier-keyset/2` manifest lists seed-compressed keys of blob format 1 (ChaCha20
-    /// seeds): they are regenerated, never pinned into a wrong key, and its expanded keys are
-    /// reused.
+    /// Manifests `hetier-keyset/2` to `/4` list seed-compressed keys of blob formats 1 and 2
+    /// (ChaCha20 and ChaCha12 seeds): they are regenerated, never pinned into a wrong key, and
+    /// the manifests' expanded keys are reused.
     #[test]
-    fn seeded_keys_of_a_format_2_manifest_are_regenerated() {
+    fn seeded_keys_of_older_manifests_are_regenerated() {
+        for (old, form) in [
+            (MANIFEST_FORMAT_V2, KeyForm::Seeded),
+            (MANIFEST_FORMAT_V3, KeyForm::Seeded),
+            (MANIFEST_FORMAT_V4, KeyForm::Seeded),
+            (MANIFEST_FORMAT_V4, KeyForm::Digits),
+        ] {
+            seeded_keys_of_an_older_manifest_are_regenerated(old, form);
+        }
+    }
+
+    fn seeded_keys_of_an_older_manifest_are_regenerated(old: &str, form: KeyForm) {
         let ctx = Context::new(&Preset::N13.params().unwrap()).unwrap();
         let (g1, g2) = (ctx.galois_element_for_step(1), ctx.galois_element_for_step(2));
         let ks = KeySetId::from_seed(&SEED);
@@ -522,19 +534,24 @@ mod tests {
             KeySet::ensure_in_form(&st, &ctx, ks, &[g1], KeyForm::Expanded, maker, |_, _| {})
                 .unwrap();
         assert_eq!(r.generated, 1);
-        assert!(ensure(&st, &ctx, &[g1, g2]).unwrap().generated == 1);
-        // Relabel the current manifest as format 2, as an older build wrote it.
+        let mut kg = KeyGenerator::with_seed(&ctx, SEED);
+        let maker = GeneratedKeys { kg: &mut kg, sk: &sk };
+        let (_, r) =
+            KeySet::ensure_in_form(&st, &ctx, ks, &[g1, g2], form, maker, |_, _| {}).unwrap();
+        assert_eq!(r.generated, 1);
+        // Relabel the current manifest as an older build wrote it.
         let slot = (0..2).find(|&s| st.contains(manifest_slot_id(ks, pid, s))).unwrap();
         let id = manifest_slot_id(ks, pid, slot);
         let mut m: Manifest = serde_json::from_slice(st.pin(id).unwrap().as_bytes()).unwrap();
-        m.format = MANIFEST_FORMAT_V2.into();
+        assert_eq!(m.keys.iter().filter(|k| k.form == form).count(), 1, "{old}, {form:?}");
+        m.format = old.into();
         st.remove(id).unwrap();
         st.put(id, ObjectKind::Blob, Durability::Durable, &serde_json::to_vec(&m).unwrap())
             .unwrap();
         let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
-        assert_eq!((r.generated, r.reused), (1, 1), "the seeded key is made again");
+        assert_eq!((r.generated, r.reused), (1, 1), "{old}, {form:?}: the key is made again");
         let r = ensure(&st, &ctx, &[g1, g2]).unwrap();
-        assert_eq!((r.generated, r.reused), (0, 2));
+        assert_eq!((r.generated, r.reused), (0, 2), "{old}, {form:?}");
     }
 
     fn valid_manifest() -> Vec<u8> {

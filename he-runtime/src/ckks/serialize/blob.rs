@@ -7,9 +7,10 @@ use crate::math::bit_fields::{packed_len, unpack_fields};
 
 pub(super) const MAGIC: &[u8; 4] = b"HTCK";
 /// Current format version.
-pub const FORMAT_VERSION: u16 = 2;
-/// The version before seeds were expanded with ChaCha12: still read for blobs without a seed.
-pub(super) const FORMAT_V1: u16 = 1;
+pub const FORMAT_VERSION: u16 = 3;
+/// Versions whose seeds expand with another PRG (1: ChaCha20, 2: ChaCha12): still read for
+/// blobs without a seed, the same bytes.
+pub(super) const RETIRED_SEED_VERSIONS: [u16; 2] = [1, 2];
 pub(super) const HEADER: usize = 4 + 2 + 1 + 1 + 8 + 8;
 
 /// What a serialised blob holds.
@@ -287,14 +288,14 @@ fn parse_header(bytes: &[u8], checksum: Checksum) -> Result<(BlobKind, u64, &[u8
         return Err(Error::BadHeader { reason: "bad magic".into() });
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-    if version != FORMAT_VERSION && version != FORMAT_V1 {
+    if version != FORMAT_VERSION && !RETIRED_SEED_VERSIONS.contains(&version) {
         return Err(Error::BadHeader {
             reason: format!("format version {version}, this build reads {FORMAT_VERSION}"),
         });
     }
     let kind = BlobKind::from_u8(bytes[6])
         .ok_or_else(|| Error::BadHeader { reason: format!("unknown kind {}", bytes[6]) })?;
-    if version == FORMAT_V1 && kind.has_seed() {
+    if version != FORMAT_VERSION && kind.has_seed() {
         return Err(Error::RetiredSeedFormat { found: version, supported: FORMAT_VERSION });
     }
     let mut id = [0u8; 8];

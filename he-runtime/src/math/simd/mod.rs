@@ -6,11 +6,11 @@
 //! modulus size), so no caller can reach an intrinsic on an unsupported CPU or out of bounds.
 
 #[cfg(target_arch = "x86_64")]
+mod aes_ctr;
+#[cfg(target_arch = "x86_64")]
 mod avx512_wide;
 #[cfg(target_arch = "x86_64")]
 mod bit_fields;
-#[cfg(target_arch = "x86_64")]
-mod chacha;
 #[cfg(target_arch = "x86_64")]
 mod ifma;
 #[cfg(target_arch = "x86_64")]
@@ -52,12 +52,13 @@ pub(crate) fn dq_available() -> bool {
     }
 }
 
-/// Whether this CPU has AVX-512 F (the ChaCha12 keystream kernel needs nothing more).
+/// Whether this CPU has AVX-512 F and VAES, which the AES-256 counter-mode kernel needs.
 #[inline]
-pub(crate) fn avx512f_available() -> bool {
+pub(crate) fn aes_ctr_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("vaes")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -65,22 +66,22 @@ pub(crate) fn avx512f_available() -> bool {
     }
 }
 
-/// Writes ChaCha12 keystream blocks `block..block + 16` of (`key`, `stream`) to `out` (the
-/// layout of `rand_chacha`: 64-bit block counter, 64-bit stream id); `false`, with nothing
-/// written, when the CPU lacks AVX-512 F.
-pub(crate) fn chacha12_blocks16(
-    key: &[u32; 8],
+/// Writes the AES-256 encryptions of counter blocks `block..block + 64` of `stream` (16 bytes
+/// each: the counter, then the stream id, both u64 little-endian) under `round_keys` to `out`;
+/// `false`, with nothing written, when the CPU lacks AVX-512 F or VAES.
+pub(crate) fn aes256_ctr_blocks64(
+    round_keys: &[[u8; 16]; 15],
     block: u64,
     stream: u64,
     out: &mut [u8; 1024],
 ) -> bool {
-    if !avx512f_available() {
+    if !aes_ctr_available() {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: avx512f is present; the kernel writes exactly the 1024 bytes of `out`.
+    // SAFETY: avx512f and vaes are present; the kernel writes exactly the 1024 bytes of `out`.
     unsafe {
-        chacha::blocks16(key, block, stream, out)
+        aes_ctr::blocks64(round_keys, block, stream, out)
     }
     true
 }
