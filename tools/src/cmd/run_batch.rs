@@ -122,6 +122,9 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         trace.save(path).with_context(|| format!("writing {}", path.display()))?;
     }
     let st = store.stats();
+    // One reading: the report's peak and the outside-store split must agree, and VmHWM can
+    // grow between two reads.
+    let peak = peak_rss();
     let out = BatchReport {
         model: name.into(),
         layout: "batch",
@@ -146,8 +149,8 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         store_peak_dram: st.peak_dram,
         plan_peak_live_bytes: plan.peak_live_bytes(),
         store_scratch_peak: st.scratch_peak,
-        peak_rss: peak_rss(),
-        outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
+        peak_rss: peak,
+        outside_store: peak.map(|p| OutsideStore::measure(p, &st)),
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,

@@ -160,6 +160,9 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     }
     let secs = t1.elapsed().as_secs_f64();
     let st = store.stats();
+    // One reading: the report's peak and the outside-store split must agree, and VmHWM can
+    // grow between two reads.
+    let peak = peak_rss();
     let out = FileRunReport {
         model: model.name().into(),
         model_file: path.display().to_string(),
@@ -182,8 +185,8 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         store_peak_dram: st.peak_dram,
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
-        peak_rss: peak_rss(),
-        outside_store: peak_rss().map(|p| OutsideStore::measure(p, &st)),
+        peak_rss: peak,
+        outside_store: peak.map(|p| OutsideStore::measure(p, &st)),
         policy: policy.name(),
         prefetch: PrefetchReport::of(&policy),
     };
