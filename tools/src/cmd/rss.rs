@@ -43,6 +43,14 @@ pub fn sample(stage: &str) -> RssSample {
     parse(stage, &std::fs::read_to_string("/proc/self/status").unwrap_or_default())
 }
 
+/// This process's peak resident set (VmHWM; `None` where /proc is unavailable) and what of it
+/// lay outside the store `st`, from one reading: VmHWM can grow between two (a thread still
+/// finishing), and a report's peak must be the one it splits.
+pub fn peak_beside_store(st: &hetier_tiering::StoreStats) -> (Option<u64>, Option<OutsideStore>) {
+    let peak = Some(sample("end of run").hwm).filter(|&hwm| hwm > 0);
+    (peak, peak.map(|p| OutsideStore::measure(p, st)))
+}
+
 /// Resets the kernel's peak resident set (VmHWM) to the current one, so that a later
 /// [`sample`]'s `hwm` is the peak of what ran since; false where the kernel refuses (no
 /// `/proc/self/clear_refs`, Linux before 4.0), and then `hwm` stays the peak of the whole run.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::cmd::rss::{self, OutsideStore, RssSample};
 use crate::cmd::run_setup::{
-    eval_key_fingerprint, open_store, peak_rss, LayoutArg, ModelArg, PrefetchReport, RunArgs,
+    eval_key_fingerprint, open_store, LayoutArg, ModelArg, PrefetchReport, RunArgs,
 };
 use crate::fmt;
 
@@ -138,9 +138,7 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
     let secs = t1.elapsed().as_secs_f64();
     stages.push(rss::sample("after the images"));
     let st = store.stats();
-    // One reading: the report's peak and the outside-store split must agree, and VmHWM can
-    // grow between two reads.
-    let peak = peak_rss();
+    let (peak_rss, outside_store) = rss::peak_beside_store(&st);
     let out = RunReport {
         model: name.into(),
         log_n: params.log_n(),
@@ -155,8 +153,8 @@ pub fn run(args: &RunArgs, json: bool) -> Result<()> {
         dram_budget: budget,
         store_peak_dram: st.peak_dram,
         store_scratch_peak: st.scratch_peak,
-        peak_rss: peak,
-        outside_store: peak.map(|p| OutsideStore::measure(p, &st)),
+        peak_rss,
+        outside_store,
         rss: stages,
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,

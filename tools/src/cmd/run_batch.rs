@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use hetier_he::exec::KeySetId;
 
-use super::run_setup::{eval_key_fingerprint, open_store, peak_rss, RunArgs};
-use crate::cmd::rss::OutsideStore;
+use super::run_setup::{eval_key_fingerprint, open_store, RunArgs};
+use crate::cmd::rss::{self, OutsideStore};
 use crate::fmt;
 
 #[derive(Serialize)]
@@ -122,9 +122,7 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         trace.save(path).with_context(|| format!("writing {}", path.display()))?;
     }
     let st = store.stats();
-    // One reading: the report's peak and the outside-store split must agree, and VmHWM can
-    // grow between two reads.
-    let peak = peak_rss();
+    let (peak_rss, outside_store) = rss::peak_beside_store(&st);
     let out = BatchReport {
         model: name.into(),
         layout: "batch",
@@ -149,8 +147,8 @@ pub(crate) fn run(args: &RunArgs, json: bool, model: &Model, tests: &TestSet) ->
         store_peak_dram: st.peak_dram,
         plan_peak_live_bytes: plan.peak_live_bytes(),
         store_scratch_peak: st.scratch_peak,
-        peak_rss: peak,
-        outside_store: peak.map(|p| OutsideStore::measure(p, &st)),
+        peak_rss,
+        outside_store,
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
         keys_generated: session.keys.generated,

@@ -14,8 +14,8 @@ use hetier_he::model::{argmax, onnx, Compiled, Model, DEFAULT_MARGIN};
 use hetier_he::nn::BootstrapSpec;
 use serde::Serialize;
 
-use super::run_setup::{open_store, peak_rss, PrefetchReport, RunArgs};
-use crate::cmd::rss::OutsideStore;
+use super::run_setup::{open_store, PrefetchReport, RunArgs};
+use crate::cmd::rss::{self, OutsideStore};
 use crate::{fmt, npy};
 
 #[derive(Serialize)]
@@ -160,9 +160,7 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
     }
     let secs = t1.elapsed().as_secs_f64();
     let st = store.stats();
-    // One reading: the report's peak and the outside-store split must agree, and VmHWM can
-    // grow between two reads.
-    let peak = peak_rss();
+    let (peak_rss, outside_store) = rss::peak_beside_store(&st);
     let out = FileRunReport {
         model: model.name().into(),
         model_file: path.display().to_string(),
@@ -185,8 +183,8 @@ pub fn run(args: &RunArgs, json: bool, path: &Path) -> Result<()> {
         store_peak_dram: st.peak_dram,
         bytes_pm_to_dram: st.bytes_pm_to_dram,
         bytes_dram_to_pm: st.bytes_dram_to_pm,
-        peak_rss: peak,
-        outside_store: peak.map(|p| OutsideStore::measure(p, &st)),
+        peak_rss,
+        outside_store,
         policy: policy.name(),
         prefetch: PrefetchReport::of(&policy),
     };

@@ -258,14 +258,6 @@ pub(crate) fn eval_key_fingerprint(
     Ok(Some(format!("{:016x}", h.finish())))
 }
 
-/// Peak resident set of this process (`VmHWM` of /proc/self/status), in bytes.
-pub fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Says what to do about a pool that does not open: one whose own structure (superblock,
 /// object table) is damaged holds nothing a run cannot derive again, so removing it is the
 /// remedy. The allocator's message follows once, as the cause.
