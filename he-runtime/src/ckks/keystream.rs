@@ -37,17 +37,26 @@ pub(crate) fn counter_block(block: u64, stream: u64) -> [u8; 16] {
     b
 }
 
+/// How blocks are encrypted: each path keeps the key schedule it uses.
+// Both variants stay inline: a `Keystream` carries a 1 KiB chunk anyway, and a box would cost
+// an allocation per stream (thousands per bootstrap).
+#[allow(clippy::large_enum_variant)]
+enum Cipher {
+    /// The VAES kernel, with FIPS-197 round keys.
+    Simd(RoundKeys),
+    /// The `aes` crate, when the CPU has no AVX-512 VAES.
+    Portable(aes::Aes256),
+}
+
 /// AES-256 in counter mode on `(seed, stream)`, read front to back from block 0.
 pub(crate) struct Keystream {
-    round_keys: RoundKeys,
+    cipher: Cipher,
     stream: u64,
     /// The next block to encrypt.
     block: u64,
     chunk: [u8; CHUNK],
     /// Bytes of `chunk` already handed out.
     used: usize,
-    /// The portable path, when the CPU has no AVX-512 VAES.
-    portable: Option<aes::Aes256>,
 }
 
 impl Keystream {
@@ -59,15 +68,12 @@ impl Keystream {
     /// From block `block` on, through the SIMD kernel when `simd` (which the caller has
     /// checked the CPU supports) or else the `aes` crate.
     fn with_path(seed: &Seed, stream: u64, block: u64, simd: bool) -> Self {
-        let portable = (!simd).then(|| aes::Aes256::new(seed.into()));
-        Self {
-            round_keys: expand_key(seed),
-            stream,
-            block,
-            chunk: [0; CHUNK],
-            used: CHUNK,
-            portable,
-        }
+        let cipher = if simd {
+            Cipher::Simd(expand_key(seed))
+        } else {
+            Cipher::Portable(aes::Aes256::new(seed.into()))
+        };
+        Self { cipher, stream, block, chunk: [0; CHUNK], used: CHUNK }
     }
 
     /// Fills `out` with the next bytes of the stream.
@@ -100,16 +106,15 @@ impl Keystream {
             Some(o) => o,
             None => &mut self.chunk,
         };
-        match &self.portable {
-            Some(cipher) => {
+        match &self.cipher {
+            Cipher::Portable(cipher) => {
                 for (k, b) in out.as_chunks_mut::<16>().0.iter_mut().enumerate() {
                     *b = counter_block(self.block.wrapping_add(k as u64), self.stream);
                     cipher.encrypt_block(b.into());
                 }
             }
-            None => {
-                let made =
-                    simd::aes256_ctr_blocks64(&self.round_keys, self.block, self.stream, out);
+            Cipher::Simd(round_keys) => {
+                let made = simd::aes256_ctr_blocks64(round_keys, self.block, self.stream, out);
                 debug_assert!(made, "the SIMD path is chosen only where the CPU has it");
             }
         }
