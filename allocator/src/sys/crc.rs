@@ -80,22 +80,31 @@ fn shift(m: &[u32; 32], mut r: u32) -> u32 {
 pub(crate) fn crc32c_append(crc: u32, bytes: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if bytes.len() >= FOLD_MIN
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("vpclmulqdq")
-        {
+        if bytes.len() >= FOLD_MIN && fold_available() {
             let body = bytes.len() / FOLD_BLOCK * FOLD_BLOCK;
             let (body_bytes, tail) = bytes.split_at(body);
             // SAFETY: AVX-512F and VPCLMULQDQ were detected just above; `body_bytes` is `body`
             // bytes long, a non-zero multiple of FOLD_BLOCK; a null destination copies nothing.
             let residue =
                 unsafe { fold_body(std::ptr::null_mut(), body_bytes.as_ptr(), body, !crc) };
-            // As in `copy_with_crc_fold`: the residue's raw CRC from zero is the body's from `!crc`.
-            let r = !crc32c::crc32c_append(!0, &residue);
-            return crc32c::crc32c_append(!r, tail);
+            return finish_fold(&residue, tail);
         }
     }
     crc32c::crc32c_append(crc, bytes)
+}
+
+/// Whether the CPU runs the folding kernel (AVX-512 F and VPCLMULQDQ).
+#[cfg(target_arch = "x86_64")]
+fn fold_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq")
+}
+
+/// The CRC of a folded body followed by `tail`: the residue's raw CRC from a zero register is
+/// the body's from the register it was folded from, so the residue's CRC continues into `tail`.
+#[cfg(target_arch = "x86_64")]
+fn finish_fold(residue: &[u8; FOLD_BLOCK], tail: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c_append(!0, residue), tail)
 }
 
 /// Buffers shorter than this are checksummed by the `crc32c` crate: folding pays a fixed
@@ -108,10 +117,7 @@ pub(crate) fn copy_with_crc(dst: &mut [u8], src: &[u8], crc: u32) -> u32 {
     let (dst, src) = (&mut dst[..n], &src[..n]);
     #[cfg(target_arch = "x86_64")]
     {
-        if n >= FUSED_MIN
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("vpclmulqdq")
-        {
+        if n >= FUSED_MIN && fold_available() {
             return copy_with_crc_fold(dst, src, crc);
         }
         if n >= FUSED_MIN && std::arch::is_x86_feature_detected!("sse4.2") {
@@ -166,11 +172,8 @@ fn copy_with_crc_fold(dst: &mut [u8], src: &[u8], crc: u32) -> u32 {
     // long (a non-zero multiple of FOLD_BLOCK), `dst_body` starts 64-byte aligned, and a `&mut`
     // and a `&` slice never overlap.
     let residue = unsafe { fold_body(dst_body.as_mut_ptr(), src_body.as_ptr(), body, !crc) };
-    // The residue bytes have the same raw CRC (from a zero register) as the body had from `!crc`.
-    let mut r = !crc32c::crc32c_append(!0, &residue);
     dst_tail.copy_from_slice(src_tail);
-    r = !crc32c::crc32c_append(!r, dst_tail);
-    !r
+    finish_fold(&residue, dst_tail)
 }
 
 /// Fold `n` bytes of `src`, copying them to `dst` with non-temporal stores when it is not null;
@@ -303,9 +306,7 @@ mod tests {
                 assert_eq!(d, s);
                 #[cfg(target_arch = "x86_64")]
                 {
-                    if std::arch::is_x86_feature_detected!("avx512f")
-                        && std::arch::is_x86_feature_detected!("vpclmulqdq")
-                    {
+                    if fold_available() {
                         d.fill(0);
                         assert_eq!(copy_with_crc_fold(d, s, 0x1234_5678), want);
                         assert_eq!(d, s);
