@@ -1,6 +1,7 @@
 //! Bit-field kernels on one N = 2^16 limb: unpacking packed residues (`unpack_fields`, as
 //! `unpack_limb` does for every limb of a key's `b` parts) and keeping the fields below q
-//! (`take_below`, the rejection step of seed expansion), AVX-512 against portable.
+//! (`take_below`, the rejection step of seed expansion, below q and below a multiple of q),
+//! AVX-512 against portable.
 //!
 //! `cargo bench -p hetier-he --bench bit_fields`; throughput is in fields (residues).
 
@@ -18,7 +19,7 @@ use rand::{RngCore, SeedableRng};
 const N: usize = 1 << 16;
 
 type Unpack = fn(&[u8], u32, &mut [u64]) -> u64;
-type Take = fn(&[u8], u32, u64, &mut [u64]) -> (usize, usize);
+type Take = fn(&[u8], u32, u64, u64, &mut [u64]) -> (usize, usize);
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("bit-fields");
@@ -37,25 +38,31 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| black_box(f(black_box(&src), width, &mut out)))
             });
         }
-        // A prime just above 2^(width-1): about half the candidates are kept, the worst case
-        // for the compaction (real primes sit near 2^width and keep nearly all).
+        // A bound just above 2^(width-1): about half the candidates are kept, the worst case
+        // for the compaction.
         let q = (1u64 << (width - 1)) + 1;
         for (name, f) in takes {
             group.bench_function(BenchmarkId::new(format!("take_below/{name}"), width), |b| {
-                b.iter(|| black_box(f(black_box(&src), width, q, &mut out)))
+                b.iter(|| black_box(f(black_box(&src), width, q, 1, &mut out)))
             });
         }
-        // As seed expansion calls it: one call per refill of 64 candidates (8·width bytes).
+        // As seed expansion cuts a prime just above 2^(width-3): at two more bits, 7 of 8
+        // candidates kept and reduced by three conditional subtractions, one call per refill
+        // of 64 candidates (8·width bytes).
+        let q = (1u64 << (width - 3)) + 1;
         for (name, f) in takes {
-            group.bench_function(BenchmarkId::new(format!("take_below_64/{name}"), width), |b| {
-                b.iter(|| {
-                    let mut i = 0;
-                    for refill in black_box(&src).chunks_exact(8 * width as usize) {
-                        i += f(refill, width, q, &mut out[i..]).0;
-                    }
-                    black_box(i)
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("take_below_x7_64/{name}"), width),
+                |b| {
+                    b.iter(|| {
+                        let mut i = 0;
+                        for refill in black_box(&src).chunks_exact(8 * width as usize) {
+                            i += f(refill, width, q, 7, &mut out[i..]).0;
+                        }
+                        black_box(i)
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -253,12 +253,13 @@ fn relabel(bytes: &[u8], version: u16) -> Vec<u8> {
     b
 }
 
-/// Format 3 expands seeds with AES-256 in counter mode: a format-1 or -2 blob holding a seed
-/// (ChaCha20, ChaCha12) would expand into another key, so it is refused with a typed error;
-/// older blobs without a seed (ciphertexts, plaintexts) are the same bytes and still read.
+/// Format 4 expands seeds with AES-256 in counter mode, candidates kept below a multiple of q:
+/// a format-1, -2 or -3 blob holding a seed (ChaCha20, ChaCha12, AES-256 below q only) would
+/// expand into another key, so it is refused with a typed error; older blobs without a seed
+/// (ciphertexts, plaintexts) are the same bytes and still read.
 #[test]
 fn older_blobs_with_a_seed_are_refused_and_without_one_still_read() {
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
     let mut f = Fixture::new(Preset::N13);
     let ctx = f.ctx.clone();
     let key = f.keygen().rotation_key(&f.sk, 3).unwrap();
@@ -266,7 +267,7 @@ fn older_blobs_with_a_seed_are_refused_and_without_one_still_read() {
     assert_eq!(u16::from_le_bytes([bytes[4], bytes[5]]), FORMAT_VERSION);
     let a = f.random_real();
     let ct = f.encrypt(&a);
-    for version in [1, 2] {
+    for version in [1, 2, 3] {
         let old = relabel(&bytes, version);
         let retired = |r: Result<(), Error>| {
             matches!(r, Err(Error::RetiredSeedFormat { found, supported: FORMAT_VERSION })
@@ -285,7 +286,7 @@ fn older_blobs_with_a_seed_are_refused_and_without_one_still_read() {
     }
     // A version after this build's is still a bad header.
     assert!(matches!(
-        Ciphertext::from_bytes(&ctx, &relabel(&ct.to_bytes(&ctx), 4)),
+        Ciphertext::from_bytes(&ctx, &relabel(&ct.to_bytes(&ctx), 5)),
         Err(Error::BadHeader { .. })
     ));
 }

@@ -1,4 +1,4 @@
-//! The keystream that seed-compressed `a` parts expand from (blob format 3): AES-256 in counter
+//! The keystream that seed-compressed `a` parts expand from (blob formats 3 and 4): AES-256 in counter
 //! mode, keyed by the 32-byte seed. On AVX-512 VAES it is made sixty-four blocks at a time
 //! (`math::simd::aes256_ctr_blocks64`); elsewhere the `aes` crate, the portable twin, encrypts
 //! the same counter blocks. Both give the same bytes, so a key expands to the same words on

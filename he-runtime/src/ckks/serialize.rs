@@ -5,11 +5,13 @@
 //! Layout: magic `HTCK` · version u16 · kind u8 · flags u8 (0) · params id u64 · body length
 //! u64 · body · CRC-32C (u32) of everything before it.
 //!
-//! Versions: 3 expands seeds with AES-256 in counter mode taking `width(q)` bits per candidate
-//! ([`super::sampling::uniform_limb`]); 2 did the same with ChaCha12, and 1 with ChaCha20, 64
-//! bits per candidate. A format-1 or -2 blob without a seed (ciphertext, plaintext) is the same
-//! bytes and still read; one with a seed is refused with [`Error::RetiredSeedFormat`] (its seed
-//! would expand into other `a` parts), and the key-set manifest regenerates such keys.
+//! Versions: 4 expands seeds with AES-256 in counter mode, each candidate up to two bits wider
+//! than q and kept below a multiple of q, then reduced ([`super::sampling::uniform_limb`]); 3
+//! did the same keeping only candidates of `width(q)` bits below q, 2 that with ChaCha12, and 1
+//! with ChaCha20, 64 bits per candidate. An older blob without a seed (ciphertext, plaintext)
+//! is the same bytes and still read; one with a seed is refused with
+//! [`Error::RetiredSeedFormat`] (its seed would expand into other `a` parts), and the key-set
+//! manifest regenerates such keys.
 
 use super::ciphertext::{Ciphertext, Plaintext};
 use super::context::Context;

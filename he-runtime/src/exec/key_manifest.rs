@@ -10,7 +10,11 @@ use super::stored_key::KeyForm;
 use crate::ckks::Seed;
 use crate::exec::error::{Error, Result};
 
-pub(super) const MANIFEST_FORMAT: &str = "hetier-keyset/5";
+pub(super) const MANIFEST_FORMAT: &str = "hetier-keyset/6";
+/// Manifests whose seed-compressed keys (whole or by digit) are blob format 3 (candidates cut
+/// at the prime's width only, read no more): those keys are regenerated, its expanded ones
+/// reused.
+pub(super) const MANIFEST_FORMAT_V5: &str = "hetier-keyset/5";
 /// Manifests whose seed-compressed keys (whole or by digit) are blob format 2 (seeds expanded
 /// with ChaCha12, read no more): those keys are regenerated, its expanded ones reused.
 pub(super) const MANIFEST_FORMAT_V4: &str = "hetier-keyset/4";
@@ -99,6 +103,7 @@ fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manif
         serde_json::from_slice(text).map_err(|e| Error::KeyManifest { reason: e.to_string() })?;
     let known = [
         MANIFEST_FORMAT,
+        MANIFEST_FORMAT_V5,
         MANIFEST_FORMAT_V4,
         MANIFEST_FORMAT_V3,
         MANIFEST_FORMAT_V2,
@@ -116,7 +121,7 @@ fn parse_manifest(text: &[u8], keyset: KeySetId, params_id: u64) -> Result<Manif
     Ok(m)
 }
 
-/// Decodes a key-set manifest (`hetier-keyset/5`, or `/4` … `/1`) as a pool hands it over, for key
+/// Decodes a key-set manifest (`hetier-keyset/6`, or `/5` … `/1`) as a pool hands it over, for key
 /// set `keyset` under parameters `params_id`: every field a later run uses is checked (the
 /// format, the parameter and key-set ids, each key's seed). Returns how many keys it lists.
 /// Bytes from the pool are untrusted: anything else is [`Error::KeyManifest`], never a panic.

@@ -294,8 +294,8 @@ impl KeySet {
         let (current, manifests_healed) = read_manifest(store, keyset, params.id())?;
         let mut set = Self::default();
         if let Some((_, m)) = &current {
-            // Every older manifest's seed-compressed keys are blobs of a retired format (1 or
-            // 2): their seeds would expand into other `a` parts. They are made again.
+            // Every older manifest's seed-compressed keys are blobs of a retired format (1 to
+            // 3): their seeds would expand into other `a` parts. They are made again.
             let retired = m.format != MANIFEST_FORMAT;
             for k in &m.keys {
                 if k.form != KeyForm::Expanded && retired {
@@ -403,7 +403,9 @@ mod tests {
     use crate::ckks::Preset;
     use crate::exec::ids::manifest_slot_id;
     use crate::exec::key_manifest::decode_manifest;
-    use crate::exec::key_manifest::{MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V3, MANIFEST_FORMAT_V4};
+    use crate::exec::key_manifest::{
+        MANIFEST_FORMAT_V2, MANIFEST_FORMAT_V3, MANIFEST_FORMAT_V4, MANIFEST_FORMAT_V5,
+    };
 
     const SEED: [u8; 32] = [7; 32];
 
@@ -505,9 +507,9 @@ mod tests {
         assert_eq!((r.generated, r.reused), (0, 2));
     }
 
-    /// Manifests `hetier-keyset/2` to `/4` list seed-compressed keys of blob formats 1 and 2
-    /// (ChaCha20 and ChaCha12 seeds): they are regenerated, never pinned into a wrong key, and
-    /// the manifests' expanded keys are reused.
+    /// Manifests `hetier-keyset/2` to `/5` list seed-compressed keys of blob formats 1 to 3
+    /// (seeds expanded with ChaCha20, ChaCha12, and AES-256 at the prime's width): they are
+    /// regenerated, never pinned into a wrong key, and the manifests' expanded keys are reused.
     #[test]
     fn seeded_keys_of_older_manifests_are_regenerated() {
         for (old, form) in [
@@ -515,6 +517,8 @@ mod tests {
             (MANIFEST_FORMAT_V3, KeyForm::Seeded),
             (MANIFEST_FORMAT_V4, KeyForm::Seeded),
             (MANIFEST_FORMAT_V4, KeyForm::Digits),
+            (MANIFEST_FORMAT_V5, KeyForm::Seeded),
+            (MANIFEST_FORMAT_V5, KeyForm::Digits),
         ] {
             seeded_keys_of_an_older_manifest_are_regenerated(old, form);
         }

@@ -1,7 +1,7 @@
 //! Fixed-width bit fields in a little-endian bit string: field k of width `w` is bits
 //! `[k·w, (k+1)·w)`, bit b being bit `b mod 8` of byte `b / 8`. Packed limbs of a blob are such
 //! strings (one residue per field), and seed-expanded limbs cut their PRG stream into fields and
-//! keep those below the prime.
+//! keep those below a multiple of the prime, reduced.
 //!
 //! [`unpack_fields`] and [`take_below`] run AVX-512 VBMI kernels when the CPU has them and the
 //! portable loops ([`unpack_fields_portable`], [`take_below_portable`]) otherwise; both give the
@@ -16,8 +16,11 @@
 //! assert_eq!(unpack_fields(&src, 5, &mut out), 31);
 //! assert_eq!(out, [1, 31, 6]);
 //! let mut below = [0u64; 3];
-//! assert_eq!(take_below(&src, 5, 10, &mut below), (2, 3));
+//! assert_eq!(take_below(&src, 5, 10, 1, &mut below), (2, 3));
 //! assert_eq!(below[..2], [1, 6]);
+//! // Below 4·5 = 20, reduced mod 5 (31 is dropped).
+//! assert_eq!(take_below(&src, 5, 5, 4, &mut below), (2, 3));
+//! assert_eq!(below[..2], [1, 1]);
 //! ```
 
 use super::simd;
@@ -75,16 +78,28 @@ pub fn unpack_fields_portable(src: &[u8], width: u32, out: &mut [u64]) -> u64 {
     max
 }
 
-/// Appends the fields of `src` (at `width` bits) that are below `q` to `out`, in order, until
-/// `out` is full or `src` has no whole field left. Returns (words written, fields read);
-/// reading stops right after the field that fills `out`, so a caller can resume after it.
+/// Appends `field mod q` for each field of `src` (at `width` bits) below `multiple·q` to `out`,
+/// in order, until `out` is full or `src` has no whole field left. Returns (words written,
+/// fields read); reading stops right after the field that fills `out`, so a caller can resume
+/// after it. With `multiple` = 1 the kept fields are written as they are.
+///
+/// Rejection sampling with a multiple: uniform fields give residues exactly uniform mod `q`
+/// when `multiple·q` ≤ 2^`width`. A prime just above a power of two keeps half of its
+/// candidates at its own width; cut at `e` more bits with `multiple` = 2^(e+1) − 1 it keeps
+/// about `multiple / (multiple + 1)` of them.
 ///
 /// # Panics
-/// If `width` is not in 1..=64.
-pub fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64]) -> (usize, usize) {
-    match simd::take_below(src, width, q, out) {
+/// If `width` is not in 1..=64, `multiple` is 0, or `multiple·q` overflows a `u64`.
+pub fn take_below(
+    src: &[u8],
+    width: u32,
+    q: u64,
+    multiple: u64,
+    out: &mut [u64],
+) -> (usize, usize) {
+    match simd::take_below(src, width, q, multiple, out) {
         Some(r) => r,
-        None => take_below_portable(src, width, q, out),
+        None => take_below_portable(src, width, q, multiple, out),
     }
 }
 
@@ -92,8 +107,15 @@ pub fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64]) -> (usize, us
 ///
 /// # Panics
 /// As [`take_below`].
-pub fn take_below_portable(src: &[u8], width: u32, q: u64, out: &mut [u64]) -> (usize, usize) {
+pub fn take_below_portable(
+    src: &[u8],
+    width: u32,
+    q: u64,
+    multiple: u64,
+    out: &mut [u64],
+) -> (usize, usize) {
     check_width(width);
+    let bound = window_bound(q, multiple);
     let w = width as usize;
     let mask = u64::MAX >> (64 - width);
     let fields = src.len() * 8 / w;
@@ -101,11 +123,31 @@ pub fn take_below_portable(src: &[u8], width: u32, q: u64, out: &mut [u64]) -> (
     while read < fields && written < out.len() {
         let v = field_at(src, read * w, mask);
         // Branch-free compaction: the slot is overwritten until a field is accepted.
-        out[written] = v;
-        written += usize::from(v < q);
+        out[written] = reduce_below_multiple(v, q, multiple);
+        written += usize::from(v < bound);
         read += 1;
     }
     (written, read)
+}
+
+/// `multiple·q`, the bound of [`take_below`].
+///
+/// # Panics
+/// If `multiple` is 0 or the product overflows.
+pub(crate) fn window_bound(q: u64, multiple: u64) -> u64 {
+    assert!(multiple > 0, "bit-field window: multiple 0");
+    q.checked_mul(multiple)
+        .unwrap_or_else(|| panic!("bit-field window: {multiple}·{q} overflows 64 bits"))
+}
+
+/// `v mod q` for `v` below `multiple·q`: one conditional subtraction of `2^k·q` per bit of
+/// `multiple`, the highest first (each leaves `v` below `2^k·q`). Other `v` give some word.
+#[inline(always)]
+pub(crate) fn reduce_below_multiple(v: u64, q: u64, multiple: u64) -> u64 {
+    if multiple == 1 {
+        return v;
+    }
+    (0..64 - multiple.leading_zeros()).rev().fold(v, |v, k| v.min(v.wrapping_sub(q << k)))
 }
 
 /// The `mask`-wide field at bit `o` of `src` (the field must lie inside `src`). Reads the

@@ -14,19 +14,22 @@ fn model_field(src: &[u8], width: u32, k: usize) -> u64 {
     })
 }
 
-/// `take_below` as a plain loop over the model's fields.
-fn model_take(src: &[u8], width: u32, q: u64, cap: usize) -> (Vec<u64>, usize) {
+/// `take_below` as a plain loop over the model's fields, reducing with `%`.
+fn model_take(src: &[u8], width: u32, q: u64, multiple: u64, cap: usize) -> (Vec<u64>, usize) {
     let fields = src.len() * 8 / width as usize;
     let (mut kept, mut read) = (Vec::new(), 0);
     while read < fields && kept.len() < cap {
         let v = model_field(src, width, read);
         read += 1;
-        if v < q {
-            kept.push(v);
+        if u128::from(v) < u128::from(q) * u128::from(multiple) {
+            kept.push(if multiple == 1 { v } else { v % q });
         }
     }
     (kept, read)
 }
+
+type Take = fn(&[u8], u32, u64, u64, &mut [u64]) -> (usize, usize);
+const TAKES: [(&str, Take); 2] = [("dispatched", take_below), ("portable", take_below_portable)];
 
 fn random_bytes(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
@@ -123,13 +126,10 @@ fn take_below_matches_the_model_when_out_fills_mid_group_or_src_runs_out() {
             };
             let fields = len * 8 / width as usize;
             for cap in [0, 1, 3, 7, 8, 9, fields / 3, fields, fields + 5] {
-                let (want, want_read) = model_take(&src, width, q, cap);
-                for (name, f) in [
-                    ("dispatched", take_below as fn(&[u8], u32, u64, &mut [u64]) -> _),
-                    ("portable", take_below_portable),
-                ] {
+                let (want, want_read) = model_take(&src, width, q, 1, cap);
+                for (name, f) in TAKES {
                     let mut out = vec![u64::MAX - 1; cap + 2];
-                    let (n, read) = f(&src, width, q, &mut out[..cap]);
+                    let (n, read) = f(&src, width, q, 1, &mut out[..cap]);
                     let ctx = format!("{name}: width {width}, q {q}, len {len}, cap {cap}");
                     assert_eq!((n, read), (want.len(), want_read), "{ctx}");
                     assert_eq!(out[..n], want[..], "{ctx}");
@@ -140,6 +140,56 @@ fn take_below_matches_the_model_when_out_fills_mid_group_or_src_runs_out() {
     }
 }
 
+/// With a multiple, every kept field below `multiple·q` comes out reduced mod q, for
+/// multiples of one to sixty-four reduction steps and moduli just above and below a power of
+/// two, the field width at or above what `multiple·q` needs.
+#[test]
+fn take_below_with_a_multiple_keeps_below_it_and_reduces() {
+    let mut rng = ChaCha8Rng::from_seed([8; 32]);
+    for _ in 0..400 {
+        let width = rng.gen_range(2..=MAX_WIDTH);
+        let multiple = match rng.gen_range(0..4) {
+            0 => rng.gen_range(2..=7),
+            1 => (1u64 << rng.gen_range(1..width)) - 1,
+            2 => 1 << rng.gen_range(1..width),
+            _ => rng.gen_range(2..=u64::MAX >> (64 - width)),
+        };
+        // The largest q with multiple·q within the field range, or a random one below it.
+        let top = (u64::MAX >> (64 - width)) / multiple;
+        if top == 0 {
+            continue;
+        }
+        let q = if rng.gen() { top } else { rng.gen_range(1..=top) };
+        let len = rng.gen_range(0..200);
+        let src = random_bytes(&mut rng, len);
+        let fields = src.len() * 8 / width as usize;
+        for cap in [0, 5, 8, 13, fields] {
+            let (want, want_read) = model_take(&src, width, q, multiple, cap);
+            for (name, f) in TAKES {
+                let mut out = vec![u64::MAX - 1; cap + 1];
+                let (n, read) = f(&src, width, q, multiple, &mut out[..cap]);
+                let ctx = format!("{name}: width {width}, q {q}, multiple {multiple}, cap {cap}");
+                assert_eq!((n, read), (want.len(), want_read), "{ctx}");
+                assert_eq!(out[..n], want[..], "{ctx}");
+                assert!(out[..n].iter().all(|&v| v < q), "{ctx}");
+                assert_eq!(out[cap], u64::MAX - 1, "{ctx}: wrote past out");
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "overflows")]
+fn take_below_refuses_a_multiple_past_64_bits() {
+    take_below_portable(&[0u8; 8], 64, 1 << 62, 4, &mut [0u64; 1]);
+}
+
+#[test]
+#[should_panic(expected = "overflows")]
+fn take_below_dispatched_refuses_a_multiple_past_64_bits() {
+    take_below(&[0u8; 8], 64, 1 << 62, 4, &mut [0u64; 1]);
+}
+
 #[test]
 fn take_below_resumes_where_it_stopped() {
     // Filling a limb in pieces, each resuming after the fields the last one read, gives the
@@ -148,11 +198,11 @@ fn take_below_resumes_where_it_stopped() {
     let (width, q) = (48, (1u64 << 47) + 12_345);
     let src = random_bytes(&mut rng, 6 * 2500);
     let mut whole = vec![0u64; 1000];
-    assert_eq!(take_below(&src, width, q, &mut whole).0, 1000);
+    assert_eq!(take_below(&src, width, q, 1, &mut whole).0, 1000);
     let mut parts = vec![0u64; 1000];
     let (mut written, mut byte) = (0, 0);
     for cap in [1, 13, 64, 100, 822] {
-        let (n, read) = take_below(&src[byte..], width, q, &mut parts[written..written + cap]);
+        let (n, read) = take_below(&src[byte..], width, q, 1, &mut parts[written..written + cap]);
         assert_eq!(n, cap);
         written += n;
         byte += read * 6;
@@ -181,14 +231,15 @@ proptest! {
         len in 0usize..500,
         cap in 0usize..400,
         q in any::<u64>(),
+        multiple in 1u64..=15,
         seed in any::<[u8; 32]>(),
     ) {
         let src = random_bytes(&mut ChaCha8Rng::from_seed(seed), len);
-        let q = q >> rng_shift(width, q);
+        let q = (q >> rng_shift(width, q)) / multiple;
         let mut a = vec![0u64; cap];
         let mut b = vec![0u64; cap];
-        let ra = take_below(&src, width, q, &mut a);
-        let rb = take_below_portable(&src, width, q, &mut b);
+        let ra = take_below(&src, width, q, multiple, &mut a);
+        let rb = take_below_portable(&src, width, q, multiple, &mut b);
         prop_assert_eq!(ra, rb);
         prop_assert_eq!(&a[..ra.0], &b[..rb.0]);
     }

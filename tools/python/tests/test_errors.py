@@ -64,8 +64,8 @@ def test_keys_missing_wrong_or_garbled(save, tmp_path):
         server.infer(ct[:100])
     with pytest.raises(hetier.KeySetError, match="no evaluation key"):
         server.use_keys(12345)
-    # A key in blob format 2 (its seed expanded by a retired PRG) must be made again.
-    old = keys.replace(b"HTCK\x03\x00", b"HTCK\x02\x00", 1)
+    # A key in blob format 3 (its seed expanded by a retired rule) must be made again.
+    old = keys.replace(b"HTCK\x04\x00", b"HTCK\x03\x00", 1)
     assert old != keys
     with pytest.raises(hetier.KeySetError, match="regenerate"):
         hetier.Server(model, pool=tmp_path / "old").load_keys(old)

@@ -7,10 +7,10 @@ use crate::math::bit_fields::{packed_len, unpack_fields};
 
 pub(super) const MAGIC: &[u8; 4] = b"HTCK";
 /// Current format version.
-pub const FORMAT_VERSION: u16 = 3;
-/// Versions whose seeds expand with another PRG (1: ChaCha20, 2: ChaCha12): still read for
-/// blobs without a seed, the same bytes.
-pub(super) const RETIRED_SEED_VERSIONS: [u16; 2] = [1, 2];
+pub const FORMAT_VERSION: u16 = 4;
+/// Versions whose seeds expand into other residues (1: ChaCha20, 2: ChaCha12, 3: AES-256 with
+/// candidates only below q): still read for blobs without a seed, the same bytes.
+pub(super) const RETIRED_SEED_VERSIONS: [u16; 3] = [1, 2, 3];
 pub(super) const HEADER: usize = 4 + 2 + 1 + 1 + 8 + 8;
 
 /// What a serialised blob holds.

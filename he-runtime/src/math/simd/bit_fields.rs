@@ -1,6 +1,6 @@
 //! AVX-512 VBMI kernels for fixed-width bit fields in a little-endian bit string: unpacking
-//! (the packed limbs of a blob) and keeping the fields below a bound (rejection sampling of
-//! seed-expanded limbs).
+//! (the packed limbs of a blob) and keeping the fields below a multiple of a prime, reduced
+//! mod it (rejection sampling of seed-expanded limbs).
 //!
 //! Eight fields of `width` bits take exactly `width` bytes, so every group of eight starts on
 //! a byte and one masked load of `width` bytes holds it (never a byte past the group: a
@@ -221,16 +221,65 @@ unsafe fn unpack_streaming(src: &[u8], l: &Layout, out: &mut [u64]) -> __m512i {
     max
 }
 
-/// Appends the fields of `src` below `q` to `out` in order, until `out` is full or `src` has
-/// no whole field left; returns (fields written, fields read). Reading stops right after the
-/// field that fills `out`.
+/// Appends `field mod q` for each field of `src` below `bound` (= `multiple·q`) to `out` in
+/// order, until `out` is full or `src` has no whole field left; returns (fields written, fields
+/// read). Reading stops right after the field that fills `out`.
 ///
 /// # Safety
-/// 1 ≤ width ≤ 64, and the CPU has avx512f, avx512bw, avx512vbmi and popcnt.
+/// 1 ≤ width ≤ 64, `bound` = `multiple·q` without overflow, and the CPU has avx512f, avx512bw,
+/// avx512vbmi and popcnt.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,popcnt")]
-pub(crate) unsafe fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64]) -> (usize, usize) {
+pub(crate) unsafe fn take_below(
+    src: &[u8],
+    width: u32,
+    bound: u64,
+    q: u64,
+    multiple: u64,
+    out: &mut [u64],
+) -> (usize, usize) {
+    // One conditional subtraction of 2^k·q per bit k of `multiple`, the highest first: v <
+    // multiple·q ≤ 2^(k+1)·q, and each leaves v below 2^k·q. Seed expansion's multiples (at
+    // most 7) get their subtrahends in registers and the steps unrolled.
+    let steps = if multiple == 1 { 0 } else { 64 - multiple.leading_zeros() as usize };
+    let sub = |k: usize| _mm512_set1_epi64((q << k) as i64);
+    let fold = |v: __m512i, subs: &[__m512i]| {
+        subs.iter().fold(v, |v, &s| _mm512_min_epu64(v, _mm512_sub_epi64(v, s)))
+    };
+    // SAFETY: as this function's.
+    unsafe {
+        match steps {
+            0 => take_with(src, width, bound, out, |v| v),
+            1 => take_with(src, width, bound, out, |v| fold(v, &[sub(0)])),
+            2 => {
+                let subs = [sub(1), sub(0)];
+                take_with(src, width, bound, out, |v| fold(v, &subs))
+            }
+            3 => {
+                let subs = [sub(2), sub(1), sub(0)];
+                take_with(src, width, bound, out, |v| fold(v, &subs))
+            }
+            _ => {
+                let subs: Vec<__m512i> = (0..steps).rev().map(sub).collect();
+                take_with(src, width, bound, out, |v| fold(v, &subs))
+            }
+        }
+    }
+}
+
+/// [`take_below`] with `reduce` taking each group's fields mod q (those below `bound`).
+///
+/// # Safety
+/// As [`take_below`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,popcnt")]
+unsafe fn take_with(
+    src: &[u8],
+    width: u32,
+    bound: u64,
+    out: &mut [u64],
+    reduce: impl Fn(__m512i) -> __m512i,
+) -> (usize, usize) {
     let l = layout(width);
-    let qv = _mm512_set1_epi64(q as i64);
+    let bv = _mm512_set1_epi64(bound as i64);
     let fields = src.len() * 8 / width as usize;
     let dst = out.as_mut_ptr();
     let (mut written, mut read) = (0, 0);
@@ -239,10 +288,13 @@ pub(crate) unsafe fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64])
     while read + 8 <= fields && written + 8 <= out.len() {
         // SAFETY: the group's 8 fields are whole fields of `src` (read is a multiple of 8).
         let v = unsafe { group(src, read / 8, 8, &l) };
-        let keep = _mm512_cmplt_epu64_mask(v, qv);
+        let keep = _mm512_cmplt_epu64_mask(v, bv);
         // SAFETY: lanes written ..+ 8 are inside `out`.
         unsafe {
-            _mm512_storeu_si512(dst.add(written).cast(), _mm512_maskz_compress_epi64(keep, v))
+            _mm512_storeu_si512(
+                dst.add(written).cast(),
+                _mm512_maskz_compress_epi64(keep, reduce(v)),
+            )
         };
         written += keep.count_ones() as usize;
         read += 8;
@@ -252,7 +304,7 @@ pub(crate) unsafe fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64])
         // SAFETY: `read` is a multiple of 8 here (only the last iteration reads fewer than 8)
         // and the group's m fields are whole fields of `src`.
         let v = unsafe { group(src, read / 8, m, &l) };
-        let mut keep = _mm512_mask_cmplt_epu64_mask(((1u32 << m) - 1) as __mmask8, v, qv);
+        let mut keep = _mm512_mask_cmplt_epu64_mask(((1u32 << m) - 1) as __mmask8, v, bv);
         let room = out.len() - written;
         let mut took = m;
         if keep.count_ones() as usize >= room {
@@ -263,7 +315,7 @@ pub(crate) unsafe fn take_below(src: &[u8], width: u32, q: u64, out: &mut [u64])
             took = 8 - keep.leading_zeros() as usize;
         }
         let n = keep.count_ones() as usize;
-        let packed = _mm512_maskz_compress_epi64(keep, v);
+        let packed = _mm512_maskz_compress_epi64(keep, reduce(v));
         // SAFETY: n ≤ room lanes from `written` on are inside `out`.
         unsafe {
             _mm512_mask_storeu_epi64(dst.add(written).cast(), ((1u32 << n) - 1) as __mmask8, packed)

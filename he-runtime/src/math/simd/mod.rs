@@ -542,27 +542,29 @@ pub(crate) fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> Option<u
     None
 }
 
-/// The fields of `src` below `q`, appended to `out` in order until it is full or `src` has no
-/// whole field left, on AVX-512 VBMI: (written, fields read), or `None` without writing when
-/// the CPU lacks the features.
+/// `field mod q` for each field of `src` below `multiple·q`, appended to `out` in order until it
+/// is full or `src` has no whole field left, on AVX-512 VBMI: (written, fields read), or `None`
+/// without writing when the CPU lacks the features.
 ///
 /// # Panics
-/// If `width` is not in 1..=64.
+/// If `width` is not in 1..=64, `multiple` is 0 or `multiple·q` overflows.
 pub(crate) fn take_below(
     src: &[u8],
     width: u32,
     q: u64,
+    multiple: u64,
     out: &mut [u64],
 ) -> Option<(usize, usize)> {
     if !bit_fields_available() {
         return None;
     }
     assert!((1..=64).contains(&width), "bit-field width {width}");
+    let bound = super::bit_fields::window_bound(q, multiple);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: avx512f+bw+vbmi and popcnt are present and 1 <= width <= 64; the kernel reads whole fields
     // of `src` only and writes at most `out.len()` words.
     unsafe {
-        Some(bit_fields::take_below(src, width, q, out))
+        Some(bit_fields::take_below(src, width, bound, q, multiple, out))
     }
     #[cfg(not(target_arch = "x86_64"))]
     None
