@@ -97,7 +97,8 @@ pub fn take_below(
     multiple: u64,
     out: &mut [u64],
 ) -> (usize, usize) {
-    match simd::take_below(src, width, q, multiple, out) {
+    let bound = window_bound(q, multiple);
+    match simd::take_below(src, width, bound, q, multiple, out) {
         Some(r) => r,
         None => take_below_portable(src, width, q, multiple, out),
     }

@@ -542,15 +542,16 @@ pub(crate) fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> Option<u
     None
 }
 
-/// `field mod q` for each field of `src` below `multiple·q`, appended to `out` in order until it
-/// is full or `src` has no whole field left, on AVX-512 VBMI: (written, fields read), or `None`
+/// `field mod q` for each field of `src` below `bound`, appended to `out` in order until it is
+/// full or `src` has no whole field left, on AVX-512 VBMI: (written, fields read), or `None`
 /// without writing when the CPU lacks the features.
 ///
 /// # Panics
-/// If `width` is not in 1..=64, `multiple` is 0 or `multiple·q` overflows.
+/// If `width` is not in 1..=64, `multiple` is 0, or `bound` is not `multiple·q`.
 pub(crate) fn take_below(
     src: &[u8],
     width: u32,
+    bound: u64,
     q: u64,
     multiple: u64,
     out: &mut [u64],
@@ -559,7 +560,10 @@ pub(crate) fn take_below(
         return None;
     }
     assert!((1..=64).contains(&width), "bit-field width {width}");
-    let bound = super::bit_fields::window_bound(q, multiple);
+    assert!(
+        multiple > 0 && q.checked_mul(multiple) == Some(bound),
+        "bit-field window: {bound} is not {multiple}·{q}"
+    );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: avx512f+bw+vbmi and popcnt are present and 1 <= width <= 64; the kernel reads whole fields
     // of `src` only and writes at most `out.len()` words.
