@@ -1,5 +1,6 @@
 //! The slice helpers of [`Modulus`]: element-wise arithmetic modulo q over `[u64]`, on the
-//! AVX-512 IFMA kernels when the CPU has them and q < 2^50, else scalar. Every input word must be
+//! AVX-512 IFMA kernels when the CPU has them and q < 2^50, the products (of two slices, and by
+//! a constant) on AVX-512 F/DQ for wider q, else scalar. Every input word must be
 //! fully reduced (< q); results are canonical, hence identical on both paths. A file of its own
 //! because it imports the SIMD module, which imports [`crate::math::zq`].
 
@@ -66,6 +67,10 @@ impl Modulus {
         if simd::slice_eligible(self) {
             return simd::slices::mul_assign(self, a, b);
         }
+        #[cfg(target_arch = "x86_64")]
+        if simd::wide_slice_eligible(self) {
+            return simd::slices::mul_assign_wide(self, a, b);
+        }
         for (x, &y) in a.iter_mut().zip(b) {
             *x = self.mul(*x, y);
         }
@@ -98,6 +103,10 @@ impl Modulus {
         #[cfg(target_arch = "x86_64")]
         if simd::slice_eligible(self) {
             return simd::slices::mul_add_assign(self, acc, a, b);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if simd::wide_slice_eligible(self) {
+            return simd::slices::mul_add_assign_wide(self, acc, a, b);
         }
         for ((r, &x), &y) in acc.iter_mut().zip(a).zip(b) {
             *r = self.reduce_u128(x as u128 * y as u128 + *r as u128);
@@ -167,6 +176,82 @@ impl Modulus {
     pub fn reduce_slice(&self, a: &mut [u64]) {
         for x in a.iter_mut() {
             *x = self.reduce(*x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::zq::MAX_MODULUS_BITS;
+
+    /// The element-wise products of two slices for primes wider than IFMA's (the AVX-512 F/DQ
+    /// kernels where the CPU has them) against the u128 formula, at every width up to the
+    /// 62-bit bound and on both sides of its power of two, with tails and words at q − 1. The
+    /// kernels are also called directly for narrow moduli, which dispatch never sends them.
+    #[test]
+    fn wide_slice_products_match_u128() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+        let mut moduli = Vec::new();
+        for bits in 3..=MAX_MODULUS_BITS {
+            moduli.push((1u64 << (bits - 1)) + 1);
+            moduli.push(((1u64 << bits) - 1) | 1);
+        }
+        for q in moduli {
+            let m = Modulus::new(q).unwrap();
+            for len in [1usize, 7, 8, 9, 100] {
+                let word = |rng: &mut rand_chacha::ChaCha8Rng, i: usize| {
+                    if i.is_multiple_of(5) {
+                        q - 1
+                    } else {
+                        rng.gen_range(0..q)
+                    }
+                };
+                let a: Vec<u64> = (0..len).map(|i| word(&mut rng, i)).collect();
+                let b: Vec<u64> = (0..len).map(|i| word(&mut rng, i + 1)).collect();
+                let acc: Vec<u64> = (0..len).map(|i| word(&mut rng, i)).collect();
+                let r = |x: u128| (x % q as u128) as u64;
+                let want_mul: Vec<u64> = (0..len).map(|i| r(a[i] as u128 * b[i] as u128)).collect();
+                let want_fma: Vec<u64> =
+                    (0..len).map(|i| r(a[i] as u128 * b[i] as u128 + acc[i] as u128)).collect();
+                let mut t = a.clone();
+                m.mul_assign_slice(&mut t, &b);
+                assert_eq!(t, want_mul, "mul q={q} len {len}");
+                let mut t = acc.clone();
+                m.mul_add_assign_slice(&mut t, &a, &b);
+                assert_eq!(t, want_fma, "mul-add q={q} len {len}");
+                #[cfg(target_arch = "x86_64")]
+                if simd::wide_slice_eligible(&m) {
+                    let mut t = a.clone();
+                    simd::slices::mul_assign_wide(&m, &mut t, &b);
+                    assert_eq!(t, want_mul, "wide kernel mul q={q} len {len}");
+                    let mut t = acc.clone();
+                    simd::slices::mul_add_assign_wide(&m, &mut t, &a, &b);
+                    assert_eq!(t, want_fma, "wide kernel mul-add q={q} len {len}");
+                }
+            }
+        }
+    }
+
+    /// The wide kernels' reduction over every product of small odd moduli (3..=255), where its
+    /// estimate falls two short of the quotient for some inputs (e.g. q = 25, 23·24 + 23): what
+    /// a CPU with AVX-512 DQ but no IFMA runs for every modulus.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn wide_slice_products_are_exact_for_every_small_modulus() {
+        for q in (3u64..=255).step_by(2) {
+            let m = Modulus::new(q).unwrap();
+            if !simd::wide_slice_eligible(&m) {
+                return;
+            }
+            let a: Vec<u64> = (0..q * q).map(|i| i / q).collect();
+            let b: Vec<u64> = (0..q * q).map(|i| i % q).collect();
+            for c in [0, q - 1] {
+                let mut t = vec![c; a.len()];
+                simd::slices::mul_add_assign_wide(&m, &mut t, &a, &b);
+                assert!((0..a.len()).all(|i| t[i] == (a[i] * b[i] + c) % q), "q {q}, c {c}");
+            }
         }
     }
 }

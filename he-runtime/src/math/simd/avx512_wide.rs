@@ -393,3 +393,111 @@ pub(super) unsafe fn mul_scalar_add_assign(q: u64, acc: &mut [u64], a: &[u64], w
         }
     }
 }
+
+/// The 128-bit products of lanes a and b, as (high, low) words.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn mul_full(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
+    let lo32 = _mm512_set1_epi64(0xffff_ffff);
+    let (a_hi, b_hi) = (_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b));
+    let ll = _mm512_mul_epu32(a, b);
+    let lh = _mm512_mul_epu32(a, b_hi);
+    let hl = _mm512_mul_epu32(a_hi, b);
+    let hh = _mm512_mul_epu32(a_hi, b_hi);
+    // The middle column: three 32-bit terms, so it cannot overflow 64 bits.
+    let mid = _mm512_add_epi64(
+        _mm512_add_epi64(_mm512_srli_epi64::<32>(ll), _mm512_and_si512(lh, lo32)),
+        _mm512_and_si512(hl, lo32),
+    );
+    let lo = _mm512_or_si512(_mm512_slli_epi64::<32>(mid), _mm512_and_si512(ll, lo32));
+    let hi = _mm512_add_epi64(
+        _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(lh)),
+        _mm512_add_epi64(_mm512_srli_epi64::<32>(hl), _mm512_srli_epi64::<32>(mid)),
+    );
+    (hi, lo)
+}
+
+/// Barrett reduction of products of reduced words, the modulus's constants broadcast: `bits`
+/// of q, and μ = floor(2^(2·bits) / q) (below 2^(bits+1)).
+#[derive(Clone, Copy)]
+struct SquareBarrett {
+    q: __m512i,
+    mu: __m512i,
+    /// Shift counts bits − 1, 65 − bits, bits + 1 and 63 − bits (low lanes of each).
+    shifts: [__m128i; 4],
+}
+
+impl SquareBarrett {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new(q: u64) -> Self {
+        let bits = u64::from(64 - q.leading_zeros());
+        let mu = ((1u128 << (2 * bits)) / u128::from(q)) as u64;
+        let count = |c: u64| _mm_set_epi64x(0, c as i64);
+        Self {
+            q: _mm512_set1_epi64(q as i64),
+            mu: _mm512_set1_epi64(mu as i64),
+            shifts: [count(bits - 1), count(65 - bits), count(bits + 1), count(63 - bits)],
+        }
+    }
+
+    /// (hi·2^64 + lo) mod q for a value below 2^(2·bits) (HAC 14.42: the estimate is at most
+    /// two below the quotient, so two conditional subtractions finish it).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn reduce(&self, hi: __m512i, lo: __m512i) -> __m512i {
+        let [down, up, est_down, est_up] = self.shifts;
+        let top = _mm512_or_si512(_mm512_srl_epi64(lo, down), _mm512_sll_epi64(hi, up));
+        let (p_hi, p_lo) = mul_full(top, self.mu);
+        let est = _mm512_or_si512(_mm512_srl_epi64(p_lo, est_down), _mm512_sll_epi64(p_hi, est_up));
+        let r = _mm512_sub_epi64(lo, _mm512_mullo_epi64(est, self.q));
+        let r = _mm512_min_epu64(r, _mm512_sub_epi64(r, self.q));
+        _mm512_min_epu64(r, _mm512_sub_epi64(r, self.q))
+    }
+}
+
+/// acc[i] = (acc[i] + a[i]·b[i]) mod q, canonical (`Modulus::mul_add_assign_slice`'s words).
+///
+/// # Safety
+/// The CPU must have avx512f and avx512dq; 3 ≤ q < 2^62 odd; the three slices have one length
+/// and every word is below q.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn mul_add_assign(q: u64, acc: &mut [u64], a: &[u64], b: &[u64]) {
+    let barrett = SquareBarrett::new(q);
+    let len = acc.len();
+    let (rp, ap, bp) = (acc.as_mut_ptr(), a.as_ptr(), b.as_ptr());
+    for (i, k) in lane_blocks(len) {
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside all three slices.
+        unsafe {
+            let r = _mm512_maskz_loadu_epi64(k, rp.add(i) as *const _);
+            let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
+            let y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
+            let (hi, lo) = mul_full(x, y);
+            // a·b + acc < q^2: the carry out of the low word goes to the high one.
+            let sum = _mm512_add_epi64(lo, r);
+            let carry = _mm512_cmplt_epu64_mask(sum, r);
+            let hi = _mm512_mask_add_epi64(hi, carry, hi, _mm512_set1_epi64(1));
+            _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, barrett.reduce(hi, sum));
+        }
+    }
+}
+
+/// a[i] = a[i]·b[i] mod q, canonical (`Modulus::mul_assign_slice`'s words).
+///
+/// # Safety
+/// As [`mul_add_assign`], for two slices.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn mul_assign(q: u64, a: &mut [u64], b: &[u64]) {
+    let barrett = SquareBarrett::new(q);
+    let len = a.len();
+    let (ap, bp) = (a.as_mut_ptr(), b.as_ptr());
+    for (i, k) in lane_blocks(len) {
+        // SAFETY: the mask enables only lanes i..min(i + 8, len), inside both slices.
+        unsafe {
+            let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
+            let y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
+            let (hi, lo) = mul_full(x, y);
+            _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, barrett.reduce(hi, lo));
+        }
+    }
+}

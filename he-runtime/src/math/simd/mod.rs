@@ -389,6 +389,23 @@ pub(crate) mod slices {
         unsafe { k::lift_centered(l, src, dst, p.value() >> 1, p_mod, m.shoup(1)) }
     }
 
+    /// acc += a·b mod q for q < 2^62, every word below q.
+    pub(crate) fn mul_add_assign_wide(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
+        assert!(super::wide_slice_eligible(m), "AVX-512 DQ and q < 2^62");
+        assert!(acc.len() == a.len() && acc.len() == b.len());
+        // SAFETY: checked CPU support and q < 2^62 (a Modulus is odd and ≥ 3); lengths are
+        // equal; words below q are the caller's contract (a wrong word gives a wrong value).
+        unsafe { super::avx512_wide::mul_add_assign(m.value(), acc, a, b) }
+    }
+
+    /// a *= b mod q for q < 2^62, every word below q.
+    pub(crate) fn mul_assign_wide(m: &Modulus, a: &mut [u64], b: &[u64]) {
+        assert!(super::wide_slice_eligible(m), "AVX-512 DQ and q < 2^62");
+        assert_eq!(a.len(), b.len());
+        // SAFETY: as in `mul_add_assign_wide`, for two slices.
+        unsafe { super::avx512_wide::mul_assign(m.value(), a, b) }
+    }
+
     /// a *= w mod q (w < q, Shoup companion `ws`) for q < 2^62.
     pub(crate) fn mul_scalar_assign_wide(m: &Modulus, a: &mut [u64], w: u64, ws: u64) {
         assert!(super::wide_slice_eligible(m) && w < m.value(), "AVX-512 DQ and q < 2^62");
