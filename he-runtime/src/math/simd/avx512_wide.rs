@@ -19,6 +19,15 @@ use super::kernel_args::Correction;
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
 fn mul_hi(a: __m512i, b: __m512i, b_hi: __m512i) -> __m512i {
+    // The low word is dead here and compiled away.
+    mul_columns(a, b, b_hi).0
+}
+
+/// The 128-bit products of lanes a and b as (high, low) words, from four 32×32→64 products;
+/// `b_hi` = b >> 32.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn mul_columns(a: __m512i, b: __m512i, b_hi: __m512i) -> (__m512i, __m512i) {
     let lo32 = _mm512_set1_epi64(0xffff_ffff);
     let a_hi = _mm512_srli_epi64::<32>(a);
     let ll = _mm512_mul_epu32(a, b);
@@ -30,10 +39,12 @@ fn mul_hi(a: __m512i, b: __m512i, b_hi: __m512i) -> __m512i {
         _mm512_add_epi64(_mm512_srli_epi64::<32>(ll), _mm512_and_si512(lh, lo32)),
         _mm512_and_si512(hl, lo32),
     );
-    _mm512_add_epi64(
+    let lo = _mm512_or_si512(_mm512_slli_epi64::<32>(mid), _mm512_and_si512(ll, lo32));
+    let hi = _mm512_add_epi64(
         _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(lh)),
         _mm512_add_epi64(_mm512_srli_epi64::<32>(hl), _mm512_srli_epi64::<32>(mid)),
-    )
+    );
+    (hi, lo)
 }
 
 /// Eight words of `s` from `j`.
@@ -398,23 +409,7 @@ pub(super) unsafe fn mul_scalar_add_assign(q: u64, acc: &mut [u64], a: &[u64], w
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn mul_full(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
-    let lo32 = _mm512_set1_epi64(0xffff_ffff);
-    let (a_hi, b_hi) = (_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b));
-    let ll = _mm512_mul_epu32(a, b);
-    let lh = _mm512_mul_epu32(a, b_hi);
-    let hl = _mm512_mul_epu32(a_hi, b);
-    let hh = _mm512_mul_epu32(a_hi, b_hi);
-    // The middle column: three 32-bit terms, so it cannot overflow 64 bits.
-    let mid = _mm512_add_epi64(
-        _mm512_add_epi64(_mm512_srli_epi64::<32>(ll), _mm512_and_si512(lh, lo32)),
-        _mm512_and_si512(hl, lo32),
-    );
-    let lo = _mm512_or_si512(_mm512_slli_epi64::<32>(mid), _mm512_and_si512(ll, lo32));
-    let hi = _mm512_add_epi64(
-        _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(lh)),
-        _mm512_add_epi64(_mm512_srli_epi64::<32>(hl), _mm512_srli_epi64::<32>(mid)),
-    );
-    (hi, lo)
+    mul_columns(a, b, _mm512_srli_epi64::<32>(b))
 }
 
 /// Barrett reduction of products of reduced words, the modulus's constants broadcast: `bits`
