@@ -561,10 +561,12 @@ pub(crate) fn unpack_fields(src: &[u8], width: u32, out: &mut [u64]) -> Option<u
 
 /// `field mod q` for each field of `src` below `bound`, appended to `out` in order until it is
 /// full or `src` has no whole field left, on AVX-512 VBMI: (written, fields read), or `None`
-/// without writing when the CPU lacks the features.
+/// without writing when the CPU lacks the features. `bound` is `multiple·q`, as
+/// `bit_fields::take_below` computed and checked it (a wrong one gives wrong words, nothing
+/// out of bounds).
 ///
 /// # Panics
-/// If `width` is not in 1..=64, `multiple` is 0, or `bound` is not `multiple·q`.
+/// If `width` is not in 1..=64.
 pub(crate) fn take_below(
     src: &[u8],
     width: u32,
@@ -577,13 +579,10 @@ pub(crate) fn take_below(
         return None;
     }
     assert!((1..=64).contains(&width), "bit-field width {width}");
-    assert!(
-        multiple > 0 && q.checked_mul(multiple) == Some(bound),
-        "bit-field window: {bound} is not {multiple}·{q}"
-    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: avx512f+bw+vbmi and popcnt are present and 1 <= width <= 64; the kernel reads whole fields
-    // of `src` only and writes at most `out.len()` words.
+    // SAFETY: avx512f+bw+vbmi and popcnt are present and 1 <= width <= 64; `bound` is the
+    // caller's checked multiple·q; the kernel reads whole fields of `src` only and writes at
+    // most `out.len()` words.
     unsafe {
         Some(bit_fields::take_below(src, width, bound, q, multiple, out))
     }
