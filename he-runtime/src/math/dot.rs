@@ -3,8 +3,9 @@
 //! one limb and src is the identity or an NTT-form automorphism (hoisted rotations read the
 //! digits through the permutation instead of materialising the rotated copy).
 //!
-//! Runs on AVX-512 IFMA (52-bit lo/hi accumulators folded every 15 terms) for q < 2^50 and one
-//! or two outputs, else on u128 accumulators; both give the same words.
+//! Runs for one or two outputs on AVX-512 IFMA (52-bit lo/hi accumulators folded every 15
+//! terms) for q < 2^50, on AVX-512 F/DQ (128-bit sums reduced every 2^(63 − bits) − 1 terms)
+//! for wider q, else on u128 accumulators; all give the same words.
 
 use crate::error::{Error, Result};
 use crate::math::automorphism::Automorphism;
@@ -190,11 +191,12 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
 
-        /// IFMA (when present) and portable both equal the scalar reference, with and without
-        /// a Galois permutation, for 1..40 digits (crossing the 15-term fold) and 1–3 outputs.
+        /// The SIMD kernels (when present) and portable all equal the scalar reference, with
+        /// and without a Galois permutation, for 1..40 digits (crossing the IFMA kernel's
+        /// 15-term fold and the wide kernel's 1-, 3- and 7-term folds) and 1–3 outputs.
         #[test]
-        fn matches_reference(bits_i in 0usize..4, digits in 1usize..40, outs in 1usize..4, rot in any::<bool>(), seed in any::<u64>()) {
-            let bits = [30u32, 45, 50, 61][bits_i];
+        fn matches_reference(bits_i in 0usize..7, digits in 1usize..40, outs in 1usize..4, rot in any::<bool>(), seed in any::<u64>()) {
+            let bits = [30u32, 45, 50, 51, 60, 61, 62][bits_i];
             let log_n = 5;
             let n = 1usize << log_n;
             let m = Modulus::new(generate_ntt_primes(bits, log_n, 1, &[]).unwrap()[0]).unwrap();
@@ -215,6 +217,35 @@ mod tests {
             let mut pr: Vec<&mut [u64]> = port.iter_mut().map(|v| v.as_mut_slice()).collect();
             dot_portable(&m, &ar, &br, au.map(|x| x.ntt_source()), &mut pr);
             prop_assert_eq!(&port, &want);
+        }
+    }
+
+    /// The wide kernel's sums at their largest: every word q − 1, so each sum before a fold
+    /// is within a few q² of the bound its reduction takes, at every width it serves and for
+    /// digit counts on both sides of each fold.
+    #[test]
+    fn wide_sums_at_their_bound_reduce_exactly() {
+        let log_n = 4;
+        let n = 1usize << log_n;
+        for bits in 51..=62u32 {
+            let q = generate_ntt_primes(bits, log_n, 1, &[]).unwrap()[0];
+            let m = Modulus::new(q).unwrap();
+            for digits in 1..=17 {
+                for outs in 1..=2 {
+                    let a = vec![vec![q - 1; n]; digits];
+                    let b = vec![vec![q - 1; n]; digits * outs];
+                    let want = reference(&m, &a, &b, None, outs);
+                    let ar: Vec<&[u64]> = a.iter().map(|v| v.as_slice()).collect();
+                    let br: Vec<&[u64]> = b.iter().map(|v| v.as_slice()).collect();
+                    let mut got = vec![vec![0u64; n]; outs];
+                    let mut gr: Vec<&mut [u64]> =
+                        got.iter_mut().map(|v| v.as_mut_slice()).collect();
+                    dot_product(&m, &ar, &br, None, &mut gr).unwrap();
+                    assert_eq!(got, want, "{bits} bits, {digits} digits, {outs} outputs");
+                    // Every word q − 1 sums to the digit count times one.
+                    assert!(got.iter().flatten().all(|&x| x == digits as u64 % q));
+                }
+            }
         }
     }
 

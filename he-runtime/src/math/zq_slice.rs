@@ -254,4 +254,46 @@ mod tests {
             }
         }
     }
+
+    /// The wide kernels' reduction with extra bits of input (their sums of products) for every
+    /// small odd modulus, at every room up to the widest a word allows: all values within a few
+    /// q of the bound and of its halfway point, and spread values between. The estimate falls
+    /// two short of the quotient for some of them, so each conditional subtraction is needed.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn wide_reduction_with_room_is_exact_up_to_its_bound() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+        let mut short_by_two = 0;
+        for q in (3u64..=255).step_by(2) {
+            let m = Modulus::new(q).unwrap();
+            if !simd::wide_slice_eligible(&m) {
+                return;
+            }
+            let bits = m.bits();
+            for room in 0..=63 - bits {
+                let bound = 1u128 << (2 * bits + room);
+                let near = 1..=8 * u128::from(q);
+                let mut values: Vec<u128> =
+                    near.clone().filter_map(|t| bound.checked_sub(t)).collect();
+                values.extend(near.map(|t| bound / 2 + t - 1).filter(|&x| x < bound));
+                values.extend((0..256).map(|_| rng.gen_range(0..bound)));
+                let got = simd::slices::reduce_wide_with_room(&m, room, &values);
+                for (&x, &r) in values.iter().zip(&got) {
+                    assert_eq!(u128::from(r), x % u128::from(q), "q {q}, room {room}, x {x}");
+                }
+                // The estimate the reduction starts from, in exact arithmetic.
+                let mu = bound / u128::from(q);
+                short_by_two += values
+                    .iter()
+                    .filter(|&&x| {
+                        let top = x >> (bits - 1);
+                        let est = (top.wrapping_mul(mu)) >> (bits + 1 + room);
+                        x / u128::from(q) - est == 2
+                    })
+                    .count();
+            }
+        }
+        assert!(short_by_two > 0, "no value needed both subtractions");
+    }
 }

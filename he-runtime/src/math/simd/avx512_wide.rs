@@ -412,32 +412,51 @@ fn mul_full(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
     mul_columns(a, b, _mm512_srli_epi64::<32>(b))
 }
 
-/// Barrett reduction of products of reduced words, the modulus's constants broadcast: `bits`
-/// of q, and μ = floor(2^(2·bits) / q) (below 2^(bits+1)).
+/// Barrett reduction of sums of products of reduced words, the modulus's constants broadcast:
+/// `bits` of q, `room` extra bits of input, and μ = floor(2^(2·bits + room) / q) (below
+/// 2^(bits + 1 + room)).
 #[derive(Clone, Copy)]
 struct SquareBarrett {
     q: __m512i,
     mu: __m512i,
-    /// Shift counts bits − 1, 65 − bits, bits + 1 and 63 − bits (low lanes of each).
+    /// Shift counts bits − 1, 65 − bits, bits + 1 + room and 63 − bits − room (low lanes of
+    /// each).
     shifts: [__m128i; 4],
 }
 
 impl SquareBarrett {
+    /// For single products (values below 2^(2·bits)).
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn new(q: u64) -> Self {
+        Self::with_room(q, 0)
+    }
+
+    /// For values below 2^(2·bits + room); needs bits + 1 + room ≤ 64, so that μ and the
+    /// top bits of the value fit a word.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn with_room(q: u64, room: u32) -> Self {
         let bits = u64::from(64 - q.leading_zeros());
-        let mu = ((1u128 << (2 * bits)) / u128::from(q)) as u64;
+        let room = u64::from(room);
+        debug_assert!(bits + 1 + room <= 64);
+        let mu = ((1u128 << (2 * bits + room)) / u128::from(q)) as u64;
         let count = |c: u64| _mm_set_epi64x(0, c as i64);
         Self {
             q: _mm512_set1_epi64(q as i64),
             mu: _mm512_set1_epi64(mu as i64),
-            shifts: [count(bits - 1), count(65 - bits), count(bits + 1), count(63 - bits)],
+            shifts: [
+                count(bits - 1),
+                count(65 - bits),
+                count(bits + 1 + room),
+                count(63 - bits - room),
+            ],
         }
     }
 
-    /// (hi·2^64 + lo) mod q for a value below 2^(2·bits) (HAC 14.42: the estimate is at most
-    /// two below the quotient, so two conditional subtractions finish it).
+    /// (hi·2^64 + lo) mod q for a value below 2^(2·bits + room) (HAC 14.42: the estimate is at
+    /// most two below the quotient, so two conditional subtractions finish it; the bound's
+    /// two error terms stay below one each with the room added to both exponents).
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
     fn reduce(&self, hi: __m512i, lo: __m512i) -> __m512i {
@@ -493,6 +512,72 @@ pub(super) unsafe fn mul_assign(q: u64, a: &mut [u64], b: &[u64]) {
             let y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
             let (hi, lo) = mul_full(x, y);
             _mm512_mask_storeu_epi64(ap.add(i) as *mut _, k, barrett.reduce(hi, lo));
+        }
+    }
+}
+
+/// `out[i] = (hi[i]·2^64 + lo[i]) mod q` by [`SquareBarrett::with_room`], for tests of the
+/// reduction at the edge of its range.
+///
+/// # Safety
+/// avx512f and avx512dq available; 3 ≤ q < 2^62 odd, bits(q) + 1 + room ≤ 64; the three slices
+/// have one length, a multiple of 8; every value below 2^(2·bits(q) + room).
+#[cfg(test)]
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn reduce_with_room(q: u64, room: u32, hi: &[u64], lo: &[u64], out: &mut [u64]) {
+    let barrett = SquareBarrett::with_room(q, room);
+    for i in (0..out.len()).step_by(8) {
+        store(out, i, barrett.reduce(load(hi, i), load(lo, i)));
+    }
+}
+
+/// The most products of reduced words a 128-bit sum may take beside one reduced word and still
+/// be reduced by [`SquareBarrett::with_room`] with `room` extra bits: 2^room − 1, with room =
+/// 63 − bits (μ and the value's top bits must fit a word). One for 62-bit q, seven for 60-bit.
+fn dot_fold(bits: u32) -> (u32, usize) {
+    let room = 63 - bits;
+    (room, ((1u64 << room.min(20)) - 1) as usize)
+}
+
+/// `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for K outputs sharing the a-operands (the
+/// key-switching inner product), canonical: the u128 loop's words. The products are summed as
+/// 128-bit words and reduced once per [`dot_fold`] terms.
+///
+/// # Safety
+/// avx512f and avx512dq available; 3 ≤ q < 2^62 odd; every slice in `a`, `b` and `out` has
+/// length n, a multiple of 8; `b.len() = K·a.len()`; every word below q.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) unsafe fn dot<const K: usize>(q: u64, a: &[&[u64]], b: &[&[u64]], out: [&mut [u64]; K]) {
+    let (room, fold) = dot_fold(64 - q.leading_zeros());
+    let barrett = SquareBarrett::with_room(q, room);
+    let n = out[0].len();
+    let digits = a.len();
+    let zero = _mm512_setzero_si512();
+    let one = _mm512_set1_epi64(1);
+    for base in (0..n).step_by(8) {
+        let mut r = [zero; K];
+        for j0 in (0..digits).step_by(fold) {
+            // The sum starts from the reduced value so far: below q + fold·(q − 1)^2.
+            let mut lo = r;
+            let mut hi = [zero; K];
+            for j in j0..(j0 + fold).min(digits) {
+                let x = load(a[j], base);
+                let x_hi = _mm512_srli_epi64::<32>(x);
+                for k in 0..K {
+                    let (p_hi, p_lo) = mul_columns(load(b[k * digits + j], base), x, x_hi);
+                    let sum = _mm512_add_epi64(lo[k], p_lo);
+                    let carry = _mm512_cmplt_epu64_mask(sum, p_lo);
+                    let h = _mm512_add_epi64(hi[k], p_hi);
+                    hi[k] = _mm512_mask_add_epi64(h, carry, h, one);
+                    lo[k] = sum;
+                }
+            }
+            for k in 0..K {
+                r[k] = barrett.reduce(hi[k], lo[k]);
+            }
+        }
+        for k in 0..K {
+            store(out[k], base, r[k]);
         }
     }
 }

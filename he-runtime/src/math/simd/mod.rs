@@ -389,6 +389,25 @@ pub(crate) mod slices {
         unsafe { k::lift_centered(l, src, dst, p.value() >> 1, p_mod, m.shoup(1)) }
     }
 
+    /// x mod q for each value, by the wide kernels' Barrett reduction with `room` extra bits of
+    /// input (what their sums of products use), for tests at the edge of its range.
+    #[cfg(test)]
+    pub(crate) fn reduce_wide_with_room(m: &Modulus, room: u32, values: &[u128]) -> Vec<u64> {
+        assert!(super::wide_slice_eligible(m), "AVX-512 DQ and q < 2^62");
+        assert!(m.bits() + 1 + room <= 64, "μ and the top bits fit a word");
+        assert!(values.iter().all(|&x| x >> (2 * m.bits() + room) == 0), "values in range");
+        let len = values.len().next_multiple_of(8);
+        let word = |i: usize, shift: u32| values.get(i).map_or(0, |&x| (x >> shift) as u64);
+        let hi: Vec<u64> = (0..len).map(|i| word(i, 64)).collect();
+        let lo: Vec<u64> = (0..len).map(|i| word(i, 0)).collect();
+        let mut out = vec![0; len];
+        // SAFETY: checked CPU support, q < 2^62 (a Modulus is odd and ≥ 3), the room and every
+        // value's range; the three vectors have one length, a multiple of 8.
+        unsafe { super::avx512_wide::reduce_with_room(m.value(), room, &hi, &lo, &mut out) };
+        out.truncate(values.len());
+        out
+    }
+
     /// acc += a·b mod q for q < 2^62, every word below q.
     pub(crate) fn mul_add_assign_wide(m: &Modulus, acc: &mut [u64], a: &[u64], b: &[u64]) {
         assert!(super::wide_slice_eligible(m), "AVX-512 DQ and q < 2^62");
@@ -437,11 +456,12 @@ pub(crate) mod slices {
 
 /// Whether [`dot`] serves modulus `m`, slices of `n` words and `outs` outputs.
 pub(crate) fn dot_supported(m: &crate::math::zq::Modulus, n: usize, outs: usize) -> bool {
-    slice_eligible(m) && n.is_multiple_of(8) && (1..=2).contains(&outs)
+    (slice_eligible(m) || wide_slice_eligible(m)) && n.is_multiple_of(8) && (1..=2).contains(&outs)
 }
 
-/// IFMA sums of products `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for one or two
-/// outputs (see `math::dot`); returns `false` without writing when [`dot_supported`] fails.
+/// Sums of products `out[k][c] = Σ_j a[j][c]·b[k·J + j][c] mod q` for one or two outputs
+/// (see `math::dot`): on IFMA for q < 2^50, else on AVX-512 F/DQ for q < 2^62; returns `false`
+/// without writing when [`dot_supported`] fails.
 ///
 /// # Panics
 /// If the slice lengths disagree.
@@ -463,7 +483,16 @@ pub(crate) fn dot(
         "dot product shapes"
     );
     #[cfg(target_arch = "x86_64")]
-    {
+    if !slice_eligible(m) {
+        match out {
+            // SAFETY: CPU support and q < 2^62 (dot_supported, wide_slice_eligible), equal
+            // lengths (assert); `Modulus` holds an odd q ≥ 3.
+            [o] => unsafe { avx512_wide::dot::<1>(m.value(), a, b, [&mut **o]) },
+            // SAFETY: as above.
+            [o0, o1] => unsafe { avx512_wide::dot::<2>(m.value(), a, b, [&mut **o0, &mut **o1]) },
+            _ => return false,
+        }
+    } else {
         let fold = ExtendFold::new(m);
         match out {
             // SAFETY: CPU support and q < 2^50 (dot_supported) and equal lengths (assert).
