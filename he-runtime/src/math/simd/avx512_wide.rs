@@ -533,7 +533,8 @@ pub(super) unsafe fn reduce_with_room(q: u64, room: u32, hi: &[u64], lo: &[u64],
 
 /// The most products of reduced words a 128-bit sum may take beside one reduced word and still
 /// be reduced by [`SquareBarrett::with_room`] with `room` extra bits: 2^room − 1, with room =
-/// 63 − bits (μ and the value's top bits must fit a word). One for 62-bit q, seven for 60-bit.
+/// 63 − bits (μ and the value's top bits must fit a word), capped at 2^20 − 1 terms. One for
+/// 62-bit q, seven for 60-bit.
 fn dot_fold(bits: u32) -> (u32, usize) {
     let room = 63 - bits;
     (room, ((1u64 << room.min(20)) - 1) as usize)
@@ -545,7 +546,8 @@ fn dot_fold(bits: u32) -> (u32, usize) {
 ///
 /// # Safety
 /// avx512f and avx512dq available; 3 ≤ q < 2^62 odd; every slice in `a`, `b` and `out` has
-/// length n, a multiple of 8; `b.len() = K·a.len()`; every word below q.
+/// length n, a multiple of 8; `b.len() = K·a.len()`. (Correctness also needs every word below
+/// q; a larger one gives a wrong value.)
 #[target_feature(enable = "avx512f,avx512dq")]
 pub(super) unsafe fn dot<const K: usize>(q: u64, a: &[&[u64]], b: &[&[u64]], out: [&mut [u64]; K]) {
     let (room, fold) = dot_fold(64 - q.leading_zeros());
