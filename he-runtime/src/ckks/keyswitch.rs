@@ -481,6 +481,9 @@ pub(crate) enum Finish<'a> {
     Store,
     /// Add it to `out`.
     Add,
+    /// Write it plus this polynomial (level+1 limbs) to `out`: [`Finish::Add`] onto a copy,
+    /// without the copy's pass over the whole polynomial.
+    Plus(&'a [u64]),
     /// `out[j] = limb[perm[j]] (+ plus[perm[j]])`: a Galois automorphism in NTT form (plus the
     /// unswitched c_0 of a rotation), applied while the limb is still in cache instead of in a
     /// second pass over the whole polynomial.
@@ -549,6 +552,10 @@ pub(crate) fn mod_down(
                 Finish::Add => {
                     build(tmp);
                     m.add_assign_slice(o, tmp);
+                }
+                Finish::Plus(c) => {
+                    build(o);
+                    m.add_assign_slice(o, &c[i * n..(i + 1) * n]);
                 }
                 Finish::Permute { perm, plus } => {
                     build(tmp);

@@ -118,10 +118,9 @@ impl Evaluator {
         let l1 = a.level + 1;
         let mut out = Ciphertext::from_raw(out, 2, a.level, a.scale, n, a.params_id)?;
         out.slots = a.slots;
-        let data = out.data.as_mut();
-        data[..l1 * n].copy_from_slice(a.part(0));
-        let (o0, o1) = data.split_at_mut(l1 * n);
-        self.switch(a.level, key, scratch, None, a.part(1), o0, o1, Finish::Add, Finish::Store)?;
+        let (o0, o1) = out.data.as_mut()[..2 * l1 * n].split_at_mut(l1 * n);
+        let c0 = Finish::Plus(a.part(0));
+        self.switch(a.level, key, scratch, None, a.part(1), o0, o1, c0, Finish::Store)?;
         Ok(out)
     }
 
@@ -161,10 +160,9 @@ impl Evaluator {
         let l1 = a.level + 1;
         let mut out = Ciphertext::from_raw(out, 2, a.level, a.scale, n, a.params_id)?;
         out.slots = a.slots;
-        let data = &mut out.data.as_mut()[..2 * l1 * n];
-        data.copy_from_slice(&a.data.as_ref()[..2 * l1 * n]);
-        let (o0, o1) = data.split_at_mut(l1 * n);
-        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, Finish::Add, Finish::Add)?;
+        let (o0, o1) = out.data.as_mut()[..2 * l1 * n].split_at_mut(l1 * n);
+        let (c0, c1) = (Finish::Plus(a.part(0)), Finish::Plus(a.part(1)));
+        self.switch(a.level, &rk.key, scratch, None, a.part(2), o0, o1, c0, c1)?;
         Ok(out)
     }
 
