@@ -288,7 +288,7 @@ mod tests {
                     .iter()
                     .filter(|&&x| {
                         let top = x >> (bits - 1);
-                        let est = (top.wrapping_mul(mu)) >> (bits + 1 + room);
+                        let est = (top * mu) >> (bits + 1 + room);
                         x / u128::from(q) - est == 2
                     })
                     .count();

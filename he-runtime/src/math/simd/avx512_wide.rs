@@ -412,6 +412,16 @@ fn mul_full(a: __m512i, b: __m512i) -> (__m512i, __m512i) {
     mul_columns(a, b, _mm512_srli_epi64::<32>(b))
 }
 
+/// (hi·2^64 + lo) + x for 128-bit lanes (hi, lo) and words x, the carry out of the low word
+/// going to the high one; the caller keeps the sum below 2^128.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn add_word(hi: __m512i, lo: __m512i, x: __m512i) -> (__m512i, __m512i) {
+    let sum = _mm512_add_epi64(lo, x);
+    let carry = _mm512_cmplt_epu64_mask(sum, x);
+    (_mm512_mask_add_epi64(hi, carry, hi, _mm512_set1_epi64(1)), sum)
+}
+
 /// Barrett reduction of sums of products of reduced words, the modulus's constants broadcast:
 /// `bits` of q, `room` extra bits of input, and μ = floor(2^(2·bits + room) / q) (below
 /// 2^(bits + 1 + room)).
@@ -487,10 +497,8 @@ pub(super) unsafe fn mul_add_assign(q: u64, acc: &mut [u64], a: &[u64], b: &[u64
             let x = _mm512_maskz_loadu_epi64(k, ap.add(i) as *const _);
             let y = _mm512_maskz_loadu_epi64(k, bp.add(i) as *const _);
             let (hi, lo) = mul_full(x, y);
-            // a·b + acc < q^2: the carry out of the low word goes to the high one.
-            let sum = _mm512_add_epi64(lo, r);
-            let carry = _mm512_cmplt_epu64_mask(sum, r);
-            let hi = _mm512_mask_add_epi64(hi, carry, hi, _mm512_set1_epi64(1));
+            // a·b + acc < q^2.
+            let (hi, sum) = add_word(hi, lo, r);
             _mm512_mask_storeu_epi64(rp.add(i) as *mut _, k, barrett.reduce(hi, sum));
         }
     }
@@ -555,7 +563,6 @@ pub(super) unsafe fn dot<const K: usize>(q: u64, a: &[&[u64]], b: &[&[u64]], out
     let n = out[0].len();
     let digits = a.len();
     let zero = _mm512_setzero_si512();
-    let one = _mm512_set1_epi64(1);
     for base in (0..n).step_by(8) {
         let mut r = [zero; K];
         for j0 in (0..digits).step_by(fold) {
@@ -567,11 +574,7 @@ pub(super) unsafe fn dot<const K: usize>(q: u64, a: &[&[u64]], b: &[&[u64]], out
                 let x_hi = _mm512_srli_epi64::<32>(x);
                 for k in 0..K {
                     let (p_hi, p_lo) = mul_columns(load(b[k * digits + j], base), x, x_hi);
-                    let sum = _mm512_add_epi64(lo[k], p_lo);
-                    let carry = _mm512_cmplt_epu64_mask(sum, p_lo);
-                    let h = _mm512_add_epi64(hi[k], p_hi);
-                    hi[k] = _mm512_mask_add_epi64(h, carry, h, one);
-                    lo[k] = sum;
+                    (hi[k], lo[k]) = add_word(_mm512_add_epi64(hi[k], p_hi), lo[k], p_lo);
                 }
             }
             for k in 0..K {
